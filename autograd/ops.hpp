@@ -1,0 +1,109 @@
+// Every differentiable op in tapegrad.  Each is defined in one ops_*.cpp file with its
+// backward directly below its forward.  Shapes use the legend in shape.hpp; binary
+// elementwise ops broadcast like NumPy.  Bad arguments throw std::invalid_argument naming the
+// op, the rule and the shapes.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "generator.hpp"
+#include "tensor.hpp"
+
+namespace tg {
+
+// ---- elementwise (ops_elementwise.cpp) ---------------------------------------------------
+// a: (...a), b: (...b) -> broadcast(...a, ...b)
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);  // a^b; the gradient for b needs a > 0
+// x: (...) -> (...)
+Tensor add(const Tensor& x, double s);
+Tensor mul(const Tensor& x, double s);
+Tensor pow(const Tensor& x, double p);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor abs(const Tensor& x);  // gradient 0 at 0
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);  // gradient 0 at 0
+enum class GeluForm { exact, tanh };  // x Phi(x), or the tanh approximation of it
+Tensor gelu(const Tensor& x, GeluForm form = GeluForm::exact);
+
+// mask, a, b broadcast together: y = mask ? a : b
+Tensor where(const Mask& mask, const Tensor& a, const Tensor& b);
+// x: (...), mask broadcastable to x's shape: y = mask ? value : x
+Tensor masked_fill(const Tensor& x, const Mask& mask, double value);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& x, double s);
+Tensor operator+(double s, const Tensor& x);
+Tensor operator-(const Tensor& x, double s);
+Tensor operator-(double s, const Tensor& x);
+Tensor operator*(const Tensor& x, double s);
+Tensor operator*(double s, const Tensor& x);
+Tensor operator/(const Tensor& x, double s);
+Tensor operator/(double s, const Tensor& x);
+
+// ---- shape (ops_shape.cpp); each returns a new tensor (no views) ---------------------------
+// x: (...) -> shape; one entry may be -1 (inferred)
+Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape);
+// x: (d0, ..., dn) -> (d[perm[0]], ..., d[perm[n]])
+Tensor permute(const Tensor& x, const std::vector<std::int64_t>& perm);
+// swaps two axes
+Tensor transpose(const Tensor& x, std::int64_t axis0 = -2, std::int64_t axis1 = -1);
+// x: (..., n, ...) -> (..., stop - start, ...) along `axis`, 0 <= start <= stop <= n
+// (negative start/stop count from the end, as in Python)
+Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t stop);
+// xs: k tensors equal but along `axis` -> sizes summed along `axis`
+Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis);
+// xs: k tensors of one shape (...) -> a new axis of size k at `axis`
+Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis = 0);
+
+// ---- reductions (ops_reduce.cpp) ---------------------------------------------------------
+// Over all elements -> () scalar
+Tensor sum(const Tensor& x);
+Tensor mean(const Tensor& x);
+// Over `axes` (negative allowed); keepdim keeps them as size 1
+Tensor sum(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim = false);
+Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim = false);
+// Maximum over axes; the gradient goes to the maximal elements (split evenly between ties).
+Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim = false);
+
+// ---- matrix products (ops_matmul.cpp) ----------------------------------------------------
+// a: (..., n, k), b: (..., k, m) -> (..., n, m); batch dims broadcast; both at least 2-d
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// ---- neural-network ops (ops_nn.cpp) -----------------------------------------------------
+// Numerically stable (the max is subtracted first).  x: (...) -> (...), along `axis`
+Tensor softmax(const Tensor& x, std::int64_t axis = -1);
+Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
+
+// weight: (V, C), ids: (...) -> (..., C).  Rows of `padding_id` get no gradient (-1: none).
+Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id = -1);
+
+// Zeroes each element with probability p and scales the rest by 1 / (1 - p).
+// With training == false, or p == 0, returns x unchanged.
+Tensor dropout(const Tensor& x, double p, Generator& gen, bool training = true);
+
+struct CrossEntropyOptions {
+  std::int64_t ignore_index = -100;  // targets equal to this add no loss and no gradient
+  double label_smoothing = 0.0;      // target distribution (1 - e) one-hot + e / C uniform
+};
+// logits: (..., C), targets: (...) -> () mean over the non-ignored targets
+// (0 when every target is ignored).  Fused with log_softmax.
+Tensor cross_entropy(const Tensor& logits, const Ids& targets,
+                     const CrossEntropyOptions& options = {});
+
+// x: (..., C), gamma: (C), beta: (C) -> (..., C), normalised over the last axis.  One fused op.
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps = 1e-5);
+
+}  // namespace tg

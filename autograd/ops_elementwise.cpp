@@ -1,0 +1,347 @@
+// Elementwise ops.  Each op: forward, then the backward it records, with the derivative in
+// the comment above.  Binary ops broadcast; their backward sums the gradient back to each
+// input's shape (sum_to_shape).
+#include <cmath>
+#include <numbers>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
+
+#include "broadcast.hpp"
+#include "ops.hpp"
+#include "tape.hpp"
+
+namespace tg {
+
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
+  const std::size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  for (std::size_t i = 0; i < rank; ++i) {
+    const std::size_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    const std::size_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (da != db && da != 1 && db != 1)
+      fail(op, "shapes do not broadcast: a is " + shape_str(a) + ", b is " + shape_str(b) +
+                   " (dim " + std::to_string(i) + ": " + std::to_string(da) + " vs " +
+                   std::to_string(db) + ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined()) fail(op, "an input is an undefined tensor");
+  if (a.dtype() != b.dtype())
+    fail(op, std::string("dtypes differ: a is ") + dtype_name(a.dtype()) + ", b is " +
+                 dtype_name(b.dtype()));
+}
+
+namespace {
+
+template <class E>
+using elem_t = typename std::decay_t<E>::value_type;  // float or double
+
+void check_defined(const char* op, const Tensor& x) {
+  if (!x.defined()) fail(op, "the input is an undefined tensor");
+}
+
+// y = f(x) for either element type; f maps an Array<T> to an xtensor expression.
+template <class F>
+Tensor map(const char* op, const Tensor& x, F f) {
+  check_defined(op, x);
+  return dispatch(x.dtype(), [&]<class T>() { return Tensor(Array<T>(f(x.data<T>()))); });
+}
+
+// y = f(a, b) with broadcasting, after checking dtypes and shapes.
+template <class F>
+Tensor zip(const char* op, const Tensor& a, const Tensor& b, F f) {
+  check_same_dtype(op, a, b);
+  broadcast_shapes(op, a.shape(), b.shape());
+  return dispatch(a.dtype(),
+                  [&]<class T>() { return Tensor(Array<T>(f(a.data<T>(), b.data<T>()))); });
+}
+
+}  // namespace
+
+// ---- binary ------------------------------------------------------------------------------
+
+// y = a + b;  dy/da = 1, dy/db = 1
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor y = zip("add", a, b, [](const auto& u, const auto& v) { return u + v; });
+  if (needs_grad(a, b))
+    record("add", y, {a, b}, 0,
+           [sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
+             if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y), sa));
+             if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(g_y), sb));
+           });
+  return y;
+}
+
+// y = a - b;  dy/da = 1, dy/db = -1
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor y = zip("sub", a, b, [](const auto& u, const auto& v) { return u - v; });
+  if (needs_grad(a, b))
+    record("sub", y, {a, b}, 0,
+           [sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
+             if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y), sa));
+             if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(-g_y), sb));
+           });
+  return y;
+}
+
+// y = a * b;  dy/da = b, dy/db = a  (both inputs are saved)
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor y = zip("mul", a, b, [](const auto& u, const auto& v) { return u * v; });
+  if (needs_grad(a, b))
+    record("mul", y, {a, b}, saved_bytes(a, b), [a, b]<class T>(const Array<T>& g_y, Grads& g) {
+      if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y * b.data<T>()), a.shape()));
+      if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(g_y * a.data<T>()), b.shape()));
+    });
+  return y;
+}
+
+// y = a / b;  dy/da = 1 / b, dy/db = -a / b^2 = -y / b
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor y = zip("div", a, b, [](const auto& u, const auto& v) { return u / v; });
+  if (needs_grad(a, b))
+    record("div", y, {a, b}, saved_bytes(b, y),
+           [b, y, sa = a.shape()]<class T>(const Array<T>& g_y, Grads& g) {
+             const Array<T>& bv = b.data<T>();
+             if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y / bv), sa));
+             if (g.wanted(1))
+               g.add(1, sum_to_shape(Array<T>(-g_y * y.data<T>() / bv), b.shape()));
+           });
+  return y;
+}
+
+// y = a^b;  dy/da = b a^(b-1), dy/db = a^b ln a
+Tensor pow(const Tensor& a, const Tensor& b) {
+  Tensor y = zip("pow", a, b, [](const auto& u, const auto& v) { return xt::pow(u, v); });
+  if (needs_grad(a, b))
+    record("pow", y, {a, b}, saved_bytes(a, b, y), [a, b, y]<class T>(const Array<T>& g_y, Grads& g) {
+      const Array<T>& av = a.data<T>();
+      const Array<T>& bv = b.data<T>();
+      if (g.wanted(0))
+        g.add(0, sum_to_shape(Array<T>(g_y * bv * xt::pow(av, bv - T(1))), a.shape()));
+      if (g.wanted(1))
+        g.add(1, sum_to_shape(Array<T>(g_y * y.data<T>() * xt::log(av)), b.shape()));
+    });
+  return y;
+}
+
+// ---- with a scalar -----------------------------------------------------------------------
+
+// y = x + s;  dy/dx = 1
+Tensor add(const Tensor& x, double s) {
+  Tensor y = map("add", x, [s](const auto& v) { return v + elem_t<decltype(v)>(s); });
+  if (needs_grad(x))
+    record("add_scalar", y, {x}, 0,
+           []<class T>(const Array<T>& g_y, Grads& g) { g.add(0, Array<T>(g_y)); });
+  return y;
+}
+
+// y = s x;  dy/dx = s
+Tensor mul(const Tensor& x, double s) {
+  Tensor y = map("mul", x, [s](const auto& v) { return v * elem_t<decltype(v)>(s); });
+  if (needs_grad(x))
+    record("mul_scalar", y, {x}, 0, [s]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(g_y * static_cast<T>(s)));
+    });
+  return y;
+}
+
+// y = x^p;  dy/dx = p x^(p-1)
+Tensor pow(const Tensor& x, double p) {
+  Tensor y = map("pow", x, [p](const auto& v) { return xt::pow(v, elem_t<decltype(v)>(p)); });
+  if (needs_grad(x))
+    record("pow_scalar", y, {x}, saved_bytes(x), [x, p]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(g_y * static_cast<T>(p) * xt::pow(x.data<T>(), static_cast<T>(p - 1))));
+    });
+  return y;
+}
+
+// ---- unary -------------------------------------------------------------------------------
+
+// y = -x;  dy/dx = -1
+Tensor neg(const Tensor& x) {
+  Tensor y = map("neg", x, [](const auto& v) { return -v; });
+  if (needs_grad(x))
+    record("neg", y, {x}, 0,
+           []<class T>(const Array<T>& g_y, Grads& g) { g.add(0, Array<T>(-g_y)); });
+  return y;
+}
+
+// y = e^x;  dy/dx = e^x = y  (the output is saved)
+Tensor exp(const Tensor& x) {
+  Tensor y = map("exp", x, [](const auto& v) { return xt::exp(v); });
+  if (needs_grad(x))
+    record("exp", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(g_y * y.data<T>()));
+    });
+  return y;
+}
+
+// y = ln x;  dy/dx = 1 / x
+Tensor log(const Tensor& x) {
+  Tensor y = map("log", x, [](const auto& v) { return xt::log(v); });
+  if (needs_grad(x))
+    record("log", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(g_y / x.data<T>()));
+    });
+  return y;
+}
+
+// y = sqrt(x);  dy/dx = 1 / (2 y)
+Tensor sqrt(const Tensor& x) {
+  Tensor y = map("sqrt", x, [](const auto& v) { return xt::sqrt(v); });
+  if (needs_grad(x))
+    record("sqrt", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(g_y / (T(2) * y.data<T>())));
+    });
+  return y;
+}
+
+// y = |x|;  dy/dx = sign(x)
+Tensor abs(const Tensor& x) {
+  Tensor y = map("abs", x, [](const auto& v) { return xt::abs(v); });
+  if (needs_grad(x))
+    record("abs", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(g_y * xt::sign(x.data<T>())));
+    });
+  return y;
+}
+
+// y = tanh x;  dy/dx = 1 - y^2
+Tensor tanh(const Tensor& x) {
+  Tensor y = map("tanh", x, [](const auto& v) { return xt::tanh(v); });
+  if (needs_grad(x))
+    record("tanh", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
+      const Array<T>& yv = y.data<T>();
+      g.add(0, Array<T>(g_y * (T(1) - yv * yv)));
+    });
+  return y;
+}
+
+// y = 1 / (1 + e^-x);  dy/dx = y (1 - y)
+Tensor sigmoid(const Tensor& x) {
+  Tensor y = map("sigmoid", x, [](const auto& v) {
+    using T = elem_t<decltype(v)>;
+    return T(1) / (T(1) + xt::exp(-v));  // exp(-v) = inf gives 0, never NaN
+  });
+  if (needs_grad(x))
+    record("sigmoid", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
+      const Array<T>& yv = y.data<T>();
+      g.add(0, Array<T>(g_y * yv * (T(1) - yv)));
+    });
+  return y;
+}
+
+// y = max(x, 0);  dy/dx = 1 where x > 0 (equivalently y > 0), else 0
+Tensor relu(const Tensor& x) {
+  Tensor y = map("relu", x, [](const auto& v) {
+    using T = elem_t<decltype(v)>;
+    return xt::maximum(v, T(0));
+  });
+  if (needs_grad(x))
+    record("relu", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(xt::where(y.data<T>() > T(0), g_y, T(0))));
+    });
+  return y;
+}
+
+// exact:  y = x Phi(x), Phi the standard normal CDF;  dy/dx = Phi(x) + x phi(x)
+// tanh:   y = x (1 + tanh u) / 2, u = sqrt(2/pi) (x + 0.044715 x^3);
+//         dy/dx = (1 + tanh u) / 2 + x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2
+constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
+constexpr double kCubic = 0.044715;
+
+Tensor gelu(const Tensor& x, GeluForm form) {
+  if (form == GeluForm::exact) {
+    Tensor y = map("gelu", x, [](const auto& v) {
+      using T = elem_t<decltype(v)>;
+      return T(0.5) * v * (T(1) + xt::erf(v * T(std::numbers::sqrt2 / 2)));
+    });
+    if (needs_grad(x))
+      record("gelu", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
+        const Array<T>& v = x.data<T>();
+        const T inv_sqrt_2pi = T(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
+        g.add(0, Array<T>(g_y * (T(0.5) * (T(1) + xt::erf(v * T(std::numbers::sqrt2 / 2))) +
+                                 v * inv_sqrt_2pi * xt::exp(T(-0.5) * v * v))));
+      });
+    return y;
+  }
+  Tensor y = map("gelu_tanh", x, [](const auto& v) {
+    using T = elem_t<decltype(v)>;
+    return T(0.5) * v * (T(1) + xt::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v)));
+  });
+  if (needs_grad(x))
+    record("gelu_tanh", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
+      const Array<T>& v = x.data<T>();
+      Array<T> t = xt::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v));
+      g.add(0, Array<T>(g_y * (T(0.5) * (T(1) + t) +
+                               T(0.5) * v * (T(1) - t * t) * T(kSqrt2OverPi) *
+                                   (T(1) + T(3 * kCubic) * v * v))));
+    });
+  return y;
+}
+
+// ---- selection ---------------------------------------------------------------------------
+
+// y = mask ? a : b;  dy/da = mask, dy/db = !mask  (the mask is saved)
+Tensor where(const Mask& mask, const Tensor& a, const Tensor& b) {
+  check_same_dtype("where", a, b);
+  const Shape ab = broadcast_shapes("where", a.shape(), b.shape());
+  const Shape out = broadcast_shapes("where", mask.shape(), ab);
+  Tensor y = dispatch(a.dtype(), [&]<class T>() {
+    Array<T> r = xt::where(mask, a.data<T>(), b.data<T>());
+    if (r.shape() != out) r = xt::broadcast(r, out);
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(a, b)) {
+    auto m = std::make_shared<const Mask>(mask);
+    record("where", y, {a, b}, m->size(),
+           [m, sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
+             if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(xt::where(*m, g_y, T(0))), sa));
+             if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(xt::where(*m, T(0), g_y)), sb));
+           });
+  }
+  return y;
+}
+
+// y = mask ? value : x;  dy/dx = !mask
+Tensor masked_fill(const Tensor& x, const Mask& mask, double value) {
+  check_defined("masked_fill", x);
+  if (broadcast_shapes("masked_fill", x.shape(), mask.shape()) != x.shape())
+    fail("masked_fill", "the mask must broadcast to the input's shape: x is " +
+                            shape_str(x.shape()) + ", mask is " + shape_str(mask.shape()));
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    return Tensor(Array<T>(xt::where(mask, static_cast<T>(value), x.data<T>())));
+  });
+  if (needs_grad(x)) {
+    auto m = std::make_shared<const Mask>(mask);
+    record("masked_fill", y, {x}, m->size(),
+           [m, shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
+             Array<T> g_x = xt::where(*m, T(0), g_y);
+             if (g_x.shape() != shape) g_x = xt::broadcast(g_x, shape);
+             g.add(0, std::move(g_x));
+           });
+  }
+  return y;
+}
+
+// ---- operators ---------------------------------------------------------------------------
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& x) { return neg(x); }
+Tensor operator+(const Tensor& x, double s) { return add(x, s); }
+Tensor operator+(double s, const Tensor& x) { return add(x, s); }
+Tensor operator-(const Tensor& x, double s) { return add(x, -s); }
+Tensor operator-(double s, const Tensor& x) { return add(neg(x), s); }
+Tensor operator*(const Tensor& x, double s) { return mul(x, s); }
+Tensor operator*(double s, const Tensor& x) { return mul(x, s); }
+Tensor operator/(const Tensor& x, double s) { return mul(x, 1.0 / s); }
+Tensor operator/(double s, const Tensor& x) { return mul(pow(x, -1.0), s); }
+
+}  // namespace tg

@@ -1,0 +1,297 @@
+// Neural-network ops: softmax, log-softmax, embedding, dropout, and the fused cross-entropy
+// and layer norm.  Fused ops carry the derivation of their backward in a comment.
+#include <cmath>
+
+#include <xtensor/xmath.hpp>
+
+#include "broadcast.hpp"
+#include "ops.hpp"
+#include "tape.hpp"
+
+namespace tg {
+namespace {
+
+void check_defined(const char* op, const Tensor& x) {
+  if (!x.defined()) fail(op, "the input is an undefined tensor");
+}
+
+Shape without(const Shape& s, std::size_t axis) {
+  Shape kept = s;
+  kept[axis] = 1;
+  return kept;
+}
+
+// v reduced along one axis, kept as size 1 so that it broadcasts against v.
+template <class T>
+Array<T> max_along(const Array<T>& v, std::size_t axis) {
+  return reduce_max(v, without(v.shape(), axis));
+}
+
+template <class T>
+Array<T> sum_along(const Array<T>& v, std::size_t axis) {
+  return reduce_sum(v, without(v.shape(), axis));
+}
+
+}  // namespace
+
+// y_i = e^(x_i - m) / sum_j e^(x_j - m), m = max_j x_j (subtracting m changes nothing but
+// keeps e^ from overflowing).   dL/dx_i = y_i (g_i - sum_j g_j y_j)
+Tensor softmax(const Tensor& x, std::int64_t axis) {
+  check_defined("softmax", x);
+  const std::size_t ax = normalize_axis("softmax", axis, x.dim());
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    const Array<T>& v = x.data<T>();
+    Array<T> e = xt::exp(v - max_along(v, ax));
+    e /= sum_along(e, ax);
+    return Tensor(std::move(e));
+  });
+  if (needs_grad(x))
+    record("softmax", y, {x}, saved_bytes(y), [y, ax]<class T>(const Array<T>& g_y, Grads& g) {
+      const Array<T>& yv = y.data<T>();
+      Array<T> gy = g_y * yv;
+      g.add(0, Array<T>(gy - yv * sum_along(gy, ax)));
+    });
+  return y;
+}
+
+// y_i = x_i - m - log sum_j e^(x_j - m).   dL/dx_i = g_i - softmax_i sum_j g_j, softmax = e^y
+Tensor log_softmax(const Tensor& x, std::int64_t axis) {
+  check_defined("log_softmax", x);
+  const std::size_t ax = normalize_axis("log_softmax", axis, x.dim());
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    const Array<T>& v = x.data<T>();
+    Array<T> shifted = v - max_along(v, ax);
+    Array<T> lse = xt::log(sum_along(Array<T>(xt::exp(shifted)), ax));
+    return Tensor(Array<T>(shifted - lse));
+  });
+  if (needs_grad(x))
+    record("log_softmax", y, {x}, saved_bytes(y), [y, ax]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(g_y - xt::exp(y.data<T>()) * sum_along(g_y, ax)));
+    });
+  return y;
+}
+
+// weight: (V, C), ids: (...) -> (..., C): row ids[i] of the table for each i.
+// Backward scatters: g_weight[ids[i]] += g[i], except for rows of padding_id.
+Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id) {
+  check_defined("embedding", weight);
+  if (weight.dim() != 2)
+    fail("embedding", "the table must be (V, C), got " + shape_str(weight.shape()));
+  const std::size_t V = weight.shape()[0], C = weight.shape()[1];
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::int64_t id = ids.data()[i];
+    if (id < 0 || static_cast<std::size_t>(id) >= V)
+      fail("embedding", "token id " + std::to_string(id) + " at flat position " +
+                            std::to_string(i) + " of ids " + shape_str(ids.shape()) +
+                            " is out of range for a table of " + std::to_string(V) +
+                            " rows (valid 0 to " + std::to_string(V) + " - 1)");
+  }
+  Shape out(ids.shape().begin(), ids.shape().end());
+  out.push_back(C);
+  Tensor y = dispatch(weight.dtype(), [&]<class T>() {
+    Array<T> r = Array<T>::from_shape(out);
+    const T* w = weight.data<T>().data();
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      std::copy_n(w + ids.data()[i] * C, C, r.data() + i * C);
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(weight)) {
+    auto saved_ids = std::make_shared<const Ids>(ids);
+    record("embedding", y, {weight}, ids.size() * sizeof(std::int64_t),
+           [saved_ids, padding_id, V, C]<class T>(const Array<T>& g_y, Grads& g) {
+             Array<T> g_w = xt::zeros<T>({V, C});
+             for (std::size_t i = 0; i < saved_ids->size(); ++i) {
+               const std::int64_t id = saved_ids->data()[i];
+               if (id == padding_id) continue;
+               T* row = g_w.data() + id * C;
+               const T* gi = g_y.data() + i * C;
+               for (std::size_t c = 0; c < C; ++c) row[c] += gi[c];
+             }
+             g.add(0, std::move(g_w));
+           });
+  }
+  return y;
+}
+
+// y = x * mask, mask_i = 1 / (1 - p) with probability 1 - p, else 0.   dL/dx = g * mask
+Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
+  check_defined("dropout", x);
+  if (!(p >= 0.0 && p <= 1.0))
+    fail("dropout", "the drop probability must be in [0, 1], got " + std::to_string(p));
+  if (!training || p == 0.0) return x;
+  auto mask = std::make_shared<AnyArray>(dispatch(x.dtype(), [&]<class T>() {
+    const T keep = p < 1.0 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+    Array<T> m = Array<T>::from_shape(x.shape());
+    for (auto& v : m) v = gen.uniform() < p ? T(0) : keep;
+    return AnyArray(std::move(m));
+  }));
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    return Tensor(Array<T>(x.data<T>() * std::get<Array<T>>(*mask)));
+  });
+  if (needs_grad(x))
+    record("dropout", y, {x}, saved_bytes(x), [mask]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(g_y * std::get<Array<T>>(*mask)));
+    });
+  return y;
+}
+
+// For each row r with target t (not ignored), with p = softmax(logits_r) and smoothing e:
+//   q = (1 - e) onehot(t) + e / C,   loss_r = -sum_c q_c log p_c
+//   loss = sum_r loss_r / n, n = the number of rows not ignored.
+// Since sum_c q_c = 1, d loss_r / d logits_rc = p_c - q_c, so dL/dlogits = g (p - q) / n.
+// Backward saves p (the softmax), not the logits.
+Tensor cross_entropy(const Tensor& logits, const Ids& targets, const CrossEntropyOptions& opt) {
+  check_defined("cross_entropy", logits);
+  const Shape& s = logits.shape();
+  if (s.empty() || !std::equal(targets.shape().begin(), targets.shape().end(), s.begin(),
+                               s.end() - 1) || targets.dimension() != s.size() - 1)
+    fail("cross_entropy", "logits (..., C) and targets (...) must agree: logits are " +
+                              shape_str(s) + ", targets are " +
+                              shape_str(Shape(targets.shape().begin(), targets.shape().end())));
+  if (!(opt.label_smoothing >= 0.0 && opt.label_smoothing <= 1.0))
+    fail("cross_entropy", "label_smoothing must be in [0, 1], got " +
+                              std::to_string(opt.label_smoothing));
+  const std::size_t C = s.back(), N = targets.size();
+  if (C == 0) fail("cross_entropy", "logits have 0 classes: " + shape_str(s));
+  std::size_t n_valid = 0;
+  for (std::size_t r = 0; r < N; ++r) {
+    const std::int64_t t = targets.data()[r];
+    if (t == opt.ignore_index) continue;
+    if (t < 0 || static_cast<std::size_t>(t) >= C)
+      fail("cross_entropy", "target " + std::to_string(t) + " at flat position " +
+                                std::to_string(r) + " is out of range for " + std::to_string(C) +
+                                " classes (and is not ignore_index " +
+                                std::to_string(opt.ignore_index) + ")");
+    ++n_valid;
+  }
+  const double e = opt.label_smoothing;
+  auto probs = std::make_shared<AnyArray>();
+  Tensor loss = dispatch(logits.dtype(), [&]<class T>() {
+    const T* x = logits.data<T>().data();
+    Array<T> p = Array<T>::from_shape({N, C});
+    double total = 0;
+    for (std::size_t r = 0; r < N; ++r) {
+      const T* xr = x + r * C;
+      T* pr = p.data() + r * C;
+      const T m = *std::max_element(xr, xr + C);
+      double z = 0, sum_logp = 0;
+      for (std::size_t c = 0; c < C; ++c) {
+        pr[c] = std::exp(xr[c] - m);
+        z += pr[c];
+      }
+      const double lse = m + std::log(z);
+      for (std::size_t c = 0; c < C; ++c) {
+        pr[c] = static_cast<T>(pr[c] / z);
+        sum_logp += xr[c] - lse;
+      }
+      const std::int64_t t = targets.data()[r];
+      if (t == opt.ignore_index) continue;
+      total -= (1 - e) * (xr[t] - lse) + e / C * sum_logp;
+    }
+    *probs = std::move(p);
+    return scalar(n_valid > 0 ? total / n_valid : 0.0, logits.dtype());
+  });
+  if (needs_grad(logits)) {
+    auto saved_targets = std::make_shared<const Ids>(targets);
+    record("cross_entropy", loss, {logits}, N * C * dtype_size(logits.dtype()),
+           [probs, saved_targets, opt, n_valid, shape = s]<class T>(const Array<T>& g_y, Grads& g) {
+             const std::size_t C = shape.back(), N = saved_targets->size();
+             Array<T> g_x = std::get<Array<T>>(*probs);  // p, turned into g (p - q) / n
+             const T scale = n_valid > 0 ? g_y() / static_cast<T>(n_valid) : T(0);
+             const T smooth = static_cast<T>(opt.label_smoothing / C);
+             for (std::size_t r = 0; r < N; ++r) {
+               T* gr = g_x.data() + r * C;
+               const std::int64_t t = saved_targets->data()[r];
+               if (t == opt.ignore_index) {
+                 std::fill_n(gr, C, T(0));
+                 continue;
+               }
+               for (std::size_t c = 0; c < C; ++c) gr[c] = (gr[c] - smooth) * scale;
+               gr[t] -= static_cast<T>(1 - opt.label_smoothing) * scale;
+             }
+             g_x.reshape(shape);
+             g.add(0, std::move(g_x));
+           });
+  }
+  return loss;
+}
+
+// For each row x (C values): mu = mean(x), rstd = 1 / sqrt(var(x) + eps),
+//   xhat = (x - mu) rstd,  y = gamma xhat + beta.
+// Backward, with gh = g gamma (the gradient of xhat):
+//   dL/dx = rstd (gh - mean(gh) - xhat mean(gh xhat)),
+//   dL/dgamma = sum over rows of g xhat,  dL/dbeta = sum over rows of g.
+// (mean(gh) comes through mu, mean(gh xhat) through rstd.)  Saves xhat and rstd.
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
+  check_defined("layer_norm", x);
+  check_defined("layer_norm", gamma);
+  check_defined("layer_norm", beta);
+  const Shape& s = x.shape();
+  if (s.empty()) fail("layer_norm", "x must have at least 1 dim, got a scalar");
+  const std::size_t C = s.back(), N = x.numel() / std::max<std::size_t>(C, 1);
+  if (gamma.shape() != Shape{C} || beta.shape() != Shape{C})
+    fail("layer_norm", "gamma and beta must be (C) = (" + std::to_string(C) + ") for x " +
+                           shape_str(s) + ", got gamma " + shape_str(gamma.shape()) +
+                           ", beta " + shape_str(beta.shape()));
+  if (gamma.dtype() != x.dtype() || beta.dtype() != x.dtype())
+    fail("layer_norm", "x, gamma and beta must have one dtype");
+  auto xhat = std::make_shared<AnyArray>();
+  auto rstd = std::make_shared<AnyArray>();
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    const T* xv = x.data<T>().data();
+    const T* gv = gamma.data<T>().data();
+    const T* bv = beta.data<T>().data();
+    Array<T> out = Array<T>::from_shape(s), xh = Array<T>::from_shape(s);
+    Array<T> rs = Array<T>::from_shape({N});
+    for (std::size_t r = 0; r < N; ++r) {
+      const T* xr = xv + r * C;
+      double mu = 0, var = 0;
+      for (std::size_t c = 0; c < C; ++c) mu += xr[c];
+      mu /= C;
+      for (std::size_t c = 0; c < C; ++c) var += (xr[c] - mu) * (xr[c] - mu);
+      var /= C;
+      const T rstd_r = static_cast<T>(1.0 / std::sqrt(var + eps));
+      rs(r) = rstd_r;
+      for (std::size_t c = 0; c < C; ++c) {
+        const T h = static_cast<T>((xr[c] - mu) * rstd_r);
+        xh.data()[r * C + c] = h;
+        out.data()[r * C + c] = gv[c] * h + bv[c];
+      }
+    }
+    *xhat = std::move(xh);
+    *rstd = std::move(rs);
+    return Tensor(std::move(out));
+  });
+  if (needs_grad(x, gamma, beta))
+    record("layer_norm", y, {x, gamma, beta}, saved_bytes(x, gamma) + N * dtype_size(x.dtype()),
+           [xhat, rstd, gamma, N, C]<class T>(const Array<T>& g_y, Grads& g) {
+             const T* xh = std::get<Array<T>>(*xhat).data();
+             const T* rs = std::get<Array<T>>(*rstd).data();
+             const T* gv = gamma.data<T>().data();
+             Array<T> g_x = Array<T>::from_shape(g_y.shape());
+             Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
+             for (std::size_t r = 0; r < N; ++r) {
+               const T* gr = g_y.data() + r * C;
+               const T* hr = xh + r * C;
+               double mean_gh = 0, mean_gh_xhat = 0;
+               for (std::size_t c = 0; c < C; ++c) {
+                 const double gh = gr[c] * gv[c];
+                 mean_gh += gh;
+                 mean_gh_xhat += gh * hr[c];
+                 g_gamma(c) += gr[c] * hr[c];
+                 g_beta(c) += gr[c];
+               }
+               mean_gh /= C;
+               mean_gh_xhat /= C;
+               for (std::size_t c = 0; c < C; ++c)
+                 g_x.data()[r * C + c] =
+                     static_cast<T>(rs[r] * (gr[c] * gv[c] - mean_gh - hr[c] * mean_gh_xhat));
+             }
+             if (g.wanted(0)) g.add(0, std::move(g_x));
+             if (g.wanted(1)) g.add(1, std::move(g_gamma));
+             if (g.wanted(2)) g.add(2, std::move(g_beta));
+           });
+  return y;
+}
+
+}  // namespace tg

@@ -1,0 +1,216 @@
+// Shape ops.  Each returns a new tensor (tapegrad never aliases memory); the backward of a
+// pure rearrangement is the inverse rearrangement of the gradient.
+#include <numeric>
+
+#include <xtensor/xmanipulation.hpp>
+
+#include "ops.hpp"
+#include "tape.hpp"
+
+namespace tg {
+namespace {
+
+void check_defined(const char* op, const Tensor& x) {
+  if (!x.defined()) fail(op, "the input is an undefined tensor");
+}
+
+// Around one axis, a row-major tensor is `outer` blocks, each of n rows of `inner` contiguous
+// elements: slicing and concatenating along the axis copy whole rows.
+std::size_t outer_size(const Shape& s, std::size_t axis) {
+  std::size_t n = 1;
+  for (std::size_t d = 0; d < axis; ++d) n *= s[d];
+  return n;
+}
+
+std::size_t inner_size(const Shape& s, std::size_t axis) {
+  std::size_t n = 1;
+  for (std::size_t d = axis + 1; d < s.size(); ++d) n *= s[d];
+  return n;
+}
+
+// Copies rows [from, from + count) of src (outer, n_src, inner) to rows [to, to + count) of
+// dst (outer, n_dst, inner).
+template <class T>
+void copy_rows(const T* src, std::size_t n_src, std::size_t from, T* dst, std::size_t n_dst,
+               std::size_t to, std::size_t count, std::size_t outer, std::size_t inner) {
+  for (std::size_t o = 0; o < outer; ++o)
+    std::copy_n(src + (o * n_src + from) * inner, count * inner, dst + (o * n_dst + to) * inner);
+}
+
+}  // namespace
+
+// x: (...) -> shape;  the gradient is g reshaped back to x's shape
+Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
+  check_defined("reshape", x);
+  Shape target(shape.size());
+  std::size_t known = 1;
+  int inferred = -1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      if (inferred >= 0) fail("reshape", "only one dimension can be -1");
+      inferred = static_cast<int>(i);
+    } else if (shape[i] < 0) {
+      fail("reshape", "dimension " + std::to_string(i) + " is " + std::to_string(shape[i]) +
+                          "; sizes must be >= 0 (or -1 to infer one)");
+    } else {
+      target[i] = static_cast<std::size_t>(shape[i]);
+      known *= target[i];
+    }
+  }
+  if (inferred >= 0) {
+    if (known == 0 || x.numel() % known != 0)
+      fail("reshape", "cannot infer the -1 dimension: " + std::to_string(x.numel()) +
+                          " elements of " + shape_str(x.shape()) + " do not divide by " +
+                          std::to_string(known));
+    target[inferred] = x.numel() / known;
+  }
+  if (shape_numel(target) != x.numel())
+    fail("reshape", "cannot reshape " + shape_str(x.shape()) + " (" +
+                        std::to_string(x.numel()) + " elements) to " + shape_str(target) +
+                        " (" + std::to_string(shape_numel(target)) + " elements)");
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> v = x.data<T>();
+    v.reshape(target);
+    return Tensor(std::move(v));
+  });
+  if (needs_grad(x))
+    record("reshape", y, {x}, 0, [shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
+      Array<T> g_x = g_y;
+      g_x.reshape(shape);
+      g.add(0, std::move(g_x));
+    });
+  return y;
+}
+
+// x: (d0, ..., dn) -> (d[perm[0]], ..., d[perm[n]]);  the gradient is g permuted back
+Tensor permute(const Tensor& x, const std::vector<std::int64_t>& perm) {
+  check_defined("permute", x);
+  const std::size_t rank = x.dim();
+  std::string given;
+  for (auto p : perm) given += (given.empty() ? "" : ", ") + std::to_string(p);
+  if (perm.size() != rank)
+    fail("permute", "the permutation (" + given + ") has " + std::to_string(perm.size()) +
+                        " axes, the input " + shape_str(x.shape()) + " has " +
+                        std::to_string(rank));
+  std::vector<std::size_t> p(rank), inverse(rank, rank);
+  for (std::size_t i = 0; i < rank; ++i) {
+    p[i] = normalize_axis("permute", perm[i], rank);
+    if (inverse[p[i]] != rank) fail("permute", "(" + given + ") repeats an axis");
+    inverse[p[i]] = i;
+  }
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    return Tensor(Array<T>(xt::transpose(x.data<T>(), p)));
+  });
+  if (needs_grad(x))
+    record("permute", y, {x}, 0, [inverse]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(xt::transpose(g_y, inverse)));
+    });
+  return y;
+}
+
+Tensor transpose(const Tensor& x, std::int64_t axis0, std::int64_t axis1) {
+  check_defined("transpose", x);
+  std::vector<std::int64_t> perm(x.dim());
+  std::iota(perm.begin(), perm.end(), 0);
+  std::swap(perm[normalize_axis("transpose", axis0, x.dim())],
+            perm[normalize_axis("transpose", axis1, x.dim())]);
+  return permute(x, perm);
+}
+
+// x: (..., n, ...) -> (..., stop - start, ...);  the gradient is g placed back into zeros
+Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t stop) {
+  check_defined("slice", x);
+  const std::size_t ax = normalize_axis("slice", axis, x.dim());
+  const auto n = static_cast<std::int64_t>(x.shape()[ax]);
+  const std::int64_t b = start < 0 ? start + n : start;
+  const std::int64_t e = stop < 0 ? stop + n : stop;
+  if (b < 0 || e > n || b > e)
+    fail("slice", "range [" + std::to_string(start) + ", " + std::to_string(stop) +
+                      ") is not inside axis " + std::to_string(axis) + " of size " +
+                      std::to_string(n) + " (input " + shape_str(x.shape()) + ")");
+  const auto from = static_cast<std::size_t>(b), count = static_cast<std::size_t>(e - b);
+  const std::size_t outer = outer_size(x.shape(), ax), inner = inner_size(x.shape(), ax);
+  Shape out = x.shape();
+  out[ax] = count;
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> r = Array<T>::from_shape(out);
+    copy_rows(x.data<T>().data(), x.shape()[ax], from, r.data(), count, 0, count, outer, inner);
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(x))
+    record("slice", y, {x}, 0,
+           [shape = x.shape(), ax, from, count, outer, inner]<class T>(const Array<T>& g_y,
+                                                                      Grads& g) {
+             Array<T> g_x = xt::zeros<T>(shape);
+             copy_rows(g_y.data(), count, 0, g_x.data(), shape[ax], from, count, outer, inner);
+             g.add(0, std::move(g_x));
+           });
+  return y;
+}
+
+// xs: k tensors equal but along `axis` -> sizes summed;  each input's gradient is its slice of g
+Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis) {
+  if (xs.empty()) fail("concat", "needs at least one tensor");
+  for (const Tensor& t : xs) check_defined("concat", t);
+  const Shape& first = xs[0].shape();
+  const std::size_t ax = normalize_axis("concat", axis, first.size());
+  Shape out = first;
+  out[ax] = 0;
+  std::vector<std::size_t> offsets;  // where each input starts along `axis`
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const Shape& s = xs[i].shape();
+    bool same = s.size() == first.size() && xs[i].dtype() == xs[0].dtype();
+    for (std::size_t d = 0; same && d < s.size(); ++d) same = d == ax || s[d] == first[d];
+    if (!same)
+      fail("concat", "tensor " + std::to_string(i) + " is " + shape_str(s) + " " +
+                         dtype_name(xs[i].dtype()) + ", tensor 0 is " + shape_str(first) + " " +
+                         dtype_name(xs[0].dtype()) + "; all must match except along axis " +
+                         std::to_string(ax));
+    offsets.push_back(out[ax]);
+    out[ax] += s[ax];
+  }
+  const std::size_t outer = outer_size(out, ax), inner = inner_size(out, ax), total = out[ax];
+  Tensor y = dispatch(xs[0].dtype(), [&]<class T>() {
+    Array<T> r = Array<T>::from_shape(out);
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      const std::size_t n = xs[i].shape()[ax];
+      copy_rows(xs[i].data<T>().data(), n, 0, r.data(), total, offsets[i], n, outer, inner);
+    }
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(xs)) {
+    std::vector<Shape> shapes;
+    for (const Tensor& t : xs) shapes.push_back(t.shape());
+    record("concat", y, xs, 0,
+           [ax, offsets, shapes, outer, inner, total]<class T>(const Array<T>& g_y, Grads& g) {
+             for (std::size_t i = 0; i < shapes.size(); ++i) {
+               if (!g.wanted(i)) continue;
+               const std::size_t n = shapes[i][ax];
+               Array<T> g_i = Array<T>::from_shape(shapes[i]);
+               copy_rows(g_y.data(), total, offsets[i], g_i.data(), n, 0, n, outer, inner);
+               g.add(i, std::move(g_i));
+             }
+           });
+  }
+  return y;
+}
+
+// xs: k tensors of shape (...) -> (..., k, ...) with the new axis at `axis`.
+// Built from reshape and concat, so it needs no backward of its own.
+Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis) {
+  if (xs.empty()) fail("stack", "needs at least one tensor");
+  for (const Tensor& t : xs) check_defined("stack", t);
+  const Shape& first = xs[0].shape();
+  for (std::size_t i = 1; i < xs.size(); ++i)
+    if (xs[i].shape() != first)
+      fail("stack", "tensor " + std::to_string(i) + " is " + shape_str(xs[i].shape()) +
+                        ", tensor 0 is " + shape_str(first) + "; all must have one shape");
+  const std::size_t ax = normalize_axis("stack", axis, first.size() + 1);
+  std::vector<std::int64_t> with_axis(first.begin(), first.end());
+  with_axis.insert(with_axis.begin() + static_cast<std::ptrdiff_t>(ax), 1);
+  std::vector<Tensor> parts;
+  for (const Tensor& t : xs) parts.push_back(reshape(t, with_axis));
+  return concat(parts, static_cast<std::int64_t>(ax));
+}
+
+}  // namespace tg

@@ -1,0 +1,248 @@
+#include "tape.hpp"
+
+#include <atomic>
+#include <ostream>
+#include <sstream>
+
+namespace tg {
+namespace {
+
+thread_local detail::TapeData* t_current = nullptr;
+
+std::uint64_t next_tape_id() {
+  static std::atomic<std::uint64_t> counter{0};
+  return ++counter;
+}
+
+const Shape& shape_of(const AnyArray& a) {
+  return std::visit([](const auto& v) -> const Shape& { return v.shape(); }, a);
+}
+
+// slot += g, or slot = g when nothing has arrived yet.  A shape mismatch here is a bug in an
+// op's backward, so it is reported as such.
+void accumulate(const char* op, const char* target, std::optional<AnyArray>& slot,
+                const Shape& expected, AnyArray&& g) {
+  if (shape_of(g) != expected)
+    throw std::logic_error(std::string(op) + ": backward produced a gradient of shape " +
+                           shape_str(shape_of(g)) + " for " + target + " of shape " +
+                           shape_str(expected));
+  if (!slot) {
+    slot = std::move(g);
+    return;
+  }
+  if (slot->index() != g.index())
+    throw std::logic_error(std::string(op) + ": backward produced a gradient of another dtype");
+  std::visit(
+      [&](auto& acc) {
+        using A = std::decay_t<decltype(acc)>;
+        acc += std::get<A>(g);
+      },
+      *slot);
+}
+
+}  // namespace
+
+namespace detail {
+
+TapeData* current_tape() { return t_current; }
+
+void accumulate_leaf_grad(const char* op, TensorImpl& leaf, AnyArray&& g) {
+  accumulate(op, "a leaf", leaf.grad, shape_of(leaf.value), std::move(g));
+}
+
+AnyArray output_gradient(const Tensor& out, const Tensor& g_out) {
+  if (!g_out.defined()) {
+    if (out.numel() != 1)
+      fail("backward", "the output has shape " + shape_str(out.shape()) +
+                           "; backward from a non-scalar needs an explicit output gradient "
+                           "of that shape: out.backward(g_out)");
+    return std::visit([](const auto& v) { return AnyArray(xt::ones_like(v)); },
+                      out.impl()->value);
+  }
+  if (g_out.shape() != out.shape() || g_out.dtype() != out.dtype())
+    fail("backward", "the output gradient must match the output: output is " +
+                         shape_str(out.shape()) + " " + dtype_name(out.dtype()) +
+                         ", gradient is " + shape_str(g_out.shape()) + " " +
+                         dtype_name(g_out.dtype()));
+  return g_out.impl()->value;  // a copy: the tape adds into it
+}
+
+void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
+            std::size_t saved_bytes, GradFn backward) {
+  TapeData* tape = t_current;
+  if (tape == nullptr) return;  // not recording
+  const auto index = static_cast<std::int32_t>(tape->nodes.size());
+  Node& node = tape->nodes.emplace_back();
+  node.op = op;
+  node.shape = out.shape();
+  node.dtype = out.dtype();
+  node.inputs.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& in = inputs[i]->impl();
+    if (!in->requires_grad) continue;  // a constant: its gradient goes nowhere
+    if (in->node < 0) {
+      node.inputs[i].leaf = in;
+    } else if (in->tape_id == tape->id) {
+      node.inputs[i].node = in->node;
+    } else {
+      tape->nodes.pop_back();
+      fail(op, "input " + std::to_string(i) +
+                   " was recorded on another tape (or before this tape was cleared); "
+                   "detach() it or recompute it on the current tape");
+    }
+  }
+  node.backward = std::move(backward);
+  node.saved_bytes = saved_bytes;
+
+  TensorImpl& o = *out.impl();
+  o.requires_grad = true;
+  o.tape_id = tape->id;
+  o.node = index;
+  o.tape = tape->weak_from_this();
+}
+
+void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out) {
+  const TensorImpl& o = *out.impl();
+  if (o.tape_id != tape.id)
+    fail("backward", "the tensor was not recorded on this tape, or the tape was cleared since");
+  const auto released = [&](std::int64_t i) {
+    fail("backward", "op #" + std::to_string(i) + " (" + tape.nodes[i].op +
+                         ") was already released by an earlier backward; record the forward "
+                         "pass again to differentiate it a second time");
+  };
+  if (tape.nodes[o.node].released) released(o.node);
+  Node& top = tape.nodes[o.node];
+  accumulate("backward", "the output", top.grad, top.shape, output_gradient(out, g_out));
+
+  std::int64_t i = o.node;
+  try {
+    for (; i >= 0; --i) {
+      Node& node = tape.nodes[i];
+      if (!node.grad) continue;  // no gradient reached this op: not on the path to `out`
+      if (node.released) released(i);
+      Grads grads(tape, static_cast<std::size_t>(i));
+      node.backward(*node.grad, grads);
+      // Release what the closure saved and the gradient of the output.
+      node.backward = nullptr;
+      node.grad.reset();
+      node.saved_bytes = 0;
+      node.released = true;
+    }
+  } catch (...) {
+    // Leave no half-summed gradients behind for a later backward to trip over.
+    for (; i >= 0; --i) tape.nodes[i].grad.reset();
+    throw;
+  }
+}
+
+}  // namespace detail
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (detail::current_tape() == nullptr) return false;
+  for (const Tensor& t : inputs)
+    if (t.requires_grad()) return true;
+  return false;
+}
+
+void Grads::add(std::size_t i, AnyArray&& g) {
+  detail::Node& node = tape_.nodes[node_];
+  const Edge& e = node.inputs[i];
+  if (e.node >= 0) {
+    detail::Node& from = tape_.nodes[e.node];
+    accumulate(node.op, "an input", from.grad, from.shape, std::move(g));
+  } else if (e.leaf) {
+    accumulate(node.op, "an input", e.leaf->grad, shape_of(e.leaf->value), std::move(g));
+  }
+}
+
+Tape::Tape() : data_(std::make_shared<detail::TapeData>()) { data_->id = next_tape_id(); }
+
+void Tape::backward(const Tensor& out, const Tensor& g_out) {
+  if (out.requires_grad() && !out.is_leaf() && out.impl()->tape_id != data_->id)
+    fail("Tape::backward", "the tensor was not recorded on this tape");
+  out.backward(g_out);
+}
+
+std::size_t Tape::saved_bytes() const {
+  std::size_t total = 0;
+  for (const auto& n : data_->nodes) total += n.saved_bytes;
+  return total;
+}
+
+void Tape::clear() {
+  data_->nodes.clear();
+  data_->id = next_tape_id();
+}
+
+namespace {
+
+std::string input_label(const Edge& e) {
+  if (e.node >= 0) return "#" + std::to_string(e.node);
+  if (e.leaf) return e.leaf->name.empty() ? "leaf" : e.leaf->name;
+  return "const";
+}
+
+std::string bytes_str(std::size_t b) {
+  if (b < 10 * 1024) return std::to_string(b) + " B";
+  if (b < 10 * 1024 * 1024) return std::to_string(b / 1024) + " KiB";
+  return std::to_string(b / (1024 * 1024)) + " MiB";
+}
+
+}  // namespace
+
+std::string Tape::listing() const {
+  std::ostringstream os;
+  os << "tape: " << data_->nodes.size() << " ops, " << bytes_str(saved_bytes())
+     << " saved for backward\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%5s  %-14s %-18s %-8s %-10s %s\n", "#", "op", "output",
+                "dtype", "saved", "inputs");
+  os << line;
+  for (std::size_t i = 0; i < data_->nodes.size(); ++i) {
+    const auto& n = data_->nodes[i];
+    std::string ins;
+    for (const Edge& e : n.inputs) ins += (ins.empty() ? "" : ", ") + input_label(e);
+    std::snprintf(line, sizeof line, "%5zu  %-14s %-18s %-8s %-10s %s\n", i, n.op,
+                  shape_str(n.shape).c_str(), dtype_name(n.dtype),
+                  n.released ? "released" : bytes_str(n.saved_bytes).c_str(), ins.c_str());
+    os << line;
+  }
+  return os.str();
+}
+
+std::string Tape::to_dot() const {
+  std::ostringstream os;
+  os << "digraph tape {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n";
+  int consts = 0;
+  for (std::size_t i = 0; i < data_->nodes.size(); ++i) {
+    const auto& n = data_->nodes[i];
+    os << "  op" << i << " [shape=box, label=\"#" << i << " " << n.op << "\\n"
+       << shape_str(n.shape) << "\"];\n";
+    for (const Edge& e : n.inputs) {
+      if (e.node >= 0) {
+        os << "  op" << e.node << " -> op" << i << ";\n";
+      } else if (e.leaf) {
+        os << "  leaf" << e.leaf.get() << " [shape=ellipse, label=\""
+           << (e.leaf->name.empty() ? "leaf" : e.leaf->name) << "\\n"
+           << shape_str(shape_of(e.leaf->value)) << "\"];\n"
+           << "  leaf" << e.leaf.get() << " -> op" << i << ";\n";
+      } else {
+        os << "  const" << consts << " [shape=plaintext, label=\"const\"];\n"
+           << "  const" << consts << " -> op" << i << ";\n";
+        ++consts;
+      }
+    }
+  }
+  os << "}\n";
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Tape& tape) { return os << tape.listing(); }
+
+TapeGuard::TapeGuard(Tape& tape) : previous_(t_current) { t_current = &tape.data(); }
+TapeGuard::~TapeGuard() { t_current = previous_; }
+
+NoGradGuard::NoGradGuard() : previous_(t_current) { t_current = nullptr; }
+NoGradGuard::~NoGradGuard() { t_current = previous_; }
+
+}  // namespace tg

@@ -1,0 +1,118 @@
+#define BOOST_TEST_MODULE ops_nn
+#include <cmath>
+
+#include "testing.hpp"
+
+using namespace tg;
+using testing::randn64;
+using Inputs = std::vector<Tensor>;
+namespace tt = boost::test_tools;
+
+BOOST_AUTO_TEST_CASE(softmax_and_log_softmax) {
+  Tensor x = from_vector({1, 2, 3, 1000, 1000, 1000}, {2, 3}, Dtype::f64);
+  Tensor p = softmax(x);
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  BOOST_TEST(p.data<double>()(0, 2) == std::exp(3.0) / z, tt::tolerance(1e-12));
+  BOOST_TEST(p.data<double>()(1, 0) == 1.0 / 3, tt::tolerance(1e-12));  // no overflow
+  Tensor lp = log_softmax(x);
+  BOOST_TEST(lp.data<double>()(0, 0) == 1.0 - std::log(z), tt::tolerance(1e-12));
+  BOOST_TEST(std::isfinite(lp.data<double>()(1, 1)));
+  Tensor y = randn64({2, 3, 4}, 1);
+  for (std::int64_t axis : {-1, 0, 1}) {
+    CHECK_GRAD([axis](const Inputs& in) { return softmax(in[0], axis); }, {y});
+    CHECK_GRAD([axis](const Inputs& in) { return log_softmax(in[0], axis); }, {y});
+  }
+  CHECK_THROWS_WITH(softmax(y, 3), "softmax: axis 3 is out of range");
+}
+
+BOOST_AUTO_TEST_CASE(embedding_gathers_rows_and_scatters_gradients) {
+  Tensor w = randn64({5, 3}, 1);
+  Ids ids = {{1, 0, 4}, {1, 1, 2}};
+  Tensor e = embedding(w, ids);
+  BOOST_TEST(e.shape() == (Shape{2, 3, 3}));
+  BOOST_TEST(e.data<double>()(0, 2, 1) == w.data<double>()(4, 1));
+  CHECK_GRAD([ids](const Inputs& in) { return embedding(in[0], ids); }, {w});
+  // With a padding id, the padded positions are masked out (as a model does): then the padding
+  // row has no effect on the output, and its zero gradient agrees with finite differences.
+  Tensor keep(Array<double>(xt::expand_dims(xt::cast<double>(xt::not_equal(ids, 1)), 2)));
+  CHECK_GRAD([ids, keep](const Inputs& in) { return embedding(in[0], ids, 1) * keep; }, {w});
+  {  // the padding row gets no gradient; a row used three times gets three
+    Tape tape;
+    TapeGuard recording(tape);
+    sum(embedding(w, ids, 0)).backward();
+    BOOST_TEST(w.grad_data<double>()(0, 0) == 0.0);
+    BOOST_TEST(w.grad_data<double>()(1, 0) == 3.0);
+    w.zero_grad();
+  }
+  CHECK_THROWS_WITH(embedding(w, Ids{1, 5}), "embedding: token id 5 at flat position 1 of ids (2) is out of range for a table of 5 rows");
+  CHECK_THROWS_WITH(embedding(w, Ids{-1}), "token id -1");
+  CHECK_THROWS_WITH(embedding(randn64({5}, 1), Ids{1}), "embedding: the table must be (V, C), got (5)");
+}
+
+BOOST_AUTO_TEST_CASE(dropout_is_seeded_scaled_and_differentiable) {
+  Tensor x = ones({1000});
+  Generator g1(7), g2(7);
+  Tensor a = dropout(x, 0.25, g1), b = dropout(x, 0.25, g2);
+  BOOST_TEST(a.data<float>() == b.data<float>());  // same seed, same mask
+  std::size_t kept = 0;
+  for (float v : a.data<float>()) {
+    BOOST_TEST((v == 0.0f || std::abs(v - 1 / 0.75f) < 1e-6f));
+    kept += v != 0.0f;
+  }
+  BOOST_TEST(kept > 700u);
+  BOOST_TEST(kept < 800u);
+  Generator g3(7);
+  BOOST_TEST(dropout(x, 0.25, g3, /*training=*/false).data<float>() == x.data<float>());
+  Tensor y = randn64({3, 4}, 2);
+  CHECK_GRAD([](const Inputs& in) {
+    Generator gen(11);  // the same mask on every evaluation
+    return dropout(in[0], 0.5, gen);
+  }, {y});
+  CHECK_THROWS_WITH(dropout(x, 1.5, g1), "dropout: the drop probability must be in [0, 1], got 1.5");
+}
+
+BOOST_AUTO_TEST_CASE(cross_entropy_matches_the_definition) {
+  Tensor logits = randn64({4, 5}, 3);
+  Ids targets = {2, -100, 0, 4};
+  for (double e : {0.0, 0.1}) {
+    CrossEntropyOptions opt;
+    opt.label_smoothing = e;
+    Tensor loss = cross_entropy(logits, targets, opt);
+    // By hand: -mean over the 3 kept rows of (1 - e) log p_t + e / C sum_c log p_c.
+    Array<double> lp = log_softmax(logits.detach()).data<double>();
+    double want = 0;
+    for (std::size_t r : {0u, 2u, 3u}) {
+      double all = 0;
+      for (std::size_t c = 0; c < 5; ++c) all += lp(r, c);
+      want -= (1 - e) * lp(r, targets(r)) + e / 5 * all;
+    }
+    BOOST_TEST(loss.item() == want / 3, tt::tolerance(1e-12));
+    CHECK_GRAD([targets, opt](const Inputs& in) { return cross_entropy(in[0], targets, opt); }, {logits});
+  }
+  // (B, T, V) logits with (B, T) targets.
+  Tensor seq = randn64({2, 3, 4}, 4);
+  Ids seq_targets = {{1, 3, -100}, {0, -100, -100}};
+  CHECK_GRAD([seq_targets](const Inputs& in) { return cross_entropy(in[0], seq_targets); }, {seq});
+  // Every target ignored: 0 loss and 0 gradients, not NaN.
+  Tape tape;
+  TapeGuard recording(tape);
+  Tensor none = cross_entropy(logits, Ids{-100, -100, -100, -100});
+  BOOST_TEST(none.item() == 0.0);
+  none.backward();
+  BOOST_TEST(sum(abs(logits.grad())).item() == 0.0);
+  CHECK_THROWS_WITH(cross_entropy(logits, Ids{0, 1, 5, 2}), "cross_entropy: target 5 at flat position 2 is out of range for 5 classes");
+  CHECK_THROWS_WITH(cross_entropy(logits, Ids{0, 1}), "logits (..., C) and targets (...) must agree: logits are (4, 5), targets are (2)");
+}
+
+BOOST_AUTO_TEST_CASE(layer_norm_normalises_and_gradchecks) {
+  Tensor x = randn64({2, 3, 6}, 1), gamma = randn64({6}, 2), beta = randn64({6}, 3);
+  Tensor y = layer_norm(x, ones({6}, Dtype::f64), zeros({6}, Dtype::f64));
+  Tensor m = mean(y, {-1}), v = mean(y * y, {-1});
+  for (double mu : m.data<double>()) BOOST_TEST(mu == 0.0, tt::tolerance(1e-12));
+  for (double var : v.data<double>()) BOOST_TEST(var == 1.0, tt::tolerance(1e-4));  // eps
+  CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0], in[1], in[2]); }, {x, gamma, beta});
+  Tensor row = randn64({1, 1}, 4);  // C = 1: xhat = 0, y = beta
+  CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0], in[1], in[2]); },
+             {row, randn64({1}, 5), randn64({1}, 6)});
+  CHECK_THROWS_WITH(layer_norm(x, gamma, randn64({5}, 1)), "layer_norm: gamma and beta must be (C) = (6) for x (2, 3, 6), got gamma (6), beta (5)");
+}

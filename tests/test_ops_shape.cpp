@@ -1,0 +1,60 @@
+#define BOOST_TEST_MODULE ops_shape
+#include "testing.hpp"
+
+using namespace tg;
+using testing::randn64;
+using Inputs = std::vector<Tensor>;
+
+BOOST_AUTO_TEST_CASE(reshape_permute_transpose) {
+  Tensor x = from_vector({0, 1, 2, 3, 4, 5}, {2, 3});
+  BOOST_TEST(reshape(x, {3, -1}).shape() == (Shape{3, 2}));
+  BOOST_TEST(reshape(x, {6}).data<float>()(4) == 4.0f);
+  Tensor t = transpose(x);
+  BOOST_TEST(t.shape() == (Shape{3, 2}));
+  BOOST_TEST(t.data<float>()(2, 1) == 5.0f);
+  Tensor p = permute(reshape(x, {1, 2, 3}), {2, 0, 1});
+  BOOST_TEST(p.shape() == (Shape{3, 1, 2}));
+  BOOST_TEST(p.data<float>()(1, 0, 1) == 4.0f);
+
+  Tensor y = randn64({2, 3, 4}, 1);
+  CHECK_GRAD([](const Inputs& in) { return reshape(in[0], {4, -1}); }, {y});
+  CHECK_GRAD([](const Inputs& in) { return permute(in[0], {1, 2, 0}); }, {y});
+  CHECK_GRAD([](const Inputs& in) { return transpose(in[0], 0, 2) * 2.0; }, {y});
+}
+
+BOOST_AUTO_TEST_CASE(slice_concat_stack) {
+  Tensor x = from_vector({0, 1, 2, 3, 4, 5}, {2, 3});
+  Tensor s = slice(x, 1, 1, 3);
+  BOOST_TEST(s.shape() == (Shape{2, 2}));
+  BOOST_TEST(s.data<float>()(1, 0) == 4.0f);
+  BOOST_TEST(slice(x, -1, -1, 3).data<float>()(0, 0) == 2.0f);  // Python-style negatives
+  Tensor c = concat({x, s}, 1);
+  BOOST_TEST(c.shape() == (Shape{2, 5}));
+  BOOST_TEST(c.data<float>()(1, 4) == 5.0f);
+  Tensor st = stack({x, x, x}, 1);
+  BOOST_TEST(st.shape() == (Shape{2, 3, 3}));
+  BOOST_TEST(st.data<float>()(1, 2, 0) == 3.0f);
+
+  Tensor a = randn64({2, 3, 4}, 1), b = randn64({2, 1, 4}, 2), e = randn64({2, 0, 4}, 3);
+  CHECK_GRAD([](const Inputs& in) { return slice(in[0], 2, 1, 3); }, {a});
+  CHECK_GRAD([](const Inputs& in) { return slice(in[0], 0, 1, 2); }, {a});
+  CHECK_GRAD([](const Inputs& in) { return concat({in[0], in[1], in[2]}, 1); }, {a, b, e});
+  CHECK_GRAD([](const Inputs& in) { return concat({in[1], in[0] * 2.0}, -2); }, {a, b});
+  CHECK_GRAD([](const Inputs& in) { return stack({in[0], in[1]}, 0); }, {a, randn64({2, 3, 4}, 9)});
+  CHECK_GRAD([](const Inputs& in) { return stack({in[0], in[0]}, -1); }, {b});
+  BOOST_TEST(slice(a, 1, 2, 2).shape() == (Shape{2, 0, 4}));  // an empty slice is fine
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
+  Tensor x = zeros({2, 3});
+  CHECK_THROWS_WITH(reshape(x, {4, 2}), "reshape: cannot reshape (2, 3) (6 elements) to (4, 2) (8 elements)");
+  CHECK_THROWS_WITH(reshape(x, {-1, -1}), "reshape: only one dimension can be -1");
+  CHECK_THROWS_WITH(reshape(x, {4, -1}), "cannot infer the -1 dimension");
+  CHECK_THROWS_WITH(permute(x, {0}), "permute: the permutation (0) has 1 axes");
+  CHECK_THROWS_WITH(permute(x, {1, 1}), "permute: (1, 1) repeats an axis");
+  CHECK_THROWS_WITH(slice(x, 1, 2, 5), "slice: range [2, 5) is not inside axis 1 of size 3");
+  CHECK_THROWS_WITH(slice(x, 2, 0, 1), "slice: axis 2 is out of range");
+  CHECK_THROWS_WITH(concat({x, zeros({3, 3})}, 1), "concat: tensor 1 is (3, 3) float32, tensor 0 is (2, 3)");
+  CHECK_THROWS_WITH(concat({}, 0), "concat: needs at least one tensor");
+  CHECK_THROWS_WITH(stack({x, zeros({3, 2})}), "stack: tensor 1 is (3, 2), tensor 0 is (2, 3)");
+}

@@ -1,0 +1,47 @@
+// Helpers shared by the test files.
+#pragma once
+
+#include <boost/test/unit_test.hpp>
+#include <string>
+
+#include "tapegrad.hpp"
+
+namespace testing {
+
+// A float64 leaf of N(0, 1) values (requires grad unless told otherwise).
+inline tg::Tensor randn64(const tg::Shape& shape, std::uint64_t seed, bool requires_grad = true) {
+  tg::Generator gen(seed);
+  tg::Tensor t = tg::randn(shape, gen, tg::Dtype::f64);
+  t.set_requires_grad(requires_grad);
+  return t;
+}
+
+// A float64 leaf of values in [low, high).
+inline tg::Tensor uniform64(const tg::Shape& shape, double low, double high, std::uint64_t seed) {
+  tg::Generator gen(seed);
+  tg::Tensor t = tg::rand_uniform(shape, low, high, gen, tg::Dtype::f64);
+  t.set_requires_grad(true);
+  return t;
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace testing
+
+// Gradcheck f on inputs; on failure the message holds gradcheck's report.
+#define CHECK_GRAD(f, ...)                                  \
+  do {                                                      \
+    const auto r_ = tg::gradcheck(f, __VA_ARGS__);          \
+    BOOST_CHECK_MESSAGE(r_.ok, r_.report);                  \
+    BOOST_CHECK_GT(r_.checked, 0u);                         \
+  } while (0)
+
+// `expr` must throw std::invalid_argument whose message contains `text`.
+#define CHECK_THROWS_WITH(expr, text)                                                   \
+  BOOST_CHECK_EXCEPTION(expr, std::invalid_argument, [&](const std::invalid_argument& e) { \
+    const bool ok_ = testing::contains(e.what(), text);                                 \
+    if (!ok_) BOOST_TEST_MESSAGE("the message was: " << e.what());                      \
+    return ok_;                                                                         \
+  })
