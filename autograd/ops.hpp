@@ -103,6 +103,11 @@ struct CrossEntropyOptions {
 Tensor cross_entropy(const Tensor& logits, const Ids& targets,
                      const CrossEntropyOptions& options = {});
 
+// logits, targets: the same shape (...) -> () mean of
+//   max(x, 0) - x t + log(1 + e^-|x|)   (= -t log sigmoid(x) - (1 - t) log(1 - sigmoid(x)))
+// Fused and stable for large |x|.  Targets are probabilities in [0, 1] and may require grad.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets);
+
 // x: (..., C), gamma: (C), beta: (C) -> (..., C), normalised over the last axis.  One fused op.
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps = 1e-5);
 

@@ -216,6 +216,40 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, const CrossEntrop
   return loss;
 }
 
+// l_i = max(x_i, 0) - x_i t_i + log(1 + e^-|x_i|), loss = mean_i l_i, n elements.
+//   dl/dx = sigmoid(x) - t,   dl/dt = -x   (each divided by n for the mean)
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets) {
+  const char* op = "binary_cross_entropy_with_logits";
+  check_defined(op, logits);
+  check_defined(op, targets);
+  if (logits.shape() != targets.shape() || logits.dtype() != targets.dtype())
+    fail(op, "logits and targets must have one shape and dtype: logits are " +
+                 shape_str(logits.shape()) + " " + dtype_name(logits.dtype()) + ", targets are " +
+                 shape_str(targets.shape()) + " " + dtype_name(targets.dtype()));
+  if (logits.numel() == 0) fail(op, "the inputs are empty: " + shape_str(logits.shape()));
+  const std::size_t n = logits.numel();
+  Tensor loss = dispatch(logits.dtype(), [&]<class T>() {
+    const T* x = logits.data<T>().data();
+    const T* t = targets.data<T>().data();
+    double total = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      total += std::max<double>(x[i], 0) - double(x[i]) * t[i] + std::log1p(std::exp(-std::abs(double(x[i]))));
+    return scalar(total / n, logits.dtype());
+  });
+  if (needs_grad(logits, targets))
+    record(op, loss, {logits, targets}, saved_bytes(logits, targets),
+           [logits, targets, n]<class T>(const Array<T>& g_y, Grads& g) {
+             const T scale = g_y() / static_cast<T>(n);
+             const Array<T>& x = logits.data<T>();
+             if (g.wanted(0)) {
+               Array<T> sig = T(1) / (T(1) + xt::exp(-x));
+               g.add(0, Array<T>((sig - targets.data<T>()) * scale));
+             }
+             if (g.wanted(1)) g.add(1, Array<T>(-x * scale));
+           });
+  return loss;
+}
+
 // For each row x (C values): mu = mean(x), rstd = 1 / sqrt(var(x) + eps),
 //   xhat = (x - mu) rstd,  y = gamma xhat + beta.
 // Backward, with gh = g gamma (the gradient of xhat):

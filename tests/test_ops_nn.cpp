@@ -116,3 +116,22 @@ BOOST_AUTO_TEST_CASE(layer_norm_normalises_and_gradchecks) {
              {row, randn64({1}, 5), randn64({1}, 6)});
   CHECK_THROWS_WITH(layer_norm(x, gamma, randn64({5}, 1)), "layer_norm: gamma and beta must be (C) = (6) for x (2, 3, 6), got gamma (6), beta (5)");
 }
+
+BOOST_AUTO_TEST_CASE(binary_cross_entropy_with_logits_is_stable_and_gradchecks) {
+  Tensor x = randn64({3, 4}, 1) * 3.0;
+  x = x.detach().set_requires_grad();
+  Tensor t = testing::uniform64({3, 4}, 0.0, 1.0, 2);
+  CHECK_GRAD([](const Inputs& in) { return binary_cross_entropy_with_logits(in[0], in[1]); }, {x, t});
+  // Against the definition with sigmoid, where that is accurate.
+  Tensor small = from_vector({-2, 0, 0.5}, {3}, Dtype::f64), target = from_vector({0, 1, 0.3}, {3}, Dtype::f64);
+  double want = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const double p = 1 / (1 + std::exp(-small.data<double>()(i))), ti = target.data<double>()(i);
+    want -= ti * std::log(p) + (1 - ti) * std::log(1 - p);
+  }
+  BOOST_TEST(binary_cross_entropy_with_logits(small, target).item() == want / 3, tt::tolerance(1e-12));
+  // Huge logits: finite loss (log(sigmoid) would give -inf).
+  Tensor huge = from_vector({-1000, 1000}, {2}), ht = from_vector({1, 0}, {2});
+  BOOST_TEST(binary_cross_entropy_with_logits(huge, ht).item() == 1000.0, tt::tolerance(1e-6));
+  CHECK_THROWS_WITH(binary_cross_entropy_with_logits(huge, from_vector({1}, {1})), "logits and targets must have one shape");
+}

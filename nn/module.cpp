@@ -1,0 +1,71 @@
+#include "module.hpp"
+
+#include "../autograd/shape.hpp"
+
+namespace tg::nn {
+
+void Module::check_new_name(const std::string& name) const {
+  if (name.empty() || name.find('.') != std::string::npos)
+    fail("Module", "name '" + name + "' must be non-empty and contain no '.'");
+  for (const auto& [n, t] : params_)
+    if (n == name) fail("Module", "name '" + name + "' is already a parameter");
+  for (const auto& [n, m] : children_)
+    if (n == name) fail("Module", "name '" + name + "' is already a submodule");
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  check_new_name(name);
+  if (!t.defined()) fail("Module", "parameter '" + name + "' is an undefined tensor");
+  if (!t.is_leaf()) t = t.detach();
+  t.set_requires_grad(true);
+  params_.emplace_back(name, t);
+  return t;
+}
+
+void Module::register_module(const std::string& name, Module& child) {
+  check_new_name(name);
+  if (&child == this) fail("Module", "a module cannot be its own submodule");
+  children_.emplace_back(name, &child);
+}
+
+void Module::collect(const std::string& prefix, NamedTensors& out) const {
+  for (const auto& [name, t] : params_) out.emplace_back(prefix + name, t);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [name, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+std::size_t Module::parameter_count() const {
+  std::size_t n = 0;
+  for (const Tensor& t : parameters()) n += t.numel();
+  return n;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::zero_grad() {
+  for (Tensor& t : parameters()) t.zero_grad();
+}
+
+void Module::to(Dtype dtype) {
+  for (Tensor& t : parameters()) {
+    if (t.dtype() == dtype) continue;
+    t.impl()->value = t.to(dtype).impl()->value;
+    t.zero_grad();
+  }
+}
+
+}  // namespace tg::nn

@@ -1,0 +1,63 @@
+// Module: the base of every layer and model.  A module owns parameters (tensors that require
+// grad) and submodules, each registered under a name, so that
+//
+//   model.named_parameters()  ->  {"encoder.0.attn.qkv.weight", tensor}, ...
+//
+// walks the whole tree in registration order.  Submodules are ordinary members, registered by
+// reference, so a module is neither copied nor moved (construct it where it lives).
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../autograd/tensor.hpp"
+
+namespace tg::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module {
+ public:
+  Module() = default;
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  NamedTensors named_parameters() const;  // hierarchical names, registration order
+  std::vector<Tensor> parameters() const;
+  std::size_t parameter_count() const;  // trainable scalars
+
+  // Training mode (dropout active) or evaluation mode, for this module and every submodule.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  void zero_grad();
+  // Converts every parameter to `dtype` in place: tensors held elsewhere see the change.
+  // (gradcheck a module in float64: model.to(Dtype::f64).)
+  void to(Dtype dtype);
+
+ protected:
+  // Registers `t` as a parameter (it becomes a leaf that requires grad) and returns it.
+  Tensor register_parameter(const std::string& name, Tensor t);
+  // Registers a submodule; it must live as long as this module (normally: a member).
+  void register_module(const std::string& name, Module& child);
+
+ private:
+  void check_new_name(const std::string& name) const;
+  void collect(const std::string& prefix, NamedTensors& out) const;
+
+  NamedTensors params_;
+  std::vector<std::pair<std::string, Module*>> children_;
+  bool training_ = true;
+};
+
+// A module that maps one tensor to one tensor: what Sequential chains.
+class Layer : public Module {
+ public:
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+};
+
+}  // namespace tg::nn

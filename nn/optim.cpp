@@ -1,0 +1,169 @@
+#include "optim.hpp"
+
+#include <cmath>
+
+#include <xtensor/xmath.hpp>
+
+namespace tg::nn {
+
+Optimizer::Optimizer(NamedTensors params, double lr, std::vector<std::string> slots)
+    : params_(std::move(params)), lr_(lr), slot_names_(std::move(slots)) {
+  set_lr(lr);
+  for (const auto& [name, p] : params_)
+    if (!p.defined() || !p.requires_grad() || !p.is_leaf())
+      fail("Optimizer", "parameter '" + name + "' must be a defined leaf that requires grad");
+  for (const std::string& s : slot_names_)
+    for (const auto& [name, p] : params_) slots_[s].push_back(zeros_like(p).impl()->value);
+}
+
+void Optimizer::set_lr(double lr) {
+  if (!(lr >= 0) || !std::isfinite(lr))
+    fail("Optimizer", "the learning rate must be finite and >= 0, got " + std::to_string(lr));
+  lr_ = lr;
+}
+
+void Optimizer::step() {
+  ++steps_;
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].second.has_grad()) update(i, steps_);
+}
+
+void Optimizer::zero_grad() {
+  for (auto& [name, p] : params_) p.zero_grad();
+}
+
+AnyArray& Optimizer::slot(const std::string& name, std::size_t i) { return slots_.at(name)[i]; }
+
+StateDict Optimizer::state() const {
+  StateDict out;
+  for (const auto& [s, buffers] : slots_)
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      out[s + "." + params_[i].first] = buffers[i];
+  out["steps"] = Array<double>(static_cast<double>(steps_));
+  return out;
+}
+
+void Optimizer::load_state(const StateDict& state) {
+  const std::string who = std::string("Optimizer(") + name() + ")::load_state";
+  std::size_t expected = 1;
+  for (const auto& [s, buffers] : slots_)
+    for (std::size_t i = 0; i < params_.size(); ++i, ++expected) {
+      const std::string key = s + "." + params_[i].first;
+      auto it = state.find(key);
+      if (it == state.end()) fail(who.c_str(), "missing '" + key + "'");
+      const Tensor& p = params_[i].second;
+      const Tensor found = std::visit([](const auto& a) { return Tensor(a); }, it->second);
+      if (found.shape() != p.shape() || found.dtype() != p.dtype())
+        fail(who.c_str(), "'" + key + "' is " + shape_str(found.shape()) + " " +
+                              dtype_name(found.dtype()) + ", expected " + shape_str(p.shape()) +
+                              " " + dtype_name(p.dtype()));
+    }
+  auto steps = state.find("steps");
+  if (steps == state.end()) fail(who.c_str(), "missing 'steps'");
+  const auto* s = std::get_if<Array<double>>(&steps->second);
+  if (s == nullptr || s->size() != 1 || !(*s->begin() >= 0))
+    fail(who.c_str(), "'steps' must be one float64 value >= 0");
+  if (state.size() != expected) {
+    for (const auto& [key, value] : state) {
+      bool known = key == "steps";
+      for (const auto& [sn, buffers] : slots_)
+        for (const auto& [pn, p] : params_) known = known || key == sn + "." + pn;
+      if (!known) fail(who.c_str(), "unexpected '" + key + "'");
+    }
+  }
+  // Everything checked: now assign.
+  for (auto& [sn, buffers] : slots_)
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      buffers[i] = state.at(sn + "." + params_[i].first);
+  steps_ = static_cast<std::size_t>(*s->begin());
+}
+
+// ---- SGD ---------------------------------------------------------------------------------
+
+Sgd::Sgd(NamedTensors params, const SgdOptions& options)
+    : Optimizer(std::move(params), options.lr,
+                options.momentum > 0 ? std::vector<std::string>{"momentum"}
+                                     : std::vector<std::string>{}),
+      options_(options) {
+  if (!(options.momentum >= 0 && options.momentum < 1))
+    fail("Sgd", "momentum must be in [0, 1), got " + std::to_string(options.momentum));
+  if (!(options.weight_decay >= 0))
+    fail("Sgd", "weight_decay must be >= 0, got " + std::to_string(options.weight_decay));
+}
+
+void Sgd::update(std::size_t i, std::size_t) {
+  Tensor& p = params_[i].second;
+  dispatch(p.dtype(), [&]<class T>() {
+    Array<T>& w = p.data<T>();
+    Array<T> g = p.grad_data<T>() + static_cast<T>(options_.weight_decay) * w;
+    if (options_.momentum > 0) {
+      Array<T>& v = std::get<Array<T>>(slot("momentum", i));
+      v = static_cast<T>(options_.momentum) * v + g;
+      w -= static_cast<T>(lr_) * v;
+    } else {
+      w -= static_cast<T>(lr_) * g;
+    }
+  });
+}
+
+// ---- Adam, AdamW -------------------------------------------------------------------------
+
+Adam::Adam(NamedTensors params, const AdamOptions& options)
+    : Adam(std::move(params), options, false) {}
+
+Adam::Adam(NamedTensors params, const AdamOptions& options, bool decoupled)
+    : Optimizer(std::move(params), options.lr, {"exp_avg", "exp_avg_sq"}),
+      options_(options),
+      decoupled_(decoupled) {
+  const char* who = decoupled ? "AdamW" : "Adam";
+  if (!(options.beta1 >= 0 && options.beta1 < 1) || !(options.beta2 >= 0 && options.beta2 < 1))
+    fail(who, "beta1 and beta2 must be in [0, 1), got " + std::to_string(options.beta1) + ", " +
+                  std::to_string(options.beta2));
+  if (!(options.eps > 0)) fail(who, "eps must be > 0");
+  if (!(options.weight_decay >= 0)) fail(who, "weight_decay must be >= 0");
+}
+
+void Adam::update(std::size_t i, std::size_t t) {
+  Tensor& p = params_[i].second;
+  dispatch(p.dtype(), [&]<class T>() {
+    Array<T>& w = p.data<T>();
+    const T lr = static_cast<T>(lr_), wd = static_cast<T>(options_.weight_decay);
+    const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2);
+    Array<T> g = p.grad_data<T>();
+    if (decoupled_)
+      w -= lr * wd * w;  // AdamW: shrink the weights, apart from the gradient
+    else if (wd != T(0))
+      g += wd * w;  // Adam: L2 through the gradient
+    Array<T>& m = std::get<Array<T>>(slot("exp_avg", i));
+    Array<T>& v = std::get<Array<T>>(slot("exp_avg_sq", i));
+    m = b1 * m + (T(1) - b1) * g;
+    v = b2 * v + (T(1) - b2) * g * g;
+    // Bias correction: m and v start at 0, so early averages are too small by 1 - b^t.
+    const T c1 = static_cast<T>(1 - std::pow(options_.beta1, static_cast<double>(t)));
+    const T c2 = static_cast<T>(1 - std::pow(options_.beta2, static_cast<double>(t)));
+    w -= lr * (m / c1) / (xt::sqrt(v / c2) + static_cast<T>(options_.eps));
+  });
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  if (!(max_norm > 0)) fail("clip_grad_norm", "max_norm must be > 0, got " + std::to_string(max_norm));
+  double total = 0;
+  for (const Tensor& p : params) {
+    if (!p.has_grad()) continue;
+    dispatch(p.dtype(), [&]<class T>() {
+      for (T g : p.grad_data<T>()) total += static_cast<double>(g) * g;
+    });
+  }
+  const double norm = std::sqrt(total);
+  if (norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const Tensor& p : params) {
+      if (!p.has_grad()) continue;
+      std::visit([&](auto& g) { g *= static_cast<typename std::decay_t<decltype(g)>::value_type>(scale); },
+                 *p.impl()->grad);
+    }
+  }
+  return norm;
+}
+
+}  // namespace tg::nn
