@@ -1,0 +1,134 @@
+#define BOOST_TEST_MODULE optim
+#include <cmath>
+
+#include "testing.hpp"
+
+using namespace tg;
+using namespace tg::nn;
+namespace tt = boost::test_tools;
+
+namespace {
+
+// One float64 parameter p = [1, -2] that gets gradient g on each step.
+struct Fixture {
+  Tensor p = from_vector({1.0, -2.0}, {2}, Dtype::f64);
+  Fixture() { p.set_requires_grad(); }
+  NamedTensors named() { return {{"p", p}}; }
+  void give_grad(double g0, double g1) {
+    p.zero_grad();
+    p.backward(from_vector({g0, g1}, {2}, Dtype::f64));
+  }
+  double at(std::size_t i) { return p.data<double>()(i); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(sgd_with_momentum_and_weight_decay_by_hand) {
+  Fixture f;
+  Sgd opt(f.named(), {.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01});
+  // Step 1: g' = g + wd p = 0.5 + 0.01 = 0.51; v = 0.51; p = 1 - 0.1 * 0.51 = 0.949
+  f.give_grad(0.5, 0.0);
+  opt.step();
+  BOOST_TEST(f.at(0) == 0.949, tt::tolerance(1e-12));
+  // Step 2: g' = 0.5 + 0.01 * 0.949 = 0.50949; v = 0.9 * 0.51 + 0.50949 = 0.96849;
+  //         p = 0.949 - 0.1 * 0.96849 = 0.852151
+  f.give_grad(0.5, 0.0);
+  opt.step();
+  BOOST_TEST(f.at(0) == 0.852151, tt::tolerance(1e-12));
+  // The second element: g = 0, only decay: v1 = -0.02, p = -2 + 0.002 = -1.998; ...
+  BOOST_TEST(f.at(1) == -1.998 - 0.1 * (0.9 * -0.02 + 0.01 * -1.998), tt::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(adam_with_bias_correction_by_hand) {
+  Fixture f;
+  Adam opt(f.named(), {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8});
+  // Step 1, g = 2: m = 0.2, v = 0.004; m^ = 0.2 / 0.1 = 2, v^ = 0.004 / 0.001 = 4;
+  //   p = 1 - 0.1 * 2 / (2 + 1e-8)
+  f.give_grad(2.0, 0.0);
+  opt.step();
+  const double p1 = 1 - 0.1 * 2 / (2 + 1e-8);
+  BOOST_TEST(f.at(0) == p1, tt::tolerance(1e-12));
+  BOOST_TEST(f.at(1) == -2.0);  // g = 0 for ever: m = v = 0, no move
+  // Step 2, g = -1: m = 0.18 - 0.1 = 0.08, v = 0.003996 + 0.001 = 0.004996;
+  //   m^ = 0.08 / (1 - 0.81) , v^ = 0.004996 / (1 - 0.998001)
+  f.give_grad(-1.0, 0.0);
+  opt.step();
+  const double m_hat = 0.08 / 0.19, v_hat = 0.004996 / (1 - 0.999 * 0.999);
+  BOOST_TEST(f.at(0) == p1 - 0.1 * m_hat / (std::sqrt(v_hat) + 1e-8), tt::tolerance(1e-12));
+  BOOST_TEST(opt.steps() == 2u);
+  BOOST_TEST(std::string(opt.name()) == "adam");
+}
+
+BOOST_AUTO_TEST_CASE(adam_l2_and_adamw_decoupled_decay_by_hand) {
+  {  // Adam: g' = g + wd p = 2 + 0.5 * 1 = 2.5; the first step moves by lr (sign), whatever g'
+    Fixture f;
+    Adam opt(f.named(), {.lr = 0.1, .weight_decay = 0.5});
+    f.give_grad(2.0, 0.0);
+    opt.step();
+    BOOST_TEST(f.at(0) == 1 - 0.1 * 2.5 / (2.5 + 1e-8), tt::tolerance(1e-12));
+    // element 1: g' = 0.5 * -2 = -1: moves up by lr
+    BOOST_TEST(f.at(1) == -2 + 0.1 * 1 / (1 + 1e-8), tt::tolerance(1e-12));
+  }
+  {  // AdamW: p = p - lr wd p first, then the plain Adam step from g
+    Fixture f;
+    AdamW opt(f.named(), {.lr = 0.1, .weight_decay = 0.5});
+    f.give_grad(2.0, 0.0);
+    opt.step();
+    BOOST_TEST(f.at(0) == (1 - 0.1 * 0.5) - 0.1 * 2 / (2 + 1e-8), tt::tolerance(1e-12));
+    BOOST_TEST(f.at(1) == -2 * (1 - 0.1 * 0.5), tt::tolerance(1e-12));  // decays with no gradient
+    BOOST_TEST(std::string(opt.name()) == "adamw");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(parameters_without_gradient_are_left_alone) {
+  Fixture f;
+  Sgd opt(f.named(), {.lr = 0.1, .weight_decay = 0.5});
+  opt.step();  // no gradient arrived
+  BOOST_TEST(f.at(0) == 1.0);
+}
+
+BOOST_AUTO_TEST_CASE(clip_grad_norm_scales_the_global_norm) {
+  Tensor a = from_vector({3, 0}, {2}, Dtype::f64).set_requires_grad();
+  Tensor b = from_vector({4}, {1}, Dtype::f64).set_requires_grad();
+  a.backward(from_vector({3, 0}, {2}, Dtype::f64));
+  b.backward(from_vector({4}, {1}, Dtype::f64));
+  BOOST_TEST(clip_grad_norm({a, b}, 10.0) == 5.0);  // under the limit: unchanged
+  BOOST_TEST(a.grad_data<double>()(0) == 3.0);
+  BOOST_TEST(clip_grad_norm({a, b}, 1.0) == 5.0);
+  BOOST_TEST(a.grad_data<double>()(0) == 0.6, tt::tolerance(1e-6));
+  BOOST_TEST(b.grad_data<double>()(0) == 0.8, tt::tolerance(1e-6));
+  CHECK_THROWS_WITH(clip_grad_norm({a}, 0.0), "clip_grad_norm: max_norm must be > 0");
+}
+
+BOOST_AUTO_TEST_CASE(bad_hyperparameters_are_refused) {
+  Fixture f;
+  CHECK_THROWS_WITH(Sgd(f.named(), {.lr = -1}), "the learning rate must be finite and >= 0, got -1");
+  CHECK_THROWS_WITH(Sgd(f.named(), {.momentum = 1.0}), "Sgd: momentum must be in [0, 1)");
+  CHECK_THROWS_WITH(Adam(f.named(), {.beta1 = 1.0}), "Adam: beta1 and beta2 must be in [0, 1)");
+  Tensor not_param = ones({2});
+  CHECK_THROWS_WITH(Sgd(NamedTensors{{"x", not_param}}, {}), "parameter 'x' must be a defined leaf that requires grad");
+}
+
+BOOST_AUTO_TEST_CASE(schedules) {
+  ConstantLr c(0.5);
+  BOOST_TEST(c.lr(1) == 0.5);
+  BOOST_TEST(c.lr(1000) == 0.5);
+  WarmupInverseSqrt w(1.0, 100);
+  BOOST_TEST(w.lr(1) == 0.01, tt::tolerance(1e-12));
+  BOOST_TEST(w.lr(50) == 0.5, tt::tolerance(1e-12));
+  BOOST_TEST(w.lr(100) == 1.0, tt::tolerance(1e-12));
+  BOOST_TEST(w.lr(400) == 0.5, tt::tolerance(1e-12));
+  // Vaswani et al.: d^-0.5 min(t^-0.5, t warmup^-1.5)
+  auto v = WarmupInverseSqrt::vaswani(512, 4000);
+  for (std::size_t t : {1u, 1000u, 4000u, 10000u})
+    BOOST_TEST(v.lr(t) == std::pow(512.0, -0.5) * std::min(std::pow(t, -0.5), t * std::pow(4000.0, -1.5)),
+               tt::tolerance(1e-12));
+  WarmupCosine cos(1.0, 10, 110, 0.1);
+  BOOST_TEST(cos.lr(5) == 0.5, tt::tolerance(1e-12));
+  BOOST_TEST(cos.lr(10) == 1.0, tt::tolerance(1e-12));
+  BOOST_TEST(cos.lr(60) == 0.55, tt::tolerance(1e-12));  // halfway down the cosine
+  BOOST_TEST(cos.lr(110) == 0.1, tt::tolerance(1e-12));
+  BOOST_TEST(cos.lr(500) == 0.1, tt::tolerance(1e-12));
+  CHECK_THROWS_WITH(cos.lr(0), "steps count from 1");
+  CHECK_THROWS_WITH(WarmupCosine(1.0, 10, 10), "total (10) must exceed warmup (10)");
+}
