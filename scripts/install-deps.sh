@@ -7,6 +7,7 @@ packages=(
   g++ cmake make
   libxtensor-dev libxtensor-blas-dev libopenblas-dev
   libtbb-dev libboost-test-dev libbenchmark-dev
+  python3-numpy   # a test checks that numpy opens tapegrad's checkpoints
 )
 
 missing=()
