@@ -40,10 +40,6 @@ namespace {
 template <class E>
 using elem_t = typename std::decay_t<E>::value_type;  // float or double
 
-void check_defined(const char* op, const Tensor& x) {
-  if (!x.defined()) fail(op, "the input is an undefined tensor");
-}
-
 // y = f(x) for either element type; f maps an Array<T> to an xtensor expression.
 template <class F>
 Tensor map(const char* op, const Tensor& x, F f) {

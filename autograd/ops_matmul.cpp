@@ -14,22 +14,17 @@ namespace tg {
 namespace {
 
 // C (M x N) += op(A) (M x K) op(B) (K x N), row-major; op transposes when asked.
-void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const float* A,
-          const float* B, float* C) {
+template <class T>
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A,
+          const T* B, T* C) {
   if (M == 0 || N == 0 || K == 0) return;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f, A,
-              static_cast<int>(ta ? M : K), B, static_cast<int>(tb ? K : N), 1.0f, C,
-              static_cast<int>(N));
-}
-
-void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const double* A,
-          const double* B, double* C) {
-  if (M == 0 || N == 0 || K == 0) return;
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0, A,
-              static_cast<int>(ta ? M : K), B, static_cast<int>(tb ? K : N), 1.0, C,
-              static_cast<int>(N));
+  const auto m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
+  const auto op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
+  const int lda = ta ? m : k, ldb = tb ? k : n;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, 1.0f, A, lda, B, ldb, 1.0f, C, n);
+  else
+    cblas_dgemm(CblasRowMajor, op_a, op_b, m, n, k, 1.0, A, lda, B, ldb, 1.0, C, n);
 }
 
 Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }

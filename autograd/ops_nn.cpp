@@ -11,10 +11,6 @@
 namespace tg {
 namespace {
 
-void check_defined(const char* op, const Tensor& x) {
-  if (!x.defined()) fail(op, "the input is an undefined tensor");
-}
-
 Shape without(const Shape& s, std::size_t axis) {
   Shape kept = s;
   kept[axis] = 1;

@@ -10,10 +10,6 @@
 namespace tg {
 namespace {
 
-void check_defined(const char* op, const Tensor& x) {
-  if (!x.defined()) fail(op, "the input is an undefined tensor");
-}
-
 // Around one axis, a row-major tensor is `outer` blocks, each of n rows of `inner` contiguous
 // elements: slicing and concatenating along the axis copy whole rows.
 std::size_t outer_size(const Shape& s, std::size_t axis) {

@@ -97,6 +97,10 @@ Tensor ones(const Shape& shape, Dtype dtype) { return full(shape, 1.0, dtype); }
 Tensor scalar(double value, Dtype dtype) { return full(Shape{}, value, dtype); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
 
+void check_defined(const char* op, const Tensor& x) {
+  if (!x.defined()) fail(op, "the input is an undefined tensor");
+}
+
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, Dtype dtype) {
   if (values.size() != shape_numel(shape))
     fail("from_vector", std::to_string(values.size()) + " values do not fill shape " +

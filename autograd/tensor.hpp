@@ -110,6 +110,9 @@ Tensor from_vector(const std::vector<double>& values, const Shape& shape,
 Tensor arange(std::size_t n, Dtype dtype = Dtype::f32);  // 0, 1, ..., n-1
 Tensor zeros_like(const Tensor& t);
 
+// Throws "op: the input is an undefined tensor" for a default-constructed tensor.
+void check_defined(const char* op, const Tensor& x);
+
 // ---- inline definitions ------------------------------------------------------------------
 
 template <class T>
