@@ -9,6 +9,7 @@
 #include "autograd/tensor.hpp"
 
 #include "nn/activation.hpp"
+#include "nn/attention.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/dropout.hpp"
 #include "nn/embedding.hpp"
@@ -20,5 +21,7 @@
 #include "nn/module.hpp"
 #include "nn/npz.hpp"
 #include "nn/optim.hpp"
+#include "nn/positional.hpp"
 #include "nn/schedule.hpp"
 #include "nn/sequential.hpp"
+#include "nn/transformer.hpp"

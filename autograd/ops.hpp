@@ -29,6 +29,8 @@ Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor abs(const Tensor& x);  // gradient 0 at 0
 Tensor tanh(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);  // gradient 0 at 0
 enum class GeluForm { exact, tanh };  // x Phi(x), or the tanh approximation of it
@@ -86,6 +88,20 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // Numerically stable (the max is subtracted first).  x: (...) -> (...), along `axis`
 Tensor softmax(const Tensor& x, std::int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
+
+// Softmax over the last axis counting only entries where mask is true (mask broadcasts to x's
+// shape).  Masked entries get 0; a row with no true entry gives all zeros and zero gradients,
+// never NaN.  x: (..., S) -> (..., S)
+Tensor masked_softmax(const Tensor& x, const Mask& mask);
+
+// Relative-position "skewing" (Huang et al. 2018).  Queries i = 0..T-1 sit at absolute
+// positions i + S - T among S keys; column c of x holds relative distance d = c - (S - 1)
+// (bidirectional: W = 2S - 1 columns, d in [-(S-1), S-1]; causal: W = S columns, d <= 0).
+// rel_skew gathers, for every query i and key j, the column of distance j - pos_i:
+//   x: (..., T, W) -> y: (..., T, S),  y[i, j] = x[i, j - i + T - 1]  (0 where j > pos_i, causal)
+// rel_unskew is its adjoint: a: (..., T, S) -> z: (..., T, W), z[i, j - i + T - 1] = a[i, j].
+Tensor rel_skew(const Tensor& x, bool causal);
+Tensor rel_unskew(const Tensor& a, bool causal);
 
 // weight: (V, C), ids: (...) -> (..., C).  Rows of `padding_id` get no gradient (-1: none).
 Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id = -1);

@@ -217,6 +217,26 @@ Tensor tanh(const Tensor& x) {
   return y;
 }
 
+// y = sin x;  dy/dx = cos x
+Tensor sin(const Tensor& x) {
+  Tensor y = map("sin", x, [](const auto& v) { return xt::sin(v); });
+  if (needs_grad(x))
+    record("sin", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(g_y * xt::cos(x.data<T>())));
+    });
+  return y;
+}
+
+// y = cos x;  dy/dx = -sin x
+Tensor cos(const Tensor& x) {
+  Tensor y = map("cos", x, [](const auto& v) { return xt::cos(v); });
+  if (needs_grad(x))
+    record("cos", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(-g_y * xt::sin(x.data<T>())));
+    });
+  return y;
+}
+
 // y = 1 / (1 + e^-x);  dy/dx = y (1 - y)
 Tensor sigmoid(const Tensor& x) {
   Tensor y = map("sigmoid", x, [](const auto& v) {

@@ -53,6 +53,8 @@ BOOST_AUTO_TEST_CASE(unary_ops_gradcheck) {
       CHECK_GRAD([](const Inputs& in) { return tg::sqrt(in[0]); }, {pos});
       CHECK_GRAD([](const Inputs& in) { return tg::abs(in[0]); }, {x});
       CHECK_GRAD([](const Inputs& in) { return tg::tanh(in[0]); }, {x});
+      CHECK_GRAD([](const Inputs& in) { return tg::sin(in[0]); }, {x});
+      CHECK_GRAD([](const Inputs& in) { return tg::cos(in[0]); }, {x});
       CHECK_GRAD([](const Inputs& in) { return tg::sigmoid(in[0]); }, {x});
       CHECK_GRAD([](const Inputs& in) { return tg::relu(in[0]); }, {x});
       CHECK_GRAD([](const Inputs& in) { return tg::gelu(in[0]); }, {x});

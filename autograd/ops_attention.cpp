@@ -1,0 +1,134 @@
+// Ops for attention: the masked softmax, and the skew / unskew pair that turns relative-
+// position logits computed per distance into logits per (query, key) pair.
+#include <cmath>
+
+#include <xtensor/xbroadcast.hpp>
+
+#include "broadcast.hpp"
+#include "ops.hpp"
+#include "tape.hpp"
+
+namespace tg {
+
+// For each row x (S values) with mask m:  y_j = m_j e^(x_j - mx) / sum_{l: m_l} e^(x_l - mx),
+// mx = max over allowed entries; y = 0 when no entry is allowed.
+// Backward is the softmax's, dL/dx_j = y_j (g_j - sum_l g_l y_l): it is 0 wherever y is 0, so
+// masked entries and fully masked rows get zero gradient.  Saves y.
+Tensor masked_softmax(const Tensor& x, const Mask& mask) {
+  check_defined("masked_softmax", x);
+  if (x.dim() == 0) fail("masked_softmax", "x must have at least 1 dim");
+  if (broadcast_shapes("masked_softmax", x.shape(), mask.shape()) != x.shape())
+    fail("masked_softmax", "the mask must broadcast to x's shape: x is " + shape_str(x.shape()) +
+                               ", mask is " + shape_str(mask.shape()));
+  const std::size_t S = x.shape().back(), rows = S == 0 ? 0 : x.numel() / S;
+  const Mask full = mask.shape() == x.shape() ? mask : Mask(xt::broadcast(mask, x.shape()));
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> out = Array<T>::from_shape(x.shape());
+    const T* xv = x.data<T>().data();
+    for (std::size_t r = 0; r < rows; ++r) {
+      const T* xr = xv + r * S;
+      const bool* mr = full.data() + r * S;
+      T* yr = out.data() + r * S;
+      T mx = -std::numeric_limits<T>::infinity();
+      for (std::size_t j = 0; j < S; ++j)
+        if (mr[j]) mx = std::max(mx, xr[j]);
+      T z = 0;
+      for (std::size_t j = 0; j < S; ++j) {
+        yr[j] = mr[j] ? std::exp(xr[j] - mx) : T(0);
+        z += yr[j];
+      }
+      const T inv = z > 0 ? T(1) / z : T(0);  // a fully masked row stays all zeros
+      for (std::size_t j = 0; j < S; ++j) yr[j] *= inv;
+    }
+    return Tensor(std::move(out));
+  });
+  if (needs_grad(x))
+    record("masked_softmax", y, {x}, saved_bytes(y), [y, S, rows]<class T>(const Array<T>& g_y, Grads& g) {
+      Array<T> g_x = Array<T>::from_shape(g_y.shape());
+      const T* yv = y.data<T>().data();
+      for (std::size_t r = 0; r < rows; ++r) {
+        const T* yr = yv + r * S;
+        const T* gr = g_y.data() + r * S;
+        T dot = 0;
+        for (std::size_t j = 0; j < S; ++j) dot += gr[j] * yr[j];
+        for (std::size_t j = 0; j < S; ++j) g_x.data()[r * S + j] = yr[j] * (gr[j] - dot);
+      }
+      g.add(0, std::move(g_x));
+    });
+  return y;
+}
+
+namespace {
+
+// The one index map behind skew and unskew: for each of `batch` matrices, query i and key j
+// meet at column c = j - i + T - 1 of the per-distance matrix (W columns); c >= W only in the
+// causal case, for keys after the query.
+//   skew:   dst (T, S)[i, j] (+)= src (T, W)[i, c]
+//   unskew: dst (T, W)[i, c] (+)= src (T, S)[i, j]
+template <class T>
+void skew_map(const T* src, T* dst, std::size_t batch, std::size_t Tq, std::size_t S,
+              std::size_t W, bool to_pairs) {
+  for (std::size_t b = 0; b < batch; ++b)
+    for (std::size_t i = 0; i < Tq; ++i) {
+      const std::size_t pair_row = (b * Tq + i) * S, dist_row = (b * Tq + i) * W;
+      for (std::size_t j = 0; j < S; ++j) {
+        const std::size_t c = j + Tq - 1 - i;
+        if (c >= W) continue;
+        if (to_pairs)
+          dst[pair_row + j] += src[dist_row + c];
+        else
+          dst[dist_row + c] += src[pair_row + j];
+      }
+    }
+}
+
+struct SkewShape {
+  std::size_t batch, T, S, W;
+};
+
+// x: (..., T, in) -> the sizes of both sides, checking the op's rules.
+SkewShape skew_shape(const char* op, const Tensor& x, bool causal, bool from_distances) {
+  check_defined(op, x);
+  if (x.dim() < 2) fail(op, "x must have at least 2 dims, got " + shape_str(x.shape()));
+  const std::size_t T = x.shape()[x.dim() - 2], in = x.shape().back();
+  std::size_t S, W;
+  if (from_distances) {  // in = W
+    if (!causal && in % 2 == 0)
+      fail(op, "bidirectional distances need an odd width 2S - 1, got " + std::to_string(in));
+    W = in;
+    S = causal ? in : (in + 1) / 2;
+  } else {  // in = S
+    S = in;
+    W = causal ? S : 2 * S - 1;
+  }
+  if (T > S) fail(op, "more queries (" + std::to_string(T) + ") than keys (" + std::to_string(S) + ")");
+  const std::size_t batch = T == 0 || in == 0 ? 0 : x.numel() / (T * in);
+  return {batch, T, S, W};
+}
+
+Tensor skew_or_unskew(const char* op, const Tensor& x, bool causal, bool to_pairs) {
+  const SkewShape s = skew_shape(op, x, causal, to_pairs);
+  Shape out = x.shape();
+  out.back() = to_pairs ? s.S : s.W;
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> r = xt::zeros<T>(out);
+    skew_map(x.data<T>().data(), r.data(), s.batch, s.T, s.S, s.W, to_pairs);
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(x))
+    record(op, y, {x}, 0, [s, to_pairs, shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
+      Array<T> g_x = xt::zeros<T>(shape);  // the adjoint map: the other direction
+      skew_map(g_y.data(), g_x.data(), s.batch, s.T, s.S, s.W, !to_pairs);
+      g.add(0, std::move(g_x));
+    });
+  return y;
+}
+
+}  // namespace
+
+// Both are pure index maps (each output element is one input element, or 0), so each one's
+// backward is the other one applied to the gradient.
+Tensor rel_skew(const Tensor& x, bool causal) { return skew_or_unskew("rel_skew", x, causal, true); }
+Tensor rel_unskew(const Tensor& a, bool causal) { return skew_or_unskew("rel_unskew", a, causal, false); }
+
+}  // namespace tg

@@ -1,0 +1,222 @@
+#include "attention.hpp"
+
+#include <cmath>
+
+#include <xtensor/xbroadcast.hpp>
+#include <xtensor/xoperation.hpp>
+
+#include "../autograd/broadcast.hpp"
+#include "../autograd/ops.hpp"
+#include "init.hpp"
+
+namespace tg::nn {
+
+Mask causal_mask(std::size_t T, std::size_t S) {
+  if (T > S) fail("causal_mask", "more queries (" + std::to_string(T) + ") than keys (" + std::to_string(S) + ")");
+  Mask m = Mask::from_shape({T, S});
+  for (std::size_t i = 0; i < T; ++i)
+    for (std::size_t j = 0; j < S; ++j) m(i, j) = j <= i + S - T;
+  return m;
+}
+
+Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t S) {
+  Mask m = Mask::from_shape({lengths.size(), 1, 1, S});
+  for (std::size_t b = 0; b < lengths.size(); ++b) {
+    if (lengths[b] > S)
+      fail("padding_mask", "sequence " + std::to_string(b) + " has length " + std::to_string(lengths[b]) +
+                               ", more than the " + std::to_string(S) + " positions");
+    for (std::size_t j = 0; j < S; ++j) m(b, 0, 0, j) = j < lengths[b];
+  }
+  return m;
+}
+
+Mask mask_and(const Mask& a, const Mask& b) { return Mask(a && b); }
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const std::optional<Mask>& mask, Tensor* weights) {
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || k.shape() != v.shape() ||
+      q.shape()[3] != k.shape()[3] || q.shape()[0] != k.shape()[0] || q.shape()[1] != k.shape()[1])
+    fail("scaled_dot_product_attention", "needs q (B, H, T, D), k and v (B, H, S, D): got q " +
+                                             shape_str(q.shape()) + ", k " + shape_str(k.shape()) +
+                                             ", v " + shape_str(v.shape()));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.shape()[3]));
+  Tensor logits = matmul(q, transpose(k)) * scale;  // (B, H, T, S)
+  Tensor attn = mask ? masked_softmax(logits, *mask) : softmax(logits);
+  if (weights) *weights = attn;
+  return matmul(attn, v);
+}
+
+MultiheadAttention::MultiheadAttention(const AttentionOptions& options, Generator& gen)
+    : in_proj(LinearOptions{options.d_model, 3 * options.d_model, options.bias}, gen),
+      out_proj(LinearOptions{options.d_model, options.d_model, options.bias}, gen),
+      options_(options),
+      head_dim_(options.heads == 0 ? 0 : options.d_model / options.heads),
+      gen_(&gen) {
+  if (options.heads == 0 || options.d_model % options.heads != 0)
+    fail("MultiheadAttention", "d_model " + std::to_string(options.d_model) +
+                                   " must be a positive multiple of heads " + std::to_string(options.heads));
+  if (!(options.dropout >= 0 && options.dropout < 1))
+    fail("MultiheadAttention", "dropout must be in [0, 1), got " + std::to_string(options.dropout));
+  register_module("in_proj", in_proj);
+  register_module("out_proj", out_proj);
+  if (options.relative_k > 0) {
+    const std::size_t rows = 2 * options.relative_k + 1;
+    rel_key = register_parameter("rel_key", zeros({rows, head_dim_}));
+    rel_value = register_parameter("rel_value", zeros({rows, head_dim_}));
+    init::xavier_uniform(rel_key, gen);
+    init::xavier_uniform(rel_value, gen);
+  }
+}
+
+void MultiheadAttention::check_input(const char* what, const Tensor& x) const {
+  if (!x.defined() || x.dim() != 3 || x.shape()[2] != options_.d_model)
+    fail("MultiheadAttention", std::string(what) + " must be (B, T, C) with C = " +
+                                   std::to_string(options_.d_model) + ", got " +
+                                   (x.defined() ? shape_str(x.shape()) : "undefined"));
+}
+
+Tensor MultiheadAttention::split_heads(const Tensor& x) const {
+  const auto B = static_cast<std::int64_t>(x.shape()[0]), T = static_cast<std::int64_t>(x.shape()[1]);
+  return permute(reshape(x, {B, T, static_cast<std::int64_t>(options_.heads),
+                             static_cast<std::int64_t>(head_dim_)}), {0, 2, 1, 3});
+}
+
+Tensor MultiheadAttention::merge_heads(const Tensor& x) const {
+  const auto B = static_cast<std::int64_t>(x.shape()[0]), T = static_cast<std::int64_t>(x.shape()[2]);
+  return reshape(permute(x, {0, 2, 1, 3}), {B, T, static_cast<std::int64_t>(options_.d_model)});
+}
+
+namespace {
+
+// The table row for offset d: clip(d, -k, k) + k.
+std::int64_t bucket(std::int64_t d, std::int64_t k) { return std::clamp(d, -k, k) + k; }
+
+// Table rows for every distance a query can have to a key: W = S (causal: d = -(S-1) .. 0)
+// or 2S - 1 (bidirectional: d = -(S-1) .. S-1), in that order.
+Ids distance_buckets(std::size_t S, bool causal, std::size_t k) {
+  const std::size_t W = causal ? S : 2 * S - 1;
+  Ids ids = Ids::from_shape({W});
+  for (std::size_t c = 0; c < W; ++c)
+    ids(c) = bucket(static_cast<std::int64_t>(c) - static_cast<std::int64_t>(S - 1), static_cast<std::int64_t>(k));
+  return ids;
+}
+
+// Table rows for every (query i, key j) pair, query i at position i + S - T: (T, S).
+Ids pair_buckets(std::size_t T, std::size_t S, std::size_t k) {
+  Ids ids = Ids::from_shape({T, S});
+  for (std::size_t i = 0; i < T; ++i)
+    for (std::size_t j = 0; j < S; ++j)
+      ids(i, j) = bucket(static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T),
+                         static_cast<std::int64_t>(k));
+  return ids;
+}
+
+}  // namespace
+
+// rel[b, h, i, j] = q_i . a_K[clip(j - pos_i)]:  (B, H, T, D) -> (B, H, T, S)
+Tensor MultiheadAttention::relative_logits(const Tensor& q, std::size_t S, bool causal) {
+  const std::size_t T = q.shape()[2], k = options_.relative_k;
+  if (options_.relative_skewed) {
+    // One dot product per query and *distance* (W of them), then skew into (query, key) pairs.
+    Tensor table = embedding(rel_key, distance_buckets(S, causal, k));  // (W, D)
+    return rel_skew(matmul(q, transpose(table)), causal);               // (B, H, T, W) -> (.., S)
+  }
+  // Direct: an embedding per (query, key) pair, R (T, S, D); rel[.., i, j] = q_i . R[i, j].
+  const auto B = static_cast<std::int64_t>(q.shape()[0]), H = static_cast<std::int64_t>(q.shape()[1]);
+  const auto Ti = static_cast<std::int64_t>(T), Si = static_cast<std::int64_t>(S),
+             D = static_cast<std::int64_t>(head_dim_);
+  Tensor R = embedding(rel_key, pair_buckets(T, S, k));              // (T, S, D)
+  Tensor qt = reshape(permute(q, {2, 0, 1, 3}), {Ti, B * H, D});     // (T, B H, D)
+  Tensor rel = matmul(qt, transpose(R));                             // (T, B H, S)
+  return permute(reshape(rel, {Ti, B, H, Si}), {1, 2, 0, 3});        // (B, H, T, S)
+}
+
+// out[b, h, i] = sum_j attn[b, h, i, j] a_V[clip(j - pos_i)]:  (B, H, T, S) -> (B, H, T, D)
+Tensor MultiheadAttention::relative_values(const Tensor& attn, bool causal) {
+  const std::size_t T = attn.shape()[2], S = attn.shape()[3], k = options_.relative_k;
+  if (options_.relative_skewed) {
+    // Sum the weights per distance (unskew), then one product with the table.
+    Tensor table = embedding(rel_value, distance_buckets(S, causal, k));  // (W, D)
+    return matmul(rel_unskew(attn, causal), table);                      // (B, H, T, W) (W, D)
+  }
+  const auto B = static_cast<std::int64_t>(attn.shape()[0]), H = static_cast<std::int64_t>(attn.shape()[1]);
+  const auto Ti = static_cast<std::int64_t>(T), Si = static_cast<std::int64_t>(S),
+             D = static_cast<std::int64_t>(head_dim_);
+  Tensor R = embedding(rel_value, pair_buckets(T, S, k));            // (T, S, D)
+  Tensor at = reshape(permute(attn, {2, 0, 1, 3}), {Ti, B * H, Si}); // (T, B H, S)
+  Tensor out = matmul(at, R);                                        // (T, B H, D)
+  return permute(reshape(out, {Ti, B, H, D}), {1, 2, 0, 3});         // (B, H, T, D)
+}
+
+// q: (B, H, T, D), k, v: (B, H, S, D) -> (B, H, T, D)
+Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const std::optional<Mask>& mask, bool causal, Tensor* weights) {
+  const std::size_t T = q.shape()[2], S = k.shape()[2];
+  const Shape logits_shape{q.shape()[0], options_.heads, T, S};
+  if (mask && broadcast_shapes("MultiheadAttention (mask)", mask->shape(), logits_shape) != logits_shape)
+    fail("MultiheadAttention", "the mask " + shape_str(mask->shape()) +
+                                   " does not broadcast to the logits (B, H, T, S) = " + shape_str(logits_shape));
+  std::optional<Mask> m = mask;
+  if (causal) m = m ? mask_and(*m, causal_mask(T, S)) : causal_mask(T, S);
+  const bool relative = options_.relative_k > 0;
+  Tensor logits = matmul(q, transpose(k));  // (B, H, T, S)
+  if (relative) logits = logits + relative_logits(q, S, causal);
+  logits = logits * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  Tensor attn = m ? masked_softmax(logits, *m) : softmax(logits);
+  if (weights) *weights = attn;
+  attn = dropout(attn, options_.dropout, *gen_, is_training());
+  Tensor out = matmul(attn, v);
+  if (relative) out = out + relative_values(attn, causal);
+  return out;
+}
+
+Tensor MultiheadAttention::forward(const Tensor& x, const std::optional<Mask>& mask, bool causal,
+                                   KvCache* cache, Tensor* weights) {
+  check_input("x", x);
+  const auto C = static_cast<std::int64_t>(options_.d_model);
+  Tensor qkv = in_proj(x);  // (B, T, 3C)
+  Tensor q = split_heads(slice(qkv, -1, 0, C));
+  Tensor k = split_heads(slice(qkv, -1, C, 2 * C));
+  Tensor v = split_heads(slice(qkv, -1, 2 * C, 3 * C));
+  if (cache) {
+    if (cache->k.defined()) {
+      k = concat({cache->k, k}, 2);
+      v = concat({cache->v, v}, 2);
+    }
+    cache->k = k;
+    cache->v = v;
+  }
+  return out_proj(merge_heads(attend(q, k, v, mask, causal, weights)));
+}
+
+Tensor MultiheadAttention::forward_cross(const Tensor& x, const Tensor& memory,
+                                         const std::optional<Mask>& memory_mask,
+                                         KvCache* memory_cache, Tensor* weights) {
+  check_input("x", x);
+  check_input("memory", memory);
+  if (options_.relative_k > 0)
+    fail("MultiheadAttention", "relative positions are for self-attention; cross-attention "
+                               "has no shared positions between queries and keys");
+  if (x.shape()[0] != memory.shape()[0])
+    fail("MultiheadAttention", "x " + shape_str(x.shape()) + " and memory " + shape_str(memory.shape()) +
+                                   " have different batch sizes");
+  const auto C = static_cast<std::int64_t>(options_.d_model);
+  // q from x, k and v from memory: the in-projection's three blocks of columns.
+  Tensor q = matmul(x, slice(in_proj.weight, 1, 0, C));  // (B, T, C)
+  if (in_proj.bias.defined()) q = q + slice(in_proj.bias, 0, 0, C);
+  q = split_heads(q);
+  Tensor k, v;
+  if (memory_cache && memory_cache->k.defined()) {
+    k = memory_cache->k;
+    v = memory_cache->v;
+  } else {
+    Tensor kv = matmul(memory, slice(in_proj.weight, 1, C, 3 * C));  // (B, S, 2C)
+    if (in_proj.bias.defined()) kv = kv + slice(in_proj.bias, 0, C, 3 * C);
+    k = split_heads(slice(kv, -1, 0, C));
+    v = split_heads(slice(kv, -1, C, 2 * C));
+    if (memory_cache) *memory_cache = {k, v};
+  }
+  return out_proj(merge_heads(attend(q, k, v, memory_mask, false, weights)));
+}
+
+}  // namespace tg::nn

@@ -1,0 +1,88 @@
+// Attention (Vaswani et al. 2017) with masks, relative positions (Shaw et al. 2018) and a
+// key/value cache for incremental decoding.
+//
+// Masks are boolean, true where a query may attend to a key, and broadcast to the logits'
+// shape (B, H, T, S): a key padding mask is (B, 1, 1, S), a causal or graph mask (T, S).
+// A query whose keys are all masked gets zeros, and zero gradients (never NaN).
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "../autograd/generator.hpp"
+#include "linear.hpp"
+#include "module.hpp"
+
+namespace tg::nn {
+
+// (T, S): query i, at position i + S - T, sees key j iff j <= i + S - T.
+Mask causal_mask(std::size_t T, std::size_t S);
+// (B, 1, 1, S): key j of sequence b is real iff j < lengths[b].
+Mask padding_mask(const std::vector<std::size_t>& lengths, std::size_t S);
+// Both masks, broadcast together.
+Mask mask_and(const Mask& a, const Mask& b);
+
+// q: (B, H, T, D), k: (B, H, S, D), v: (B, H, S, D) -> (B, H, T, D):
+//   softmax(q k^T / sqrt(D), masked) v.
+// `weights`, when given, receives the attention weights (B, H, T, S) (before dropout).
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const std::optional<Mask>& mask = std::nullopt,
+                                    Tensor* weights = nullptr);
+
+struct AttentionOptions {
+  std::size_t d_model = 0;  // C
+  std::size_t heads = 1;    // H; D = C / H
+  double dropout = 0.0;     // on the attention weights, in training mode
+  bool bias = true;
+  // Shaw et al. relative positions: > 0 adds learned embeddings of the offset j - i, clipped to
+  // [-k, k], to keys and values (one table each, shared across heads).  Self-attention only.
+  std::size_t relative_k = 0;
+  // How relative logits are computed: skewed (O(T D) extra memory, Huang et al. 2018) or direct
+  // (materialises a (T, S, D) tensor of embeddings; kept for tests and teaching).
+  bool relative_skewed = true;
+};
+
+// Keys and values of the positions seen so far, (B, H, S, D) each: decoding one new token then
+// costs one step, not a pass over the whole prefix.
+struct KvCache {
+  Tensor k, v;
+  std::size_t length() const { return k.defined() ? k.shape()[2] : 0; }
+};
+
+class MultiheadAttention : public Module {
+ public:
+  // `gen` initialises the weights and draws the dropout masks, so it must outlive the module.
+  MultiheadAttention(const AttentionOptions& options, Generator& gen);
+
+  // Self-attention.  x: (B, T, C) -> (B, T, C).  causal: query i sees keys up to its own
+  // position.  With a cache, x holds the T newest positions; their keys and values are appended
+  // to the cache and attention runs over all of them.
+  Tensor forward(const Tensor& x, const std::optional<Mask>& mask = std::nullopt,
+                 bool causal = false, KvCache* cache = nullptr, Tensor* weights = nullptr);
+
+  // Cross-attention: queries from x (B, T, C), keys and values from memory (B, S, C) -> (B, T, C).
+  // With a cache, memory's keys and values are computed once and reused.
+  Tensor forward_cross(const Tensor& x, const Tensor& memory,
+                       const std::optional<Mask>& memory_mask = std::nullopt,
+                       KvCache* memory_cache = nullptr, Tensor* weights = nullptr);
+
+  Linear in_proj;   // (C, 3C): [q | k | v]
+  Linear out_proj;  // (C, C)
+  Tensor rel_key, rel_value;  // (2k + 1, D) each, when relative_k > 0
+  const AttentionOptions& options() const { return options_; }
+
+ private:
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const std::optional<Mask>& mask,
+                bool causal, Tensor* weights);
+  Tensor relative_logits(const Tensor& q, std::size_t S, bool causal);
+  Tensor relative_values(const Tensor& attn, bool causal);
+  Tensor split_heads(const Tensor& x) const;  // (B, T, C) -> (B, H, T, D)
+  Tensor merge_heads(const Tensor& x) const;  // (B, H, T, D) -> (B, T, C)
+  void check_input(const char* what, const Tensor& x) const;
+
+  AttentionOptions options_;
+  std::size_t head_dim_;
+  Generator* gen_;
+};
+
+}  // namespace tg::nn

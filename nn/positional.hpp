@@ -1,0 +1,124 @@
+// Positional encodings.  Self-attention is blind to order, so a transformer needs positions
+// from somewhere; each scheme here is a module with the same two calls:
+//
+//   P = pe.encode(positions);   // positions (T, M) -> encodings (T, C)
+//   x = pe.forward(x, offset);  // x (B, T, C) + the encodings of positions offset .. offset + T-1
+//
+// so any one can be swapped for another (see make_positional_encoding).  Relative positions
+// (Shaw et al.) live inside attention instead: see AttentionOptions::relative_k.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "../autograd/generator.hpp"
+#include "linear.hpp"
+#include "module.hpp"
+
+namespace tg::nn {
+
+class PositionalEncoding : public Module {
+ public:
+  // positions: (T, M) coordinates -> (T, C)
+  virtual Tensor encode(const Tensor& positions) = 0;
+  // x: (B, T, C) -> x + encode(offset, ..., offset + T - 1)   (sequences: M = 1)
+  Tensor forward(const Tensor& x, std::size_t offset = 0);
+  Tensor operator()(const Tensor& x, std::size_t offset = 0) { return forward(x, offset); }
+  std::size_t dim() const { return dim_; }                   // C
+  virtual std::size_t coordinate_dims() const { return 1; }  // M
+
+ protected:
+  explicit PositionalEncoding(std::size_t dim);
+  // Checks positions: (T, M) against this encoding's M, naming `who`.
+  void check_positions(const char* who, const Tensor& positions) const;
+
+ private:
+  std::size_t dim_;
+};
+
+// Vaswani et al. 2017, fixed:  PE[p, 2i] = sin(p / base^(2i/C)),  PE[p, 2i+1] = cos(p / base^(2i/C)).
+class SinusoidalPositions : public PositionalEncoding {
+ public:
+  explicit SinusoidalPositions(std::size_t dim, double base = 10000.0);
+  Tensor encode(const Tensor& positions) override;
+
+ private:
+  double base_;
+};
+
+// A learned vector per position 0 .. max_len - 1 (as in BERT).  Positions beyond the table are
+// an error: it has nothing to say about them.
+class LearnedPositions : public PositionalEncoding {
+ public:
+  LearnedPositions(std::size_t max_len, std::size_t dim, Generator& gen);
+  Tensor encode(const Tensor& positions) override;
+  Tensor table;  // (max_len, C)
+
+ private:
+  std::size_t max_len_;
+};
+
+// A small MLP of the (scaled) position, trained with the model:  MLP(p / scale), with
+// Linear(1, hidden), GELU, Linear(hidden, C).  Defined for any position.
+struct MlpPositionsOptions {
+  std::size_t dim = 0;
+  std::size_t hidden = 64;
+  double scale = 512.0;
+};
+
+class MlpPositions : public PositionalEncoding {
+ public:
+  MlpPositions(const MlpPositionsOptions& options, Generator& gen);
+  Tensor encode(const Tensor& positions) override;
+  Linear fc1, fc2;
+
+ private:
+  double scale_;
+};
+
+// Learnable Fourier features (Li et al. 2021, arXiv 2106.02795), for positions of M continuous
+// coordinates (M = 1: sequences; M = 2: grids such as image patches), split into G groups:
+//   r(x) = [cos(x W_r^T), sin(x W_r^T)] / sqrt(F),  W_r: (F/2, M) drawn from N(0, gamma^-2),
+//   then Linear(F, hidden), GELU, Linear(hidden, C / G) per group, groups concatenated.
+// positions: (T, G M) -> (T, C)
+struct FourierPositionsOptions {
+  std::size_t dim = 0;        // C
+  std::size_t coords = 1;     // M
+  std::size_t groups = 1;     // G (C must divide by G)
+  std::size_t features = 64;  // F (even)
+  std::size_t hidden = 128;
+  double gamma = 1.0;
+};
+
+class FourierPositions : public PositionalEncoding {
+ public:
+  FourierPositions(const FourierPositionsOptions& options, Generator& gen);
+  Tensor encode(const Tensor& positions) override;
+  std::size_t coordinate_dims() const override { return options_.coords * options_.groups; }
+  Linear wr;        // (M, F/2), no bias: x W_r^T
+  Linear fc1, fc2;  // the MLP
+
+ private:
+  FourierPositionsOptions options_;
+};
+
+// The schemes by name, for models and command lines.
+enum class PositionScheme { none, sinusoidal, learned, mlp, fourier, relative };
+const char* position_scheme_name(PositionScheme s);
+PositionScheme position_scheme_from_name(const std::string& name);
+
+struct PositionOptions {
+  PositionScheme scheme = PositionScheme::sinusoidal;
+  std::size_t dim = 0;
+  std::size_t max_len = 512;       // learned
+  std::size_t mlp_hidden = 64;     // mlp
+  double mlp_scale = 512.0;        // mlp
+  std::size_t fourier_features = 64, fourier_hidden = 128;  // fourier
+  double fourier_gamma = 1.0;
+};
+
+// The module for an absolute scheme; nullptr for none and relative (which lives in attention).
+std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptions& options,
+                                                             Generator& gen);
+
+}  // namespace tg::nn

@@ -1,0 +1,139 @@
+#include "transformer.hpp"
+
+#include "../autograd/ops.hpp"
+
+namespace tg::nn {
+namespace {
+
+AttentionOptions self_attention(const TransformerOptions& o) {
+  return {.d_model = o.d_model, .heads = o.heads, .dropout = o.attention_dropout,
+          .relative_k = o.relative_k, .relative_skewed = o.relative_skewed};
+}
+
+AttentionOptions cross_attention(const TransformerOptions& o) {
+  return {.d_model = o.d_model, .heads = o.heads, .dropout = o.attention_dropout};
+}
+
+MlpOptions feed_forward(const TransformerOptions& o) {
+  return {.widths = {o.d_model, o.ff, o.d_model}, .activation = o.activation, .dropout = o.dropout};
+}
+
+void check_options(const char* who, const TransformerOptions& o) {
+  if (o.d_model == 0 || o.ff == 0 || o.layers == 0)
+    fail(who, "d_model, ff and layers must be positive");
+  if (!(o.dropout >= 0 && o.dropout < 1)) fail(who, "dropout must be in [0, 1)");
+}
+
+}  // namespace
+
+EncoderLayer::EncoderLayer(const TransformerOptions& o, Generator& gen)
+    : self_attn(self_attention(o), gen),
+      ff(feed_forward(o), gen),
+      norm1(o.d_model),
+      norm2(o.d_model),
+      drop(o.dropout, gen),
+      pre_norm_(o.pre_norm) {
+  check_options("EncoderLayer", o);
+  register_module("self_attn", self_attn);
+  register_module("ff", ff);
+  register_module("norm1", norm1);
+  register_module("norm2", norm2);
+  register_module("drop", drop);
+}
+
+Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& mask, Tensor* weights) {
+  if (pre_norm_) {
+    Tensor h = x + drop(self_attn.forward(norm1(x), mask, false, nullptr, weights));
+    return h + drop(ff(norm2(h)));
+  }
+  Tensor h = norm1(x + drop(self_attn.forward(x, mask, false, nullptr, weights)));
+  return norm2(h + drop(ff(h)));
+}
+
+Encoder::Encoder(const TransformerOptions& o, Generator& gen) {
+  check_options("Encoder", o);
+  for (std::size_t i = 0; i < o.layers; ++i) {
+    layers.push_back(std::make_unique<EncoderLayer>(o, gen));
+    register_module(std::to_string(i), *layers.back());
+  }
+  if (o.pre_norm) {
+    final_norm = std::make_unique<LayerNorm>(o.d_model);
+    register_module("final_norm", *final_norm);
+  }
+}
+
+Tensor Encoder::forward(const Tensor& x, const std::optional<Mask>& mask, std::vector<Tensor>* weights) {
+  Tensor h = x;
+  for (auto& layer : layers) {
+    Tensor w;
+    h = layer->forward(h, mask, weights ? &w : nullptr);
+    if (weights) weights->push_back(w);
+  }
+  return final_norm ? (*final_norm)(h) : h;
+}
+
+DecoderLayer::DecoderLayer(const TransformerOptions& o, Generator& gen)
+    : self_attn(self_attention(o), gen),
+      cross_attn(cross_attention(o), gen),
+      ff(feed_forward(o), gen),
+      norm1(o.d_model),
+      norm2(o.d_model),
+      norm3(o.d_model),
+      drop(o.dropout, gen),
+      pre_norm_(o.pre_norm) {
+  check_options("DecoderLayer", o);
+  register_module("self_attn", self_attn);
+  register_module("cross_attn", cross_attn);
+  register_module("ff", ff);
+  register_module("norm1", norm1);
+  register_module("norm2", norm2);
+  register_module("norm3", norm3);
+  register_module("drop", drop);
+}
+
+Tensor DecoderLayer::forward(const Tensor& y, const Tensor& memory, const std::optional<Mask>& self_mask,
+                             const std::optional<Mask>& memory_mask, DecoderLayerCache* cache,
+                             Tensor* cross_weights) {
+  KvCache* self_cache = cache ? &cache->self : nullptr;
+  KvCache* cross_cache = cache ? &cache->cross : nullptr;
+  const auto self = [&](const Tensor& h) { return self_attn.forward(h, self_mask, true, self_cache); };
+  const auto cross = [&](const Tensor& h) {
+    return cross_attn.forward_cross(h, memory, memory_mask, cross_cache, cross_weights);
+  };
+  if (pre_norm_) {
+    Tensor h = y + drop(self(norm1(y)));
+    h = h + drop(cross(norm2(h)));
+    return h + drop(ff(norm3(h)));
+  }
+  Tensor h = norm1(y + drop(self(y)));
+  h = norm2(h + drop(cross(h)));
+  return norm3(h + drop(ff(h)));
+}
+
+Decoder::Decoder(const TransformerOptions& o, Generator& gen) {
+  check_options("Decoder", o);
+  for (std::size_t i = 0; i < o.layers; ++i) {
+    layers.push_back(std::make_unique<DecoderLayer>(o, gen));
+    register_module(std::to_string(i), *layers.back());
+  }
+  if (o.pre_norm) {
+    final_norm = std::make_unique<LayerNorm>(o.d_model);
+    register_module("final_norm", *final_norm);
+  }
+}
+
+Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const std::optional<Mask>& self_mask,
+                        const std::optional<Mask>& memory_mask, DecoderCache* cache,
+                        std::vector<Tensor>* cross_weights) {
+  if (cache && cache->layers.size() != layers.size()) cache->layers.resize(layers.size());
+  Tensor h = y;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    Tensor w;
+    h = layers[i]->forward(h, memory, self_mask, memory_mask, cache ? &cache->layers[i] : nullptr,
+                           cross_weights ? &w : nullptr);
+    if (cross_weights) cross_weights->push_back(w);
+  }
+  return final_norm ? (*final_norm)(h) : h;
+}
+
+}  // namespace tg::nn

@@ -1,0 +1,109 @@
+// Transformer blocks (Vaswani et al. 2017): encoder and decoder layers and stacks of them.
+//
+// Pre-LayerNorm (the default; Xiong et al. 2020), each sublayer f is
+//   x = x + dropout(f(norm(x)))         and the stack ends with a LayerNorm;
+// post-LayerNorm (the original):
+//   x = norm(x + dropout(f(x))).
+// Positions come from outside (a PositionalEncoding added to the embeddings) or from inside
+// attention (relative_k > 0): the blocks work with either.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "activation.hpp"
+#include "attention.hpp"
+#include "dropout.hpp"
+#include "layer_norm.hpp"
+#include "mlp.hpp"
+
+namespace tg::nn {
+
+struct TransformerOptions {
+  std::size_t d_model = 0;  // C
+  std::size_t heads = 1;    // H
+  std::size_t ff = 0;       // width of the feed-forward block
+  std::size_t layers = 1;
+  double dropout = 0.1;            // on each sublayer's output and inside the feed-forward block
+  double attention_dropout = 0.1;  // on the attention weights
+  Activation activation = Activation::gelu;
+  bool pre_norm = true;
+  std::size_t relative_k = 0;  // > 0: Shaw relative positions in every self-attention
+  bool relative_skewed = true;
+};
+
+class EncoderLayer : public Module {
+ public:
+  EncoderLayer(const TransformerOptions& options, Generator& gen);
+  // x: (B, T, C), mask over (query, key) pairs (e.g. padding_mask) -> (B, T, C)
+  Tensor forward(const Tensor& x, const std::optional<Mask>& mask = std::nullopt,
+                 Tensor* weights = nullptr);
+
+  MultiheadAttention self_attn;
+  FeedForward ff;
+  LayerNorm norm1, norm2;
+  Dropout drop;
+
+ private:
+  bool pre_norm_;
+};
+
+class Encoder : public Module {
+ public:
+  Encoder(const TransformerOptions& options, Generator& gen);
+  // x: (B, T, C) -> (B, T, C).  `weights`, if given, receives each layer's attention weights.
+  Tensor forward(const Tensor& x, const std::optional<Mask>& mask = std::nullopt,
+                 std::vector<Tensor>* weights = nullptr);
+
+  std::vector<std::unique_ptr<EncoderLayer>> layers;  // "0", "1", ...
+  std::unique_ptr<LayerNorm> final_norm;              // pre-norm stacks only
+};
+
+// What one decoder layer keeps between decoding steps.
+struct DecoderLayerCache {
+  KvCache self;   // keys and values of the target positions so far
+  KvCache cross;  // keys and values of the memory, computed at the first step
+};
+
+struct DecoderCache {
+  std::vector<DecoderLayerCache> layers;
+  std::size_t length() const { return layers.empty() ? 0 : layers[0].self.length(); }
+};
+
+class DecoderLayer : public Module {
+ public:
+  DecoderLayer(const TransformerOptions& options, Generator& gen);
+  // y: (B, T, C) target positions, memory: (B, S, C) encoder output -> (B, T, C).
+  // Self-attention is causal; self_mask (e.g. target padding) and memory_mask (source padding)
+  // are optional.  With a cache, y holds only the newest positions.
+  Tensor forward(const Tensor& y, const Tensor& memory,
+                 const std::optional<Mask>& self_mask = std::nullopt,
+                 const std::optional<Mask>& memory_mask = std::nullopt,
+                 DecoderLayerCache* cache = nullptr, Tensor* cross_weights = nullptr);
+
+  MultiheadAttention self_attn, cross_attn;
+  FeedForward ff;
+  LayerNorm norm1, norm2, norm3;
+  Dropout drop;
+
+ private:
+  bool pre_norm_;
+};
+
+class Decoder : public Module {
+ public:
+  Decoder(const TransformerOptions& options, Generator& gen);
+  // y: (B, T, C), memory: (B, S, C) -> (B, T, C).  With a cache (incremental decoding), pass
+  // only the new positions; the cache grows by T.  cross_weights receives each layer's
+  // cross-attention weights (B, H, T, S).
+  Tensor forward(const Tensor& y, const Tensor& memory,
+                 const std::optional<Mask>& self_mask = std::nullopt,
+                 const std::optional<Mask>& memory_mask = std::nullopt,
+                 DecoderCache* cache = nullptr, std::vector<Tensor>* cross_weights = nullptr);
+
+  std::vector<std::unique_ptr<DecoderLayer>> layers;
+  std::unique_ptr<LayerNorm> final_norm;
+};
+
+}  // namespace tg::nn
