@@ -13,6 +13,16 @@ namespace tg {
 // them 1.  Throws naming `op` and both shapes otherwise.
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
 
+// Does `from` broadcast to exactly `to`?  (Right-aligned, each dim equal or 1.)
+inline bool broadcasts_to(const Shape& from, const Shape& to) {
+  if (from.size() > to.size()) return false;
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    const std::size_t f = from[from.size() - 1 - i], t = to[to.size() - 1 - i];
+    if (f != t && f != 1) return false;
+  }
+  return true;
+}
+
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
 
 // Undoes broadcasting for a gradient: g has the broadcast output's shape, the input had

@@ -153,7 +153,7 @@ Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
                                   const std::optional<Mask>& mask, bool causal, Tensor* weights) {
   const std::size_t T = q.shape()[2], S = k.shape()[2];
   const Shape logits_shape{q.shape()[0], options_.heads, T, S};
-  if (mask && broadcast_shapes("MultiheadAttention (mask)", mask->shape(), logits_shape) != logits_shape)
+  if (mask && !broadcasts_to(mask->shape(), logits_shape))
     fail("MultiheadAttention", "the mask " + shape_str(mask->shape()) +
                                    " does not broadcast to the logits (B, H, T, S) = " + shape_str(logits_shape));
   std::optional<Mask> m = mask;

@@ -1,0 +1,119 @@
+#define BOOST_TEST_MODULE transformer
+#include "testing.hpp"
+
+using namespace tg;
+using namespace tg::nn;
+using testing::randn64;
+using Inputs = std::vector<Tensor>;
+
+namespace {
+
+TransformerOptions small(bool pre_norm, std::size_t relative_k = 0) {
+  return {.d_model = 4, .heads = 2, .ff = 6, .layers = 2, .dropout = 0.0, .attention_dropout = 0.0,
+          .pre_norm = pre_norm, .relative_k = relative_k};
+}
+
+template <class M>
+std::vector<Tensor> with_parameters(const Tensor& x, M& module) {
+  std::vector<Tensor> inputs = {x};
+  for (const Tensor& p : module.parameters()) inputs.push_back(p);
+  return inputs;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) { return max(abs(a - b), {0, 1, 2}).item(); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(encoder_layers_and_stack_gradcheck_pre_and_post_norm) {
+  for (bool pre : {true, false})
+    for (std::size_t k : {0u, 2u}) {
+      BOOST_TEST_CONTEXT("pre_norm " << pre << ", relative_k " << k) {
+        Generator gen(1);
+        EncoderLayer layer(small(pre, k), gen);
+        layer.to(Dtype::f64);
+        Mask pad = padding_mask({3, 2}, 3);
+        CHECK_GRAD([&](const Inputs& in) { return layer.forward(in[0], pad); }, with_parameters(randn64({2, 3, 4}, 2), layer));
+        Encoder enc(small(pre, k), gen);
+        enc.to(Dtype::f64);
+        BOOST_TEST((enc.final_norm != nullptr) == pre);
+        CHECK_GRAD([&](const Inputs& in) { return enc.forward(in[0], pad); }, with_parameters(randn64({2, 3, 4}, 3), enc));
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(decoder_layer_and_stack_gradcheck) {
+  for (bool pre : {true, false}) {
+    Generator gen(4);
+    Decoder dec(small(pre, 2), gen);
+    dec.to(Dtype::f64);
+    Tensor memory = randn64({2, 5, 4}, 5);
+    Mask src_pad = padding_mask({5, 3}, 5);
+    CHECK_GRAD([&](const Inputs& in) { return dec.forward(in[0], memory, std::nullopt, src_pad); },
+               with_parameters(randn64({2, 3, 4}, 6), dec));
+    CHECK_GRAD([&](const Inputs& in) { return dec.forward(randn64({2, 3, 4}, 7, false), in[0]); }, {memory});
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_decoder_is_causal_exactly) {
+  Generator gen(8);
+  Decoder dec(small(true, 2), gen);
+  Generator data(9);
+  Tensor memory = randn({1, 4, 4}, data), y = randn({1, 5, 4}, data);
+  Array<float> changed = y.data<float>();
+  for (std::size_t c = 0; c < 4; ++c) changed(0, 4, c) -= 3.0f;  // the last position only
+  Tensor a = dec.forward(y, memory), b = dec.forward(Tensor(changed), memory);
+  BOOST_TEST((slice(a, 1, 0, 4).data<float>() == slice(b, 1, 0, 4).data<float>()));
+  BOOST_TEST(!(slice(a, 1, 4, 5).data<float>() == slice(b, 1, 4, 5).data<float>()));
+}
+
+BOOST_AUTO_TEST_CASE(encoder_ignores_the_contents_of_padding) {
+  Generator gen(10);
+  Encoder enc(small(true, 2), gen);
+  Generator data(11);
+  Tensor x = randn({2, 6, 4}, data);
+  Array<float> changed = x.data<float>();
+  for (std::size_t t = 4; t < 6; ++t)
+    for (std::size_t c = 0; c < 4; ++c) changed(0, t, c) = 50.0f;
+  Mask pad = padding_mask({4, 6}, 6);
+  Tensor a = enc.forward(x, pad), b = enc.forward(Tensor(changed), pad);
+  BOOST_TEST((slice(slice(a, 0, 0, 1), 1, 0, 4).data<float>() == slice(slice(b, 0, 0, 1), 1, 0, 4).data<float>()));
+}
+
+BOOST_AUTO_TEST_CASE(incremental_decoding_equals_the_full_pass) {
+  for (std::size_t k : {0u, 2u})
+    for (bool pre : {true, false}) {
+      BOOST_TEST_CONTEXT("relative_k " << k << ", pre_norm " << pre) {
+        Generator gen(12);
+        Decoder dec(small(pre, k), gen);
+        dec.to(Dtype::f64);
+        dec.eval();
+        Tensor memory = randn64({2, 3, 4}, 13, false), y = randn64({2, 5, 4}, 14, false);
+        Mask src_pad = padding_mask({3, 2}, 3);
+        Tensor full = dec.forward(y, memory, std::nullopt, src_pad);
+        DecoderCache cache;
+        std::vector<Tensor> steps;
+        for (std::int64_t t = 0; t < 5; ++t) steps.push_back(dec.forward(slice(y, 1, t, t + 1), memory, std::nullopt, src_pad, &cache));
+        BOOST_TEST(cache.length() == 5u);
+        BOOST_TEST(max_abs_diff(full, concat(steps, 1)) < 1e-12);
+        // Two positions at a time works too.
+        DecoderCache cache2;
+        Tensor first = dec.forward(slice(y, 1, 0, 2), memory, std::nullopt, src_pad, &cache2);
+        Tensor rest = dec.forward(slice(y, 1, 2, 5), memory, std::nullopt, src_pad, &cache2);
+        BOOST_TEST(max_abs_diff(full, concat({first, rest}, 1)) < 1e-12);
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(cross_attention_weights_are_returned_for_plots) {
+  Generator gen(15);
+  Decoder dec(small(true), gen);
+  std::vector<Tensor> weights;
+  dec.forward(zeros({1, 3, 4}), ones({1, 5, 4}), std::nullopt, std::nullopt, nullptr, &weights);
+  BOOST_TEST(weights.size() == 2u);
+  BOOST_TEST(weights[0].shape() == (Shape{1, 2, 3, 5}));
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_are_refused) {
+  Generator gen(16);
+  CHECK_THROWS_WITH(Encoder({.d_model = 4, .heads = 2, .ff = 0}, gen), "d_model, ff and layers must be positive");
+}
