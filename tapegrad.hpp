@@ -4,6 +4,7 @@
 #include "autograd/generator.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/ops.hpp"
+#include "autograd/parallel.hpp"
 #include "autograd/shape.hpp"
 #include "autograd/tape.hpp"
 #include "autograd/tensor.hpp"
@@ -25,3 +26,7 @@
 #include "nn/schedule.hpp"
 #include "nn/sequential.hpp"
 #include "nn/transformer.hpp"
+
+#include "models/classifier.hpp"
+#include "models/tagger.hpp"
+#include "models/translator.hpp"

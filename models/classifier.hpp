@@ -1,0 +1,46 @@
+// Sequence classifier (sentiment): embeddings, positions (learnable Fourier features by
+// default), a transformer encoder, mean pooling over real tokens, a classifier.
+//   ids: (B, T), 0 = padding  ->  logits (B, classes)
+#pragma once
+
+#include <memory>
+
+#include "../nn/embedding.hpp"
+#include "../nn/linear.hpp"
+#include "../nn/positional.hpp"
+#include "../nn/transformer.hpp"
+
+namespace tg::models {
+
+struct ClassifierOptions {
+  std::size_t vocab = 0;
+  std::size_t classes = 2;
+  std::size_t d_model = 128, heads = 4, ff = 512, layers = 2;
+  double dropout = 0.1;
+  nn::PositionScheme positions = nn::PositionScheme::fourier;
+  std::size_t fourier_features = 64, fourier_hidden = 128;
+  std::size_t relative_k = 16;
+  std::size_t max_len = 512;
+};
+
+class Classifier : public nn::Module {
+ public:
+  Classifier(const ClassifierOptions& options, Generator& gen);
+
+  // ids: (B, T) -> logits (B, classes)
+  Tensor forward(const Ids& ids, std::vector<Tensor>* weights = nullptr);
+  Tensor loss(const Ids& ids, const Ids& labels);  // labels: (B)
+
+  const ClassifierOptions& options() const { return options_; }
+
+  nn::Embedding embed;
+  std::unique_ptr<nn::PositionalEncoding> positions;
+  nn::Encoder encoder;
+  nn::Linear head;
+
+ private:
+  ClassifierOptions options_;
+  nn::Dropout drop_;
+};
+
+}  // namespace tg::models

@@ -1,0 +1,49 @@
+#include "tagger.hpp"
+
+#include <cmath>
+
+#include "../autograd/ops.hpp"
+
+namespace tg::models {
+
+Mask key_padding_mask(const Ids& ids) {
+  if (ids.dimension() != 2) fail("key_padding_mask", "ids must be (B, T), got " + shape_str(Shape(ids.shape().begin(), ids.shape().end())));
+  Mask m = Mask::from_shape({ids.shape()[0], 1, 1, ids.shape()[1]});
+  for (std::size_t i = 0; i < ids.size(); ++i) m.data()[i] = ids.data()[i] != 0;
+  return m;
+}
+
+namespace {
+
+nn::TransformerOptions encoder_options(const TaggerOptions& o) {
+  return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
+          .attention_dropout = o.dropout,
+          .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0};
+}
+
+}  // namespace
+
+Tagger::Tagger(const TaggerOptions& o, Generator& gen)
+    : embed({.vocab = o.vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
+      encoder(encoder_options(o), gen),
+      head(o.d_model, o.tags, gen),
+      options_(o),
+      drop_(o.dropout, gen) {
+  positions = nn::make_positional_encoding({.scheme = o.positions, .dim = o.d_model, .max_len = o.max_len}, gen);
+  register_module("embed", embed);
+  if (positions) register_module("positions", *positions);
+  register_module("encoder", encoder);
+  register_module("head", head);
+  register_module("drop", drop_);
+}
+
+Tensor Tagger::forward(const Ids& ids, std::vector<Tensor>* weights) {
+  Tensor x = embed(ids) * std::sqrt(static_cast<double>(options_.d_model));  // (B, T, C)
+  if (positions) x = positions->forward(x);
+  x = drop_(x);
+  return head(encoder.forward(x, key_padding_mask(ids), weights));  // (B, T, tags)
+}
+
+Tensor Tagger::loss(const Ids& ids, const Ids& tags) { return cross_entropy(forward(ids), tags); }
+
+}  // namespace tg::models

@@ -1,0 +1,49 @@
+// Tagger: a label for every token.  Embeddings, a transformer encoder (relative-position
+// attention by default) and a per-token classifier.
+//   ids: (B, T), 0 = padding  ->  logits (B, T, tags)
+#pragma once
+
+#include <memory>
+
+#include "../nn/embedding.hpp"
+#include "../nn/linear.hpp"
+#include "../nn/positional.hpp"
+#include "../nn/transformer.hpp"
+
+namespace tg::models {
+
+struct TaggerOptions {
+  std::size_t vocab = 0;  // word ids; 0 is padding
+  std::size_t tags = 0;
+  std::size_t d_model = 128, heads = 4, ff = 512, layers = 2;
+  double dropout = 0.1;
+  nn::PositionScheme positions = nn::PositionScheme::relative;
+  std::size_t relative_k = 16;  // for PositionScheme::relative
+  std::size_t max_len = 512;    // for PositionScheme::learned
+};
+
+class Tagger : public nn::Module {
+ public:
+  Tagger(const TaggerOptions& options, Generator& gen);
+
+  // ids: (B, T) -> logits (B, T, tags).  `weights`, if given, receives each layer's attention.
+  Tensor forward(const Ids& ids, std::vector<Tensor>* weights = nullptr);
+  // Mean cross-entropy over the tags of real tokens (tags: (B, T), -100 at padding).
+  Tensor loss(const Ids& ids, const Ids& tags);
+
+  const TaggerOptions& options() const { return options_; }
+
+  nn::Embedding embed;
+  std::unique_ptr<nn::PositionalEncoding> positions;  // absolute schemes only
+  nn::Encoder encoder;
+  nn::Linear head;
+
+ private:
+  TaggerOptions options_;
+  nn::Dropout drop_;
+};
+
+// The key padding mask (B, 1, 1, T) of ids (B, T): true where the id is not 0.
+Mask key_padding_mask(const Ids& ids);
+
+}  // namespace tg::models

@@ -1,0 +1,67 @@
+#include "translator.hpp"
+
+#include <cmath>
+
+#include "../autograd/ops.hpp"
+#include "tagger.hpp"
+
+namespace tg::models {
+namespace {
+
+nn::TransformerOptions stack_options(const TranslatorOptions& o) {
+  return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
+          .attention_dropout = o.dropout,
+          .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0};
+}
+
+nn::PositionOptions position_options(const TranslatorOptions& o) {
+  return {.scheme = o.positions, .dim = o.d_model, .max_len = o.max_len, .mlp_hidden = o.mlp_hidden,
+          .mlp_scale = o.mlp_scale};
+}
+
+}  // namespace
+
+Translator::Translator(const TranslatorOptions& o, Generator& gen)
+    : src_embed({.vocab = o.src_vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
+      tgt_embed({.vocab = o.tgt_vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
+      encoder(stack_options(o), gen),
+      decoder(stack_options(o), gen),
+      head(o.d_model, o.tgt_vocab, gen),
+      options_(o),
+      drop_(o.dropout, gen) {
+  src_positions = nn::make_positional_encoding(position_options(o), gen);
+  tgt_positions = nn::make_positional_encoding(position_options(o), gen);
+  register_module("src_embed", src_embed);
+  register_module("tgt_embed", tgt_embed);
+  if (src_positions) register_module("src_positions", *src_positions);
+  if (tgt_positions) register_module("tgt_positions", *tgt_positions);
+  register_module("encoder", encoder);
+  register_module("decoder", decoder);
+  register_module("head", head);
+  register_module("drop", drop_);
+}
+
+Tensor Translator::encode(const Ids& src) {
+  Tensor x = src_embed(src) * std::sqrt(static_cast<double>(options_.d_model));
+  if (src_positions) x = src_positions->forward(x);
+  return encoder.forward(drop_(x), key_padding_mask(src));
+}
+
+Tensor Translator::decode(const Ids& tgt, const Tensor& memory, const Mask& src_mask,
+                          nn::DecoderCache* cache, std::vector<Tensor>* cross_weights) {
+  const std::size_t offset = cache ? cache->length() : 0;
+  Tensor y = tgt_embed(tgt) * std::sqrt(static_cast<double>(options_.d_model));
+  if (tgt_positions) y = tgt_positions->forward(y, offset);
+  // Target padding only matters in training (whole sequences); the causal mask is added inside.
+  std::optional<Mask> self_mask;
+  if (!cache) self_mask = key_padding_mask(tgt);
+  return head(decoder.forward(drop_(y), memory, self_mask, src_mask, cache, cross_weights));
+}
+
+Tensor Translator::loss(const Ids& src, const Ids& tgt_in, const Ids& tgt_out) {
+  Tensor memory = encode(src);
+  Tensor logits = decode(tgt_in, memory, key_padding_mask(src));
+  return cross_entropy(logits, tgt_out, {.ignore_index = 0, .label_smoothing = options_.label_smoothing});
+}
+
+}  // namespace tg::models

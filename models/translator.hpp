@@ -1,0 +1,54 @@
+// Translator: an encoder-decoder transformer (learned-MLP positions by default).
+//   src: (B, S), tgt_in: (B, T), 0 = padding  ->  logits (B, T, tgt_vocab)
+// Training uses teacher forcing: tgt_in is the target shifted right (starting with BOS), and
+// the loss compares the logits with tgt_out (the target, ending with EOS).
+#pragma once
+
+#include <memory>
+
+#include "../nn/embedding.hpp"
+#include "../nn/linear.hpp"
+#include "../nn/positional.hpp"
+#include "../nn/transformer.hpp"
+
+namespace tg::models {
+
+struct TranslatorOptions {
+  std::size_t src_vocab = 0, tgt_vocab = 0;
+  std::size_t d_model = 256, heads = 8, ff = 1024, layers = 3;
+  double dropout = 0.1;
+  double label_smoothing = 0.1;
+  nn::PositionScheme positions = nn::PositionScheme::mlp;
+  std::size_t mlp_hidden = 64;
+  double mlp_scale = 512;
+  std::size_t relative_k = 16;
+  std::size_t max_len = 512;
+};
+
+class Translator : public nn::Module {
+ public:
+  Translator(const TranslatorOptions& options, Generator& gen);
+
+  // src: (B, S) -> memory (B, S, C)
+  Tensor encode(const Ids& src);
+  // tgt: (B, T) target positions offset .. offset+T-1, memory (B, S, C) -> logits (B, T, V).
+  // With a cache, tgt holds only the new positions (incremental decoding).
+  Tensor decode(const Ids& tgt, const Tensor& memory, const Mask& src_mask,
+                nn::DecoderCache* cache = nullptr, std::vector<Tensor>* cross_weights = nullptr);
+  // Label-smoothed cross-entropy over the real target tokens (tgt_out 0 = padding, ignored).
+  Tensor loss(const Ids& src, const Ids& tgt_in, const Ids& tgt_out);
+
+  const TranslatorOptions& options() const { return options_; }
+
+  nn::Embedding src_embed, tgt_embed;
+  std::unique_ptr<nn::PositionalEncoding> src_positions, tgt_positions;
+  nn::Encoder encoder;
+  nn::Decoder decoder;
+  nn::Linear head;
+
+ private:
+  TranslatorOptions options_;
+  nn::Dropout drop_;
+};
+
+}  // namespace tg::models
