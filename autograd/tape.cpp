@@ -1,5 +1,6 @@
 #include "tape.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <ostream>
 #include <sstream>
@@ -8,6 +9,7 @@ namespace tg {
 namespace {
 
 thread_local detail::TapeData* t_current = nullptr;
+thread_local Profiler* t_profiler = nullptr;
 
 std::uint64_t next_tape_id() {
   static std::atomic<std::uint64_t> counter{0};
@@ -71,6 +73,13 @@ void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_
             std::size_t saved_bytes, GradFn backward) {
   TapeData* tape = t_current;
   if (tape == nullptr) return;  // not recording
+  if (t_profiler) {
+    const auto now = std::chrono::steady_clock::now();
+    OpTime& t = t_profiler->ops_[op];
+    ++t.calls;
+    t.forward_ms += std::chrono::duration<double, std::milli>(now - t_profiler->mark_).count();
+    t_profiler->mark_ = now;
+  }
   const auto index = static_cast<std::int32_t>(tape->nodes.size());
   Node& node = tape->nodes.emplace_back();
   node.op = op;
@@ -121,7 +130,11 @@ void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out) {
       if (!node.grad) continue;  // no gradient reached this op: not on the path to `out`
       if (node.released) released(i);
       Grads grads(tape, static_cast<std::size_t>(i));
+      const auto start = t_profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       node.backward(*node.grad, grads);
+      if (t_profiler)
+        t_profiler->ops_[node.op].backward_ms +=
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       // Release what the closure saved and the gradient of the output.
       node.backward = nullptr;
       node.grad.reset();
@@ -238,6 +251,29 @@ std::string Tape::to_dot() const {
 }
 
 std::ostream& operator<<(std::ostream& os, const Tape& tape) { return os << tape.listing(); }
+
+Profiler::Profiler() : mark_(std::chrono::steady_clock::now()), previous_(t_profiler) { t_profiler = this; }
+Profiler::~Profiler() { t_profiler = previous_; }
+
+std::string Profiler::table() const {
+  std::vector<std::pair<std::string, OpTime>> rows(ops_.begin(), ops_.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.second.forward_ms + a.second.backward_ms > b.second.forward_ms + b.second.backward_ms;
+  });
+  double fwd = 0, bwd = 0;
+  for (const auto& [op, t] : rows) fwd += t.forward_ms, bwd += t.backward_ms;
+  std::string out;
+  char line[160];
+  std::snprintf(line, sizeof line, "%-22s %7s %12s %12s %7s\n", "op", "calls", "forward ms", "backward ms", "share");
+  out += line;
+  for (const auto& [op, t] : rows) {
+    std::snprintf(line, sizeof line, "%-22s %7zu %12.3f %12.3f %6.1f%%\n", op.c_str(), t.calls, t.forward_ms,
+                  t.backward_ms, 100.0 * (t.forward_ms + t.backward_ms) / std::max(fwd + bwd, 1e-9));
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "%-22s %7s %12.3f %12.3f\n", "total", "", fwd, bwd);
+  return out + line;
+}
 
 TapeGuard::TapeGuard(Tape& tape) : previous_(t_current) { t_current = &tape.data(); }
 TapeGuard::~TapeGuard() { t_current = previous_; }

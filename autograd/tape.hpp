@@ -15,8 +15,10 @@
 // backward that needs a released op throws instead of computing wrong numbers.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -60,6 +62,8 @@ struct TapeData : std::enable_shared_from_this<TapeData> {
 };
 
 TapeData* current_tape();  // the thread's current tape, or nullptr (no recording)
+void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
+            std::size_t saved_bytes, GradFn backward);
 void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out);
 AnyArray output_gradient(const Tensor& out, const Tensor& g_out);
 void accumulate_leaf_grad(const char* op, TensorImpl& leaf, AnyArray&& g);
@@ -133,6 +137,32 @@ class NoGradGuard {
   detail::TapeData* previous_;
 };
 
+// Per-op time profile, for learners to see where a training step goes.  While a Profiler lives,
+// every op recorded on this thread is timed: forward = the time since the previous op was
+// recorded (the op's own work plus any model code between the two), backward = its closure.
+//   { tg::Profiler profile; ...one step...; std::cout << profile.table(); }
+struct OpTime {
+  std::size_t calls = 0;
+  double forward_ms = 0, backward_ms = 0;
+};
+
+class Profiler {
+ public:
+  Profiler();
+  ~Profiler();
+  Profiler(const Profiler&) = delete;
+  Profiler& operator=(const Profiler&) = delete;
+  const std::map<std::string, OpTime>& ops() const { return ops_; }
+  std::string table() const;  // sorted by total time
+
+ private:
+  friend void detail::record(const char*, Tensor&, const Tensor* const*, std::size_t, std::size_t, GradFn);
+  friend void detail::run_backward(detail::TapeData&, const Tensor&, const Tensor&);
+  std::map<std::string, OpTime> ops_;
+  std::chrono::steady_clock::time_point mark_;
+  Profiler* previous_;
+};
+
 // ---- for writing ops ---------------------------------------------------------------------
 
 // Should an op with these inputs record itself?  (A tape is current and an input needs grad.)
@@ -149,9 +179,6 @@ std::size_t saved_bytes(const Ts&... saved) {
 }
 
 namespace detail {
-void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
-            std::size_t saved_bytes, GradFn backward);
-
 // Backward closures may be written once for both element types, as a template lambda
 // `[..]<class T>(const Array<T>& g_out, Grads& g) {..}`; this wraps one into a GradFn.
 template <class F>

@@ -97,6 +97,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads for TBB and OpenBLAS together")->check(CLI::PositiveNumber);
   app.add_option("--steps", steps, "timed steps (the median is reported)")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed steps first");
+  bool profile = false;
+  app.add_flag("--profile", profile, "print a per-op profile of one more step (to stderr)");
   CLI11_PARSE(app, argc, argv);
 
   set_num_threads(threads);
@@ -120,6 +122,16 @@ int main(int argc, char** argv) {
     opt.step();
     const double elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (i >= warmup) ms.push_back(elapsed);
+  }
+  if (profile) {
+    opt.zero_grad();
+    tape.clear();
+    Profiler profiler;
+    {
+      TapeGuard recording(tape);
+      w.loss().backward();
+    }
+    std::fprintf(stderr, "%s", profiler.table().c_str());
   }
   std::sort(ms.begin(), ms.end());
   const double median = ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
