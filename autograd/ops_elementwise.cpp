@@ -8,6 +8,7 @@
 #include <xtensor/xoperation.hpp>
 
 #include "broadcast.hpp"
+#include "kernels.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 
@@ -47,13 +48,15 @@ Tensor map(const char* op, const Tensor& x, F f) {
   return dispatch(x.dtype(), [&]<class T>() { return Tensor(Array<T>(f(x.data<T>()))); });
 }
 
-// y = f(a, b) with broadcasting, after checking dtypes and shapes.
+// y = f(a, b) element by element with broadcasting, after checking dtypes and shapes;
+// f takes and returns scalars.
 template <class F>
 Tensor zip(const char* op, const Tensor& a, const Tensor& b, F f) {
   check_same_dtype(op, a, b);
-  broadcast_shapes(op, a.shape(), b.shape());
-  return dispatch(a.dtype(),
-                  [&]<class T>() { return Tensor(Array<T>(f(a.data<T>(), b.data<T>()))); });
+  const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
+  return dispatch(a.dtype(), [&]<class T>() {
+    return Tensor(broadcast_elements(a.data<T>(), b.data<T>(), shape, [&](T u, T v) { return T(f(u, v)); }));
+  });
 }
 
 }  // namespace
@@ -62,7 +65,7 @@ Tensor zip(const char* op, const Tensor& a, const Tensor& b, F f) {
 
 // y = a + b;  dy/da = 1, dy/db = 1
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor y = zip("add", a, b, [](const auto& u, const auto& v) { return u + v; });
+  Tensor y = zip("add", a, b, [](auto u, auto v) { return u + v; });
   if (needs_grad(a, b))
     record("add", y, {a, b}, 0,
            [sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
@@ -74,7 +77,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 
 // y = a - b;  dy/da = 1, dy/db = -1
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor y = zip("sub", a, b, [](const auto& u, const auto& v) { return u - v; });
+  Tensor y = zip("sub", a, b, [](auto u, auto v) { return u - v; });
   if (needs_grad(a, b))
     record("sub", y, {a, b}, 0,
            [sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
@@ -86,7 +89,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 // y = a * b;  dy/da = b, dy/db = a  (both inputs are saved)
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor y = zip("mul", a, b, [](const auto& u, const auto& v) { return u * v; });
+  Tensor y = zip("mul", a, b, [](auto u, auto v) { return u * v; });
   if (needs_grad(a, b))
     record("mul", y, {a, b}, saved_bytes(a, b), [a, b]<class T>(const Array<T>& g_y, Grads& g) {
       if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y * b.data<T>()), a.shape()));
@@ -97,7 +100,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 // y = a / b;  dy/da = 1 / b, dy/db = -a / b^2 = -y / b
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor y = zip("div", a, b, [](const auto& u, const auto& v) { return u / v; });
+  Tensor y = zip("div", a, b, [](auto u, auto v) { return u / v; });
   if (needs_grad(a, b))
     record("div", y, {a, b}, saved_bytes(b, y),
            [b, y, sa = a.shape()]<class T>(const Array<T>& g_y, Grads& g) {
@@ -111,7 +114,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 
 // y = a^b;  dy/da = b a^(b-1), dy/db = a^b ln a
 Tensor pow(const Tensor& a, const Tensor& b) {
-  Tensor y = zip("pow", a, b, [](const auto& u, const auto& v) { return xt::pow(u, v); });
+  Tensor y = zip("pow", a, b, [](auto u, auto v) { return std::pow(u, v); });
   if (needs_grad(a, b))
     record("pow", y, {a, b}, saved_bytes(a, b, y), [a, b, y]<class T>(const Array<T>& g_y, Grads& g) {
       const Array<T>& av = a.data<T>();
@@ -271,31 +274,32 @@ constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
 constexpr double kCubic = 0.044715;
 
 Tensor gelu(const Tensor& x, GeluForm form) {
-  if (form == GeluForm::exact) {
-    Tensor y = map("gelu", x, [](const auto& v) {
-      using T = elem_t<decltype(v)>;
-      return T(0.5) * v * (T(1) + xt::erf(v * T(std::numbers::sqrt2 / 2)));
-    });
-    if (needs_grad(x))
-      record("gelu", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
-        const Array<T>& v = x.data<T>();
-        const T inv_sqrt_2pi = T(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
-        g.add(0, Array<T>(g_y * (T(0.5) * (T(1) + xt::erf(v * T(std::numbers::sqrt2 / 2))) +
-                                 v * inv_sqrt_2pi * xt::exp(T(-0.5) * v * v))));
-      });
-    return y;
-  }
-  Tensor y = map("gelu_tanh", x, [](const auto& v) {
-    using T = elem_t<decltype(v)>;
-    return T(0.5) * v * (T(1) + xt::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v)));
+  check_defined("gelu", x);
+  const bool exact = form == GeluForm::exact;
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    if (exact)
+      return Tensor(map_elements(x.data<T>(), [](T v) {
+        return T(0.5) * v * (T(1) + std::erf(v * T(std::numbers::sqrt2 / 2)));
+      }));
+    return Tensor(map_elements(x.data<T>(), [](T v) {
+      return T(0.5) * v * (T(1) + std::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v)));
+    }));
   });
   if (needs_grad(x))
-    record("gelu_tanh", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
-      const Array<T>& v = x.data<T>();
-      Array<T> t = xt::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v));
-      g.add(0, Array<T>(g_y * (T(0.5) * (T(1) + t) +
-                               T(0.5) * v * (T(1) - t * t) * T(kSqrt2OverPi) *
-                                   (T(1) + T(3 * kCubic) * v * v))));
+    record(exact ? "gelu" : "gelu_tanh", y, {x}, saved_bytes(x), [x, exact]<class T>(const Array<T>& g_y, Grads& g) {
+      if (exact) {
+        const T inv_sqrt_2pi = T(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
+        g.add(0, zip_elements(g_y, x.data<T>(), [inv_sqrt_2pi](T gy, T v) {
+          return gy * (T(0.5) * (T(1) + std::erf(v * T(std::numbers::sqrt2 / 2))) +
+                       v * inv_sqrt_2pi * std::exp(T(-0.5) * v * v));
+        }));
+      } else {
+        g.add(0, zip_elements(g_y, x.data<T>(), [](T gy, T v) {
+          const T t = std::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v));
+          return gy * (T(0.5) * (T(1) + t) +
+                       T(0.5) * v * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * kCubic) * v * v));
+        }));
+      }
     });
   return y;
 }

@@ -117,8 +117,16 @@ Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
   if (!training || p == 0.0) return x;
   auto mask = std::make_shared<AnyArray>(dispatch(x.dtype(), [&]<class T>() {
     const T keep = p < 1.0 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
+    // Each 64-bit draw gives two 32-bit uniforms; element i is dropped when its uniform is
+    // below p * 2^32.
+    const auto threshold = static_cast<std::uint64_t>(p * 4294967296.0);
     Array<T> m = Array<T>::from_shape(x.shape());
-    for (auto& v : m) v = gen.uniform() < p ? T(0) : keep;
+    T* mv = m.data();
+    for (std::size_t i = 0; i < m.size(); i += 2) {
+      const std::uint64_t bits = gen.next_u64();
+      mv[i] = (bits & 0xFFFFFFFFu) < threshold ? T(0) : keep;
+      if (i + 1 < m.size()) mv[i + 1] = (bits >> 32) < threshold ? T(0) : keep;
+    }
     return AnyArray(std::move(m));
   }));
   Tensor y = dispatch(x.dtype(), [&]<class T>() {

@@ -4,6 +4,7 @@
 
 #include <xtensor/xmanipulation.hpp>
 
+#include "kernels.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 
@@ -31,6 +32,45 @@ void copy_rows(const T* src, std::size_t n_src, std::size_t from, T* dst, std::s
                std::size_t to, std::size_t count, std::size_t outer, std::size_t inner) {
   for (std::size_t o = 0; o < outer; ++o)
     std::copy_n(src + (o * n_src + from) * inner, count * inner, dst + (o * n_dst + to) * inner);
+}
+
+// y = x with its axes reordered: y's axis d is x's axis perm[d].  Rows of y's last axis are
+// filled in parallel; when the last axis stays last, each row is one contiguous copy.
+template <class T>
+Array<T> permute_array(const Array<T>& x, const std::vector<std::size_t>& perm) {
+  const std::size_t rank = perm.size();
+  Shape out(rank);
+  std::vector<std::size_t> in_stride(rank), stride(rank);
+  for (std::size_t d = rank, s = 1; d-- > 0;) {
+    in_stride[d] = s;
+    s *= x.shape()[d];
+  }
+  for (std::size_t d = 0; d < rank; ++d) {
+    out[d] = x.shape()[perm[d]];
+    stride[d] = in_stride[perm[d]];  // step in x for a step along y's axis d
+  }
+  Array<T> y = Array<T>::from_shape(out);
+  if (y.size() == 0 || rank == 0) {
+    if (rank == 0) y() = x();
+    return y;
+  }
+  const std::size_t inner = out[rank - 1], step = stride[rank - 1], rows = y.size() / inner;
+  parallel_range(rows, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) {
+      std::size_t offset = 0, rest = r;
+      for (std::size_t d = rank - 1; d-- > 0;) {
+        offset += (rest % out[d]) * stride[d];
+        rest /= out[d];
+      }
+      const T* src = x.data() + offset;
+      T* dst = y.data() + r * inner;
+      if (step == 1)
+        std::copy_n(src, inner, dst);
+      else
+        for (std::size_t j = 0; j < inner; ++j) dst[j] = src[j * step];
+    }
+  });
+  return y;
 }
 
 }  // namespace
@@ -94,12 +134,10 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& perm) {
     if (inverse[p[i]] != rank) fail("permute", "(" + given + ") repeats an axis");
     inverse[p[i]] = i;
   }
-  Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    return Tensor(Array<T>(xt::transpose(x.data<T>(), p)));
-  });
+  Tensor y = dispatch(x.dtype(), [&]<class T>() { return Tensor(permute_array(x.data<T>(), p)); });
   if (needs_grad(x))
     record("permute", y, {x}, 0, [inverse]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(xt::transpose(g_y, inverse)));
+      g.add(0, permute_array(g_y, inverse));
     });
   return y;
 }

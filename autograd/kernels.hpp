@@ -1,0 +1,107 @@
+// Loop helpers for kernels: elementwise maps that run in parallel (oneTBB) once an array is
+// large enough to pay for the threads.  Library-internal, but ops you add may use them too.
+#pragma once
+
+#include <cstddef>
+
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/parallel_for.h>
+
+#include "tensor.hpp"
+
+namespace tg {
+
+constexpr std::size_t kParallelGrain = 16384;  // elements per task: below this, one thread
+
+// Calls body(begin, end) over [0, n), in parallel chunks when n is large.
+template <class F>
+void parallel_range(std::size_t n, F body) {
+  if (n < 2 * kParallelGrain) {
+    body(std::size_t{0}, n);
+    return;
+  }
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, kParallelGrain),
+                    [&](const tbb::blocked_range<std::size_t>& r) { body(r.begin(), r.end()); });
+}
+
+// y[i] = f(x[i])
+template <class T, class F>
+Array<T> map_elements(const Array<T>& x, F f) {
+  Array<T> y = Array<T>::from_shape(x.shape());
+  const T* xv = x.data();
+  T* yv = y.data();
+  parallel_range(x.size(), [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) yv[i] = f(xv[i]);
+  });
+  return y;
+}
+
+// y[i] = f(a[i], b[i]) for arrays of one shape
+template <class T, class F>
+Array<T> zip_elements(const Array<T>& a, const Array<T>& b, F f) {
+  Array<T> y = Array<T>::from_shape(a.shape());
+  const T* av = a.data();
+  const T* bv = b.data();
+  T* yv = y.data();
+  parallel_range(a.size(), [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t i = lo; i < hi; ++i) yv[i] = f(av[i], bv[i]);
+  });
+  return y;
+}
+
+// y[i] = f(a[i], b[i], c[i]) for arrays of one shape
+template <class T, class F>
+Array<T> zip_elements(const Array<T>& a, const Array<T>& b, const Array<T>& c, F f) {
+  Array<T> y = Array<T>::from_shape(a.shape());
+  const T* av = a.data();
+  const T* bv = b.data();
+  const T* cv = c.data();
+  T* yv = y.data();
+  parallel_range(a.size(), [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t i = lo; i < hi; ++i) yv[i] = f(av[i], bv[i], cv[i]);
+  });
+  return y;
+}
+
+// y = f(a, b) with NumPy broadcasting to `shape` (already checked), for any shapes.
+template <class T, class F>
+Array<T> broadcast_elements(const Array<T>& a, const Array<T>& b, const Shape& shape, F f) {
+  if (a.shape() == shape && b.shape() == shape) return zip_elements(a, b, f);
+  Array<T> y = Array<T>::from_shape(shape);
+  const std::size_t rank = shape.size(), n = y.size();
+  if (n == 0) return y;
+  // Strides of a and b along each output dim (0 where broadcast).
+  std::vector<std::size_t> sa(rank, 0), sb(rank, 0);
+  const auto strides = [&](const Shape& s, std::vector<std::size_t>& out) {
+    std::size_t stride = 1;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const std::size_t d = s.size() - 1 - i, o = rank - 1 - i;
+      out[o] = s[d] == 1 ? 0 : stride;
+      stride *= s[d];
+    }
+  };
+  strides(a.shape(), sa);
+  strides(b.shape(), sb);
+  const std::size_t inner = rank > 0 ? shape[rank - 1] : 1;
+  const std::size_t ia = rank > 0 ? sa[rank - 1] : 0, ib = rank > 0 ? sb[rank - 1] : 0;
+  const std::size_t rows = n / inner;
+  parallel_range(rows, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) {
+      // The offsets of row r in a and b, from its index over the outer dims.
+      std::size_t oa = 0, ob = 0, rest = r;
+      for (std::size_t d = rank > 0 ? rank - 1 : 0; d-- > 0;) {
+        const std::size_t i = rest % shape[d];
+        rest /= shape[d];
+        oa += i * sa[d];
+        ob += i * sb[d];
+      }
+      const T* ap = a.data() + oa;
+      const T* bp = b.data() + ob;
+      T* yp = y.data() + r * inner;
+      for (std::size_t j = 0; j < inner; ++j) yp[j] = f(ap[j * ia], bp[j * ib]);
+    }
+  });
+  return y;
+}
+
+}  // namespace tg
