@@ -20,20 +20,25 @@ struct TaggerOptions {
   nn::PositionScheme positions = nn::PositionScheme::relative;
   std::size_t relative_k = 16;  // for PositionScheme::relative
   std::size_t max_len = 512;    // for PositionScheme::learned
+  // > 0: a second table of hashed subword features (see subword_ids in data.hpp), whose mean
+  // over a word's features is added to its word embedding; lets the model tag unseen words.
+  std::size_t subword_buckets = 0;
 };
 
 class Tagger : public nn::Module {
  public:
   Tagger(const TaggerOptions& options, Generator& gen);
 
-  // ids: (B, T) -> logits (B, T, tags).  `weights`, if given, receives each layer's attention.
-  Tensor forward(const Ids& ids, std::vector<Tensor>* weights = nullptr);
+  // ids: (B, T) -> logits (B, T, tags); subwords: (B, T, K) feature ids, 0 = none (needed
+  // when options.subword_buckets > 0).  `weights`, if given, receives each layer's attention.
+  Tensor forward(const Ids& ids, const Ids* subwords = nullptr, std::vector<Tensor>* weights = nullptr);
   // Mean cross-entropy over the tags of real tokens (tags: (B, T), -100 at padding).
-  Tensor loss(const Ids& ids, const Ids& tags);
+  Tensor loss(const Ids& ids, const Ids& tags, const Ids* subwords = nullptr);
 
   const TaggerOptions& options() const { return options_; }
 
   nn::Embedding embed;
+  std::unique_ptr<nn::Embedding> subword_embed;       // when subword_buckets > 0
   std::unique_ptr<nn::PositionalEncoding> positions;  // absolute schemes only
   nn::Encoder encoder;
   nn::Linear head;

@@ -59,35 +59,43 @@ void assign(Module& model, std::vector<AnyArray>& values) {
 
 }  // namespace
 
-void save_parameters(const Module& model, const std::string& path) {
+NpzEntries parameter_entries(const Module& model, const std::string& prefix) {
   NpzEntries entries;
   for (const auto& [name, p] : model.named_parameters())
-    entries.emplace_back(name, to_npy(p.impl()->value));
-  write_npz(path, entries);
+    entries.emplace_back(prefix + name, to_npy(p.impl()->value));
+  return entries;
 }
 
-void load_parameters(Module& model, const std::string& path) {
-  const NpzEntries entries = read_npz(path);
-  std::vector<AnyArray> values = match_parameters(path, model, entries, "");
+void load_parameters(Module& model, const NpzEntries& entries, const std::string& path,
+                     const std::string& prefix) {
+  std::vector<AnyArray> values = match_parameters(path, model, entries, prefix);
   assign(model, values);
 }
 
+void save_parameters(const Module& model, const std::string& path) {
+  write_npz(path, parameter_entries(model));
+}
+
+void load_parameters(Module& model, const std::string& path) {
+  load_parameters(model, read_npz(path), path);
+}
+
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer& optimizer,
-                     const Generator& gen, std::size_t step) {
+                     const Generator& gen, std::size_t step, const NpzEntries& extra) {
   NpzEntries entries;
   entries.emplace_back("meta/format", text_to_npy(kFormat));
   entries.emplace_back("meta/step", int_to_npy(static_cast<std::int64_t>(step)));
   entries.emplace_back("meta/generator", text_to_npy(gen.state()));
   entries.emplace_back("meta/optimizer", text_to_npy(optimizer.name()));
-  for (const auto& [name, p] : model.named_parameters())
-    entries.emplace_back("param/" + name, to_npy(p.impl()->value));
+  for (auto& entry : parameter_entries(model, "param/")) entries.push_back(std::move(entry));
+  for (const auto& [name, a] : extra) entries.emplace_back("extra/" + name, a);
   for (const auto& [key, value] : optimizer.state())
     entries.emplace_back("optim/" + key, to_npy(value));
   write_npz(path, entries);
 }
 
 std::size_t load_checkpoint(const std::string& path, Module& model, Optimizer& optimizer,
-                            Generator& gen) {
+                            Generator& gen, NpzEntries* extra) {
   const NpzEntries entries = read_npz(path);
   const auto files = by_name(entries);
   const auto need = [&](const std::string& name) -> const NpyArray& {
@@ -125,6 +133,11 @@ std::size_t load_checkpoint(const std::string& path, Module& model, Optimizer& o
   }
   assign(model, values);
   gen.set_state(gen_state);
+  if (extra) {
+    extra->clear();
+    for (const auto& [name, a] : entries)
+      if (name.rfind("extra/", 0) == 0) extra->emplace_back(name.substr(6), a);
+  }
   return static_cast<std::size_t>(step);
 }
 

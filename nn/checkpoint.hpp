@@ -20,6 +20,7 @@
 
 #include "../autograd/generator.hpp"
 #include "module.hpp"
+#include "npz.hpp"
 #include "optim.hpp"
 
 namespace tg::nn {
@@ -27,9 +28,18 @@ namespace tg::nn {
 void save_parameters(const Module& model, const std::string& path);
 void load_parameters(Module& model, const std::string& path);
 
+// `extra` entries (a program's own state: vocabularies, epoch, history) are stored under
+// "extra/" and handed back by load_checkpoint.
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer& optimizer,
-                     const Generator& gen, std::size_t step);
+                     const Generator& gen, std::size_t step, const NpzEntries& extra = {});
 std::size_t load_checkpoint(const std::string& path, Module& model, Optimizer& optimizer,
-                            Generator& gen);
+                            Generator& gen, NpzEntries* extra = nullptr);
+
+// For files that hold more than parameters (a model with its vocabularies and settings):
+// the parameter entries of `model` under `prefix`, and loading them back from entries already
+// read (all or nothing, as load_parameters).  `path` names the file in errors.
+NpzEntries parameter_entries(const Module& model, const std::string& prefix = "");
+void load_parameters(Module& model, const NpzEntries& entries, const std::string& path,
+                     const std::string& prefix = "");
 
 }  // namespace tg::nn

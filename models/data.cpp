@@ -1,0 +1,275 @@
+#include "data.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+namespace tg::models {
+namespace {
+
+std::ifstream open(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw DataError(path, 0, "cannot open the file");
+  return in;
+}
+
+std::vector<std::string> split_tabs(const std::string& line) {
+  std::vector<std::string> cols;
+  std::size_t start = 0;
+  while (true) {
+    const auto tab = line.find('\t', start);
+    cols.push_back(line.substr(start, tab - start));
+    if (tab == std::string::npos) break;
+    start = tab + 1;
+  }
+  return cols;
+}
+
+void strip_cr(std::string& line) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+}
+
+bool is_blank(const std::string& line) {
+  return std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); });
+}
+
+}  // namespace
+
+std::vector<std::string> split_words(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(text);
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+
+std::string lowercase(const std::string& word) {
+  std::string out = word;
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+std::vector<TaggedSentence> read_conllu(const std::string& path) {
+  std::ifstream in = open(path);
+  std::vector<TaggedSentence> out;
+  TaggedSentence current;
+  std::string line;
+  std::size_t number = 0;
+  const auto finish = [&] {
+    if (!current.words.empty()) out.push_back(std::move(current));
+    current = {};
+  };
+  while (std::getline(in, line)) {
+    ++number;
+    strip_cr(line);
+    if (is_blank(line)) {
+      finish();
+      continue;
+    }
+    if (line[0] == '#') continue;
+    const auto cols = split_tabs(line);
+    if (cols.size() != 10)
+      throw DataError(path, number, "expected 10 tab-separated columns (CoNLL-U), found " + std::to_string(cols.size()));
+    const std::string& id = cols[0];
+    if (id.find('-') != std::string::npos || id.find('.') != std::string::npos) continue;  // 3-4, 8.1
+    if (id.empty() || !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); }))
+      throw DataError(path, number, "the token id '" + id + "' is not a number");
+    if (cols[1].empty() || cols[3].empty()) throw DataError(path, number, "empty word form or UPOS tag");
+    current.words.push_back(cols[1]);
+    current.tags.push_back(cols[3]);
+  }
+  finish();
+  return out;
+}
+
+std::vector<LabeledSentence> read_tsv(const std::string& path) {
+  std::ifstream in = open(path);
+  std::vector<LabeledSentence> out;
+  std::string line;
+  std::size_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    strip_cr(line);
+    if (number == 1) {
+      if (line.rfind("sentence\t", 0) != 0)
+        throw DataError(path, number, "expected the header 'sentence<TAB>label'");
+      continue;
+    }
+    if (is_blank(line)) continue;
+    const auto cols = split_tabs(line);
+    if (cols.size() != 2) throw DataError(path, number, "expected 'sentence<TAB>label', found " + std::to_string(cols.size()) + " columns");
+    LabeledSentence s{split_words(cols[0]), cols[1]};
+    if (s.words.empty()) throw DataError(path, number, "the sentence is empty");
+    if (s.label.empty()) throw DataError(path, number, "the label is empty");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<LabeledSentence> read_label_first(const std::string& path) {
+  std::ifstream in = open(path);
+  std::vector<LabeledSentence> out;
+  std::string line;
+  std::size_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    strip_cr(line);
+    if (is_blank(line)) continue;
+    auto words = split_words(line);
+    LabeledSentence s{std::vector<std::string>(words.begin() + 1, words.end()), words[0]};
+    if (s.words.empty()) throw DataError(path, number, "expected '<label> <sentence>', found no sentence");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<LabeledSentence> read_labeled(const std::string& path) {
+  std::ifstream in = open(path);
+  std::string first;
+  std::getline(in, first);
+  return first.rfind("sentence\t", 0) == 0 ? read_tsv(path) : read_label_first(path);
+}
+
+// ---- vocabulary -----------------------------------------------------------------------
+
+Vocab Vocab::build(const std::vector<std::vector<std::string>>& sentences, std::size_t min_count, bool lower) {
+  std::map<std::string, std::size_t> counts;
+  for (const auto& s : sentences)
+    for (const auto& w : s) ++counts[lower ? lowercase(w) : w];
+  std::vector<std::pair<std::string, std::size_t>> kept;
+  for (const auto& [w, c] : counts)
+    if (c >= min_count) kept.emplace_back(w, c);
+  std::stable_sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  Vocab v;
+  v.lower_ = lower;
+  v.words_ = {"<pad>", "<unk>"};
+  for (const auto& [w, c] : kept) v.words_.push_back(w);
+  for (std::size_t i = 0; i < v.words_.size(); ++i) v.ids_[v.words_[i]] = static_cast<std::int64_t>(i);
+  return v;
+}
+
+Vocab Vocab::closed(const std::vector<std::string>& items) {
+  Vocab v;
+  v.closed_ = true;
+  v.words_ = items;
+  std::sort(v.words_.begin(), v.words_.end());
+  v.words_.erase(std::unique(v.words_.begin(), v.words_.end()), v.words_.end());
+  for (std::size_t i = 0; i < v.words_.size(); ++i) v.ids_[v.words_[i]] = static_cast<std::int64_t>(i);
+  return v;
+}
+
+std::int64_t Vocab::id(const std::string& word) const {
+  auto it = ids_.find(lower_ ? lowercase(word) : word);
+  if (it != ids_.end()) return it->second;
+  if (closed_) {
+    std::string known;
+    for (const auto& w : words_) known += (known.empty() ? "" : ", ") + w;
+    throw std::invalid_argument("unknown label '" + word + "' (known: " + known + ")");
+  }
+  return kUnk;
+}
+
+const std::string& Vocab::word(std::int64_t id) const {
+  if (id < 0 || static_cast<std::size_t>(id) >= words_.size())
+    throw std::invalid_argument("Vocab: id " + std::to_string(id) + " is outside 0.." + std::to_string(words_.size() - 1));
+  return words_[static_cast<std::size_t>(id)];
+}
+
+std::string Vocab::to_text() const {
+  std::string out = std::string("vocab lower=") + (lower_ ? "1" : "0") + " closed=" + (closed_ ? "1" : "0") + "\n";
+  for (const auto& w : words_) out += w + "\n";
+  return out;
+}
+
+Vocab Vocab::from_text(const std::string& text, const std::string& where) {
+  std::istringstream in(text);
+  std::string header;
+  std::getline(in, header);
+  if (header.rfind("vocab lower=", 0) != 0) throw std::runtime_error(where + ": not a vocabulary");
+  Vocab v;
+  v.lower_ = header.find("lower=1") != std::string::npos;
+  v.closed_ = header.find("closed=1") != std::string::npos;
+  for (std::string w; std::getline(in, w);) {
+    if (!v.ids_.emplace(w, static_cast<std::int64_t>(v.words_.size())).second)
+      throw std::runtime_error(where + ": the vocabulary repeats '" + w + "'");
+    v.words_.push_back(w);
+  }
+  if (v.words_.empty() || (!v.closed_ && v.words_.size() < 2)) throw std::runtime_error(where + ": the vocabulary is empty");
+  return v;
+}
+
+// ---- subwords ---------------------------------------------------------------------------
+
+namespace {
+
+std::uint64_t fnv1a(const std::string& s, std::uint64_t salt) {
+  std::uint64_t h = 1469598103934665603ULL ^ salt;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+// "Xxxx" -> "Xx", "1,000" -> "d,d": each run of one character class becomes one symbol.
+std::string shape(const std::string& word) {
+  std::string s;
+  for (unsigned char c : word) {
+    char k = std::isupper(c) ? 'X' : std::islower(c) ? 'x' : std::isdigit(c) ? 'd' : c >= 128 ? 'u' : static_cast<char>(c);
+    if (s.empty() || s.back() != k) s += k;
+  }
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::int64_t> subword_ids(const std::string& word, const SubwordOptions& o) {
+  std::vector<std::int64_t> ids;
+  const auto add = [&](const std::string& feature, std::uint64_t salt) {
+    if (ids.size() < o.max_features)
+      ids.push_back(1 + static_cast<std::int64_t>(fnv1a(feature, salt) % (o.buckets - 1)));
+  };
+  add(shape(word), 1);
+  const std::string w = "<" + lowercase(word) + ">";
+  for (std::size_t n = 2; n <= 5; ++n)  // shorter n-grams first: they generalise best
+    for (std::size_t i = 0; i + n <= w.size(); ++i) add(w.substr(i, n), 2);
+  return ids;
+}
+
+// ---- batching ---------------------------------------------------------------------------
+
+std::vector<std::vector<std::size_t>> make_batches(const std::vector<std::size_t>& lengths, std::size_t batch_tokens,
+                                                   std::size_t max_batch, Generator* shuffle) {
+  std::vector<std::size_t> order(lengths.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (shuffle)
+    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle->below(i)]);
+  // Sort by length inside windows, so batches hold similar lengths but vary between epochs.
+  const std::size_t window = std::max<std::size_t>(1, 50 * max_batch);
+  for (std::size_t start = 0; start < order.size(); start += window) {
+    auto end = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), start + window));
+    std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(start), end,
+                     [&](std::size_t a, std::size_t b) { return lengths[a] < lengths[b]; });
+  }
+  std::vector<std::vector<std::size_t>> batches;
+  std::vector<std::size_t> current;
+  std::size_t longest = 0;
+  for (std::size_t i : order) {
+    const std::size_t next_longest = std::max(longest, lengths[i]);
+    if (!current.empty() && (current.size() >= max_batch || next_longest * (current.size() + 1) > batch_tokens)) {
+      batches.push_back(std::move(current));
+      current = {};
+      longest = 0;
+    }
+    current.push_back(i);
+    longest = std::max(longest, lengths[i]);
+  }
+  if (!current.empty()) batches.push_back(std::move(current));
+  if (shuffle)
+    for (std::size_t i = batches.size(); i > 1; --i) std::swap(batches[i - 1], batches[shuffle->below(i)]);
+  return batches;
+}
+
+}  // namespace tg::models

@@ -1,0 +1,89 @@
+// Reading the example tasks' data, and turning words into ids.
+//
+// Formats (one reader each; a malformed line is reported with its file and line number):
+//   CoNLL-U (UD treebanks): a token per line, 10 tab-separated columns, sentences separated by
+//     blank lines; comment lines (#), multiword ranges (3-4) and empty nodes (8.1) are skipped.
+//   sentence<TAB>label, with a header line (GLUE SST-2).
+//   <label> <sentence> (SST in the "stsa" layout).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../autograd/generator.hpp"
+#include "../autograd/tensor.hpp"
+
+namespace tg::models {
+
+// A problem in a data file: the message starts with "file:line: ".
+class DataError : public std::runtime_error {
+ public:
+  DataError(const std::string& file, std::size_t line, const std::string& what)
+      : std::runtime_error(file + ":" + std::to_string(line) + ": " + what) {}
+};
+
+struct TaggedSentence {
+  std::vector<std::string> words;
+  std::vector<std::string> tags;  // UPOS
+};
+
+struct LabeledSentence {
+  std::vector<std::string> words;
+  std::string label;
+};
+
+std::vector<TaggedSentence> read_conllu(const std::string& path);
+std::vector<LabeledSentence> read_tsv(const std::string& path);          // sentence<TAB>label + header
+std::vector<LabeledSentence> read_label_first(const std::string& path);  // <label> <sentence>
+// Picks the sentiment reader from the file's first line: a "sentence<TAB>label" header, or not.
+std::vector<LabeledSentence> read_labeled(const std::string& path);
+
+std::vector<std::string> split_words(const std::string& text);  // on whitespace
+std::string lowercase(const std::string& word);                 // ASCII letters; UTF-8 kept
+
+// A word vocabulary: id 0 is padding, id 1 the unknown word; the rest by frequency.
+class Vocab {
+ public:
+  static constexpr std::int64_t kPad = 0, kUnk = 1;
+  Vocab() = default;
+  // Words seen at least min_count times (after lowercasing, if asked).
+  static Vocab build(const std::vector<std::vector<std::string>>& sentences, std::size_t min_count,
+                     bool lower);
+  // A closed set (tags, labels): every entry is kept, in sorted order, with no pad or unknown.
+  static Vocab closed(const std::vector<std::string>& items);
+
+  std::int64_t id(const std::string& word) const;  // kUnk when unknown (throws if closed)
+  const std::string& word(std::int64_t id) const;
+  std::size_t size() const { return words_.size(); }
+  bool lower() const { return lower_; }
+
+  // One entry a line (the first line holds the options), for saving inside a model file.
+  std::string to_text() const;
+  static Vocab from_text(const std::string& text, const std::string& where);
+
+ private:
+  std::vector<std::string> words_;
+  std::map<std::string, std::int64_t> ids_;
+  bool lower_ = false, closed_ = false;
+};
+
+// Hashed subword features that let a model see inside words (fastText-style): the character
+// n-grams (n = 2..5) of "<word>" in lowercase, plus the word's shape (capitals, digits,
+// punctuation: "Xx", "dd.d").  Each feature hashes to one of `buckets` ids (0 is padding).
+struct SubwordOptions {
+  std::size_t buckets = 1 << 15;
+  std::size_t max_features = 24;  // per word (the longest n-grams are dropped first)
+};
+std::vector<std::int64_t> subword_ids(const std::string& word, const SubwordOptions& options);
+
+// Batches of sentences of similar length, in shuffled order: sentences are sorted by length
+// inside windows of 50 batches, cut into batches of up to `batch_tokens` tokens (at most
+// `max_batch` sentences), and the batches shuffled.  Returns sentence indices per batch.
+std::vector<std::vector<std::size_t>> make_batches(const std::vector<std::size_t>& lengths,
+                                                   std::size_t batch_tokens, std::size_t max_batch,
+                                                   Generator* shuffle);
+
+}  // namespace tg::models
