@@ -28,5 +28,6 @@
 #include "nn/transformer.hpp"
 
 #include "models/classifier.hpp"
+#include "models/data.hpp"
 #include "models/tagger.hpp"
 #include "models/translator.hpp"

@@ -1,0 +1,71 @@
+// What the example programs share: the training loop (progress, dev evaluation, best model,
+// Ctrl-C checkpoints and --resume), SVG pictures, and model files that carry their settings.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tapegrad.hpp"
+
+namespace examples {
+
+// ---- settings stored in model files -------------------------------------------------------
+
+using Settings = std::map<std::string, std::string>;  // key=value lines in a model file
+std::string settings_to_text(const Settings& s);
+Settings settings_from_text(const std::string& text, const std::string& where);
+std::string get(const Settings& s, const std::string& key, const std::string& where);
+
+// ---- the training loop --------------------------------------------------------------------
+
+struct EpochRecord {
+  std::size_t epoch = 0;
+  double train_loss = 0, dev_metric = 0, seconds = 0;
+};
+
+struct TrainOptions {
+  std::size_t epochs = 10;
+  double time_limit_minutes = 0;  // 0: no limit
+  double lr = 1e-3;
+  std::size_t warmup = 200;
+  double clip = 1.0;
+  std::uint64_t seed = 1;
+  std::string out = "model.npz";  // the best model on dev; out + ".ckpt" the training checkpoint
+  bool resume = false;
+  std::string plot;  // SVG training curve, written after each epoch
+  std::string metric_name = "accuracy";
+};
+
+// What a program hands to the loop.
+struct Task {
+  tg::nn::Module* model = nullptr;
+  tg::Generator* gen = nullptr;  // the one the model's dropout draws from (saved in checkpoints)
+  // The batches of an epoch, as indices into the program's data, in training order; must be a
+  // function of the epoch number only (so a resumed epoch sees the same batches).
+  std::function<std::vector<std::vector<std::size_t>>(std::size_t epoch)> batches;
+  std::function<tg::Tensor(const std::vector<std::size_t>& batch)> loss;
+  std::function<std::size_t(const std::vector<std::size_t>& batch)> tokens;
+  std::function<double()> evaluate;                       // dev metric, higher is better
+  std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
+};
+
+// Trains with AdamW (linear warm-up, then cosine decay over the planned epochs); returns the
+// history.  Ctrl-C or SIGTERM saves a checkpoint and stops cleanly; TrainOptions::resume
+// continues from it exactly.
+std::vector<EpochRecord> train(Task& task, const TrainOptions& options);
+
+// ---- pictures (SVG, opens in any browser) --------------------------------------------------
+
+void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& history,
+                     const std::string& metric_name);
+// weights: rows x cols in [0, 1]; labels along both sides.
+void write_heatmap_svg(const std::string& path, const std::vector<std::string>& rows,
+                       const std::vector<std::string>& cols, const std::vector<std::vector<double>>& weights,
+                       const std::string& title);
+
+// Lines from standard input, or the arguments joined, as sentences.
+std::vector<std::string> input_sentences(const std::vector<std::string>& args);
+
+}  // namespace examples

@@ -1,0 +1,256 @@
+// tapegrad-sentiment: sentence classification (SST-2 binary, or SST 5-class) with a
+// transformer encoder, learnable Fourier-feature positions and mean pooling.
+//
+//   tapegrad-sentiment train --data data/sst2                  (train.tsv / dev.tsv)
+//   tapegrad-sentiment train --data data/sst --fine            (stsa.fine.train / .dev; --binary: stsa.binary)
+//   tapegrad-sentiment eval --model sentiment.npz data/sst2/dev.tsv
+//   tapegrad-sentiment predict --model sentiment.npz "a gorgeous , witty , seductive movie ."
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+
+#include "common.hpp"
+
+using namespace tg;
+using examples::Settings;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct SentimentBundle {
+  Generator gen;
+  models::Vocab words, labels;
+  std::unique_ptr<models::Classifier> model;
+
+  Ids encode(const std::vector<const std::vector<std::string>*>& sentences) const {
+    std::size_t T = 1;
+    for (auto* s : sentences) T = std::max(T, s->size());
+    Ids ids = xt::zeros<std::int64_t>({sentences.size(), T});
+    for (std::size_t b = 0; b < sentences.size(); ++b)
+      for (std::size_t t = 0; t < sentences[b]->size(); ++t) ids(b, t) = words.id((*sentences[b])[t]);
+    return ids;
+  }
+
+  Settings settings() const {
+    const auto& o = model->options();
+    return {{"kind", "sentiment"}, {"d_model", std::to_string(o.d_model)}, {"heads", std::to_string(o.heads)},
+            {"ff", std::to_string(o.ff)}, {"layers", std::to_string(o.layers)},
+            {"positions", nn::position_scheme_name(o.positions)}, {"relative_k", std::to_string(o.relative_k)},
+            {"max_len", std::to_string(o.max_len)}, {"fourier_features", std::to_string(o.fourier_features)},
+            {"fourier_hidden", std::to_string(o.fourier_hidden)}};
+  }
+
+  void save(const std::string& path) const {
+    nn::NpzEntries entries = nn::parameter_entries(*model, "param/");
+    entries.emplace_back("vocab/words", nn::text_to_npy(words.to_text()));
+    entries.emplace_back("vocab/labels", nn::text_to_npy(labels.to_text()));
+    entries.emplace_back("settings", nn::text_to_npy(examples::settings_to_text(settings())));
+    nn::write_npz(path, entries);
+  }
+
+  static std::unique_ptr<SentimentBundle> load(const std::string& path) {
+    const nn::NpzEntries entries = nn::read_npz(path);
+    const auto text = [&](const std::string& name) {
+      for (const auto& [n, a] : entries)
+        if (n == name) return nn::npy_to_text(a, path + ": '" + name + "'");
+      throw std::runtime_error(path + ": not a sentiment model file (no '" + name + "')");
+    };
+    const Settings s = examples::settings_from_text(text("settings"), path);
+    if (examples::get(s, "kind", path) != "sentiment") throw std::runtime_error(path + ": not a sentiment model");
+    auto b = std::make_unique<SentimentBundle>();
+    b->words = models::Vocab::from_text(text("vocab/words"), path);
+    b->labels = models::Vocab::from_text(text("vocab/labels"), path);
+    const auto n = [&](const char* key) { return std::stoul(examples::get(s, key, path)); };
+    b->model = std::make_unique<models::Classifier>(
+        models::ClassifierOptions{.vocab = b->words.size(), .classes = b->labels.size(), .d_model = n("d_model"),
+                                  .heads = n("heads"), .ff = n("ff"), .layers = n("layers"), .dropout = 0.0,
+                                  .positions = nn::position_scheme_from_name(examples::get(s, "positions", path)),
+                                  .fourier_features = n("fourier_features"), .fourier_hidden = n("fourier_hidden"),
+                                  .relative_k = n("relative_k"), .max_len = n("max_len")},
+        b->gen);
+    nn::load_parameters(*b->model, entries, path, "param/");
+    b->model->eval();
+    return b;
+  }
+
+  // Class probabilities (N, classes) for each sentence.
+  std::vector<std::vector<double>> predict(const std::vector<std::vector<std::string>>& sentences,
+                                           std::vector<Tensor>* weights = nullptr) const {
+    std::vector<std::vector<double>> out(sentences.size());
+    std::vector<std::size_t> lengths;
+    for (const auto& s : sentences) lengths.push_back(s.size());
+    NoGradGuard no_grad;
+    for (const auto& batch : models::make_batches(lengths, 4000, 128, nullptr)) {
+      std::vector<const std::vector<std::string>*> ptrs;
+      for (std::size_t i : batch) ptrs.push_back(&sentences[i]);
+      const Tensor p = softmax(model->forward(encode(ptrs), weights));
+      for (std::size_t b = 0; b < batch.size(); ++b)
+        for (std::size_t c = 0; c < labels.size(); ++c) out[batch[b]].push_back(p.data<float>()(b, c));
+    }
+    return out;
+  }
+};
+
+double accuracy(const SentimentBundle& s, const std::vector<models::LabeledSentence>& data) {
+  std::vector<std::vector<std::string>> sentences;
+  for (const auto& d : data) sentences.push_back(d.words);
+  const auto probs = s.predict(sentences);
+  std::size_t right = 0;
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    const auto best = std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin();
+    right += s.labels.word(best) == data[i].label;
+  }
+  return data.empty() ? 0 : double(right) / data.size();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tapegrad-sentiment: sentence classification with a transformer"};
+  app.require_subcommand(1);
+  std::size_t threads = 2;
+  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(CLI::PositiveNumber);
+
+  auto* train_cmd = app.add_subcommand("train", "train a classifier");
+  std::string data_dir, train_file, dev_file, positions = "fourier";
+  bool fine = false, binary = false;
+  examples::TrainOptions to;
+  to.epochs = 8;
+  to.time_limit_minutes = 14;
+  to.out = "sentiment.npz";
+  to.plot = "sentiment-curve.svg";
+  to.warmup = 300;
+  std::size_t d_model = 128, layers = 2, heads = 4, ff = 512, min_count = 1, batch_tokens = 2000;
+  double dropout = 0.2;
+  train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
+  train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");
+  train_cmd->add_flag("--binary", binary, "with --data data/sst: the stsa.binary files");
+  train_cmd->add_option("--train", train_file, "training file")->check(CLI::ExistingFile);
+  train_cmd->add_option("--dev", dev_file, "development file")->check(CLI::ExistingFile);
+  train_cmd->add_option("--epochs", to.epochs, "epochs at most")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--minutes", to.time_limit_minutes, "training time limit (0: none)")->check(CLI::NonNegativeNumber);
+  train_cmd->add_option("--d-model", d_model, "model width")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--layers", layers, "encoder layers")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--heads", heads, "attention heads")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--ff", ff, "feed-forward width")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--dropout", dropout, "dropout")->check(CLI::Range(0.0, 0.9));
+  train_cmd->add_option("--positions", positions, "fourier, sinusoidal, learned, mlp, relative or none");
+  train_cmd->add_option("--min-count", min_count, "words seen fewer times are unknown")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--batch-tokens", batch_tokens, "tokens per batch (padded)")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--lr", to.lr, "peak learning rate")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--seed", to.seed, "random seed");
+  train_cmd->add_option("--out", to.out, "the best model on dev");
+  train_cmd->add_option("--plot", to.plot, "training-curve SVG ('' for none)");
+  train_cmd->add_flag("--resume", to.resume, "continue from OUT.ckpt");
+
+  auto* eval_cmd = app.add_subcommand("eval", "accuracy on a file (sentence<TAB>label with header, or <label> <sentence>)");
+  std::string model_path = "sentiment.npz", eval_file;
+  eval_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
+  eval_cmd->add_option("file", eval_file, "labelled sentences")->required()->check(CLI::ExistingFile);
+
+  auto* predict_cmd = app.add_subcommand("predict", "classify sentences (arguments, or lines on stdin)");
+  std::vector<std::string> words;
+  std::string attention_svg;
+  std::size_t attention_layer = 0;
+  predict_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
+  predict_cmd->add_option("--attention-svg", attention_svg, "write the first sentence's self-attention as an SVG heatmap");
+  predict_cmd->add_option("--layer", attention_layer, "which layer's attention to draw");
+  predict_cmd->add_option("words", words, "a sentence");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    set_num_threads(threads);
+    if (*train_cmd) {
+      if (!data_dir.empty()) {
+        const fs::path d(data_dir);
+        const bool stsa = fine || binary;
+        const std::string stem = fine ? "stsa.fine" : "stsa.binary";
+        if (train_file.empty()) train_file = (d / (stsa ? stem + ".train" : "train.tsv")).string();
+        if (dev_file.empty()) dev_file = (d / (stsa ? stem + ".dev" : "dev.tsv")).string();
+      }
+      if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
+      const auto train_data = models::read_labeled(train_file);
+      const auto dev_data = models::read_labeled(dev_file);
+      std::vector<std::vector<std::string>> train_words;
+      std::vector<std::string> all_labels;
+      std::vector<std::size_t> lengths;
+      for (const auto& s : train_data) {
+        train_words.push_back(s.words);
+        all_labels.push_back(s.label);
+        lengths.push_back(s.words.size());
+      }
+      SentimentBundle s;
+      s.gen.seed_with(to.seed);
+      s.words = models::Vocab::build(train_words, min_count, true);
+      s.labels = models::Vocab::closed(all_labels);
+      s.model = std::make_unique<models::Classifier>(
+          models::ClassifierOptions{.vocab = s.words.size(), .classes = s.labels.size(), .d_model = d_model,
+                                    .heads = heads, .ff = ff, .layers = layers, .dropout = dropout,
+                                    .positions = nn::position_scheme_from_name(positions)},
+          s.gen);
+      for (const auto& d : dev_data) s.labels.id(d.label);  // a dev label unseen in training: an error
+      std::printf("sentiment: %zu train and %zu dev sentences, %zu words, %zu classes, %zu parameters\n",
+                  train_data.size(), dev_data.size(), s.words.size(), s.labels.size(), s.model->parameter_count());
+      examples::Task task;
+      task.model = s.model.get();
+      task.gen = &s.gen;
+      task.batches = [&](std::size_t epoch) {
+        Generator shuffle(to.seed * 1000003 + epoch);
+        return models::make_batches(lengths, batch_tokens, 64, &shuffle);
+      };
+      task.loss = [&](const std::vector<std::size_t>& batch) {
+        std::vector<const std::vector<std::string>*> ws;
+        Ids y = Ids::from_shape({batch.size()});
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          ws.push_back(&train_data[batch[i]].words);
+          y(i) = s.labels.id(train_data[batch[i]].label);
+        }
+        return s.model->loss(s.encode(ws), y);
+      };
+      task.tokens = [&](const std::vector<std::size_t>& batch) {
+        std::size_t n = 0;
+        for (std::size_t i : batch) n += lengths[i];
+        return n;
+      };
+      task.evaluate = [&] { return accuracy(s, dev_data); };
+      task.save_model = [&](const std::string& path) { s.save(path); };
+      examples::train(task, to);
+    } else if (*eval_cmd) {
+      const auto s = SentimentBundle::load(model_path);
+      const auto data = models::read_labeled(eval_file);
+      std::printf("%s: %zu sentences, accuracy %.2f%%\n", eval_file.c_str(), data.size(), 100 * accuracy(*s, data));
+    } else if (*predict_cmd) {
+      const auto s = SentimentBundle::load(model_path);
+      std::vector<std::vector<std::string>> sentences;
+      for (const auto& line : examples::input_sentences(words)) sentences.push_back(models::split_words(line));
+      const auto probs = s->predict(sentences);
+      for (std::size_t i = 0; i < sentences.size(); ++i) {
+        const auto best = std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin();
+        std::printf("%s\t%.3f\t", s->labels.word(best).c_str(), probs[i][best]);
+        for (std::size_t j = 0; j < sentences[i].size(); ++j) std::printf("%s%s", j ? " " : "", sentences[i][j].c_str());
+        std::printf("\n");
+      }
+      if (!attention_svg.empty() && !sentences.empty()) {
+        std::vector<Tensor> weights;
+        s->predict({sentences[0]}, &weights);
+        if (attention_layer >= weights.size()) throw std::runtime_error("--layer must be below " + std::to_string(weights.size()));
+        const Tensor& w = weights[attention_layer];  // (1, H, T, T)
+        const std::size_t H = w.shape()[1], T = w.shape()[2];
+        std::vector<std::vector<double>> avg(T, std::vector<double>(T, 0.0));
+        for (std::size_t h = 0; h < H; ++h)
+          for (std::size_t i = 0; i < T; ++i)
+            for (std::size_t j = 0; j < T; ++j) avg[i][j] += w.data<float>()(0, h, i, j) / H;
+        examples::write_heatmap_svg(attention_svg, sentences[0], sentences[0], avg,
+                                    "self-attention, layer " + std::to_string(attention_layer) + ", mean over heads");
+        std::printf("wrote %s\n", attention_svg.c_str());
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tapegrad-sentiment: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,303 @@
+// tapegrad-tagger: part-of-speech tagging (UPOS) with a transformer encoder, relative-position
+// attention and subword features for unseen words.
+//
+//   tapegrad-tagger train --data data/ud-english-ewt          (any *train*.conllu / *dev*.conllu)
+//   tapegrad-tagger eval --model tagger.npz data/ud-english-ewt/en_ewt-ud-dev.conllu
+//   tapegrad-tagger predict --model tagger.npz "The old man the boat ."     (or lines on stdin)
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "common.hpp"
+
+using namespace tg;
+using examples::Settings;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A model with everything needed to use it: the network, its vocabularies and settings.
+struct TaggerBundle {
+  Generator gen;
+  models::Vocab words, tags;
+  models::SubwordOptions subwords;
+  std::unique_ptr<models::Tagger> model;
+
+  // ids (B, T), subword ids (B, T, K), tags (B, T) with -100 at padding (if tag strings are given).
+  void encode(const std::vector<const std::vector<std::string>*>& sentences, Ids& ids, Ids& subs,
+              const std::vector<const std::vector<std::string>*>* gold, Ids* tag_ids) const {
+    std::size_t T = 0;
+    for (auto* s : sentences) T = std::max(T, s->size());
+    const std::size_t B = sentences.size(), K = subwords.max_features;
+    ids = xt::zeros<std::int64_t>({B, T});
+    subs = xt::zeros<std::int64_t>({B, T, K});
+    if (tag_ids) *tag_ids = xt::full_like(ids, std::int64_t{-100});
+    for (std::size_t b = 0; b < B; ++b)
+      for (std::size_t t = 0; t < sentences[b]->size(); ++t) {
+        const std::string& w = (*sentences[b])[t];
+        ids(b, t) = words.id(w);
+        const auto f = models::subword_ids(w, subwords);
+        for (std::size_t k = 0; k < f.size(); ++k) subs(b, t, k) = f[k];
+        if (tag_ids) (*tag_ids)(b, t) = tags.id((*(*gold)[b])[t]);
+      }
+  }
+
+  Settings settings() const {
+    const auto& o = model->options();
+    return {{"kind", "tagger"}, {"d_model", std::to_string(o.d_model)}, {"heads", std::to_string(o.heads)},
+            {"ff", std::to_string(o.ff)}, {"layers", std::to_string(o.layers)},
+            {"positions", nn::position_scheme_name(o.positions)}, {"relative_k", std::to_string(o.relative_k)},
+            {"max_len", std::to_string(o.max_len)}, {"subword_buckets", std::to_string(o.subword_buckets)},
+            {"subword_features", std::to_string(subwords.max_features)}};
+  }
+
+  void save(const std::string& path) const {
+    nn::NpzEntries entries = nn::parameter_entries(*model, "param/");
+    entries.emplace_back("vocab/words", nn::text_to_npy(words.to_text()));
+    entries.emplace_back("vocab/tags", nn::text_to_npy(tags.to_text()));
+    entries.emplace_back("settings", nn::text_to_npy(examples::settings_to_text(settings())));
+    nn::write_npz(path, entries);
+  }
+
+  static std::unique_ptr<TaggerBundle> load(const std::string& path) {
+    const nn::NpzEntries entries = nn::read_npz(path);
+    const auto text = [&](const std::string& name) {
+      for (const auto& [n, a] : entries)
+        if (n == name) return nn::npy_to_text(a, path + ": '" + name + "'");
+      throw std::runtime_error(path + ": not a tagger model file (no '" + name + "')");
+    };
+    const Settings s = examples::settings_from_text(text("settings"), path);
+    if (examples::get(s, "kind", path) != "tagger") throw std::runtime_error(path + ": not a tagger model");
+    auto b = std::make_unique<TaggerBundle>();
+    b->words = models::Vocab::from_text(text("vocab/words"), path);
+    b->tags = models::Vocab::from_text(text("vocab/tags"), path);
+    b->subwords.buckets = std::stoul(examples::get(s, "subword_buckets", path));
+    b->subwords.max_features = std::stoul(examples::get(s, "subword_features", path));
+    const auto n = [&](const char* key) { return std::stoul(examples::get(s, key, path)); };
+    b->model = std::make_unique<models::Tagger>(
+        models::TaggerOptions{.vocab = b->words.size(), .tags = b->tags.size(), .d_model = n("d_model"),
+                              .heads = n("heads"), .ff = n("ff"), .layers = n("layers"), .dropout = 0.0,
+                              .positions = nn::position_scheme_from_name(examples::get(s, "positions", path)),
+                              .relative_k = n("relative_k"), .max_len = n("max_len"),
+                              .subword_buckets = b->subwords.buckets > 1 ? b->subwords.buckets : 0},
+        b->gen);
+    nn::load_parameters(*b->model, entries, path, "param/");
+    b->model->eval();
+    return b;
+  }
+
+  // Predicted tag ids for each sentence.
+  std::vector<std::vector<std::int64_t>> predict(const std::vector<std::vector<std::string>>& sentences,
+                                                 std::vector<Tensor>* weights = nullptr) const {
+    std::vector<std::vector<std::int64_t>> out(sentences.size());
+    std::vector<std::size_t> lengths;
+    for (const auto& s : sentences) lengths.push_back(s.size());
+    NoGradGuard no_grad;
+    for (const auto& batch : models::make_batches(lengths, 4000, 128, nullptr)) {
+      std::vector<const std::vector<std::string>*> ptrs;
+      for (std::size_t i : batch) ptrs.push_back(&sentences[i]);
+      Ids ids, subs;
+      encode(ptrs, ids, subs, nullptr, nullptr);
+      const Tensor logits = model->forward(ids, model->subword_embed ? &subs : nullptr, weights);
+      const auto& l = logits.data<float>();
+      const std::size_t V = tags.size();
+      for (std::size_t b = 0; b < batch.size(); ++b)
+        for (std::size_t t = 0; t < sentences[batch[b]].size(); ++t) {
+          const float* row = l.data() + (b * ids.shape()[1] + t) * V;
+          out[batch[b]].push_back(std::max_element(row, row + V) - row);
+        }
+    }
+    return out;
+  }
+};
+
+struct Accuracy {
+  std::size_t right = 0, total = 0, oov_right = 0, oov_total = 0;
+  double value() const { return total ? double(right) / total : 0; }
+};
+
+Accuracy evaluate(const TaggerBundle& t, const std::vector<models::TaggedSentence>& data) {
+  std::vector<std::vector<std::string>> sentences;
+  for (const auto& s : data) sentences.push_back(s.words);
+  const auto predicted = t.predict(sentences);
+  Accuracy a;
+  for (std::size_t i = 0; i < data.size(); ++i)
+    for (std::size_t j = 0; j < data[i].words.size(); ++j) {
+      const bool right = t.tags.word(predicted[i][j]) == data[i].tags[j];
+      const bool oov = t.words.id(data[i].words[j]) == models::Vocab::kUnk;
+      a.right += right;
+      ++a.total;
+      a.oov_right += right && oov;
+      a.oov_total += oov;
+    }
+  return a;
+}
+
+std::string find_file(const std::string& dir, const std::string& part) {
+  if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a folder");
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.find(part) != std::string::npos && e.path().extension() == ".conllu") found.push_back(e.path().string());
+  }
+  if (found.size() != 1)
+    throw std::runtime_error(dir + ": expected one *" + part + "*.conllu file, found " + std::to_string(found.size()) +
+                             " (name the files with --train and --dev)");
+  return found[0];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tapegrad-tagger: part-of-speech tagging with a transformer"};
+  app.require_subcommand(1);
+  std::size_t threads = 2;
+  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(CLI::PositiveNumber);
+
+  auto* train_cmd = app.add_subcommand("train", "train a tagger on CoNLL-U data");
+  std::string data_dir, train_file, dev_file, positions = "relative";
+  examples::TrainOptions to;
+  to.epochs = 25;
+  to.time_limit_minutes = 14;
+  to.out = "tagger.npz";
+  to.plot = "tagger-curve.svg";
+  std::size_t d_model = 128, layers = 2, heads = 4, ff = 512, relative_k = 8, min_count = 1, batch_tokens = 1500,
+              subword_buckets = 1 << 15;
+  double dropout = 0.2, word_dropout = 0.1;
+  train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
+  train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(CLI::ExistingFile);
+  train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(CLI::ExistingFile);
+  train_cmd->add_option("--epochs", to.epochs, "epochs at most")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--minutes", to.time_limit_minutes, "training time limit (0: none)")->check(CLI::NonNegativeNumber);
+  train_cmd->add_option("--d-model", d_model, "model width")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--layers", layers, "encoder layers")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--heads", heads, "attention heads")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--ff", ff, "feed-forward width")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--dropout", dropout, "dropout")->check(CLI::Range(0.0, 0.9));
+  train_cmd->add_option("--positions", positions, "relative, sinusoidal, learned, mlp, fourier or none");
+  train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)");
+  train_cmd->add_option("--word-dropout", word_dropout, "in training, replace a word by the unknown word with this probability (its subwords stay)")->check(CLI::Range(0.0, 1.0));
+  train_cmd->add_option("--min-count", min_count, "words seen fewer times are unknown")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--batch-tokens", batch_tokens, "tokens per batch (padded)")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--lr", to.lr, "peak learning rate")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--seed", to.seed, "random seed");
+  train_cmd->add_option("--out", to.out, "the best model on dev");
+  train_cmd->add_option("--plot", to.plot, "training-curve SVG ('' for none)");
+  train_cmd->add_flag("--resume", to.resume, "continue from OUT.ckpt");
+
+  auto* eval_cmd = app.add_subcommand("eval", "accuracy on any CoNLL-U file");
+  std::string model_path = "tagger.npz", eval_file;
+  eval_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
+  eval_cmd->add_option("file", eval_file, "CoNLL-U file")->required()->check(CLI::ExistingFile);
+
+  auto* predict_cmd = app.add_subcommand("predict", "tag sentences (arguments, or lines on stdin)");
+  std::vector<std::string> words;
+  std::string attention_svg;
+  std::size_t attention_layer = 0;
+  predict_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
+  predict_cmd->add_option("--attention-svg", attention_svg, "write the first sentence's self-attention as an SVG heatmap");
+  predict_cmd->add_option("--layer", attention_layer, "which layer's attention to draw");
+  predict_cmd->add_option("words", words, "a sentence (words separated by spaces)");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    set_num_threads(threads);
+    if (*train_cmd) {
+      if (!data_dir.empty()) {
+        if (train_file.empty()) train_file = find_file(data_dir, "train");
+        if (dev_file.empty()) dev_file = find_file(data_dir, "dev");
+      }
+      if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
+      const auto train_data = models::read_conllu(train_file);
+      const auto dev_data = models::read_conllu(dev_file);
+      std::vector<std::vector<std::string>> train_words;
+      std::vector<std::string> all_tags;
+      std::vector<std::size_t> lengths;
+      for (const auto& s : train_data) {
+        train_words.push_back(s.words);
+        all_tags.insert(all_tags.end(), s.tags.begin(), s.tags.end());
+        lengths.push_back(s.words.size());
+      }
+      TaggerBundle t;
+      t.gen.seed_with(to.seed);
+      t.words = models::Vocab::build(train_words, min_count, false);
+      t.tags = models::Vocab::closed(all_tags);
+      t.subwords.buckets = std::max<std::size_t>(subword_buckets, 2);
+      t.model = std::make_unique<models::Tagger>(
+          models::TaggerOptions{.vocab = t.words.size(), .tags = t.tags.size(), .d_model = d_model, .heads = heads,
+                                .ff = ff, .layers = layers, .dropout = dropout,
+                                .positions = nn::position_scheme_from_name(positions), .relative_k = relative_k,
+                                .subword_buckets = subword_buckets},
+          t.gen);
+      std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters\n",
+                  train_data.size(), dev_data.size(), t.words.size(), t.tags.size(), t.model->parameter_count());
+      examples::Task task;
+      task.model = t.model.get();
+      task.gen = &t.gen;
+      task.batches = [&](std::size_t epoch) {
+        Generator shuffle(to.seed * 1000003 + epoch);
+        return models::make_batches(lengths, batch_tokens, 256, &shuffle);
+      };
+      task.loss = [&](const std::vector<std::size_t>& batch) {
+        std::vector<const std::vector<std::string>*> ws, ts;
+        for (std::size_t i : batch) ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
+        Ids ids, subs, tag_ids;
+        t.encode(ws, ids, subs, &ts, &tag_ids);
+        // Word dropout: teaches the model to tag from subwords alone, as it must for unseen words.
+        const auto threshold = static_cast<std::uint64_t>(word_dropout * 4294967296.0);
+        for (auto& id : ids)
+          if (id != models::Vocab::kPad && (t.gen.next_u64() >> 32) < threshold) id = models::Vocab::kUnk;
+        return t.model->loss(ids, tag_ids, subword_buckets ? &subs : nullptr);
+      };
+      task.tokens = [&](const std::vector<std::size_t>& batch) {
+        std::size_t n = 0;
+        for (std::size_t i : batch) n += lengths[i];
+        return n;
+      };
+      task.evaluate = [&] { return evaluate(t, dev_data).value(); };
+      task.save_model = [&](const std::string& path) { t.save(path); };
+      examples::train(task, to);
+    } else if (*eval_cmd) {
+      const auto t = TaggerBundle::load(model_path);
+      const auto data = models::read_conllu(eval_file);
+      const Accuracy a = evaluate(*t, data);
+      std::printf("%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)\n",
+                  eval_file.c_str(), data.size(), a.total, 100 * a.value(),
+                  a.oov_total ? 100.0 * a.oov_right / a.oov_total : 0.0, a.oov_total);
+    } else if (*predict_cmd) {
+      const auto t = TaggerBundle::load(model_path);
+      std::vector<std::vector<std::string>> sentences;
+      for (const auto& line : examples::input_sentences(words)) sentences.push_back(models::split_words(line));
+      std::vector<Tensor> weights;
+      const auto tags = t->predict(sentences, attention_svg.empty() ? nullptr : &weights);
+      for (std::size_t i = 0; i < sentences.size(); ++i) {
+        for (std::size_t j = 0; j < sentences[i].size(); ++j)
+          std::printf("%s%s/%s", j ? " " : "", sentences[i][j].c_str(), t->tags.word(tags[i][j]).c_str());
+        std::printf("\n");
+      }
+      if (!attention_svg.empty() && !sentences.empty()) {
+        // The first sentence alone, so the weights are its own (B = 1), averaged over heads.
+        weights.clear();
+        t->predict({sentences[0]}, &weights);
+        if (attention_layer >= weights.size()) throw std::runtime_error("--layer must be below " + std::to_string(weights.size()));
+        const Tensor& w = weights[attention_layer];  // (1, H, T, T)
+        const std::size_t H = w.shape()[1], T = w.shape()[2];
+        std::vector<std::vector<double>> avg(T, std::vector<double>(T, 0.0));
+        for (std::size_t h = 0; h < H; ++h)
+          for (std::size_t i = 0; i < T; ++i)
+            for (std::size_t j = 0; j < T; ++j) avg[i][j] += w.data<float>()(0, h, i, j) / H;
+        examples::write_heatmap_svg(attention_svg, sentences[0], sentences[0], avg,
+                                    "self-attention, layer " + std::to_string(attention_layer) + ", mean over heads (rows attend to columns)");
+        std::printf("wrote %s\n", attention_svg.c_str());
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tapegrad-tagger: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

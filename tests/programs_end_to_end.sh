@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# End to end, as a user runs them: tapegrad-tagger and tapegrad-sentiment train a few steps on
+# tiny data made here, save, evaluate, predict, draw their pictures, resume, and refuse bad input.
+#   tests/programs_end_to_end.sh BUILD_DIR WORK_DIR
+set -euo pipefail
+build=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+tagger="$build/examples/tapegrad-tagger"
+sentiment="$build/examples/tapegrad-sentiment"
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
+# ---- tiny data ----------------------------------------------------------------------------
+words=(the a dog cat runs sleeps big small quickly .)
+tags=(DET DET NOUN NOUN VERB VERB ADJ ADJ ADV PUNCT)
+make_conllu() {  # file sentences seed
+  local i j n w
+  RANDOM=$3
+  : > "$1"
+  for ((i = 0; i < $2; i++)); do
+    echo "# sent_id = $i" >> "$1"
+    n=$((3 + RANDOM % 5))
+    for ((j = 1; j <= n; j++)); do
+      w=$((RANDOM % 10))
+      printf '%d\t%s\t%s\t%s\t_\t_\t0\tdep\t_\t_\n' "$j" "${words[$w]}" "${words[$w]}" "${tags[$w]}" >> "$1"
+    done
+    echo >> "$1"
+  done
+}
+make_conllu train.conllu 60 1
+make_conllu dev.conllu 15 2
+{ echo -e "sentence\tlabel"
+  for i in $(seq 1 40); do echo -e "a great fine film $i\t1"; echo -e "an awful dull film $i\t0"; done; } > train.tsv
+{ echo -e "sentence\tlabel"; echo -e "a great film\t1"; echo -e "a dull film\t0"; } > dev.tsv
+printf '4 a great film\n0 an awful film\n' > dev.stsa
+
+small="--d-model 16 --layers 1 --heads 2 --ff 32 --minutes 0"
+
+# ---- tagger -------------------------------------------------------------------------------
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 2 $small --out tagger.npz --plot curve.svg > train.log
+grep -q "epoch 2: train loss" train.log || fail "tagger training did not finish 2 epochs"
+[ -s tagger.npz ] && [ -s tagger.npz.ckpt ] || fail "tagger files missing"
+grep -q "<svg" curve.svg || fail "no training curve"
+"$tagger" eval --model tagger.npz dev.conllu | tee eval.log
+grep -q "UPOS accuracy" eval.log || fail "tagger eval"
+echo "the big dog runs ." | "$tagger" predict --model tagger.npz --attention-svg att.svg | tee predict.log
+grep -q "the/" predict.log || fail "tagger predict from stdin"
+grep -q "<rect" att.svg || fail "no attention heatmap"
+"$tagger" predict --model tagger.npz a small cat sleeps | grep -q "cat/" || fail "tagger predict from arguments"
+# --resume continues from the checkpoint to the third epoch
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 3 $small --out tagger.npz --plot curve.svg --resume > resume.log
+grep -q "resuming from tagger.npz.ckpt: epoch 3" resume.log || fail "resume did not start at epoch 3"
+grep -q "epoch 3: train loss" resume.log || fail "resume did not train epoch 3"
+# bad input: a clear message with file and line, and a non-zero exit
+printf '1\tdog\tdog\tNOUN\n' > bad.conllu
+if "$tagger" train --train bad.conllu --dev dev.conllu $small > bad.log 2>&1; then fail "accepted a malformed file"; fi
+grep -q "bad.conllu:1: expected 10 tab-separated columns" bad.log || fail "no file:line in the error"
+if "$tagger" eval --model train.conllu dev.conllu > bad2.log 2>&1; then fail "accepted a bad model file"; fi
+grep -q "train.conllu" bad2.log || fail "the bad model file is not named"
+
+# ---- sentiment ----------------------------------------------------------------------------
+"$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 2 $small --out sentiment.npz --plot scurve.svg > strain.log
+grep -q "epoch 2: train loss" strain.log || fail "sentiment training"
+"$sentiment" eval --model sentiment.npz dev.tsv | grep -q "accuracy" || fail "sentiment eval (tsv)"
+echo "a great film" | "$sentiment" predict --model sentiment.npz --attention-svg satt.svg | tee spredict.log
+grep -qE "^[01]	0\.[0-9]+	a great film" spredict.log || fail "sentiment predict: label, probability, sentence"
+"$sentiment" --threads 1 train --train train.tsv --dev dev.stsa --epochs 1 $small --out s2.npz --plot '' > s2.log 2>&1 \
+  && fail "accepted dev labels unseen in training" || grep -q "unknown label '4'" s2.log || fail "unseen label not named"
+echo "programs end to end: all checks passed"

@@ -1,0 +1,115 @@
+#define BOOST_TEST_MODULE data
+#include <fstream>
+
+#include "testing.hpp"
+
+using namespace tg;
+using namespace tg::models;
+
+namespace {
+
+std::string write(const std::string& name, const std::string& text) {
+  std::ofstream(name) << text;
+  return name;
+}
+
+// `expr` must throw a DataError whose message holds `text`.
+#define CHECK_DATA_ERROR(expr, text) \
+  BOOST_CHECK_EXCEPTION(expr, DataError, [&](const DataError& e) { BOOST_TEST_MESSAGE(e.what()); return testing::contains(e.what(), text); })
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(conllu_skips_comments_multiword_ranges_and_empty_nodes) {
+  const std::string path = write("tiny.conllu",
+                                 "# sent_id = 1\n# text = I don't know\n"
+                                 "1\tI\tI\tPRON\tPRP\t_\t3\tnsubj\t_\t_\n"
+                                 "2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n"
+                                 "2\tdo\tdo\tAUX\tVBP\t_\t4\taux\t_\t_\n"
+                                 "3\tn't\tnot\tPART\tRB\t_\t4\tadvmod\t_\t_\n"
+                                 "3.1\tknow\tknow\tVERB\tVB\t_\t_\t_\t_\t_\n"
+                                 "4\tknow\tknow\tVERB\tVB\t_\t0\troot\t_\t_\n"
+                                 "\n\n"
+                                 "1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n");
+  const auto s = read_conllu(path);
+  BOOST_REQUIRE(s.size() == 2u);
+  const std::vector<std::string> words = {"I", "do", "n't", "know"}, tags = {"PRON", "AUX", "PART", "VERB"};
+  BOOST_TEST(s[0].words == words, boost::test_tools::per_element());
+  BOOST_TEST(s[0].tags == tags, boost::test_tools::per_element());
+  BOOST_TEST(s[1].words.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_lines_are_reported_with_file_and_line) {
+  write("bad.conllu", "1\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n2\tam\tbe\tAUX\n");
+  CHECK_DATA_ERROR(read_conllu("bad.conllu"), "bad.conllu:2: expected 10 tab-separated columns (CoNLL-U), found 4");
+  write("badid.conllu", "x\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n");
+  CHECK_DATA_ERROR(read_conllu("badid.conllu"), "badid.conllu:1: the token id 'x' is not a number");
+  write("bad.tsv", "sentence\tlabel\ngood film\t1\nno label here\n");
+  CHECK_DATA_ERROR(read_tsv("bad.tsv"), "bad.tsv:3: expected 'sentence<TAB>label', found 1 columns");
+  write("noheader.tsv", "good film\t1\n");
+  CHECK_DATA_ERROR(read_tsv("noheader.tsv"), "noheader.tsv:1: expected the header");
+  write("empty.tsv", "sentence\tlabel\n \t1\n");
+  CHECK_DATA_ERROR(read_tsv("empty.tsv"), "empty.tsv:2: the sentence is empty");
+  write("bad.stsa", "1 fine\n0\n");
+  CHECK_DATA_ERROR(read_label_first("bad.stsa"), "bad.stsa:2: expected '<label> <sentence>', found no sentence");
+  CHECK_DATA_ERROR(read_conllu("missing.conllu"), "missing.conllu:0: cannot open the file");
+}
+
+BOOST_AUTO_TEST_CASE(sentiment_formats) {
+  write("s.tsv", "sentence\tlabel\nit 's a charming journey . \t1\nbleak \t0\n");
+  const auto a = read_labeled("s.tsv");
+  BOOST_REQUIRE(a.size() == 2u);
+  BOOST_TEST(a[0].words.size() == 6u);
+  BOOST_TEST(a[1].label == "0");
+  write("s.stsa", "3 a fine film\n0 awful\n");
+  const auto b = read_labeled("s.stsa");
+  BOOST_REQUIRE(b.size() == 2u);
+  BOOST_TEST(b[0].label == "3");
+  BOOST_TEST(b[0].words.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(vocabularies) {
+  const std::vector<std::vector<std::string>> s = {{"The", "cat", "the"}, {"the", "dog"}};
+  Vocab lower = Vocab::build(s, 2, true);
+  BOOST_TEST(lower.size() == 3u);  // <pad>, <unk>, the
+  BOOST_TEST(lower.id("THE") == 2);
+  BOOST_TEST(lower.id("cat") == Vocab::kUnk);
+  Vocab cased = Vocab::build(s, 1, false);
+  BOOST_TEST(cased.id("The") != cased.id("the"));
+  const Vocab back = Vocab::from_text(cased.to_text(), "test");
+  BOOST_TEST(back.id("dog") == cased.id("dog"));
+  BOOST_TEST(back.size() == cased.size());
+  Vocab tags = Vocab::closed({"NOUN", "DET", "NOUN"});
+  BOOST_TEST(tags.size() == 2u);
+  CHECK_THROWS_WITH(tags.id("VERB"), "unknown label 'VERB' (known: DET, NOUN)");
+  BOOST_CHECK_THROW(Vocab::from_text("garbage", "f"), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(subword_features_share_suffixes) {
+  const SubwordOptions o{.buckets = 1000, .max_features = 40};
+  const auto a = subword_ids("walking", o), b = subword_ids("talking", o), c = subword_ids("Walking", o);
+  int shared = 0;
+  for (auto x : a) shared += std::count(b.begin(), b.end(), x) > 0;
+  BOOST_TEST(shared >= 5);                // "ing>", "ng>", "king", ...
+  BOOST_TEST(a[0] != c[0]);               // the shape differs: "x" vs "Xx"
+  BOOST_TEST(a.size() == c.size());
+  for (auto x : a) BOOST_TEST((x >= 1 && x < 1000));
+  BOOST_TEST(subword_ids("a", {.buckets = 1000, .max_features = 3}).size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(batches_cover_every_sentence_once_and_respect_the_budget) {
+  std::vector<std::size_t> lengths;
+  Generator gen(1);
+  for (int i = 0; i < 500; ++i) lengths.push_back(1 + gen.below(40));
+  Generator shuffle(7);
+  const auto batches = make_batches(lengths, 200, 16, &shuffle);
+  std::vector<int> seen(lengths.size(), 0);
+  for (const auto& b : batches) {
+    BOOST_TEST(b.size() <= 16u);
+    std::size_t longest = 0;
+    for (auto i : b) longest = std::max(longest, lengths[i]), ++seen[i];
+    BOOST_TEST((longest * b.size() <= 200 || b.size() == 1));
+  }
+  for (int s : seen) BOOST_TEST(s == 1);
+  Generator again(7);
+  BOOST_TEST((make_batches(lengths, 200, 16, &again) == batches));  // the same seed, the same order
+}
