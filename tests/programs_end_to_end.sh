@@ -51,6 +51,15 @@ grep -q "<rect" att.svg || fail "no attention heatmap"
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 3 $small --out tagger.npz --plot curve.svg --resume > resume.log
 grep -q "resuming from tagger.npz.ckpt: epoch 3" resume.log || fail "resume did not start at epoch 3"
 grep -q "epoch 3: train loss" resume.log || fail "resume did not train epoch 3"
+# Ctrl-C (SIGINT) saves a checkpoint and exits cleanly; --resume picks it up
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 100000 $small --out long.npz --plot '' > long.log &
+pid=$!
+for _ in $(seq 1 50); do grep -q "epoch 2:" long.log 2>/dev/null && break; sleep 0.2; done
+kill -INT $pid
+wait $pid || fail "interrupted training exited with an error"
+grep -q "interrupted: saved long.npz.ckpt; continue with --resume" long.log || fail "no checkpoint on SIGINT"
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 100000 $small --out long.npz --plot '' --resume --minutes 0.02 > long2.log
+grep -q "resuming from long.npz.ckpt" long2.log || fail "did not resume after SIGINT"
 # bad input: a clear message with file and line, and a non-zero exit
 printf '1\tdog\tdog\tNOUN\n' > bad.conllu
 if "$tagger" train --train bad.conllu --dev dev.conllu $small > bad.log 2>&1; then fail "accepted a malformed file"; fi
