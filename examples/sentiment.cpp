@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   to.plot = "sentiment-curve.svg";
   to.warmup = 300;
   std::size_t d_model = 128, layers = 2, heads = 4, ff = 512, min_count = 1, batch_tokens = 2000;
-  double dropout = 0.2;
+  double dropout = 0.2, word_dropout = 0.0;
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");
   train_cmd->add_flag("--binary", binary, "with --data data/sst: the stsa.binary files");
@@ -138,6 +138,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--ff", ff, "feed-forward width")->check(CLI::PositiveNumber);
   train_cmd->add_option("--dropout", dropout, "dropout")->check(CLI::Range(0.0, 0.9));
   train_cmd->add_option("--positions", positions, "fourier, sinusoidal, learned, mlp, relative or none");
+  train_cmd->add_option("--word-dropout", word_dropout, "in training, replace a word by the unknown word with this probability")->check(CLI::Range(0.0, 1.0));
   train_cmd->add_option("--min-count", min_count, "words seen fewer times are unknown")->check(CLI::PositiveNumber);
   train_cmd->add_option("--batch-tokens", batch_tokens, "tokens per batch (padded)")->check(CLI::PositiveNumber);
   train_cmd->add_option("--lr", to.lr, "peak learning rate")->check(CLI::PositiveNumber);
@@ -208,7 +209,11 @@ int main(int argc, char** argv) {
           ws.push_back(&train_data[batch[i]].words);
           y(i) = s.labels.id(train_data[batch[i]].label);
         }
-        return s.model->loss(s.encode(ws), y);
+        Ids ids = s.encode(ws);
+        const auto threshold = static_cast<std::uint64_t>(word_dropout * 4294967296.0);
+        for (auto& id : ids)
+          if (id != models::Vocab::kPad && (s.gen.next_u64() >> 32) < threshold) id = models::Vocab::kUnk;
+        return s.model->loss(ids, y);
       };
       task.tokens = [&](const std::vector<std::size_t>& batch) {
         std::size_t n = 0;
