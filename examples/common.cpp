@@ -41,6 +41,41 @@ std::string get(const Settings& s, const std::string& key, const std::string& wh
   return it->second;
 }
 
+// ---- model files --------------------------------------------------------------------------
+
+void save_model_file(const std::string& path, const tg::nn::Module& model,
+                     const std::map<std::string, std::string>& texts) {
+  tg::nn::NpzEntries entries = tg::nn::parameter_entries(model, "param/");
+  for (const auto& [name, text] : texts) entries.emplace_back(name, tg::nn::text_to_npy(text));
+  tg::nn::write_npz(path, entries);
+}
+
+ModelFile::ModelFile(const std::string& path, const std::string& kind)
+    : path_(path), entries_(tg::nn::read_npz(path)) {
+  settings_ = settings_from_text(text("settings"), path);
+  if (get(settings_, "kind", path) != kind)
+    throw std::runtime_error(path + ": a " + get(settings_, "kind", path) + " model, not a " + kind + " model");
+}
+
+std::string ModelFile::text(const std::string& name) const {
+  for (const auto& [n, a] : entries_)
+    if (n == name) return tg::nn::npy_to_text(a, path_ + ": '" + name + "'");
+  throw std::runtime_error(path_ + ": not a model file of these programs (no '" + name + "')");
+}
+
+std::size_t ModelFile::number(const std::string& key) const {
+  const std::string v = get(settings_, key, path_);
+  try {
+    return std::stoul(v);
+  } catch (const std::exception&) {
+    throw std::runtime_error(path_ + ": setting '" + key + "' is '" + v + "', not a number");
+  }
+}
+
+void ModelFile::load_parameters(tg::nn::Module& model) const {
+  tg::nn::load_parameters(model, entries_, path_, "param/");
+}
+
 // ---- progress -----------------------------------------------------------------------------
 
 namespace {
@@ -291,6 +326,18 @@ void write_heatmap_svg(const std::string& path, const std::vector<std::string>& 
   }
   os << "</svg>\n";
   std::ofstream(path) << os.str();
+}
+
+void write_attention_svg(const std::string& path, const tg::Tensor& weights,
+                         const std::vector<std::string>& words, std::size_t layer) {
+  const std::size_t H = weights.shape()[1], T = weights.shape()[2];
+  std::vector<std::vector<double>> avg(T, std::vector<double>(T, 0.0));
+  const auto& w = weights.data<float>();
+  for (std::size_t h = 0; h < H; ++h)
+    for (std::size_t i = 0; i < T; ++i)
+      for (std::size_t j = 0; j < T; ++j) avg[i][j] += w(0, h, i, j) / H;
+  write_heatmap_svg(path, words, words, avg,
+                    "self-attention, layer " + std::to_string(layer) + ", mean over heads (rows attend to columns)");
 }
 
 std::vector<std::string> input_sentences(const std::vector<std::string>& args) {

@@ -18,6 +18,26 @@ std::string settings_to_text(const Settings& s);
 Settings settings_from_text(const std::string& text, const std::string& where);
 std::string get(const Settings& s, const std::string& key, const std::string& where);
 
+// A model file: the parameters under "param/", plus named text entries (vocabularies, and
+// "settings" with a "kind" that says which program's model it is).
+void save_model_file(const std::string& path, const tg::nn::Module& model,
+                     const std::map<std::string, std::string>& texts);
+
+class ModelFile {
+ public:
+  // Reads the file and checks that its settings say kind=`kind`.
+  ModelFile(const std::string& path, const std::string& kind);
+  std::string text(const std::string& name) const;  // throws naming the file if missing
+  const Settings& settings() const { return settings_; }
+  std::size_t number(const std::string& key) const;  // a setting as a number
+  void load_parameters(tg::nn::Module& model) const;
+
+ private:
+  std::string path_;
+  tg::nn::NpzEntries entries_;
+  Settings settings_;
+};
+
 // ---- the training loop --------------------------------------------------------------------
 
 struct EpochRecord {
@@ -64,6 +84,10 @@ void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& hi
 void write_heatmap_svg(const std::string& path, const std::vector<std::string>& rows,
                        const std::vector<std::string>& cols, const std::vector<std::vector<double>>& weights,
                        const std::string& title);
+
+// One layer's self-attention of a single sentence, weights (1, H, T, T), averaged over heads.
+void write_attention_svg(const std::string& path, const tg::Tensor& weights,
+                         const std::vector<std::string>& words, std::size_t layer);
 
 // Lines from standard input, or the arguments joined, as sentences.
 std::vector<std::string> input_sentences(const std::vector<std::string>& args);

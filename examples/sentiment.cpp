@@ -44,34 +44,25 @@ struct SentimentBundle {
   }
 
   void save(const std::string& path) const {
-    nn::NpzEntries entries = nn::parameter_entries(*model, "param/");
-    entries.emplace_back("vocab/words", nn::text_to_npy(words.to_text()));
-    entries.emplace_back("vocab/labels", nn::text_to_npy(labels.to_text()));
-    entries.emplace_back("settings", nn::text_to_npy(examples::settings_to_text(settings())));
-    nn::write_npz(path, entries);
+    examples::save_model_file(path, *model, {{"vocab/words", words.to_text()}, {"vocab/labels", labels.to_text()},
+                                             {"settings", examples::settings_to_text(settings())}});
   }
 
   static std::unique_ptr<SentimentBundle> load(const std::string& path) {
-    const nn::NpzEntries entries = nn::read_npz(path);
-    const auto text = [&](const std::string& name) {
-      for (const auto& [n, a] : entries)
-        if (n == name) return nn::npy_to_text(a, path + ": '" + name + "'");
-      throw std::runtime_error(path + ": not a sentiment model file (no '" + name + "')");
-    };
-    const Settings s = examples::settings_from_text(text("settings"), path);
-    if (examples::get(s, "kind", path) != "sentiment") throw std::runtime_error(path + ": not a sentiment model");
+    const examples::ModelFile file(path, "sentiment");
     auto b = std::make_unique<SentimentBundle>();
-    b->words = models::Vocab::from_text(text("vocab/words"), path);
-    b->labels = models::Vocab::from_text(text("vocab/labels"), path);
-    const auto n = [&](const char* key) { return std::stoul(examples::get(s, key, path)); };
+    b->words = models::Vocab::from_text(file.text("vocab/words"), path);
+    b->labels = models::Vocab::from_text(file.text("vocab/labels"), path);
     b->model = std::make_unique<models::Classifier>(
-        models::ClassifierOptions{.vocab = b->words.size(), .classes = b->labels.size(), .d_model = n("d_model"),
-                                  .heads = n("heads"), .ff = n("ff"), .layers = n("layers"), .dropout = 0.0,
-                                  .positions = nn::position_scheme_from_name(examples::get(s, "positions", path)),
-                                  .fourier_features = n("fourier_features"), .fourier_hidden = n("fourier_hidden"),
-                                  .relative_k = n("relative_k"), .max_len = n("max_len")},
+        models::ClassifierOptions{.vocab = b->words.size(), .classes = b->labels.size(), .d_model = file.number("d_model"),
+                                  .heads = file.number("heads"), .ff = file.number("ff"), .layers = file.number("layers"),
+                                  .dropout = 0.0,
+                                  .positions = nn::position_scheme_from_name(examples::get(file.settings(), "positions", path)),
+                                  .fourier_features = file.number("fourier_features"),
+                                  .fourier_hidden = file.number("fourier_hidden"), .relative_k = file.number("relative_k"),
+                                  .max_len = file.number("max_len")},
         b->gen);
-    nn::load_parameters(*b->model, entries, path, "param/");
+    file.load_parameters(*b->model);
     b->model->eval();
     return b;
   }
@@ -211,8 +202,9 @@ int main(int argc, char** argv) {
         }
         Ids ids = s.encode(ws);
         const auto threshold = static_cast<std::uint64_t>(word_dropout * 4294967296.0);
-        for (auto& id : ids)
-          if (id != models::Vocab::kPad && (s.gen.next_u64() >> 32) < threshold) id = models::Vocab::kUnk;
+        if (threshold > 0)
+          for (auto& id : ids)
+            if (id != models::Vocab::kPad && (s.gen.next_u64() >> 32) < threshold) id = models::Vocab::kUnk;
         return s.model->loss(ids, y);
       };
       task.tokens = [&](const std::vector<std::size_t>& batch) {
@@ -242,14 +234,7 @@ int main(int argc, char** argv) {
         std::vector<Tensor> weights;
         s->predict({sentences[0]}, &weights);
         if (attention_layer >= weights.size()) throw std::runtime_error("--layer must be below " + std::to_string(weights.size()));
-        const Tensor& w = weights[attention_layer];  // (1, H, T, T)
-        const std::size_t H = w.shape()[1], T = w.shape()[2];
-        std::vector<std::vector<double>> avg(T, std::vector<double>(T, 0.0));
-        for (std::size_t h = 0; h < H; ++h)
-          for (std::size_t i = 0; i < T; ++i)
-            for (std::size_t j = 0; j < T; ++j) avg[i][j] += w.data<float>()(0, h, i, j) / H;
-        examples::write_heatmap_svg(attention_svg, sentences[0], sentences[0], avg,
-                                    "self-attention, layer " + std::to_string(attention_layer) + ", mean over heads");
+        examples::write_attention_svg(attention_svg, weights[attention_layer], sentences[0], attention_layer);
         std::printf("wrote %s\n", attention_svg.c_str());
       }
     }

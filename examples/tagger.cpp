@@ -55,36 +55,26 @@ struct TaggerBundle {
   }
 
   void save(const std::string& path) const {
-    nn::NpzEntries entries = nn::parameter_entries(*model, "param/");
-    entries.emplace_back("vocab/words", nn::text_to_npy(words.to_text()));
-    entries.emplace_back("vocab/tags", nn::text_to_npy(tags.to_text()));
-    entries.emplace_back("settings", nn::text_to_npy(examples::settings_to_text(settings())));
-    nn::write_npz(path, entries);
+    examples::save_model_file(path, *model, {{"vocab/words", words.to_text()}, {"vocab/tags", tags.to_text()},
+                                             {"settings", examples::settings_to_text(settings())}});
   }
 
   static std::unique_ptr<TaggerBundle> load(const std::string& path) {
-    const nn::NpzEntries entries = nn::read_npz(path);
-    const auto text = [&](const std::string& name) {
-      for (const auto& [n, a] : entries)
-        if (n == name) return nn::npy_to_text(a, path + ": '" + name + "'");
-      throw std::runtime_error(path + ": not a tagger model file (no '" + name + "')");
-    };
-    const Settings s = examples::settings_from_text(text("settings"), path);
-    if (examples::get(s, "kind", path) != "tagger") throw std::runtime_error(path + ": not a tagger model");
+    const examples::ModelFile file(path, "tagger");
     auto b = std::make_unique<TaggerBundle>();
-    b->words = models::Vocab::from_text(text("vocab/words"), path);
-    b->tags = models::Vocab::from_text(text("vocab/tags"), path);
-    b->subwords.buckets = std::stoul(examples::get(s, "subword_buckets", path));
-    b->subwords.max_features = std::stoul(examples::get(s, "subword_features", path));
-    const auto n = [&](const char* key) { return std::stoul(examples::get(s, key, path)); };
+    b->words = models::Vocab::from_text(file.text("vocab/words"), path);
+    b->tags = models::Vocab::from_text(file.text("vocab/tags"), path);
+    b->subwords.buckets = file.number("subword_buckets");
+    b->subwords.max_features = file.number("subword_features");
     b->model = std::make_unique<models::Tagger>(
-        models::TaggerOptions{.vocab = b->words.size(), .tags = b->tags.size(), .d_model = n("d_model"),
-                              .heads = n("heads"), .ff = n("ff"), .layers = n("layers"), .dropout = 0.0,
-                              .positions = nn::position_scheme_from_name(examples::get(s, "positions", path)),
-                              .relative_k = n("relative_k"), .max_len = n("max_len"),
+        models::TaggerOptions{.vocab = b->words.size(), .tags = b->tags.size(), .d_model = file.number("d_model"),
+                              .heads = file.number("heads"), .ff = file.number("ff"), .layers = file.number("layers"),
+                              .dropout = 0.0,
+                              .positions = nn::position_scheme_from_name(examples::get(file.settings(), "positions", path)),
+                              .relative_k = file.number("relative_k"), .max_len = file.number("max_len"),
                               .subword_buckets = b->subwords.buckets > 1 ? b->subwords.buckets : 0},
         b->gen);
-    nn::load_parameters(*b->model, entries, path, "param/");
+    file.load_parameters(*b->model);
     b->model->eval();
     return b;
   }
@@ -249,8 +239,9 @@ int main(int argc, char** argv) {
         t.encode(ws, ids, subs, &ts, &tag_ids);
         // Word dropout: teaches the model to tag from subwords alone, as it must for unseen words.
         const auto threshold = static_cast<std::uint64_t>(word_dropout * 4294967296.0);
-        for (auto& id : ids)
-          if (id != models::Vocab::kPad && (t.gen.next_u64() >> 32) < threshold) id = models::Vocab::kUnk;
+        if (threshold > 0)
+          for (auto& id : ids)
+            if (id != models::Vocab::kPad && (t.gen.next_u64() >> 32) < threshold) id = models::Vocab::kUnk;
         return t.model->loss(ids, tag_ids, subword_buckets ? &subs : nullptr);
       };
       task.tokens = [&](const std::vector<std::size_t>& batch) {
@@ -280,18 +271,11 @@ int main(int argc, char** argv) {
         std::printf("\n");
       }
       if (!attention_svg.empty() && !sentences.empty()) {
-        // The first sentence alone, so the weights are its own (B = 1), averaged over heads.
+        // The first sentence alone, so the weights are its own (B = 1).
         weights.clear();
         t->predict({sentences[0]}, &weights);
         if (attention_layer >= weights.size()) throw std::runtime_error("--layer must be below " + std::to_string(weights.size()));
-        const Tensor& w = weights[attention_layer];  // (1, H, T, T)
-        const std::size_t H = w.shape()[1], T = w.shape()[2];
-        std::vector<std::vector<double>> avg(T, std::vector<double>(T, 0.0));
-        for (std::size_t h = 0; h < H; ++h)
-          for (std::size_t i = 0; i < T; ++i)
-            for (std::size_t j = 0; j < T; ++j) avg[i][j] += w.data<float>()(0, h, i, j) / H;
-        examples::write_heatmap_svg(attention_svg, sentences[0], sentences[0], avg,
-                                    "self-attention, layer " + std::to_string(attention_layer) + ", mean over heads (rows attend to columns)");
+        examples::write_attention_svg(attention_svg, weights[attention_layer], sentences[0], attention_layer);
         std::printf("wrote %s\n", attention_svg.c_str());
       }
     }
