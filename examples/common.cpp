@@ -310,7 +310,8 @@ void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& hi
 void write_heatmap_svg(const std::string& path, const std::vector<std::string>& rows, const std::vector<std::string>& cols,
                        const std::vector<std::vector<double>>& weights, const std::string& title) {
   const double cell = 28, left = 120, top = 120;
-  const double W = left + cell * cols.size() + 20, H = top + cell * rows.size() + 20;
+  const double W = std::max(left + cell * cols.size() + 20, 20 + 8.0 * title.size());  // room for the title
+  const double H = top + cell * rows.size() + 20;
   std::ostringstream os;
   os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
      << "<rect width='100%' height='100%' fill='white'/>\n"
@@ -318,10 +319,12 @@ void write_heatmap_svg(const std::string& path, const std::vector<std::string>& 
   for (std::size_t j = 0; j < cols.size(); ++j)
     os << "<text transform='translate(" << left + cell * j + cell / 2 + 4 << "," << top - 6 << ") rotate(-60)'>" << escape(cols[j]) << "</text>\n";
   for (std::size_t i = 0; i < rows.size(); ++i) {
+    // Shade relative to the row's largest weight, so that spread-out rows stay visible.
+    const double row_max = std::max(1e-12, *std::max_element(weights[i].begin(), weights[i].end()));
     os << "<text x='" << left - 6 << "' y='" << top + cell * i + cell / 2 + 4 << "' text-anchor='end'>" << escape(rows[i]) << "</text>\n";
     for (std::size_t j = 0; j < cols.size(); ++j)
       os << "<rect x='" << left + cell * j << "' y='" << top + cell * i << "' width='" << cell << "' height='" << cell
-         << "' fill='#08306b' fill-opacity='" << std::clamp(weights[i][j], 0.0, 1.0) << "' stroke='#eee'><title>"
+         << "' fill='#08306b' fill-opacity='" << std::clamp(weights[i][j] / row_max, 0.0, 1.0) << "' stroke='#eee'><title>"
          << escape(rows[i]) << " -> " << escape(cols[j]) << ": " << weights[i][j] << "</title></rect>\n";
   }
   os << "</svg>\n";
@@ -337,7 +340,8 @@ void write_attention_svg(const std::string& path, const tg::Tensor& weights,
     for (std::size_t i = 0; i < T; ++i)
       for (std::size_t j = 0; j < T; ++j) avg[i][j] += w(0, h, i, j) / H;
   write_heatmap_svg(path, words, words, avg,
-                    "self-attention, layer " + std::to_string(layer) + ", mean over heads (rows attend to columns)");
+                    "self-attention, layer " + std::to_string(layer) +
+                        ", mean over heads; rows attend to columns, each row shaded to its maximum");
 }
 
 std::vector<std::string> input_sentences(const std::vector<std::string>& args) {
