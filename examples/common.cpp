@@ -76,6 +76,41 @@ void ModelFile::load_parameters(tg::nn::Module& model) const {
   tg::nn::load_parameters(model, entries_, path_, "param/");
 }
 
+// ---- command lines ------------------------------------------------------------------------
+
+void add_train_options(CLI::App& cmd, TrainOptions& to, ModelChoice& m) {
+  cmd.add_option("--epochs", to.epochs, "epochs at most")->check(CLI::PositiveNumber);
+  cmd.add_option("--minutes", to.time_limit_minutes, "training time limit (0: none)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--d-model", m.d_model, "model width")->check(CLI::PositiveNumber);
+  cmd.add_option("--layers", m.layers, "encoder layers")->check(CLI::PositiveNumber);
+  cmd.add_option("--heads", m.heads, "attention heads")->check(CLI::PositiveNumber);
+  cmd.add_option("--ff", m.ff, "feed-forward width")->check(CLI::PositiveNumber);
+  cmd.add_option("--dropout", m.dropout, "dropout")->check(CLI::Range(0.0, 0.9));
+  cmd.add_option("--word-dropout", m.word_dropout, "in training, replace a word by the unknown word with this probability")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--positions", m.positions, "relative, sinusoidal, learned, mlp, fourier or none");
+  cmd.add_option("--min-count", m.min_count, "words seen fewer times are unknown")->check(CLI::PositiveNumber);
+  cmd.add_option("--batch-tokens", m.batch_tokens, "tokens per batch (padded)")->check(CLI::PositiveNumber);
+  cmd.add_option("--lr", to.lr, "peak learning rate")->check(CLI::PositiveNumber);
+  cmd.add_option("--seed", to.seed, "random seed");
+  cmd.add_option("--out", to.out, "the best model on dev");
+  cmd.add_option("--plot", to.plot, "training-curve SVG ('' for none)");
+  cmd.add_flag("--resume", to.resume, "continue from OUT.ckpt");
+}
+
+void add_predict_options(CLI::App& cmd, std::string& model_path, std::string& attention_svg, std::size_t& layer) {
+  cmd.add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
+  cmd.add_option("--attention-svg", attention_svg, "write the first sentence's self-attention as an SVG heatmap");
+  cmd.add_option("--layer", layer, "which layer's attention to draw");
+}
+
+void drop_words(tg::Ids& ids, double p, tg::Generator& gen) {
+  if (p <= 0) return;
+  const auto threshold = static_cast<std::uint64_t>(p * 4294967296.0);
+  for (auto& id : ids)
+    if (id != tg::models::Vocab::kPad && (gen.next_u64() >> 32) < threshold) id = tg::models::Vocab::kUnk;
+}
+
 // ---- progress -----------------------------------------------------------------------------
 
 namespace {

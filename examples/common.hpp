@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "tapegrad.hpp"
 
 namespace examples {
@@ -70,6 +72,22 @@ struct Task {
   std::function<double()> evaluate;                       // dev metric, higher is better
   std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
 };
+
+// The model and data settings every program's `train` takes, with the program's defaults.
+struct ModelChoice {
+  std::size_t d_model = 128, layers = 2, heads = 4, ff = 512;
+  double dropout = 0.2;
+  double word_dropout = 0.0;  // in training, a word becomes the unknown word with this probability
+  std::string positions;
+  std::size_t min_count = 1, batch_tokens = 2000;
+};
+// Registers --epochs --minutes --d-model --layers --heads --ff --dropout --word-dropout
+// --positions --min-count --batch-tokens --lr --seed --out --plot --resume.
+void add_train_options(CLI::App& cmd, TrainOptions& train, ModelChoice& model);
+// Registers predict's --model, --attention-svg and --layer.
+void add_predict_options(CLI::App& cmd, std::string& model_path, std::string& attention_svg, std::size_t& layer);
+// Word dropout: each real word id becomes Vocab::kUnk with probability p.
+void drop_words(tg::Ids& ids, double p, tg::Generator& gen);
 
 // Trains with AdamW (linear warm-up, then cosine decay over the planned epochs); returns the
 // history.  Ctrl-C or SIGTERM saves a checkpoint and stops cleanly; TrainOptions::resume

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(CLI::PositiveNumber);
 
   auto* train_cmd = app.add_subcommand("train", "train a classifier");
-  std::string data_dir, train_file, dev_file, positions = "fourier";
+  std::string data_dir, train_file, dev_file;
   bool fine = false, binary = false;
   examples::TrainOptions to;
   to.epochs = 8;
@@ -114,29 +114,13 @@ int main(int argc, char** argv) {
   to.out = "sentiment.npz";
   to.plot = "sentiment-curve.svg";
   to.warmup = 300;
-  std::size_t d_model = 128, layers = 2, heads = 4, ff = 512, min_count = 1, batch_tokens = 2000;
-  double dropout = 0.2, word_dropout = 0.0;
+  examples::ModelChoice m{.positions = "fourier"};
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");
   train_cmd->add_flag("--binary", binary, "with --data data/sst: the stsa.binary files");
   train_cmd->add_option("--train", train_file, "training file")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", dev_file, "development file")->check(CLI::ExistingFile);
-  train_cmd->add_option("--epochs", to.epochs, "epochs at most")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--minutes", to.time_limit_minutes, "training time limit (0: none)")->check(CLI::NonNegativeNumber);
-  train_cmd->add_option("--d-model", d_model, "model width")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--layers", layers, "encoder layers")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--heads", heads, "attention heads")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--ff", ff, "feed-forward width")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--dropout", dropout, "dropout")->check(CLI::Range(0.0, 0.9));
-  train_cmd->add_option("--positions", positions, "fourier, sinusoidal, learned, mlp, relative or none");
-  train_cmd->add_option("--word-dropout", word_dropout, "in training, replace a word by the unknown word with this probability")->check(CLI::Range(0.0, 1.0));
-  train_cmd->add_option("--min-count", min_count, "words seen fewer times are unknown")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--batch-tokens", batch_tokens, "tokens per batch (padded)")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--lr", to.lr, "peak learning rate")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--seed", to.seed, "random seed");
-  train_cmd->add_option("--out", to.out, "the best model on dev");
-  train_cmd->add_option("--plot", to.plot, "training-curve SVG ('' for none)");
-  train_cmd->add_flag("--resume", to.resume, "continue from OUT.ckpt");
+  examples::add_train_options(*train_cmd, to, m);
 
   auto* eval_cmd = app.add_subcommand("eval", "accuracy on a file (sentence<TAB>label with header, or <label> <sentence>)");
   std::string model_path = "sentiment.npz", eval_file;
@@ -147,9 +131,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> words;
   std::string attention_svg;
   std::size_t attention_layer = 0;
-  predict_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
-  predict_cmd->add_option("--attention-svg", attention_svg, "write the first sentence's self-attention as an SVG heatmap");
-  predict_cmd->add_option("--layer", attention_layer, "which layer's attention to draw");
+  examples::add_predict_options(*predict_cmd, model_path, attention_svg, attention_layer);
   predict_cmd->add_option("words", words, "a sentence");
 
   CLI11_PARSE(app, argc, argv);
@@ -176,12 +158,12 @@ int main(int argc, char** argv) {
       }
       SentimentBundle s;
       s.gen.seed_with(to.seed);
-      s.words = models::Vocab::build(train_words, min_count, true);
+      s.words = models::Vocab::build(train_words, m.min_count, true);
       s.labels = models::Vocab::closed(all_labels);
       s.model = std::make_unique<models::Classifier>(
-          models::ClassifierOptions{.vocab = s.words.size(), .classes = s.labels.size(), .d_model = d_model,
-                                    .heads = heads, .ff = ff, .layers = layers, .dropout = dropout,
-                                    .positions = nn::position_scheme_from_name(positions)},
+          models::ClassifierOptions{.vocab = s.words.size(), .classes = s.labels.size(), .d_model = m.d_model,
+                                    .heads = m.heads, .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
+                                    .positions = nn::position_scheme_from_name(m.positions)},
           s.gen);
       for (const auto& d : dev_data) s.labels.id(d.label);  // a dev label unseen in training: an error
       std::printf("sentiment: %zu train and %zu dev sentences, %zu words, %zu classes, %zu parameters\n",
@@ -191,7 +173,7 @@ int main(int argc, char** argv) {
       task.gen = &s.gen;
       task.batches = [&](std::size_t epoch) {
         Generator shuffle(to.seed * 1000003 + epoch);
-        return models::make_batches(lengths, batch_tokens, 64, &shuffle);
+        return models::make_batches(lengths, m.batch_tokens, 64, &shuffle);
       };
       task.loss = [&](const std::vector<std::size_t>& batch) {
         std::vector<const std::vector<std::string>*> ws;
@@ -201,10 +183,7 @@ int main(int argc, char** argv) {
           y(i) = s.labels.id(train_data[batch[i]].label);
         }
         Ids ids = s.encode(ws);
-        const auto threshold = static_cast<std::uint64_t>(word_dropout * 4294967296.0);
-        if (threshold > 0)
-          for (auto& id : ids)
-            if (id != models::Vocab::kPad && (s.gen.next_u64() >> 32) < threshold) id = models::Vocab::kUnk;
+        examples::drop_words(ids, m.word_dropout, s.gen);
         return s.model->loss(ids, y);
       };
       task.tokens = [&](const std::vector<std::size_t>& batch) {

@@ -148,36 +148,20 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(CLI::PositiveNumber);
 
   auto* train_cmd = app.add_subcommand("train", "train a tagger on CoNLL-U data");
-  std::string data_dir, train_file, dev_file, positions = "relative";
+  std::string data_dir, train_file, dev_file;
   examples::TrainOptions to;
   to.epochs = 25;
   to.time_limit_minutes = 14;
   to.out = "tagger.npz";
   to.plot = "tagger-curve.svg";
-  std::size_t d_model = 128, layers = 2, heads = 4, ff = 512, relative_k = 8, min_count = 1, batch_tokens = 1500,
-              subword_buckets = 1 << 15;
-  double dropout = 0.2, word_dropout = 0.1;
+  examples::ModelChoice m{.word_dropout = 0.1, .positions = "relative", .batch_tokens = 1500};
+  std::size_t relative_k = 8, subword_buckets = 1 << 15;
   train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
   train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(CLI::ExistingFile);
-  train_cmd->add_option("--epochs", to.epochs, "epochs at most")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--minutes", to.time_limit_minutes, "training time limit (0: none)")->check(CLI::NonNegativeNumber);
-  train_cmd->add_option("--d-model", d_model, "model width")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--layers", layers, "encoder layers")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--heads", heads, "attention heads")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--ff", ff, "feed-forward width")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--dropout", dropout, "dropout")->check(CLI::Range(0.0, 0.9));
-  train_cmd->add_option("--positions", positions, "relative, sinusoidal, learned, mlp, fourier or none");
   train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(CLI::PositiveNumber);
   train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)");
-  train_cmd->add_option("--word-dropout", word_dropout, "in training, replace a word by the unknown word with this probability (its subwords stay)")->check(CLI::Range(0.0, 1.0));
-  train_cmd->add_option("--min-count", min_count, "words seen fewer times are unknown")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--batch-tokens", batch_tokens, "tokens per batch (padded)")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--lr", to.lr, "peak learning rate")->check(CLI::PositiveNumber);
-  train_cmd->add_option("--seed", to.seed, "random seed");
-  train_cmd->add_option("--out", to.out, "the best model on dev");
-  train_cmd->add_option("--plot", to.plot, "training-curve SVG ('' for none)");
-  train_cmd->add_flag("--resume", to.resume, "continue from OUT.ckpt");
+  examples::add_train_options(*train_cmd, to, m);
 
   auto* eval_cmd = app.add_subcommand("eval", "accuracy on any CoNLL-U file");
   std::string model_path = "tagger.npz", eval_file;
@@ -188,9 +172,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> words;
   std::string attention_svg;
   std::size_t attention_layer = 0;
-  predict_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
-  predict_cmd->add_option("--attention-svg", attention_svg, "write the first sentence's self-attention as an SVG heatmap");
-  predict_cmd->add_option("--layer", attention_layer, "which layer's attention to draw");
+  examples::add_predict_options(*predict_cmd, model_path, attention_svg, attention_layer);
   predict_cmd->add_option("words", words, "a sentence (words separated by spaces)");
 
   CLI11_PARSE(app, argc, argv);
@@ -214,13 +196,13 @@ int main(int argc, char** argv) {
       }
       TaggerBundle t;
       t.gen.seed_with(to.seed);
-      t.words = models::Vocab::build(train_words, min_count, false);
+      t.words = models::Vocab::build(train_words, m.min_count, false);
       t.tags = models::Vocab::closed(all_tags);
       t.subwords.buckets = std::max<std::size_t>(subword_buckets, 2);
       t.model = std::make_unique<models::Tagger>(
-          models::TaggerOptions{.vocab = t.words.size(), .tags = t.tags.size(), .d_model = d_model, .heads = heads,
-                                .ff = ff, .layers = layers, .dropout = dropout,
-                                .positions = nn::position_scheme_from_name(positions), .relative_k = relative_k,
+          models::TaggerOptions{.vocab = t.words.size(), .tags = t.tags.size(), .d_model = m.d_model, .heads = m.heads,
+                                .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
+                                .positions = nn::position_scheme_from_name(m.positions), .relative_k = relative_k,
                                 .subword_buckets = subword_buckets},
           t.gen);
       std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters\n",
@@ -230,18 +212,14 @@ int main(int argc, char** argv) {
       task.gen = &t.gen;
       task.batches = [&](std::size_t epoch) {
         Generator shuffle(to.seed * 1000003 + epoch);
-        return models::make_batches(lengths, batch_tokens, 256, &shuffle);
+        return models::make_batches(lengths, m.batch_tokens, 256, &shuffle);
       };
       task.loss = [&](const std::vector<std::size_t>& batch) {
         std::vector<const std::vector<std::string>*> ws, ts;
         for (std::size_t i : batch) ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
         Ids ids, subs, tag_ids;
         t.encode(ws, ids, subs, &ts, &tag_ids);
-        // Word dropout: teaches the model to tag from subwords alone, as it must for unseen words.
-        const auto threshold = static_cast<std::uint64_t>(word_dropout * 4294967296.0);
-        if (threshold > 0)
-          for (auto& id : ids)
-            if (id != models::Vocab::kPad && (t.gen.next_u64() >> 32) < threshold) id = models::Vocab::kUnk;
+        examples::drop_words(ids, m.word_dropout, t.gen);  // teaches tagging from subwords alone
         return t.model->loss(ids, tag_ids, subword_buckets ? &subs : nullptr);
       };
       task.tokens = [&](const std::vector<std::size_t>& batch) {

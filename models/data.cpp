@@ -15,6 +15,17 @@ std::ifstream open(const std::string& path) {
   return in;
 }
 
+// Calls f(line, number) for every line of the file, without its line ending (\n or \r\n).
+template <class F>
+void for_each_line(const std::string& path, F f) {
+  std::ifstream in = open(path);
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    f(line, number);
+  }
+}
+
 std::vector<std::string> split_tabs(const std::string& line) {
   std::vector<std::string> cols;
   std::size_t start = 0;
@@ -25,10 +36,6 @@ std::vector<std::string> split_tabs(const std::string& line) {
     start = tab + 1;
   }
   return cols;
-}
-
-void strip_cr(std::string& line) {
-  if (!line.empty() && line.back() == '\r') line.pop_back();
 }
 
 bool is_blank(const std::string& line) {
@@ -52,76 +59,61 @@ std::string lowercase(const std::string& word) {
 }
 
 std::vector<TaggedSentence> read_conllu(const std::string& path) {
-  std::ifstream in = open(path);
   std::vector<TaggedSentence> out;
   TaggedSentence current;
-  std::string line;
-  std::size_t number = 0;
   const auto finish = [&] {
     if (!current.words.empty()) out.push_back(std::move(current));
     current = {};
   };
-  while (std::getline(in, line)) {
-    ++number;
-    strip_cr(line);
+  for_each_line(path, [&](const std::string& line, std::size_t number) {
     if (is_blank(line)) {
       finish();
-      continue;
+      return;
     }
-    if (line[0] == '#') continue;
+    if (line[0] == '#') return;
     const auto cols = split_tabs(line);
     if (cols.size() != 10)
       throw DataError(path, number, "expected 10 tab-separated columns (CoNLL-U), found " + std::to_string(cols.size()));
     const std::string& id = cols[0];
-    if (id.find('-') != std::string::npos || id.find('.') != std::string::npos) continue;  // 3-4, 8.1
+    if (id.find('-') != std::string::npos || id.find('.') != std::string::npos) return;  // 3-4, 8.1
     if (id.empty() || !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); }))
       throw DataError(path, number, "the token id '" + id + "' is not a number");
     if (cols[1].empty() || cols[3].empty()) throw DataError(path, number, "empty word form or UPOS tag");
     current.words.push_back(cols[1]);
     current.tags.push_back(cols[3]);
-  }
+  });
   finish();
   return out;
 }
 
 std::vector<LabeledSentence> read_tsv(const std::string& path) {
-  std::ifstream in = open(path);
   std::vector<LabeledSentence> out;
-  std::string line;
-  std::size_t number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    strip_cr(line);
+  for_each_line(path, [&](const std::string& line, std::size_t number) {
     if (number == 1) {
       if (line.rfind("sentence\t", 0) != 0)
         throw DataError(path, number, "expected the header 'sentence<TAB>label'");
-      continue;
+      return;
     }
-    if (is_blank(line)) continue;
+    if (is_blank(line)) return;
     const auto cols = split_tabs(line);
     if (cols.size() != 2) throw DataError(path, number, "expected 'sentence<TAB>label', found " + std::to_string(cols.size()) + " columns");
     LabeledSentence s{split_words(cols[0]), cols[1]};
     if (s.words.empty()) throw DataError(path, number, "the sentence is empty");
     if (s.label.empty()) throw DataError(path, number, "the label is empty");
     out.push_back(std::move(s));
-  }
+  });
   return out;
 }
 
 std::vector<LabeledSentence> read_label_first(const std::string& path) {
-  std::ifstream in = open(path);
   std::vector<LabeledSentence> out;
-  std::string line;
-  std::size_t number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    strip_cr(line);
-    if (is_blank(line)) continue;
+  for_each_line(path, [&](const std::string& line, std::size_t number) {
+    if (is_blank(line)) return;
     auto words = split_words(line);
     LabeledSentence s{std::vector<std::string>(words.begin() + 1, words.end()), words[0]};
     if (s.words.empty()) throw DataError(path, number, "expected '<label> <sentence>', found no sentence");
     out.push_back(std::move(s));
-  }
+  });
   return out;
 }
 
