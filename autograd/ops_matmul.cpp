@@ -13,18 +13,23 @@
 namespace tg {
 namespace {
 
-// C (M x N) += op(A) (M x K) op(B) (K x N), row-major; op transposes when asked.
+// C (M x N) = op(A) (M x K) op(B) (K x N) + beta C, row-major; op transposes when asked.
+// beta = 0 overwrites C (which may hold garbage); beta = 1 accumulates into it.
 template <class T>
 void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A,
-          const T* B, T* C) {
-  if (M == 0 || N == 0 || K == 0) return;
+          const T* B, T* C, T beta) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // an empty sum: C = beta C
+    if (beta == T(0)) std::fill_n(C, M * N, T(0));
+    return;
+  }
   const auto m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
   const auto op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
   const int lda = ta ? m : k, ldb = tb ? k : n;
   if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, 1.0f, A, lda, B, ldb, 1.0f, C, n);
+    cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, 1.0f, A, lda, B, ldb, beta, C, n);
   else
-    cblas_dgemm(CblasRowMajor, op_a, op_b, m, n, k, 1.0, A, lda, B, ldb, 1.0, C, n);
+    cblas_dgemm(CblasRowMajor, op_a, op_b, m, n, k, 1.0, A, lda, B, ldb, beta, C, n);
 }
 
 Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
@@ -56,18 +61,22 @@ class BatchIndexer {
   std::vector<std::size_t> strides_;
 };
 
-// For each index i of `batch`:  C[c(i)] += op(A[a(i)]) op(B[b(i)]), with C (M x N).
-// C's batch shape may be smaller than `batch`: then products are summed into it, which is
-// how a gradient is reduced over the dims its operand was broadcast along.
+// For each index i of `batch`:  C[c(i)] = op(A[a(i)]) op(B[b(i)]), with C (M x N) of the
+// shape `c_shape`, returned.  C's batch shape may be smaller than `batch`: then products are
+// summed into it, which is how a gradient is reduced over the dims its operand was broadcast
+// along; otherwise each block is written once, with no zero fill first.
 template <class T>
-void batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
-                  const Array<T>& A, const Array<T>& B, Array<T>& C, const Shape& batch) {
+Array<T> batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
+                      const Array<T>& A, const Array<T>& B, const Shape& c_shape, const Shape& batch) {
+  const bool reduce = batch_of(c_shape) != batch;
+  Array<T> C = reduce ? Array<T>(xt::zeros<T>(c_shape)) : Array<T>::from_shape(c_shape);
   const BatchIndexer ia(batch_of(A.shape()), batch), ib(batch_of(B.shape()), batch),
-      ic(batch_of(C.shape()), batch);
+      ic(batch_of(c_shape), batch);
   const std::size_t count = shape_numel(batch);
   for (std::size_t i = 0; i < count; ++i)
     gemm(ta, tb, M, N, K, A.data() + ia(i) * M * K, B.data() + ib(i) * K * N,
-         C.data() + ic(i) * M * N);
+         C.data() + ic(i) * M * N, reduce ? T(1) : T(0));
+  return C;
 }
 
 }  // namespace
@@ -93,11 +102,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const std::size_t rows = b_is_matrix ? shape_numel(batch_of(sa)) * n : n;
 
   Tensor y = dispatch(a.dtype(), [&]<class T>() {
-    Array<T> c = xt::zeros<T>(out);
-    if (b_is_matrix)
-      gemm(false, false, rows, m, k, a.data<T>().data(), b.data<T>().data(), c.data());
-    else
-      batched_gemm(false, false, n, m, k, a.data<T>(), b.data<T>(), c, batch);
+    if (!b_is_matrix) return Tensor(batched_gemm(false, false, n, m, k, a.data<T>(), b.data<T>(), out, batch));
+    Array<T> c = Array<T>::from_shape(out);
+    gemm(false, false, rows, m, k, a.data<T>().data(), b.data<T>().data(), c.data(), T(0));
     return Tensor(std::move(c));
   });
   if (needs_grad(a, b))
@@ -106,20 +113,22 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
              const Array<T>& av = a.data<T>();
              const Array<T>& bv = b.data<T>();
              if (g.wanted(0)) {  // g_a = g_y b^T: (..., n, m) (..., m, k) -> a's shape
-               Array<T> g_a = xt::zeros<T>(av.shape());
-               if (b_is_matrix)
-                 gemm(false, true, rows, k, m, g_y.data(), bv.data(), g_a.data());
-               else
-                 batched_gemm(false, true, n, k, m, g_y, bv, g_a, batch);
-               g.add(0, std::move(g_a));
+               if (b_is_matrix) {
+                 Array<T> g_a = Array<T>::from_shape(av.shape());
+                 gemm(false, true, rows, k, m, g_y.data(), bv.data(), g_a.data(), T(0));
+                 g.add(0, std::move(g_a));
+               } else {
+                 g.add(0, batched_gemm(false, true, n, k, m, g_y, bv, av.shape(), batch));
+               }
              }
              if (g.wanted(1)) {  // g_b = a^T g_y: (..., k, n) (..., n, m) -> b's shape
-               Array<T> g_b = xt::zeros<T>(bv.shape());
-               if (b_is_matrix)
-                 gemm(true, false, k, m, rows, av.data(), g_y.data(), g_b.data());
-               else
-                 batched_gemm(true, false, k, m, n, av, g_y, g_b, batch);
-               g.add(1, std::move(g_b));
+               if (b_is_matrix) {
+                 Array<T> g_b = Array<T>::from_shape(bv.shape());
+                 gemm(true, false, k, m, rows, av.data(), g_y.data(), g_b.data(), T(0));
+                 g.add(1, std::move(g_b));
+               } else {
+                 g.add(1, batched_gemm(true, false, k, m, n, av, g_y, bv.shape(), batch));
+               }
              }
            });
   return y;

@@ -4,6 +4,8 @@
 
 #include <xtensor/xmath.hpp>
 
+#include "../autograd/kernels.hpp"
+
 namespace tg::nn {
 
 Optimizer::Optimizer(NamedTensors params, double lr, std::vector<std::string> slots)
@@ -123,25 +125,32 @@ Adam::Adam(NamedTensors params, const AdamOptions& options, bool decoupled)
   if (!(options.weight_decay >= 0)) fail(who, "weight_decay must be >= 0");
 }
 
+// One fused pass over each parameter: no temporaries.
 void Adam::update(std::size_t i, std::size_t t) {
   Tensor& p = params_[i].second;
   dispatch(p.dtype(), [&]<class T>() {
-    Array<T>& w = p.data<T>();
-    const T lr = static_cast<T>(lr_), wd = static_cast<T>(options_.weight_decay);
+    T* w = p.data<T>().data();
+    const T* grad = p.grad_data<T>().data();
+    T* m = std::get<Array<T>>(slot("exp_avg", i)).data();
+    T* v = std::get<Array<T>>(slot("exp_avg_sq", i)).data();
+    const T lr = static_cast<T>(lr_), wd = static_cast<T>(options_.weight_decay), eps = static_cast<T>(options_.eps);
     const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2);
-    Array<T> g = p.grad_data<T>();
-    if (decoupled_)
-      w -= lr * wd * w;  // AdamW: shrink the weights, apart from the gradient
-    else if (wd != T(0))
-      g += wd * w;  // Adam: L2 through the gradient
-    Array<T>& m = std::get<Array<T>>(slot("exp_avg", i));
-    Array<T>& v = std::get<Array<T>>(slot("exp_avg_sq", i));
-    m = b1 * m + (T(1) - b1) * g;
-    v = b2 * v + (T(1) - b2) * g * g;
     // Bias correction: m and v start at 0, so early averages are too small by 1 - b^t.
     const T c1 = static_cast<T>(1 - std::pow(options_.beta1, static_cast<double>(t)));
     const T c2 = static_cast<T>(1 - std::pow(options_.beta2, static_cast<double>(t)));
-    w -= lr * (m / c1) / (xt::sqrt(v / c2) + static_cast<T>(options_.eps));
+    const bool decoupled = decoupled_;
+    parallel_range(p.numel(), [&](std::size_t lo, std::size_t hi) {
+      for (std::size_t j = lo; j < hi; ++j) {
+        T g = grad[j];
+        if (decoupled)
+          w[j] -= lr * wd * w[j];  // AdamW: shrink the weights, apart from the gradient
+        else
+          g += wd * w[j];  // Adam: L2 through the gradient
+        m[j] = b1 * m[j] + (T(1) - b1) * g;
+        v[j] = b2 * v[j] + (T(1) - b2) * g * g;
+        w[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + eps);
+      }
+    });
   });
 }
 
