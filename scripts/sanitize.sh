@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the whole test suite with AddressSanitizer and UndefinedBehaviorSanitizer (in
+# build-sanitize/) and runs it: any memory error, leak or undefined behaviour fails the run.
+#   scripts/sanitize.sh [ctest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" \
+  -DTAPEGRAD_BUILD_BENCH=OFF >/dev/null
+cmake --build build-sanitize -j "${TAPEGRAD_JOBS:-2}"
+cd build-sanitize
+# OpenBLAS and oneTBB keep thread pools alive at exit; their allocations are not ours.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1
+ctest --output-on-failure --timeout 1200 -E "test_install_consumer" "$@"
