@@ -20,6 +20,19 @@ std::string settings_to_text(const Settings& s);
 Settings settings_from_text(const std::string& text, const std::string& where);
 std::string get(const Settings& s, const std::string& key, const std::string& where);
 
+// The encoder settings that every model's options struct has, for its model file.
+template <class Options>
+Settings encoder_settings(const std::string& kind, const Options& o) {
+  return {{"kind", kind},
+          {"d_model", std::to_string(o.d_model)},
+          {"heads", std::to_string(o.heads)},
+          {"ff", std::to_string(o.ff)},
+          {"layers", std::to_string(o.layers)},
+          {"positions", tg::nn::position_scheme_name(o.positions)},
+          {"relative_k", std::to_string(o.relative_k)},
+          {"max_len", std::to_string(o.max_len)}};
+}
+
 // A model file: the parameters under "param/", plus named text entries (vocabularies, and
 // "settings" with a "kind" that says which program's model it is).
 void save_model_file(const std::string& path, const tg::nn::Module& model,

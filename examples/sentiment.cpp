@@ -35,12 +35,10 @@ struct SentimentBundle {
   }
 
   Settings settings() const {
-    const auto& o = model->options();
-    return {{"kind", "sentiment"}, {"d_model", std::to_string(o.d_model)}, {"heads", std::to_string(o.heads)},
-            {"ff", std::to_string(o.ff)}, {"layers", std::to_string(o.layers)},
-            {"positions", nn::position_scheme_name(o.positions)}, {"relative_k", std::to_string(o.relative_k)},
-            {"max_len", std::to_string(o.max_len)}, {"fourier_features", std::to_string(o.fourier_features)},
-            {"fourier_hidden", std::to_string(o.fourier_hidden)}};
+    Settings s = examples::encoder_settings("sentiment", model->options());
+    s["fourier_features"] = std::to_string(model->options().fourier_features);
+    s["fourier_hidden"] = std::to_string(model->options().fourier_hidden);
+    return s;
   }
 
   void save(const std::string& path) const {

@@ -46,12 +46,10 @@ struct TaggerBundle {
   }
 
   Settings settings() const {
-    const auto& o = model->options();
-    return {{"kind", "tagger"}, {"d_model", std::to_string(o.d_model)}, {"heads", std::to_string(o.heads)},
-            {"ff", std::to_string(o.ff)}, {"layers", std::to_string(o.layers)},
-            {"positions", nn::position_scheme_name(o.positions)}, {"relative_k", std::to_string(o.relative_k)},
-            {"max_len", std::to_string(o.max_len)}, {"subword_buckets", std::to_string(o.subword_buckets)},
-            {"subword_features", std::to_string(subwords.max_features)}};
+    Settings s = examples::encoder_settings("tagger", model->options());
+    s["subword_buckets"] = std::to_string(model->options().subword_buckets);
+    s["subword_features"] = std::to_string(subwords.max_features);
+    return s;
   }
 
   void save(const std::string& path) const {
