@@ -68,6 +68,14 @@ BOOST_AUTO_TEST_CASE(dropout_module_follows_train_and_eval) {
   BOOST_TEST(zeros_in(drop(x)) == 0);
   BOOST_TEST(sum(drop(x)).item() == 200.0);
   CHECK_THROWS_WITH(Dropout(1.0, gen), "Dropout: p must be in [0, 1), got 1");
+  // Shapes pass through; gradcheck in training mode, re-seeding so every evaluation draws the
+  // same mask.
+  drop.train();
+  BOOST_TEST(drop(zeros({2, 3, 4})).shape() == (Shape{2, 3, 4}));
+  CHECK_GRAD([&](const Inputs& in) {
+    gen.seed_with(21);
+    return drop(in[0]);
+  }, {testing::randn64({3, 5}, 4)});
 }
 
 BOOST_AUTO_TEST_CASE(mlp_and_feed_forward) {
