@@ -255,7 +255,9 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
       opt.zero_grad();
       loss_sum += loss;
       ++loss_count;
-      progress.update(i, loss_sum / loss_count, task.tokens(batches[i]));
+      std::size_t tokens = 0;
+      for (std::size_t s : batches[i]) tokens += (*task.lengths)[s];
+      progress.update(i, loss_sum / loss_count, tokens);
     }
     progress.finish();
     task.model->eval();
@@ -366,8 +368,12 @@ void write_heatmap_svg(const std::string& path, const std::vector<std::string>& 
   std::ofstream(path) << os.str();
 }
 
-void write_attention_svg(const std::string& path, const tg::Tensor& weights,
+void write_attention_svg(const std::string& path, const std::vector<tg::Tensor>& layers,
                          const std::vector<std::string>& words, std::size_t layer) {
+  if (layer >= layers.size())
+    throw std::runtime_error("--layer " + std::to_string(layer) + ": the model has " + std::to_string(layers.size()) +
+                             " layers (0 to " + std::to_string(layers.size() - 1) + ")");
+  const tg::Tensor& weights = layers[layer];
   const std::size_t H = weights.shape()[1], T = weights.shape()[2];
   std::vector<std::vector<double>> avg(T, std::vector<double>(T, 0.0));
   const auto& w = weights.data<float>();
@@ -377,6 +383,7 @@ void write_attention_svg(const std::string& path, const tg::Tensor& weights,
   write_heatmap_svg(path, words, words, avg,
                     "self-attention, layer " + std::to_string(layer) +
                         ", mean over heads; rows attend to columns, each row shaded to its maximum");
+  std::printf("wrote %s\n", path.c_str());
 }
 
 std::vector<std::string> input_sentences(const std::vector<std::string>& args) {

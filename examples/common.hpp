@@ -81,7 +81,7 @@ struct Task {
   // function of the epoch number only (so a resumed epoch sees the same batches).
   std::function<std::vector<std::vector<std::size_t>>(std::size_t epoch)> batches;
   std::function<tg::Tensor(const std::vector<std::size_t>& batch)> loss;
-  std::function<std::size_t(const std::vector<std::size_t>& batch)> tokens;
+  const std::vector<std::size_t>* lengths = nullptr;  // of every sentence (for tokens/s)
   std::function<double()> evaluate;                       // dev metric, higher is better
   std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
 };
@@ -116,8 +116,9 @@ void write_heatmap_svg(const std::string& path, const std::vector<std::string>& 
                        const std::vector<std::string>& cols, const std::vector<std::vector<double>>& weights,
                        const std::string& title);
 
-// One layer's self-attention of a single sentence, weights (1, H, T, T), averaged over heads.
-void write_attention_svg(const std::string& path, const tg::Tensor& weights,
+// Self-attention of a single sentence: layer `layer` of `weights` (one (1, H, T, T) tensor per
+// layer), averaged over heads.  Throws if there is no such layer.
+void write_attention_svg(const std::string& path, const std::vector<tg::Tensor>& weights,
                          const std::vector<std::string>& words, std::size_t layer);
 
 // Lines from standard input, or the arguments joined, as sentences.

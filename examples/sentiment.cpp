@@ -184,11 +184,7 @@ int main(int argc, char** argv) {
         examples::drop_words(ids, m.word_dropout, s.gen);
         return s.model->loss(ids, y);
       };
-      task.tokens = [&](const std::vector<std::size_t>& batch) {
-        std::size_t n = 0;
-        for (std::size_t i : batch) n += lengths[i];
-        return n;
-      };
+      task.lengths = &lengths;
       task.evaluate = [&] { return accuracy(s, dev_data); };
       task.save_model = [&](const std::string& path) { s.save(path); };
       examples::train(task, to);
@@ -210,9 +206,7 @@ int main(int argc, char** argv) {
       if (!attention_svg.empty() && !sentences.empty()) {
         std::vector<Tensor> weights;
         s->predict({sentences[0]}, &weights);
-        if (attention_layer >= weights.size()) throw std::runtime_error("--layer must be below " + std::to_string(weights.size()));
-        examples::write_attention_svg(attention_svg, weights[attention_layer], sentences[0], attention_layer);
-        std::printf("wrote %s\n", attention_svg.c_str());
+        examples::write_attention_svg(attention_svg, weights, sentences[0], attention_layer);
       }
     }
   } catch (const std::exception& e) {

@@ -220,11 +220,7 @@ int main(int argc, char** argv) {
         examples::drop_words(ids, m.word_dropout, t.gen);  // teaches tagging from subwords alone
         return t.model->loss(ids, tag_ids, subword_buckets ? &subs : nullptr);
       };
-      task.tokens = [&](const std::vector<std::size_t>& batch) {
-        std::size_t n = 0;
-        for (std::size_t i : batch) n += lengths[i];
-        return n;
-      };
+      task.lengths = &lengths;
       task.evaluate = [&] { return evaluate(t, dev_data).value(); };
       task.save_model = [&](const std::string& path) { t.save(path); };
       examples::train(task, to);
@@ -239,20 +235,16 @@ int main(int argc, char** argv) {
       const auto t = TaggerBundle::load(model_path);
       std::vector<std::vector<std::string>> sentences;
       for (const auto& line : examples::input_sentences(words)) sentences.push_back(models::split_words(line));
-      std::vector<Tensor> weights;
-      const auto tags = t->predict(sentences, attention_svg.empty() ? nullptr : &weights);
+      const auto tags = t->predict(sentences);
       for (std::size_t i = 0; i < sentences.size(); ++i) {
         for (std::size_t j = 0; j < sentences[i].size(); ++j)
           std::printf("%s%s/%s", j ? " " : "", sentences[i][j].c_str(), t->tags.word(tags[i][j]).c_str());
         std::printf("\n");
       }
       if (!attention_svg.empty() && !sentences.empty()) {
-        // The first sentence alone, so the weights are its own (B = 1).
-        weights.clear();
+        std::vector<Tensor> weights;  // the first sentence alone, so the weights are its own (B = 1)
         t->predict({sentences[0]}, &weights);
-        if (attention_layer >= weights.size()) throw std::runtime_error("--layer must be below " + std::to_string(weights.size()));
-        examples::write_attention_svg(attention_svg, weights[attention_layer], sentences[0], attention_layer);
-        std::printf("wrote %s\n", attention_svg.c_str());
+        examples::write_attention_svg(attention_svg, weights, sentences[0], attention_layer);
       }
     }
   } catch (const std::exception& e) {
