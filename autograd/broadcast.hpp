@@ -27,15 +27,15 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
 
 // Undoes broadcasting for a gradient: g has the broadcast output's shape, the input had
 // `shape`; the input's gradient is g summed over every dim it was stretched along.
-template <class T, class Combine>
-Array<T> reduce_to(const Array<T>& x, const Shape& kept, T init, Combine combine);
+template <class T>
+Array<T> reduce_sum(const Array<T>& x, const Shape& kept);
 
 template <class T>
 Array<T> sum_to_shape(Array<T>&& g, const Shape& shape) {
   if (g.shape() == shape) return std::move(g);
   Shape kept(g.dimension() - shape.size(), 1);  // leading dims the input did not have
   kept.insert(kept.end(), shape.begin(), shape.end());
-  Array<T> reduced = reduce_to(g, kept, T(0), [](T a, T b) { return a + b; });
+  Array<T> reduced = reduce_sum(g, kept);
   reduced.reshape(shape);
   return reduced;
 }
