@@ -29,5 +29,7 @@
 
 #include "models/classifier.hpp"
 #include "models/data.hpp"
+#include "models/search.hpp"
 #include "models/tagger.hpp"
+#include "models/text.hpp"
 #include "models/translator.hpp"

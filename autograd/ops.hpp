@@ -69,6 +69,9 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
 Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis);
 // xs: k tensors of one shape (...) -> a new axis of size k at `axis`
 Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis = 0);
+// x: (N, ...) -> (R, ...): out[r] = x[rows[r]] (rows may repeat; the backward adds them up).
+// Beam search uses it to reorder its cached keys and values.
+Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows);
 
 // ---- reductions (ops_reduce.cpp) ---------------------------------------------------------
 // Over all elements -> () scalar

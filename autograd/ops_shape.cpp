@@ -247,4 +247,29 @@ Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis) {
   return concat(parts, static_cast<std::int64_t>(ax));
 }
 
+Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
+  check_defined("take_rows", x);
+  const Shape& shape = x.shape();
+  if (shape.empty()) fail("take_rows", "needs at least one axis, x is a scalar");
+  const std::size_t n = shape[0], row = n ? x.numel() / n : 0;
+  for (std::size_t r : rows)
+    if (r >= n) fail("take_rows", "row " + std::to_string(r) + " is out of range for x " + shape_str(shape));
+  Shape out = shape;
+  out[0] = rows.size();
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> r = Array<T>::from_shape(out);
+    const T* src = x.data<T>().data();
+    for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(src + rows[i] * row, row, r.data() + i * row);
+    return Tensor(std::move(r));
+  });
+  if (needs_grad({x}))
+    record("take_rows", y, {x}, 0, [rows, shape, row]<class T>(const Array<T>& g_y, Grads& g) {
+      Array<T> g_x = xt::zeros<T>(shape);
+      for (std::size_t i = 0; i < rows.size(); ++i)
+        for (std::size_t k = 0; k < row; ++k) g_x.data()[rows[i] * row + k] += g_y.data()[i * row + k];
+      g.add(0, std::move(g_x));
+    });
+  return y;
+}
+
 }  // namespace tg

@@ -75,7 +75,7 @@ struct Bench {
       return {[this] { return classifier->loss(a, b); }, classifier.get(), count_real(a)};
     }
     if (name == "translation") {
-      translator = std::make_unique<models::Translator>(models::TranslatorOptions{.src_vocab = 8000, .tgt_vocab = 8000}, gen);
+      translator = std::make_unique<models::Translator>(models::TranslatorOptions{.src_vocab = 8000, .tgt_vocab = 8000, .mlp_scale = 512}, gen);
       a = padded_tokens(gen, 64, 32, 8000);
       const Ids tgt = padded_tokens(gen, 64, 33, 8000);
       b = xt::view(tgt, xt::all(), xt::range(0, 32));

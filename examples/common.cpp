@@ -268,14 +268,14 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
     }
     state.history.push_back({state.epoch + 1, loss_count ? loss_sum / loss_count : 0.0, metric, elapsed()});
     const bool best = metric > state.best;
-    std::printf("epoch %zu: train loss %.4f, dev %s %.2f%%%s  [%s]\n", state.epoch + 1,
-                state.history.back().train_loss, o.metric_name.c_str(), 100 * metric,
+    std::printf("epoch %zu: train loss %.4f, dev %s %.2f%s%s  [%s]\n", state.epoch + 1,
+                state.history.back().train_loss, o.metric_name.c_str(), 100 * metric, o.metric_percent ? "%" : "",
                 best ? (", best so far: saved " + o.out).c_str() : "", clock_text(elapsed()).c_str());
     if (best) {
       state.best = metric;
       task.save_model(o.out);
     }
-    if (!o.plot.empty()) write_curve_svg(o.plot, state.history, o.metric_name);
+    if (!o.plot.empty()) write_curve_svg(o.plot, state.history, o.metric_name, o.metric_percent);
     ++state.epoch;
     state.step_in_epoch = 0;
     state.seconds = elapsed();
@@ -303,7 +303,8 @@ std::string escape(const std::string& s) {
 
 }  // namespace
 
-void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& history, const std::string& metric_name) {
+void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& history, const std::string& metric_name,
+                     bool percent) {
   const double W = 640, H = 360, left = 60, right = 60, top = 40, bottom = 50;
   const double pw = W - left - right, ph = H - top - bottom;
   double max_loss = 1e-9, min_metric = 1, max_metric = 0;
@@ -325,7 +326,7 @@ void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& hi
   for (int k = 0; k <= 4; ++k) {
     const double f = k / 4.0;
     os << "<text x='" << left - 6 << "' y='" << top + ph * (1 - f) + 4 << "' text-anchor='end' fill='#1f77b4'>" << std::setprecision(3) << max_loss * f << "</text>\n"
-       << "<text x='" << W - right + 6 << "' y='" << top + ph * (1 - f) + 4 << "' fill='#d62728'>" << std::setprecision(4) << 100 * (min_metric + (max_metric - min_metric) * f) << "%</text>\n";
+       << "<text x='" << W - right + 6 << "' y='" << top + ph * (1 - f) + 4 << "' fill='#d62728'>" << std::setprecision(4) << 100 * (min_metric + (max_metric - min_metric) * f) << (percent ? "%" : "") << "</text>\n";
   }
   for (std::size_t i = 0; i < history.size(); ++i)
     os << "<text x='" << x(i) << "' y='" << H - bottom + 16 << "' text-anchor='middle'>" << history[i].epoch << "</text>\n";

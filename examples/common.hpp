@@ -71,6 +71,7 @@ struct TrainOptions {
   bool resume = false;
   std::string plot;  // SVG training curve, written after each epoch
   std::string metric_name = "accuracy";
+  bool metric_percent = true;  // shown as 100 * metric with a % sign (BLEU: 100 * metric, no sign)
 };
 
 // What a program hands to the loop.
@@ -110,7 +111,7 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& options);
 // ---- pictures (SVG, opens in any browser) --------------------------------------------------
 
 void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& history,
-                     const std::string& metric_name);
+                     const std::string& metric_name, bool percent = true);
 // weights: rows x cols in [0, 1]; labels along both sides.
 void write_heatmap_svg(const std::string& path, const std::vector<std::string>& rows,
                        const std::vector<std::string>& cols, const std::vector<std::vector<double>>& weights,

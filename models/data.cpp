@@ -1,5 +1,7 @@
 #include "data.hpp"
 
+#include "text.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <fstream>
@@ -124,9 +126,43 @@ std::vector<LabeledSentence> read_labeled(const std::string& path) {
   return first.rfind("sentence\t", 0) == 0 ? read_tsv(path) : read_label_first(path);
 }
 
+// ---- parallel text ---------------------------------------------------------------------
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::vector<std::string> lines;
+  for_each_line(path, [&](const std::string& line, std::size_t) { lines.push_back(line); });
+  return lines;
+}
+
+std::vector<SentencePair> read_parallel(const std::string& source_path, const std::string& target_path, bool lower) {
+  const auto read = [&](const std::string& path) {
+    std::vector<std::vector<std::string>> sentences;
+    for_each_line(path, [&](const std::string& line, std::size_t number) {
+      try {
+        sentences.push_back(tokenize(line, lower));
+      } catch (const std::invalid_argument& e) {
+        throw DataError(path, number, e.what());
+      }
+      if (sentences.back().empty()) throw DataError(path, number, "empty line (every line must hold a sentence)");
+    });
+    return sentences;
+  };
+  auto source = read(source_path), target = read(target_path);
+  if (source.size() != target.size()) {
+    const bool target_short = target.size() < source.size();
+    throw DataError(target_short ? target_path : source_path, std::min(source.size(), target.size()) + 1,
+                    "the file ends here, but " + (target_short ? source_path : target_path) + " has " +
+                        std::to_string(std::max(source.size(), target.size())) + " lines (the files must be aligned)");
+  }
+  std::vector<SentencePair> pairs(source.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) pairs[i] = {std::move(source[i]), std::move(target[i])};
+  return pairs;
+}
+
 // ---- vocabulary -----------------------------------------------------------------------
 
-Vocab Vocab::build(const std::vector<std::vector<std::string>>& sentences, std::size_t min_count, bool lower) {
+Vocab Vocab::build(const std::vector<std::vector<std::string>>& sentences, std::size_t min_count, bool lower,
+                   const std::vector<std::string>& specials) {
   std::map<std::string, std::size_t> counts;
   for (const auto& s : sentences)
     for (const auto& w : s) ++counts[lower ? lowercase(w) : w];
@@ -137,7 +173,9 @@ Vocab Vocab::build(const std::vector<std::vector<std::string>>& sentences, std::
   Vocab v;
   v.lower_ = lower;
   v.words_ = {"<pad>", "<unk>"};
-  for (const auto& [w, c] : kept) v.words_.push_back(w);
+  v.words_.insert(v.words_.end(), specials.begin(), specials.end());
+  for (const auto& [w, c] : kept)
+    if (std::find(specials.begin(), specials.end(), w) == specials.end()) v.words_.push_back(w);
   for (std::size_t i = 0; i < v.words_.size(); ++i) v.ids_[v.words_[i]] = static_cast<std::int64_t>(i);
   return v;
 }

@@ -41,6 +41,16 @@ std::vector<LabeledSentence> read_label_first(const std::string& path);  // <lab
 // Picks the sentiment reader from the file's first line: a "sentence<TAB>label" header, or not.
 std::vector<LabeledSentence> read_labeled(const std::string& path);
 
+// Aligned files (translation): line i of one is the translation of line i of the other.  Each
+// line is tokenised with tokenize() (text.hpp); empty lines, text that is not UTF-8 and files of
+// different lengths are errors naming the file and line.
+struct SentencePair {
+  std::vector<std::string> source, target;
+};
+std::vector<SentencePair> read_parallel(const std::string& source_path, const std::string& target_path, bool lower);
+// The lines of a text file as they are (line endings removed), e.g. references for BLEU.
+std::vector<std::string> read_lines(const std::string& path);
+
 std::vector<std::string> split_words(const std::string& text);  // on whitespace
 std::string lowercase(const std::string& word);                 // ASCII letters; UTF-8 kept
 
@@ -49,9 +59,10 @@ class Vocab {
  public:
   static constexpr std::int64_t kPad = 0, kUnk = 1;
   Vocab() = default;
-  // Words seen at least min_count times (after lowercasing, if asked).
+  // Words seen at least min_count times (after lowercasing, if asked).  `specials` (such as
+  // "<s>" and "</s>") take the ids after padding and the unknown word, 2, 3, ...
   static Vocab build(const std::vector<std::vector<std::string>>& sentences, std::size_t min_count,
-                     bool lower);
+                     bool lower, const std::vector<std::string>& specials = {});
   // A closed set (tags, labels): every entry is kept, in sorted order, with no pad or unknown.
   static Vocab closed(const std::vector<std::string>& items);
 

@@ -136,4 +136,14 @@ Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const std::option
   return final_norm ? (*final_norm)(h) : h;
 }
 
+void DecoderCache::select(const std::vector<std::size_t>& rows, bool with_memory) {
+  for (auto& layer : layers) {
+    for (KvCache* c : {&layer.self, &layer.cross}) {
+      if (!c->k.defined() || (c == &layer.cross && !with_memory)) continue;
+      c->k = take_rows(c->k, rows);
+      c->v = take_rows(c->v, rows);
+    }
+  }
+}
+
 }  // namespace tg::nn

@@ -69,6 +69,10 @@ struct DecoderLayerCache {
 struct DecoderCache {
   std::vector<DecoderLayerCache> layers;
   std::size_t length() const { return layers.empty() ? 0 : layers[0].self.length(); }
+  // Keeps batch rows `rows` (in that order, repeats allowed), as beam search needs when it
+  // reorders its hypotheses or drops finished sentences.  `with_memory`: the cross-attention
+  // keys and values too (not needed when rows stay within each sentence's beams).
+  void select(const std::vector<std::size_t>& rows, bool with_memory);
 };
 
 class DecoderLayer : public Module {

@@ -45,6 +45,19 @@ BOOST_AUTO_TEST_CASE(slice_concat_stack) {
   BOOST_TEST(slice(a, 1, 2, 2).shape() == (Shape{2, 0, 4}));  // an empty slice is fine
 }
 
+BOOST_AUTO_TEST_CASE(take_rows_gathers_and_adds_back) {
+  Tensor x = from_vector({0, 1, 2, 3, 4, 5}, {3, 2});
+  Tensor y = take_rows(x, {2, 0, 2});
+  BOOST_TEST(y.shape() == (Shape{3, 2}));
+  BOOST_TEST(y.data<float>()(0, 1) == 5.0f);
+  BOOST_TEST(y.data<float>()(1, 0) == 0.0f);
+  BOOST_TEST(take_rows(x, {}).shape() == (Shape{0, 2}));
+  // Repeated rows: their gradients add up; row 1, never taken, gets zero.
+  CHECK_GRAD([](const Inputs& in) { return take_rows(in[0], {2, 0, 2, 2}); }, {randn64({3, 2, 2}, 4)});
+  CHECK_THROWS_WITH(take_rows(x, {0, 3}), "take_rows: row 3 is out of range for x (3, 2)");
+  CHECK_THROWS_WITH(take_rows(from_vector({1}, {}), {0}), "take_rows: needs at least one axis");
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
   Tensor x = zeros({2, 3});
   CHECK_THROWS_WITH(reshape(x, {4, 2}), "reshape: cannot reshape (2, 3) (6 elements) to (4, 2) (8 elements)");

@@ -1,0 +1,39 @@
+// Decoding a Translator: greedy search and beam search.  Each new token costs one decoder step:
+// the decoder's key/value cache keeps the earlier positions (and the memory's projections).
+//
+//   sources: token ids of each source sentence (no padding)  ->  one Translation each
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "translator.hpp"
+
+namespace tg::models {
+
+struct Translation {
+  std::vector<std::int64_t> tokens;  // without BOS and EOS
+  double log_prob = 0;               // of the tokens and the final EOS (if one was produced)
+  bool finished = false;             // ended with EOS (not cut at the length limit)
+};
+
+struct SearchOptions {
+  std::size_t beam = 4;          // 1: greedy
+  double length_penalty = 0.6;   // alpha: beams compare log_prob / ((5 + length) / 6)^alpha (Wu et al. 2016)
+  std::int64_t bos = 2, eos = 3;
+  double max_len_ratio = 1.5;    // at most ratio * source length + extra tokens
+  std::size_t max_len_extra = 10;
+  std::size_t batch_sentences = 64;  // sentences decoded together (times `beam` rows)
+};
+
+// The most likely token at each step, until EOS or the length limit.
+std::vector<Translation> greedy_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+                                       const SearchOptions& options);
+
+// Keeps the `beam` best partial translations of each sentence; a sentence is done when `beam`
+// translations have ended (EOS among the `beam` best candidates of a step) or at the length
+// limit; the best by length-penalised score wins.  With beam 1 this is greedy search.
+std::vector<Translation> beam_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+                                     const SearchOptions& options);
+
+}  // namespace tg::models

@@ -1,0 +1,209 @@
+#define BOOST_TEST_MODULE translation
+#include <fstream>
+
+#include "testing.hpp"
+
+using namespace tg;
+using namespace tg::models;
+using Words = std::vector<std::string>;
+
+// ---- tokenisation ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(tokenize_splits_punctuation_and_lowercases) {
+  BOOST_TEST(tokenize("Zwei Männer, (lachend) tragen T-Shirts für 3,50 €.", true) ==
+             (Words{"zwei", "männer", ",", "(", "lachend", ")", "tragen", "t-shirts", "für", "3,50", "€", "."}));
+  BOOST_TEST(tokenize("„Ein Hund!“ sagte er…", false) == (Words{"„", "Ein", "Hund", "!", "“", "sagte", "er", "…"}));
+  BOOST_TEST(tokenize("A man's hat - e.g. red.", false) ==
+             (Words{"A", "man", "'s", "hat", "-", "e", ".", "g", ".", "red", "."}));
+  BOOST_TEST(tokenize("  ÄÖÜ ß  ", true) == (Words{"äöü", "ß"}));
+  BOOST_TEST(tokenize("", true).empty());
+  CHECK_THROWS_WITH(tokenize("ok \xff", true), "not UTF-8 text (invalid byte at offset 3)");
+}
+
+BOOST_AUTO_TEST_CASE(detokenize_attaches_punctuation) {
+  BOOST_TEST(detokenize({"a", "man", "(", "left", ")", "said", "\"", "hi", "\"", "."}) == "a man (left) said \"hi\".");
+  BOOST_TEST(detokenize({"the", "dog", "'s", "ball", ",", "red", "!"}) == "the dog's ball, red!");
+  BOOST_TEST(detokenize({}) == "");
+  // Tokenising the text again gives the tokens back.
+  const Words tokens = tokenize("Two men, (one in red) are talking: \"hi!\"", true);
+  BOOST_TEST(tokenize(detokenize(tokens), true) == tokens);
+}
+
+// ---- BLEU -----------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(tokenize_13a_like_mteval) {
+  BOOST_TEST(tokenize_13a("Hello, world.") == "Hello , world .");
+  BOOST_TEST(tokenize_13a("It costs $3.50, ok?") == "It costs $ 3.50 , ok ?");
+  BOOST_TEST(tokenize_13a("a-b 1990-2000") == "a-b 1990 - 2000");
+  BOOST_TEST(tokenize_13a("x&amp;y &quot;q&quot;") == "x & y \" q \"");
+  BOOST_TEST(tokenize_13a("don't  (stop)") == "don't ( stop )");
+  BOOST_TEST(tokenize_13a("   ") == "");
+}
+
+// Each expected value is worked out by hand in the comment above it.
+BOOST_AUTO_TEST_CASE(bleu_hand_worked_cases) {
+  // Identical: every precision 100, no brevity penalty.
+  BOOST_TEST(corpus_bleu({"the cat sat on the mat"}, {"the cat sat on the mat"}, false).score == 100.0,
+             boost::test_tools::tolerance(1e-9));
+  // 1-grams 5/6 ("the" twice, clipped to the reference's one), 2-grams 3/5, 3-grams 2/4,
+  // 4-grams 1/3; same length: BLEU = (5/6 * 3/5 * 2/4 * 1/3)^(1/4) = (1/12)^(1/4) = 53.728...
+  const Bleu b = corpus_bleu({"the cat sat on the mat"}, {"the cat sat on a mat"}, false);
+  BOOST_TEST(b.score == 53.7284965911771, boost::test_tools::tolerance(1e-9));
+  BOOST_TEST(b.matches == (std::array<std::size_t, 4>{5, 3, 2, 1}));
+  BOOST_TEST(b.totals == (std::array<std::size_t, 4>{6, 5, 4, 3}));
+  // Short hypothesis: precisions 100, BP = exp(1 - 6/4) -> 60.653...
+  BOOST_TEST(corpus_bleu({"the cat sat on"}, {"the cat sat on the mat"}, false).score == 60.653065971263345,
+             boost::test_tools::tolerance(1e-9));
+  // "the the the the": 1-grams 2/4 (clipped), no 2-, 3-, 4-gram match: "exp" smoothing gives
+  // 100/(2*3), 100/(4*2), 100/(8*1); BP = exp(1 - 6/4):
+  // exp(-0.5) * (50 * 16.67 * 12.5 * 12.5)^(1/4) = 11.5216...
+  BOOST_TEST(corpus_bleu({"the the the the"}, {"the cat is on the mat"}, false).score == 11.521590992286539,
+             boost::test_tools::tolerance(1e-9));
+  // 13a splits the punctuation; lowercased, the sentences are equal; cased, "Hello" misses:
+  // 3/4, 2/3, 1/2, and 4-grams 0/1 smoothed to 100/2: (75 * 66.67 * 50 * 50)^(1/4) = 59.46...
+  BOOST_TEST(corpus_bleu({"Hello, world."}, {"hello , world ."}, true).score == 100.0, boost::test_tools::tolerance(1e-9));
+  BOOST_TEST(corpus_bleu({"Hello, world."}, {"hello , world ."}, false).score == 59.46035575013605,
+             boost::test_tools::tolerance(1e-9));
+  // Fewer than four tokens in the whole corpus: no 4-grams, BLEU 0; likewise no unigram match.
+  BOOST_TEST(corpus_bleu({"the cat"}, {"the cat"}, false).score == 0.0);
+  BOOST_TEST(corpus_bleu({"a b c d"}, {"e f g h"}, false).score == 0.0);
+  BOOST_TEST(corpus_bleu({""}, {"a b c d"}, false).score == 0.0);
+  // Corpus level: counts are summed over sentences before the precisions are taken.
+  const Bleu two = corpus_bleu({"the cat sat on the mat", "the cat sat on"}, {"the cat sat on a mat", "the cat sat on"}, false);
+  BOOST_TEST(two.matches == (std::array<std::size_t, 4>{9, 6, 4, 2}));
+  BOOST_TEST(two.totals == (std::array<std::size_t, 4>{10, 8, 6, 4}));
+  BOOST_TEST(two.score == 100 * std::pow(0.9 * 0.75 * (4.0 / 6) * 0.5, 0.25), boost::test_tools::tolerance(1e-9));
+  CHECK_THROWS_WITH(corpus_bleu({"a"}, {"a", "b"}, false), "corpus_bleu: 1 hypotheses but 2 references");
+}
+
+// ---- reading aligned files --------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(read_parallel_names_file_and_line) {
+  std::ofstream("par.de") << "Ein Hund.\nZwei Katzen!\n";
+  std::ofstream("par.en") << "A dog.\nTwo cats!\n";
+  const auto pairs = read_parallel("par.de", "par.en", true);
+  BOOST_TEST(pairs.size() == 2u);
+  BOOST_TEST(pairs[1].source == (Words{"zwei", "katzen", "!"}));
+  BOOST_TEST(pairs[0].target == (Words{"a", "dog", "."}));
+  const auto fails_with = [](const std::string& src, const std::string& tgt, const std::string& text) {
+    try {
+      read_parallel(src, tgt, true);
+    } catch (const DataError& e) {
+      BOOST_TEST_MESSAGE(e.what());
+      return testing::contains(e.what(), text);
+    }
+    return false;
+  };
+  std::ofstream("short.en") << "A dog.\n";
+  BOOST_TEST(fails_with("par.de", "short.en", "short.en:2: the file ends here, but par.de has 2 lines"));
+  std::ofstream("empty.en") << "A dog.\n\n";
+  BOOST_TEST(fails_with("par.de", "empty.en", "empty.en:2: empty line"));
+  std::ofstream("bad.en") << "A dog.\nTwo \xc3\x28 cats\n";
+  BOOST_TEST(fails_with("par.de", "bad.en", "bad.en:2: not UTF-8 text (invalid byte at offset 4)"));
+  BOOST_TEST(fails_with("missing.de", "par.en", "missing.de:0: cannot open the file"));
+}
+
+// ---- a translator that learns, and its searches ---------------------------------------------------
+
+namespace {
+
+constexpr std::int64_t kBos = 2, kEos = 3, kFirst = 4, kSymbols = 8;
+
+std::vector<std::int64_t> random_sequence(Generator& gen) {
+  std::vector<std::int64_t> s(2 + gen.below(5));
+  for (auto& x : s) x = kFirst + static_cast<std::int64_t>(gen.below(kSymbols));
+  return s;
+}
+
+// Trains a small translator to reverse sequences of 2-6 symbols.
+std::unique_ptr<Translator> train_reverser(Generator& gen) {
+  auto model = std::make_unique<Translator>(
+      TranslatorOptions{.src_vocab = kFirst + kSymbols, .tgt_vocab = kFirst + kSymbols, .d_model = 64, .heads = 4,
+                        .ff = 128, .layers = 2, .dropout = 0.0, .label_smoothing = 0.0, .mlp_scale = 4, .max_len = 16},
+      gen);
+  nn::Adam opt(model->named_parameters(), {.lr = 2e-3});
+  Tape tape;
+  const std::size_t B = 64, T = 6;
+  for (int step = 0; step < 500; ++step) {
+    Ids src = xt::zeros<std::int64_t>({B, T}), tgt_in = xt::zeros<std::int64_t>({B, T + 1}), tgt_out = tgt_in;
+    for (std::size_t b = 0; b < B; ++b) {
+      const auto s = random_sequence(gen);
+      tgt_in(b, 0) = kBos;
+      for (std::size_t j = 0; j < s.size(); ++j) {
+        src(b, j) = s[j];
+        tgt_in(b, j + 1) = tgt_out(b, j) = s[s.size() - 1 - j];
+      }
+      tgt_out(b, s.size()) = kEos;
+    }
+    tape.clear();
+    TapeGuard recording(tape);
+    Tensor loss = model->loss(src, tgt_in, tgt_out);
+    loss.backward();
+    nn::clip_grad_norm(model->parameters(), 1.0);
+    opt.step();
+    opt.zero_grad();
+    if (step % 100 == 0) BOOST_TEST_MESSAGE("step " << step << " loss " << loss.item());
+  }
+  model->eval();
+  return model;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(translator_learns_to_reverse_and_beam_one_is_greedy) {
+  Generator gen(11);
+  auto model = train_reverser(gen);
+  std::vector<std::vector<std::int64_t>> sources;
+  for (int i = 0; i < 60; ++i) sources.push_back(random_sequence(gen));
+  const SearchOptions options{.beam = 1, .bos = kBos, .eos = kEos, .batch_sentences = 16};
+  const auto greedy = greedy_search(*model, sources, options);
+  std::size_t exact = 0;
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    const std::vector<std::int64_t> reversed(sources[i].rbegin(), sources[i].rend());
+    exact += greedy[i].finished && greedy[i].tokens == reversed;
+  }
+  BOOST_TEST_MESSAGE(exact << " of " << sources.size() << " reversed exactly");
+  BOOST_TEST(exact == sources.size());
+
+  // Beam search with beam 1 is greedy search: same tokens, same log-probabilities.
+  const auto beam1 = beam_search(*model, sources, options);
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    BOOST_TEST(beam1[i].tokens == greedy[i].tokens);
+    BOOST_TEST(beam1[i].log_prob == greedy[i].log_prob, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST(beam1[i].finished == greedy[i].finished);
+  }
+  // A wider beam finds the same confident answers, in other batchings too.
+  SearchOptions wide = options;
+  wide.beam = 4;
+  wide.batch_sentences = 7;
+  const auto beam4 = beam_search(*model, sources, wide);
+  for (std::size_t i = 0; i < sources.size(); ++i) BOOST_TEST(beam4[i].tokens == greedy[i].tokens);
+}
+
+BOOST_AUTO_TEST_CASE(searches_agree_on_an_untrained_model_and_respect_the_length_limit) {
+  // An untrained model rarely says EOS: translations run to the limit, 1.5 * length + 2 here.
+  Generator gen(5);
+  Translator model({.src_vocab = 12, .tgt_vocab = 12, .d_model = 32, .heads = 2, .ff = 64, .layers = 2, .dropout = 0.0,
+                    .max_len = 64},
+                   gen);
+  model.eval();
+  std::vector<std::vector<std::int64_t>> sources;
+  for (int i = 0; i < 10; ++i) sources.push_back(random_sequence(gen));
+  const SearchOptions options{.beam = 1, .bos = kBos, .eos = kEos, .max_len_extra = 2, .batch_sentences = 3};
+  const auto greedy = greedy_search(model, sources, options);
+  const auto beam1 = beam_search(model, sources, options);
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    BOOST_TEST(beam1[i].tokens == greedy[i].tokens);
+    BOOST_TEST(beam1[i].log_prob == greedy[i].log_prob, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST(greedy[i].tokens.size() <= static_cast<std::size_t>(1.5 * sources[i].size()) + 2);
+    if (!greedy[i].finished) BOOST_TEST(greedy[i].tokens.size() == static_cast<std::size_t>(1.5 * sources[i].size()) + 2);
+  }
+  SearchOptions bad = options;
+  bad.beam = 0;
+  CHECK_THROWS_WITH(beam_search(model, sources, bad), "beam_search: the beam size must be at least 1");
+  bad = options;
+  bad.eos = 12;
+  CHECK_THROWS_WITH(greedy_search(model, sources, bad), "greedy_search: BOS 2 or EOS 12 is not a target id (vocabulary of 12)");
+  CHECK_THROWS_WITH(greedy_search(model, {std::vector<std::int64_t>(64, 4)}, options),
+                    "greedy_search: source 0 has 64 tokens, more than the model's max_len 64");
+}
