@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End to end, as a user runs them: tapegrad-tagger and tapegrad-sentiment train a few steps on
-# tiny data made here, save, evaluate, predict, draw their pictures, resume, and refuse bad input.
+# End to end, as a user runs them: tapegrad-tagger, tapegrad-sentiment and tapegrad-translate
+# train a few steps on tiny data made here, save, evaluate, predict or translate, draw their
+# pictures, resume, and refuse bad input.
 #   tests/programs_end_to_end.sh BUILD_DIR WORK_DIR
 set -euo pipefail
 build=$1
@@ -8,6 +9,7 @@ work=$2
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 tagger="$build/examples/tapegrad-tagger"
 sentiment="$build/examples/tapegrad-sentiment"
+translate="$build/examples/tapegrad-translate"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
 # ---- tiny data ----------------------------------------------------------------------------
@@ -75,4 +77,46 @@ echo "a great film" | "$sentiment" predict --model sentiment.npz --attention-svg
 grep -qE "^[01]	0\.[0-9]+	a great film" spredict.log || fail "sentiment predict: label, probability, sentence"
 "$sentiment" --threads 1 train --train train.tsv --dev dev.stsa --epochs 1 $small --out s2.npz --plot '' > s2.log 2>&1 \
   && fail "accepted dev labels unseen in training" || grep -q "unknown label '4'" s2.log || fail "unseen label not named"
+
+# ---- translation ----------------------------------------------------------------------------
+# A tiny "German-English" corpus: numbers of animals, word by word.
+de=(ein zwei drei vier) en=(one two three four)
+deanimal=(Hund Katze Vogel Fisch) enanimal=(dog cat bird fish)
+deverb=(läuft schläft singt schwimmt) enverb=(runs sleeps sings swims)
+make_parallel() {  # prefix pairs seed
+  local i n a v
+  RANDOM=$3
+  : > "$1.de"; : > "$1.en"
+  for ((i = 0; i < $2; i++)); do
+    n=$((RANDOM % 4)) a=$((RANDOM % 4)) v=$((RANDOM % 4))
+    echo "${de[$n]^} ${deanimal[$a]} ${deverb[$v]}." >> "$1.de"
+    echo "${en[$n]^} ${enanimal[$a]} ${enverb[$v]}." >> "$1.en"
+  done
+}
+make_parallel tr-train 120 3
+make_parallel tr-dev 12 4
+"$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --epochs 2 $small --min-count 1 --out tr.npz --plot tcurve.svg > ttrain.log
+grep -q "epoch 2: train loss .*, dev BLEU" ttrain.log || fail "translator training did not finish 2 epochs"
+grep -q "tr.npz on tr-dev.de, beam 4: BLEU = " ttrain.log || fail "no final BLEU after training"
+[ -s tr.npz ] && [ -s tr.npz.ckpt ] || fail "translator files missing"
+grep -q "<svg" tcurve.svg || fail "no translation training curve"
+"$translate" eval --model tr.npz tr-dev.de tr-dev.en --out hyps.txt | tee teval.log
+grep -qE "^BLEU = [0-9.]+ " teval.log || fail "translation eval prints no BLEU"
+[ "$(wc -l < hyps.txt)" -eq 12 ] || fail "eval did not write one translation per line"
+"$translate" eval --model tr.npz tr-dev.de tr-dev.en --beam 1 --cased | grep -q "beam 1, cased BLEU" || fail "greedy, cased eval"
+echo "Zwei Hund läuft." | "$translate" translate --model tr.npz --attention-svg cross.svg | tee ttranslate.log
+[ "$(wc -l < ttranslate.log)" -eq 2 ] || fail "translate: one line per sentence, then the picture"
+grep -q "<rect" cross.svg && grep -q "cross-attention" cross.svg || fail "no cross-attention heatmap"
+"$translate" translate --model tr.npz --beam 2 Eine Katze singt . > /dev/null || fail "translate from arguments"
+"$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --epochs 3 $small --min-count 1 --out tr.npz --plot '' --final-beam 0 --resume > tresume.log
+grep -q "resuming from tr.npz.ckpt: epoch 3" tresume.log || fail "translation resume"
+head -5 tr-train.en > tr-short.en
+if "$translate" train --train-src tr-train.de --train-tgt tr-short.en --dev-src tr-dev.de --dev-tgt tr-dev.en $small > tbad.log 2>&1; then
+  fail "accepted files of different lengths"
+fi
+grep -q "tr-short.en:6: the file ends here, but tr-train.de has 120 lines" tbad.log || fail "misaligned files not named"
+if "$translate" translate --model tagger.npz hallo > tbad2.log 2>&1; then fail "accepted a tagger model"; fi
+grep -q "tagger.npz: a tagger model, not a translator model" tbad2.log || fail "wrong model kind not named"
 echo "programs end to end: all checks passed"
