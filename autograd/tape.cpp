@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <ostream>
 #include <sstream>
 
@@ -10,6 +11,7 @@ namespace {
 
 thread_local detail::TapeData* t_current = nullptr;
 thread_local Profiler* t_profiler = nullptr;
+thread_local bool t_anomaly = false;
 
 std::uint64_t next_tape_id() {
   static std::atomic<std::uint64_t> counter{0};
@@ -42,7 +44,47 @@ void accumulate(const char* op, const char* target, std::optional<AnyArray>& slo
       *slot);
 }
 
+// Where the first NaN or infinity of `a` is: "" when every value is finite, else
+// "NaN ... at [i, j]" or "inf ... at [i, j]".
+std::string first_non_finite(const AnyArray& a) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        for (std::size_t k = 0; k < v.size(); ++k) {
+          const auto x = v.data()[k];
+          if (std::isfinite(x)) continue;
+          std::string where;
+          std::size_t rest = k;
+          std::vector<std::size_t> index(v.dimension());
+          for (std::size_t d = v.dimension(); d-- > 0;) index[d] = rest % v.shape()[d], rest /= v.shape()[d];
+          for (std::size_t d = 0; d < index.size(); ++d) where += (d ? ", " : "") + std::to_string(index[d]);
+          return std::string(std::isnan(x) ? "NaN" : "inf") + " at [" + where + "]";
+        }
+        return "";
+      },
+      a);
+}
+
+// On a non-finite output: which op, where on the tape, and what its inputs looked like.
+void check_output(const char* op, std::size_t index, const Tensor& out, const Tensor* const* inputs, std::size_t n) {
+  const std::string bad = first_non_finite(out.impl()->value);
+  if (bad.empty()) return;
+  const auto at = bad.find(" at ");
+  std::string message = "anomaly: op #" + std::to_string(index) + " '" + op + "' produced " + bad.substr(0, at) +
+                        " in its output " + shape_str(out.shape()) + bad.substr(at) + "; inputs:";
+  for (std::size_t i = 0; i < n; ++i) {
+    const TensorImpl& in = *inputs[i]->impl();
+    message += (i ? ", " : " ") + shape_str(inputs[i]->shape()) + " " + dtype_name(inputs[i]->dtype());
+    const std::string input_bad = first_non_finite(in.value);
+    if (!input_bad.empty()) message += " (already holding " + input_bad + ")";
+  }
+  throw AnomalyError(message);
+}
+
 }  // namespace
+
+DetectAnomaly::DetectAnomaly() : previous_(t_anomaly) { t_anomaly = true; }
+DetectAnomaly::~DetectAnomaly() { t_anomaly = previous_; }
+bool anomaly_detection_enabled() { return t_anomaly; }
 
 namespace detail {
 
@@ -81,6 +123,7 @@ void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_
     t_profiler->mark_ = now;
   }
   const auto index = static_cast<std::int32_t>(tape->nodes.size());
+  if (t_anomaly) check_output(op, static_cast<std::size_t>(index), out, inputs, n);
   Node& node = tape->nodes.emplace_back();
   node.op = op;
   node.shape = out.shape();
@@ -159,6 +202,15 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
 
 void Grads::add(std::size_t i, AnyArray&& g) {
   detail::Node& node = tape_.nodes[node_];
+  if (t_anomaly) {
+    const std::string bad = first_non_finite(g);
+    if (!bad.empty()) {
+      const auto at = bad.find(" at ");
+      throw AnomalyError("anomaly: the backward of op #" + std::to_string(node_) + " '" + node.op + "' produced " +
+                         bad.substr(0, at) + " in the gradient of its input " + std::to_string(i) + " " +
+                         shape_str(shape_of(g)) + bad.substr(at));
+    }
+  }
   const Edge& e = node.inputs[i];
   if (e.node >= 0) {
     detail::Node& from = tape_.nodes[e.node];

@@ -23,6 +23,7 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -136,6 +137,30 @@ class NoGradGuard {
  private:
   detail::TapeData* previous_;
 };
+
+// Anomaly detection, for hunting NaN and infinity (off by default: it reads every value twice).
+// While a DetectAnomaly guard lives, every op recorded on this thread checks its output, and
+// every backward closure the gradients it produces; the first non-finite value throws
+// AnomalyError naming the op, its place on the tape and the shapes:
+//   anomaly: op #3 'log' produced NaN in its output (4, 5) at [2, 1]; inputs: (4, 5) float32
+// (Ops whose inputs need no gradient are not recorded, so not checked; a NaN they make shows up
+// in the first recorded op that uses it, whose message then says the input already held it.)
+class AnomalyError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class DetectAnomaly {
+ public:
+  DetectAnomaly();
+  ~DetectAnomaly();
+  DetectAnomaly(const DetectAnomaly&) = delete;
+  DetectAnomaly& operator=(const DetectAnomaly&) = delete;
+
+ private:
+  bool previous_;
+};
+bool anomaly_detection_enabled();
 
 // Per-op time profile, for learners to see where a training step goes.  While a Profiler lives,
 // every op recorded on this thread is timed: forward = the time since the previous op was

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 namespace examples {
@@ -96,12 +97,26 @@ void add_train_options(CLI::App& cmd, TrainOptions& to, ModelChoice& m) {
   cmd.add_option("--out", to.out, "the best model on dev");
   cmd.add_option("--plot", to.plot, "training-curve SVG ('' for none)");
   cmd.add_flag("--resume", to.resume, "continue from OUT.ckpt");
+  cmd.add_flag("--detect-anomaly", to.detect_anomaly, "check every op for NaN or infinity and stop at the first (slower)");
 }
 
 void add_predict_options(CLI::App& cmd, std::string& model_path, std::string& attention_svg, std::size_t& layer) {
   cmd.add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
   cmd.add_option("--attention-svg", attention_svg, "write the first sentence's self-attention as an SVG heatmap");
   cmd.add_option("--layer", layer, "which layer's attention to draw");
+}
+
+void add_bad_lines_option(CLI::App& cmd, tg::models::BadLines& bad) {
+  cmd.add_option_function<std::string>("--bad-lines", [&bad](const std::string& v) { bad.skip = v == "skip"; },
+                                        "malformed data lines: stop (default) or skip them with their sentence")
+      ->check(CLI::IsMember({"stop", "skip"}));
+}
+
+void report_bad_lines(const tg::models::BadLines& bad) {
+  if (bad.skipped == 0) return;
+  std::printf("skipped %zu malformed line%s with their sentences (--bad-lines skip); the first:\n", bad.skipped,
+              bad.skipped == 1 ? "" : "s");
+  for (const auto& m : bad.first) std::printf("  %s\n", m.c_str());
 }
 
 void drop_words(tg::Ids& ids, double p, tg::Generator& gen) {
@@ -221,6 +236,8 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
   const bool limited = o.time_limit_minutes > 0;
   bool out_of_time = false;
   tg::Tape tape;
+  std::optional<tg::DetectAnomaly> detect_anomaly;  // an AnomalyError stops training, nothing is saved
+  if (o.detect_anomaly) detect_anomaly.emplace();
   while (state.epoch < o.epochs && !out_of_time) {
     const auto batches = task.batches(state.epoch);
     Progress progress(state.epoch + 1, o.epochs, batches.size());
@@ -249,7 +266,10 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
         l.backward();
         loss = l.item();
       }
-      if (!std::isfinite(loss)) throw std::runtime_error("the training loss is " + std::to_string(loss) + " at step " + std::to_string(opt.steps() + 1) + "; not saving over the last good model");
+      if (!std::isfinite(loss))
+        throw std::runtime_error("the training loss is " + std::to_string(loss) + " at step " + std::to_string(opt.steps() + 1) +
+                                 "; stopped without saving over the last good model" +
+                                 (o.detect_anomaly ? "" : " (rerun with --detect-anomaly to find the op that made it)"));
       if (o.clip > 0) tg::nn::clip_grad_norm(task.model->parameters(), o.clip);
       opt.step();
       opt.zero_grad();

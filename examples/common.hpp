@@ -71,7 +71,8 @@ struct TrainOptions {
   bool resume = false;
   std::string plot;  // SVG training curve, written after each epoch
   std::string metric_name = "accuracy";
-  bool metric_percent = true;  // shown as 100 * metric with a % sign (BLEU: 100 * metric, no sign)
+  bool metric_percent = true;
+  bool detect_anomaly = false;  // check every op for NaN/inf and name the first (slower)  // shown as 100 * metric with a % sign (BLEU: 100 * metric, no sign)
 };
 
 // What a program hands to the loop.
@@ -96,10 +97,15 @@ struct ModelChoice {
   std::size_t min_count = 1, batch_tokens = 2000;
 };
 // Registers --epochs --minutes --d-model --layers --heads --ff --dropout --word-dropout
-// --positions --min-count --batch-tokens --lr --seed --out --plot --resume.
+// --positions --min-count --batch-tokens --lr --seed --out --plot --resume --detect-anomaly.
 void add_train_options(CLI::App& cmd, TrainOptions& train, ModelChoice& model);
 // Registers predict's --model, --attention-svg and --layer.
 void add_predict_options(CLI::App& cmd, std::string& model_path, std::string& attention_svg, std::size_t& layer);
+// Registers --bad-lines stop|skip on a command that reads data files: a malformed line stops the
+// program (the default) or is skipped with its sentence.
+void add_bad_lines_option(CLI::App& cmd, tg::models::BadLines& bad);
+// After reading: how many lines were skipped, and the first few reasons (silent when none).
+void report_bad_lines(const tg::models::BadLines& bad);
 // Word dropout: each real word id becomes Vocab::kUnk with probability p.
 void drop_words(tg::Ids& ids, double p, tg::Generator& gen);
 

@@ -119,11 +119,14 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--train", train_file, "training file")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", dev_file, "development file")->check(CLI::ExistingFile);
   examples::add_train_options(*train_cmd, to, m);
+  models::BadLines bad_lines;
+  examples::add_bad_lines_option(*train_cmd, bad_lines);
 
   auto* eval_cmd = app.add_subcommand("eval", "accuracy on a file (sentence<TAB>label with header, or <label> <sentence>)");
   std::string model_path = "sentiment.npz", eval_file;
   eval_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
   eval_cmd->add_option("file", eval_file, "labelled sentences")->required()->check(CLI::ExistingFile);
+  examples::add_bad_lines_option(*eval_cmd, bad_lines);
 
   auto* predict_cmd = app.add_subcommand("predict", "classify sentences (arguments, or lines on stdin)");
   std::vector<std::string> words;
@@ -144,8 +147,9 @@ int main(int argc, char** argv) {
         if (dev_file.empty()) dev_file = (d / (stsa ? stem + ".dev" : "dev.tsv")).string();
       }
       if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
-      const auto train_data = models::read_labeled(train_file);
-      const auto dev_data = models::read_labeled(dev_file);
+      const auto train_data = models::read_labeled(train_file, &bad_lines);
+      const auto dev_data = models::read_labeled(dev_file, &bad_lines);
+      examples::report_bad_lines(bad_lines);
       std::vector<std::vector<std::string>> train_words;
       std::vector<std::string> all_labels;
       std::vector<std::size_t> lengths;
@@ -190,7 +194,8 @@ int main(int argc, char** argv) {
       examples::train(task, to);
     } else if (*eval_cmd) {
       const auto s = SentimentBundle::load(model_path);
-      const auto data = models::read_labeled(eval_file);
+      const auto data = models::read_labeled(eval_file, &bad_lines);
+      examples::report_bad_lines(bad_lines);
       std::printf("%s: %zu sentences, accuracy %.2f%%\n", eval_file.c_str(), data.size(), 100 * accuracy(*s, data));
     } else if (*predict_cmd) {
       const auto s = SentimentBundle::load(model_path);

@@ -160,11 +160,14 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(CLI::PositiveNumber);
   train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)");
   examples::add_train_options(*train_cmd, to, m);
+  models::BadLines bad_lines;
+  examples::add_bad_lines_option(*train_cmd, bad_lines);
 
   auto* eval_cmd = app.add_subcommand("eval", "accuracy on any CoNLL-U file");
   std::string model_path = "tagger.npz", eval_file;
   eval_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
   eval_cmd->add_option("file", eval_file, "CoNLL-U file")->required()->check(CLI::ExistingFile);
+  examples::add_bad_lines_option(*eval_cmd, bad_lines);
 
   auto* predict_cmd = app.add_subcommand("predict", "tag sentences (arguments, or lines on stdin)");
   std::vector<std::string> words;
@@ -182,8 +185,9 @@ int main(int argc, char** argv) {
         if (dev_file.empty()) dev_file = find_file(data_dir, "dev");
       }
       if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
-      const auto train_data = models::read_conllu(train_file);
-      const auto dev_data = models::read_conllu(dev_file);
+      const auto train_data = models::read_conllu(train_file, &bad_lines);
+      const auto dev_data = models::read_conllu(dev_file, &bad_lines);
+      examples::report_bad_lines(bad_lines);
       std::vector<std::vector<std::string>> train_words;
       std::vector<std::string> all_tags;
       std::vector<std::size_t> lengths;
@@ -226,7 +230,8 @@ int main(int argc, char** argv) {
       examples::train(task, to);
     } else if (*eval_cmd) {
       const auto t = TaggerBundle::load(model_path);
-      const auto data = models::read_conllu(eval_file);
+      const auto data = models::read_conllu(eval_file, &bad_lines);
+      examples::report_bad_lines(bad_lines);
       const Accuracy a = evaluate(*t, data);
       std::printf("%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)\n",
                   eval_file.c_str(), data.size(), a.total, 100 * a.value(),

@@ -180,6 +180,8 @@ int main(int argc, char** argv) {
   train_cmd->add_flag("--cased", cased_model, "keep the case of words (default: lowercase everything)");
   train_cmd->add_option("--final-beam", final_search.beam, "beam for the dev BLEU after training (0: skip)");
   examples::add_train_options(*train_cmd, to, m);
+  models::BadLines bad_lines;
+  examples::add_bad_lines_option(*train_cmd, bad_lines);
 
   auto* eval_cmd = app.add_subcommand("eval", "BLEU on any pair of aligned files");
   std::string model_path = "translator.npz", eval_src, eval_ref, hypotheses_path;
@@ -218,7 +220,8 @@ int main(int argc, char** argv) {
         throw CLI::RequiredError("--data, or --train-src, --train-tgt, --dev-src and --dev-tgt");
       TranslatorBundle t;
       t.lower = !cased_model;
-      const auto pairs = models::read_parallel(train_src, train_tgt, t.lower);
+      const auto pairs = models::read_parallel(train_src, train_tgt, t.lower, &bad_lines);
+      examples::report_bad_lines(bad_lines);
       const auto dev_sources = source_lines_of(dev_src);
       const auto dev_references = models::read_lines(dev_tgt);
       if (dev_sources.size() != dev_references.size())

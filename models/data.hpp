@@ -25,6 +25,15 @@ class DataError : public std::runtime_error {
       : std::runtime_error(file + ":" + std::to_string(line) + ": " + what) {}
 };
 
+// What a reader does with a malformed line: stop with its DataError (the default, `bad` null
+// or skip false), or skip it -- with the sentence it belongs to -- and count it here.
+struct BadLines {
+  bool skip = false;
+  std::size_t skipped = 0;
+  std::vector<std::string> first;  // the first few messages, "file:line: what"
+  void add(const std::string& message);
+};
+
 struct TaggedSentence {
   std::vector<std::string> words;
   std::vector<std::string> tags;  // UPOS
@@ -35,20 +44,24 @@ struct LabeledSentence {
   std::string label;
 };
 
-std::vector<TaggedSentence> read_conllu(const std::string& path);
-std::vector<LabeledSentence> read_tsv(const std::string& path);          // sentence<TAB>label + header
-std::vector<LabeledSentence> read_label_first(const std::string& path);  // <label> <sentence>
+// Every reader also rejects text that is not UTF-8.
+std::vector<TaggedSentence> read_conllu(const std::string& path, BadLines* bad = nullptr);
+std::vector<LabeledSentence> read_tsv(const std::string& path, BadLines* bad = nullptr);  // sentence<TAB>label + header
+std::vector<LabeledSentence> read_label_first(const std::string& path, BadLines* bad = nullptr);  // <label> <sentence>
 // Picks the sentiment reader from the file's first line: a "sentence<TAB>label" header, or not.
-std::vector<LabeledSentence> read_labeled(const std::string& path);
+std::vector<LabeledSentence> read_labeled(const std::string& path, BadLines* bad = nullptr);
 
 // Aligned files (translation): line i of one is the translation of line i of the other.  Each
-// line is tokenised with tokenize() (text.hpp); empty lines, text that is not UTF-8 and files of
-// different lengths are errors naming the file and line.
+// line is tokenised with tokenize() (text.hpp); empty lines and text that is not UTF-8 are
+// errors naming the file and line (skipped with their pair if `bad` says so); files of
+// different lengths always stop.
 struct SentencePair {
   std::vector<std::string> source, target;
 };
-std::vector<SentencePair> read_parallel(const std::string& source_path, const std::string& target_path, bool lower);
-// The lines of a text file as they are (line endings removed), e.g. references for BLEU.
+std::vector<SentencePair> read_parallel(const std::string& source_path, const std::string& target_path, bool lower,
+                                        BadLines* bad = nullptr);
+// The lines of a text file as they are (line endings removed), e.g. references for BLEU; a line
+// that is not UTF-8 is a DataError.
 std::vector<std::string> read_lines(const std::string& path);
 
 std::vector<std::string> split_words(const std::string& text);  // on whitespace

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages tapegrad needs to build, test and run, if any is missing.
+# Extra packages can be named as arguments (scripts/fuzz.sh asks for clang this way).
 # Uses apt-get as root, sudo otherwise, and says what to do when neither is possible.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ packages=(
   libtbb-dev libboost-test-dev libbenchmark-dev libcli11-dev libutfcpp-dev
   python3-numpy   # a test checks that numpy opens tapegrad's checkpoints
 )
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

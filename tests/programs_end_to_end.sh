@@ -68,6 +68,23 @@ if "$tagger" train --train bad.conllu --dev dev.conllu $small > bad.log 2>&1; th
 grep -q "bad.conllu:1: expected 10 tab-separated columns" bad.log || fail "no file:line in the error"
 if "$tagger" eval --model train.conllu dev.conllu > bad2.log 2>&1; then fail "accepted a bad model file"; fi
 grep -q "train.conllu" bad2.log || fail "the bad model file is not named"
+# --bad-lines skip: the malformed line goes with its sentence, and the program says so
+{ cat train.conllu; printf '1\tbroken\tline\n\n'; } > mixed.conllu
+"$tagger" --threads 1 train --train mixed.conllu --dev dev.conllu --epochs 1 $small --out skip.npz --plot '' --bad-lines skip > skip.log
+grep -q "skipped 1 malformed line with their sentences" skip.log || fail "--bad-lines skip did not report the skipped line"
+grep -q "mixed.conllu:$(( $(wc -l < train.conllu) + 1 )): expected 10 tab-separated columns" skip.log || fail "skipped line not named"
+# A learning rate that blows the weights up: the NaN stops training, the model saved after
+# epoch 1 and its checkpoint survive; --detect-anomaly names the op that made the first inf/NaN.
+if "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 3 $small --lr 1e30 --out nan.npz --plot '' > nan.log 2>&1; then
+  fail "a NaN loss did not stop training"
+fi
+grep -q "the training loss is -\?nan at step 2; stopped without saving over the last good model (rerun with --detect-anomaly" nan.log \
+  || fail "no NaN report"
+"$tagger" eval --model nan.npz dev.conllu | grep -q "UPOS accuracy" || fail "the model saved before the NaN was lost"
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 3 $small --lr 1e30 --out nan.npz --plot '' --resume \
+  --detect-anomaly > anomaly.log 2>&1 && fail "anomaly mode did not stop training"
+grep -q "resuming from nan.npz.ckpt: epoch 2" anomaly.log || fail "the checkpoint before the NaN was lost"
+grep -qE "anomaly: op #[0-9]+ '[a-z_]+' produced (NaN|inf) in its output \([0-9, ]+\) at \[" anomaly.log || fail "anomaly mode named no op"
 
 # ---- sentiment ----------------------------------------------------------------------------
 "$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 2 $small --out sentiment.npz --plot scurve.svg > strain.log

@@ -54,6 +54,48 @@ BOOST_AUTO_TEST_CASE(malformed_lines_are_reported_with_file_and_line) {
   CHECK_DATA_ERROR(read_conllu("missing.conllu"), "missing.conllu:0: cannot open the file");
 }
 
+BOOST_AUTO_TEST_CASE(invalid_utf8_and_sentences_without_tokens) {
+  write("latin1.tsv", "sentence\tlabel\nein sch\xf6ner Film\t1\n");
+  CHECK_DATA_ERROR(read_tsv("latin1.tsv"), "latin1.tsv:2: not UTF-8 text (invalid byte at offset 7)");
+  write("notokens.conllu", "# sent_id = 1\n1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n\n# sent_id = 2\n# text = \n\n");
+  CHECK_DATA_ERROR(read_conllu("notokens.conllu"), "notokens.conllu:6: the sentence ending here has no tokens");
+}
+
+// With BadLines::skip, a malformed line is counted and dropped with its sentence; the rest is read.
+BOOST_AUTO_TEST_CASE(bad_lines_can_be_skipped_and_counted) {
+  write("mixed.conllu",
+        "1\tA\ta\tDET\t_\t_\t2\tdet\t_\t_\n2\tdog\tdog\tNOUN\t_\t_\t0\troot\t_\t_\n\n"
+        "1\tbroken\tline\n2\tcat\tcat\tNOUN\t_\t_\t0\troot\t_\t_\n\n"
+        "1\tHi\thi\tINTJ\t_\t_\t0\troot\t_\t_\n");
+  BadLines bad{.skip = true};
+  const auto s = read_conllu("mixed.conllu", &bad);
+  BOOST_REQUIRE(s.size() == 2u);  // the sentence with the broken line is gone, whole
+  BOOST_TEST(s[0].words == (std::vector<std::string>{"A", "dog"}));
+  BOOST_TEST(s[1].words == (std::vector<std::string>{"Hi"}));
+  BOOST_TEST(bad.skipped == 1u);
+  BOOST_REQUIRE(bad.first.size() == 1u);
+  BOOST_TEST(testing::contains(bad.first[0], "mixed.conllu:4: expected 10 tab-separated columns"));
+  // The same file stops the reader by default, or with skip off.
+  BadLines stop;
+  CHECK_DATA_ERROR(read_conllu("mixed.conllu", &stop), "mixed.conllu:4:");
+
+  write("mixed.tsv", "sentence\tlabel\ngood\t1\nno label\n\xff\t0\nbad\t0\n");
+  BadLines tsv{.skip = true};
+  const auto t = read_labeled("mixed.tsv", &tsv);
+  BOOST_TEST(t.size() == 2u);
+  BOOST_TEST(tsv.skipped == 2u);
+
+  write("p.de", "Ein Hund.\n\nDrei \xff Katzen.\nVier.\n");
+  write("p.en", "A dog.\nTwo.\nThree cats.\n\n");
+  BadLines pairs_bad{.skip = true};
+  const auto pairs = read_parallel("p.de", "p.en", true, &pairs_bad);
+  BOOST_REQUIRE(pairs.size() == 1u);  // lines 2, 3 and 4 each have a bad side: their pairs go
+  BOOST_TEST(pairs[0].target == (std::vector<std::string>{"a", "dog", "."}));
+  BOOST_TEST(pairs_bad.skipped == 3u);
+  BOOST_TEST(testing::contains(pairs_bad.first[1], "p.de:3: not UTF-8 text"));
+  BOOST_TEST(testing::contains(pairs_bad.first[2], "p.en:4: empty line"));
+}
+
 BOOST_AUTO_TEST_CASE(sentiment_formats) {
   write("s.tsv", "sentence\tlabel\nit 's a charming journey . \t1\nbleak \t0\n");
   const auto a = read_labeled("s.tsv");

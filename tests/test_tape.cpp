@@ -159,3 +159,41 @@ BOOST_AUTO_TEST_CASE(requires_grad_changes_only_on_leaves) {
   BOOST_TEST(!d.requires_grad());
   BOOST_TEST(d.is_leaf());
 }
+
+// Anomaly mode names the first op whose output, or whose backward, is not finite.
+BOOST_AUTO_TEST_CASE(anomaly_mode_names_the_op_that_made_a_nan) {
+  const auto throws_with = [](auto f, const std::string& text) {
+    try {
+      f();
+    } catch (const AnomalyError& e) {
+      BOOST_TEST_MESSAGE(e.what());
+      return testing::contains(e.what(), text);
+    }
+    return false;
+  };
+  Tensor x = from_vector({0.5, 2.0, 3.0, 4.0}, {2, 2});
+  x.set_requires_grad();
+  Tape tape;
+  TapeGuard recording(tape);
+  // Off by default: the NaN flows on silently, as in any framework.
+  BOOST_TEST(std::isnan(sum(log(x - 1.0)).item()));
+  {
+    DetectAnomaly detect;
+    tape.clear();
+    BOOST_TEST(throws_with([&] { return sum(log(x - 1.0) * 2.0); },
+                           "anomaly: op #1 'log' produced NaN in its output (2, 2) at [0, 0]; inputs: (2, 2) float32"));
+    // A NaN from an unrecorded op (constants only) is reported at the first recorded op using it.
+    tape.clear();
+    Tensor c = log(from_vector({-1.0, 1.0}, {2}));  // no input needs a gradient: not recorded
+    BOOST_TEST(throws_with([&] { return slice(reshape(x, {4}), 0, 0, 2) * c; },
+                           "'mul' produced NaN in its output (2) at [0]; inputs: (2) float32, (2) float32 (already holding NaN at [0])"));
+    // Backward: sqrt is finite at 0, its gradient 1 / (2 sqrt(0)) is not.
+    tape.clear();
+    Tensor z = from_vector({0.0, 1.0}, {2});
+    z.set_requires_grad();
+    Tensor s = sum(sqrt(z));
+    BOOST_TEST(throws_with([&] { s.backward(); },
+                           "anomaly: the backward of op #0 'sqrt' produced inf in the gradient of its input 0 (2) at [0]"));
+  }
+  BOOST_TEST(!anomaly_detection_enabled());  // the guard restored the setting
+}

@@ -1,0 +1,14 @@
+// Fuzz target: the sentiment readers (sentence<TAB>label with a header, or <label> <sentence>).
+#include "fuzz.hpp"
+#include "models/data.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string path = fuzz::write_input(data, size, "input.tsv");
+  fuzz::expect_clean_errors([&] { tg::models::read_labeled(path); });
+  fuzz::expect_clean_errors([&] {
+    tg::models::BadLines bad{.skip = true};
+    for (const auto& s : tg::models::read_labeled(path, &bad))
+      if (s.words.empty() || s.label.empty()) throw std::logic_error("read_labeled: an empty sentence or label");
+  });
+  return 0;
+}
