@@ -15,6 +15,31 @@
 
 namespace examples {
 
+// ---- command lines -------------------------------------------------------------------------
+
+namespace {
+
+CLI::Validator number_check(const char* name, bool (*ok)(double), const char* rule) {
+  return CLI::Validator(
+      [ok, rule](std::string& text) -> std::string {
+        double v = 0;
+        try {
+          std::size_t used = 0;
+          v = std::stod(text, &used);
+          if (used != text.size()) throw std::invalid_argument(text);
+        } catch (const std::exception&) {
+          return "expected a number, got '" + text + "'";
+        }
+        return ok(v) ? "" : std::string(rule) + ", got " + text;
+      },
+      name);
+}
+
+}  // namespace
+
+const CLI::Validator positive = number_check("POSITIVE", [](double v) { return v > 0; }, "must be greater than 0");
+const CLI::Validator non_negative = number_check("NON-NEGATIVE", [](double v) { return v >= 0; }, "must be 0 or more");
+
 // ---- settings -----------------------------------------------------------------------------
 
 std::string settings_to_text(const Settings& s) {
@@ -80,19 +105,19 @@ void ModelFile::load_parameters(tg::nn::Module& model) const {
 // ---- command lines ------------------------------------------------------------------------
 
 void add_train_options(CLI::App& cmd, TrainOptions& to, ModelChoice& m) {
-  cmd.add_option("--epochs", to.epochs, "epochs at most")->check(CLI::PositiveNumber);
-  cmd.add_option("--minutes", to.time_limit_minutes, "training time limit (0: none)")->check(CLI::NonNegativeNumber);
-  cmd.add_option("--d-model", m.d_model, "model width")->check(CLI::PositiveNumber);
-  cmd.add_option("--layers", m.layers, "encoder layers")->check(CLI::PositiveNumber);
-  cmd.add_option("--heads", m.heads, "attention heads")->check(CLI::PositiveNumber);
-  cmd.add_option("--ff", m.ff, "feed-forward width")->check(CLI::PositiveNumber);
+  cmd.add_option("--epochs", to.epochs, "epochs at most")->check(positive);
+  cmd.add_option("--minutes", to.time_limit_minutes, "training time limit (0: none)")->check(non_negative);
+  cmd.add_option("--d-model", m.d_model, "model width")->check(positive);
+  cmd.add_option("--layers", m.layers, "encoder layers")->check(positive);
+  cmd.add_option("--heads", m.heads, "attention heads")->check(positive);
+  cmd.add_option("--ff", m.ff, "feed-forward width")->check(positive);
   cmd.add_option("--dropout", m.dropout, "dropout")->check(CLI::Range(0.0, 0.9));
   cmd.add_option("--word-dropout", m.word_dropout, "in training, replace a word by the unknown word with this probability")
       ->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--positions", m.positions, "relative, sinusoidal, learned, mlp, fourier or none");
-  cmd.add_option("--min-count", m.min_count, "words seen fewer times are unknown")->check(CLI::PositiveNumber);
-  cmd.add_option("--batch-tokens", m.batch_tokens, "tokens per batch (padded)")->check(CLI::PositiveNumber);
-  cmd.add_option("--lr", to.lr, "peak learning rate")->check(CLI::PositiveNumber);
+  cmd.add_option("--min-count", m.min_count, "words seen fewer times are unknown")->check(positive);
+  cmd.add_option("--batch-tokens", m.batch_tokens, "tokens per batch (padded)")->check(positive);
+  cmd.add_option("--lr", to.lr, "peak learning rate")->check(positive);
   cmd.add_option("--seed", to.seed, "random seed");
   cmd.add_option("--out", to.out, "the best model on dev");
   cmd.add_option("--plot", to.plot, "training-curve SVG ('' for none)");

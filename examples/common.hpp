@@ -53,6 +53,11 @@ class ModelFile {
   Settings settings_;
 };
 
+// ---- command lines -------------------------------------------------------------------------
+
+// Number checks with plain messages: "--lr: must be greater than 0, got -1".
+extern const CLI::Validator positive, non_negative;
+
 // ---- the training loop --------------------------------------------------------------------
 
 struct EpochRecord {

@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tapegrad-sentiment: sentence classification with a transformer"};
   app.require_subcommand(1);
   std::size_t threads = 2;
-  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(examples::positive);
 
   auto* train_cmd = app.add_subcommand("train", "train a classifier");
   std::string data_dir, train_file, dev_file;

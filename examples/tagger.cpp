@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tapegrad-tagger: part-of-speech tagging with a transformer"};
   app.require_subcommand(1);
   std::size_t threads = 2;
-  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(examples::positive);
 
   auto* train_cmd = app.add_subcommand("train", "train a tagger on CoNLL-U data");
   std::string data_dir, train_file, dev_file;
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
   train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(CLI::ExistingFile);
-  train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(CLI::PositiveNumber);
+  train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(examples::positive);
   train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)");
   examples::add_train_options(*train_cmd, to, m);
   models::BadLines bad_lines;

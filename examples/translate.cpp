@@ -140,9 +140,9 @@ std::vector<std::string> source_lines_of(const std::string& path) {
 }
 
 void add_search_options(CLI::App& cmd, models::SearchOptions& s) {
-  cmd.add_option("--beam", s.beam, "beam size (1: greedy)")->check(CLI::PositiveNumber);
+  cmd.add_option("--beam", s.beam, "beam size (1: greedy)")->check(examples::positive);
   cmd.add_option("--length-penalty", s.length_penalty, "alpha of the length penalty ((5 + length) / 6)^alpha")
-      ->check(CLI::NonNegativeNumber);
+      ->check(examples::non_negative);
 }
 
 }  // namespace
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tapegrad-translate: translation with an encoder-decoder transformer"};
   app.require_subcommand(1);
   std::size_t threads = 2;
-  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(examples::positive);
 
   auto* train_cmd = app.add_subcommand("train", "train a translator on aligned files");
   std::string data_dir, source_lang = "de", target_lang = "en", train_src, train_tgt, dev_src, dev_tgt;

@@ -68,6 +68,15 @@ if "$tagger" train --train bad.conllu --dev dev.conllu $small > bad.log 2>&1; th
 grep -q "bad.conllu:1: expected 10 tab-separated columns" bad.log || fail "no file:line in the error"
 if "$tagger" eval --model train.conllu dev.conllu > bad2.log 2>&1; then fail "accepted a bad model file"; fi
 grep -q "train.conllu" bad2.log || fail "the bad model file is not named"
+# impossible values and unknown flags: one line naming the option, a usage hint, a non-zero exit
+"$tagger" train --train train.conllu --dev dev.conllu --batch-tokens 0 > cli.log 2>&1 && fail "accepted --batch-tokens 0"
+grep -q "^--batch-tokens: must be greater than 0, got 0" cli.log && grep -q "Run with --help" cli.log || fail "--batch-tokens 0 message"
+"$tagger" train --lr -1 > cli.log 2>&1 && fail "accepted --lr -1"
+grep -q "^--lr: must be greater than 0, got -1" cli.log || fail "--lr -1 message"
+"$tagger" train --bogus > cli.log 2>&1 && fail "accepted --bogus"
+grep -q "The following argument was not expected: --bogus" cli.log || fail "unknown flag message"
+"$sentiment" train --bad-lines maybe > cli.log 2>&1 && fail "accepted --bad-lines maybe"
+grep -q "bad-lines" cli.log || fail "--bad-lines maybe message"
 # --bad-lines skip: the malformed line goes with its sentence, and the program says so
 { cat train.conllu; printf '1\tbroken\tline\n\n'; } > mixed.conllu
 "$tagger" --threads 1 train --train mixed.conllu --dev dev.conllu --epochs 1 $small --out skip.npz --plot '' --bad-lines skip > skip.log
