@@ -2,6 +2,7 @@
 // large enough to pay for the threads.  Library-internal, but ops you add may use them too.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 
 #include <oneapi/tbb/blocked_range.h>
@@ -22,6 +23,32 @@ void parallel_range(std::size_t n, F body) {
   }
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, kParallelGrain),
                     [&](const tbb::blocked_range<std::size_t>& r) { body(r.begin(), r.end()); });
+}
+
+// Rows [0, rows) of `row_size` elements, cut into chunks of a fixed number of rows that depends
+// on the sizes only (never on the thread count); calls body(chunk, begin, end) for each, in
+// parallel when there are several.  A kernel that sums per-chunk results in chunk order gets the
+// same bits on 1 thread as on 2.  Returns the number of chunks.
+template <class F>
+std::size_t parallel_chunks(std::size_t rows, std::size_t row_size, F body) {
+  const std::size_t per_chunk = std::max<std::size_t>(1, kParallelGrain / std::max<std::size_t>(row_size, 1));
+  const std::size_t chunks = (rows + per_chunk - 1) / per_chunk;
+  const auto run = [&](std::size_t k) { body(k, k * per_chunk, std::min(rows, (k + 1) * per_chunk)); };
+  if (chunks <= 1) {
+    if (rows > 0) run(0);
+    return chunks;
+  }
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, chunks, 1),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      for (std::size_t k = r.begin(); k < r.end(); ++k) run(k);
+                    });
+  return chunks;
+}
+
+// Calls body(begin, end) over rows that are independent of each other (softmax, layer norm).
+template <class F>
+void parallel_rows(std::size_t rows, std::size_t row_size, F body) {
+  parallel_chunks(rows, row_size, [&](std::size_t, std::size_t b, std::size_t e) { body(b, e); });
 }
 
 // y[i] = f(x[i])

@@ -5,6 +5,7 @@
 #include <xtensor/xbroadcast.hpp>
 
 #include "broadcast.hpp"
+#include "kernels.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 
@@ -21,38 +22,57 @@ Tensor masked_softmax(const Tensor& x, const Mask& mask) {
     fail("masked_softmax", "the mask must broadcast to x's shape: x is " + shape_str(x.shape()) +
                                ", mask is " + shape_str(mask.shape()));
   const std::size_t S = x.shape().back(), rows = S == 0 ? 0 : x.numel() / S;
-  const Mask full = mask.shape() == x.shape() ? mask : Mask(xt::broadcast(mask, x.shape()));
+  // The mask is read through broadcast strides (0 along its size-1 axes), never expanded.
+  const std::size_t n = x.dim(), lead = n - mask.dimension();
+  std::vector<std::size_t> mask_stride(n, 0);
+  for (std::size_t d = n, stride = 1; d-- > lead;) {
+    if (mask.shape()[d - lead] != 1) mask_stride[d] = stride;
+    stride *= mask.shape()[d - lead];
+  }
+  const auto mask_row = [&](std::size_t r) {  // offset of row r's first mask entry
+    std::size_t offset = 0;
+    for (std::size_t d = n - 1; d-- > 0;) {
+      offset += (r % x.shape()[d]) * mask_stride[d];
+      r /= x.shape()[d];
+    }
+    return offset;
+  };
+  const std::size_t mask_step = mask_stride[n - 1];  // 0 when one mask value covers the row
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> out = Array<T>::from_shape(x.shape());
     const T* xv = x.data<T>().data();
-    for (std::size_t r = 0; r < rows; ++r) {
-      const T* xr = xv + r * S;
-      const bool* mr = full.data() + r * S;
-      T* yr = out.data() + r * S;
-      T mx = -std::numeric_limits<T>::infinity();
-      for (std::size_t j = 0; j < S; ++j)
-        if (mr[j]) mx = std::max(mx, xr[j]);
-      T z = 0;
-      for (std::size_t j = 0; j < S; ++j) {
-        yr[j] = mr[j] ? std::exp(xr[j] - mx) : T(0);
-        z += yr[j];
+    parallel_rows(rows, S, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t r = begin; r < end; ++r) {
+        const T* xr = xv + r * S;
+        const bool* mr = mask.data() + mask_row(r);
+        T* yr = out.data() + r * S;
+        T mx = -std::numeric_limits<T>::infinity();
+        for (std::size_t j = 0; j < S; ++j)
+          if (mr[j * mask_step]) mx = std::max(mx, xr[j]);
+        T z = 0;
+        for (std::size_t j = 0; j < S; ++j) {
+          yr[j] = mr[j * mask_step] ? std::exp(xr[j] - mx) : T(0);
+          z += yr[j];
+        }
+        const T inv = z > 0 ? T(1) / z : T(0);  // a fully masked row stays all zeros
+        for (std::size_t j = 0; j < S; ++j) yr[j] *= inv;
       }
-      const T inv = z > 0 ? T(1) / z : T(0);  // a fully masked row stays all zeros
-      for (std::size_t j = 0; j < S; ++j) yr[j] *= inv;
-    }
+    });
     return Tensor(std::move(out));
   });
   if (needs_grad(x))
     record("masked_softmax", y, {x}, saved_bytes(y), [y, S, rows]<class T>(const Array<T>& g_y, Grads& g) {
       Array<T> g_x = Array<T>::from_shape(g_y.shape());
       const T* yv = y.data<T>().data();
-      for (std::size_t r = 0; r < rows; ++r) {
-        const T* yr = yv + r * S;
-        const T* gr = g_y.data() + r * S;
-        T dot = 0;
-        for (std::size_t j = 0; j < S; ++j) dot += gr[j] * yr[j];
-        for (std::size_t j = 0; j < S; ++j) g_x.data()[r * S + j] = yr[j] * (gr[j] - dot);
-      }
+      parallel_rows(rows, S, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t r = begin; r < end; ++r) {
+          const T* yr = yv + r * S;
+          const T* gr = g_y.data() + r * S;
+          T dot = 0;
+          for (std::size_t j = 0; j < S; ++j) dot += gr[j] * yr[j];
+          for (std::size_t j = 0; j < S; ++j) g_x.data()[r * S + j] = yr[j] * (gr[j] - dot);
+        }
+      });
       g.add(0, std::move(g_x));
     });
   return y;

@@ -5,6 +5,7 @@
 #include <xtensor/xmath.hpp>
 
 #include "broadcast.hpp"
+#include "kernels.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 
@@ -281,21 +282,23 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
     const T* bv = beta.data<T>().data();
     Array<T> out = Array<T>::from_shape(s), xh = Array<T>::from_shape(s);
     Array<T> rs = Array<T>::from_shape({N});
-    for (std::size_t r = 0; r < N; ++r) {
-      const T* xr = xv + r * C;
-      double mu = 0, var = 0;
-      for (std::size_t c = 0; c < C; ++c) mu += xr[c];
-      mu /= C;
-      for (std::size_t c = 0; c < C; ++c) var += (xr[c] - mu) * (xr[c] - mu);
-      var /= C;
-      const T rstd_r = static_cast<T>(1.0 / std::sqrt(var + eps));
-      rs(r) = rstd_r;
-      for (std::size_t c = 0; c < C; ++c) {
-        const T h = static_cast<T>((xr[c] - mu) * rstd_r);
-        xh.data()[r * C + c] = h;
-        out.data()[r * C + c] = gv[c] * h + bv[c];
+    parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t r = begin; r < end; ++r) {
+        const T* xr = xv + r * C;
+        double mu = 0, var = 0;
+        for (std::size_t c = 0; c < C; ++c) mu += xr[c];
+        mu /= C;
+        for (std::size_t c = 0; c < C; ++c) var += (xr[c] - mu) * (xr[c] - mu);
+        var /= C;
+        const T rstd_r = static_cast<T>(1.0 / std::sqrt(var + eps));
+        rs(r) = rstd_r;
+        for (std::size_t c = 0; c < C; ++c) {
+          const T h = static_cast<T>((xr[c] - mu) * rstd_r);
+          xh.data()[r * C + c] = h;
+          out.data()[r * C + c] = gv[c] * h + bv[c];
+        }
       }
-    }
+    });
     *xhat = std::move(xh);
     *rstd = std::move(rs);
     return Tensor(std::move(out));
@@ -307,23 +310,37 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
              const T* rs = std::get<Array<T>>(*rstd).data();
              const T* gv = gamma.data<T>().data();
              Array<T> g_x = Array<T>::from_shape(g_y.shape());
-             Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
-             for (std::size_t r = 0; r < N; ++r) {
-               const T* gr = g_y.data() + r * C;
-               const T* hr = xh + r * C;
-               double mean_gh = 0, mean_gh_xhat = 0;
-               for (std::size_t c = 0; c < C; ++c) {
-                 const double gh = gr[c] * gv[c];
-                 mean_gh += gh;
-                 mean_gh_xhat += gh * hr[c];
-                 g_gamma(c) += gr[c] * hr[c];
-                 g_beta(c) += gr[c];
+             // gamma's and beta's gradients sum over rows: one partial sum per chunk of rows,
+             // added in chunk order (the same bits on any number of threads).
+             std::vector<Array<T>> partial_gamma, partial_beta;
+             const std::size_t per_chunk = std::max<std::size_t>(1, kParallelGrain / std::max<std::size_t>(C, 1));
+             partial_gamma.assign((N + per_chunk - 1) / per_chunk, xt::zeros<T>({C}));
+             partial_beta = partial_gamma;
+             parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
+               T* pg = partial_gamma[k].data();
+               T* pb = partial_beta[k].data();
+               for (std::size_t r = begin; r < end; ++r) {
+                 const T* gr = g_y.data() + r * C;
+                 const T* hr = xh + r * C;
+                 double mean_gh = 0, mean_gh_xhat = 0;
+                 for (std::size_t c = 0; c < C; ++c) {
+                   const double gh = gr[c] * gv[c];
+                   mean_gh += gh;
+                   mean_gh_xhat += gh * hr[c];
+                   pg[c] += gr[c] * hr[c];
+                   pb[c] += gr[c];
+                 }
+                 mean_gh /= C;
+                 mean_gh_xhat /= C;
+                 for (std::size_t c = 0; c < C; ++c)
+                   g_x.data()[r * C + c] =
+                       static_cast<T>(rs[r] * (gr[c] * gv[c] - mean_gh - hr[c] * mean_gh_xhat));
                }
-               mean_gh /= C;
-               mean_gh_xhat /= C;
-               for (std::size_t c = 0; c < C; ++c)
-                 g_x.data()[r * C + c] =
-                     static_cast<T>(rs[r] * (gr[c] * gv[c] - mean_gh - hr[c] * mean_gh_xhat));
+             });
+             Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
+             for (std::size_t k = 0; k < partial_gamma.size(); ++k) {
+               g_gamma += partial_gamma[k];
+               g_beta += partial_beta[k];
              }
              if (g.wanted(0)) g.add(0, std::move(g_x));
              if (g.wanted(1)) g.add(1, std::move(g_gamma));
