@@ -55,3 +55,32 @@ BOOST_AUTO_TEST_CASE(skew_follows_its_index_formula) {
   CHECK_THROWS_WITH(rel_skew(randn64({3, 4}, 1), false), "rel_skew: bidirectional distances need an odd width");
   CHECK_THROWS_WITH(rel_skew(randn64({6, 3}, 1), true), "more queries (6) than keys (3)");
 }
+
+// A broadcast mask is read in place: the same numbers as the mask expanded to x's shape, and
+// the same bits on one thread and two (rows are computed independently, in parallel chunks).
+BOOST_AUTO_TEST_CASE(masked_softmax_reads_broadcast_masks_in_place) {
+  Generator gen(8);
+  const std::size_t B = 4, H = 4, T = 24, S = 24;  // 9,216 rows x 24: several chunks
+  const Tensor x = randn({B, H, T, S}, gen);
+  Mask padding = Mask::from_shape({B, 1, 1, S});
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t s = 0; s < S; ++s) padding(b, 0, 0, s) = s < S - 3 * b;
+  Mask causal = Mask::from_shape({T, S});
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t s = 0; s < S; ++s) causal(t, s) = s <= t;
+  Mask per_row = Mask::from_shape({B, H, T, 1});  // one value per row: all or nothing
+  for (std::size_t i = 0; i < per_row.size(); ++i) per_row.data()[i] = i % 5 != 0;
+  for (const Mask& m : {padding, causal, per_row}) {
+    const Mask expanded = xt::broadcast(m, x.shape());
+    set_num_threads(1);
+    const Array<float> one = masked_softmax(x, m).data<float>();
+    set_num_threads(2);
+    const Array<float> two = masked_softmax(x, m).data<float>();
+    BOOST_TEST((one == two));
+    BOOST_TEST((one == masked_softmax(x, expanded).data<float>()));
+  }
+  // Fully masked rows (per_row false) are zeros.
+  const Array<float> y = masked_softmax(x, per_row).data<float>();
+  BOOST_TEST(y(0, 0, 0, 3) == 0.0f);
+  BOOST_TEST(y(0, 0, 1, 3) > 0.0f);
+}

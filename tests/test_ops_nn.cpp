@@ -135,3 +135,35 @@ BOOST_AUTO_TEST_CASE(binary_cross_entropy_with_logits_is_stable_and_gradchecks) 
   BOOST_TEST(binary_cross_entropy_with_logits(huge, ht).item() == 1000.0, tt::tolerance(1e-6));
   CHECK_THROWS_WITH(binary_cross_entropy_with_logits(huge, from_vector({1}, {1})), "logits and targets must have one shape");
 }
+
+// Large inputs run in parallel chunks of rows.  The chunks depend on the sizes only, so one
+// thread and two give the same bits, and the rows come out as if each were computed alone.
+BOOST_AUTO_TEST_CASE(layer_norm_in_parallel_chunks_gives_the_same_bits_on_any_thread_count) {
+  Generator gen(4);
+  const Tensor x = randn({300, 128}, gen), w = randn({300, 128}, gen);  // 38,400 elements: several chunks
+  Tensor gamma = randn({128}, gen), beta = randn({128}, gen);
+  gamma.set_requires_grad();
+  beta.set_requires_grad();
+  Tensor xg = x.detach();
+  xg.set_requires_grad();
+  const auto run = [&](std::size_t threads) {
+    set_num_threads(threads);
+    xg.zero_grad(), gamma.zero_grad(), beta.zero_grad();
+    Tape tape;
+    TapeGuard recording(tape);
+    Tensor y = layer_norm(xg, gamma, beta);
+    sum(y * w).backward();
+    return std::vector<Array<float>>{y.data<float>(), xg.grad_data<float>(), gamma.grad_data<float>(),
+                                     beta.grad_data<float>()};
+  };
+  const auto one = run(1), two = run(2);
+  set_num_threads(2);
+  for (std::size_t i = 0; i < one.size(); ++i) BOOST_TEST((one[i] == two[i]));  // exact
+  // Each row as if alone (the forward pass has no cross-row sums).
+  Tensor alone = layer_norm(slice(x, 0, 299, 300), gamma, beta);
+  BOOST_TEST((slice(Tensor(one[0]), 0, 299, 300).data<float>() == alone.data<float>()));
+  // gamma's gradient: sum over rows of g_y * xhat, whatever the chunking.
+  Tensor xhat = layer_norm(x, ones({128}), zeros({128}));
+  const Array<float> expected = xt::sum(w.data<float>() * xhat.data<float>(), {0});
+  BOOST_TEST(xt::allclose(one[2], expected, 1e-4, 1e-3));
+}
