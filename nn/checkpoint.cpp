@@ -38,7 +38,7 @@ std::vector<AnyArray> match_parameters(const std::string& path, const Module& mo
     }
     AnyArray v = npy_to_array(a, path + ": '" + name + "'");
     if (v.index() != p.impl()->value.index())  // float32 <-> float64
-      v = std::visit([&](const auto& x) { return Tensor(x).to(p.dtype()).impl()->value; }, v);
+      v = std::visit([dtype = p.dtype()](const auto& x) { return Tensor(x).to(dtype).impl()->value; }, v);
     values.push_back(std::move(v));
   }
   for (const auto& [name, a] : files)
