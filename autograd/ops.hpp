@@ -110,7 +110,8 @@ Tensor rel_unskew(const Tensor& a, bool causal);
 Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id = -1);
 
 // Zeroes each element with probability p and scales the rest by 1 / (1 - p).
-// With training == false, or p == 0, returns x unchanged.
+// With training == false, or p == 0, returns x unchanged.  Takes one draw from `gen` per call;
+// the mask is a function of that draw and the element index (recomputed by the backward pass).
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training = true);
 
 struct CrossEntropyOptions {

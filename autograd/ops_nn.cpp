@@ -1,6 +1,7 @@
 // Neural-network ops: softmax, log-softmax, embedding, dropout, and the fused cross-entropy
 // and layer norm.  Fused ops carry the derivation of their backward in a comment.
 #include <cmath>
+#include <type_traits>
 
 #include <xtensor/xmath.hpp>
 
@@ -111,31 +112,59 @@ Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id) 
 }
 
 // y = x * mask, mask_i = 1 / (1 - p) with probability 1 - p, else 0.   dL/dx = g * mask
+namespace {
+
+// Element i of dropout call `seed` is dropped when the top 32 bits of splitmix64(seed, i) fall
+// below p * 2^32.  SplitMix64 (Steele, Lea and Flood 2014) makes each decision a pure function
+// of (seed, i): chunks fill in parallel with the same bits on any thread count, and the backward
+// pass recomputes the mask instead of keeping a copy of it.
+inline std::uint64_t splitmix64(std::uint64_t seed, std::uint64_t i) {
+  std::uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// out[i] = in[i] * (dropped(i) ? 0 : keep) for i in [begin, end).  Compiled for AVX-512 (64-bit
+// multiplies in vector registers), AVX2 and plain x86-64; the CPU picks at load time.
+template <class T>
+void dropout_range(const T* in, T* out, std::size_t begin, std::size_t end, std::uint64_t seed,
+                   std::uint64_t threshold, T keep) {
+  for (std::size_t i = begin; i < end; ++i) out[i] = (splitmix64(seed, i) >> 32) < threshold ? T(0) : in[i] * keep;
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+void dropout_range_f32(const float* in, float* out, std::size_t begin, std::size_t end, std::uint64_t seed,
+                       std::uint64_t threshold, float keep) {
+  dropout_range(in, out, begin, end, seed, threshold, keep);
+}
+
+template <class T>
+Array<T> apply_dropout(const Array<T>& in, std::uint64_t seed, std::uint64_t threshold, T keep) {
+  Array<T> out = Array<T>::from_shape(in.shape());
+  parallel_range(in.size(), [&](std::size_t b, std::size_t e) {
+    if constexpr (std::is_same_v<T, float>) dropout_range_f32(in.data(), out.data(), b, e, seed, threshold, keep);
+    else dropout_range(in.data(), out.data(), b, e, seed, threshold, keep);
+  });
+  return out;
+}
+
+}  // namespace
+
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
   check_defined("dropout", x);
   if (!(p >= 0.0 && p <= 1.0))
     fail("dropout", "the drop probability must be in [0, 1], got " + std::to_string(p));
   if (!training || p == 0.0) return x;
-  auto mask = std::make_shared<AnyArray>(dispatch(x.dtype(), [&]<class T>() {
-    const T keep = p < 1.0 ? static_cast<T>(1.0 / (1.0 - p)) : T(0);
-    // Each 64-bit draw gives two 32-bit uniforms; element i is dropped when its uniform is
-    // below p * 2^32.
-    const auto threshold = static_cast<std::uint64_t>(p * 4294967296.0);
-    Array<T> m = Array<T>::from_shape(x.shape());
-    T* mv = m.data();
-    for (std::size_t i = 0; i < m.size(); i += 2) {
-      const std::uint64_t bits = gen.next_u64();
-      mv[i] = (bits & 0xFFFFFFFFu) < threshold ? T(0) : keep;
-      if (i + 1 < m.size()) mv[i + 1] = (bits >> 32) < threshold ? T(0) : keep;
-    }
-    return AnyArray(std::move(m));
-  }));
+  const std::uint64_t seed = gen.next_u64();  // one draw per call: the generator's state moves on
+  const auto threshold = static_cast<std::uint64_t>(p * 4294967296.0);  // p = 1: every element drops
+  const double keep = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    return Tensor(Array<T>(x.data<T>() * std::get<Array<T>>(*mask)));
+    return Tensor(apply_dropout(x.data<T>(), seed, threshold, static_cast<T>(keep)));
   });
   if (needs_grad(x))
-    record("dropout", y, {x}, saved_bytes(x), [mask]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(g_y * std::get<Array<T>>(*mask)));
+    record("dropout", y, {x}, 0, [seed, threshold, keep]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, apply_dropout(g_y, seed, threshold, static_cast<T>(keep)));  // the same mask, recomputed
     });
   return y;
 }

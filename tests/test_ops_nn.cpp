@@ -69,6 +69,31 @@ BOOST_AUTO_TEST_CASE(dropout_is_seeded_scaled_and_differentiable) {
     return dropout(in[0], 0.5, gen);
   }, {y});
   CHECK_THROWS_WITH(dropout(x, 1.5, g1), "dropout: the drop probability must be in [0, 1], got 1.5");
+  // p = 1 drops everything; each call draws a new mask.
+  BOOST_TEST(xt::all(xt::equal(dropout(x, 1.0, g1).data<float>(), 0.0f)));
+  BOOST_TEST(!(dropout(x, 0.5, g1).data<float>() == dropout(x, 0.5, g1).data<float>()));
+  // A large tensor is filled in parallel chunks: the same mask on 1 and 2 threads, and the
+  // backward pass (which recomputes the mask) zeroes exactly the dropped elements.
+  Tensor big = ones({100000});
+  big.set_requires_grad();
+  const auto run = [&](std::size_t threads) {
+    set_num_threads(threads);
+    Generator gen(3);
+    Tape tape;
+    TapeGuard recording(tape);
+    big.zero_grad();
+    Tensor d = dropout(big, 0.3, gen);
+    sum(d).backward();
+    return std::pair{d.data<float>(), big.grad_data<float>()};
+  };
+  const auto [one, g_one] = run(1);
+  const auto [two, g_two] = run(2);
+  set_num_threads(2);
+  BOOST_TEST((one == two));
+  BOOST_TEST((g_one == g_two));
+  BOOST_TEST((g_one == one));  // d(sum(x * mask))/dx = mask, which equals the output for x = 1
+  const double dropped = xt::sum(xt::equal(one, 0.0f))();
+  BOOST_TEST(dropped / 100000 == 0.3, boost::test_tools::tolerance(0.02));
 }
 
 BOOST_AUTO_TEST_CASE(cross_entropy_matches_the_definition) {
