@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels.hpp"
 #include "tensor.hpp"
 
 namespace tg {
@@ -31,13 +32,19 @@ template <class T>
 Array<T> reduce_sum(const Array<T>& x, const Shape& kept);
 
 template <class T>
-Array<T> sum_to_shape(Array<T>&& g, const Shape& shape) {
-  if (g.shape() == shape) return std::move(g);
+Array<T> sum_to_shape(const Array<T>& g, const Shape& shape) {
+  if (g.shape() == shape) return g;  // a copy (the caller keeps g)
   Shape kept(g.dimension() - shape.size(), 1);  // leading dims the input did not have
   kept.insert(kept.end(), shape.begin(), shape.end());
   Array<T> reduced = reduce_sum(g, kept);
   reduced.reshape(shape);
   return reduced;
+}
+
+template <class T>
+Array<T> sum_to_shape(Array<T>&& g, const Shape& shape) {
+  if (g.shape() == shape) return std::move(g);
+  return sum_to_shape(static_cast<const Array<T>&>(g), shape);
 }
 
 // x: (d0, ..., dn) -> kept, where kept is x's shape with each reduced dim set to 1: every
@@ -49,6 +56,25 @@ Array<T> reduce_to(const Array<T>& x, const Shape& kept, T init, Combine combine
   out.fill(init);
   const std::size_t rank = x.dimension();
   if (x.size() == 0) return out;
+  // Only leading dims reduced (a bias gradient, (B, T, C) -> (1, 1, C)): x is `rows` rows of
+  // `width`, combined in parallel chunks of rows, then the chunks' results in chunk order (the
+  // same bits on any number of threads).
+  std::size_t lead = 0;
+  while (lead < rank && kept[lead] == 1) ++lead;
+  if (lead > 0 && std::equal(kept.begin() + lead, kept.end(), x.shape().begin() + lead)) {
+    const std::size_t width = out.size(), rows = x.size() / width;
+    std::vector<Array<T>> partial(chunk_count(rows, width), out);
+    parallel_chunks(rows, width, [&](std::size_t k, std::size_t begin, std::size_t end) {
+      T* acc = partial[k].data();
+      for (std::size_t r = begin; r < end; ++r) {
+        const T* row = x.data() + r * width;
+        for (std::size_t j = 0; j < width; ++j) acc[j] = combine(acc[j], row[j]);
+      }
+    });
+    for (const auto& p : partial)
+      for (std::size_t j = 0; j < width; ++j) out.data()[j] = combine(out.data()[j], p.data()[j]);
+    return out;
+  }
   // Stride of `out` along each dim of x, 0 along reduced dims.
   std::vector<std::size_t> stride(rank);
   for (std::size_t d = rank, s = 1; d-- > 0;) {

@@ -29,10 +29,17 @@ void parallel_range(std::size_t n, F body) {
 // on the sizes only (never on the thread count); calls body(chunk, begin, end) for each, in
 // parallel when there are several.  A kernel that sums per-chunk results in chunk order gets the
 // same bits on 1 thread as on 2.  Returns the number of chunks.
+inline std::size_t rows_per_chunk(std::size_t row_size) {
+  return std::max<std::size_t>(1, kParallelGrain / std::max<std::size_t>(row_size, 1));
+}
+inline std::size_t chunk_count(std::size_t rows, std::size_t row_size) {
+  return (rows + rows_per_chunk(row_size) - 1) / rows_per_chunk(row_size);
+}
+
 template <class F>
 std::size_t parallel_chunks(std::size_t rows, std::size_t row_size, F body) {
-  const std::size_t per_chunk = std::max<std::size_t>(1, kParallelGrain / std::max<std::size_t>(row_size, 1));
-  const std::size_t chunks = (rows + per_chunk - 1) / per_chunk;
+  const std::size_t per_chunk = rows_per_chunk(row_size);
+  const std::size_t chunks = chunk_count(rows, row_size);
   const auto run = [&](std::size_t k) { body(k, k * per_chunk, std::min(rows, (k + 1) * per_chunk)); };
   if (chunks <= 1) {
     if (rows > 0) run(0);

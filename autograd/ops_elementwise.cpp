@@ -12,6 +12,7 @@
 #include <xtensor/xoperation.hpp>
 
 #include "broadcast.hpp"
+#include "fast_math.hpp"
 #include "kernels.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
@@ -73,8 +74,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
   if (needs_grad(a, b))
     record("add", y, {a, b}, 0,
            [sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-             if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y), sa));
-             if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(g_y), sb));
+             if (g.wanted(0)) g.add(0, sum_to_shape(g_y, sa));  // copies g_y only when shapes match
+             if (g.wanted(1)) g.add(1, sum_to_shape(g_y, sb));
            });
   return y;
 }
@@ -85,7 +86,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   if (needs_grad(a, b))
     record("sub", y, {a, b}, 0,
            [sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-             if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y), sa));
+             if (g.wanted(0)) g.add(0, sum_to_shape(g_y, sa));
              if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(-g_y), sb));
            });
   return y;
@@ -277,36 +278,10 @@ Tensor relu(const Tensor& x) {
 constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
 constexpr double kCubic = 0.044715;
 
-// float32 GELU without libm calls, so the compiler vectorises the loops (erff and expf one
-// element at a time took a quarter of a tagger training step).  Both functions are accurate to
-// a few float ulps (tested against std::erf in float64); float64 keeps std::erf and std::exp.
-// The loops are compiled for AVX-512, AVX2 and plain x86-64, and the CPU picks at load time.
-//
-// exp(x), x <= 88: 2^n * e^r with x = n ln2 + r, |r| <= ln2 / 2 (Cody-Waite split of ln2), e^r
-// by its degree-6 Taylor polynomial (relative error < 2e-7).  NaN stays NaN.
-inline float exp_poly(float x) {
-  x = std::max(x, -87.0f);  // below: 0 after rounding; NaN passes through
-  const float shifted = x * 1.44269504f + 12582912.0f;  // adding 1.5 * 2^23 rounds x / ln2 to an integer
-  const float n = shifted - 12582912.0f;
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.0f / 720;
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const std::int32_t two_n = (std::bit_cast<std::int32_t>(shifted) - 0x4B400000 + 127) << 23;
-  return p * std::bit_cast<float>(two_n);
-}
-
-// erf(v / sqrt 2), given gauss = exp(-v^2 / 2): Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
-inline float erf_scaled(float v, float gauss) {
-  const float t = 1.0f / (1.0f + 0.3275911f * float(std::numbers::sqrt2 / 2) * std::fabs(v));
-  const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  return std::copysign(1.0f - poly * gauss, v);
-}
-
+// float32 GELU without libm calls (exp_poly and erf_scaled from fast_math.hpp), so the compiler
+// vectorises the loops: erff and expf one element at a time took a quarter of a tagger training
+// step.  The loops are compiled for AVX-512, AVX2 and plain x86-64, and the CPU picks at load
+// time; float64 keeps std::erf and std::exp.
 constexpr float kInvSqrt2Pi = float(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
 
 // y = 0.5 x (1 + erf(x / sqrt 2))

@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("{\"system\": \"tapegrad\", \"workload\": \"%s\", \"threads\": %zu, \"ms_per_step\": %.3f, "
-              "\"tokens_per_s\": %.1f, \"params\": %zu, \"loss\": %.4f, \"peak_rss_mb\": %.1f}\n",
+              "\"tokens_per_s\": %.1f, \"params\": %zu, \"loss\": %.9g, \"peak_rss_mb\": %.1f}\n",
               workload.c_str(), threads, median, w.tokens / (median / 1e3), w.model->parameter_count(), loss,
               usage.ru_maxrss / 1024.0);
   return 0;
