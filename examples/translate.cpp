@@ -85,6 +85,12 @@ struct TranslatorBundle {
     return out;
   }
 
+  // Output tokens as text; a lowercasing model's sentences get their first letter back.
+  std::string text_of(const std::vector<std::string>& words) const {
+    const std::string text = models::detokenize(words);
+    return lower ? models::capitalize_first(text) : text;
+  }
+
   // Cross-attention of the last decoder layer (mean over heads) while the decoder reads
   // `target` after `source`: one row per target token (+ the end), one column per source token.
   std::vector<std::vector<double>> cross_attention(const std::vector<std::string>& source,
@@ -126,7 +132,7 @@ Scored score(const TranslatorBundle& t, const std::vector<std::string>& source_l
   Scored s;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::vector<std::string> hypotheses;
-  for (const auto& words : translated) hypotheses.push_back(models::detokenize(words));
+  for (const auto& words : translated) hypotheses.push_back(t.text_of(words));
   s.bleu = models::corpus_bleu(hypotheses, references, !cased);
   if (hypotheses_out) *hypotheses_out = std::move(hypotheses);
   return s;
@@ -311,7 +317,7 @@ int main(int argc, char** argv) {
       std::vector<std::vector<std::string>> sentences;
       for (const auto& line : examples::input_sentences(words)) sentences.push_back(models::tokenize(line, t->lower));
       const auto translated = t->translate(sentences, search);
-      for (const auto& words_out : translated) std::printf("%s\n", models::detokenize(words_out).c_str());
+      for (const auto& words_out : translated) std::printf("%s\n", t->text_of(words_out).c_str());
       if (!attention_svg.empty() && !sentences.empty()) {
         const std::size_t layer = translate_cmd->count("--layer") ? attention_layer : t->model->options().layers - 1;
         std::vector<std::string> rows = translated[0];

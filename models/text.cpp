@@ -55,6 +55,16 @@ std::string lowercase_text(const std::string& text) {
   return encode(s);
 }
 
+std::string capitalize_first(const std::string& text) {
+  std::u32string s = decode(text);
+  for (auto& c : s) {
+    if (!is_word(c)) continue;
+    if ((c >= U'a' && c <= U'z') || (c >= 0xE0 && c <= 0xFE && c != 0xF7)) c -= 32;
+    break;
+  }
+  return encode(s);
+}
+
 std::vector<std::string> tokenize(const std::string& line, bool lowercase) {
   std::u32string s = decode(line);
   if (lowercase)

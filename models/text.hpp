@@ -19,6 +19,9 @@ std::vector<std::string> tokenize(const std::string& line, bool lower);
 std::string detokenize(const std::vector<std::string>& tokens);
 // Lowercases ASCII and Latin-1 capitals in UTF-8 text.
 std::string lowercase_text(const std::string& text);
+// Capitalises the first letter (ASCII or Latin-1), for output of a model that reads and writes
+// lowercase: "a dog runs." -> "A dog runs."
+std::string capitalize_first(const std::string& text);
 
 // The 13a tokenisation of mteval-v13a.pl (sacreBLEU's default): punctuation and symbols become
 // tokens, except periods and commas inside numbers and dashes not after a digit.

@@ -24,6 +24,10 @@ BOOST_AUTO_TEST_CASE(detokenize_attaches_punctuation) {
   BOOST_TEST(detokenize({"a", "man", "(", "left", ")", "said", "\"", "hi", "\"", "."}) == "a man (left) said \"hi\".");
   BOOST_TEST(detokenize({"the", "dog", "'s", "ball", ",", "red", "!"}) == "the dog's ball, red!");
   BOOST_TEST(detokenize({}) == "");
+  BOOST_TEST(capitalize_first("a dog runs.") == "A dog runs.");
+  BOOST_TEST(capitalize_first("\"über alles\"") == "\"Über alles\"");
+  BOOST_TEST(capitalize_first("3 dogs") == "3 dogs");  // a digit is the first word character
+  BOOST_TEST(capitalize_first("") == "");
   // Tokenising the text again gives the tokens back.
   const Words tokens = tokenize("Two men, (one in red) are talking: \"hi!\"", true);
   BOOST_TEST(tokenize(detokenize(tokens), true) == tokens);
