@@ -2,8 +2,6 @@
 // position logits computed per distance into logits per (query, key) pair.
 #include <cmath>
 
-#include <xtensor/xbroadcast.hpp>
-
 #include "broadcast.hpp"
 #include "kernels.hpp"
 #include "ops.hpp"

@@ -131,6 +131,7 @@ std::vector<Translation> beam_search(Translator& model, const std::vector<std::v
     std::size_t row;
     std::int64_t token;
   };
+  std::vector<Candidate> mine;  // one beam's continuations, reused across beams and steps
   const auto better = [](const Candidate& a, const Candidate& b) {
     if (a.score != b.score) return a.score > b.score;
     return a.row != b.row ? a.row < b.row : a.token < b.token;
@@ -152,10 +153,11 @@ std::vector<Translation> beam_search(Translator& model, const std::vector<std::v
     std::vector<double> beam_score(beams.size(), kNegInf);
     for (std::size_t b = 0; b < chunk.size(); ++b) beam_score[b * K] = 0;
     std::vector<std::vector<Translation>> finished(chunk.size());
+    Mask src_mask = key_padding_mask(src);  // changes only when finished sentences leave the batch
     nn::DecoderCache cache;
     Ids next = xt::full_like(Ids::from_shape({beams.size(), 1}), o.bos);
     while (!active.empty()) {
-      const Tensor logits = model.decode(next, memory, key_padding_mask(src), &cache);  // (rows, 1, V)
+      const Tensor logits = model.decode(next, memory, src_mask, &cache);  // (rows, 1, V)
       std::vector<std::size_t> keep_active, parents;
       std::vector<Translation> next_beams;
       std::vector<double> next_score;
@@ -167,7 +169,7 @@ std::vector<Translation> beam_search(Translator& model, const std::vector<std::v
           const std::size_t row = a * K + k;
           if (beam_score[row] == kNegInf) continue;
           log_softmax_row(logits, row, logp);
-          std::vector<Candidate> mine(V);
+          mine.resize(V);
           for (std::size_t v = 0; v < V; ++v) mine[v] = {beam_score[row] + logp[v], row, std::int64_t(v)};
           const std::size_t n = std::min(V, 2 * K);
           std::partial_sort(mine.begin(), mine.begin() + n, mine.end(), better);
@@ -216,10 +218,9 @@ std::vector<Translation> beam_search(Translator& model, const std::vector<std::v
       const bool shrink = keep_active.size() != active.size();
       cache.select(parents, shrink);
       if (shrink) {
-        std::vector<std::size_t> rows;
-        for (std::size_t p : parents) rows.push_back(p);
-        memory = take_rows(memory, rows);
-        src = take_id_rows(src, rows);
+        memory = take_rows(memory, parents);
+        src = take_id_rows(src, parents);
+        src_mask = key_padding_mask(src);
       }
       active = std::move(keep_active);
       beams = std::move(next_beams);
