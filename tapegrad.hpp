@@ -22,6 +22,7 @@
 #include "nn/module.hpp"
 #include "nn/npz.hpp"
 #include "nn/optim.hpp"
+#include "nn/average.hpp"
 #include "nn/positional.hpp"
 #include "nn/schedule.hpp"
 #include "nn/sequential.hpp"
@@ -29,6 +30,7 @@
 
 #include "models/classifier.hpp"
 #include "models/data.hpp"
+#include "models/ensemble.hpp"
 #include "models/search.hpp"
 #include "models/tagger.hpp"
 #include "models/text.hpp"

@@ -98,6 +98,11 @@ std::size_t ModelFile::number(const std::string& key) const {
   }
 }
 
+std::string ModelFile::get_or(const std::string& key, const std::string& fallback) const {
+  const auto it = settings_.find(key);
+  return it == settings_.end() ? fallback : it->second;
+}
+
 void ModelFile::load_parameters(tg::nn::Module& model) const {
   tg::nn::load_parameters(model, entries_, path_, "param/");
 }
@@ -118,6 +123,8 @@ void add_train_options(CLI::App& cmd, TrainOptions& to, ModelChoice& m) {
   cmd.add_option("--min-count", m.min_count, "words seen fewer times are unknown")->check(positive);
   cmd.add_option("--batch-tokens", m.batch_tokens, "tokens per batch (padded)")->check(positive);
   cmd.add_option("--lr", to.lr, "peak learning rate")->check(positive);
+  cmd.add_option("--average", to.average, "evaluate and save a moving average of the weights with this decay (0: off)")
+      ->check(CLI::Range(0.0, 0.99999));
   cmd.add_option("--seed", to.seed, "random seed");
   cmd.add_option("--out", to.out, "the best model on dev");
   cmd.add_option("--plot", to.plot, "training-curve SVG ('' for none)");
@@ -240,6 +247,10 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
   const tg::nn::WarmupCosine schedule(o.lr, o.warmup, total, o.lr * 0.05);
   const std::string checkpoint = o.out + ".ckpt";
 
+  std::optional<tg::nn::ParameterAverage> average;
+  if (o.average > 0) average.emplace(task.model->named_parameters(), o.average);
+  const std::string average_prefix = "average/";
+
   LoopState state;
   if (o.resume) {
     tg::nn::NpzEntries extra;
@@ -247,12 +258,22 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
     const auto it = std::find_if(extra.begin(), extra.end(), [](const auto& e) { return e.first == "loop"; });
     if (it == extra.end()) throw std::runtime_error(checkpoint + ": no training-loop state");
     state = LoopState::from_text(tg::nn::npy_to_text(it->second, checkpoint), checkpoint);
+    tg::nn::StateDict averages;
+    for (const auto& [name, a] : extra)
+      if (name.rfind(average_prefix, 0) == 0)
+        averages[name.substr(average_prefix.size())] = tg::nn::npy_to_array(a, checkpoint + ": '" + name + "'");
+    if (average.has_value() != !averages.empty())
+      throw std::runtime_error(checkpoint + (average ? ": holds no weight averages; resume without --average"
+                                                     : ": holds weight averages; resume with the same --average"));
+    if (average) average->load_state(averages);
     std::printf("resuming from %s: epoch %zu, step %zu, best dev %s %.4f\n", checkpoint.c_str(), state.epoch + 1,
                 state.step_in_epoch, o.metric_name.c_str(), state.best);
   }
   const auto save_checkpoint = [&] {
-    tg::nn::save_checkpoint(checkpoint, *task.model, opt, *task.gen, opt.steps(),
-                            {{"loop", tg::nn::text_to_npy(state.to_text())}});
+    tg::nn::NpzEntries extra{{"loop", tg::nn::text_to_npy(state.to_text())}};
+    if (average)
+      for (const auto& [name, a] : average->state()) extra.emplace_back(average_prefix + name, tg::nn::to_npy(a));
+    tg::nn::save_checkpoint(checkpoint, *task.model, opt, *task.gen, opt.steps(), extra);
   };
 
   const auto start = Clock::now();
@@ -298,6 +319,7 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
       if (o.clip > 0) tg::nn::clip_grad_norm(task.model->parameters(), o.clip);
       opt.step();
       opt.zero_grad();
+      if (average) average->update();
       loss_sum += loss;
       ++loss_count;
       std::size_t tokens = 0;
@@ -306,6 +328,7 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
     }
     progress.finish();
     task.model->eval();
+    if (average) average->swap();  // evaluate (and save) the averaged weights
     double metric;
     {
       tg::NoGradGuard no_grad;
@@ -320,6 +343,7 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
       state.best = metric;
       task.save_model(o.out);
     }
+    if (average) average->swap();  // back to the weights being trained
     if (!o.plot.empty()) write_curve_svg(o.plot, state.history, o.metric_name, o.metric_percent);
     ++state.epoch;
     state.step_in_epoch = 0;

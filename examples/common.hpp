@@ -45,6 +45,8 @@ class ModelFile {
   std::string text(const std::string& name) const;  // throws naming the file if missing
   const Settings& settings() const { return settings_; }
   std::size_t number(const std::string& key) const;  // a setting as a number
+  // A setting that files written by older versions may lack: `fallback` when it is missing.
+  std::string get_or(const std::string& key, const std::string& fallback) const;
   void load_parameters(tg::nn::Module& model) const;
 
  private:
@@ -77,6 +79,9 @@ struct TrainOptions {
   std::string plot;  // SVG training curve, written after each epoch
   std::string metric_name = "accuracy";
   bool metric_percent = true;
+  // > 0: evaluate and save an exponential moving average of the weights with this decay
+  // (nn/average.hpp) instead of the last step's weights.
+  double average = 0;
   bool detect_anomaly = false;  // check every op for NaN/inf and name the first (slower)  // shown as 100 * metric with a % sign (BLEU: 100 * metric, no sign)
 };
 

@@ -23,7 +23,7 @@ namespace {
 struct SentimentBundle {
   Generator gen;
   models::Vocab words, labels;
-  std::unique_ptr<models::Classifier> model;
+  std::unique_ptr<models::Ensemble<models::Classifier>> net;  // one classifier, or several predicting together
 
   Ids encode(const std::vector<const std::vector<std::string>*>& sentences) const {
     std::size_t T = 1;
@@ -35,14 +35,17 @@ struct SentimentBundle {
   }
 
   Settings settings() const {
-    Settings s = examples::encoder_settings("sentiment", model->options());
-    s["fourier_features"] = std::to_string(model->options().fourier_features);
-    s["fourier_hidden"] = std::to_string(model->options().fourier_hidden);
+    const models::ClassifierOptions& o = net->front().options();
+    Settings s = examples::encoder_settings("sentiment", o);
+    s["members"] = std::to_string(net->size());
+    s["fourier_features"] = std::to_string(o.fourier_features);
+    s["fourier_hidden"] = std::to_string(o.fourier_hidden);
+    s["pooling"] = models::pooling_name(o.pooling);
     return s;
   }
 
   void save(const std::string& path) const {
-    examples::save_model_file(path, *model, {{"vocab/words", words.to_text()}, {"vocab/labels", labels.to_text()},
+    examples::save_model_file(path, net->module(), {{"vocab/words", words.to_text()}, {"vocab/labels", labels.to_text()},
                                              {"settings", examples::settings_to_text(settings())}});
   }
 
@@ -51,21 +54,35 @@ struct SentimentBundle {
     auto b = std::make_unique<SentimentBundle>();
     b->words = models::Vocab::from_text(file.text("vocab/words"), path);
     b->labels = models::Vocab::from_text(file.text("vocab/labels"), path);
-    b->model = std::make_unique<models::Classifier>(
+    b->net = std::make_unique<models::Ensemble<models::Classifier>>(
+        std::stoul(file.get_or("members", "1")),
         models::ClassifierOptions{.vocab = b->words.size(), .classes = b->labels.size(), .d_model = file.number("d_model"),
                                   .heads = file.number("heads"), .ff = file.number("ff"), .layers = file.number("layers"),
                                   .dropout = 0.0,
                                   .positions = nn::position_scheme_from_name(examples::get(file.settings(), "positions", path)),
                                   .fourier_features = file.number("fourier_features"),
                                   .fourier_hidden = file.number("fourier_hidden"), .relative_k = file.number("relative_k"),
-                                  .max_len = file.number("max_len")},
+                                  .max_len = file.number("max_len"),
+                                  // files written before pooling was an option pooled by the mean
+                                  .pooling = models::pooling_from_name(file.get_or("pooling", "mean"))},
         b->gen);
-    file.load_parameters(*b->model);
-    b->model->eval();
+    file.load_parameters(b->net->module());
+    b->net->module().eval();
     return b;
   }
 
-  // Class probabilities (N, classes) for each sentence.
+  // The members' mean cross-entropy; labels (B).
+  Tensor loss(const Ids& ids, const Ids& labels) const {
+    Tensor total;
+    for (models::Classifier* m : net->members()) {
+      const Tensor l = m->loss(ids, labels);
+      total = total.defined() ? total + l : l;
+    }
+    return total * (1.0 / net->size());
+  }
+
+  // Class probabilities (N, classes) for each sentence: the members' mean.  `weights`, if given,
+  // receives the first member's attention.
   std::vector<std::vector<double>> predict(const std::vector<std::vector<std::string>>& sentences,
                                            std::vector<Tensor>* weights = nullptr) const {
     std::vector<std::vector<double>> out(sentences.size());
@@ -75,7 +92,13 @@ struct SentimentBundle {
     for (const auto& batch : models::make_batches(lengths, 4000, 128, nullptr)) {
       std::vector<const std::vector<std::string>*> ptrs;
       for (std::size_t i : batch) ptrs.push_back(&sentences[i]);
-      const Tensor p = softmax(model->forward(encode(ptrs), weights));
+      const Ids ids = encode(ptrs);
+      Tensor p;
+      for (models::Classifier* m : net->members()) {
+        const Tensor q = softmax(m->forward(ids, p.defined() ? nullptr : weights));
+        p = p.defined() ? p + q : q;
+      }
+      p = p * (1.0 / net->size());
       for (std::size_t b = 0; b < batch.size(); ++b)
         for (std::size_t c = 0; c < labels.size(); ++c) out[batch[b]].push_back(p.data<float>()(b, c));
     }
@@ -113,11 +136,17 @@ int main(int argc, char** argv) {
   to.plot = "sentiment-curve.svg";
   to.warmup = 300;
   examples::ModelChoice m{.positions = "fourier"};
+  std::string pooling = "mean";
+  std::size_t members = 1;
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");
   train_cmd->add_flag("--binary", binary, "with --data data/sst: the stsa.binary files");
   train_cmd->add_option("--train", train_file, "training file")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", dev_file, "development file")->check(CLI::ExistingFile);
+  train_cmd->add_option("--pooling", pooling, "sentence vector from the encoder's outputs: mean, max or mean-max")
+      ->check(CLI::IsMember({"mean", "max", "mean-max"}));
+  train_cmd->add_option("--ensemble", members, "train this many classifiers side by side and predict with their mean")
+      ->check(examples::positive);
   examples::add_train_options(*train_cmd, to, m);
   models::BadLines bad_lines;
   examples::add_bad_lines_option(*train_cmd, bad_lines);
@@ -162,16 +191,19 @@ int main(int argc, char** argv) {
       s.gen.seed_with(to.seed);
       s.words = models::Vocab::build(train_words, m.min_count, true);
       s.labels = models::Vocab::closed(all_labels);
-      s.model = std::make_unique<models::Classifier>(
+      s.net = std::make_unique<models::Ensemble<models::Classifier>>(
+          members,
           models::ClassifierOptions{.vocab = s.words.size(), .classes = s.labels.size(), .d_model = m.d_model,
                                     .heads = m.heads, .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
-                                    .positions = nn::position_scheme_from_name(m.positions)},
+                                    .positions = nn::position_scheme_from_name(m.positions),
+                                    .pooling = models::pooling_from_name(pooling)},
           s.gen);
       for (const auto& d : dev_data) s.labels.id(d.label);  // a dev label unseen in training: an error
-      std::printf("sentiment: %zu train and %zu dev sentences, %zu words, %zu classes, %zu parameters\n",
-                  train_data.size(), dev_data.size(), s.words.size(), s.labels.size(), s.model->parameter_count());
+      std::printf("sentiment: %zu train and %zu dev sentences, %zu words, %zu classes, %zu parameters%s\n",
+                  train_data.size(), dev_data.size(), s.words.size(), s.labels.size(), s.net->module().parameter_count(),
+                  members > 1 ? (" in " + std::to_string(members) + " classifiers").c_str() : "");
       examples::Task task;
-      task.model = s.model.get();
+      task.model = &s.net->module();
       task.gen = &s.gen;
       task.batches = [&](std::size_t epoch) {
         Generator shuffle(to.seed * 1000003 + epoch);
@@ -186,7 +218,7 @@ int main(int argc, char** argv) {
         }
         Ids ids = s.encode(ws);
         examples::drop_words(ids, m.word_dropout, s.gen);
-        return s.model->loss(ids, y);
+        return s.loss(ids, y);
       };
       task.lengths = &lengths;
       task.evaluate = [&] { return accuracy(s, dev_data); };

@@ -24,7 +24,7 @@ struct TaggerBundle {
   Generator gen;
   models::Vocab words, tags;
   models::SubwordOptions subwords;
-  std::unique_ptr<models::Tagger> model;
+  std::unique_ptr<models::Ensemble<models::Tagger>> net;  // one tagger, or several predicting together
 
   // ids (B, T), subword ids (B, T, K), tags (B, T) with -100 at padding (if tag strings are given).
   void encode(const std::vector<const std::vector<std::string>*>& sentences, Ids& ids, Ids& subs,
@@ -46,14 +46,15 @@ struct TaggerBundle {
   }
 
   Settings settings() const {
-    Settings s = examples::encoder_settings("tagger", model->options());
-    s["subword_buckets"] = std::to_string(model->options().subword_buckets);
+    Settings s = examples::encoder_settings("tagger", net->front().options());
+    s["members"] = std::to_string(net->size());
+    s["subword_buckets"] = std::to_string(net->front().options().subword_buckets);
     s["subword_features"] = std::to_string(subwords.max_features);
     return s;
   }
 
   void save(const std::string& path) const {
-    examples::save_model_file(path, *model, {{"vocab/words", words.to_text()}, {"vocab/tags", tags.to_text()},
+    examples::save_model_file(path, net->module(), {{"vocab/words", words.to_text()}, {"vocab/tags", tags.to_text()},
                                              {"settings", examples::settings_to_text(settings())}});
   }
 
@@ -64,7 +65,8 @@ struct TaggerBundle {
     b->tags = models::Vocab::from_text(file.text("vocab/tags"), path);
     b->subwords.buckets = file.number("subword_buckets");
     b->subwords.max_features = file.number("subword_features");
-    b->model = std::make_unique<models::Tagger>(
+    b->net = std::make_unique<models::Ensemble<models::Tagger>>(
+        std::stoul(file.get_or("members", "1")),
         models::TaggerOptions{.vocab = b->words.size(), .tags = b->tags.size(), .d_model = file.number("d_model"),
                               .heads = file.number("heads"), .ff = file.number("ff"), .layers = file.number("layers"),
                               .dropout = 0.0,
@@ -72,12 +74,23 @@ struct TaggerBundle {
                               .relative_k = file.number("relative_k"), .max_len = file.number("max_len"),
                               .subword_buckets = b->subwords.buckets > 1 ? b->subwords.buckets : 0},
         b->gen);
-    file.load_parameters(*b->model);
-    b->model->eval();
+    file.load_parameters(b->net->module());
+    b->net->module().eval();
     return b;
   }
 
-  // Predicted tag ids for each sentence.
+  // The members' mean cross-entropy over the tags of real tokens.
+  Tensor loss(const Ids& ids, const Ids& tag_ids, const Ids& subs) const {
+    Tensor total;
+    for (models::Tagger* m : net->members()) {
+      const Tensor l = m->loss(ids, tag_ids, m->subword_embed ? &subs : nullptr);
+      total = total.defined() ? total + l : l;
+    }
+    return total * (1.0 / net->size());
+  }
+
+  // Predicted tag ids for each sentence: the best tag of the members' mean probabilities.
+  // `weights`, if given, receives the first member's attention.
   std::vector<std::vector<std::int64_t>> predict(const std::vector<std::vector<std::string>>& sentences,
                                                  std::vector<Tensor>* weights = nullptr) const {
     std::vector<std::vector<std::int64_t>> out(sentences.size());
@@ -89,8 +102,12 @@ struct TaggerBundle {
       for (std::size_t i : batch) ptrs.push_back(&sentences[i]);
       Ids ids, subs;
       encode(ptrs, ids, subs, nullptr, nullptr);
-      const Tensor logits = model->forward(ids, model->subword_embed ? &subs : nullptr, weights);
-      const auto& l = logits.data<float>();
+      Tensor probs;
+      for (models::Tagger* m : net->members()) {
+        const Tensor p = softmax(m->forward(ids, m->subword_embed ? &subs : nullptr, probs.defined() ? nullptr : weights));
+        probs = probs.defined() ? probs + p : p;
+      }
+      const auto& l = probs.data<float>();
       const std::size_t V = tags.size();
       for (std::size_t b = 0; b < batch.size(); ++b)
         for (std::size_t t = 0; t < sentences[batch[b]].size(); ++t) {
@@ -153,12 +170,14 @@ int main(int argc, char** argv) {
   to.out = "tagger.npz";
   to.plot = "tagger-curve.svg";
   examples::ModelChoice m{.word_dropout = 0.1, .positions = "relative", .batch_tokens = 1500};
-  std::size_t relative_k = 8, subword_buckets = 1 << 15;
+  std::size_t relative_k = 8, subword_buckets = 1 << 15, members = 1;
   train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
   train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(examples::positive);
   train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)");
+  train_cmd->add_option("--ensemble", members, "train this many taggers side by side and predict with their mean")
+      ->check(examples::positive);
   examples::add_train_options(*train_cmd, to, m);
   models::BadLines bad_lines;
   examples::add_bad_lines_option(*train_cmd, bad_lines);
@@ -201,16 +220,18 @@ int main(int argc, char** argv) {
       t.words = models::Vocab::build(train_words, m.min_count, false);
       t.tags = models::Vocab::closed(all_tags);
       t.subwords.buckets = std::max<std::size_t>(subword_buckets, 2);
-      t.model = std::make_unique<models::Tagger>(
+      t.net = std::make_unique<models::Ensemble<models::Tagger>>(
+          members,
           models::TaggerOptions{.vocab = t.words.size(), .tags = t.tags.size(), .d_model = m.d_model, .heads = m.heads,
                                 .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
                                 .positions = nn::position_scheme_from_name(m.positions), .relative_k = relative_k,
                                 .subword_buckets = subword_buckets},
           t.gen);
-      std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters\n",
-                  train_data.size(), dev_data.size(), t.words.size(), t.tags.size(), t.model->parameter_count());
+      std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters%s\n",
+                  train_data.size(), dev_data.size(), t.words.size(), t.tags.size(), t.net->module().parameter_count(),
+                  members > 1 ? (" in " + std::to_string(members) + " taggers").c_str() : "");
       examples::Task task;
-      task.model = t.model.get();
+      task.model = &t.net->module();
       task.gen = &t.gen;
       task.batches = [&](std::size_t epoch) {
         Generator shuffle(to.seed * 1000003 + epoch);
@@ -222,7 +243,7 @@ int main(int argc, char** argv) {
         Ids ids, subs, tag_ids;
         t.encode(ws, ids, subs, &ts, &tag_ids);
         examples::drop_words(ids, m.word_dropout, t.gen);  // teaches tagging from subwords alone
-        return t.model->loss(ids, tag_ids, subword_buckets ? &subs : nullptr);
+        return t.loss(ids, tag_ids, subs);
       };
       task.lengths = &lengths;
       task.evaluate = [&] { return evaluate(t, dev_data).value(); };

@@ -7,12 +7,28 @@
 
 namespace tg::models {
 
+Pooling pooling_from_name(const std::string& name) {
+  if (name == "mean") return Pooling::mean;
+  if (name == "max") return Pooling::max;
+  if (name == "mean-max") return Pooling::mean_max;
+  fail("pooling", "unknown pooling '" + name + "' (mean, max or mean-max)");
+}
+
+std::string pooling_name(Pooling pooling) {
+  switch (pooling) {
+    case Pooling::mean: return "mean";
+    case Pooling::max: return "max";
+    case Pooling::mean_max: return "mean-max";
+  }
+  return "?";
+}
+
 Classifier::Classifier(const ClassifierOptions& o, Generator& gen)
     : embed({.vocab = o.vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
       encoder({.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
                .attention_dropout = o.dropout,
                .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0}, gen),
-      head(o.d_model, o.classes, gen),
+      head(o.pooling == Pooling::mean_max ? 2 * o.d_model : o.d_model, o.classes, gen),
       options_(o),
       drop_(o.dropout, gen) {
   positions = nn::make_positional_encoding({.scheme = o.positions, .dim = o.d_model, .max_len = o.max_len,
@@ -30,16 +46,28 @@ Tensor Classifier::forward(const Ids& ids, std::vector<Tensor>* weights) {
   Tensor x = embed(ids) * std::sqrt(static_cast<double>(options_.d_model));
   if (positions) x = positions->forward(x);
   Tensor h = encoder.forward(drop_(x), pad, weights);  // (B, T, C)
-  // Mean over real tokens: sum_t h[b, t] keep[b, t] / count[b], keep (B, T, 1) in {0, 1}.
+  // keep (B, T, 1): 1 at real tokens; an empty sequence (all padding) pools to 0.
   const std::size_t B = ids.shape()[0], T = ids.shape()[1];
   Array<double> keep = Array<double>::from_shape({B, T, 1}), inv_count = Array<double>::from_shape({B, 1});
+  Mask padding = Mask::from_shape({B, T, 1}), empty = Mask::from_shape({B, 1});
   for (std::size_t b = 0; b < B; ++b) {
     std::size_t count = 0;
-    for (std::size_t t = 0; t < T; ++t) count += (keep(b, t, 0) = ids(b, t) != 0);
-    inv_count(b, 0) = 1.0 / std::max<std::size_t>(count, 1);  // an empty sequence pools to 0
+    for (std::size_t t = 0; t < T; ++t) {
+      padding(b, t, 0) = ids(b, t) == 0;
+      keep(b, t, 0) = padding(b, t, 0) ? 0.0 : 1.0;
+      count += !padding(b, t, 0);
+    }
+    inv_count(b, 0) = 1.0 / std::max<std::size_t>(count, 1);
+    empty(b, 0) = count == 0;
   }
-  Tensor pooled = sum(h * Tensor(keep).to(h.dtype()), {1}) * Tensor(inv_count).to(h.dtype());  // (B, C)
-  return head(pooled);
+  Tensor mean_pooled, max_pooled;
+  if (options_.pooling != Pooling::max)  // sum_t h[b, t] keep[b, t] / count[b]
+    mean_pooled = sum(h * Tensor(keep).to(h.dtype()), {1}) * Tensor(inv_count).to(h.dtype());  // (B, C)
+  if (options_.pooling != Pooling::mean)  // max_t over real tokens: padding can never win
+    max_pooled = masked_fill(max(masked_fill(h, padding, -1e30), {1}), empty, 0.0);  // (B, C)
+  if (options_.pooling == Pooling::mean) return head(mean_pooled);
+  if (options_.pooling == Pooling::max) return head(max_pooled);
+  return head(concat({mean_pooled, max_pooled}, 1));  // (B, 2C)
 }
 
 Tensor Classifier::loss(const Ids& ids, const Ids& labels) { return cross_entropy(forward(ids), labels); }

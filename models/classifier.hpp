@@ -1,5 +1,6 @@
 // Sequence classifier (sentiment): embeddings, positions (learnable Fourier features by
-// default), a transformer encoder, mean pooling over real tokens, a classifier.
+// default), a transformer encoder, pooling over real tokens (mean, max, or both side by side),
+// a classifier.
 //   ids: (B, T), 0 = padding  ->  logits (B, classes)
 #pragma once
 
@@ -12,6 +13,12 @@
 
 namespace tg::models {
 
+// How the encoder's outputs (B, T, C) become one vector per sentence.  Max pooling does not
+// thin out a strong word in a long sentence the way a mean does.
+enum class Pooling { mean, max, mean_max };  // mean_max: the two concatenated, (B, 2C)
+Pooling pooling_from_name(const std::string& name);  // "mean", "max", "mean-max"
+std::string pooling_name(Pooling pooling);
+
 struct ClassifierOptions {
   std::size_t vocab = 0;
   std::size_t classes = 2;
@@ -21,6 +28,7 @@ struct ClassifierOptions {
   std::size_t fourier_features = 64, fourier_hidden = 128;
   std::size_t relative_k = 16;
   std::size_t max_len = 512;
+  Pooling pooling = Pooling::mean;
 };
 
 class Classifier : public nn::Module {

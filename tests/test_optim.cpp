@@ -132,3 +132,59 @@ BOOST_AUTO_TEST_CASE(schedules) {
   CHECK_THROWS_WITH(cos.lr(0), "steps count from 1");
   CHECK_THROWS_WITH(WarmupCosine(1.0, 10, 10), "total (10) must exceed warmup (10)");
 }
+
+BOOST_AUTO_TEST_CASE(parameter_average_by_hand) {
+  Fixture f;
+  ParameterAverage avg(f.named(), 0.5);
+  // Steps 1, 2: d = min(0.5, (1 + t) / (10 + t)) = 2/11, then 3/12 = 0.25.
+  f.p.data<double>() = Array<double>({3.0, 0.0});
+  avg.update();
+  const double a1 = 2.0 / 11 * 1.0 + 9.0 / 11 * 3.0;  // started at the initial value 1
+  f.p.data<double>() = Array<double>({5.0, 0.0});
+  avg.update();
+  const double a2 = 0.25 * a1 + 0.75 * 5.0;
+  BOOST_TEST(avg.steps() == 2u);
+  avg.swap();
+  BOOST_TEST(f.at(0) == a2, tt::tolerance(1e-12));
+  avg.swap();
+  BOOST_TEST(f.at(0) == 5.0);
+  // Later steps use the decay itself: d = min(0.5, 12/21) = 0.5 at t = 11.
+  for (int t = 3; t <= 11; ++t) avg.update();
+  avg.swap();
+  BOOST_TEST(f.at(0) != 5.0);  // still remembers the old values
+  avg.swap();
+  for (int t = 12; t <= 80; ++t) avg.update();
+  avg.swap();
+  BOOST_TEST(f.at(0) == 5.0, tt::tolerance(1e-12));  // 0.5^69 of the old values is left: none
+}
+
+BOOST_AUTO_TEST_CASE(parameter_average_state_round_trip_and_refusals) {
+  Fixture f;
+  ParameterAverage avg(f.named(), 0.9);
+  f.p.data<double>() = Array<double>({2.0, 4.0});
+  avg.update();
+  const StateDict saved = avg.state();
+  Fixture g;
+  ParameterAverage other(g.named(), 0.9);
+  other.load_state(saved);
+  BOOST_TEST(other.steps() == 1u);
+  other.swap();
+  avg.swap();
+  BOOST_TEST(g.at(0) == f.at(0));
+  BOOST_TEST(g.at(1) == f.at(1));
+  other.swap();
+
+  StateDict wrong = saved;
+  wrong["p"] = Array<double>({1.0, 2.0, 3.0});
+  BOOST_CHECK_EXCEPTION(other.load_state(wrong), std::exception, [](const std::exception& e) {
+    return std::string(e.what()).find("'p' is (3) float64, expected (2) float64") != std::string::npos;
+  });
+  wrong = saved;
+  wrong.erase("steps");
+  BOOST_CHECK_THROW(other.load_state(wrong), std::exception);
+  wrong = saved;
+  wrong["q"] = Array<double>({1.0});
+  BOOST_CHECK_THROW(other.load_state(wrong), std::exception);
+  BOOST_TEST(other.steps() == 1u);  // a refused state changes nothing
+  BOOST_CHECK_THROW(ParameterAverage(f.named(), 1.0), std::exception);
+}

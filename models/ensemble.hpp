@@ -1,0 +1,61 @@
+// Ensemble: several copies of one model, each initialised from its own draws of the generator,
+// trained side by side on the same batches (the loss is the mean of the members' losses) and
+// predicting together (the mean of their probabilities).  Members start from different weights
+// and see different dropout masks, so they make different mistakes, and the mean of their
+// predictions is more often right than any one of them; on small data sets this is the most
+// reliable gain there is, at N times the compute.
+//
+//   models::Ensemble<models::Tagger> net(2, options, gen);
+//   train with net.module();   for (Tagger* m : net.members()) ... m->forward(ids) ...
+//
+// One member is the model itself (its parameters keep their names, "embed.weight"); with more,
+// member i's names start with "i." ("0.embed.weight", "1.embed.weight", ...).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../nn/module.hpp"
+
+namespace tg::models {
+
+template <class Model>
+class Ensemble {
+ public:
+  template <class Options>
+  Ensemble(std::size_t members, const Options& options, Generator& gen) {
+    if (members == 0) fail("Ensemble", "needs at least one member");
+    if (members == 1) {
+      single_ = std::make_unique<Model>(options, gen);
+      members_.push_back(single_.get());
+    } else {
+      group_ = std::make_unique<Group>(members, options, gen);
+      for (auto& m : group_->models) members_.push_back(m.get());
+    }
+  }
+
+  nn::Module& module() { return single_ ? static_cast<nn::Module&>(*single_) : *group_; }
+  const nn::Module& module() const { return single_ ? static_cast<const nn::Module&>(*single_) : *group_; }
+  const std::vector<Model*>& members() const { return members_; }
+  std::size_t size() const { return members_.size(); }
+  Model& front() const { return *members_.front(); }
+
+ private:
+  struct Group : nn::Module {
+    template <class Options>
+    Group(std::size_t n, const Options& options, Generator& gen) {
+      for (std::size_t i = 0; i < n; ++i) {
+        models.push_back(std::make_unique<Model>(options, gen));
+        register_module(std::to_string(i), *models.back());
+      }
+    }
+    std::vector<std::unique_ptr<Model>> models;
+  };
+
+  std::unique_ptr<Model> single_;
+  std::unique_ptr<Group> group_;
+  std::vector<Model*> members_;
+};
+
+}  // namespace tg::models
