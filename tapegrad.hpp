@@ -14,6 +14,7 @@
 #include "nn/checkpoint.hpp"
 #include "nn/dropout.hpp"
 #include "nn/embedding.hpp"
+#include "nn/subword_embedding.hpp"
 #include "nn/init.hpp"
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"

@@ -109,6 +109,15 @@ Tensor rel_unskew(const Tensor& a, bool causal);
 // weight: (V, C), ids: (...) -> (..., C).  Rows of `padding_id` get no gradient (-1: none).
 Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id = -1);
 
+// Bags of rows, pooled by group means and summed.  weight: (V, C), ids: (..., K) -> (..., C).
+// The K slots of each bag are cut into consecutive groups of the given sizes (summing to K);
+// id 0 is an empty slot:
+//   y[...] = sum over groups G of mean{ weight[ids[..., k]] : k in G, ids[..., k] != 0 }
+// (a group with no ids adds nothing).  The gradient goes to each row used, divided by its
+// group's count; row 0 gets none.  The same as embedding + slice + sum + divide, without the
+// (..., K, C) intermediate: the subword features of nn::SubwordEmbedding.
+Tensor embedding_bags(const Tensor& weight, const Ids& ids, const std::vector<std::size_t>& groups);
+
 // Zeroes each element with probability p and scales the rest by 1 / (1 - p).
 // With training == false, or p == 0, returns x unchanged.  Takes one draw from `gen` per call;
 // the mask is a function of that draw and the element index (recomputed by the backward pass).

@@ -113,6 +113,77 @@ Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id) 
   return y;
 }
 
+Tensor embedding_bags(const Tensor& weight, const Ids& ids, const std::vector<std::size_t>& groups) {
+  check_defined("embedding_bags", weight);
+  if (weight.dim() != 2) fail("embedding_bags", "the table must be (V, C), got " + shape_str(weight.shape()));
+  if (ids.dimension() < 1) fail("embedding_bags", "ids must be (..., K), got a scalar");
+  const std::size_t V = weight.shape()[0], C = weight.shape()[1], K = ids.shape()[ids.dimension() - 1];
+  std::size_t slots = 0;
+  for (std::size_t g : groups) {
+    if (g == 0) fail("embedding_bags", "a group of 0 slots");
+    slots += g;
+  }
+  if (slots != K)
+    fail("embedding_bags", "ids have " + std::to_string(K) + " slots per bag, the groups " + std::to_string(slots));
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::int64_t id = ids.data()[i];
+    if (id < 0 || static_cast<std::size_t>(id) >= V)
+      fail("embedding_bags", "id " + std::to_string(id) + " at flat position " + std::to_string(i) + " of ids " +
+                                 shape_str(ids.shape()) + " is out of range for a table of " + std::to_string(V) + " rows");
+  }
+  const std::size_t bags = K ? ids.size() / K : 0;
+  // scale[bag * G + group] = 1 / (the number of ids in the group), 0 for an empty group.
+  auto scale = std::make_shared<std::vector<double>>(bags * groups.size(), 0.0);
+  for (std::size_t b = 0; b < bags; ++b)
+    for (std::size_t gi = 0, k = 0; gi < groups.size(); ++gi) {
+      std::size_t n = 0;
+      for (std::size_t end = k + groups[gi]; k < end; ++k) n += ids.data()[b * K + k] != 0;
+      (*scale)[b * groups.size() + gi] = n ? 1.0 / n : 0.0;
+    }
+  Shape out(ids.shape().begin(), ids.shape().end() - 1);
+  out.push_back(C);
+  Tensor y = dispatch(weight.dtype(), [&]<class T>() {
+    Array<T> r = xt::zeros<T>(out);
+    const T* w = weight.data<T>().data();
+    parallel_range(bags, [&](std::size_t lo, std::size_t hi) {
+      for (std::size_t b = lo; b < hi; ++b) {
+        T* row = r.data() + b * C;
+        for (std::size_t gi = 0, k = 0; gi < groups.size(); ++gi) {
+          const T s = static_cast<T>((*scale)[b * groups.size() + gi]);
+          for (std::size_t end = k + groups[gi]; k < end; ++k) {
+            const std::int64_t id = ids.data()[b * K + k];
+            if (id == 0) continue;
+            const T* src = w + id * C;
+            for (std::size_t c = 0; c < C; ++c) row[c] += s * src[c];
+          }
+        }
+      }
+    });
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(weight)) {
+    auto saved_ids = std::make_shared<const Ids>(ids);
+    record("embedding_bags", y, {weight}, ids.size() * sizeof(std::int64_t) + scale->size() * sizeof(double),
+           [saved_ids, scale, groups, V, C, K, bags]<class T>(const Array<T>& g_y, Grads& g) {
+             Array<T> g_w = xt::zeros<T>({V, C});
+             for (std::size_t b = 0; b < bags; ++b) {
+               const T* gb = g_y.data() + b * C;
+               for (std::size_t gi = 0, k = 0; gi < groups.size(); ++gi) {
+                 const T s = static_cast<T>((*scale)[b * groups.size() + gi]);
+                 for (std::size_t end = k + groups[gi]; k < end; ++k) {
+                   const std::int64_t id = saved_ids->data()[b * K + k];
+                   if (id == 0) continue;
+                   T* row = g_w.data() + id * C;
+                   for (std::size_t c = 0; c < C; ++c) row[c] += s * gb[c];
+                 }
+               }
+             }
+             g.add(0, std::move(g_w));
+           });
+  }
+  return y;
+}
+
 // y = x * mask, mask_i = 1 / (1 - p) with probability 1 - p, else 0.   dL/dx = g * mask
 namespace {
 

@@ -23,16 +23,26 @@ namespace {
 struct SentimentBundle {
   Generator gen;
   models::Vocab words, labels;
+  models::SubwordOptions subwords;  // buckets 0: no subword features
   std::unique_ptr<models::Ensemble<models::Classifier>> net;  // one classifier, or several predicting together
 
-  Ids encode(const std::vector<const std::vector<std::string>*>& sentences) const {
+  // ids (B, T) and, when the model reads them, subword ids (B, T, K).
+  void encode(const std::vector<const std::vector<std::string>*>& sentences, Ids& ids, Ids& subs) const {
     std::size_t T = 1;
     for (auto* s : sentences) T = std::max(T, s->size());
-    Ids ids = xt::zeros<std::int64_t>({sentences.size(), T});
+    const std::size_t K = subwords.buckets > 0 ? subwords.max_features : 0;
+    ids = xt::zeros<std::int64_t>({sentences.size(), T});
+    subs = xt::zeros<std::int64_t>({sentences.size(), T, K});
     for (std::size_t b = 0; b < sentences.size(); ++b)
-      for (std::size_t t = 0; t < sentences[b]->size(); ++t) ids(b, t) = words.id((*sentences[b])[t]);
-    return ids;
+      for (std::size_t t = 0; t < sentences[b]->size(); ++t) {
+        const std::string& w = (*sentences[b])[t];
+        ids(b, t) = words.id(w);
+        if (K == 0) continue;
+        const auto f = models::subword_ids(w, subwords);
+        for (std::size_t k = 0; k < f.size(); ++k) subs(b, t, k) = f[k];
+      }
   }
+  const Ids* subwords_of(const Ids& subs) const { return subwords.buckets > 0 ? &subs : nullptr; }
 
   Settings settings() const {
     const models::ClassifierOptions& o = net->front().options();
@@ -41,6 +51,8 @@ struct SentimentBundle {
     s["fourier_features"] = std::to_string(o.fourier_features);
     s["fourier_hidden"] = std::to_string(o.fourier_hidden);
     s["pooling"] = models::pooling_name(o.pooling);
+    s["subword_buckets"] = std::to_string(subwords.buckets);
+    s["subword_features"] = std::to_string(subwords.max_features);
     return s;
   }
 
@@ -54,6 +66,8 @@ struct SentimentBundle {
     auto b = std::make_unique<SentimentBundle>();
     b->words = models::Vocab::from_text(file.text("vocab/words"), path);
     b->labels = models::Vocab::from_text(file.text("vocab/labels"), path);
+    b->subwords.buckets = std::stoul(file.get_or("subword_buckets", "0"));  // older files: none
+    b->subwords.max_features = std::stoul(file.get_or("subword_features", "24"));
     b->net = std::make_unique<models::Ensemble<models::Classifier>>(
         std::stoul(file.get_or("members", "1")),
         models::ClassifierOptions{.vocab = b->words.size(), .classes = b->labels.size(), .d_model = file.number("d_model"),
@@ -64,7 +78,9 @@ struct SentimentBundle {
                                   .fourier_hidden = file.number("fourier_hidden"), .relative_k = file.number("relative_k"),
                                   .max_len = file.number("max_len"),
                                   // files written before pooling was an option pooled by the mean
-                                  .pooling = models::pooling_from_name(file.get_or("pooling", "mean"))},
+                                  .pooling = models::pooling_from_name(file.get_or("pooling", "mean")),
+                                  .subword_buckets = b->subwords.buckets,
+                                  .subword_groups = b->subwords.groups()},
         b->gen);
     file.load_parameters(b->net->module());
     b->net->module().eval();
@@ -72,10 +88,10 @@ struct SentimentBundle {
   }
 
   // The members' mean cross-entropy; labels (B).
-  Tensor loss(const Ids& ids, const Ids& labels) const {
+  Tensor loss(const Ids& ids, const Ids& subs, const Ids& labels) const {
     Tensor total;
     for (models::Classifier* m : net->members()) {
-      const Tensor l = m->loss(ids, labels);
+      const Tensor l = m->loss(ids, labels, subwords_of(subs));
       total = total.defined() ? total + l : l;
     }
     return total * (1.0 / net->size());
@@ -92,10 +108,11 @@ struct SentimentBundle {
     for (const auto& batch : models::make_batches(lengths, 4000, 128, nullptr)) {
       std::vector<const std::vector<std::string>*> ptrs;
       for (std::size_t i : batch) ptrs.push_back(&sentences[i]);
-      const Ids ids = encode(ptrs);
+      Ids ids, subs;
+      encode(ptrs, ids, subs);
       Tensor p;
       for (models::Classifier* m : net->members()) {
-        const Tensor q = softmax(m->forward(ids, p.defined() ? nullptr : weights));
+        const Tensor q = softmax(m->forward(ids, subwords_of(subs), p.defined() ? nullptr : weights));
         p = p.defined() ? p + q : q;
       }
       p = p * (1.0 / net->size());
@@ -137,7 +154,7 @@ int main(int argc, char** argv) {
   to.warmup = 300;
   examples::ModelChoice m{.positions = "fourier"};
   std::string pooling = "mean";
-  std::size_t members = 1;
+  std::size_t members = 1, subword_buckets = 1 << 15;
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");
   train_cmd->add_flag("--binary", binary, "with --data data/sst: the stsa.binary files");
@@ -145,6 +162,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--dev", dev_file, "development file")->check(CLI::ExistingFile);
   train_cmd->add_option("--pooling", pooling, "sentence vector from the encoder's outputs: mean, max or mean-max")
       ->check(CLI::IsMember({"mean", "max", "mean-max"}));
+  train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features for unseen words (0: off)");
   train_cmd->add_option("--ensemble", members, "train this many classifiers side by side and predict with their mean")
       ->check(examples::positive);
   examples::add_train_options(*train_cmd, to, m);
@@ -191,12 +209,14 @@ int main(int argc, char** argv) {
       s.gen.seed_with(to.seed);
       s.words = models::Vocab::build(train_words, m.min_count, true);
       s.labels = models::Vocab::closed(all_labels);
+      s.subwords.buckets = subword_buckets;
       s.net = std::make_unique<models::Ensemble<models::Classifier>>(
           members,
           models::ClassifierOptions{.vocab = s.words.size(), .classes = s.labels.size(), .d_model = m.d_model,
                                     .heads = m.heads, .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
                                     .positions = nn::position_scheme_from_name(m.positions),
-                                    .pooling = models::pooling_from_name(pooling)},
+                                    .pooling = models::pooling_from_name(pooling),
+                                    .subword_buckets = subword_buckets, .subword_groups = s.subwords.groups()},
           s.gen);
       for (const auto& d : dev_data) s.labels.id(d.label);  // a dev label unseen in training: an error
       std::printf("sentiment: %zu train and %zu dev sentences, %zu words, %zu classes, %zu parameters%s\n",
@@ -216,9 +236,10 @@ int main(int argc, char** argv) {
           ws.push_back(&train_data[batch[i]].words);
           y(i) = s.labels.id(train_data[batch[i]].label);
         }
-        Ids ids = s.encode(ws);
+        Ids ids, subs;
+        s.encode(ws, ids, subs);
         examples::drop_words(ids, m.word_dropout, s.gen);
-        return s.loss(ids, y);
+        return s.loss(ids, subs, y);
       };
       task.lengths = &lengths;
       task.evaluate = [&] { return accuracy(s, dev_data); };

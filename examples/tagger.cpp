@@ -50,6 +50,7 @@ struct TaggerBundle {
     s["members"] = std::to_string(net->size());
     s["subword_buckets"] = std::to_string(net->front().options().subword_buckets);
     s["subword_features"] = std::to_string(subwords.max_features);
+    s["subword_grouped"] = subwords.grouped ? "1" : "0";
     return s;
   }
 
@@ -65,6 +66,7 @@ struct TaggerBundle {
     b->tags = models::Vocab::from_text(file.text("vocab/tags"), path);
     b->subwords.buckets = file.number("subword_buckets");
     b->subwords.max_features = file.number("subword_features");
+    b->subwords.grouped = file.get_or("subword_grouped", "0") == "1";  // older files: one pool
     b->net = std::make_unique<models::Ensemble<models::Tagger>>(
         std::stoul(file.get_or("members", "1")),
         models::TaggerOptions{.vocab = b->words.size(), .tags = b->tags.size(), .d_model = file.number("d_model"),
@@ -72,7 +74,8 @@ struct TaggerBundle {
                               .dropout = 0.0,
                               .positions = nn::position_scheme_from_name(examples::get(file.settings(), "positions", path)),
                               .relative_k = file.number("relative_k"), .max_len = file.number("max_len"),
-                              .subword_buckets = b->subwords.buckets > 1 ? b->subwords.buckets : 0},
+                              .subword_buckets = b->subwords.buckets > 1 ? b->subwords.buckets : 0,
+                              .subword_groups = b->subwords.groups()},
         b->gen);
     file.load_parameters(b->net->module());
     b->net->module().eval();
@@ -225,7 +228,7 @@ int main(int argc, char** argv) {
           models::TaggerOptions{.vocab = t.words.size(), .tags = t.tags.size(), .d_model = m.d_model, .heads = m.heads,
                                 .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
                                 .positions = nn::position_scheme_from_name(m.positions), .relative_k = relative_k,
-                                .subword_buckets = subword_buckets},
+                                .subword_buckets = subword_buckets, .subword_groups = t.subwords.groups()},
           t.gen);
       std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters%s\n",
                   train_data.size(), dev_data.size(), t.words.size(), t.tags.size(), t.net->module().parameter_count(),

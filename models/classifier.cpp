@@ -35,15 +35,26 @@ Classifier::Classifier(const ClassifierOptions& o, Generator& gen)
                                             .fourier_features = o.fourier_features,
                                             .fourier_hidden = o.fourier_hidden}, gen);
   register_module("embed", embed);
+  if (o.subword_buckets > 0) {
+    subword_embed = std::make_unique<nn::SubwordEmbedding>(o.subword_buckets, o.d_model, o.subword_groups, gen);
+    register_module("subword_embed", *subword_embed);
+  }
   if (positions) register_module("positions", *positions);
   register_module("encoder", encoder);
   register_module("head", head);
   register_module("drop", drop_);
 }
 
-Tensor Classifier::forward(const Ids& ids, std::vector<Tensor>* weights) {
+Tensor Classifier::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights) {
   const Mask pad = key_padding_mask(ids);  // (B, 1, 1, T)
-  Tensor x = embed(ids) * std::sqrt(static_cast<double>(options_.d_model));
+  Tensor x = embed(ids);  // (B, T, C)
+  if (subword_embed) {
+    if (!subwords || subwords->dimension() != 3 || subwords->shape()[0] != ids.shape()[0] ||
+        subwords->shape()[1] != ids.shape()[1])
+      fail("Classifier", "this model needs subword ids (B, T, K) matching ids " + shape_str(Shape(ids.shape().begin(), ids.shape().end())));
+    x = x + (*subword_embed)(*subwords);
+  }
+  x = x * std::sqrt(static_cast<double>(options_.d_model));
   if (positions) x = positions->forward(x);
   Tensor h = encoder.forward(drop_(x), pad, weights);  // (B, T, C)
   // keep (B, T, 1): 1 at real tokens; an empty sequence (all padding) pools to 0.
@@ -70,6 +81,8 @@ Tensor Classifier::forward(const Ids& ids, std::vector<Tensor>* weights) {
   return head(concat({mean_pooled, max_pooled}, 1));  // (B, 2C)
 }
 
-Tensor Classifier::loss(const Ids& ids, const Ids& labels) { return cross_entropy(forward(ids), labels); }
+Tensor Classifier::loss(const Ids& ids, const Ids& labels, const Ids* subwords) {
+  return cross_entropy(forward(ids, subwords), labels);
+}
 
 }  // namespace tg::models

@@ -9,6 +9,7 @@
 #include "../nn/embedding.hpp"
 #include "../nn/linear.hpp"
 #include "../nn/positional.hpp"
+#include "../nn/subword_embedding.hpp"
 #include "../nn/transformer.hpp"
 
 namespace tg::models {
@@ -29,19 +30,25 @@ struct ClassifierOptions {
   std::size_t relative_k = 16;
   std::size_t max_len = 512;
   Pooling pooling = Pooling::mean;
+  // > 0: hashed subword features (subword_ids in data.hpp) added to the word embeddings, so
+  // that unseen words ("unfunny") are read from their pieces.
+  std::size_t subword_buckets = 0;
+  std::vector<std::size_t> subword_groups;  // SubwordOptions::groups(); empty: one pool
 };
 
 class Classifier : public nn::Module {
  public:
   Classifier(const ClassifierOptions& options, Generator& gen);
 
-  // ids: (B, T) -> logits (B, classes)
-  Tensor forward(const Ids& ids, std::vector<Tensor>* weights = nullptr);
-  Tensor loss(const Ids& ids, const Ids& labels);  // labels: (B)
+  // ids: (B, T) -> logits (B, classes); subwords: (B, T, K) feature ids (needed when
+  // options.subword_buckets > 0).  `weights`, if given, receives each layer's attention.
+  Tensor forward(const Ids& ids, const Ids* subwords = nullptr, std::vector<Tensor>* weights = nullptr);
+  Tensor loss(const Ids& ids, const Ids& labels, const Ids* subwords = nullptr);  // labels: (B)
 
   const ClassifierOptions& options() const { return options_; }
 
   nn::Embedding embed;
+  std::unique_ptr<nn::SubwordEmbedding> subword_embed;  // when subword_buckets > 0
   std::unique_ptr<nn::PositionalEncoding> positions;
   nn::Encoder encoder;
   nn::Linear head;

@@ -32,9 +32,7 @@ Tagger::Tagger(const TaggerOptions& o, Generator& gen)
   positions = nn::make_positional_encoding({.scheme = o.positions, .dim = o.d_model, .max_len = o.max_len}, gen);
   register_module("embed", embed);
   if (o.subword_buckets > 0) {
-    subword_embed = std::make_unique<nn::Embedding>(
-        nn::EmbeddingOptions{.vocab = o.subword_buckets, .dim = o.d_model, .padding_id = 0,
-                             .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen);
+    subword_embed = std::make_unique<nn::SubwordEmbedding>(o.subword_buckets, o.d_model, o.subword_groups, gen);
     register_module("subword_embed", *subword_embed);
   }
   if (positions) register_module("positions", *positions);
@@ -49,15 +47,7 @@ Tensor Tagger::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>*
     if (!subwords || subwords->dimension() != 3 || subwords->shape()[0] != ids.shape()[0] ||
         subwords->shape()[1] != ids.shape()[1])
       fail("Tagger", "this model needs subword ids (B, T, K) matching ids " + shape_str(Shape(ids.shape().begin(), ids.shape().end())));
-    // The mean of each word's feature embeddings (padding features are zero vectors).
-    const std::size_t B = ids.shape()[0], T = ids.shape()[1], K = subwords->shape()[2];
-    Array<double> inv = Array<double>::from_shape({B, T, 1});
-    for (std::size_t i = 0; i < B * T; ++i) {
-      std::size_t n = 0;
-      for (std::size_t k = 0; k < K; ++k) n += subwords->data()[i * K + k] != 0;
-      inv.data()[i] = 1.0 / std::max<std::size_t>(n, 1);
-    }
-    x = x + sum((*subword_embed)(*subwords), {2}) * Tensor(inv).to(x.dtype());
+    x = x + (*subword_embed)(*subwords);
   }
   x = x * std::sqrt(static_cast<double>(options_.d_model));
   if (positions) x = positions->forward(x);

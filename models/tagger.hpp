@@ -8,6 +8,7 @@
 #include "../nn/embedding.hpp"
 #include "../nn/linear.hpp"
 #include "../nn/positional.hpp"
+#include "../nn/subword_embedding.hpp"
 #include "../nn/transformer.hpp"
 
 namespace tg::models {
@@ -20,9 +21,10 @@ struct TaggerOptions {
   nn::PositionScheme positions = nn::PositionScheme::relative;
   std::size_t relative_k = 16;  // for PositionScheme::relative
   std::size_t max_len = 512;    // for PositionScheme::learned
-  // > 0: a second table of hashed subword features (see subword_ids in data.hpp), whose mean
-  // over a word's features is added to its word embedding; lets the model tag unseen words.
+  // > 0: hashed subword features (subword_ids in data.hpp) pooled by an nn::SubwordEmbedding
+  // and added to the word embedding; lets the model tag unseen words.
   std::size_t subword_buckets = 0;
+  std::vector<std::size_t> subword_groups;  // SubwordOptions::groups(); empty: one pool
 };
 
 class Tagger : public nn::Module {
@@ -38,7 +40,7 @@ class Tagger : public nn::Module {
   const TaggerOptions& options() const { return options_; }
 
   nn::Embedding embed;
-  std::unique_ptr<nn::Embedding> subword_embed;       // when subword_buckets > 0
+  std::unique_ptr<nn::SubwordEmbedding> subword_embed;  // when subword_buckets > 0
   std::unique_ptr<nn::PositionalEncoding> positions;  // absolute schemes only
   nn::Encoder encoder;
   nn::Linear head;

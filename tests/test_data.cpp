@@ -135,7 +135,30 @@ BOOST_AUTO_TEST_CASE(subword_features_share_suffixes) {
   BOOST_TEST(a[0] != c[0]);               // the shape differs: "x" vs "Xx"
   BOOST_TEST(a.size() == c.size());
   for (auto x : a) BOOST_TEST((x >= 1 && x < 1000));
-  BOOST_TEST(subword_ids("a", {.buckets = 1000, .max_features = 3}).size() == 3u);
+  BOOST_TEST(subword_ids("a", {.buckets = 1000, .max_features = 3, .grouped = false}).size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(grouped_subword_features_keep_their_slots) {
+  const SubwordOptions o{.buckets = 1000, .max_features = 12};
+  BOOST_TEST((o.groups() == std::vector<std::size_t>{1, 4, 7}));
+  const auto walking = subword_ids("walking", o), talking = subword_ids("talking", o);
+  const auto Walking = subword_ids("Walking", o), a = subword_ids("a", o);
+  BOOST_TEST(walking.size() == 12u);
+  BOOST_TEST(walking[0] == talking[0]);  // shape "x"
+  BOOST_TEST(walking[0] != Walking[0]);  // "Xx"
+  for (std::size_t k = 1; k <= 4; ++k) {
+    BOOST_TEST(walking[k] == talking[k]);  // "g", "ng", "ing", "king"
+    BOOST_TEST(walking[k] == Walking[k]);  // lowercased
+  }
+  BOOST_TEST(walking[5] != talking[5]);  // the first bigram: "<w" vs "<t"
+  BOOST_TEST(a[1] != 0);                 // "a" has a one-letter ending only
+  BOOST_TEST((a[2] == 0 && a[3] == 0 && a[4] == 0));
+  // Endings and n-grams hash apart even for the same letters ("ing>" in both groups).
+  const auto all = subword_ids("walking", {.buckets = 1000, .max_features = 40});
+  BOOST_TEST(all.size() == 5u + 8 + 7 + 6 + 5);  // "<walking>": 8 bigrams, 7 trigrams, ...
+  BOOST_TEST(std::count(all.begin() + 5, all.end(), all[3]) == 0);
+  BOOST_CHECK_THROW(subword_ids("a", {.buckets = 1000, .max_features = 5}), std::invalid_argument);
+  BOOST_TEST((SubwordOptions{.max_features = 9, .grouped = false}.groups() == std::vector<std::size_t>{9}));
 }
 
 BOOST_AUTO_TEST_CASE(batches_cover_every_sentence_once_and_respect_the_budget) {

@@ -49,6 +49,32 @@ BOOST_AUTO_TEST_CASE(embedding_gathers_rows_and_scatters_gradients) {
   CHECK_THROWS_WITH(embedding(randn64({5}, 1), Ids{1}), "embedding: the table must be (V, C), got (5)");
 }
 
+BOOST_AUTO_TEST_CASE(embedding_bags_pool_groups_by_their_means) {
+  Tensor w = randn64({6, 3}, 2);
+  // Two bags of K = 5 slots in groups {1, 4}; 0 is an empty slot.
+  const Ids ids = {{{2, 1, 3, 0, 3}, {0, 4, 0, 0, 0}}};  // (1, 2, 5)
+  const std::vector<std::size_t> groups = {1, 4};
+  const Tensor y = embedding_bags(w, ids, groups);
+  BOOST_TEST(y.shape() == (Shape{1, 2, 3}));
+  const auto& W = w.data<double>();
+  for (std::size_t c = 0; c < 3; ++c) {
+    BOOST_TEST(y.data<double>()(0, 0, c) == W(2, c) + (W(1, c) + W(3, c) + W(3, c)) / 3, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(y.data<double>()(0, 1, c) == W(4, c), boost::test_tools::tolerance(1e-12));  // empty first group adds 0
+  }
+  // Row 0 is never read, so finite differences agree with its zero gradient too.
+  CHECK_GRAD([&](const Inputs& in) { return embedding_bags(in[0], ids, groups); }, {w});
+  // The same as the composition it replaces: lookups, then each group's sum over its count.
+  const Tensor e = embedding(w, ids, 0);  // (1, 2, 5, 3); row 0 is whatever the table holds
+  const double third = 1.0 / 3;
+  Array<double> inv = Array<double>::from_shape({1, 2, 5, 1});
+  std::copy_n(std::vector<double>{1, third, third, 0, third, 0, 1, 0, 0, 0}.begin(), 10, inv.begin());
+  const Tensor composed = sum(e * Tensor(inv), {2});
+  BOOST_TEST(xt::allclose(y.data<double>(), composed.data<double>(), 1e-12, 1e-12));
+  CHECK_THROWS_WITH(embedding_bags(w, ids, {1, 3}), "embedding_bags: ids have 5 slots per bag, the groups 4");
+  CHECK_THROWS_WITH(embedding_bags(w, ids, {0, 5}), "embedding_bags: a group of 0 slots");
+  CHECK_THROWS_WITH(embedding_bags(w, Ids{{1, 6}}, {2}), "embedding_bags: id 6 at flat position 1 of ids (1, 2) is out of range for a table of 6 rows");
+}
+
 BOOST_AUTO_TEST_CASE(dropout_is_seeded_scaled_and_differentiable) {
   Tensor x = ones({1000});
   Generator g1(7), g2(7);
