@@ -39,6 +39,8 @@ CLI::Validator number_check(const char* name, bool (*ok)(double), const char* ru
 
 const CLI::Validator positive = number_check("POSITIVE", [](double v) { return v > 0; }, "must be greater than 0");
 const CLI::Validator non_negative = number_check("NON-NEGATIVE", [](double v) { return v >= 0; }, "must be 0 or more");
+const CLI::Validator buckets = number_check("BUCKETS", [](double v) { return v == 0 || v >= 2; },
+                                            "must be 0 (off) or at least 2 (bucket 0 is padding)");
 
 // ---- settings -----------------------------------------------------------------------------
 

@@ -162,7 +162,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--dev", dev_file, "development file")->check(CLI::ExistingFile);
   train_cmd->add_option("--pooling", pooling, "sentence vector from the encoder's outputs: mean, max or mean-max")
       ->check(CLI::IsMember({"mean", "max", "mean-max"}));
-  train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features for unseen words (0: off)");
+  train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features for unseen words (0: off)")
+      ->check(examples::buckets);
   train_cmd->add_option("--ensemble", members, "train this many classifiers side by side and predict with their mean")
       ->check(examples::positive);
   examples::add_train_options(*train_cmd, to, m);

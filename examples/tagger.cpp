@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(examples::positive);
-  train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)");
+  train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)")->check(examples::buckets);
   train_cmd->add_option("--ensemble", members, "train this many taggers side by side and predict with their mean")
       ->check(examples::positive);
   examples::add_train_options(*train_cmd, to, m);

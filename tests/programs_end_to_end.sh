@@ -53,6 +53,21 @@ grep -q "<rect" att.svg || fail "no attention heatmap"
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 3 $small --out tagger.npz --plot curve.svg --resume > resume.log
 grep -q "resuming from tagger.npz.ckpt: epoch 3" resume.log || fail "resume did not start at epoch 3"
 grep -q "epoch 3: train loss" resume.log || fail "resume did not train epoch 3"
+# An ensemble of 2 with weight averaging: trained 3 epochs straight, or 2 and then resumed for
+# the third, it ends the same (the averages are saved in the checkpoint; small batches and a
+# large rate, so that the averaged models' dev accuracy moves from epoch to epoch)
+ens="$small --batch-tokens 40 --lr 0.05 --ensemble 2 --average 0.9"
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 3 $ens --out ens.npz --plot '' > ens.log
+grep -q "parameters in 2 taggers" ens.log || fail "ensemble not announced"
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 2 $ens --out ens2.npz --plot '' > /dev/null
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 3 $ens --out ens2.npz --plot '' --resume > ens2.log
+[ "$(grep '^epoch 3:' ens.log | cut -d'[' -f1)" = "$(grep '^epoch 3:' ens2.log | cut -d'[' -f1 | sed 's/ens2.npz/ens.npz/')" ] \
+  || fail "an averaged ensemble resumed differently: $(grep '^epoch 3:' ens.log ens2.log)"
+"$tagger" eval --model ens.npz dev.conllu | grep -q "UPOS accuracy" || fail "ensemble eval"
+"$tagger" predict --model ens.npz a small cat sleeps | grep -q "cat/" || fail "ensemble predict"
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 4 $small --ensemble 2 --out ens2.npz --plot '' --resume > noavg.log 2>&1 \
+  && fail "resumed an averaged run without --average"
+grep -q "ens2.npz.ckpt: holds weight averages; resume with the same --average" noavg.log || fail "missing averages not explained"
 # Ctrl-C (SIGINT) saves a checkpoint and exits cleanly; --resume picks it up
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 100000 $small --out long.npz --plot '' > long.log &
 pid=$!
@@ -101,6 +116,14 @@ grep -q "epoch 2: train loss" strain.log || fail "sentiment training"
 "$sentiment" eval --model sentiment.npz dev.tsv | grep -q "accuracy" || fail "sentiment eval (tsv)"
 echo "a great film" | "$sentiment" predict --model sentiment.npz --attention-svg satt.svg | tee spredict.log
 grep -qE "^[01]	0\.[0-9]+	a great film" spredict.log || fail "sentiment predict: label, probability, sentence"
+# Other choices: no subword features, max or mean-max pooling, an ensemble; each saved and read back
+"$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 1 $small --subword-buckets 0 --pooling max --out s3.npz --plot '' > /dev/null
+"$sentiment" eval --model s3.npz dev.tsv | grep -q "accuracy" || fail "sentiment without subwords, max pooling"
+"$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 1 $small --ensemble 3 --pooling mean-max --out s4.npz --plot '' > s4.log
+grep -q "parameters in 3 classifiers" s4.log || fail "sentiment ensemble not announced"
+"$sentiment" predict --model s4.npz "a great film" | grep -qE "^[01]	0\.[0-9]+	a great film" || fail "sentiment ensemble predict"
+"$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --subword-buckets 1 --out s5.npz > s5.log 2>&1 && fail "accepted --subword-buckets 1"
+grep -q "must be 0 (off) or at least 2" s5.log || fail "--subword-buckets 1 not explained"
 "$sentiment" --threads 1 train --train train.tsv --dev dev.stsa --epochs 1 $small --out s2.npz --plot '' > s2.log 2>&1 \
   && fail "accepted dev labels unseen in training" || grep -q "unknown label '4'" s2.log || fail "unseen label not named"
 
