@@ -160,6 +160,29 @@ void drop_words(tg::Ids& ids, double p, tg::Generator& gen) {
     if (id != tg::models::Vocab::kPad && (gen.next_u64() >> 32) < threshold) id = tg::models::Vocab::kUnk;
 }
 
+MemberOrders::MemberOrders(std::function<Batches(std::size_t, std::size_t)> make, std::size_t members)
+    : make_(std::move(make)), members_(members) {}
+
+const MemberOrders::Batches& MemberOrders::epoch(std::size_t e) {
+  if (e != epoch_) {
+    orders_.clear();
+    step_.clear();
+    for (std::size_t k = 0; k < members_; ++k) orders_.push_back(make_(e, k));
+    for (std::size_t i = 0; i < orders_[0].size(); ++i)
+      if (!orders_[0][i].empty()) step_[orders_[0][i][0]] = i;  // each example is in one batch an epoch
+    epoch_ = e;
+  }
+  return orders_[0];
+}
+
+const std::vector<std::size_t>& MemberOrders::member(const std::vector<std::size_t>& batch, std::size_t k) const {
+  if (k == 0 || batch.empty()) return batch;
+  const auto it = step_.find(batch[0]);
+  if (it == step_.end()) throw std::logic_error("MemberOrders: a batch that is not in the current epoch");
+  const Batches& order = orders_.at(k);
+  return order[it->second % order.size()];  // members may cut an epoch into a few more or fewer batches
+}
+
 // ---- progress -----------------------------------------------------------------------------
 
 namespace {

@@ -120,6 +120,26 @@ void report_bad_lines(const tg::models::BadLines& bad);
 // Word dropout: each real word id becomes Vocab::kUnk with probability p.
 void drop_words(tg::Ids& ids, double p, tg::Generator& gen);
 
+// Orders of the data for an ensemble trained side by side (models/ensemble.hpp): member k
+// walks each epoch in its own shuffled order, so the members take different paths and make
+// different mistakes -- as if trained one after another, at the same cost.  The training loop
+// walks member 0's batches (Task::batches returns epoch(e)); for each of them, member(batch, k)
+// is member k's batch at the same step.
+class MemberOrders {
+ public:
+  using Batches = std::vector<std::vector<std::size_t>>;
+  // make(epoch, member): that member's batches for that epoch (a function of both only).
+  MemberOrders(std::function<Batches(std::size_t epoch, std::size_t member)> make, std::size_t members);
+  const Batches& epoch(std::size_t e);
+  const std::vector<std::size_t>& member(const std::vector<std::size_t>& batch, std::size_t k) const;
+
+ private:
+  std::function<Batches(std::size_t, std::size_t)> make_;
+  std::size_t members_, epoch_ = SIZE_MAX;
+  std::vector<Batches> orders_;             // by member, for epoch_
+  std::map<std::size_t, std::size_t> step_;  // member 0's batch (by its first example) -> step
+};
+
 // Trains with AdamW (linear warm-up, then cosine decay over the planned epochs); returns the
 // history.  Ctrl-C or SIGTERM saves a checkpoint and stops cleanly; TrainOptions::resume
 // continues from it exactly.

@@ -87,14 +87,21 @@ struct SentimentBundle {
     return b;
   }
 
-  // The members' mean cross-entropy; labels (B).
-  Tensor loss(const Ids& ids, const Ids& subs, const Ids& labels) const {
-    Tensor total;
-    for (models::Classifier* m : net->members()) {
-      const Tensor l = m->loss(ids, labels, subwords_of(subs));
-      total = total.defined() ? total + l : l;
+  // Member k's cross-entropy on its batch of training examples.  With bagging < 1 it learns
+  // only from the examples in its bag: the others' labels are ignored (-100).
+  Tensor member_loss(std::size_t k, const std::vector<models::LabeledSentence>& data,
+                     const std::vector<std::size_t>& batch, double word_dropout, double bagging,
+                     std::uint64_t seed) {
+    std::vector<const std::vector<std::string>*> ws;
+    Ids y = Ids::from_shape({batch.size()});
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      ws.push_back(&data[batch[i]].words);
+      y(i) = models::in_bag(seed, k, batch[i], bagging) ? labels.id(data[batch[i]].label) : -100;
     }
-    return total * (1.0 / net->size());
+    Ids ids, subs;
+    encode(ws, ids, subs);
+    examples::drop_words(ids, word_dropout, gen);
+    return net->members()[k]->loss(ids, y, subwords_of(subs));
   }
 
   // Class probabilities (N, classes) for each sentence: the members' mean.  `weights`, if given,
@@ -155,6 +162,7 @@ int main(int argc, char** argv) {
   examples::ModelChoice m{.positions = "fourier"};
   std::string pooling = "mean";
   std::size_t members = 1, subword_buckets = 1 << 15;
+  double bagging = 1;
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");
   train_cmd->add_flag("--binary", binary, "with --data data/sst: the stsa.binary files");
@@ -166,6 +174,8 @@ int main(int argc, char** argv) {
       ->check(examples::buckets);
   train_cmd->add_option("--ensemble", members, "train this many classifiers side by side and predict with their mean")
       ->check(examples::positive);
+  train_cmd->add_option("--bagging", bagging, "with --ensemble: each member learns from its own random fraction of the examples")
+      ->check(CLI::Range(0.05, 1.0));
   examples::add_train_options(*train_cmd, to, m);
   models::BadLines bad_lines;
   examples::add_bad_lines_option(*train_cmd, bad_lines);
@@ -226,21 +236,22 @@ int main(int argc, char** argv) {
       examples::Task task;
       task.model = &s.net->module();
       task.gen = &s.gen;
-      task.batches = [&](std::size_t epoch) {
-        Generator shuffle(to.seed * 1000003 + epoch);
-        return models::make_batches(lengths, m.batch_tokens, 64, &shuffle);
-      };
+      // Each member of an ensemble walks the data in its own order (member 0 in the order of a
+      // single model).
+      examples::MemberOrders orders(
+          [&](std::size_t epoch, std::size_t k) {
+            Generator shuffle(to.seed * 1000003 + epoch + 7919 * k);
+            return models::make_batches(lengths, m.batch_tokens, 64, &shuffle);
+          },
+          members);
+      task.batches = [&](std::size_t epoch) { return orders.epoch(epoch); };
       task.loss = [&](const std::vector<std::size_t>& batch) {
-        std::vector<const std::vector<std::string>*> ws;
-        Ids y = Ids::from_shape({batch.size()});
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-          ws.push_back(&train_data[batch[i]].words);
-          y(i) = s.labels.id(train_data[batch[i]].label);
+        Tensor total;
+        for (std::size_t k = 0; k < members; ++k) {
+          const Tensor l = s.member_loss(k, train_data, orders.member(batch, k), m.word_dropout, bagging, to.seed);
+          total = total.defined() ? total + l : l;
         }
-        Ids ids, subs;
-        s.encode(ws, ids, subs);
-        examples::drop_words(ids, m.word_dropout, s.gen);
-        return s.loss(ids, subs, y);
+        return total * (1.0 / members);
       };
       task.lengths = &lengths;
       task.evaluate = [&] { return accuracy(s, dev_data); };

@@ -168,17 +168,21 @@ int main(int argc, char** argv) {
   auto* train_cmd = app.add_subcommand("train", "train a tagger on CoNLL-U data");
   std::string data_dir, train_file, dev_file;
   examples::TrainOptions to;
-  to.epochs = 25;
+  to.epochs = 20;
   to.time_limit_minutes = 14;
   to.out = "tagger.npz";
   to.plot = "tagger-curve.svg";
   examples::ModelChoice m{.word_dropout = 0.1, .positions = "relative", .batch_tokens = 1500};
-  std::size_t relative_k = 8, subword_buckets = 1 << 15, members = 1;
+  std::size_t relative_k = 8, subword_buckets = 1 << 15, members = 3;
+  double rare_word_dropout = 1;
   train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
   train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(examples::positive);
   train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)")->check(examples::buckets);
+  train_cmd->add_option("--rare-word-dropout", rare_word_dropout,
+                        "in training, replace a word seen n times by the unknown word with probability a / (a + n)")
+      ->check(examples::non_negative);
   train_cmd->add_option("--ensemble", members, "train this many taggers side by side and predict with their mean")
       ->check(examples::positive);
   examples::add_train_options(*train_cmd, to, m);
@@ -246,6 +250,7 @@ int main(int argc, char** argv) {
         Ids ids, subs, tag_ids;
         t.encode(ws, ids, subs, &ts, &tag_ids);
         examples::drop_words(ids, m.word_dropout, t.gen);  // teaches tagging from subwords alone
+        models::drop_rare_words(ids, t.words, rare_word_dropout, t.gen);
         return t.loss(ids, tag_ids, subs);
       };
       task.lengths = &lengths;

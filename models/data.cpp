@@ -222,7 +222,16 @@ Vocab Vocab::build(const std::vector<std::vector<std::string>>& sentences, std::
   for (const auto& [w, c] : kept)
     if (std::find(specials.begin(), specials.end(), w) == specials.end()) v.words_.push_back(w);
   for (std::size_t i = 0; i < v.words_.size(); ++i) v.ids_[v.words_[i]] = static_cast<std::int64_t>(i);
+  v.counts_.assign(v.words_.size(), 0);
+  for (const auto& [w, c] : kept)
+    if (std::find(specials.begin(), specials.end(), w) == specials.end()) v.counts_[v.ids_.at(w)] = c;
   return v;
+}
+
+std::size_t Vocab::count(std::int64_t id) const {
+  if (id < 0 || static_cast<std::size_t>(id) >= words_.size())
+    throw std::out_of_range("Vocab::count: id " + std::to_string(id) + " outside 0 to " + std::to_string(words_.size()) + " - 1");
+  return static_cast<std::size_t>(id) < counts_.size() ? counts_[id] : 0;
 }
 
 Vocab Vocab::closed(const std::vector<std::string>& items) {
@@ -273,6 +282,16 @@ Vocab Vocab::from_text(const std::string& text, const std::string& where) {
   }
   if (v.words_.empty() || (!v.closed_ && v.words_.size() < 2)) throw std::runtime_error(where + ": the vocabulary is empty");
   return v;
+}
+
+void drop_rare_words(Ids& ids, const Vocab& vocab, double alpha, Generator& gen) {
+  if (!(alpha >= 0)) throw std::invalid_argument("drop_rare_words: alpha must be >= 0, got " + std::to_string(alpha));
+  if (alpha == 0) return;
+  for (auto& id : ids) {
+    if (id == Vocab::kPad || id == Vocab::kUnk) continue;
+    const double p = alpha / (alpha + static_cast<double>(vocab.count(id)));
+    if ((gen.next_u64() >> 32) < static_cast<std::uint64_t>(p * 4294967296.0)) id = Vocab::kUnk;
+  }
 }
 
 // ---- subwords ---------------------------------------------------------------------------

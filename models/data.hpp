@@ -80,6 +80,9 @@ class Vocab {
   static Vocab closed(const std::vector<std::string>& items);
 
   std::int64_t id(const std::string& word) const;  // kUnk when unknown (throws if closed)
+  // How often the word of `id` was seen by build() (0 for specials, and for vocabularies read
+  // back from text, which keep no counts).
+  std::size_t count(std::int64_t id) const;
   const std::string& word(std::int64_t id) const;
   std::size_t size() const { return words_.size(); }
   bool lower() const { return lower_; }
@@ -90,9 +93,16 @@ class Vocab {
 
  private:
   std::vector<std::string> words_;
+  std::vector<std::size_t> counts_;  // by id, from build() only
   std::map<std::string, std::int64_t> ids_;
   bool lower_ = false, closed_ = false;
 };
+
+// Rare-word dropout (Kiperwasser and Goldberg 2016), for training: each real word id becomes
+// Vocab::kUnk with probability alpha / (alpha + its count in training).  Words seen once or
+// twice -- the ones most like the unseen words of new text -- are often dropped, frequent words
+// almost never, so a model learns to read rare words from their subword features.
+void drop_rare_words(Ids& ids, const Vocab& vocab, double alpha, Generator& gen);
 
 // Hashed subword features that let a model see inside words (fastText-style): the word's shape
 // (capitals, digits, punctuation: "Xx", "dd.d"), and the character n-grams (n = 2..5) of

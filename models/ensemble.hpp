@@ -12,6 +12,7 @@
 // member i's names start with "i." ("0.embed.weight", "1.embed.weight", ...).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,5 +58,18 @@ class Ensemble {
   std::unique_ptr<Group> group_;
   std::vector<Model*> members_;
 };
+
+// Bagging (Breiman 1996), the sampling kind: member `member` trains on example `example` when
+// this says so -- each member keeps its own random `fraction` of the examples, fixed by the
+// seed.  Members that learned from different samples disagree more, which is what makes their
+// mean better than each of them.
+inline bool in_bag(std::uint64_t seed, std::size_t member, std::size_t example, double fraction) {
+  if (fraction >= 1) return true;
+  std::uint64_t z = seed ^ (0x9E3779B97F4A7C15ULL * (member + 1)) ^ (0xD1B54A32D192ED03ULL * (example + 1));
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;  // SplitMix64's finaliser
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53 < fraction;
+}
 
 }  // namespace tg::models

@@ -178,3 +178,28 @@ BOOST_AUTO_TEST_CASE(batches_cover_every_sentence_once_and_respect_the_budget) {
   Generator again(7);
   BOOST_TEST((make_batches(lengths, 200, 16, &again) == batches));  // the same seed, the same order
 }
+
+BOOST_AUTO_TEST_CASE(vocab_counts_and_rare_word_dropout) {
+  std::vector<std::vector<std::string>> sentences(1000, std::vector<std::string>{"the"});
+  sentences.push_back({"aardvark"});
+  const Vocab v = Vocab::build(sentences, 1, false);
+  BOOST_TEST(v.count(v.id("the")) == 1000u);
+  BOOST_TEST(v.count(v.id("aardvark")) == 1u);
+  BOOST_TEST(v.count(Vocab::kUnk) == 0u);
+  BOOST_CHECK_THROW(v.count(99), std::out_of_range);
+  BOOST_TEST(Vocab::from_text(v.to_text(), "t").count(2) == 0u);  // counts are not saved
+  // alpha 1: "aardvark" (seen once) is dropped with probability 1/2, "the" with 1/1001.
+  Ids ids = Ids::from_shape({2, 20000});
+  for (std::size_t i = 0; i < 20000; ++i) ids(0, i) = v.id("aardvark"), ids(1, i) = v.id("the");
+  ids(0, 0) = Vocab::kPad;
+  Generator gen(4);
+  drop_rare_words(ids, v, 1.0, gen);
+  std::size_t rare = 0, frequent = 0;
+  for (std::size_t i = 0; i < 20000; ++i) rare += ids(0, i) == Vocab::kUnk, frequent += ids(1, i) == Vocab::kUnk;
+  BOOST_TEST(ids(0, 0) == Vocab::kPad);  // padding stays padding
+  BOOST_TEST(rare > 9700u);
+  BOOST_TEST(rare < 10300u);
+  BOOST_TEST(frequent < 50u);  // about 20
+  BOOST_TEST(frequent > 2u);
+  BOOST_CHECK_THROW(drop_rare_words(ids, v, -1.0, gen), std::invalid_argument);
+}
