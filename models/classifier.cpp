@@ -47,13 +47,7 @@ Classifier::Classifier(const ClassifierOptions& o, Generator& gen)
 
 Tensor Classifier::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights) {
   const Mask pad = key_padding_mask(ids);  // (B, 1, 1, T)
-  Tensor x = embed(ids);  // (B, T, C)
-  if (subword_embed) {
-    if (!subwords || subwords->dimension() != 3 || subwords->shape()[0] != ids.shape()[0] ||
-        subwords->shape()[1] != ids.shape()[1])
-      fail("Classifier", "this model needs subword ids (B, T, K) matching ids " + shape_str(Shape(ids.shape().begin(), ids.shape().end())));
-    x = x + (*subword_embed)(*subwords);
-  }
+  Tensor x = embed_words(embed, subword_embed.get(), ids, subwords, "Classifier");  // (B, T, C)
   x = x * std::sqrt(static_cast<double>(options_.d_model));
   if (positions) x = positions->forward(x);
   Tensor h = encoder.forward(drop_(x), pad, weights);  // (B, T, C)

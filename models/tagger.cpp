@@ -13,6 +13,16 @@ Mask key_padding_mask(const Ids& ids) {
   return m;
 }
 
+Tensor embed_words(nn::Embedding& words, nn::SubwordEmbedding* subwords, const Ids& ids, const Ids* subword_ids,
+                   const char* who) {
+  Tensor x = words(ids);  // (B, T, C)
+  if (!subwords) return x;
+  if (!subword_ids || subword_ids->dimension() != 3 || subword_ids->shape()[0] != ids.shape()[0] ||
+      subword_ids->shape()[1] != ids.shape()[1])
+    fail(who, "this model needs subword ids (B, T, K) matching ids " + shape_str(Shape(ids.shape().begin(), ids.shape().end())));
+  return x + (*subwords)(*subword_ids);
+}
+
 namespace {
 
 nn::TransformerOptions encoder_options(const TaggerOptions& o) {
@@ -42,13 +52,7 @@ Tagger::Tagger(const TaggerOptions& o, Generator& gen)
 }
 
 Tensor Tagger::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights) {
-  Tensor x = embed(ids);  // (B, T, C)
-  if (subword_embed) {
-    if (!subwords || subwords->dimension() != 3 || subwords->shape()[0] != ids.shape()[0] ||
-        subwords->shape()[1] != ids.shape()[1])
-      fail("Tagger", "this model needs subword ids (B, T, K) matching ids " + shape_str(Shape(ids.shape().begin(), ids.shape().end())));
-    x = x + (*subword_embed)(*subwords);
-  }
+  Tensor x = embed_words(embed, subword_embed.get(), ids, subwords, "Tagger");  // (B, T, C)
   x = x * std::sqrt(static_cast<double>(options_.d_model));
   if (positions) x = positions->forward(x);
   x = drop_(x);

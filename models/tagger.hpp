@@ -53,4 +53,10 @@ class Tagger : public nn::Module {
 // The key padding mask (B, 1, 1, T) of ids (B, T): true where the id is not 0.
 Mask key_padding_mask(const Ids& ids);
 
+// Word embeddings of ids (B, T), plus the pooled subword features (B, T, K) when the model has a
+// subword table (then `subword_ids` must be given, matching ids): (B, T, C).  `who` names the
+// model in errors.
+Tensor embed_words(nn::Embedding& words, nn::SubwordEmbedding* subwords, const Ids& ids, const Ids* subword_ids,
+                   const char* who);
+
 }  // namespace tg::models
