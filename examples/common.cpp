@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <optional>
 #include <sstream>
 
@@ -105,6 +106,10 @@ std::string ModelFile::get_or(const std::string& key, const std::string& fallbac
   return it == settings_.end() ? fallback : it->second;
 }
 
+std::size_t ModelFile::number_or(const std::string& key, std::size_t fallback) const {
+  return settings_.count(key) ? number(key) : fallback;
+}
+
 void ModelFile::load_parameters(tg::nn::Module& model) const {
   tg::nn::load_parameters(model, entries_, path_, "param/");
 }
@@ -160,27 +165,33 @@ void drop_words(tg::Ids& ids, double p, tg::Generator& gen) {
     if (id != tg::models::Vocab::kPad && (gen.next_u64() >> 32) < threshold) id = tg::models::Vocab::kUnk;
 }
 
-MemberOrders::MemberOrders(std::function<Batches(std::size_t, std::size_t)> make, std::size_t members)
-    : make_(std::move(make)), members_(members) {}
+MemberOrders::MemberOrders(std::function<Batches(std::size_t)> make, std::size_t members, std::uint64_t seed)
+    : make_(std::move(make)), members_(members), seed_(seed) {}
 
 const MemberOrders::Batches& MemberOrders::epoch(std::size_t e) {
   if (e != epoch_) {
-    orders_.clear();
+    batches_ = make_(e);
+    orders_.assign(members_, {});
+    for (std::size_t k = 0; k < members_; ++k) {
+      orders_[k].resize(batches_.size());
+      std::iota(orders_[k].begin(), orders_[k].end(), 0);
+      if (k == 0) continue;
+      tg::Generator shuffle(seed_ * 1000003 + e + 7919 * k);
+      for (std::size_t i = orders_[k].size(); i > 1; --i) std::swap(orders_[k][i - 1], orders_[k][shuffle.below(i)]);
+    }
     step_.clear();
-    for (std::size_t k = 0; k < members_; ++k) orders_.push_back(make_(e, k));
-    for (std::size_t i = 0; i < orders_[0].size(); ++i)
-      if (!orders_[0][i].empty()) step_[orders_[0][i][0]] = i;  // each example is in one batch an epoch
+    for (std::size_t i = 0; i < batches_.size(); ++i)
+      if (!batches_[i].empty()) step_[batches_[i][0]] = i;  // each example is in one batch an epoch
     epoch_ = e;
   }
-  return orders_[0];
+  return batches_;
 }
 
 const std::vector<std::size_t>& MemberOrders::member(const std::vector<std::size_t>& batch, std::size_t k) const {
   if (k == 0 || batch.empty()) return batch;
   const auto it = step_.find(batch[0]);
   if (it == step_.end()) throw std::logic_error("MemberOrders: a batch that is not in the current epoch");
-  const Batches& order = orders_.at(k);
-  return order[it->second % order.size()];  // members may cut an epoch into a few more or fewer batches
+  return batches_[orders_.at(k)[it->second]];
 }
 
 // ---- progress -----------------------------------------------------------------------------
@@ -258,6 +269,23 @@ struct LoopState {
     for (EpochRecord r; in >> r.epoch >> r.train_loss >> r.dev_metric >> r.seconds;) s.history.push_back(r);
     return s;
   }
+};
+
+// Swaps a ParameterAverage's averages into the model for a scope, and back out at its end
+// (also when evaluating or saving throws).  Does nothing given nullptr.
+class AveragedWeights {
+ public:
+  explicit AveragedWeights(tg::nn::ParameterAverage* average) : average_(average) {
+    if (average_) average_->swap();
+  }
+  ~AveragedWeights() {
+    if (average_) average_->swap();
+  }
+  AveragedWeights(const AveragedWeights&) = delete;
+  AveragedWeights& operator=(const AveragedWeights&) = delete;
+
+ private:
+  tg::nn::ParameterAverage* average_;
 };
 
 }  // namespace
@@ -353,22 +381,22 @@ std::vector<EpochRecord> train(Task& task, const TrainOptions& o) {
     }
     progress.finish();
     task.model->eval();
-    if (average) average->swap();  // evaluate (and save) the averaged weights
     double metric;
+    bool best;
     {
+      AveragedWeights averaged(average ? &*average : nullptr);  // evaluate (and save) the averages
       tg::NoGradGuard no_grad;
       metric = task.evaluate();
-    }
-    state.history.push_back({state.epoch + 1, loss_count ? loss_sum / loss_count : 0.0, metric, elapsed()});
-    const bool best = metric > state.best;
-    std::printf("epoch %zu: train loss %.4f, dev %s %.2f%s%s  [%s]\n", state.epoch + 1,
-                state.history.back().train_loss, o.metric_name.c_str(), 100 * metric, o.metric_percent ? "%" : "",
-                best ? (", best so far: saved " + o.out).c_str() : "", clock_text(elapsed()).c_str());
-    if (best) {
-      state.best = metric;
-      task.save_model(o.out);
-    }
-    if (average) average->swap();  // back to the weights being trained
+      state.history.push_back({state.epoch + 1, loss_count ? loss_sum / loss_count : 0.0, metric, elapsed()});
+      best = metric > state.best;
+      std::printf("epoch %zu: train loss %.4f, dev %s %.2f%s%s  [%s]\n", state.epoch + 1,
+                  state.history.back().train_loss, o.metric_name.c_str(), 100 * metric, o.metric_percent ? "%" : "",
+                  best ? (", best so far: saved " + o.out).c_str() : "", clock_text(elapsed()).c_str());
+      if (best) {
+        state.best = metric;
+        task.save_model(o.out);
+      }
+    }  // back to the weights being trained
     if (!o.plot.empty()) write_curve_svg(o.plot, state.history, o.metric_name, o.metric_percent);
     ++state.epoch;
     state.step_in_epoch = 0;

@@ -45,8 +45,9 @@ class ModelFile {
   std::string text(const std::string& name) const;  // throws naming the file if missing
   const Settings& settings() const { return settings_; }
   std::size_t number(const std::string& key) const;  // a setting as a number
-  // A setting that files written by older versions may lack: `fallback` when it is missing.
+  // Settings that files written by older versions may lack: `fallback` when missing.
   std::string get_or(const std::string& key, const std::string& fallback) const;
+  std::size_t number_or(const std::string& key, std::size_t fallback) const;
   void load_parameters(tg::nn::Module& model) const;
 
  private:
@@ -120,24 +121,26 @@ void report_bad_lines(const tg::models::BadLines& bad);
 // Word dropout: each real word id becomes Vocab::kUnk with probability p.
 void drop_words(tg::Ids& ids, double p, tg::Generator& gen);
 
-// Orders of the data for an ensemble trained side by side (models/ensemble.hpp): member k
-// walks each epoch in its own shuffled order, so the members take different paths and make
-// different mistakes -- as if trained one after another, at the same cost.  The training loop
-// walks member 0's batches (Task::batches returns epoch(e)); for each of them, member(batch, k)
-// is member k's batch at the same step.
+// Orders of the data for an ensemble trained side by side (models/ensemble.hpp): the members
+// share an epoch's batches but each walks them in its own shuffled order, so they take
+// different paths and make different mistakes.  The training loop walks member 0's order
+// (Task::batches returns epoch(e)); member(batch, k) is member k's batch at the same step.
 class MemberOrders {
  public:
   using Batches = std::vector<std::vector<std::size_t>>;
-  // make(epoch, member): that member's batches for that epoch (a function of both only).
-  MemberOrders(std::function<Batches(std::size_t epoch, std::size_t member)> make, std::size_t members);
+  // make(epoch): the epoch's batches in member 0's order (a function of the epoch only);
+  // member k > 0 walks them shuffled by a generator seeded from (seed, epoch, k).
+  MemberOrders(std::function<Batches(std::size_t epoch)> make, std::size_t members, std::uint64_t seed);
   const Batches& epoch(std::size_t e);
   const std::vector<std::size_t>& member(const std::vector<std::size_t>& batch, std::size_t k) const;
 
  private:
-  std::function<Batches(std::size_t, std::size_t)> make_;
+  std::function<Batches(std::size_t)> make_;
   std::size_t members_, epoch_ = SIZE_MAX;
-  std::vector<Batches> orders_;             // by member, for epoch_
-  std::map<std::size_t, std::size_t> step_;  // member 0's batch (by its first example) -> step
+  std::uint64_t seed_;
+  Batches batches_;                                 // member 0's order, for epoch_
+  std::vector<std::vector<std::size_t>> orders_;    // orders_[k][step]: member k's batch index
+  std::map<std::size_t, std::size_t> step_;         // a batch (by its first example) -> step
 };
 
 // Trains with AdamW (linear warm-up, then cosine decay over the planned epochs); returns the

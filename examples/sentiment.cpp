@@ -53,6 +53,7 @@ struct SentimentBundle {
     s["pooling"] = models::pooling_name(o.pooling);
     s["subword_buckets"] = std::to_string(subwords.buckets);
     s["subword_features"] = std::to_string(subwords.max_features);
+    s["subword_grouped"] = subwords.grouped ? "1" : "0";
     return s;
   }
 
@@ -66,10 +67,11 @@ struct SentimentBundle {
     auto b = std::make_unique<SentimentBundle>();
     b->words = models::Vocab::from_text(file.text("vocab/words"), path);
     b->labels = models::Vocab::from_text(file.text("vocab/labels"), path);
-    b->subwords.buckets = std::stoul(file.get_or("subword_buckets", "0"));  // older files: none
-    b->subwords.max_features = std::stoul(file.get_or("subword_features", "24"));
+    b->subwords.buckets = file.number_or("subword_buckets", 0);  // older files: none
+    b->subwords.max_features = file.number_or("subword_features", 24);
+    b->subwords.grouped = file.get_or("subword_grouped", "1") == "1";
     b->net = std::make_unique<models::Ensemble<models::Classifier>>(
-        std::stoul(file.get_or("members", "1")),
+        file.number_or("members", 1),
         models::ClassifierOptions{.vocab = b->words.size(), .classes = b->labels.size(), .d_model = file.number("d_model"),
                                   .heads = file.number("heads"), .ff = file.number("ff"), .layers = file.number("layers"),
                                   .dropout = 0.0,
@@ -205,6 +207,8 @@ int main(int argc, char** argv) {
         if (dev_file.empty()) dev_file = (d / (stsa ? stem + ".dev" : "dev.tsv")).string();
       }
       if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
+      if (bagging < 1 && members < 2)
+        throw std::runtime_error("--bagging " + std::to_string(bagging) + ": bagging is for ensembles (--ensemble 2 or more)");
       const auto train_data = models::read_labeled(train_file, &bad_lines);
       const auto dev_data = models::read_labeled(dev_file, &bad_lines);
       examples::report_bad_lines(bad_lines);
@@ -236,14 +240,13 @@ int main(int argc, char** argv) {
       examples::Task task;
       task.model = &s.net->module();
       task.gen = &s.gen;
-      // Each member of an ensemble walks the data in its own order (member 0 in the order of a
-      // single model).
+      // Each member of an ensemble walks the epoch's batches in its own order.
       examples::MemberOrders orders(
-          [&](std::size_t epoch, std::size_t k) {
-            Generator shuffle(to.seed * 1000003 + epoch + 7919 * k);
+          [&](std::size_t epoch) {
+            Generator shuffle(to.seed * 1000003 + epoch);
             return models::make_batches(lengths, m.batch_tokens, 64, &shuffle);
           },
-          members);
+          members, to.seed);
       task.batches = [&](std::size_t epoch) { return orders.epoch(epoch); };
       task.loss = [&](const std::vector<std::size_t>& batch) {
         Tensor total;

@@ -26,7 +26,8 @@ struct TaggerBundle {
   models::SubwordOptions subwords;
   std::unique_ptr<models::Ensemble<models::Tagger>> net;  // one tagger, or several predicting together
 
-  // ids (B, T), subword ids (B, T, K), tags (B, T) with -100 at padding (if tag strings are given).
+  // ids (B, T), subword ids (B, T, K) (all 0 when the model has none), tags (B, T) with -100 at
+  // padding (if tag strings are given).
   void encode(const std::vector<const std::vector<std::string>*>& sentences, Ids& ids, Ids& subs,
               const std::vector<const std::vector<std::string>*>* gold, Ids* tag_ids) const {
     std::size_t T = 0;
@@ -39,8 +40,10 @@ struct TaggerBundle {
       for (std::size_t t = 0; t < sentences[b]->size(); ++t) {
         const std::string& w = (*sentences[b])[t];
         ids(b, t) = words.id(w);
-        const auto f = models::subword_ids(w, subwords);
-        for (std::size_t k = 0; k < f.size(); ++k) subs(b, t, k) = f[k];
+        if (subwords.buckets > 0) {
+          const auto f = models::subword_ids(w, subwords);
+          for (std::size_t k = 0; k < f.size(); ++k) subs(b, t, k) = f[k];
+        }
         if (tag_ids) (*tag_ids)(b, t) = tags.id((*(*gold)[b])[t]);
       }
   }
@@ -68,13 +71,13 @@ struct TaggerBundle {
     b->subwords.max_features = file.number("subword_features");
     b->subwords.grouped = file.get_or("subword_grouped", "0") == "1";  // older files: one pool
     b->net = std::make_unique<models::Ensemble<models::Tagger>>(
-        std::stoul(file.get_or("members", "1")),
+        file.number_or("members", 1),
         models::TaggerOptions{.vocab = b->words.size(), .tags = b->tags.size(), .d_model = file.number("d_model"),
                               .heads = file.number("heads"), .ff = file.number("ff"), .layers = file.number("layers"),
                               .dropout = 0.0,
                               .positions = nn::position_scheme_from_name(examples::get(file.settings(), "positions", path)),
                               .relative_k = file.number("relative_k"), .max_len = file.number("max_len"),
-                              .subword_buckets = b->subwords.buckets > 1 ? b->subwords.buckets : 0,
+                              .subword_buckets = b->subwords.buckets,
                               .subword_groups = b->subwords.groups()},
         b->gen);
     file.load_parameters(b->net->module());
@@ -108,7 +111,7 @@ struct TaggerBundle {
       Tensor probs;
       for (models::Tagger* m : net->members()) {
         const Tensor p = softmax(m->forward(ids, m->subword_embed ? &subs : nullptr, probs.defined() ? nullptr : weights));
-        probs = probs.defined() ? probs + p : p;
+        probs = probs.defined() ? probs + p : p;  // the sum has the same best tag as the mean
       }
       const auto& l = probs.data<float>();
       const std::size_t V = tags.size();
@@ -226,7 +229,7 @@ int main(int argc, char** argv) {
       t.gen.seed_with(to.seed);
       t.words = models::Vocab::build(train_words, m.min_count, false);
       t.tags = models::Vocab::closed(all_tags);
-      t.subwords.buckets = std::max<std::size_t>(subword_buckets, 2);
+      t.subwords.buckets = subword_buckets;
       t.net = std::make_unique<models::Ensemble<models::Tagger>>(
           members,
           models::TaggerOptions{.vocab = t.words.size(), .tags = t.tags.size(), .d_model = m.d_model, .heads = m.heads,

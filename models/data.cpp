@@ -287,9 +287,12 @@ Vocab Vocab::from_text(const std::string& text, const std::string& where) {
 void drop_rare_words(Ids& ids, const Vocab& vocab, double alpha, Generator& gen) {
   if (!(alpha >= 0)) throw std::invalid_argument("drop_rare_words: alpha must be >= 0, got " + std::to_string(alpha));
   if (alpha == 0) return;
+  if (!vocab.has_counts())
+    throw std::invalid_argument("drop_rare_words: the vocabulary has no counts (only Vocab::build keeps them, not from_text)");
   for (auto& id : ids) {
-    if (id == Vocab::kPad || id == Vocab::kUnk) continue;
-    const double p = alpha / (alpha + static_cast<double>(vocab.count(id)));
+    const std::size_t count = vocab.count(id);
+    if (count == 0) continue;  // padding, the unknown word, specials
+    const double p = alpha / (alpha + static_cast<double>(count));
     if ((gen.next_u64() >> 32) < static_cast<std::uint64_t>(p * 4294967296.0)) id = Vocab::kUnk;
   }
 }

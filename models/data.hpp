@@ -83,6 +83,7 @@ class Vocab {
   // How often the word of `id` was seen by build() (0 for specials, and for vocabularies read
   // back from text, which keep no counts).
   std::size_t count(std::int64_t id) const;
+  bool has_counts() const { return !counts_.empty(); }
   const std::string& word(std::int64_t id) const;
   std::size_t size() const { return words_.size(); }
   bool lower() const { return lower_; }
@@ -101,7 +102,9 @@ class Vocab {
 // Rare-word dropout (Kiperwasser and Goldberg 2016), for training: each real word id becomes
 // Vocab::kUnk with probability alpha / (alpha + its count in training).  Words seen once or
 // twice -- the ones most like the unseen words of new text -- are often dropped, frequent words
-// almost never, so a model learns to read rare words from their subword features.
+// almost never, so a model learns to read rare words from their subword features.  Ids with no
+// count (padding, the unknown word, specials) are left alone; the vocabulary must come from
+// Vocab::build.
 void drop_rare_words(Ids& ids, const Vocab& vocab, double alpha, Generator& gen);
 
 // Hashed subword features that let a model see inside words (fastText-style): the word's shape

@@ -19,7 +19,8 @@ Tensor embed_words(nn::Embedding& words, nn::SubwordEmbedding* subwords, const I
   if (!subwords) return x;
   if (!subword_ids || subword_ids->dimension() != 3 || subword_ids->shape()[0] != ids.shape()[0] ||
       subword_ids->shape()[1] != ids.shape()[1])
-    fail(who, "this model needs subword ids (B, T, K) matching ids " + shape_str(Shape(ids.shape().begin(), ids.shape().end())));
+    fail(who, "this model needs subword ids (B, T, K) matching ids " + shape_str(Shape(ids.shape().begin(), ids.shape().end())) +
+                  ", got " + (subword_ids ? shape_str(Shape(subword_ids->shape().begin(), subword_ids->shape().end())) : "none"));
   return x + (*subwords)(*subword_ids);
 }
 

@@ -37,6 +37,7 @@ StateDict ParameterAverage::state() const {
   StateDict out;
   for (std::size_t i = 0; i < params_.size(); ++i) out[params_[i].first] = averages_[i];
   out["steps"] = Array<double>(static_cast<double>(steps_));
+  out["decay"] = Array<double>(decay_);
   return out;
 }
 
@@ -54,8 +55,14 @@ void ParameterAverage::load_state(const StateDict& state) {
   if (steps == state.end()) fail(who, "missing 'steps'");
   const auto* s = std::get_if<Array<double>>(&steps->second);
   if (s == nullptr || s->size() != 1 || !(*s->begin() >= 0)) fail(who, "'steps' must be one float64 value >= 0");
-  if (state.size() != params_.size() + 1)
-    fail(who, "expected " + std::to_string(params_.size()) + " averages and 'steps', got " +
+  const auto decay = state.find("decay");
+  if (decay == state.end()) fail(who, "missing 'decay'");
+  const auto* d = std::get_if<Array<double>>(&decay->second);
+  if (d == nullptr || d->size() != 1 || *d->begin() != decay_)
+    fail(who, "the averages were kept with decay " + (d && d->size() == 1 ? std::to_string(*d->begin()) : std::string("?")) +
+                  ", this average's decay is " + std::to_string(decay_));
+  if (state.size() != params_.size() + 2)
+    fail(who, "expected " + std::to_string(params_.size()) + " averages, 'steps' and 'decay', got " +
                   std::to_string(state.size()) + " entries");
   for (std::size_t i = 0; i < params_.size(); ++i) averages_[i] = state.at(params_[i].first);
   steps_ = static_cast<std::size_t>(*s->begin());

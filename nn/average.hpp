@@ -28,9 +28,10 @@ class ParameterAverage {
   double decay() const { return decay_; }
   std::size_t steps() const { return steps_; }
 
-  // "<parameter name>" for every average, and "steps"; for checkpoints.
+  // "<parameter name>" for every average, "steps" and "decay"; for checkpoints.
   StateDict state() const;
-  // Checks every name, shape and dtype first; on any mismatch throws and changes nothing.
+  // Checks every name, shape and dtype, and that the decay is this one's, first; on any
+  // mismatch throws and changes nothing.
   void load_state(const StateDict& state);
 
  private:

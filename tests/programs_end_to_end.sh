@@ -53,6 +53,9 @@ grep -q "<rect" att.svg || fail "no attention heatmap"
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 3 $small --out tagger.npz --plot curve.svg --resume > resume.log
 grep -q "resuming from tagger.npz.ckpt: epoch 3" resume.log || fail "resume did not start at epoch 3"
 grep -q "epoch 3: train loss" resume.log || fail "resume did not train epoch 3"
+# Without subword features: trained, saved, read back
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 1 $small --subword-buckets 0 --out nosub.npz --plot '' > /dev/null
+"$tagger" eval --model nosub.npz dev.conllu | grep -q "UPOS accuracy" || fail "a tagger without subwords could not be read back"
 # An ensemble of 2 with weight averaging: trained 3 epochs straight, or 2 and then resumed for
 # the third, it ends the same (the averages are saved in the checkpoint; small batches and a
 # large rate, so that the averaged models' dev accuracy moves from epoch to epoch)
@@ -122,6 +125,10 @@ grep -qE "^[01]	0\.[0-9]+	a great film" spredict.log || fail "sentiment predict:
 "$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 1 $small --ensemble 3 --pooling mean-max --out s4.npz --plot '' > s4.log
 grep -q "parameters in 3 classifiers" s4.log || fail "sentiment ensemble not announced"
 "$sentiment" predict --model s4.npz "a great film" | grep -qE "^[01]	0\.[0-9]+	a great film" || fail "sentiment ensemble predict"
+"$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 1 $small --ensemble 2 --bagging 0.5 --out s6.npz --plot '' > /dev/null
+"$sentiment" eval --model s6.npz dev.tsv | grep -q "accuracy" || fail "bagged sentiment ensemble"
+"$sentiment" train --train train.tsv --dev dev.tsv --bagging 0.5 > s7.log 2>&1 && fail "accepted --bagging without an ensemble"
+grep -q "bagging is for ensembles (--ensemble 2 or more)" s7.log || fail "--bagging without --ensemble not explained"
 "$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --subword-buckets 1 --out s5.npz > s5.log 2>&1 && fail "accepted --subword-buckets 1"
 grep -q "must be 0 (off) or at least 2" s5.log || fail "--subword-buckets 1 not explained"
 "$sentiment" --threads 1 train --train train.tsv --dev dev.stsa --epochs 1 $small --out s2.npz --plot '' > s2.log 2>&1 \

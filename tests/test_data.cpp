@@ -202,4 +202,11 @@ BOOST_AUTO_TEST_CASE(vocab_counts_and_rare_word_dropout) {
   BOOST_TEST(frequent < 50u);  // about 20
   BOOST_TEST(frequent > 2u);
   BOOST_CHECK_THROW(drop_rare_words(ids, v, -1.0, gen), std::invalid_argument);
+  const Vocab read_back = Vocab::from_text(v.to_text(), "t");
+  CHECK_THROWS_WITH(drop_rare_words(ids, read_back, 1.0, gen), "drop_rare_words: the vocabulary has no counts");
+  // Specials have no count and are never dropped.
+  const Vocab with_specials = Vocab::build(sentences, 1, false, {"<s>"});
+  Ids starts = xt::full_like(ids, with_specials.id("<s>"));
+  drop_rare_words(starts, with_specials, 1.0, gen);
+  BOOST_TEST(xt::all(xt::equal(starts, with_specials.id("<s>"))));
 }

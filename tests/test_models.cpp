@@ -124,3 +124,21 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
                           return testing::contains(e.what(), "ids have 5 slots per bag, the groups 6");
                         });
 }
+
+// Bagging: each member keeps its own random fraction of the examples, the same on every call.
+BOOST_AUTO_TEST_CASE(bags_keep_their_fraction_and_differ_between_members) {
+  std::size_t kept0 = 0, kept1 = 0, both = 0;
+  const std::size_t n = 20000;
+  for (std::size_t e = 0; e < n; ++e) {
+    const bool a = models::in_bag(1, 0, e, 0.7), b = models::in_bag(1, 1, e, 0.7);
+    BOOST_TEST(a == models::in_bag(1, 0, e, 0.7));  // deterministic
+    kept0 += a, kept1 += b, both += a && b;
+  }
+  BOOST_TEST(kept0 > 0.68 * n);
+  BOOST_TEST(kept0 < 0.72 * n);
+  BOOST_TEST(kept1 > 0.68 * n);
+  BOOST_TEST(kept1 < 0.72 * n);
+  BOOST_TEST(both > 0.47 * n);  // independent bags: about 0.49 n in both
+  BOOST_TEST(both < 0.51 * n);
+  BOOST_TEST(models::in_bag(1, 3, 17, 1.0));  // fraction 1: everything
+}

@@ -149,9 +149,15 @@ BOOST_AUTO_TEST_CASE(parameter_average_by_hand) {
   avg.swap();
   BOOST_TEST(f.at(0) == 5.0);
   // Later steps use the decay itself: d = min(0.5, 12/21) = 0.5 at t = 11.
-  for (int t = 3; t <= 11; ++t) avg.update();
+  double a = a2;
+  for (int t = 3; t <= 11; ++t) {
+    avg.update();
+    const double d = std::min(0.5, (1.0 + t) / (10.0 + t));
+    a = d * a + (1 - d) * 5.0;
+  }
   avg.swap();
-  BOOST_TEST(f.at(0) != 5.0);  // still remembers the old values
+  BOOST_TEST(f.at(0) == a, tt::tolerance(1e-12));  // still remembers the old values
+  BOOST_TEST(a != 5.0);
   avg.swap();
   for (int t = 12; t <= 80; ++t) avg.update();
   avg.swap();
@@ -185,6 +191,15 @@ BOOST_AUTO_TEST_CASE(parameter_average_state_round_trip_and_refusals) {
   wrong = saved;
   wrong["q"] = Array<double>({1.0});
   BOOST_CHECK_THROW(other.load_state(wrong), std::exception);
-  BOOST_TEST(other.steps() == 1u);  // a refused state changes nothing
+  ParameterAverage faster(g.named(), 0.5);
+  BOOST_CHECK_EXCEPTION(faster.load_state(saved), std::exception, [](const std::exception& e) {
+    return std::string(e.what()).find("kept with decay 0.900000, this average's decay is 0.500000") != std::string::npos;
+  });
+  // A refused state changes nothing: the same step count and the same averages as before.
+  BOOST_TEST(other.steps() == 1u);
+  other.swap();
+  BOOST_TEST(g.at(0) == f.at(0));
+  BOOST_TEST(g.at(1) == f.at(1));
+  other.swap();
   BOOST_CHECK_THROW(ParameterAverage(f.named(), 1.0), std::exception);
 }
