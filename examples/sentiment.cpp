@@ -165,7 +165,6 @@ int main(int argc, char** argv) {
   std::string pooling = "mean";
   std::size_t members = 1, subword_buckets = 1 << 15;
   double bagging = 1;
-  bool length_weight = false;
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");
   train_cmd->add_flag("--binary", binary, "with --data data/sst: the stsa.binary files");
@@ -177,8 +176,6 @@ int main(int argc, char** argv) {
       ->check(examples::buckets);
   train_cmd->add_option("--ensemble", members, "train this many classifiers side by side and predict with their mean")
       ->check(examples::positive);
-  train_cmd->add_flag("--length-weight", length_weight,
-                      "weigh each batch's loss by its sentences' mean length (relative to the data's), as if each example counted by its length");
   train_cmd->add_option("--bagging", bagging, "with --ensemble: each member learns from its own random fraction of the examples")
       ->check(CLI::Range(0.05, 1.0));
   examples::add_train_options(*train_cmd, to, m);
@@ -223,8 +220,6 @@ int main(int argc, char** argv) {
         all_labels.push_back(s.label);
         lengths.push_back(s.words.size());
       }
-      double mean_length = 0;
-      for (std::size_t n : lengths) mean_length += static_cast<double>(n) / lengths.size();
       SentimentBundle s;
       s.gen.seed_with(to.seed);
       s.words = models::Vocab::build(train_words, m.min_count, true);
@@ -259,13 +254,7 @@ int main(int argc, char** argv) {
           const Tensor l = s.member_loss(k, train_data, orders.member(batch, k), m.word_dropout, bagging, to.seed);
           total = total.defined() ? total + l : l;
         }
-        double scale = 1.0 / members;
-        if (length_weight) {
-          double tokens = 0;
-          for (std::size_t i : batch) tokens += lengths[i];
-          scale *= tokens / batch.size() / mean_length;
-        }
-        return total * scale;
+        return total * (1.0 / members);
       };
       task.lengths = &lengths;
       task.evaluate = [&] { return accuracy(s, dev_data); };
