@@ -71,6 +71,21 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis) {
   return y;
 }
 
+namespace {
+
+// Every id must pick a row of a table of V rows; the error names the op, the id and where it is.
+void check_ids(const char* op, const Ids& ids, std::size_t V) {
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::int64_t id = ids.data()[i];
+    if (id < 0 || static_cast<std::size_t>(id) >= V)
+      fail(op, "token id " + std::to_string(id) + " at flat position " + std::to_string(i) + " of ids " +
+                   shape_str(ids.shape()) + " is out of range for a table of " + std::to_string(V) +
+                   " rows (valid 0 to " + std::to_string(V) + " - 1)");
+  }
+}
+
+}  // namespace
+
 // weight: (V, C), ids: (...) -> (..., C): row ids[i] of the table for each i.
 // Backward scatters: g_weight[ids[i]] += g[i], except for rows of padding_id.
 Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id) {
@@ -78,14 +93,7 @@ Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id) 
   if (weight.dim() != 2)
     fail("embedding", "the table must be (V, C), got " + shape_str(weight.shape()));
   const std::size_t V = weight.shape()[0], C = weight.shape()[1];
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    const std::int64_t id = ids.data()[i];
-    if (id < 0 || static_cast<std::size_t>(id) >= V)
-      fail("embedding", "token id " + std::to_string(id) + " at flat position " +
-                            std::to_string(i) + " of ids " + shape_str(ids.shape()) +
-                            " is out of range for a table of " + std::to_string(V) +
-                            " rows (valid 0 to " + std::to_string(V) + " - 1)");
-  }
+  check_ids("embedding", ids, V);
   Shape out(ids.shape().begin(), ids.shape().end());
   out.push_back(C);
   Tensor y = dispatch(weight.dtype(), [&]<class T>() {
@@ -125,12 +133,7 @@ Tensor embedding_bags(const Tensor& weight, const Ids& ids, const std::vector<st
   }
   if (slots != K)
     fail("embedding_bags", "ids have " + std::to_string(K) + " slots per bag, the groups " + std::to_string(slots));
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    const std::int64_t id = ids.data()[i];
-    if (id < 0 || static_cast<std::size_t>(id) >= V)
-      fail("embedding_bags", "id " + std::to_string(id) + " at flat position " + std::to_string(i) + " of ids " +
-                                 shape_str(ids.shape()) + " is out of range for a table of " + std::to_string(V) + " rows");
-  }
+  check_ids("embedding_bags", ids, V);
   const std::size_t bags = K ? ids.size() / K : 0;
   // scale[bag * G + group] = 1 / (the number of ids in the group), 0 for an empty group.
   auto scale = std::make_shared<std::vector<double>>(bags * groups.size(), 0.0);

@@ -72,7 +72,7 @@ BOOST_AUTO_TEST_CASE(embedding_bags_pool_groups_by_their_means) {
   BOOST_TEST(xt::allclose(y.data<double>(), composed.data<double>(), 1e-12, 1e-12));
   CHECK_THROWS_WITH(embedding_bags(w, ids, {1, 3}), "embedding_bags: ids have 5 slots per bag, the groups 4");
   CHECK_THROWS_WITH(embedding_bags(w, ids, {0, 5}), "embedding_bags: a group of 0 slots");
-  CHECK_THROWS_WITH(embedding_bags(w, Ids{{1, 6}}, {2}), "embedding_bags: id 6 at flat position 1 of ids (1, 2) is out of range for a table of 6 rows");
+  CHECK_THROWS_WITH(embedding_bags(w, Ids{{1, 6}}, {2}), "embedding_bags: token id 6 at flat position 1 of ids (1, 2) is out of range for a table of 6 rows");
 }
 
 BOOST_AUTO_TEST_CASE(dropout_is_seeded_scaled_and_differentiable) {
