@@ -43,29 +43,18 @@ StateDict ParameterAverage::state() const {
 
 void ParameterAverage::load_state(const StateDict& state) {
   const char* who = "ParameterAverage::load_state";
-  for (const auto& [name, p] : params_) {
-    const auto it = state.find(name);
-    if (it == state.end()) fail(who, "missing '" + name + "'");
-    const Tensor found = std::visit([](const auto& a) { return Tensor(a); }, it->second);
-    if (found.shape() != p.shape() || found.dtype() != p.dtype())
-      fail(who, "'" + name + "' is " + shape_str(found.shape()) + " " + dtype_name(found.dtype()) + ", expected " +
-                    shape_str(p.shape()) + " " + dtype_name(p.dtype()));
-  }
-  const auto steps = state.find("steps");
-  if (steps == state.end()) fail(who, "missing 'steps'");
-  const auto* s = std::get_if<Array<double>>(&steps->second);
-  if (s == nullptr || s->size() != 1 || !(*s->begin() >= 0)) fail(who, "'steps' must be one float64 value >= 0");
-  const auto decay = state.find("decay");
-  if (decay == state.end()) fail(who, "missing 'decay'");
-  const auto* d = std::get_if<Array<double>>(&decay->second);
-  if (d == nullptr || d->size() != 1 || *d->begin() != decay_)
-    fail(who, "the averages were kept with decay " + (d && d->size() == 1 ? std::to_string(*d->begin()) : std::string("?")) +
-                  ", this average's decay is " + std::to_string(decay_));
+  for (const auto& [name, p] : params_) state_entry(who, state, name, p);
+  const double steps = state_scalar(who, state, "steps");
+  const double decay = state_scalar(who, state, "decay");
+  if (decay != decay_)
+    fail(who, "the averages were kept with decay " + std::to_string(decay) + ", this average's decay is " +
+                  std::to_string(decay_));
   if (state.size() != params_.size() + 2)
     fail(who, "expected " + std::to_string(params_.size()) + " averages, 'steps' and 'decay', got " +
                   std::to_string(state.size()) + " entries");
+  // Everything checked: now assign.
   for (std::size_t i = 0; i < params_.size(); ++i) averages_[i] = state.at(params_[i].first);
-  steps_ = static_cast<std::size_t>(*s->begin());
+  steps_ = static_cast<std::size_t>(steps);
 }
 
 }  // namespace tg::nn

@@ -45,26 +45,31 @@ StateDict Optimizer::state() const {
   return out;
 }
 
+const AnyArray& state_entry(const char* who, const StateDict& state, const std::string& key, const Tensor& like) {
+  const auto it = state.find(key);
+  if (it == state.end()) fail(who, "missing '" + key + "'");
+  const Tensor found = std::visit([](const auto& a) { return Tensor(a); }, it->second);
+  if (found.shape() != like.shape() || found.dtype() != like.dtype())
+    fail(who, "'" + key + "' is " + shape_str(found.shape()) + " " + dtype_name(found.dtype()) + ", expected " +
+                  shape_str(like.shape()) + " " + dtype_name(like.dtype()));
+  return it->second;
+}
+
+double state_scalar(const char* who, const StateDict& state, const std::string& key) {
+  const auto it = state.find(key);
+  if (it == state.end()) fail(who, "missing '" + key + "'");
+  const auto* v = std::get_if<Array<double>>(&it->second);
+  if (v == nullptr || v->size() != 1 || !(*v->begin() >= 0)) fail(who, "'" + key + "' must be one float64 value >= 0");
+  return *v->begin();
+}
+
 void Optimizer::load_state(const StateDict& state) {
   const std::string who = std::string("Optimizer(") + name() + ")::load_state";
   std::size_t expected = 1;
   for (const auto& [s, buffers] : slots_)
-    for (std::size_t i = 0; i < params_.size(); ++i, ++expected) {
-      const std::string key = s + "." + params_[i].first;
-      auto it = state.find(key);
-      if (it == state.end()) fail(who.c_str(), "missing '" + key + "'");
-      const Tensor& p = params_[i].second;
-      const Tensor found = std::visit([](const auto& a) { return Tensor(a); }, it->second);
-      if (found.shape() != p.shape() || found.dtype() != p.dtype())
-        fail(who.c_str(), "'" + key + "' is " + shape_str(found.shape()) + " " +
-                              dtype_name(found.dtype()) + ", expected " + shape_str(p.shape()) +
-                              " " + dtype_name(p.dtype()));
-    }
-  auto steps = state.find("steps");
-  if (steps == state.end()) fail(who.c_str(), "missing 'steps'");
-  const auto* s = std::get_if<Array<double>>(&steps->second);
-  if (s == nullptr || s->size() != 1 || !(*s->begin() >= 0))
-    fail(who.c_str(), "'steps' must be one float64 value >= 0");
+    for (std::size_t i = 0; i < params_.size(); ++i, ++expected)
+      state_entry(who.c_str(), state, s + "." + params_[i].first, params_[i].second);
+  const double steps = state_scalar(who.c_str(), state, "steps");
   if (state.size() != expected) {
     for (const auto& [key, value] : state) {
       bool known = key == "steps";
@@ -77,7 +82,7 @@ void Optimizer::load_state(const StateDict& state) {
   for (auto& [sn, buffers] : slots_)
     for (std::size_t i = 0; i < params_.size(); ++i)
       buffers[i] = state.at(sn + "." + params_[i].first);
-  steps_ = static_cast<std::size_t>(*s->begin());
+  steps_ = static_cast<std::size_t>(steps);
 }
 
 // ---- SGD ---------------------------------------------------------------------------------

@@ -17,6 +17,12 @@ namespace tg::nn {
 
 using StateDict = std::map<std::string, AnyArray>;  // named arrays, as stored in checkpoints
 
+// For load_state functions (they check everything before they assign anything):
+// state[key], which must exist and have `like`'s shape and dtype; errors name `who` and the key.
+const AnyArray& state_entry(const char* who, const StateDict& state, const std::string& key, const Tensor& like);
+// state[key] as one float64 value >= 0 (a step count, a decay).
+double state_scalar(const char* who, const StateDict& state, const std::string& key);
+
 class Optimizer {
  public:
   // `slots`: the per-parameter buffers this optimizer keeps, each starting at zeros.
