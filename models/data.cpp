@@ -219,12 +219,13 @@ Vocab Vocab::build(const std::vector<std::vector<std::string>>& sentences, std::
   v.lower_ = lower;
   v.words_ = {"<pad>", "<unk>"};
   v.words_.insert(v.words_.end(), specials.begin(), specials.end());
+  v.counts_.assign(v.words_.size(), 0);  // padding, unknown and specials count 0
   for (const auto& [w, c] : kept)
-    if (std::find(specials.begin(), specials.end(), w) == specials.end()) v.words_.push_back(w);
+    if (std::find(specials.begin(), specials.end(), w) == specials.end()) {
+      v.words_.push_back(w);
+      v.counts_.push_back(c);
+    }
   for (std::size_t i = 0; i < v.words_.size(); ++i) v.ids_[v.words_[i]] = static_cast<std::int64_t>(i);
-  v.counts_.assign(v.words_.size(), 0);
-  for (const auto& [w, c] : kept)
-    if (std::find(specials.begin(), specials.end(), w) == specials.end()) v.counts_[v.ids_.at(w)] = c;
   return v;
 }
 
