@@ -17,6 +17,7 @@
 #include "nn/subword_embedding.hpp"
 #include "nn/init.hpp"
 #include "nn/layer_norm.hpp"
+#include "nn/conv1d.hpp"
 #include "nn/linear.hpp"
 #include "nn/losses.hpp"
 #include "nn/mlp.hpp"

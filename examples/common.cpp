@@ -42,6 +42,8 @@ const CLI::Validator positive = number_check("POSITIVE", [](double v) { return v
 const CLI::Validator non_negative = number_check("NON-NEGATIVE", [](double v) { return v >= 0; }, "must be 0 or more");
 const CLI::Validator buckets = number_check("BUCKETS", [](double v) { return v == 0 || v >= 2; },
                                             "must be 0 (off) or at least 2 (bucket 0 is padding)");
+const CLI::Validator odd_or_zero = number_check("WIDTH", [](double v) { return v == 0 || std::fmod(v, 2) == 1; },
+                                                "must be 0 (none) or odd, so that the window is centred");
 
 // ---- settings -----------------------------------------------------------------------------
 

@@ -60,7 +60,8 @@ class ModelFile {
 
 // Number checks with plain messages: "--lr: must be greater than 0, got -1".
 extern const CLI::Validator positive, non_negative;
-extern const CLI::Validator buckets;  // hashed-feature tables: 0 (off) or at least 2
+extern const CLI::Validator buckets;      // hashed-feature tables: 0 (off) or at least 2
+extern const CLI::Validator odd_or_zero;  // convolution widths: 0 (none) or odd
 
 // ---- the training loop --------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ struct SentimentBundle {
     s["fourier_features"] = std::to_string(o.fourier_features);
     s["fourier_hidden"] = std::to_string(o.fourier_hidden);
     s["pooling"] = models::pooling_name(o.pooling);
+    s["conv_width"] = std::to_string(o.conv_width);
     s["subword_buckets"] = std::to_string(subwords.buckets);
     s["subword_features"] = std::to_string(subwords.max_features);
     s["subword_grouped"] = subwords.grouped ? "1" : "0";
@@ -82,7 +83,8 @@ struct SentimentBundle {
                                   // files written before pooling was an option pooled by the mean
                                   .pooling = models::pooling_from_name(file.get_or("pooling", "mean")),
                                   .subword_buckets = b->subwords.buckets,
-                                  .subword_groups = b->subwords.groups()},
+                                  .subword_groups = b->subwords.groups(),
+                                  .conv_width = file.number_or("conv_width", 0)},  // older files: none
         b->gen);
     file.load_parameters(b->net->module());
     b->net->module().eval();
@@ -163,7 +165,7 @@ int main(int argc, char** argv) {
   to.warmup = 300;
   examples::ModelChoice m{.positions = "fourier"};
   std::string pooling = "mean";
-  std::size_t members = 1, subword_buckets = 1 << 15;
+  std::size_t members = 1, subword_buckets = 1 << 15, conv_width = 0;
   double bagging = 1;
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");
@@ -174,6 +176,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"mean", "max", "mean-max"}));
   train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features for unseen words (0: off)")
       ->check(examples::buckets);
+  train_cmd->add_option("--conv-width", conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
+      ->check(examples::odd_or_zero);
   train_cmd->add_option("--ensemble", members, "train this many classifiers side by side and predict with their mean")
       ->check(examples::positive);
   train_cmd->add_option("--bagging", bagging, "with --ensemble: each member learns from its own random fraction of the examples")
@@ -231,7 +235,8 @@ int main(int argc, char** argv) {
                                     .heads = m.heads, .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
                                     .positions = nn::position_scheme_from_name(m.positions),
                                     .pooling = models::pooling_from_name(pooling),
-                                    .subword_buckets = subword_buckets, .subword_groups = s.subwords.groups()},
+                                    .subword_buckets = subword_buckets, .subword_groups = s.subwords.groups(),
+                                    .conv_width = conv_width},
           s.gen);
       for (const auto& d : dev_data) s.labels.id(d.label);  // a dev label unseen in training: an error
       std::printf("sentiment: %zu train and %zu dev sentences, %zu words, %zu classes, %zu parameters%s\n",

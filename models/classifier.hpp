@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "../nn/conv1d.hpp"
 #include "../nn/embedding.hpp"
 #include "../nn/linear.hpp"
 #include "../nn/positional.hpp"
@@ -34,6 +35,9 @@ struct ClassifierOptions {
   // that unseen words ("unfunny") are read from their pieces.
   std::size_t subword_buckets = 0;
   std::vector<std::size_t> subword_groups;  // SubwordOptions::groups(); empty: one pool
+  // > 0: a convolution of this width over the word vectors, added to them before the encoder
+  // (x + relu(conv(x))), so that neighbouring words ("not good") are read together.
+  std::size_t conv_width = 0;
 };
 
 class Classifier : public nn::Module {
@@ -49,6 +53,7 @@ class Classifier : public nn::Module {
 
   nn::Embedding embed;
   std::unique_ptr<nn::SubwordEmbedding> subword_embed;  // when subword_buckets > 0
+  std::unique_ptr<nn::Conv1d> conv;  // when conv_width > 0
   std::unique_ptr<nn::PositionalEncoding> positions;
   nn::Encoder encoder;
   nn::Linear head;

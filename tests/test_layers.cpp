@@ -32,6 +32,48 @@ BOOST_AUTO_TEST_CASE(linear) {
   check_layer_grad(no_bias, {5, 4});
 }
 
+// Conv1d against the sum written out: y[b, t] = bias + sum_j x[b, t + j - 1] W_j, zeros beyond
+// the ends.
+BOOST_AUTO_TEST_CASE(conv1d_by_hand_gradcheck_and_errors) {
+  Generator gen(2);
+  Conv1d conv({.in = 2, .out = 3, .width = 3}, gen);
+  conv.to(Dtype::f64);
+  conv.bias.data<double>() = Array<double>{0.5, -1.0, 2.0};
+  const Tensor x = testing::randn64({2, 4, 2}, 3);
+  const Tensor y = conv(x);
+  BOOST_TEST(y.shape() == (Shape{2, 4, 3}));
+  const auto& X = x.data<double>();
+  const auto& W = conv.weight.data<double>();  // (3 * 2, 3)
+  for (std::size_t b = 0; b < 2; ++b)
+    for (std::size_t t = 0; t < 4; ++t)
+      for (std::size_t o = 0; o < 3; ++o) {
+        double want = conv.bias.data<double>()(o);
+        for (std::size_t j = 0; j < 3; ++j) {
+          const std::int64_t s = std::int64_t(t) + std::int64_t(j) - 1;
+          if (s < 0 || s >= 4) continue;
+          for (std::size_t i = 0; i < 2; ++i) want += X(b, s, i) * W(j * 2 + i, o);
+        }
+        BOOST_TEST(y.data<double>()(b, t, o) == want, boost::test_tools::tolerance(1e-12));
+      }
+  // A step only reads its neighbours: changing x[0, 0] leaves y[0, 2..3] and all of y[1] alone.
+  Tensor x2 = Tensor(Array<double>(X));
+  x2.data<double>()(0, 0, 0) += 1.0;
+  const Tensor y2 = conv(x2);
+  BOOST_TEST(y2.data<double>()(0, 1, 0) != y.data<double>()(0, 1, 0));
+  for (std::size_t t = 2; t < 4; ++t) BOOST_TEST(y2.data<double>()(0, t, 0) == y.data<double>()(0, t, 0));
+  for (std::size_t t = 0; t < 4; ++t) BOOST_TEST(y2.data<double>()(1, t, 1) == y.data<double>()(1, t, 1));
+
+  Conv1d one({.in = 2, .out = 3, .width = 1, .bias = false}, gen);
+  BOOST_TEST(one.parameter_count() == 6u);
+  Conv1d five({.in = 2, .out = 3, .width = 5}, gen);
+  check_layer_grad(conv, {2, 4, 2});
+  check_layer_grad(one, {1, 3, 2});
+  check_layer_grad(five, {2, 3, 2});  // wider than the sequence: most of the window reads zeros
+  CHECK_THROWS_WITH(conv(zeros({4, 2})), "Conv1d: x must be (B, T, in = 2), got (4, 2)");
+  CHECK_THROWS_WITH(conv(zeros({1, 4, 3})), "Conv1d: x must be (B, T, in = 2), got (1, 4, 3)");
+  CHECK_THROWS_WITH(Conv1d({.in = 2, .out = 3, .width = 2}, gen), "Conv1d: in and out must be positive and width odd, got in 2, out 3, width 2");
+}
+
 BOOST_AUTO_TEST_CASE(embedding_module) {
   Generator gen(1);
   Embedding emb({.vocab = 10, .dim = 4, .padding_id = 0}, gen);

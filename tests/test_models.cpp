@@ -6,9 +6,9 @@ using models::Pooling;
 
 namespace {
 
-models::ClassifierOptions tiny_classifier(Pooling pooling) {
+models::ClassifierOptions tiny_classifier(Pooling pooling, std::size_t conv_width = 0) {
   return {.vocab = 10, .classes = 3, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
-          .positions = nn::PositionScheme::relative, .relative_k = 2, .pooling = pooling};
+          .positions = nn::PositionScheme::relative, .relative_k = 2, .pooling = pooling, .conv_width = conv_width};
 }
 
 Ids make_ids(const std::vector<std::vector<std::int64_t>>& rows, std::size_t T) {
@@ -21,10 +21,11 @@ Ids make_ids(const std::vector<std::vector<std::int64_t>>& rows, std::size_t T) 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(classifier_pooling_gradcheck) {
-  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max}) {
-    BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling)) {
+  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max})
+  for (std::size_t conv : {0, 3}) {
+    BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling) << ", conv width " << conv) {
       Generator gen(5);
-      models::Classifier c(tiny_classifier(pooling), gen);
+      models::Classifier c(tiny_classifier(pooling, conv), gen);
       c.to(Dtype::f64);
       const Ids ids = make_ids({{2, 3, 4, 5}, {6, 7}}, 4);  // the second sentence padded
       CHECK_GRAD([&](const std::vector<Tensor>&) { return c.forward(ids); }, c.parameters());
@@ -33,12 +34,14 @@ BOOST_AUTO_TEST_CASE(classifier_pooling_gradcheck) {
 }
 
 // A sentence gets the same logits alone as padded inside a batch: padding is never pooled
-// (for max pooling, a padded position never wins even though its encoder output is finite).
+// (for max pooling, a padded position never wins even though its encoder output is finite),
+// and the convolution reads zeros, not padding, past a sentence's end.
 BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
-  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max}) {
-    BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling)) {
+  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max})
+  for (std::size_t conv : {0, 3}) {
+    BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling) << ", conv width " << conv) {
       Generator gen(6);
-      models::Classifier c(tiny_classifier(pooling), gen);
+      models::Classifier c(tiny_classifier(pooling, conv), gen);
       c.eval();
       NoGradGuard no_grad;
       const Tensor batch = c.forward(make_ids({{2, 3, 4, 5, 6, 7}, {8, 9, 2}}, 6));
