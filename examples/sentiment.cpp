@@ -1,5 +1,6 @@
 // tapegrad-sentiment: sentence classification (SST-2 binary, or SST 5-class) with a
-// transformer encoder, learnable Fourier-feature positions and mean pooling.
+// convolution over neighbouring words, a transformer encoder, learnable Fourier-feature
+// positions and mean pooling.
 //
 //   tapegrad-sentiment train --data data/sst2                  (train.tsv / dev.tsv)
 //   tapegrad-sentiment train --data data/sst --fine            (stsa.fine.train / .dev; --binary: stsa.binary)
@@ -165,7 +166,7 @@ int main(int argc, char** argv) {
   to.warmup = 300;
   examples::ModelChoice m{.positions = "fourier"};
   std::string pooling = "mean";
-  std::size_t members = 1, subword_buckets = 1 << 15, conv_width = 0;
+  std::size_t members = 1, subword_buckets = 1 << 15, conv_width = 5;
   double bagging = 1;
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");

@@ -120,8 +120,8 @@ grep -q "epoch 2: train loss" strain.log || fail "sentiment training"
 echo "a great film" | "$sentiment" predict --model sentiment.npz --attention-svg satt.svg | tee spredict.log
 grep -qE "^[01]	0\.[0-9]+	a great film" spredict.log || fail "sentiment predict: label, probability, sentence"
 # Other choices: no subword features, max or mean-max pooling, an ensemble; each saved and read back
-"$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 1 $small --subword-buckets 0 --pooling max --out s3.npz --plot '' > /dev/null
-"$sentiment" eval --model s3.npz dev.tsv | grep -q "accuracy" || fail "sentiment without subwords, max pooling"
+"$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 1 $small --subword-buckets 0 --pooling max --conv-width 0 --out s3.npz --plot '' > /dev/null
+"$sentiment" eval --model s3.npz dev.tsv | grep -q "accuracy" || fail "sentiment without subwords or convolution, max pooling"
 "$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 1 $small --ensemble 3 --pooling mean-max --out s4.npz --plot '' > s4.log
 grep -q "parameters in 3 classifiers" s4.log || fail "sentiment ensemble not announced"
 "$sentiment" predict --model s4.npz "a great film" | grep -qE "^[01]	0\.[0-9]+	a great film" || fail "sentiment ensemble predict"
@@ -131,6 +131,8 @@ grep -q "parameters in 3 classifiers" s4.log || fail "sentiment ensemble not ann
 grep -q "bagging is for ensembles (--ensemble 2 or more)" s7.log || fail "--bagging without --ensemble not explained"
 "$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --subword-buckets 1 --out s5.npz > s5.log 2>&1 && fail "accepted --subword-buckets 1"
 grep -q "must be 0 (off) or at least 2" s5.log || fail "--subword-buckets 1 not explained"
+"$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --conv-width 4 --out s8.npz > s8.log 2>&1 && fail "accepted --conv-width 4"
+grep -q "conv-width: must be 0 (none) or odd" s8.log || fail "--conv-width 4: no message"
 "$sentiment" --threads 1 train --train train.tsv --dev dev.stsa --epochs 1 $small --out s2.npz --plot '' > s2.log 2>&1 \
   && fail "accepted dev labels unseen in training" || grep -q "unknown label '4'" s2.log || fail "unseen label not named"
 
