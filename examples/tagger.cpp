@@ -54,6 +54,7 @@ struct TaggerBundle {
     s["subword_buckets"] = std::to_string(net->front().options().subword_buckets);
     s["subword_features"] = std::to_string(subwords.max_features);
     s["subword_grouped"] = subwords.grouped ? "1" : "0";
+    s["conv_width"] = std::to_string(net->front().options().conv_width);
     return s;
   }
 
@@ -78,7 +79,8 @@ struct TaggerBundle {
                               .positions = nn::position_scheme_from_name(examples::get(file.settings(), "positions", path)),
                               .relative_k = file.number("relative_k"), .max_len = file.number("max_len"),
                               .subword_buckets = b->subwords.buckets,
-                              .subword_groups = b->subwords.groups()},
+                              .subword_groups = b->subwords.groups(),
+                              .conv_width = file.number_or("conv_width", 0)},  // older files: none
         b->gen);
     file.load_parameters(b->net->module());
     b->net->module().eval();
@@ -176,13 +178,15 @@ int main(int argc, char** argv) {
   to.out = "tagger.npz";
   to.plot = "tagger-curve.svg";
   examples::ModelChoice m{.word_dropout = 0.1, .positions = "relative", .batch_tokens = 1500};
-  std::size_t relative_k = 8, subword_buckets = 1 << 15, members = 3;
+  std::size_t relative_k = 8, subword_buckets = 1 << 15, members = 3, conv_width = 0;
   double rare_word_dropout = 1;
   train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
   train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(CLI::ExistingFile);
   train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(examples::positive);
   train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)")->check(examples::buckets);
+  train_cmd->add_option("--conv-width", conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
+      ->check(examples::odd_or_zero);
   train_cmd->add_option("--rare-word-dropout", rare_word_dropout,
                         "in training, replace a word seen n times by the unknown word with probability a / (a + n)")
       ->check(examples::non_negative);
@@ -235,7 +239,8 @@ int main(int argc, char** argv) {
           models::TaggerOptions{.vocab = t.words.size(), .tags = t.tags.size(), .d_model = m.d_model, .heads = m.heads,
                                 .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
                                 .positions = nn::position_scheme_from_name(m.positions), .relative_k = relative_k,
-                                .subword_buckets = subword_buckets, .subword_groups = t.subwords.groups()},
+                                .subword_buckets = subword_buckets, .subword_groups = t.subwords.groups(),
+                                .conv_width = conv_width},
           t.gen);
       std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters%s\n",
                   train_data.size(), dev_data.size(), t.words.size(), t.tags.size(), t.net->module().parameter_count(),

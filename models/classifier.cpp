@@ -50,31 +50,29 @@ Classifier::Classifier(const ClassifierOptions& o, Generator& gen)
 }
 
 Tensor Classifier::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights) {
+  const Mask pad = key_padding_mask(ids);  // (B, 1, 1, T); checks that ids are (B, T)
   // keep (B, T, 1): 1 at real tokens; an empty sequence (all padding) pools to 0.
   const std::size_t B = ids.shape()[0], T = ids.shape()[1];
-  Array<double> keep_values = Array<double>::from_shape({B, T, 1}), inv_count = Array<double>::from_shape({B, 1});
+  Array<double> keep = Array<double>::from_shape({B, T, 1}), inv_count = Array<double>::from_shape({B, 1});
   Mask padding = Mask::from_shape({B, T, 1}), empty = Mask::from_shape({B, 1});
   for (std::size_t b = 0; b < B; ++b) {
     std::size_t count = 0;
     for (std::size_t t = 0; t < T; ++t) {
       padding(b, t, 0) = ids(b, t) == 0;
-      keep_values(b, t, 0) = padding(b, t, 0) ? 0.0 : 1.0;
+      keep(b, t, 0) = padding(b, t, 0) ? 0.0 : 1.0;
       count += !padding(b, t, 0);
     }
     inv_count(b, 0) = 1.0 / std::max<std::size_t>(count, 1);
     empty(b, 0) = count == 0;
   }
-  const Mask pad = key_padding_mask(ids);  // (B, 1, 1, T)
   Tensor x = embed_words(embed, subword_embed.get(), ids, subwords, "Classifier");  // (B, T, C)
   x = x * std::sqrt(static_cast<double>(options_.d_model));
-  const Tensor keep = Tensor(keep_values).to(x.dtype());
-  // The convolution reads zeros, not padding, beyond a sentence's end.
-  if (conv) x = x + drop_(relu((*conv)(x * keep)));
+  if (conv) x = add_neighbours(*conv, drop_, x, ids);
   if (positions) x = positions->forward(x);
   Tensor h = encoder.forward(drop_(x), pad, weights);  // (B, T, C)
   Tensor mean_pooled, max_pooled;
   if (options_.pooling != Pooling::max)  // sum_t h[b, t] keep[b, t] / count[b]
-    mean_pooled = sum(h * keep, {1}) * Tensor(inv_count).to(h.dtype());  // (B, C)
+    mean_pooled = sum(h * Tensor(keep).to(h.dtype()), {1}) * Tensor(inv_count).to(h.dtype());  // (B, C)
   if (options_.pooling != Pooling::mean)  // max_t over real tokens: padding can never win
     max_pooled = masked_fill(max(masked_fill(h, padding, -1e30), {1}), empty, 0.0);  // (B, C)
   if (options_.pooling == Pooling::mean) return head(mean_pooled);

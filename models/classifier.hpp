@@ -36,7 +36,7 @@ struct ClassifierOptions {
   std::size_t subword_buckets = 0;
   std::vector<std::size_t> subword_groups;  // SubwordOptions::groups(); empty: one pool
   // > 0: a convolution of this width over the word vectors, added to them before the encoder
-  // (x + relu(conv(x))), so that neighbouring words ("not good") are read together.
+  // (x + dropout(relu(conv(x))): add_neighbours), so that neighbouring words ("not good") are read together.
   std::size_t conv_width = 0;
 };
 

@@ -24,6 +24,15 @@ Tensor embed_words(nn::Embedding& words, nn::SubwordEmbedding* subwords, const I
   return x + (*subwords)(*subword_ids);
 }
 
+Tensor add_neighbours(nn::Conv1d& conv, nn::Dropout& drop, const Tensor& x, const Ids& ids) {
+  if (ids.dimension() != 2 || x.dim() != 3 || x.shape()[0] != ids.shape()[0] || x.shape()[1] != ids.shape()[1])
+    fail("add_neighbours", "x must be (B, T, C) for ids (B, T), got x " + shape_str(x.shape()) + " and ids " +
+                               shape_str(Shape(ids.shape().begin(), ids.shape().end())));
+  Array<double> keep = xt::zeros<double>({ids.shape()[0], ids.shape()[1], std::size_t(1)});
+  for (std::size_t i = 0; i < ids.size(); ++i) keep.data()[i] = ids.data()[i] != 0;
+  return x + drop(relu(conv(x * Tensor(keep).to(x.dtype()))));
+}
+
 namespace {
 
 nn::TransformerOptions encoder_options(const TaggerOptions& o) {
@@ -46,6 +55,10 @@ Tagger::Tagger(const TaggerOptions& o, Generator& gen)
     subword_embed = std::make_unique<nn::SubwordEmbedding>(o.subword_buckets, o.d_model, o.subword_groups, gen);
     register_module("subword_embed", *subword_embed);
   }
+  if (o.conv_width > 0) {
+    conv = std::make_unique<nn::Conv1d>(nn::Conv1dOptions{.in = o.d_model, .out = o.d_model, .width = o.conv_width}, gen);
+    register_module("conv", *conv);
+  }
   if (positions) register_module("positions", *positions);
   register_module("encoder", encoder);
   register_module("head", head);
@@ -53,11 +66,13 @@ Tagger::Tagger(const TaggerOptions& o, Generator& gen)
 }
 
 Tensor Tagger::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights) {
+  const Mask pad = key_padding_mask(ids);  // (B, 1, 1, T); checks that ids are (B, T)
   Tensor x = embed_words(embed, subword_embed.get(), ids, subwords, "Tagger");  // (B, T, C)
   x = x * std::sqrt(static_cast<double>(options_.d_model));
+  if (conv) x = add_neighbours(*conv, drop_, x, ids);
   if (positions) x = positions->forward(x);
   x = drop_(x);
-  return head(encoder.forward(x, key_padding_mask(ids), weights));  // (B, T, tags)
+  return head(encoder.forward(x, pad, weights));  // (B, T, tags)
 }
 
 Tensor Tagger::loss(const Ids& ids, const Ids& tags, const Ids* subwords) {

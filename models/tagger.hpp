@@ -5,6 +5,8 @@
 
 #include <memory>
 
+#include "../nn/conv1d.hpp"
+#include "../nn/dropout.hpp"
 #include "../nn/embedding.hpp"
 #include "../nn/linear.hpp"
 #include "../nn/positional.hpp"
@@ -25,6 +27,8 @@ struct TaggerOptions {
   // and added to the word embedding; lets the model tag unseen words.
   std::size_t subword_buckets = 0;
   std::vector<std::size_t> subword_groups;  // SubwordOptions::groups(); empty: one pool
+  // > 0: a convolution of this width over the word vectors before the encoder (add_neighbours).
+  std::size_t conv_width = 0;
 };
 
 class Tagger : public nn::Module {
@@ -41,6 +45,7 @@ class Tagger : public nn::Module {
 
   nn::Embedding embed;
   std::unique_ptr<nn::SubwordEmbedding> subword_embed;  // when subword_buckets > 0
+  std::unique_ptr<nn::Conv1d> conv;                  // when conv_width > 0
   std::unique_ptr<nn::PositionalEncoding> positions;  // absolute schemes only
   nn::Encoder encoder;
   nn::Linear head;
@@ -58,5 +63,10 @@ Mask key_padding_mask(const Ids& ids);
 // model in errors.
 Tensor embed_words(nn::Embedding& words, nn::SubwordEmbedding* subwords, const Ids& ids, const Ids* subword_ids,
                    const char* who);
+
+// x + dropout(relu(conv(x))) for word vectors x (B, T, C) of ids (B, T): each word gets a mix of its
+// neighbours ("not good") before attention mixes the whole sentence.  Padded steps (id 0) are
+// read as zeros, so a sentence's result does not depend on the padding after it.
+Tensor add_neighbours(nn::Conv1d& conv, nn::Dropout& drop, const Tensor& x, const Ids& ids);
 
 }  // namespace tg::models

@@ -26,6 +26,7 @@ class Conv1d : public Layer {
   // weight: Xavier-uniform over (width * in, out); bias: zeros.
   Conv1d(const Conv1dOptions& options, Generator& gen);
 
+  // x: (B, T, in) -> (B, T, out)
   Tensor forward(const Tensor& x) override;
 
   Tensor weight;  // (width * in, out); rows j*in .. (j+1)*in - 1 read step t + j - width/2

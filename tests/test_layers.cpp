@@ -59,9 +59,11 @@ BOOST_AUTO_TEST_CASE(conv1d_by_hand_gradcheck_and_errors) {
   Tensor x2 = Tensor(Array<double>(X));
   x2.data<double>()(0, 0, 0) += 1.0;
   const Tensor y2 = conv(x2);
-  BOOST_TEST(y2.data<double>()(0, 1, 0) != y.data<double>()(0, 1, 0));
-  for (std::size_t t = 2; t < 4; ++t) BOOST_TEST(y2.data<double>()(0, t, 0) == y.data<double>()(0, t, 0));
-  for (std::size_t t = 0; t < 4; ++t) BOOST_TEST(y2.data<double>()(1, t, 1) == y.data<double>()(1, t, 1));
+  for (std::size_t o = 0; o < 3; ++o) {
+    BOOST_TEST(y2.data<double>()(0, 1, o) != y.data<double>()(0, 1, o));
+    for (std::size_t t = 2; t < 4; ++t) BOOST_TEST(y2.data<double>()(0, t, o) == y.data<double>()(0, t, o));
+    for (std::size_t t = 0; t < 4; ++t) BOOST_TEST(y2.data<double>()(1, t, o) == y.data<double>()(1, t, o));
+  }
 
   Conv1d one({.in = 2, .out = 3, .width = 1, .bias = false}, gen);
   BOOST_TEST(one.parameter_count() == 6u);

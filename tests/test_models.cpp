@@ -21,39 +21,46 @@ Ids make_ids(const std::vector<std::vector<std::int64_t>>& rows, std::size_t T) 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(classifier_pooling_gradcheck) {
-  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max})
-  for (std::size_t conv : {0, 3}) {
-    BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling) << ", conv width " << conv) {
-      Generator gen(5);
-      models::Classifier c(tiny_classifier(pooling, conv), gen);
-      c.to(Dtype::f64);
-      const Ids ids = make_ids({{2, 3, 4, 5}, {6, 7}}, 4);  // the second sentence padded
-      CHECK_GRAD([&](const std::vector<Tensor>&) { return c.forward(ids); }, c.parameters());
+  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max}) {
+    for (std::size_t conv : {0, 3}) {
+      BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling) << ", conv width " << conv) {
+        Generator gen(5);
+        models::Classifier c(tiny_classifier(pooling, conv), gen);
+        c.to(Dtype::f64);
+        const Ids ids = make_ids({{2, 3, 4, 5}, {6, 7}}, 4);  // the second sentence padded
+        CHECK_GRAD([&](const std::vector<Tensor>&) { return c.forward(ids); }, c.parameters());
+      }
     }
   }
 }
 
 // A sentence gets the same logits alone as padded inside a batch: padding is never pooled
 // (for max pooling, a padded position never wins even though its encoder output is finite),
-// and the convolution reads zeros, not padding, past a sentence's end.
+// and the convolution reads zeros, not padding, past a sentence's end.  The padding row of the
+// embedding is made non-zero here, so that a convolution reading padding would show.
 BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
-  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max})
-  for (std::size_t conv : {0, 3}) {
-    BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling) << ", conv width " << conv) {
-      Generator gen(6);
-      models::Classifier c(tiny_classifier(pooling, conv), gen);
-      c.eval();
-      NoGradGuard no_grad;
-      const Tensor batch = c.forward(make_ids({{2, 3, 4, 5, 6, 7}, {8, 9, 2}}, 6));
-      const Tensor alone = c.forward(make_ids({{8, 9, 2}}, 3));
-      for (std::size_t k = 0; k < 3; ++k)
-        BOOST_TEST(batch.data<float>()(1, k) == alone.data<float>()(0, k), boost::test_tools::tolerance(1e-5f));
-      // An empty sentence pools to zeros: its logits are the head's bias.
-      const Tensor empty = c.forward(make_ids({{}, {2}}, 1));
-      for (std::size_t k = 0; k < 3; ++k)
-        BOOST_TEST(empty.data<float>()(0, k) == c.head.bias.data<float>()(k));
+  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max}) {
+    for (std::size_t conv : {0, 3}) {
+      BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling) << ", conv width " << conv) {
+        Generator gen(6);
+        models::Classifier c(tiny_classifier(pooling, conv), gen);
+        c.eval();
+        for (std::size_t k = 0; k < 8; ++k) c.embed.weight.data<float>()(0, k) = 0.5f;
+        NoGradGuard no_grad;
+        const Tensor batch = c.forward(make_ids({{2, 3, 4, 5, 6, 7}, {8, 9, 2}}, 6));
+        const Tensor alone = c.forward(make_ids({{8, 9, 2}}, 3));
+        for (std::size_t k = 0; k < 3; ++k)
+          BOOST_TEST(batch.data<float>()(1, k) == alone.data<float>()(0, k), boost::test_tools::tolerance(1e-5f));
+        // An empty sentence pools to zeros: its logits are the head's bias.
+        const Tensor empty = c.forward(make_ids({{}, {2}}, 1));
+        for (std::size_t k = 0; k < 3; ++k)
+          BOOST_TEST(empty.data<float>()(0, k) == c.head.bias.data<float>()(k));
+      }
     }
   }
+  Generator gen(6);
+  models::Classifier c(tiny_classifier(Pooling::mean, 3), gen);
+  CHECK_THROWS_WITH(c.forward(Ids(xt::ones<std::int64_t>({std::size_t(4)}))), "key_padding_mask: ids must be (B, T), got (4)");
 }
 
 BOOST_AUTO_TEST_CASE(pooling_names_round_trip_and_refuse_unknown) {
@@ -126,6 +133,37 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
   BOOST_CHECK_EXCEPTION(t.forward(ids, &five), std::exception, [](const std::exception& e) {
                           return testing::contains(e.what(), "ids have 5 slots per bag, the groups 6");
                         });
+}
+
+// The tagger with a convolution before its encoder: gradients, and each word's tags the same
+// alone as padded in a batch (the convolution reads zeros past the end, not the padding row,
+// which is made non-zero here so that reading it would show).
+BOOST_AUTO_TEST_CASE(tagger_convolution_gradcheck_and_padding) {
+  Generator gen(9);
+  models::Tagger t({.vocab = 10, .tags = 4, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
+                    .relative_k = 2, .conv_width = 3},
+                   gen);
+  t.to(Dtype::f64);
+  BOOST_TEST(t.conv->options().width == 3u);
+  // A padded step whose whole window is padding gets conv = bias exactly; a zero bias would put
+  // relu on its kink there, where finite differences cannot agree with either side.
+  for (std::size_t k = 0; k < 8; ++k) t.conv->bias.data<double>()(k) = 0.1 * (k + 1);
+  // As above: the padding row is returned but never trained, so it is left out of the check.
+  std::vector<Tensor> checked;
+  for (const auto& [name, p] : t.named_parameters())
+    if (name != "embed.weight") checked.push_back(p);
+  const Ids ids = make_ids({{2, 3, 4, 5}, {6, 7}}, 4);
+  CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(ids); }, checked);
+  CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(make_ids({{2, 3, 4}, {5, 6, 7}}, 3)); },
+             t.parameters());
+
+  NoGradGuard no_grad;
+  for (std::size_t k = 0; k < 8; ++k) t.embed.weight.data<double>()(0, k) = 0.5;
+  const Tensor batch = t.forward(make_ids({{2, 3, 4, 5, 8, 9}, {6, 7, 2}}, 6));
+  const Tensor alone = t.forward(make_ids({{6, 7, 2}}, 3));
+  for (std::size_t w = 0; w < 3; ++w)
+    for (std::size_t k = 0; k < 4; ++k)
+      BOOST_TEST(batch.data<double>()(1, w, k) == alone.data<double>()(0, w, k), boost::test_tools::tolerance(1e-12));
 }
 
 // Bagging: each member keeps its own random fraction of the examples, the same on every call.
