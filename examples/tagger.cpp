@@ -1,5 +1,5 @@
-// tapegrad-tagger: part-of-speech tagging (UPOS) with a transformer encoder, relative-position
-// attention and subword features for unseen words.
+// tapegrad-tagger: part-of-speech tagging (UPOS) with a convolution over neighbouring words, a
+// transformer encoder with relative-position attention, and subword features for unseen words.
 //
 //   tapegrad-tagger train --data data/ud-english-ewt          (any *train*.conllu / *dev*.conllu)
 //   tapegrad-tagger eval --model tagger.npz data/ud-english-ewt/en_ewt-ud-dev.conllu
@@ -173,12 +173,12 @@ int main(int argc, char** argv) {
   auto* train_cmd = app.add_subcommand("train", "train a tagger on CoNLL-U data");
   std::string data_dir, train_file, dev_file;
   examples::TrainOptions to;
-  to.epochs = 20;
+  to.epochs = 12;
   to.time_limit_minutes = 14;
   to.out = "tagger.npz";
   to.plot = "tagger-curve.svg";
   examples::ModelChoice m{.word_dropout = 0.1, .positions = "relative", .batch_tokens = 1500};
-  std::size_t relative_k = 8, subword_buckets = 1 << 15, members = 3, conv_width = 0;
+  std::size_t relative_k = 8, subword_buckets = 1 << 15, members = 3, conv_width = 5;
   double rare_word_dropout = 1;
   train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
   train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(CLI::ExistingFile);

@@ -12,7 +12,7 @@ if [ ! -f data/ud-english-ewt/en_ewt-ud-train.conllu ]; then
 fi
 mkdir -p runs
 # One tagger instead of the default ensemble of three: a few minutes are enough for it.
-echo "== training a tagger for at most $minutes minutes (the full recipe, an ensemble of 3 in about 13 minutes:"
+echo "== training a tagger for at most $minutes minutes (the full recipe, an ensemble of 3 in about 10 minutes:"
 echo "   build/examples/tapegrad-tagger train --data data/ud-english-ewt)"
 build/examples/tapegrad-tagger train --data data/ud-english-ewt --ensemble 1 --epochs 12 --minutes "$minutes" \
   --out runs/demo-tagger.npz --plot runs/demo-tagger-curve.svg
