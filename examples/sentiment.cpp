@@ -1,6 +1,6 @@
 // tapegrad-sentiment: sentence classification (SST-2 binary, or SST 5-class) with a
 // convolution over neighbouring words, a transformer encoder, learnable Fourier-feature
-// positions and mean pooling.
+// positions and mean pooling; by default two such classifiers, trained side by side.
 //
 //   tapegrad-sentiment train --data data/sst2                  (train.tsv / dev.tsv)
 //   tapegrad-sentiment train --data data/sst --fine            (stsa.fine.train / .dev; --binary: stsa.binary)
@@ -159,14 +159,14 @@ int main(int argc, char** argv) {
   std::string data_dir, train_file, dev_file;
   bool fine = false, binary = false;
   examples::TrainOptions to;
-  to.epochs = 8;
+  to.epochs = 4;
   to.time_limit_minutes = 14;
   to.out = "sentiment.npz";
   to.plot = "sentiment-curve.svg";
   to.warmup = 300;
   examples::ModelChoice m{.positions = "fourier"};
   std::string pooling = "mean";
-  std::size_t members = 1, subword_buckets = 1 << 15, conv_width = 5;
+  std::size_t members = 2, subword_buckets = 1 << 15, conv_width = 5;
   double bagging = 1;
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");

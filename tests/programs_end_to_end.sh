@@ -131,7 +131,7 @@ grep -q "parameters in 3 classifiers" s4.log || fail "sentiment ensemble not ann
 "$sentiment" predict --model s4.npz "a great film" | grep -qE "^[01]	0\.[0-9]+	a great film" || fail "sentiment ensemble predict"
 "$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 1 $small --ensemble 2 --bagging 0.5 --out s6.npz --plot '' > /dev/null
 "$sentiment" eval --model s6.npz dev.tsv | grep -q "accuracy" || fail "bagged sentiment ensemble"
-"$sentiment" train --train train.tsv --dev dev.tsv --bagging 0.5 > s7.log 2>&1 && fail "accepted --bagging without an ensemble"
+"$sentiment" train --train train.tsv --dev dev.tsv --ensemble 1 --bagging 0.5 > s7.log 2>&1 && fail "accepted --bagging without an ensemble"
 grep -q "bagging is for ensembles (--ensemble 2 or more)" s7.log || fail "--bagging without --ensemble not explained"
 "$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --subword-buckets 1 --out s5.npz > s5.log 2>&1 && fail "accepted --subword-buckets 1"
 grep -q "must be 0 (off) or at least 2" s5.log || fail "--subword-buckets 1 not explained"
