@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -136,6 +137,21 @@ Array<T> broadcast_elements(const Array<T>& a, const Array<T>& b, const Shape& s
     }
   });
   return y;
+}
+
+// Element i of dropout call `seed` is dropped when the top 32 bits of splitmix64(seed, i) fall
+// below p * 2^32 (the threshold).  SplitMix64 (Steele, Lea and Flood 2014) makes each decision a
+// pure function of (seed, i): chunks fill in parallel with the same bits on any thread count,
+// the backward pass recomputes the mask instead of keeping a copy of it, and fused attention
+// drops exactly the weights that dropout() on the composed path would.
+inline std::uint64_t splitmix64(std::uint64_t seed, std::uint64_t i) {
+  std::uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+inline bool dropout_drops(std::uint64_t seed, std::uint64_t i, std::uint64_t threshold) {
+  return (splitmix64(seed, i) >> 32) < threshold;
 }
 
 }  // namespace tg

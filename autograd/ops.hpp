@@ -106,6 +106,24 @@ Tensor masked_softmax(const Tensor& x, const Mask& mask);
 Tensor rel_skew(const Tensor& x, bool causal);
 Tensor rel_unskew(const Tensor& a, bool causal);
 
+// Attention in one op, per (batch, head) block: the same as the composed version in
+// nn/attention.cpp (products, relative positions, scale, masked softmax, dropout, products),
+// computed without the (B, H, T, S) temporaries between them (ops_fused_attention.cpp).
+struct AttentionArgs {
+  double scale = 1.0;          // logits = (q . k + q . a_K) * scale
+  const Mask* mask = nullptr;  // true where query i may see key j; broadcasts to (B, H, T, S)
+  bool causal = false;         // query i, at position i + S - T, sees keys j <= i + S - T only
+  // Shaw et al. relative positions: tables (2k + 1, D), row clip(j - pos_i, -k, k) + k, added
+  // to keys (rel_key) and values (rel_value).  Both undefined: none.
+  Tensor rel_key, rel_value;
+  std::size_t relative_k = 0;
+  double dropout = 0.0;        // on the weights, in training; one draw from gen, as dropout() takes
+  Generator* gen = nullptr;
+  bool training = false;
+};
+// q: (B, H, T, D), k, v: (B, H, S, D) -> (B, H, T, D).  Saves the weights (B, H, T, S).
+Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args);
+
 // weight: (V, C), ids: (...) -> (..., C).  Rows of `padding_id` get no gradient (-1: none).
 Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id = -1);
 

@@ -1,35 +1,25 @@
-// Matrix products through OpenBLAS's cblas ?gemm.
+// matmul: the op, its shape rules and its backward; the products themselves are in gemm.cpp.
 //
 // matmul follows numpy.matmul (not numpy.dot): the last two dims are the matrices, the dims
 // before them are batch dims that broadcast.  Backward of C = A B:
 //   dL/dA = dL/dC B^T     dL/dB = A^T dL/dC
 // each summed over the batch dims its operand was broadcast along.
-#include <cblas.h>
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/parallel_for.h>
 
 #include "broadcast.hpp"
+#include "gemm.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 
 namespace tg {
 namespace {
 
-// C (M x N) = op(A) (M x K) op(B) (K x N) + beta C, row-major; op transposes when asked.
-// beta = 0 overwrites C (which may hold garbage); beta = 1 accumulates into it.
+// C (M x N) = op(A) (M x K) op(B) (K x N) + beta C, packed row-major, in parallel tiles.
 template <class T>
 void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A,
           const T* B, T* C, T beta) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {  // an empty sum: C = beta C
-    if (beta == T(0)) std::fill_n(C, M * N, T(0));
-    return;
-  }
-  const auto m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
-  const auto op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
-  const int lda = ta ? m : k, ldb = tb ? k : n;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, op_a, op_b, m, n, k, 1.0f, A, lda, B, ldb, beta, C, n);
-  else
-    cblas_dgemm(CblasRowMajor, op_a, op_b, m, n, k, 1.0, A, lda, B, ldb, beta, C, n);
+  tg::gemm(GemmArgs{.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K}, A, B, C, beta);
 }
 
 Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
@@ -65,6 +55,10 @@ class BatchIndexer {
 // shape `c_shape`, returned.  C's batch shape may be smaller than `batch`: then products are
 // summed into it, which is how a gradient is reduced over the dims its operand was broadcast
 // along; otherwise each block is written once, with no zero fill first.
+// Below this many flops a product is too small to cut into tiles: a batch of them runs one
+// product per task instead.
+constexpr double kSmallProduct = 8e6;
+
 template <class T>
 Array<T> batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
                       const Array<T>& A, const Array<T>& B, const Shape& c_shape, const Shape& batch) {
@@ -73,9 +67,29 @@ Array<T> batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_
   const BatchIndexer ia(batch_of(A.shape()), batch), ib(batch_of(B.shape()), batch),
       ic(batch_of(c_shape), batch);
   const std::size_t count = shape_numel(batch);
-  for (std::size_t i = 0; i < count; ++i)
-    gemm(ta, tb, M, N, K, A.data() + ia(i) * M * K, B.data() + ib(i) * K * N,
-         C.data() + ic(i) * M * N, reduce ? T(1) : T(0));
+  const GemmArgs p{.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K};
+  const auto product = [&](std::size_t i, auto&& kernel) {
+    kernel(p, A.data() + ia(i) * M * K, B.data() + ib(i) * K * N, C.data() + ic(i) * M * N,
+           reduce ? T(1) : T(0));
+  };
+  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  if (!std::is_same_v<T, float> || count < 2 || flops >= kSmallProduct) {
+    // Few or large products (or float64, where BLAS has its own threads): one after another,
+    // each cut into tiles.
+    for (std::size_t i = 0; i < count; ++i)
+      product(i, [](auto&&... a) { tg::gemm(a...); });
+    return C;
+  }
+  // Many small products (per batch element and head): one task per block of C, each block's
+  // products on one thread.  When C is reduced over the batch, a block adds its products in
+  // batch order, so the sum is the same on any number of threads.
+  const std::size_t blocks = shape_numel(batch_of(c_shape));
+  std::vector<std::vector<std::size_t>> members(blocks);
+  for (std::size_t i = 0; i < count; ++i) members[ic(i)].push_back(i);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks), [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t c = r.begin(); c < r.end(); ++c)
+      for (std::size_t i : members[c]) product(i, [](auto&&... a) { gemm_serial(a...); });
+  });
   return C;
 }
 

@@ -190,23 +190,12 @@ Tensor embedding_bags(const Tensor& weight, const Ids& ids, const std::vector<st
 // y = x * mask, mask_i = 1 / (1 - p) with probability 1 - p, else 0.   dL/dx = g * mask
 namespace {
 
-// Element i of dropout call `seed` is dropped when the top 32 bits of splitmix64(seed, i) fall
-// below p * 2^32.  SplitMix64 (Steele, Lea and Flood 2014) makes each decision a pure function
-// of (seed, i): chunks fill in parallel with the same bits on any thread count, and the backward
-// pass recomputes the mask instead of keeping a copy of it.
-inline std::uint64_t splitmix64(std::uint64_t seed, std::uint64_t i) {
-  std::uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 // out[i] = in[i] * (dropped(i) ? 0 : keep) for i in [begin, end).  Compiled for AVX-512 (64-bit
 // multiplies in vector registers), AVX2 and plain x86-64; the CPU picks at load time.
 template <class T>
 void dropout_range(const T* in, T* out, std::size_t begin, std::size_t end, std::uint64_t seed,
                    std::uint64_t threshold, T keep) {
-  for (std::size_t i = begin; i < end; ++i) out[i] = (splitmix64(seed, i) >> 32) < threshold ? T(0) : in[i] * keep;
+  for (std::size_t i = begin; i < end; ++i) out[i] = dropout_drops(seed, i, threshold) ? T(0) : in[i] * keep;
 }
 
 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))

@@ -156,6 +156,21 @@ Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
   if (mask && !broadcasts_to(mask->shape(), logits_shape))
     fail("MultiheadAttention", "the mask " + shape_str(mask->shape()) +
                                    " does not broadcast to the logits (B, H, T, S) = " + shape_str(logits_shape));
+  if (options_.fused && !weights) {
+    AttentionArgs args{.scale = 1.0 / std::sqrt(static_cast<double>(head_dim_)),
+                       .mask = mask ? &*mask : nullptr,
+                       .causal = causal,
+                       .dropout = options_.dropout,
+                       .gen = gen_,
+                       .training = is_training()};
+    if (options_.relative_k > 0) {
+      args.rel_key = rel_key;
+      args.rel_value = rel_value;
+      args.relative_k = options_.relative_k;
+    }
+    return fused_attention(q, k, v, args);
+  }
+  // The composed reference, op by op.
   std::optional<Mask> m = mask;
   if (causal) m = m ? mask_and(*m, causal_mask(T, S)) : causal_mask(T, S);
   const bool relative = options_.relative_k > 0;

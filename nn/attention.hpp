@@ -40,6 +40,11 @@ struct AttentionOptions {
   // How relative logits are computed: skewed (O(T D) extra memory, Huang et al. 2018) or direct
   // (materialises a (T, S, D) tensor of embeddings; kept for tests and teaching).
   bool relative_skewed = true;
+  // One kernel per (batch, head) for the whole of attention (tg::fused_attention), or the
+  // composed ops below (products, masked softmax, dropout: the reference, and what a reader can
+  // follow op by op).  Both give the same results to float rounding; asking for the weights
+  // runs the composed ops.
+  bool fused = true;
 };
 
 // Keys and values of the positions seen so far, (B, H, S, D) each: decoding one new token then

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   g++ cmake make
   libxtensor-dev libxtensor-blas-dev libopenblas-dev
-  libtbb-dev libboost-test-dev libbenchmark-dev libcli11-dev libutfcpp-dev
+  libdnnl-dev libtbb-dev libboost-test-dev libbenchmark-dev libcli11-dev libutfcpp-dev
   python3-numpy   # a test checks that numpy opens tapegrad's checkpoints
 )
 packages+=("$@")

@@ -80,12 +80,14 @@ BOOST_AUTO_TEST_CASE(multihead_self_and_cross_attention_gradcheck) {
   CHECK_GRAD([&](const Inputs& in) { return cross.forward_cross(randn64({2, 3, 6}, 9, false), in[0]); }, {memory});
 }
 
-BOOST_AUTO_TEST_CASE(relative_attention_gradcheck_both_formulations) {
-  for (bool skewed : {true, false})
+BOOST_AUTO_TEST_CASE(relative_attention_gradcheck_every_formulation) {
+  struct Form { bool fused, skewed; };
+  for (Form form : {Form{true, true}, Form{false, true}, Form{false, false}})
     for (bool causal : {false, true}) {
-      BOOST_TEST_CONTEXT("skewed " << skewed << ", causal " << causal) {
+      BOOST_TEST_CONTEXT("fused " << form.fused << ", skewed " << form.skewed << ", causal " << causal) {
         Generator gen(3);
-        MultiheadAttention attn({.d_model = 4, .heads = 2, .relative_k = 2, .relative_skewed = skewed}, gen);
+        MultiheadAttention attn({.d_model = 4, .heads = 2, .relative_k = 2, .relative_skewed = form.skewed,
+                                 .fused = form.fused}, gen);
         check_attention_grad(attn, [&](const Tensor& x) { return attn.forward(x, padding_mask({5, 3}, 5), causal); }, {2, 5, 4});
       }
     }
@@ -94,8 +96,8 @@ BOOST_AUTO_TEST_CASE(relative_attention_gradcheck_both_formulations) {
 BOOST_AUTO_TEST_CASE(skewed_relative_attention_equals_the_direct_one) {
   for (bool causal : {false, true}) {
     Generator g1(4), g2(4);
-    MultiheadAttention skewed({.d_model = 8, .heads = 2, .relative_k = 3, .relative_skewed = true}, g1);
-    MultiheadAttention direct({.d_model = 8, .heads = 2, .relative_k = 3, .relative_skewed = false}, g2);
+    MultiheadAttention skewed({.d_model = 8, .heads = 2, .relative_k = 3, .relative_skewed = true, .fused = false}, g1);
+    MultiheadAttention direct({.d_model = 8, .heads = 2, .relative_k = 3, .relative_skewed = false, .fused = false}, g2);
     skewed.to(Dtype::f64);
     direct.to(Dtype::f64);
     Tensor x = randn64({2, 9, 8}, 5, false);

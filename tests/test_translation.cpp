@@ -155,6 +155,15 @@ std::unique_ptr<Translator> train_reverser(Generator& gen) {
 
 }  // namespace
 
+// Greedy search keeps finished sentences in its batch and beam search drops them, so their
+// products run with other row counts, which BLAS kernels may block differently: the same
+// tokens' log-probabilities agree to float32 rounding (about 1e-6 per token), not to the bit.
+namespace {
+bool same_log_prob(const Translation& a, const Translation& b) {
+  return std::abs(a.log_prob - b.log_prob) <= 1e-5 * static_cast<double>(1 + b.tokens.size());
+}
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(translator_learns_to_reverse_and_beam_one_is_greedy) {
   Generator gen(11);
   auto model = train_reverser(gen);
@@ -174,7 +183,7 @@ BOOST_AUTO_TEST_CASE(translator_learns_to_reverse_and_beam_one_is_greedy) {
   const auto beam1 = beam_search(*model, sources, options);
   for (std::size_t i = 0; i < sources.size(); ++i) {
     BOOST_TEST(beam1[i].tokens == greedy[i].tokens);
-    BOOST_TEST(beam1[i].log_prob == greedy[i].log_prob, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST(same_log_prob(beam1[i], greedy[i]), beam1[i].log_prob << " against " << greedy[i].log_prob);
     BOOST_TEST(beam1[i].finished == greedy[i].finished);
   }
   // A wider beam finds the same confident answers, in other batchings too.
@@ -199,7 +208,7 @@ BOOST_AUTO_TEST_CASE(searches_agree_on_an_untrained_model_and_respect_the_length
   const auto beam1 = beam_search(model, sources, options);
   for (std::size_t i = 0; i < sources.size(); ++i) {
     BOOST_TEST(beam1[i].tokens == greedy[i].tokens);
-    BOOST_TEST(beam1[i].log_prob == greedy[i].log_prob, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST(same_log_prob(beam1[i], greedy[i]), beam1[i].log_prob << " against " << greedy[i].log_prob);
     BOOST_TEST(greedy[i].tokens.size() <= static_cast<std::size_t>(1.5 * sources[i].size()) + 2);
     if (!greedy[i].finished) BOOST_TEST(greedy[i].tokens.size() == static_cast<std::size_t>(1.5 * sources[i].size()) + 2);
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/test/unit_test.hpp>
+#include <cmath>
 #include <string>
 
 #include "tapegrad.hpp"
@@ -22,6 +23,15 @@ inline tg::Tensor uniform64(const tg::Shape& shape, double low, double high, std
   tg::Tensor t = tg::rand_uniform(shape, low, high, gen, tg::Dtype::f64);
   t.set_requires_grad(true);
   return t;
+}
+
+// |a - b| <= atol + rtol |b|.  For float32 results that one computation reaches through different
+// batchings (other row counts, padding, a cache, another kernel): oneDNN may block its products
+// differently for different sizes, so they agree to rounding, not to the bit.  Take atol from
+// the magnitudes the values are summed from, so that a value near 0 is not held to a relative
+// bound its rounding cannot meet.
+inline bool close_to(double a, double b, double rtol, double atol) {
+  return std::abs(a - b) <= atol + rtol * std::abs(b);
 }
 
 inline bool contains(const std::string& text, const std::string& part) {

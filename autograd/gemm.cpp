@@ -1,0 +1,121 @@
+#include "gemm.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/parallel_for.h>
+
+namespace tg {
+namespace {
+
+// Tiles of about 4 MFLOP (20-40 us on one core): far above what a task costs, and enough of them
+// (up to 32) that two or more threads share a product evenly.  Tile edges fall on multiples of
+// 16 rows or columns, the register block of the AVX-512 kernels.
+constexpr double kTileFlops = 4e6;
+constexpr std::size_t kMaxTiles = 32;
+constexpr std::size_t kTileAlign = 16;
+
+std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
+
+// The packed leading dimensions where the caller gave none.
+GemmArgs with_leading_dims(GemmArgs p) {
+  if (p.lda == 0) p.lda = p.trans_a ? p.M : p.K;
+  if (p.ldb == 0) p.ldb = p.trans_b ? p.K : p.N;
+  if (p.ldc == 0) p.ldc = p.N;
+  return p;
+}
+
+// Handles what no kernel should see: an empty C, or an empty sum (C = beta C).  True when done.
+template <class T>
+bool trivial(const GemmArgs& p, T* C, T beta) {
+  if (p.M == 0 || p.N == 0) return true;
+  if (p.K > 0) return false;
+  if (beta == T(0))
+    for (std::size_t i = 0; i < p.M; ++i) std::fill_n(C + i * p.ldc, p.N, T(0));
+  return true;
+}
+
+// oneDNN is built with OpenMP; one thread per call means OpenMP never starts a team.  The
+// setting is per thread, so each thread (the caller's, every TBB worker) makes it once.
+void one_openmp_thread() {
+  thread_local bool done = false;
+  if (!done) {
+    omp_set_num_threads(1);
+    done = true;
+  }
+}
+
+void serial_kernel(const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
+  one_openmp_thread();
+  const dnnl_status_t status =
+      dnnl_sgemm(p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', static_cast<dnnl_dim_t>(p.M),
+                 static_cast<dnnl_dim_t>(p.N), static_cast<dnnl_dim_t>(p.K), 1.0f, A,
+                 static_cast<dnnl_dim_t>(p.lda), B, static_cast<dnnl_dim_t>(p.ldb), beta, C,
+                 static_cast<dnnl_dim_t>(p.ldc));
+  if (status != dnnl_success)
+    throw std::runtime_error("gemm: oneDNN's sgemm failed (status " + std::to_string(status) + ") for M " +
+                             std::to_string(p.M) + ", N " + std::to_string(p.N) + ", K " + std::to_string(p.K));
+}
+
+void serial_kernel(const GemmArgs& p, const double* A, const double* B, double* C, double beta) {
+  cblas_dgemm(CblasRowMajor, p.trans_a ? CblasTrans : CblasNoTrans, p.trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(p.M), static_cast<int>(p.N), static_cast<int>(p.K), 1.0, A,
+              static_cast<int>(p.lda), B, static_cast<int>(p.ldb), beta, C, static_cast<int>(p.ldc));
+}
+
+}  // namespace
+
+void gemm_serial(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
+  const GemmArgs p = with_leading_dims(args);
+  if (!trivial(p, C, beta)) serial_kernel(p, A, B, C, beta);
+}
+
+void gemm_serial(const GemmArgs& args, const double* A, const double* B, double* C, double beta) {
+  const GemmArgs p = with_leading_dims(args);
+  if (!trivial(p, C, beta)) serial_kernel(p, A, B, C, beta);
+}
+
+// Cuts C along its longer side into tiles of whole rows (or whole columns); each tile is one
+// serial product over all of K, so no sum is ever split between threads.
+void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
+  const GemmArgs p = with_leading_dims(args);
+  if (trivial(p, C, beta)) return;
+  const double flops = 2.0 * static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
+  const auto wanted = static_cast<std::size_t>(std::clamp(flops / kTileFlops, 1.0, double(kMaxTiles)));
+  const bool by_rows = p.M >= p.N;
+  const std::size_t extent = by_rows ? p.M : p.N;
+  const std::size_t step = ceil_div(ceil_div(extent, wanted), kTileAlign) * kTileAlign;
+  const std::size_t tiles = ceil_div(extent, step);
+  if (tiles <= 1) {
+    serial_kernel(p, A, B, C, beta);
+    return;
+  }
+  const auto run_tile = [&](std::size_t t) {
+    const std::size_t begin = t * step, size = std::min(step, extent - begin);
+    GemmArgs tile = p;
+    if (by_rows) {  // rows [begin, begin + size) of op(A) and of C
+      tile.M = size;
+      serial_kernel(tile, A + (p.trans_a ? begin : begin * p.lda), B, C + begin * p.ldc, beta);
+    } else {        // columns [begin, begin + size) of op(B) and of C
+      tile.N = size;
+      serial_kernel(tile, A, B + (p.trans_b ? begin * p.ldb : begin), C + begin, beta);
+    }
+  };
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, tiles, 1), [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t t = r.begin(); t < r.end(); ++t) run_tile(t);
+  });
+}
+
+// float64 is for gradcheck, where speed matters little: BLAS, with its own threads.
+void gemm(const GemmArgs& args, const double* A, const double* B, double* C, double beta) {
+  const GemmArgs p = with_leading_dims(args);
+  if (!trivial(p, C, beta)) serial_kernel(p, A, B, C, beta);
+}
+
+}  // namespace tg

@@ -1,0 +1,38 @@
+// Matrix products: the one place where tapegrad multiplies matrices.
+//
+// float32 products run on oneDNN's sgemm (Debian's libdnnl), whose kernels are generated at run
+// time for the instruction sets the CPU reports (AVX2, AVX-512, AMX), on Intel and AMD alike.
+// OpenBLAS 0.3.21 picks its kernels from a table of the CPUs it knows instead, and on newer ones
+// falls back to SSE3 at a fifth of the speed.  float64 products (gradcheck) stay on BLAS.
+//
+// Threads.  Every oneDNN call runs on one thread: tapegrad cuts a product into tiles of C whose
+// size depends on M, N and K only, and runs the tiles on oneTBB's threads.  So
+//   - OpenMP, which Debian's oneDNN is built with, never starts a team of its own, and no OpenMP
+//     thread spins after a product, stealing a core from the TBB kernels that follow;
+//   - each element of C is summed by the same kernel in the same order on 1 thread or on 8:
+//     results are the same bits whatever the thread count.
+#pragma once
+
+#include <cstddef>
+
+namespace tg {
+
+// C (M x N) = op(A) op(B) + beta C, row-major with leading dimensions lda, ldb, ldc, where
+// op(A) is M x K (A is K x M when trans_a) and op(B) is K x N (B is N x K when trans_b).
+// beta 0 overwrites C (which may hold garbage); beta 1 adds the product into it.
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;
+  std::size_t M = 0, N = 0, K = 0;
+  std::size_t lda = 0, ldb = 0, ldc = 0;  // 0: the packed width (K or M; N or K; N)
+};
+
+// In parallel tiles, for one large product.
+void gemm(const GemmArgs& p, const float* A, const float* B, float* C, float beta);
+void gemm(const GemmArgs& p, const double* A, const double* B, double* C, double beta);
+
+// On the calling thread only: for kernels that are already parallel (one product per batch
+// element or per attention head).
+void gemm_serial(const GemmArgs& p, const float* A, const float* B, float* C, float beta);
+void gemm_serial(const GemmArgs& p, const double* A, const double* B, double* C, double beta);
+
+}  // namespace tg

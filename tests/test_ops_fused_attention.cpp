@@ -1,0 +1,210 @@
+#define BOOST_TEST_MODULE ops_fused_attention
+#include <cmath>
+
+#include "testing.hpp"
+
+using namespace tg;
+using namespace tg::nn;
+using testing::randn64;
+using Inputs = std::vector<Tensor>;
+
+namespace {
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  BOOST_REQUIRE(a.shape() == b.shape());
+  Tensor d = abs(a.to(Dtype::f64) - b.to(Dtype::f64));
+  return d.numel() == 0 ? 0.0 : max(d, [&] {
+    std::vector<std::int64_t> axes(d.dim());
+    for (std::size_t i = 0; i < axes.size(); ++i) axes[i] = static_cast<std::int64_t>(i);
+    return axes;
+  }()).item();
+}
+
+struct Case {
+  const char* name;
+  std::size_t T, S, k;  // k > 0: relative positions (self-attention: T <= S)
+  bool causal, pad;
+  double dropout;
+};
+
+// The composed ops of nn/attention.cpp, written out: the reference the fused op must match.
+Tensor composed(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& a) {
+  const std::size_t T = q.shape()[2], S = k.shape()[2];
+  Tensor logits = matmul(q, transpose(k));
+  if (a.rel_key.defined()) {
+    Ids rows = Ids::from_shape({T, S});
+    for (std::size_t i = 0; i < T; ++i)
+      for (std::size_t j = 0; j < S; ++j)
+        rows(i, j) = std::clamp<std::int64_t>(static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T),
+                                              -static_cast<std::int64_t>(a.relative_k), a.relative_k) +
+                     static_cast<std::int64_t>(a.relative_k);
+    Tensor R_k = embedding(a.rel_key, rows);                         // (T, S, D)
+    const auto B = static_cast<std::int64_t>(q.shape()[0]), H = static_cast<std::int64_t>(q.shape()[1]);
+    const auto Ti = static_cast<std::int64_t>(T), D = static_cast<std::int64_t>(q.shape()[3]);
+    logits = logits + sum(reshape(q, {B, H, Ti, 1, D}) * R_k, {-1});  // (B, H, T, S)
+  }
+  logits = logits * a.scale;
+  std::optional<Mask> m;
+  if (a.mask) m = *a.mask;
+  if (a.causal) m = m ? mask_and(*m, causal_mask(T, S)) : causal_mask(T, S);
+  Tensor w = m ? masked_softmax(logits, *m) : softmax(logits);
+  if (a.gen) w = dropout(w, a.dropout, *a.gen, a.training);
+  Tensor out = matmul(w, v);
+  if (a.rel_value.defined()) {
+    Ids rows = Ids::from_shape({T, S});
+    for (std::size_t i = 0; i < T; ++i)
+      for (std::size_t j = 0; j < S; ++j)
+        rows(i, j) = std::clamp<std::int64_t>(static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T),
+                                              -static_cast<std::int64_t>(a.relative_k), a.relative_k) +
+                     static_cast<std::int64_t>(a.relative_k);
+    Tensor R_v = embedding(a.rel_value, rows);                       // (T, S, D)
+    const auto B = static_cast<std::int64_t>(w.shape()[0]), H = static_cast<std::int64_t>(w.shape()[1]);
+    out = out + sum(reshape(w, {B, H, static_cast<std::int64_t>(T), static_cast<std::int64_t>(S), 1}) * R_v,
+                    {3});  // (B, H, T, D)
+  }
+  return out;
+}
+
+const std::vector<Case> kCases = {
+    {"plain", 4, 6, 0, false, false, 0.0},
+    {"padding", 5, 5, 0, false, true, 0.0},
+    {"causal", 5, 5, 0, true, false, 0.0},
+    {"causal, fewer queries (a cache)", 2, 6, 0, true, true, 0.0},
+    {"relative", 6, 6, 2, false, true, 0.0},
+    {"relative, causal", 6, 6, 2, true, false, 0.0},
+    {"relative, causal, cache", 3, 7, 3, true, true, 0.0},
+    {"dropout", 5, 5, 0, false, true, 0.3},
+    {"relative, dropout", 6, 6, 2, true, true, 0.3},
+};
+
+// Runs fused and composed on the same inputs (dtype of q) and returns the outputs and every
+// input's gradient of sum(out * r), r fixed.
+struct Run {
+  Tensor out;
+  std::vector<Tensor> grads;
+};
+
+Run run(bool fused, const Case& c, Dtype dtype, std::uint64_t dropout_seed) {
+  const std::size_t B = 2, H = 2, D = 4;
+  std::vector<Tensor> in = {randn64({B, H, c.T, D}, 1), randn64({B, H, c.S, D}, 2), randn64({B, H, c.S, D}, 3)};
+  if (c.k > 0) {
+    in.push_back(randn64({2 * c.k + 1, D}, 4));
+    in.push_back(randn64({2 * c.k + 1, D}, 5));
+  }
+  for (Tensor& t : in) t = t.to(dtype).set_requires_grad();
+  Mask pad = padding_mask({c.S, c.S - 2}, c.S);
+  Generator gen(dropout_seed);
+  AttentionArgs args{.scale = 0.5, .mask = c.pad ? &pad : nullptr, .causal = c.causal, .dropout = c.dropout,
+                     .gen = &gen, .training = c.dropout > 0};
+  if (c.k > 0) {
+    args.rel_key = in[3];
+    args.rel_value = in[4];
+    args.relative_k = c.k;
+  }
+  Tape tape;
+  TapeGuard recording(tape);
+  Tensor out = fused ? fused_attention(in[0], in[1], in[2], args) : composed(in[0], in[1], in[2], args);
+  sum(out * randn64(out.shape(), 9, false).to(dtype)).backward();
+  Run r{out, {}};
+  for (const Tensor& t : in) r.grads.push_back(t.grad());
+  return r;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(fused_equals_composed_outputs_and_gradients) {
+  for (const Case& c : kCases)
+    for (Dtype dtype : {Dtype::f64, Dtype::f32}) {
+      BOOST_TEST_CONTEXT(c.name << (dtype == Dtype::f64 ? ", float64" : ", float32")) {
+        // The same generator seed: both draw the same dropout mask.
+        const Run fused = run(true, c, dtype, 42), ref = run(false, c, dtype, 42);
+        const double tol = dtype == Dtype::f64 ? 1e-12 : 2e-5;  // sums in other orders
+        BOOST_TEST(max_abs_diff(fused.out, ref.out) <= tol);
+        for (std::size_t i = 0; i < ref.grads.size(); ++i)
+          BOOST_TEST(max_abs_diff(fused.grads[i], ref.grads[i]) <= tol, "gradient of input " << i);
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(fused_attention_gradcheck) {
+  for (const Case& c : kCases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      std::vector<Tensor> in = {randn64({2, 2, c.T, 3}, 1), randn64({2, 2, c.S, 3}, 2), randn64({2, 2, c.S, 3}, 3)};
+      if (c.k > 0) {
+        in.push_back(randn64({2 * c.k + 1, 3}, 4));
+        in.push_back(randn64({2 * c.k + 1, 3}, 5));
+      }
+      const Mask pad = padding_mask({c.S, c.S - 2}, c.S);
+      CHECK_GRAD(
+          [&](const Inputs& x) {
+            Generator gen(7);  // a fresh generator per call: the same dropout mask every time
+            AttentionArgs args{.scale = 0.7, .mask = c.pad ? &pad : nullptr, .causal = c.causal,
+                               .dropout = c.dropout, .gen = &gen, .training = c.dropout > 0};
+            if (c.k > 0) {
+              args.rel_key = x[3];
+              args.rel_value = x[4];
+              args.relative_k = c.k;
+            }
+            return fused_attention(x[0], x[1], x[2], args);
+          },
+          in);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_query_that_sees_no_key_gets_zeros_and_zero_gradients) {
+  Tensor q = randn64({1, 1, 3, 2}, 1), k = randn64({1, 1, 3, 2}, 2), v = randn64({1, 1, 3, 2}, 3);
+  const Mask none_for_row_1 = {{true, true, true}, {false, false, false}, {true, false, true}};
+  Tape tape;
+  TapeGuard recording(tape);
+  Tensor out = fused_attention(q, k, v, {.mask = &none_for_row_1});
+  sum(out * out).backward();
+  for (std::size_t d = 0; d < 2; ++d) {
+    BOOST_TEST(out.data<double>()(0, 0, 1, d) == 0.0);
+    BOOST_TEST(q.grad().data<double>()(0, 0, 1, d) == 0.0);
+  }
+  for (double g : k.grad().data<double>()) BOOST_TEST(std::isfinite(g));
+}
+
+BOOST_AUTO_TEST_CASE(one_thread_and_two_give_the_same_bits) {
+  // Blocks are cut by the sizes, never by the thread count, and the table gradients are one
+  // product over all blocks: float32 results must not change with the threads.
+  const Case c{"relative, dropout", 24, 24, 4, true, true, 0.1};
+  std::vector<Run> runs;
+  for (std::size_t threads : {1u, 2u}) {
+    set_num_threads(threads);
+    runs.push_back(run(true, c, Dtype::f32, 3));
+  }
+  set_num_threads(0);
+  BOOST_TEST((runs[0].out.data<float>() == runs[1].out.data<float>()));
+  for (std::size_t i = 0; i < runs[0].grads.size(); ++i)
+    BOOST_TEST((runs[0].grads[i].data<float>() == runs[1].grads[i].data<float>()), "gradient of input " << i);
+}
+
+BOOST_AUTO_TEST_CASE(the_module_gives_the_same_with_and_without_fusion_in_training) {
+  // Same weights, same generator seed: dropout drops the same weights on both paths.
+  for (std::size_t k : {0u, 3u}) {
+    Generator g1(21), g2(21);
+    MultiheadAttention fused({.d_model = 8, .heads = 2, .dropout = 0.2, .relative_k = k, .fused = true}, g1);
+    MultiheadAttention composed({.d_model = 8, .heads = 2, .dropout = 0.2, .relative_k = k, .fused = false}, g2);
+    Tensor x = randn64({2, 6, 8}, 22, false).to(Dtype::f32);
+    Mask pad = padding_mask({6, 4}, 6);
+    BOOST_TEST(max_abs_diff(fused.forward(x, pad, true), composed.forward(x, pad, true)) < 1e-5);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_arguments_name_the_op_and_the_shapes) {
+  Tensor q = randn64({2, 2, 3, 4}, 1), k = randn64({2, 2, 5, 4}, 2);
+  CHECK_THROWS_WITH(fused_attention(q, k, randn64({2, 2, 4, 4}, 3), {}),
+                    "fused_attention: needs q (B, H, T, D), k and v (B, H, S, D): got q (2, 2, 3, 4), k (2, 2, 5, 4), v (2, 2, 4, 4)");
+  const Mask wrong = xt::ones<bool>({3, 4});
+  CHECK_THROWS_WITH(fused_attention(q, k, k, {.mask = &wrong}),
+                    "fused_attention: the mask (3, 4) does not broadcast to the logits (B, H, T, S) = (2, 2, 3, 5)");
+  CHECK_THROWS_WITH(fused_attention(k, q, q, {.causal = true}),
+                    "fused_attention: causal attention with more queries (5) than keys (3)");
+  CHECK_THROWS_WITH(fused_attention(q, k, k, {.rel_key = randn64({5, 4}, 4), .rel_value = randn64({3, 4}, 5), .relative_k = 2}),
+                    "fused_attention: relative tables must be (2k + 1, D) = (5, 4) for k 2: got rel_key (5, 4), rel_value (3, 4)");
+  CHECK_THROWS_WITH(fused_attention(q, k, k, {.rel_key = randn64({5, 4}, 4)}),
+                    "fused_attention: relative positions need both tables");
+  CHECK_THROWS_WITH(fused_attention(q, k, k, {.dropout = 1.0}), "fused_attention: dropout must be in [0, 1), got 1.0");
+}
