@@ -14,11 +14,13 @@
 namespace tg {
 namespace {
 
-// Tiles of about 4 MFLOP (20-40 us on one core): far above what a task costs, and enough of them
-// (up to 32) that two or more threads share a product evenly.  Tile edges fall on multiples of
-// 16 rows or columns, the register block of the AVX-512 kernels.
-constexpr double kTileFlops = 4e6;
-constexpr std::size_t kMaxTiles = 32;
+// Tiles of at least 16 MFLOP (0.1-0.2 ms on one core) and at least 128 rows or columns: every
+// tile packs its own copy of the operand it shares with the others (all of op(B) for a tile of
+// rows), so small tiles would spend their time packing.  Up to 8 tiles share out a product
+// among the threads; edges fall on multiples of 16, the register block of the AVX-512 kernels.
+constexpr double kTileFlops = 16e6;
+constexpr std::size_t kMaxTiles = 8;
+constexpr std::size_t kMinTileEdge = 128;
 constexpr std::size_t kTileAlign = 16;
 
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
@@ -90,7 +92,7 @@ void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float 
   const auto wanted = static_cast<std::size_t>(std::clamp(flops / kTileFlops, 1.0, double(kMaxTiles)));
   const bool by_rows = p.M >= p.N;
   const std::size_t extent = by_rows ? p.M : p.N;
-  const std::size_t step = ceil_div(ceil_div(extent, wanted), kTileAlign) * kTileAlign;
+  const std::size_t step = std::max(kMinTileEdge, ceil_div(ceil_div(extent, wanted), kTileAlign) * kTileAlign);
   const std::size_t tiles = ceil_div(extent, step);
   if (tiles <= 1) {
     serial_kernel(p, A, B, C, beta);

@@ -120,7 +120,7 @@ Array<T> broadcast_elements(const Array<T>& a, const Array<T>& b, const Shape& s
   const std::size_t inner = rank > 0 ? shape[rank - 1] : 1;
   const std::size_t ia = rank > 0 ? sa[rank - 1] : 0, ib = rank > 0 ? sb[rank - 1] : 0;
   const std::size_t rows = n / inner;
-  parallel_range(rows, [&](std::size_t r0, std::size_t r1) {
+  parallel_rows(rows, inner, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
       // The offsets of row r in a and b, from its index over the outer dims.
       std::size_t oa = 0, ob = 0, rest = r;

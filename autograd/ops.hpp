@@ -86,6 +86,8 @@ Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim 
 // ---- matrix products (ops_matmul.cpp) ----------------------------------------------------
 // a: (..., n, k), b: (..., k, m) -> (..., n, m); batch dims broadcast; both at least 2-d
 Tensor matmul(const Tensor& a, const Tensor& b);
+// x: (..., in), w: (in, out), b: (out) or undefined -> (..., out):  x w + b in one op
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 
 // ---- neural-network ops (ops_nn.cpp) -----------------------------------------------------
 // Numerically stable (the max is subtracted first).  x: (...) -> (...), along `axis`

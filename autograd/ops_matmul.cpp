@@ -9,6 +9,7 @@
 
 #include "broadcast.hpp"
 #include "gemm.hpp"
+#include "kernels.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 
@@ -145,6 +146,53 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                }
              }
            });
+  return y;
+}
+
+// x: (..., in), w: (in, out), b: (out) or undefined -> (..., out):  y = x w + b.
+// The bias is written into y first and the product added onto it (beta = 1), so a layer costs
+// one pass over y, not a product and then a broadcast add.  Backward:
+//   g_x = g_y w^T     g_w = x^T g_y (all rows)     g_b = g_y summed over the rows
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_same_dtype("linear", x, w);
+  if (b.defined()) check_same_dtype("linear", x, b);
+  if (x.dim() < 1 || w.dim() != 2 || x.shape().back() != w.shape()[0] ||
+      (b.defined() && b.shape() != Shape{w.shape()[1]}))
+    fail("linear", "needs x (..., in), w (in, out) and b (out): got x " + shape_str(x.shape()) + ", w " +
+                       shape_str(w.shape()) + (b.defined() ? ", b " + shape_str(b.shape()) : ", no b"));
+  const std::size_t in = w.shape()[0], out = w.shape()[1], rows = x.numel() / std::max<std::size_t>(in, 1);
+  Shape y_shape = x.shape();
+  y_shape.back() = out;
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> y_value = Array<T>::from_shape(y_shape);
+    T beta = T(0);
+    if (b.defined()) {  // every row starts as the bias
+      const T* bias = b.data<T>().data();
+      parallel_rows(rows, out, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t r = begin; r < end; ++r) std::copy_n(bias, out, y_value.data() + r * out);
+      });
+      beta = T(1);
+    }
+    gemm(false, false, rows, out, in, x.data<T>().data(), w.data<T>().data(), y_value.data(), beta);
+    return Tensor(std::move(y_value));
+  });
+  const bool has_bias = b.defined();
+  std::vector<Tensor> inputs{x, w};
+  if (has_bias) inputs.push_back(b);
+  if (needs_grad(inputs))
+    record("linear", y, inputs, saved_bytes(x, w), [x, w, rows, in, out, has_bias]<class T>(const Array<T>& g_y, Grads& g) {
+      if (g.wanted(0)) {  // g_x = g_y w^T: (rows, out) (out, in)
+        Array<T> g_x = Array<T>::from_shape(x.shape());
+        gemm(false, true, rows, in, out, g_y.data(), w.data<T>().data(), g_x.data(), T(0));
+        g.add(0, std::move(g_x));
+      }
+      if (g.wanted(1)) {  // g_w = x^T g_y: (in, rows) (rows, out)
+        Array<T> g_w = Array<T>::from_shape({in, out});
+        gemm(true, false, in, out, rows, x.data<T>().data(), g_y.data(), g_w.data(), T(0));
+        g.add(1, std::move(g_w));
+      }
+      if (has_bias && g.wanted(2)) g.add(2, sum_to_shape(g_y, Shape{out}));
+    });
   return y;
 }
 

@@ -217,16 +217,16 @@ Tensor MultiheadAttention::forward_cross(const Tensor& x, const Tensor& memory,
                                    " have different batch sizes");
   const auto C = static_cast<std::int64_t>(options_.d_model);
   // q from x, k and v from memory: the in-projection's three blocks of columns.
-  Tensor q = matmul(x, slice(in_proj.weight, 1, 0, C));  // (B, T, C)
-  if (in_proj.bias.defined()) q = q + slice(in_proj.bias, 0, 0, C);
-  q = split_heads(q);
+  const auto bias_part = [&](std::int64_t from, std::int64_t to) {
+    return in_proj.bias.defined() ? slice(in_proj.bias, 0, from, to) : Tensor();
+  };
+  Tensor q = split_heads(linear(x, slice(in_proj.weight, 1, 0, C), bias_part(0, C)));  // (B, H, T, D)
   Tensor k, v;
   if (memory_cache && memory_cache->k.defined()) {
     k = memory_cache->k;
     v = memory_cache->v;
   } else {
-    Tensor kv = matmul(memory, slice(in_proj.weight, 1, C, 3 * C));  // (B, S, 2C)
-    if (in_proj.bias.defined()) kv = kv + slice(in_proj.bias, 0, C, 3 * C);
+    Tensor kv = linear(memory, slice(in_proj.weight, 1, C, 3 * C), bias_part(C, 3 * C));  // (B, S, 2C)
     k = split_heads(slice(kv, -1, 0, C));
     v = split_heads(slice(kv, -1, C, 2 * C));
     if (memory_cache) *memory_cache = {k, v};

@@ -19,8 +19,7 @@ Tensor Linear::forward(const Tensor& x) {
     fail("Linear", "the input's last dim must be in = " + std::to_string(options_.in) +
                        ", got x " + (x.defined() ? shape_str(x.shape()) : "undefined"));
   if (x.dim() == 1) return reshape(forward(reshape(x, {1, -1})), {-1});  // (in) -> (out)
-  Tensor y = matmul(x, weight);
-  return bias.defined() ? y + bias : y;
+  return linear(x, weight, bias);  // x weight + bias
 }
 
 }  // namespace tg::nn

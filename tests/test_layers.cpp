@@ -18,7 +18,7 @@ void check_layer_grad(L& layer, const Shape& input_shape) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(linear) {
+BOOST_AUTO_TEST_CASE(linear_layer) {
   Generator gen(1);
   Linear fc(4, 3, gen);
   BOOST_TEST(fc(zeros({2, 5, 4})).shape() == (Shape{2, 5, 3}));
