@@ -125,6 +125,9 @@ struct AttentionArgs {
 };
 // q: (B, H, T, D), k, v: (B, H, S, D) -> (B, H, T, D).  Saves the weights (B, H, T, S).
 Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args);
+// The same for self-attention on a projection's output, heads read in place:
+// qkv: (B, T, 3C) = [q | k | v], C = heads D -> (B, T, C), heads side by side.
+Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const AttentionArgs& args);
 
 // weight: (V, C), ids: (...) -> (..., C).  Rows of `padding_id` get no gradient (-1: none).
 Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id = -1);

@@ -1,8 +1,8 @@
 // The training-step benchmark: the four workloads of ../shared/bench/README.md, built with
-// tapegrad's own models, timed like ../shared/bench/torch_reference.py and printed as the same
-// JSON line, so that ../shared/bench/compare.py can run both side by side:
+// tapegrad's own models, timed like bench/torch_reference.py (the same models in PyTorch) and
+// printed as the same JSON line, so that bench/compare.py can run both side by side:
 //
-//   /usr/bin/python3 ../shared/bench/compare.py -- build/bench/tapegrad-bench
+//   /usr/bin/python3 bench/compare.py -- build/bench/tapegrad-bench
 //   build/bench/tapegrad-bench --workload tagger --threads 1 --steps 10 --warmup 3
 //
 // One step: zero grads, forward, loss, backward, AdamW update, on a fixed random batch.
@@ -89,12 +89,12 @@ struct Bench {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tapegrad training-step benchmark (see ../shared/bench/README.md)"};
+  CLI::App app{"tapegrad training-step benchmark (the PyTorch side: bench/torch_reference.py)"};
   std::string workload = "tiny";
   std::size_t threads = 1, steps = 10, warmup = 3;
   app.add_option("--workload", workload, "tiny, tagger, sentiment or translation")
       ->check(CLI::IsMember({"tiny", "tagger", "sentiment", "translation"}));
-  app.add_option("--threads", threads, "threads for TBB and OpenBLAS together")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads for every kernel (TBB tiles, oneDNN products, BLAS)")->check(CLI::PositiveNumber);
   app.add_option("--steps", steps, "timed steps (the median is reported)")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed steps first");
   bool profile = false;

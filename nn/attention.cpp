@@ -148,6 +148,21 @@ Tensor MultiheadAttention::relative_values(const Tensor& attn, bool causal) {
   return permute(reshape(out, {Ti, B, H, D}), {1, 2, 0, 3});         // (B, H, T, D)
 }
 
+AttentionArgs MultiheadAttention::fused_args(const std::optional<Mask>& mask, bool causal) {
+  AttentionArgs args{.scale = 1.0 / std::sqrt(static_cast<double>(head_dim_)),
+                     .mask = mask ? &*mask : nullptr,
+                     .causal = causal,
+                     .dropout = options_.dropout,
+                     .gen = gen_,
+                     .training = is_training()};
+  if (options_.relative_k > 0) {
+    args.rel_key = rel_key;
+    args.rel_value = rel_value;
+    args.relative_k = options_.relative_k;
+  }
+  return args;
+}
+
 // q: (B, H, T, D), k, v: (B, H, S, D) -> (B, H, T, D)
 Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
                                   const std::optional<Mask>& mask, bool causal, Tensor* weights) {
@@ -156,20 +171,7 @@ Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
   if (mask && !broadcasts_to(mask->shape(), logits_shape))
     fail("MultiheadAttention", "the mask " + shape_str(mask->shape()) +
                                    " does not broadcast to the logits (B, H, T, S) = " + shape_str(logits_shape));
-  if (options_.fused && !weights) {
-    AttentionArgs args{.scale = 1.0 / std::sqrt(static_cast<double>(head_dim_)),
-                       .mask = mask ? &*mask : nullptr,
-                       .causal = causal,
-                       .dropout = options_.dropout,
-                       .gen = gen_,
-                       .training = is_training()};
-    if (options_.relative_k > 0) {
-      args.rel_key = rel_key;
-      args.rel_value = rel_value;
-      args.relative_k = options_.relative_k;
-    }
-    return fused_attention(q, k, v, args);
-  }
+  if (options_.fused && !weights) return fused_attention(q, k, v, fused_args(mask, causal));
   // The composed reference, op by op.
   std::optional<Mask> m = mask;
   if (causal) m = m ? mask_and(*m, causal_mask(T, S)) : causal_mask(T, S);
@@ -190,6 +192,9 @@ Tensor MultiheadAttention::forward(const Tensor& x, const std::optional<Mask>& m
   check_input("x", x);
   const auto C = static_cast<std::int64_t>(options_.d_model);
   Tensor qkv = in_proj(x);  // (B, T, 3C)
+  if (options_.fused && !cache && !weights) {  // heads read in place from qkv
+    return out_proj(fused_self_attention(qkv, options_.heads, fused_args(mask, causal)));
+  }
   Tensor q = split_heads(slice(qkv, -1, 0, C));
   Tensor k = split_heads(slice(qkv, -1, C, 2 * C));
   Tensor v = split_heads(slice(qkv, -1, 2 * C, 3 * C));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../autograd/generator.hpp"
+#include "../autograd/ops.hpp"
 #include "linear.hpp"
 #include "module.hpp"
 
@@ -79,6 +80,7 @@ class MultiheadAttention : public Module {
  private:
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const std::optional<Mask>& mask,
                 bool causal, Tensor* weights);
+  AttentionArgs fused_args(const std::optional<Mask>& mask, bool causal);
   Tensor relative_logits(const Tensor& q, std::size_t S, bool causal);
   Tensor relative_values(const Tensor& attn, bool causal);
   Tensor split_heads(const Tensor& x) const;  // (B, T, C) -> (B, H, T, D)

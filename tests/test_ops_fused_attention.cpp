@@ -208,3 +208,55 @@ BOOST_AUTO_TEST_CASE(bad_arguments_name_the_op_and_the_shapes) {
                     "fused_attention: relative positions need both tables");
   CHECK_THROWS_WITH(fused_attention(q, k, k, {.dropout = 1.0}), "fused_attention: dropout must be in [0, 1), got 1.0");
 }
+
+BOOST_AUTO_TEST_CASE(self_attention_on_packed_heads_equals_split_heads) {
+  // qkv (B, T, 3C) read in place against q, k, v cut out and permuted to (B, H, T, D) first.
+  const std::int64_t B = 2, T = 5, H = 2, D = 3, C = H * D;
+  for (std::size_t k : {0u, 2u}) {
+    BOOST_TEST_CONTEXT("relative k " << k) {
+      std::vector<Tensor> in = {randn64({2, 5, 18}, 1)};
+      if (k > 0) {
+        in.push_back(randn64({2 * k + 1, 3}, 2));
+        in.push_back(randn64({2 * k + 1, 3}, 3));
+      }
+      const Mask pad = padding_mask({5, 3}, 5);
+      const auto args = [&](const Inputs& x, Generator& gen) {
+        AttentionArgs a{.scale = 0.6, .mask = &pad, .causal = k > 0, .dropout = 0.25, .gen = &gen, .training = true};
+        if (k > 0) {
+          a.rel_key = x[1];
+          a.rel_value = x[2];
+          a.relative_k = k;
+        }
+        return a;
+      };
+      const auto packed = [&](const Inputs& x) {
+        Generator gen(8);
+        return fused_self_attention(x[0], H, args(x, gen));
+      };
+      const auto split = [&](const Inputs& x) {
+        Generator gen(8);
+        const auto heads = [&](std::int64_t from) {
+          return permute(reshape(slice(x[0], -1, from, from + C), {B, T, H, D}), {0, 2, 1, 3});
+        };
+        Tensor out = fused_attention(heads(0), heads(C), heads(2 * C), args(x, gen));
+        return reshape(permute(out, {0, 2, 1, 3}), {B, T, C});
+      };
+      std::vector<Tensor> outs, grads;
+      for (const auto& f : {std::function<Tensor(const Inputs&)>(packed), std::function<Tensor(const Inputs&)>(split)}) {
+        for (Tensor& t : in) t.zero_grad();
+        Tape tape;
+        TapeGuard recording(tape);
+        Tensor y = f(in);
+        sum(y * randn64(y.shape(), 9, false)).backward();
+        outs.push_back(y);
+        for (const Tensor& t : in) grads.push_back(t.grad());
+      }
+      BOOST_TEST(max_abs_diff(outs[0], outs[1]) < 1e-12);
+      for (std::size_t i = 0; i < in.size(); ++i)
+        BOOST_TEST(max_abs_diff(grads[i], grads[in.size() + i]) < 1e-12, "gradient of input " << i);
+      CHECK_GRAD(packed, in);
+    }
+  }
+  CHECK_THROWS_WITH(fused_self_attention(randn64({2, 5, 18}, 1), 4, {}),
+                    "fused_self_attention: needs qkv (B, T, 3C) with C a multiple of the 4 heads: got (2, 5, 18)");
+}
