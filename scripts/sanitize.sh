@@ -11,7 +11,9 @@ cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTAPEGRAD_BUILD_BENCH=OFF >/dev/null
 cmake --build build-sanitize -j "${TAPEGRAD_JOBS:-2}"
 cd build-sanitize
-# OpenBLAS and oneTBB keep thread pools alive at exit; their allocations are not ours.
+# OpenBLAS and oneTBB keep thread pools alive at exit, oneDNN its generated kernels: their
+# allocations are not ours (scripts/lsan.supp names the libraries).
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS="suppressions=$(cd .. && pwd)/scripts/lsan.supp"
 export UBSAN_OPTIONS=print_stacktrace=1
 ctest --output-on-failure --timeout 1200 -E "test_install_consumer" "$@"
