@@ -49,19 +49,33 @@ Tensor Translator::encode(const Ids& src) {
 
 Tensor Translator::decode(const Ids& tgt, const Tensor& memory, const Mask& src_mask,
                           nn::DecoderCache* cache, std::vector<Tensor>* cross_weights) {
+  return head(decoder_states(tgt, memory, src_mask, cache, cross_weights));
+}
+
+Tensor Translator::decoder_states(const Ids& tgt, const Tensor& memory, const Mask& src_mask,
+                                  nn::DecoderCache* cache, std::vector<Tensor>* cross_weights) {
   const std::size_t offset = cache ? cache->length() : 0;
   Tensor y = tgt_embed(tgt) * std::sqrt(static_cast<double>(options_.d_model));
   if (tgt_positions) y = tgt_positions->forward(y, offset);
   // Target padding only matters in training (whole sequences); the causal mask is added inside.
   std::optional<Mask> self_mask;
   if (!cache) self_mask = key_padding_mask(tgt);
-  return head(decoder.forward(drop_(y), memory, self_mask, src_mask, cache, cross_weights));
+  return decoder.forward(drop_(y), memory, self_mask, src_mask, cache, cross_weights);
 }
 
 Tensor Translator::loss(const Ids& src, const Ids& tgt_in, const Ids& tgt_out) {
   Tensor memory = encode(src);
-  Tensor logits = decode(tgt_in, memory, key_padding_mask(src));
-  return cross_entropy(logits, tgt_out, {.ignore_index = 0, .label_smoothing = options_.label_smoothing});
+  Tensor states = decoder_states(tgt_in, memory, key_padding_mask(src));  // (B, T, C)
+  // The output layer (C x V, the largest product of a step) runs on the real target positions
+  // only: padding adds nothing to the loss, so its logits need not exist.
+  const auto C = static_cast<std::int64_t>(options_.d_model);
+  std::vector<std::size_t> rows;
+  for (std::size_t i = 0; i < tgt_out.size(); ++i)
+    if (tgt_out.data()[i] != 0) rows.push_back(i);
+  Ids targets = Ids::from_shape({rows.size()});
+  for (std::size_t r = 0; r < rows.size(); ++r) targets(r) = tgt_out.data()[rows[r]];
+  Tensor logits = head(take_rows(reshape(states, {-1, C}), rows));  // (N, V), N real positions
+  return cross_entropy(logits, targets, {.ignore_index = 0, .label_smoothing = options_.label_smoothing});
 }
 
 }  // namespace tg::models

@@ -149,18 +149,16 @@ Tensor MultiheadAttention::relative_values(const Tensor& attn, bool causal) {
 }
 
 AttentionArgs MultiheadAttention::fused_args(const std::optional<Mask>& mask, bool causal) {
-  AttentionArgs args{.scale = 1.0 / std::sqrt(static_cast<double>(head_dim_)),
-                     .mask = mask ? &*mask : nullptr,
-                     .causal = causal,
-                     .dropout = options_.dropout,
-                     .gen = gen_,
-                     .training = is_training()};
-  if (options_.relative_k > 0) {
-    args.rel_key = rel_key;
-    args.rel_value = rel_value;
-    args.relative_k = options_.relative_k;
-  }
-  return args;
+  const bool relative = options_.relative_k > 0;
+  return {.scale = 1.0 / std::sqrt(static_cast<double>(head_dim_)),
+          .mask = mask ? &*mask : nullptr,
+          .causal = causal,
+          .rel_key = relative ? rel_key : Tensor(),
+          .rel_value = relative ? rel_value : Tensor(),
+          .relative_k = options_.relative_k,
+          .dropout = options_.dropout,
+          .gen = gen_,
+          .training = is_training()};
 }
 
 // q: (B, H, T, D), k, v: (B, H, S, D) -> (B, H, T, D)

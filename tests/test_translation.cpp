@@ -221,3 +221,31 @@ BOOST_AUTO_TEST_CASE(searches_agree_on_an_untrained_model_and_respect_the_length
   CHECK_THROWS_WITH(greedy_search(model, {std::vector<std::int64_t>(64, 4)}, options),
                     "greedy_search: source 0 has 64 tokens, more than the model's max_len 64");
 }
+
+BOOST_AUTO_TEST_CASE(loss_on_real_positions_equals_the_loss_over_all_logits) {
+  // loss() runs the output layer on the real target positions only; it must equal the
+  // cross-entropy of every position's logits with padding ignored, gradients included.
+  Generator gen(17);
+  Translator model({.src_vocab = 12, .tgt_vocab = 12, .d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0,
+                    .label_smoothing = 0.1, .max_len = 16},
+                   gen);
+  model.to(Dtype::f64);
+  const Ids src = {{3, 4, 5, 0}, {6, 7, 0, 0}};
+  const Ids tgt_in = {{2, 8, 9, 10}, {2, 11, 0, 0}}, tgt_out = {{8, 9, 10, 1}, {11, 1, 0, 0}};
+  std::vector<Tensor> grads[2];
+  double losses[2];
+  for (int full = 0; full < 2; ++full) {
+    for (Tensor& p : model.parameters()) p.zero_grad();
+    Tape tape;
+    TapeGuard recording(tape);
+    Tensor loss = full ? cross_entropy(model.decode(tgt_in, model.encode(src), nn::padding_mask({3, 2}, 4)), tgt_out,
+                                       {.ignore_index = 0, .label_smoothing = 0.1})
+                       : model.loss(src, tgt_in, tgt_out);
+    loss.backward();
+    losses[full] = loss.item();
+    for (const Tensor& p : model.parameters()) grads[full].push_back(p.grad());
+  }
+  BOOST_TEST(losses[0] == losses[1], boost::test_tools::tolerance(1e-12));
+  for (std::size_t i = 0; i < grads[0].size(); ++i)
+    BOOST_TEST(sum(abs(grads[0][i] - grads[1][i])).item() <= 1e-10 * (1.0 + sum(abs(grads[1][i])).item()));
+}
