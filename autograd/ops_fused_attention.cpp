@@ -13,9 +13,12 @@
 //   g_L = scale W (g_W - rowsum(g_W W))                         (the softmax's backward)
 //   g_q = g_L k + G^T(g_L) a_K        g_k = g_L^T q
 //   g_a_K = sum over blocks G^T(g_L)^T q       g_a_V = sum over blocks P^T g_o
-// Each block runs on one thread; the table gradients are two products over all blocks' rows at
-// the end, so every sum has an order fixed by the sizes and results are the same bits on any
-// number of threads.  Saves W only, (B, H, T, S); W' is recomputed from the dropout seed.
+// Each block runs on one thread, and the table gradients are added up block after block at the
+// end, so every sum has an order fixed by the sizes: the same bits on any number of threads.
+// Saves W only, (B, H, T, S); W' is recomputed from the dropout seed.
+//
+// Two layouts: fused_attention takes q, k, v with heads split, (B, H, T, D); fused_self_attention
+// takes a projection's output (B, T, 3C) and reads each head in place (Operand, below).
 #include <algorithm>
 #include <array>
 #include <cmath>

@@ -27,18 +27,22 @@ struct Case {
   double dropout;
 };
 
+// The table row of every (query, key) pair, (T, S): clip(j - pos_i, -k, k) + k, pos_i = i + S - T.
+Ids table_rows(std::size_t T, std::size_t S, std::size_t k) {
+  const auto K = static_cast<std::int64_t>(k);
+  Ids rows = Ids::from_shape({T, S});
+  for (std::size_t i = 0; i < T; ++i)
+    for (std::size_t j = 0; j < S; ++j)
+      rows(i, j) = std::clamp<std::int64_t>(static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T), -K, K) + K;
+  return rows;
+}
+
 // The composed ops of nn/attention.cpp, written out: the reference the fused op must match.
 Tensor composed(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& a) {
   const std::size_t T = q.shape()[2], S = k.shape()[2];
   Tensor logits = matmul(q, transpose(k));
   if (a.rel_key.defined()) {
-    Ids rows = Ids::from_shape({T, S});
-    for (std::size_t i = 0; i < T; ++i)
-      for (std::size_t j = 0; j < S; ++j)
-        rows(i, j) = std::clamp<std::int64_t>(static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T),
-                                              -static_cast<std::int64_t>(a.relative_k), a.relative_k) +
-                     static_cast<std::int64_t>(a.relative_k);
-    Tensor R_k = embedding(a.rel_key, rows);                         // (T, S, D)
+    Tensor R_k = embedding(a.rel_key, table_rows(T, S, a.relative_k));  // (T, S, D)
     const auto B = static_cast<std::int64_t>(q.shape()[0]), H = static_cast<std::int64_t>(q.shape()[1]);
     const auto Ti = static_cast<std::int64_t>(T), D = static_cast<std::int64_t>(q.shape()[3]);
     logits = logits + sum(reshape(q, {B, H, Ti, 1, D}) * R_k, {-1});  // (B, H, T, S)
@@ -51,13 +55,7 @@ Tensor composed(const Tensor& q, const Tensor& k, const Tensor& v, const Attenti
   if (a.gen) w = dropout(w, a.dropout, *a.gen, a.training);
   Tensor out = matmul(w, v);
   if (a.rel_value.defined()) {
-    Ids rows = Ids::from_shape({T, S});
-    for (std::size_t i = 0; i < T; ++i)
-      for (std::size_t j = 0; j < S; ++j)
-        rows(i, j) = std::clamp<std::int64_t>(static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T),
-                                              -static_cast<std::int64_t>(a.relative_k), a.relative_k) +
-                     static_cast<std::int64_t>(a.relative_k);
-    Tensor R_v = embedding(a.rel_value, rows);                       // (T, S, D)
+    Tensor R_v = embedding(a.rel_value, table_rows(T, S, a.relative_k));  // (T, S, D)
     const auto B = static_cast<std::int64_t>(w.shape()[0]), H = static_cast<std::int64_t>(w.shape()[1]);
     out = out + sum(reshape(w, {B, H, static_cast<std::int64_t>(T), static_cast<std::int64_t>(S), 1}) * R_v,
                     {3});  // (B, H, T, D)
