@@ -52,14 +52,14 @@ class BatchIndexer {
   std::vector<std::size_t> strides_;
 };
 
-// For each index i of `batch`:  C[c(i)] = op(A[a(i)]) op(B[b(i)]), with C (M x N) of the
-// shape `c_shape`, returned.  C's batch shape may be smaller than `batch`: then products are
-// summed into it, which is how a gradient is reduced over the dims its operand was broadcast
-// along; otherwise each block is written once, with no zero fill first.
 // Below this many flops a product is too small to cut into tiles: a batch of them runs one
 // product per task instead.
 constexpr double kSmallProduct = 8e6;
 
+// For each index i of `batch`:  C[c(i)] = op(A[a(i)]) op(B[b(i)]), with C (M x N) of the
+// shape `c_shape`, returned.  C's batch shape may be smaller than `batch`: then products are
+// summed into it, which is how a gradient is reduced over the dims its operand was broadcast
+// along; otherwise each block is written once, with no zero fill first.
 template <class T>
 Array<T> batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
                       const Array<T>& A, const Array<T>& B, const Shape& c_shape, const Shape& batch) {
@@ -94,6 +94,23 @@ Array<T> batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_
   return C;
 }
 
+// Backward of one tall product, y (rows, out) = x (rows, in) w (in, out), x's leading dims
+// flattened into rows:  g_x = g_y w^T (inputs' slot 0),  g_w = x^T g_y, summed over every row (slot 1).
+template <class T>
+void tall_product_backward(const Tensor& x, const Tensor& w, std::size_t rows, std::size_t in, std::size_t out,
+                           const Array<T>& g_y, Grads& g) {
+  if (g.wanted(0)) {
+    Array<T> g_x = Array<T>::from_shape(x.shape());
+    gemm(false, true, rows, in, out, g_y.data(), w.data<T>().data(), g_x.data(), T(0));
+    g.add(0, std::move(g_x));
+  }
+  if (g.wanted(1)) {
+    Array<T> g_w = Array<T>::from_shape(w.shape());
+    gemm(true, false, in, out, rows, x.data<T>().data(), g_y.data(), g_w.data(), T(0));
+    g.add(1, std::move(g_w));
+  }
+}
+
 }  // namespace
 
 // a: (..., n, k), b: (..., k, m) -> (..., n, m)
@@ -125,26 +142,13 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (needs_grad(a, b))
     record("matmul", y, {a, b}, saved_bytes(a, b),
            [a, b, batch, n, k, m, rows, b_is_matrix]<class T>(const Array<T>& g_y, Grads& g) {
+             if (b_is_matrix) return tall_product_backward(a, b, rows, k, m, g_y, g);
              const Array<T>& av = a.data<T>();
              const Array<T>& bv = b.data<T>();
-             if (g.wanted(0)) {  // g_a = g_y b^T: (..., n, m) (..., m, k) -> a's shape
-               if (b_is_matrix) {
-                 Array<T> g_a = Array<T>::from_shape(av.shape());
-                 gemm(false, true, rows, k, m, g_y.data(), bv.data(), g_a.data(), T(0));
-                 g.add(0, std::move(g_a));
-               } else {
-                 g.add(0, batched_gemm(false, true, n, k, m, g_y, bv, av.shape(), batch));
-               }
-             }
-             if (g.wanted(1)) {  // g_b = a^T g_y: (..., k, n) (..., n, m) -> b's shape
-               if (b_is_matrix) {
-                 Array<T> g_b = Array<T>::from_shape(bv.shape());
-                 gemm(true, false, k, m, rows, av.data(), g_y.data(), g_b.data(), T(0));
-                 g.add(1, std::move(g_b));
-               } else {
-                 g.add(1, batched_gemm(true, false, k, m, n, av, g_y, bv.shape(), batch));
-               }
-             }
+             if (g.wanted(0))  // g_a = g_y b^T: (..., n, m) (..., m, k) -> a's shape
+               g.add(0, batched_gemm(false, true, n, k, m, g_y, bv, av.shape(), batch));
+             if (g.wanted(1))  // g_b = a^T g_y: (..., k, n) (..., n, m) -> b's shape
+               g.add(1, batched_gemm(true, false, k, m, n, av, g_y, bv.shape(), batch));
            });
   return y;
 }
@@ -181,16 +185,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (has_bias) inputs.push_back(b);
   if (needs_grad(inputs))
     record("linear", y, inputs, saved_bytes(x, w), [x, w, rows, in, out, has_bias]<class T>(const Array<T>& g_y, Grads& g) {
-      if (g.wanted(0)) {  // g_x = g_y w^T: (rows, out) (out, in)
-        Array<T> g_x = Array<T>::from_shape(x.shape());
-        gemm(false, true, rows, in, out, g_y.data(), w.data<T>().data(), g_x.data(), T(0));
-        g.add(0, std::move(g_x));
-      }
-      if (g.wanted(1)) {  // g_w = x^T g_y: (in, rows) (rows, out)
-        Array<T> g_w = Array<T>::from_shape({in, out});
-        gemm(true, false, in, out, rows, x.data<T>().data(), g_y.data(), g_w.data(), T(0));
-        g.add(1, std::move(g_w));
-      }
+      tall_product_backward(x, w, rows, in, out, g_y, g);
       if (has_bias && g.wanted(2)) g.add(2, sum_to_shape(g_y, Shape{out}));
     });
   return y;
