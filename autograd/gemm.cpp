@@ -116,8 +116,7 @@ void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float 
 
 // float64 is for gradcheck, where speed matters little: BLAS, with its own threads.
 void gemm(const GemmArgs& args, const double* A, const double* B, double* C, double beta) {
-  const GemmArgs p = with_leading_dims(args);
-  if (!trivial(p, C, beta)) serial_kernel(p, A, B, C, beta);
+  gemm_serial(args, A, B, C, beta);
 }
 
 }  // namespace tg

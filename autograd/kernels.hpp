@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -137,6 +139,32 @@ Array<T> broadcast_elements(const Array<T>& a, const Array<T>& b, const Shape& s
     }
   });
   return y;
+}
+
+// One row of a masked softmax, S entries:  y_j = e^(x_j - mx) / sum_{l allowed} e^(x_l - mx)
+// where allowed(j), 0 elsewhere, mx the largest allowed x; all zeros when no entry is allowed.
+// y may be x (in place).
+template <class T, class Allowed>
+void masked_softmax_row(const T* x, T* y, std::size_t S, Allowed allowed) {
+  T mx = -std::numeric_limits<T>::infinity();
+  for (std::size_t j = 0; j < S; ++j)
+    if (allowed(j)) mx = std::max(mx, x[j]);
+  T z = 0;
+  for (std::size_t j = 0; j < S; ++j) {
+    y[j] = allowed(j) ? std::exp(x[j] - mx) : T(0);
+    z += y[j];
+  }
+  const T inv = z > 0 ? T(1) / z : T(0);  // a fully masked row stays all zeros
+  for (std::size_t j = 0; j < S; ++j) y[j] *= inv;
+}
+
+// Its backward: g_x_j = scale y_j (g_j - sum_l g_l y_l), zero wherever y is (masked entries).
+// g_x may be g (in place).
+template <class T>
+void softmax_backward_row(const T* y, const T* g, T* g_x, std::size_t S, T scale = T(1)) {
+  T dot = 0;
+  for (std::size_t j = 0; j < S; ++j) dot += g[j] * y[j];
+  for (std::size_t j = 0; j < S; ++j) g_x[j] = scale * y[j] * (g[j] - dot);
 }
 
 // Element i of dropout call `seed` is dropped when the top 32 bits of splitmix64(seed, i) fall

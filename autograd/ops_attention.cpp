@@ -41,19 +41,8 @@ Tensor masked_softmax(const Tensor& x, const Mask& mask) {
     const T* xv = x.data<T>().data();
     parallel_rows(rows, S, [&](std::size_t begin, std::size_t end) {
       for (std::size_t r = begin; r < end; ++r) {
-        const T* xr = xv + r * S;
         const bool* mr = mask.data() + mask_row(r);
-        T* yr = out.data() + r * S;
-        T mx = -std::numeric_limits<T>::infinity();
-        for (std::size_t j = 0; j < S; ++j)
-          if (mr[j * mask_step]) mx = std::max(mx, xr[j]);
-        T z = 0;
-        for (std::size_t j = 0; j < S; ++j) {
-          yr[j] = mr[j * mask_step] ? std::exp(xr[j] - mx) : T(0);
-          z += yr[j];
-        }
-        const T inv = z > 0 ? T(1) / z : T(0);  // a fully masked row stays all zeros
-        for (std::size_t j = 0; j < S; ++j) yr[j] *= inv;
+        masked_softmax_row(xv + r * S, out.data() + r * S, S, [&](std::size_t j) { return mr[j * mask_step]; });
       }
     });
     return Tensor(std::move(out));
@@ -63,13 +52,8 @@ Tensor masked_softmax(const Tensor& x, const Mask& mask) {
       Array<T> g_x = Array<T>::from_shape(g_y.shape());
       const T* yv = y.data<T>().data();
       parallel_rows(rows, S, [&](std::size_t begin, std::size_t end) {
-        for (std::size_t r = begin; r < end; ++r) {
-          const T* yr = yv + r * S;
-          const T* gr = g_y.data() + r * S;
-          T dot = 0;
-          for (std::size_t j = 0; j < S; ++j) dot += gr[j] * yr[j];
-          for (std::size_t j = 0; j < S; ++j) g_x.data()[r * S + j] = yr[j] * (gr[j] - dot);
-        }
+        for (std::size_t r = begin; r < end; ++r)
+          softmax_backward_row(yv + r * S, g_y.data() + r * S, g_x.data() + r * S, S);
       });
       g.add(0, std::move(g_x));
     });

@@ -61,16 +61,11 @@ class KeyFilter {
       stride *= mask->shape()[a - lead];
     }
   }
-  // Fills allowed[j] for query i of block (b, h); returns how many keys are allowed.
-  std::size_t row(std::size_t b, std::size_t h, std::size_t i, std::vector<char>& allowed) const {
+  // Fills allowed[j] for query i of block (b, h).
+  void row(std::size_t b, std::size_t h, std::size_t i, std::vector<char>& allowed) const {
     const std::size_t last = causal_ ? i + d_.S - d_.T : d_.S - 1;  // the last key i may see
     const bool* m = mask_ ? mask_->data() + b * stride_[0] + h * stride_[1] + i * stride_[2] : nullptr;
-    std::size_t count = 0;
-    for (std::size_t j = 0; j < d_.S; ++j) {
-      allowed[j] = j <= last && (!m || m[j * stride_[3]]);
-      count += allowed[j];
-    }
-    return count;
+    for (std::size_t j = 0; j < d_.S; ++j) allowed[j] = j <= last && (!m || m[j * stride_[3]]);
   }
 
  private:
@@ -142,21 +137,10 @@ void forward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<T
     for (std::size_t i = 0; i < d.T; ++i)
       for (std::size_t j = 0; j < d.S; ++j) w[i * d.S + j] += table[i * d.R + table_row(d, i, j)];
   }
-  for (std::size_t i = 0; i < d.T; ++i) {  // masked softmax of L scale, row by row
-    T* row = w + i * d.S;
-    if (keys.row(b, h, i, allowed) == 0) {  // no key to see: zeros, and zero gradients
-      std::fill_n(row, d.S, T(0));
-      continue;
-    }
-    T mx = -std::numeric_limits<T>::infinity();
-    for (std::size_t j = 0; j < d.S; ++j)
-      if (allowed[j]) mx = std::max(mx, static_cast<T>(row[j] * scale));
-    T z = 0;
-    for (std::size_t j = 0; j < d.S; ++j) {
-      row[j] = allowed[j] ? std::exp(static_cast<T>(row[j] * scale) - mx) : T(0);
-      z += row[j];
-    }
-    for (std::size_t j = 0; j < d.S; ++j) row[j] /= z;
+  for (std::size_t e = 0; e < d.T * d.S; ++e) w[e] *= static_cast<T>(scale);
+  for (std::size_t i = 0; i < d.T; ++i) {  // masked softmax, row by row (no key to see: zeros)
+    keys.row(b, h, i, allowed);
+    masked_softmax_row(w + i * d.S, w + i * d.S, d.S, [&](std::size_t j) { return allowed[j] != 0; });
   }
   const T* kept = w;
   if (drop.active()) {
@@ -213,13 +197,8 @@ void backward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<
       }
   }
   if (drop.active()) apply_keep(drop, d, n, g_w, g_w);  // g_W = g_W' * keep
-  for (std::size_t i = 0; i < d.T; ++i) {                // g_L = scale W (g_W - rowsum(g_W W))
-    const T* wr = w + i * d.S;
-    T* gr = g_w + i * d.S;
-    T dot = 0;
-    for (std::size_t j = 0; j < d.S; ++j) dot += gr[j] * wr[j];
-    for (std::size_t j = 0; j < d.S; ++j) gr[j] = static_cast<T>(scale) * wr[j] * (gr[j] - dot);
-  }
+  for (std::size_t i = 0; i < d.T; ++i)  // g_L = scale W (g_W - rowsum(g_W W))
+    softmax_backward_row(w + i * d.S, g_w + i * d.S, g_w + i * d.S, d.S, static_cast<T>(scale));
   gemm_serial({.M = d.T, .N = d.D, .K = d.S, .ldb = L.k.ld, .ldc = L.q.ld}, g_w, k, g_q, T(0));  // g_L k
   gemm_serial({.trans_a = true, .M = d.S, .N = d.D, .K = d.T, .lda = d.S, .ldb = L.q.ld, .ldc = L.k.ld}, g_w, q,
               g.k + L.k.at(b, h), T(0));  // g_L^T q

@@ -160,7 +160,7 @@ std::unique_ptr<Translator> train_reverser(Generator& gen) {
 // tokens' log-probabilities agree to float32 rounding (about 1e-6 per token), not to the bit.
 namespace {
 bool same_log_prob(const Translation& a, const Translation& b) {
-  return std::abs(a.log_prob - b.log_prob) <= 1e-5 * static_cast<double>(1 + b.tokens.size());
+  return testing::close_to(a.log_prob, b.log_prob, 0.0, 1e-5 * static_cast<double>(1 + b.tokens.size()));
 }
 }  // namespace
 
