@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include <CLI/CLI.hpp>
+
 #include "tapegrad.hpp"
 
 using namespace tg;
@@ -58,7 +60,11 @@ void make_batch(Generator& gen, Ids& ids, Ids& targets) {
 }
 
 int main(int argc, char** argv) {
-  const int steps = argc > 1 ? std::atoi(argv[1]) : 300;
+  CLI::App app{"position_schemes: each positional encoding learns to copy the previous token", "position_schemes"};
+  app.option_defaults()->always_capture_default();
+  int steps = 300;
+  app.add_option("--steps", steps, "Adam steps per scheme")->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   std::printf("task: copy the previous token; %d Adam steps per scheme, batch %zu x %zu\n\n",
               steps, kBatch, kLen);
   std::printf("%-11s %8s %10s %8s\n", "scheme", "params", "accuracy", "seconds");

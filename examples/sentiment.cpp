@@ -1,208 +1,100 @@
 // tapegrad-sentiment: sentence classification (SST-2 binary, or SST 5-class) with a
 // convolution over neighbouring words, a transformer encoder, learnable Fourier-feature
-// positions and mean pooling; by default two such classifiers, trained side by side.
+// positions and mean pooling; by default two such classifiers, trained side by side.  The
+// model, its files and the training loop are the library's (models/sentiment.hpp,
+// models/training.hpp); this file is the command line and the scores.
 //
 //   tapegrad-sentiment train --data data/sst2                  (train.tsv / dev.tsv)
 //   tapegrad-sentiment train --data data/sst --fine            (stsa.fine.train / .dev; --binary: stsa.binary)
 //   tapegrad-sentiment eval --model sentiment.npz data/sst2/dev.tsv
-//   tapegrad-sentiment predict --model sentiment.npz "a gorgeous , witty , seductive movie ."
+//   tapegrad-sentiment predict --model sentiment.npz "a gorgeous, witty, seductive movie."
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
-#include <CLI/CLI.hpp>
-
-#include "common.hpp"
+#include "cli.hpp"
 
 using namespace tg;
-using examples::Settings;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct SentimentBundle {
-  Generator gen;
-  models::Vocab words, labels;
-  models::SubwordOptions subwords;  // buckets 0: no subword features
-  std::unique_ptr<models::Ensemble<models::Classifier>> net;  // one classifier, or several predicting together
+std::size_t best_of(const std::vector<double>& probs) {
+  return std::max_element(probs.begin(), probs.end()) - probs.begin();
+}
 
-  // ids (B, T) and, when the model reads them, subword ids (B, T, K).
-  void encode(const std::vector<const std::vector<std::string>*>& sentences, Ids& ids, Ids& subs) const {
-    std::size_t T = 1;
-    for (auto* s : sentences) T = std::max(T, s->size());
-    const std::size_t K = subwords.buckets > 0 ? subwords.max_features : 0;
-    ids = xt::zeros<std::int64_t>({sentences.size(), T});
-    subs = xt::zeros<std::int64_t>({sentences.size(), T, K});
-    for (std::size_t b = 0; b < sentences.size(); ++b)
-      for (std::size_t t = 0; t < sentences[b]->size(); ++t) {
-        const std::string& w = (*sentences[b])[t];
-        ids(b, t) = words.id(w);
-        if (K == 0) continue;
-        const auto f = models::subword_ids(w, subwords);
-        for (std::size_t k = 0; k < f.size(); ++k) subs(b, t, k) = f[k];
-      }
-  }
-  const Ids* subwords_of(const Ids& subs) const { return subwords.buckets > 0 ? &subs : nullptr; }
-
-  Settings settings() const {
-    const models::ClassifierOptions& o = net->front().options();
-    Settings s = examples::encoder_settings("sentiment", o);
-    s["members"] = std::to_string(net->size());
-    s["fourier_features"] = std::to_string(o.fourier_features);
-    s["fourier_hidden"] = std::to_string(o.fourier_hidden);
-    s["pooling"] = models::pooling_name(o.pooling);
-    s["conv_width"] = std::to_string(o.conv_width);
-    s["subword_buckets"] = std::to_string(subwords.buckets);
-    s["subword_features"] = std::to_string(subwords.max_features);
-    s["subword_grouped"] = subwords.grouped ? "1" : "0";
-    return s;
-  }
-
-  void save(const std::string& path) const {
-    examples::save_model_file(path, net->module(), {{"vocab/words", words.to_text()}, {"vocab/labels", labels.to_text()},
-                                             {"settings", examples::settings_to_text(settings())}});
-  }
-
-  static std::unique_ptr<SentimentBundle> load(const std::string& path) {
-    const examples::ModelFile file(path, "sentiment");
-    auto b = std::make_unique<SentimentBundle>();
-    b->words = models::Vocab::from_text(file.text("vocab/words"), path);
-    b->labels = models::Vocab::from_text(file.text("vocab/labels"), path);
-    b->subwords.buckets = file.number_or("subword_buckets", 0);  // older files: none
-    b->subwords.max_features = file.number_or("subword_features", 24);
-    b->subwords.grouped = file.get_or("subword_grouped", "1") == "1";
-    b->net = std::make_unique<models::Ensemble<models::Classifier>>(
-        file.number_or("members", 1),
-        models::ClassifierOptions{.vocab = b->words.size(), .classes = b->labels.size(), .d_model = file.number("d_model"),
-                                  .heads = file.number("heads"), .ff = file.number("ff"), .layers = file.number("layers"),
-                                  .dropout = 0.0,
-                                  .positions = nn::position_scheme_from_name(examples::get(file.settings(), "positions", path)),
-                                  .fourier_features = file.number("fourier_features"),
-                                  .fourier_hidden = file.number("fourier_hidden"), .relative_k = file.number("relative_k"),
-                                  .max_len = file.number("max_len"),
-                                  // files written before pooling was an option pooled by the mean
-                                  .pooling = models::pooling_from_name(file.get_or("pooling", "mean")),
-                                  .subword_buckets = b->subwords.buckets,
-                                  .subword_groups = b->subwords.groups(),
-                                  .conv_width = file.number_or("conv_width", 0)},  // older files: none
-        b->gen);
-    file.load_parameters(b->net->module());
-    b->net->module().eval();
-    return b;
-  }
-
-  // Member k's cross-entropy on its batch of training examples.  With bagging < 1 it learns
-  // only from the examples in its bag: the others' labels are ignored (-100).
-  Tensor member_loss(std::size_t k, const std::vector<models::LabeledSentence>& data,
-                     const std::vector<std::size_t>& batch, double word_dropout, double bagging,
-                     std::uint64_t seed) {
-    std::vector<const std::vector<std::string>*> ws;
-    Ids y = Ids::from_shape({batch.size()});
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      ws.push_back(&data[batch[i]].words);
-      y(i) = models::in_bag(seed, k, batch[i], bagging) ? labels.id(data[batch[i]].label) : -100;
-    }
-    Ids ids, subs;
-    encode(ws, ids, subs);
-    examples::drop_words(ids, word_dropout, gen);
-    return net->members()[k]->loss(ids, y, subwords_of(subs));
-  }
-
-  // Class probabilities (N, classes) for each sentence: the members' mean.  `weights`, if given,
-  // receives the first member's attention.
-  std::vector<std::vector<double>> predict(const std::vector<std::vector<std::string>>& sentences,
-                                           std::vector<Tensor>* weights = nullptr) const {
-    std::vector<std::vector<double>> out(sentences.size());
-    std::vector<std::size_t> lengths;
-    for (const auto& s : sentences) lengths.push_back(s.size());
-    NoGradGuard no_grad;
-    for (const auto& batch : models::make_batches(lengths, 4000, 128, nullptr)) {
-      std::vector<const std::vector<std::string>*> ptrs;
-      for (std::size_t i : batch) ptrs.push_back(&sentences[i]);
-      Ids ids, subs;
-      encode(ptrs, ids, subs);
-      Tensor p;
-      for (models::Classifier* m : net->members()) {
-        const Tensor q = softmax(m->forward(ids, subwords_of(subs), p.defined() ? nullptr : weights));
-        p = p.defined() ? p + q : q;
-      }
-      p = p * (1.0 / net->size());
-      for (std::size_t b = 0; b < batch.size(); ++b)
-        for (std::size_t c = 0; c < labels.size(); ++c) out[batch[b]].push_back(p.data<float>()(b, c));
-    }
-    return out;
-  }
-};
-
-double accuracy(const SentimentBundle& s, const std::vector<models::LabeledSentence>& data) {
-  std::vector<std::vector<std::string>> sentences;
+examples::ClassReport score(const models::SentimentPipeline& s, const std::vector<models::LabeledSentence>& data) {
+  std::vector<models::Words> sentences;
   for (const auto& d : data) sentences.push_back(d.words);
   const auto probs = s.predict(sentences);
-  std::size_t right = 0;
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    const auto best = std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin();
-    right += s.labels.word(best) == data[i].label;
-  }
-  return data.empty() ? 0 : double(right) / data.size();
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < s.labels().size(); ++i) names.push_back(s.labels().word(i));
+  examples::ClassReport report(names);
+  for (std::size_t i = 0; i < data.size(); ++i) report.add(s.labels().id(data[i].label), best_of(probs[i]));
+  return report;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tapegrad-sentiment: sentence classification with a transformer"};
-  app.require_subcommand(1);
-  std::size_t threads = 2;
-  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(examples::positive);
+  examples::Program program("tapegrad-sentiment", "tapegrad-sentiment: sentence classification with a transformer");
 
-  auto* train_cmd = app.add_subcommand("train", "train a classifier");
+  auto* train_cmd = program.subcommand("train", "train a classifier");
   std::string data_dir, train_file, dev_file;
   bool fine = false, binary = false;
-  examples::TrainOptions to;
-  to.epochs = 4;
-  to.time_limit_minutes = 14;
-  to.out = "sentiment.npz";
-  to.plot = "sentiment-curve.svg";
-  to.warmup = 300;
-  examples::ModelChoice m{.positions = "fourier"};
-  std::string pooling = "mean";
-  std::size_t members = 2, subword_buckets = 1 << 15, conv_width = 5;
+  models::TrainOptions to{.epochs = 4, .time_limit_minutes = 14, .warmup = 300, .out = "sentiment.npz",
+                          .plot = "sentiment-curve.svg"};
+  models::ClassifierOptions options;  // its defaults are the program's
+  models::SubwordOptions subwords;
+  examples::DataChoice data;
+  std::size_t members = 2;
   double bagging = 1;
   train_cmd->add_option("--data", data_dir, "data/sst2 (train.tsv, dev.tsv) or data/sst with --fine / --binary");
   train_cmd->add_flag("--fine", fine, "with --data data/sst: the 5-class stsa.fine files");
   train_cmd->add_flag("--binary", binary, "with --data data/sst: the stsa.binary files");
-  train_cmd->add_option("--train", train_file, "training file")->check(CLI::ExistingFile);
-  train_cmd->add_option("--dev", dev_file, "development file")->check(CLI::ExistingFile);
-  train_cmd->add_option("--pooling", pooling, "sentence vector from the encoder's outputs: mean, max or mean-max")
-      ->check(CLI::IsMember({"mean", "max", "mean-max"}));
-  train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features for unseen words (0: off)")
+  train_cmd->add_option("--train", train_file, "training file")->check(examples::readable_file);
+  train_cmd->add_option("--dev", dev_file, "development file")->check(examples::readable_file);
+  examples::add_encoder_options(*train_cmd, options);
+  train_cmd->add_option_function<std::string>(
+               "--pooling", [&](const std::string& name) { options.pooling = models::pooling_from_name(name); },
+               "sentence vector from the encoder's outputs: mean, max or mean-max")
+      ->check(CLI::IsMember({"mean", "max", "mean-max"}))
+      ->default_str(models::pooling_name(options.pooling));
+  train_cmd->add_option("--subword-buckets", subwords.buckets, "hashed subword features for unseen words (0: off)")
       ->check(examples::buckets);
-  train_cmd->add_option("--conv-width", conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
+  train_cmd->add_option("--conv-width", options.conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
       ->check(examples::odd_or_zero);
   train_cmd->add_option("--ensemble", members, "train this many classifiers side by side and predict with their mean")
       ->check(examples::positive);
   train_cmd->add_option("--bagging", bagging, "with --ensemble: each member learns from its own random fraction of the examples")
       ->check(CLI::Range(0.05, 1.0));
-  examples::add_train_options(*train_cmd, to, m);
+  examples::add_train_options(*train_cmd, to, data);
   models::BadLines bad_lines;
   examples::add_bad_lines_option(*train_cmd, bad_lines);
 
-  auto* eval_cmd = app.add_subcommand("eval", "accuracy on a file (sentence<TAB>label with header, or <label> <sentence>)");
-  std::string model_path = "sentiment.npz", eval_file;
-  eval_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
-  eval_cmd->add_option("file", eval_file, "labelled sentences")->required()->check(CLI::ExistingFile);
+  auto* eval_cmd = program.subcommand("eval", "accuracy, per-class precision, recall and F1, and the confusion matrix "
+                                              "(sentence<TAB>label with header, or <label> <sentence>)");
+  std::string model_path = "sentiment.npz", eval_file, confusion_svg;
+  bool json = false;
+  eval_cmd->add_option("--model", model_path, "model file")->check(examples::readable_file);
+  eval_cmd->add_option("file", eval_file, "labelled sentences")->required()->check(examples::readable_file);
+  eval_cmd->add_flag("--json", json, "print one JSON object instead of text");
+  eval_cmd->add_option("--confusion-svg", confusion_svg, "draw the confusion matrix as an SVG heatmap");
   examples::add_bad_lines_option(*eval_cmd, bad_lines);
 
-  auto* predict_cmd = app.add_subcommand("predict", "classify sentences (arguments, or lines on stdin)");
+  auto* predict_cmd = program.subcommand("predict", "classify sentences: the arguments, or each line of standard input");
   std::vector<std::string> words;
-  std::string attention_svg;
+  std::string attention_svg, format = "text";
   std::size_t attention_layer = 0;
-  examples::add_predict_options(*predict_cmd, model_path, attention_svg, attention_layer);
-  predict_cmd->add_option("words", words, "a sentence");
+  predict_cmd->add_option("--model", model_path, "model file")->check(examples::readable_file);
+  predict_cmd->add_option("--format", format,
+                          "text: label<TAB>probability<TAB>words a line; json: {\"words\", \"label\", \"probabilities\"} a line")
+      ->check(CLI::IsMember({"text", "json"}));
+  predict_cmd->add_option("--attention-svg", attention_svg, "draw the first sentence's self-attention as an SVG heatmap");
+  predict_cmd->add_option("--layer", attention_layer, "which layer's attention to draw");
+  predict_cmd->add_option("words", words, "a sentence (read from standard input when none is given)");
 
-  CLI11_PARSE(app, argc, argv);
-  try {
-    set_num_threads(threads);
+  return program.run(argc, argv, [&] {
     if (*train_cmd) {
       if (!data_dir.empty()) {
         const fs::path d(data_dir);
@@ -213,11 +105,11 @@ int main(int argc, char** argv) {
       }
       if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
       if (bagging < 1 && members < 2)
-        throw std::runtime_error("--bagging " + std::to_string(bagging) + ": bagging is for ensembles (--ensemble 2 or more)");
+        throw CLI::ValidationError("--bagging", "bagging is for ensembles (--ensemble 2 or more)");
       const auto train_data = models::read_labeled(train_file, &bad_lines);
       const auto dev_data = models::read_labeled(dev_file, &bad_lines);
       examples::report_bad_lines(bad_lines);
-      std::vector<std::vector<std::string>> train_words;
+      std::vector<models::Words> train_words;
       std::vector<std::string> all_labels;
       std::vector<std::size_t> lengths;
       for (const auto& s : train_data) {
@@ -225,72 +117,89 @@ int main(int argc, char** argv) {
         all_labels.push_back(s.label);
         lengths.push_back(s.words.size());
       }
-      SentimentBundle s;
-      s.gen.seed_with(to.seed);
-      s.words = models::Vocab::build(train_words, m.min_count, true);
-      s.labels = models::Vocab::closed(all_labels);
-      s.subwords.buckets = subword_buckets;
-      s.net = std::make_unique<models::Ensemble<models::Classifier>>(
-          members,
-          models::ClassifierOptions{.vocab = s.words.size(), .classes = s.labels.size(), .d_model = m.d_model,
-                                    .heads = m.heads, .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
-                                    .positions = nn::position_scheme_from_name(m.positions),
-                                    .pooling = models::pooling_from_name(pooling),
-                                    .subword_buckets = subword_buckets, .subword_groups = s.subwords.groups(),
-                                    .conv_width = conv_width},
-          s.gen);
-      for (const auto& d : dev_data) s.labels.id(d.label);  // a dev label unseen in training: an error
+      models::WordInput input{models::Vocab::build(train_words, data.min_count, true), subwords};
+      models::SentimentPipeline s(std::move(input), models::Vocab::closed(all_labels), options, members, to.seed);
+      for (const auto& d : dev_data) s.labels().id(d.label);  // a dev label unseen in training: an error
       std::printf("sentiment: %zu train and %zu dev sentences, %zu words, %zu classes, %zu parameters%s\n",
-                  train_data.size(), dev_data.size(), s.words.size(), s.labels.size(), s.net->module().parameter_count(),
-                  members > 1 ? (" in " + std::to_string(members) + " classifiers").c_str() : "");
-      examples::Task task;
-      task.model = &s.net->module();
-      task.gen = &s.gen;
+                  train_data.size(), dev_data.size(), s.input().words.size(), s.labels().size(),
+                  s.net().parameter_count(), members > 1 ? (" in " + std::to_string(members) + " classifiers").c_str() : "");
+      examples::announce_limits(to);
+      models::Task task;
+      task.model = &s.net();
+      task.gen = &s.gen();
       // Each member of an ensemble walks the epoch's batches in its own order.
-      examples::MemberOrders orders(
+      models::MemberOrders orders(
           [&](std::size_t epoch) {
             Generator shuffle(to.seed * 1000003 + epoch);
-            return models::make_batches(lengths, m.batch_tokens, 64, &shuffle);
+            return models::make_batches(lengths, data.batch_tokens, 64, &shuffle);
           },
           members, to.seed);
+      const std::string out_of_bag;  // a member ignores the labels of examples outside its bag
       task.batches = [&](std::size_t epoch) { return orders.epoch(epoch); };
       task.loss = [&](const std::vector<std::size_t>& batch) {
         Tensor total;
         for (std::size_t k = 0; k < members; ++k) {
-          const Tensor l = s.member_loss(k, train_data, orders.member(batch, k), m.word_dropout, bagging, to.seed);
+          std::vector<const models::Words*> ws;
+          std::vector<const std::string*> ys;
+          for (std::size_t i : orders.member(batch, k)) {
+            ws.push_back(&train_data[i].words);
+            ys.push_back(models::in_bag(to.seed, k, i, bagging) ? &train_data[i].label : &out_of_bag);
+          }
+          const Tensor l = s.member_loss(k, ws, ys, data.word_dropout);
           total = total.defined() ? total + l : l;
         }
         return total * (1.0 / members);
       };
       task.lengths = &lengths;
-      task.evaluate = [&] { return accuracy(s, dev_data); };
-      task.save_model = [&](const std::string& path) { s.save(path); };
-      examples::train(task, to);
-    } else if (*eval_cmd) {
-      const auto s = SentimentBundle::load(model_path);
-      const auto data = models::read_labeled(eval_file, &bad_lines);
-      examples::report_bad_lines(bad_lines);
-      std::printf("%s: %zu sentences, accuracy %.2f%%\n", eval_file.c_str(), data.size(), 100 * accuracy(*s, data));
-    } else if (*predict_cmd) {
-      const auto s = SentimentBundle::load(model_path);
-      std::vector<std::vector<std::string>> sentences;
-      for (const auto& line : examples::input_sentences(words)) sentences.push_back(models::split_words(line));
-      const auto probs = s->predict(sentences);
-      for (std::size_t i = 0; i < sentences.size(); ++i) {
-        const auto best = std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin();
-        std::printf("%s\t%.3f\t", s->labels.word(best).c_str(), probs[i][best]);
-        for (std::size_t j = 0; j < sentences[i].size(); ++j) std::printf("%s%s", j ? " " : "", sentences[i][j].c_str());
-        std::printf("\n");
-      }
-      if (!attention_svg.empty() && !sentences.empty()) {
-        std::vector<Tensor> weights;
-        s->predict({sentences[0]}, &weights);
-        examples::write_attention_svg(attention_svg, weights, sentences[0], attention_layer);
-      }
+      task.evaluate = [&] { return score(s, dev_data).accuracy(); };
+      task.save_model = [&](const std::string& path) { s.save(path, program.command_line()); };
+      return models::train(task, to).interrupted ? examples::kExitInterrupted : 0;
     }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tapegrad-sentiment: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    const auto s = models::SentimentPipeline::load(model_path);
+    if (*eval_cmd) {
+      const auto gold = models::read_labeled(eval_file, &bad_lines);
+      examples::report_bad_lines(bad_lines);
+      const examples::ClassReport report = score(*s, gold);
+      if (json) {
+        nlohmann::json j = report.json();
+        j["file"] = eval_file;
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("%s: %zu sentences, accuracy %.2f%%\n\n%s\n%s", eval_file.c_str(), gold.size(),
+                    100 * report.accuracy(), report.table().c_str(), report.confusion_text().c_str());
+      }
+      if (!confusion_svg.empty())
+        report.write_confusion_svg(confusion_svg, "confusion on " + eval_file +
+                                                      ": gold (rows) against predicted (columns), share of each row");
+      return 0;
+    }
+    std::vector<models::Words> sentences;
+    for (const auto& line : examples::input_lines(words)) sentences.push_back(models::tokenize(line, false));
+    const auto probs = s->predict(sentences);
+    for (std::size_t i = 0; i < sentences.size(); ++i) {
+      if (probs[i].empty()) {  // a blank line in, a blank line (or null label) out
+        std::printf("%s\n", format == "json" ? nlohmann::json{{"words", sentences[i]}, {"label", nullptr}}.dump().c_str() : "");
+        continue;
+      }
+      const std::size_t best = best_of(probs[i]);
+      if (format == "json") {
+        nlohmann::json p = nlohmann::json::object();
+        for (std::size_t c = 0; c < probs[i].size(); ++c) p[s->labels().word(c)] = probs[i][c];
+        std::printf("%s\n", nlohmann::json{{"words", sentences[i]}, {"label", s->labels().word(best)}, {"probabilities", p}}
+                                .dump()
+                                .c_str());
+        continue;
+      }
+      std::printf("%s\t%.3f\t", s->labels().word(best).c_str(), probs[i][best]);
+      for (std::size_t j = 0; j < sentences[i].size(); ++j) std::printf("%s%s", j ? " " : "", sentences[i][j].c_str());
+      std::printf("\n");
+    }
+    if (!attention_svg.empty() && !sentences.empty()) {
+      std::vector<Tensor> weights;
+      s->predict({sentences[0]}, &weights);
+      models::write_attention_svg(attention_svg, weights, sentences[0], attention_layer);
+      std::fprintf(stderr, "wrote %s\n", attention_svg.c_str());
+    }
+    return 0;
+  });
 }

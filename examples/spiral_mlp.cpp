@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "tapegrad.hpp"
 
 using namespace tg;
@@ -60,12 +62,13 @@ struct Mlp {
 };
 
 int main(int argc, char** argv) {
-  const int steps = argc > 1 ? std::atoi(argv[1]) : 1500;
-  const std::uint64_t seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 0;
-  if (steps <= 0) {
-    std::fprintf(stderr, "usage: spiral_mlp [steps > 0] [seed]\n");
-    return 2;
-  }
+  CLI::App app{"spiral_mlp: an MLP written with raw tensors learns two spirals", "spiral_mlp"};
+  app.option_defaults()->always_capture_default();
+  int steps = 1500;
+  std::uint64_t seed = 0;
+  app.add_option("--steps", steps, "SGD steps")->check(CLI::PositiveNumber);
+  app.add_option("--seed", seed, "random seed");
+  CLI11_PARSE(app, argc, argv);
   Generator gen(seed);
   const Spirals data = make_spirals(150, gen);
   Mlp model(32, gen);

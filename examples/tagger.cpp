@@ -1,154 +1,24 @@
 // tapegrad-tagger: part-of-speech tagging (UPOS) with a convolution over neighbouring words, a
 // transformer encoder with relative-position attention, and subword features for unseen words.
+// The model, its files and the training loop are the library's (models/tagging.hpp,
+// models/training.hpp); this file is the command line, CoNLL-U in and out, and the scores.
 //
 //   tapegrad-tagger train --data data/ud-english-ewt          (any *train*.conllu / *dev*.conllu)
 //   tapegrad-tagger eval --model tagger.npz data/ud-english-ewt/en_ewt-ud-dev.conllu
-//   tapegrad-tagger predict --model tagger.npz "The old man the boat ."     (or lines on stdin)
-#include <algorithm>
+//   tapegrad-tagger predict --model tagger.npz "The old man the boat."       (or lines on stdin)
+//   tapegrad-tagger predict --model tagger.npz --format conllu < untagged.conllu > tagged.conllu
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
-
-#include "common.hpp"
+#include "cli.hpp"
 
 using namespace tg;
-using examples::Settings;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A model with everything needed to use it: the network, its vocabularies and settings.
-struct TaggerBundle {
-  Generator gen;
-  models::Vocab words, tags;
-  models::SubwordOptions subwords;
-  std::unique_ptr<models::Ensemble<models::Tagger>> net;  // one tagger, or several predicting together
-
-  // ids (B, T), subword ids (B, T, K) (all 0 when the model has none), tags (B, T) with -100 at
-  // padding (if tag strings are given).
-  void encode(const std::vector<const std::vector<std::string>*>& sentences, Ids& ids, Ids& subs,
-              const std::vector<const std::vector<std::string>*>* gold, Ids* tag_ids) const {
-    std::size_t T = 0;
-    for (auto* s : sentences) T = std::max(T, s->size());
-    const std::size_t B = sentences.size(), K = subwords.max_features;
-    ids = xt::zeros<std::int64_t>({B, T});
-    subs = xt::zeros<std::int64_t>({B, T, K});
-    if (tag_ids) *tag_ids = xt::full_like(ids, std::int64_t{-100});
-    for (std::size_t b = 0; b < B; ++b)
-      for (std::size_t t = 0; t < sentences[b]->size(); ++t) {
-        const std::string& w = (*sentences[b])[t];
-        ids(b, t) = words.id(w);
-        if (subwords.buckets > 0) {
-          const auto f = models::subword_ids(w, subwords);
-          for (std::size_t k = 0; k < f.size(); ++k) subs(b, t, k) = f[k];
-        }
-        if (tag_ids) (*tag_ids)(b, t) = tags.id((*(*gold)[b])[t]);
-      }
-  }
-
-  Settings settings() const {
-    Settings s = examples::encoder_settings("tagger", net->front().options());
-    s["members"] = std::to_string(net->size());
-    s["subword_buckets"] = std::to_string(net->front().options().subword_buckets);
-    s["subword_features"] = std::to_string(subwords.max_features);
-    s["subword_grouped"] = subwords.grouped ? "1" : "0";
-    s["conv_width"] = std::to_string(net->front().options().conv_width);
-    return s;
-  }
-
-  void save(const std::string& path) const {
-    examples::save_model_file(path, net->module(), {{"vocab/words", words.to_text()}, {"vocab/tags", tags.to_text()},
-                                             {"settings", examples::settings_to_text(settings())}});
-  }
-
-  static std::unique_ptr<TaggerBundle> load(const std::string& path) {
-    const examples::ModelFile file(path, "tagger");
-    auto b = std::make_unique<TaggerBundle>();
-    b->words = models::Vocab::from_text(file.text("vocab/words"), path);
-    b->tags = models::Vocab::from_text(file.text("vocab/tags"), path);
-    b->subwords.buckets = file.number("subword_buckets");
-    b->subwords.max_features = file.number("subword_features");
-    b->subwords.grouped = file.get_or("subword_grouped", "0") == "1";  // older files: one pool
-    b->net = std::make_unique<models::Ensemble<models::Tagger>>(
-        file.number_or("members", 1),
-        models::TaggerOptions{.vocab = b->words.size(), .tags = b->tags.size(), .d_model = file.number("d_model"),
-                              .heads = file.number("heads"), .ff = file.number("ff"), .layers = file.number("layers"),
-                              .dropout = 0.0,
-                              .positions = nn::position_scheme_from_name(examples::get(file.settings(), "positions", path)),
-                              .relative_k = file.number("relative_k"), .max_len = file.number("max_len"),
-                              .subword_buckets = b->subwords.buckets,
-                              .subword_groups = b->subwords.groups(),
-                              .conv_width = file.number_or("conv_width", 0)},  // older files: none
-        b->gen);
-    file.load_parameters(b->net->module());
-    b->net->module().eval();
-    return b;
-  }
-
-  // The members' mean cross-entropy over the tags of real tokens.
-  Tensor loss(const Ids& ids, const Ids& tag_ids, const Ids& subs) const {
-    Tensor total;
-    for (models::Tagger* m : net->members()) {
-      const Tensor l = m->loss(ids, tag_ids, m->subword_embed ? &subs : nullptr);
-      total = total.defined() ? total + l : l;
-    }
-    return total * (1.0 / net->size());
-  }
-
-  // Predicted tag ids for each sentence: the best tag of the members' mean probabilities.
-  // `weights`, if given, receives the first member's attention.
-  std::vector<std::vector<std::int64_t>> predict(const std::vector<std::vector<std::string>>& sentences,
-                                                 std::vector<Tensor>* weights = nullptr) const {
-    std::vector<std::vector<std::int64_t>> out(sentences.size());
-    std::vector<std::size_t> lengths;
-    for (const auto& s : sentences) lengths.push_back(s.size());
-    NoGradGuard no_grad;
-    for (const auto& batch : models::make_batches(lengths, 4000, 128, nullptr)) {
-      std::vector<const std::vector<std::string>*> ptrs;
-      for (std::size_t i : batch) ptrs.push_back(&sentences[i]);
-      Ids ids, subs;
-      encode(ptrs, ids, subs, nullptr, nullptr);
-      Tensor probs;
-      for (models::Tagger* m : net->members()) {
-        const Tensor p = softmax(m->forward(ids, m->subword_embed ? &subs : nullptr, probs.defined() ? nullptr : weights));
-        probs = probs.defined() ? probs + p : p;  // the sum has the same best tag as the mean
-      }
-      const auto& l = probs.data<float>();
-      const std::size_t V = tags.size();
-      for (std::size_t b = 0; b < batch.size(); ++b)
-        for (std::size_t t = 0; t < sentences[batch[b]].size(); ++t) {
-          const float* row = l.data() + (b * ids.shape()[1] + t) * V;
-          out[batch[b]].push_back(std::max_element(row, row + V) - row);
-        }
-    }
-    return out;
-  }
-};
-
-struct Accuracy {
-  std::size_t right = 0, total = 0, oov_right = 0, oov_total = 0;
-  double value() const { return total ? double(right) / total : 0; }
-};
-
-Accuracy evaluate(const TaggerBundle& t, const std::vector<models::TaggedSentence>& data) {
-  std::vector<std::vector<std::string>> sentences;
-  for (const auto& s : data) sentences.push_back(s.words);
-  const auto predicted = t.predict(sentences);
-  Accuracy a;
-  for (std::size_t i = 0; i < data.size(); ++i)
-    for (std::size_t j = 0; j < data[i].words.size(); ++j) {
-      const bool right = t.tags.word(predicted[i][j]) == data[i].tags[j];
-      const bool oov = t.words.id(data[i].words[j]) == models::Vocab::kUnk;
-      a.right += right;
-      ++a.total;
-      a.oov_right += right && oov;
-      a.oov_total += oov;
-    }
-  return a;
-}
-
+// The one file in `dir` whose name holds `part` and ends in .conllu.
 std::string find_file(const std::string& dir, const std::string& part) {
   if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a folder");
   std::vector<std::string> found;
@@ -162,56 +32,124 @@ std::string find_file(const std::string& dir, const std::string& part) {
   return found[0];
 }
 
+// Accuracy, accuracy on words the vocabulary lacks, and the per-tag report.
+struct Scores {
+  examples::ClassReport report;
+  std::size_t unknown = 0, unknown_right = 0;
+};
+
+Scores score(const models::TaggingPipeline& t, const std::vector<models::TaggedSentence>& data) {
+  std::vector<models::Words> sentences;
+  for (const auto& s : data) sentences.push_back(s.words);
+  const auto predicted = t.predict(sentences);
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < t.tags().size(); ++i) names.push_back(t.tags().word(i));
+  Scores s{examples::ClassReport(names)};
+  for (std::size_t i = 0; i < data.size(); ++i)
+    for (std::size_t j = 0; j < data[i].words.size(); ++j) {
+      const auto gold = static_cast<std::size_t>(t.tags().id(data[i].tags[j]));
+      const auto guess = static_cast<std::size_t>(predicted[i][j]);
+      s.report.add(gold, guess);
+      if (t.input().words.id(data[i].words[j]) == models::Vocab::kUnk) ++s.unknown, s.unknown_right += gold == guess;
+    }
+  return s;
+}
+
+// CoNLL-U in and out: every line is kept as it is, except the UPOS column (the 4th) of word
+// lines, which gets the predicted tag.  Comments, multiword ranges (3-4) and empty nodes (8.1)
+// pass through.
+void tag_conllu(const models::TaggingPipeline& t, std::istream& in) {
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::vector<models::Words> sentences(1);
+  std::vector<std::vector<std::size_t>> word_lines(1);  // for each sentence, the lines of its words
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    if (line.empty()) {
+      if (!sentences.back().empty()) sentences.emplace_back(), word_lines.emplace_back();
+      continue;
+    }
+    if (line[0] == '#') continue;
+    const auto id_end = line.find('\t');
+    const std::string id = line.substr(0, id_end);
+    if (id.find_first_not_of("0123456789") != std::string::npos) continue;  // 3-4 or 8.1
+    const auto form_end = id_end == std::string::npos ? id_end : line.find('\t', id_end + 1);
+    if (id_end == std::string::npos || form_end == std::string::npos)
+      throw models::DataError("standard input", i + 1, "a word line needs at least ID, FORM and a tab after them");
+    sentences.back().push_back(line.substr(id_end + 1, form_end - id_end - 1));
+    word_lines.back().push_back(i);
+  }
+  const auto tags = t.predict(sentences);
+  for (std::size_t s = 0; s < sentences.size(); ++s)
+    for (std::size_t w = 0; w < sentences[s].size(); ++w) {
+      std::string& line = lines[word_lines[s][w]];
+      std::vector<std::string> cols;
+      std::size_t start = 0;
+      for (std::size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
+        cols.push_back(line.substr(start, tab - start));
+      cols.push_back(line.substr(start));
+      while (cols.size() < 10) cols.push_back("_");
+      cols[3] = t.tags().word(tags[s][w]);
+      line.clear();
+      for (std::size_t c = 0; c < cols.size(); ++c) line += (c ? "\t" : "") + cols[c];
+    }
+  for (const auto& line : lines) std::printf("%s\n", line.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tapegrad-tagger: part-of-speech tagging with a transformer"};
-  app.require_subcommand(1);
-  std::size_t threads = 2;
-  app.add_option("--threads", threads, "threads for kernels and BLAS together")->check(examples::positive);
+  examples::Program program("tapegrad-tagger", "tapegrad-tagger: part-of-speech tagging with a transformer");
 
-  auto* train_cmd = app.add_subcommand("train", "train a tagger on CoNLL-U data");
+  auto* train_cmd = program.subcommand("train", "train a tagger on CoNLL-U data");
   std::string data_dir, train_file, dev_file;
-  examples::TrainOptions to;
-  to.epochs = 12;
-  to.time_limit_minutes = 14;
-  to.out = "tagger.npz";
-  to.plot = "tagger-curve.svg";
-  examples::ModelChoice m{.word_dropout = 0.1, .positions = "relative", .batch_tokens = 1500};
-  std::size_t relative_k = 8, subword_buckets = 1 << 15, members = 3, conv_width = 5;
+  models::TrainOptions to{.epochs = 12, .time_limit_minutes = 14, .out = "tagger.npz", .plot = "tagger-curve.svg"};
+  models::TaggerOptions options;  // its defaults are the program's
+  models::SubwordOptions subwords;
+  examples::DataChoice data{.word_dropout = 0.1, .batch_tokens = 1500};
+  std::size_t members = 3;
   double rare_word_dropout = 1;
   train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
-  train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(CLI::ExistingFile);
-  train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(CLI::ExistingFile);
-  train_cmd->add_option("--relative-k", relative_k, "relative positions: clip offsets to [-k, k]")->check(examples::positive);
-  train_cmd->add_option("--subword-buckets", subword_buckets, "hashed subword features (0: off)")->check(examples::buckets);
-  train_cmd->add_option("--conv-width", conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
+  train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(examples::readable_file);
+  train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(examples::readable_file);
+  examples::add_encoder_options(*train_cmd, options);
+  train_cmd->add_option("--relative-k", options.relative_k, "relative positions: clip offsets to [-k, k]")
+      ->check(examples::positive);
+  train_cmd->add_option("--subword-buckets", subwords.buckets, "hashed subword features (0: off)")->check(examples::buckets);
+  train_cmd->add_option("--conv-width", options.conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
       ->check(examples::odd_or_zero);
   train_cmd->add_option("--rare-word-dropout", rare_word_dropout,
                         "in training, replace a word seen n times by the unknown word with probability a / (a + n)")
       ->check(examples::non_negative);
   train_cmd->add_option("--ensemble", members, "train this many taggers side by side and predict with their mean")
       ->check(examples::positive);
-  examples::add_train_options(*train_cmd, to, m);
+  examples::add_train_options(*train_cmd, to, data);
   models::BadLines bad_lines;
   examples::add_bad_lines_option(*train_cmd, bad_lines);
 
-  auto* eval_cmd = app.add_subcommand("eval", "accuracy on any CoNLL-U file");
-  std::string model_path = "tagger.npz", eval_file;
-  eval_cmd->add_option("--model", model_path, "model file")->check(CLI::ExistingFile);
-  eval_cmd->add_option("file", eval_file, "CoNLL-U file")->required()->check(CLI::ExistingFile);
+  auto* eval_cmd = program.subcommand("eval", "accuracy, per-tag precision, recall and F1, and the confusion matrix");
+  std::string model_path = "tagger.npz", eval_file, confusion_svg;
+  bool json = false;
+  eval_cmd->add_option("--model", model_path, "model file")->check(examples::readable_file);
+  eval_cmd->add_option("file", eval_file, "CoNLL-U file")->required()->check(examples::readable_file);
+  eval_cmd->add_flag("--json", json, "print one JSON object instead of text");
+  eval_cmd->add_option("--confusion-svg", confusion_svg, "draw the confusion matrix as an SVG heatmap");
   examples::add_bad_lines_option(*eval_cmd, bad_lines);
 
-  auto* predict_cmd = app.add_subcommand("predict", "tag sentences (arguments, or lines on stdin)");
+  auto* predict_cmd = program.subcommand("predict", "tag sentences: the arguments, or each line of standard input");
   std::vector<std::string> words;
-  std::string attention_svg;
+  std::string attention_svg, format = "text";
   std::size_t attention_layer = 0;
-  examples::add_predict_options(*predict_cmd, model_path, attention_svg, attention_layer);
-  predict_cmd->add_option("words", words, "a sentence (words separated by spaces)");
+  predict_cmd->add_option("--model", model_path, "model file")->check(examples::readable_file);
+  predict_cmd->add_option("--format", format,
+                          "text: a sentence a line in, word/TAG out; conllu: CoNLL-U in and out (UPOS filled in); "
+                          "json: a sentence a line in, {\"words\", \"tags\"} a line out")
+      ->check(CLI::IsMember({"text", "conllu", "json"}));
+  predict_cmd->add_option("--attention-svg", attention_svg, "draw the first sentence's self-attention as an SVG heatmap");
+  predict_cmd->add_option("--layer", attention_layer, "which layer's attention to draw");
+  predict_cmd->add_option("words", words, "a sentence (read from standard input when none is given)");
 
-  CLI11_PARSE(app, argc, argv);
-  try {
-    set_num_threads(threads);
+  return program.run(argc, argv, [&] {
     if (*train_cmd) {
       if (!data_dir.empty()) {
         if (train_file.empty()) train_file = find_file(data_dir, "train");
@@ -221,7 +159,7 @@ int main(int argc, char** argv) {
       const auto train_data = models::read_conllu(train_file, &bad_lines);
       const auto dev_data = models::read_conllu(dev_file, &bad_lines);
       examples::report_bad_lines(bad_lines);
-      std::vector<std::vector<std::string>> train_words;
+      std::vector<models::Words> train_words;
       std::vector<std::string> all_tags;
       std::vector<std::size_t> lengths;
       for (const auto& s : train_data) {
@@ -229,69 +167,74 @@ int main(int argc, char** argv) {
         all_tags.insert(all_tags.end(), s.tags.begin(), s.tags.end());
         lengths.push_back(s.words.size());
       }
-      TaggerBundle t;
-      t.gen.seed_with(to.seed);
-      t.words = models::Vocab::build(train_words, m.min_count, false);
-      t.tags = models::Vocab::closed(all_tags);
-      t.subwords.buckets = subword_buckets;
-      t.net = std::make_unique<models::Ensemble<models::Tagger>>(
-          members,
-          models::TaggerOptions{.vocab = t.words.size(), .tags = t.tags.size(), .d_model = m.d_model, .heads = m.heads,
-                                .ff = m.ff, .layers = m.layers, .dropout = m.dropout,
-                                .positions = nn::position_scheme_from_name(m.positions), .relative_k = relative_k,
-                                .subword_buckets = subword_buckets, .subword_groups = t.subwords.groups(),
-                                .conv_width = conv_width},
-          t.gen);
+      models::WordInput input{models::Vocab::build(train_words, data.min_count, false), subwords};
+      models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), options, members, to.seed);
       std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters%s\n",
-                  train_data.size(), dev_data.size(), t.words.size(), t.tags.size(), t.net->module().parameter_count(),
-                  members > 1 ? (" in " + std::to_string(members) + " taggers").c_str() : "");
-      examples::Task task;
-      task.model = &t.net->module();
-      task.gen = &t.gen;
+                  train_data.size(), dev_data.size(), t.input().words.size(), t.tags().size(),
+                  t.net().parameter_count(), members > 1 ? (" in " + std::to_string(members) + " taggers").c_str() : "");
+      examples::announce_limits(to);
+      models::Task task;
+      task.model = &t.net();
+      task.gen = &t.gen();
       task.batches = [&](std::size_t epoch) {
         Generator shuffle(to.seed * 1000003 + epoch);
-        return models::make_batches(lengths, m.batch_tokens, 256, &shuffle);
+        return models::make_batches(lengths, data.batch_tokens, 256, &shuffle);
       };
       task.loss = [&](const std::vector<std::size_t>& batch) {
-        std::vector<const std::vector<std::string>*> ws, ts;
+        std::vector<const models::Words*> ws, ts;
         for (std::size_t i : batch) ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
-        Ids ids, subs, tag_ids;
-        t.encode(ws, ids, subs, &ts, &tag_ids);
-        examples::drop_words(ids, m.word_dropout, t.gen);  // teaches tagging from subwords alone
-        models::drop_rare_words(ids, t.words, rare_word_dropout, t.gen);
-        return t.loss(ids, tag_ids, subs);
+        return t.loss(ws, ts, data.word_dropout, rare_word_dropout);  // dropout teaches tagging from subwords
       };
       task.lengths = &lengths;
-      task.evaluate = [&] { return evaluate(t, dev_data).value(); };
-      task.save_model = [&](const std::string& path) { t.save(path); };
-      examples::train(task, to);
-    } else if (*eval_cmd) {
-      const auto t = TaggerBundle::load(model_path);
-      const auto data = models::read_conllu(eval_file, &bad_lines);
-      examples::report_bad_lines(bad_lines);
-      const Accuracy a = evaluate(*t, data);
-      std::printf("%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)\n",
-                  eval_file.c_str(), data.size(), a.total, 100 * a.value(),
-                  a.oov_total ? 100.0 * a.oov_right / a.oov_total : 0.0, a.oov_total);
-    } else if (*predict_cmd) {
-      const auto t = TaggerBundle::load(model_path);
-      std::vector<std::vector<std::string>> sentences;
-      for (const auto& line : examples::input_sentences(words)) sentences.push_back(models::split_words(line));
-      const auto tags = t->predict(sentences);
-      for (std::size_t i = 0; i < sentences.size(); ++i) {
-        for (std::size_t j = 0; j < sentences[i].size(); ++j)
-          std::printf("%s%s/%s", j ? " " : "", sentences[i][j].c_str(), t->tags.word(tags[i][j]).c_str());
-        std::printf("\n");
-      }
-      if (!attention_svg.empty() && !sentences.empty()) {
-        std::vector<Tensor> weights;  // the first sentence alone, so the weights are its own (B = 1)
-        t->predict({sentences[0]}, &weights);
-        examples::write_attention_svg(attention_svg, weights, sentences[0], attention_layer);
-      }
+      task.evaluate = [&] { return score(t, dev_data).report.accuracy(); };
+      task.save_model = [&](const std::string& path) { t.save(path, program.command_line()); };
+      return models::train(task, to).interrupted ? examples::kExitInterrupted : 0;
     }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tapegrad-tagger: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    const auto t = models::TaggingPipeline::load(model_path);
+    if (*eval_cmd) {
+      const auto gold = models::read_conllu(eval_file, &bad_lines);
+      examples::report_bad_lines(bad_lines);
+      const Scores s = score(*t, gold);
+      const double unknown = s.unknown ? double(s.unknown_right) / s.unknown : 0;
+      if (json) {
+        nlohmann::json j = s.report.json();
+        j["file"] = eval_file, j["sentences"] = gold.size(), j["unknown_words"] = s.unknown, j["unknown_accuracy"] = unknown;
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)\n\n%s\n%s",
+                    eval_file.c_str(), gold.size(), s.report.total(), 100 * s.report.accuracy(), 100 * unknown,
+                    s.unknown, s.report.table().c_str(), s.report.confusion_text().c_str());
+      }
+      if (!confusion_svg.empty())
+        s.report.write_confusion_svg(confusion_svg, "UPOS confusion on " + eval_file +
+                                                        ": gold (rows) against predicted (columns), share of each row");
+      return 0;
+    }
+    if (format == "conllu") {
+      if (!words.empty()) throw CLI::ValidationError("--format conllu", "reads CoNLL-U from standard input, not arguments");
+      tag_conllu(*t, std::cin);
+      return 0;
+    }
+    std::vector<models::Words> sentences;
+    for (const auto& line : examples::input_lines(words)) sentences.push_back(models::tokenize(line, false));
+    const auto tags = t->predict(sentences);
+    for (std::size_t i = 0; i < sentences.size(); ++i) {
+      std::vector<std::string> names;
+      for (std::int64_t id : tags[i]) names.push_back(t->tags().word(id));
+      if (format == "json") {
+        std::printf("%s\n", nlohmann::json{{"words", sentences[i]}, {"tags", names}}.dump().c_str());
+        continue;
+      }
+      for (std::size_t j = 0; j < sentences[i].size(); ++j)
+        std::printf("%s%s/%s", j ? " " : "", sentences[i][j].c_str(), names[j].c_str());
+      std::printf("\n");
+    }
+    if (!attention_svg.empty() && !sentences.empty()) {
+      std::vector<Tensor> weights;  // the first sentence alone, so the weights are its own (B = 1)
+      t->predict({sentences[0]}, &weights);
+      models::write_attention_svg(attention_svg, weights, sentences[0], attention_layer);
+      std::fprintf(stderr, "wrote %s\n", attention_svg.c_str());
+    }
+    return 0;
+  });
 }

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "../autograd/ops.hpp"
-#include "tagger.hpp"
+#include "blocks.hpp"
 
 namespace tg::models {
 
@@ -21,6 +21,16 @@ std::string pooling_name(Pooling pooling) {
     case Pooling::mean_max: return "mean-max";
   }
   return "?";
+}
+
+std::string option_text(Pooling pooling) { return pooling_name(pooling); }
+
+void parse_option(const std::string& text, Pooling& pooling, const std::string& what) {
+  try {
+    pooling = pooling_from_name(text);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(what + ": " + e.what());
+  }
 }
 
 Classifier::Classifier(const ClassifierOptions& o, Generator& gen)

@@ -20,12 +20,15 @@ namespace tg::models {
 enum class Pooling { mean, max, mean_max };  // mean_max: the two concatenated, (B, 2C)
 Pooling pooling_from_name(const std::string& name);  // "mean", "max", "mean-max"
 std::string pooling_name(Pooling pooling);
+// Pooling as a model-file option (models/model_file.hpp).
+std::string option_text(Pooling pooling);
+void parse_option(const std::string& text, Pooling& pooling, const std::string& what);
 
 struct ClassifierOptions {
   std::size_t vocab = 0;
   std::size_t classes = 2;
   std::size_t d_model = 128, heads = 4, ff = 512, layers = 2;
-  double dropout = 0.1;
+  double dropout = 0.2;
   nn::PositionScheme positions = nn::PositionScheme::fourier;
   std::size_t fourier_features = 64, fourier_hidden = 128;
   std::size_t relative_k = 16;
@@ -33,11 +36,21 @@ struct ClassifierOptions {
   Pooling pooling = Pooling::mean;
   // > 0: hashed subword features (subword_ids in data.hpp) added to the word embeddings, so
   // that unseen words ("unfunny") are read from their pieces.
-  std::size_t subword_buckets = 0;
-  std::vector<std::size_t> subword_groups;  // SubwordOptions::groups(); empty: one pool
+  std::size_t subword_buckets = 1 << 15;
+  std::vector<std::size_t> subword_groups = {1, 4, 19};  // SubwordOptions::groups(); empty: one pool
   // > 0: a convolution of this width over the word vectors, added to them before the encoder
   // (x + dropout(relu(conv(x))): add_neighbours), so that neighbouring words ("not good") are read together.
-  std::size_t conv_width = 0;
+  std::size_t conv_width = 5;
+
+  // The options a model file stores (models/model_file.hpp); subword_groups comes from the
+  // file's SubwordOptions.
+  template <class F>
+  void fields(F&& f) {
+    f("vocab", vocab), f("classes", classes), f("d_model", d_model), f("heads", heads), f("ff", ff);
+    f("layers", layers), f("dropout", dropout), f("positions", positions), f("fourier_features", fourier_features);
+    f("fourier_hidden", fourier_hidden), f("relative_k", relative_k), f("max_len", max_len), f("pooling", pooling);
+    f("subword_buckets", subword_buckets), f("conv_width", conv_width);
+  }
 };
 
 class Classifier : public nn::Module {

@@ -6,7 +6,8 @@
 // reliable gain there is, at N times the compute.
 //
 //   models::Ensemble<models::Tagger> net(2, options, gen);
-//   train with net.module();   for (Tagger* m : net.members()) ... m->forward(ids) ...
+//   train net (it is a Module);   for (Tagger* m : net.members()) ... m->forward(ids) ...
+//   Tensor p = net.mean([&](Tagger& m) { return softmax(m.forward(ids)); });
 //
 // One member is the model itself (its parameters keep their names, "embed.weight"); with more,
 // member i's names start with "i." ("0.embed.weight", "1.embed.weight", ...).
@@ -17,45 +18,43 @@
 #include <string>
 #include <vector>
 
+#include "../autograd/ops.hpp"
 #include "../nn/module.hpp"
 
 namespace tg::models {
 
 template <class Model>
-class Ensemble {
+class Ensemble : public nn::Module {
  public:
   template <class Options>
   Ensemble(std::size_t members, const Options& options, Generator& gen) {
     if (members == 0) fail("Ensemble", "needs at least one member");
-    if (members == 1) {
-      single_ = std::make_unique<Model>(options, gen);
-      members_.push_back(single_.get());
-    } else {
-      group_ = std::make_unique<Group>(members, options, gen);
-      for (auto& m : group_->models) members_.push_back(m.get());
+    for (std::size_t i = 0; i < members; ++i) {
+      owned_.push_back(std::make_unique<Model>(options, gen));
+      members_.push_back(owned_.back().get());
+      if (members == 1) adopt(*owned_.back());
+      else register_module(std::to_string(i), *owned_.back());
     }
   }
 
-  nn::Module& module() { return single_ ? static_cast<nn::Module&>(*single_) : *group_; }
-  const nn::Module& module() const { return single_ ? static_cast<const nn::Module&>(*single_) : *group_; }
   const std::vector<Model*>& members() const { return members_; }
   std::size_t size() const { return members_.size(); }
   Model& front() const { return *members_.front(); }
 
- private:
-  struct Group : nn::Module {
-    template <class Options>
-    Group(std::size_t n, const Options& options, Generator& gen) {
-      for (std::size_t i = 0; i < n; ++i) {
-        models.push_back(std::make_unique<Model>(options, gen));
-        register_module(std::to_string(i), *models.back());
-      }
+  // The members' mean of f(member): of their losses in training, of their probabilities in
+  // prediction.  f(m) returns a Tensor; every member's must have the same shape.
+  template <class F>
+  Tensor mean(F&& f) const {
+    Tensor total;
+    for (Model* m : members_) {
+      const Tensor t = f(*m);
+      total = total.defined() ? total + t : t;
     }
-    std::vector<std::unique_ptr<Model>> models;
-  };
+    return members_.size() == 1 ? total : total * (1.0 / members_.size());
+  }
 
-  std::unique_ptr<Model> single_;
-  std::unique_ptr<Group> group_;
+ private:
+  std::vector<std::unique_ptr<Model>> owned_;
   std::vector<Model*> members_;
 };
 

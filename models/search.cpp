@@ -8,7 +8,7 @@
 
 #include "../autograd/ops.hpp"
 #include "../autograd/tape.hpp"
-#include "tagger.hpp"  // key_padding_mask
+#include "blocks.hpp"
 
 namespace tg::models {
 namespace {

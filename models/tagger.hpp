@@ -12,6 +12,7 @@
 #include "../nn/positional.hpp"
 #include "../nn/subword_embedding.hpp"
 #include "../nn/transformer.hpp"
+#include "blocks.hpp"
 
 namespace tg::models {
 
@@ -19,16 +20,25 @@ struct TaggerOptions {
   std::size_t vocab = 0;  // word ids; 0 is padding
   std::size_t tags = 0;
   std::size_t d_model = 128, heads = 4, ff = 512, layers = 2;
-  double dropout = 0.1;
+  double dropout = 0.2;
   nn::PositionScheme positions = nn::PositionScheme::relative;
-  std::size_t relative_k = 16;  // for PositionScheme::relative
+  std::size_t relative_k = 8;   // for PositionScheme::relative
   std::size_t max_len = 512;    // for PositionScheme::learned
   // > 0: hashed subword features (subword_ids in data.hpp) pooled by an nn::SubwordEmbedding
   // and added to the word embedding; lets the model tag unseen words.
-  std::size_t subword_buckets = 0;
-  std::vector<std::size_t> subword_groups;  // SubwordOptions::groups(); empty: one pool
+  std::size_t subword_buckets = 1 << 15;
+  std::vector<std::size_t> subword_groups = {1, 4, 19};  // SubwordOptions::groups(); empty: one pool
   // > 0: a convolution of this width over the word vectors before the encoder (add_neighbours).
-  std::size_t conv_width = 0;
+  std::size_t conv_width = 5;
+
+  // The options a model file stores (models/model_file.hpp); subword_groups comes from the
+  // file's SubwordOptions.
+  template <class F>
+  void fields(F&& f) {
+    f("vocab", vocab), f("tags", tags), f("d_model", d_model), f("heads", heads), f("ff", ff), f("layers", layers);
+    f("dropout", dropout), f("positions", positions), f("relative_k", relative_k), f("max_len", max_len);
+    f("subword_buckets", subword_buckets), f("conv_width", conv_width);
+  }
 };
 
 class Tagger : public nn::Module {
@@ -54,19 +64,5 @@ class Tagger : public nn::Module {
   TaggerOptions options_;
   nn::Dropout drop_;
 };
-
-// The key padding mask (B, 1, 1, T) of ids (B, T): true where the id is not 0.
-Mask key_padding_mask(const Ids& ids);
-
-// Word embeddings of ids (B, T), plus the pooled subword features (B, T, K) when the model has a
-// subword table (then `subword_ids` must be given, matching ids): (B, T, C).  `who` names the
-// model in errors.
-Tensor embed_words(nn::Embedding& words, nn::SubwordEmbedding* subwords, const Ids& ids, const Ids* subword_ids,
-                   const char* who);
-
-// x + dropout(relu(conv(x))) for word vectors x (B, T, C) of ids (B, T): each word gets a mix of its
-// neighbours ("not good") before attention mixes the whole sentence.  Padded steps (id 0) are
-// read as zeros, so a sentence's result does not depend on the padding after it.
-Tensor add_neighbours(nn::Conv1d& conv, nn::Dropout& drop, const Tensor& x, const Ids& ids);
 
 }  // namespace tg::models

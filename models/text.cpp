@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 
 namespace tg::models {
@@ -53,6 +54,13 @@ std::string lowercase_text(const std::string& text) {
   std::u32string s = decode(text);
   for (auto& c : s) c = lower(c);
   return encode(s);
+}
+
+std::vector<std::string> split_words(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(text);
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
 }
 
 std::string capitalize_first(const std::string& text) {
@@ -189,18 +197,6 @@ std::string tokenize_13a(const std::string& input) {
 
 namespace {
 
-std::vector<std::string> split_spaces(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    std::size_t j = s.find(' ', i);
-    if (j == std::string::npos) j = s.size();
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 using NgramCounts = std::map<std::vector<std::string>, std::size_t>;
 
 NgramCounts ngrams(const std::vector<std::string>& words, std::size_t n) {
@@ -217,8 +213,8 @@ Bleu corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<s
                                 std::to_string(references.size()) + " references (one each)");
   Bleu b;
   for (std::size_t i = 0; i < hypotheses.size(); ++i) {
-    const auto hyp = split_spaces(tokenize_13a(lower ? lowercase_text(hypotheses[i]) : hypotheses[i]));
-    const auto ref = split_spaces(tokenize_13a(lower ? lowercase_text(references[i]) : references[i]));
+    const auto hyp = split_words(tokenize_13a(lower ? lowercase_text(hypotheses[i]) : hypotheses[i]));
+    const auto ref = split_words(tokenize_13a(lower ? lowercase_text(references[i]) : references[i]));
     b.hyp_length += hyp.size();
     b.ref_length += ref.size();
     for (std::size_t n = 1; n <= 4; ++n) {
@@ -258,6 +254,11 @@ std::string Bleu::to_string() const {
                 score, precisions[0], precisions[1], precisions[2], precisions[3], brevity_penalty,
                 ref_length ? double(hyp_length) / ref_length : 0.0, hyp_length, ref_length);
   return buf;
+}
+
+std::string bleu_signature(bool lower) {
+  return std::string("nrefs:1|case:") + (lower ? "lc" : "mixed") + "|eff:no|tok:13a|smooth:exp|version:tapegrad-" +
+         TAPEGRAD_VERSION;
 }
 
 }  // namespace tg::models

@@ -17,8 +17,11 @@ namespace tg::models {
 std::vector<std::string> tokenize(const std::string& line, bool lower);
 // The tokens as text: spaces between words, none before closing marks or after opening ones.
 std::string detokenize(const std::vector<std::string>& tokens);
-// Lowercases ASCII and Latin-1 capitals in UTF-8 text.
+// Lowercases ASCII and Latin-1 capitals in UTF-8 text (the one lowercaser: vocabularies,
+// subword features and the tokeniser all use it).
 std::string lowercase_text(const std::string& text);
+// Splits on whitespace (spaces, tabs), for text that is tokenised already: "a  b\tc" -> a b c.
+std::vector<std::string> split_words(const std::string& text);
 // Capitalises the first letter (ASCII or Latin-1), for output of a model that reads and writes
 // lowercase: "a dog runs." -> "A dog runs."
 std::string capitalize_first(const std::string& text);
@@ -36,6 +39,10 @@ struct Bleu {
   std::size_t hyp_length = 0, ref_length = 0;
   std::string to_string() const;  // "BLEU = 35.12 66.1/42.0/28.9/20.1 (BP = 0.98 ratio = 0.98 hyp_len = ...)"
 };
+
+// How a score was computed, in sacreBLEU's signature format, so that scores can be compared:
+// "nrefs:1|case:lc|eff:no|tok:13a|smooth:exp|version:tapegrad-0.1.0" (case:mixed when cased).
+std::string bleu_signature(bool lower);
 
 // Corpus BLEU of hypotheses against one reference each (same count, or std::invalid_argument).
 // Both sides are 13a-tokenised (and lowercased first if `lower`).  An n-gram order with no match

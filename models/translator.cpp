@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "../autograd/ops.hpp"
-#include "tagger.hpp"
+#include "blocks.hpp"
 
 namespace tg::models {
 namespace {

@@ -15,7 +15,7 @@ namespace tg::models {
 
 struct TranslatorOptions {
   std::size_t src_vocab = 0, tgt_vocab = 0;
-  std::size_t d_model = 256, heads = 8, ff = 1024, layers = 3;
+  std::size_t d_model = 256, heads = 8, ff = 512, layers = 3;
   double dropout = 0.1;
   double label_smoothing = 0.1;
   nn::PositionScheme positions = nn::PositionScheme::mlp;
@@ -25,6 +25,14 @@ struct TranslatorOptions {
   double mlp_scale = 16;
   std::size_t relative_k = 16;
   std::size_t max_len = 512;
+
+  // The options a model file stores (models/model_file.hpp).
+  template <class F>
+  void fields(F&& f) {
+    f("src_vocab", src_vocab), f("tgt_vocab", tgt_vocab), f("d_model", d_model), f("heads", heads), f("ff", ff);
+    f("layers", layers), f("dropout", dropout), f("label_smoothing", label_smoothing), f("positions", positions);
+    f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("relative_k", relative_k), f("max_len", max_len);
+  }
 };
 
 class Translator : public nn::Module {

@@ -28,9 +28,14 @@ void Module::register_module(const std::string& name, Module& child) {
   children_.emplace_back(name, &child);
 }
 
+void Module::adopt(Module& child) {
+  if (&child == this) fail("Module", "a module cannot adopt itself");
+  children_.emplace_back("", &child);
+}
+
 void Module::collect(const std::string& prefix, NamedTensors& out) const {
   for (const auto& [name, t] : params_) out.emplace_back(prefix + name, t);
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+  for (const auto& [name, child] : children_) child->collect(name.empty() ? prefix : prefix + name + ".", out);
 }
 
 NamedTensors Module::named_parameters() const {

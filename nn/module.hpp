@@ -43,6 +43,9 @@ class Module {
   Tensor register_parameter(const std::string& name, Tensor t);
   // Registers a submodule; it must live as long as this module (normally: a member).
   void register_module(const std::string& name, Module& child);
+  // Registers a submodule whose parameters keep their own names, without a prefix: a wrapper
+  // that holds one model (an ensemble of one) and must read that model's files.
+  void adopt(Module& child);
 
  private:
   void check_new_name(const std::string& name) const;

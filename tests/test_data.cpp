@@ -51,7 +51,7 @@ BOOST_AUTO_TEST_CASE(malformed_lines_are_reported_with_file_and_line) {
   CHECK_DATA_ERROR(read_tsv("empty.tsv"), "empty.tsv:2: the sentence is empty");
   write("bad.stsa", "1 fine\n0\n");
   CHECK_DATA_ERROR(read_label_first("bad.stsa"), "bad.stsa:2: expected '<label> <sentence>', found no sentence");
-  CHECK_DATA_ERROR(read_conllu("missing.conllu"), "missing.conllu:0: cannot open the file");
+  CHECK_DATA_ERROR(read_conllu("missing.conllu"), "missing.conllu: cannot open the file: No such file or directory");
 }
 
 BOOST_AUTO_TEST_CASE(invalid_utf8_and_sentences_without_tokens) {

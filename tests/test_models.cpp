@@ -8,7 +8,8 @@ namespace {
 
 models::ClassifierOptions tiny_classifier(Pooling pooling, std::size_t conv_width = 0) {
   return {.vocab = 10, .classes = 3, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
-          .positions = nn::PositionScheme::relative, .relative_k = 2, .pooling = pooling, .conv_width = conv_width};
+          .positions = nn::PositionScheme::relative, .relative_k = 2, .pooling = pooling, .subword_buckets = 0,
+          .subword_groups = {}, .conv_width = conv_width};
 }
 
 Ids make_ids(const std::vector<std::vector<std::int64_t>>& rows, std::size_t T) {
@@ -79,12 +80,12 @@ BOOST_AUTO_TEST_CASE(ensemble_members_are_distinct_and_named) {
   Generator gen(7);
   models::Ensemble<models::Classifier> one(1, tiny_classifier(Pooling::mean), gen);
   BOOST_TEST(one.size() == 1u);
-  BOOST_TEST(one.module().named_parameters().front().first == "embed.weight");  // the model itself
+  BOOST_TEST(one.named_parameters().front().first == "embed.weight");  // the model itself
 
   models::Ensemble<models::Classifier> three(3, tiny_classifier(Pooling::mean), gen);
   BOOST_TEST(three.size() == 3u);
-  const auto named = three.module().named_parameters();
-  BOOST_TEST(named.size() == 3 * one.module().named_parameters().size());
+  const auto named = three.named_parameters();
+  BOOST_TEST(named.size() == 3 * one.named_parameters().size());
   BOOST_TEST(named.front().first == "0.embed.weight");
   BOOST_TEST(named.back().first == "2.head.bias");
   // Each member draws its own initial weights.
@@ -99,7 +100,7 @@ BOOST_AUTO_TEST_CASE(ensemble_members_are_distinct_and_named) {
 BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
   Generator gen(8);
   models::Tagger t({.vocab = 6, .tags = 3, .d_model = 4, .heads = 1, .ff = 6, .layers = 1, .dropout = 0.0,
-                    .relative_k = 2, .subword_buckets = 9, .subword_groups = {1, 2, 3}},
+                    .relative_k = 2, .subword_buckets = 9, .subword_groups = {1, 2, 3}, .conv_width = 0},
                    gen);
   t.to(Dtype::f64);
   const Ids ids = make_ids({{2, 3, 4}, {5, 1}}, 3);
@@ -145,7 +146,7 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
 BOOST_AUTO_TEST_CASE(tagger_convolution_gradcheck_and_padding) {
   Generator gen(9);
   models::Tagger t({.vocab = 10, .tags = 4, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
-                    .relative_k = 2, .conv_width = 3},
+                    .relative_k = 2, .subword_buckets = 0, .subword_groups = {}, .conv_width = 3},
                    gen);
   t.to(Dtype::f64);
   BOOST_TEST(t.conv->options().width == 3u);

@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(read_parallel_names_file_and_line) {
   BOOST_TEST(fails_with("par.de", "empty.en", "empty.en:2: empty line"));
   std::ofstream("bad.en") << "A dog.\nTwo \xc3\x28 cats\n";
   BOOST_TEST(fails_with("par.de", "bad.en", "bad.en:2: not UTF-8 text (invalid byte at offset 4)"));
-  BOOST_TEST(fails_with("missing.de", "par.en", "missing.de:0: cannot open the file"));
+  BOOST_TEST(fails_with("missing.de", "par.en", "missing.de: cannot open the file: No such file or directory"));
 }
 
 // ---- a translator that learns, and its searches ---------------------------------------------------

@@ -1,0 +1,247 @@
+#include "cli.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace examples {
+
+// ---- the frame ------------------------------------------------------------------------------
+
+Program::Program(const std::string& name, const std::string& description) : name_(name), app_(description, name) {
+  app_.require_subcommand(1);
+  app_.set_version_flag("--version", name + " (tapegrad " TAPEGRAD_VERSION ")");
+  app_.option_defaults()->always_capture_default();
+  app_.add_option("--threads", threads_, "threads for kernels and BLAS together")->check(positive);
+}
+
+CLI::App* Program::subcommand(const std::string& name, const std::string& description) {
+  CLI::App* cmd = app_.add_subcommand(name, description);
+  cmd->option_defaults()->always_capture_default();
+  return cmd;
+}
+
+int Program::run(int argc, char** argv, const std::function<int()>& body) {
+  command_line_ = tg::models::command_line(argc, argv);
+  try {
+    app_.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app_.exit(e);
+  }
+  try {
+    tg::set_num_threads(threads_);
+    return body();
+  } catch (const CLI::ParseError& e) {  // a usage rule checked after parsing (two options together)
+    return app_.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name_.c_str(), e.what());
+    return kExitError;
+  }
+}
+
+// ---- checks ---------------------------------------------------------------------------------
+
+namespace {
+
+CLI::Validator number_check(const char* name, bool (*ok)(double), const char* rule) {
+  return CLI::Validator(
+      [ok, rule](std::string& text) -> std::string {
+        double v = 0;
+        try {
+          std::size_t used = 0;
+          v = std::stod(text, &used);
+          if (used != text.size()) throw std::invalid_argument(text);
+        } catch (const std::exception&) {
+          return "expected a number, got '" + text + "'";
+        }
+        return ok(v) ? "" : std::string(rule) + ", got " + text;
+      },
+      name);
+}
+
+}  // namespace
+
+const CLI::Validator positive = number_check("POSITIVE", [](double v) { return v > 0; }, "must be greater than 0");
+const CLI::Validator non_negative = number_check("NON-NEGATIVE", [](double v) { return v >= 0; }, "must be 0 or more");
+const CLI::Validator buckets = number_check("BUCKETS", [](double v) { return v == 0 || v >= 2; },
+                                            "must be 0 (off) or at least 2 (bucket 0 is padding)");
+const CLI::Validator odd_or_zero = number_check("WIDTH", [](double v) { return v == 0 || std::fmod(v, 2) == 1; },
+                                                "must be 0 (none) or odd, so that the window is centred");
+const CLI::Validator readable_file(
+    [](std::string& path) -> std::string {
+      errno = 0;
+      if (std::ifstream(path)) return "";
+      return path + ": cannot open: " + (errno ? std::strerror(errno) : "unknown reason");
+    },
+    "FILE");
+
+CLI::Validator position_names() {
+  std::vector<std::string> names;
+  for (auto s : {tg::nn::PositionScheme::relative, tg::nn::PositionScheme::sinusoidal, tg::nn::PositionScheme::learned,
+                 tg::nn::PositionScheme::mlp, tg::nn::PositionScheme::fourier, tg::nn::PositionScheme::none})
+    names.push_back(tg::nn::position_scheme_name(s));
+  return CLI::IsMember(names);
+}
+
+// ---- train ----------------------------------------------------------------------------------
+
+void add_train_options(CLI::App& cmd, tg::models::TrainOptions& to, DataChoice& d) {
+  cmd.add_option("--epochs", to.epochs, "epochs at most (training also stops at --minutes)")->check(positive);
+  cmd.add_option("--minutes", to.time_limit_minutes, "training time limit in minutes (0: none)")->check(non_negative);
+  cmd.add_option("--word-dropout", d.word_dropout, "in training, replace a word by the unknown word with this probability")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--min-count", d.min_count, "words seen fewer times are unknown")->check(positive);
+  cmd.add_option("--batch-tokens", d.batch_tokens, "tokens per batch (padded)")->check(positive);
+  cmd.add_option("--lr", to.lr, "peak learning rate")->check(positive);
+  cmd.add_option("--average", to.average, "evaluate and save a moving average of the weights with this decay (0: off)")
+      ->check(CLI::Range(0.0, 0.99999));
+  cmd.add_option("--seed", to.seed, "random seed");
+  cmd.add_option("--out", to.out, "the best model on dev (OUT.ckpt: the training checkpoint)");
+  cmd.add_option("--plot", to.plot, "training-curve SVG ('' for none)");
+  cmd.add_option("--log", to.log, "JSON-lines training log, appended ('' for none)");
+  cmd.add_flag("--resume", to.resume, "continue from OUT.ckpt");
+  cmd.add_flag("--detect-anomaly", to.detect_anomaly, "check every op for NaN or infinity and stop at the first (slower)");
+}
+
+void announce_limits(const tg::models::TrainOptions& to) {
+  if (to.time_limit_minutes > 0)
+    std::printf("training for at most %zu epochs or %g minutes, whichever comes first (--epochs, --minutes)\n", to.epochs,
+                to.time_limit_minutes);
+  else
+    std::printf("training for %zu epochs (--epochs; no time limit)\n", to.epochs);
+}
+
+void add_bad_lines_option(CLI::App& cmd, tg::models::BadLines& bad) {
+  cmd.add_option_function<std::string>("--bad-lines", [&bad](const std::string& v) { bad.skip = v == "skip"; },
+                                        "malformed data lines: stop, or skip them with their sentence")
+      ->check(CLI::IsMember({"stop", "skip"}))
+      ->default_str("stop");
+}
+
+void report_bad_lines(const tg::models::BadLines& bad) {
+  if (bad.skipped == 0) return;
+  std::printf("skipped %zu malformed line%s with their sentences (--bad-lines skip); the first:\n", bad.skipped,
+              bad.skipped == 1 ? "" : "s");
+  for (const auto& m : bad.first) std::printf("  %s\n", m.c_str());
+}
+
+// ---- predict --------------------------------------------------------------------------------
+
+std::vector<std::string> input_lines(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  if (!args.empty()) {
+    std::string joined;
+    for (const auto& a : args) joined += (joined.empty() ? "" : " ") + a;
+    out.push_back(joined);
+    return out;
+  }
+  for (std::string line; std::getline(std::cin, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    out.push_back(line);
+  }
+  return out;
+}
+
+// ---- eval -----------------------------------------------------------------------------------
+
+ClassReport::ClassReport(std::vector<std::string> l)
+    : labels(std::move(l)), confusion(labels.size(), std::vector<std::size_t>(labels.size(), 0)) {}
+
+std::size_t ClassReport::total() const {
+  std::size_t n = 0;
+  for (const auto& row : confusion)
+    for (std::size_t c : row) n += c;
+  return n;
+}
+
+double ClassReport::accuracy() const {
+  std::size_t right = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) right += confusion[i][i];
+  return total() ? double(right) / total() : 0;
+}
+
+double ClassReport::precision(std::size_t c) const {
+  std::size_t predicted = 0;
+  for (const auto& row : confusion) predicted += row[c];
+  return predicted ? double(confusion[c][c]) / predicted : 0;
+}
+
+double ClassReport::recall(std::size_t c) const {
+  std::size_t gold = 0;
+  for (std::size_t n : confusion[c]) gold += n;
+  return gold ? double(confusion[c][c]) / gold : 0;
+}
+
+double ClassReport::f1(std::size_t c) const {
+  const double p = precision(c), r = recall(c);
+  return p + r > 0 ? 2 * p * r / (p + r) : 0;
+}
+
+double ClassReport::macro_f1() const {
+  double sum = 0;
+  for (std::size_t c = 0; c < labels.size(); ++c) sum += f1(c);
+  return labels.empty() ? 0 : sum / labels.size();
+}
+
+std::string ClassReport::table() const {
+  std::ostringstream os;
+  char line[160];
+  std::snprintf(line, sizeof line, "%-12s %9s %9s %9s %9s\n", "class", "precision", "recall", "F1", "support");
+  os << line;
+  for (std::size_t c = 0; c < labels.size(); ++c) {
+    std::size_t support = 0;
+    for (std::size_t n : confusion[c]) support += n;
+    std::snprintf(line, sizeof line, "%-12s %8.2f%% %8.2f%% %8.2f%% %9zu\n", labels[c].c_str(), 100 * precision(c),
+                  100 * recall(c), 100 * f1(c), support);
+    os << line;
+  }
+  std::snprintf(line, sizeof line, "%-12s %29.2f%% %9zu\n", "macro F1", 100 * macro_f1(), total());
+  os << line;
+  return os.str();
+}
+
+std::string ClassReport::confusion_text() const {
+  std::size_t width = 6;
+  for (const auto& l : labels) width = std::max(width, l.size() + 1);
+  std::ostringstream os;
+  os << "confusion matrix (rows: gold, columns: predicted)\n" << std::string(width, ' ');
+  for (const auto& l : labels) os << std::string(width - l.size(), ' ') << l;
+  os << '\n';
+  for (std::size_t g = 0; g < labels.size(); ++g) {
+    os << labels[g] << std::string(width - labels[g].size(), ' ');
+    for (std::size_t n : confusion[g]) {
+      const std::string v = std::to_string(n);
+      os << std::string(width - std::min(width, v.size()), ' ') << v;
+    }
+    os << '\n';
+  }
+  return os.str();
+}
+
+nlohmann::json ClassReport::json() const {
+  nlohmann::json classes = nlohmann::json::object();
+  for (std::size_t c = 0; c < labels.size(); ++c) {
+    std::size_t support = 0;
+    for (std::size_t n : confusion[c]) support += n;
+    classes[labels[c]] = {{"precision", precision(c)}, {"recall", recall(c)}, {"f1", f1(c)}, {"support", support}};
+  }
+  return {{"accuracy", accuracy()}, {"macro_f1", macro_f1()}, {"total", total()},
+          {"labels", labels},       {"classes", classes},     {"confusion", confusion}};
+}
+
+void ClassReport::write_confusion_svg(const std::string& path, const std::string& title) const {
+  std::vector<std::vector<double>> share(labels.size(), std::vector<double>(labels.size(), 0.0));
+  for (std::size_t g = 0; g < labels.size(); ++g) {
+    std::size_t gold = 0;
+    for (std::size_t n : confusion[g]) gold += n;
+    for (std::size_t p = 0; p < labels.size(); ++p) share[g][p] = gold ? double(confusion[g][p]) / gold : 0;
+  }
+  tg::models::write_heatmap_svg(path, labels, labels, share, title);
+}
+
+}  // namespace examples

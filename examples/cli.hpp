@@ -1,0 +1,102 @@
+// What the three programs' command lines share: number and file checks with plain messages,
+// the training options every `train` takes, the input and output of `predict`, and `main`'s
+// frame (usage errors, exit codes, --version).  Everything else lives in the library.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tapegrad.hpp"
+
+namespace examples {
+
+// Exit codes: 0 done, 1 an error (bad data, a bad model file), 130 stopped by Ctrl-C after
+// saving; usage errors exit with CLI11's codes (non-zero) and a line naming the option.
+constexpr int kExitError = 1, kExitInterrupted = 130;
+
+// A program's frame: its name and help, --threads and --version; run() parses, calls `body`
+// and turns exceptions into "program: message" on stderr and exit 1.  body returns the code.
+class Program {
+ public:
+  Program(const std::string& name, const std::string& description);
+  CLI::App& app() { return app_; }
+  // Registers a subcommand; its options show their defaults in --help.
+  CLI::App* subcommand(const std::string& name, const std::string& description);
+  int run(int argc, char** argv, const std::function<int()>& body);
+  const std::string& command_line() const { return command_line_; }  // for model files
+
+ private:
+  std::string name_, command_line_;
+  CLI::App app_;
+  std::size_t threads_ = 2;
+};
+
+// Number checks with plain messages: "--lr: must be greater than 0, got -1".
+extern const CLI::Validator positive, non_negative;
+extern const CLI::Validator buckets;      // hashed-feature tables: 0 (off) or at least 2
+extern const CLI::Validator odd_or_zero;  // convolution widths: 0 (none) or odd
+// A file that can be opened for reading, or the system's reason ("No such file or directory").
+extern const CLI::Validator readable_file;
+// --positions: the names of nn::PositionScheme.
+CLI::Validator position_names();
+
+// ---- train ----------------------------------------------------------------------------------
+
+// The model and data settings every program's `train` takes, with the program's defaults.
+struct DataChoice {
+  double word_dropout = 0.0;  // in training, a word becomes the unknown word with this probability
+  std::size_t min_count = 1, batch_tokens = 2000;
+};
+// The encoder settings of a model's options struct (d_model, heads, ff, layers, dropout,
+// positions), registered straight into it, so the struct's defaults are the program's.
+template <class Options>
+void add_encoder_options(CLI::App& cmd, Options& o) {
+  cmd.add_option("--d-model", o.d_model, "model width")->check(positive);
+  cmd.add_option("--layers", o.layers, "encoder layers")->check(positive);
+  cmd.add_option("--heads", o.heads, "attention heads")->check(positive);
+  cmd.add_option("--ff", o.ff, "feed-forward width")->check(positive);
+  cmd.add_option("--dropout", o.dropout, "dropout")->check(CLI::Range(0.0, 0.9));
+  cmd.add_option_function<std::string>(
+         "--positions", [&o](const std::string& name) { o.positions = tg::nn::position_scheme_from_name(name); },
+         "how the model sees word order: relative, sinusoidal, learned, mlp, fourier or none")
+      ->check(position_names())
+      ->default_str(tg::nn::position_scheme_name(o.positions));
+}
+// --epochs --minutes --lr --average --seed --out --plot --log --resume --detect-anomaly,
+// --word-dropout --min-count --batch-tokens.
+void add_train_options(CLI::App& cmd, tg::models::TrainOptions& train, DataChoice& data);
+// Before training: what will stop it ("at most 12 epochs or 14 minutes").
+void announce_limits(const tg::models::TrainOptions& train);
+// --bad-lines stop|skip on a command that reads data files.
+void add_bad_lines_option(CLI::App& cmd, tg::models::BadLines& bad);
+// After reading: how many lines were skipped, and the first few reasons (silent when none).
+void report_bad_lines(const tg::models::BadLines& bad);
+
+// ---- predict --------------------------------------------------------------------------------
+
+// The lines to work on: the arguments joined as one line, else every line of standard input
+// (blank lines included: a program writes one output line per input line).
+std::vector<std::string> input_lines(const std::vector<std::string>& args);
+
+// Per-class precision, recall and F1 and the confusion matrix of gold against predicted labels
+// (indices into `labels`), as `eval` prints them.
+struct ClassReport {
+  std::vector<std::string> labels;
+  std::vector<std::vector<std::size_t>> confusion;  // [gold][predicted]
+  ClassReport(std::vector<std::string> labels);
+  void add(std::size_t gold, std::size_t predicted) { ++confusion.at(gold).at(predicted); }
+  std::size_t total() const;
+  double accuracy() const;
+  double precision(std::size_t c) const, recall(std::size_t c) const, f1(std::size_t c) const;
+  double macro_f1() const;
+  std::string table() const;      // a row per class: precision, recall, F1, support
+  std::string confusion_text() const;
+  nlohmann::json json() const;    // {"accuracy", "macro_f1", "classes": {label: {precision, recall, f1, support}}, "confusion"}
+  void write_confusion_svg(const std::string& path, const std::string& title) const;
+};
+
+}  // namespace examples

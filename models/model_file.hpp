@@ -1,0 +1,108 @@
+// Model files: one .npz that holds everything needed to use a trained model again, readable
+// from C++ (ModelFile) and from Python (numpy.load):
+//
+//   "format"      the format version (kModelFormat), as text
+//   "kind"        which model: "tagger", "sentiment", "translator", or your own
+//   "options"     the model's options, a "name=value" line each
+//   "command"     the command line that trained it
+//   other names   texts: vocabularies ("vocab/words"), anything else a model needs
+//   "param/NAME"  the parameters, by their module names
+//
+// Options are written and read by one list of fields that the options struct keeps itself:
+//
+//   struct MyOptions {
+//     std::size_t d_model = 128;
+//     double dropout = 0.1;
+//     template <class F> void fields(F&& f) { f("d_model", d_model); f("dropout", dropout); }
+//   };
+//   file.set_options(options);   ...   file.get_options(options);
+//
+// so adding an option is one line there.  An option a file lacks keeps the struct's default
+// (files written before the option existed); a file of a newer format is refused.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../nn/module.hpp"
+#include "../nn/npz.hpp"
+#include "../nn/positional.hpp"
+
+namespace tg::models {
+
+// 1: files of tapegrad 0.1's programs ("settings" text, no version); 2: this layout.
+constexpr int kModelFormat = 2;
+
+// An option's value as text, and back; `what` names the file and option in errors.  Enums
+// used as options (nn::PositionScheme, Pooling) have their own pair beside the enum.
+std::string option_text(std::size_t value);
+std::string option_text(double value);
+std::string option_text(bool value);
+std::string option_text(const std::string& value);
+void parse_option(const std::string& text, std::size_t& value, const std::string& what);
+void parse_option(const std::string& text, double& value, const std::string& what);
+void parse_option(const std::string& text, bool& value, const std::string& what);
+void parse_option(const std::string& text, std::string& value, const std::string& what);
+std::string option_text(nn::PositionScheme value);
+void parse_option(const std::string& text, nn::PositionScheme& value, const std::string& what);
+
+class ModelFile {
+ public:
+  // A new file of this kind, to fill in and save.
+  explicit ModelFile(std::string kind);
+  // Reads `path`; throws naming the file when it is not a model file, is of another kind than
+  // `kind`, or of a newer format.
+  static ModelFile read(const std::string& path, const std::string& kind);
+
+  const std::string& kind() const { return kind_; }
+  int format() const { return format_; }
+  const std::string& path() const { return path_; }  // empty until read or saved
+
+  template <class Options>
+  void set_options(Options options) {  // by value: fields() hands out references
+    options.fields([&](const char* name, const auto& value) { options_[name] = option_text(value); });
+  }
+  template <class Options>
+  void get_options(Options& options) const {
+    options.fields([&](const char* name, auto& value) {
+      if (const auto it = options_.find(name); it != options_.end())
+        parse_option(it->second, value, path_ + ": option '" + name + "'");
+    });
+  }
+  bool has_option(const std::string& name) const { return options_.count(name) > 0; }
+  // One option outside any struct (an ensemble's "members"): its value, or `fallback`.
+  template <class T>
+  void set_option(const std::string& name, const T& value) {
+    options_[name] = option_text(value);
+  }
+  template <class T>
+  T option(const std::string& name, T fallback) const {
+    if (const auto it = options_.find(name); it != options_.end())
+      parse_option(it->second, fallback, path_ + ": option '" + name + "'");
+    return fallback;
+  }
+
+  void set_text(const std::string& name, const std::string& text) { texts_[name] = text; }
+  const std::string& text(const std::string& name) const;  // throws naming the file if missing
+
+  // The command line that made the model ("tapegrad-tagger train --data ..."), or "".
+  void set_command(const std::string& command) { command_ = command; }
+  const std::string& command() const { return command_; }
+
+  // Writes the file with `model`'s parameters (a temporary file renamed into place).
+  void save(const std::string& path, const nn::Module& model);
+  // Loads the parameters into `model`: every name, shape and dtype must match (all or nothing).
+  void load_parameters(nn::Module& model) const;
+
+ private:
+  std::string kind_, path_, command_;
+  int format_ = kModelFormat;
+  std::map<std::string, std::string> options_, texts_;
+  nn::NpzEntries parameters_;
+};
+
+// The command line as one string, arguments with spaces or quotes in single quotes.
+std::string command_line(int argc, char** argv);
+
+}  // namespace tg::models

@@ -1,0 +1,27 @@
+// Pictures as SVG files (they open in any browser): training curves, attention and confusion
+// matrices as heatmaps.  Each throws naming the file when it cannot be written.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "../autograd/tensor.hpp"
+#include "training.hpp"
+
+namespace tg::models {
+
+// Training loss (left axis) and dev metric (right axis) per epoch.
+void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& history,
+                     const std::string& metric_name, bool percent = true);
+
+// weights: rows x cols, each row shaded relative to its largest value; labels along both sides.
+void write_heatmap_svg(const std::string& path, const std::vector<std::string>& rows,
+                       const std::vector<std::string>& cols, const std::vector<std::vector<double>>& weights,
+                       const std::string& title);
+
+// Self-attention of a single sentence: layer `layer` of `weights` (one (1, H, T, T) tensor per
+// layer), averaged over heads.  Throws if there is no such layer.
+void write_attention_svg(const std::string& path, const std::vector<Tensor>& weights,
+                         const std::vector<std::string>& words, std::size_t layer);
+
+}  // namespace tg::models

@@ -1,0 +1,100 @@
+// The training loop every program here uses, for any model: AdamW with warm-up and cosine
+// decay, gradient clipping, a progress line, evaluation after each epoch, the best model on dev
+// saved as a model file, a checkpoint after each epoch and on Ctrl-C, exact --resume, time and
+// epoch limits, an optional moving average of the weights, a JSON-lines log and an SVG curve.
+//
+//   models::Task task;
+//   task.model = &net;  task.gen = &gen;
+//   task.batches = [&](std::size_t epoch) { return make_batches(lengths, 2000, 256, &shuffle_of(epoch)); };
+//   task.loss = [&](const std::vector<std::size_t>& batch) { return net.loss(...); };
+//   task.lengths = &lengths;
+//   task.evaluate = [&] { return accuracy(net, dev); };
+//   task.save_model = [&](const std::string& path) { bundle.save(path); };
+//   const TrainResult r = models::train(task, {.epochs = 10, .out = "model.npz"});
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../autograd/generator.hpp"
+#include "../autograd/tensor.hpp"
+#include "../nn/module.hpp"
+
+namespace tg::models {
+
+struct EpochRecord {
+  std::size_t epoch = 0;
+  double train_loss = 0, dev_metric = 0, seconds = 0;
+};
+
+struct TrainOptions {
+  std::size_t epochs = 10;
+  double time_limit_minutes = 0;  // 0: no limit
+  double lr = 1e-3;
+  std::size_t warmup = 200;
+  double clip = 1.0;
+  std::uint64_t seed = 1;
+  std::string out = "model.npz";  // the best model on dev; out + ".ckpt" the training checkpoint
+  bool resume = false;
+  std::string plot;  // SVG training curve, written after each epoch
+  std::string metric_name = "accuracy";
+  bool metric_percent = true;  // shown as 100 * metric with a % sign (BLEU: 100 * metric, no sign)
+  // > 0: evaluate and save an exponential moving average of the weights with this decay
+  // (nn/average.hpp) instead of the last step's weights.
+  double average = 0;
+  bool detect_anomaly = false;  // check every op for NaN/inf and name the first (slower)
+  // A JSON-lines log of training ("" for none): an object a line, {"event": "step", ...} every
+  // 30 s of training and {"event": "epoch", ...} after each epoch, for plotting or monitoring.
+  std::string log;
+};
+
+// What a program hands to the loop.
+struct Task {
+  nn::Module* model = nullptr;
+  Generator* gen = nullptr;  // the one the model's dropout draws from (saved in checkpoints)
+  // The batches of an epoch, as indices into the program's data, in training order; must be a
+  // function of the epoch number only (so a resumed epoch sees the same batches).
+  std::function<std::vector<std::vector<std::size_t>>(std::size_t epoch)> batches;
+  std::function<Tensor(const std::vector<std::size_t>& batch)> loss;
+  const std::vector<std::size_t>* lengths = nullptr;  // of every sentence (for tokens/s)
+  std::function<double()> evaluate;                       // dev metric, higher is better
+  std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
+};
+
+struct TrainResult {
+  std::vector<EpochRecord> history;
+  bool interrupted = false;  // stopped by Ctrl-C or SIGTERM, after saving the checkpoint
+};
+
+// Trains with AdamW (linear warm-up, then cosine decay over the planned epochs).  Ctrl-C or
+// SIGTERM saves a checkpoint and returns with `interrupted` set (a program then exits with 130);
+// TrainOptions::resume continues from the checkpoint exactly.
+TrainResult train(Task& task, const TrainOptions& options);
+
+// Orders of the data for an ensemble trained side by side (models/ensemble.hpp): the members
+// share an epoch's batches but each walks them in its own shuffled order, so they take
+// different paths and make different mistakes.  The training loop walks member 0's order
+// (Task::batches returns epoch(e)); member(batch, k) is member k's batch at the same step.
+class MemberOrders {
+ public:
+  using Batches = std::vector<std::vector<std::size_t>>;
+  // make(epoch): the epoch's batches in member 0's order (a function of the epoch only);
+  // member k > 0 walks them shuffled by a generator seeded from (seed, epoch, k).
+  MemberOrders(std::function<Batches(std::size_t epoch)> make, std::size_t members, std::uint64_t seed);
+  const Batches& epoch(std::size_t e);
+  const std::vector<std::size_t>& member(const std::vector<std::size_t>& batch, std::size_t k) const;
+
+ private:
+  std::function<Batches(std::size_t)> make_;
+  std::size_t members_, epoch_ = SIZE_MAX;
+  std::uint64_t seed_;
+  Batches batches_;                                 // member 0's order, for epoch_
+  std::vector<std::vector<std::size_t>> orders_;    // orders_[k][step]: member k's batch index
+  std::map<std::size_t, std::size_t> step_;         // a batch (by its first example) -> step
+};
+
+
+}  // namespace tg::models

@@ -1,0 +1,131 @@
+#include "translation.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "../autograd/tape.hpp"
+#include "blocks.hpp"
+#include "model_file.hpp"
+#include "text.hpp"
+
+namespace tg::models {
+
+TranslationPipeline::TranslationPipeline(Vocab source, Vocab target, bool lower, TranslatorOptions options,
+                                         std::uint64_t seed)
+    : gen_(seed), source_(std::move(source)), target_(std::move(target)), lower_(lower) {
+  if (target_.size() <= kEos || target_.word(kBos) != "<s>" || target_.word(kEos) != "</s>")
+    throw std::invalid_argument("TranslationPipeline: the target vocabulary must start with <pad> <unk> <s> </s>");
+  options.src_vocab = source_.size();
+  options.tgt_vocab = target_.size();
+  model_ = std::make_unique<Translator>(options, gen_);
+}
+
+std::unique_ptr<TranslationPipeline> TranslationPipeline::load(const std::string& path) {
+  const ModelFile file = ModelFile::read(path, kKind);
+  TranslatorOptions options;
+  file.get_options(options);
+  options.dropout = 0;
+  Vocab target = Vocab::from_text(file.text("vocab/target"), path);
+  if (target.size() <= kEos || target.word(kBos) != "<s>" || target.word(kEos) != "</s>")
+    throw std::runtime_error(path + ": the target vocabulary does not start with <pad> <unk> <s> </s>");
+  auto p = std::make_unique<TranslationPipeline>(Vocab::from_text(file.text("vocab/source"), path), std::move(target),
+                                                 file.option("lowercase", true), options, 0);
+  file.load_parameters(*p->model_);
+  p->model_->eval();
+  return p;
+}
+
+void TranslationPipeline::save(const std::string& path, const std::string& command) const {
+  ModelFile file(kKind);
+  file.set_text("vocab/source", source_.to_text());
+  file.set_text("vocab/target", target_.to_text());
+  file.set_options(model_->options());
+  file.set_option("lowercase", lower_);
+  file.set_command(command);
+  file.save(path, *model_);
+}
+
+Words TranslationPipeline::tokenize(const std::string& line) const { return models::tokenize(line, lower_); }
+
+Ids TranslationPipeline::source_ids(const std::vector<const Words*>& sentences) const {
+  std::size_t S = 1;
+  for (const Words* s : sentences) S = std::max(S, s->size());
+  Ids src = xt::zeros<std::int64_t>({sentences.size(), S});
+  for (std::size_t b = 0; b < sentences.size(); ++b)
+    for (std::size_t j = 0; j < sentences[b]->size(); ++j) src(b, j) = source_.id((*sentences[b])[j]);
+  return src;
+}
+
+Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& targets,
+                                 double word_dropout) {
+  std::size_t T = 0;
+  for (const Words* y : targets) T = std::max(T, y->size() + 1);
+  Ids src = source_ids(sources);
+  Ids tgt_in = xt::zeros<std::int64_t>({targets.size(), T}), tgt_out = tgt_in;
+  for (std::size_t b = 0; b < targets.size(); ++b) {
+    const Words& y = *targets[b];
+    tgt_in(b, 0) = kBos;  // the decoder reads <s> y1 ... yn and predicts y1 ... yn </s>
+    for (std::size_t j = 0; j < y.size(); ++j) tgt_in(b, j + 1) = tgt_out(b, j) = target_.id(y[j]);
+    tgt_out(b, y.size()) = kEos;
+  }
+  drop_words(src, word_dropout, gen_);
+  return model_->loss(src, tgt_in, tgt_out);
+}
+
+std::vector<Words> TranslationPipeline::translate(const std::vector<Words>& sentences, SearchOptions search) const {
+  search.bos = kBos, search.eos = kEos;
+  std::vector<std::vector<std::int64_t>> sources;
+  for (const auto& s : sentences) {
+    sources.emplace_back();
+    for (const auto& w : s) sources.back().push_back(source_.id(w));
+  }
+  // An empty sentence translates to nothing, without running the model on it.
+  std::vector<std::size_t> real;
+  std::vector<std::vector<std::int64_t>> real_sources;
+  for (std::size_t i = 0; i < sources.size(); ++i)
+    if (!sources[i].empty()) real.push_back(i), real_sources.push_back(sources[i]);
+  std::vector<Words> out(sentences.size());
+  if (real.empty()) return out;
+  const auto found = search.beam == 1 ? greedy_search(*model_, real_sources, search)
+                                      : beam_search(*model_, real_sources, search);
+  for (std::size_t k = 0; k < real.size(); ++k)
+    for (std::int64_t id : found[k].tokens) out[real[k]].push_back(target_.word(id));
+  return out;
+}
+
+std::vector<std::string> TranslationPipeline::translate_lines(const std::vector<std::string>& lines,
+                                                              const SearchOptions& search) const {
+  std::vector<Words> sentences;
+  for (const auto& line : lines) sentences.push_back(tokenize(line));
+  std::vector<std::string> out;
+  for (const auto& words : translate(sentences, search)) out.push_back(text_of(words));
+  return out;
+}
+
+std::string TranslationPipeline::text_of(const Words& words) const {
+  const std::string text = detokenize(words);
+  return lower_ ? capitalize_first(text) : text;
+}
+
+std::vector<std::vector<double>> TranslationPipeline::cross_attention(const Words& source, const Words& target,
+                                                                      std::size_t layer) const {
+  NoGradGuard no_grad;
+  const Ids src = source_ids({&source});
+  Ids tgt = Ids::from_shape({1, target.size() + 1});
+  tgt(0, 0) = kBos;
+  for (std::size_t t = 0; t < target.size(); ++t) tgt(0, t + 1) = target_.id(target[t]);
+  std::vector<Tensor> weights;  // one (1, H, T, S) per layer
+  model_->decode(tgt, model_->encode(src), key_padding_mask(src), nullptr, &weights);
+  if (layer >= weights.size())
+    throw std::runtime_error("cross-attention layer " + std::to_string(layer) + ": the decoder has " +
+                             std::to_string(weights.size()) + " layers (0 to " + std::to_string(weights.size() - 1) + ")");
+  const auto& w = weights[layer].data<float>();
+  const std::size_t H = w.shape()[1], T = w.shape()[2], S = w.shape()[3];
+  std::vector<std::vector<double>> avg(T, std::vector<double>(S, 0.0));
+  for (std::size_t h = 0; h < H; ++h)
+    for (std::size_t t = 0; t < T; ++t)
+      for (std::size_t s = 0; s < S; ++s) avg[t][s] += w(0, h, t, s) / H;
+  return avg;
+}
+
+}  // namespace tg::models

@@ -1,0 +1,64 @@
+// A trained translator with everything needed to use it: the source and target vocabularies,
+// whether it reads and writes lowercase, and the encoder-decoder.  Saved as, and loaded from, a
+// model file of kind "translator" (what `tapegrad-translate train` writes).
+//
+//   auto t = models::TranslationPipeline::load("translator.npz");
+//   t->translate_lines({"Ein Hund läuft im Schnee."}, {.beam = 4})   // {"A dog runs in the snow."}
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "search.hpp"
+#include "translator.hpp"
+#include "vocab.hpp"
+
+namespace tg::models {
+
+using Words = std::vector<std::string>;
+
+class TranslationPipeline {
+ public:
+  static constexpr const char* kKind = "translator";
+  // The target vocabulary starts <pad> <unk> <s> </s>.
+  static constexpr std::int64_t kBos = 2, kEos = 3;
+
+  // A new, untrained translator; options.src_vocab and tgt_vocab are taken from the vocabularies.
+  TranslationPipeline(Vocab source, Vocab target, bool lower, TranslatorOptions options, std::uint64_t seed);
+  static std::unique_ptr<TranslationPipeline> load(const std::string& path);
+  void save(const std::string& path, const std::string& command = "") const;
+
+  // The tokeniser input goes through (lowercasing when the model does).
+  Words tokenize(const std::string& line) const;
+  // Label-smoothed cross-entropy of a batch of tokenised pairs; in training, source words
+  // become unknown with probability word_dropout.
+  Tensor loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& targets,
+              double word_dropout = 0);
+  // Translations of tokenised sentences, as target tokens (search.bos and eos are set here).
+  std::vector<Words> translate(const std::vector<Words>& sentences, SearchOptions search) const;
+  // Lines of text in, lines of text out ("" for an empty line).
+  std::vector<std::string> translate_lines(const std::vector<std::string>& lines, const SearchOptions& search) const;
+  // Output tokens as text; a lowercasing model's sentences get their first letter back.
+  std::string text_of(const Words& words) const;
+  // Cross-attention of decoder layer `layer` (mean over heads) while the decoder reads `target`
+  // after `source`: one row per target token (+ the end), one column per source token.
+  std::vector<std::vector<double>> cross_attention(const Words& source, const Words& target, std::size_t layer) const;
+
+  const Vocab& source_vocab() const { return source_; }
+  const Vocab& target_vocab() const { return target_; }
+  bool lower() const { return lower_; }
+  Translator& model() { return *model_; }
+  const Translator& model() const { return *model_; }
+  Generator& gen() { return gen_; }
+
+ private:
+  Ids source_ids(const std::vector<const Words*>& sentences) const;
+
+  Generator gen_;
+  Vocab source_, target_;
+  bool lower_ = true;
+  std::unique_ptr<Translator> model_;
+};
+
+}  // namespace tg::models
