@@ -42,6 +42,7 @@
 #include "models/plots.hpp"
 #include "models/training.hpp"
 #include "models/word_input.hpp"
+#include "models/word_pipeline.hpp"
 #include "models/tagging.hpp"
 #include "models/sentiment.hpp"
 #include "models/translation.hpp"

@@ -58,9 +58,11 @@ struct Bench {
       const bool tiny = name == "tiny";
       const std::size_t vocab = tiny ? 100 : 20000, tags = tiny ? 8 : 18, batch = tiny ? 4 : 32, T = tiny ? 8 : 48;
       tagger = std::make_unique<models::Tagger>(
-          models::TaggerOptions{.vocab = vocab, .tags = tags, .d_model = tiny ? 32u : 128u, .heads = tiny ? 2u : 4u,
-                                .ff = tiny ? 64u : 512u, .layers = tiny ? 1u : 2u, .dropout = 0.1,
-                                .relative_k = tiny ? 4u : 16u, .subword_buckets = 0, .subword_groups = {}, .conv_width = 0},
+          models::TaggerOptions{.encoder = {.vocab = vocab, .d_model = tiny ? 32u : 128u, .heads = tiny ? 2u : 4u,
+                                            .ff = tiny ? 64u : 512u, .layers = tiny ? 1u : 2u, .dropout = 0.1,
+                                            .relative_k = tiny ? 4u : 16u, .subword_buckets = 0, .subword_groups = {},
+                                            .conv_width = 0},
+                                .tags = tags},
           gen);
       a = padded_tokens(gen, batch, T, vocab);
       b = Ids::from_shape(a.shape());
@@ -69,8 +71,10 @@ struct Bench {
       return {[this] { return tagger->loss(a, b); }, tagger.get(), count_real(a)};
     }
     if (name == "sentiment") {
-      classifier = std::make_unique<models::Classifier>(models::ClassifierOptions{.vocab = 20000, .classes = 2, .dropout = 0.1, .subword_buckets = 0,
-                                                                          .subword_groups = {}, .conv_width = 0}, gen);
+      classifier = std::make_unique<models::Classifier>(models::ClassifierOptions{
+          .encoder = {.vocab = 20000, .dropout = 0.1, .positions = nn::PositionScheme::fourier, .relative_k = 16,
+                      .subword_buckets = 0, .subword_groups = {}, .conv_width = 0},
+          .classes = 2}, gen);
       a = padded_tokens(gen, 64, 64, 20000);
       b = Ids::from_shape({64});
       for (auto& label : b) label = static_cast<std::int64_t>(gen.below(2));

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   train_cmd->add_flag("--binary", binary, "with --data data/sst: the stsa.binary files");
   train_cmd->add_option("--train", train_file, "training file")->check(examples::readable_file);
   train_cmd->add_option("--dev", dev_file, "development file")->check(examples::readable_file);
-  examples::add_encoder_options(*train_cmd, options);
+  examples::add_encoder_options(*train_cmd, options.encoder);
   train_cmd->add_option_function<std::string>(
                "--pooling", [&](const std::string& name) { options.pooling = models::pooling_from_name(name); },
                "sentence vector from the encoder's outputs: mean, max or mean-max")
@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
       ->default_str(models::pooling_name(options.pooling));
   train_cmd->add_option("--subword-buckets", subwords.buckets, "hashed subword features for unseen words (0: off)")
       ->check(examples::buckets);
-  train_cmd->add_option("--conv-width", options.conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
+  train_cmd->add_option("--conv-width", options.encoder.conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
       ->check(examples::odd_or_zero);
   train_cmd->add_option("--ensemble", members, "train this many classifiers side by side and predict with their mean")
       ->check(examples::positive);

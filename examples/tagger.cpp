@@ -112,11 +112,11 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
   train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(examples::readable_file);
   train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(examples::readable_file);
-  examples::add_encoder_options(*train_cmd, options);
-  train_cmd->add_option("--relative-k", options.relative_k, "relative positions: clip offsets to [-k, k]")
+  examples::add_encoder_options(*train_cmd, options.encoder);
+  train_cmd->add_option("--relative-k", options.encoder.relative_k, "relative positions: clip offsets to [-k, k]")
       ->check(examples::positive);
   train_cmd->add_option("--subword-buckets", subwords.buckets, "hashed subword features (0: off)")->check(examples::buckets);
-  train_cmd->add_option("--conv-width", options.conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
+  train_cmd->add_option("--conv-width", options.encoder.conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
       ->check(examples::odd_or_zero);
   train_cmd->add_option("--rare-word-dropout", rare_word_dropout,
                         "in training, replace a word seen n times by the unknown word with probability a / (a + n)")

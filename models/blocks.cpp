@@ -1,5 +1,7 @@
 #include "blocks.hpp"
 
+#include <cmath>
+
 #include "../autograd/ops.hpp"
 
 namespace tg::models {
@@ -11,24 +13,58 @@ Mask key_padding_mask(const Ids& ids) {
   return m;
 }
 
-Tensor embed_words(nn::Embedding& words, nn::SubwordEmbedding* subwords, const Ids& ids, const Ids* subword_ids,
-                   const char* who) {
-  Tensor x = words(ids);  // (B, T, C)
-  if (!subwords) return x;
-  if (!subword_ids || subword_ids->dimension() != 3 || subword_ids->shape()[0] != ids.shape()[0] ||
-      subword_ids->shape()[1] != ids.shape()[1])
-    fail(who, "this model needs subword ids (B, T, K) matching ids " + shape_str(Shape(ids.shape().begin(), ids.shape().end())) +
-                  ", got " + (subword_ids ? shape_str(Shape(subword_ids->shape().begin(), subword_ids->shape().end())) : "none"));
-  return x + (*subwords)(*subword_ids);
+namespace {
+
+nn::TransformerOptions encoder_options(const SentenceEncoderOptions& o) {
+  return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
+          .attention_dropout = o.dropout,
+          .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0};
 }
 
-Tensor add_neighbours(nn::Conv1d& conv, nn::Dropout& drop, const Tensor& x, const Ids& ids) {
-  if (ids.dimension() != 2 || x.dim() != 3 || x.shape()[0] != ids.shape()[0] || x.shape()[1] != ids.shape()[1])
-    fail("add_neighbours", "x must be (B, T, C) for ids (B, T), got x " + shape_str(x.shape()) + " and ids " +
-                               shape_str(Shape(ids.shape().begin(), ids.shape().end())));
-  Array<double> keep = xt::zeros<double>({ids.shape()[0], ids.shape()[1], std::size_t(1)});
-  for (std::size_t i = 0; i < ids.size(); ++i) keep.data()[i] = ids.data()[i] != 0;
-  return x + drop(relu(conv(x * Tensor(keep).to(x.dtype()))));
+}  // namespace
+
+SentenceEncoder::SentenceEncoder(const SentenceEncoderOptions& o, Generator& gen)
+    : embed({.vocab = o.vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
+      encoder(encoder_options(o), gen),
+      drop(o.dropout, gen),
+      options_(o) {
+  positions = nn::make_positional_encoding({.scheme = o.positions, .dim = o.d_model, .max_len = o.max_len,
+                                            .mlp_hidden = o.mlp_hidden, .mlp_scale = o.mlp_scale,
+                                            .fourier_features = o.fourier_features,
+                                            .fourier_hidden = o.fourier_hidden},
+                                           gen);
+  register_module("embed", embed);
+  if (o.subword_buckets > 0) {
+    subword_embed = std::make_unique<nn::SubwordEmbedding>(o.subword_buckets, o.d_model, o.subword_groups, gen);
+    register_module("subword_embed", *subword_embed);
+  }
+  if (o.conv_width > 0) {
+    conv = std::make_unique<nn::Conv1d>(nn::Conv1dOptions{.in = o.d_model, .out = o.d_model, .width = o.conv_width}, gen);
+    register_module("conv", *conv);
+  }
+  if (positions) register_module("positions", *positions);
+  register_module("encoder", encoder);
+  register_module("drop", drop);
+}
+
+Tensor SentenceEncoder::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights, const char* who) {
+  const Mask pad = key_padding_mask(ids);  // (B, 1, 1, T); checks that ids are (B, T)
+  Tensor x = embed(ids);                   // (B, T, C)
+  if (subword_embed) {
+    if (!subwords || subwords->dimension() != 3 || subwords->shape()[0] != ids.shape()[0] ||
+        subwords->shape()[1] != ids.shape()[1])
+      fail(who, "this model needs subword ids (B, T, K) matching ids " + shape_str(Shape(ids.shape().begin(), ids.shape().end())) +
+                    ", got " + (subwords ? shape_str(Shape(subwords->shape().begin(), subwords->shape().end())) : "none"));
+    x = x + (*subword_embed)(*subwords);
+  }
+  x = x * std::sqrt(static_cast<double>(options_.d_model));
+  if (conv) {  // each word gets a mix of its neighbours before attention mixes the whole sentence
+    Array<double> keep = xt::zeros<double>({ids.shape()[0], ids.shape()[1], std::size_t(1)});  // (B, T, 1)
+    for (std::size_t i = 0; i < ids.size(); ++i) keep.data()[i] = ids.data()[i] != 0;
+    x = x + drop(relu((*conv)(x * Tensor(keep).to(x.dtype()))));  // padding read as zeros
+  }
+  if (positions) x = positions->forward(x);
+  return encoder.forward(drop(x), pad, weights);  // (B, T, C)
 }
 
 }  // namespace tg::models

@@ -1,27 +1,77 @@
-// Blocks every model here is built from: the padding mask of a batch of ids, word embeddings
-// with subword features, and a convolution over neighbouring words.
+// Blocks the models here are built from: the padding mask of a batch of ids, and the sentence
+// encoder that the tagger and the classifier share (word embeddings with subword features, a
+// convolution over neighbouring words, positions, a transformer encoder).
 #pragma once
+
+#include <memory>
+#include <vector>
 
 #include "../autograd/tensor.hpp"
 #include "../nn/conv1d.hpp"
 #include "../nn/dropout.hpp"
 #include "../nn/embedding.hpp"
+#include "../nn/positional.hpp"
 #include "../nn/subword_embedding.hpp"
+#include "../nn/transformer.hpp"
 
 namespace tg::models {
 
 // The key padding mask (B, 1, 1, T) of ids (B, T): true where the id is not 0.
 Mask key_padding_mask(const Ids& ids);
 
-// Word embeddings of ids (B, T), plus the pooled subword features (B, T, K) when the model has a
-// subword table (then `subword_ids` must be given, matching ids): (B, T, C).  `who` names the
-// model in errors.
-Tensor embed_words(nn::Embedding& words, nn::SubwordEmbedding* subwords, const Ids& ids, const Ids* subword_ids,
-                   const char* who);
+struct SentenceEncoderOptions {
+  std::size_t vocab = 0;  // word ids; 0 is padding
+  std::size_t d_model = 128, heads = 4, ff = 512, layers = 2;
+  double dropout = 0.2;  // on the inputs, in attention and in the feed-forward layers
+  nn::PositionScheme positions = nn::PositionScheme::relative;
+  std::size_t relative_k = 8;                               // relative: offsets clipped to [-k, k]
+  std::size_t max_len = 512;                                // learned
+  std::size_t mlp_hidden = 64;                              // mlp
+  double mlp_scale = 512;                                   // mlp: the MLP reads position / scale
+  std::size_t fourier_features = 64, fourier_hidden = 128;  // fourier
+  // > 0: hashed subword features (subwords.hpp) pooled by an nn::SubwordEmbedding and added to
+  // the word embedding, so that unseen words ("unfunny") are read from their pieces.
+  std::size_t subword_buckets = 1 << 15;
+  std::vector<std::size_t> subword_groups = {1, 4, 19};  // SubwordOptions::groups(); empty: one pool
+  // > 0: a convolution of this width over the word vectors before the encoder, so that
+  // neighbouring words ("not good") are read together.
+  std::size_t conv_width = 5;
 
-// x + dropout(relu(conv(x))) for word vectors x (B, T, C) of ids (B, T): each word gets a mix of its
-// neighbours ("not good") before attention mixes the whole sentence.  Padded steps (id 0) are
-// read as zeros, so a sentence's result does not depend on the padding after it.
-Tensor add_neighbours(nn::Conv1d& conv, nn::Dropout& drop, const Tensor& x, const Ids& ids);
+  // The options a model file stores (model_file.hpp); subword_groups comes from the file's
+  // SubwordOptions.
+  template <class F>
+  void fields(F&& f) {
+    f("vocab", vocab), f("d_model", d_model), f("heads", heads), f("ff", ff), f("layers", layers);
+    f("dropout", dropout), f("positions", positions), f("relative_k", relative_k), f("max_len", max_len);
+    f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("fourier_features", fourier_features);
+    f("fourier_hidden", fourier_hidden), f("subword_buckets", subword_buckets), f("conv_width", conv_width);
+  }
+};
+
+// Words to contextual vectors: ids (B, T) -> (B, T, C).
+//   x = embed(ids) [+ subword features]) * sqrt(C)
+//   x = x + dropout(relu(conv(x)))          (with a convolution; padding read as zeros)
+//   x = dropout(positions(x))               (absolute schemes; relative ones live in attention)
+//   h = encoder(x, padding mask)
+class SentenceEncoder : public nn::Module {
+ public:
+  SentenceEncoder(const SentenceEncoderOptions& options, Generator& gen);
+
+  // ids: (B, T), 0 = padding -> (B, T, C).  subwords: (B, T, K) feature ids, 0 = none (needed
+  // when options.subword_buckets > 0).  `weights`, if given, receives each layer's attention
+  // (B, H, T, T).  `who` names the model in errors.
+  Tensor forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights, const char* who);
+  const SentenceEncoderOptions& options() const { return options_; }
+
+  nn::Embedding embed;
+  std::unique_ptr<nn::SubwordEmbedding> subword_embed;  // when subword_buckets > 0
+  std::unique_ptr<nn::Conv1d> conv;                     // when conv_width > 0
+  std::unique_ptr<nn::PositionalEncoding> positions;    // absolute schemes only
+  nn::Encoder encoder;
+  nn::Dropout drop;
+
+ private:
+  SentenceEncoderOptions options_;
+};
 
 }  // namespace tg::models

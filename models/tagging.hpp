@@ -7,26 +7,20 @@
 //   tagger->tags().word(tags[0][1])                                             // "NOUN"
 #pragma once
 
-#include <memory>
 #include <string>
 #include <vector>
 
-#include "ensemble.hpp"
 #include "tagger.hpp"
-#include "word_input.hpp"
+#include "word_pipeline.hpp"
 
 namespace tg::models {
 
-class TaggingPipeline {
+class TaggingPipeline : public WordPipeline<TaggingPipeline, Tagger> {
  public:
   static constexpr const char* kKind = "tagger";
-
-  // A new, untrained ensemble of `members` taggers; options.vocab, tags and the subword
-  // settings are taken from `input` and `tags`.
-  TaggingPipeline(WordInput input, Vocab tags, TaggerOptions options, std::size_t members, std::uint64_t seed);
-  static std::unique_ptr<TaggingPipeline> load(const std::string& path);
-  // Writes the model file; `command` (the command line that trained it) goes into it.
-  void save(const std::string& path, const std::string& command = "") const;
+  static constexpr const char* kLabels = "vocab/tags";
+  static void with_labels(TaggerOptions& o, std::size_t n) { o.tags = n; }
+  using WordPipeline::WordPipeline;
 
   // The members' mean cross-entropy over the tags of real tokens.  In training, words become
   // unknown with probability word_dropout, and rare words by rare-word dropout (alpha).
@@ -37,17 +31,7 @@ class TaggingPipeline {
   std::vector<std::vector<std::int64_t>> predict(const std::vector<Words>& sentences,
                                                  std::vector<Tensor>* weights = nullptr) const;
 
-  const WordInput& input() const { return input_; }
-  const Vocab& tags() const { return tags_; }
-  Ensemble<Tagger>& net() { return *net_; }
-  const Ensemble<Tagger>& net() const { return *net_; }
-  Generator& gen() { return gen_; }  // dropout's draws (a training checkpoint saves it)
-
- private:
-  Generator gen_;
-  WordInput input_;
-  Vocab tags_;
-  std::unique_ptr<Ensemble<Tagger>> net_;
+  const Vocab& tags() const { return labels_; }
 };
 
 }  // namespace tg::models

@@ -23,7 +23,7 @@ std::string error_of(F&& f) {
 std::unique_ptr<models::TaggingPipeline> tiny_tagger(std::size_t members, std::size_t buckets) {
   models::WordInput input{models::Vocab::build({{"the", "dog", "runs", "."}}, 1, false),
                           models::SubwordOptions{.buckets = buckets}};
-  models::TaggerOptions o{.d_model = 8, .heads = 2, .ff = 12, .layers = 1, .relative_k = 2, .conv_width = 3};
+  models::TaggerOptions o{.encoder = {.d_model = 8, .heads = 2, .ff = 12, .layers = 1, .relative_k = 2, .conv_width = 3}};
   return std::make_unique<models::TaggingPipeline>(std::move(input), models::Vocab::closed({"DET", "NOUN", "VERB"}), o,
                                                    members, 7);
 }
@@ -61,7 +61,7 @@ BOOST_AUTO_TEST_CASE(a_saved_pipeline_predicts_the_same_after_loading) {
       const auto back = models::TaggingPipeline::load("pipeline.npz");
       BOOST_TEST(back->net().size() == members);
       BOOST_TEST(back->tags().size() == 3u);
-      BOOST_TEST(back->net().front().options().conv_width == 3u);
+      BOOST_TEST(back->net().front().options().encoder.conv_width == 3u);
       const auto a = t->predict(kSentences), b = back->predict(kSentences);
       BOOST_TEST(a == b);               // the same weights through the same code: the same bits
       BOOST_TEST(b[2].empty());         // an empty sentence has no tags
@@ -79,8 +79,8 @@ BOOST_AUTO_TEST_CASE(files_of_format_1_still_load) {
   t->net().eval();
   // format 1 knew no convolution option: a model without one
   models::WordInput input{t->input().words, models::SubwordOptions{.buckets = 64, .grouped = false}};
-  models::TaggingPipeline old(std::move(input), t->tags(), {.d_model = 8, .heads = 2, .ff = 12, .layers = 1,
-                                                            .relative_k = 2, .conv_width = 0},
+  models::TaggingPipeline old(std::move(input), t->tags(),
+                              {.encoder = {.d_model = 8, .heads = 2, .ff = 12, .layers = 1, .relative_k = 2, .conv_width = 0}},
                               1, 7);
   old.net().eval();
   nn::NpzEntries entries = nn::parameter_entries(old.net(), "param/");
@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(files_of_format_1_still_load) {
   nn::write_npz("format1.npz", entries);
   const auto back = models::TaggingPipeline::load("format1.npz");
   BOOST_TEST(ModelFile::read("format1.npz", "tagger").format() == 1);
-  BOOST_TEST(back->net().front().options().conv_width == 0u);  // absent meant none
+  BOOST_TEST(back->net().front().options().encoder.conv_width == 0u);  // absent meant none
   BOOST_TEST(!back->input().subwords.grouped);                  // absent meant one pool (tagger)
   BOOST_TEST(back->predict(kSentences) == old.predict(kSentences));
 }

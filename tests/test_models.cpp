@@ -7,9 +7,11 @@ using models::Pooling;
 namespace {
 
 models::ClassifierOptions tiny_classifier(Pooling pooling, std::size_t conv_width = 0) {
-  return {.vocab = 10, .classes = 3, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
-          .positions = nn::PositionScheme::relative, .relative_k = 2, .pooling = pooling, .subword_buckets = 0,
-          .subword_groups = {}, .conv_width = conv_width};
+  return {.encoder = {.vocab = 10, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
+                      .positions = nn::PositionScheme::relative, .relative_k = 2, .subword_buckets = 0,
+                      .subword_groups = {}, .conv_width = conv_width},
+          .classes = 3,
+          .pooling = pooling};
 }
 
 Ids make_ids(const std::vector<std::vector<std::int64_t>>& rows, std::size_t T) {
@@ -46,7 +48,7 @@ BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
         Generator gen(6);
         models::Classifier c(tiny_classifier(pooling, conv), gen);
         c.eval();
-        for (std::size_t k = 0; k < 8; ++k) c.embed.weight.data<float>()(0, k) = 0.5f;
+        for (std::size_t k = 0; k < 8; ++k) c.encoder.embed.weight.data<float>()(0, k) = 0.5f;
         NoGradGuard no_grad;
         const Tensor batch = c.forward(make_ids({{2, 3, 4, 5, 6, 7}, {8, 9, 2}}, 6));
         const Tensor alone = c.forward(make_ids({{8, 9, 2}}, 3));
@@ -89,8 +91,8 @@ BOOST_AUTO_TEST_CASE(ensemble_members_are_distinct_and_named) {
   BOOST_TEST(named.front().first == "0.embed.weight");
   BOOST_TEST(named.back().first == "2.head.bias");
   // Each member draws its own initial weights.
-  const auto& a = three.members()[0]->embed.weight.data<float>();
-  const auto& b = three.members()[1]->embed.weight.data<float>();
+  const auto& a = three.members()[0]->encoder.embed.weight.data<float>();
+  const auto& b = three.members()[1]->encoder.embed.weight.data<float>();
   BOOST_TEST(!(a == b));
   BOOST_CHECK_THROW(models::Ensemble<models::Classifier>(0, tiny_classifier(Pooling::mean), gen), std::exception);
 }
@@ -99,8 +101,9 @@ BOOST_AUTO_TEST_CASE(ensemble_members_are_distinct_and_named) {
 // groups are added.
 BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
   Generator gen(8);
-  models::Tagger t({.vocab = 6, .tags = 3, .d_model = 4, .heads = 1, .ff = 6, .layers = 1, .dropout = 0.0,
-                    .relative_k = 2, .subword_buckets = 9, .subword_groups = {1, 2, 3}, .conv_width = 0},
+  models::Tagger t({.encoder = {.vocab = 6, .d_model = 4, .heads = 1, .ff = 6, .layers = 1, .dropout = 0.0,
+                                .relative_k = 2, .subword_buckets = 9, .subword_groups = {1, 2, 3}, .conv_width = 0},
+                    .tags = 3},
                    gen);
   t.to(Dtype::f64);
   const Ids ids = make_ids({{2, 3, 4}, {5, 1}}, 3);
@@ -145,14 +148,15 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
 // which is made non-zero here so that reading it would show).
 BOOST_AUTO_TEST_CASE(tagger_convolution_gradcheck_and_padding) {
   Generator gen(9);
-  models::Tagger t({.vocab = 10, .tags = 4, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
-                    .relative_k = 2, .subword_buckets = 0, .subword_groups = {}, .conv_width = 3},
+  models::Tagger t({.encoder = {.vocab = 10, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
+                                .relative_k = 2, .subword_buckets = 0, .subword_groups = {}, .conv_width = 3},
+                    .tags = 4},
                    gen);
   t.to(Dtype::f64);
-  BOOST_TEST(t.conv->options().width == 3u);
+  BOOST_TEST(t.encoder.conv->options().width == 3u);
   // A padded step whose whole window is padding gets conv = bias exactly; a zero bias would put
   // relu on its kink there, where finite differences cannot agree with either side.
-  for (std::size_t k = 0; k < 8; ++k) t.conv->bias.data<double>()(k) = 0.1 * (k + 1);
+  for (std::size_t k = 0; k < 8; ++k) t.encoder.conv->bias.data<double>()(k) = 0.1 * (k + 1);
   // As above: the padding row is returned but never trained, so it is left out of the check.
   std::vector<Tensor> checked;
   for (const auto& [name, p] : t.named_parameters())
@@ -163,7 +167,7 @@ BOOST_AUTO_TEST_CASE(tagger_convolution_gradcheck_and_padding) {
              t.parameters());
 
   NoGradGuard no_grad;
-  for (std::size_t k = 0; k < 8; ++k) t.embed.weight.data<double>()(0, k) = 0.5;
+  for (std::size_t k = 0; k < 8; ++k) t.encoder.embed.weight.data<double>()(0, k) = 0.5;
   const Tensor batch = t.forward(make_ids({{2, 3, 4, 5, 8, 9}, {6, 7, 2}}, 6));
   const Tensor alone = t.forward(make_ids({{6, 7, 2}}, 3));
   for (std::size_t w = 0; w < 3; ++w)

@@ -31,7 +31,8 @@ std::unique_ptr<models::TaggingPipeline> make(const Toy& toy) {
   return std::make_unique<models::TaggingPipeline>(
       models::WordInput{models::Vocab::build(toy.words, 1, false), models::SubwordOptions{.buckets = 0}},
       models::Vocab::closed({"DET", "NOUN", "VERB"}),
-      models::TaggerOptions{.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}, 1, 3);
+      models::TaggerOptions{.encoder = {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}},
+      1, 3);
 }
 
 double accuracy(const models::TaggingPipeline& t, const Toy& toy) {

@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   }
   models::TaggingPipeline tagger(models::WordInput{models::Vocab::build(sentences, 1, false), {.buckets = 0}},
                                  models::Vocab::closed(classes),
-                                 {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}, 1, 2);
+                                 {.encoder = {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}},
+                                 1, 2);
   const auto accuracy = [&](const models::TaggingPipeline& t) {
     const auto predicted = t.predict(sentences);
     std::size_t right = 0;
