@@ -43,6 +43,5 @@
 #include "models/training.hpp"
 #include "models/word_input.hpp"
 #include "models/word_pipeline.hpp"
-#include "models/tagging.hpp"
-#include "models/sentiment.hpp"
+#include "models/pipelines.hpp"
 #include "models/translation.hpp"

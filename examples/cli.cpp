@@ -106,6 +106,18 @@ void add_train_options(CLI::App& cmd, tg::models::TrainOptions& to, DataChoice& 
   cmd.add_option("--log", to.log, "JSON-lines training log, appended ('' for none)");
   cmd.add_flag("--resume", to.resume, "continue from OUT.ckpt");
   cmd.add_flag("--detect-anomaly", to.detect_anomaly, "check every op for NaN or infinity and stop at the first (slower)");
+  add_bad_lines_option(cmd, d.bad_lines);
+}
+
+void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& encoder,
+                            tg::models::SubwordOptions& subwords, std::size_t& members, const std::string& noun) {
+  cmd.add_option("--subword-buckets", subwords.buckets, "hashed subword features, for words the vocabulary lacks (0: off)")
+      ->check(buckets);
+  cmd.add_option("--conv-width", encoder.conv_width,
+                 "a convolution of this width over the word vectors before the encoder (0: none)")
+      ->check(odd_or_zero);
+  cmd.add_option("--ensemble", members, "train this many " + noun + " side by side and predict with their mean")
+      ->check(positive);
 }
 
 void announce_limits(const tg::models::TrainOptions& to) {
@@ -130,7 +142,36 @@ void report_bad_lines(const tg::models::BadLines& bad) {
   for (const auto& m : bad.first) std::printf("  %s\n", m.c_str());
 }
 
-// ---- predict --------------------------------------------------------------------------------
+// ---- eval and predict -----------------------------------------------------------------------
+
+std::pair<CLI::App*, CLI::App*> add_eval_and_predict(Program& program, EvalChoice& eval, PredictChoice& predict,
+                                                     const std::string& file_help) {
+  CLI::App* eval_cmd = program.subcommand("eval", "score a model on a labelled file: accuracy, per-class precision, "
+                                                  "recall and F1, and the confusion matrix");
+  add_eval_options(*eval_cmd, eval, file_help);
+  CLI::App* predict_cmd = program.subcommand("predict", "label sentences: the arguments, or each line of standard input");
+  add_predict_options(*predict_cmd, predict);
+  return {eval_cmd, predict_cmd};
+}
+
+void add_eval_options(CLI::App& cmd, EvalChoice& e, const std::string& file_help) {
+  cmd.add_option("--model", e.model, "model file")->check(readable_file);
+  cmd.add_option("file", e.file, file_help)->required()->check(readable_file);
+  cmd.add_flag("--json", e.json, "print one JSON object instead of text");
+  cmd.add_option("--confusion-svg", e.confusion_svg, "draw the confusion matrix as an SVG heatmap");
+  add_bad_lines_option(cmd, e.bad_lines);
+}
+
+CLI::Option* add_predict_options(CLI::App& cmd, PredictChoice& p, const std::string& attention_help) {
+  cmd.add_option("--model", p.model, "model file")->check(readable_file);
+  p.format = p.formats.at(0);
+  cmd.add_option("--format", p.format, p.format_help)->check(CLI::IsMember(p.formats));
+  cmd.add_option("--attention-svg", p.attention_svg, attention_help);
+  CLI::Option* layer = cmd.add_option("--layer", p.layer, "which layer's attention to draw");
+  cmd.add_option("words", p.words, "a sentence (read from standard input when none is given)");
+  return layer;
+}
+
 
 std::vector<std::string> input_lines(const std::vector<std::string>& args) {
   std::vector<std::string> out;
@@ -232,6 +273,20 @@ nlohmann::json ClassReport::json() const {
   }
   return {{"accuracy", accuracy()}, {"macro_f1", macro_f1()}, {"total", total()},
           {"labels", labels},       {"classes", classes},     {"confusion", confusion}};
+}
+
+void print_report(const ClassReport& report, const EvalChoice& eval, const std::string& header, nlohmann::json extra) {
+  if (eval.json) {
+    nlohmann::json j = report.json();
+    j["file"] = eval.file;
+    j.update(extra);
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s\n\n%s\n%s", header.c_str(), report.table().c_str(), report.confusion_text().c_str());
+  }
+  if (!eval.confusion_svg.empty())
+    report.write_confusion_svg(eval.confusion_svg, "confusion on " + eval.file +
+                                                       ": gold (rows) against predicted (columns), share of each row");
 }
 
 void ClassReport::write_confusion_svg(const std::string& path, const std::string& title) const {

@@ -50,6 +50,7 @@ CLI::Validator position_names();
 struct DataChoice {
   double word_dropout = 0.0;  // in training, a word becomes the unknown word with this probability
   std::size_t min_count = 1, batch_tokens = 2000;
+  tg::models::BadLines bad_lines;  // --bad-lines
 };
 // The encoder settings of a model's options struct (d_model, heads, ff, layers, dropout,
 // positions), registered straight into it, so the struct's defaults are the program's.
@@ -65,9 +66,14 @@ void add_encoder_options(CLI::App& cmd, Options& o) {
          "how the model sees word order: relative, sinusoidal, learned, mlp, fourier or none")
       ->check(position_names())
       ->default_str(tg::nn::position_scheme_name(o.positions));
+  cmd.add_option("--relative-k", o.relative_k, "with --positions relative: clip offsets to [-k, k]")->check(positive);
 }
+// What the tagger and the classifier add (models/blocks.hpp, models/ensemble.hpp):
+// --subword-buckets, --conv-width and --ensemble; `noun` names the models ("taggers").
+void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& encoder,
+                            tg::models::SubwordOptions& subwords, std::size_t& members, const std::string& noun);
 // --epochs --minutes --lr --average --seed --out --plot --log --resume --detect-anomaly,
-// --word-dropout --min-count --batch-tokens.
+// --word-dropout --min-count --batch-tokens --bad-lines.
 void add_train_options(CLI::App& cmd, tg::models::TrainOptions& train, DataChoice& data);
 // Before training: what will stop it ("at most 12 epochs or 14 minutes").
 void announce_limits(const tg::models::TrainOptions& train);
@@ -75,8 +81,42 @@ void announce_limits(const tg::models::TrainOptions& train);
 void add_bad_lines_option(CLI::App& cmd, tg::models::BadLines& bad);
 // After reading: how many lines were skipped, and the first few reasons (silent when none).
 void report_bad_lines(const tg::models::BadLines& bad);
+// The training and development data, read with `read` (models::read_conllu, read_labeled);
+// skipped lines are reported.
+template <class Read>
+auto read_train_and_dev(Read read, const std::string& train, const std::string& dev, tg::models::BadLines& bad) {
+  auto train_data = read(train, &bad);
+  auto dev_data = read(dev, &bad);
+  report_bad_lines(bad);
+  return std::pair{std::move(train_data), std::move(dev_data)};
+}
 
-// ---- predict --------------------------------------------------------------------------------
+// ---- eval and predict -----------------------------------------------------------------------
+
+// `eval` of a task with a closed label set (tagger, sentiment): the model, the file, the report.
+struct EvalChoice {
+  std::string model, file, confusion_svg;
+  bool json = false;
+  tg::models::BadLines bad_lines;
+};
+void add_eval_options(CLI::App& cmd, EvalChoice& eval, const std::string& file_help);
+
+// `predict`: the model, the sentence in the arguments (else standard input), the output format,
+// the attention picture.  Returns --layer, whose default is the program's to say.
+struct PredictChoice {
+  std::string model;
+  std::vector<std::string> formats = {"text", "json"};  // the first is the default
+  std::string format_help, format, attention_svg;
+  std::size_t layer = 0;
+  std::vector<std::string> words;
+};
+CLI::Option* add_predict_options(CLI::App& cmd, PredictChoice& predict,
+                                 const std::string& attention_help = "draw the first sentence's self-attention as an SVG heatmap");
+// The eval and predict subcommands of a task with a closed label set (tagger, sentiment), with
+// their options; `file_help` says what eval reads.
+std::pair<CLI::App*, CLI::App*> add_eval_and_predict(Program& program, EvalChoice& eval, PredictChoice& predict,
+                                                     const std::string& file_help);
+
 
 // The lines to work on: the arguments joined as one line, else every line of standard input
 // (blank lines included: a program writes one output line per input line).
@@ -98,5 +138,9 @@ struct ClassReport {
   nlohmann::json json() const;    // {"accuracy", "macro_f1", "classes": {label: {precision, recall, f1, support}}, "confusion"}
   void write_confusion_svg(const std::string& path, const std::string& title) const;
 };
+// What `eval` prints: `header`, the per-class table and the confusion matrix as text, or one JSON
+// object (the report's, with `extra`'s fields); and the confusion SVG when asked for.
+void print_report(const ClassReport& report, const EvalChoice& eval, const std::string& header,
+                  nlohmann::json extra = nlohmann::json::object());
 
 }  // namespace examples

@@ -1,7 +1,7 @@
 // tapegrad-sentiment: sentence classification (SST-2 binary, or SST 5-class) with a
 // convolution over neighbouring words, a transformer encoder, learnable Fourier-feature
 // positions and mean pooling; by default two such classifiers, trained side by side.  The
-// model, its files and the training loop are the library's (models/sentiment.hpp,
+// model, its files and the training loop are the library's (models/pipelines.hpp,
 // models/training.hpp); this file is the command line and the scores.
 //
 //   tapegrad-sentiment train --data data/sst2                  (train.tsv / dev.tsv)
@@ -24,9 +24,7 @@ std::size_t best_of(const std::vector<double>& probs) {
 }
 
 examples::ClassReport score(const models::SentimentPipeline& s, const std::vector<models::LabeledSentence>& data) {
-  std::vector<models::Words> sentences;
-  for (const auto& d : data) sentences.push_back(d.words);
-  const auto probs = s.predict(sentences);
+  const auto probs = s.predict(models::words_of(data));
   std::vector<std::string> names;
   for (std::size_t i = 0; i < s.labels().size(); ++i) names.push_back(s.labels().word(i));
   examples::ClassReport report(names);
@@ -60,39 +58,17 @@ int main(int argc, char** argv) {
                "sentence vector from the encoder's outputs: mean, max or mean-max")
       ->check(CLI::IsMember({"mean", "max", "mean-max"}))
       ->default_str(models::pooling_name(options.pooling));
-  train_cmd->add_option("--subword-buckets", subwords.buckets, "hashed subword features for unseen words (0: off)")
-      ->check(examples::buckets);
-  train_cmd->add_option("--conv-width", options.encoder.conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
-      ->check(examples::odd_or_zero);
-  train_cmd->add_option("--ensemble", members, "train this many classifiers side by side and predict with their mean")
-      ->check(examples::positive);
+  examples::add_word_model_options(*train_cmd, options.encoder, subwords, members, "classifiers");
   train_cmd->add_option("--bagging", bagging, "with --ensemble: each member learns from its own random fraction of the examples")
       ->check(CLI::Range(0.05, 1.0));
   examples::add_train_options(*train_cmd, to, data);
-  models::BadLines bad_lines;
-  examples::add_bad_lines_option(*train_cmd, bad_lines);
 
-  auto* eval_cmd = program.subcommand("eval", "accuracy, per-class precision, recall and F1, and the confusion matrix "
-                                              "(sentence<TAB>label with header, or <label> <sentence>)");
-  std::string model_path = "sentiment.npz", eval_file, confusion_svg;
-  bool json = false;
-  eval_cmd->add_option("--model", model_path, "model file")->check(examples::readable_file);
-  eval_cmd->add_option("file", eval_file, "labelled sentences")->required()->check(examples::readable_file);
-  eval_cmd->add_flag("--json", json, "print one JSON object instead of text");
-  eval_cmd->add_option("--confusion-svg", confusion_svg, "draw the confusion matrix as an SVG heatmap");
-  examples::add_bad_lines_option(*eval_cmd, bad_lines);
-
-  auto* predict_cmd = program.subcommand("predict", "classify sentences: the arguments, or each line of standard input");
-  std::vector<std::string> words;
-  std::string attention_svg, format = "text";
-  std::size_t attention_layer = 0;
-  predict_cmd->add_option("--model", model_path, "model file")->check(examples::readable_file);
-  predict_cmd->add_option("--format", format,
-                          "text: label<TAB>probability<TAB>words a line; json: {\"words\", \"label\", \"probabilities\"} a line")
-      ->check(CLI::IsMember({"text", "json"}));
-  predict_cmd->add_option("--attention-svg", attention_svg, "draw the first sentence's self-attention as an SVG heatmap");
-  predict_cmd->add_option("--layer", attention_layer, "which layer's attention to draw");
-  predict_cmd->add_option("words", words, "a sentence (read from standard input when none is given)");
+  examples::EvalChoice eval{.model = "sentiment.npz"};
+  examples::PredictChoice predict{
+      .model = "sentiment.npz",
+      .format_help = "text: label<TAB>probability<TAB>words a line; json: {\"words\", \"label\", \"probabilities\"} a line"};
+  auto [eval_cmd, predict_cmd] = examples::add_eval_and_predict(
+      program, eval, predict, "labelled sentences (sentence<TAB>label with a header, or <label> <sentence>)");
 
   return program.run(argc, argv, [&] {
     if (*train_cmd) {
@@ -106,17 +82,12 @@ int main(int argc, char** argv) {
       if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
       if (bagging < 1 && members < 2)
         throw CLI::ValidationError("--bagging", "bagging is for ensembles (--ensemble 2 or more)");
-      const auto train_data = models::read_labeled(train_file, &bad_lines);
-      const auto dev_data = models::read_labeled(dev_file, &bad_lines);
-      examples::report_bad_lines(bad_lines);
-      std::vector<models::Words> train_words;
+      const auto [train_data, dev_data] =
+          examples::read_train_and_dev(models::read_labeled, train_file, dev_file, data.bad_lines);
+      const auto train_words = models::words_of(train_data);
+      const auto lengths = models::lengths_of(train_words);
       std::vector<std::string> all_labels;
-      std::vector<std::size_t> lengths;
-      for (const auto& s : train_data) {
-        train_words.push_back(s.words);
-        all_labels.push_back(s.label);
-        lengths.push_back(s.words.size());
-      }
+      for (const auto& s : train_data) all_labels.push_back(s.label);
       models::WordInput input{models::Vocab::build(train_words, data.min_count, true), subwords};
       models::SentimentPipeline s(std::move(input), models::Vocab::closed(all_labels), options, members, to.seed);
       for (const auto& d : dev_data) s.labels().id(d.label);  // a dev label unseen in training: an error
@@ -124,17 +95,10 @@ int main(int argc, char** argv) {
                   train_data.size(), dev_data.size(), s.input().words.size(), s.labels().size(),
                   s.net().parameter_count(), members > 1 ? (" in " + std::to_string(members) + " classifiers").c_str() : "");
       examples::announce_limits(to);
-      models::Task task;
-      task.model = &s.net();
-      task.gen = &s.gen();
       // Each member of an ensemble walks the epoch's batches in its own order.
-      models::MemberOrders orders(
-          [&](std::size_t epoch) {
-            Generator shuffle(to.seed * 1000003 + epoch);
-            return models::make_batches(lengths, data.batch_tokens, 64, &shuffle);
-          },
-          members, to.seed);
+      models::MemberOrders orders(models::shuffled_batches(lengths, data.batch_tokens, 64, to.seed), members, to.seed);
       const std::string out_of_bag;  // a member ignores the labels of examples outside its bag
+      models::Task task{.model = &s.net(), .gen = &s.gen()};
       task.batches = [&](std::size_t epoch) { return orders.epoch(epoch); };
       task.loss = [&](const std::vector<std::size_t>& batch) {
         Tensor total;
@@ -155,34 +119,28 @@ int main(int argc, char** argv) {
       task.save_model = [&](const std::string& path) { s.save(path, program.command_line()); };
       return models::train(task, to).interrupted ? examples::kExitInterrupted : 0;
     }
-    const auto s = models::SentimentPipeline::load(model_path);
     if (*eval_cmd) {
-      const auto gold = models::read_labeled(eval_file, &bad_lines);
-      examples::report_bad_lines(bad_lines);
+      const auto s = models::SentimentPipeline::load(eval.model);
+      const auto gold = models::read_labeled(eval.file, &eval.bad_lines);
+      examples::report_bad_lines(eval.bad_lines);
       const examples::ClassReport report = score(*s, gold);
-      if (json) {
-        nlohmann::json j = report.json();
-        j["file"] = eval_file;
-        std::printf("%s\n", j.dump().c_str());
-      } else {
-        std::printf("%s: %zu sentences, accuracy %.2f%%\n\n%s\n%s", eval_file.c_str(), gold.size(),
-                    100 * report.accuracy(), report.table().c_str(), report.confusion_text().c_str());
-      }
-      if (!confusion_svg.empty())
-        report.write_confusion_svg(confusion_svg, "confusion on " + eval_file +
-                                                      ": gold (rows) against predicted (columns), share of each row");
+      char header[512];
+      std::snprintf(header, sizeof header, "%s: %zu sentences, accuracy %.2f%%", eval.file.c_str(), gold.size(),
+                    100 * report.accuracy());
+      examples::print_report(report, eval, header);
       return 0;
     }
+    const auto s = models::SentimentPipeline::load(predict.model);
     std::vector<models::Words> sentences;
-    for (const auto& line : examples::input_lines(words)) sentences.push_back(models::tokenize(line, false));
+    for (const auto& line : examples::input_lines(predict.words)) sentences.push_back(models::tokenize(line, false));
     const auto probs = s->predict(sentences);
     for (std::size_t i = 0; i < sentences.size(); ++i) {
       if (probs[i].empty()) {  // a blank line in, a blank line (or null label) out
-        std::printf("%s\n", format == "json" ? nlohmann::json{{"words", sentences[i]}, {"label", nullptr}}.dump().c_str() : "");
+        std::printf("%s\n", predict.format == "json" ? nlohmann::json{{"words", sentences[i]}, {"label", nullptr}}.dump().c_str() : "");
         continue;
       }
       const std::size_t best = best_of(probs[i]);
-      if (format == "json") {
+      if (predict.format == "json") {
         nlohmann::json p = nlohmann::json::object();
         for (std::size_t c = 0; c < probs[i].size(); ++c) p[s->labels().word(c)] = probs[i][c];
         std::printf("%s\n", nlohmann::json{{"words", sentences[i]}, {"label", s->labels().word(best)}, {"probabilities", p}}
@@ -194,11 +152,11 @@ int main(int argc, char** argv) {
       for (std::size_t j = 0; j < sentences[i].size(); ++j) std::printf("%s%s", j ? " " : "", sentences[i][j].c_str());
       std::printf("\n");
     }
-    if (!attention_svg.empty() && !sentences.empty()) {
+    if (!predict.attention_svg.empty() && !sentences.empty()) {
       std::vector<Tensor> weights;
       s->predict({sentences[0]}, &weights);
-      models::write_attention_svg(attention_svg, weights, sentences[0], attention_layer);
-      std::fprintf(stderr, "wrote %s\n", attention_svg.c_str());
+      models::write_attention_svg(predict.attention_svg, weights, sentences[0], predict.layer);
+      std::fprintf(stderr, "wrote %s\n", predict.attention_svg.c_str());
     }
     return 0;
   });

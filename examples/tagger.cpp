@@ -1,6 +1,6 @@
 // tapegrad-tagger: part-of-speech tagging (UPOS) with a convolution over neighbouring words, a
 // transformer encoder with relative-position attention, and subword features for unseen words.
-// The model, its files and the training loop are the library's (models/tagging.hpp,
+// The model, its files and the training loop are the library's (models/pipelines.hpp,
 // models/training.hpp); this file is the command line, CoNLL-U in and out, and the scores.
 //
 //   tapegrad-tagger train --data data/ud-english-ewt          (any *train*.conllu / *dev*.conllu)
@@ -39,9 +39,7 @@ struct Scores {
 };
 
 Scores score(const models::TaggingPipeline& t, const std::vector<models::TaggedSentence>& data) {
-  std::vector<models::Words> sentences;
-  for (const auto& s : data) sentences.push_back(s.words);
-  const auto predicted = t.predict(sentences);
+  const auto predicted = t.predict(models::words_of(data));
   std::vector<std::string> names;
   for (std::size_t i = 0; i < t.tags().size(); ++i) names.push_back(t.tags().word(i));
   Scores s{examples::ClassReport(names)};
@@ -113,41 +111,18 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(examples::readable_file);
   train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(examples::readable_file);
   examples::add_encoder_options(*train_cmd, options.encoder);
-  train_cmd->add_option("--relative-k", options.encoder.relative_k, "relative positions: clip offsets to [-k, k]")
-      ->check(examples::positive);
-  train_cmd->add_option("--subword-buckets", subwords.buckets, "hashed subword features (0: off)")->check(examples::buckets);
-  train_cmd->add_option("--conv-width", options.encoder.conv_width, "a convolution of this width over the word vectors before the encoder (0: none)")
-      ->check(examples::odd_or_zero);
+  examples::add_word_model_options(*train_cmd, options.encoder, subwords, members, "taggers");
   train_cmd->add_option("--rare-word-dropout", rare_word_dropout,
                         "in training, replace a word seen n times by the unknown word with probability a / (a + n)")
       ->check(examples::non_negative);
-  train_cmd->add_option("--ensemble", members, "train this many taggers side by side and predict with their mean")
-      ->check(examples::positive);
   examples::add_train_options(*train_cmd, to, data);
-  models::BadLines bad_lines;
-  examples::add_bad_lines_option(*train_cmd, bad_lines);
 
-  auto* eval_cmd = program.subcommand("eval", "accuracy, per-tag precision, recall and F1, and the confusion matrix");
-  std::string model_path = "tagger.npz", eval_file, confusion_svg;
-  bool json = false;
-  eval_cmd->add_option("--model", model_path, "model file")->check(examples::readable_file);
-  eval_cmd->add_option("file", eval_file, "CoNLL-U file")->required()->check(examples::readable_file);
-  eval_cmd->add_flag("--json", json, "print one JSON object instead of text");
-  eval_cmd->add_option("--confusion-svg", confusion_svg, "draw the confusion matrix as an SVG heatmap");
-  examples::add_bad_lines_option(*eval_cmd, bad_lines);
-
-  auto* predict_cmd = program.subcommand("predict", "tag sentences: the arguments, or each line of standard input");
-  std::vector<std::string> words;
-  std::string attention_svg, format = "text";
-  std::size_t attention_layer = 0;
-  predict_cmd->add_option("--model", model_path, "model file")->check(examples::readable_file);
-  predict_cmd->add_option("--format", format,
-                          "text: a sentence a line in, word/TAG out; conllu: CoNLL-U in and out (UPOS filled in); "
-                          "json: a sentence a line in, {\"words\", \"tags\"} a line out")
-      ->check(CLI::IsMember({"text", "conllu", "json"}));
-  predict_cmd->add_option("--attention-svg", attention_svg, "draw the first sentence's self-attention as an SVG heatmap");
-  predict_cmd->add_option("--layer", attention_layer, "which layer's attention to draw");
-  predict_cmd->add_option("words", words, "a sentence (read from standard input when none is given)");
+  examples::EvalChoice eval{.model = "tagger.npz"};
+  examples::PredictChoice predict{.model = "tagger.npz",
+                                  .formats = {"text", "conllu", "json"},
+                                  .format_help = "text: a sentence a line in, word/TAG out; conllu: CoNLL-U in and out "
+                                                 "(UPOS filled in); json: a sentence a line in, {\"words\", \"tags\"} a line out"};
+  auto [eval_cmd, predict_cmd] = examples::add_eval_and_predict(program, eval, predict, "CoNLL-U file");
 
   return program.run(argc, argv, [&] {
     if (*train_cmd) {
@@ -156,72 +131,60 @@ int main(int argc, char** argv) {
         if (dev_file.empty()) dev_file = find_file(data_dir, "dev");
       }
       if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
-      const auto train_data = models::read_conllu(train_file, &bad_lines);
-      const auto dev_data = models::read_conllu(dev_file, &bad_lines);
-      examples::report_bad_lines(bad_lines);
-      std::vector<models::Words> train_words;
+      const auto [train_data, dev_data] =
+          examples::read_train_and_dev(models::read_conllu, train_file, dev_file, data.bad_lines);
+      const auto train_words = models::words_of(train_data);
+      const auto lengths = models::lengths_of(train_words);
       std::vector<std::string> all_tags;
-      std::vector<std::size_t> lengths;
-      for (const auto& s : train_data) {
-        train_words.push_back(s.words);
-        all_tags.insert(all_tags.end(), s.tags.begin(), s.tags.end());
-        lengths.push_back(s.words.size());
-      }
+      for (const auto& s : train_data) all_tags.insert(all_tags.end(), s.tags.begin(), s.tags.end());
       models::WordInput input{models::Vocab::build(train_words, data.min_count, false), subwords};
       models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), options, members, to.seed);
       std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters%s\n",
                   train_data.size(), dev_data.size(), t.input().words.size(), t.tags().size(),
                   t.net().parameter_count(), members > 1 ? (" in " + std::to_string(members) + " taggers").c_str() : "");
       examples::announce_limits(to);
-      models::Task task;
-      task.model = &t.net();
-      task.gen = &t.gen();
-      task.batches = [&](std::size_t epoch) {
-        Generator shuffle(to.seed * 1000003 + epoch);
-        return models::make_batches(lengths, data.batch_tokens, 256, &shuffle);
-      };
-      task.loss = [&](const std::vector<std::size_t>& batch) {
-        std::vector<const models::Words*> ws, ts;
-        for (std::size_t i : batch) ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
-        return t.loss(ws, ts, data.word_dropout, rare_word_dropout);  // dropout teaches tagging from subwords
-      };
-      task.lengths = &lengths;
-      task.evaluate = [&] { return score(t, dev_data).report.accuracy(); };
-      task.save_model = [&](const std::string& path) { t.save(path, program.command_line()); };
+      // Word dropout and rare-word dropout teach the model to tag from subword features alone.
+      models::Task task{.model = &t.net(),
+                        .gen = &t.gen(),
+                        .batches = models::shuffled_batches(lengths, data.batch_tokens, 256, to.seed),
+                        .loss =
+                            [&](const std::vector<std::size_t>& batch) {
+                              std::vector<const models::Words*> ws, ts;
+                              for (std::size_t i : batch) ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
+                              return t.loss(ws, ts, data.word_dropout, rare_word_dropout);
+                            },
+                        .lengths = &lengths,
+                        .evaluate = [&] { return score(t, dev_data).report.accuracy(); },
+                        .save_model = [&](const std::string& path) { t.save(path, program.command_line()); }};
       return models::train(task, to).interrupted ? examples::kExitInterrupted : 0;
     }
-    const auto t = models::TaggingPipeline::load(model_path);
     if (*eval_cmd) {
-      const auto gold = models::read_conllu(eval_file, &bad_lines);
-      examples::report_bad_lines(bad_lines);
+      const auto t = models::TaggingPipeline::load(eval.model);
+      const auto gold = models::read_conllu(eval.file, &eval.bad_lines);
+      examples::report_bad_lines(eval.bad_lines);
       const Scores s = score(*t, gold);
       const double unknown = s.unknown ? double(s.unknown_right) / s.unknown : 0;
-      if (json) {
-        nlohmann::json j = s.report.json();
-        j["file"] = eval_file, j["sentences"] = gold.size(), j["unknown_words"] = s.unknown, j["unknown_accuracy"] = unknown;
-        std::printf("%s\n", j.dump().c_str());
-      } else {
-        std::printf("%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)\n\n%s\n%s",
-                    eval_file.c_str(), gold.size(), s.report.total(), 100 * s.report.accuracy(), 100 * unknown,
-                    s.unknown, s.report.table().c_str(), s.report.confusion_text().c_str());
-      }
-      if (!confusion_svg.empty())
-        s.report.write_confusion_svg(confusion_svg, "UPOS confusion on " + eval_file +
-                                                        ": gold (rows) against predicted (columns), share of each row");
+      char header[512];
+      std::snprintf(header, sizeof header, "%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)",
+                    eval.file.c_str(), gold.size(), s.report.total(), 100 * s.report.accuracy(), 100 * unknown, s.unknown);
+      examples::print_report(s.report, eval, header,
+                             {{"sentences", gold.size()}, {"unknown_words", s.unknown}, {"unknown_accuracy", unknown}});
       return 0;
     }
-    if (format == "conllu") {
-      if (!words.empty()) throw CLI::ValidationError("--format conllu", "reads CoNLL-U from standard input, not arguments");
+    const auto t = models::TaggingPipeline::load(predict.model);
+    if (predict.format == "conllu") {
+      if (!predict.words.empty())
+        throw CLI::ValidationError("--format conllu", "reads CoNLL-U from standard input, not arguments");
       tag_conllu(*t, std::cin);
       return 0;
     }
     std::vector<models::Words> sentences;
-    for (const auto& line : examples::input_lines(words)) sentences.push_back(models::tokenize(line, false));
+    for (const auto& line : examples::input_lines(predict.words)) sentences.push_back(models::tokenize(line, false));
     const auto tags = t->predict(sentences);
     for (std::size_t i = 0; i < sentences.size(); ++i) {
       std::vector<std::string> names;
       for (std::int64_t id : tags[i]) names.push_back(t->tags().word(id));
-      if (format == "json") {
+      if (predict.format == "json") {
         std::printf("%s\n", nlohmann::json{{"words", sentences[i]}, {"tags", names}}.dump().c_str());
         continue;
       }
@@ -229,11 +192,11 @@ int main(int argc, char** argv) {
         std::printf("%s%s/%s", j ? " " : "", sentences[i][j].c_str(), names[j].c_str());
       std::printf("\n");
     }
-    if (!attention_svg.empty() && !sentences.empty()) {
+    if (!predict.attention_svg.empty() && !sentences.empty()) {
       std::vector<Tensor> weights;  // the first sentence alone, so the weights are its own (B = 1)
       t->predict({sentences[0]}, &weights);
-      models::write_attention_svg(attention_svg, weights, sentences[0], attention_layer);
-      std::fprintf(stderr, "wrote %s\n", attention_svg.c_str());
+      models::write_attention_svg(predict.attention_svg, weights, sentences[0], predict.layer);
+      std::fprintf(stderr, "wrote %s\n", predict.attention_svg.c_str());
     }
     return 0;
   });

@@ -80,8 +80,6 @@ int main(int argc, char** argv) {
   train_cmd->add_flag("--cased", cased_model, "the model keeps the case of words (default: it reads and writes lowercase)");
   train_cmd->add_option("--final-beam", final_search.beam, "beam for the dev BLEU after training (0: skip)");
   examples::add_train_options(*train_cmd, to, data);
-  models::BadLines bad_lines;
-  examples::add_bad_lines_option(*train_cmd, bad_lines);
 
   auto* eval_cmd = program.subcommand("eval", "BLEU on any pair of aligned files");
   std::string model_path = "translator.npz", eval_src, eval_ref, hypotheses_path;
@@ -97,17 +95,11 @@ int main(int argc, char** argv) {
 
   auto* predict_cmd = program.subcommand("predict", "translate sentences: the arguments, or each line of standard input");
   predict_cmd->alias("translate");  // its name before the programs shared one vocabulary
-  std::vector<std::string> words;
-  std::string attention_svg, format = "text";
-  std::size_t attention_layer = 0;
-  predict_cmd->add_option("--model", model_path, "model file")->check(examples::readable_file);
-  predict_cmd->add_option("--format", format, "text: a translation a line; json: {\"source\", \"translation\"} a line")
-      ->check(CLI::IsMember({"text", "json"}));
-  predict_cmd->add_option("--attention-svg", attention_svg,
-                          "draw the first sentence's cross-attention (source against output) as an SVG heatmap");
-  auto* layer_option =
-      predict_cmd->add_option("--layer", attention_layer, "which decoder layer's cross-attention to draw (default: the last)");
-  predict_cmd->add_option("words", words, "a sentence (read from standard input when none is given)");
+  examples::PredictChoice predict{.model = "translator.npz",
+                                  .format_help = "text: a translation a line; json: {\"source\", \"translation\"} a line"};
+  CLI::Option* layer_option = examples::add_predict_options(
+      *predict_cmd, predict, "draw the first sentence's cross-attention (source against output) as an SVG heatmap");
+  layer_option->description("which decoder layer's cross-attention to draw (default: the last)");
   add_search_options(*predict_cmd, search);
 
   return program.run(argc, argv, [&] {
@@ -122,8 +114,8 @@ int main(int argc, char** argv) {
       if (train_src.empty() || train_tgt.empty() || dev_src.empty() || dev_tgt.empty())
         throw CLI::RequiredError("--data, or --train-src, --train-tgt, --dev-src and --dev-tgt");
       const bool lower = !cased_model;
-      const auto pairs = models::read_parallel(train_src, train_tgt, lower, &bad_lines);
-      examples::report_bad_lines(bad_lines);
+      const auto pairs = models::read_parallel(train_src, train_tgt, lower, &data.bad_lines);
+      examples::report_bad_lines(data.bad_lines);
       const auto [dev_sources, dev_references] = read_aligned(dev_src, dev_tgt);
       std::vector<models::Words> sources, targets;
       std::vector<std::size_t> lengths, tokens;  // padded length of a pair; its real tokens
@@ -144,13 +136,9 @@ int main(int argc, char** argv) {
                   "%zu parameters\n", pairs.size(), dev_sources.size(), t.source_vocab().size(), t.target_vocab().size(),
                   t.model().parameter_count());
       examples::announce_limits(to);
-      models::Task task;
-      task.model = &t.model();
-      task.gen = &t.gen();
-      task.batches = [&](std::size_t epoch) {
-        Generator shuffle(to.seed * 1000003 + epoch);
-        return models::make_batches(lengths, data.batch_tokens, 256, &shuffle);
-      };
+      models::Task task{.model = &t.model(),
+                        .gen = &t.gen(),
+                        .batches = models::shuffled_batches(lengths, data.batch_tokens, 256, to.seed)};
       task.loss = [&](const std::vector<std::size_t>& batch) {
         std::vector<const models::Words*> xs, ys;
         for (std::size_t i : batch) xs.push_back(&sources[i]), ys.push_back(&targets[i]);
@@ -171,8 +159,8 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    const auto t = models::TranslationPipeline::load(model_path);
     if (*eval_cmd) {
+      const auto t = models::TranslationPipeline::load(model_path);
       const auto [sources, references] = read_aligned(eval_src, eval_ref);
       const Scored s = score(*t, sources, references, search, !case_sensitive);
       const std::string signature = models::bleu_signature(!case_sensitive);
@@ -197,23 +185,24 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
+    const auto t = models::TranslationPipeline::load(predict.model);
     std::vector<models::Words> sentences;
-    const auto lines = examples::input_lines(words);
+    const auto lines = examples::input_lines(predict.words);
     for (const auto& line : lines) sentences.push_back(t->tokenize(line));
     const auto translated = t->translate(sentences, search);
     for (std::size_t i = 0; i < translated.size(); ++i) {
       const std::string text = t->text_of(translated[i]);
-      if (format == "json") std::printf("%s\n", nlohmann::json{{"source", lines[i]}, {"translation", text}}.dump().c_str());
+      if (predict.format == "json") std::printf("%s\n", nlohmann::json{{"source", lines[i]}, {"translation", text}}.dump().c_str());
       else std::printf("%s\n", text.c_str());
     }
-    if (!attention_svg.empty() && !sentences.empty()) {
-      const std::size_t layer = layer_option->count() ? attention_layer : t->model().options().layers - 1;
+    if (!predict.attention_svg.empty() && !sentences.empty()) {
+      const std::size_t layer = layer_option->count() ? predict.layer : t->model().options().layers - 1;
       std::vector<std::string> rows = translated[0];
       rows.push_back("</s>");
-      models::write_heatmap_svg(attention_svg, rows, sentences[0], t->cross_attention(sentences[0], translated[0], layer),
+      models::write_heatmap_svg(predict.attention_svg, rows, sentences[0], t->cross_attention(sentences[0], translated[0], layer),
                                 "cross-attention, decoder layer " + std::to_string(layer) +
                                     ", mean over heads; output words (rows) attend to source words (columns)");
-      std::fprintf(stderr, "wrote %s\n", attention_svg.c_str());
+      std::fprintf(stderr, "wrote %s\n", predict.attention_svg.c_str());
     }
     return 0;
   });

@@ -10,6 +10,7 @@
 #include "../nn/conv1d.hpp"
 #include "../nn/dropout.hpp"
 #include "../nn/embedding.hpp"
+#include "../nn/linear.hpp"
 #include "../nn/positional.hpp"
 #include "../nn/subword_embedding.hpp"
 #include "../nn/transformer.hpp"
@@ -72,6 +73,27 @@ class SentenceEncoder : public nn::Module {
 
  private:
   SentenceEncoderOptions options_;
+};
+
+// The base of the tagger and the classifier: the sentence encoder and an output layer `head`.
+// Options has `encoder` (SentenceEncoderOptions).  The encoder's parameters keep their own
+// names ("embed.weight", "encoder.0.attn...") beside "head.weight" and "head.bias".
+template <class Options>
+class SentenceModel : public nn::Module {
+ public:
+  const Options& options() const { return options_; }
+
+  SentenceEncoder encoder;
+  nn::Linear head;
+
+ protected:
+  SentenceModel(const Options& options, std::size_t head_in, std::size_t head_out, Generator& gen)
+      : encoder(options.encoder, gen), head(head_in, head_out, gen), options_(options) {
+    adopt(encoder);
+    register_module("head", head);
+  }
+
+  Options options_;
 };
 
 }  // namespace tg::models

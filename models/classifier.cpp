@@ -34,16 +34,14 @@ void parse_option(const std::string& text, Pooling& pooling, const std::string& 
 }
 
 Classifier::Classifier(const ClassifierOptions& o, Generator& gen)
-    : encoder(o.encoder, gen),
-      head(o.pooling == Pooling::mean_max ? 2 * o.encoder.d_model : o.encoder.d_model, o.classes, gen),
-      options_(o) {
-  adopt(encoder);
-  register_module("head", head);
-}
+    : SentenceModel(o, o.pooling == Pooling::mean_max ? 2 * o.encoder.d_model : o.encoder.d_model, o.classes, gen) {}
 
 Tensor Classifier::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights) {
-  Tensor h = encoder.forward(ids, subwords, weights, "Classifier");  // (B, T, C); checks ids
-  // keep (B, T, 1): 1 at real tokens; an empty sequence (all padding) pools to 0.
+  return head(pool(encoder.forward(ids, subwords, weights, "Classifier"), ids));  // (B, C) -> (B, classes)
+}
+
+Tensor Classifier::pool(const Tensor& h, const Ids& ids) const {
+  // keep (B, T, 1): 1 at real tokens; inv_count (B, 1): 1 / the number of real tokens.
   const std::size_t B = ids.shape()[0], T = ids.shape()[1];
   Array<double> keep = Array<double>::from_shape({B, T, 1}), inv_count = Array<double>::from_shape({B, 1});
   Mask padding = Mask::from_shape({B, T, 1}), empty = Mask::from_shape({B, 1});
@@ -62,9 +60,9 @@ Tensor Classifier::forward(const Ids& ids, const Ids* subwords, std::vector<Tens
     mean_pooled = sum(h * Tensor(keep).to(h.dtype()), {1}) * Tensor(inv_count).to(h.dtype());  // (B, C)
   if (options_.pooling != Pooling::mean)  // max_t over real tokens: padding can never win
     max_pooled = masked_fill(max(masked_fill(h, padding, -1e30), {1}), empty, 0.0);  // (B, C)
-  if (options_.pooling == Pooling::mean) return head(mean_pooled);
-  if (options_.pooling == Pooling::max) return head(max_pooled);
-  return head(concat({mean_pooled, max_pooled}, 1));  // (B, 2C)
+  if (options_.pooling == Pooling::mean) return mean_pooled;
+  if (options_.pooling == Pooling::max) return max_pooled;
+  return concat({mean_pooled, max_pooled}, 1);  // (B, 2C)
 }
 
 Tensor Classifier::loss(const Ids& ids, const Ids& labels, const Ids* subwords) {

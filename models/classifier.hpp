@@ -6,7 +6,6 @@
 
 #include <string>
 
-#include "../nn/linear.hpp"
 #include "blocks.hpp"
 
 namespace tg::models {
@@ -33,22 +32,17 @@ struct ClassifierOptions {
   }
 };
 
-class Classifier : public nn::Module {
+class Classifier : public SentenceModel<ClassifierOptions> {
  public:
   Classifier(const ClassifierOptions& options, Generator& gen);
 
   // ids: (B, T) -> logits (B, classes); subwords: (B, T, K) feature ids (needed when
   // options.encoder.subword_buckets > 0).  `weights`, if given, receives each layer's attention.
   Tensor forward(const Ids& ids, const Ids* subwords = nullptr, std::vector<Tensor>* weights = nullptr);
+  // The sentence vectors: the encoder's outputs h (B, T, C) of ids (B, T) pooled over the real
+  // tokens -> (B, C), or (B, 2C) for mean-max.  A sentence of padding only pools to 0.
+  Tensor pool(const Tensor& h, const Ids& ids) const;
   Tensor loss(const Ids& ids, const Ids& labels, const Ids* subwords = nullptr);  // labels: (B)
-
-  const ClassifierOptions& options() const { return options_; }
-
-  SentenceEncoder encoder;  // its parameters keep their own names: "embed.weight", "encoder.0..."
-  nn::Linear head;
-
- private:
-  ClassifierOptions options_;
 };
 
 }  // namespace tg::models

@@ -64,6 +64,12 @@ bool is_blank(const std::string& line) {
 
 }  // namespace
 
+std::vector<std::size_t> lengths_of(const std::vector<std::vector<std::string>>& sentences) {
+  std::vector<std::size_t> out;
+  for (const auto& s : sentences) out.push_back(s.size());
+  return out;
+}
+
 void BadLines::add(const std::string& message) {
   ++skipped;
   if (first.size() < 5) first.push_back(message);

@@ -45,6 +45,15 @@ struct LabeledSentence {
   std::string label;
 };
 
+// The words of each sentence (TaggedSentence, LabeledSentence), and how many there are.
+template <class Sentence>
+std::vector<std::vector<std::string>> words_of(const std::vector<Sentence>& sentences) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& s : sentences) out.push_back(s.words);
+  return out;
+}
+std::vector<std::size_t> lengths_of(const std::vector<std::vector<std::string>>& sentences);
+
 // Every reader also rejects text that is not UTF-8.
 std::vector<TaggedSentence> read_conllu(const std::string& path, BadLines* bad = nullptr);
 std::vector<LabeledSentence> read_tsv(const std::string& path, BadLines* bad = nullptr);  // sentence<TAB>label + header

@@ -4,11 +4,7 @@
 
 namespace tg::models {
 
-Tagger::Tagger(const TaggerOptions& o, Generator& gen)
-    : encoder(o.encoder, gen), head(o.encoder.d_model, o.tags, gen), options_(o) {
-  adopt(encoder);
-  register_module("head", head);
-}
+Tagger::Tagger(const TaggerOptions& o, Generator& gen) : SentenceModel(o, o.encoder.d_model, o.tags, gen) {}
 
 Tensor Tagger::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights) {
   return head(encoder.forward(ids, subwords, weights, "Tagger"));  // (B, T, C) -> (B, T, tags)

@@ -4,7 +4,6 @@
 //   ids: (B, T), 0 = padding  ->  logits (B, T, tags)
 #pragma once
 
-#include "../nn/linear.hpp"
 #include "blocks.hpp"
 
 namespace tg::models {
@@ -21,7 +20,7 @@ struct TaggerOptions {
   }
 };
 
-class Tagger : public nn::Module {
+class Tagger : public SentenceModel<TaggerOptions> {
  public:
   Tagger(const TaggerOptions& options, Generator& gen);
 
@@ -31,14 +30,6 @@ class Tagger : public nn::Module {
   Tensor forward(const Ids& ids, const Ids* subwords = nullptr, std::vector<Tensor>* weights = nullptr);
   // Mean cross-entropy over the tags of real tokens (tags: (B, T), -100 at padding).
   Tensor loss(const Ids& ids, const Ids& tags, const Ids* subwords = nullptr);
-
-  const TaggerOptions& options() const { return options_; }
-
-  SentenceEncoder encoder;  // its parameters keep their own names: "embed.weight", "encoder.0..."
-  nn::Linear head;
-
- private:
-  TaggerOptions options_;
 };
 
 }  // namespace tg::models

@@ -21,6 +21,7 @@
 #include "../nn/checkpoint.hpp"
 #include "../nn/optim.hpp"
 #include "../nn/schedule.hpp"
+#include "batching.hpp"
 #include "plots.hpp"
 
 namespace tg::models {
@@ -260,6 +261,15 @@ TrainResult train(Task& task, const TrainOptions& o) {
   }
   if (out_of_time) std::printf("time limit of %.1f minutes reached\n", o.time_limit_minutes);
   return {state.history, false};
+}
+
+std::function<std::vector<std::vector<std::size_t>>(std::size_t)> shuffled_batches(std::vector<std::size_t> lengths,
+                                                                                  std::size_t batch_tokens,
+                                                                                  std::size_t max_batch, std::uint64_t seed) {
+  return [lengths = std::move(lengths), batch_tokens, max_batch, seed](std::size_t epoch) {
+    Generator shuffle(seed * 1000003 + epoch);
+    return make_batches(lengths, batch_tokens, max_batch, &shuffle);
+  };
 }
 
 // ---- ensembles ------------------------------------------------------------------------------

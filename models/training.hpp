@@ -64,6 +64,12 @@ struct Task {
   std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
 };
 
+// Task::batches for sentences of these lengths: make_batches (batching.hpp) of up to
+// `batch_tokens` tokens and `max_batch` sentences, shuffled by a generator seeded from the seed
+// and the epoch (so a resumed epoch sees the same batches).
+std::function<std::vector<std::vector<std::size_t>>(std::size_t epoch)> shuffled_batches(
+    std::vector<std::size_t> lengths, std::size_t batch_tokens, std::size_t max_batch, std::uint64_t seed);
+
 struct TrainResult {
   std::vector<EpochRecord> history;
   bool interrupted = false;  // stopped by Ctrl-C or SIGTERM, after saving the checkpoint

@@ -3,12 +3,13 @@
 // A pipeline derives from WordPipeline<itself, Model> and adds its task's loss and predict:
 //
 //   class TaggingPipeline : public WordPipeline<TaggingPipeline, Tagger> {
-//     static constexpr const char* kKind = "tagger", *kLabels = "vocab/tags";
+//     static constexpr FileNames kFile{"tagger", "vocab/tags"};
+//     static void with_labels(TaggerOptions& o, std::size_t n) { o.tags = n; }
 //     ...
 //   };
 //
-// Model::Options has `encoder` (SentenceEncoderOptions) and fields(); with_labels(options, n)
-// says how many labels the model's output layer has.
+// kFile names the model file's kind and where the labels are; with_labels says how many labels
+// the model's output layer has.  Model::Options has `encoder` (SentenceEncoderOptions).
 #pragma once
 
 #include <memory>
@@ -22,6 +23,11 @@
 #include "word_input.hpp"
 
 namespace tg::models {
+
+struct FileNames {
+  const char* kind;    // ModelFile::kind()
+  const char* labels;  // the text that holds the label set
+};
 
 template <class Derived, class Model>
 class WordPipeline {
@@ -39,9 +45,9 @@ class WordPipeline {
     net_ = std::make_unique<Ensemble<Model>>(members, options, gen_);
   }
 
-  // Reads a model file of kind Derived::kKind, ready to predict (evaluation mode, no dropout).
+  // Reads a model file of kind Derived::kFile.kind, ready to predict (evaluation mode, no dropout).
   static std::unique_ptr<Derived> load(const std::string& path) {
-    const ModelFile file = ModelFile::read(path, Derived::kKind);
+    const ModelFile file = ModelFile::read(path, Derived::kFile.kind);
     Options options;
     if (file.format() == 1) {  // what tapegrad 0.1's files meant when they did not say
       options.encoder.conv_width = 0;
@@ -49,7 +55,7 @@ class WordPipeline {
     }
     file.get_options(options);
     options.encoder.dropout = 0;
-    auto p = std::make_unique<Derived>(WordInput::load(file), Vocab::from_text(file.text(Derived::kLabels), path),
+    auto p = std::make_unique<Derived>(WordInput::load(file), Vocab::from_text(file.text(Derived::kFile.labels), path),
                                        options, file.option<std::size_t>("members", 1), 0);
     file.load_parameters(p->net());
     p->net().eval();
@@ -58,9 +64,9 @@ class WordPipeline {
 
   // Writes the model file; `command` (the command line that trained it) goes into it.
   void save(const std::string& path, const std::string& command = "") const {
-    ModelFile file(Derived::kKind);
+    ModelFile file(Derived::kFile.kind);
     input_.save(file);
-    file.set_text(Derived::kLabels, labels_.to_text());
+    file.set_text(Derived::kFile.labels, labels_.to_text());
     file.set_options(net_->front().options());
     file.set_option("members", net_->size());
     file.set_command(command);
