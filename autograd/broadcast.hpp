@@ -1,4 +1,5 @@
-// Helpers for ops that broadcast (library-internal, but ops you add may use them too).
+// Broadcasting for ops (library-internal, but ops you add may use them too): the shape rule, the
+// elementwise kernel that broadcasts, and sum_to_shape, which undoes broadcasting in a gradient.
 #pragma once
 
 #include <algorithm>
@@ -6,6 +7,7 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "reduce.hpp"
 #include "tensor.hpp"
 
 namespace tg {
@@ -26,10 +28,49 @@ inline bool broadcasts_to(const Shape& from, const Shape& to) {
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
 
+// y = f(a, b) with NumPy broadcasting to `shape` (already checked), for any shapes.
+template <class T, class F>
+Array<T> broadcast_elements(const Array<T>& a, const Array<T>& b, const Shape& shape, F f) {
+  if (a.shape() == shape && b.shape() == shape) return zip_elements(a, b, f);
+  Array<T> y = Array<T>::from_shape(shape);
+  const std::size_t rank = shape.size(), n = y.size();
+  if (n == 0) return y;
+  // Strides of a and b along each output dim (0 where broadcast).
+  std::vector<std::size_t> sa(rank, 0), sb(rank, 0);
+  const auto strides = [&](const Shape& s, std::vector<std::size_t>& out) {
+    std::size_t stride = 1;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const std::size_t d = s.size() - 1 - i, o = rank - 1 - i;
+      out[o] = s[d] == 1 ? 0 : stride;
+      stride *= s[d];
+    }
+  };
+  strides(a.shape(), sa);
+  strides(b.shape(), sb);
+  const std::size_t inner = rank > 0 ? shape[rank - 1] : 1;
+  const std::size_t ia = rank > 0 ? sa[rank - 1] : 0, ib = rank > 0 ? sb[rank - 1] : 0;
+  const std::size_t rows = n / inner;
+  parallel_rows(rows, inner, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) {
+      // The offsets of row r in a and b, from its index over the outer dims.
+      std::size_t oa = 0, ob = 0, rest = r;
+      for (std::size_t d = rank > 0 ? rank - 1 : 0; d-- > 0;) {
+        const std::size_t i = rest % shape[d];
+        rest /= shape[d];
+        oa += i * sa[d];
+        ob += i * sb[d];
+      }
+      const T* ap = a.data() + oa;
+      const T* bp = b.data() + ob;
+      T* yp = y.data() + r * inner;
+      for (std::size_t j = 0; j < inner; ++j) yp[j] = f(ap[j * ia], bp[j * ib]);
+    }
+  });
+  return y;
+}
+
 // Undoes broadcasting for a gradient: g has the broadcast output's shape, the input had
 // `shape`; the input's gradient is g summed over every dim it was stretched along.
-template <class T>
-Array<T> reduce_sum(const Array<T>& x, const Shape& kept);
 
 template <class T>
 Array<T> sum_to_shape(const Array<T>& g, const Shape& shape) {
@@ -45,75 +86,6 @@ template <class T>
 Array<T> sum_to_shape(Array<T>&& g, const Shape& shape) {
   if (g.shape() == shape) return std::move(g);
   return sum_to_shape(static_cast<const Array<T>&>(g), shape);
-}
-
-// x: (d0, ..., dn) -> kept, where kept is x's shape with each reduced dim set to 1: every
-// output element combines the elements of x that map to it.  (Our own loop: xtensor 0.24's
-// immediate reducers crash when reducing every axis of an xarray.)
-template <class T, class Combine>
-Array<T> reduce_to(const Array<T>& x, const Shape& kept, T init, Combine combine) {
-  Array<T> out = Array<T>::from_shape(kept);
-  out.fill(init);
-  const std::size_t rank = x.dimension();
-  if (x.size() == 0) return out;
-  // Only leading dims reduced (a bias gradient, (B, T, C) -> (1, 1, C)): x is `rows` rows of
-  // `width`, combined in parallel chunks of rows, then the chunks' results in chunk order (the
-  // same bits on any number of threads).
-  std::size_t lead = 0;
-  while (lead < rank && kept[lead] == 1) ++lead;
-  if (lead > 0 && std::equal(kept.begin() + lead, kept.end(), x.shape().begin() + lead)) {
-    const std::size_t width = out.size(), rows = x.size() / width;
-    std::vector<Array<T>> partial(chunk_count(rows, width), out);
-    parallel_chunks(rows, width, [&](std::size_t k, std::size_t begin, std::size_t end) {
-      T* acc = partial[k].data();
-      for (std::size_t r = begin; r < end; ++r) {
-        const T* row = x.data() + r * width;
-        for (std::size_t j = 0; j < width; ++j) acc[j] = combine(acc[j], row[j]);
-      }
-    });
-    for (const auto& p : partial)
-      for (std::size_t j = 0; j < width; ++j) out.data()[j] = combine(out.data()[j], p.data()[j]);
-    return out;
-  }
-  // Stride of `out` along each dim of x, 0 along reduced dims.
-  std::vector<std::size_t> stride(rank);
-  for (std::size_t d = rank, s = 1; d-- > 0;) {
-    stride[d] = kept[d] == 1 ? 0 : s;
-    s *= kept[d];
-  }
-  const std::size_t inner = rank > 0 ? x.shape()[rank - 1] : 1;  // contiguous run in x
-  const bool inner_reduced = rank == 0 || stride[rank - 1] == 0;
-  std::vector<std::size_t> index(rank, 0);
-  std::size_t offset = 0;
-  const T* src = x.data();
-  for (std::size_t i = 0; i < x.size(); i += inner) {
-    T* o = out.data() + offset;
-    if (inner_reduced) {
-      T acc = *o;
-      for (std::size_t j = 0; j < inner; ++j) acc = combine(acc, src[i + j]);
-      *o = acc;
-    } else {
-      for (std::size_t j = 0; j < inner; ++j) o[j] = combine(o[j], src[i + j]);
-    }
-    for (std::size_t d = rank > 0 ? rank - 1 : 0; d-- > 0;) {  // advance over the outer dims
-      offset += stride[d];
-      if (++index[d] < x.shape()[d]) break;
-      offset -= stride[d] * index[d];
-      index[d] = 0;
-    }
-  }
-  return out;
-}
-
-template <class T>
-Array<T> reduce_sum(const Array<T>& x, const Shape& kept) {
-  return reduce_to(x, kept, T(0), [](T a, T b) { return a + b; });
-}
-
-template <class T>
-Array<T> reduce_max(const Array<T>& x, const Shape& kept) {
-  return reduce_to(x, kept, -std::numeric_limits<T>::infinity(),
-                   [](T a, T b) { return std::max(a, b); });
 }
 
 }  // namespace tg

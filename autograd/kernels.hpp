@@ -100,47 +100,6 @@ Array<T> zip_elements(const Array<T>& a, const Array<T>& b, const Array<T>& c, F
   return y;
 }
 
-// y = f(a, b) with NumPy broadcasting to `shape` (already checked), for any shapes.
-template <class T, class F>
-Array<T> broadcast_elements(const Array<T>& a, const Array<T>& b, const Shape& shape, F f) {
-  if (a.shape() == shape && b.shape() == shape) return zip_elements(a, b, f);
-  Array<T> y = Array<T>::from_shape(shape);
-  const std::size_t rank = shape.size(), n = y.size();
-  if (n == 0) return y;
-  // Strides of a and b along each output dim (0 where broadcast).
-  std::vector<std::size_t> sa(rank, 0), sb(rank, 0);
-  const auto strides = [&](const Shape& s, std::vector<std::size_t>& out) {
-    std::size_t stride = 1;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      const std::size_t d = s.size() - 1 - i, o = rank - 1 - i;
-      out[o] = s[d] == 1 ? 0 : stride;
-      stride *= s[d];
-    }
-  };
-  strides(a.shape(), sa);
-  strides(b.shape(), sb);
-  const std::size_t inner = rank > 0 ? shape[rank - 1] : 1;
-  const std::size_t ia = rank > 0 ? sa[rank - 1] : 0, ib = rank > 0 ? sb[rank - 1] : 0;
-  const std::size_t rows = n / inner;
-  parallel_rows(rows, inner, [&](std::size_t r0, std::size_t r1) {
-    for (std::size_t r = r0; r < r1; ++r) {
-      // The offsets of row r in a and b, from its index over the outer dims.
-      std::size_t oa = 0, ob = 0, rest = r;
-      for (std::size_t d = rank > 0 ? rank - 1 : 0; d-- > 0;) {
-        const std::size_t i = rest % shape[d];
-        rest /= shape[d];
-        oa += i * sa[d];
-        ob += i * sb[d];
-      }
-      const T* ap = a.data() + oa;
-      const T* bp = b.data() + ob;
-      T* yp = y.data() + r * inner;
-      for (std::size_t j = 0; j < inner; ++j) yp[j] = f(ap[j * ia], bp[j * ib]);
-    }
-  });
-  return y;
-}
-
 // One row of a masked softmax, S entries:  y_j = e^(x_j - mx) / sum_{l allowed} e^(x_l - mx)
 // where allowed(j), 0 elsewhere, mx the largest allowed x; all zeros when no entry is allowed.
 // y may be x (in place).

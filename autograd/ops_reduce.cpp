@@ -5,6 +5,7 @@
 #include <xtensor/xbroadcast.hpp>
 
 #include "broadcast.hpp"
+#include "reduce.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 
