@@ -9,6 +9,16 @@
 #include <cstdint>
 #include <numbers>
 
+// TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default") before a function: the compiler builds it
+// once for each instruction set and the program picks the best the CPU has when it loads (GCC's
+// and Clang's target_clones).  Only on x86-64 with those compilers, where the names mean
+// something; elsewhere (ARM, other compilers, -DTAPEGRAD_NO_CPU_CLONES) one plain version.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(TAPEGRAD_NO_CPU_CLONES)
+#define TAPEGRAD_CPU_CLONES(...) __attribute__((target_clones(__VA_ARGS__)))
+#else
+#define TAPEGRAD_CPU_CLONES(...)
+#endif
+
 namespace tg {
 
 // exp(x) for x <= 88: 2^n * e^r with x = n ln2 + r, |r| <= ln2 / 2 (Cody-Waite split of ln2),

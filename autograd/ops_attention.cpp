@@ -1,13 +1,48 @@
 // Ops for attention: the masked softmax, and the skew / unskew pair that turns relative-
 // position logits computed per distance into logits per (query, key) pair.
+#include <algorithm>
 #include <cmath>
 
 #include "broadcast.hpp"
 #include "kernels.hpp"
 #include "ops.hpp"
+#include "reference.hpp"
 #include "tape.hpp"
 
 namespace tg {
+
+// ---- masked softmax: the plain loop first (reference.hpp), then the fused op --------------------
+
+namespace reference {
+
+Array<double> masked_softmax(const Array<double>& x, const std::vector<std::vector<bool>>& allowed) {
+  const std::size_t N = x.shape()[0], S = x.shape()[1];
+  Array<double> y = xt::zeros<double>({N, S});
+  for (std::size_t r = 0; r < N; ++r) {
+    double mx = -INFINITY, sum = 0;
+    for (std::size_t j = 0; j < S; ++j)
+      if (allowed[r][j]) mx = std::max(mx, x(r, j));
+    for (std::size_t j = 0; j < S; ++j)
+      if (allowed[r][j]) sum += std::exp(x(r, j) - mx);
+    for (std::size_t j = 0; j < S; ++j)
+      if (allowed[r][j]) y(r, j) = std::exp(x(r, j) - mx) / sum;  // a row with nothing allowed stays 0
+  }
+  return y;
+}
+
+// dL/dx_j = sum_l g_l dy_l/dx_j = sum_l g_l y_l ([l = j] - y_j) = y_j (g_j - sum_l g_l y_l)
+Array<double> masked_softmax_backward(const Array<double>& y, const Array<double>& g_y) {
+  const std::size_t N = y.shape()[0], S = y.shape()[1];
+  Array<double> g_x = Array<double>::from_shape({N, S});
+  for (std::size_t r = 0; r < N; ++r) {
+    double dot = 0;
+    for (std::size_t l = 0; l < S; ++l) dot += g_y(r, l) * y(r, l);
+    for (std::size_t j = 0; j < S; ++j) g_x(r, j) = y(r, j) * (g_y(r, j) - dot);
+  }
+  return g_x;
+}
+
+}  // namespace reference
 
 // For each row x (S values) with mask m:  y_j = m_j e^(x_j - mx) / sum_{l: m_l} e^(x_l - mx),
 // mx = max over allowed entries; y = 0 when no entry is allowed.

@@ -15,6 +15,7 @@
 #include "fast_math.hpp"
 #include "kernels.hpp"
 #include "ops.hpp"
+#include "reference.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -36,9 +37,12 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
   if (!a.defined() || !b.defined()) fail(op, "an input is an undefined tensor");
-  if (a.dtype() != b.dtype())
-    fail(op, std::string("dtypes differ: a is ") + dtype_name(a.dtype()) + ", b is " +
-                 dtype_name(b.dtype()));
+  if (a.dtype() != b.dtype()) {
+    // Named tensors (parameters are named after their module) say where the mismatch comes from.
+    const auto named = [](const Tensor& t) { return t.name().empty() ? std::string() : " '" + t.name() + "'"; };
+    fail(op, std::string("dtypes differ: a") + named(a) + " is " + dtype_name(a.dtype()) + ", b" + named(b) + " is " +
+                 dtype_name(b.dtype()) + " (convert one with .to(), or a module with module.to())");
+  }
 }
 
 namespace {
@@ -278,6 +282,38 @@ Tensor relu(const Tensor& x) {
 constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
 constexpr double kCubic = 0.044715;
 
+// ---- GELU: the plain loop first (reference.hpp), then the fused op -----------------------------
+
+namespace reference {
+
+Array<double> gelu(const Array<double>& x, GeluForm form) {
+  Array<double> y = Array<double>::from_shape(x.shape());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double v = x.data()[i];
+    if (form == GeluForm::exact) y.data()[i] = v * 0.5 * (1 + std::erf(v / std::sqrt(2.0)));  // x Phi(x)
+    else y.data()[i] = 0.5 * v * (1 + std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v)));
+  }
+  return y;
+}
+
+Array<double> gelu_backward(const Array<double>& x, const Array<double>& g_y, GeluForm form) {
+  Array<double> g_x = Array<double>::from_shape(x.shape());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double v = x.data()[i];
+    double d;  // dy/dx
+    if (form == GeluForm::exact) {  // Phi(x) + x phi(x)
+      d = 0.5 * (1 + std::erf(v / std::sqrt(2.0))) + v * std::exp(-0.5 * v * v) / std::sqrt(2 * std::numbers::pi);
+    } else {
+      const double t = std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
+      d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * kSqrt2OverPi * (1 + 3 * kCubic * v * v);
+    }
+    g_x.data()[i] = g_y.data()[i] * d;
+  }
+  return g_x;
+}
+
+}  // namespace reference
+
 // float32 GELU without libm calls (exp_poly and erf_scaled from fast_math.hpp), so the compiler
 // vectorises the loops: erff and expf one element at a time took a quarter of a tagger training
 // step.  The loops are compiled for AVX-512, AVX2 and plain x86-64, and the CPU picks at load
@@ -285,13 +321,13 @@ constexpr double kCubic = 0.044715;
 constexpr float kInvSqrt2Pi = float(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
 
 // y = 0.5 x (1 + erf(x / sqrt 2))
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
 void gelu_forward_f32(const float* x, float* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.0f + erf_scaled(x[i], exp_poly(-0.5f * x[i] * x[i])));
 }
 
 // g_x = g_y (0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi)): one exp serves both terms
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
 void gelu_backward_f32(const float* g_y, const float* x, float* g_x, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     const float gauss = exp_poly(-0.5f * x[i] * x[i]);

@@ -10,6 +10,7 @@
 #include "fast_math.hpp"
 #include "kernels.hpp"
 #include "ops.hpp"
+#include "reference.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -198,7 +199,7 @@ void dropout_range(const T* in, T* out, std::size_t begin, std::size_t end, std:
   for (std::size_t i = begin; i < end; ++i) out[i] = dropout_drops(seed, i, threshold) ? T(0) : in[i] * keep;
 }
 
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+TAPEGRAD_CPU_CLONES("arch=x86-64-v4", "avx2", "default")
 void dropout_range_f32(const float* in, float* out, std::size_t begin, std::size_t end, std::uint64_t seed,
                        std::uint64_t threshold, float keep) {
   dropout_range(in, out, begin, end, seed, threshold, keep);
@@ -241,7 +242,7 @@ namespace {
 // cross-entropy of a translation step); float64 keeps std::exp.
 // The sums run in 16 independent lanes (added up at the end, always in the same order), which
 // the compiler can keep in vector registers without reordering any one sum.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
 std::pair<double, double> exp_shifted_row_f32(const float* x, float* p, std::size_t C, float m) {
   for (std::size_t c = 0; c < C; ++c) p[c] = exp_poly(x[c] - m);
   constexpr std::size_t L = 16;
@@ -273,6 +274,59 @@ std::pair<double, double> exp_shifted_row(const double* x, double* p, std::size_
 }
 
 }  // namespace
+
+// ---- cross-entropy: the plain loop first (reference.hpp), then the fused op ---------------------
+
+namespace reference {
+
+namespace {
+
+// log softmax of row r of z
+std::vector<double> log_softmax_row(const Array<double>& z, std::size_t r) {
+  const std::size_t C = z.shape()[1];
+  double mx = z(r, 0), sum = 0;
+  for (std::size_t c = 1; c < C; ++c) mx = std::max(mx, z(r, c));
+  for (std::size_t c = 0; c < C; ++c) sum += std::exp(z(r, c) - mx);
+  std::vector<double> lp(C);
+  for (std::size_t c = 0; c < C; ++c) lp[c] = z(r, c) - mx - std::log(sum);
+  return lp;
+}
+
+// q = (1 - e) one-hot(t) + e / C
+double target_share(std::size_t c, std::int64_t t, std::size_t C, double e) {
+  return (static_cast<std::int64_t>(c) == t ? 1 - e : 0) + e / C;
+}
+
+std::size_t counted_rows(const std::vector<std::int64_t>& targets, std::int64_t ignore) {
+  return std::count_if(targets.begin(), targets.end(), [&](std::int64_t t) { return t != ignore; });
+}
+
+}  // namespace
+
+double cross_entropy(const Array<double>& z, const std::vector<std::int64_t>& targets, const CrossEntropyOptions& o) {
+  const std::size_t C = z.shape()[1], rows = counted_rows(targets, o.ignore_index);
+  double total = 0;
+  for (std::size_t r = 0; r < targets.size(); ++r) {
+    if (targets[r] == o.ignore_index) continue;
+    const auto lp = log_softmax_row(z, r);
+    for (std::size_t c = 0; c < C; ++c) total -= target_share(c, targets[r], C, o.label_smoothing) * lp[c];
+  }
+  return rows ? total / rows : 0.0;
+}
+
+Array<double> cross_entropy_backward(const Array<double>& z, const std::vector<std::int64_t>& targets,
+                                     const CrossEntropyOptions& o) {
+  const std::size_t C = z.shape()[1], rows = counted_rows(targets, o.ignore_index);
+  Array<double> g = xt::zeros<double>(z.shape());
+  for (std::size_t r = 0; r < targets.size(); ++r) {
+    if (targets[r] == o.ignore_index) continue;
+    const auto lp = log_softmax_row(z, r);
+    for (std::size_t c = 0; c < C; ++c) g(r, c) = (std::exp(lp[c]) - target_share(c, targets[r], C, o.label_smoothing)) / rows;
+  }
+  return g;
+}
+
+}  // namespace reference
 
 // For each row r with target t (not ignored), with p = softmax(logits_r) and smoothing e:
 //   q = (1 - e) onehot(t) + e / C,   loss_r = -sum_c q_c log p_c
@@ -391,6 +445,51 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
            });
   return loss;
 }
+
+// ---- layer norm: the plain loop first (reference.hpp), then the fused op ------------------------
+
+namespace reference {
+
+Array<double> layer_norm(const Array<double>& x, const Array<double>& gamma, const Array<double>& beta, double eps) {
+  const std::size_t N = x.shape()[0], C = x.shape()[1];
+  Array<double> y = Array<double>::from_shape({N, C});
+  for (std::size_t r = 0; r < N; ++r) {
+    double mean = 0, var = 0;
+    for (std::size_t c = 0; c < C; ++c) mean += x(r, c) / C;
+    for (std::size_t c = 0; c < C; ++c) var += (x(r, c) - mean) * (x(r, c) - mean) / C;
+    for (std::size_t c = 0; c < C; ++c) y(r, c) = (x(r, c) - mean) / std::sqrt(var + eps) * gamma(c) + beta(c);
+  }
+  return y;
+}
+
+LayerNormGrads layer_norm_backward(const Array<double>& x, const Array<double>& gamma, double eps,
+                                   const Array<double>& g_y) {
+  const std::size_t N = x.shape()[0], C = x.shape()[1];
+  LayerNormGrads g{xt::zeros<double>({N, C}), xt::zeros<double>({C}), xt::zeros<double>({C})};
+  for (std::size_t r = 0; r < N; ++r) {
+    double mean = 0, var = 0;
+    for (std::size_t c = 0; c < C; ++c) mean += x(r, c) / C;
+    for (std::size_t c = 0; c < C; ++c) var += (x(r, c) - mean) * (x(r, c) - mean) / C;
+    const double rstd = 1 / std::sqrt(var + eps);
+    // xhat_c = (x_c - mean) rstd;  y_c = gamma_c xhat_c + beta_c.  With gh_c = g_c gamma_c,
+    // dL/dx_j = rstd (gh_j - mean_c gh_c - xhat_j mean_c(gh_c xhat_c)).
+    double mean_gh = 0, mean_gh_xhat = 0;
+    for (std::size_t c = 0; c < C; ++c) {
+      const double xhat = (x(r, c) - mean) * rstd, gh = g_y(r, c) * gamma(c);
+      mean_gh += gh / C;
+      mean_gh_xhat += gh * xhat / C;
+      g.gamma(c) += g_y(r, c) * xhat;
+      g.beta(c) += g_y(r, c);
+    }
+    for (std::size_t c = 0; c < C; ++c) {
+      const double xhat = (x(r, c) - mean) * rstd;
+      g.x(r, c) = rstd * (g_y(r, c) * gamma(c) - mean_gh - xhat * mean_gh_xhat);
+    }
+  }
+  return g;
+}
+
+}  // namespace reference
 
 // For each row x (C values): mu = mean(x), rstd = 1 / sqrt(var(x) + eps),
 //   xhat = (x - mu) rstd,  y = gamma xhat + beta.

@@ -60,7 +60,8 @@ Tensor Translator::decoder_states(const Ids& tgt, const Tensor& memory, const Ma
   // Target padding only matters in training (whole sequences); the causal mask is added inside.
   std::optional<Mask> self_mask;
   if (!cache) self_mask = key_padding_mask(tgt);
-  return decoder.forward(drop_(y), memory, self_mask, src_mask, cache, cross_weights);
+  return decoder.forward(drop_(y), memory,
+                         {.self_mask = self_mask, .memory_mask = src_mask, .cache = cache, .cross_weights = cross_weights});
 }
 
 Tensor Translator::loss(const Ids& src, const Ids& tgt_in, const Ids& tgt_out) {

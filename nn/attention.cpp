@@ -73,6 +73,7 @@ void MultiheadAttention::check_input(const char* what, const Tensor& x) const {
     fail("MultiheadAttention", std::string(what) + " must be (B, T, C) with C = " +
                                    std::to_string(options_.d_model) + ", got " +
                                    (x.defined() ? shape_str(x.shape()) : "undefined"));
+  check_input_dtype("MultiheadAttention", x);
 }
 
 Tensor MultiheadAttention::split_heads(const Tensor& x) const {
@@ -185,9 +186,9 @@ Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
   return out;
 }
 
-Tensor MultiheadAttention::forward(const Tensor& x, const std::optional<Mask>& mask, bool causal,
-                                   KvCache* cache, Tensor* weights) {
+Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
   check_input("x", x);
+  const auto& [mask, causal, cache, weights] = call;
   const auto C = static_cast<std::int64_t>(options_.d_model);
   Tensor qkv = in_proj(x);  // (B, T, 3C)
   if (options_.fused && !cache && !weights) {  // heads read in place from qkv
@@ -207,11 +208,11 @@ Tensor MultiheadAttention::forward(const Tensor& x, const std::optional<Mask>& m
   return out_proj(merge_heads(attend(q, k, v, mask, causal, weights)));
 }
 
-Tensor MultiheadAttention::forward_cross(const Tensor& x, const Tensor& memory,
-                                         const std::optional<Mask>& memory_mask,
-                                         KvCache* memory_cache, Tensor* weights) {
+Tensor MultiheadAttention::forward_cross(const Tensor& x, const Tensor& memory, const AttendOptions& call) {
   check_input("x", x);
   check_input("memory", memory);
+  if (call.causal) fail("MultiheadAttention", "cross-attention cannot be causal: x and memory share no positions");
+  KvCache* memory_cache = call.cache;
   if (options_.relative_k > 0)
     fail("MultiheadAttention", "relative positions are for self-attention; cross-attention "
                                "has no shared positions between queries and keys");
@@ -234,7 +235,7 @@ Tensor MultiheadAttention::forward_cross(const Tensor& x, const Tensor& memory,
     v = split_heads(slice(kv, -1, C, 2 * C));
     if (memory_cache) *memory_cache = {k, v};
   }
-  return out_proj(merge_heads(attend(q, k, v, memory_mask, false, weights)));
+  return out_proj(merge_heads(attend(q, k, v, call.mask, false, call.weights)));
 }
 
 }  // namespace tg::nn

@@ -55,22 +55,28 @@ struct KvCache {
   std::size_t length() const { return k.defined() ? k.shape()[2] : 0; }
 };
 
+// What one call of attention may add to its input, all optional:
+//   attn.forward(x, {.mask = pad, .causal = true, .cache = &cache, .weights = &w})
+struct AttendOptions {
+  std::optional<Mask> mask;   // broadcasts to the logits (B, H, T, S); true = may attend
+  bool causal = false;        // self-attention: query i sees keys up to its own position
+  KvCache* cache = nullptr;   // incremental decoding (see forward and forward_cross)
+  Tensor* weights = nullptr;  // receives the attention weights (B, H, T, S), before dropout
+};
+
 class MultiheadAttention : public Module {
  public:
   // `gen` initialises the weights and draws the dropout masks, so it must outlive the module.
   MultiheadAttention(const AttentionOptions& options, Generator& gen);
 
-  // Self-attention.  x: (B, T, C) -> (B, T, C).  causal: query i sees keys up to its own
-  // position.  With a cache, x holds the T newest positions; their keys and values are appended
-  // to the cache and attention runs over all of them.
-  Tensor forward(const Tensor& x, const std::optional<Mask>& mask = std::nullopt,
-                 bool causal = false, KvCache* cache = nullptr, Tensor* weights = nullptr);
+  // Self-attention.  x: (B, T, C) -> (B, T, C).  With a cache, x holds the T newest positions;
+  // their keys and values are appended to the cache and attention runs over all of them.
+  Tensor forward(const Tensor& x, const AttendOptions& call = {});
 
   // Cross-attention: queries from x (B, T, C), keys and values from memory (B, S, C) -> (B, T, C).
-  // With a cache, memory's keys and values are computed once and reused.
-  Tensor forward_cross(const Tensor& x, const Tensor& memory,
-                       const std::optional<Mask>& memory_mask = std::nullopt,
-                       KvCache* memory_cache = nullptr, Tensor* weights = nullptr);
+  // call.mask masks memory positions; with a cache, memory's keys and values are computed once
+  // and reused.  There is no causal cross-attention.
+  Tensor forward_cross(const Tensor& x, const Tensor& memory, const AttendOptions& call = {});
 
   Linear in_proj;   // (C, 3C): [q | k | v]
   Linear out_proj;  // (C, C)

@@ -18,6 +18,7 @@ Tensor Conv1d::forward(const Tensor& x) {
   if (!x.defined() || x.dim() != 3 || x.shape()[2] != options_.in)
     fail("Conv1d", "x must be (B, T, in = " + std::to_string(options_.in) + "), got " +
                        (x.defined() ? shape_str(x.shape()) : "undefined"));
+  check_input_dtype("Conv1d", x);
   const std::size_t B = x.shape()[0], T = x.shape()[1], half = options_.width / 2;
   Tensor windows = x;  // width 1: the step itself
   if (half > 0) {

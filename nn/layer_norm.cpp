@@ -15,6 +15,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
   if (!x.defined() || x.dim() < 1 || x.shape().back() != dim_)
     fail("LayerNorm", "the input's last dim must be " + std::to_string(dim_) + ", got x " +
                           (x.defined() ? shape_str(x.shape()) : "undefined"));
+  check_input_dtype("LayerNorm", x);
   return layer_norm(x, weight, bias, eps_);
 }
 

@@ -18,6 +18,7 @@ Tensor Linear::forward(const Tensor& x) {
   if (!x.defined() || x.dim() < 1 || x.shape().back() != options_.in)
     fail("Linear", "the input's last dim must be in = " + std::to_string(options_.in) +
                        ", got x " + (x.defined() ? shape_str(x.shape()) : "undefined"));
+  check_input_dtype("Linear", x);
   if (x.dim() == 1) return reshape(forward(reshape(x, {1, -1})), {-1});  // (in) -> (out)
   return linear(x, weight, bias);  // x weight + bias
 }

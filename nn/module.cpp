@@ -18,6 +18,7 @@ Tensor Module::register_parameter(const std::string& name, Tensor t) {
   if (!t.defined()) fail("Module", "parameter '" + name + "' is an undefined tensor");
   if (!t.is_leaf()) t = t.detach();
   t.set_requires_grad(true);
+  t.set_name(name);  // the tape listing shows it by this name, prefixed as modules take it in
   params_.emplace_back(name, t);
   return t;
 }
@@ -26,6 +27,23 @@ void Module::register_module(const std::string& name, Module& child) {
   check_new_name(name);
   if (&child == this) fail("Module", "a module cannot be its own submodule");
   children_.emplace_back(name, &child);
+  // Name the child's parameters from here: "weight" -> "fc.weight"; registered in turn, this
+  // module prefixes them again, so a model's tape lists "encoder.0.attn.in_proj.weight".
+  for (auto& [child_name, t] : child.named_parameters()) Tensor(t).set_name(name + "." + child_name);
+}
+
+const Tensor* Module::first_parameter() const {
+  if (!params_.empty()) return &params_.front().second;
+  for (const auto& [name, child] : children_)
+    if (const Tensor* p = child->first_parameter()) return p;
+  return nullptr;
+}
+
+void Module::check_input_dtype(const char* layer, const Tensor& x) const {
+  const Tensor* p = first_parameter();
+  if (!p || !x.defined() || x.dtype() == p->dtype()) return;
+  fail(layer, std::string("the input is ") + dtype_name(x.dtype()) + " but the parameters are " + dtype_name(p->dtype()) +
+                  "; convert one of them: x.to(dtype), or module.to(dtype)");
 }
 
 void Module::adopt(Module& child) {

@@ -39,7 +39,11 @@ class Module {
   void to(Dtype dtype);
 
  protected:
-  // Registers `t` as a parameter (it becomes a leaf that requires grad) and returns it.
+  // Fails naming `layer` when x's dtype is not the one of this module's parameters (a float64
+  // input to a float32 layer), before an op deep inside forward would.
+  void check_input_dtype(const char* layer, const Tensor& x) const;
+  // Registers `t` as a parameter (it becomes a leaf that requires grad, named `name` in tape
+  // listings; registering this module in another prefixes the names) and returns it.
   Tensor register_parameter(const std::string& name, Tensor t);
   // Registers a submodule; it must live as long as this module (normally: a member).
   void register_module(const std::string& name, Module& child);
@@ -49,6 +53,7 @@ class Module {
 
  private:
   void check_new_name(const std::string& name) const;
+  const Tensor* first_parameter() const;  // nullptr when there is none
   void collect(const std::string& prefix, NamedTensors& out) const;
 
   NamedTensors params_;

@@ -43,10 +43,10 @@ EncoderLayer::EncoderLayer(const TransformerOptions& o, Generator& gen)
 
 Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& mask, Tensor* weights) {
   if (pre_norm_) {
-    Tensor h = x + drop(self_attn.forward(norm1(x), mask, false, nullptr, weights));
+    Tensor h = x + drop(self_attn.forward(norm1(x), {.mask = mask, .weights = weights}));
     return h + drop(ff(norm2(h)));
   }
-  Tensor h = norm1(x + drop(self_attn.forward(x, mask, false, nullptr, weights)));
+  Tensor h = norm1(x + drop(self_attn.forward(x, {.mask = mask, .weights = weights})));
   return norm2(h + drop(ff(h)));
 }
 
@@ -91,14 +91,14 @@ DecoderLayer::DecoderLayer(const TransformerOptions& o, Generator& gen)
   register_module("drop", drop);
 }
 
-Tensor DecoderLayer::forward(const Tensor& y, const Tensor& memory, const std::optional<Mask>& self_mask,
-                             const std::optional<Mask>& memory_mask, DecoderLayerCache* cache,
-                             Tensor* cross_weights) {
-  KvCache* self_cache = cache ? &cache->self : nullptr;
-  KvCache* cross_cache = cache ? &cache->cross : nullptr;
-  const auto self = [&](const Tensor& h) { return self_attn.forward(h, self_mask, true, self_cache); };
+Tensor DecoderLayer::forward(const Tensor& y, const Tensor& memory, const DecodeLayerOptions& call) {
+  KvCache* self_cache = call.cache ? &call.cache->self : nullptr;
+  KvCache* cross_cache = call.cache ? &call.cache->cross : nullptr;
+  const auto self = [&](const Tensor& h) {
+    return self_attn.forward(h, {.mask = call.self_mask, .causal = true, .cache = self_cache});
+  };
   const auto cross = [&](const Tensor& h) {
-    return cross_attn.forward_cross(h, memory, memory_mask, cross_cache, cross_weights);
+    return cross_attn.forward_cross(h, memory, {.mask = call.memory_mask, .cache = cross_cache, .weights = call.cross_weights});
   };
   if (pre_norm_) {
     Tensor h = y + drop(self(norm1(y)));
@@ -122,16 +122,16 @@ Decoder::Decoder(const TransformerOptions& o, Generator& gen) {
   }
 }
 
-Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const std::optional<Mask>& self_mask,
-                        const std::optional<Mask>& memory_mask, DecoderCache* cache,
-                        std::vector<Tensor>* cross_weights) {
+Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const DecodeOptions& call) {
+  DecoderCache* cache = call.cache;
   if (cache && cache->layers.size() != layers.size()) cache->layers.resize(layers.size());
   Tensor h = y;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     Tensor w;
-    h = layers[i]->forward(h, memory, self_mask, memory_mask, cache ? &cache->layers[i] : nullptr,
-                           cross_weights ? &w : nullptr);
-    if (cross_weights) cross_weights->push_back(w);
+    h = layers[i]->forward(h, memory, {.self_mask = call.self_mask, .memory_mask = call.memory_mask,
+                                       .cache = cache ? &cache->layers[i] : nullptr,
+                                       .cross_weights = call.cross_weights ? &w : nullptr});
+    if (call.cross_weights) call.cross_weights->push_back(w);
   }
   return final_norm ? (*final_norm)(h) : h;
 }

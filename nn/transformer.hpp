@@ -75,16 +75,19 @@ struct DecoderCache {
   void select(const std::vector<std::size_t>& rows, bool with_memory);
 };
 
+// What one call of a decoder layer may add, all optional.
+struct DecodeLayerOptions {
+  std::optional<Mask> self_mask;     // e.g. target padding (self-attention is causal regardless)
+  std::optional<Mask> memory_mask;   // source padding
+  DecoderLayerCache* cache = nullptr;  // incremental decoding: y holds only the newest positions
+  Tensor* cross_weights = nullptr;   // receives the cross-attention weights (B, H, T, S)
+};
+
 class DecoderLayer : public Module {
  public:
   DecoderLayer(const TransformerOptions& options, Generator& gen);
   // y: (B, T, C) target positions, memory: (B, S, C) encoder output -> (B, T, C).
-  // Self-attention is causal; self_mask (e.g. target padding) and memory_mask (source padding)
-  // are optional.  With a cache, y holds only the newest positions.
-  Tensor forward(const Tensor& y, const Tensor& memory,
-                 const std::optional<Mask>& self_mask = std::nullopt,
-                 const std::optional<Mask>& memory_mask = std::nullopt,
-                 DecoderLayerCache* cache = nullptr, Tensor* cross_weights = nullptr);
+  Tensor forward(const Tensor& y, const Tensor& memory, const DecodeLayerOptions& call = {});
 
   MultiheadAttention self_attn, cross_attn;
   FeedForward ff;
@@ -95,16 +98,20 @@ class DecoderLayer : public Module {
   bool pre_norm_;
 };
 
+// What one call of the decoder may add, all optional:
+//   dec.forward(y, memory, {.memory_mask = src_pad, .cache = &cache})
+struct DecodeOptions {
+  std::optional<Mask> self_mask;    // e.g. target padding (self-attention is causal regardless)
+  std::optional<Mask> memory_mask;  // source padding
+  DecoderCache* cache = nullptr;    // incremental decoding: pass only the new positions; the cache grows by T
+  std::vector<Tensor>* cross_weights = nullptr;  // receives each layer's cross-attention (B, H, T, S)
+};
+
 class Decoder : public Module {
  public:
   Decoder(const TransformerOptions& options, Generator& gen);
-  // y: (B, T, C), memory: (B, S, C) -> (B, T, C).  With a cache (incremental decoding), pass
-  // only the new positions; the cache grows by T.  cross_weights receives each layer's
-  // cross-attention weights (B, H, T, S).
-  Tensor forward(const Tensor& y, const Tensor& memory,
-                 const std::optional<Mask>& self_mask = std::nullopt,
-                 const std::optional<Mask>& memory_mask = std::nullopt,
-                 DecoderCache* cache = nullptr, std::vector<Tensor>* cross_weights = nullptr);
+  // y: (B, T, C), memory: (B, S, C) -> (B, T, C).
+  Tensor forward(const Tensor& y, const Tensor& memory, const DecodeOptions& call = {});
 
   std::vector<std::unique_ptr<DecoderLayer>> layers;
   std::unique_ptr<LayerNorm> final_norm;

@@ -60,7 +60,7 @@ BOOST_AUTO_TEST_CASE(a_graph_mask_restricts_attention_to_edges) {
   for (std::size_t i = 0; i < 4; ++i)
     for (std::size_t j = 0; j < 4; ++j) adj(i, j) = (i > j ? i - j : j - i) <= 1;
   Tensor w;
-  attn.forward(randn64({1, 4, 8}, 2, false).to(Dtype::f32), adj, false, nullptr, &w);
+  attn.forward(randn64({1, 4, 8}, 2, false).to(Dtype::f32), {.mask = adj, .weights = &w});
   for (std::size_t i = 0; i < 4; ++i)
     for (std::size_t j = 0; j < 4; ++j)
       if (!adj(i, j)) BOOST_TEST(w.data<float>()(0, 1, i, j) == 0.0f);
@@ -71,12 +71,12 @@ BOOST_AUTO_TEST_CASE(multihead_self_and_cross_attention_gradcheck) {
   Generator gen(2);
   MultiheadAttention self({.d_model = 6, .heads = 2}, gen);
   Mask pad = padding_mask({3, 2}, 3);
-  check_attention_grad(self, [&](const Tensor& x) { return self.forward(x, pad); }, {2, 3, 6});
-  check_attention_grad(self, [&](const Tensor& x) { return self.forward(x, std::nullopt, true); }, {2, 3, 6});
+  check_attention_grad(self, [&](const Tensor& x) { return self.forward(x, {.mask = pad}); }, {2, 3, 6});
+  check_attention_grad(self, [&](const Tensor& x) { return self.forward(x, {.causal = true}); }, {2, 3, 6});
   MultiheadAttention cross({.d_model = 6, .heads = 3}, gen);
   cross.to(Dtype::f64);
   Tensor memory = randn64({2, 4, 6}, 8);
-  check_attention_grad(cross, [&](const Tensor& x) { return cross.forward_cross(x, memory, padding_mask({4, 1}, 4)); }, {2, 3, 6});
+  check_attention_grad(cross, [&](const Tensor& x) { return cross.forward_cross(x, memory, {.mask = padding_mask({4, 1}, 4)}); }, {2, 3, 6});
   CHECK_GRAD([&](const Inputs& in) { return cross.forward_cross(randn64({2, 3, 6}, 9, false), in[0]); }, {memory});
 }
 
@@ -88,7 +88,7 @@ BOOST_AUTO_TEST_CASE(relative_attention_gradcheck_every_formulation) {
         Generator gen(3);
         MultiheadAttention attn({.d_model = 4, .heads = 2, .relative_k = 2, .relative_skewed = form.skewed,
                                  .fused = form.fused}, gen);
-        check_attention_grad(attn, [&](const Tensor& x) { return attn.forward(x, padding_mask({5, 3}, 5), causal); }, {2, 5, 4});
+        check_attention_grad(attn, [&](const Tensor& x) { return attn.forward(x, {.mask = padding_mask({5, 3}, 5), .causal = causal}); }, {2, 5, 4});
       }
     }
 }
@@ -101,14 +101,14 @@ BOOST_AUTO_TEST_CASE(skewed_relative_attention_equals_the_direct_one) {
     skewed.to(Dtype::f64);
     direct.to(Dtype::f64);
     Tensor x = randn64({2, 9, 8}, 5, false);
-    Tensor a = skewed.forward(x, padding_mask({9, 6}, 9), causal);
-    Tensor b = direct.forward(x, padding_mask({9, 6}, 9), causal);
+    Tensor a = skewed.forward(x, {.mask = padding_mask({9, 6}, 9), .causal = causal});
+    Tensor b = direct.forward(x, {.mask = padding_mask({9, 6}, 9), .causal = causal});
     BOOST_TEST(max(abs(a - b), {0, 1, 2}).item() < 1e-12);
     // Float32 too, to float precision.
     skewed.to(Dtype::f32);
     direct.to(Dtype::f32);
     Tensor xf = x.to(Dtype::f32);
-    BOOST_TEST(max(abs(skewed.forward(xf, std::nullopt, causal) - direct.forward(xf, std::nullopt, causal)), {0, 1, 2}).item() < 1e-5);
+    BOOST_TEST(max(abs(skewed.forward(xf, {.causal = causal}) - direct.forward(xf, {.causal = causal})), {0, 1, 2}).item() < 1e-5);
   }
 }
 
@@ -121,7 +121,7 @@ BOOST_AUTO_TEST_CASE(causal_attention_ignores_the_future_exactly) {
     Array<float> changed = x.data<float>();
     for (std::size_t t = 4; t < 6; ++t)
       for (std::size_t c = 0; c < 8; ++c) changed(0, t, c) += 10.0f;  // change positions 4, 5
-    Tensor a = attn.forward(x, std::nullopt, true), b = attn.forward(Tensor(changed), std::nullopt, true);
+    Tensor a = attn.forward(x, {.causal = true}), b = attn.forward(Tensor(changed), {.causal = true});
     BOOST_TEST(all_equal(slice(a, 1, 0, 4), slice(b, 1, 0, 4)));   // positions 0..3: bit for bit
     BOOST_TEST(!all_equal(slice(a, 1, 4, 6), slice(b, 1, 4, 6)));  // (and the change did something)
   }
@@ -136,7 +136,7 @@ BOOST_AUTO_TEST_CASE(padded_positions_do_not_leak) {
     Array<float> changed = x.data<float>();
     for (std::size_t c = 0; c < 8; ++c) changed(0, 3, c) = changed(0, 4, c) = 1e3f;  // padding of sequence 0
     Mask pad = padding_mask({3, 5}, 5);
-    Tensor a = attn.forward(x, pad), b = attn.forward(Tensor(changed), pad);
+    Tensor a = attn.forward(x, {.mask = pad}), b = attn.forward(Tensor(changed), {.mask = pad});
     BOOST_TEST(all_equal(slice(slice(a, 0, 0, 1), 1, 0, 3), slice(slice(b, 0, 0, 1), 1, 0, 3)));
     BOOST_TEST(all_equal(slice(a, 0, 1, 2), slice(b, 0, 1, 2)));
   }
@@ -152,7 +152,7 @@ BOOST_AUTO_TEST_CASE(relative_attention_is_shift_equivariant) {
   Tensor left = concat({tokens, pad}, 1), right = concat({pad, tokens}, 1);
   Mask mask_left = xt::zeros<bool>({1, 1, 1, 8}), mask_right = xt::zeros<bool>({1, 1, 1, 8});
   for (std::size_t j = 0; j < 5; ++j) mask_left(0, 0, 0, j) = mask_right(0, 0, 0, j + 3) = true;
-  Tensor a = slice(attn.forward(left, mask_left), 1, 0, 5), b = slice(attn.forward(right, mask_right), 1, 3, 8);
+  Tensor a = slice(attn.forward(left, {.mask = mask_left}), 1, 0, 5), b = slice(attn.forward(right, {.mask = mask_right}), 1, 3, 8);
   BOOST_TEST(max(abs(a - b), {0, 1, 2}).item() < 1e-12);
 }
 
@@ -177,7 +177,7 @@ BOOST_AUTO_TEST_CASE(fully_masked_rows_stay_finite_through_the_module) {
   Mask none_for_row_1 = {{true, true, true}, {false, false, false}, {true, false, true}};
   Tape tape;
   TapeGuard recording(tape);
-  Tensor y = attn.forward(x, none_for_row_1);
+  Tensor y = attn.forward(x, {.mask = none_for_row_1});
   sum(y * y).backward();
   for (float v : y.data<float>()) BOOST_TEST(std::isfinite(v));
   for (float g : x.grad_data<float>()) BOOST_TEST(std::isfinite(g));
@@ -190,7 +190,7 @@ BOOST_AUTO_TEST_CASE(bad_arguments_are_reported) {
   CHECK_THROWS_WITH(MultiheadAttention({.d_model = 6, .heads = 4}, gen), "d_model 6 must be a positive multiple of heads 4");
   MultiheadAttention attn({.d_model = 4, .heads = 2}, gen);
   CHECK_THROWS_WITH(attn.forward(zeros({2, 3, 5})), "x must be (B, T, C) with C = 4, got (2, 3, 5)");
-  CHECK_THROWS_WITH(attn.forward(zeros({2, 3, 4}), Mask(xt::ones<bool>({3, 2}))), "does not broadcast to the logits (B, H, T, S) = (2, 2, 3, 3)");
+  CHECK_THROWS_WITH(attn.forward(zeros({2, 3, 4}), {.mask = Mask(xt::ones<bool>({3, 2}))}), "does not broadcast to the logits (B, H, T, S) = (2, 2, 3, 3)");
   CHECK_THROWS_WITH(attn.forward_cross(zeros({2, 3, 4}), zeros({3, 5, 4})), "have different batch sizes");
   MultiheadAttention rel({.d_model = 4, .heads = 2, .relative_k = 2}, gen);
   CHECK_THROWS_WITH(rel.forward_cross(zeros({2, 3, 4}), zeros({2, 5, 4})), "relative positions are for self-attention");

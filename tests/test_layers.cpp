@@ -27,6 +27,8 @@ BOOST_AUTO_TEST_CASE(linear_layer) {
   Linear no_bias(LinearOptions{4, 3, false}, gen);
   BOOST_TEST(no_bias.parameter_count() == 12u);
   CHECK_THROWS_WITH(fc(zeros({2, 5})), "Linear: the input's last dim must be in = 4, got x (2, 5)");
+  // a float64 input to a float32 layer: the layer says so, not an op inside it
+  CHECK_THROWS_WITH(fc(zeros({2, 4}, Dtype::f64)), "Linear: the input is float64 but the parameters are float32");
   CHECK_THROWS_WITH(Linear(0, 3, gen), "Linear: in and out must be positive");
   check_layer_grad(fc, {2, 3, 4});
   check_layer_grad(no_bias, {5, 4});

@@ -1,4 +1,6 @@
 #define BOOST_TEST_MODULE module
+#include <sstream>
+
 #include "testing.hpp"
 
 using namespace tg;
@@ -41,6 +43,23 @@ BOOST_AUTO_TEST_CASE(named_parameters_are_hierarchical_and_ordered) {
   BOOST_TEST(names == want, boost::test_tools::per_element());
   BOOST_TEST(m.parameter_count() == 1u + 12 + 4 + 4 + 4 + 8);
   for (const Tensor& p : m.parameters()) BOOST_TEST(p.requires_grad());
+}
+
+// The tape listing names parameters by their place in the model, not "leaf".
+BOOST_AUTO_TEST_CASE(tape_listings_name_parameters) {
+  Generator gen(0);
+  Model m(gen);
+  BOOST_TEST(m.block.fc.weight.name() == "block.fc.weight");
+  BOOST_TEST(m.scale.name() == "scale");
+  Tape tape;
+  {
+    TapeGuard recording(tape);
+    sum(m.head(m.block.norm(m.block.fc(ones({2, 3}))))).backward();
+  }
+  std::ostringstream listing;
+  listing << tape;
+  for (const char* name : {"block.fc.weight", "block.fc.bias", "block.norm.weight", "head.weight"})
+    BOOST_TEST(testing::contains(listing.str(), name), name << " is missing from\n" << listing.str());
 }
 
 BOOST_AUTO_TEST_CASE(train_eval_and_zero_grad_reach_every_submodule) {

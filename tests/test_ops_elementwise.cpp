@@ -148,5 +148,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_op_and_the_shapes) {
   CHECK_THROWS_WITH(a * b, "mul: shapes do not broadcast");
   CHECK_THROWS_WITH(a / b, "div: shapes do not broadcast");
   CHECK_THROWS_WITH(a - zeros({3}, Dtype::f64), "sub: dtypes differ: a is float32, b is float64");
+  // named tensors (parameters take their module names) say where the mismatch is
+  CHECK_THROWS_WITH(a * zeros({3}, Dtype::f64).set_name("norm.weight"), "mul: dtypes differ: a is float32, b 'norm.weight' is float64");
   CHECK_THROWS_WITH(exp(Tensor()), "exp: the input is an undefined tensor");
 }

@@ -188,7 +188,7 @@ BOOST_AUTO_TEST_CASE(the_module_gives_the_same_with_and_without_fusion_in_traini
     MultiheadAttention composed({.d_model = 8, .heads = 2, .dropout = 0.2, .relative_k = k, .fused = false}, g2);
     Tensor x = randn64({2, 6, 8}, 22, false).to(Dtype::f32);
     Mask pad = padding_mask({6, 4}, 6);
-    BOOST_TEST(max_abs_diff(fused.forward(x, pad, true), composed.forward(x, pad, true)) < 1e-5);
+    BOOST_TEST(max_abs_diff(fused.forward(x, {.mask = pad, .causal = true}), composed.forward(x, {.mask = pad, .causal = true})) < 1e-5);
   }
 }
 

@@ -48,7 +48,7 @@ BOOST_AUTO_TEST_CASE(decoder_layer_and_stack_gradcheck) {
     dec.to(Dtype::f64);
     Tensor memory = randn64({2, 5, 4}, 5);
     Mask src_pad = padding_mask({5, 3}, 5);
-    CHECK_GRAD([&](const Inputs& in) { return dec.forward(in[0], memory, std::nullopt, src_pad); },
+    CHECK_GRAD([&](const Inputs& in) { return dec.forward(in[0], memory, {.memory_mask = src_pad}); },
                with_parameters(randn64({2, 3, 4}, 6), dec));
     CHECK_GRAD([&](const Inputs& in) { return dec.forward(randn64({2, 3, 4}, 7, false), in[0]); }, {memory});
   }
@@ -89,16 +89,16 @@ BOOST_AUTO_TEST_CASE(incremental_decoding_equals_the_full_pass) {
         dec.eval();
         Tensor memory = randn64({2, 3, 4}, 13, false), y = randn64({2, 5, 4}, 14, false);
         Mask src_pad = padding_mask({3, 2}, 3);
-        Tensor full = dec.forward(y, memory, std::nullopt, src_pad);
+        Tensor full = dec.forward(y, memory, {.memory_mask = src_pad});
         DecoderCache cache;
         std::vector<Tensor> steps;
-        for (std::int64_t t = 0; t < 5; ++t) steps.push_back(dec.forward(slice(y, 1, t, t + 1), memory, std::nullopt, src_pad, &cache));
+        for (std::int64_t t = 0; t < 5; ++t) steps.push_back(dec.forward(slice(y, 1, t, t + 1), memory, {.memory_mask = src_pad, .cache = &cache}));
         BOOST_TEST(cache.length() == 5u);
         BOOST_TEST(max_abs_diff(full, concat(steps, 1)) < 1e-12);
         // Two positions at a time works too.
         DecoderCache cache2;
-        Tensor first = dec.forward(slice(y, 1, 0, 2), memory, std::nullopt, src_pad, &cache2);
-        Tensor rest = dec.forward(slice(y, 1, 2, 5), memory, std::nullopt, src_pad, &cache2);
+        Tensor first = dec.forward(slice(y, 1, 0, 2), memory, {.memory_mask = src_pad, .cache = &cache2});
+        Tensor rest = dec.forward(slice(y, 1, 2, 5), memory, {.memory_mask = src_pad, .cache = &cache2});
         BOOST_TEST(max_abs_diff(full, concat({first, rest}, 1)) < 1e-12);
       }
     }
@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE(cross_attention_weights_are_returned_for_plots) {
   Generator gen(15);
   Decoder dec(small(true), gen);
   std::vector<Tensor> weights;
-  dec.forward(zeros({1, 3, 4}), ones({1, 5, 4}), std::nullopt, std::nullopt, nullptr, &weights);
+  dec.forward(zeros({1, 3, 4}), ones({1, 5, 4}), {.cross_weights = &weights});
   BOOST_TEST(weights.size() == 2u);
   BOOST_TEST(weights[0].shape() == (Shape{1, 2, 3, 5}));
 }
