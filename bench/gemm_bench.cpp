@@ -1,5 +1,5 @@
 // Matrix-product benchmark: the float32 products of the four training workloads of
-// ../shared/bench/README.md, forward and backward, each timed through three kernels:
+// docs/speed.md (tapegrad-bench --workload), forward and backward, each timed through three kernels:
 //   tapegrad       tg::gemm (autograd/gemm.hpp): oneDNN's sgemm on one thread per tile of C, the
 //                  tiles on oneTBB's threads;
 //   OpenBLAS       cblas_sgemm as installed, on its own threads (openblas_set_num_threads);

@@ -1,4 +1,4 @@
-// The training-step benchmark: the four workloads of ../shared/bench/README.md, built with
+// The training-step benchmark: the four workloads of docs/speed.md (tiny, tagger, sentiment, translation), built with
 // tapegrad's own models, timed like bench/torch_reference.py (the same models in PyTorch) and
 // printed as the same JSON line, so that bench/compare.py can run both side by side:
 //

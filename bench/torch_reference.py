@@ -4,7 +4,7 @@ bench/tapegrad_bench.cpp times one training step of tapegrad's own models (model
 script builds the same models in PyTorch -- the same layers in the same order, the same shapes,
 initialised the same way -- times the same step on the same kind of batch, and prints the same
 JSON line, so that bench/compare.py can put the two side by side.  The workloads are those of
-../shared/bench/README.md:
+docs/speed.md:
 
     workload     model                 vocab          C    H  ff    layers  B x T    positions
     tiny         Tagger                100, 8 tags    32   2  64    1       4 x 8    Shaw, k = 4

@@ -82,8 +82,10 @@ const CLI::Validator readable_file(
 
 CLI::Validator position_names() {
   std::vector<std::string> names;
-  for (auto s : {tg::nn::PositionScheme::relative, tg::nn::PositionScheme::sinusoidal, tg::nn::PositionScheme::learned,
-                 tg::nn::PositionScheme::mlp, tg::nn::PositionScheme::fourier, tg::nn::PositionScheme::none})
+  using tg::nn::PositionScheme;
+  for (auto s : {PositionScheme::relative, PositionScheme::sinusoidal, PositionScheme::learned, PositionScheme::mlp,
+                 PositionScheme::fourier, PositionScheme::rope, PositionScheme::alibi, PositionScheme::t5,
+                 PositionScheme::none})
     names.push_back(tg::nn::position_scheme_name(s));
   return CLI::IsMember(names);
 }

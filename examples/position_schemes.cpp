@@ -25,9 +25,10 @@ class Tagger : public Module {
   Tagger(PositionScheme scheme, Generator& gen)
       : embed({.vocab = kVocab, .dim = kDim, .init_std = 1.0 / std::sqrt(double(kDim))}, gen),
         encoder({.d_model = kDim, .heads = 2, .ff = 64, .layers = 2, .dropout = 0.0, .attention_dropout = 0.0,
-                 .relative_k = scheme == PositionScheme::relative ? 4u : 0u}, gen),
+                 .relative_k = scheme == PositionScheme::relative ? 4u : 0u,
+                 .attention_positions = attention_positions(scheme)}, gen),  // rope, alibi, t5
         head(kDim, kVocab, gen) {
-    // nullptr for none and relative.  (The MLP sees position / scale: scale it to the lengths used.)
+    // nullptr for none and the schemes inside attention.  (The MLP sees position / scale: scale it to the lengths used.)
     positions = make_positional_encoding({.scheme = scheme, .dim = kDim, .mlp_scale = kLen}, gen);
     register_module("embed", embed);
     if (positions) register_module("positions", *positions);
@@ -69,7 +70,8 @@ int main(int argc, char** argv) {
               steps, kBatch, kLen);
   std::printf("%-11s %8s %10s %8s\n", "scheme", "params", "accuracy", "seconds");
   for (auto scheme : {PositionScheme::none, PositionScheme::sinusoidal, PositionScheme::learned,
-                      PositionScheme::mlp, PositionScheme::fourier, PositionScheme::relative}) {
+                      PositionScheme::mlp, PositionScheme::fourier, PositionScheme::relative, PositionScheme::rope,
+                      PositionScheme::alibi, PositionScheme::t5}) {
     Generator gen(1);
     Tagger model(scheme, gen);
     Adam opt(model.named_parameters(), {.lr = 3e-3});

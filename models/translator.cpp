@@ -11,7 +11,8 @@ namespace {
 nn::TransformerOptions stack_options(const TranslatorOptions& o) {
   return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
           .attention_dropout = o.dropout,
-          .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0};
+          .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0,
+          .attention_positions = nn::attention_positions(o.positions)};
 }
 
 nn::PositionOptions position_options(const TranslatorOptions& o) {

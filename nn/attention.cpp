@@ -1,6 +1,8 @@
 #include "attention.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include <xtensor/xbroadcast.hpp>
 #include <xtensor/xoperation.hpp>
@@ -46,6 +48,52 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   return matmul(attn, v);
 }
 
+// ---- positions inside attention ------------------------------------------------------------
+
+std::vector<double> alibi_slopes(std::size_t heads) {
+  std::vector<double> m(heads);
+  for (std::size_t h = 0; h < heads; ++h) m[h] = std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(heads));
+  return m;
+}
+
+std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets, std::size_t max_distance) {
+  std::int64_t n = static_cast<std::int64_t>(buckets), bucket = 0, distance;
+  if (bidirectional) {
+    n /= 2;
+    if (r > 0) bucket = n;  // the future in the upper half
+    distance = std::abs(r);
+  } else {
+    distance = std::max<std::int64_t>(-r, 0);  // the past; the future shares bucket 0
+  }
+  const std::int64_t exact = n / 2;
+  if (distance < exact) return bucket + distance;
+  const double log_ratio = std::log(static_cast<double>(distance) / exact) /
+                           std::log(static_cast<double>(max_distance) / exact);
+  return bucket + std::min<std::int64_t>(exact + static_cast<std::int64_t>(log_ratio * (n - exact)), n - 1);
+}
+
+// Each pair (x_2i, x_2i+1) at position p turns by the angle p theta_i:
+//   (x_2i cos - x_2i+1 sin,  x_2i sin + x_2i+1 cos),  theta_i = base^(-2i/D).
+// Built from ops (reshape, slice, mul, concat), so its backward is theirs: the rotation by -p.
+Tensor rope_rotate(const Tensor& x, std::size_t offset, double base) {
+  if (!x.defined() || x.dim() != 4 || x.shape()[3] % 2 != 0)
+    fail("rope_rotate", "x must be (B, H, T, D) with D even, got " + (x.defined() ? shape_str(x.shape()) : "undefined"));
+  const std::size_t T = x.shape()[2], D = x.shape()[3], half = D / 2;
+  Array<double> cos = Array<double>::from_shape({T, half, 1}), sin = Array<double>::from_shape({T, half, 1});
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t i = 0; i < half; ++i) {
+      const double angle = static_cast<double>(offset + t) * std::pow(base, -2.0 * static_cast<double>(i) / D);
+      cos(t, i, 0) = std::cos(angle);
+      sin(t, i, 0) = std::sin(angle);
+    }
+  const auto B = static_cast<std::int64_t>(x.shape()[0]), H = static_cast<std::int64_t>(x.shape()[1]);
+  const auto Ti = static_cast<std::int64_t>(T), Di = static_cast<std::int64_t>(D);
+  const Tensor pairs = reshape(x, {B, H, Ti, Di / 2, 2});
+  const Tensor a = slice(pairs, -1, 0, 1), b = slice(pairs, -1, 1, 2);  // (B, H, T, D/2, 1)
+  const Tensor c = Tensor(cos).to(x.dtype()), s = Tensor(sin).to(x.dtype());
+  return reshape(concat({a * c - b * s, a * s + b * c}, -1), {B, H, Ti, Di});
+}
+
 MultiheadAttention::MultiheadAttention(const AttentionOptions& options, Generator& gen)
     : in_proj(LinearOptions{options.d_model, 3 * options.d_model, options.bias}, gen),
       out_proj(LinearOptions{options.d_model, options.d_model, options.bias}, gen),
@@ -65,6 +113,15 @@ MultiheadAttention::MultiheadAttention(const AttentionOptions& options, Generato
     rel_value = register_parameter("rel_value", zeros({rows, head_dim_}));
     init::xavier_uniform(rel_key, gen);
     init::xavier_uniform(rel_value, gen);
+  }
+  if (options.positions != AttentionPositions::none && options.relative_k > 0)
+    fail("MultiheadAttention", "one scheme of positions inside attention: relative_k or rope/alibi/t5, not both");
+  if (options.positions == AttentionPositions::rope && head_dim_ % 2 != 0)
+    fail("MultiheadAttention", "rope turns pairs of dims: the head dim " + std::to_string(head_dim_) + " must be even");
+  if (options.positions == AttentionPositions::t5) {
+    if (options.t5_buckets < 4 || options.t5_max_distance <= options.t5_buckets / 4)
+      fail("MultiheadAttention", "t5 needs at least 4 buckets and a max distance above a quarter of them");
+    t5_bias = register_parameter("t5_bias", zeros({options.t5_buckets, options.heads}));  // T5 starts at 0
   }
 }
 
@@ -162,15 +219,40 @@ AttentionArgs MultiheadAttention::fused_args(const std::optional<Mask>& mask, bo
           .training = is_training()};
 }
 
-// q: (B, H, T, D), k, v: (B, H, S, D) -> (B, H, T, D)
+// ALiBi's or T5's bias for queries at positions S - T .. S - 1 and keys at 0 .. S - 1: (H, T, S).
+Tensor MultiheadAttention::position_bias(std::size_t T, std::size_t S, bool causal, Dtype dtype) {
+  const std::size_t H = options_.heads;
+  const auto distance = [&](std::size_t i, std::size_t j) {  // p_j - p_i
+    return static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T);
+  };
+  if (options_.positions == AttentionPositions::alibi) {
+    const std::vector<double> m = alibi_slopes(H);
+    Array<double> bias = Array<double>::from_shape({H, T, S});
+    for (std::size_t h = 0; h < H; ++h)
+      for (std::size_t i = 0; i < T; ++i)
+        for (std::size_t j = 0; j < S; ++j) bias(h, i, j) = -m[h] * static_cast<double>(std::abs(distance(i, j)));
+    return Tensor(bias).to(dtype);
+  }
+  if (options_.positions == AttentionPositions::t5) {
+    Ids buckets = Ids::from_shape({T, S});
+    for (std::size_t i = 0; i < T; ++i)
+      for (std::size_t j = 0; j < S; ++j)
+        buckets(i, j) = t5_bucket(distance(i, j), !causal, options_.t5_buckets, options_.t5_max_distance);
+    return permute(embedding(t5_bias, buckets), {2, 0, 1});  // (T, S, H) -> (H, T, S)
+  }
+  return Tensor();
+}
+
+// q: (B, H, T, D), k, v: (B, H, S, D), bias (H, T, S) or none -> (B, H, T, D)
 Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const std::optional<Mask>& mask, bool causal, Tensor* weights) {
+                                  const std::optional<Mask>& mask, bool causal, Tensor* weights,
+                                  const Tensor& bias) {
   const std::size_t T = q.shape()[2], S = k.shape()[2];
   const Shape logits_shape{q.shape()[0], options_.heads, T, S};
   if (mask && !broadcasts_to(mask->shape(), logits_shape))
     fail("MultiheadAttention", "the mask " + shape_str(mask->shape()) +
                                    " does not broadcast to the logits (B, H, T, S) = " + shape_str(logits_shape));
-  if (options_.fused && !weights) return fused_attention(q, k, v, fused_args(mask, causal));
+  if (options_.fused && !weights && !bias.defined()) return fused_attention(q, k, v, fused_args(mask, causal));
   // The composed reference, op by op.
   std::optional<Mask> m = mask;
   if (causal) m = m ? mask_and(*m, causal_mask(T, S)) : causal_mask(T, S);
@@ -178,6 +260,7 @@ Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
   Tensor logits = matmul(q, transpose(k));  // (B, H, T, S)
   if (relative) logits = logits + relative_logits(q, S, causal);
   logits = logits * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  if (bias.defined()) logits = logits + bias;  // (B, H, T, S) + (H, T, S)
   Tensor attn = m ? masked_softmax(logits, *m) : softmax(logits);
   if (weights) *weights = attn;
   attn = dropout(attn, options_.dropout, *gen_, is_training());
@@ -191,12 +274,18 @@ Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
   const auto& [mask, causal, cache, weights] = call;
   const auto C = static_cast<std::int64_t>(options_.d_model);
   Tensor qkv = in_proj(x);  // (B, T, 3C)
-  if (options_.fused && !cache && !weights) {  // heads read in place from qkv
+  const AttentionPositions positions = options_.positions;
+  if (options_.fused && !cache && !weights && positions == AttentionPositions::none) {  // heads read in place from qkv
     return out_proj(fused_self_attention(qkv, options_.heads, fused_args(mask, causal)));
   }
   Tensor q = split_heads(slice(qkv, -1, 0, C));
   Tensor k = split_heads(slice(qkv, -1, C, 2 * C));
   Tensor v = split_heads(slice(qkv, -1, 2 * C, 3 * C));
+  const std::size_t offset = cache ? cache->length() : 0;  // the new positions follow the cached ones
+  if (positions == AttentionPositions::rope) {  // keys are cached rotated, at their own positions
+    q = rope_rotate(q, offset, options_.rope_base);
+    k = rope_rotate(k, offset, options_.rope_base);
+  }
   if (cache) {
     if (cache->k.defined()) {
       k = concat({cache->k, k}, 2);
@@ -205,7 +294,8 @@ Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
     cache->k = k;
     cache->v = v;
   }
-  return out_proj(merge_heads(attend(q, k, v, mask, causal, weights)));
+  const Tensor bias = position_bias(q.shape()[2], k.shape()[2], causal, q.dtype());
+  return out_proj(merge_heads(attend(q, k, v, mask, causal, weights, bias)));
 }
 
 Tensor MultiheadAttention::forward_cross(const Tensor& x, const Tensor& memory, const AttendOptions& call) {

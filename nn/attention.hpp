@@ -30,6 +30,24 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                                     const std::optional<Mask>& mask = std::nullopt,
                                     Tensor* weights = nullptr);
 
+// Positions that live inside self-attention and add nothing to the input (beside Shaw's
+// relative embeddings, relative_k).  Query i and key j sit at positions p_i and p_j (with a
+// cache, the new queries come after the cached keys).
+//   rope  (Su et al. 2021):    queries and keys rotated pair by pair by the angle p theta_i,
+//                              theta_i = base^(-2i/D), so q.k depends on p_i - p_j only;
+//   alibi (Press et al. 2022): logits + -m_h |p_i - p_j|, slopes m_h = 2^(-8 (h + 1) / H);
+//   t5    (Raffel et al. 2020): logits + a learned scalar per (bucket of p_j - p_i, head).
+enum class AttentionPositions { none, rope, alibi, t5 };
+
+// The slopes of ALiBi for H heads: 2^(-8/H), 2^(-16/H), ..., 2^(-8) (H = 8: 1/2 ... 1/256).
+std::vector<double> alibi_slopes(std::size_t heads);
+// T5's bucket of a relative position r = p_j - p_i.  Bidirectional: half the buckets for each
+// sign (r > 0 in the upper half); causal: all for the past (r <= 0; the future gets 0).  Within
+// a half, distances below half of it are exact, larger ones logarithmic up to max_distance.
+std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets, std::size_t max_distance);
+// RoPE: x (B, H, T, D), D even, the T positions offset .. offset + T - 1 -> x rotated.
+Tensor rope_rotate(const Tensor& x, std::size_t offset, double base = 10000);
+
 struct AttentionOptions {
   std::size_t d_model = 0;  // C
   std::size_t heads = 1;    // H; D = C / H
@@ -41,6 +59,10 @@ struct AttentionOptions {
   // How relative logits are computed: skewed (O(T D) extra memory, Huang et al. 2018) or direct
   // (materialises a (T, S, D) tensor of embeddings; kept for tests and teaching).
   bool relative_skewed = true;
+  // rope, alibi or t5 (self-attention only; see AttentionPositions above).
+  AttentionPositions positions = AttentionPositions::none;
+  double rope_base = 10000;                                 // rope
+  std::size_t t5_buckets = 32, t5_max_distance = 128;       // t5
   // One kernel per (batch, head) for the whole of attention (tg::fused_attention), or the
   // composed ops below (products, masked softmax, dropout: the reference, and what a reader can
   // follow op by op).  Both give the same results to float rounding; asking for the weights
@@ -81,11 +103,13 @@ class MultiheadAttention : public Module {
   Linear in_proj;   // (C, 3C): [q | k | v]
   Linear out_proj;  // (C, C)
   Tensor rel_key, rel_value;  // (2k + 1, D) each, when relative_k > 0
+  Tensor t5_bias;             // (buckets, H), with AttentionPositions::t5
   const AttentionOptions& options() const { return options_; }
 
  private:
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const std::optional<Mask>& mask,
-                bool causal, Tensor* weights);
+                bool causal, Tensor* weights, const Tensor& bias = Tensor());
+  Tensor position_bias(std::size_t T, std::size_t S, bool causal, Dtype dtype);  // (H, T, S), or none
   AttentionArgs fused_args(const std::optional<Mask>& mask, bool causal);
   Tensor relative_logits(const Tensor& q, std::size_t S, bool causal);
   Tensor relative_values(const Tensor& attn, bool causal);

@@ -133,6 +133,8 @@ constexpr std::pair<PositionScheme, const char*> kSchemes[] = {
     {PositionScheme::none, "none"},       {PositionScheme::sinusoidal, "sinusoidal"},
     {PositionScheme::learned, "learned"}, {PositionScheme::mlp, "mlp"},
     {PositionScheme::fourier, "fourier"}, {PositionScheme::relative, "relative"},
+    {PositionScheme::rope, "rope"},       {PositionScheme::alibi, "alibi"},
+    {PositionScheme::t5, "t5"},
 };
 }  // namespace
 
@@ -162,9 +164,21 @@ std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptio
           FourierPositionsOptions{.dim = o.dim, .features = o.fourier_features, .hidden = o.fourier_hidden,
                                   .gamma = o.fourier_gamma}, gen);
     case PositionScheme::none:
-    case PositionScheme::relative: return nullptr;
+    case PositionScheme::relative:
+    case PositionScheme::rope:
+    case PositionScheme::alibi:
+    case PositionScheme::t5: return nullptr;
   }
   return nullptr;
+}
+
+AttentionPositions attention_positions(PositionScheme s) {
+  switch (s) {
+    case PositionScheme::rope: return AttentionPositions::rope;
+    case PositionScheme::alibi: return AttentionPositions::alibi;
+    case PositionScheme::t5: return AttentionPositions::t5;
+    default: return AttentionPositions::none;
+  }
 }
 
 }  // namespace tg::nn

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "../autograd/generator.hpp"
+#include "attention.hpp"
 #include "linear.hpp"
 #include "module.hpp"
 
@@ -103,7 +104,11 @@ class FourierPositions : public PositionalEncoding {
 };
 
 // The schemes by name, for models and command lines.
-enum class PositionScheme { none, sinusoidal, learned, mlp, fourier, relative };
+// The absolute schemes are modules that add to the input (make_positional_encoding); relative,
+// rope, alibi and t5 live inside self-attention (attention.hpp) and add nothing here.
+enum class PositionScheme { none, sinusoidal, learned, mlp, fourier, relative, rope, alibi, t5 };
+// rope, alibi, t5 -> the same AttentionPositions; every other scheme -> none.
+AttentionPositions attention_positions(PositionScheme s);
 const char* position_scheme_name(PositionScheme s);
 PositionScheme position_scheme_from_name(const std::string& name);
 

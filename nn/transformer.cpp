@@ -7,7 +7,7 @@ namespace {
 
 AttentionOptions self_attention(const TransformerOptions& o) {
   return {.d_model = o.d_model, .heads = o.heads, .dropout = o.attention_dropout,
-          .relative_k = o.relative_k, .relative_skewed = o.relative_skewed};
+          .relative_k = o.relative_k, .relative_skewed = o.relative_skewed, .positions = o.attention_positions};
 }
 
 AttentionOptions cross_attention(const TransformerOptions& o) {

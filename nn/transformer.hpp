@@ -31,6 +31,7 @@ struct TransformerOptions {
   bool pre_norm = true;
   std::size_t relative_k = 0;  // > 0: Shaw relative positions in every self-attention
   bool relative_skewed = true;
+  AttentionPositions attention_positions = AttentionPositions::none;  // rope, alibi, t5 in every self-attention
 };
 
 class EncoderLayer : public Module {

@@ -93,6 +93,12 @@ BOOST_AUTO_TEST_CASE(schemes_by_name_and_factory) {
     BOOST_TEST(pe->forward(zeros({2, 5, 8})).shape() == (Shape{2, 5, 8}));
     BOOST_TEST((position_scheme_from_name(position_scheme_name(scheme)) == scheme));
   }
-  BOOST_TEST(make_positional_encoding({.scheme = PositionScheme::relative, .dim = 8}, gen) == nullptr);
-  CHECK_THROWS_WITH(position_scheme_from_name("rope"), "unknown scheme 'rope' (known: none, sinusoidal");
+  // the schemes inside attention add nothing to the input
+  for (auto scheme : {PositionScheme::relative, PositionScheme::rope, PositionScheme::alibi, PositionScheme::t5}) {
+    BOOST_TEST(make_positional_encoding({.scheme = scheme, .dim = 8}, gen) == nullptr);
+    BOOST_TEST((position_scheme_from_name(position_scheme_name(scheme)) == scheme));
+  }
+  BOOST_TEST((attention_positions(PositionScheme::rope) == AttentionPositions::rope));
+  BOOST_TEST((attention_positions(PositionScheme::relative) == AttentionPositions::none));
+  CHECK_THROWS_WITH(position_scheme_from_name("xl"), "unknown scheme 'xl' (known: none, sinusoidal");
 }
