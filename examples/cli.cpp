@@ -85,7 +85,7 @@ CLI::Validator position_names() {
   using tg::nn::PositionScheme;
   for (auto s : {PositionScheme::relative, PositionScheme::sinusoidal, PositionScheme::learned, PositionScheme::mlp,
                  PositionScheme::fourier, PositionScheme::rope, PositionScheme::alibi, PositionScheme::t5,
-                 PositionScheme::none})
+                 PositionScheme::xl, PositionScheme::cape, PositionScheme::gaussian, PositionScheme::none})
     names.push_back(tg::nn::position_scheme_name(s));
   return CLI::IsMember(names);
 }

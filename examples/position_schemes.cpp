@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
   std::printf("%-11s %8s %10s %8s\n", "scheme", "params", "accuracy", "seconds");
   for (auto scheme : {PositionScheme::none, PositionScheme::sinusoidal, PositionScheme::learned,
                       PositionScheme::mlp, PositionScheme::fourier, PositionScheme::relative, PositionScheme::rope,
-                      PositionScheme::alibi, PositionScheme::t5}) {
+                      PositionScheme::alibi, PositionScheme::t5, PositionScheme::xl, PositionScheme::cape,
+                      PositionScheme::gaussian}) {
     Generator gen(1);
     Tagger model(scheme, gen);
     Adam opt(model.named_parameters(), {.lr = 3e-3});

@@ -10,6 +10,7 @@
 #include "../autograd/broadcast.hpp"
 #include "../autograd/ops.hpp"
 #include "init.hpp"
+#include "positional.hpp"
 
 namespace tg::nn {
 
@@ -118,6 +119,12 @@ MultiheadAttention::MultiheadAttention(const AttentionOptions& options, Generato
     fail("MultiheadAttention", "one scheme of positions inside attention: relative_k or rope/alibi/t5, not both");
   if (options.positions == AttentionPositions::rope && head_dim_ % 2 != 0)
     fail("MultiheadAttention", "rope turns pairs of dims: the head dim " + std::to_string(head_dim_) + " must be even");
+  if (options.positions == AttentionPositions::xl) {
+    xl_proj = std::make_unique<Linear>(LinearOptions{options.d_model, options.d_model, false}, gen);
+    register_module("xl_proj", *xl_proj);
+    xl_u = register_parameter("xl_u", zeros({options.heads, head_dim_}));
+    xl_v = register_parameter("xl_v", zeros({options.heads, head_dim_}));
+  }
   if (options.positions == AttentionPositions::t5) {
     if (options.t5_buckets < 4 || options.t5_max_distance <= options.t5_buckets / 4)
       fail("MultiheadAttention", "t5 needs at least 4 buckets and a max distance above a quarter of them");
@@ -243,6 +250,20 @@ Tensor MultiheadAttention::position_bias(std::size_t T, std::size_t S, bool caus
   return Tensor();
 }
 
+Tensor MultiheadAttention::xl_logits(const Tensor& q, const Tensor& k, bool causal) {
+  const std::size_t S = k.shape()[2], W = causal ? S : 2 * S - 1, C = options_.d_model;
+  // R: the sinusoid of pos_i - j for every distance column c (d = j - pos_i = c - (S - 1)).
+  Array<double> offsets = Array<double>::from_shape({W, 1});
+  for (std::size_t c = 0; c < W; ++c) offsets(c, 0) = static_cast<double>(S - 1) - static_cast<double>(c);
+  const Tensor R = SinusoidalPositions(C).encode(Tensor(offsets).to(q.dtype()));  // (W, C)
+  const auto H = static_cast<std::int64_t>(options_.heads), D = static_cast<std::int64_t>(head_dim_);
+  const Tensor P = permute(reshape((*xl_proj)(R), {static_cast<std::int64_t>(W), H, D}), {1, 2, 0});  // (H, D, W)
+  const Tensor by_distance = matmul(q + reshape(xl_v, {H, 1, D}), P);                           // (B, H, T, W)
+  const Tensor content = reshape(sum(k * reshape(xl_u, {H, 1, D}), {-1}),                      // u.k_j: (B, H, 1, S)
+                                 {static_cast<std::int64_t>(k.shape()[0]), H, 1, static_cast<std::int64_t>(S)});
+  return rel_skew(by_distance, causal) + content;
+}
+
 // q: (B, H, T, D), k, v: (B, H, S, D), bias (H, T, S) or none -> (B, H, T, D)
 Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
                                   const std::optional<Mask>& mask, bool causal, Tensor* weights,
@@ -252,13 +273,15 @@ Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
   if (mask && !broadcasts_to(mask->shape(), logits_shape))
     fail("MultiheadAttention", "the mask " + shape_str(mask->shape()) +
                                    " does not broadcast to the logits (B, H, T, S) = " + shape_str(logits_shape));
-  if (options_.fused && !weights && !bias.defined()) return fused_attention(q, k, v, fused_args(mask, causal));
+  const bool xl = options_.positions == AttentionPositions::xl;
+  if (options_.fused && !weights && !bias.defined() && !xl) return fused_attention(q, k, v, fused_args(mask, causal));
   // The composed reference, op by op.
   std::optional<Mask> m = mask;
   if (causal) m = m ? mask_and(*m, causal_mask(T, S)) : causal_mask(T, S);
   const bool relative = options_.relative_k > 0;
   Tensor logits = matmul(q, transpose(k));  // (B, H, T, S)
   if (relative) logits = logits + relative_logits(q, S, causal);
+  if (xl) logits = logits + xl_logits(q, k, causal);
   logits = logits * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
   if (bias.defined()) logits = logits + bias;  // (B, H, T, S) + (H, T, S)
   Tensor attn = m ? masked_softmax(logits, *m) : softmax(logits);

@@ -6,6 +6,7 @@
 // A query whose keys are all masked gets zeros, and zero gradients (never NaN).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -36,8 +37,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 //   rope  (Su et al. 2021):    queries and keys rotated pair by pair by the angle p theta_i,
 //                              theta_i = base^(-2i/D), so q.k depends on p_i - p_j only;
 //   alibi (Press et al. 2022): logits + -m_h |p_i - p_j|, slopes m_h = 2^(-8 (h + 1) / H);
-//   t5    (Raffel et al. 2020): logits + a learned scalar per (bucket of p_j - p_i, head).
-enum class AttentionPositions { none, rope, alibi, t5 };
+//   t5    (Raffel et al. 2020): logits + a learned scalar per (bucket of p_j - p_i, head);
+//   xl    (Dai et al. 2019):   logits q_i.k_j + q_i.W_R R_(i-j) + u.k_j + v.W_R R_(i-j), R the
+//                              sinusoid of the offset, W_R (C, C) and u, v (H, D) learned.
+enum class AttentionPositions { none, rope, alibi, t5, xl };
 
 // The slopes of ALiBi for H heads: 2^(-8/H), 2^(-16/H), ..., 2^(-8) (H = 8: 1/2 ... 1/256).
 std::vector<double> alibi_slopes(std::size_t heads);
@@ -104,6 +107,11 @@ class MultiheadAttention : public Module {
   Linear out_proj;  // (C, C)
   Tensor rel_key, rel_value;  // (2k + 1, D) each, when relative_k > 0
   Tensor t5_bias;             // (buckets, H), with AttentionPositions::t5
+  std::unique_ptr<Linear> xl_proj;  // W_R (C, C), no bias, with AttentionPositions::xl
+  Tensor xl_u, xl_v;                 // (H, D) each, with AttentionPositions::xl
+  // Transformer-XL's position terms of the logits, before scaling: q (B, H, T, D), k (B, H, S, D)
+  // -> (B, H, T, S) = (q_i + v).W_R R_(pos_i - j) + u.k_j, by one product per distance and a skew.
+  Tensor xl_logits(const Tensor& q, const Tensor& k, bool causal);
   const AttentionOptions& options() const { return options_; }
 
  private:

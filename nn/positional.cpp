@@ -1,6 +1,8 @@
 #include "positional.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "../autograd/ops.hpp"
 #include "init.hpp"
@@ -50,6 +52,34 @@ Tensor SinusoidalPositions::encode(const Tensor& positions) {
       }
     return Tensor(std::move(pe));
   });
+}
+
+// ---- CAPE ------------------------------------------------------------------------------
+
+CapePositions::CapePositions(const CapeOptions& o, Generator& gen)
+    : PositionalEncoding(o.dim), options_(o), sinusoid_(o.dim, o.base), gen_(&gen) {
+  if (!(o.global_shift >= 0 && o.local_shift >= 0 && o.max_scale >= 1))
+    fail("CapePositions", "shifts must be >= 0 and max_scale >= 1");
+}
+
+Tensor CapePositions::encode(const Tensor& positions) { return sinusoid_.encode(positions); }
+
+Tensor CapePositions::forward(const Tensor& x, std::size_t offset) {
+  if (!is_training()) return PositionalEncoding::forward(x, offset);  // plain positions
+  if (!x.defined() || x.dim() != 3 || x.shape()[2] != dim())
+    fail("CapePositions", "x must be (B, T, C) with C = " + std::to_string(dim()) + ", got " +
+                              (x.defined() ? shape_str(x.shape()) : "undefined"));
+  const std::size_t B = x.shape()[0], T = x.shape()[1];
+  const auto between = [&](double a) { return a * (2 * gen_->uniform() - 1); };  // U[-a, a]
+  Array<double> p = Array<double>::from_shape({B * T, 1});
+  for (std::size_t b = 0; b < B; ++b) {
+    const double shift = between(options_.global_shift);
+    const double scale = std::exp(between(std::log(options_.max_scale)));
+    for (std::size_t t = 0; t < T; ++t)
+      p(b * T + t, 0) = scale * (static_cast<double>(offset + t) + shift + between(options_.local_shift));
+  }
+  const Tensor pe = encode(Tensor(p).to(x.dtype()));  // (B T, C)
+  return x + reshape(pe, {static_cast<std::int64_t>(B), static_cast<std::int64_t>(T), static_cast<std::int64_t>(dim())});
 }
 
 // ---- learned table ---------------------------------------------------------------------
@@ -126,6 +156,96 @@ Tensor FourierPositions::encode(const Tensor& positions) {
   return reshape(y, {T, static_cast<std::int64_t>(dim())});    // (T, C)
 }
 
+// ---- Gaussian shifted basis --------------------------------------------------------------
+
+GaussianPositions::GaussianPositions(const GaussianPositionsOptions& o, Generator& gen)
+    : PositionalEncoding(o.dim),
+      proj(LinearOptions{std::max<std::size_t>(o.coords * o.centres, 1), o.dim, false}, gen),
+      options_(o) {
+  if (o.coords == 0 || o.centres < 2 || !(o.sigma > 0) || !(o.scale > 0))
+    fail("GaussianPositions", "needs coords >= 1, centres >= 2, sigma > 0 and scale > 0");
+  register_module("proj", proj);
+}
+
+Array<double> GaussianPositions::basis(const Array<double>& positions) const {
+  const std::size_t T = positions.shape()[0], M = options_.coords, K = options_.centres;
+  Array<double> psi = Array<double>::from_shape({T, M * K});
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t m = 0; m < M; ++m) {
+      const double x = positions(t, m) / options_.scale;
+      double norm = 0;
+      for (std::size_t k = 0; k < K; ++k) {
+        const double d = x - static_cast<double>(k) / (K - 1);
+        psi(t, m * K + k) = std::exp(-d * d / (2 * options_.sigma * options_.sigma));
+        norm += psi(t, m * K + k) * psi(t, m * K + k);
+      }
+      norm = std::sqrt(std::max(norm, 1e-300));
+      for (std::size_t k = 0; k < K; ++k) psi(t, m * K + k) /= norm;
+    }
+  return psi;
+}
+
+Tensor GaussianPositions::encode(const Tensor& positions) {
+  check_positions("GaussianPositions", positions);
+  const Array<double> psi = basis(positions.to(Dtype::f64).data<double>());  // constant: no gradient to positions
+  return proj(Tensor(psi).to(positions.dtype()));                            // (T, M K) -> (T, C)
+}
+
+double stable_rank(const Array<double>& a) {
+  if (a.dimension() != 2 || a.size() == 0) fail("stable_rank", "needs a non-empty (N, K) matrix");
+  const std::size_t N = a.shape()[0], K = a.shape()[1];
+  double frobenius = 0;
+  for (double v : a) frobenius += v * v;
+  if (frobenius == 0) return 0;
+  // ||A||_2^2 is the largest eigenvalue of A^T A: power iteration from a fixed start.
+  std::vector<double> v(K, 1.0 / std::sqrt(static_cast<double>(K))), av(N), w(K);
+  double lambda = 0;
+  for (int it = 0; it < 500; ++it) {
+    for (std::size_t i = 0; i < N; ++i) {
+      av[i] = 0;
+      for (std::size_t k = 0; k < K; ++k) av[i] += a(i, k) * v[k];
+    }
+    double norm = 0;
+    for (std::size_t k = 0; k < K; ++k) {
+      w[k] = 0;
+      for (std::size_t i = 0; i < N; ++i) w[k] += a(i, k) * av[i];
+      norm += w[k] * w[k];
+    }
+    norm = std::sqrt(norm);
+    if (norm == 0) break;
+    const double next = norm;  // ||A^T A v|| with ||v|| = 1 tends to the largest eigenvalue
+    for (std::size_t k = 0; k < K; ++k) v[k] = w[k] / norm;
+    if (std::abs(next - lambda) <= 1e-13 * next) {
+      lambda = next;
+      break;
+    }
+    lambda = next;
+  }
+  return frobenius / lambda;
+}
+
+double distance_preservation(const Array<double>& points, const Array<double>& embeddings, double window) {
+  if (points.dimension() != 2 || embeddings.dimension() != 2 || points.shape()[0] != embeddings.shape()[0])
+    fail("distance_preservation", "needs points (N, M) and embeddings (N, K) with the same N");
+  const std::size_t N = points.shape()[0];
+  const auto distance = [](const Array<double>& a, std::size_t i, std::size_t j) {
+    double s = 0;
+    for (std::size_t k = 0; k < a.shape()[1]; ++k) s += (a(i, k) - a(j, k)) * (a(i, k) - a(j, k));
+    return std::sqrt(s);
+  };
+  double n = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+  for (std::size_t i = 0; i < N; ++i)
+    for (std::size_t j = i + 1; j < N; ++j) {
+      const double x = distance(points, i, j);
+      if (x > window) continue;
+      const double y = distance(embeddings, i, j);
+      n += 1, sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
+    }
+  const double cov = sxy - sx * sy / n, vx = sxx - sx * sx / n, vy = syy - sy * sy / n;
+  if (n < 2 || vx <= 0 || vy <= 0) return 0;
+  return cov / std::sqrt(vx * vy);
+}
+
 // ---- by name ---------------------------------------------------------------------------
 
 namespace {
@@ -134,7 +254,8 @@ constexpr std::pair<PositionScheme, const char*> kSchemes[] = {
     {PositionScheme::learned, "learned"}, {PositionScheme::mlp, "mlp"},
     {PositionScheme::fourier, "fourier"}, {PositionScheme::relative, "relative"},
     {PositionScheme::rope, "rope"},       {PositionScheme::alibi, "alibi"},
-    {PositionScheme::t5, "t5"},
+    {PositionScheme::t5, "t5"},           {PositionScheme::cape, "cape"},
+    {PositionScheme::gaussian, "gaussian"}, {PositionScheme::xl, "xl"},
 };
 }  // namespace
 
@@ -163,11 +284,16 @@ std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptio
       return std::make_unique<FourierPositions>(
           FourierPositionsOptions{.dim = o.dim, .features = o.fourier_features, .hidden = o.fourier_hidden,
                                   .gamma = o.fourier_gamma}, gen);
+    case PositionScheme::cape: return std::make_unique<CapePositions>(CapeOptions{.dim = o.dim}, gen);
+    case PositionScheme::gaussian:
+      return std::make_unique<GaussianPositions>(
+          GaussianPositionsOptions{.dim = o.dim, .sigma = 1.0 / 128, .scale = static_cast<double>(o.max_len)}, gen);
     case PositionScheme::none:
     case PositionScheme::relative:
     case PositionScheme::rope:
     case PositionScheme::alibi:
-    case PositionScheme::t5: return nullptr;
+    case PositionScheme::t5:
+    case PositionScheme::xl: return nullptr;
   }
   return nullptr;
 }
@@ -177,6 +303,7 @@ AttentionPositions attention_positions(PositionScheme s) {
     case PositionScheme::rope: return AttentionPositions::rope;
     case PositionScheme::alibi: return AttentionPositions::alibi;
     case PositionScheme::t5: return AttentionPositions::t5;
+    case PositionScheme::xl: return AttentionPositions::xl;
     default: return AttentionPositions::none;
   }
 }

@@ -23,7 +23,7 @@ class PositionalEncoding : public Module {
   // positions: (T, M) coordinates -> (T, C)
   virtual Tensor encode(const Tensor& positions) = 0;
   // x: (B, T, C) -> x + encode(offset, ..., offset + T - 1)   (sequences: M = 1)
-  Tensor forward(const Tensor& x, std::size_t offset = 0);
+  virtual Tensor forward(const Tensor& x, std::size_t offset = 0);
   Tensor operator()(const Tensor& x, std::size_t offset = 0) { return forward(x, offset); }
   std::size_t dim() const { return dim_; }                   // C
   virtual std::size_t coordinate_dims() const { return 1; }  // M
@@ -45,6 +45,32 @@ class SinusoidalPositions : public PositionalEncoding {
 
  private:
   double base_;
+};
+
+// CAPE (Likhomanenko et al. 2021): the sinusoidal encoding of continuous positions, augmented
+// in training only.  Each sequence's positions p are moved to
+//   p' = lambda (p + Delta + eps_p),  Delta ~ U[-global_shift, global_shift] per sequence,
+//   eps_p ~ U[-local_shift, local_shift] per token,  log lambda ~ U[-log max_scale, log max_scale]
+// (the defaults are the paper's for text), drawn from the module's generator, so the model
+// cannot lean on exact absolute positions.  In evaluation it is the sinusoidal encoding.
+struct CapeOptions {
+  std::size_t dim = 0;  // C
+  double global_shift = 5, local_shift = 0.25, max_scale = 1.03;
+  double base = 10000;
+};
+
+class CapePositions : public PositionalEncoding {
+ public:
+  CapePositions(const CapeOptions& options, Generator& gen);
+  Tensor encode(const Tensor& positions) override;  // the plain sinusoid of the given positions
+  // x: (B, T, C) -> x + the encodings of each sequence's augmented positions (training), or of
+  // offset .. offset + T - 1 (evaluation).
+  Tensor forward(const Tensor& x, std::size_t offset = 0) override;
+
+ private:
+  CapeOptions options_;
+  SinusoidalPositions sinusoid_;
+  Generator* gen_;
 };
 
 // A learned vector per position 0 .. max_len - 1 (as in BERT).  Positions beyond the table are
@@ -103,10 +129,46 @@ class FourierPositions : public PositionalEncoding {
   FourierPositionsOptions options_;
 };
 
+// Shifted-basis embeddings (Zheng, Ramasinghe and Lucey 2021, "Rethinking Positional
+// Encoding"): each coordinate x, scaled to [0, 1] by 1 / scale, becomes K Gaussian bumps at
+// evenly spaced centres t_k = k / (K - 1),
+//   psi(x)_k = exp(-(x - t_k)^2 / (2 sigma^2)),   divided by the L2 norm of the K values,
+// the M coordinates' bases side by side (M K values), then a learned Linear(M K, C).  sigma
+// trades smoothness for detail: wide bumps interpolate between training points, narrow ones
+// memorise them.  positions: (T, M) -> (T, C)
+struct GaussianPositionsOptions {
+  std::size_t dim = 0;        // C
+  std::size_t coords = 1;     // M
+  std::size_t centres = 128;  // K per coordinate
+  double sigma = 1.0 / 128;   // in units of the scaled coordinate
+  double scale = 512;         // coordinates are divided by this (sequences: the longest length)
+};
+
+class GaussianPositions : public PositionalEncoding {
+ public:
+  GaussianPositions(const GaussianPositionsOptions& options, Generator& gen);
+  Tensor encode(const Tensor& positions) override;
+  std::size_t coordinate_dims() const override { return options_.coords; }
+  // The basis alone, without the projection: positions (T, M) -> psi (T, M K).
+  Array<double> basis(const Array<double>& positions) const;
+  Linear proj;  // (M K, C), no bias
+
+ private:
+  GaussianPositionsOptions options_;
+};
+
+// Measures of an embedding matrix, from the same paper:
+// the stable rank ||A||_F^2 / ||A||_2^2 of A (N, K): how many directions the N embeddings
+// really use (at most rank(A));
+double stable_rank(const Array<double>& a);
+// how well embeddings keep distances: the Pearson correlation between |x_i - x_j| and
+// ||psi_i - psi_j|| over the pairs of points (N, M) closer than `window` (1: perfectly kept).
+double distance_preservation(const Array<double>& points, const Array<double>& embeddings, double window);
+
 // The schemes by name, for models and command lines.
 // The absolute schemes are modules that add to the input (make_positional_encoding); relative,
 // rope, alibi and t5 live inside self-attention (attention.hpp) and add nothing here.
-enum class PositionScheme { none, sinusoidal, learned, mlp, fourier, relative, rope, alibi, t5 };
+enum class PositionScheme { none, sinusoidal, learned, mlp, fourier, relative, rope, alibi, t5, xl, cape, gaussian };
 // rope, alibi, t5 -> the same AttentionPositions; every other scheme -> none.
 AttentionPositions attention_positions(PositionScheme s);
 const char* position_scheme_name(PositionScheme s);

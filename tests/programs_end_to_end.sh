@@ -199,7 +199,7 @@ for p in "$tagger" "$sentiment" "$translate"; do
   for sub in train eval predict; do "$p" $sub --help > /dev/null || fail "$name has no '$sub'"; done
   # a bad name is refused when the command line is read, before any data is
   "$p" train --positions bogus > pos.log 2>&1 && fail "$name accepted --positions bogus"
-  grep -q -- "--positions: bogus not in {relative,sinusoidal,learned,mlp,fourier,rope,alibi,t5,none}" pos.log || fail "$name: --positions bogus message"
+  grep -q -- "--positions: bogus not in {relative,sinusoidal,learned,mlp,fourier,rope,alibi,t5,xl,cape,gaussian,none}" pos.log || fail "$name: --positions bogus message"
   grep -q "parameters" pos.log && fail "$name read the data before refusing --positions bogus"
   # a missing file: named, with the system's reason
   "$p" predict --model nowhere.npz hello > miss.log 2>&1 && fail "$name accepted a missing model file"
@@ -263,6 +263,20 @@ text = lambda name: bytes(z[name]).decode()
 assert text("format") == "2" and text("kind") == "tagger", (text("format"), text("kind"))
 assert "tapegrad-tagger --threads 1 train --train train.conllu" in text("command"), text("command")
 PY
+
+# every positional scheme trains, saves and predicts (rope and t5 through the translator's
+# decoder cache, in beam search)
+for pos in rope alibi t5 xl cape gaussian; do
+  "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 1 $small --ensemble 1 --positions $pos \
+    --out pos-$pos.npz --plot '' > pos-$pos.log || fail "tagger with --positions $pos: $(tail -2 pos-$pos.log)"
+  echo "the dog runs" | "$tagger" predict --model pos-$pos.npz | grep -q "dog/" || fail "tagger with --positions $pos: predict"
+done
+for pos in rope t5 xl; do
+  "$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+    --epochs 1 $small --min-count 1 --positions $pos --out trpos-$pos.npz --plot '' --final-beam 0 > trpos-$pos.log \
+    || fail "translator with --positions $pos: $(tail -2 trpos-$pos.log)"
+  echo "Zwei Hund läuft." | "$translate" predict --model trpos-$pos.npz --beam 2 > /dev/null || fail "translator with --positions $pos: beam search"
+done
 
 # the small examples take --help like the rest
 ( cd "$work" && "$build/examples/tape_tour" --help > /dev/null ) || fail "tape_tour --help"

@@ -13,13 +13,15 @@ namespace tt = boost::test_tools;
 
 namespace {
 
-const AttentionPositions kSchemes[] = {AttentionPositions::rope, AttentionPositions::alibi, AttentionPositions::t5};
+const AttentionPositions kSchemes[] = {AttentionPositions::rope, AttentionPositions::alibi, AttentionPositions::t5,
+                                       AttentionPositions::xl};
 
 const char* name(AttentionPositions p) {
   switch (p) {
     case AttentionPositions::rope: return "rope";
     case AttentionPositions::alibi: return "alibi";
     case AttentionPositions::t5: return "t5";
+    case AttentionPositions::xl: return "xl";
     default: return "none";
   }
 }
@@ -32,6 +34,10 @@ std::unique_ptr<MultiheadAttention> make(AttentionPositions p, Generator& gen, s
   attn->to(Dtype::f64);
   attn->eval();
   if (attn->t5_bias.defined()) attn->t5_bias.data<double>() = randn64(attn->t5_bias.shape(), 5, false).data<double>();
+  if (attn->xl_u.defined()) {  // XL's u and v start at zero too
+    attn->xl_u.data<double>() = randn64(attn->xl_u.shape(), 6, false).data<double>();
+    attn->xl_v.data<double>() = randn64(attn->xl_v.shape(), 7, false).data<double>();
+  }
   return attn;
 }
 
@@ -122,6 +128,37 @@ BOOST_AUTO_TEST_CASE(t5_bias_values) {
       for (std::size_t j = 0; j < 4; ++j)
         BOOST_TEST(a(0, h, i, j) == std::exp(table(t5_bucket(std::int64_t(j) - std::int64_t(i), true, 8, 16), h)) / z,
                    tt::tolerance(1e-12));
+    }
+}
+
+// XL's terms against the formula, element by element: (q_i + v).W_R R_(pos_i - j) + u.k_j.
+BOOST_AUTO_TEST_CASE(xl_terms_follow_the_formula) {
+  for (bool causal : {false, true})
+    BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional")) {
+      Generator gen(8);
+      auto attn = make(AttentionPositions::xl, gen, 2, 8);
+      const std::size_t H = 2, D = 4, T = 3, S = 5, C = 8;
+      const Tensor q = randn64({1, H, T, D}, 9, false), k = randn64({1, H, S, D}, 10, false);
+      const Array<double> got = attn->xl_logits(q, k, causal).data<double>();
+      SinusoidalPositions sinusoid(C);
+      const auto& W = attn->xl_proj->weight.data<double>();  // (C, C): x W
+      const auto& u = attn->xl_u.data<double>();
+      const auto& v = attn->xl_v.data<double>();
+      for (std::size_t h = 0; h < H; ++h)
+        for (std::size_t i = 0; i < T; ++i)
+          for (std::size_t j = 0; j < S; ++j) {
+            const std::size_t pos = i + S - T;
+            if (causal && j > pos) continue;  // masked anyway
+            const double offset = static_cast<double>(pos) - static_cast<double>(j);
+            const Array<double> r = sinusoid.encode(full({1, 1}, offset, Dtype::f64)).data<double>();  // (1, C)
+            double want = 0;
+            for (std::size_t d = 0; d < D; ++d) {
+              double wr = 0;  // (W_R R)[h D + d]
+              for (std::size_t c = 0; c < C; ++c) wr += r(0, c) * W(c, h * D + d);
+              want += (q.data<double>()(0, h, i, d) + v(h, d)) * wr + u(h, d) * k.data<double>()(0, h, j, d);
+            }
+            BOOST_TEST(got(0, h, i, j) == want, tt::tolerance(1e-10));
+          }
     }
 }
 

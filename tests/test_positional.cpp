@@ -100,5 +100,123 @@ BOOST_AUTO_TEST_CASE(schemes_by_name_and_factory) {
   }
   BOOST_TEST((attention_positions(PositionScheme::rope) == AttentionPositions::rope));
   BOOST_TEST((attention_positions(PositionScheme::relative) == AttentionPositions::none));
-  CHECK_THROWS_WITH(position_scheme_from_name("xl"), "unknown scheme 'xl' (known: none, sinusoidal");
+  CHECK_THROWS_WITH(position_scheme_from_name("bogus"), "unknown scheme 'bogus' (known: none, sinusoidal");
+}
+
+namespace {
+
+// The positions CAPE used, read back from its lowest frequency: with C = 16 the last pair turns
+// by p * 10000^(-14/16) = p * 3.2e-4, so sin is nearly linear and asin recovers p.
+std::vector<std::vector<double>> cape_positions(CapePositions& cape, std::size_t B, std::size_t T) {
+  const Tensor pe = cape.forward(zeros({B, T, 16}, Dtype::f64));
+  const double f = std::pow(10000.0, -14.0 / 16);
+  std::vector<std::vector<double>> p(B, std::vector<double>(T));
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < T; ++t) p[b][t] = std::asin(pe.data<double>()(b, t, 14)) / f;
+  return p;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(cape_augments_in_training_only) {
+  Generator gen(9);
+  CapePositions cape({.dim = 16}, gen);
+  SinusoidalPositions plain(16);
+  const Tensor x = testing::randn64({3, 7, 16}, 1, false);
+  cape.eval();
+  BOOST_TEST(xt::amax(xt::abs(cape.forward(x, 4).data<double>() - plain.forward(x, 4).data<double>()))() == 0.0);
+  CHECK_GRAD([&](const std::vector<Tensor>& in) { return cape.forward(in[0]); }, {testing::randn64({2, 3, 16}, 2)});
+  cape.train();
+  BOOST_TEST(xt::amax(xt::abs(cape.forward(x).data<double>() - plain.forward(x).data<double>()))() > 1e-3);
+  // In training each call draws new positions (no finite differences): the gradient is still
+  // the identity, the encodings being constants added to x.
+  Tensor leaf = testing::randn64({2, 3, 16}, 3);
+  const Tensor g = testing::randn64({2, 3, 16}, 4, false);
+  Tape tape;
+  {
+    TapeGuard recording(tape);
+    sum(cape.forward(leaf) * g).backward();
+  }
+  BOOST_TEST(xt::amax(xt::abs(leaf.grad_data<double>() - g.data<double>()))() == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(cape_draws_within_its_ranges) {
+  const std::size_t B = 4, T = 9;
+  {  // a global shift only: one Delta per sequence, |Delta| <= 5, not the same for all
+    Generator gen(1);
+    CapePositions cape({.dim = 16, .global_shift = 5, .local_shift = 0, .max_scale = 1}, gen);
+    const auto p = cape_positions(cape, B, T);
+    for (std::size_t b = 0; b < B; ++b) {
+      const double delta = p[b][0];
+      BOOST_TEST(std::abs(delta) <= 5.0);
+      for (std::size_t t = 0; t < T; ++t) BOOST_TEST(std::abs(p[b][t] - t - delta) < 1e-6);
+    }
+    BOOST_TEST(std::abs(p[0][0] - p[1][0]) > 1e-3);
+  }
+  {  // a local shift only: each token within 0.25 of its place
+    Generator gen(2);
+    CapePositions cape({.dim = 16, .global_shift = 0, .local_shift = 0.25, .max_scale = 1}, gen);
+    const auto p = cape_positions(cape, B, T);
+    for (std::size_t b = 0; b < B; ++b)
+      for (std::size_t t = 0; t < T; ++t) BOOST_TEST(std::abs(p[b][t] - t) <= 0.25 + 1e-6);
+    BOOST_TEST(std::abs((p[0][3] - 3) - (p[0][4] - 4)) > 1e-4);
+  }
+  {  // a scale only: p' / p is one lambda per sequence in [1/1.03, 1.03]
+    Generator gen(3);
+    CapePositions cape({.dim = 16, .global_shift = 0, .local_shift = 0, .max_scale = 1.03}, gen);
+    const auto p = cape_positions(cape, B, T);
+    for (std::size_t b = 0; b < B; ++b) {
+      const double lambda = p[b][1];
+      BOOST_TEST((lambda >= 1 / 1.03 - 1e-6 && lambda <= 1.03 + 1e-6));
+      for (std::size_t t = 1; t < T; ++t) BOOST_TEST(std::abs(p[b][t] / t - lambda) < 1e-6);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(gaussian_basis_and_gradients) {
+  Generator gen(10);
+  GaussianPositions g({.dim = 8, .coords = 2, .centres = 5, .sigma = 0.2, .scale = 4}, gen);
+  Array<double> points = {{0.0, 4.0}, {2.0, 1.0}, {3.0, 3.0}};
+  const Array<double> psi = g.basis(points);
+  BOOST_REQUIRE((psi.shape() == std::vector<std::size_t>{3, 10}));
+  for (std::size_t t = 0; t < 3; ++t)
+    for (std::size_t m = 0; m < 2; ++m) {
+      double norm = 0, best = -1;
+      std::size_t argmax = 0;
+      for (std::size_t k = 0; k < 5; ++k) {
+        const double v = psi(t, m * 5 + k);
+        norm += v * v;
+        if (v > best) best = v, argmax = k;
+      }
+      BOOST_TEST(norm == 1.0, tt::tolerance(1e-12));  // each coordinate's K values have unit length
+      BOOST_TEST(argmax == static_cast<std::size_t>(std::lround(points(t, m))));  // the nearest centre k / 4 * scale
+    }
+  // psi_k proportional to exp(-(x - t_k)^2 / (2 sigma^2)): the ratio of two neighbours is known
+  const double x = 2.0 / 4, ratio = std::exp((-(x - 0.75) * (x - 0.75) + (x - 0.5) * (x - 0.5)) / (2 * 0.04));
+  BOOST_TEST(psi(1, 3) / psi(1, 2) == ratio, tt::tolerance(1e-12));
+  g.to(Dtype::f64);
+  std::vector<Tensor> inputs;
+  for (const Tensor& p : g.parameters()) inputs.push_back(p);
+  const Tensor positions = Tensor(points);
+  CHECK_GRAD([&](const Inputs&) { return g.encode(positions); }, inputs);
+  CHECK_THROWS_WITH(g.encode(zeros({1, 1}, Dtype::f64)), "GaussianPositions: positions must be (T, 2)");
+}
+
+BOOST_AUTO_TEST_CASE(stable_rank_and_distance_preservation) {
+  BOOST_TEST(stable_rank(xt::eye<double>(5)) == 5.0, tt::tolerance(1e-9));
+  BOOST_TEST(stable_rank(Array<double>{{1.0, 2.0}, {2.0, 4.0}, {3.0, 6.0}}) == 1.0, tt::tolerance(1e-9));  // rank 1
+  BOOST_TEST(stable_rank(Array<double>{{3.0, 0.0}, {0.0, 1.0}}) == 10.0 / 9, tt::tolerance(1e-9));
+  Array<double> points = Array<double>::from_shape({20, 1});
+  for (std::size_t i = 0; i < 20; ++i) points(i, 0) = 0.37 * i;
+  BOOST_TEST(distance_preservation(points, Array<double>(3.0 * points), 100) == 1.0, tt::tolerance(1e-12));
+  // Gaussian bumps: wide ones keep nearby distances in order, very narrow ones do not (every
+  // pair of distinct points is about as far apart as any other).
+  Generator gen(11);
+  GaussianPositions wide({.dim = 4, .centres = 64, .sigma = 0.05, .scale = 8}, gen);
+  GaussianPositions narrow({.dim = 4, .centres = 64, .sigma = 0.0005, .scale = 8}, gen);
+  const double kept_wide = distance_preservation(points, wide.basis(points), 2.0);
+  const double kept_narrow = distance_preservation(points, narrow.basis(points), 2.0);
+  BOOST_TEST(kept_wide > 0.9);
+  BOOST_TEST(kept_narrow < kept_wide);
+  BOOST_TEST(stable_rank(narrow.basis(points)) > stable_rank(wide.basis(points)));
 }
