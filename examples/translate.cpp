@@ -101,6 +101,18 @@ int main(int argc, char** argv) {
       *predict_cmd, predict, "draw the first sentence's cross-attention (source against output) as an SVG heatmap");
   layer_option->description("which decoder layer's cross-attention to draw (default: the last)");
   add_search_options(*predict_cmd, search);
+  bool sample = false;
+  models::SamplingOptions sampling;
+  std::size_t samples = 1;
+  predict_cmd->add_flag("--sample", sample, "draw each token from the model's distribution instead of searching");
+  predict_cmd->add_option("--temperature", sampling.temperature, "with --sample: < 1 sharper, > 1 flatter")
+      ->check(examples::positive);
+  predict_cmd->add_option("--top-k", sampling.top_k, "with --sample: only the k most likely tokens (0: all)");
+  predict_cmd->add_option("--top-p", sampling.top_p, "with --sample: only the nucleus of probability p")
+      ->check(CLI::Range(1e-9, 1.0));
+  predict_cmd->add_option("--samples", samples, "with --sample: translations per sentence (text: tab-separated)")
+      ->check(examples::positive);
+  predict_cmd->add_option("--seed", sampling.seed, "with --sample: the random seed");
 
   return program.run(argc, argv, [&] {
     if (*train_cmd) {
@@ -189,6 +201,21 @@ int main(int argc, char** argv) {
     std::vector<models::Words> sentences;
     const auto lines = examples::input_lines(predict.words);
     for (const auto& line : lines) sentences.push_back(t->tokenize(line));
+    if (sample) {  // a line per input line: its samples, tab-separated (json: an array)
+      const auto drawn = t->sample(sentences, search, sampling, samples);
+      for (std::size_t i = 0; i < drawn.size(); ++i) {
+        std::vector<std::string> texts;
+        for (const auto& words : drawn[i]) texts.push_back(t->text_of(words));
+        if (predict.format == "json") {
+          std::printf("%s\n", nlohmann::json{{"source", lines[i]}, {"samples", texts}}.dump().c_str());
+          continue;
+        }
+        std::string joined;
+        for (std::size_t s = 0; s < texts.size(); ++s) joined += (s ? "\t" : "") + texts[s];
+        std::printf("%s\n", joined.c_str());
+      }
+      return 0;
+    }
     const auto translated = t->translate(sentences, search);
     for (std::size_t i = 0; i < translated.size(); ++i) {
       const std::string text = t->text_of(translated[i]);

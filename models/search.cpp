@@ -80,9 +80,13 @@ void log_softmax_row(const Tensor& logits, std::size_t r, std::vector<double>& o
 
 }  // namespace
 
-std::vector<Translation> greedy_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
-                                       const SearchOptions& o) {
-  check(model, sources, o, "greedy_search");
+namespace {
+
+// One token at a time for every sentence, each chosen by choose(log-probabilities, row) from
+// the model's distribution, until EOS or the length limit: greedy search and sampling.
+template <class Choose>
+std::vector<Translation> token_by_token(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+                                        const SearchOptions& o, Choose choose) {
   NoGradGuard no_grad;
   std::vector<Translation> out(sources.size());
   std::vector<double> logp;
@@ -100,11 +104,11 @@ std::vector<Translation> greedy_search(Translator& model, const std::vector<std:
         if (done[b]) continue;
         Translation& t = out[chunk[b]];
         log_softmax_row(logits, b, logp);
-        const auto best = std::max_element(logp.begin(), logp.end()) - logp.begin();
-        t.log_prob += logp[best];
-        if (best == o.eos) t.finished = true;
-        else t.tokens.push_back(best);
-        next(b, 0) = best;
+        const std::int64_t token = choose(logp, chunk[b]);
+        t.log_prob += logp[token];
+        if (token == o.eos) t.finished = true;
+        else t.tokens.push_back(token);
+        next(b, 0) = token;
         if (t.finished || t.tokens.size() >= length_limit(sources[chunk[b]].size(), o, model.options().max_len)) {
           done[b] = true;
           --left;
@@ -113,6 +117,77 @@ std::vector<Translation> greedy_search(Translator& model, const std::vector<std:
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<Translation> greedy_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+                                       const SearchOptions& o) {
+  check(model, sources, o, "greedy_search");
+  return token_by_token(model, sources, o, [](const std::vector<double>& logp, std::size_t) {
+    return static_cast<std::int64_t>(std::max_element(logp.begin(), logp.end()) - logp.begin());
+  });
+}
+
+// ---- sampling ---------------------------------------------------------------------------------
+
+std::vector<std::size_t> nucleus(const std::vector<double>& probs, double p) {
+  std::vector<std::size_t> order(probs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return probs[a] > probs[b]; });
+  double total = 0;
+  std::size_t n = 0;
+  while (n < order.size() && (n == 0 || total < p)) total += probs[order[n++]];
+  order.resize(n);
+  return order;
+}
+
+std::vector<double> sampling_distribution(const std::vector<double>& logp, const SamplingOptions& o) {
+  if (!(o.temperature > 0)) throw std::invalid_argument("sampling: the temperature must be > 0, got " + std::to_string(o.temperature));
+  if (!(o.top_p > 0 && o.top_p <= 1)) throw std::invalid_argument("sampling: top_p must be in (0, 1], got " + std::to_string(o.top_p));
+  // softmax(logp / temperature), shifted by the largest for stability
+  const double m = *std::max_element(logp.begin(), logp.end());
+  std::vector<double> p(logp.size());
+  double sum = 0;
+  for (std::size_t v = 0; v < p.size(); ++v) sum += p[v] = std::exp((logp[v] - m) / o.temperature);
+  for (double& x : p) x /= sum;
+  // the top_k most likely (ties by id), then the nucleus of what remains
+  std::vector<std::size_t> keep = nucleus(p, 1.0);
+  if (o.top_k > 0 && o.top_k < keep.size()) keep.resize(o.top_k);
+  std::vector<double> kept(p.size(), 0.0);
+  double kept_sum = 0;
+  for (std::size_t v : keep) kept_sum += kept[v] = p[v];
+  for (double& x : kept) x /= kept_sum;
+  if (o.top_p >= 1) return kept;
+  std::vector<double> out(p.size(), 0.0);
+  double out_sum = 0;
+  for (std::size_t v : nucleus(kept, o.top_p)) out_sum += out[v] = kept[v];
+  for (double& x : out) x /= out_sum;
+  return out;
+}
+
+std::size_t draw(const std::vector<double>& probs, Generator& gen) {
+  const double u = gen.uniform();
+  double cumulative = 0;
+  std::size_t last = 0;
+  for (std::size_t v = 0; v < probs.size(); ++v) {
+    if (probs[v] <= 0) continue;
+    cumulative += probs[v];
+    last = v;
+    if (u < cumulative) return v;
+  }
+  return last;  // u beyond the sum's rounding: the last token that may be drawn
+}
+
+std::vector<Translation> sample_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+                                       const SearchOptions& o, const SamplingOptions& sampling) {
+  check(model, sources, o, "sample_search");
+  // One generator per sentence, seeded from (seed, sentence): the same draws whatever the batching.
+  std::vector<Generator> gens;
+  for (std::size_t i = 0; i < sources.size(); ++i) gens.emplace_back(sampling.seed * 1000003 + i);
+  return token_by_token(model, sources, o, [&](const std::vector<double>& logp, std::size_t sentence) {
+    return static_cast<std::int64_t>(draw(sampling_distribution(logp, sampling), gens[sentence]));
+  });
 }
 
 std::vector<Translation> beam_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,

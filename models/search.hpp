@@ -30,6 +30,26 @@ struct SearchOptions {
 std::vector<Translation> greedy_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
                                        const SearchOptions& options);
 
+// Sampling: each token drawn from the model's distribution, reshaped.
+struct SamplingOptions {
+  double temperature = 1.0;  // < 1 sharper, > 1 flatter: softmax(log p / temperature)
+  std::size_t top_k = 0;     // > 0: only the k most likely tokens
+  double top_p = 1.0;        // < 1: only the nucleus (Holtzman et al. 2020), see nucleus()
+  std::uint64_t seed = 1;    // sentence i draws from a generator seeded from (seed, i)
+};
+// The nucleus of a distribution: the smallest set of most likely tokens whose probabilities
+// reach p, most likely first (ties by id).
+std::vector<std::size_t> nucleus(const std::vector<double>& probs, double p);
+// The distribution a step draws from, given the model's log-probabilities: tempered, cut to
+// the top k, then to the nucleus of top p, renormalised (0 for the tokens cut).
+std::vector<double> sampling_distribution(const std::vector<double>& logp, const SamplingOptions& options);
+// A token drawn from probs (summing to 1).
+std::size_t draw(const std::vector<double>& probs, Generator& gen);
+// Each token drawn from sampling_distribution, until EOS or the length limit.  For several
+// samples of one sentence, pass it several times (each copy is its own sentence i).
+std::vector<Translation> sample_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+                                       const SearchOptions& options, const SamplingOptions& sampling);
+
 // Keeps the `beam` best partial translations of each sentence; a sentence is done when `beam`
 // translations have ended (EOS among the `beam` best candidates of a step) or at the length
 // limit; the best by length-penalised score wins.  With beam 1 this is greedy search.

@@ -93,6 +93,27 @@ std::vector<Words> TranslationPipeline::translate(const std::vector<Words>& sent
   return out;
 }
 
+std::vector<std::vector<Words>> TranslationPipeline::sample(const std::vector<Words>& sentences, SearchOptions search,
+                                                            const SamplingOptions& sampling, std::size_t count) const {
+  search.bos = kBos, search.eos = kEos;
+  std::vector<std::vector<std::int64_t>> sources;  // sample c of sentence i: source i * count + c
+  std::vector<std::size_t> owner;
+  for (std::size_t i = 0; i < sentences.size(); ++i) {
+    if (sentences[i].empty()) continue;  // nothing to translate
+    std::vector<std::int64_t> ids;
+    for (const auto& w : sentences[i]) ids.push_back(source_.id(w));
+    for (std::size_t c = 0; c < count; ++c) sources.push_back(ids), owner.push_back(i);
+  }
+  std::vector<std::vector<Words>> out(sentences.size());
+  if (sources.empty()) return out;
+  const auto found = sample_search(*model_, sources, search, sampling);
+  for (std::size_t k = 0; k < found.size(); ++k) {
+    out[owner[k]].emplace_back();
+    for (std::int64_t id : found[k].tokens) out[owner[k]].back().push_back(target_.word(id));
+  }
+  return out;
+}
+
 std::vector<std::string> TranslationPipeline::translate_lines(const std::vector<std::string>& lines,
                                                               const SearchOptions& search) const {
   std::vector<Words> sentences;

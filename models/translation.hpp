@@ -37,6 +37,9 @@ class TranslationPipeline {
               double word_dropout = 0);
   // Translations of tokenised sentences, as target tokens (search.bos and eos are set here).
   std::vector<Words> translate(const std::vector<Words>& sentences, SearchOptions search) const;
+  // `count` samples of each tokenised sentence (sample_search), as target tokens.
+  std::vector<std::vector<Words>> sample(const std::vector<Words>& sentences, SearchOptions search,
+                                         const SamplingOptions& sampling, std::size_t count) const;
   // Lines of text in, lines of text out ("" for an empty line).
   std::vector<std::string> translate_lines(const std::vector<std::string>& lines, const SearchOptions& search) const;
   // Output tokens as text; a lowercasing model's sentences get their first letter back.

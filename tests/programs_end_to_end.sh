@@ -172,6 +172,13 @@ echo "Zwei Hund läuft." | "$translate" translate --model tr.npz --attention-svg
 [ "$(wc -l < ttranslate.log)" -eq 1 ] || fail "translate: one line per sentence on standard output"
 grep -q "<rect" cross.svg && grep -q "cross-attention" cross.svg || fail "no cross-attention heatmap"
 "$translate" translate --model tr.npz --beam 2 Eine Katze singt . > /dev/null || fail "translate from arguments"
+# sampling: several samples a line (tab-separated), reproducible from the seed
+printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp1.out
+printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp2.out
+[ "$(wc -l < samp1.out)" -eq 3 ] && [ "$(head -1 samp1.out | awk -F'\t' '{print NF}')" -eq 3 ] || fail "--samples 3: not three samples a line"
+cmp -s samp1.out samp2.out || fail "sampling with one seed gave two answers"
+echo "Zwei Hund läuft." | "$translate" predict --model tr.npz --sample --samples 2 --top-p 0.9 --format json | grep -q '"samples":\[' \
+  || fail "sampling as JSON"
 "$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
   --epochs 3 $small --min-count 1 --out tr.npz --plot '' --final-beam 0 --resume > tresume.log
 grep -q "resuming from tr.npz.ckpt: epoch 3" tresume.log || fail "translation resume"

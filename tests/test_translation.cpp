@@ -192,6 +192,24 @@ BOOST_AUTO_TEST_CASE(translator_learns_to_reverse_and_beam_one_is_greedy) {
   wide.batch_sentences = 7;
   const auto beam4 = beam_search(*model, sources, wide);
   for (std::size_t i = 0; i < sources.size(); ++i) BOOST_TEST(beam4[i].tokens == greedy[i].tokens);
+
+  // Sampling: a very cold temperature, or a nucleus of one token, is greedy search; samples are
+  // reproducible from the seed, and do not depend on the batching.
+  for (const SamplingOptions& near_greedy : {SamplingOptions{.temperature = 1e-4}, SamplingOptions{.top_p = 1e-9}}) {
+    const auto sampled = sample_search(*model, sources, options, near_greedy);
+    for (std::size_t i = 0; i < sources.size(); ++i) BOOST_TEST(sampled[i].tokens == greedy[i].tokens);
+  }
+  const SamplingOptions warm{.temperature = 3.0, .seed = 5};
+  const auto a = sample_search(*model, sources, options, warm);
+  SearchOptions batched = options;
+  batched.batch_sentences = 5;
+  const auto b = sample_search(*model, sources, batched, warm);
+  std::size_t differ_from_greedy = 0;
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    BOOST_TEST(a[i].tokens == b[i].tokens);
+    differ_from_greedy += a[i].tokens != greedy[i].tokens;
+  }
+  BOOST_TEST(differ_from_greedy > 0u);  // a warm temperature does explore
 }
 
 BOOST_AUTO_TEST_CASE(searches_agree_on_an_untrained_model_and_respect_the_length_limit) {
