@@ -79,6 +79,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.5));
   train_cmd->add_flag("--cased", cased_model, "the model keeps the case of words (default: it reads and writes lowercase)");
   train_cmd->add_option("--final-beam", final_search.beam, "beam for the dev BLEU after training (0: skip)");
+  double scheduled_k = 0;
+  train_cmd->add_option("--scheduled-sampling", scheduled_k,
+                        "scheduled sampling with the inverse sigmoid decay k / (k + exp(step / k)) of gold tokens "
+                        "(0: off, else k >= 1)")
+      ->check(CLI::Validator([](std::string& v) { return std::stod(v) == 0 || std::stod(v) >= 1 ? "" : "must be 0 or >= 1, got " + v; }, "K"));
   examples::add_train_options(*train_cmd, to, data);
 
   auto* eval_cmd = program.subcommand("eval", "BLEU on any pair of aligned files");
@@ -151,10 +156,12 @@ int main(int argc, char** argv) {
       models::Task task{.model = &t.model(),
                         .gen = &t.gen(),
                         .batches = models::shuffled_batches(lengths, data.batch_tokens, 256, to.seed)};
+      std::size_t step = 0;  // the loop writes the optimizer's step count here
+      task.step = &step;
       task.loss = [&](const std::vector<std::size_t>& batch) {
         std::vector<const models::Words*> xs, ys;
         for (std::size_t i : batch) xs.push_back(&sources[i]), ys.push_back(&targets[i]);
-        return t.loss(xs, ys, data.word_dropout);
+        return t.loss(xs, ys, data.word_dropout, scheduled_k > 0 ? models::gold_share(step, scheduled_k) : 1.0);
       };
       task.lengths = &tokens;
       task.evaluate = [&] {  // greedy decoding: fast, and close to beam search's ranking of models

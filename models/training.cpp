@@ -209,6 +209,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
       tape.clear();
       double loss = 0;
       {
+        if (task.step) *task.step = opt.steps();
         TapeGuard recording(tape);
         Tensor l = task.loss(batches[i]);
         l.backward();

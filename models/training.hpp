@@ -60,6 +60,9 @@ struct Task {
   std::function<std::vector<std::vector<std::size_t>>(std::size_t epoch)> batches;
   std::function<Tensor(const std::vector<std::size_t>& batch)> loss;
   const std::vector<std::size_t>* lengths = nullptr;  // of every sentence (for tokens/s)
+  // If set, the loop writes here the number of optimizer steps taken so far (a resumed run
+  // included) before each call of `loss`: for schedules inside the loss.
+  std::size_t* step = nullptr;
   std::function<double()> evaluate;                       // dev metric, higher is better
   std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
 };

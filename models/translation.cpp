@@ -1,6 +1,7 @@
 #include "translation.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "../autograd/tape.hpp"
@@ -56,8 +57,23 @@ Ids TranslationPipeline::source_ids(const std::vector<const Words*>& sentences) 
   return src;
 }
 
+double gold_share(std::size_t step, double k) {
+  if (!(k >= 1)) throw std::invalid_argument("scheduled sampling: k must be >= 1, got " + std::to_string(k));
+  return k / (k + std::exp(static_cast<double>(step) / k));
+}
+
+Ids mix_inputs(const Ids& tgt_in, const Ids& predicted, double gold_share, Generator& gen) {
+  if (tgt_in.shape() != predicted.shape()) throw std::invalid_argument("mix_inputs: tgt_in and predicted differ in shape");
+  Ids mixed = tgt_in;
+  const std::size_t B = tgt_in.shape()[0], T = tgt_in.shape()[1];
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 1; t < T; ++t)
+      if (tgt_in(b, t) != 0 && gen.uniform() >= gold_share) mixed(b, t) = predicted(b, t - 1);
+  return mixed;
+}
+
 Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& targets,
-                                 double word_dropout) {
+                                 double word_dropout, double gold_share) {
   std::size_t T = 0;
   for (const Words* y : targets) T = std::max(T, y->size() + 1);
   Ids src = source_ids(sources);
@@ -69,6 +85,19 @@ Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const
     tgt_out(b, y.size()) = kEos;
   }
   drop_words(src, word_dropout, gen_);
+  if (gold_share < 1) {  // the first pass: the model's own guesses, with the gold prefix
+    Ids predicted = Ids::from_shape(tgt_in.shape());
+    {
+      NoGradGuard no_grad;
+      const auto& logits = model_->decode(tgt_in, model_->encode(src), key_padding_mask(src)).data<float>();  // (B, T, V)
+      const std::size_t V = logits.shape()[2];
+      for (std::size_t i = 0; i < predicted.size(); ++i) {
+        const float* row = logits.data() + i * V;
+        predicted.data()[i] = std::max_element(row, row + V) - row;
+      }
+    }
+    tgt_in = mix_inputs(tgt_in, predicted, gold_share, gen_);
+  }
   return model_->loss(src, tgt_in, tgt_out);
 }
 

@@ -18,6 +18,14 @@ namespace tg::models {
 
 using Words = std::vector<std::string>;
 
+// Scheduled sampling's share of gold tokens at training step i: the inverse sigmoid decay of
+// Bengio et al. 2015, k / (k + exp(i / k)), from about 1 down to 0 (k >= 1; larger k: slower).
+double gold_share(std::size_t step, double k);
+// The decoder's inputs for the second pass: position 0 (BOS) and padding as they are; every
+// other position t keeps tgt_in[t] with probability gold_share, else takes predicted[t - 1]
+// (the first pass's guess of the token at t).  tgt_in, predicted: (B, T).
+Ids mix_inputs(const Ids& tgt_in, const Ids& predicted, double gold_share, Generator& gen);
+
 class TranslationPipeline {
  public:
   static constexpr const char* kKind = "translator";
@@ -32,9 +40,12 @@ class TranslationPipeline {
   // The tokeniser input goes through (lowercasing when the model does).
   Words tokenize(const std::string& line) const;
   // Label-smoothed cross-entropy of a batch of tokenised pairs; in training, source words
-  // become unknown with probability word_dropout.
+  // become unknown with probability word_dropout.  gold_share < 1: scheduled sampling, the
+  // two-pass form of Mihaylova and Martins 2019 -- a first, teacher-forced pass (no gradient)
+  // predicts every position, and the second pass reads each target token as given with
+  // probability gold_share, else the first pass's prediction of it.
   Tensor loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& targets,
-              double word_dropout = 0);
+              double word_dropout = 0, double gold_share = 1);
   // Translations of tokenised sentences, as target tokens (search.bos and eos are set here).
   std::vector<Words> translate(const std::vector<Words>& sentences, SearchOptions search) const;
   // `count` samples of each tokenised sentence (sample_search), as target tokens.

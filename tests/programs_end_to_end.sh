@@ -172,6 +172,12 @@ echo "Zwei Hund läuft." | "$translate" translate --model tr.npz --attention-svg
 [ "$(wc -l < ttranslate.log)" -eq 1 ] || fail "translate: one line per sentence on standard output"
 grep -q "<rect" cross.svg && grep -q "cross-attention" cross.svg || fail "no cross-attention heatmap"
 "$translate" translate --model tr.npz --beam 2 Eine Katze singt . > /dev/null || fail "translate from arguments"
+# scheduled sampling trains (and an impossible k is refused)
+"$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --epochs 1 $small --min-count 1 --scheduled-sampling 5 --out trss.npz --plot '' --final-beam 0 > trss.log \
+  || fail "scheduled sampling: $(tail -2 trss.log)"
+"$translate" train --scheduled-sampling 0.5 > trss2.log 2>&1 && fail "accepted --scheduled-sampling 0.5"
+grep -q "scheduled-sampling: must be 0 or >= 1, got 0.5" trss2.log || fail "--scheduled-sampling 0.5 message"
 # sampling: several samples a line (tab-separated), reproducible from the seed
 printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp1.out
 printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp2.out

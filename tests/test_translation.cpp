@@ -267,3 +267,24 @@ BOOST_AUTO_TEST_CASE(loss_on_real_positions_equals_the_loss_over_all_logits) {
   for (std::size_t i = 0; i < grads[0].size(); ++i)
     BOOST_TEST(sum(abs(grads[0][i] - grads[1][i])).item() <= 1e-10 * (1.0 + sum(abs(grads[1][i])).item()));
 }
+
+BOOST_AUTO_TEST_CASE(scheduled_sampling_mixes_gold_and_predicted_inputs) {
+  BOOST_TEST(gold_share(0, 100) == 100.0 / 101, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(gold_share(1000, 100) == 100 / (100 + std::exp(10.0)), boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(gold_share(100000, 100) < 1e-6);  // decays to predicted inputs only
+  BOOST_CHECK_THROW(gold_share(0, 0.5), std::invalid_argument);
+  // (B, T) = (2, 5): BOS, gold tokens, padding
+  Ids tgt_in = {{kBos, 7, 8, 9, 10}, {kBos, 11, 12, 0, 0}};
+  Ids predicted = {{20, 21, 22, 23, 24}, {25, 26, 27, 28, 29}};
+  Generator gen(1);
+  BOOST_TEST(mix_inputs(tgt_in, predicted, 1.0, gen) == tgt_in);
+  const Ids all_predicted = mix_inputs(tgt_in, predicted, 0.0, gen);
+  const Ids want = {{kBos, 20, 21, 22, 23}, {kBos, 25, 26, 0, 0}};  // position t reads the guess of t
+  BOOST_TEST(all_predicted == want);
+  std::size_t gold = 0, total = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const Ids m = mix_inputs(tgt_in, predicted, 0.3, gen);
+    for (std::size_t t = 1; t < 5; ++t, ++total) gold += m(0, t) == tgt_in(0, t);
+  }
+  BOOST_TEST(double(gold) / total == 0.3, boost::test_tools::tolerance(0.1));  // within 10% of the share
+}
