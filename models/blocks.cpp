@@ -13,20 +13,9 @@ Mask key_padding_mask(const Ids& ids) {
   return m;
 }
 
-namespace {
-
-nn::TransformerOptions encoder_options(const SentenceEncoderOptions& o) {
-  return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
-          .attention_dropout = o.dropout,
-          .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0,
-          .attention_positions = nn::attention_positions(o.positions)};
-}
-
-}  // namespace
-
 SentenceEncoder::SentenceEncoder(const SentenceEncoderOptions& o, Generator& gen)
     : embed({.vocab = o.vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
-      encoder(encoder_options(o), gen),
+      encoder(transformer_options(o), gen),
       drop(o.dropout, gen),
       options_(o) {
   positions = nn::make_positional_encoding({.scheme = o.positions, .dim = o.d_model, .max_len = o.max_len,

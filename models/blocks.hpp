@@ -20,6 +20,17 @@ namespace tg::models {
 // The key padding mask (B, 1, 1, T) of ids (B, T): true where the id is not 0.
 Mask key_padding_mask(const Ids& ids);
 
+// The transformer stack of a model's options (any struct with d_model, heads, ff, layers,
+// dropout, positions and relative_k: the sentence encoder's, the translator's): the scheme
+// decides what lives inside attention (Shaw's tables, rope, alibi, t5, xl).
+template <class Options>
+nn::TransformerOptions transformer_options(const Options& o) {
+  return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
+          .attention_dropout = o.dropout,
+          .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0,
+          .attention_positions = nn::attention_positions(o.positions)};
+}
+
 struct SentenceEncoderOptions {
   std::size_t vocab = 0;  // word ids; 0 is padding
   std::size_t d_model = 128, heads = 4, ff = 512, layers = 2;

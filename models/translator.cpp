@@ -8,13 +8,6 @@
 namespace tg::models {
 namespace {
 
-nn::TransformerOptions stack_options(const TranslatorOptions& o) {
-  return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
-          .attention_dropout = o.dropout,
-          .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0,
-          .attention_positions = nn::attention_positions(o.positions)};
-}
-
 nn::PositionOptions position_options(const TranslatorOptions& o) {
   return {.scheme = o.positions, .dim = o.d_model, .max_len = o.max_len, .mlp_hidden = o.mlp_hidden,
           .mlp_scale = o.mlp_scale};
@@ -25,8 +18,8 @@ nn::PositionOptions position_options(const TranslatorOptions& o) {
 Translator::Translator(const TranslatorOptions& o, Generator& gen)
     : src_embed({.vocab = o.src_vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
       tgt_embed({.vocab = o.tgt_vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
-      encoder(stack_options(o), gen),
-      decoder(stack_options(o), gen),
+      encoder(transformer_options(o), gen),
+      decoder(transformer_options(o), gen),
       head(o.d_model, o.tgt_vocab, gen),
       options_(o),
       drop_(o.dropout, gen) {
