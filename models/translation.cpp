@@ -89,7 +89,8 @@ Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const
     Ids predicted = Ids::from_shape(tgt_in.shape());
     {
       NoGradGuard no_grad;
-      const auto& logits = model_->decode(tgt_in, model_->encode(src), key_padding_mask(src)).data<float>();  // (B, T, V)
+      const Tensor guesses = model_->decode(tgt_in, model_->encode(src), key_padding_mask(src));  // (B, T, V)
+      const auto& logits = guesses.data<float>();
       const std::size_t V = logits.shape()[2];
       for (std::size_t i = 0; i < predicted.size(); ++i) {
         const float* row = logits.data() + i * V;
