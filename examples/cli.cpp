@@ -208,6 +208,12 @@ double ClassReport::accuracy() const {
   return total() ? double(right) / total() : 0;
 }
 
+std::size_t ClassReport::support(std::size_t c) const {
+  std::size_t gold = 0;
+  for (std::size_t n : confusion.at(c)) gold += n;
+  return gold;
+}
+
 double ClassReport::precision(std::size_t c) const {
   std::size_t predicted = 0;
   for (const auto& row : confusion) predicted += row[c];
@@ -215,8 +221,7 @@ double ClassReport::precision(std::size_t c) const {
 }
 
 double ClassReport::recall(std::size_t c) const {
-  std::size_t gold = 0;
-  for (std::size_t n : confusion[c]) gold += n;
+  const std::size_t gold = support(c);
   return gold ? double(confusion[c][c]) / gold : 0;
 }
 
@@ -237,10 +242,8 @@ std::string ClassReport::table() const {
   std::snprintf(line, sizeof line, "%-12s %9s %9s %9s %9s\n", "class", "precision", "recall", "F1", "support");
   os << line;
   for (std::size_t c = 0; c < labels.size(); ++c) {
-    std::size_t support = 0;
-    for (std::size_t n : confusion[c]) support += n;
     std::snprintf(line, sizeof line, "%-12s %8.2f%% %8.2f%% %8.2f%% %9zu\n", labels[c].c_str(), 100 * precision(c),
-                  100 * recall(c), 100 * f1(c), support);
+                  100 * recall(c), 100 * f1(c), support(c));
     os << line;
   }
   std::snprintf(line, sizeof line, "%-12s %29.2f%% %9zu\n", "macro F1", 100 * macro_f1(), total());
@@ -269,9 +272,7 @@ std::string ClassReport::confusion_text() const {
 nlohmann::json ClassReport::json() const {
   nlohmann::json classes = nlohmann::json::object();
   for (std::size_t c = 0; c < labels.size(); ++c) {
-    std::size_t support = 0;
-    for (std::size_t n : confusion[c]) support += n;
-    classes[labels[c]] = {{"precision", precision(c)}, {"recall", recall(c)}, {"f1", f1(c)}, {"support", support}};
+    classes[labels[c]] = {{"precision", precision(c)}, {"recall", recall(c)}, {"f1", f1(c)}, {"support", support(c)}};
   }
   return {{"accuracy", accuracy()}, {"macro_f1", macro_f1()}, {"total", total()},
           {"labels", labels},       {"classes", classes},     {"confusion", confusion}};
@@ -294,8 +295,7 @@ void print_report(const ClassReport& report, const EvalChoice& eval, const std::
 void ClassReport::write_confusion_svg(const std::string& path, const std::string& title) const {
   std::vector<std::vector<double>> share(labels.size(), std::vector<double>(labels.size(), 0.0));
   for (std::size_t g = 0; g < labels.size(); ++g) {
-    std::size_t gold = 0;
-    for (std::size_t n : confusion[g]) gold += n;
+    const std::size_t gold = support(g);
     for (std::size_t p = 0; p < labels.size(); ++p) share[g][p] = gold ? double(confusion[g][p]) / gold : 0;
   }
   tg::models::write_heatmap_svg(path, labels, labels, share, title);

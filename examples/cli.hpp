@@ -130,6 +130,7 @@ struct ClassReport {
   ClassReport(std::vector<std::string> labels);
   void add(std::size_t gold, std::size_t predicted) { ++confusion.at(gold).at(predicted); }
   std::size_t total() const;
+  std::size_t support(std::size_t c) const;  // how many gold labels are class c
   double accuracy() const;
   double precision(std::size_t c) const, recall(std::size_t c) const, f1(std::size_t c) const;
   double macro_f1() const;

@@ -1,8 +1,5 @@
 // The test of README "Add your own layer": output shapes, gradcheck, a bad shape.
 #define BOOST_TEST_MODULE readme_layer
-#include <fstream>
-#include <sstream>
-
 #include "../examples/gated_linear.hpp"
 #include "testing.hpp"
 
@@ -23,15 +20,9 @@ BOOST_AUTO_TEST_CASE(gated_linear_shapes_gradients_and_errors) {
 
 // The README shows examples/gated_linear.hpp and this test word for word.
 BOOST_AUTO_TEST_CASE(readme_shows_this_code) {
-  const auto read = [](const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  };
-  const std::string readme = read(TAPEGRAD_SOURCE_DIR "/README.md");
-  const std::string header = read(TAPEGRAD_SOURCE_DIR "/examples/gated_linear.hpp");
-  const std::string test = read(TAPEGRAD_SOURCE_DIR "/tests/test_readme_layer.cpp");
+  const std::string readme = testing::read_file(TAPEGRAD_SOURCE_DIR "/README.md");
+  const std::string header = testing::read_file(TAPEGRAD_SOURCE_DIR "/examples/gated_linear.hpp");
+  const std::string test = testing::read_file(TAPEGRAD_SOURCE_DIR "/tests/test_readme_layer.cpp");
   const auto begin = test.find("BOOST_AUTO_TEST_CASE(gated_linear");
   std::string first_case = test.substr(begin, test.find("// The README shows") - begin);
   first_case.erase(first_case.find_last_not_of(" \n") + 1);  // up to its closing brace

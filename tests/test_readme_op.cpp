@@ -1,8 +1,5 @@
 // The "How to add an op" example of docs/ops.md, compiled and checked as written there.
 #define BOOST_TEST_MODULE readme_op
-#include <fstream>
-#include <sstream>
-
 #include "testing.hpp"
 
 // softplus: y = log(1 + e^x) = max(x, 0) + log1p(e^-|x|)  (stable: e^-|x| <= 1)
@@ -46,14 +43,8 @@ BOOST_AUTO_TEST_CASE(softplus_is_finite_for_large_inputs) {
 
 // docs/ops.md shows the softplus above word for word.
 BOOST_AUTO_TEST_CASE(docs_show_this_code) {
-  const auto read = [](const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  };
-  const std::string docs = read(TAPEGRAD_SOURCE_DIR "/docs/ops.md");
-  const std::string test = read(TAPEGRAD_SOURCE_DIR "/tests/test_readme_op.cpp");
+  const std::string docs = testing::read_file(TAPEGRAD_SOURCE_DIR "/docs/ops.md");
+  const std::string test = testing::read_file(TAPEGRAD_SOURCE_DIR "/tests/test_readme_op.cpp");
   const auto begin = test.find("// softplus: y =");
   const std::string code = test.substr(begin, test.find("\nBOOST_AUTO_TEST_CASE") - begin);
   BOOST_TEST(!docs.empty());

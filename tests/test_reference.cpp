@@ -36,10 +36,15 @@ Tensor leaf(const Array<double>& a, Dtype dtype) {
   return t;
 }
 
-// Backward from y with the output gradient g_y: the gradient of sum(y * g_y).
-void backward_with(Tape& tape, const Tensor& y, const Array<double>& g_y) {
+// y = f() on a tape, then backward with the output gradient g_y (the gradient of
+// sum(y * g_y)); returns y's values.  The inputs' gradients are left in their leaves.
+template <class F>
+Array<double> forward_backward(F f, const Array<double>& g_y) {
+  Tape tape;
   TapeGuard recording(tape);
+  const Tensor y = f();
   sum(y * Tensor(g_y).to(y.dtype())).backward();
+  return values(y);
 }
 
 double tolerance(Dtype dtype) { return dtype == Dtype::f64 ? 1e-12 : 3e-5; }
@@ -56,14 +61,8 @@ BOOST_AUTO_TEST_CASE(layer_norm_matches_its_loop) {
   for (Dtype dtype : kDtypes) {
     BOOST_TEST_CONTEXT(dtype_name(dtype)) {
       Tensor xt = leaf(x, dtype), gm = leaf(gamma, dtype), bt = leaf(beta, dtype);
-      Tape tape;
-      Tensor y;
-      {
-        TapeGuard recording(tape);
-        y = layer_norm(xt, gm, bt);
-      }
-      backward_with(tape, y, g_y);
-      BOOST_TEST(worst(values(y), ref_y) < tolerance(dtype));
+      const Array<double> y = forward_backward([&] { return layer_norm(xt, gm, bt); }, g_y);
+      BOOST_TEST(worst(y, ref_y) < tolerance(dtype));
       BOOST_TEST(worst(grad(xt), ref_g.x) < tolerance(dtype));
       BOOST_TEST(worst(grad(gm), ref_g.gamma) < tolerance(dtype));
       BOOST_TEST(worst(grad(bt), ref_g.beta) < tolerance(dtype));
@@ -112,14 +111,8 @@ BOOST_AUTO_TEST_CASE(masked_softmax_matches_its_loop) {
   for (Dtype dtype : kDtypes) {
     BOOST_TEST_CONTEXT(dtype_name(dtype)) {
       Tensor xt = leaf(x, dtype);
-      Tape tape;
-      Tensor y;
-      {
-        TapeGuard recording(tape);
-        y = masked_softmax(xt, mask);
-      }
-      backward_with(tape, y, g_y);
-      BOOST_TEST(worst(values(y), ref_y) < tolerance(dtype));
+      const Array<double> y = forward_backward([&] { return masked_softmax(xt, mask); }, g_y);
+      BOOST_TEST(worst(y, ref_y) < tolerance(dtype));
       BOOST_TEST(worst(grad(xt), ref_g) < tolerance(dtype));
     }
   }
@@ -134,14 +127,8 @@ BOOST_AUTO_TEST_CASE(gelu_matches_its_loop) {
     for (Dtype dtype : kDtypes) {
       BOOST_TEST_CONTEXT(dtype_name(dtype) << (form == GeluForm::exact ? ", exact" : ", tanh")) {
         Tensor xt = leaf(x, dtype);
-        Tape tape;
-        Tensor y;
-        {
-          TapeGuard recording(tape);
-          y = gelu(xt, form);
-        }
-        backward_with(tape, y, g_y);
-        BOOST_TEST(worst(values(y), ref_y) < tolerance(dtype));
+        const Array<double> y = forward_backward([&] { return gelu(xt, form); }, g_y);
+        BOOST_TEST(worst(y, ref_y) < tolerance(dtype));
         BOOST_TEST(worst(grad(xt), ref_g) < tolerance(dtype));
       }
     }

@@ -3,6 +3,8 @@
 
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "tapegrad.hpp"
@@ -36,6 +38,14 @@ inline bool close_to(double a, double b, double rtol, double atol) {
 
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// A whole file as text ("" when it cannot be read): for tests that compare code with the docs.
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 }  // namespace testing
