@@ -12,6 +12,7 @@
 #include "nn/activation.hpp"
 #include "nn/attention.hpp"
 #include "nn/checkpoint.hpp"
+#include "nn/distributed.hpp"
 #include "nn/dropout.hpp"
 #include "nn/embedding.hpp"
 #include "nn/subword_embedding.hpp"

@@ -28,6 +28,17 @@ CLI::App* Program::subcommand(const std::string& name, const std::string& descri
 
 int Program::run(int argc, char** argv, const std::function<int()>& body) {
   command_line_ = tg::models::command_line(argc, argv);
+  // Started by mpirun: every rank runs the same command (the training loop shares the work out),
+  // and rank 0 alone prints; an error on any rank stops them all.
+  const tg::nn::ProcessGroup* world = nullptr;
+  try {
+    world = &tg::nn::ProcessGroup::world();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name_.c_str(), e.what());
+    return kExitError;
+  }
+  if (!world->is_root() && !std::freopen("/dev/null", "w", stdout))
+    std::fprintf(stderr, "%s: rank %zu: cannot silence standard output\n", name_.c_str(), world->rank());
   try {
     app_.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -39,8 +50,13 @@ int Program::run(int argc, char** argv, const std::function<int()>& body) {
   } catch (const CLI::ParseError& e) {  // a usage rule checked after parsing (two options together)
     return app_.exit(e);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", name_.c_str(), e.what());
-    return kExitError;
+    if (world->size() == 1) {
+      std::fprintf(stderr, "%s: %s\n", name_.c_str(), e.what());
+      return kExitError;
+    }
+    std::fprintf(stderr, "%s (rank %zu of %zu): %s\n", name_.c_str(), world->rank(), world->size(), e.what());
+    std::fflush(stdout);
+    world->abort(kExitError);
   }
 }
 

@@ -153,6 +153,12 @@ int main(int argc, char** argv) {
                               for (std::size_t i : batch) ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
                               return t.loss(ws, ts, data.word_dropout, rare_word_dropout);
                             },
+                        .weight =
+                            [&](const std::vector<std::size_t>& batch) {  // the loss is a mean over tokens
+                              double tokens = 0;
+                              for (std::size_t i : batch) tokens += lengths[i];
+                              return tokens;
+                            },
                         .lengths = &lengths,
                         .evaluate = [&] { return score(t, dev_data).report.accuracy(); },
                         .save_model = [&](const std::string& path) { t.save(path, program.command_line()); }};

@@ -163,6 +163,11 @@ int main(int argc, char** argv) {
         for (std::size_t i : batch) xs.push_back(&sources[i]), ys.push_back(&targets[i]);
         return t.loss(xs, ys, data.word_dropout, scheduled_k > 0 ? models::gold_share(step, scheduled_k) : 1.0);
       };
+      task.weight = [&](const std::vector<std::size_t>& batch) {  // the loss is a mean over target tokens
+        double n = 0;
+        for (std::size_t i : batch) n += targets[i].size() + 1;
+        return n;
+      };
       task.lengths = &tokens;
       task.evaluate = [&] {  // greedy decoding: fast, and close to beam search's ranking of models
         return score(t, dev_sources, dev_references, {.beam = 1}, true).bleu.score / 100;
@@ -170,7 +175,7 @@ int main(int argc, char** argv) {
       task.save_model = [&](const std::string& path) { t.save(path, program.command_line()); };
       const models::TrainResult result = models::train(task, to);
       if (result.interrupted) return examples::kExitInterrupted;
-      if (final_search.beam > 0 && fs::exists(to.out)) {
+      if (final_search.beam > 0 && tg::nn::ProcessGroup::world().is_root() && fs::exists(to.out)) {
         const auto best = models::TranslationPipeline::load(to.out);
         const Scored s = score(*best, dev_sources, dev_references, final_search, true);
         std::printf("%s on %s, beam %zu: %s  (%.1f s)\n%s\n", to.out.c_str(), dev_src.c_str(), final_search.beam,

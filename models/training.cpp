@@ -16,9 +16,12 @@
 #include <optional>
 #include <sstream>
 
+#include "../autograd/ops.hpp"
+#include "../autograd/parallel.hpp"
 #include "../autograd/tape.hpp"
 #include "../nn/average.hpp"
 #include "../nn/checkpoint.hpp"
+#include "../nn/distributed.hpp"
 #include "../nn/optim.hpp"
 #include "../nn/schedule.hpp"
 #include "batching.hpp"
@@ -44,11 +47,14 @@ std::string clock_text(double seconds) {
 // A progress bar on a terminal; a plain line every 30 s otherwise (logs, CI).
 class Progress {
  public:
-  Progress(std::size_t epoch, std::size_t epochs, std::size_t steps)
-      : epoch_(epoch), epochs_(epochs), steps_(steps), tty_(isatty(fileno(stdout))), start_(Clock::now()), last_(start_) {}
+  // Shows nothing when `shown` is false (every rank but 0 in data-parallel training).
+  Progress(std::size_t epoch, std::size_t epochs, std::size_t steps, bool shown)
+      : epoch_(epoch), epochs_(epochs), steps_(steps), shown_(shown), tty_(isatty(fileno(stdout))), start_(Clock::now()),
+        last_(start_) {}
 
   void update(std::size_t step, double loss, std::size_t tokens) {
     tokens_ += tokens;
+    if (!shown_) return;
     const auto now = Clock::now();
     const double since = std::chrono::duration<double>(now - last_).count();
     if (since < (tty_ ? 0.2 : 30.0) && step + 1 < steps_) return;
@@ -69,12 +75,12 @@ class Progress {
   }
 
   void finish() {
-    if (tty_) std::printf("\n");
+    if (shown_ && tty_) std::printf("\n");
   }
 
  private:
   std::size_t epoch_, epochs_, steps_, tokens_ = 0;
-  bool tty_;
+  bool shown_, tty_;
   Clock::time_point start_, last_;
 };
 
@@ -136,10 +142,18 @@ class AveragedWeights {
 
 }  // namespace
 
+// Data parallelism in the loop: every rank walks the same global batches and computes the loss
+// of its shard; the gradients (and the losses) are summed before the step, so every rank takes
+// the same step and the parameters stay the same on all of them (checked every
+// check_ranks_every steps).  Decisions that one rank could make alone (stop on Ctrl-C, stop
+// for time) are agreed on at the start of a step; rank 0 alone evaluates and writes.
 TrainResult train(Task& task, const TrainOptions& o) {
+  const nn::ProcessGroup& group = task.group ? *task.group : nn::ProcessGroup::world();
+  const bool root = group.is_root(), parallel = group.size() > 1;
   g_stop = 0;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  const std::vector<Tensor> params = task.model->parameters();
   nn::AdamW opt(task.model->named_parameters(), {.lr = o.lr, .weight_decay = 0.01});
   const std::size_t per_epoch = task.batches(0).size();
   const std::size_t total = std::max<std::size_t>(per_epoch * o.epochs, o.warmup + 1);
@@ -151,7 +165,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
   const std::string average_prefix = "average/";
 
   LoopState state;
-  if (o.resume) {
+  if (o.resume) {  // every rank reads the checkpoint (on a shared file system across machines)
     nn::NpzEntries extra;
     nn::load_checkpoint(checkpoint, *task.model, opt, *task.gen, &extra);
     const auto it = std::find_if(extra.begin(), extra.end(), [](const auto& e) { return e.first == "loop"; });
@@ -165,68 +179,93 @@ TrainResult train(Task& task, const TrainOptions& o) {
       throw std::runtime_error(checkpoint + (average ? ": holds no weight averages; resume without --average"
                                                      : ": holds weight averages; resume with the same --average"));
     if (average) average->load_state(averages);
-    std::printf("resuming from %s: epoch %zu, step %zu, best dev %s %.4f\n", checkpoint.c_str(), state.epoch + 1,
-                state.step_in_epoch, o.metric_name.c_str(), state.best);
+    if (root)
+      std::printf("resuming from %s: epoch %zu, step %zu, best dev %s %.4f\n", checkpoint.c_str(), state.epoch + 1,
+                  state.step_in_epoch, o.metric_name.c_str(), state.best);
+  }
+  if (parallel) {
+    nn::broadcast_parameters(params, group);  // one model, whatever each rank built or read
+    // Each rank draws its own dropout masks: a stream forked from rank 0's by the rank number,
+    // so a run is reproducible for a given rank count (the checkpoint holds rank 0's stream).
+    if (!root) task.gen->seed_with(task.gen->next_u64() ^ (0x9E3779B97F4A7C15ull * group.rank()));
+    if (root)
+      std::printf("data-parallel: %zu ranks, each with %zu thread(s) and its share of every batch\n", group.size(),
+                  num_threads());
   }
   const auto save_checkpoint = [&] {
+    if (!root) return;
     nn::NpzEntries extra{{"loop", nn::text_to_npy(state.to_text())}};
     if (average)
       for (const auto& [name, a] : average->state()) extra.emplace_back(average_prefix + name, nn::to_npy(a));
     nn::save_checkpoint(checkpoint, *task.model, opt, *task.gen, opt.steps(), extra);
   };
 
-  JsonLog log(o.log);
+  JsonLog log(root ? o.log : "");
   const auto start = Clock::now();
   auto last_log = start;
   const double seconds_before = state.seconds;
   const auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(Clock::now() - start).count(); };
   const bool limited = o.time_limit_minutes > 0;
   bool out_of_time = false;
+  std::vector<double> losses;
   Tape tape;
   std::optional<DetectAnomaly> detect_anomaly;  // an AnomalyError stops training, nothing is saved
   if (o.detect_anomaly) detect_anomaly.emplace();
   while (state.epoch < o.epochs && !out_of_time) {
     const auto batches = task.batches(state.epoch);
-    Progress progress(state.epoch + 1, o.epochs, batches.size());
+    Progress progress(state.epoch + 1, o.epochs, batches.size(), root);
     task.model->train();
     double loss_sum = 0;
     std::size_t loss_count = 0;
     for (std::size_t i = state.step_in_epoch; i < batches.size(); ++i) {
-      if (g_stop) {
+      // Stop on a signal to any rank, or when rank 0's clock says the time is up.
+      double stop[2] = {double(g_stop), double(root && limited && elapsed() > o.time_limit_minutes * 60)};
+      group.allreduce_sum(std::span<double>(stop));
+      if (stop[0] > 0) {
         progress.finish();
         state.step_in_epoch = i;
         state.seconds = elapsed();
         save_checkpoint();
-        std::printf("interrupted: saved %s; continue with --resume\n", checkpoint.c_str());
+        if (root) std::printf("interrupted: saved %s; continue with --resume\n", checkpoint.c_str());
         log.write({{"event", "interrupted"}, {"epoch", state.epoch + 1}, {"step", i}});
-        return {state.history, true};
+        return {state.history, true, losses};
       }
-      if (limited && elapsed() > o.time_limit_minutes * 60) {
+      if (stop[1] > 0) {
         out_of_time = true;
         break;
       }
       opt.set_lr(schedule.lr(opt.steps() + 1));
       tape.clear();
+      const auto& batch = batches[i];
+      const auto mine = parallel ? nn::shard(batch, group.rank(), group.size()) : batch;
       double loss = 0;
-      {
+      if (!mine.empty()) {  // a batch with fewer examples than ranks leaves some with nothing to do
         if (task.step) *task.step = opt.steps();
         TapeGuard recording(tape);
-        Tensor l = task.loss(batches[i]);
+        Tensor l = task.loss(mine);
+        if (parallel) {  // this rank's share of the whole batch's mean
+          const double share = task.weight ? task.weight(mine) / task.weight(batch) : double(mine.size()) / batch.size();
+          l = l * share;
+        }
         l.backward();
         loss = l.item();
       }
+      nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));
       if (!std::isfinite(loss))
         throw std::runtime_error("the training loss is " + std::to_string(loss) + " at step " + std::to_string(opt.steps() + 1) +
                                  "; stopped without saving over the last good model" +
                                  (o.detect_anomaly ? "" : " (rerun with --detect-anomaly to find the op that made it)"));
-      if (o.clip > 0) nn::clip_grad_norm(task.model->parameters(), o.clip);
+      if (o.clip > 0) nn::clip_grad_norm(params, o.clip);
       opt.step();
       opt.zero_grad();
       if (average) average->update();
+      if (parallel && o.check_ranks_every > 0 && opt.steps() % o.check_ranks_every == 0)
+        nn::check_parameters_agree(params, group, opt.steps());
+      losses.push_back(loss);
       loss_sum += loss;
       ++loss_count;
       std::size_t tokens = 0;
-      for (std::size_t s : batches[i]) tokens += (*task.lengths)[s];
+      for (std::size_t s : batch) tokens += (*task.lengths)[s];
       progress.update(i, loss_sum / loss_count, tokens);
       if (std::chrono::duration<double>(Clock::now() - last_log).count() >= 30) {
         last_log = Clock::now();
@@ -235,33 +274,36 @@ TrainResult train(Task& task, const TrainOptions& o) {
       }
     }
     progress.finish();
+    nn::check_parameters_agree(params, group, opt.steps());
     task.model->eval();
-    double metric;
-    bool best;
     {
       AveragedWeights averaged(average ? &*average : nullptr);  // evaluate (and save) the averages
       NoGradGuard no_grad;
-      metric = task.evaluate();
+      double metric = 0;
+      if (root) metric = task.evaluate();
+      group.broadcast(std::span<double>(&metric, 1));  // the others wait here, and keep the same history
       state.history.push_back({state.epoch + 1, loss_count ? loss_sum / loss_count : 0.0, metric, elapsed()});
-      best = metric > state.best;
-      std::printf("epoch %zu: train loss %.4f, dev %s %.2f%s%s  [%s]\n", state.epoch + 1,
-                  state.history.back().train_loss, o.metric_name.c_str(), 100 * metric, o.metric_percent ? "%" : "",
-                  best ? (", best so far: saved " + o.out).c_str() : "", clock_text(elapsed()).c_str());
-      log.write({{"event", "epoch"}, {"epoch", state.epoch + 1}, {"train_loss", state.history.back().train_loss},
-                 {"dev_" + o.metric_name, metric}, {"best", best}, {"seconds", elapsed()}});
+      const bool best = metric > state.best;
+      if (root) {
+        std::printf("epoch %zu: train loss %.4f, dev %s %.2f%s%s  [%s]\n", state.epoch + 1,
+                    state.history.back().train_loss, o.metric_name.c_str(), 100 * metric, o.metric_percent ? "%" : "",
+                    best ? (", best so far: saved " + o.out).c_str() : "", clock_text(elapsed()).c_str());
+        log.write({{"event", "epoch"}, {"epoch", state.epoch + 1}, {"train_loss", state.history.back().train_loss},
+                   {"dev_" + o.metric_name, metric}, {"best", best}, {"seconds", elapsed()}});
+      }
       if (best) {
         state.best = metric;
-        task.save_model(o.out);
+        if (root) task.save_model(o.out);
       }
     }  // back to the weights being trained
-    if (!o.plot.empty()) write_curve_svg(o.plot, state.history, o.metric_name, o.metric_percent);
+    if (root && !o.plot.empty()) write_curve_svg(o.plot, state.history, o.metric_name, o.metric_percent);
     ++state.epoch;
     state.step_in_epoch = 0;
     state.seconds = elapsed();
     save_checkpoint();
   }
-  if (out_of_time) std::printf("time limit of %.1f minutes reached\n", o.time_limit_minutes);
-  return {state.history, false};
+  if (out_of_time && root) std::printf("time limit of %.1f minutes reached\n", o.time_limit_minutes);
+  return {state.history, false, losses};
 }
 
 std::function<std::vector<std::vector<std::size_t>>(std::size_t)> shuffled_batches(std::vector<std::size_t> lengths,
@@ -289,19 +331,25 @@ const MemberOrders::Batches& MemberOrders::epoch(std::size_t e) {
       Generator shuffle(seed_ * 1000003 + e + 7919 * k);
       for (std::size_t i = orders_[k].size(); i > 1; --i) std::swap(orders_[k][i - 1], orders_[k][shuffle.below(i)]);
     }
-    step_.clear();
-    for (std::size_t i = 0; i < batches_.size(); ++i)
-      if (!batches_[i].empty()) step_[batches_[i][0]] = i;  // each example is in one batch an epoch
+    at_.clear();
+    for (std::size_t i = 0; i < batches_.size(); ++i)  // each example is in one batch an epoch
+      for (std::size_t j = 0; j < batches_[i].size(); ++j) at_[batches_[i][j]] = {i, j};
     epoch_ = e;
   }
   return batches_;
 }
 
-const std::vector<std::size_t>& MemberOrders::member(const std::vector<std::size_t>& batch, std::size_t k) const {
+std::vector<std::size_t> MemberOrders::member(const std::vector<std::size_t>& batch, std::size_t k) const {
   if (k == 0 || batch.empty()) return batch;
-  const auto it = step_.find(batch[0]);
-  if (it == step_.end()) throw std::logic_error("MemberOrders: a batch that is not in the current epoch");
-  return batches_[orders_.at(k)[it->second]];
+  const auto it = at_.find(batch[0]);
+  if (it == at_.end()) throw std::logic_error("MemberOrders: a batch that is not in the current epoch");
+  const auto [step, first] = it->second;
+  const auto& whole = batches_[step];  // member 0's batch; `batch` is all of it or one rank's share
+  const auto& theirs = batches_[orders_.at(k)[step]];
+  // The same share of member k's batch: [first, first + n) of N examples maps to
+  // [first * M / N, (first + n) * M / N) of M, so the ranks' shares again cover it exactly.
+  const std::size_t N = whole.size(), M = theirs.size();
+  return {theirs.begin() + first * M / N, theirs.begin() + (first + batch.size()) * M / N};
 }
 
 }  // namespace tg::models

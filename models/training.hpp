@@ -1,7 +1,8 @@
 // The training loop every program here uses, for any model: AdamW with warm-up and cosine
 // decay, gradient clipping, a progress line, evaluation after each epoch, the best model on dev
 // saved as a model file, a checkpoint after each epoch and on Ctrl-C, exact --resume, time and
-// epoch limits, an optional moving average of the weights, a JSON-lines log and an SVG curve.
+// epoch limits, an optional moving average of the weights, a JSON-lines log and an SVG curve;
+// and, when started by mpirun, data-parallel training across the ranks (nn/distributed.hpp).
 //
 //   models::Task task;
 //   task.model = &net;  task.gen = &gen;
@@ -21,6 +22,7 @@
 
 #include "../autograd/generator.hpp"
 #include "../autograd/tensor.hpp"
+#include "../nn/distributed.hpp"
 #include "../nn/module.hpp"
 
 namespace tg::models {
@@ -49,6 +51,9 @@ struct TrainOptions {
   // A JSON-lines log of training ("" for none): an object a line, {"event": "step", ...} every
   // 30 s of training and {"event": "epoch", ...} after each epoch, for plotting or monitoring.
   std::string log;
+  // Data-parallel training: compare a checksum of the parameters across ranks every this many
+  // steps (0: only after each epoch), and fail if they differ.
+  std::size_t check_ranks_every = 100;
 };
 
 // What a program hands to the loop.
@@ -59,12 +64,20 @@ struct Task {
   // function of the epoch number only (so a resumed epoch sees the same batches).
   std::function<std::vector<std::vector<std::size_t>>(std::size_t epoch)> batches;
   std::function<Tensor(const std::vector<std::size_t>& batch)> loss;
+  // What the loss of a batch is a mean over (its real tokens, say), for data-parallel training:
+  // each rank's loss is weighted by its share, weight(its examples) / weight(the whole batch),
+  // so the summed gradients are those of the whole batch's mean.  Unset: the number of examples.
+  std::function<double(const std::vector<std::size_t>& batch)> weight;
   const std::vector<std::size_t>* lengths = nullptr;  // of every sentence (for tokens/s)
   // If set, the loop writes here the number of optimizer steps taken so far (a resumed run
   // included) before each call of `loss`: for schedules inside the loss.
   std::size_t* step = nullptr;
   std::function<double()> evaluate;                       // dev metric, higher is better
   std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
+  // The ranks training together; nullptr: nn::ProcessGroup::world(), every rank of the launch
+  // (this process alone without mpirun).  Each rank computes the loss of its shard of every
+  // batch; rank 0 alone evaluates, prints, logs, plots and writes files.
+  const nn::ProcessGroup* group = nullptr;
 };
 
 // Task::batches for sentences of these lengths: make_batches (batching.hpp) of up to
@@ -76,6 +89,7 @@ std::function<std::vector<std::vector<std::size_t>>(std::size_t epoch)> shuffled
 struct TrainResult {
   std::vector<EpochRecord> history;
   bool interrupted = false;  // stopped by Ctrl-C or SIGTERM, after saving the checkpoint
+  std::vector<double> losses;  // the loss of every step this run took (of the whole batch)
 };
 
 // Trains with AdamW (linear warm-up, then cosine decay over the planned epochs).  Ctrl-C or
@@ -94,7 +108,9 @@ class MemberOrders {
   // member k > 0 walks them shuffled by a generator seeded from (seed, epoch, k).
   MemberOrders(std::function<Batches(std::size_t epoch)> make, std::size_t members, std::uint64_t seed);
   const Batches& epoch(std::size_t e);
-  const std::vector<std::size_t>& member(const std::vector<std::size_t>& batch, std::size_t k) const;
+  // Member k's batch at the step of `batch` (a batch of epoch(e), or one rank's share of it: then
+  // the same share of member k's batch).
+  std::vector<std::size_t> member(const std::vector<std::size_t>& batch, std::size_t k) const;
 
  private:
   std::function<Batches(std::size_t)> make_;
@@ -102,7 +118,7 @@ class MemberOrders {
   std::uint64_t seed_;
   Batches batches_;                                 // member 0's order, for epoch_
   std::vector<std::vector<std::size_t>> orders_;    // orders_[k][step]: member k's batch index
-  std::map<std::size_t, std::size_t> step_;         // a batch (by its first example) -> step
+  std::map<std::size_t, std::pair<std::size_t, std::size_t>> at_;  // an example -> (step, place in its batch)
 };
 
 

@@ -1,0 +1,227 @@
+#include "distributed.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include <xtensor/xbuilder.hpp>
+
+#ifdef TAPEGRAD_MPI
+#include <mpi.h>
+#endif
+
+namespace tg::nn {
+
+namespace {
+
+// The launchers' environment: Open MPI's mpirun sets OMPI_COMM_WORLD_*, PMI and PMIx launchers
+// (Slurm's srun, MPICH's hydra) set PMI_* or PMIX_RANK.
+bool started_by_launcher() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK");
+}
+
+#ifndef TAPEGRAD_MPI
+std::size_t launcher_size() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"})
+    if (const char* v = std::getenv(name)) return std::strtoull(v, nullptr, 10);
+  return 1;
+}
+#endif
+
+#ifdef TAPEGRAD_MPI
+template <class T>
+MPI_Datatype mpi_type() {
+  return std::is_same_v<T, float> ? MPI_FLOAT : MPI_DOUBLE;
+}
+
+void check_mpi(int code, const char* what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw std::runtime_error(std::string(what) + ": " + std::string(text, length));
+}
+#endif
+
+template <class T>
+void sum_over_ranks(std::span<T> values, bool uses_mpi) {
+  if (!uses_mpi || values.empty()) return;
+#ifdef TAPEGRAD_MPI
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), mpi_type<T>(), MPI_SUM,
+                          MPI_COMM_WORLD),
+            "allreduce");
+#endif
+}
+
+template <class T>
+void copy_from_root(std::span<T> values, std::size_t root, bool uses_mpi) {
+  if (!uses_mpi || values.empty()) return;
+#ifdef TAPEGRAD_MPI
+  check_mpi(MPI_Bcast(values.data(), static_cast<int>(values.size()), mpi_type<T>(), static_cast<int>(root),
+                      MPI_COMM_WORLD),
+            "broadcast");
+#else
+  (void)root;
+#endif
+}
+
+}  // namespace
+
+const ProcessGroup& ProcessGroup::world() {
+  static const ProcessGroup group = [] {
+    if (!started_by_launcher()) return ProcessGroup(0, 1, false);
+#ifdef TAPEGRAD_MPI
+    int provided = 0;
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);  // only this thread calls MPI
+    std::atexit([] {
+      int finalized = 0;
+      MPI_Finalized(&finalized);
+      if (!finalized) MPI_Finalize();
+    });
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    return ProcessGroup(rank, size, size > 1);
+#else
+    if (launcher_size() > 1)
+      throw std::runtime_error("started as one of " + std::to_string(launcher_size()) +
+                               " ranks by an MPI launcher, but this tapegrad was built without MPI: rebuild with "
+                               "libopenmpi-dev installed (cmake -DTAPEGRAD_MPI=ON), or run a single process");
+    return ProcessGroup(0, 1, false);
+#endif
+  }();
+  return group;
+}
+
+const ProcessGroup& ProcessGroup::single() {
+  static const ProcessGroup group(0, 1, false);
+  return group;
+}
+
+void ProcessGroup::allreduce_sum(std::span<float> values) const { sum_over_ranks(values, uses_mpi_); }
+void ProcessGroup::allreduce_sum(std::span<double> values) const { sum_over_ranks(values, uses_mpi_); }
+void ProcessGroup::broadcast(std::span<float> values, std::size_t root) const { copy_from_root(values, root, uses_mpi_); }
+void ProcessGroup::broadcast(std::span<double> values, std::size_t root) const { copy_from_root(values, root, uses_mpi_); }
+
+std::vector<std::uint64_t> ProcessGroup::allgather(std::uint64_t value) const {
+  std::vector<std::uint64_t> all(size_, value);
+#ifdef TAPEGRAD_MPI
+  if (uses_mpi_)
+    check_mpi(MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD), "allgather");
+#endif
+  return all;
+}
+
+void ProcessGroup::abort(int code) const {
+#ifdef TAPEGRAD_MPI
+  if (uses_mpi_) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  std::exit(code);
+}
+
+std::vector<std::size_t> shard(const std::vector<std::size_t>& batch, std::size_t rank, std::size_t ranks) {
+  if (ranks == 0 || rank >= ranks)
+    throw std::invalid_argument("shard: rank " + std::to_string(rank) + " is not one of " + std::to_string(ranks) + " ranks");
+  const std::size_t n = batch.size();
+  return {batch.begin() + rank * n / ranks, batch.begin() + (rank + 1) * n / ranks};
+}
+
+namespace {
+
+// Sums the gradients of the parameters of element type T that have one on some rank.  A
+// parameter of at least a bucket is summed in place; smaller ones are packed into a bucket and
+// summed together (fewer, larger messages: each exchange costs a network latency).
+template <class T>
+void sum_gradients(const std::vector<Tensor*>& params, const ProcessGroup& group, std::size_t bucket_bytes) {
+  const std::size_t bucket_size = std::max<std::size_t>(bucket_bytes / sizeof(T), 1);
+  std::vector<T> bucket;
+  std::vector<Array<T>*> packed;
+  const auto flush = [&] {
+    group.allreduce_sum(std::span<T>(bucket));
+    std::size_t at = 0;
+    for (Array<T>* g : packed) {
+      std::copy_n(bucket.data() + at, g->size(), g->data());
+      at += g->size();
+    }
+    bucket.clear();
+    packed.clear();
+  };
+  for (Tensor* p : params) {
+    auto& g = std::get<Array<T>>(*p->impl()->grad);
+    if (g.size() >= bucket_size) {
+      group.allreduce_sum(std::span<T>(g.data(), g.size()));
+      continue;
+    }
+    if (bucket.size() + g.size() > bucket_size) flush();
+    bucket.insert(bucket.end(), g.begin(), g.end());
+    packed.push_back(&g);
+  }
+  if (!packed.empty()) flush();
+}
+
+}  // namespace
+
+void allreduce_gradients(const std::vector<Tensor>& params, const ProcessGroup& group, std::span<double> extra,
+                         std::size_t bucket_bytes) {
+  if (group.size() == 1) return;
+  // First a small exchange: on how many ranks each parameter has a gradient, and `extra`.
+  std::vector<double> small(params.size() + extra.size());
+  for (std::size_t i = 0; i < params.size(); ++i) small[i] = params[i].has_grad() ? 1 : 0;
+  std::copy(extra.begin(), extra.end(), small.begin() + params.size());
+  group.allreduce_sum(std::span<double>(small));
+  std::copy(small.begin() + params.size(), small.end(), extra.begin());
+
+  std::vector<Tensor*> f32, f64;  // the parameters with a gradient somewhere, by element type
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (small[i] == 0) continue;
+    Tensor& p = const_cast<Tensor&>(params[i]);  // a Tensor is a handle: its gradient is shared
+    if (!p.has_grad())  // none arrived here: zeros, so this rank adds nothing
+      dispatch(p.dtype(), [&]<class T>() { p.impl()->grad = Array<T>(xt::zeros<T>(p.shape())); });
+    (p.dtype() == Dtype::f32 ? f32 : f64).push_back(&p);
+  }
+  sum_gradients<float>(f32, group, bucket_bytes);
+  sum_gradients<double>(f64, group, bucket_bytes);
+}
+
+void broadcast_parameters(const std::vector<Tensor>& params, const ProcessGroup& group) {
+  if (group.size() == 1) return;
+  for (const Tensor& p : params)
+    dispatch(p.dtype(), [&]<class T>() {
+      auto& values = const_cast<Tensor&>(p).data<T>();
+      group.broadcast(std::span<T>(values.data(), values.size()));
+    });
+}
+
+std::uint64_t parameter_checksum(const std::vector<Tensor>& params) {
+  std::uint64_t h = 14695981039346656037ull;  // FNV-1a, a 32-bit word at a time
+  const auto mix = [&h](std::uint64_t word) { h = (h ^ word) * 1099511628211ull; };
+  for (const Tensor& p : params) {
+    for (std::size_t n : p.shape()) mix(n);
+    dispatch(p.dtype(), [&]<class T>() {
+      const auto& values = p.data<T>();
+      const auto* words = reinterpret_cast<const std::uint32_t*>(values.data());
+      for (std::size_t i = 0; i < values.size() * sizeof(T) / 4; ++i) mix(words[i]);
+    });
+  }
+  return h;
+}
+
+void check_parameters_agree(const std::vector<Tensor>& params, const ProcessGroup& group, std::size_t step) {
+  if (group.size() == 1) return;
+  const auto sums = group.allgather(parameter_checksum(params));
+  std::string differ;
+  for (std::size_t r = 1; r < sums.size(); ++r)
+    if (sums[r] != sums[0]) {
+      if (!differ.empty()) differ += ", ";
+      differ += std::to_string(r);
+    }
+  if (!differ.empty())
+    throw std::runtime_error("data-parallel training: after step " + std::to_string(step) + " the parameters of rank(s) " +
+                             differ + " differ from rank 0's (checksums compared across all " +
+                             std::to_string(group.size()) + " ranks); the ranks no longer train one model");
+}
+
+}  // namespace tg::nn
