@@ -4,6 +4,7 @@
 # pictures, resume, and refuse bad input.
 #   tests/programs_end_to_end.sh BUILD_DIR WORK_DIR
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 build=$1
 work=$2
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
@@ -12,29 +13,7 @@ sentiment="$build/examples/tapegrad-sentiment"
 translate="$build/examples/tapegrad-translate"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
-# ---- tiny data ----------------------------------------------------------------------------
-words=(the a dog cat runs sleeps big small quickly .)
-tags=(DET DET NOUN NOUN VERB VERB ADJ ADJ ADV PUNCT)
-make_conllu() {  # file sentences seed
-  local i j n w
-  RANDOM=$3
-  : > "$1"
-  for ((i = 0; i < $2; i++)); do
-    echo "# sent_id = $i" >> "$1"
-    n=$((3 + RANDOM % 5))
-    for ((j = 1; j <= n; j++)); do
-      w=$((RANDOM % 10))
-      printf '%d\t%s\t%s\t%s\t_\t_\t0\tdep\t_\t_\n' "$j" "${words[$w]}" "${words[$w]}" "${tags[$w]}" >> "$1"
-    done
-    echo >> "$1"
-  done
-}
-make_conllu train.conllu 60 1
-make_conllu dev.conllu 15 2
-{ echo -e "sentence\tlabel"
-  for i in $(seq 1 40); do echo -e "a great fine film $i\t1"; echo -e "an awful dull film $i\t0"; done; } > train.tsv
-{ echo -e "sentence\tlabel"; echo -e "a great film\t1"; echo -e "a dull film\t0"; } > dev.tsv
-printf '4 a great film\n0 an awful film\n' > dev.stsa
+source "$here/tiny_data.sh"  # train.conllu, train.tsv, tr-train.de, ... in this folder
 
 small="--d-model 16 --layers 1 --heads 2 --ff 32 --minutes 0"
 
@@ -142,22 +121,6 @@ grep -q "conv-width: must be 0 (none) or odd" s8.log || fail "--conv-width 4: no
   && fail "accepted dev labels unseen in training" || grep -q "unknown label '4'" s2.log || fail "unseen label not named"
 
 # ---- translation ----------------------------------------------------------------------------
-# A tiny "German-English" corpus: numbers of animals, word by word.
-de=(ein zwei drei vier) en=(one two three four)
-deanimal=(Hund Katze Vogel Fisch) enanimal=(dog cat bird fish)
-deverb=(läuft schläft singt schwimmt) enverb=(runs sleeps sings swims)
-make_parallel() {  # prefix pairs seed
-  local i n a v
-  RANDOM=$3
-  : > "$1.de"; : > "$1.en"
-  for ((i = 0; i < $2; i++)); do
-    n=$((RANDOM % 4)) a=$((RANDOM % 4)) v=$((RANDOM % 4))
-    echo "${de[$n]^} ${deanimal[$a]} ${deverb[$v]}." >> "$1.de"
-    echo "${en[$n]^} ${enanimal[$a]} ${enverb[$v]}." >> "$1.en"
-  done
-}
-make_parallel tr-train 120 3
-make_parallel tr-dev 12 4
 "$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
   --epochs 2 $small --min-count 1 --out tr.npz --plot tcurve.svg > ttrain.log
 grep -q "epoch 2: train loss .*, dev BLEU" ttrain.log || fail "translator training did not finish 2 epochs"

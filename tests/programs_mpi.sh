@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The three programs trained across ranks with mpirun, on tiny data made here: the same flags as
+# one process, rank 0 alone prints and writes, --resume with another rank count continues the
+# same training, Ctrl-C and a killed rank stop every rank and leave a readable checkpoint.
+#   tests/programs_mpi.sh BUILD_DIR WORK_DIR MPIRUN
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$1
+work=$2
+mpirun=("$3" --allow-run-as-root --oversubscribe)
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+tagger="$build/examples/tapegrad-tagger"
+sentiment="$build/examples/tapegrad-sentiment"
+translate="$build/examples/tapegrad-translate"
+fail() { echo "FAILED: $*" >&2; exit 1; }
+source "$here/tiny_data.sh"
+
+model="--d-model 16 --layers 1 --heads 2 --ff 32"
+small="$model --minutes 0"
+
+# ---- each program, as 2 ranks, with the flags it takes alone ------------------------------
+"${mpirun[@]}" -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 2 $small --out tagger.npz > tagger.log
+grep -q "data-parallel: 2 ranks, each with 1 thread(s)" tagger.log || fail "the tagger did not say it ran on 2 ranks"
+[ "$(grep -c '^epoch 2: train loss' tagger.log)" -eq 1 ] || fail "epoch 2 reported $(grep -c '^epoch 2:' tagger.log) times, not once (by rank 0)"
+"$tagger" eval --model tagger.npz dev.conllu | grep -q "UPOS accuracy" || fail "the tagger trained on 2 ranks cannot be read"
+
+"${mpirun[@]}" -np 2 "$sentiment" --threads 1 train --train train.tsv --dev dev.tsv --epochs 2 $small --ensemble 2 --out s.npz > s.log
+[ "$(grep -c '^epoch 2: train loss' s.log)" -eq 1 ] || fail "sentiment: epoch 2 not reported once"
+"$sentiment" eval --model s.npz dev.tsv | grep -q "accuracy" || fail "the sentiment ensemble trained on 2 ranks cannot be read"
+
+"${mpirun[@]}" -np 2 "$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de \
+  --dev-tgt tr-dev.en --epochs 2 $small --out tr.npz > tr.log
+[ "$(grep -c '^epoch 2: train loss' tr.log)" -eq 1 ] || fail "translate: epoch 2 not reported once"
+[ "$(grep -c 'tr.npz on tr-dev.de, beam 4: BLEU' tr.log)" -eq 1 ] || fail "translate: the final BLEU not reported once"
+
+# ---- resume with another rank count: the same training as one process all along ------------
+# No random draws (dropout off), so 1 process and any mix of rank counts take the same steps
+# up to float32 rounding; the JSON logs' epoch losses are compared.
+same="--train train.conllu --dev dev.conllu $small --batch-tokens 60 --dropout 0 --word-dropout 0 --rare-word-dropout 0 --ensemble 1"
+"$tagger" --threads 1 train $same --epochs 3 --out one.npz --log one.jsonl > one.log
+"${mpirun[@]}" -np 2 "$tagger" --threads 1 train $same --epochs 1 --out mix.npz --log mix.jsonl > mix1.log
+"$tagger" --threads 1 train $same --epochs 2 --out mix.npz --log mix.jsonl --resume > mix2.log
+grep -q "resuming from mix.npz.ckpt: epoch 2" mix2.log || fail "1 rank did not resume what 2 ranks saved"
+"${mpirun[@]}" -np 3 "$tagger" --threads 1 train $same --epochs 3 --out mix.npz --log mix.jsonl --resume > mix3.log
+grep -q "resuming from mix.npz.ckpt: epoch 3" mix3.log || fail "3 ranks did not resume what 1 rank saved"
+python3 - one.jsonl mix.jsonl <<'EOF' || fail "resumed across rank counts, the training differs"
+import json, sys
+def losses(path):
+    return [r["train_loss"] for r in map(json.loads, open(path)) if r["event"] == "epoch"]
+one, mix = losses(sys.argv[1]), losses(sys.argv[2])
+print("epoch losses, 1 process:", one, "\n2, then 1, then 3 ranks:", mix)
+assert len(one) == len(mix) == 3, (one, mix)
+assert all(abs(a - b) <= 1e-5 * abs(a) for a, b in zip(one, mix))
+EOF
+
+# ---- Ctrl-C: every rank stops, rank 0 saves the checkpoint, --resume continues -------------
+"${mpirun[@]}" -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $small --epochs 100000 --out long.npz > long.log 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q "^epoch 2:" long.log 2>/dev/null && break; sleep 0.2; done
+kill -INT $pid
+rc=0; wait $pid || rc=$?
+[ "$rc" -ne 0 ] || fail "mpirun exited with 0 after Ctrl-C"
+grep -q "interrupted: saved long.npz.ckpt; continue with --resume" long.log || fail "no checkpoint on Ctrl-C: $(tail -5 long.log)"
+pgrep -f "$tagger" > /dev/null && fail "a rank outlived Ctrl-C"
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu $model --epochs 100000 --minutes 0.01 --out long.npz --resume > long2.log
+grep -q "resuming from long.npz.ckpt" long2.log || fail "did not resume after Ctrl-C"
+
+# ---- a rank killed mid-run: mpirun stops the others; the last checkpoint is whole -----------
+"${mpirun[@]}" -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $small --epochs 100000 --out lost.npz > lost.log 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q "^epoch 3:" lost.log 2>/dev/null && break; sleep 0.2; done
+for p in $(pgrep -f "$tagger"); do
+  tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && kill -KILL $p
+done
+rc=0; timeout 60 tail --pid=$pid -f /dev/null || fail "the other rank went on after rank 1 was killed"
+wait $pid || rc=$?
+[ "$rc" -ne 0 ] || fail "mpirun exited with 0 after losing a rank"
+grep -q "exited on signal 9" lost.log || fail "mpirun did not report the lost rank: $(tail -5 lost.log)"
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu $model --epochs 100000 --minutes 0.01 --out lost.npz --resume > lost2.log
+grep -q "resuming from lost.npz.ckpt" lost2.log || fail "the checkpoint left by the lost run does not resume"
+echo "programs across ranks: all checks passed"
