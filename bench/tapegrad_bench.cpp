@@ -6,6 +6,12 @@
 //   build/bench/tapegrad-bench --workload tagger --threads 1 --steps 10 --warmup 3
 //
 // One step: zero grads, forward, loss, backward, AdamW update, on a fixed random batch.
+//
+// Started by mpirun, the ranks share the batch out by rows, as the training loop does, and sum
+// their gradients before the update; the JSON line (from rank 0) then also gives the ranks, the
+// gradient bytes each rank sends into the allreduce and the median time of that allreduce:
+//
+//   mpirun -np 2 build/bench/tapegrad-bench --workload translation --threads 1
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -13,6 +19,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,9 +33,9 @@ using namespace tg;
 namespace {
 
 struct Workload {
-  std::function<Tensor()> loss;  // forward and loss of the fixed batch
+  std::function<Tensor()> loss;  // forward and loss of the fixed batch (this rank's rows of it)
   nn::Module* model = nullptr;
-  std::size_t tokens = 0;  // non-padding tokens per step
+  std::size_t tokens = 0;  // non-padding tokens per step (of the whole batch)
 };
 
 // Random ids in [1, vocab) with each row's length uniform in [T/2, T], padding (0) after it.
@@ -43,6 +50,16 @@ Ids padded_tokens(Generator& gen, std::size_t batch, std::size_t T, std::size_t 
 
 std::size_t count_real(const Ids& ids) {
   return static_cast<std::size_t>(std::count_if(ids.begin(), ids.end(), [](std::int64_t id) { return id != 0; }));
+}
+
+// The batch is shared out as by `ranks` ranks, and this process is rank `rank` of them: the
+// world's ranks, or rank 0 of --share-of N ranks (one machine's part of an N-machine step).
+std::size_t g_rank = 0, g_ranks = 1;
+
+// This rank's rows of a batch (B, ...) -> (B_rank, ...): the slice nn::shard gives the loop.
+Ids rows_of_rank(const Ids& ids) {
+  const std::size_t B = ids.shape()[0];
+  return xt::view(ids, xt::range(g_rank * B / g_ranks, (g_rank + 1) * B / g_ranks));
 }
 
 // Owns the models and batches of every workload (modules can't move, so they live here).
@@ -68,7 +85,10 @@ struct Bench {
       b = Ids::from_shape(a.shape());
       for (std::size_t i = 0; i < a.size(); ++i)
         b.data()[i] = a.data()[i] == 0 ? -100 : static_cast<std::int64_t>(gen.below(tags));
-      return {[this] { return tagger->loss(a, b); }, tagger.get(), count_real(a)};
+      const std::size_t tokens = count_real(a);
+      a = rows_of_rank(a), b = rows_of_rank(b);
+      const double share = double(count_real(a)) / tokens;  // the loss is a mean over tokens
+      return {[this, share] { return tagger->loss(a, b) * share; }, tagger.get(), tokens};
     }
     if (name == "sentiment") {
       classifier = std::make_unique<models::Classifier>(models::ClassifierOptions{
@@ -78,7 +98,10 @@ struct Bench {
       a = padded_tokens(gen, 64, 64, 20000);
       b = Ids::from_shape({64});
       for (auto& label : b) label = static_cast<std::int64_t>(gen.below(2));
-      return {[this] { return classifier->loss(a, b); }, classifier.get(), count_real(a)};
+      const std::size_t tokens = count_real(a);
+      a = rows_of_rank(a), b = rows_of_rank(b);
+      const double share = double(b.size()) / 64;  // the loss is a mean over sentences
+      return {[this, share] { return classifier->loss(a, b) * share; }, classifier.get(), tokens};
     }
     if (name == "translation") {
       translator = std::make_unique<models::Translator>(models::TranslatorOptions{.src_vocab = 8000, .tgt_vocab = 8000, .ff = 1024, .mlp_scale = 512}, gen);
@@ -86,7 +109,10 @@ struct Bench {
       const Ids tgt = padded_tokens(gen, 64, 33, 8000);
       b = xt::view(tgt, xt::all(), xt::range(0, 32));
       c = xt::view(tgt, xt::all(), xt::range(1, 33));
-      return {[this] { return translator->loss(a, b, c); }, translator.get(), count_real(a) + count_real(c)};
+      const std::size_t tokens = count_real(a) + count_real(c), targets = count_real(c);
+      a = rows_of_rank(a), b = rows_of_rank(b), c = rows_of_rank(c);
+      const double share = double(count_real(c)) / targets;  // the loss is a mean over target tokens
+      return {[this, share] { return translator->loss(a, b, c) * share; }, translator.get(), tokens};
     }
     throw std::invalid_argument("unknown workload '" + name + "' (tiny, tagger, sentiment, translation)");
   }
@@ -105,18 +131,33 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed steps first");
   bool profile = false;
   app.add_flag("--profile", profile, "print a per-op profile of one more step (to stderr)");
+  std::size_t share_of = 1;
+  app.add_option("--share-of", share_of,
+                 "time one rank's share of the batch split this many ways, alone (no exchange): a machine's "
+                 "compute in a step on that many machines")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
+  const auto& group = nn::ProcessGroup::world();
+  if (group.size() > 1 && share_of > 1) {
+    std::fprintf(stderr, "tapegrad-bench: --share-of is for one process; under mpirun the ranks share the batch\n");
+    return 1;
+  }
+  g_rank = group.rank(), g_ranks = std::max(group.size(), share_of);
 
   set_num_threads(threads);
   Bench bench;
   Workload w = bench.make(workload);
   w.model->train();
   nn::AdamW opt(w.model->named_parameters(), {.lr = 1e-3, .weight_decay = 0.01});
+  const std::vector<Tensor> params = w.model->parameters();
   Tape tape;
   double loss = 0;
-  std::vector<double> ms;
+  std::vector<double> ms, allreduce_ms;
+  std::size_t calls = 0;
+  using Clock = std::chrono::steady_clock;
+  const auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   for (std::size_t i = 0; i < warmup + steps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = Clock::now();
     opt.zero_grad();
     tape.clear();
     {
@@ -125,9 +166,12 @@ int main(int argc, char** argv) {
       l.backward();
       loss = l.item();
     }
+    const auto exchange = Clock::now();
+    calls = nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));  // nothing on one process
+    const double exchange_ms = ms_since(exchange);
     opt.step();
-    const double elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (i >= warmup) ms.push_back(elapsed);
+    const double elapsed = ms_since(start);
+    if (i >= warmup) ms.push_back(elapsed), allreduce_ms.push_back(exchange_ms);
   }
   if (profile) {
     opt.zero_grad();
@@ -139,13 +183,22 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "%s", profiler.table().c_str());
   }
-  std::sort(ms.begin(), ms.end());
-  const double median = ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
+  const auto median_of = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  const double median = median_of(ms);
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
+  if (!group.is_root()) return 0;
   std::printf("{\"system\": \"tapegrad\", \"workload\": \"%s\", \"threads\": %zu, \"ms_per_step\": %.3f, "
-              "\"tokens_per_s\": %.1f, \"params\": %zu, \"loss\": %.9g, \"peak_rss_mb\": %.1f}\n",
+              "\"tokens_per_s\": %.1f, \"params\": %zu, \"loss\": %.9g, \"peak_rss_mb\": %.1f",
               workload.c_str(), threads, median, w.tokens / (median / 1e3), w.model->parameter_count(), loss,
               usage.ru_maxrss / 1024.0);
+  if (share_of > 1) std::printf(", \"share_of\": %zu", share_of);
+  if (group.size() > 1)  // float32 gradients: 4 bytes a parameter into each allreduce
+    std::printf(", \"ranks\": %zu, \"allreduce_bytes\": %zu, \"allreduce_calls\": %zu, \"allreduce_ms\": %.3f",
+                group.size(), 4 * w.model->parameter_count(), calls, median_of(allreduce_ms));
+  std::printf("}\n");
   return 0;
 }

@@ -135,12 +135,14 @@ namespace {
 // parameter of at least a bucket is summed in place; smaller ones are packed into a bucket and
 // summed together (fewer, larger messages: each exchange costs a network latency).
 template <class T>
-void sum_gradients(const std::vector<Tensor*>& params, const ProcessGroup& group, std::size_t bucket_bytes) {
+std::size_t sum_gradients(const std::vector<Tensor*>& params, const ProcessGroup& group, std::size_t bucket_bytes) {
+  std::size_t calls = 0;
   const std::size_t bucket_size = std::max<std::size_t>(bucket_bytes / sizeof(T), 1);
   std::vector<T> bucket;
   std::vector<Array<T>*> packed;
   const auto flush = [&] {
     group.allreduce_sum(std::span<T>(bucket));
+    ++calls;
     std::size_t at = 0;
     for (Array<T>* g : packed) {
       std::copy_n(bucket.data() + at, g->size(), g->data());
@@ -153,6 +155,7 @@ void sum_gradients(const std::vector<Tensor*>& params, const ProcessGroup& group
     auto& g = std::get<Array<T>>(*p->impl()->grad);
     if (g.size() >= bucket_size) {
       group.allreduce_sum(std::span<T>(g.data(), g.size()));
+      ++calls;
       continue;
     }
     if (bucket.size() + g.size() > bucket_size) flush();
@@ -160,13 +163,14 @@ void sum_gradients(const std::vector<Tensor*>& params, const ProcessGroup& group
     packed.push_back(&g);
   }
   if (!packed.empty()) flush();
+  return calls;
 }
 
 }  // namespace
 
-void allreduce_gradients(const std::vector<Tensor>& params, const ProcessGroup& group, std::span<double> extra,
-                         std::size_t bucket_bytes) {
-  if (group.size() == 1) return;
+std::size_t allreduce_gradients(const std::vector<Tensor>& params, const ProcessGroup& group, std::span<double> extra,
+                                std::size_t bucket_bytes) {
+  if (group.size() == 1) return 0;
   // First a small exchange: on how many ranks each parameter has a gradient, and `extra`.
   std::vector<double> small(params.size() + extra.size());
   for (std::size_t i = 0; i < params.size(); ++i) small[i] = params[i].has_grad() ? 1 : 0;
@@ -182,8 +186,7 @@ void allreduce_gradients(const std::vector<Tensor>& params, const ProcessGroup& 
       dispatch(p.dtype(), [&]<class T>() { p.impl()->grad = Array<T>(xt::zeros<T>(p.shape())); });
     (p.dtype() == Dtype::f32 ? f32 : f64).push_back(&p);
   }
-  sum_gradients<float>(f32, group, bucket_bytes);
-  sum_gradients<double>(f64, group, bucket_bytes);
+  return 1 + sum_gradients<float>(f32, group, bucket_bytes) + sum_gradients<double>(f64, group, bucket_bytes);
 }
 
 void broadcast_parameters(const std::vector<Tensor>& params, const ProcessGroup& group) {

@@ -67,7 +67,8 @@ std::vector<std::size_t> shard(const std::vector<std::size_t>& batch, std::size_
 // where none arrived), as one process with the whole batch would.  `extra` values (a loss, say)
 // are summed along in the same exchange.  Bytes sent per call, per rank: about
 // 2 (ranks - 1) / ranks times the gradients' size (a ring allreduce; Open MPI picks the algorithm).
-void allreduce_gradients(const std::vector<Tensor>& params, const ProcessGroup& group, std::span<double> extra = {},
+// Returns the number of allreduce calls made (each costs the network's latency a few times).
+std::size_t allreduce_gradients(const std::vector<Tensor>& params, const ProcessGroup& group, std::span<double> extra = {},
                          std::size_t bucket_bytes = std::size_t{4} << 20);
 
 // Copies rank 0's parameter values to every rank (so that all start from the same weights).

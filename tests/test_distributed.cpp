@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(gradients_are_summed_over_the_ranks) {
   const double R = group.size(), r = group.rank();
   // Sizes on both sides of a 16-byte bucket: a and b are summed in place, c, d and e packed.
   Tensor a(Array<float>(xt::zeros<float>({2, 3})), true), b(Array<double>(xt::zeros<double>({3})), true);
-  Tensor c(Array<float>(xt::zeros<float>({1})), true), d(Array<float>(xt::zeros<float>({2})), true);
+  Tensor c(Array<float>(xt::zeros<float>({1})), true), d(Array<float>(xt::zeros<float>({3})), true);
   Tensor e(Array<float>(xt::zeros<float>({1})), true), unused(Array<float>(xt::zeros<float>({2})), true);
   const auto set_grad = [](Tensor& t, double v) {
     dispatch(t.dtype(), [&]<class T>() { t.impl()->grad = Array<T>(xt::full_like(t.data<T>(), T(v))); });
@@ -201,7 +201,10 @@ BOOST_AUTO_TEST_CASE(gradients_are_summed_over_the_ranks) {
   if (group.rank() == group.size() - 1) set_grad(c, 5);  // one rank's examples alone reach c
   if (group.rank() == 0) set_grad(e, 2);
   double extra[2] = {1, r};
-  nn::allreduce_gradients({a, b, c, d, e, unused}, group, extra, 16);
+  const std::size_t calls = nn::allreduce_gradients({a, b, c, d, e, unused}, group, extra, 16);
+  // Alone: no exchange.  Else: the flags and extra, a and b in place, then c and d (1 + 3
+  // floats) fill a bucket of 4, and e goes in the next.
+  BOOST_TEST(calls == (group.size() == 1 ? 0u : 5u));
   const double ranks_sum = R * (R + 1) / 2;  // 1 + 2 + ... + R
   for (float g : a.grad_data<float>()) BOOST_TEST(g == ranks_sum);
   for (double g : b.grad_data<double>()) BOOST_TEST(g == 10 * ranks_sum);
