@@ -166,11 +166,31 @@ void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out) {
   Node& top = tape.nodes[o.node];
   accumulate("backward", "the output", top.grad, top.shape, output_gradient(out, g_out));
 
+  // done_at[i]: the leaves whose last contribution comes from op i (their first use going
+  // forward among the ops an earlier backward has not released), for the leaf_done hook.
+  std::vector<std::vector<const TensorImpl*>> done_at;
+  if (tape.leaf_done) {
+    done_at.resize(o.node + 1);
+    std::map<const TensorImpl*, std::int64_t> first_use;
+    for (std::int64_t n = 0; n <= o.node; ++n)
+      if (!tape.nodes[n].released)
+        for (const Edge& e : tape.nodes[n].inputs)
+          if (e.leaf) first_use.emplace(e.leaf.get(), n);
+    for (const auto& [leaf, n] : first_use) done_at[n].push_back(leaf);
+  }
+  const auto leaves_done = [&](std::int64_t n) {
+    if (!done_at.empty())
+      for (const TensorImpl* leaf : done_at[n]) tape.leaf_done(*leaf);
+  };
+
   std::int64_t i = o.node;
   try {
     for (; i >= 0; --i) {
       Node& node = tape.nodes[i];
-      if (!node.grad) continue;  // no gradient reached this op: not on the path to `out`
+      if (!node.grad) {  // no gradient reached this op: not on the path to `out`
+        leaves_done(i);
+        continue;
+      }
       if (node.released) released(i);
       Grads grads(tape, static_cast<std::size_t>(i));
       const auto start = t_profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
@@ -183,6 +203,7 @@ void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out) {
       node.grad.reset();
       node.saved_bytes = 0;
       node.released = true;
+      leaves_done(i);
     }
   } catch (...) {
     // Leave no half-summed gradients behind for a later backward to trip over.

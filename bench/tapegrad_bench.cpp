@@ -9,7 +9,8 @@
 //
 // Started by mpirun, the ranks share the batch out by rows, as the training loop does, and sum
 // their gradients before the update; the JSON line (from rank 0) then also gives the ranks, the
-// gradient bytes each rank sends into the allreduce and the median time of that allreduce:
+// gradient bytes each rank sends into the allreduce and the median time the exchange adds after
+// backward (buckets are summed while backward runs, as in training; --no-overlap: after it):
 //
 //   mpirun -np 2 build/bench/tapegrad-bench --workload translation --threads 1
 #include <sys/resource.h>
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -131,6 +133,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed steps first");
   bool profile = false;
   app.add_flag("--profile", profile, "print a per-op profile of one more step (to stderr)");
+  bool no_overlap = false;
+  app.add_flag("--no-overlap", no_overlap, "under mpirun: sum the gradients after backward, not while it runs");
   std::size_t share_of = 1;
   app.add_option("--share-of", share_of,
                  "time one rank's share of the batch split this many ways, alone (no exchange): a machine's "
@@ -153,21 +157,26 @@ int main(int argc, char** argv) {
   Tape tape;
   double loss = 0;
   std::vector<double> ms, allreduce_ms;
-  std::size_t calls = 0;
+  std::size_t calls = 0, early = 0;
+  std::optional<nn::GradientReducer> reducer;  // as the training loop sums gradients
+  if (group.size() > 1 && !no_overlap) reducer.emplace(params, group);
   using Clock = std::chrono::steady_clock;
   const auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   for (std::size_t i = 0; i < warmup + steps; ++i) {
     const auto start = Clock::now();
     opt.zero_grad();
     tape.clear();
+    if (reducer) reducer->watch(tape);
     {
       TapeGuard recording(tape);
       Tensor l = w.loss();
       l.backward();
       loss = l.item();
     }
+    // The exchange's time after backward: all of it with --no-overlap, what overlap left otherwise.
     const auto exchange = Clock::now();
-    calls = nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));  // nothing on one process
+    if (reducer) early = reducer->finish(std::span<double>(&loss, 1)), calls = reducer->buckets() + 1;
+    else calls = nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));  // nothing on one process
     const double exchange_ms = ms_since(exchange);
     opt.step();
     const double elapsed = ms_since(start);
@@ -197,8 +206,10 @@ int main(int argc, char** argv) {
               usage.ru_maxrss / 1024.0);
   if (share_of > 1) std::printf(", \"share_of\": %zu", share_of);
   if (group.size() > 1)  // float32 gradients: 4 bytes a parameter into each allreduce
-    std::printf(", \"ranks\": %zu, \"allreduce_bytes\": %zu, \"allreduce_calls\": %zu, \"allreduce_ms\": %.3f",
-                group.size(), 4 * w.model->parameter_count(), calls, median_of(allreduce_ms));
+    std::printf(", \"ranks\": %zu, \"allreduce_bytes\": %zu, \"allreduce_calls\": %zu, \"overlap\": %s, "
+                "\"started_in_backward\": %zu, \"allreduce_ms\": %.3f",
+                group.size(), 4 * w.model->parameter_count(), calls, reducer ? "true" : "false", early,
+                median_of(allreduce_ms));
   std::printf("}\n");
   return 0;
 }

@@ -188,9 +188,12 @@ TrainResult train(Task& task, const TrainOptions& o) {
     // Each rank draws its own dropout masks: a stream forked from rank 0's by the rank number,
     // so a run is reproducible for a given rank count (the checkpoint holds rank 0's stream).
     if (!root) task.gen->seed_with(task.gen->next_u64() ^ (0x9E3779B97F4A7C15ull * group.rank()));
-    if (root)
-      std::printf("data-parallel: %zu ranks, each with %zu thread(s) and its share of every batch\n", group.size(),
-                  num_threads());
+    if (root) {
+      std::size_t bytes = 0;
+      for (const Tensor& p : params) bytes += p.numel() * (p.dtype() == Dtype::f32 ? 4 : 8);
+      std::printf("data-parallel: %zu ranks, each with %zu thread(s) and its share of every batch; %.1f MB of "
+                  "gradients summed a step\n", group.size(), num_threads(), bytes / 1e6);
+    }
   }
   const auto save_checkpoint = [&] {
     if (!root) return;
@@ -209,6 +212,8 @@ TrainResult train(Task& task, const TrainOptions& o) {
   bool out_of_time = false;
   std::vector<double> losses;
   Tape tape;
+  std::optional<nn::GradientReducer> reducer;  // sums gradients across ranks, overlapping backward
+  if (parallel) reducer.emplace(params, group);
   std::optional<DetectAnomaly> detect_anomaly;  // an AnomalyError stops training, nothing is saved
   if (o.detect_anomaly) detect_anomaly.emplace();
   while (state.epoch < o.epochs && !out_of_time) {
@@ -239,6 +244,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
       const auto& batch = batches[i];
       const auto mine = parallel ? nn::shard(batch, group.rank(), group.size()) : batch;
       double loss = 0;
+      if (reducer) reducer->watch(tape);
       if (!mine.empty()) {  // a batch with fewer examples than ranks leaves some with nothing to do
         if (task.step) *task.step = opt.steps();
         TapeGuard recording(tape);
@@ -250,7 +256,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
         l.backward();
         loss = l.item();
       }
-      nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));
+      if (reducer) reducer->finish(std::span<double>(&loss, 1));  // the whole batch's gradients and loss
       if (!std::isfinite(loss))
         throw std::runtime_error("the training loss is " + std::to_string(loss) + " at step " + std::to_string(opt.steps() + 1) +
                                  "; stopped without saving over the last good model" +

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -187,6 +189,187 @@ std::size_t allreduce_gradients(const std::vector<Tensor>& params, const Process
     (p.dtype() == Dtype::f32 ? f32 : f64).push_back(&p);
   }
   return 1 + sum_gradients<float>(f32, group, bucket_bytes) + sum_gradients<double>(f64, group, bucket_bytes);
+}
+
+// ---- GradientReducer ------------------------------------------------------------------------
+
+struct GradientReducer::State {
+  // A bucket: one float32 parameter of at least a bucket's size, summed in place in its
+  // gradient, or several smaller ones packed into `values`.
+  struct Bucket {
+    std::vector<std::size_t> members;  // indices into params
+    bool in_place = false;
+    std::vector<float> values;
+    std::size_t ready = 0;  // members whose gradient is complete
+  };
+
+  State(std::vector<Tensor> p, const ProcessGroup& g) : group(g), params(std::move(p)), had_grad(params.size()) {}
+
+  const ProcessGroup& group;
+  std::vector<Tensor> params;
+  std::vector<Bucket> buckets;  // float32 parameters, in reverse order of registration
+  std::vector<std::size_t> f64;  // float64 parameters: summed in finish(), one by one
+  std::map<const TensorImpl*, std::size_t> bucket_of;
+  std::vector<double> had_grad;  // per parameter: did a gradient arrive here (as its bucket started)?
+  std::size_t next = 0;          // the next bucket to start: they start in order on every rank
+  Tape* tape = nullptr;
+  bool backward_started = false;
+#ifdef TAPEGRAD_MPI
+  std::vector<MPI_Request> pending;
+#endif
+
+  void start(std::size_t b) {
+    Bucket& k = buckets[b];
+    float* data = nullptr;
+    std::size_t n = 0;
+    for (std::size_t m : k.members) had_grad[m] = params[m].has_grad();
+    if (k.in_place) {
+      Tensor& p = params[k.members[0]];
+      if (!p.has_grad()) p.impl()->grad = Array<float>(xt::zeros<float>(p.shape()));  // reset in finish() if no rank had one
+      auto& g = std::get<Array<float>>(*p.impl()->grad);
+      data = g.data(), n = g.size();
+    } else {
+      k.values.clear();
+      for (std::size_t m : k.members) {
+        const Tensor& p = params[m];
+        if (p.has_grad()) {
+          const auto& g = p.grad_data<float>();
+          k.values.insert(k.values.end(), g.begin(), g.end());
+        } else {
+          k.values.resize(k.values.size() + p.numel(), 0.0f);
+        }
+      }
+      data = k.values.data(), n = k.values.size();
+    }
+#ifdef TAPEGRAD_MPI
+    if (group.uses_mpi_) {
+      MPI_Request request;
+      check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &request),
+                "allreduce");
+      pending.push_back(request);
+      int done = 0;  // Open MPI moves a message along only inside its calls: one now, and at every gradient
+      MPI_Testall(static_cast<int>(pending.size()), pending.data(), &done, MPI_STATUSES_IGNORE);
+    }
+#else
+    (void)data, (void)n;
+#endif
+  }
+
+  // Parameters that no op on the tape takes (an unused layer, a member with nothing to do)
+  // will never be reported done; they are ready as soon as backward starts, or they would hold
+  // back every bucket after theirs.
+  void mark_absent_ready() {
+    std::set<const TensorImpl*> on_tape;
+    for (const auto& node : tape->data().nodes)
+      for (const Edge& e : node.inputs)
+        if (e.leaf) on_tape.insert(e.leaf.get());
+    for (const auto& [leaf, b] : bucket_of)
+      if (!on_tape.count(leaf)) ++buckets[b].ready;
+  }
+
+  void leaf_done(const TensorImpl& leaf) {
+    if (!backward_started) backward_started = true, mark_absent_ready();
+    const auto it = bucket_of.find(&leaf);
+    if (it == bucket_of.end()) return;  // not one of ours (an input that requires grad, say)
+    if (it->second < next)
+      throw std::logic_error("GradientReducer: a second backward in one step adds to a gradient that is already being "
+                             "summed across ranks; sum the losses and call backward once between watch() and finish()");
+    ++buckets[it->second].ready;
+    while (next < buckets.size() && buckets[next].ready >= buckets[next].members.size()) start(next++);
+#ifdef TAPEGRAD_MPI
+    if (!pending.empty()) {
+      int done = 0;
+      MPI_Testall(static_cast<int>(pending.size()), pending.data(), &done, MPI_STATUSES_IGNORE);
+    }
+#endif
+  }
+};
+
+GradientReducer::GradientReducer(std::vector<Tensor> params, const ProcessGroup& group, std::size_t bucket_bytes)
+    : state_(std::make_unique<State>(std::move(params), group)) {
+  State& s = *state_;
+  const std::size_t bucket_size = std::max<std::size_t>(bucket_bytes / sizeof(float), 1);
+  std::size_t packed = 0;  // floats in the last packed bucket
+  for (std::size_t i = s.params.size(); i-- > 0;) {
+    const Tensor& p = s.params[i];
+    if (s.bucket_of.count(p.impl().get()))
+      throw std::invalid_argument("GradientReducer: parameter " + std::to_string(i) + " ('" + p.name() +
+                                  "') is listed twice; its gradient would be summed twice");
+    if (p.dtype() == Dtype::f64) {
+      s.f64.push_back(i);
+      s.bucket_of[p.impl().get()] = SIZE_MAX;
+      continue;
+    }
+    if (p.numel() >= bucket_size) {
+      s.buckets.emplace_back().members = {i};
+      s.buckets.back().in_place = true;
+    } else {
+      if (s.buckets.empty() || s.buckets.back().in_place || packed + p.numel() > bucket_size) {
+        s.buckets.push_back({});
+        packed = 0;
+      }
+      s.buckets.back().members.push_back(i);
+      packed += p.numel();
+    }
+    s.bucket_of[p.impl().get()] = s.buckets.size() - 1;
+  }
+  std::erase_if(s.bucket_of, [](const auto& entry) { return entry.second == SIZE_MAX; });  // f64: not watched
+}
+
+GradientReducer::~GradientReducer() {
+  if (state_->tape) state_->tape->on_leaf_done(nullptr);
+}
+
+std::size_t GradientReducer::buckets() const { return state_->buckets.size(); }
+
+void GradientReducer::watch(Tape& tape) {
+  State& s = *state_;
+  s.next = 0;
+  s.backward_started = false;
+  for (auto& b : s.buckets) b.ready = 0;
+  s.tape = &tape;
+  tape.on_leaf_done([&s](const TensorImpl& leaf) { s.leaf_done(leaf); });
+}
+
+std::size_t GradientReducer::finish(std::span<double> extra) {
+  State& s = *state_;
+  if (s.tape) s.tape->on_leaf_done(nullptr), s.tape = nullptr;
+  const std::size_t early = s.next;
+  for (; s.next < s.buckets.size(); ++s.next) s.start(s.next);
+#ifdef TAPEGRAD_MPI
+  if (!s.pending.empty())
+    check_mpi(MPI_Waitall(static_cast<int>(s.pending.size()), s.pending.data(), MPI_STATUSES_IGNORE), "allreduce");
+  s.pending.clear();
+#endif
+  // Which parameters had a gradient on some rank, and `extra`, in one small exchange.
+  for (std::size_t i : s.f64) s.had_grad[i] = s.params[i].has_grad();
+  std::vector<double> small(s.had_grad);
+  small.insert(small.end(), extra.begin(), extra.end());
+  s.group.allreduce_sum(std::span<double>(small));
+  std::copy(small.begin() + s.params.size(), small.end(), extra.begin());
+  for (const auto& b : s.buckets) {
+    std::size_t at = 0;
+    for (std::size_t m : b.members) {
+      Tensor& p = s.params[m];
+      const std::size_t n = p.numel();
+      if (small[m] == 0) {
+        p.zero_grad();  // no rank had one: none, as one process would have it
+      } else if (!b.in_place) {
+        if (!p.has_grad()) p.impl()->grad = Array<float>(xt::zeros<float>(p.shape()));
+        auto& g = std::get<Array<float>>(*p.impl()->grad);
+        std::copy_n(b.values.data() + at, n, g.data());
+      }
+      at += n;
+    }
+  }
+  for (std::size_t i : s.f64) {
+    if (small[i] == 0) continue;
+    Tensor& p = s.params[i];
+    if (!p.has_grad()) p.impl()->grad = Array<double>(xt::zeros<double>(p.shape()));
+    auto& g = std::get<Array<double>>(*p.impl()->grad);
+    s.group.allreduce_sum(std::span<double>(g.data(), g.size()));
+  }
+  return early;
 }
 
 void broadcast_parameters(const std::vector<Tensor>& params, const ProcessGroup& group) {

@@ -18,9 +18,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
+#include "../autograd/tape.hpp"
 #include "../autograd/tensor.hpp"
 
 namespace tg::nn {
@@ -51,6 +53,7 @@ class ProcessGroup {
   [[noreturn]] void abort(int code) const;
 
  private:
+  friend class GradientReducer;
   ProcessGroup(std::size_t rank, std::size_t size, bool uses_mpi) : rank_(rank), size_(size), uses_mpi_(uses_mpi) {}
   std::size_t rank_, size_;
   bool uses_mpi_;
@@ -70,6 +73,36 @@ std::vector<std::size_t> shard(const std::vector<std::size_t>& batch, std::size_
 // Returns the number of allreduce calls made (each costs the network's latency a few times).
 std::size_t allreduce_gradients(const std::vector<Tensor>& params, const ProcessGroup& group, std::span<double> extra = {},
                          std::size_t bucket_bytes = std::size_t{4} << 20);
+
+// The same sums as allreduce_gradients, started while backward is still running, as DDP does:
+// the parameters are put in buckets of about `bucket_bytes`, in reverse order of registration
+// (the order backward completes them, roughly), and a bucket's allreduce starts as soon as the
+// tape reports every gradient in it complete (Tape::on_leaf_done), so the exchange overlaps
+// the rest of backward.  Buckets start in the same order on every rank.  One per training loop:
+//
+//   GradientReducer reducer(model.parameters(), group);
+//   reducer.watch(tape);          // before each backward
+//   loss.backward();
+//   reducer.finish({&loss_value, 1});   // waits, and writes the sums back
+class GradientReducer {
+ public:
+  GradientReducer(std::vector<Tensor> params, const ProcessGroup& group, std::size_t bucket_bytes = std::size_t{4} << 20);
+  ~GradientReducer();
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  // Listens to the next backward on `tape`.
+  void watch(Tape& tape);
+  // After backward: starts the buckets not started yet, waits for all, writes the sums into the
+  // gradients (with allreduce_gradients' rules on missing ones) and sums `extra` along.
+  // Returns how many buckets had started before finish (during backward).
+  std::size_t finish(std::span<double> extra = {});
+  std::size_t buckets() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // Copies rank 0's parameter values to every rank (so that all start from the same weights).
 void broadcast_parameters(const std::vector<Tensor>& params, const ProcessGroup& group);

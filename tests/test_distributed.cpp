@@ -241,3 +241,68 @@ BOOST_AUTO_TEST_CASE(the_ranks_train_a_translator_as_one_process_with_whole_batc
   const Run together = train_translator(data, world());
   check_same_training(alone, together);
 }
+
+BOOST_AUTO_TEST_CASE(buckets_start_during_backward_and_sum_as_allreduce_does) {
+  const auto& group = world();
+  const float r = static_cast<float>(group.rank());
+  const bool last = group.rank() + 1 == group.size();
+  // Four layers used in turn, so backward completes the last one's weight first; a parameter
+  // only the last rank's examples reach; one no op takes (it must not hold back the others);
+  // and a float64 one.
+  const auto make = [] {
+    std::vector<Tensor> p;
+    for (int k = 0; k < 4; ++k) p.emplace_back(Array<float>(xt::ones<float>({3, 3}) * (0.1f * (k + 1))), true);
+    p.emplace_back(Array<float>(xt::ones<float>({3})), true);    // [4]: the last rank only
+    p.emplace_back(Array<float>(xt::ones<float>({2})), true);    // [5]: unused
+    p.emplace_back(Array<double>(xt::ones<double>({3})), true);  // [6]: float64
+    return p;
+  };
+  const auto step = [&](const std::vector<Tensor>& p, Tape& tape) {
+    TapeGuard recording(tape);
+    Tensor h(Array<float>(xt::ones<float>({2, 3}) * (r + 1)));
+    for (int k = 0; k < 4; ++k) h = tanh(matmul(h, p[k]));
+    Tensor loss = sum(h);
+    if (last) loss = loss + sum(p[4] * p[4]);
+    loss.backward();
+    sum(p[6] * p[6] * double(r + 1)).backward();  // float64 on its own tape path
+  };
+  const std::vector<Tensor> plain = make(), overlapped = make();
+  Tape tape1, tape2;
+  step(plain, tape1);
+  double e1 = 1, e2 = 1;
+  nn::allreduce_gradients(plain, group, {&e1, 1}, 36);
+  // A bucket per 3 x 3 weight (36 bytes), [4] and [5] packed together.
+  nn::GradientReducer reducer(overlapped, group, 36);
+  BOOST_TEST(reducer.buckets() == 5u);
+  reducer.watch(tape2);
+  step(overlapped, tape2);  // the float64 backward after the first: it adds only to [6]
+  const std::size_t early = reducer.finish({&e2, 1});
+  // All five buckets start during backward; the first ([5] and [4]) as backward begins, on
+  // every rank, though no op takes [5] and only the last rank's ops take [4].
+  BOOST_TEST(early == 5u);
+  BOOST_TEST(e2 == e1);
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    BOOST_TEST_CONTEXT("parameter " << i) {
+      BOOST_TEST_REQUIRE(overlapped[i].has_grad() == plain[i].has_grad());
+      if (!plain[i].has_grad()) continue;
+      const Tensor a = plain[i].grad(), b = overlapped[i].grad();
+      dispatch(a.dtype(), [&]<class T>() {
+        for (std::size_t j = 0; j < a.numel(); ++j)
+          BOOST_TEST(b.data<T>().data()[j] == a.data<T>().data()[j], boost::test_tools::tolerance(T(1e-6)));
+      });
+    }
+  }
+  BOOST_TEST(!overlapped[5].has_grad());  // on no rank: none, as one process would have it
+  BOOST_TEST(overlapped[4].has_grad());   // on one rank: every rank has it
+  CHECK_THROWS_WITH(nn::GradientReducer({plain[0], plain[0]}, group), "is listed twice");
+
+  // A second backward into a gradient whose sum has started would be lost: it is refused.
+  Tape tape3;
+  reducer.watch(tape3);
+  {
+    TapeGuard recording(tape3);
+    sum(overlapped[0] * overlapped[0]).backward();
+    BOOST_CHECK_THROW(sum(overlapped[0]).backward(), std::logic_error);
+  }
+  reducer.finish();
+}
