@@ -13,9 +13,9 @@ Assumed (printed with the table):
   - a ring allreduce: each machine sends and receives 2 (N - 1) / N of the gradient bytes, in
     2 (N - 1) messages per allreduce call;
   - a 10 Gbit/s network (1.25 GB/s each way) with 50 us per message;
-  - tapegrad starts each bucket's allreduce as backward completes it; how much of the exchange
-    that hides depends on the network, so the table gives both ends: the exchange entirely after
-    compute (step = compute + exchange) and entirely hidden (step = max(compute, exchange)).
+  - the exchange after backward, as the training loop does it by default (step = compute +
+    exchange); and, for --overlap where the network moves data in the background, the bound with
+    the exchange entirely hidden (step = max(compute, exchange)).
 """
 import argparse
 import json

@@ -124,6 +124,9 @@ void add_train_options(CLI::App& cmd, tg::models::TrainOptions& to, DataChoice& 
   cmd.add_option("--log", to.log, "JSON-lines training log, appended ('' for none)");
   cmd.add_flag("--resume", to.resume, "continue from OUT.ckpt");
   cmd.add_flag("--detect-anomaly", to.detect_anomaly, "check every op for NaN or infinity and stop at the first (slower)");
+  cmd.add_flag("--overlap", to.overlap,
+               "under mpirun: start summing gradients while backward runs (helps only where MPI moves data in the "
+               "background)");
   add_bad_lines_option(cmd, d.bad_lines);
 }
 

@@ -213,7 +213,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
   std::vector<double> losses;
   Tape tape;
   std::optional<nn::GradientReducer> reducer;  // sums gradients across ranks, overlapping backward
-  if (parallel) reducer.emplace(params, group);
+  if (parallel && o.overlap) reducer.emplace(params, group);
   std::optional<DetectAnomaly> detect_anomaly;  // an AnomalyError stops training, nothing is saved
   if (o.detect_anomaly) detect_anomaly.emplace();
   while (state.epoch < o.epochs && !out_of_time) {
@@ -257,6 +257,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
         loss = l.item();
       }
       if (reducer) reducer->finish(std::span<double>(&loss, 1));  // the whole batch's gradients and loss
+      else nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));
       if (!std::isfinite(loss))
         throw std::runtime_error("the training loss is " + std::to_string(loss) + " at step " + std::to_string(opt.steps() + 1) +
                                  "; stopped without saving over the last good model" +

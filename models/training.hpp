@@ -54,6 +54,10 @@ struct TrainOptions {
   // Data-parallel training: compare a checksum of the parameters across ranks every this many
   // steps (0: only after each epoch), and fail if they differ.
   std::size_t check_ranks_every = 100;
+  // Data-parallel training: start summing each bucket of gradients while backward still runs
+  // (nn::GradientReducer) instead of after it.  It helps where MPI moves data in the background;
+  // with Open MPI over TCP or shared memory it did not here (docs/distributed.md), so it is off.
+  bool overlap = false;
 };
 
 // What a program hands to the loop.

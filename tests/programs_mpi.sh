@@ -29,7 +29,7 @@ grep -q "data-parallel: 2 ranks, each with 1 thread(s)" tagger.log || fail "the 
 "$sentiment" eval --model s.npz dev.tsv | grep -q "accuracy" || fail "the sentiment ensemble trained on 2 ranks cannot be read"
 
 "${mpirun[@]}" -np 2 "$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de \
-  --dev-tgt tr-dev.en --epochs 2 $small --out tr.npz > tr.log
+  --dev-tgt tr-dev.en --epochs 2 $small --overlap --out tr.npz > tr.log
 [ "$(grep -c '^epoch 2: train loss' tr.log)" -eq 1 ] || fail "translate: epoch 2 not reported once"
 [ "$(grep -c 'tr.npz on tr-dev.de, beam 4: BLEU' tr.log)" -eq 1 ] || fail "translate: the final BLEU not reported once"
 

@@ -60,8 +60,8 @@ void check_same_training(const Run& alone, const Run& together) {
   for (std::uint64_t s : sums) BOOST_TEST(s == sums[0]);
 }
 
-models::TrainOptions twenty_steps(const std::string& out) {
-  return {.epochs = 4, .lr = 3e-3, .warmup = 5, .out = out, .check_ranks_every = 1};
+models::TrainOptions twenty_steps(const std::string& out, bool overlap) {
+  return {.epochs = 4, .lr = 3e-3, .warmup = 5, .out = out, .check_ranks_every = 1, .overlap = overlap};
 }
 
 // ---- a tagger on a toy language -------------------------------------------------------------
@@ -84,7 +84,7 @@ struct Tagging {
   }
 };
 
-Run train_tagger(const Tagging& data, const nn::ProcessGroup& group) {
+Run train_tagger(const Tagging& data, const nn::ProcessGroup& group, bool overlap = false) {
   models::TaggingPipeline t(
       models::WordInput{models::Vocab::build(data.words, 1, false), models::SubwordOptions{.buckets = 0}},
       models::Vocab::closed({"DET", "NOUN", "VERB"}),
@@ -105,7 +105,7 @@ Run train_tagger(const Tagging& data, const nn::ProcessGroup& group) {
   task.evaluate = [] { return 0.0; };
   task.save_model = [&](const std::string& path) { t.save(path); };
   task.group = &group;
-  const auto result = models::train(task, twenty_steps(rank_path("dist-tagger", group)));
+  const auto result = models::train(task, twenty_steps(rank_path("dist-tagger", group), overlap));
   return {result.losses, t.net().parameters()};
 }
 
@@ -129,7 +129,7 @@ struct Translation {
   }
 };
 
-Run train_translator(const Translation& data, const nn::ProcessGroup& group) {
+Run train_translator(const Translation& data, const nn::ProcessGroup& group, bool overlap = false) {
   models::TranslationPipeline t(models::Vocab::build(data.sources, 1, false),
                                 models::Vocab::build(data.targets, 1, false, {"<s>", "</s>"}), true,
                                 {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .max_len = 16}, 5);
@@ -148,7 +148,7 @@ Run train_translator(const Translation& data, const nn::ProcessGroup& group) {
   task.evaluate = [] { return 0.0; };
   task.save_model = [&](const std::string& path) { t.save(path); };
   task.group = &group;
-  const auto result = models::train(task, twenty_steps(rank_path("dist-translator", group)));
+  const auto result = models::train(task, twenty_steps(rank_path("dist-translator", group), overlap));
   return {result.losses, t.model().parameters()};
 }
 
@@ -231,15 +231,15 @@ BOOST_AUTO_TEST_CASE(ranks_that_stop_agreeing_are_named) {
 BOOST_AUTO_TEST_CASE(the_ranks_train_a_tagger_as_one_process_with_whole_batches) {
   const Tagging data;
   const Run alone = train_tagger(data, nn::ProcessGroup::single());
-  const Run together = train_tagger(data, world());
-  check_same_training(alone, together);
+  check_same_training(alone, train_tagger(data, world()));
+  check_same_training(alone, train_tagger(data, world(), true));  // the sums started during backward
 }
 
 BOOST_AUTO_TEST_CASE(the_ranks_train_a_translator_as_one_process_with_whole_batches) {
   const Translation data;
   const Run alone = train_translator(data, nn::ProcessGroup::single());
-  const Run together = train_translator(data, world());
-  check_same_training(alone, together);
+  check_same_training(alone, train_translator(data, world()));
+  check_same_training(alone, train_translator(data, world(), true));
 }
 
 BOOST_AUTO_TEST_CASE(buckets_start_during_backward_and_sum_as_allreduce_does) {
