@@ -5,7 +5,7 @@
 
 Measured here:
   - compute(N): one machine's step on its 1/N share of the workload's batch, alone
-    (tapegrad-bench --share-of N, both cores);
+    (tapegrad-bench --share-of N, both cores; the median of 3 rounds);
   - the gradient exchange: its bytes, its number of allreduce calls, and its time between two
     ranks over TCP on the loopback interface (mpirun --mca btl self,tcp), after backward
     (--no-overlap) and what is left of it when buckets start during backward.
@@ -19,6 +19,7 @@ Assumed (printed with the table):
 """
 import argparse
 import json
+import statistics
 import subprocess
 
 NETWORK_BYTES_PER_S = 10e9 / 8
@@ -36,6 +37,7 @@ def main():
     parser.add_argument("--workload", default="translation")
     parser.add_argument("--steps", type=int, default=7)
     parser.add_argument("--mpirun", default="mpirun")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     timing = ["--workload", args.workload, "--steps", str(args.steps), "--warmup", "2"]
 
@@ -50,17 +52,23 @@ def main():
           f"in {calls} allreduce calls a step; {tokens:.0f} tokens a batch")
     print(f"measured: the exchange between 2 ranks over TCP loopback takes {exchange['allreduce_ms']:.1f} ms "
           f"({size / exchange['allreduce_ms'] / 1e6:.2f} GB/s for the gradient bytes) after backward; "
-          f"started during backward ({overlapped['started_in_backward']} of {calls - 1} buckets), "
+          f"started during backward ({overlapped['started_in_backward']} of {overlapped['allreduce_calls'] - 1} buckets), "
           f"{overlapped['allreduce_ms']:.1f} ms of it is left after backward")
     print(f"assumed: ring allreduce, {NETWORK_BYTES_PER_S * 8 / 1e9:.0f} Gbit/s, {LATENCY_S * 1e6:.0f} us a message\n")
 
     print("| machines | compute a step (measured) | exchange (model) | step, exchange after compute | tokens/s "
           "| speed-up | efficiency | speed-up, exchange hidden | same batch per machine (N x the global batch): efficiency |")
     print("|---|---|---|---|---|---|---|---|---|")
-    base = None
-    for n in [1, 2, 4, 8, 16]:
-        compute = run_json([args.bench, *timing, "--threads", "2", "--share-of", str(n)])["ms_per_step"] / 1e3
-        base = base or compute  # one machine, the whole batch: the speed-ups' reference
+    # The machine is shared and noisy: each share is timed --rounds times, round-robin, and the
+    # median taken.
+    machines = [1, 2, 4, 8, 16]
+    times = {n: [] for n in machines}
+    for _ in range(args.rounds):
+        for n in machines:
+            times[n].append(run_json([args.bench, *timing, "--threads", "2", "--share-of", str(n)])["ms_per_step"] / 1e3)
+    base = statistics.median(times[1])  # one machine, the whole batch: the speed-ups' reference
+    for n in machines:
+        compute = statistics.median(times[n])
         if n == 1:
             ring = 0.0
         else:
