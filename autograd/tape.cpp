@@ -163,6 +163,7 @@ void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out) {
                          "pass again to differentiate it a second time");
   };
   if (tape.nodes[o.node].released) released(o.node);
+  if (tape.backward_begins) tape.backward_begins();
   Node& top = tape.nodes[o.node];
   accumulate("backward", "the output", top.grad, top.shape, output_gradient(out, g_out));
 

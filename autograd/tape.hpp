@@ -60,7 +60,8 @@ struct Node {
 struct TapeData : std::enable_shared_from_this<TapeData> {
   std::uint64_t id = 0;  // changes on clear(), so old tensors never point at new ops
   std::vector<Node> nodes;
-  std::function<void(const TensorImpl& leaf)> leaf_done;  // Tape::on_leaf_done
+  std::function<void()> backward_begins;                   // Tape::on_backward
+  std::function<void(const TensorImpl& leaf)> leaf_done;  // Tape::on_backward
 };
 
 TapeData* current_tape();  // the thread's current tape, or nullptr (no recording)
@@ -103,11 +104,15 @@ class Tape {
   // Forgets every op, so the tape can record the next step.  Tensors recorded before can no
   // longer run backward on it.
   void clear();
-  // Calls `done(leaf)` during backward as soon as a leaf's gradient is complete: after the last
-  // op (in backward order, among those no earlier backward released) that takes the leaf as an
-  // input, whether or not a gradient reached that op.  Data-parallel training starts sending gradients this way while backward goes on
-  // (nn::GradientReducer).  Leaves that only ops after the output take are never called.
-  void on_leaf_done(std::function<void(const TensorImpl& leaf)> done) { data_->leaf_done = std::move(done); }
+  // Hooks into every backward on this tape, for work that starts while backward runs (summing
+  // gradients across ranks: nn::GradientReducer).  `begins()` runs before any gradient is
+  // computed; `leaf_done(leaf)` as soon as a leaf's gradient is complete, that is after the last
+  // op in backward order that takes it (among ops no earlier backward released), whether or not
+  // a gradient reached that op.  Empty functions remove the hooks.
+  void on_backward(std::function<void()> begins, std::function<void(const TensorImpl& leaf)> leaf_done) {
+    data_->backward_begins = std::move(begins);
+    data_->leaf_done = std::move(leaf_done);
+  }
 
   std::string listing() const;  // a table: op, output shape, bytes saved, inputs
   std::string to_dot() const;   // the graph in Graphviz DOT (dot -Tsvg tape.dot > tape.svg)

@@ -141,7 +141,14 @@ int main(int argc, char** argv) {
                  "compute in a step on that many machines")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
-  const auto& group = nn::ProcessGroup::world();
+  const nn::ProcessGroup* world = nullptr;
+  try {
+    world = &nn::ProcessGroup::world();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tapegrad-bench: %s\n", e.what());
+    return 1;
+  }
+  const auto& group = *world;
   if (group.size() > 1 && share_of > 1) {
     std::fprintf(stderr, "tapegrad-bench: --share-of is for one process; under mpirun the ranks share the batch\n");
     return 1;
@@ -175,8 +182,12 @@ int main(int argc, char** argv) {
     }
     // The exchange's time after backward: all of it with --no-overlap, what overlap left otherwise.
     const auto exchange = Clock::now();
-    if (reducer) early = reducer->finish(std::span<double>(&loss, 1)), calls = reducer->buckets() + 1;
-    else calls = nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));  // nothing on one process
+    if (reducer) {
+      early = reducer->finish(std::span<double>(&loss, 1));
+      calls = reducer->buckets() + 1;
+    } else {
+      calls = nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));  // nothing on one process
+    }
     const double exchange_ms = ms_since(exchange);
     opt.step();
     const double elapsed = ms_since(start);

@@ -100,19 +100,29 @@ int main(int argc, char** argv) {
       const std::string out_of_bag;  // a member ignores the labels of examples outside its bag
       models::Task task{.model = &s.net(), .gen = &s.gen()};
       task.batches = [&](std::size_t epoch) { return orders.epoch(epoch); };
-      task.loss = [&](const std::vector<std::size_t>& batch) {
+      // The mean of the members' losses, each a mean over the examples in its bag.  Across ranks
+      // (mpirun) each member's part is weighted by this rank's share of its bagged examples:
+      // the members walk batches of their own, so one weight for all would be wrong.
+      task.share_loss = [&](const std::vector<std::size_t>& mine, const std::vector<std::size_t>& batch) {
         Tensor total;
         for (std::size_t k = 0; k < members; ++k) {
+          const auto bagged = [&](const std::vector<std::size_t>& examples) {
+            return std::count_if(examples.begin(), examples.end(),
+                                 [&](std::size_t i) { return models::in_bag(to.seed, k, i, bagging); });
+          };
+          const auto theirs = orders.member(mine, k);
+          const double share = double(bagged(theirs)) / std::max<std::ptrdiff_t>(bagged(orders.member(batch, k)), 1);
+          if (share == 0) continue;  // nothing of this member's on this rank
           std::vector<const models::Words*> ws;
           std::vector<const std::string*> ys;
-          for (std::size_t i : orders.member(batch, k)) {
+          for (std::size_t i : theirs) {
             ws.push_back(&train_data[i].words);
             ys.push_back(models::in_bag(to.seed, k, i, bagging) ? &train_data[i].label : &out_of_bag);
           }
-          const Tensor l = s.member_loss(k, ws, ys, data.word_dropout);
+          const Tensor l = s.member_loss(k, ws, ys, data.word_dropout) * share;
           total = total.defined() ? total + l : l;
         }
-        return total * (1.0 / members);
+        return total.defined() ? total * (1.0 / members) : total;
       };
       task.lengths = &lengths;
       task.evaluate = [&] { return score(s, dev_data).accuracy(); };

@@ -153,6 +153,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
   g_stop = 0;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGUSR1, on_signal);  // mpirun passes SIGUSR1 on to every rank at once
   const std::vector<Tensor> params = task.model->parameters();
   nn::AdamW opt(task.model->named_parameters(), {.lr = o.lr, .weight_decay = 0.01});
   const std::size_t per_epoch = task.batches(0).size();
@@ -184,6 +185,12 @@ TrainResult train(Task& task, const TrainOptions& o) {
                   state.step_in_epoch, o.metric_name.c_str(), state.best);
   }
   if (parallel) {
+    // The ranks must start from the same place: the same model shapes, batches and (resumed)
+    // step.  A stale checkpoint or other data on one machine would otherwise hang them later.
+    std::ostringstream start;
+    for (const auto& [name, p] : task.model->named_parameters()) start << name << shape_str(p.shape()) << ' ';
+    start << per_epoch << ' ' << opt.steps() << ' ' << state.to_text();
+    nn::check_ranks_agree(start.str(), group, "model, batches and training state");
     nn::broadcast_parameters(params, group);  // one model, whatever each rank built or read
     // Each rank draws its own dropout masks: a stream forked from rank 0's by the rank number,
     // so a run is reproducible for a given rank count (the checkpoint holds rank 0's stream).
@@ -213,7 +220,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
   std::vector<double> losses;
   Tape tape;
   std::optional<nn::GradientReducer> reducer;  // sums gradients across ranks, overlapping backward
-  if (parallel && o.overlap) reducer.emplace(params, group);
+  if (parallel && o.overlap) reducer.emplace(params, group, o.bucket_bytes);
   std::optional<DetectAnomaly> detect_anomaly;  // an AnomalyError stops training, nothing is saved
   if (o.detect_anomaly) detect_anomaly.emplace();
   while (state.epoch < o.epochs && !out_of_time) {
@@ -232,6 +239,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
         state.seconds = elapsed();
         save_checkpoint();
         if (root) std::printf("interrupted: saved %s; continue with --resume\n", checkpoint.c_str());
+        std::fflush(stdout);
         log.write({{"event", "interrupted"}, {"epoch", state.epoch + 1}, {"step", i}});
         return {state.history, true, losses};
       }
@@ -245,19 +253,28 @@ TrainResult train(Task& task, const TrainOptions& o) {
       const auto mine = parallel ? nn::shard(batch, group.rank(), group.size()) : batch;
       double loss = 0;
       if (reducer) reducer->watch(tape);
-      if (!mine.empty()) {  // a batch with fewer examples than ranks leaves some with nothing to do
+      {
         if (task.step) *task.step = opt.steps();
         TapeGuard recording(tape);
-        Tensor l = task.loss(mine);
-        if (parallel) {  // this rank's share of the whole batch's mean
-          const double share = task.weight ? task.weight(mine) / task.weight(batch) : double(mine.size()) / batch.size();
-          l = l * share;
+        Tensor l;
+        if (task.share_loss) {
+          l = task.share_loss(mine, batch);
+        } else if (!mine.empty()) {  // a batch with fewer examples than ranks leaves some with nothing to do
+          l = task.loss(mine);
+          if (parallel) {  // this rank's share of the whole batch's mean
+            l = l * (task.weight ? task.weight(mine) / task.weight(batch) : double(mine.size()) / batch.size());
+          }
         }
-        l.backward();
-        loss = l.item();
+        if (l.defined()) {
+          l.backward();
+          loss = l.item();
+        }
       }
-      if (reducer) reducer->finish(std::span<double>(&loss, 1));  // the whole batch's gradients and loss
-      else nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));
+      if (reducer) {
+        reducer->finish(std::span<double>(&loss, 1));  // the whole batch's gradients and loss
+      } else {
+        nn::allreduce_gradients(params, group, std::span<double>(&loss, 1), o.bucket_bytes);
+      }
       if (!std::isfinite(loss))
         throw std::runtime_error("the training loss is " + std::to_string(loss) + " at step " + std::to_string(opt.steps() + 1) +
                                  "; stopped without saving over the last good model" +
@@ -295,6 +312,7 @@ TrainResult train(Task& task, const TrainOptions& o) {
         std::printf("epoch %zu: train loss %.4f, dev %s %.2f%s%s  [%s]\n", state.epoch + 1,
                     state.history.back().train_loss, o.metric_name.c_str(), 100 * metric, o.metric_percent ? "%" : "",
                     best ? (", best so far: saved " + o.out).c_str() : "", clock_text(elapsed()).c_str());
+        std::fflush(stdout);  // a line at a time into a pipe too (mpirun, a log)
         log.write({{"event", "epoch"}, {"epoch", state.epoch + 1}, {"train_loss", state.history.back().train_loss},
                    {"dev_" + o.metric_name, metric}, {"best", best}, {"seconds", elapsed()}});
       }

@@ -58,6 +58,7 @@ struct TrainOptions {
   // (nn::GradientReducer) instead of after it.  It helps where MPI moves data in the background;
   // with Open MPI over TCP or shared memory it did not here (docs/distributed.md), so it is off.
   bool overlap = false;
+  std::size_t bucket_bytes = std::size_t{4} << 20;  // gradients summed per allreduce call, about
 };
 
 // What a program hands to the loop.
@@ -72,6 +73,11 @@ struct Task {
   // each rank's loss is weighted by its share, weight(its examples) / weight(the whole batch),
   // so the summed gradients are those of the whole batch's mean.  Unset: the number of examples.
   std::function<double(const std::vector<std::size_t>& batch)> weight;
+  // Instead of loss and weight, for a loss that weighs its own parts (an ensemble whose members
+  // walk batches of their own): this rank's part of the batch's loss, given its examples and
+  // the whole batch, such that the parts summed over the ranks are the batch's loss.  An
+  // undefined tensor: nothing to add on this rank.
+  std::function<Tensor(const std::vector<std::size_t>& mine, const std::vector<std::size_t>& batch)> share_loss;
   const std::vector<std::size_t>* lengths = nullptr;  // of every sentence (for tokens/s)
   // If set, the loop writes here the number of optimizer steps taken so far (a resumed run
   // included) before each call of `loss`: for schedules inside the loss.

@@ -1,6 +1,7 @@
 #include "distributed.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -25,13 +26,12 @@ bool started_by_launcher() {
   return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK");
 }
 
-#ifndef TAPEGRAD_MPI
+// How many processes the launcher started (1 when it does not say).
 std::size_t launcher_size() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"})
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
     if (const char* v = std::getenv(name)) return std::strtoull(v, nullptr, 10);
   return 1;
 }
-#endif
 
 #ifdef TAPEGRAD_MPI
 template <class T>
@@ -86,6 +86,10 @@ const ProcessGroup& ProcessGroup::world() {
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size == 1 && launcher_size() > 1)  // a launcher and an MPI library that do not match
+      throw std::runtime_error("started as one of " + std::to_string(launcher_size()) +
+                               " processes, but MPI sees this one alone: each would train by itself into the same "
+                               "files; start it with this MPI's mpirun (or srun --mpi=pmix)");
     return ProcessGroup(rank, size, size > 1);
 #else
     if (launcher_size() > 1)
@@ -203,20 +207,40 @@ struct GradientReducer::State {
     std::size_t ready = 0;  // members whose gradient is complete
   };
 
-  State(std::vector<Tensor> p, const ProcessGroup& g) : group(g), params(std::move(p)), had_grad(params.size()) {}
+  State(std::vector<Tensor> p, const ProcessGroup& g)
+      : group(g), params(std::move(p)), had_grad(params.size()), ready(params.size()) {}
 
   const ProcessGroup& group;
   std::vector<Tensor> params;
   std::vector<Bucket> buckets;  // float32 parameters, in reverse order of registration
   std::vector<std::size_t> f64;  // float64 parameters: summed in finish(), one by one
-  std::map<const TensorImpl*, std::size_t> bucket_of;
+  std::map<const TensorImpl*, std::size_t> index_of;  // a float32 parameter -> its index
+  std::vector<std::size_t> bucket_of;                 // a parameter's bucket
   std::vector<double> had_grad;  // per parameter: did a gradient arrive here (as its bucket started)?
+  std::vector<bool> ready;       // per parameter: complete in this step's backward
   std::size_t next = 0;          // the next bucket to start: they start in order on every rank
   Tape* tape = nullptr;
-  bool backward_started = false;
+  bool watching = false;  // between watch() and finish()
 #ifdef TAPEGRAD_MPI
   std::vector<MPI_Request> pending;
 #endif
+
+  bool sums_pending() const {
+#ifdef TAPEGRAD_MPI
+    return !pending.empty();
+#else
+    return false;
+#endif
+  }
+
+  // Lets started sums advance: Open MPI moves a non-blocking collective along only inside MPI calls.
+  void progress() {
+#ifdef TAPEGRAD_MPI
+    if (pending.empty()) return;
+    int done = 0;
+    MPI_Testall(static_cast<int>(pending.size()), pending.data(), &done, MPI_STATUSES_IGNORE);
+#endif
+  }
 
   void start(std::size_t b) {
     Bucket& k = buckets[b];
@@ -227,7 +251,8 @@ struct GradientReducer::State {
       Tensor& p = params[k.members[0]];
       if (!p.has_grad()) p.impl()->grad = Array<float>(xt::zeros<float>(p.shape()));  // reset in finish() if no rank had one
       auto& g = std::get<Array<float>>(*p.impl()->grad);
-      data = g.data(), n = g.size();
+      data = g.data();
+      n = g.size();
     } else {
       k.values.clear();
       for (std::size_t m : k.members) {
@@ -239,7 +264,8 @@ struct GradientReducer::State {
           k.values.resize(k.values.size() + p.numel(), 0.0f);
         }
       }
-      data = k.values.data(), n = k.values.size();
+      data = k.values.data();
+      n = k.values.size();
     }
 #ifdef TAPEGRAD_MPI
     if (group.uses_mpi_) {
@@ -247,41 +273,57 @@ struct GradientReducer::State {
       check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &request),
                 "allreduce");
       pending.push_back(request);
-      int done = 0;  // Open MPI moves a message along only inside its calls: one now, and at every gradient
-      MPI_Testall(static_cast<int>(pending.size()), pending.data(), &done, MPI_STATUSES_IGNORE);
+      progress();
     }
 #else
-    (void)data, (void)n;
+    (void)data;
+    (void)n;
 #endif
   }
 
-  // Parameters that no op on the tape takes (an unused layer, a member with nothing to do)
-  // will never be reported done; they are ready as soon as backward starts, or they would hold
-  // back every bucket after theirs.
-  void mark_absent_ready() {
+  void mark_ready(std::size_t i) {
+    if (ready[i]) return;
+    ready[i] = true;
+    ++buckets[bucket_of[i]].ready;
+  }
+
+  void start_complete_buckets() {
+    while (next < buckets.size() && buckets[next].ready == buckets[next].members.size()) start(next++);
+  }
+
+  // Before any gradient of a backward is computed.  A second backward in a step could add into
+  // a gradient whose sum has started: refused here, before it does.  Parameters that no op on
+  // the tape takes are ready now, or they would hold back every bucket after theirs.
+  void backward_begins() {
+    if (next > 0)
+      throw std::logic_error("GradientReducer: a second backward in one step would add to gradients already being "
+                             "summed across ranks; sum the losses and call backward once between watch() and finish()");
     std::set<const TensorImpl*> on_tape;
     for (const auto& node : tape->data().nodes)
       for (const Edge& e : node.inputs)
         if (e.leaf) on_tape.insert(e.leaf.get());
-    for (const auto& [leaf, b] : bucket_of)
-      if (!on_tape.count(leaf)) ++buckets[b].ready;
+    for (const auto& [leaf, i] : index_of)
+      if (!on_tape.count(leaf)) mark_ready(i);
+    start_complete_buckets();
   }
 
   void leaf_done(const TensorImpl& leaf) {
-    if (!backward_started) backward_started = true, mark_absent_ready();
-    const auto it = bucket_of.find(&leaf);
-    if (it == bucket_of.end()) return;  // not one of ours (an input that requires grad, say)
-    if (it->second < next)
-      throw std::logic_error("GradientReducer: a second backward in one step adds to a gradient that is already being "
-                             "summed across ranks; sum the losses and call backward once between watch() and finish()");
-    ++buckets[it->second].ready;
-    while (next < buckets.size() && buckets[next].ready >= buckets[next].members.size()) start(next++);
-#ifdef TAPEGRAD_MPI
-    if (!pending.empty()) {
-      int done = 0;
-      MPI_Testall(static_cast<int>(pending.size()), pending.data(), &done, MPI_STATUSES_IGNORE);
-    }
-#endif
+    const auto it = index_of.find(&leaf);
+    if (it == index_of.end()) return;  // not one of ours (an input that requires grad, say)
+    mark_ready(it->second);
+    start_complete_buckets();
+    progress();
+  }
+
+  void unhook() {
+    if (tape) tape->on_backward({}, {});
+    tape = nullptr;
+  }
+
+  void reset() {
+    next = 0;
+    std::fill(ready.begin(), ready.end(), false);
+    for (auto& b : buckets) b.ready = 0;
   }
 };
 
@@ -289,51 +331,55 @@ GradientReducer::GradientReducer(std::vector<Tensor> params, const ProcessGroup&
     : state_(std::make_unique<State>(std::move(params), group)) {
   State& s = *state_;
   const std::size_t bucket_size = std::max<std::size_t>(bucket_bytes / sizeof(float), 1);
+  s.bucket_of.assign(s.params.size(), SIZE_MAX);
+  std::set<const TensorImpl*> seen;
   std::size_t packed = 0;  // floats in the last packed bucket
   for (std::size_t i = s.params.size(); i-- > 0;) {
     const Tensor& p = s.params[i];
-    if (s.bucket_of.count(p.impl().get()))
+    if (!seen.insert(p.impl().get()).second)
       throw std::invalid_argument("GradientReducer: parameter " + std::to_string(i) + " ('" + p.name() +
                                   "') is listed twice; its gradient would be summed twice");
     if (p.dtype() == Dtype::f64) {
       s.f64.push_back(i);
-      s.bucket_of[p.impl().get()] = SIZE_MAX;
       continue;
     }
     if (p.numel() >= bucket_size) {
-      s.buckets.emplace_back().members = {i};
-      s.buckets.back().in_place = true;
-    } else {
-      if (s.buckets.empty() || s.buckets.back().in_place || packed + p.numel() > bucket_size) {
-        s.buckets.push_back({});
-        packed = 0;
-      }
-      s.buckets.back().members.push_back(i);
-      packed += p.numel();
+      s.buckets.emplace_back().in_place = true;
+    } else if (s.buckets.empty() || s.buckets.back().in_place || packed + p.numel() > bucket_size) {
+      s.buckets.emplace_back();
+      packed = 0;
     }
-    s.bucket_of[p.impl().get()] = s.buckets.size() - 1;
+    s.buckets.back().members.push_back(i);
+    packed += p.numel();
+    s.bucket_of[i] = s.buckets.size() - 1;
+    s.index_of[p.impl().get()] = i;
   }
-  std::erase_if(s.bucket_of, [](const auto& entry) { return entry.second == SIZE_MAX; });  // f64: not watched
 }
 
 GradientReducer::~GradientReducer() {
-  if (state_->tape) state_->tape->on_leaf_done(nullptr);
+  state_->unhook();
+  if (state_->sums_pending()) {  // MPI still writes into buffers about to be freed: stop everything
+    std::fprintf(stderr, "GradientReducer: destroyed with sums in flight (watch() without finish())\n");
+    state_->group.abort(1);
+  }
 }
 
 std::size_t GradientReducer::buckets() const { return state_->buckets.size(); }
 
 void GradientReducer::watch(Tape& tape) {
   State& s = *state_;
-  s.next = 0;
-  s.backward_started = false;
-  for (auto& b : s.buckets) b.ready = 0;
+  if (s.watching) throw std::logic_error("GradientReducer: watch() again before finish()");
+  s.watching = true;
+  s.unhook();
+  s.reset();
   s.tape = &tape;
-  tape.on_leaf_done([&s](const TensorImpl& leaf) { s.leaf_done(leaf); });
+  tape.on_backward([&s] { s.backward_begins(); }, [&s](const TensorImpl& leaf) { s.leaf_done(leaf); });
 }
 
 std::size_t GradientReducer::finish(std::span<double> extra) {
   State& s = *state_;
-  if (s.tape) s.tape->on_leaf_done(nullptr), s.tape = nullptr;
+  s.unhook();
+  s.watching = false;
   const std::size_t early = s.next;
   for (; s.next < s.buckets.size(); ++s.next) s.start(s.next);
 #ifdef TAPEGRAD_MPI
@@ -369,6 +415,7 @@ std::size_t GradientReducer::finish(std::span<double> extra) {
     auto& g = std::get<Array<double>>(*p.impl()->grad);
     s.group.allreduce_sum(std::span<double>(g.data(), g.size()));
   }
+  s.reset();  // a finish() without watch() sums this step's gradients again, not last step's
   return early;
 }
 
@@ -395,15 +442,35 @@ std::uint64_t parameter_checksum(const std::vector<Tensor>& params) {
   return h;
 }
 
-void check_parameters_agree(const std::vector<Tensor>& params, const ProcessGroup& group, std::size_t step) {
-  if (group.size() == 1) return;
-  const auto sums = group.allgather(parameter_checksum(params));
+namespace {
+
+// The ranks (after 0) whose checksum differs from rank 0's, as "1, 3"; empty when all agree.
+std::string ranks_differing(const ProcessGroup& group, std::uint64_t checksum) {
+  const auto sums = group.allgather(checksum);
   std::string differ;
   for (std::size_t r = 1; r < sums.size(); ++r)
     if (sums[r] != sums[0]) {
       if (!differ.empty()) differ += ", ";
       differ += std::to_string(r);
     }
+  return differ;
+}
+
+}  // namespace
+
+void check_ranks_agree(const std::string& state, const ProcessGroup& group, const std::string& what) {
+  if (group.size() == 1) return;
+  std::uint64_t h = 14695981039346656037ull;  // FNV-1a over the text
+  for (unsigned char c : state) h = (h ^ c) * 1099511628211ull;
+  const std::string differ = ranks_differing(group, h);
+  if (!differ.empty())
+    throw std::runtime_error("data-parallel training: rank(s) " + differ + " start from another " + what +
+                             " than rank 0 (the same command, data and checkpoint on every machine?)");
+}
+
+void check_parameters_agree(const std::vector<Tensor>& params, const ProcessGroup& group, std::size_t step) {
+  if (group.size() == 1) return;
+  const std::string differ = ranks_differing(group, parameter_checksum(params));
   if (!differ.empty())
     throw std::runtime_error("data-parallel training: after step " + std::to_string(step) + " the parameters of rank(s) " +
                              differ + " differ from rank 0's (checksums compared across all " +

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "../autograd/tape.hpp"
@@ -106,6 +107,9 @@ class GradientReducer {
 
 // Copies rank 0's parameter values to every rank (so that all start from the same weights).
 void broadcast_parameters(const std::vector<Tensor>& params, const ProcessGroup& group);
+
+// Throws, on every rank, naming `what` and the ranks whose `state` (any text) differs from rank 0's.
+void check_ranks_agree(const std::string& state, const ProcessGroup& group, const std::string& what);
 
 // A 64-bit checksum (FNV-1a) of the parameters' values and shapes, bit for bit.
 std::uint64_t parameter_checksum(const std::vector<Tensor>& params);

@@ -13,6 +13,17 @@ tagger="$build/examples/tapegrad-tagger"
 sentiment="$build/examples/tapegrad-sentiment"
 translate="$build/examples/tapegrad-translate"
 fail() { echo "FAILED: $*" >&2; exit 1; }
+pid=
+trap '[ -n "$pid" ] && kill -KILL $pid 2>/dev/null; true' EXIT  # no training left behind by a failed check
+wait_for() {  # file pattern: until the pattern shows in the file (a minute at most)
+  for _ in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.2; done
+  fail "waited a minute for '$2' in $1: $(tail -3 "$1")"
+}
+ranks_of() {  # out-file: the pids of the ranks training into it
+  pgrep -f -- "--out $1" | while read -r p; do
+    tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -q "^OMPI_COMM_WORLD_RANK=" && echo "$p"
+  done
+}
 source "$here/tiny_data.sh"
 
 model="--d-model 16 --layers 1 --heads 2 --ff 32"
@@ -54,28 +65,48 @@ assert all(abs(a - b) <= 1e-5 * abs(a) for a, b in zip(one, mix))
 EOF
 
 # ---- Ctrl-C: every rank stops, rank 0 saves the checkpoint, --resume continues -------------
-"${mpirun[@]}" -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $small --epochs 100000 --out long.npz > long.log 2>&1 &
+# mpirun answers Ctrl-C with SIGTERM to every rank and SIGKILL a while later; the while
+# (odls_base_sigkill_timeout, 1 s by default) is the ranks' time to save.
+"${mpirun[@]}" --mca odls_base_sigkill_timeout 10 -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $small --epochs 100000 --out long.npz > long.log 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do grep -q "^epoch 2:" long.log 2>/dev/null && break; sleep 0.2; done
+wait_for long.log "^epoch 2:"
 kill -INT $pid
 rc=0; wait $pid || rc=$?
+pid=
 [ "$rc" -ne 0 ] || fail "mpirun exited with 0 after Ctrl-C"
 grep -q "interrupted: saved long.npz.ckpt; continue with --resume" long.log || fail "no checkpoint on Ctrl-C: $(tail -5 long.log)"
-pgrep -f "$tagger" > /dev/null && fail "a rank outlived Ctrl-C"
+[ -z "$(ranks_of long.npz)" ] || fail "a rank outlived Ctrl-C"
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $model --epochs 100000 --minutes 0.01 --out long.npz --resume > long2.log
 grep -q "resuming from long.npz.ckpt" long2.log || fail "did not resume after Ctrl-C"
+
+# SIGUSR1 to mpirun reaches every rank at once: the same stop, without mpirun's kill sequence.
+"${mpirun[@]}" -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $small --epochs 100000 --out usr1.npz > usr1.log 2>&1 &
+pid=$!
+wait_for usr1.log "^epoch 2:"
+kill -USR1 $pid
+rc=0; wait $pid || rc=$?
+pid=
+[ "$rc" -eq 130 ] || fail "mpirun exited with $rc after SIGUSR1, not 130 (the ranks' code after a stop)"
+grep -q "interrupted: saved usr1.npz.ckpt; continue with --resume" usr1.log || fail "no checkpoint on SIGUSR1"
+"${mpirun[@]}" -np 3 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $model --epochs 100000 --minutes 0.01 --out usr1.npz --resume > usr1b.log
+grep -q "resuming from usr1.npz.ckpt" usr1b.log || fail "3 ranks did not resume after SIGUSR1"
 
 # ---- a rank killed mid-run: mpirun stops the others; the last checkpoint is whole -----------
 "${mpirun[@]}" -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $small --epochs 100000 --out lost.npz > lost.log 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do grep -q "^epoch 3:" lost.log 2>/dev/null && break; sleep 0.2; done
-for p in $(pgrep -f "$tagger"); do
-  tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && kill -KILL $p
+wait_for lost.log "^epoch 3:"
+victim=
+for p in $(ranks_of lost.npz); do
+  tr '\0' '\n' < /proc/$p/environ | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=$p
 done
-rc=0; timeout 60 tail --pid=$pid -f /dev/null || fail "the other rank went on after rank 1 was killed"
-wait $pid || rc=$?
+[ -n "$victim" ] || fail "found no rank 1 to kill"
+kill -KILL "$victim"
+timeout 60 tail --pid=$pid -f /dev/null || fail "the other rank went on after rank 1 was killed"
+rc=0; wait $pid || rc=$?
+pid=
 [ "$rc" -ne 0 ] || fail "mpirun exited with 0 after losing a rank"
 grep -q "exited on signal 9" lost.log || fail "mpirun did not report the lost rank: $(tail -5 lost.log)"
+[ -z "$(ranks_of lost.npz)" ] || fail "a rank outlived the lost one"
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $model --epochs 100000 --minutes 0.01 --out lost.npz --resume > lost2.log
 grep -q "resuming from lost.npz.ckpt" lost2.log || fail "the checkpoint left by the lost run does not resume"
 echo "programs across ranks: all checks passed"
