@@ -108,6 +108,14 @@ Tensor masked_softmax(const Tensor& x, const Mask& mask);
 Tensor rel_skew(const Tensor& x, bool causal);
 Tensor rel_unskew(const Tensor& a, bool causal);
 
+// The Toeplitz product of kernelized attention with relative positions (Luo et al. 2021):
+// each output row sums the input rows weighted by a per-head coefficient of their offset,
+//   y[b, h, i] = sum_j c[h, j - i + n - 1] x[b, h, j],
+// by FFT (FFTW) in O(n log n) per column (ops_toeplitz.cpp).  Columns of c hold offsets
+// -(n-1) .. n-1 (2n - 1 of them); causal: -(n-1) .. 0 (n of them; later rows add nothing).
+//   c: (H, 2n - 1) or (H, n), x: (B, H, n, F) -> y: (B, H, n, F)
+Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal = false);
+
 // Attention in one op, per (batch, head) block: the same as the composed version in
 // nn/attention.cpp (products, relative positions, scale, masked softmax, dropout, products),
 // computed without the (B, H, T, S) temporaries between them (ops_fused_attention.cpp).
