@@ -64,30 +64,32 @@ assert len(one) == len(mix) == 3, (one, mix)
 assert all(abs(a - b) <= 1e-5 * abs(a) for a, b in zip(one, mix))
 EOF
 
-# ---- Ctrl-C: every rank stops, rank 0 saves the checkpoint, --resume continues -------------
+# ---- Ctrl-C or SIGUSR1: every rank stops, rank 0 saves the checkpoint, --resume continues ---
+# Trains 2 ranks into NAME.npz, sends SIGNAL to mpirun after epoch 2, and checks that rank 0
+# saved the checkpoint and that no rank is left; mpirun's exit code is left in $rc.
+stop_with() {  # signal name [mpirun options]
+  local signal=$1 name=$2
+  shift 2
+  "${mpirun[@]}" "$@" -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $small --epochs 100000 \
+    --out "$name.npz" > "$name.log" 2>&1 &
+  pid=$!
+  wait_for "$name.log" "^epoch 2:"
+  kill -"$signal" $pid
+  rc=0; wait $pid || rc=$?
+  pid=
+  grep -q "interrupted: saved $name.npz.ckpt; continue with --resume" "$name.log" \
+    || fail "no checkpoint on SIG$signal: $(tail -5 "$name.log")"
+  [ -z "$(ranks_of "$name.npz")" ] || fail "a rank outlived SIG$signal"
+}
 # mpirun answers Ctrl-C with SIGTERM to every rank and SIGKILL a while later; the while
 # (odls_base_sigkill_timeout, 1 s by default) is the ranks' time to save.
-"${mpirun[@]}" --mca odls_base_sigkill_timeout 10 -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $small --epochs 100000 --out long.npz > long.log 2>&1 &
-pid=$!
-wait_for long.log "^epoch 2:"
-kill -INT $pid
-rc=0; wait $pid || rc=$?
-pid=
+stop_with INT long --mca odls_base_sigkill_timeout 10
 [ "$rc" -ne 0 ] || fail "mpirun exited with 0 after Ctrl-C"
-grep -q "interrupted: saved long.npz.ckpt; continue with --resume" long.log || fail "no checkpoint on Ctrl-C: $(tail -5 long.log)"
-[ -z "$(ranks_of long.npz)" ] || fail "a rank outlived Ctrl-C"
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $model --epochs 100000 --minutes 0.01 --out long.npz --resume > long2.log
 grep -q "resuming from long.npz.ckpt" long2.log || fail "did not resume after Ctrl-C"
-
 # SIGUSR1 to mpirun reaches every rank at once: the same stop, without mpirun's kill sequence.
-"${mpirun[@]}" -np 2 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $small --epochs 100000 --out usr1.npz > usr1.log 2>&1 &
-pid=$!
-wait_for usr1.log "^epoch 2:"
-kill -USR1 $pid
-rc=0; wait $pid || rc=$?
-pid=
+stop_with USR1 usr1
 [ "$rc" -eq 130 ] || fail "mpirun exited with $rc after SIGUSR1, not 130 (the ranks' code after a stop)"
-grep -q "interrupted: saved usr1.npz.ckpt; continue with --resume" usr1.log || fail "no checkpoint on SIGUSR1"
 "${mpirun[@]}" -np 3 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu $model --epochs 100000 --minutes 0.01 --out usr1.npz --resume > usr1b.log
 grep -q "resuming from usr1.npz.ckpt" usr1b.log || fail "3 ranks did not resume after SIGUSR1"
 
