@@ -428,18 +428,27 @@ void broadcast_parameters(const std::vector<Tensor>& params, const ProcessGroup&
     });
 }
 
+namespace {
+
+// FNV-1a, mixing one unit (a byte, a word) at a time: the checksums ranks compare.
+struct Fnv1a {
+  std::uint64_t h = 14695981039346656037ull;
+  void mix(std::uint64_t unit) { h = (h ^ unit) * 1099511628211ull; }
+};
+
+}  // namespace
+
 std::uint64_t parameter_checksum(const std::vector<Tensor>& params) {
-  std::uint64_t h = 14695981039346656037ull;  // FNV-1a, a 32-bit word at a time
-  const auto mix = [&h](std::uint64_t word) { h = (h ^ word) * 1099511628211ull; };
+  Fnv1a sum;  // over the shapes, and the values a 32-bit word at a time
   for (const Tensor& p : params) {
-    for (std::size_t n : p.shape()) mix(n);
+    for (std::size_t n : p.shape()) sum.mix(n);
     dispatch(p.dtype(), [&]<class T>() {
       const auto& values = p.data<T>();
       const auto* words = reinterpret_cast<const std::uint32_t*>(values.data());
-      for (std::size_t i = 0; i < values.size() * sizeof(T) / 4; ++i) mix(words[i]);
+      for (std::size_t i = 0; i < values.size() * sizeof(T) / 4; ++i) sum.mix(words[i]);
     });
   }
-  return h;
+  return sum.h;
 }
 
 namespace {
@@ -460,9 +469,9 @@ std::string ranks_differing(const ProcessGroup& group, std::uint64_t checksum) {
 
 void check_ranks_agree(const std::string& state, const ProcessGroup& group, const std::string& what) {
   if (group.size() == 1) return;
-  std::uint64_t h = 14695981039346656037ull;  // FNV-1a over the text
-  for (unsigned char c : state) h = (h ^ c) * 1099511628211ull;
-  const std::string differ = ranks_differing(group, h);
+  Fnv1a sum;  // over the text, a byte at a time
+  for (unsigned char c : state) sum.mix(c);
+  const std::string differ = ranks_differing(group, sum.h);
   if (!differ.empty())
     throw std::runtime_error("data-parallel training: rank(s) " + differ + " start from another " + what +
                              " than rank 0 (the same command, data and checkpoint on every machine?)");

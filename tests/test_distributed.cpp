@@ -79,10 +79,18 @@ void check_same_training(const Run& alone, const Run& together) {
   for (std::uint64_t s : sums) BOOST_TEST(s == sums[0]);
 }
 
+// Trains a pipeline's task for 20 steps on `group` (no evaluation; a model file per writer).
 // With overlap, buckets of 1 KB: several start during backward even in these small models.
-models::TrainOptions twenty_steps(const std::string& out, bool overlap) {
-  return {.epochs = 4, .lr = 3e-3, .warmup = 5, .out = out, .check_ranks_every = 1, .overlap = overlap,
-          .bucket_bytes = std::size_t{overlap ? 1024u : 4u << 20}};
+template <class Pipeline>
+Run twenty_steps(models::Task task, Pipeline& pipeline, const std::string& name, const nn::ProcessGroup& group,
+                 bool overlap) {
+  task.evaluate = [] { return 0.0; };
+  task.save_model = [&pipeline](const std::string& path) { pipeline.save(path); };
+  task.group = &group;
+  const auto result = models::train(task, {.epochs = 4, .lr = 3e-3, .warmup = 5, .out = rank_path(name, group),
+                                           .check_ranks_every = 1, .overlap = overlap,
+                                           .bucket_bytes = std::size_t{overlap ? 1024u : 4u << 20}});
+  return {result.losses, task.model->parameters()};
 }
 
 // ---- a tagger on a toy language -------------------------------------------------------------
@@ -123,11 +131,7 @@ Run train_tagger(const Tagging& data, const nn::ProcessGroup& group, bool overla
     return n;
   };
   task.lengths = &data.lengths;
-  task.evaluate = [] { return 0.0; };
-  task.save_model = [&](const std::string& path) { t.save(path); };
-  task.group = &group;
-  const auto result = models::train(task, twenty_steps(rank_path("dist-tagger", group), overlap));
-  return {result.losses, t.net().parameters()};
+  return twenty_steps(task, t, "dist-tagger", group, overlap);
 }
 
 // ---- a translator that reverses its sentences ---------------------------------------------
@@ -166,11 +170,7 @@ Run train_translator(const Translation& data, const nn::ProcessGroup& group, boo
     return n;
   };
   task.lengths = &data.lengths;
-  task.evaluate = [] { return 0.0; };
-  task.save_model = [&](const std::string& path) { t.save(path); };
-  task.group = &group;
-  const auto result = models::train(task, twenty_steps(rank_path("dist-translator", group), overlap));
-  return {result.losses, t.model().parameters()};
+  return twenty_steps(task, t, "dist-translator", group, overlap);
 }
 
 }  // namespace
