@@ -12,11 +12,18 @@
 //   g_x[j] = sum_i c[j - i] g_y[i]          the Toeplitz product with offsets reversed
 //   g_c[r] = sum_i g_y[i] . x[i + r]         a cross-correlation: conj(FFT(g_y)) FFT(x),
 //                                            summed over batch and columns before the inverse FFT.
+//
+// The transforms run in double precision for float32 tensors too.  An FFT's rounding error is
+// relative to the largest entry of a column, and the columns of kernelized attention (products
+// of exponentials) span many orders of magnitude: in float32 the small sums of early causal rows
+// and of their denominators drown in that error, and can even turn negative.
 #include <fftw3.h>
 
 #include <algorithm>
 #include <complex>
 #include <mutex>
+
+#include <xtensor/xoperation.hpp>
 
 #include "ops.hpp"
 #include "tape.hpp"
@@ -25,7 +32,7 @@ namespace tg {
 
 namespace {
 
-// FFTW's two precisions behind one interface.
+// FFTW's double-precision interface (the float one would differ only in names).
 template <class T>
 struct Fftw;
 
@@ -46,22 +53,6 @@ struct Fftw<double> {
   static void release(void* p) { fftw_free(p); }
 };
 
-template <>
-struct Fftw<float> {
-  using Plan = fftwf_plan;
-  using Complex = fftwf_complex;
-  static Plan forward(int n, int howmany, float* in, Complex* out) {
-    return fftwf_plan_many_dft_r2c(1, &n, howmany, in, nullptr, howmany, 1, out, nullptr, howmany, 1, FFTW_ESTIMATE);
-  }
-  static Plan inverse(int n, int howmany, Complex* in, float* out) {
-    return fftwf_plan_many_dft_c2r(1, &n, howmany, in, nullptr, howmany, 1, out, nullptr, howmany, 1, FFTW_ESTIMATE);
-  }
-  static void run(Plan p, float* in, Complex* out) { fftwf_execute_dft_r2c(p, in, out); }
-  static void run(Plan p, Complex* in, float* out) { fftwf_execute_dft_c2r(p, in, out); }
-  static void destroy(Plan p) { fftwf_destroy_plan(p); }
-  static void* alloc(std::size_t bytes) { return fftwf_malloc(bytes); }
-  static void release(void* p) { fftwf_free(p); }
-};
 
 std::mutex g_planner;  // FFTW's planner is not thread-safe (executing a plan is)
 
@@ -181,6 +172,11 @@ void toeplitz_coefficient_grad(const T* g_y, const T* x, T* g_c, std::size_t B, 
   }
 }
 
+template <class T>
+Array<double> in_double(const Array<T>& a) {
+  return xt::cast<double>(a);
+}
+
 }  // namespace
 
 Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
@@ -197,37 +193,36 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
     fail(op, std::string("c is ") + dtype_name(c.dtype()) + " but x is " + dtype_name(x.dtype()));
   if (n == 0) fail(op, "x has no positions (n = 0)");
   // Causal: offsets -(n-1) .. 0 given; the future's n - 1 coefficients are zero.
-  const auto full_coefficients = [=]<class T>(const Array<T>& given) {
-    if (!causal) return Array<T>(given);
-    Array<T> full = xt::zeros<T>({H, 2 * n - 1});
+  const auto full_coefficients = [=](const Array<double>& given) {
+    if (!causal) return given;
+    Array<double> full = xt::zeros<double>({H, 2 * n - 1});
     for (std::size_t h = 0; h < H; ++h) std::copy_n(given.data() + h * n, n, full.data() + h * (2 * n - 1));
     return full;
   };
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    const Array<T> cf = full_coefficients(c.data<T>());
-    Array<T> out = xt::zeros<T>(x.shape());
-    toeplitz_apply(cf.data(), x.data<T>().data(), out.data(), B, H, n, F, false);
-    return Tensor(std::move(out));
+    const Array<double> cf = full_coefficients(in_double(c.data<T>())), xd = in_double(x.data<T>());
+    Array<double> out = xt::zeros<double>(x.shape());
+    toeplitz_apply(cf.data(), xd.data(), out.data(), B, H, n, F, false);
+    return Tensor(Array<T>(xt::cast<T>(out)));
   });
   if (needs_grad(c, x))
     record(op, y, {c, x}, saved_bytes(c, x),
-           [c, x, causal, full_coefficients, B, H, n, F]<class T>(const Array<T>& g_y, Grads& g) {
+           [c, x, causal, full_coefficients, B, H, n, F, width]<class T>(const Array<T>& g_y, Grads& g) {
+             const Array<double> g_yd = in_double(g_y);
              if (g.wanted(0)) {
-               Array<T> g_full = xt::zeros<T>({H, 2 * n - 1});
-               toeplitz_coefficient_grad(g_y.data(), x.data<T>().data(), g_full.data(), B, H, n, F);
-               if (!causal) {
-                 g.add(0, std::move(g_full));
-               } else {  // only the given offsets, -(n-1) .. 0
-                 Array<T> g_c = xt::zeros<T>({H, n});
-                 for (std::size_t h = 0; h < H; ++h) std::copy_n(g_full.data() + h * (2 * n - 1), n, g_c.data() + h * n);
-                 g.add(0, std::move(g_c));
-               }
+               const Array<double> xd = in_double(x.data<T>());
+               Array<double> g_full = xt::zeros<double>({H, 2 * n - 1});
+               toeplitz_coefficient_grad(g_yd.data(), xd.data(), g_full.data(), B, H, n, F);
+               Array<T> g_c = xt::zeros<T>({H, width});  // causal: only the given offsets, -(n-1) .. 0
+               for (std::size_t h = 0; h < H; ++h)
+                 std::copy_n(g_full.data() + h * (2 * n - 1), width, g_c.data() + h * width);
+               g.add(0, std::move(g_c));
              }
              if (g.wanted(1)) {
-               const Array<T> cf = full_coefficients(c.data<T>());
-               Array<T> g_x = xt::zeros<T>(x.shape());
-               toeplitz_apply(cf.data(), g_y.data(), g_x.data(), B, H, n, F, true);
-               g.add(1, std::move(g_x));
+               const Array<double> cf = full_coefficients(in_double(c.data<T>()));
+               Array<double> g_x = xt::zeros<double>(x.shape());
+               toeplitz_apply(cf.data(), g_yd.data(), g_x.data(), B, H, n, F, true);
+               g.add(1, Array<T>(xt::cast<T>(g_x)));
              }
            });
   return y;

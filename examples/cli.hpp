@@ -66,7 +66,15 @@ void add_encoder_options(CLI::App& cmd, Options& o) {
          "how the model sees word order: relative, sinusoidal, learned, mlp, fourier, rope, alibi, t5, xl, cape, gaussian or none")
       ->check(position_names())
       ->default_str(tg::nn::position_scheme_name(o.positions));
-  cmd.add_option("--relative-k", o.relative_k, "with --positions relative: clip offsets to [-k, k]")->check(positive);
+  cmd.add_option("--relative-k", o.relative_k,
+                 "with --positions relative or --attention kernelized: clip offsets to [-k, k]")->check(positive);
+  cmd.add_option_function<std::string>(
+         "--attention", [&o](const std::string& name) { o.attention = tg::nn::attention_kind_from_name(name); },
+         "self-attention: softmax, or kernelized (random features and a learned bias per offset, by FFT)")
+      ->check(CLI::IsMember({"softmax", "kernelized"}))
+      ->default_str(tg::nn::attention_kind_name(o.attention));
+  cmd.add_option("--kernel-features", o.kernel_features, "with --attention kernelized: random features m")
+      ->check(positive);
 }
 // What the tagger and the classifier add (models/blocks.hpp, models/ensemble.hpp):
 // --subword-buckets, --conv-width and --ensemble; `noun` names the models ("taggers").

@@ -21,14 +21,20 @@ namespace tg::models {
 Mask key_padding_mask(const Ids& ids);
 
 // The transformer stack of a model's options (any struct with d_model, heads, ff, layers,
-// dropout, positions and relative_k: the sentence encoder's, the translator's): the scheme
-// decides what lives inside attention (Shaw's tables, rope, alibi, t5, xl).
+// dropout, positions, relative_k, attention and kernel_features: the sentence encoder's, the
+// translator's): the scheme decides what lives inside attention (Shaw's tables, rope, alibi,
+// t5, xl).  Kernelized attention brings its own relative bias, clipped to relative_k; with it,
+// "relative" names that bias and adds no Shaw tables.
 template <class Options>
 nn::TransformerOptions transformer_options(const Options& o) {
+  const bool kernelized = o.attention == nn::AttentionKind::kernelized;
   return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
           .attention_dropout = o.dropout,
-          .relative_k = o.positions == nn::PositionScheme::relative ? o.relative_k : 0,
-          .attention_positions = nn::attention_positions(o.positions)};
+          .relative_k = o.positions == nn::PositionScheme::relative && !kernelized ? o.relative_k : 0,
+          .attention_positions = nn::attention_positions(o.positions),
+          .attention = o.attention,
+          .kernel_features = o.kernel_features,
+          .kernel_distance = o.relative_k};
 }
 
 struct SentenceEncoderOptions {
@@ -36,7 +42,9 @@ struct SentenceEncoderOptions {
   std::size_t d_model = 128, heads = 4, ff = 512, layers = 2;
   double dropout = 0.2;  // on the inputs, in attention and in the feed-forward layers
   nn::PositionScheme positions = nn::PositionScheme::relative;
-  std::size_t relative_k = 8;                               // relative: offsets clipped to [-k, k]
+  std::size_t relative_k = 8;                               // relative, kernelized: offsets clipped to [-k, k]
+  nn::AttentionKind attention = nn::AttentionKind::softmax;  // or kernelized (Luo et al. 2021)
+  std::size_t kernel_features = 64;                         // kernelized: random features
   std::size_t max_len = 512;                                // learned
   std::size_t mlp_hidden = 64;                              // mlp
   double mlp_scale = 512;                                   // mlp: the MLP reads position / scale
@@ -57,6 +65,7 @@ struct SentenceEncoderOptions {
     f("dropout", dropout), f("positions", positions), f("relative_k", relative_k), f("max_len", max_len);
     f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("fourier_features", fourier_features);
     f("fourier_hidden", fourier_hidden), f("subword_buckets", subword_buckets), f("conv_width", conv_width);
+    f("attention", attention), f("kernel_features", kernel_features);
   }
 };
 

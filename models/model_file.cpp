@@ -81,6 +81,15 @@ void parse_option(const std::string& text, nn::PositionScheme& value, const std:
   }
 }
 
+std::string option_text(nn::AttentionKind value) { return nn::attention_kind_name(value); }
+void parse_option(const std::string& text, nn::AttentionKind& value, const std::string& what) {
+  try {
+    value = nn::attention_kind_from_name(text);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(what + ": " + e.what());
+  }
+}
+
 // ---- files ----------------------------------------------------------------------------------
 
 ModelFile::ModelFile(std::string kind) : kind_(std::move(kind)) {}

@@ -46,6 +46,8 @@ void parse_option(const std::string& text, bool& value, const std::string& what)
 void parse_option(const std::string& text, std::string& value, const std::string& what);
 std::string option_text(nn::PositionScheme value);
 void parse_option(const std::string& text, nn::PositionScheme& value, const std::string& what);
+std::string option_text(nn::AttentionKind value);
+void parse_option(const std::string& text, nn::AttentionKind& value, const std::string& what);
 
 class ModelFile {
  public:

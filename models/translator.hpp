@@ -25,6 +25,8 @@ struct TranslatorOptions {
   double mlp_scale = 16;
   std::size_t relative_k = 16;
   std::size_t max_len = 512;
+  nn::AttentionKind attention = nn::AttentionKind::softmax;  // self-attention; kernelized (Luo et al. 2021)
+  std::size_t kernel_features = 64;                         // kernelized: random features
 
   // The options a model file stores (models/model_file.hpp).
   template <class F>
@@ -32,6 +34,7 @@ struct TranslatorOptions {
     f("src_vocab", src_vocab), f("tgt_vocab", tgt_vocab), f("d_model", d_model), f("heads", heads), f("ff", ff);
     f("layers", layers), f("dropout", dropout), f("label_smoothing", label_smoothing), f("positions", positions);
     f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("relative_k", relative_k), f("max_len", max_len);
+    f("attention", attention), f("kernel_features", kernel_features);
   }
 };
 

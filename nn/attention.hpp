@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "../autograd/generator.hpp"
@@ -51,6 +52,39 @@ std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets, 
 // RoPE: x (B, H, T, D), D even, the T positions offset .. offset + T - 1 -> x rotated.
 Tensor rope_rotate(const Tensor& x, std::size_t offset, double base = 10000);
 
+// Softmax attention, or kernelized attention with relative positions (Luo et al. 2021,
+// "Stable, Fast and Accurate: Kernelized Attention with Relative Positional Encoding"):
+//   z_i = phi(q_i) . sum_j c_(j-i) phi(k_j) v_j^T  /  phi(q_i) . sum_j c_(j-i) phi(k_j)
+// with phi Performer's positive random features (FAVOR+, Choromanski et al. 2021) and
+// c_r = exp(b_r), b_r a learned bias per head and offset (clipped to [-k, k]).  The sums over j
+// are Toeplitz products, computed by FFT in O(n log n) (tg::toeplitz_matmul): no (T, S) matrix.
+enum class AttentionKind { softmax, kernelized };
+const char* attention_kind_name(AttentionKind kind);
+AttentionKind attention_kind_from_name(const std::string& name);  // "softmax" or "kernelized"
+
+// FAVOR+ features, drawn once: m rows, in blocks of D orthogonal directions (Gram-Schmidt of
+// Gaussian vectors), each row scaled to the length of its own Gaussian vector, so that every
+// row is distributed as N(0, I_D) while rows in a block are orthogonal.  -> (m, D)
+Array<double> orthogonal_gaussian_features(std::size_t m, std::size_t D, Generator& gen);
+
+// Positive random features of x (B, H, T, D) for the rows w_f of omega (m, D):
+//   phi(x)_f = exp(w_f . x' - |x'|^2 / 2) / sqrt(m),  x' = x / D^(1/4),
+// so that E[phi(q) . phi(k)] = exp(q . k / sqrt(D)), the kernel of softmax attention.  Every
+// query row (`queries`), or every (batch, head) block of keys, is scaled by a constant that
+// keeps its largest exponent at 0; the constants cancel in kernelized attention's ratio.
+// -> (B, H, T, m)
+Tensor favor_features(const Tensor& x, const Tensor& omega, bool queries);
+
+// Kernelized attention from features: phi_q (B, H, T, m), phi_k (B, H, S, m), v (B, H, S, D),
+// c (H, 2S - 1) the coefficients of offsets j - p_i = -(S-1) .. S-1 (queries at positions
+// S - T .. S - 1), mask broadcasting to (B, H, T, S) -> (B, H, T, D).  A query with no key gets
+// zeros.  By FFT when T = S and the mask masks keys only ((B, 1, 1, S)); otherwise, with
+// `direct`, or when `weights` asks for them (B, H, T, S), by the (T, S) matrix of weights (the
+// reference the FFT is tested against).
+Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c,
+                            const std::optional<Mask>& mask, bool causal, bool direct = false,
+                            Tensor* weights = nullptr);
+
 struct AttentionOptions {
   std::size_t d_model = 0;  // C
   std::size_t heads = 1;    // H; D = C / H
@@ -71,6 +105,11 @@ struct AttentionOptions {
   // follow op by op).  Both give the same results to float rounding; asking for the weights
   // runs the composed ops.
   bool fused = true;
+  // Kernelized attention (self-attention only; its relative bias is its scheme of positions,
+  // so it takes no relative_k or positions).  Cross-attention stays softmax.
+  AttentionKind kind = AttentionKind::softmax;
+  std::size_t kernel_features = 64;   // m, the random features
+  std::size_t kernel_distance = 64;   // b_r for offsets clipped to [-k, k]
 };
 
 // Keys and values of the positions seen so far, (B, H, S, D) each: decoding one new token then
@@ -109,6 +148,10 @@ class MultiheadAttention : public Module {
   Tensor t5_bias;             // (buckets, H), with AttentionPositions::t5
   std::unique_ptr<Linear> xl_proj;  // W_R (C, C), no bias, with AttentionPositions::xl
   Tensor xl_u, xl_v;                 // (H, D) each, with AttentionPositions::xl
+  Tensor kernel_omega;  // (m, D) random features, a buffer (AttentionKind::kernelized)
+  Tensor kernel_bias;   // (2k + 1, H) b_r for r = -k .. k, a parameter (AttentionKind::kernelized)
+  // c_r = exp(b_clip(r)) for r = -(S-1) .. S-1: (H, 2S - 1).
+  Tensor kernel_coefficients(std::size_t S);
   // Transformer-XL's position terms of the logits, before scaling: q (B, H, T, D), k (B, H, S, D)
   // -> (B, H, T, S) = (q_i + v).W_R R_(pos_i - j) + u.k_j, by one product per distance and a skew.
   Tensor xl_logits(const Tensor& q, const Tensor& k, bool causal);

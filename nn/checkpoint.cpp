@@ -16,14 +16,14 @@ std::map<std::string, const NpyArray*> by_name(const NpzEntries& entries) {
   return m;
 }
 
-// Matches a file's arrays (those under `prefix`) to the model's parameters.  Returns the new
+// Matches a file's arrays (those under `prefix`) to the model's parameters and buffers.  Returns the new
 // values in parameter order, or throws listing every problem.  float32 and float64 convert.
 std::vector<AnyArray> match_parameters(const std::string& path, const Module& model,
                                        const NpzEntries& entries, const std::string& prefix) {
   std::vector<std::string> problems;
   std::vector<AnyArray> values;
   auto files = by_name(entries);
-  for (const auto& [name, p] : model.named_parameters()) {
+  for (const auto& [name, p] : model.named_tensors()) {
     auto it = files.find(prefix + name);
     if (it == files.end()) {
       problems.push_back("missing '" + name + "' " + shape_str(p.shape()));
@@ -54,14 +54,14 @@ std::vector<AnyArray> match_parameters(const std::string& path, const Module& mo
 
 void assign(Module& model, std::vector<AnyArray>& values) {
   std::size_t i = 0;
-  for (auto& [name, p] : model.named_parameters()) p.impl()->value = std::move(values[i++]);
+  for (auto& [name, p] : model.named_tensors()) p.impl()->value = std::move(values[i++]);
 }
 
 }  // namespace
 
 NpzEntries parameter_entries(const Module& model, const std::string& prefix) {
   NpzEntries entries;
-  for (const auto& [name, p] : model.named_parameters())
+  for (const auto& [name, p] : model.named_tensors())
     entries.emplace_back(prefix + name, to_npy(p.impl()->value));
   return entries;
 }

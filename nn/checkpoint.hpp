@@ -6,6 +6,9 @@
 //   save_checkpoint("run.ckpt.npz", model, optimizer, gen, step);
 //   std::size_t step = load_checkpoint("run.ckpt.npz", model, optimizer, gen);
 //
+// "Parameters" in files means Module::named_tensors(): the parameters and the buffers (state
+// that is not trained, such as random features), each under its module name.
+//
 // A training checkpoint holds the parameters ("param/<name>"), the optimizer's state
 // ("optim/<slot>.<name>", "optim/steps"), the step, the generator's state and a format tag, so
 // that training resumed from it continues exactly as if it had not stopped.

@@ -9,6 +9,8 @@ void Module::check_new_name(const std::string& name) const {
     fail("Module", "name '" + name + "' must be non-empty and contain no '.'");
   for (const auto& [n, t] : params_)
     if (n == name) fail("Module", "name '" + name + "' is already a parameter");
+  for (const auto& [n, t] : buffers_)
+    if (n == name) fail("Module", "name '" + name + "' is already a buffer");
   for (const auto& [n, m] : children_)
     if (n == name) fail("Module", "name '" + name + "' is already a submodule");
 }
@@ -23,13 +25,22 @@ Tensor Module::register_parameter(const std::string& name, Tensor t) {
   return t;
 }
 
+Tensor Module::register_buffer(const std::string& name, Tensor t) {
+  check_new_name(name);
+  if (!t.defined()) fail("Module", "buffer '" + name + "' is an undefined tensor");
+  t = t.detach();
+  t.set_name(name);
+  buffers_.emplace_back(name, t);
+  return t;
+}
+
 void Module::register_module(const std::string& name, Module& child) {
   check_new_name(name);
   if (&child == this) fail("Module", "a module cannot be its own submodule");
   children_.emplace_back(name, &child);
   // Name the child's parameters from here: "weight" -> "fc.weight"; registered in turn, this
   // module prefixes them again, so a model's tape lists "encoder.0.attn.in_proj.weight".
-  for (auto& [child_name, t] : child.named_parameters()) Tensor(t).set_name(name + "." + child_name);
+  for (auto& [child_name, t] : child.named_tensors()) Tensor(t).set_name(name + "." + child_name);
 }
 
 const Tensor* Module::first_parameter() const {
@@ -51,14 +62,27 @@ void Module::adopt(Module& child) {
   children_.emplace_back("", &child);
 }
 
-void Module::collect(const std::string& prefix, NamedTensors& out) const {
-  for (const auto& [name, t] : params_) out.emplace_back(prefix + name, t);
-  for (const auto& [name, child] : children_) child->collect(name.empty() ? prefix : prefix + name + ".", out);
+void Module::collect(const std::string& prefix, bool buffers, NamedTensors& out) const {
+  for (const auto& [name, t] : buffers ? buffers_ : params_) out.emplace_back(prefix + name, t);
+  for (const auto& [name, child] : children_)
+    child->collect(name.empty() ? prefix : prefix + name + ".", buffers, out);
 }
 
 NamedTensors Module::named_parameters() const {
   NamedTensors out;
-  collect("", out);
+  collect("", false, out);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", true, out);
+  return out;
+}
+
+NamedTensors Module::named_tensors() const {
+  NamedTensors out = named_parameters();
+  collect("", true, out);
   return out;
 }
 
@@ -89,6 +113,8 @@ void Module::to(Dtype dtype) {
     t.impl()->value = t.to(dtype).impl()->value;
     t.zero_grad();
   }
+  for (auto& [name, t] : named_buffers())
+    if (t.dtype() != dtype) t.impl()->value = t.to(dtype).impl()->value;
 }
 
 }  // namespace tg::nn

@@ -25,6 +25,11 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   NamedTensors named_parameters() const;  // hierarchical names, registration order
+  // Buffers: state that is not trained (no gradient, no optimizer) but belongs to the model,
+  // such as the random features of kernelized attention.
+  NamedTensors named_buffers() const;
+  // What a model file or checkpoint stores: the parameters, then the buffers.
+  NamedTensors named_tensors() const;
   std::vector<Tensor> parameters() const;
   std::size_t parameter_count() const;  // trainable scalars
 
@@ -45,6 +50,9 @@ class Module {
   // Registers `t` as a parameter (it becomes a leaf that requires grad, named `name` in tape
   // listings; registering this module in another prefixes the names) and returns it.
   Tensor register_parameter(const std::string& name, Tensor t);
+  // Registers `t` as a buffer: saved and loaded with the parameters and converted by to(), but
+  // never given a gradient or trained.  Returns it.
+  Tensor register_buffer(const std::string& name, Tensor t);
   // Registers a submodule; it must live as long as this module (normally: a member).
   void register_module(const std::string& name, Module& child);
   // Registers a submodule whose parameters keep their own names, without a prefix: a wrapper
@@ -54,9 +62,9 @@ class Module {
  private:
   void check_new_name(const std::string& name) const;
   const Tensor* first_parameter() const;  // nullptr when there is none
-  void collect(const std::string& prefix, NamedTensors& out) const;
+  void collect(const std::string& prefix, bool buffers, NamedTensors& out) const;
 
-  NamedTensors params_;
+  NamedTensors params_, buffers_;
   std::vector<std::pair<std::string, Module*>> children_;
   bool training_ = true;
 };

@@ -32,6 +32,9 @@ struct TransformerOptions {
   std::size_t relative_k = 0;  // > 0: Shaw relative positions in every self-attention
   bool relative_skewed = true;
   AttentionPositions attention_positions = AttentionPositions::none;  // rope, alibi, t5 in every self-attention
+  // Kernelized self-attention (attention.hpp): m random features, its bias b_r clipped to [-k, k].
+  AttentionKind attention = AttentionKind::softmax;
+  std::size_t kernel_features = 64, kernel_distance = 64;
 };
 
 class EncoderLayer : public Module {
