@@ -115,6 +115,13 @@ Tensor rel_unskew(const Tensor& a, bool causal);
 // -(n-1) .. n-1 (2n - 1 of them); causal: -(n-1) .. 0 (n of them; later rows add nothing).
 //   c: (H, 2n - 1) or (H, n), x: (B, H, n, F) -> y: (B, H, n, F)
 Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal = false);
+// Kernelized attention's sums in one op (Luo et al. 2021), per (batch, head) block:
+//   u[i] = sum_j c[j - i] (phi_q[i] . phi_k[j]) [v[j], 1]
+// the same as toeplitz_matmul over the m (D + 1) columns phi_k[j, f] [v[j], 1], read back with
+// phi_q, without those columns as tensors (backward recomputes them per block).  c as above.
+//   phi_q, phi_k: (B, H, n, m), v: (B, H, n, D) -> u: (B, H, n, D + 1), the last column the
+//   denominators sum_j c[j - i] phi_q[i] . phi_k[j]
+Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c, bool causal = false);
 
 // Attention in one op, per (batch, head) block: the same as the composed version in
 // nn/attention.cpp (products, relative positions, scale, masked softmax, dropout, products),

@@ -25,6 +25,8 @@
 
 #include <xtensor/xoperation.hpp>
 
+#include "kernels.hpp"
+#include "parallel.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 
@@ -117,18 +119,30 @@ std::vector<std::complex<T>> kernel_spectrum(const T* c, std::size_t n, std::siz
   return {z, z + L / 2 + 1};
 }
 
+// Calls body(begin, end) over [0, blocks) cut into one range per thread, so that each range
+// sets up its FFT buffers and plans once (plans are made under a lock, and fresh buffers of a
+// few MB cost page faults).
+template <class F>
+void for_each_range(std::size_t blocks, F body) {
+  const std::size_t parts = std::max<std::size_t>(1, std::min(blocks, num_threads()));
+  tbb::parallel_for(std::size_t(0), parts, [&](std::size_t p) { body(p * blocks / parts, (p + 1) * blocks / parts); });
+}
+
 // y (blocks, n, F) = Toeplitz(c[block's head]) x, for `blocks` = B * H blocks of (n, F) in a
-// row; c: (H, 2n - 1).
+// row; c: (H, 2n - 1).  Blocks are independent: they run in parallel, each chunk of them with
+// its own buffers, and give the same result on any number of threads.
 template <class T>
 void toeplitz_apply(const T* c, const T* x, T* y, std::size_t B, std::size_t H, std::size_t n, std::size_t F,
                     bool reversed_offsets) {
   if (n == 0 || F == 0) return;
   const std::size_t L = fft_length(2 * n - 1), bins = L / 2 + 1;
-  Transforms<T> t(L, F);
-  for (std::size_t h = 0; h < H; ++h) {
-    const auto kernel = kernel_spectrum(c + h * (2 * n - 1), n, L, reversed_offsets);
-    for (std::size_t b = 0; b < B; ++b) {
-      const std::size_t block = (b * H + h) * n * F;
+  std::vector<std::vector<std::complex<T>>> kernels;
+  for (std::size_t h = 0; h < H; ++h) kernels.push_back(kernel_spectrum(c + h * (2 * n - 1), n, L, reversed_offsets));
+  for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
+    Transforms<T> t(L, F);
+    for (std::size_t bh = begin; bh < end; ++bh) {
+      const auto& kernel = kernels[bh % H];
+      const std::size_t block = bh * n * F;
       std::copy_n(x + block, n * F, t.real.data);
       std::fill(t.real.data + n * F, t.real.data + L * F, T(0));
       t.forward();
@@ -138,7 +152,7 @@ void toeplitz_apply(const T* c, const T* x, T* y, std::size_t B, std::size_t H, 
       t.inverse();
       for (std::size_t i = 0; i < n * F; ++i) y[block + i] = t.real.data[(n - 1) * F + i] / T(L);
     }
-  }
+  });
 }
 
 // g_c (H, 2n - 1): g_c[h][r + n - 1] = sum over b, i, f of g_y[b, h, i, f] x[b, h, i + r, f].
@@ -172,9 +186,26 @@ void toeplitz_coefficient_grad(const T* g_y, const T* x, T* g_c, std::size_t B, 
   }
 }
 
+// Element conversions by plain copies (xt::cast and xt::zeros go through xtensor's generic
+// broadcasting assignment, many times slower on the (B, H, n, F) arrays here).
 template <class T>
 Array<double> in_double(const Array<T>& a) {
-  return xt::cast<double>(a);
+  Array<double> out = Array<double>::from_shape(a.shape());
+  std::copy(a.begin(), a.end(), out.begin());
+  return out;
+}
+
+template <class T>
+Array<T> from_double(const Array<double>& a) {
+  Array<T> out = Array<T>::from_shape(a.shape());
+  std::copy(a.begin(), a.end(), out.begin());
+  return out;
+}
+
+Array<double> zeros_of(const Shape& shape) {
+  Array<double> out = Array<double>::from_shape(shape);
+  std::fill(out.begin(), out.end(), 0.0);
+  return out;
 }
 
 }  // namespace
@@ -201,9 +232,9 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
   };
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     const Array<double> cf = full_coefficients(in_double(c.data<T>())), xd = in_double(x.data<T>());
-    Array<double> out = xt::zeros<double>(x.shape());
+    Array<double> out = zeros_of(x.shape());
     toeplitz_apply(cf.data(), xd.data(), out.data(), B, H, n, F, false);
-    return Tensor(Array<T>(xt::cast<T>(out)));
+    return Tensor(from_double<T>(out));
   });
   if (needs_grad(c, x))
     record(op, y, {c, x}, saved_bytes(c, x),
@@ -220,12 +251,211 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
              }
              if (g.wanted(1)) {
                const Array<double> cf = full_coefficients(in_double(c.data<T>()));
-               Array<double> g_x = xt::zeros<double>(x.shape());
+               Array<double> g_x = zeros_of(x.shape());
                toeplitz_apply(cf.data(), g_yd.data(), g_x.data(), B, H, n, F, true);
-               g.add(1, Array<T>(xt::cast<T>(g_x)));
+               g.add(1, from_double<T>(g_x));
              }
            });
   return y;
+}
+
+// ---- kernelized attention's sums in one op -------------------------------------------------
+//
+// u[i] = sum_j c[j - i] (phi_q[i] . phi_k[j]) [v[j], 1] is the Toeplitz product of the m (D + 1)
+// columns X[j, f, d] = phi_k[j, f] v1[j, d] (v1 = [v, 1]), read back with phi_q:
+//   Y = Toeplitz(c) X,   u[i, d] = sum_f phi_q[i, f] Y[i, f, d].
+// Composed from ops, X and Y are (B, H, n, m (D + 1)) tensors, written, read and kept for
+// backward.  Here each (batch, head) block builds X in its FFT buffer, and backward builds it
+// again: only the block's buffers exist at a time.  Backward, per block:
+//   g_phi_q[i, f] = sum_d g_u[i, d] Y[i, f, d]
+//   g_Y[i, f, d]  = phi_q[i, f] g_u[i, d]
+//   g_X = Toeplitz(c, offsets reversed) g_Y
+//   g_phi_k[j, f] = sum_d g_X[j, f, d] v1[j, d],   g_v[j, d] = sum_f g_X[j, f, d] phi_k[j, f]
+//   g_c[r] = sum over blocks of the head, i, f, d of g_Y[i, f, d] X[i + r, f, d]
+
+namespace {
+
+struct KernelShape {
+  std::size_t B, H, n, m, D, L, bins;
+  std::size_t F() const { return m * (D + 1); }
+};
+
+// The buffers of one block: X (or g_Y) and its spectrum, and the spectrum of X kept for g_c.
+struct KernelBlock {
+  Transforms<double> t;
+  std::vector<std::complex<double>> x_spectrum;
+  explicit KernelBlock(const KernelShape& s) : t(s.L, s.F()) {}
+
+  // t.real <- X of block bh: rows j < n hold phi_k[j, f] v1[j, d], the rest zeros.
+  template <class T>
+  void fill_x(const KernelShape& s, const T* phi_k, const T* v, std::size_t bh) {
+    const std::size_t F = s.F(), D1 = s.D + 1;
+    double* x = t.real.data;
+    for (std::size_t j = 0; j < s.n; ++j)
+      for (std::size_t f = 0; f < s.m; ++f) {
+        const double k = phi_k[(bh * s.n + j) * s.m + f];
+        double* row = x + j * F + f * D1;
+        for (std::size_t d = 0; d < s.D; ++d) row[d] = k * v[(bh * s.n + j) * s.D + d];
+        row[s.D] = k;
+      }
+    std::fill(x + s.n * F, x + s.L * F, 0.0);
+  }
+  // The Toeplitz product of what t.real holds, by `kernel`: Y[i] is t.real at row n - 1 + i,
+  // times L.  Keeps the input's spectrum when asked.
+  void convolve(const KernelShape& s, const std::vector<std::complex<double>>& kernel, bool keep_spectrum) {
+    const std::size_t F = s.F();
+    t.forward();
+    auto* z = reinterpret_cast<std::complex<double>*>(t.spectrum.data);
+    if (keep_spectrum) x_spectrum.assign(z, z + s.bins * F);
+    for (std::size_t k = 0; k < s.bins; ++k)
+      for (std::size_t f = 0; f < F; ++f) z[k * F + f] *= kernel[k];
+    t.inverse();
+  }
+  const double* y_row(const KernelShape& s, std::size_t i) const { return t.real.data + (s.n - 1 + i) * s.F(); }
+};
+
+}  // namespace
+
+Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c, bool causal) {
+  const char* op = "kernel_toeplitz";
+  for (const Tensor* t : {&phi_q, &phi_k, &v, &c}) check_defined(op, *t);
+  if (phi_q.dim() != 4 || phi_k.shape() != phi_q.shape() || v.dim() != 4 || v.shape()[0] != phi_q.shape()[0] ||
+      v.shape()[1] != phi_q.shape()[1] || v.shape()[2] != phi_q.shape()[2])
+    fail(op, "needs phi_q and phi_k (B, H, n, m) and v (B, H, n, D), got phi_q " + shape_str(phi_q.shape()) +
+                 ", phi_k " + shape_str(phi_k.shape()) + ", v " + shape_str(v.shape()));
+  const std::size_t B = phi_q.shape()[0], H = phi_q.shape()[1], n = phi_q.shape()[2];
+  const std::size_t width = causal ? n : 2 * n - 1;
+  if (c.dim() != 2 || c.shape()[0] != H || c.shape()[1] != width)
+    fail(op, std::string("c must be (H, ") + (causal ? "n" : "2n - 1") + ") = (" + std::to_string(H) + ", " +
+                 std::to_string(width) + "), got " + shape_str(c.shape()));
+  for (const Tensor* t : {&phi_k, &v, &c})
+    if (t->dtype() != phi_q.dtype())
+      fail(op, std::string("all inputs must have one dtype; phi_q is ") + dtype_name(phi_q.dtype()) + ", another " +
+                   dtype_name(t->dtype()));
+  if (n == 0) fail(op, "no positions (n = 0)");
+  KernelShape s{B, H, n, phi_q.shape()[3], v.shape()[3], 0, 0};
+  s.L = fft_length(2 * n - 1);
+  s.bins = s.L / 2 + 1;
+  // Causal: offsets -(n-1) .. 0 given; the future's n - 1 coefficients are zero.
+  const auto spectra = [=](const Tensor& coefficients, bool reversed) {
+    return dispatch(coefficients.dtype(), [&]<class T>() {
+      const Array<T>& given = coefficients.data<T>();
+      std::vector<std::vector<std::complex<double>>> out;
+      std::vector<double> full(2 * n - 1, 0.0);
+      for (std::size_t h = 0; h < H; ++h) {
+        std::copy_n(given.data() + h * width, width, full.begin());
+        out.push_back(kernel_spectrum(full.data(), n, s.L, reversed));
+      }
+      return out;
+    });
+  };
+  const std::size_t D1 = s.D + 1, F = s.F();
+  Tensor u = dispatch(phi_q.dtype(), [&]<class T>() {
+    const auto kernels = spectra(c, false);
+    const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(), *vv = v.data<T>().data();
+    Array<T> out = Array<T>::from_shape({B, H, n, D1});
+    for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
+      KernelBlock block(s);
+      std::vector<double> acc(D1);
+      for (std::size_t bh = begin; bh < end; ++bh) {
+        block.fill_x(s, pk, vv, bh);
+        block.convolve(s, kernels[bh % H], false);
+        for (std::size_t i = 0; i < n; ++i) {
+          const double* y = block.y_row(s, i);
+          std::fill(acc.begin(), acc.end(), 0.0);
+          for (std::size_t f = 0; f < s.m; ++f) {
+            const double q = pq[(bh * n + i) * s.m + f];
+            for (std::size_t d = 0; d < D1; ++d) acc[d] += q * y[f * D1 + d];
+          }
+          for (std::size_t d = 0; d < D1; ++d) out.data()[(bh * n + i) * D1 + d] = static_cast<T>(acc[d] / double(s.L));
+        }
+      }
+    });
+    return Tensor(std::move(out));
+  });
+  if (needs_grad(phi_q, phi_k, v, c))
+    record(op, u, {phi_q, phi_k, v, c}, saved_bytes(phi_q, phi_k, v, c),
+           [phi_q, phi_k, v, c, s, spectra, causal, width]<class T>(const Array<T>& g_u, Grads& g) {
+             const std::size_t B = s.B, H = s.H, n = s.n, m = s.m, D = s.D, D1 = D + 1, F = s.F();
+             const auto kernels = spectra(c, false), reversed = spectra(c, true);
+             const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(), *vv = v.data<T>().data();
+             Array<T> g_q = Array<T>::from_shape(phi_q.shape()), g_k = Array<T>::from_shape(phi_k.shape()),
+                      g_v = Array<T>::from_shape(v.shape());
+             // Each block's part of g_c, as a spectrum: summed per head afterwards, in block order.
+             std::vector<std::complex<double>> c_parts(B * H * s.bins);
+             const double scale = 1.0 / double(s.L);
+             for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
+               KernelBlock block(s);
+               std::vector<double> acc(D1);
+               for (std::size_t bh = begin; bh < end; ++bh) {
+                 const T* gu = g_u.data() + bh * n * D1;
+                 block.fill_x(s, pk, vv, bh);
+                 block.convolve(s, kernels[bh % H], true);  // Y, and X's spectrum kept
+                 for (std::size_t i = 0; i < n; ++i) {
+                   const double* y = block.y_row(s, i);
+                   for (std::size_t f = 0; f < m; ++f) {
+                     double sum = 0;
+                     for (std::size_t d = 0; d < D1; ++d) sum += double(gu[i * D1 + d]) * y[f * D1 + d];
+                     g_q.data()[(bh * n + i) * m + f] = static_cast<T>(sum * scale);
+                   }
+                 }
+                 double* gy = block.t.real.data;  // g_Y, rows i < n, zeros after
+                 for (std::size_t i = 0; i < n; ++i)
+                   for (std::size_t f = 0; f < m; ++f) {
+                     const double q = pq[(bh * n + i) * m + f];
+                     for (std::size_t d = 0; d < D1; ++d) gy[i * F + f * D1 + d] = q * double(gu[i * D1 + d]);
+                   }
+                 std::fill(gy + n * F, gy + s.L * F, 0.0);
+                 block.t.forward();
+                 const auto* zg = reinterpret_cast<const std::complex<double>*>(block.t.spectrum.data);
+                 std::complex<double>* part = c_parts.data() + bh * s.bins;
+                 for (std::size_t k = 0; k < s.bins; ++k) {
+                   std::complex<double> sum = 0;
+                   for (std::size_t col = 0; col < F; ++col) sum += std::conj(zg[k * F + col]) * block.x_spectrum[k * F + col];
+                   part[k] = sum;
+                 }
+                 auto* z = reinterpret_cast<std::complex<double>*>(block.t.spectrum.data);
+                 for (std::size_t k = 0; k < s.bins; ++k)
+                   for (std::size_t col = 0; col < F; ++col) z[k * F + col] *= reversed[bh % H][k];
+                 block.t.inverse();  // g_X
+                 for (std::size_t j = 0; j < n; ++j) {
+                   const double* gx = block.y_row(s, j);
+                   const T* vj = vv + (bh * n + j) * D;
+                   std::fill(acc.begin(), acc.end(), 0.0);
+                   for (std::size_t f = 0; f < m; ++f) {
+                     const double k = pk[(bh * n + j) * m + f];
+                     double sum = gx[f * D1 + D];  // v1's column of ones
+                     for (std::size_t d = 0; d < D; ++d) {
+                       sum += gx[f * D1 + d] * double(vj[d]);
+                       acc[d] += gx[f * D1 + d] * k;
+                     }
+                     g_k.data()[(bh * n + j) * m + f] = static_cast<T>(sum * scale);
+                   }
+                   for (std::size_t d = 0; d < D; ++d) g_v.data()[(bh * n + j) * D + d] = static_cast<T>(acc[d] * scale);
+                 }
+               }
+             });
+             if (g.wanted(3)) {
+               Array<T> g_c = xt::zeros<T>({H, width});  // causal: only the given offsets, -(n-1) .. 0
+               Transforms<double> sum(s.L, 1);
+               for (std::size_t h = 0; h < H; ++h) {
+                 auto* acc = reinterpret_cast<std::complex<double>*>(sum.spectrum.data);
+                 std::fill(acc, acc + s.bins, std::complex<double>(0));
+                 for (std::size_t b = 0; b < B; ++b)
+                   for (std::size_t k = 0; k < s.bins; ++k) acc[k] += c_parts[(b * H + h) * s.bins + k];
+                 sum.inverse();  // corr[r mod L] for r = -(n-1) .. n-1, times L
+                 for (std::size_t col = 0; col < width; ++col) {
+                   const std::size_t r = (col + s.L - (n - 1)) % s.L;
+                   g_c(h, col) = static_cast<T>(sum.real.data[r] * scale);
+                 }
+               }
+               g.add(3, std::move(g_c));
+             }
+             if (g.wanted(0)) g.add(0, std::move(g_q));
+             if (g.wanted(1)) g.add(1, std::move(g_k));
+             if (g.wanted(2)) g.add(2, std::move(g_v));
+           });
+  return u;
 }
 
 }  // namespace tg

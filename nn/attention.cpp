@@ -182,8 +182,7 @@ Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tens
   if (mask && !broadcasts_to(mask->shape(), Shape{B, H, T, S}))
     fail(op, "the mask " + shape_str(mask->shape()) + " does not broadcast to (B, H, T, S) = " +
                  shape_str(Shape{B, H, T, S}));
-  const auto Bi = static_cast<std::int64_t>(B), Hi = static_cast<std::int64_t>(H),
-             Si = static_cast<std::int64_t>(S), mi = static_cast<std::int64_t>(m), Di = static_cast<std::int64_t>(D);
+  const auto Si = static_cast<std::int64_t>(S), Di = static_cast<std::int64_t>(D);
 
   if (direct || weights || T != S || (mask && !masks_keys_only(*mask))) {
     // The formula as written: weights A_ij = c_(j - p_i) phi(q_i) . phi(k_j), masked, then
@@ -201,20 +200,16 @@ Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tens
     return divide_or_zero(matmul(A, v), den);
   }
 
-  // By FFT.  Each key contributes the m (D + 1) products phi(k_j) [v_j, 1]; the Toeplitz product
-  // sums them over j with the weights c_(j-i), and each query reads its row with phi(q_i).
+  // By FFT (tg::kernel_toeplitz): u_i = sum_j c_(j-i) phi(q_i) . phi(k_j) [v_j, 1], whose last
+  // column is the denominator.  Masked keys contribute nothing.
   Tensor pk = phi_k;
-  if (mask) {  // masked keys contribute nothing
+  if (mask) {
     Array<double> kept = Array<double>::from_shape({mask->shape()[0], 1, S, 1});
     for (std::size_t i = 0; i < kept.size(); ++i) kept.data()[i] = mask->data()[i];
     pk = pk * Tensor(kept).to(phi_k.dtype());
   }
-  const Tensor v1 = concat({v, ones({B, H, S, 1}, v.dtype())}, -1);                        // (B, H, S, D + 1)
-  const Tensor x = reshape(reshape(pk, {Bi, Hi, Si, mi, 1}) * reshape(v1, {Bi, Hi, Si, 1, Di + 1}),
-                           {Bi, Hi, Si, mi * (Di + 1)});                                   // (B, H, S, m (D + 1))
-  const Tensor y = toeplitz_matmul(causal ? slice(c, 1, 0, Si) : c, x, causal);            // same shape
-  const Tensor z = sum(reshape(phi_q, {Bi, Hi, Si, mi, 1}) * reshape(y, {Bi, Hi, Si, mi, Di + 1}), {3});  // (B, H, S, D + 1)
-  return divide_or_zero(slice(z, -1, 0, Di), slice(z, -1, Di, Di + 1));
+  const Tensor u = kernel_toeplitz(phi_q, pk, v, causal ? slice(c, 1, 0, Si) : c, causal);  // (B, H, S, D + 1)
+  return divide_or_zero(slice(u, -1, 0, Di), slice(u, -1, Di, Di + 1));
 }
 
 MultiheadAttention::MultiheadAttention(const AttentionOptions& options, Generator& gen)

@@ -87,3 +87,50 @@ BOOST_AUTO_TEST_CASE(bad_shapes_are_named) {
                     "x must be (B, H, n, F), got (2, 5, 3)");
   CHECK_THROWS_WITH(toeplitz_matmul(testing::randn64({2, 9}, 2).to(Dtype::f32), x, false), "c is float32 but x is float64");
 }
+
+// kernel_toeplitz is toeplitz_matmul over the columns phi_k[j, f] [v[j], 1], read back with
+// phi_q: composed from ops here, the reference it must equal.
+namespace {
+
+Tensor composed_kernel_toeplitz(const Tensor& pq, const Tensor& pk, const Tensor& v, const Tensor& c, bool causal) {
+  const auto B = std::int64_t(pq.shape()[0]), H = std::int64_t(pq.shape()[1]), n = std::int64_t(pq.shape()[2]);
+  const auto m = std::int64_t(pq.shape()[3]), D = std::int64_t(v.shape()[3]);
+  const Tensor v1 = concat({v, ones({pq.shape()[0], pq.shape()[1], pq.shape()[2], 1}, v.dtype())}, -1);
+  const Tensor x = reshape(reshape(pk, {B, H, n, m, 1}) * reshape(v1, {B, H, n, 1, D + 1}), {B, H, n, m * (D + 1)});
+  const Tensor y = toeplitz_matmul(c, x, causal);
+  return sum(reshape(pq, {B, H, n, m, 1}) * reshape(y, {B, H, n, m, D + 1}), {3});
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(kernel_toeplitz_equals_its_composition) {
+  for (bool causal : {false, true})
+    for (std::size_t n : {1, 2, 7, 30}) {
+      BOOST_TEST_CONTEXT("n " << n << (causal ? ", causal" : "")) {
+        const Tensor pq = testing::randn64({2, 3, n, 4}, 30 + n), pk = testing::randn64({2, 3, n, 4}, 40 + n);
+        const Tensor v = testing::randn64({2, 3, n, 5}, 50 + n), c = testing::randn64({3, causal ? n : 2 * n - 1}, 60 + n);
+        const Tensor u = kernel_toeplitz(pq, pk, v, c, causal);
+        BOOST_TEST(u.shape() == (Shape{2, 3, n, 6}), boost::test_tools::per_element());
+        BOOST_TEST(largest_relative_error(u.data<double>(), composed_kernel_toeplitz(pq, pk, v, c, causal).data<double>()) < 1e-10);
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(kernel_toeplitz_gradients) {
+  for (bool causal : {false, true})
+    for (std::size_t n : {1, 5}) {
+      BOOST_TEST_CONTEXT("n " << n << (causal ? ", causal" : "")) {
+        const Tensor pq = testing::randn64({2, 2, n, 3}, 70 + n), pk = testing::randn64({2, 2, n, 3}, 80 + n);
+        const Tensor v = testing::randn64({2, 2, n, 2}, 90 + n), c = testing::randn64({2, causal ? n : 2 * n - 1}, 100 + n);
+        CHECK_GRAD([causal](const Inputs& in) { return kernel_toeplitz(in[0], in[1], in[2], in[3], causal); }, {pq, pk, v, c});
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(kernel_toeplitz_bad_inputs_are_named) {
+  const Tensor p = testing::randn64({1, 2, 5, 3}, 1), v = testing::randn64({1, 2, 5, 4}, 2);
+  CHECK_THROWS_WITH(kernel_toeplitz(p, testing::randn64({1, 2, 4, 3}, 3), v, testing::randn64({2, 9}, 4)),
+                    "kernel_toeplitz: needs phi_q and phi_k (B, H, n, m) and v (B, H, n, D)");
+  CHECK_THROWS_WITH(kernel_toeplitz(p, p, v, testing::randn64({2, 9}, 4), true), "c must be (H, n) = (2, 5), got (2, 9)");
+  CHECK_THROWS_WITH(kernel_toeplitz(p, p, v.to(Dtype::f32), testing::randn64({2, 9}, 4)), "all inputs must have one dtype");
+}
