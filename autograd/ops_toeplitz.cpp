@@ -43,10 +43,10 @@ struct Fftw<double> {
   using Plan = fftw_plan;
   using Complex = fftw_complex;
   static Plan forward(int n, int howmany, double* in, Complex* out) {
-    return fftw_plan_many_dft_r2c(1, &n, howmany, in, nullptr, howmany, 1, out, nullptr, howmany, 1, FFTW_ESTIMATE);
+    return fftw_plan_many_dft_r2c(1, &n, howmany, in, nullptr, 1, n, out, nullptr, 1, n / 2 + 1, FFTW_ESTIMATE);
   }
   static Plan inverse(int n, int howmany, Complex* in, double* out) {
-    return fftw_plan_many_dft_c2r(1, &n, howmany, in, nullptr, howmany, 1, out, nullptr, howmany, 1, FFTW_ESTIMATE);
+    return fftw_plan_many_dft_c2r(1, &n, howmany, in, nullptr, 1, n / 2 + 1, out, nullptr, 1, n, FFTW_ESTIMATE);
   }
   static void run(Plan p, double* in, Complex* out) { fftw_execute_dft_r2c(p, in, out); }
   static void run(Plan p, Complex* in, double* out) { fftw_execute_dft_c2r(p, in, out); }
@@ -80,8 +80,9 @@ std::size_t fft_length(std::size_t n) {
   }
 }
 
-// Forward and inverse transforms of `howmany` interleaved columns of length L: a real (L, howmany)
-// buffer <-> a complex (L/2 + 1, howmany) one.
+// Forward and inverse transforms of `howmany` columns of length L, each contiguous: a real
+// (howmany, L) buffer <-> a complex (howmany, L/2 + 1) one.  (Columns interleaved row by row
+// would save a transposition, but FFTW then strides through memory, several times slower.)
 template <class T>
 struct Transforms {
   using F = Fftw<T>;
@@ -104,6 +105,22 @@ struct Transforms {
   }
   void forward() { F::run(to_spectrum, real.data, spectrum.data); }
   void inverse() { F::run(to_real, spectrum.data, real.data); }  // unnormalised: times L
+  T* column(std::size_t c) { return real.data + c * L; }
+  std::complex<T>* bins(std::size_t c) { return reinterpret_cast<std::complex<T>*>(spectrum.data) + c * (L / 2 + 1); }
+  // Column c <- rows[j * stride] for j < n, zeros after.
+  template <class S>
+  void load(std::size_t c, const S* rows, std::size_t n, std::size_t stride) {
+    T* col = column(c);
+    for (std::size_t j = 0; j < n; ++j) col[j] = rows[j * stride];
+    std::fill(col + n, col + L, T(0));
+  }
+  // Every column's spectrum times `kernel`: the circular convolution with it.
+  void multiply(const std::vector<std::complex<T>>& kernel) {
+    for (std::size_t c = 0; c < howmany; ++c) {
+      std::complex<T>* z = bins(c);
+      for (std::size_t k = 0; k < kernel.size(); ++k) z[k] *= kernel[k];
+    }
+  }
 };
 
 // The coefficients of one head as the spectrum of the reversed, padded array: the kernel the
@@ -135,7 +152,7 @@ template <class T>
 void toeplitz_apply(const T* c, const T* x, T* y, std::size_t B, std::size_t H, std::size_t n, std::size_t F,
                     bool reversed_offsets) {
   if (n == 0 || F == 0) return;
-  const std::size_t L = fft_length(2 * n - 1), bins = L / 2 + 1;
+  const std::size_t L = fft_length(2 * n - 1);
   std::vector<std::vector<std::complex<T>>> kernels;
   for (std::size_t h = 0; h < H; ++h) kernels.push_back(kernel_spectrum(c + h * (2 * n - 1), n, L, reversed_offsets));
   for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
@@ -143,14 +160,14 @@ void toeplitz_apply(const T* c, const T* x, T* y, std::size_t B, std::size_t H, 
     for (std::size_t bh = begin; bh < end; ++bh) {
       const auto& kernel = kernels[bh % H];
       const std::size_t block = bh * n * F;
-      std::copy_n(x + block, n * F, t.real.data);
-      std::fill(t.real.data + n * F, t.real.data + L * F, T(0));
+      for (std::size_t f = 0; f < F; ++f) t.load(f, x + block + f, n, F);
       t.forward();
-      auto* z = reinterpret_cast<std::complex<T>*>(t.spectrum.data);
-      for (std::size_t k = 0; k < bins; ++k)
-        for (std::size_t f = 0; f < F; ++f) z[k * F + f] *= kernel[k];
+      t.multiply(kernel);
       t.inverse();
-      for (std::size_t i = 0; i < n * F; ++i) y[block + i] = t.real.data[(n - 1) * F + i] / T(L);
+      for (std::size_t f = 0; f < F; ++f) {
+        const T* col = t.column(f) + (n - 1);  // y[i] sits at index n - 1 + i
+        for (std::size_t i = 0; i < n; ++i) y[block + i * F + f] = col[i] / T(L);
+      }
     }
   });
 }
@@ -167,16 +184,13 @@ void toeplitz_coefficient_grad(const T* g_y, const T* x, T* g_c, std::size_t B, 
     std::fill(acc, acc + bins, std::complex<T>(0));
     for (std::size_t b = 0; b < B; ++b) {
       const std::size_t block = (b * H + h) * n * F;
-      std::copy_n(x + block, n * F, tx.real.data);
-      std::fill(tx.real.data + n * F, tx.real.data + L * F, T(0));
-      std::copy_n(g_y + block, n * F, tg.real.data);
-      std::fill(tg.real.data + n * F, tg.real.data + L * F, T(0));
+      for (std::size_t f = 0; f < F; ++f) tx.load(f, x + block + f, n, F), tg.load(f, g_y + block + f, n, F);
       tx.forward();
       tg.forward();
-      const auto* zx = reinterpret_cast<const std::complex<T>*>(tx.spectrum.data);
-      const auto* zg = reinterpret_cast<const std::complex<T>*>(tg.spectrum.data);
-      for (std::size_t k = 0; k < bins; ++k)
-        for (std::size_t f = 0; f < F; ++f) acc[k] += std::conj(zg[k * F + f]) * zx[k * F + f];
+      for (std::size_t f = 0; f < F; ++f) {
+        const std::complex<T>*zx = tx.bins(f), *zg = tg.bins(f);
+        for (std::size_t k = 0; k < bins; ++k) acc[k] += std::conj(zg[k]) * zx[k];
+      }
     }
     sum.inverse();  // corr[r mod L] for r = -(n-1) .. n-1
     for (std::size_t s = 0; s < 2 * n - 1; ++s) {
@@ -277,41 +291,39 @@ namespace {
 
 struct KernelShape {
   std::size_t B, H, n, m, D, L, bins;
-  std::size_t F() const { return m * (D + 1); }
+  std::size_t panel;  // features transformed at a time: their D + 1 columns fill a few MB
 };
 
-// The buffers of one block: X (or g_Y) and its spectrum, and the spectrum of X kept for g_c.
+// The buffers of one block, for a panel of features f0 .. f1 at a time: X (or g_Y) as
+// (f1 - f0) (D + 1) columns, column (f - f0) (D + 1) + d holding phi_k[j, f] v1[j, d] over the
+// rows j, and X's spectrum kept for g_c.  Panels keep the buffers small whatever m and n are.
 struct KernelBlock {
   Transforms<double> t;
   std::vector<std::complex<double>> x_spectrum;
-  explicit KernelBlock(const KernelShape& s) : t(s.L, s.F()) {}
+  explicit KernelBlock(const KernelShape& s) : t(s.L, s.panel * (s.D + 1)) {}
 
-  // t.real <- X of block bh: rows j < n hold phi_k[j, f] v1[j, d], the rest zeros.
+  // t <- X of block bh for features f0 .. f1: rows j < n, zeros after.
   template <class T>
-  void fill_x(const KernelShape& s, const T* phi_k, const T* v, std::size_t bh) {
-    const std::size_t F = s.F(), D1 = s.D + 1;
-    double* x = t.real.data;
-    for (std::size_t j = 0; j < s.n; ++j)
-      for (std::size_t f = 0; f < s.m; ++f) {
-        const double k = phi_k[(bh * s.n + j) * s.m + f];
-        double* row = x + j * F + f * D1;
-        for (std::size_t d = 0; d < s.D; ++d) row[d] = k * v[(bh * s.n + j) * s.D + d];
-        row[s.D] = k;
+  void fill_x(const KernelShape& s, const T* phi_k, const T* v, std::size_t bh, std::size_t f0, std::size_t f1) {
+    const T *k = phi_k + bh * s.n * s.m, *vb = v + bh * s.n * s.D;
+    for (std::size_t f = f0; f < f1; ++f) {
+      for (std::size_t d = 0; d < s.D; ++d) {
+        double* col = t.column((f - f0) * (s.D + 1) + d);
+        for (std::size_t j = 0; j < s.n; ++j) col[j] = double(k[j * s.m + f]) * double(vb[j * s.D + d]);
+        std::fill(col + s.n, col + s.L, 0.0);
       }
-    std::fill(x + s.n * F, x + s.L * F, 0.0);
+      t.load((f - f0) * (s.D + 1) + s.D, k + f, s.n, s.m);  // v1's column of ones
+    }
   }
-  // The Toeplitz product of what t.real holds, by `kernel`: Y[i] is t.real at row n - 1 + i,
-  // times L.  Keeps the input's spectrum when asked.
-  void convolve(const KernelShape& s, const std::vector<std::complex<double>>& kernel, bool keep_spectrum) {
-    const std::size_t F = s.F();
+  // The Toeplitz product of what t holds, by `kernel`, keeping the input's spectrum when asked.
+  void convolve(const std::vector<std::complex<double>>& kernel, bool keep_spectrum) {
     t.forward();
-    auto* z = reinterpret_cast<std::complex<double>*>(t.spectrum.data);
-    if (keep_spectrum) x_spectrum.assign(z, z + s.bins * F);
-    for (std::size_t k = 0; k < s.bins; ++k)
-      for (std::size_t f = 0; f < F; ++f) z[k * F + f] *= kernel[k];
+    if (keep_spectrum) x_spectrum.assign(t.bins(0), t.bins(0) + t.howmany * (t.L / 2 + 1));
+    t.multiply(kernel);
     t.inverse();
   }
-  const double* y_row(const KernelShape& s, std::size_t i) const { return t.real.data + (s.n - 1 + i) * s.F(); }
+  // Column c of the product, rows 0 .. n-1 (times L).
+  const double* result(const KernelShape& s, std::size_t c) { return t.column(c) + (s.n - 1); }
 };
 
 }  // namespace
@@ -333,9 +345,10 @@ Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v
       fail(op, std::string("all inputs must have one dtype; phi_q is ") + dtype_name(phi_q.dtype()) + ", another " +
                    dtype_name(t->dtype()));
   if (n == 0) fail(op, "no positions (n = 0)");
-  KernelShape s{B, H, n, phi_q.shape()[3], v.shape()[3], 0, 0};
+  KernelShape s{B, H, n, phi_q.shape()[3], v.shape()[3], 0, 0, 0};
   s.L = fft_length(2 * n - 1);
   s.bins = s.L / 2 + 1;
+  s.panel = std::clamp<std::size_t>((std::size_t{4} << 20) / ((s.D + 1) * s.L * sizeof(double)), 1, s.m);
   // Causal: offsets -(n-1) .. 0 given; the future's n - 1 coefficients are zero.
   const auto spectra = [=](const Tensor& coefficients, bool reversed) {
     return dispatch(coefficients.dtype(), [&]<class T>() {
@@ -349,26 +362,28 @@ Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v
       return out;
     });
   };
-  const std::size_t D1 = s.D + 1, F = s.F();
+  const std::size_t D1 = s.D + 1;
   Tensor u = dispatch(phi_q.dtype(), [&]<class T>() {
     const auto kernels = spectra(c, false);
     const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(), *vv = v.data<T>().data();
     Array<T> out = Array<T>::from_shape({B, H, n, D1});
     for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
       KernelBlock block(s);
-      std::vector<double> acc(D1);
+      std::vector<double> acc(n * D1);
       for (std::size_t bh = begin; bh < end; ++bh) {
-        block.fill_x(s, pk, vv, bh);
-        block.convolve(s, kernels[bh % H], false);
-        for (std::size_t i = 0; i < n; ++i) {
-          const double* y = block.y_row(s, i);
-          std::fill(acc.begin(), acc.end(), 0.0);
-          for (std::size_t f = 0; f < s.m; ++f) {
-            const double q = pq[(bh * n + i) * s.m + f];
-            for (std::size_t d = 0; d < D1; ++d) acc[d] += q * y[f * D1 + d];
-          }
-          for (std::size_t d = 0; d < D1; ++d) out.data()[(bh * n + i) * D1 + d] = static_cast<T>(acc[d] / double(s.L));
+        std::fill(acc.begin(), acc.end(), 0.0);
+        const T* q = pq + bh * n * s.m;
+        for (std::size_t f0 = 0; f0 < s.m; f0 += s.panel) {
+          const std::size_t f1 = std::min(f0 + s.panel, s.m);
+          block.fill_x(s, pk, vv, bh, f0, f1);
+          block.convolve(kernels[bh % H], false);
+          for (std::size_t f = f0; f < f1; ++f)
+            for (std::size_t d = 0; d < D1; ++d) {
+              const double* y = block.result(s, (f - f0) * D1 + d);
+              for (std::size_t i = 0; i < n; ++i) acc[i * D1 + d] += double(q[i * s.m + f]) * y[i];
+            }
         }
+        for (std::size_t e = 0; e < n * D1; ++e) out.data()[bh * n * D1 + e] = static_cast<T>(acc[e] / double(s.L));
       }
     });
     return Tensor(std::move(out));
@@ -376,7 +391,7 @@ Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v
   if (needs_grad(phi_q, phi_k, v, c))
     record(op, u, {phi_q, phi_k, v, c}, saved_bytes(phi_q, phi_k, v, c),
            [phi_q, phi_k, v, c, s, spectra, causal, width]<class T>(const Array<T>& g_u, Grads& g) {
-             const std::size_t B = s.B, H = s.H, n = s.n, m = s.m, D = s.D, D1 = D + 1, F = s.F();
+             const std::size_t B = s.B, H = s.H, n = s.n, m = s.m, D = s.D, D1 = D + 1;
              const auto kernels = spectra(c, false), reversed = spectra(c, true);
              const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(), *vv = v.data<T>().data();
              Array<T> g_q = Array<T>::from_shape(phi_q.shape()), g_k = Array<T>::from_shape(phi_k.shape()),
@@ -386,53 +401,52 @@ Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v
              const double scale = 1.0 / double(s.L);
              for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
                KernelBlock block(s);
-               std::vector<double> acc(D1);
+               std::vector<double> gq(n * m), gk(n * m), gv(n * D);
+               std::vector<std::complex<double>> part(s.bins);
                for (std::size_t bh = begin; bh < end; ++bh) {
-                 const T* gu = g_u.data() + bh * n * D1;
-                 block.fill_x(s, pk, vv, bh);
-                 block.convolve(s, kernels[bh % H], true);  // Y, and X's spectrum kept
-                 for (std::size_t i = 0; i < n; ++i) {
-                   const double* y = block.y_row(s, i);
-                   for (std::size_t f = 0; f < m; ++f) {
-                     double sum = 0;
-                     for (std::size_t d = 0; d < D1; ++d) sum += double(gu[i * D1 + d]) * y[f * D1 + d];
-                     g_q.data()[(bh * n + i) * m + f] = static_cast<T>(sum * scale);
-                   }
-                 }
-                 double* gy = block.t.real.data;  // g_Y, rows i < n, zeros after
-                 for (std::size_t i = 0; i < n; ++i)
-                   for (std::size_t f = 0; f < m; ++f) {
-                     const double q = pq[(bh * n + i) * m + f];
-                     for (std::size_t d = 0; d < D1; ++d) gy[i * F + f * D1 + d] = q * double(gu[i * D1 + d]);
-                   }
-                 std::fill(gy + n * F, gy + s.L * F, 0.0);
-                 block.t.forward();
-                 const auto* zg = reinterpret_cast<const std::complex<double>*>(block.t.spectrum.data);
-                 std::complex<double>* part = c_parts.data() + bh * s.bins;
-                 for (std::size_t k = 0; k < s.bins; ++k) {
-                   std::complex<double> sum = 0;
-                   for (std::size_t col = 0; col < F; ++col) sum += std::conj(zg[k * F + col]) * block.x_spectrum[k * F + col];
-                   part[k] = sum;
-                 }
-                 auto* z = reinterpret_cast<std::complex<double>*>(block.t.spectrum.data);
-                 for (std::size_t k = 0; k < s.bins; ++k)
-                   for (std::size_t col = 0; col < F; ++col) z[k * F + col] *= reversed[bh % H][k];
-                 block.t.inverse();  // g_X
-                 for (std::size_t j = 0; j < n; ++j) {
-                   const double* gx = block.y_row(s, j);
-                   const T* vj = vv + (bh * n + j) * D;
-                   std::fill(acc.begin(), acc.end(), 0.0);
-                   for (std::size_t f = 0; f < m; ++f) {
-                     const double k = pk[(bh * n + j) * m + f];
-                     double sum = gx[f * D1 + D];  // v1's column of ones
-                     for (std::size_t d = 0; d < D; ++d) {
-                       sum += gx[f * D1 + d] * double(vj[d]);
-                       acc[d] += gx[f * D1 + d] * k;
+                 const T *gu = g_u.data() + bh * n * D1, *q = pq + bh * n * m, *k = pk + bh * n * m, *vb = vv + bh * n * D;
+                 std::fill(gq.begin(), gq.end(), 0.0);
+                 std::fill(gk.begin(), gk.end(), 0.0);
+                 std::fill(gv.begin(), gv.end(), 0.0);
+                 std::fill(part.begin(), part.end(), std::complex<double>(0));
+                 for (std::size_t f0 = 0; f0 < m; f0 += s.panel) {
+                   const std::size_t f1 = std::min(f0 + s.panel, m), columns = (f1 - f0) * D1;
+                   block.fill_x(s, pk, vv, bh, f0, f1);
+                   block.convolve(kernels[bh % H], true);  // Y, and X's spectrum kept
+                   for (std::size_t f = f0; f < f1; ++f)
+                     for (std::size_t d = 0; d < D1; ++d) {
+                       const double* y = block.result(s, (f - f0) * D1 + d);
+                       for (std::size_t i = 0; i < n; ++i) gq[i * m + f] += double(gu[i * D1 + d]) * y[i];
                      }
-                     g_k.data()[(bh * n + j) * m + f] = static_cast<T>(sum * scale);
+                   for (std::size_t f = f0; f < f1; ++f)  // g_Y, rows i < n, zeros after
+                     for (std::size_t d = 0; d < D1; ++d) {
+                       double* col = block.t.column((f - f0) * D1 + d);
+                       for (std::size_t i = 0; i < n; ++i) col[i] = double(q[i * m + f]) * double(gu[i * D1 + d]);
+                       std::fill(col + n, col + s.L, 0.0);
+                     }
+                   block.t.forward();
+                   for (std::size_t col = 0; col < columns; ++col) {
+                     const std::complex<double>*zg = block.t.bins(col), *zx = block.x_spectrum.data() + col * s.bins;
+                     for (std::size_t b = 0; b < s.bins; ++b) part[b] += std::conj(zg[b]) * zx[b];
                    }
-                   for (std::size_t d = 0; d < D; ++d) g_v.data()[(bh * n + j) * D + d] = static_cast<T>(acc[d] * scale);
+                   block.t.multiply(reversed[bh % H]);
+                   block.t.inverse();  // g_X
+                   for (std::size_t f = f0; f < f1; ++f) {
+                     for (std::size_t d = 0; d < D; ++d) {
+                       const double* gx = block.result(s, (f - f0) * D1 + d);
+                       for (std::size_t j = 0; j < n; ++j) {
+                         gk[j * m + f] += gx[j] * double(vb[j * D + d]);
+                         gv[j * D + d] += gx[j] * double(k[j * m + f]);
+                       }
+                     }
+                     const double* ones = block.result(s, (f - f0) * D1 + D);
+                     for (std::size_t j = 0; j < n; ++j) gk[j * m + f] += ones[j];
+                   }
                  }
+                 for (std::size_t e = 0; e < n * m; ++e) g_q.data()[bh * n * m + e] = static_cast<T>(gq[e] * scale);
+                 std::copy(part.begin(), part.end(), c_parts.begin() + bh * s.bins);
+                 for (std::size_t e = 0; e < n * m; ++e) g_k.data()[bh * n * m + e] = static_cast<T>(gk[e] * scale);
+                 for (std::size_t e = 0; e < n * D; ++e) g_v.data()[bh * n * D + e] = static_cast<T>(gv[e] * scale);
                }
              });
              if (g.wanted(3)) {

@@ -75,6 +75,39 @@ void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& hi
   write_text_file(path, os.str());
 }
 
+void write_bars_svg(const std::string& path, const std::vector<std::string>& groups,
+                    const std::vector<std::string>& series, const std::vector<std::vector<double>>& values,
+                    const std::string& title, double floor) {
+  static const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"};
+  const double bar = 12, gap = 14, left = 60, top = 60, ph = 260, bottom = 70;
+  const double group_width = bar * series.size() + gap;
+  const double W = std::max(left + group_width * groups.size() + 20, 20 + 8.0 * title.size());
+  const double H = top + ph + bottom;
+  const auto y = [&](double v) { return top + ph * (1 - std::clamp((v - floor) / (1 - floor), 0.0, 1.0)); };
+  std::ostringstream os;
+  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
+     << "<rect width='100%' height='100%' fill='white'/>\n"
+     << "<text x='10' y='20' font-size='14'>" << escape(title) << "</text>\n";
+  for (int k = 0; k <= 4; ++k) {
+    const double v = floor + (1 - floor) * k / 4.0;
+    os << "<line x1='" << left << "' x2='" << W - 10 << "' y1='" << y(v) << "' y2='" << y(v) << "' stroke='#eee'/>\n"
+       << "<text x='" << left - 6 << "' y='" << y(v) + 4 << "' text-anchor='end'>" << std::setprecision(3) << 100 * v << "%</text>\n";
+  }
+  for (std::size_t s = 0; s < series.size(); ++s)
+    os << "<rect x='" << left + 110 * s << "' y='32' width='10' height='10' fill='" << kColors[s % 6] << "'/>"
+       << "<text x='" << left + 110 * s + 14 << "' y='41'>" << escape(series[s]) << "</text>\n";
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const double x0 = left + gap / 2 + group_width * g;
+    for (std::size_t s = 0; s < series.size() && s < values[g].size(); ++s)
+      os << "<rect x='" << x0 + bar * s << "' y='" << y(values[g][s]) << "' width='" << bar - 1 << "' height='"
+         << top + ph - y(values[g][s]) << "' fill='" << kColors[s % 6] << "'><title>" << escape(groups[g]) << ", "
+         << escape(series[s]) << ": " << std::setprecision(4) << 100 * values[g][s] << "%</title></rect>\n";
+    os << "<text transform='translate(" << x0 + bar * series.size() / 2 + 4 << "," << top + ph + 10
+       << ") rotate(45)'>" << escape(groups[g]) << "</text>\n";
+  }
+  write_text_file(path, os.str());
+}
+
 void write_heatmap_svg(const std::string& path, const std::vector<std::string>& rows, const std::vector<std::string>& cols,
                        const std::vector<std::vector<double>>& weights, const std::string& title) {
   const double cell = 28, left = 120, top = 120;
