@@ -73,6 +73,11 @@ Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis = 0);
 // Beam search uses it to reorder its cached keys and values.
 Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows);
 
+// x: (..., C), ids: (...) -> (...): out[i] = x[i, ids[i]], one entry of each last-axis row (the
+// log-probability of each target token, from log_softmax's output).  The backward puts g into
+// those entries.  Ids must lie in [0, C).
+Tensor pick(const Tensor& x, const Ids& ids);
+
 // ---- reductions (ops_reduce.cpp) ---------------------------------------------------------
 // Over all elements -> () scalar
 Tensor sum(const Tensor& x);

@@ -272,4 +272,31 @@ Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
   return y;
 }
 
+Tensor pick(const Tensor& x, const Ids& ids) {
+  check_defined("pick", x);
+  const Shape& shape = x.shape();
+  const Shape id_shape(ids.shape().begin(), ids.shape().end());
+  if (shape.empty() || Shape(shape.begin(), shape.end() - 1) != id_shape)
+    fail("pick", "needs x (..., C) and ids (...) with the same leading axes, got x " + shape_str(shape) + " and ids " +
+                     shape_str(id_shape));
+  const std::size_t C = shape.back(), rows = ids.size();
+  for (std::size_t i = 0; i < rows; ++i)
+    if (ids.data()[i] < 0 || static_cast<std::size_t>(ids.data()[i]) >= C)
+      fail("pick", "id " + std::to_string(ids.data()[i]) + " at " + std::to_string(i) + " is outside [0, " +
+                       std::to_string(C) + ") for x " + shape_str(shape));
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> r = Array<T>::from_shape(id_shape);
+    const T* src = x.data<T>().data();
+    for (std::size_t i = 0; i < rows; ++i) r.data()[i] = src[i * C + static_cast<std::size_t>(ids.data()[i])];
+    return Tensor(std::move(r));
+  });
+  if (needs_grad({x}))
+    record("pick", y, {x}, 0, [ids, shape, C]<class T>(const Array<T>& g_y, Grads& g) {
+      Array<T> g_x = xt::zeros<T>(shape);
+      for (std::size_t i = 0; i < ids.size(); ++i) g_x.data()[i * C + static_cast<std::size_t>(ids.data()[i])] = g_y.data()[i];
+      g.add(0, std::move(g_x));
+    });
+  return y;
+}
+
 }  // namespace tg

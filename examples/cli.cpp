@@ -116,6 +116,7 @@ void add_train_options(CLI::App& cmd, tg::models::TrainOptions& to, DataChoice& 
   cmd.add_option("--min-count", d.min_count, "words seen fewer times are unknown")->check(positive);
   cmd.add_option("--batch-tokens", d.batch_tokens, "tokens per batch (padded)")->check(positive);
   cmd.add_option("--lr", to.lr, "peak learning rate")->check(positive);
+  cmd.add_option("--warmup", to.warmup, "steps of linear warmup to --lr (then a cosine decay over the epochs)");
   cmd.add_option("--average", to.average, "evaluate and save a moving average of the weights with this decay (0: off)")
       ->check(CLI::Range(0.0, 0.99999));
   cmd.add_option("--seed", to.seed, "random seed");

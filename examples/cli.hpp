@@ -80,7 +80,7 @@ void add_encoder_options(CLI::App& cmd, Options& o) {
 // --subword-buckets, --conv-width and --ensemble; `noun` names the models ("taggers").
 void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& encoder,
                             tg::models::SubwordOptions& subwords, std::size_t& members, const std::string& noun);
-// --epochs --minutes --lr --average --seed --out --plot --log --resume --detect-anomaly,
+// --epochs --minutes --lr --warmup --average --seed --out --plot --log --resume --detect-anomaly,
 // --word-dropout --min-count --batch-tokens --bad-lines.
 void add_train_options(CLI::App& cmd, tg::models::TrainOptions& train, DataChoice& data);
 // Before training: what will stop it ("at most 12 epochs or 14 minutes").

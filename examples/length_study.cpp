@@ -4,7 +4,10 @@
 // seed and number of epochs; only the scheme changes.  Prints a Markdown table and draws it.
 //
 //   build/examples/length_study --data data/ud-english-ewt [--max-train-len 20] [--epochs 8]
-//                               [--schemes none rope ... kernelized] [--svg runs/length-study.svg]
+//                               [--conv-width 0] [--schemes none rope ... kernelized] [--svg runs/length-study.svg]
+//
+// The tagger's convolution over neighbouring words (on by default) gives it local order by
+// itself; --conv-width 0 leaves the scheme as the only source of order.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
   CLI::App app("length_study: how well each scheme of positions tags sentences longer than any it trained on");
   std::string data_dir, svg, out_dir = "runs/length-study";
   std::size_t max_train_len = 20, epochs = 8, threads = 0;
+  std::size_t conv_width = models::SentenceEncoderOptions{}.conv_width;
   std::uint64_t seed = 1;
   std::vector<std::size_t> bin_upper = {20, 40};
   std::vector<std::string> schemes = {"none", "sinusoidal", "learned", "mlp", "fourier", "relative",
@@ -81,6 +85,9 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", epochs, "epochs per scheme (the same budget for each)");
   app.add_option("--schemes", schemes, "--positions names, and kernelized (kernelized attention, its own bias)");
   app.add_option("--bins", bin_upper, "upper ends of the length bins (the last bin is open)");
+  app.add_option("--conv-width", conv_width,
+                 "the tagger's convolution over neighbouring words (0: none, so that the scheme alone gives order)")
+      ->capture_default_str();
   app.add_option("--seed", seed, "one seed for every scheme");
   app.add_option("--threads", threads, "threads (0: all cores)");
   app.add_option("--out-dir", out_dir, "where the models go, one per scheme");
@@ -97,8 +104,9 @@ int main(int argc, char** argv) {
     const Bins bins{bin_upper};
     std::vector<std::size_t> dev_in_bin(bin_upper.size() + 1, 0);
     for (const auto& s : dev) dev_in_bin[bins.of(s.words.size())] += s.words.size();
-    std::printf("training on %zu of %zu sentences (at most %zu words), %zu epochs per scheme; dev tokens by length:",
-                train.size(), all_train.size(), max_train_len, epochs);
+    std::printf("training on %zu of %zu sentences (at most %zu words), %zu epochs per scheme, convolution width %zu; "
+                "dev tokens by length:",
+                train.size(), all_train.size(), max_train_len, epochs, conv_width);
     for (std::size_t b = 0; b < dev_in_bin.size(); ++b) std::printf(" %s: %zu", bins.names()[b].c_str(), dev_in_bin[b]);
     std::printf("\n");
     fs::create_directories(out_dir);
@@ -111,6 +119,7 @@ int main(int argc, char** argv) {
     for (const std::string& scheme : schemes) {
       // The tagger program's model (its defaults), one member, with this scheme.
       models::TaggerOptions options;
+      options.encoder.conv_width = conv_width;
       if (scheme == "kernelized") {
         options.encoder.attention = nn::AttentionKind::kernelized;
         options.encoder.positions = nn::PositionScheme::relative;  // its bias b_r, clipped to relative_k
@@ -158,7 +167,8 @@ int main(int argc, char** argv) {
       for (const Row& r : rows) groups.push_back(r.scheme), values.push_back(r.by_bin);
       models::write_bars_svg(svg, groups, columns, values,
                              "UPOS accuracy by sentence length, trained on sentences of at most " +
-                                 std::to_string(max_train_len) + " words",
+                                 std::to_string(max_train_len) + " words" +
+                                 (conv_width ? ", convolution width " + std::to_string(conv_width) : ", no convolution"),
                              0.5);
       std::printf("\ndrew %s\n", svg.c_str());
     }

@@ -84,6 +84,21 @@ int main(int argc, char** argv) {
                         "scheduled sampling with the inverse sigmoid decay k / (k + exp(step / k)) of gold tokens "
                         "(0: off, else k >= 1)")
       ->check(CLI::Validator([](std::string& v) { return std::stod(v) == 0 || std::stod(v) >= 1 ? "" : "must be 0 or >= 1, got " + v; }, "K"));
+  std::string objective = "ce", init;
+  models::MrtOptions mrt;
+  train_cmd->add_option("--objective", objective,
+                        "ce: label-smoothed cross-entropy; mrt: minimum risk training on sentence BLEU "
+                        "(Shen et al. 2016), fine-tuning the model of --init")
+      ->check(CLI::IsMember({"ce", "mrt"}))
+      ->capture_default_str();
+  train_cmd->add_option("--init", init, "start from this model file (its options and vocabularies)")
+      ->check(examples::readable_file);
+  train_cmd->add_option("--mrt-samples", mrt.samples, "with --objective mrt: candidates drawn per sentence")
+      ->check(examples::positive)
+      ->capture_default_str();
+  train_cmd->add_option("--mrt-alpha", mrt.alpha, "with --objective mrt: sharpness of the model's distribution over them")
+      ->check(examples::positive)
+      ->capture_default_str();
   examples::add_train_options(*train_cmd, to, data);
 
   auto* eval_cmd = program.subcommand("eval", "BLEU on any pair of aligned files");
@@ -130,7 +145,13 @@ int main(int argc, char** argv) {
       }
       if (train_src.empty() || train_tgt.empty() || dev_src.empty() || dev_tgt.empty())
         throw CLI::RequiredError("--data, or --train-src, --train-tgt, --dev-src and --dev-tgt");
-      const bool lower = !cased_model;
+      if (objective == "mrt" && init.empty())
+        throw CLI::ValidationError("--objective mrt", "fine-tunes a trained model: name it with --init");
+      // With --init, the model file decides the options, the vocabularies and the case.
+      std::unique_ptr<models::TranslationPipeline> initial;
+      if (!init.empty()) initial = models::TranslationPipeline::load(init);
+      const bool lower = initial ? initial->lower() : !cased_model;
+      const std::size_t max_len = initial ? initial->model().options().max_len : options.max_len;
       const auto pairs = models::read_parallel(train_src, train_tgt, lower, &data.bad_lines);
       examples::report_bad_lines(data.bad_lines);
       const auto [dev_sources, dev_references] = read_aligned(dev_src, dev_tgt);
@@ -143,12 +164,15 @@ int main(int argc, char** argv) {
         tokens.push_back(p.source.size() + p.target.size() + 1);
       }
       for (std::size_t i = 0; i < pairs.size(); ++i)
-        if (lengths[i] + 1 > options.max_len)
+        if (lengths[i] + 1 > max_len)
           throw models::DataError(train_src, i + 1, "the pair has " + std::to_string(lengths[i]) +
-                                                        " tokens, more than the model's max_len " + std::to_string(options.max_len));
-      models::TranslationPipeline t(models::Vocab::build(sources, data.min_count, false),
-                                    models::Vocab::build(targets, data.min_count, false, {"<s>", "</s>"}), lower, options,
-                                    to.seed);
+                                                        " tokens, more than the model's max_len " + std::to_string(max_len));
+      if (!initial)
+        initial = std::make_unique<models::TranslationPipeline>(
+            models::Vocab::build(sources, data.min_count, false),
+            models::Vocab::build(targets, data.min_count, false, {"<s>", "</s>"}), lower, options, to.seed);
+      models::TranslationPipeline& t = *initial;
+      if (!init.empty()) std::printf("starting from %s\n", init.c_str());
       std::printf("translator: %zu training pairs, %zu dev sentences, vocabularies %zu (source) and %zu (target), "
                   "%zu parameters\n", pairs.size(), dev_sources.size(), t.source_vocab().size(), t.target_vocab().size(),
                   t.model().parameter_count());
@@ -161,13 +185,15 @@ int main(int argc, char** argv) {
       task.loss = [&](const std::vector<std::size_t>& batch) {
         std::vector<const models::Words*> xs, ys;
         for (std::size_t i : batch) xs.push_back(&sources[i]), ys.push_back(&targets[i]);
+        if (objective == "mrt") return t.mrt_loss(xs, ys, mrt);
         return t.loss(xs, ys, data.word_dropout, scheduled_k > 0 ? models::gold_share(step, scheduled_k) : 1.0);
       };
-      task.weight = [&](const std::vector<std::size_t>& batch) {  // the loss is a mean over target tokens
-        double n = 0;
-        for (std::size_t i : batch) n += targets[i].size() + 1;
-        return n;
-      };
+      if (objective == "ce")
+        task.weight = [&](const std::vector<std::size_t>& batch) {  // the loss is a mean over target tokens
+          double n = 0;
+          for (std::size_t i : batch) n += targets[i].size() + 1;
+          return n;
+        };  // MRT's risk is a mean over sentences: the default weight
       task.lengths = &tokens;
       task.evaluate = [&] {  // greedy decoding: fast, and close to beam search's ranking of models
         return score(t, dev_sources, dev_references, {.beam = 1}, true).bleu.score / 100;

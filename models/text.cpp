@@ -248,6 +248,25 @@ Bleu corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<s
   return b;
 }
 
+double sentence_bleu(const std::vector<std::string>& hypothesis, const std::vector<std::string>& reference) {
+  if (hypothesis.empty()) return 0;
+  double log_sum = 0;
+  for (std::size_t n = 1; n <= 4; ++n) {
+    const NgramCounts h = ngrams(hypothesis, n), r = ngrams(reference, n);
+    double matches = 0, total = 0;
+    for (const auto& [gram, count] : h) {
+      total += count;
+      const auto it = r.find(gram);
+      if (it != r.end()) matches += std::min(count, it->second);
+    }
+    if (n == 1 && matches == 0) return 0;
+    log_sum += n == 1 ? std::log(matches / total) : std::log((matches + 1) / (total + 1));
+  }
+  const double hyp = double(hypothesis.size()), ref = double(reference.size());
+  const double brevity = hyp < ref ? std::exp(1.0 - ref / hyp) : 1.0;
+  return brevity * std::exp(log_sum / 4);
+}
+
 std::string Bleu::to_string() const {
   char buf[256];
   std::snprintf(buf, sizeof buf, "BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %zu ref_len = %zu)",

@@ -51,4 +51,10 @@ std::string bleu_signature(bool lower);
 Bleu corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<std::string>& references,
                  bool lower);
 
+// Sentence-level BLEU+1 (Lin and Och 2004) of tokens against one reference, in [0, 1]: n-gram
+// precisions for n = 2..4 get one added to matches and totals, so that a sentence without a
+// 4-gram match still scores by its other orders; brevity penalty as corpus BLEU.  An empty
+// hypothesis, or one without a unigram match, scores 0.  The cost of minimum risk training.
+double sentence_bleu(const std::vector<std::string>& hypothesis, const std::vector<std::string>& reference);
+
 }  // namespace tg::models

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "../autograd/tape.hpp"
+#include "../nn/losses.hpp"
 #include "blocks.hpp"
 #include "model_file.hpp"
 #include "text.hpp"
@@ -100,6 +101,74 @@ Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const
     tgt_in = mix_inputs(tgt_in, predicted, gold_share, gen_);
   }
   return model_->loss(src, tgt_in, tgt_out);
+}
+
+Tensor TranslationPipeline::mrt_loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& references,
+                                     const MrtOptions& options) {
+  if (sources.size() != references.size())
+    throw std::invalid_argument("mrt_loss: " + std::to_string(sources.size()) + " sources but " +
+                                std::to_string(references.size()) + " references");
+  if (options.samples == 0) throw std::invalid_argument("mrt_loss: needs at least one sample per sentence");
+  std::vector<std::size_t> kept;  // sentences with words on both sides
+  for (std::size_t i = 0; i < sources.size(); ++i)
+    if (!sources[i]->empty() && !references[i]->empty()) kept.push_back(i);
+  if (kept.empty()) throw std::invalid_argument("mrt_loss: no sentence of the batch has a source and a reference");
+
+  // The candidates: `samples` draws per sentence, duplicates dropped.
+  std::vector<std::vector<std::int64_t>> source_ids, repeated;
+  for (std::size_t i : kept) {
+    source_ids.emplace_back();
+    for (const auto& w : *sources[i]) source_ids.back().push_back(source_.id(w));
+    for (std::size_t k = 0; k < options.samples; ++k) repeated.push_back(source_ids.back());
+  }
+  std::vector<Translation> drawn;
+  {
+    NoGradGuard no_grad;
+    const bool training = model_->is_training();
+    model_->eval();
+    SamplingOptions sampling = options.sampling;
+    sampling.seed = gen_.below(std::uint64_t{1} << 62);
+    drawn = sample_search(*model_, repeated, {.bos = kBos, .eos = kEos}, sampling);
+    model_->train(training);
+  }
+  const std::size_t N = kept.size();
+  std::vector<std::vector<std::vector<std::int64_t>>> candidates(N);
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t k = 0; k < options.samples; ++k) {
+      const auto& tokens = drawn[n * options.samples + k].tokens;
+      if (std::find(candidates[n].begin(), candidates[n].end(), tokens) == candidates[n].end())
+        candidates[n].push_back(tokens);
+    }
+  std::size_t K = 0, S = 0, T = 0;
+  for (std::size_t n = 0; n < N; ++n) {
+    K = std::max(K, candidates[n].size());
+    S = std::max(S, source_ids[n].size());
+    for (const auto& c : candidates[n]) T = std::max(T, c.size() + 1);
+  }
+
+  // One row per (sentence, candidate slot); an empty slot repeats candidate 0 and is masked.
+  Ids src = xt::zeros<std::int64_t>({N * K, S}), tgt_in = xt::zeros<std::int64_t>({N * K, T}), tgt_out = tgt_in;
+  Array<double> costs = xt::zeros<double>({N, K});
+  Mask valid = xt::zeros<bool>({N, K});
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t k = 0; k < K; ++k) {
+      const std::size_t row = n * K + k;
+      const bool real = k < candidates[n].size();
+      const auto& c = candidates[n][real ? k : 0];
+      for (std::size_t s = 0; s < source_ids[n].size(); ++s) src(row, s) = source_ids[n][s];
+      tgt_in(row, 0) = kBos;
+      for (std::size_t t = 0; t < c.size(); ++t) tgt_in(row, t + 1) = tgt_out(row, t) = c[t];
+      tgt_out(row, c.size()) = kEos;
+      valid(n, k) = real;
+      if (real) {
+        Words words;
+        for (std::int64_t id : c) words.push_back(target_.word(id));
+        costs(n, k) = 1 - sentence_bleu(words, *references[kept[n]]);
+      }
+    }
+  const Tensor log_probs = model_->sequence_log_probs(src, tgt_in, tgt_out);  // (N K)
+  return nn::minimum_risk_loss(reshape(log_probs, {static_cast<std::int64_t>(N), static_cast<std::int64_t>(K)}), costs,
+                               valid, options.alpha);
 }
 
 std::vector<Words> TranslationPipeline::translate(const std::vector<Words>& sentences, SearchOptions search) const {

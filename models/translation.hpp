@@ -26,6 +26,13 @@ double gold_share(std::size_t step, double k);
 // (the first pass's guess of the token at t).  tgt_in, predicted: (B, T).
 Ids mix_inputs(const Ids& tgt_in, const Ids& predicted, double gold_share, Generator& gen);
 
+// Minimum risk training (Shen et al. 2016) of a translator: see TranslationPipeline::mrt_loss.
+struct MrtOptions {
+  std::size_t samples = 8;   // candidates drawn per sentence (duplicates count once)
+  double alpha = 0.005;      // the sharpness of the model's distribution over the candidates
+  SamplingOptions sampling;  // how candidates are drawn (seed: set per step by mrt_loss)
+};
+
 class TranslationPipeline {
  public:
   static constexpr const char* kKind = "translator";
@@ -46,6 +53,13 @@ class TranslationPipeline {
   // probability gold_share, else the first pass's prediction of it.
   Tensor loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& targets,
               double word_dropout = 0, double gold_share = 1);
+  // Minimum risk training's loss of a batch: `samples` candidates per sentence drawn from the
+  // model (in evaluation mode, no gradient), each costing 1 - sentence BLEU+1 against its
+  // reference, and the expected cost under the model's probabilities of the candidates,
+  // renormalised over them and sharpened by alpha (nn::minimum_risk_loss).  The draws come
+  // from the pipeline's generator.  Sentences with an empty source or reference are skipped.
+  Tensor mrt_loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& references,
+                  const MrtOptions& options);
   // Translations of tokenised sentences, as target tokens (search.bos and eos are set here).
   std::vector<Words> translate(const std::vector<Words>& sentences, SearchOptions search) const;
   // `count` samples of each tokenised sentence (sample_search), as target tokens.

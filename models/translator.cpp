@@ -73,4 +73,11 @@ Tensor Translator::loss(const Ids& src, const Ids& tgt_in, const Ids& tgt_out) {
   return cross_entropy(logits, targets, {.ignore_index = 0, .label_smoothing = options_.label_smoothing});
 }
 
+Tensor Translator::sequence_log_probs(const Ids& src, const Ids& tgt_in, const Ids& tgt_out) {
+  const Tensor logp = log_softmax(decode(tgt_in, encode(src), key_padding_mask(src)));  // (B, T, V)
+  Array<double> real = Array<double>::from_shape({tgt_out.shape()[0], tgt_out.shape()[1]});
+  for (std::size_t i = 0; i < tgt_out.size(); ++i) real.data()[i] = tgt_out.data()[i] != 0;
+  return sum(pick(logp, tgt_out) * Tensor(real).to(logp.dtype()), {1});
+}
+
 }  // namespace tg::models

@@ -50,6 +50,9 @@ class Translator : public nn::Module {
                 nn::DecoderCache* cache = nullptr, std::vector<Tensor>* cross_weights = nullptr);
   // Label-smoothed cross-entropy over the real target tokens (tgt_out 0 = padding, ignored).
   Tensor loss(const Ids& src, const Ids& tgt_in, const Ids& tgt_out);
+  // log p(y | x) of each whole target sequence: the sum of its real tokens' log-probabilities
+  // (tgt_out 0 = padding), no smoothing.  -> (B)
+  Tensor sequence_log_probs(const Ids& src, const Ids& tgt_in, const Ids& tgt_out);
   // decode without the output layer: (B, T, C), for a caller that needs only some positions.
   Tensor decoder_states(const Ids& tgt, const Tensor& memory, const Mask& src_mask,
                         nn::DecoderCache* cache = nullptr, std::vector<Tensor>* cross_weights = nullptr);

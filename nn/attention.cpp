@@ -153,9 +153,9 @@ Tensor favor_features(const Tensor& x, const Tensor& omega, bool queries) {
 
 namespace {
 
-// A mask that says only which keys exist: (B or 1, 1, 1, S).
-bool masks_keys_only(const Mask& mask) {
-  return mask.dimension() == 4 && mask.shape()[1] == 1 && mask.shape()[2] == 1;
+// A mask that says only which of the S keys exist: (B or 1, 1, 1, S).
+bool masks_keys_only(const Mask& mask, std::size_t S) {
+  return mask.dimension() == 4 && mask.shape()[1] == 1 && mask.shape()[2] == 1 && mask.shape()[3] == S;
 }
 
 // num / den, and zeros where den is 0 (a query with no key).  den: (..., 1)
@@ -184,7 +184,7 @@ Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tens
                  shape_str(Shape{B, H, T, S}));
   const auto Si = static_cast<std::int64_t>(S), Di = static_cast<std::int64_t>(D);
 
-  if (direct || weights || T != S || (mask && !masks_keys_only(*mask))) {
+  if (direct || weights || T != S || (mask && !masks_keys_only(*mask, S))) {
     // The formula as written: weights A_ij = c_(j - p_i) phi(q_i) . phi(k_j), masked, then
     // z_i = sum_j A_ij v_j / sum_j A_ij.  O(T S) time and memory.
     Ids offset = Ids::from_shape({T, S});  // column of c: j - p_i + S - 1

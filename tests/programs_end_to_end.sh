@@ -141,6 +141,15 @@ grep -q "<rect" cross.svg && grep -q "cross-attention" cross.svg || fail "no cro
   || fail "scheduled sampling: $(tail -2 trss.log)"
 "$translate" train --scheduled-sampling 0.5 > trss2.log 2>&1 && fail "accepted --scheduled-sampling 0.5"
 grep -q "scheduled-sampling: must be 0 or >= 1, got 0.5" trss2.log || fail "--scheduled-sampling 0.5 message"
+# minimum risk training fine-tunes a model file, keeping its vocabularies; without --init it is refused
+"$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --epochs 1 --minutes 0 --objective mrt --init tr.npz --mrt-samples 3 --batch-tokens 300 --out trmrt.npz --plot '' \
+  --final-beam 0 > trmrt.log || fail "minimum risk training: $(tail -2 trmrt.log)"
+grep -q "starting from tr.npz" trmrt.log || fail "mrt did not say where it started"
+echo "Zwei Hund läuft." | "$translate" predict --model trmrt.npz > /dev/null || fail "the mrt model does not translate"
+"$translate" train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --objective mrt > trmrt2.log 2>&1 && fail "accepted --objective mrt without --init"
+grep -q "fine-tunes a trained model: name it with --init" trmrt2.log || fail "--objective mrt without --init: message"
 # sampling: several samples a line (tab-separated), reproducible from the seed
 printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp1.out
 printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp2.out
@@ -253,6 +262,18 @@ for pos in rope t5 xl; do
     || fail "translator with --positions $pos: $(tail -2 trpos-$pos.log)"
   echo "Zwei Hund läuft." | "$translate" predict --model trpos-$pos.npz --beam 2 > /dev/null || fail "translator with --positions $pos: beam search"
 done
+# kernelized attention (its random features travel in the model file: predict reads them back),
+# in the tagger and in the translator's decoder cache; a second scheme inside attention is refused
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 1 $small --ensemble 1 --attention kernelized \
+  --kernel-features 8 --out kern.npz --plot '' > kern.log || fail "tagger with --attention kernelized: $(tail -2 kern.log)"
+echo "the dog runs" | "$tagger" predict --model kern.npz | grep -q "dog/" || fail "tagger with --attention kernelized: predict"
+"$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --epochs 1 $small --min-count 1 --attention kernelized --kernel-features 8 --out trkern.npz --plot '' --final-beam 0 \
+  > trkern.log || fail "translator with --attention kernelized: $(tail -2 trkern.log)"
+echo "Zwei Hund läuft." | "$translate" predict --model trkern.npz --beam 2 > /dev/null || fail "translator with --attention kernelized: beam search"
+"$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 1 $small --attention kernelized --positions rope \
+  --out kern2.npz > kern2.log 2>&1 && fail "tagger accepted --attention kernelized with --positions rope"
+grep -q "kernelized attention has its own relative positions" kern2.log || fail "kernelized with rope: message ($(tail -1 kern2.log))"
 
 # the small examples take --help like the rest
 ( cd "$work" && "$build/examples/tape_tour" --help > /dev/null ) || fail "tape_tour --help"

@@ -54,3 +54,30 @@ BOOST_AUTO_TEST_CASE(cross_entropy_and_bce) {
   CHECK_GRAD([](const Inputs& in) { return bce_with_logits_loss(in[0], in[1]); },
              {testing::randn64({5}, 4), testing::uniform64({5}, 0, 1, 5)});
 }
+
+// Minimum risk training's loss against a case worked by hand: alpha 0.5,
+//   example 0: log p = (-1, -2, -3), costs (0.2, 0.5, 1.0): Q ∝ (e^-0.5, e^-1, e^-1.5) =
+//              (0.506480, 0.307196, 0.186324), risk 0.441218;
+//   example 1: log p = (-1, -4, unused), costs (0.3, 0.9, -): Q ∝ (e^-0.5, e^-2) = (0.817574,
+//              0.182426), risk 0.409455 (the missing candidate's cost 5 must not count);
+// mean 0.425336.
+BOOST_AUTO_TEST_CASE(minimum_risk_by_hand) {
+  Tensor logp = testing::randn64({2, 3}, 1);
+  Array<double>& lp = logp.data<double>();
+  lp(0, 0) = -1, lp(0, 1) = -2, lp(0, 2) = -3, lp(1, 0) = -1, lp(1, 1) = -4, lp(1, 2) = -7;
+  Array<double> costs = {{0.2, 0.5, 1.0}, {0.3, 0.9, 5.0}};
+  Mask valid = {{true, true, true}, {true, true, false}};
+  const Tensor risk = minimum_risk_loss(logp, costs, valid, 0.5);
+  BOOST_TEST(risk.data<double>()() == (0.44121774429622757 + 0.40945531428381376) / 2, boost::test_tools::tolerance(1e-12));
+  CHECK_GRAD([&](const Inputs& in) { return minimum_risk_loss(in[0], costs, valid, 0.5); }, {logp});
+  // Lowering the cost of the likeliest candidate lowers the risk; making a costly one likelier raises it.
+  Array<double> cheaper = costs;
+  cheaper(0, 0) = 0.0;
+  BOOST_TEST(minimum_risk_loss(logp, cheaper, valid, 0.5).data<double>()() < risk.data<double>()());
+  Mask none = valid;
+  none(1, 0) = none(1, 1) = false;
+  CHECK_THROWS_WITH(minimum_risk_loss(logp, costs, none, 0.5), "minimum_risk_loss: example 1 has no candidate");
+  CHECK_THROWS_WITH(minimum_risk_loss(logp, costs, valid, 0.0), "alpha must be positive");
+  const Array<double> one_cost = xt::ones<double>({1, 1});
+  CHECK_THROWS_WITH(minimum_risk_loss(logp, one_cost, valid, 0.5), "costs (1, 1) and valid (2, 3) must match");
+}

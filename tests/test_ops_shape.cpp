@@ -58,6 +58,22 @@ BOOST_AUTO_TEST_CASE(take_rows_gathers_and_adds_back) {
   CHECK_THROWS_WITH(take_rows(from_vector({1}, {}), {0}), "take_rows: needs at least one axis");
 }
 
+BOOST_AUTO_TEST_CASE(pick_takes_one_entry_of_each_row) {
+  Tensor x = from_vector({0, 1, 2, 3, 4, 5}, {2, 3});
+  Ids ids = Ids::from_shape({2});
+  ids(0) = 2, ids(1) = 0;
+  const Tensor y = pick(x, ids);
+  BOOST_TEST(y.shape() == (Shape{2}));
+  BOOST_TEST(y.data<float>()(0) == 2.0f);
+  BOOST_TEST(y.data<float>()(1) == 3.0f);
+  Ids ids3 = Ids::from_shape({2, 2});
+  ids3(0, 0) = 1, ids3(0, 1) = 3, ids3(1, 0) = 0, ids3(1, 1) = 3;
+  CHECK_GRAD([&](const Inputs& in) { return pick(in[0], ids3); }, {randn64({2, 2, 4}, 5)});
+  ids(1) = 3;
+  CHECK_THROWS_WITH(pick(x, ids), "pick: id 3 at 1 is outside [0, 3) for x (2, 3)");
+  CHECK_THROWS_WITH(pick(x, Ids::from_shape({3})), "pick: needs x (..., C) and ids (...) with the same leading axes");
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
   Tensor x = zeros({2, 3});
   CHECK_THROWS_WITH(reshape(x, {4, 2}), "reshape: cannot reshape (2, 3) (6 elements) to (4, 2) (8 elements)");

@@ -186,6 +186,23 @@ BOOST_AUTO_TEST_CASE(translator_learns_to_reverse_and_beam_one_is_greedy) {
     BOOST_TEST(same_log_prob(beam1[i], greedy[i]), beam1[i].log_prob << " against " << greedy[i].log_prob);
     BOOST_TEST(beam1[i].finished == greedy[i].finished);
   }
+  // The log-probability of a whole sequence, scored in one teacher-forced pass, is the one the
+  // search summed token by token.
+  {
+    NoGradGuard no_grad;
+    const std::size_t B = 8, S = 6, T = 8;
+    Ids src = xt::zeros<std::int64_t>({B, S}), tgt_in = xt::zeros<std::int64_t>({B, T}), tgt_out = tgt_in;
+    for (std::size_t b = 0; b < B; ++b) {
+      for (std::size_t j = 0; j < sources[b].size(); ++j) src(b, j) = sources[b][j];
+      tgt_in(b, 0) = kBos;
+      for (std::size_t j = 0; j < greedy[b].tokens.size(); ++j) tgt_in(b, j + 1) = tgt_out(b, j) = greedy[b].tokens[j];
+      tgt_out(b, greedy[b].tokens.size()) = kEos;
+    }
+    const Tensor scored = model->sequence_log_probs(src, tgt_in, tgt_out);
+    for (std::size_t b = 0; b < B; ++b)
+      BOOST_TEST(testing::close_to(scored.data<float>()(b), greedy[b].log_prob, 0.0, 1e-5 * (2 + greedy[b].tokens.size())),
+                 scored.data<float>()(b) << " against " << greedy[b].log_prob);
+  }
   // A wider beam finds the same confident answers, in other batchings too.
   SearchOptions wide = options;
   wide.beam = 4;
@@ -287,4 +304,61 @@ BOOST_AUTO_TEST_CASE(scheduled_sampling_mixes_gold_and_predicted_inputs) {
     for (std::size_t t = 1; t < 5; ++t, ++total) gold += m(0, t) == tgt_in(0, t);
   }
   BOOST_TEST(double(gold) / total == 0.3, boost::test_tools::tolerance(0.1));  // within 10% of the share
+}
+
+// ---- minimum risk training ----------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(sentence_bleu_plus_one_by_hand) {
+  // "a b c d" against "a b c e": precisions 3/4, (2+1)/(3+1), (1+1)/(2+1), (0+1)/(1+1), no
+  // brevity penalty: (3/4 * 3/4 * 2/3 * 1/2)^(1/4) = 0.1875^(1/4).
+  BOOST_TEST(sentence_bleu({"a", "b", "c", "d"}, {"a", "b", "c", "e"}) == std::pow(0.1875, 0.25),
+             boost::test_tools::tolerance(1e-12));
+  // "a b" against "a b c d": every precision 1 (no 3- or 4-grams: (0+1)/(0+1)), brevity
+  // penalty exp(1 - 4/2).
+  BOOST_TEST(sentence_bleu({"a", "b"}, {"a", "b", "c", "d"}) == std::exp(-1.0), boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(sentence_bleu({"x", "y"}, {"a", "b"}) == 0.0);  // no unigram match
+  BOOST_TEST(sentence_bleu({}, {"a"}) == 0.0);
+  BOOST_TEST(sentence_bleu({"a", "b", "c", "d", "e"}, {"a", "b", "c", "d", "e"}) == 1.0);
+}
+
+namespace {
+TranslationPipeline small_pipeline() {
+  const std::vector<Words> de = {{"ein", "hund", "läuft"}, {"zwei", "katzen", "schlafen"}, {"ein", "mann", "liest"}};
+  const std::vector<Words> en = {{"a", "dog", "runs"}, {"two", "cats", "sleep"}, {"a", "man", "reads"}};
+  return TranslationPipeline(Vocab::build(de, 1, false), Vocab::build(en, 1, false, {"<s>", "</s>"}), true,
+                             {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .max_len = 32}, 3);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(minimum_risk_training_loss) {
+  auto t = small_pipeline();
+  const Words x0 = {"ein", "hund", "läuft"}, x1 = {"zwei", "katzen", "schlafen"};
+  const Words y0 = {"a", "dog", "runs"}, y1 = {"two", "cats", "sleep"};
+  Tape tape;
+  TapeGuard recording(tape);
+  // One candidate per sentence: Q = 1, so the risk is that candidate's cost, and nothing can
+  // lower it by moving probability: every gradient is zero.
+  Tensor one = t.mrt_loss({&x0, &x1}, {&y0, &y1}, {.samples = 1});
+  BOOST_TEST(one.item() >= 0.0);
+  BOOST_TEST(one.item() <= 1.0);
+  one.backward();
+  double largest = 0;
+  for (const Tensor& p : t.model().parameters())
+    if (p.grad().defined()) largest = std::max(largest, double(xt::amax(xt::abs(p.grad().data<float>()))()));
+  BOOST_TEST(largest < 1e-6);
+  // Several candidates with different costs: the risk is a mean of costs in [0, 1], and moving
+  // probability between candidates changes it.
+  t.model().zero_grad();
+  tape.clear();
+  Tensor many = t.mrt_loss({&x0, &x1}, {&y0, &y1}, {.samples = 16, .alpha = 1.0});
+  BOOST_TEST(many.item() >= 0.0);
+  BOOST_TEST(many.item() <= 1.0);
+  many.backward();
+  largest = 0;
+  for (const Tensor& p : t.model().parameters())
+    if (p.grad().defined()) largest = std::max(largest, double(xt::amax(xt::abs(p.grad().data<float>()))()));
+  BOOST_TEST(largest > 1e-6);
+  const Words empty;
+  CHECK_THROWS_WITH(t.mrt_loss({&empty}, {&y0}, {}), "mrt_loss: no sentence of the batch has a source and a reference");
+  CHECK_THROWS_WITH(t.mrt_loss({&x0}, {&y0, &y1}, {}), "mrt_loss: 1 sources but 2 references");
 }
