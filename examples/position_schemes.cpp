@@ -4,12 +4,14 @@
 // takes its scheme as an option; everything else stays the same.
 //
 //   build/examples/position_schemes [--steps 300] [--k 1] [--train-len 12] [--min-len 12] [--test-lens 64 128 256]
+//                                   [--svg accuracy.svg]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -87,11 +89,13 @@ int main(int argc, char** argv) {
   int steps = 300;
   std::size_t k = 1, train_len = 12, min_len = 0;
   std::vector<std::size_t> test_lens;
+  std::string svg;
   app.add_option("--steps", steps, "Adam steps per scheme")->check(CLI::PositiveNumber);
   app.add_option("--k", k, "copy the token this many places back")->check(CLI::PositiveNumber);
   app.add_option("--train-len", train_len, "the longest training sequences")->check(CLI::PositiveNumber);
   app.add_option("--min-len", min_len, "the shortest training sequences (0: all are --train-len long)");
   app.add_option("--test-lens", test_lens, "also test at these lengths (extrapolation), e.g. 64 128 256");
+  app.add_option("--svg", svg, "draw the accuracies as grouped bars");
   CLI11_PARSE(app, argc, argv);
   if (min_len == 0) min_len = train_len;
   if (train_len <= k || min_len <= k || min_len > train_len) {
@@ -103,6 +107,8 @@ int main(int argc, char** argv) {
   std::printf("%-11s %8s %10s", "scheme", "params", "accuracy");
   for (std::size_t len : test_lens) std::printf(" %7s%-4zu", "at ", len);
   std::printf(" %8s\n", "seconds");
+  std::vector<std::string> names;
+  std::vector<std::vector<double>> table;  // accuracy at the training length, then at each test length
   for (auto scheme : {PositionScheme::none, PositionScheme::sinusoidal, PositionScheme::learned,
                       PositionScheme::mlp, PositionScheme::fourier, PositionScheme::relative, PositionScheme::rope,
                       PositionScheme::alibi, PositionScheme::t5, PositionScheme::xl, PositionScheme::cape,
@@ -123,16 +129,26 @@ int main(int argc, char** argv) {
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     model.eval();
-    std::printf("%-11s %8zu %9.1f%%", position_scheme_name(scheme), model.parameter_count(),
-                accuracy(model, gen, train_len, k));
+    names.push_back(position_scheme_name(scheme));
+    table.push_back({accuracy(model, gen, train_len, k) / 100});
+    std::printf("%-11s %8zu %9.1f%%", names.back().c_str(), model.parameter_count(), 100 * table.back()[0]);
     for (std::size_t len : test_lens) {
       try {
-        std::printf(" %10.1f%%", accuracy(model, gen, len, k));
+        table.back().push_back(accuracy(model, gen, len, k) / 100);
+        std::printf(" %10.1f%%", 100 * table.back().back());
       } catch (const std::exception&) {
+        table.back().push_back(0);  // drawn as no bar
         std::printf(" %11s", "undefined");  // learned positions past their table
       }
     }
     std::printf(" %8.1f\n", seconds);
+  }
+  if (!svg.empty()) {
+    std::vector<std::string> lengths = {"trained (" + std::to_string(min_len) + "-" + std::to_string(train_len) + ")"};
+    for (std::size_t len : test_lens) lengths.push_back("at " + std::to_string(len));
+    tg::models::write_bars_svg(svg, names, lengths, table,
+                               "copying the token " + std::to_string(k) + " back: accuracy by sequence length");
+    std::printf("\ndrew %s\n", svg.c_str());
   }
   return 0;
 }
