@@ -136,6 +136,22 @@ std::vector<std::complex<T>> kernel_spectrum(const T* c, std::size_t n, std::siz
   return {z, z + L / 2 + 1};
 }
 
+using Spectra = std::vector<std::vector<std::complex<double>>>;
+
+// The kernel of every head, for x of n positions.  c: (H, 2n - 1), offsets -(n-1) .. n-1; or
+// causal, (H, n), offsets -(n-1) .. 0, the future's coefficients zero.
+template <class T>
+Spectra head_spectra(const Array<T>& c, std::size_t n, bool reversed_offsets) {
+  const std::size_t H = c.shape()[0], width = c.shape()[1], L = fft_length(2 * n - 1);
+  Spectra out;
+  std::vector<double> full(2 * n - 1, 0.0);
+  for (std::size_t h = 0; h < H; ++h) {
+    std::copy_n(c.data() + h * width, width, full.begin());
+    out.push_back(kernel_spectrum(full.data(), n, L, reversed_offsets));
+  }
+  return out;
+}
+
 // Calls body(begin, end) over [0, blocks) cut into one range per thread, so that each range
 // sets up its FFT buffers and plans once (plans are made under a lock, and fresh buffers of a
 // few MB cost page faults).
@@ -146,17 +162,13 @@ void for_each_range(std::size_t blocks, F body) {
 }
 
 // y (blocks, n, F) = Toeplitz(c[block's head]) x, for `blocks` = B * H blocks of (n, F) in a
-// row; c: (H, 2n - 1).  Blocks are independent: they run in parallel, each chunk of them with
-// its own buffers, and give the same result on any number of threads.
-template <class T>
-void toeplitz_apply(const T* c, const T* x, T* y, std::size_t B, std::size_t H, std::size_t n, std::size_t F,
-                    bool reversed_offsets) {
+// row, the kernels from head_spectra.  Blocks are independent: they run in parallel, each chunk
+// of them with its own buffers, and give the same result on any number of threads.
+void toeplitz_apply(const Spectra& kernels, const double* x, double* y, std::size_t B, std::size_t n, std::size_t F) {
   if (n == 0 || F == 0) return;
-  const std::size_t L = fft_length(2 * n - 1);
-  std::vector<std::vector<std::complex<T>>> kernels;
-  for (std::size_t h = 0; h < H; ++h) kernels.push_back(kernel_spectrum(c + h * (2 * n - 1), n, L, reversed_offsets));
+  const std::size_t H = kernels.size(), L = fft_length(2 * n - 1);
   for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
-    Transforms<T> t(L, F);
+    Transforms<double> t(L, F);
     for (std::size_t bh = begin; bh < end; ++bh) {
       const auto& kernel = kernels[bh % H];
       const std::size_t block = bh * n * F;
@@ -165,8 +177,8 @@ void toeplitz_apply(const T* c, const T* x, T* y, std::size_t B, std::size_t H, 
       t.multiply(kernel);
       t.inverse();
       for (std::size_t f = 0; f < F; ++f) {
-        const T* col = t.column(f) + (n - 1);  // y[i] sits at index n - 1 + i
-        for (std::size_t i = 0; i < n; ++i) y[block + i * F + f] = col[i] / T(L);
+        const double* col = t.column(f) + (n - 1);  // y[i] sits at index n - 1 + i
+        for (std::size_t i = 0; i < n; ++i) y[block + i * F + f] = col[i] / double(L);
       }
     }
   });
@@ -237,22 +249,15 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
   if (c.dtype() != x.dtype())
     fail(op, std::string("c is ") + dtype_name(c.dtype()) + " but x is " + dtype_name(x.dtype()));
   if (n == 0) fail(op, "x has no positions (n = 0)");
-  // Causal: offsets -(n-1) .. 0 given; the future's n - 1 coefficients are zero.
-  const auto full_coefficients = [=](const Array<double>& given) {
-    if (!causal) return given;
-    Array<double> full = xt::zeros<double>({H, 2 * n - 1});
-    for (std::size_t h = 0; h < H; ++h) std::copy_n(given.data() + h * n, n, full.data() + h * (2 * n - 1));
-    return full;
-  };
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    const Array<double> cf = full_coefficients(in_double(c.data<T>())), xd = in_double(x.data<T>());
+    const Array<double> xd = in_double(x.data<T>());
     Array<double> out = zeros_of(x.shape());
-    toeplitz_apply(cf.data(), xd.data(), out.data(), B, H, n, F, false);
+    toeplitz_apply(head_spectra(c.data<T>(), n, false), xd.data(), out.data(), B, n, F);
     return Tensor(from_double<T>(out));
   });
   if (needs_grad(c, x))
     record(op, y, {c, x}, saved_bytes(c, x),
-           [c, x, causal, full_coefficients, B, H, n, F, width]<class T>(const Array<T>& g_y, Grads& g) {
+           [c, x, B, H, n, F, width]<class T>(const Array<T>& g_y, Grads& g) {
              const Array<double> g_yd = in_double(g_y);
              if (g.wanted(0)) {
                const Array<double> xd = in_double(x.data<T>());
@@ -264,9 +269,8 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
                g.add(0, std::move(g_c));
              }
              if (g.wanted(1)) {
-               const Array<double> cf = full_coefficients(in_double(c.data<T>()));
                Array<double> g_x = zeros_of(x.shape());
-               toeplitz_apply(cf.data(), g_yd.data(), g_x.data(), B, H, n, F, true);
+               toeplitz_apply(head_spectra(c.data<T>(), n, true), g_yd.data(), g_x.data(), B, n, F);
                g.add(1, from_double<T>(g_x));
              }
            });
@@ -349,22 +353,9 @@ Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v
   s.L = fft_length(2 * n - 1);
   s.bins = s.L / 2 + 1;
   s.panel = std::clamp<std::size_t>((std::size_t{4} << 20) / ((s.D + 1) * s.L * sizeof(double)), 1, s.m);
-  // Causal: offsets -(n-1) .. 0 given; the future's n - 1 coefficients are zero.
-  const auto spectra = [=](const Tensor& coefficients, bool reversed) {
-    return dispatch(coefficients.dtype(), [&]<class T>() {
-      const Array<T>& given = coefficients.data<T>();
-      std::vector<std::vector<std::complex<double>>> out;
-      std::vector<double> full(2 * n - 1, 0.0);
-      for (std::size_t h = 0; h < H; ++h) {
-        std::copy_n(given.data() + h * width, width, full.begin());
-        out.push_back(kernel_spectrum(full.data(), n, s.L, reversed));
-      }
-      return out;
-    });
-  };
   const std::size_t D1 = s.D + 1;
   Tensor u = dispatch(phi_q.dtype(), [&]<class T>() {
-    const auto kernels = spectra(c, false);
+    const Spectra kernels = head_spectra(c.data<T>(), n, false);
     const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(), *vv = v.data<T>().data();
     Array<T> out = Array<T>::from_shape({B, H, n, D1});
     for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
@@ -390,9 +381,10 @@ Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v
   });
   if (needs_grad(phi_q, phi_k, v, c))
     record(op, u, {phi_q, phi_k, v, c}, saved_bytes(phi_q, phi_k, v, c),
-           [phi_q, phi_k, v, c, s, spectra, causal, width]<class T>(const Array<T>& g_u, Grads& g) {
+           [phi_q, phi_k, v, c, s, width]<class T>(const Array<T>& g_u, Grads& g) {
              const std::size_t B = s.B, H = s.H, n = s.n, m = s.m, D = s.D, D1 = D + 1;
-             const auto kernels = spectra(c, false), reversed = spectra(c, true);
+             const Spectra kernels = head_spectra(c.data<T>(), s.n, false);
+             const Spectra reversed = head_spectra(c.data<T>(), s.n, true);
              const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(), *vv = v.data<T>().data();
              Array<T> g_q = Array<T>::from_shape(phi_q.shape()), g_k = Array<T>::from_shape(phi_k.shape()),
                       g_v = Array<T>::from_shape(v.shape());

@@ -96,6 +96,20 @@ const CLI::Validator readable_file(
     },
     "FILE");
 
+std::string find_file(const std::string& dir, const std::string& part, const std::string& extension,
+                      const std::string& hint) {
+  if (!std::filesystem::is_directory(dir)) throw std::runtime_error(dir + ": not a folder");
+  std::vector<std::string> found;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.find(part) != std::string::npos && e.path().extension() == extension) found.push_back(e.path().string());
+  }
+  if (found.size() != 1)
+    throw std::runtime_error(dir + ": expected one *" + part + "*" + extension + " file, found " +
+                             std::to_string(found.size()) + (hint.empty() ? "" : " (" + hint + ")"));
+  return found[0];
+}
+
 CLI::Validator position_names() {
   std::vector<std::string> names;
   using tg::nn::PositionScheme;

@@ -41,6 +41,10 @@ extern const CLI::Validator buckets;      // hashed-feature tables: 0 (off) or a
 extern const CLI::Validator odd_or_zero;  // convolution widths: 0 (none) or odd
 // A file that can be opened for reading, or the system's reason ("No such file or directory").
 extern const CLI::Validator readable_file;
+// The one file in `dir` whose name holds `part` and ends in `extension` (".conllu"); throws
+// naming the folder when there is none, or more than one (adding `hint` in parentheses).
+std::string find_file(const std::string& dir, const std::string& part, const std::string& extension,
+                      const std::string& hint = "");
 // --positions: the names of nn::PositionScheme.
 CLI::Validator position_names();
 

@@ -14,22 +14,12 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-
-#include "tapegrad.hpp"
+#include "cli.hpp"
 
 using namespace tg;
 namespace fs = std::filesystem;
 
 namespace {
-
-// The one *part*.conllu file in `dir`.
-std::string find_file(const std::string& dir, const std::string& part) {
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().filename().string().find(part) != std::string::npos && e.path().extension() == ".conllu")
-      return e.path().string();
-  throw std::runtime_error(dir + ": no *" + part + "*.conllu file");
-}
 
 struct Bins {
   std::vector<std::size_t> upper;  // a sentence of n words falls in the first bin with n <= upper
@@ -96,8 +86,8 @@ int main(int argc, char** argv) {
   set_num_threads(threads);
 
   try {
-    const auto all_train = models::read_conllu(find_file(data_dir, "train"));
-    const auto dev = models::read_conllu(find_file(data_dir, "dev"));
+    const auto all_train = models::read_conllu(examples::find_file(data_dir, "train", ".conllu"));
+    const auto dev = models::read_conllu(examples::find_file(data_dir, "dev", ".conllu"));
     std::vector<models::TaggedSentence> train;
     for (const auto& s : all_train)
       if (s.words.size() <= max_train_len) train.push_back(s);

@@ -8,29 +8,15 @@
 //   tapegrad-tagger predict --model tagger.npz "The old man the boat."       (or lines on stdin)
 //   tapegrad-tagger predict --model tagger.npz --format conllu < untagged.conllu > tagged.conllu
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 
 #include "cli.hpp"
 
 using namespace tg;
-namespace fs = std::filesystem;
 
 namespace {
 
-// The one file in `dir` whose name holds `part` and ends in .conllu.
-std::string find_file(const std::string& dir, const std::string& part) {
-  if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": not a folder");
-  std::vector<std::string> found;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.find(part) != std::string::npos && e.path().extension() == ".conllu") found.push_back(e.path().string());
-  }
-  if (found.size() != 1)
-    throw std::runtime_error(dir + ": expected one *" + part + "*.conllu file, found " + std::to_string(found.size()) +
-                             " (name the files with --train and --dev)");
-  return found[0];
-}
+const char* const kNameThem = "name the files with --train and --dev";
 
 // Accuracy, accuracy on words the vocabulary lacks, and the per-tag report.
 struct Scores {
@@ -127,8 +113,8 @@ int main(int argc, char** argv) {
   return program.run(argc, argv, [&] {
     if (*train_cmd) {
       if (!data_dir.empty()) {
-        if (train_file.empty()) train_file = find_file(data_dir, "train");
-        if (dev_file.empty()) dev_file = find_file(data_dir, "dev");
+        if (train_file.empty()) train_file = examples::find_file(data_dir, "train", ".conllu", kNameThem);
+        if (dev_file.empty()) dev_file = examples::find_file(data_dir, "dev", ".conllu", kNameThem);
       }
       if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
       const auto [train_data, dev_data] =
