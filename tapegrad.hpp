@@ -35,6 +35,7 @@
 #include "models/data.hpp"
 #include "models/ensemble.hpp"
 #include "models/search.hpp"
+#include "models/subword_vocab.hpp"
 #include "models/blocks.hpp"
 #include "models/tagger.hpp"
 #include "models/text.hpp"

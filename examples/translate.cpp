@@ -49,7 +49,11 @@ std::pair<std::vector<std::string>, std::vector<std::string>> read_aligned(const
 }
 
 void add_search_options(CLI::App& cmd, models::SearchOptions& s) {
-  cmd.add_option("--beam", s.beam, "beam size (1: greedy)")->check(examples::positive);
+  cmd.add_option("--beam", s.beam, "beam size (1: greedy); a non-autoregressive model: the lengths tried")
+      ->check(examples::positive);
+  cmd.add_option("--refine", s.refine, "a non-autoregressive model: mask-predict iterations (1: one pass)")
+      ->check(examples::positive)
+      ->capture_default_str();
   cmd.add_option("--length-penalty", s.length_penalty, "alpha of the length penalty ((5 + length) / 6)^alpha")
       ->check(examples::non_negative);
 }
@@ -99,6 +103,25 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--mrt-alpha", mrt.alpha, "with --objective mrt: sharpness of the model's distribution over them")
       ->check(examples::positive)
       ->capture_default_str();
+  std::string decoder_kind = "autoregressive";
+  train_cmd->add_option("--decoder", decoder_kind,
+                        "autoregressive: token by token (beam search); nat: non-autoregressive, every token at once, "
+                        "refined by mask-predict (Ghazvininejad et al. 2019), with a length classifier")
+      ->check(CLI::IsMember({"autoregressive", "nat"}))
+      ->capture_default_str();
+  train_cmd->add_option("--length-weight", options.length_weight, "with --decoder nat: weight of the length loss")
+      ->check(examples::non_negative)
+      ->capture_default_str();
+  std::string vocab_kind = "word";
+  std::size_t vocab_size = 8000;
+  train_cmd->add_option("--vocab", vocab_kind,
+                        "word: a vocabulary of words (rare ones unknown); spm: of subword pieces, by a SentencePiece "
+                        "unigram model trained on both languages' training text and stored in the model file")
+      ->check(CLI::IsMember({"word", "spm"}))
+      ->capture_default_str();
+  train_cmd->add_option("--vocab-size", vocab_size, "with --vocab spm: pieces in the subword model")
+      ->check(CLI::Range(8, 1 << 20))
+      ->capture_default_str();
   examples::add_train_options(*train_cmd, to, data);
 
   auto* eval_cmd = program.subcommand("eval", "BLEU on any pair of aligned files");
@@ -147,6 +170,13 @@ int main(int argc, char** argv) {
         throw CLI::RequiredError("--data, or --train-src, --train-tgt, --dev-src and --dev-tgt");
       if (objective == "mrt" && init.empty())
         throw CLI::ValidationError("--objective mrt", "fine-tunes a trained model: name it with --init");
+      if (!init.empty() && (train_cmd->count("--decoder") || train_cmd->count("--length-weight")))
+        throw CLI::ValidationError("--decoder", "the model of --init decides the decoder");
+      options.non_autoregressive = decoder_kind == "nat";
+      if (options.non_autoregressive && scheduled_k > 0)
+        throw CLI::ValidationError("--scheduled-sampling", "feeds the model's own earlier tokens: needs --decoder autoregressive");
+      if (!init.empty() && (train_cmd->count("--vocab") || train_cmd->count("--vocab-size")))
+        throw CLI::ValidationError("--vocab", "the model of --init decides the vocabulary");
       // With --init, the model file decides the options, the vocabularies and the case.
       std::unique_ptr<models::TranslationPipeline> initial;
       if (!init.empty()) initial = models::TranslationPipeline::load(init);
@@ -156,26 +186,39 @@ int main(int argc, char** argv) {
       examples::report_bad_lines(data.bad_lines);
       const auto [dev_sources, dev_references] = read_aligned(dev_src, dev_tgt);
       std::vector<models::Words> sources, targets;
-      std::vector<std::size_t> lengths, tokens;  // padded length of a pair; its real tokens
-      for (const auto& p : pairs) {
-        sources.push_back(p.source);
-        targets.push_back(p.target);
-        lengths.push_back(std::max(p.source.size(), p.target.size() + 1));
-        tokens.push_back(p.source.size() + p.target.size() + 1);
+      for (const auto& p : pairs) sources.push_back(p.source), targets.push_back(p.target);
+      // Subword pieces: a model trained on the words of both sides (or the --init model's).
+      std::optional<models::SubwordVocab> subwords;
+      if (initial) subwords = initial->subwords();
+      else if (vocab_kind == "spm") {
+        std::vector<models::Words> both = sources;
+        both.insert(both.end(), targets.begin(), targets.end());
+        subwords = models::SubwordVocab::train(both, vocab_size);
       }
-      for (std::size_t i = 0; i < pairs.size(); ++i)
+      if (subwords)
+        for (std::size_t i = 0; i < pairs.size(); ++i)
+          sources[i] = subwords->encode(sources[i]), targets[i] = subwords->encode(targets[i]);
+      std::vector<std::size_t> lengths, tokens;  // padded length of a pair; its real tokens
+      for (std::size_t i = 0; i < pairs.size(); ++i) {
+        lengths.push_back(std::max(sources[i].size(), targets[i].size() + 1));
+        tokens.push_back(sources[i].size() + targets[i].size() + 1);
         if (lengths[i] + 1 > max_len)
           throw models::DataError(train_src, i + 1, "the pair has " + std::to_string(lengths[i]) +
                                                         " tokens, more than the model's max_len " + std::to_string(max_len));
-      if (!initial)
+      }
+      if (!initial) {  // every piece is kept: the subword model chose them by frequency already
+        const std::size_t min_count = subwords ? 1 : data.min_count;
+        std::vector<std::string> specials = {"<s>", "</s>"};
+        if (options.non_autoregressive) specials.push_back("<mask>");
         initial = std::make_unique<models::TranslationPipeline>(
-            models::Vocab::build(sources, data.min_count, false),
-            models::Vocab::build(targets, data.min_count, false, {"<s>", "</s>"}), lower, options, to.seed);
+            models::Vocab::build(sources, min_count, false), models::Vocab::build(targets, min_count, false, specials),
+            lower, options, to.seed, subwords);
+      }
       models::TranslationPipeline& t = *initial;
       if (!init.empty()) std::printf("starting from %s\n", init.c_str());
-      std::printf("translator: %zu training pairs, %zu dev sentences, vocabularies %zu (source) and %zu (target), "
-                  "%zu parameters\n", pairs.size(), dev_sources.size(), t.source_vocab().size(), t.target_vocab().size(),
-                  t.model().parameter_count());
+      std::printf("translator: %zu training pairs, %zu dev sentences, %s vocabularies %zu (source) and %zu (target), "
+                  "%zu parameters\n", pairs.size(), dev_sources.size(), subwords ? "subword" : "word",
+                  t.source_vocab().size(), t.target_vocab().size(), t.model().parameter_count());
       examples::announce_limits(to);
       models::Task task{.model = &t.model(),
                         .gen = &t.gen(),
@@ -263,7 +306,7 @@ int main(int argc, char** argv) {
     if (!predict.attention_svg.empty() && !sentences.empty()) {
       const std::size_t layer = layer_option->count() ? predict.layer : t->model().options().layers - 1;
       std::vector<std::string> rows = translated[0];
-      rows.push_back("</s>");
+      if (!t->model().options().non_autoregressive) rows.push_back("</s>");
       models::write_heatmap_svg(predict.attention_svg, rows, sentences[0], t->cross_attention(sentences[0], translated[0], layer),
                                 "cross-attention, decoder layer " + std::to_string(layer) +
                                     ", mean over heads; output words (rows) attend to source words (columns)");

@@ -87,6 +87,7 @@ class ModelFile {
 
   void set_text(const std::string& name, const std::string& text) { texts_[name] = text; }
   const std::string& text(const std::string& name) const;  // throws naming the file if missing
+  bool has_text(const std::string& name) const { return texts_.count(name) > 0; }
 
   // The command line that made the model ("tapegrad-tagger train --data ..."), or "".
   void set_command(const std::string& command) { command_ = command; }

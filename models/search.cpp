@@ -16,7 +16,11 @@ namespace {
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 void check(const Translator& model, const std::vector<std::vector<std::int64_t>>& sources, const SearchOptions& o,
-           const char* who) {
+           const char* who, bool non_autoregressive = false) {
+  if (model.options().non_autoregressive != non_autoregressive)
+    throw std::invalid_argument(std::string(who) + (non_autoregressive
+                                                        ? ": needs a non-autoregressive model (this one decodes token by token)"
+                                                        : ": a non-autoregressive model decodes with mask_predict"));
   if (o.beam == 0) throw std::invalid_argument(std::string(who) + ": the beam size must be at least 1");
   if (o.batch_sentences == 0) throw std::invalid_argument(std::string(who) + ": batch_sentences must be at least 1");
   const std::size_t V = model.options().tgt_vocab;
@@ -66,7 +70,7 @@ Ids take_id_rows(const Ids& ids, const std::vector<std::size_t>& rows) {
   return out;
 }
 
-// logits (R, 1, V) -> log-probabilities of row r, in `out`.
+// logits (R, 1, V) -> log-probabilities of row r, in `out` (any (..., V): the r-th row of V).
 void log_softmax_row(const Tensor& logits, std::size_t r, std::vector<double>& out) {
   const std::size_t V = logits.shape()[2];
   const float* z = logits.data<float>().data() + r * V;
@@ -302,6 +306,98 @@ std::vector<Translation> beam_search(Translator& model, const std::vector<std::v
       beam_score = std::move(next_score);
       next = Ids::from_shape({beams.size(), 1});
       for (std::size_t r = 0; r < beams.size(); ++r) next(r, 0) = beams[r].tokens.empty() ? o.bos : beams[r].tokens.back();
+    }
+  }
+  return out;
+}
+
+// ---- non-autoregressive decoding: mask-predict ------------------------------------------------
+
+std::vector<std::size_t> least_confident(const std::vector<double>& log_probs, std::size_t n) {
+  std::vector<std::size_t> order(log_probs.size());
+  std::iota(order.begin(), order.end(), 0);
+  n = std::min(n, order.size());
+  std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](std::size_t a, std::size_t b) {
+    return log_probs[a] != log_probs[b] ? log_probs[a] < log_probs[b] : a < b;
+  });
+  order.resize(n);
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+std::vector<Translation> mask_predict(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+                                      const SearchOptions& o) {
+  check(model, sources, o, "mask_predict", true);
+  const std::size_t V = model.options().tgt_vocab;
+  if (o.mask < 0 || std::size_t(o.mask) >= V)
+    throw std::invalid_argument("mask_predict: the mask token " + std::to_string(o.mask) + " is not a target id (vocabulary of " +
+                                std::to_string(V) + ")");
+  if (o.refine == 0) throw std::invalid_argument("mask_predict: refine must be at least 1 (one pass)");
+  NoGradGuard no_grad;
+  std::vector<Translation> out(sources.size());
+  std::vector<double> logp;
+  for (const auto& chunk : chunks(sources, o.batch_sentences)) {
+    const Ids src = source_ids(sources, chunk, 1);
+    const Tensor memory = model.encode(src);
+    // The candidates: row r decodes sentence owner[r] at length lengths[r], the `beam` most
+    // likely lengths of each sentence (fewer when several classes clip to one length).
+    std::vector<std::size_t> owner, lengths;
+    {
+      const Tensor classes = model.length_logits(memory, src);  // (B, 2R + 1)
+      const std::size_t L = classes.shape()[1];
+      const float* z = classes.data<float>().data();
+      for (std::size_t b = 0; b < chunk.size(); ++b) {
+        std::vector<std::size_t> order(L);
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](auto x, auto y) { return z[b * L + x] > z[b * L + y]; });
+        std::vector<std::size_t> mine;
+        for (std::size_t k = 0; k < L && mine.size() < o.beam; ++k) {
+          const std::size_t length = model.class_length(sources[chunk[b]].size(), std::int64_t(order[k]));
+          if (std::find(mine.begin(), mine.end(), length) == mine.end()) mine.push_back(length);
+        }
+        for (std::size_t length : mine) owner.push_back(b), lengths.push_back(length);
+      }
+    }
+    const std::size_t R = owner.size(), T = *std::max_element(lengths.begin(), lengths.end());
+    const Tensor rows_memory = take_rows(memory, owner);
+    const Mask rows_mask = key_padding_mask(take_id_rows(src, owner));
+    Ids tokens = xt::zeros<std::int64_t>({R, T});  // the mask token at each real position, padding after
+    for (std::size_t r = 0; r < R; ++r)
+      for (std::size_t t = 0; t < lengths[r]; ++t) tokens(r, t) = o.mask;
+    std::vector<std::vector<double>> confidence(R);  // log-probability of each row's tokens
+    for (std::size_t r = 0; r < R; ++r) confidence[r].assign(lengths[r], 0.0);
+    for (std::size_t iteration = 0; iteration < o.refine; ++iteration) {
+      if (iteration > 0) {  // mask again the n least confident tokens of each row
+        bool any = false;
+        for (std::size_t r = 0; r < R; ++r) {
+          const std::size_t n = lengths[r] * (o.refine - iteration) / o.refine;
+          for (std::size_t t : least_confident(confidence[r], n)) tokens(r, t) = o.mask, any = true;
+        }
+        if (!any) break;
+      }
+      const Tensor logits = model.decode(tokens, rows_memory, rows_mask);  // (R, T, V): R T rows of V
+      for (std::size_t r = 0; r < R; ++r)
+        for (std::size_t t = 0; t < lengths[r]; ++t) {
+          if (tokens(r, t) != o.mask) continue;  // kept from an earlier iteration
+          log_softmax_row(logits, r * T + t, logp);
+          for (std::int64_t special : {std::int64_t{0}, o.bos, o.eos, o.mask}) logp[special] = kNegInf;
+          const auto best = std::max_element(logp.begin(), logp.end()) - logp.begin();
+          tokens(r, t) = best;
+          confidence[r][t] = logp[best];
+        }
+    }
+    // Each sentence takes its candidate of best mean log-probability.
+    std::vector<double> best_score(chunk.size(), kNegInf);
+    for (std::size_t r = 0; r < R; ++r) {
+      double total = 0;
+      for (double c : confidence[r]) total += c;
+      const double score = total / lengths[r];
+      if (score <= best_score[owner[r]]) continue;
+      best_score[owner[r]] = score;
+      Translation& t = out[chunk[owner[r]]];
+      t.tokens.assign(&tokens(r, 0), &tokens(r, 0) + lengths[r]);
+      t.log_prob = total;
+      t.finished = true;
     }
   }
   return out;

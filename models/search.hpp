@@ -20,7 +20,10 @@ struct Translation {
 struct SearchOptions {
   std::size_t beam = 4;          // 1: greedy
   double length_penalty = 0.6;   // alpha: beams compare log_prob / ((5 + length) / 6)^alpha (Wu et al. 2016)
+                                 // (non-autoregressive models: `beam` is the number of lengths tried)
   std::int64_t bos = 2, eos = 3;
+  std::int64_t mask = 4;         // non-autoregressive models: the mask token
+  std::size_t refine = 10;       // non-autoregressive models: mask-predict iterations (1: one pass)
   double max_len_ratio = 1.5;    // at most ratio * source length + extra tokens
   std::size_t max_len_extra = 10;
   std::size_t batch_sentences = 64;  // sentences decoded together (times `beam` rows)
@@ -55,5 +58,19 @@ std::vector<Translation> sample_search(Translator& model, const std::vector<std:
 // limit; the best by length-penalised score wins.  With beam 1 this is greedy search.
 std::vector<Translation> beam_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
                                      const SearchOptions& options);
+
+// ---- non-autoregressive decoding -------------------------------------------------------------
+
+// Mask-predict (Ghazvininejad et al. 2019) for a non-autoregressive model.  For each sentence the
+// `beam` most likely lengths (a length beam) are decoded side by side: every position starts as
+// the mask token and one pass predicts them all; then for iterations t = 1 .. refine - 1 the
+// n = L (refine - t) / refine least confident tokens are masked again and re-predicted, the others
+// kept.  The candidate with the best mean log-probability wins.  Predictions never are padding,
+// BOS, EOS or the mask token.  Translation::log_prob is the sum of the chosen tokens' log-probs.
+std::vector<Translation> mask_predict(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+                                      const SearchOptions& options);
+// The n positions of lowest log-probability (ties: the earlier position first), in increasing
+// position order: which tokens a mask-predict iteration masks again.
+std::vector<std::size_t> least_confident(const std::vector<double>& log_probs, std::size_t n);
 
 }  // namespace tg::models

@@ -13,10 +13,13 @@
 namespace tg::models {
 
 TranslationPipeline::TranslationPipeline(Vocab source, Vocab target, bool lower, TranslatorOptions options,
-                                         std::uint64_t seed)
-    : gen_(seed), source_(std::move(source)), target_(std::move(target)), lower_(lower) {
+                                         std::uint64_t seed, std::optional<SubwordVocab> subwords)
+    : gen_(seed), source_(std::move(source)), target_(std::move(target)), lower_(lower), subwords_(std::move(subwords)) {
   if (target_.size() <= kEos || target_.word(kBos) != "<s>" || target_.word(kEos) != "</s>")
     throw std::invalid_argument("TranslationPipeline: the target vocabulary must start with <pad> <unk> <s> </s>");
+  if (options.non_autoregressive && (target_.size() <= kMask || target_.word(kMask) != "<mask>"))
+    throw std::invalid_argument("TranslationPipeline: a non-autoregressive model's target vocabulary must start with "
+                                "<pad> <unk> <s> </s> <mask>");
   options.src_vocab = source_.size();
   options.tgt_vocab = target_.size();
   model_ = std::make_unique<Translator>(options, gen_);
@@ -30,8 +33,11 @@ std::unique_ptr<TranslationPipeline> TranslationPipeline::load(const std::string
   Vocab target = Vocab::from_text(file.text("vocab/target"), path);
   if (target.size() <= kEos || target.word(kBos) != "<s>" || target.word(kEos) != "</s>")
     throw std::runtime_error(path + ": the target vocabulary does not start with <pad> <unk> <s> </s>");
+  std::optional<SubwordVocab> subwords;
+  if (file.has_text("subwords/model"))
+    subwords = SubwordVocab::from_bytes(file.text("subwords/model"), path + ": 'subwords/model'");
   auto p = std::make_unique<TranslationPipeline>(Vocab::from_text(file.text("vocab/source"), path), std::move(target),
-                                                 file.option("lowercase", true), options, 0);
+                                                 file.option("lowercase", true), options, 0, std::move(subwords));
   file.load_parameters(*p->model_);
   p->model_->eval();
   return p;
@@ -41,13 +47,20 @@ void TranslationPipeline::save(const std::string& path, const std::string& comma
   ModelFile file(kKind);
   file.set_text("vocab/source", source_.to_text());
   file.set_text("vocab/target", target_.to_text());
+  if (subwords_) file.set_text("subwords/model", subwords_->bytes());
   file.set_options(model_->options());
   file.set_option("lowercase", lower_);
   file.set_command(command);
   file.save(path, *model_);
 }
 
-Words TranslationPipeline::tokenize(const std::string& line) const { return models::tokenize(line, lower_); }
+Words TranslationPipeline::tokenize(const std::string& line) const { return tokens_of(models::tokenize(line, lower_)); }
+
+Words TranslationPipeline::tokens_of(const Words& words) const { return subwords_ ? subwords_->encode(words) : words; }
+
+Words TranslationPipeline::words_of(const Words& tokens) const {
+  return subwords_ ? SubwordVocab::decode(tokens) : tokens;
+}
 
 Ids TranslationPipeline::source_ids(const std::vector<const Words*>& sentences) const {
   std::size_t S = 1;
@@ -73,11 +86,40 @@ Ids mix_inputs(const Ids& tgt_in, const Ids& predicted, double gold_share, Gener
   return mixed;
 }
 
+MaskedTargets mask_targets(const Ids& tgt, std::int64_t mask, Generator& gen) {
+  if (tgt.dimension() != 2) throw std::invalid_argument("mask_targets: tgt must be (B, T)");
+  MaskedTargets m{tgt, xt::zeros<std::int64_t>(tgt.shape())};
+  for (std::size_t b = 0; b < tgt.shape()[0]; ++b) {
+    std::vector<std::size_t> real;
+    for (std::size_t t = 0; t < tgt.shape()[1]; ++t)
+      if (tgt(b, t) != 0) real.push_back(t);
+    if (real.empty()) continue;
+    const std::size_t n = 1 + gen.below(real.size());
+    for (std::size_t k = 0; k < n; ++k) {  // a partial Fisher-Yates shuffle: n distinct positions
+      std::swap(real[k], real[k + gen.below(real.size() - k)]);
+      m.gold(b, real[k]) = tgt(b, real[k]);
+      m.input(b, real[k]) = mask;
+    }
+  }
+  return m;
+}
+
 Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& targets,
                                  double word_dropout, double gold_share) {
+  Ids src = source_ids(sources);
+  if (model_->options().non_autoregressive) {  // the target as it is: no BOS, no EOS
+    if (gold_share < 1) throw std::invalid_argument("scheduled sampling: needs an autoregressive model");
+    std::size_t T = 1;
+    for (const Words* y : targets) T = std::max(T, y->size());
+    Ids tgt = xt::zeros<std::int64_t>({targets.size(), T});
+    for (std::size_t b = 0; b < targets.size(); ++b)
+      for (std::size_t j = 0; j < targets[b]->size(); ++j) tgt(b, j) = target_.id((*targets[b])[j]);
+    const MaskedTargets masked = mask_targets(tgt, kMask, gen_);
+    drop_words(src, word_dropout, gen_);
+    return model_->nat_loss(src, masked.input, masked.gold);
+  }
   std::size_t T = 0;
   for (const Words* y : targets) T = std::max(T, y->size() + 1);
-  Ids src = source_ids(sources);
   Ids tgt_in = xt::zeros<std::int64_t>({targets.size(), T}), tgt_out = tgt_in;
   for (std::size_t b = 0; b < targets.size(); ++b) {
     const Words& y = *targets[b];
@@ -109,6 +151,8 @@ Tensor TranslationPipeline::mrt_loss(const std::vector<const Words*>& sources, c
     throw std::invalid_argument("mrt_loss: " + std::to_string(sources.size()) + " sources but " +
                                 std::to_string(references.size()) + " references");
   if (options.samples == 0) throw std::invalid_argument("mrt_loss: needs at least one sample per sentence");
+  if (model_->options().non_autoregressive)
+    throw std::invalid_argument("mrt_loss: needs an autoregressive model (candidates are sampled token by token)");
   std::vector<std::size_t> kept;  // sentences with words on both sides
   for (std::size_t i = 0; i < sources.size(); ++i)
     if (!sources[i]->empty() && !references[i]->empty()) kept.push_back(i);
@@ -163,7 +207,7 @@ Tensor TranslationPipeline::mrt_loss(const std::vector<const Words*>& sources, c
       if (real) {
         Words words;
         for (std::int64_t id : c) words.push_back(target_.word(id));
-        costs(n, k) = 1 - sentence_bleu(words, *references[kept[n]]);
+        costs(n, k) = 1 - sentence_bleu(words_of(words), words_of(*references[kept[n]]));
       }
     }
   const Tensor log_probs = model_->sequence_log_probs(src, tgt_in, tgt_out);  // (N K)
@@ -172,7 +216,7 @@ Tensor TranslationPipeline::mrt_loss(const std::vector<const Words*>& sources, c
 }
 
 std::vector<Words> TranslationPipeline::translate(const std::vector<Words>& sentences, SearchOptions search) const {
-  search.bos = kBos, search.eos = kEos;
+  search.bos = kBos, search.eos = kEos, search.mask = kMask;
   std::vector<std::vector<std::int64_t>> sources;
   for (const auto& s : sentences) {
     sources.emplace_back();
@@ -185,8 +229,9 @@ std::vector<Words> TranslationPipeline::translate(const std::vector<Words>& sent
     if (!sources[i].empty()) real.push_back(i), real_sources.push_back(sources[i]);
   std::vector<Words> out(sentences.size());
   if (real.empty()) return out;
-  const auto found = search.beam == 1 ? greedy_search(*model_, real_sources, search)
-                                      : beam_search(*model_, real_sources, search);
+  const auto found = model_->options().non_autoregressive ? mask_predict(*model_, real_sources, search)
+                     : search.beam == 1                    ? greedy_search(*model_, real_sources, search)
+                                                           : beam_search(*model_, real_sources, search);
   for (std::size_t k = 0; k < real.size(); ++k)
     for (std::int64_t id : found[k].tokens) out[real[k]].push_back(target_.word(id));
   return out;
@@ -223,7 +268,7 @@ std::vector<std::string> TranslationPipeline::translate_lines(const std::vector<
 }
 
 std::string TranslationPipeline::text_of(const Words& words) const {
-  const std::string text = detokenize(words);
+  const std::string text = detokenize(words_of(words));
   return lower_ ? capitalize_first(text) : text;
 }
 
@@ -231,9 +276,11 @@ std::vector<std::vector<double>> TranslationPipeline::cross_attention(const Word
                                                                       std::size_t layer) const {
   NoGradGuard no_grad;
   const Ids src = source_ids({&source});
-  Ids tgt = Ids::from_shape({1, target.size() + 1});
-  tgt(0, 0) = kBos;
-  for (std::size_t t = 0; t < target.size(); ++t) tgt(0, t + 1) = target_.id(target[t]);
+  // An autoregressive decoder reads <s> and the target; a non-autoregressive one the target.
+  const std::size_t first = model_->options().non_autoregressive ? 0 : 1;
+  Ids tgt = Ids::from_shape({1, std::max<std::size_t>(1, target.size() + first)});
+  tgt(0, 0) = first ? kBos : kMask;
+  for (std::size_t t = 0; t < target.size(); ++t) tgt(0, t + first) = target_.id(target[t]);
   std::vector<Tensor> weights;  // one (1, H, T, S) per layer
   model_->decode(tgt, model_->encode(src), key_padding_mask(src), nullptr, &weights);
   if (layer >= weights.size())

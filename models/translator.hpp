@@ -2,6 +2,12 @@
 //   src: (B, S), tgt_in: (B, T), 0 = padding  ->  logits (B, T, tgt_vocab)
 // Training uses teacher forcing: tgt_in is the target shifted right (starting with BOS), and
 // the loss compares the logits with tgt_out (the target, ending with EOS).
+//
+// Non-autoregressive (options.non_autoregressive; Gu et al. 2018, Ghazvininejad et al. 2019):
+// the decoder has no causal mask and reads the whole target at once, some or all of its tokens
+// replaced by a mask token, and predicts every position in one pass; a length classifier on the
+// pooled encoder output says how many positions there are.  tgt then holds no BOS or EOS:
+//   src: (B, S), tgt: (B, T) with mask tokens  ->  logits (B, T, tgt_vocab); lengths (B, 2R + 1)
 #pragma once
 
 #include <memory>
@@ -27,6 +33,9 @@ struct TranslatorOptions {
   std::size_t max_len = 512;
   nn::AttentionKind attention = nn::AttentionKind::softmax;  // self-attention; kernelized (Luo et al. 2021)
   std::size_t kernel_features = 64;                         // kernelized: random features
+  bool non_autoregressive = false;  // a mask-predict decoder (see above) instead of a causal one
+  std::size_t length_offsets = 32;  // non-autoregressive: the length classes are offsets -R..R from the source length
+  double length_weight = 0.1;       // non-autoregressive: the length loss's weight beside the tokens' loss
 
   // The options a model file stores (models/model_file.hpp).
   template <class F>
@@ -34,7 +43,8 @@ struct TranslatorOptions {
     f("src_vocab", src_vocab), f("tgt_vocab", tgt_vocab), f("d_model", d_model), f("heads", heads), f("ff", ff);
     f("layers", layers), f("dropout", dropout), f("label_smoothing", label_smoothing), f("positions", positions);
     f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("relative_k", relative_k), f("max_len", max_len);
-    f("attention", attention), f("kernel_features", kernel_features);
+    f("attention", attention), f("kernel_features", kernel_features), f("non_autoregressive", non_autoregressive);
+    f("length_offsets", length_offsets), f("length_weight", length_weight);
   }
 };
 
@@ -45,7 +55,8 @@ class Translator : public nn::Module {
   // src: (B, S) -> memory (B, S, C)
   Tensor encode(const Ids& src);
   // tgt: (B, T) target positions offset .. offset+T-1, memory (B, S, C) -> logits (B, T, V).
-  // With a cache, tgt holds only the new positions (incremental decoding).
+  // With a cache, tgt holds only the new positions (incremental decoding).  A non-autoregressive
+  // model: tgt is the whole target (with mask tokens), every position sees every other, no cache.
   Tensor decode(const Ids& tgt, const Tensor& memory, const Mask& src_mask,
                 nn::DecoderCache* cache = nullptr, std::vector<Tensor>* cross_weights = nullptr);
   // Label-smoothed cross-entropy over the real target tokens (tgt_out 0 = padding, ignored).
@@ -53,6 +64,17 @@ class Translator : public nn::Module {
   // log p(y | x) of each whole target sequence: the sum of its real tokens' log-probabilities
   // (tgt_out 0 = padding), no smoothing.  -> (B)
   Tensor sequence_log_probs(const Ids& src, const Ids& tgt_in, const Ids& tgt_out);
+  // Non-autoregressive only.  The target length's class: memory (B, S, C), src (B, S) -> logits
+  // (B, 2R + 1), from the mean of the encoder output over the real source positions.
+  Tensor length_logits(const Tensor& memory, const Ids& src);
+  // Class k stands for the offset k - R of the target length from the source length (clipped).
+  std::int64_t length_class(std::size_t source_length, std::size_t target_length) const;
+  std::size_t class_length(std::size_t source_length, std::int64_t length_class) const;  // at least 1
+  // The conditional masked language model's loss (Ghazvininejad et al. 2019): label-smoothed
+  // cross-entropy of the tokens at the masked positions (gold: the token there, 0 elsewhere)
+  // + length_weight * the length classifier's cross-entropy (the length: tgt's real tokens).
+  // src (B, S), tgt (B, T) with mask tokens, gold (B, T) -> ()
+  Tensor nat_loss(const Ids& src, const Ids& tgt, const Ids& gold);
   // decode without the output layer: (B, T, C), for a caller that needs only some positions.
   Tensor decoder_states(const Ids& tgt, const Tensor& memory, const Mask& src_mask,
                         nn::DecoderCache* cache = nullptr, std::vector<Tensor>* cross_weights = nullptr);
@@ -64,8 +86,11 @@ class Translator : public nn::Module {
   nn::Encoder encoder;
   nn::Decoder decoder;
   nn::Linear head;
+  std::unique_ptr<nn::Linear> length_head;  // non-autoregressive only: C -> 2R + 1
 
  private:
+  void require(bool non_autoregressive, const char* who) const;  // throws naming `who` for the other kind
+  Tensor token_loss(const Tensor& states, const Ids& targets);   // (B, T, C), (B, T) -> () over targets != 0
   TranslatorOptions options_;
   nn::Dropout drop_;
 };

@@ -96,7 +96,7 @@ Tensor DecoderLayer::forward(const Tensor& y, const Tensor& memory, const Decode
   KvCache* self_cache = call.cache ? &call.cache->self : nullptr;
   KvCache* cross_cache = call.cache ? &call.cache->cross : nullptr;
   const auto self = [&](const Tensor& h) {
-    return self_attn.forward(h, {.mask = call.self_mask, .causal = true, .cache = self_cache});
+    return self_attn.forward(h, {.mask = call.self_mask, .causal = call.causal, .cache = self_cache});
   };
   const auto cross = [&](const Tensor& h) {
     return cross_attn.forward_cross(h, memory, {.mask = call.memory_mask, .cache = cross_cache, .weights = call.cross_weights});
@@ -125,13 +125,15 @@ Decoder::Decoder(const TransformerOptions& o, Generator& gen) {
 
 Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const DecodeOptions& call) {
   DecoderCache* cache = call.cache;
+  if (cache && !call.causal)
+    throw std::invalid_argument("Decoder: a cache decodes one position after another, which needs the causal mask");
   if (cache && cache->layers.size() != layers.size()) cache->layers.resize(layers.size());
   Tensor h = y;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     Tensor w;
     h = layers[i]->forward(h, memory, {.self_mask = call.self_mask, .memory_mask = call.memory_mask,
                                        .cache = cache ? &cache->layers[i] : nullptr,
-                                       .cross_weights = call.cross_weights ? &w : nullptr});
+                                       .cross_weights = call.cross_weights ? &w : nullptr, .causal = call.causal});
     if (call.cross_weights) call.cross_weights->push_back(w);
   }
   return final_norm ? (*final_norm)(h) : h;

@@ -150,6 +150,32 @@ echo "Zwei Hund läuft." | "$translate" predict --model trmrt.npz > /dev/null ||
 "$translate" train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
   --objective mrt > trmrt2.log 2>&1 && fail "accepted --objective mrt without --init"
 grep -q "fine-tunes a trained model: name it with --init" trmrt2.log || fail "--objective mrt without --init: message"
+# subword vocabularies: a SentencePiece model trained on the training text travels in the model file
+"$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --epochs 1 $small --vocab spm --vocab-size 45 --out trspm.npz --plot '' --final-beam 2 > trspm.log \
+  || fail "subword vocabulary: $(tail -2 trspm.log)"
+grep -q "subword vocabularies" trspm.log || fail "the subword vocabularies were not announced"
+grep -q "trspm.npz on tr-dev.de, beam 2: BLEU = " trspm.log || fail "no final BLEU for the subword translator"
+echo "Zwei Hunde laufen." | "$translate" predict --model trspm.npz > trspm.out || fail "the subword model does not translate"
+grep -q "▁" trspm.out && fail "pieces' word marks left in the output: $(cat trspm.out)"
+"$translate" train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --vocab spm --vocab-size 100000 > trspm2.log 2>&1 && fail "accepted more pieces than the text has"
+grep -q "subword vocabulary of 100000 pieces: SentencePiece: .*Please set it to a value <=" trspm2.log \
+  || fail "--vocab-size too large: message"
+# the non-autoregressive decoder: trained, evaluated with a length beam and mask-predict iterations
+"$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --epochs 1 $small --min-count 1 --decoder nat --out trnat.npz --plot '' --final-beam 2 > trnat.log \
+  || fail "non-autoregressive training: $(tail -2 trnat.log)"
+grep -q "trnat.npz on tr-dev.de, beam 2: BLEU = " trnat.log || fail "no final BLEU for the non-autoregressive translator"
+"$translate" eval --model trnat.npz tr-dev.de tr-dev.en --beam 3 --refine 4 | grep -qE "^BLEU = [0-9.]+ " || fail "nat eval"
+echo "Zwei Hund läuft." | "$translate" predict --model trnat.npz --refine 1 --attention-svg natcross.svg > /dev/null \
+  || fail "nat predict"
+grep -q "<rect" natcross.svg || fail "no cross-attention heatmap for the nat model"
+echo "Zwei Hund läuft." | "$translate" predict --model trnat.npz --sample > trnat2.log 2>&1 && fail "sampled from a nat model"
+grep -q "a non-autoregressive model decodes with mask_predict" trnat2.log || fail "sampling a nat model: message"
+"$translate" train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --decoder nat --scheduled-sampling 5 > trnat3.log 2>&1 && fail "accepted scheduled sampling for a nat model"
+grep -q "needs --decoder autoregressive" trnat3.log || fail "scheduled sampling of a nat model: message"
 # sampling: several samples a line (tab-separated), reproducible from the seed
 printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp1.out
 printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp2.out
