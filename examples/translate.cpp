@@ -170,16 +170,22 @@ int main(int argc, char** argv) {
         throw CLI::RequiredError("--data, or --train-src, --train-tgt, --dev-src and --dev-tgt");
       if (objective == "mrt" && init.empty())
         throw CLI::ValidationError("--objective mrt", "fine-tunes a trained model: name it with --init");
-      if (!init.empty() && (train_cmd->count("--decoder") || train_cmd->count("--length-weight")))
-        throw CLI::ValidationError("--decoder", "the model of --init decides the decoder");
+      for (const char* decided : {"--decoder", "--length-weight", "--vocab", "--vocab-size"})
+        if (!init.empty() && train_cmd->count(decided))
+          throw CLI::ValidationError(decided, "the model of --init decides it");
+      if (train_cmd->count("--length-weight") && decoder_kind != "nat")
+        throw CLI::ValidationError("--length-weight", "is for --decoder nat");
+      if (train_cmd->count("--vocab-size") && vocab_kind != "spm")
+        throw CLI::ValidationError("--vocab-size", "is for --vocab spm");
       options.non_autoregressive = decoder_kind == "nat";
-      if (options.non_autoregressive && scheduled_k > 0)
-        throw CLI::ValidationError("--scheduled-sampling", "feeds the model's own earlier tokens: needs --decoder autoregressive");
-      if (!init.empty() && (train_cmd->count("--vocab") || train_cmd->count("--vocab-size")))
-        throw CLI::ValidationError("--vocab", "the model of --init decides the vocabulary");
       // With --init, the model file decides the options, the vocabularies and the case.
       std::unique_ptr<models::TranslationPipeline> initial;
       if (!init.empty()) initial = models::TranslationPipeline::load(init);
+      const bool nat = initial ? initial->model().options().non_autoregressive : options.non_autoregressive;
+      if (nat && scheduled_k > 0)
+        throw CLI::ValidationError("--scheduled-sampling", "feeds the model's own earlier tokens: needs an autoregressive model");
+      if (nat && objective == "mrt")
+        throw CLI::ValidationError("--objective mrt", "samples candidates token by token: needs an autoregressive model");
       const bool lower = initial ? initial->lower() : !cased_model;
       const std::size_t max_len = initial ? initial->model().options().max_len : options.max_len;
       const auto pairs = models::read_parallel(train_src, train_tgt, lower, &data.bad_lines);
@@ -238,7 +244,7 @@ int main(int argc, char** argv) {
           return n;
         };  // MRT's risk is a mean over sentences: the default weight
       task.lengths = &tokens;
-      task.evaluate = [&] {  // greedy decoding: fast, and close to beam search's ranking of models
+      task.evaluate = [&] {  // greedy decoding (mask-predict of one length): fast, and close to beam search's ranking
         return score(t, dev_sources, dev_references, {.beam = 1}, true).bleu.score / 100;
       };
       task.save_model = [&](const std::string& path) { t.save(path, program.command_line()); };
@@ -260,6 +266,7 @@ int main(int argc, char** argv) {
       if (json) {
         const auto& b = s.bleu;
         std::printf("%s\n", nlohmann::json{{"file", eval_src}, {"sentences", sources.size()}, {"beam", search.beam},
+                                           {"refine", t->model().options().non_autoregressive ? search.refine : 0},
                                            {"bleu", b.score}, {"precisions", b.precisions},
                                            {"brevity_penalty", b.brevity_penalty}, {"hyp_length", b.hyp_length},
                                            {"ref_length", b.ref_length}, {"signature", signature}, {"seconds", s.seconds}}

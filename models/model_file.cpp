@@ -152,7 +152,7 @@ const std::string& ModelFile::text(const std::string& name) const {
 }
 
 void ModelFile::save(const std::string& path, const nn::Module& model) {
-  nn::NpzEntries entries{{"format", nn::text_to_npy(std::to_string(kModelFormat))},
+  nn::NpzEntries entries{{"format", nn::text_to_npy(std::to_string(written_format_))},
                          {"kind", nn::text_to_npy(kind_)},
                          {"options", nn::text_to_npy(lines_text(options_))},
                          {"command", nn::text_to_npy(command_)}};
@@ -160,7 +160,7 @@ void ModelFile::save(const std::string& path, const nn::Module& model) {
   for (auto& e : nn::parameter_entries(model, kParam)) entries.push_back(std::move(e));
   nn::write_npz(path, entries);
   path_ = path;
-  format_ = kModelFormat;
+  format_ = written_format_;
 }
 
 void ModelFile::load_parameters(nn::Module& model) const { nn::load_parameters(model, parameters_, path_, kParam); }

@@ -31,8 +31,11 @@
 
 namespace tg::models {
 
-// 1: files of tapegrad 0.1's programs ("settings" text, no version); 2: this layout.
-constexpr int kModelFormat = 2;
+// 1: files of tapegrad 0.1's programs ("settings" text, no version); 2: this layout; 3: the same
+// layout holding what a format-2 reader would misread (a translator's subword model, or its
+// non-autoregressive decoder).  kModelFormat is the newest this tapegrad reads; it writes 2
+// unless the file asks for more (ModelFile::require_format).
+constexpr int kModelFormat = 3;
 
 // An option's value as text, and back; `what` names the file and option in errors.  Enums
 // used as options (nn::PositionScheme, Pooling) have their own pair beside the enum.
@@ -88,6 +91,9 @@ class ModelFile {
   void set_text(const std::string& name, const std::string& text) { texts_[name] = text; }
   const std::string& text(const std::string& name) const;  // throws naming the file if missing
   bool has_text(const std::string& name) const { return texts_.count(name) > 0; }
+  // The file holds something older readers would misread: save() writes this format, so that
+  // they refuse the file by its number instead.
+  void require_format(int format) { written_format_ = std::max(written_format_, format); }
 
   // The command line that made the model ("tapegrad-tagger train --data ..."), or "".
   void set_command(const std::string& command) { command_ = command; }
@@ -100,7 +106,7 @@ class ModelFile {
 
  private:
   std::string kind_, path_, command_;
-  int format_ = kModelFormat;
+  int format_ = kModelFormat, written_format_ = 2;
   std::map<std::string, std::string> options_, texts_;
   nn::NpzEntries parameters_;
 };

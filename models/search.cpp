@@ -332,6 +332,10 @@ std::vector<Translation> mask_predict(Translator& model, const std::vector<std::
   if (o.mask < 0 || std::size_t(o.mask) >= V)
     throw std::invalid_argument("mask_predict: the mask token " + std::to_string(o.mask) + " is not a target id (vocabulary of " +
                                 std::to_string(V) + ")");
+  if (o.mask == 0 || o.mask == o.bos || o.mask == o.eos)
+    throw std::invalid_argument("mask_predict: the mask token " + std::to_string(o.mask) +
+                                " is padding (0), BOS or EOS; it needs an id of its own");
+  if (V <= 4) throw std::invalid_argument("mask_predict: the target vocabulary holds only padding, BOS, EOS and the mask");
   if (o.refine == 0) throw std::invalid_argument("mask_predict: refine must be at least 1 (one pass)");
   NoGradGuard no_grad;
   std::vector<Translation> out(sources.size());

@@ -81,11 +81,18 @@ std::vector<std::string> SubwordVocab::encode(const std::vector<std::string>& wo
 
 std::vector<std::string> SubwordVocab::decode(const std::vector<std::string>& pieces) {
   std::vector<std::string> words;
+  bool new_word = true;  // the next piece starts a word even without "▁": first, or after <unk>
   for (const auto& piece : pieces) {
-    const bool starts = piece.compare(0, kWordStart.size(), kWordStart) == 0;
-    std::string rest = starts ? piece.substr(kWordStart.size()) : piece;
-    if (starts || words.empty()) words.push_back(std::move(rest));
+    if (piece == "<unk>") {  // never glued to a word: the model could not say what it was
+      words.push_back(piece);
+      new_word = true;
+      continue;
+    }
+    const bool marked = piece.compare(0, kWordStart.size(), kWordStart) == 0;
+    std::string rest = marked ? piece.substr(kWordStart.size()) : piece;
+    if (marked || new_word) words.push_back(std::move(rest));
     else words.back() += rest;
+    new_word = false;
   }
   std::erase_if(words, [](const std::string& w) { return w.empty(); });  // a lone "▁"
   return words;

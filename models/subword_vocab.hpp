@@ -7,9 +7,9 @@
 // lowercased (models/text.hpp); it is stored as bytes inside a model file.  Pieces never cross
 // words: a word's first piece starts with "▁" (U+2581), so pieces map back to words exactly.
 //
-//   auto sp = SubwordVocab::train(sentences, 8000);        // sentences: lists of words
-//   Words pieces = sp.encode({"ein", "schneebedeckter", "berg"});
-//   Words words = sp.decode(pieces);                        // the three words again
+//   auto sp = SubwordVocab::train(sentences, 8000);   // sentences: lists of words
+//   auto pieces = sp.encode({"ein", "schneebedeckter", "berg"});
+//   auto words = SubwordVocab::decode(pieces);          // the three words again
 #pragma once
 
 #include <memory>
@@ -33,13 +33,15 @@ class SubwordVocab {
   // Words -> pieces, every word its own pieces, in order.
   std::vector<std::string> encode(const std::vector<std::string>& words) const;
   // Pieces -> words: a word starts at each piece that begins with "▁".  Any piece list decodes
-  // (a model's output may begin without "▁"; such a piece starts a word all the same).
+  // (a model's output may begin without "▁"; such a piece starts a word all the same).  An
+  // unknown piece ("<unk>", the vocabulary's word for it) stands alone as a word.
   static std::vector<std::string> decode(const std::vector<std::string>& pieces);
 
   std::size_t size() const;                        // pieces in the model
   const std::string& bytes() const { return bytes_; }  // the serialised model
 
  private:
+  SubwordVocab() = default;  // made by train() or from_bytes() only: never without a model
   std::shared_ptr<const sentencepiece::SentencePieceProcessor> processor_;
   std::string bytes_;
 };

@@ -28,11 +28,12 @@ TranslationPipeline::TranslationPipeline(Vocab source, Vocab target, bool lower,
 std::unique_ptr<TranslationPipeline> TranslationPipeline::load(const std::string& path) {
   const ModelFile file = ModelFile::read(path, kKind);
   TranslatorOptions options;
-  file.get_options(options);
-  options.dropout = 0;
+  file.get_options(options);  // dropout included: it acts only in training (train --init goes on with it)
   Vocab target = Vocab::from_text(file.text("vocab/target"), path);
   if (target.size() <= kEos || target.word(kBos) != "<s>" || target.word(kEos) != "</s>")
     throw std::runtime_error(path + ": the target vocabulary does not start with <pad> <unk> <s> </s>");
+  if (options.non_autoregressive && (target.size() <= kMask || target.word(kMask) != "<mask>"))
+    throw std::runtime_error(path + ": a non-autoregressive model, but its target vocabulary has no <mask> after </s>");
   std::optional<SubwordVocab> subwords;
   if (file.has_text("subwords/model"))
     subwords = SubwordVocab::from_bytes(file.text("subwords/model"), path + ": 'subwords/model'");
@@ -48,6 +49,7 @@ void TranslationPipeline::save(const std::string& path, const std::string& comma
   file.set_text("vocab/source", source_.to_text());
   file.set_text("vocab/target", target_.to_text());
   if (subwords_) file.set_text("subwords/model", subwords_->bytes());
+  if (subwords_ || model_->options().non_autoregressive) file.require_format(3);
   file.set_options(model_->options());
   file.set_option("lowercase", lower_);
   file.set_command(command);
@@ -87,7 +89,8 @@ Ids mix_inputs(const Ids& tgt_in, const Ids& predicted, double gold_share, Gener
 }
 
 MaskedTargets mask_targets(const Ids& tgt, std::int64_t mask, Generator& gen) {
-  if (tgt.dimension() != 2) throw std::invalid_argument("mask_targets: tgt must be (B, T)");
+  if (tgt.dimension() != 2)
+    throw std::invalid_argument("mask_targets: tgt must be (B, T), got " + shape_str(Shape(tgt.shape().begin(), tgt.shape().end())));
   MaskedTargets m{tgt, xt::zeros<std::int64_t>(tgt.shape())};
   for (std::size_t b = 0; b < tgt.shape()[0]; ++b) {
     std::vector<std::size_t> real;

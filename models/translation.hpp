@@ -8,10 +8,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
-
-#include <optional>
 
 #include "search.hpp"
 #include "subword_vocab.hpp"
@@ -56,6 +55,8 @@ class TranslationPipeline {
   // With `subwords`, the vocabularies hold its pieces, and tokenize() splits words into them.
   TranslationPipeline(Vocab source, Vocab target, bool lower, TranslatorOptions options, std::uint64_t seed,
                       std::optional<SubwordVocab> subwords = std::nullopt);
+  // A model file, in evaluation mode.  Its options keep the dropout it was trained with, which
+  // acts again once the model is put in training mode (train --init goes on training it).
   static std::unique_ptr<TranslationPipeline> load(const std::string& path);
   void save(const std::string& path, const std::string& command = "") const;
 
@@ -95,7 +96,8 @@ class TranslationPipeline {
   std::string text_of(const Words& words) const;
   // Cross-attention of decoder layer `layer` (mean over heads) while the decoder reads `target`
   // after `source`: one row per target token (+ the end, for an autoregressive model), one column
-  // per source token.
+  // per source token.  A non-autoregressive model reads the whole finished output, no token
+  // masked (mask-predict's last pass masked some), and an empty target as one mask token.
   std::vector<std::vector<double>> cross_attention(const Words& source, const Words& target, std::size_t layer) const;
 
   const Vocab& source_vocab() const { return source_; }

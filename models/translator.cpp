@@ -63,7 +63,8 @@ Tensor Translator::decoder_states(const Ids& tgt, const Tensor& memory, const Ma
   const std::size_t offset = cache ? cache->length() : 0;
   Tensor y = tgt_embed(tgt) * std::sqrt(static_cast<double>(options_.d_model));
   if (tgt_positions) y = tgt_positions->forward(y, offset);
-  // Target padding only matters in training (whole sequences); the causal mask is added inside.
+  // Target padding only matters in training (whole sequences); the causal mask, for an
+  // autoregressive model, is added inside.
   std::optional<Mask> self_mask;
   if (!cache) self_mask = key_padding_mask(tgt);
   return decoder.forward(drop_(y), memory,
@@ -103,6 +104,9 @@ Tensor Translator::sequence_log_probs(const Ids& src, const Ids& tgt_in, const I
 
 Tensor Translator::length_logits(const Tensor& memory, const Ids& src) {
   require(true, "length_logits");
+  if (memory.dim() != 3 || src.dimension() != 2 || memory.shape()[0] != src.shape()[0] || memory.shape()[1] != src.shape()[1])
+    throw std::invalid_argument("Translator::length_logits: memory is " + shape_str(memory.shape()) + " and src " +
+                                shape_str(Shape(src.shape().begin(), src.shape().end())) + " (want (B, S, C) and (B, S))");
   // keep (B, S, 1): 1 at real source tokens; inv_count (B, 1): 1 / their number.
   const std::size_t B = src.shape()[0], S = src.shape()[1];
   Array<double> keep = Array<double>::from_shape({B, S, 1}), inv_count = Array<double>::from_shape({B, 1});

@@ -81,7 +81,7 @@ struct DecoderCache {
 
 // What one call of a decoder layer may add, all optional.
 struct DecodeLayerOptions {
-  std::optional<Mask> self_mask;     // e.g. target padding (added to the causal mask)
+  std::optional<Mask> self_mask;     // e.g. target padding (with the causal mask, if causal)
   std::optional<Mask> memory_mask;   // source padding
   DecoderLayerCache* cache = nullptr;  // incremental decoding: y holds only the newest positions
   Tensor* cross_weights = nullptr;   // receives the cross-attention weights (B, H, T, S)
@@ -106,7 +106,7 @@ class DecoderLayer : public Module {
 // What one call of the decoder may add, all optional:
 //   dec.forward(y, memory, {.memory_mask = src_pad, .cache = &cache})
 struct DecodeOptions {
-  std::optional<Mask> self_mask;    // e.g. target padding (added to the causal mask)
+  std::optional<Mask> self_mask;    // e.g. target padding (with the causal mask, if causal)
   std::optional<Mask> memory_mask;  // source padding
   DecoderCache* cache = nullptr;    // incremental decoding: pass only the new positions; the cache grows by T
   std::vector<Tensor>* cross_weights = nullptr;  // receives each layer's cross-attention (B, H, T, S)

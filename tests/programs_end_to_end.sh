@@ -175,7 +175,13 @@ echo "Zwei Hund läuft." | "$translate" predict --model trnat.npz --sample > trn
 grep -q "a non-autoregressive model decodes with mask_predict" trnat2.log || fail "sampling a nat model: message"
 "$translate" train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
   --decoder nat --scheduled-sampling 5 > trnat3.log 2>&1 && fail "accepted scheduled sampling for a nat model"
-grep -q "needs --decoder autoregressive" trnat3.log || fail "scheduled sampling of a nat model: message"
+grep -q "needs an autoregressive model" trnat3.log || fail "scheduled sampling of a nat model: message"
+"$translate" train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --init trnat.npz --objective mrt > trnat4.log 2>&1 && fail "accepted minimum risk training of a nat model"
+grep -q "samples candidates token by token: needs an autoregressive model" trnat4.log || fail "mrt of a nat model: message"
+"$translate" train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --vocab-size 500 > trspm3.log 2>&1 && fail "accepted --vocab-size without --vocab spm"
+grep -q "is for --vocab spm" trspm3.log || fail "--vocab-size without spm: message"
 # sampling: several samples a line (tab-separated), reproducible from the seed
 printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp1.out
 printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp2.out

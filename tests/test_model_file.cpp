@@ -8,17 +8,6 @@ using models::ModelFile;
 
 namespace {
 
-// The message of a std::exception thrown by f, or "" when nothing is thrown.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // A tiny tagging pipeline on four words and three tags, without training.
 std::unique_ptr<models::TaggingPipeline> tiny_tagger(std::size_t members, std::size_t buckets) {
   models::WordInput input{models::Vocab::build({{"the", "dog", "runs", "."}}, 1, false),
@@ -66,7 +55,7 @@ BOOST_AUTO_TEST_CASE(a_saved_pipeline_predicts_the_same_after_loading) {
       BOOST_TEST(a == b);               // the same weights through the same code: the same bits
       BOOST_TEST(b[2].empty());         // an empty sentence has no tags
       const ModelFile file = ModelFile::read("pipeline.npz", "tagger");
-      BOOST_TEST(file.format() == models::kModelFormat);
+      BOOST_TEST(file.format() == 2);  // nothing a format-2 reader would misread
       BOOST_TEST(file.command() == "tapegrad-tagger train --test");
     }
   }
@@ -100,18 +89,18 @@ BOOST_AUTO_TEST_CASE(files_of_format_1_still_load) {
 BOOST_AUTO_TEST_CASE(bad_files_are_refused_with_their_name_and_reason) {
   auto t = tiny_tagger(1, 0);
   t->save("kind.npz");
-  BOOST_TEST(testing::contains(error_of([] { models::SentimentPipeline::load("kind.npz"); }),
+  BOOST_TEST(testing::contains(testing::error_of([] { models::SentimentPipeline::load("kind.npz"); }),
                                "kind.npz: a tagger model, not a sentiment model"));
-  BOOST_TEST(testing::contains(error_of([] { models::TaggingPipeline::load("no-such-file.npz"); }),
+  BOOST_TEST(testing::contains(testing::error_of([] { models::TaggingPipeline::load("no-such-file.npz"); }),
                                "no-such-file.npz: cannot open: No such file or directory"));
   // a newer format than this tapegrad reads
   nn::NpzEntries entries{{"format", nn::text_to_npy("99")}, {"kind", nn::text_to_npy("tagger")}};
   nn::write_npz("newer.npz", entries);
-  BOOST_TEST(testing::contains(error_of([] { models::TaggingPipeline::load("newer.npz"); }),
-                               "newer.npz: a model file of format 99; this tapegrad reads up to 2"));
+  BOOST_TEST(testing::contains(testing::error_of([] { models::TaggingPipeline::load("newer.npz"); }),
+                               "newer.npz: a model file of format 99; this tapegrad reads up to 3"));
   // a plain checkpoint is not a model file
   nn::save_parameters(t->net(), "params.npz");
-  BOOST_TEST(testing::contains(error_of([] { models::TaggingPipeline::load("params.npz"); }),
+  BOOST_TEST(testing::contains(testing::error_of([] { models::TaggingPipeline::load("params.npz"); }),
                                "params.npz: not a tapegrad model file"));
   // a damaged option
   ModelFile f("tagger");
@@ -120,7 +109,7 @@ BOOST_AUTO_TEST_CASE(bad_files_are_refused_with_their_name_and_reason) {
   f.set_options(t->net().front().options());
   f.set_option("d_model", std::string("eight"));
   f.save("damaged.npz", t->net());
-  BOOST_TEST(testing::contains(error_of([] { models::TaggingPipeline::load("damaged.npz"); }),
+  BOOST_TEST(testing::contains(testing::error_of([] { models::TaggingPipeline::load("damaged.npz"); }),
                                "damaged.npz: option 'd_model' is 'eight', not a count"));
   std::remove("kind.npz"), std::remove("newer.npz"), std::remove("params.npz"), std::remove("damaged.npz");
 }

@@ -223,7 +223,8 @@ BOOST_AUTO_TEST_CASE(mask_predict_predicts_all_then_masks_again_the_least_confid
   SearchOptions beam = two;
   beam.beam = 4;
   const auto wide = mask_predict(model, {source}, beam);
-  BOOST_TEST(wide[0].log_prob / wide[0].tokens.size() >= twice[0].log_prob / twice[0].tokens.size() - 1e-9);
+  // (Four rows decode in other product shapes than one: equal candidates agree to rounding.)
+  BOOST_TEST(wide[0].log_prob / wide[0].tokens.size() >= twice[0].log_prob / twice[0].tokens.size() - 1e-4);
   // Errors: the other kind of model, or of search.
   Translator ar(small_options(false), gen);
   CHECK_THROWS_WITH(mask_predict(ar, {source}, one_pass), "mask_predict: needs a non-autoregressive model");
@@ -281,4 +282,38 @@ BOOST_AUTO_TEST_CASE(a_nat_translator_learns_to_reverse) {
   BOOST_TEST_MESSAGE("reversed exactly: " << exact[0] << " in one pass, " << exact[1] << " with 4 iterations");
   BOOST_TEST(exact[0] >= 90u);
   BOOST_TEST(exact[1] >= 90u);
+}
+
+BOOST_AUTO_TEST_CASE(a_nat_pipeline_trains_and_translates_alike_after_loading) {
+  using Words = std::vector<std::string>;
+  const std::vector<Words> de = {{"ein", "hund", "läuft"}, {"zwei", "katzen", "schlafen"}};
+  const std::vector<Words> en = {{"a", "dog", "runs"}, {"two", "cats", "sleep", "now"}};
+  TranslatorOptions options{.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .max_len = 32,
+                            .non_autoregressive = true, .length_offsets = 4};
+  TranslationPipeline t(Vocab::build(de, 1, false), Vocab::build(en, 1, false, {"<s>", "</s>", "<mask>"}), true, options, 3);
+  // The pipeline's loss masks the targets (no BOS, no EOS) and trains the length classifier too.
+  {
+    Tape tape;
+    TapeGuard recording(tape);
+    Tensor loss = t.loss({&de[0], &de[1]}, {&en[0], &en[1]});
+    BOOST_TEST(std::isfinite(loss.item()));
+    loss.backward();
+    BOOST_REQUIRE(t.model().length_head->weight.grad().defined());
+    BOOST_TEST(double(xt::amax(xt::abs(t.model().length_head->weight.grad().data<float>()))()) > 0.0);
+  }
+  // Saved as a format-3 file (a format-2 reader would misread it), loaded as it is.
+  t.save("nat-translator.npz");
+  BOOST_TEST(ModelFile::read("nat-translator.npz", "translator").format() == 3);
+  const auto back = TranslationPipeline::load("nat-translator.npz");
+  BOOST_TEST(back->model().options().non_autoregressive);
+  t.model().eval();
+  const std::vector<std::string> lines = {"Ein Hund schläft.", "Zwei Katzen."};
+  BOOST_TEST(back->translate_lines(lines, {.beam = 2, .refine = 3}) == t.translate_lines(lines, {.beam = 2, .refine = 3}),
+             boost::test_tools::per_element());
+  // A non-autoregressive model needs the mask token in its target vocabulary.
+  CHECK_THROWS_WITH(TranslationPipeline(Vocab::build(de, 1, false), Vocab::build(en, 1, false, {"<s>", "</s>"}), true, options, 3),
+                    "a non-autoregressive model's target vocabulary must start with <pad> <unk> <s> </s> <mask>");
+  // Neither scheduled sampling nor minimum risk training applies to it.
+  CHECK_THROWS_WITH(t.loss({&de[0]}, {&en[0]}, 0, 0.5), "scheduled sampling: needs an autoregressive model");
+  CHECK_THROWS_WITH(t.mrt_loss({&de[0]}, {&en[0]}, {}), "mrt_loss: needs an autoregressive model");
 }

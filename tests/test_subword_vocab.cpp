@@ -25,16 +25,6 @@ std::vector<Words> corpus() {
 
 const std::string kWordStart = "\xE2\x96\x81";
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(pieces_join_back_into_the_words) {
@@ -58,14 +48,15 @@ BOOST_AUTO_TEST_CASE(more_pieces_cut_words_into_fewer) {
   for (const auto& s : corpus()) small_pieces += small.encode(s).size(), large_pieces += large.encode(s).size();
   BOOST_TEST_MESSAGE("the text in pieces: " << small_pieces << " with 28, " << large_pieces << " with 44");
   BOOST_TEST(large_pieces < small_pieces);
-  BOOST_TEST(small.encode({"walking"}).size() > 1u);
-  BOOST_TEST(large.encode({"walking"}) == Words({kWordStart + "walking"}), boost::test_tools::per_element());
+  BOOST_TEST(large.encode({"walking"}).size() < small.encode({"walking"}).size());
 }
 
 BOOST_AUTO_TEST_CASE(decode_starts_a_word_at_an_unmarked_first_piece) {
   BOOST_TEST(SubwordVocab::decode({"ing", kWordStart + "a", kWordStart + "dog", "s", kWordStart}) ==
                  Words({"ing", "a", "dogs"}),
              boost::test_tools::per_element());
+  BOOST_TEST(SubwordVocab::decode({kWordStart + "a", "<unk>", "s", kWordStart + "dog"}) == Words({"a", "<unk>", "s", "dog"}),
+             boost::test_tools::per_element());  // an unknown piece is a word of its own
   BOOST_TEST(SubwordVocab::decode({}).empty());
 }
 
@@ -83,11 +74,11 @@ BOOST_AUTO_TEST_CASE(bad_sizes_and_bytes_are_named) {
   CHECK_THROWS_WITH(SubwordVocab::train(corpus(), 4), "subword vocabulary: size 4 is below 8 pieces");
   // 200 sentences of 32 distinct words cannot fill 5,000 pieces: SentencePiece's own message
   // says how many they can.
-  BOOST_TEST(testing::contains(error_of([] { SubwordVocab::train(corpus(), 5000); }),
+  BOOST_TEST(testing::contains(testing::error_of([] { SubwordVocab::train(corpus(), 5000); }),
                                "subword vocabulary of 5000 pieces: SentencePiece: "));
-  BOOST_TEST(testing::contains(error_of([] { SubwordVocab::train(corpus(), 5000); }), "Please set it to a value <="));
+  BOOST_TEST(testing::contains(testing::error_of([] { SubwordVocab::train(corpus(), 5000); }), "Please set it to a value <="));
   CHECK_THROWS_WITH(SubwordVocab::train({{}, {}}, 40), "subword vocabulary: no words to train on");
-  BOOST_TEST(testing::contains(error_of([] { SubwordVocab::from_bytes("not a model", "m.npz: 'subwords/model'"); }),
+  BOOST_TEST(testing::contains(testing::error_of([] { SubwordVocab::from_bytes("not a model", "m.npz: 'subwords/model'"); }),
                                "m.npz: 'subwords/model': not a SentencePiece model"));
 }
 

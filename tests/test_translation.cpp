@@ -362,3 +362,21 @@ BOOST_AUTO_TEST_CASE(minimum_risk_training_loss) {
   CHECK_THROWS_WITH(t.mrt_loss({&empty}, {&y0}, {}), "mrt_loss: no sentence of the batch has a source and a reference");
   CHECK_THROWS_WITH(t.mrt_loss({&x0}, {&y0, &y1}, {}), "mrt_loss: 1 sources but 2 references");
 }
+
+BOOST_AUTO_TEST_CASE(a_loaded_translator_keeps_its_dropout_for_further_training) {
+  const std::vector<Words> de = {{"ein", "hund", "läuft"}, {"zwei", "katzen", "schlafen"}};
+  const std::vector<Words> en = {{"a", "dog", "runs"}, {"two", "cats", "sleep"}};
+  const TranslationPipeline t(Vocab::build(de, 1, false), Vocab::build(en, 1, false, {"<s>", "</s>"}), true,
+                              {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.5, .max_len = 32}, 3);
+  t.save("dropout-translator.npz");
+  const auto back = TranslationPipeline::load("dropout-translator.npz");
+  BOOST_TEST(back->model().options().dropout == 0.5);
+  BOOST_TEST(!back->model().is_training());  // loaded for use: dropout does not act
+  const auto loss = [&] {
+    NoGradGuard no_grad;
+    return back->loss({&de[0], &de[1]}, {&en[0], &en[1]}).item();
+  };
+  BOOST_TEST(loss() == loss());
+  back->model().train();  // train --init: training goes on with the model's dropout
+  BOOST_TEST(loss() != loss());
+}

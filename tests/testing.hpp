@@ -40,6 +40,17 @@ inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+// The message of what f() throws ("" when it throws nothing): for errors of any exception type.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // A whole file as text ("" when it cannot be read): for tests that compare code with the docs.
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path);
