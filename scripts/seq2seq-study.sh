@@ -4,7 +4,8 @@
 #   distill  its beam-4 translations of the training source, for knowledge distillation
 #   nat      two non-autoregressive translators side by side, 1 thread each: on the references,
 #            and on the distilled translations
-#   table    BLEU and sentences/s: beam 4, greedy, and the NAT models with 1, 4 and 10 iterations
+#   table    BLEU and sentences/s: beam 4, greedy, sampling, and the NAT models with 1, 4 and 10
+#            iterations
 #   tune     three continuations of the base side by side, 1 thread each, for the same time:
 #            cross-entropy, scheduled sampling, minimum risk training
 #   vocab    word against subword (SentencePiece) vocabularies from scratch, side by side
@@ -21,7 +22,7 @@ d=data/multi30k
 out=runs/seq2seq
 mkdir -p "$out"
 dev=(--dev-src "$d/val.de" --dev-tgt "$d/val.en")
-nat_minutes=${NAT_MINUTES:-24} tune_minutes=${TUNE_MINUTES:-12} vocab_minutes=${VOCAB_MINUTES:-20}
+nat_minutes=${NAT_MINUTES:-24} tune_minutes=${TUNE_MINUTES:-12} vocab_minutes=${VOCAB_MINUTES:-18}
 
 # Trains in the background at one thread, its log in $out/NAME.log.
 train_1() {
@@ -44,27 +45,31 @@ for stage in "${stages[@]}"; do
       "$translate" eval --model "$out/base.npz" "$d/train.de" "$d/train.en" --beam 4 --out "$out/distilled.en" ;;
     nat)
       train_1 nat-ref --train-src "$d/train.de" --train-tgt "$d/train.en" "${dev[@]}" --decoder nat --dropout 0.1 \
-        --epochs 100 --minutes "$nat_minutes" --final-beam 0
+        --average 0 --epochs 100 --minutes "$nat_minutes" --final-beam 0
       train_1 nat-kd --train-src "$d/train.de" --train-tgt "$out/distilled.en" "${dev[@]}" --decoder nat --dropout 0.1 \
-        --epochs 100 --minutes "$nat_minutes" --final-beam 0
+        --average 0 --epochs 100 --minutes "$nat_minutes" --final-beam 0
       wait ;;
     table)
       echo "autoregressive, beam 4:  $(bleu "$out/base.npz" --beam 4)"
       echo "autoregressive, greedy:  $(bleu "$out/base.npz" --beam 1)"
+      for how in "--temperature 1" "--temperature 0.5" "--top-k 10" "--top-p 0.9" "--top-p 0.5"; do
+        echo "autoregressive, one sample, $how:  $(bleu "$out/base.npz" --sample $how --seed 1)"
+      done
       for m in nat-ref nat-kd; do
         for k in 1 4 10; do echo "$m, 3 lengths, $k iterations:  $(bleu "$out/$m.npz" --beam 3 --refine "$k")"; done
       done ;;
     tune)
       cont=(--train-src "$d/train.de" --train-tgt "$d/train.en" "${dev[@]}" --init "$out/base.npz" --lr 1e-4 --warmup 0
-            --epochs 100 --minutes "$tune_minutes" --final-beam 4)
+            --average 0 --epochs 100 --minutes "$tune_minutes" --final-beam 4)
       train_1 tune-ce "${cont[@]}"
       train_1 tune-ss "${cont[@]}" --scheduled-sampling 100
       train_1 tune-mrt "${cont[@]}" --objective mrt --batch-tokens 500
       wait
       for m in tune-ce tune-ss tune-mrt; do echo "$m: $(grep -E "on $d/val.de, beam 4" "$out/$m.log")"; done ;;
     vocab)
-      train_1 vocab-word --data "$d" --epochs 100 --minutes "$vocab_minutes" --final-beam 4
-      train_1 vocab-spm --data "$d" --epochs 100 --minutes "$vocab_minutes" --final-beam 4 --vocab spm --vocab-size 8000
+      short=(--data "$d" --dropout 0.3 --average 0.999 --epochs 6 --minutes "$vocab_minutes" --final-beam 4)
+      train_1 vocab-word "${short[@]}"
+      train_1 vocab-spm "${short[@]}" --vocab spm --vocab-size 8000
       wait
       for m in vocab-word vocab-spm; do echo "$m: $(grep -E "on $d/val.de, beam 4" "$out/$m.log")"; done ;;
     *) echo "seq2seq-study: unknown stage '$stage' (base, distill, nat, table, tune, vocab)" >&2; exit 2 ;;

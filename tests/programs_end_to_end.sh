@@ -187,6 +187,8 @@ printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model 
 printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp2.out
 [ "$(wc -l < samp1.out)" -eq 3 ] && [ "$(head -1 samp1.out | awk -F'\t' '{print NF}')" -eq 3 ] || fail "--samples 3: not three samples a line"
 cmp -s samp1.out samp2.out || fail "sampling with one seed gave two answers"
+"$translate" eval --model tr.npz tr-dev.de tr-dev.en --sample --top-k 5 --seed 2 | grep -q "one sample each" \
+  || fail "eval --sample"
 echo "Zwei Hund läuft." | "$translate" predict --model tr.npz --sample --samples 2 --top-p 0.9 --format json | grep -q '"samples":\[' \
   || fail "sampling as JSON"
 "$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
