@@ -57,13 +57,39 @@ std::pair<std::vector<std::string>, std::vector<std::string>> read_aligned(const
   return {std::move(sources), std::move(references)};
 }
 
-// --sample and how: for predict, and for eval (the BLEU of one sample a sentence).
-void add_sampling_options(CLI::App& cmd, bool& sample, models::SamplingOptions& sampling) {
-  cmd.add_flag("--sample", sample, "draw each token from the model's distribution instead of searching");
-  cmd.add_option("--temperature", sampling.temperature, "with --sample: < 1 sharper, > 1 flatter")->check(examples::positive);
-  cmd.add_option("--top-k", sampling.top_k, "with --sample: only the k most likely tokens (0: all)");
-  cmd.add_option("--top-p", sampling.top_p, "with --sample: only the nucleus of probability p")->check(CLI::Range(1e-9, 1.0));
-  cmd.add_option("--seed", sampling.seed, "with --sample: the random seed");
+// --sample METHOD and its settings, for predict, and for eval (the BLEU of one sample a sentence).
+struct SampleChoice {
+  std::string method;  // temperature, topk or nucleus; empty: search instead
+  models::SamplingOptions sampling;
+  std::size_t top_k = 10;
+  double top_p = 0.9;
+
+  // The options to sample with, or nullptr to search; a setting of another method is refused.
+  const models::SamplingOptions* resolve(const CLI::App& cmd) {
+    if (cmd.count("--top-k") && method != "topk") throw CLI::ValidationError("--top-k", "is for --sample topk");
+    if (cmd.count("--top-p") && method != "nucleus") throw CLI::ValidationError("--top-p", "is for --sample nucleus");
+    for (const char* name : {"--temperature", "--seed", "--samples"})  // (eval has no --samples)
+      if (const CLI::Option* o = cmd.get_option_no_throw(name); method.empty() && o && o->count())
+        throw CLI::ValidationError(name, "is for --sample");
+    if (method.empty()) return nullptr;
+    if (method == "topk") sampling.top_k = top_k;
+    if (method == "nucleus") sampling.top_p = top_p;
+    return &sampling;
+  }
+};
+
+void add_sampling_options(CLI::App& cmd, SampleChoice& c) {
+  cmd.add_option("--sample", c.method,
+                 "draw each token instead of searching: temperature (from the whole distribution), topk (from the "
+                 "--top-k most likely tokens) or nucleus (from the fewest most likely tokens whose probability "
+                 "reaches --top-p), each renormalised")
+      ->check(CLI::IsMember({"temperature", "topk", "nucleus"}));
+  cmd.add_option("--temperature", c.sampling.temperature, "with --sample: softmax(log p / T), < 1 sharper, > 1 flatter")
+      ->check(examples::positive)
+      ->capture_default_str();
+  cmd.add_option("--top-k", c.top_k, "with --sample topk: the k")->check(examples::positive)->capture_default_str();
+  cmd.add_option("--top-p", c.top_p, "with --sample nucleus: the p")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
+  cmd.add_option("--seed", c.sampling.seed, "with --sample: the random seed")->capture_default_str();
 }
 
 void add_search_options(CLI::App& cmd, models::SearchOptions& s) {
@@ -155,9 +181,8 @@ int main(int argc, char** argv) {
   eval_cmd->add_flag("--case-sensitive", case_sensitive, "case-sensitive BLEU (default: both sides lowercased)");
   eval_cmd->add_flag("--json", json, "print one JSON object instead of text");
   add_search_options(*eval_cmd, search);
-  bool eval_sample = false;  // BLEU of one sample a sentence
-  models::SamplingOptions eval_sampling;
-  add_sampling_options(*eval_cmd, eval_sample, eval_sampling);
+  SampleChoice eval_sample;  // BLEU of one sample a sentence
+  add_sampling_options(*eval_cmd, eval_sample);
 
   auto* predict_cmd = program.subcommand("predict", "translate sentences: the arguments, or each line of standard input");
   predict_cmd->alias("translate");  // its name before the programs shared one vocabulary
@@ -167,9 +192,8 @@ int main(int argc, char** argv) {
       *predict_cmd, predict, "draw the first sentence's cross-attention (source against output) as an SVG heatmap");
   layer_option->description("which decoder layer's cross-attention to draw (default: the last)");
   add_search_options(*predict_cmd, search);
-  bool sample = false;
-  models::SamplingOptions sampling;
-  add_sampling_options(*predict_cmd, sample, sampling);
+  SampleChoice sample;
+  add_sampling_options(*predict_cmd, sample);
   std::size_t samples = 1;
   predict_cmd->add_option("--samples", samples, "with --sample: translations per sentence (text: tab-separated)")
       ->check(examples::positive);
@@ -278,20 +302,21 @@ int main(int argc, char** argv) {
     if (*eval_cmd) {
       const auto t = models::TranslationPipeline::load(model_path);
       const auto [sources, references] = read_aligned(eval_src, eval_ref);
-      const Scored s = score(*t, sources, references, search, !case_sensitive, eval_sample ? &eval_sampling : nullptr);
+      const models::SamplingOptions* sampling = eval_sample.resolve(*eval_cmd);
+      const Scored s = score(*t, sources, references, search, !case_sensitive, sampling);
       const std::string signature = models::bleu_signature(!case_sensitive);
       if (json) {
         const auto& b = s.bleu;
         std::printf("%s\n", nlohmann::json{{"file", eval_src}, {"sentences", sources.size()}, {"beam", search.beam},
                                            {"refine", t->model().options().non_autoregressive ? search.refine : 0},
-                                           {"sampled", eval_sample},
+                                           {"sample", eval_sample.method},
                                            {"bleu", b.score}, {"precisions", b.precisions},
                                            {"brevity_penalty", b.brevity_penalty}, {"hyp_length", b.hyp_length},
                                            {"ref_length", b.ref_length}, {"signature", signature}, {"seconds", s.seconds}}
                                 .dump()
                                 .c_str());
       } else {
-        const std::string how = eval_sample ? "one sample each" : "beam " + std::to_string(search.beam);
+        const std::string how = sampling ? "one sample each (" + eval_sample.method + ")" : "beam " + std::to_string(search.beam);
         std::printf("%s: %zu sentences, %s, %s BLEU\n%s\n%s\ntranslated in %.1f s (%.1f sentences/s)\n",
                     eval_src.c_str(), sources.size(), how.c_str(), case_sensitive ? "cased" : "lowercased",
                     s.bleu.to_string().c_str(), signature.c_str(), s.seconds, sources.size() / std::max(s.seconds, 1e-9));
@@ -304,12 +329,13 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
+    const models::SamplingOptions* sampling = sample.resolve(*predict_cmd);
     const auto t = models::TranslationPipeline::load(predict.model);
     std::vector<models::Words> sentences;
     const auto lines = examples::input_lines(predict.words);
     for (const auto& line : lines) sentences.push_back(t->tokenize(line));
-    if (sample) {  // a line per input line: its samples, tab-separated (json: an array)
-      const auto drawn = t->sample(sentences, search, sampling, samples);
+    if (sampling) {  // a line per input line: its samples, tab-separated (json: an array)
+      const auto drawn = t->sample(sentences, search, *sampling, samples);
       for (std::size_t i = 0; i < drawn.size(); ++i) {
         std::vector<std::string> texts;
         for (const auto& words : drawn[i]) texts.push_back(t->text_of(words));

@@ -52,7 +52,7 @@ for stage in "${stages[@]}"; do
     table)
       echo "autoregressive, beam 4:  $(bleu "$out/base.npz" --beam 4)"
       echo "autoregressive, greedy:  $(bleu "$out/base.npz" --beam 1)"
-      for how in "--temperature 1" "--temperature 0.5" "--top-k 10" "--top-p 0.9" "--top-p 0.5"; do
+      for how in "temperature" "temperature --temperature 0.5" "topk --top-k 10" "nucleus --top-p 0.9" "nucleus --top-p 0.5"; do
         echo "autoregressive, one sample, $how:  $(bleu "$out/base.npz" --sample $how --seed 1)"
       done
       for m in nat-ref nat-kd; do

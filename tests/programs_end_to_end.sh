@@ -171,7 +171,7 @@ grep -q "trnat.npz on tr-dev.de, beam 2: BLEU = " trnat.log || fail "no final BL
 echo "Zwei Hund läuft." | "$translate" predict --model trnat.npz --refine 1 --attention-svg natcross.svg > /dev/null \
   || fail "nat predict"
 grep -q "<rect" natcross.svg || fail "no cross-attention heatmap for the nat model"
-echo "Zwei Hund läuft." | "$translate" predict --model trnat.npz --sample > trnat2.log 2>&1 && fail "sampled from a nat model"
+echo "Zwei Hund läuft." | "$translate" predict --model trnat.npz --sample temperature > trnat2.log 2>&1 && fail "sampled from a nat model"
 grep -q "a non-autoregressive model decodes with mask_predict" trnat2.log || fail "sampling a nat model: message"
 "$translate" train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
   --decoder nat --scheduled-sampling 5 > trnat3.log 2>&1 && fail "accepted scheduled sampling for a nat model"
@@ -183,13 +183,15 @@ grep -q "samples candidates token by token: needs an autoregressive model" trnat
   --vocab-size 500 > trspm3.log 2>&1 && fail "accepted --vocab-size without --vocab spm"
 grep -q "is for --vocab spm" trspm3.log || fail "--vocab-size without spm: message"
 # sampling: several samples a line (tab-separated), reproducible from the seed
-printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp1.out
-printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample --samples 3 --temperature 1.5 --seed 4 > samp2.out
+printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample temperature --samples 3 --temperature 1.5 --seed 4 > samp1.out
+printf 'Zwei Hund läuft.\n\nEin Vogel singt.\n' | "$translate" predict --model tr.npz --sample temperature --samples 3 --temperature 1.5 --seed 4 > samp2.out
 [ "$(wc -l < samp1.out)" -eq 3 ] && [ "$(head -1 samp1.out | awk -F'\t' '{print NF}')" -eq 3 ] || fail "--samples 3: not three samples a line"
 cmp -s samp1.out samp2.out || fail "sampling with one seed gave two answers"
-"$translate" eval --model tr.npz tr-dev.de tr-dev.en --sample --top-k 5 --seed 2 | grep -q "one sample each" \
+"$translate" eval --model tr.npz tr-dev.de tr-dev.en --sample topk --top-k 5 --seed 2 | grep -q "one sample each (topk)" \
   || fail "eval --sample"
-echo "Zwei Hund läuft." | "$translate" predict --model tr.npz --sample --samples 2 --top-p 0.9 --format json | grep -q '"samples":\[' \
+"$translate" eval --model tr.npz tr-dev.de tr-dev.en --sample nucleus --top-k 5 > samp3.log 2>&1 && fail "accepted --top-k with nucleus"
+grep -q "top-k: is for --sample topk" samp3.log || fail "--top-k with --sample nucleus: message"
+echo "Zwei Hund läuft." | "$translate" predict --model tr.npz --sample nucleus --samples 2 --top-p 0.9 --format json | grep -q '"samples":\[' \
   || fail "sampling as JSON"
 "$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
   --epochs 3 $small --min-count 1 --out tr.npz --plot '' --final-beam 0 --resume > tresume.log
