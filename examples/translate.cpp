@@ -129,11 +129,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.5));
   train_cmd->add_flag("--cased", cased_model, "the model keeps the case of words (default: it reads and writes lowercase)");
   train_cmd->add_option("--final-beam", final_search.beam, "beam for the dev BLEU after training (0: skip)");
+  // Alone, --scheduled-sampling takes k = 500: half the inputs are the model's own guesses near
+  // step 3,100, the middle of the default 30 epochs of Multi30k.
   double scheduled_k = 0;
-  train_cmd->add_option("--scheduled-sampling", scheduled_k,
-                        "scheduled sampling with the inverse sigmoid decay k / (k + exp(step / k)) of gold tokens "
-                        "(0: off, else k >= 1)")
-      ->check(CLI::Validator([](std::string& v) { return std::stod(v) == 0 || std::stod(v) >= 1 ? "" : "must be 0 or >= 1, got " + v; }, "K"));
+  constexpr double kDefaultScheduledK = 500;
+  CLI::Option* scheduled_option =
+      train_cmd
+          ->add_option("--scheduled-sampling", scheduled_k,
+                       "scheduled sampling with the inverse sigmoid decay k / (k + exp(step / k)) of gold tokens "
+                       "(0: off, else k >= 1; alone: k = 500)")
+          ->expected(0, 1)
+          ->check(CLI::Validator(
+              [](std::string& v) {
+                return v.empty() || std::stod(v) == 0 || std::stod(v) >= 1 ? "" : "must be 0 or >= 1, got " + v;
+              },
+              "K"));
   std::string objective = "ce", init;
   models::MrtOptions mrt;
   train_cmd->add_option("--objective", objective,
@@ -223,6 +233,7 @@ int main(int argc, char** argv) {
       std::unique_ptr<models::TranslationPipeline> initial;
       if (!init.empty()) initial = models::TranslationPipeline::load(init);
       const bool nat = initial ? initial->model().options().non_autoregressive : options.non_autoregressive;
+      if (scheduled_option->count() && scheduled_option->results().front().empty()) scheduled_k = kDefaultScheduledK;
       if (nat && scheduled_k > 0)
         throw CLI::ValidationError("--scheduled-sampling", "feeds the model's own earlier tokens: needs an autoregressive model");
       if (nat && objective == "mrt")

@@ -139,6 +139,9 @@ grep -q "<rect" cross.svg && grep -q "cross-attention" cross.svg || fail "no cro
 "$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
   --epochs 1 $small --min-count 1 --scheduled-sampling 5 --out trss.npz --plot '' --final-beam 0 > trss.log \
   || fail "scheduled sampling: $(tail -2 trss.log)"
+"$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --epochs 1 $small --min-count 1 --scheduled-sampling --out trss3.npz --plot '' --final-beam 0 > trss3.log \
+  || fail "--scheduled-sampling without k: $(tail -2 trss3.log)"
 "$translate" train --scheduled-sampling 0.5 > trss2.log 2>&1 && fail "accepted --scheduled-sampling 0.5"
 grep -q "scheduled-sampling: must be 0 or >= 1, got 0.5" trss2.log || fail "--scheduled-sampling 0.5 message"
 # minimum risk training fine-tunes a model file, keeping its vocabularies; without --init it is refused
