@@ -1,4 +1,5 @@
 #include "gemm.hpp"
+#include "gemm_small.hpp"
 
 #include <cblas.h>
 #include <omp.h>
@@ -54,6 +55,10 @@ void one_openmp_thread() {
 }
 
 void serial_kernel(const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
+  if (static const SmallKernel small = best_small_kernel(); small != SmallKernel::none && is_small_product(p)) {
+    gemm_small(small, p, A, B, C, beta);
+    return;
+  }
   one_openmp_thread();
   const dnnl_status_t status =
       dnnl_sgemm(p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', static_cast<dnnl_dim_t>(p.M),

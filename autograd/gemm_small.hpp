@@ -1,0 +1,43 @@
+// Small matrix products: tapegrad's own register-blocked kernels, for the products that are too
+// small for oneDNN's sgemm to pay off (a tiny model's layers, attention's per-head blocks).
+//
+// oneDNN's sgemm packs both operands into its own layout before it multiplies.  For a 32 x 32
+// x 32 product that packing and the call's bookkeeping cost more than the 65,536 multiply-adds,
+// and it reaches a third of the core's speed.  The kernels here pack nothing (unless B is
+// transposed, when they copy it once into rows) and keep a block of C in vector registers:
+//
+//   for each block of MR rows and W (or 2 W) columns of C:    // W: floats in one vector
+//     acc[MR][..] = 0                                          // in registers
+//     for k in 0..K:
+//       b = row k of op(B), the block's columns                // 1 or 2 vector loads
+//       for r in 0..MR: acc[r] += op(A)[i + r][k] * b           // a broadcast, fused multiply-add
+//     C block = acc + beta C block
+//
+// which is `gemm_reference` below, with the inner loops in AVX-512 or AVX2 registers.  The
+// kernel is chosen once from the instructions the CPU reports; each element of C is summed in
+// the order k = 0, 1, ..., K - 1 by one thread, so results do not depend on the thread count.
+#pragma once
+
+#include <string>
+
+#include "gemm.hpp"
+
+namespace tg {
+
+enum class SmallKernel { none, avx2, avx512 };
+
+// The best kernel this CPU runs (none: it has neither AVX2 with FMA nor AVX-512).
+SmallKernel best_small_kernel();
+std::string to_string(SmallKernel kernel);
+
+// True for the products tg::gemm sends to gemm_small: it depends on M, N and K only.
+bool is_small_product(const GemmArgs& p);
+
+// C = op(A) op(B) + beta C with the given kernel (GemmArgs' leading dimensions must be set).
+// Throws std::invalid_argument for SmallKernel::none or a kernel this CPU cannot run.
+void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta);
+
+// The same product as plain loops, summed in the same order: what the kernels compute.
+void gemm_reference(const GemmArgs& p, const float* A, const float* B, float* C, float beta);
+
+}  // namespace tg
