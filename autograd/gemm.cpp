@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -76,6 +77,62 @@ void serial_kernel(const GemmArgs& p, const double* A, const double* B, double* 
               static_cast<int>(p.lda), B, static_cast<int>(p.ldb), beta, C, static_cast<int>(p.ldc));
 }
 
+// Tiles for tapegrad's own kernels (gemm_small.hpp), which pack nothing per tile: op(B) is put
+// in rows once (when B is transposed) and shared.  So tiles can be small: about 4 MFLOP (20-40
+// us), up to 32 of them, so that 2 or 3 threads get even shares; edges on multiples of 48 rows
+// (whole blocks of 6 and of 8) or 32 columns (whole panels of two AVX-512 vectors).
+constexpr double kOwnTileFlops = 4e6;
+constexpr std::size_t kOwnMaxTiles = 32;
+constexpr std::size_t kOwnRowAlign = 48, kOwnColumnAlign = 32;
+
+// How one product is cut: along its longer side, into `tiles` pieces of `step` rows (or columns).
+struct Tiling {
+  bool by_rows;
+  std::size_t extent, step, tiles;
+};
+
+Tiling tiling(const GemmArgs& p, double tile_flops, std::size_t max_tiles, std::size_t min_edge, std::size_t align) {
+  const double flops = 2.0 * static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
+  const auto wanted = static_cast<std::size_t>(std::clamp(flops / tile_flops, 1.0, double(max_tiles)));
+  Tiling t{.by_rows = p.M >= p.N, .extent = 0, .step = 0, .tiles = 0};
+  t.extent = t.by_rows ? p.M : p.N;
+  t.step = std::max(min_edge, ceil_div(ceil_div(t.extent, wanted), align) * align);
+  t.tiles = ceil_div(t.extent, t.step);
+  return t;
+}
+
+template <class RunTile>
+void run_tiles(std::size_t tiles, const RunTile& run_tile) {
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, tiles, 1), [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t t = r.begin(); t < r.end(); ++t) run_tile(t);
+  });
+}
+
+// On tapegrad's own kernels: each element of C is summed in the same order whatever the tiles.
+void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
+  const bool by_rows = p.M >= p.N;
+  const Tiling t = tiling(p, kOwnTileFlops, kOwnMaxTiles, by_rows ? kOwnRowAlign : kOwnColumnAlign,
+                          by_rows ? kOwnRowAlign : kOwnColumnAlign);
+  std::vector<float> buffer;  // this call's own: a TBB thread waiting below may run another product
+  std::size_t ldb = 0;
+  const float* B_rows = rows_of_b(p, B, buffer, ldb);
+  if (t.tiles <= 1) {
+    gemm_small_rows(kernel, p, A, B_rows, ldb, C, beta);
+    return;
+  }
+  run_tiles(t.tiles, [&](std::size_t i) {
+    const std::size_t begin = i * t.step, size = std::min(t.step, t.extent - begin);
+    GemmArgs tile = p;
+    if (t.by_rows) {  // rows [begin, begin + size) of op(A) and of C
+      tile.M = size;
+      gemm_small_rows(kernel, tile, A + (p.trans_a ? begin : begin * p.lda), B_rows, ldb, C + begin * p.ldc, beta);
+    } else {          // columns [begin, begin + size) of op(B) (as rows) and of C
+      tile.N = size;
+      gemm_small_rows(kernel, tile, A, B_rows + begin, ldb, C + begin, beta);
+    }
+  });
+}
+
 }  // namespace
 
 void gemm_serial(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
@@ -93,29 +150,25 @@ void gemm_serial(const GemmArgs& args, const double* A, const double* B, double*
 void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
-  const double flops = 2.0 * static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
-  const auto wanted = static_cast<std::size_t>(std::clamp(flops / kTileFlops, 1.0, double(kMaxTiles)));
-  const bool by_rows = p.M >= p.N;
-  const std::size_t extent = by_rows ? p.M : p.N;
-  const std::size_t step = std::max(kMinTileEdge, ceil_div(ceil_div(extent, wanted), kTileAlign) * kTileAlign);
-  const std::size_t tiles = ceil_div(extent, step);
-  if (tiles <= 1) {
+  if (static const SmallKernel own = best_small_kernel(); own != SmallKernel::none && is_small_product(p)) {
+    gemm_own(own, p, A, B, C, beta);
+    return;
+  }
+  const Tiling t = tiling(p, kTileFlops, kMaxTiles, kMinTileEdge, kTileAlign);
+  if (t.tiles <= 1) {
     serial_kernel(p, A, B, C, beta);
     return;
   }
-  const auto run_tile = [&](std::size_t t) {
-    const std::size_t begin = t * step, size = std::min(step, extent - begin);
+  run_tiles(t.tiles, [&](std::size_t i) {
+    const std::size_t begin = i * t.step, size = std::min(t.step, t.extent - begin);
     GemmArgs tile = p;
-    if (by_rows) {  // rows [begin, begin + size) of op(A) and of C
+    if (t.by_rows) {  // rows [begin, begin + size) of op(A) and of C
       tile.M = size;
       serial_kernel(tile, A + (p.trans_a ? begin : begin * p.lda), B, C + begin * p.ldc, beta);
-    } else {        // columns [begin, begin + size) of op(B) and of C
+    } else {          // columns [begin, begin + size) of op(B) and of C
       tile.N = size;
       serial_kernel(tile, A, B + (p.trans_b ? begin * p.ldb : begin), C + begin, beta);
     }
-  };
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, tiles, 1), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t t = r.begin(); t < r.end(); ++t) run_tile(t);
   });
 }
 

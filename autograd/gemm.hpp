@@ -1,11 +1,13 @@
 // Matrix products: the one place where tapegrad multiplies matrices.
 //
-// float32 products run on oneDNN's sgemm (Debian's libdnnl), whose kernels are generated at run
-// time for the instruction sets the CPU reports (AVX2, AVX-512, AMX), on Intel and AMD alike.
-// OpenBLAS 0.3.21 picks its kernels from a table of the CPUs it knows instead, and on newer ones
-// falls back to SSE3 at a fifth of the speed.  float64 products (gradcheck) stay on BLAS.
+// float32 products up to about 10^8 multiply-adds run on tapegrad's own AVX-512 or AVX2 kernels
+// (gemm_small.hpp), larger ones on oneDNN's sgemm (Debian's libdnnl), whose kernels are generated
+// at run time for the instruction sets the CPU reports (AVX2, AVX-512, AMX), on Intel and AMD
+// alike.  Both choose from what the CPU reports; OpenBLAS 0.3.21 picks its kernels from a table of
+// the CPUs it knows instead, and on newer ones falls back to SSE3 at a fifth of the speed.
+// float64 products (gradcheck) stay on BLAS.
 //
-// Threads.  Every oneDNN call runs on one thread: tapegrad cuts a product into tiles of C whose
+// Threads.  Every kernel call runs on one thread: tapegrad cuts a product into tiles of C whose
 // size depends on M, N and K only, and runs the tiles on oneTBB's threads.  So
 //   - OpenMP, which Debian's oneDNN is built with, never starts a team of its own, and no OpenMP
 //     thread spins after a product, stealing a core from the TBB kernels that follow;

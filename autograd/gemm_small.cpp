@@ -1,5 +1,6 @@
 #include "gemm_small.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -14,24 +15,11 @@ void product_avx2(const Operands& p);    // gemm_small_avx2.cpp
 
 namespace {
 
-// Where the kernels beat oneDNN's sgemm (build/bench/gemm-bench): up to about 64 x 64 x 64
-// multiply-adds, and a row of op(B)'s panel, K x 32 floats, that stays in the L1 and L2 caches.
-constexpr double kMaxSmallMacs = 64.0 * 64.0 * 64.0;
-constexpr std::size_t kMaxSmallK = 512;
-
-// op(B) as rows: a transposed B (N x K) copied to K x N, in a buffer each thread keeps.
-const float* rows_of_b(const GemmArgs& p, const float* B, std::size_t& ldb) {
-  if (!p.trans_b) {
-    ldb = p.ldb;
-    return B;
-  }
-  thread_local std::vector<float> rows;
-  rows.resize(p.K * p.N);
-  for (std::size_t n = 0; n < p.N; ++n)
-    for (std::size_t k = 0; k < p.K; ++k) rows[k * p.N + n] = B[n * p.ldb + k];
-  ldb = p.N;
-  return rows.data();
-}
+// Up to about 10^8 multiply-adds (the tagger's largest products, 1536 x 512 x 128) the kernels
+// are as fast as oneDNN's sgemm, and much faster on small ones (build/bench/gemm-bench).  The
+// translator's larger products (from 2048 x 256 x 256 up) stream operands of several MB through
+// the caches, and oneDNN, which packs both operands into cache-sized blocks, runs them 15-40% faster.
+constexpr double kMaxSmallMacs = 1.2e8;
 
 bool runs_on_this_cpu(SmallKernel kernel) {
   switch (kernel) {
@@ -62,33 +50,57 @@ std::string to_string(SmallKernel kernel) {
 
 bool is_small_product(const GemmArgs& p) {
   const double macs = static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
-  return macs <= kMaxSmallMacs && p.K <= kMaxSmallK;
+  return macs <= kMaxSmallMacs;
 }
 
-void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
+// Blocks of 16 rows of B: 16 floats of every row of the copy are written together, and the 16
+// rows read stay in the cache from one k to the next.
+const float* rows_of_b(const GemmArgs& p, const float* B, std::vector<float>& buffer, std::size_t& ldb) {
+  if (!p.trans_b) {
+    ldb = p.ldb;
+    return B;
+  }
+  buffer.resize(p.K * p.N);
+  for (std::size_t n0 = 0; n0 < p.N; n0 += 16) {
+    const std::size_t n1 = std::min(p.N, n0 + 16);
+    for (std::size_t k = 0; k < p.K; ++k)
+      for (std::size_t n = n0; n < n1; ++n) buffer[k * p.N + n] = B[n * p.ldb + k];
+  }
+  ldb = p.N;
+  return buffer.data();
+}
+
+void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows, std::size_t ldb,
+                     float* C, float beta) {
   if (!runs_on_this_cpu(kernel))
     throw std::invalid_argument("gemm_small: this CPU cannot run the " + to_string(kernel) + " kernel");
-  small_gemm::Operands o{.M = p.M, .N = p.N, .K = p.K, .A = A,
-                         .rs_a = p.trans_a ? 1 : p.lda, .cs_a = p.trans_a ? p.lda : 1,
-                         .B = nullptr, .ldb = 0, .C = C, .ldc = p.ldc, .beta = beta};
-  o.B = rows_of_b(p, B, o.ldb);
+  const small_gemm::Operands o{.M = p.M, .N = p.N, .K = p.K, .A = A,
+                               .rs_a = p.trans_a ? 1 : p.lda, .cs_a = p.trans_a ? p.lda : 1,
+                               .B = B_rows, .ldb = ldb, .C = C, .ldc = p.ldc, .beta = beta};
   if (kernel == SmallKernel::avx512)
     small_gemm::product_avx512(o);
   else
     small_gemm::product_avx2(o);
 }
 
+void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
+  thread_local std::vector<float> buffer;  // no TBB task runs inside, so no other product shares it
+  std::size_t ldb = 0;
+  const float* rows = rows_of_b(p, B, buffer, ldb);
+  gemm_small_rows(kernel, p, A, rows, ldb, C, beta);
+}
+
 void gemm_reference(const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
   for (std::size_t i = 0; i < p.M; ++i)
     for (std::size_t j = 0; j < p.N; ++j) {
-      float acc = 0.0f;
+      float& c = C[i * p.ldc + j];
+      float acc = beta == 0.0f ? 0.0f : beta * c;
       for (std::size_t k = 0; k < p.K; ++k) {
         const float a = p.trans_a ? A[k * p.lda + i] : A[i * p.lda + k];
         const float b = p.trans_b ? B[j * p.ldb + k] : B[k * p.ldb + j];
         acc = std::fma(a, b, acc);
       }
-      float& c = C[i * p.ldc + j];
-      c = beta == 0.0f ? acc : std::fma(beta, c, acc);
+      c = acc;
     }
 }
 

@@ -1,24 +1,27 @@
-// Small matrix products: tapegrad's own register-blocked kernels, for the products that are too
-// small for oneDNN's sgemm to pay off (a tiny model's layers, attention's per-head blocks).
+// tapegrad's own matrix-product kernels, register-blocked, for every float32 product up to about
+// 10^8 multiply-adds: a tiny model's layers, attention's per-head blocks, and all of the tagger's
+// and most of the sentiment model's products.  Larger ones go to oneDNN (gemm.cpp).
 //
 // oneDNN's sgemm packs both operands into its own layout before it multiplies.  For a 32 x 32
-// x 32 product that packing and the call's bookkeeping cost more than the 65,536 multiply-adds,
+// x 32 product that packing and the call's bookkeeping cost more than the 32,768 multiply-adds,
 // and it reaches a third of the core's speed.  The kernels here pack nothing (unless B is
 // transposed, when they copy it once into rows) and keep a block of C in vector registers:
 //
 //   for each block of MR rows and W (or 2 W) columns of C:    // W: floats in one vector
-//     acc[MR][..] = 0                                          // in registers
+//     acc[MR][..] = beta C block (or 0)                        // in registers
 //     for k in 0..K:
 //       b = row k of op(B), the block's columns                // 1 or 2 vector loads
 //       for r in 0..MR: acc[r] += op(A)[i + r][k] * b           // a broadcast, fused multiply-add
-//     C block = acc + beta C block
+//     C block = acc
 //
-// which is `gemm_reference` below, with the inner loops in AVX-512 or AVX2 registers.  The
-// kernel is chosen once from the instructions the CPU reports; each element of C is summed in
-// the order k = 0, 1, ..., K - 1 by one thread, so results do not depend on the thread count.
+// which is `gemm_reference` below, with the inner loops in AVX-512 or AVX2 registers, and K cut
+// into slices that keep op(B)'s panel in the L1 cache (gemm_small_kernel.hpp).  The kernel is
+// chosen once from the instructions the CPU reports; each element of C is summed in the order
+// k = 0, 1, ..., K - 1 by one thread, so results do not depend on the thread count or the tiles.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "gemm.hpp"
 
@@ -30,12 +33,19 @@ enum class SmallKernel { none, avx2, avx512 };
 SmallKernel best_small_kernel();
 std::string to_string(SmallKernel kernel);
 
-// True for the products tg::gemm sends to gemm_small: it depends on M, N and K only.
+// True for the products tg::gemm sends to these kernels: it depends on M, N and K only.
 bool is_small_product(const GemmArgs& p);
 
 // C = op(A) op(B) + beta C with the given kernel (GemmArgs' leading dimensions must be set).
 // Throws std::invalid_argument for SmallKernel::none or a kernel this CPU cannot run.
 void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta);
+
+// op(B) as rows (K x N, leading dimension ldb): B itself, or a transposed B copied into buffer.
+const float* rows_of_b(const GemmArgs& p, const float* B, std::vector<float>& buffer, std::size_t& ldb);
+
+// gemm_small with op(B) given as rows (tg::gemm arranges B once and cuts C into tiles).
+void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows, std::size_t ldb,
+                     float* C, float beta);
 
 // The same product as plain loops, summed in the same order: what the kernels compute.
 void gemm_reference(const GemmArgs& p, const float* A, const float* B, float* C, float beta);

@@ -17,6 +17,7 @@ struct Avx2 {
   static V broadcast(float x) { return _mm256_set1_ps(x); }
   static V load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
   static void store(float* p, V v, Mask m) { _mm256_maskstore_ps(p, m, v); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 };
 

@@ -79,7 +79,7 @@ BOOST_AUTO_TEST_CASE(reference_loops_agree_with_float64) {
 // Each kernel sums every element of C in the reference's order with the same fused
 // multiply-adds, so it must give the reference's bits: every row count around the register
 // blocks (8 and 6 rows), every column count around the vectors (8 and 16 floats) and the two-vector
-// panels, both transposes, and beta 0, 1 and 0.5.
+// panels, K across its slices of 128, both transposes, and beta 0, 1 and 0.5.
 BOOST_AUTO_TEST_CASE(kernels_give_the_reference_bits) {
   const std::vector<SmallKernel> kernels = runnable_kernels();
   BOOST_TEST_MESSAGE("kernels this CPU runs: " << kernels.size() << ", best " << to_string(best_small_kernel()));
@@ -88,7 +88,7 @@ BOOST_AUTO_TEST_CASE(kernels_give_the_reference_bits) {
     std::size_t checked = 0;
     for (std::size_t M : {1, 2, 5, 6, 7, 8, 9, 12, 13, 16, 17, 33})
       for (std::size_t N : {1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40})
-        for (std::size_t K : {1, 3, 16, 33})
+        for (std::size_t K : {1, 3, 33, 200})
           for (bool ta : {false, true})
             for (bool tb : {false, true})
               for (float beta : {0.0f, 1.0f, 0.5f}) {
@@ -106,21 +106,26 @@ BOOST_AUTO_TEST_CASE(kernels_give_the_reference_bits) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(gemm_sends_small_products_to_the_kernel) {
+BOOST_AUTO_TEST_CASE(gemm_sends_products_up_to_1e8_multiply_adds_to_the_kernels) {
   BOOST_TEST(is_small_product({.M = 32, .N = 32, .K = 32}));
-  BOOST_TEST(is_small_product({.M = 48, .N = 48, .K = 32}));
-  BOOST_TEST(!is_small_product({.M = 128, .N = 128, .K = 128}));
-  BOOST_TEST(!is_small_product({.M = 1, .N = 1, .K = 4096}));  // K past the cache-sized panel
+  BOOST_TEST(is_small_product({.M = 1536, .N = 512, .K = 128}));   // the tagger's largest
+  BOOST_TEST(!is_small_product({.M = 2048, .N = 256, .K = 256}));  // the translator's: oneDNN
   if (best_small_kernel() == SmallKernel::none) return;
-  // Through tg::gemm and gemm_serial, a small product has the kernel's (the reference's) bits.
-  for (bool serial : {false, true}) {
-    Case want = make_case(true, false, 48, 48, 32, 1.0f, 7);
-    Case got = want;
-    gemm_reference(want.p, want.A.data(), want.B.data(), want.C.data(), 1.0f);
-    if (serial) gemm_serial(got.p, got.A.data(), got.B.data(), got.C.data(), 1.0f);
-    else gemm(got.p, got.A.data(), got.B.data(), got.C.data(), 1.0f);
-    BOOST_TEST(same_bits(got.C, want.C));
-  }
+  // Through gemm_serial, and through tg::gemm in one piece or in tiles of rows or of columns
+  // (some of them on other threads), a product has the reference's bits: the tiles never split
+  // a sum, and K's slices (of 128) never change its order.
+  for (auto [M, N, K] : {std::array<std::size_t, 3>{48, 48, 32}, {700, 90, 300}, {90, 700, 300}, {130, 70, 1000}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool serial : {false, true}) {
+          Case want = make_case(ta, tb, M, N, K, 1.0f, 7);
+          Case got = want;
+          gemm_reference(want.p, want.A.data(), want.B.data(), want.C.data(), 1.0f);
+          if (serial) gemm_serial(got.p, got.A.data(), got.B.data(), got.C.data(), 1.0f);
+          else gemm(got.p, got.A.data(), got.B.data(), got.C.data(), 1.0f);
+          BOOST_TEST(same_bits(got.C, want.C), "M " << M << " N " << N << " K " << K << " trans " << ta << tb
+                                                     << (serial ? " gemm_serial" : " gemm"));
+        }
 }
 
 BOOST_AUTO_TEST_CASE(a_kernel_the_cpu_lacks_is_refused) {
