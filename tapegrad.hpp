@@ -3,6 +3,7 @@
 
 #include "autograd/generator.hpp"
 #include "autograd/gradcheck.hpp"
+#include "autograd/memory.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/parallel.hpp"
 #include "autograd/shape.hpp"

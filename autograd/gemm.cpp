@@ -16,8 +16,8 @@
 namespace tg {
 namespace {
 
-// Tiles of at least 16 MFLOP (0.1-0.2 ms on one core) and at least 128 rows or columns: every
-// tile packs its own copy of the operand it shares with the others (all of op(B) for a tile of
+// Tiles for oneDNN: at least 16 MFLOP (0.1-0.2 ms on one core) and at least 128 rows or columns:
+// every oneDNN call packs its own copy of the operand the tiles share (all of op(B) for a tile of
 // rows), so small tiles would spend their time packing.  Up to 8 tiles share out a product
 // among the threads; edges fall on multiples of 16, the register block of the AVX-512 kernels.
 constexpr double kTileFlops = 16e6;
@@ -40,8 +40,9 @@ template <class T>
 bool trivial(const GemmArgs& p, T* C, T beta) {
   if (p.M == 0 || p.N == 0) return true;
   if (p.K > 0) return false;
-  if (beta == T(0))
-    for (std::size_t i = 0; i < p.M; ++i) std::fill_n(C + i * p.ldc, p.N, T(0));
+  if (beta != T(1))
+    for (std::size_t i = 0; i < p.M; ++i)
+      for (std::size_t j = 0; j < p.N; ++j) C[i * p.ldc + j] = beta == T(0) ? T(0) : beta * C[i * p.ldc + j];
   return true;
 }
 
@@ -55,11 +56,8 @@ void one_openmp_thread() {
   }
 }
 
+// One oneDNN call on the calling thread.
 void serial_kernel(const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
-  if (static const SmallKernel small = best_small_kernel(); small != SmallKernel::none && is_small_product(p)) {
-    gemm_small(small, p, A, B, C, beta);
-    return;
-  }
   one_openmp_thread();
   const dnnl_status_t status =
       dnnl_sgemm(p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', static_cast<dnnl_dim_t>(p.M),
@@ -137,7 +135,11 @@ void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float
 
 void gemm_serial(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   const GemmArgs p = with_leading_dims(args);
-  if (!trivial(p, C, beta)) serial_kernel(p, A, B, C, beta);
+  if (trivial(p, C, beta)) return;
+  if (static const SmallKernel own = small_kernel_in_use(); own != SmallKernel::none && is_small_product(p))
+    gemm_small(own, p, A, B, C, beta);
+  else
+    serial_kernel(p, A, B, C, beta);
 }
 
 void gemm_serial(const GemmArgs& args, const double* A, const double* B, double* C, double beta) {
@@ -150,7 +152,7 @@ void gemm_serial(const GemmArgs& args, const double* A, const double* B, double*
 void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
-  if (static const SmallKernel own = best_small_kernel(); own != SmallKernel::none && is_small_product(p)) {
+  if (static const SmallKernel own = small_kernel_in_use(); own != SmallKernel::none && is_small_product(p)) {
     gemm_own(own, p, A, B, C, beta);
     return;
   }

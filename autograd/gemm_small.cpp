@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <vector>
 
@@ -37,6 +38,25 @@ SmallKernel best_small_kernel() {
                                   : runs_on_this_cpu(SmallKernel::avx2) ? SmallKernel::avx2
                                                                         : SmallKernel::none;
   return best;
+}
+
+SmallKernel kernel_named(const std::string& name) {
+  for (SmallKernel kernel : {SmallKernel::avx512, SmallKernel::avx2, SmallKernel::none})
+    if (to_string(kernel) == name) {
+      if (kernel != SmallKernel::none && !runs_on_this_cpu(kernel))
+        throw std::invalid_argument("TAPEGRAD_GEMM_KERNEL=" + name + ": this CPU does not report " +
+                                    (kernel == SmallKernel::avx512 ? "AVX-512" : "AVX2 with FMA"));
+      return kernel;
+    }
+  throw std::invalid_argument("TAPEGRAD_GEMM_KERNEL=" + name + ": expected avx512, avx2 or none");
+}
+
+SmallKernel small_kernel_in_use() {
+  static const SmallKernel in_use = [] {
+    const char* name = std::getenv("TAPEGRAD_GEMM_KERNEL");
+    return name == nullptr || *name == '\0' ? best_small_kernel() : kernel_named(name);
+  }();
+  return in_use;
 }
 
 std::string to_string(SmallKernel kernel) {

@@ -31,6 +31,15 @@ enum class SmallKernel { none, avx2, avx512 };
 
 // The best kernel this CPU runs (none: it has neither AVX2 with FMA nor AVX-512).
 SmallKernel best_small_kernel();
+
+// The kernel tg::gemm uses: the best this CPU runs, or the one the environment variable
+// TAPEGRAD_GEMM_KERNEL names (avx512, avx2, or none for oneDNN on every product), to run the
+// test suite as it runs on another CPU.  A name this CPU cannot run, or an unknown one, throws
+// std::invalid_argument at the first product.
+SmallKernel small_kernel_in_use();
+
+// The kernel of that name, checked against this CPU (what TAPEGRAD_GEMM_KERNEL is read with).
+SmallKernel kernel_named(const std::string& name);
 std::string to_string(SmallKernel kernel);
 
 // True for the products tg::gemm sends to these kernels: it depends on M, N and K only.

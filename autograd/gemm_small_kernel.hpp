@@ -1,13 +1,15 @@
 // The register-blocked loop of gemm_small.hpp, written once for any vector instruction set.
 //
-// Included only by gemm_small_avx512.cpp and gemm_small_avx2.cpp, each compiled for its own
-// instruction set with a traits struct `Isa`:
+// Instantiated only in gemm_small_avx512.cpp and gemm_small_avx2.cpp, each compiled for its own
+// instruction set with a traits struct `Isa` in an anonymous namespace (gemm_small.cpp includes
+// it for `Operands` only):
 //   Isa::V, Isa::W        a vector of W floats
 //   Isa::Mask             which lanes of a vector are columns of C (the last block may be narrow)
 //   Isa::mask(n)          the first n lanes
 //   Isa::zero(), broadcast(x), load(p, mask), store(p, v, mask), mul(a, b), fma(a, b, c) = a * b + c
-// Nothing from the standard library is included here: a template instantiated in an AVX-512
-// file must never be shared with the rest of the program, which runs on any x86-64 CPU.
+// Nothing from the standard library but <cstddef>'s std::size_t is used here: a function
+// instantiated in an AVX-512 file must never be shared with the rest of the program, which runs
+// on any x86-64 CPU.
 #pragma once
 
 #include <cstddef>

@@ -3,32 +3,9 @@
 #include <ostream>
 #include <xtensor/xio.hpp>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "tape.hpp"
 
 namespace tg {
-
-namespace {
-
-// Freed tensors' memory stays with the process, for the next step's tensors of the same sizes.
-// By default glibc's malloc hands large blocks back to the system when they are freed (it maps
-// every block above a threshold on its own, and trims the top of its heap), and every training
-// step then takes them back one zero-filled page at a time: a fault per 4 KB, a fifth to a third
-// of a step on a 2-core VM (the translator's 65 MB logits alone cost 40 ms a step).  With no
-// block mapped on its own and a trim threshold of 1 GB, the heap keeps the blocks, which the same
-// sizes reuse step after step; peak memory is no higher (build/bench/tapegrad-bench reports it).
-const bool malloc_keeps_freed_memory = [] {
-#if defined(__GLIBC__)
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-#endif
-  return true;
-}();
-
-}  // namespace
 
 const Shape& Tensor::shape() const {
   if (!impl_) fail("Tensor::shape", "the tensor is undefined (default-constructed)");

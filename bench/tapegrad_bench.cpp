@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
   g_rank = group.rank(), g_ranks = std::max(group.size(), share_of);
 
   set_num_threads(threads);
+  keep_freed_memory();  // as the programs do (examples/cli.cpp)
   Bench bench;
   Workload w = bench.make(workload);
   w.model->train();

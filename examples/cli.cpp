@@ -46,6 +46,7 @@ int Program::run(int argc, char** argv, const std::function<int()>& body) {
   }
   try {
     tg::set_num_threads(threads_);
+    tg::keep_freed_memory();  // every step's tensors reuse the last step's blocks
     return body();
   } catch (const CLI::ParseError& e) {  // a usage rule checked after parsing (two options together)
     return app_.exit(e);

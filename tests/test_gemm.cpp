@@ -76,5 +76,7 @@ BOOST_AUTO_TEST_CASE(empty_sums_and_empty_products) {
   std::vector<float> D(6, 2.0f);
   gemm(GemmArgs{.M = 2, .N = 3, .K = 0}, nullptr, nullptr, D.data(), 1.0f);  // C = 1 C
   for (float d : D) BOOST_TEST(d == 2.0f);
+  gemm_serial(GemmArgs{.M = 2, .N = 3, .K = 0}, nullptr, nullptr, D.data(), 0.5f);  // C = 0.5 C
+  for (float d : D) BOOST_TEST(d == 1.0f);
   gemm(GemmArgs{.M = 0, .N = 3, .K = 4}, nullptr, nullptr, nullptr, 0.0f);  // nothing to write
 }

@@ -82,13 +82,15 @@ BOOST_AUTO_TEST_CASE(reference_loops_agree_with_float64) {
 // panels, K across its slices of 128, both transposes, and beta 0, 1 and 0.5.
 BOOST_AUTO_TEST_CASE(kernels_give_the_reference_bits) {
   const std::vector<SmallKernel> kernels = runnable_kernels();
-  BOOST_TEST_MESSAGE("kernels this CPU runs: " << kernels.size() << ", best " << to_string(best_small_kernel()));
+  if (kernels.empty()) BOOST_TEST_MESSAGE("this CPU has neither AVX2 with FMA nor AVX-512: no kernel to check");
+  BOOST_TEST_MESSAGE("kernels this CPU runs: " << kernels.size() << ", best " << to_string(best_small_kernel())
+                                                 << ", tg::gemm uses " << to_string(small_kernel_in_use()));
   unsigned seed = 0;
   for (SmallKernel kernel : kernels) {
     std::size_t checked = 0;
     for (std::size_t M : {1, 2, 5, 6, 7, 8, 9, 12, 13, 16, 17, 33})
       for (std::size_t N : {1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40})
-        for (std::size_t K : {1, 3, 33, 200})
+        for (std::size_t K : {0, 1, 3, 33, 128, 129, 257})
           for (bool ta : {false, true})
             for (bool tb : {false, true})
               for (float beta : {0.0f, 1.0f, 0.5f}) {
@@ -102,7 +104,7 @@ BOOST_AUTO_TEST_CASE(kernels_give_the_reference_bits) {
                 if (!same) return;  // one failure says it; thousands would bury it
                 ++checked;
               }
-    BOOST_TEST(checked == 12u * 13u * 4u * 4u * 3u);
+    BOOST_TEST(checked == 12u * 13u * 7u * 4u * 3u);
   }
 }
 
@@ -110,22 +112,23 @@ BOOST_AUTO_TEST_CASE(gemm_sends_products_up_to_1e8_multiply_adds_to_the_kernels)
   BOOST_TEST(is_small_product({.M = 32, .N = 32, .K = 32}));
   BOOST_TEST(is_small_product({.M = 1536, .N = 512, .K = 128}));   // the tagger's largest
   BOOST_TEST(!is_small_product({.M = 2048, .N = 256, .K = 256}));  // the translator's: oneDNN
-  if (best_small_kernel() == SmallKernel::none) return;
+  if (small_kernel_in_use() == SmallKernel::none) return;  // TAPEGRAD_GEMM_KERNEL=none
   // Through gemm_serial, and through tg::gemm in one piece or in tiles of rows or of columns
   // (some of them on other threads), a product has the reference's bits: the tiles never split
   // a sum, and K's slices (of 128) never change its order.
   for (auto [M, N, K] : {std::array<std::size_t, 3>{48, 48, 32}, {700, 90, 300}, {90, 700, 300}, {130, 70, 1000}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
-        for (bool serial : {false, true}) {
-          Case want = make_case(ta, tb, M, N, K, 1.0f, 7);
-          Case got = want;
-          gemm_reference(want.p, want.A.data(), want.B.data(), want.C.data(), 1.0f);
-          if (serial) gemm_serial(got.p, got.A.data(), got.B.data(), got.C.data(), 1.0f);
-          else gemm(got.p, got.A.data(), got.B.data(), got.C.data(), 1.0f);
-          BOOST_TEST(same_bits(got.C, want.C), "M " << M << " N " << N << " K " << K << " trans " << ta << tb
-                                                     << (serial ? " gemm_serial" : " gemm"));
-        }
+        for (bool serial : {false, true})
+          for (float beta : {0.0f, 1.0f}) {
+            Case want = make_case(ta, tb, M, N, K, beta, 7);
+            Case got = want;
+            gemm_reference(want.p, want.A.data(), want.B.data(), want.C.data(), beta);
+            if (serial) gemm_serial(got.p, got.A.data(), got.B.data(), got.C.data(), beta);
+            else gemm(got.p, got.A.data(), got.B.data(), got.C.data(), beta);
+            BOOST_TEST(same_bits(got.C, want.C), "M " << M << " N " << N << " K " << K << " trans " << ta << tb
+                                                       << " beta " << beta << (serial ? " gemm_serial" : " gemm"));
+          }
 }
 
 BOOST_AUTO_TEST_CASE(a_kernel_the_cpu_lacks_is_refused) {
@@ -135,4 +138,15 @@ BOOST_AUTO_TEST_CASE(a_kernel_the_cpu_lacks_is_refused) {
   if (best_small_kernel() != SmallKernel::avx512)
     CHECK_THROWS_WITH(gemm_small(SmallKernel::avx512, c.p, c.A.data(), c.B.data(), c.C.data(), 0.0f),
                       "cannot run the avx512 kernel");
+}
+
+BOOST_AUTO_TEST_CASE(the_environment_names_a_kernel_this_cpu_runs) {
+  BOOST_TEST((kernel_named("none") == SmallKernel::none));
+  CHECK_THROWS_WITH(kernel_named("avx3"), "TAPEGRAD_GEMM_KERNEL=avx3: expected avx512, avx2 or none");
+  CHECK_THROWS_WITH(kernel_named(""), "expected avx512, avx2 or none");
+  if (best_small_kernel() == SmallKernel::avx512) BOOST_TEST((kernel_named("avx2") == SmallKernel::avx2));
+  if (best_small_kernel() != SmallKernel::avx512)
+    CHECK_THROWS_WITH(kernel_named("avx512"), "TAPEGRAD_GEMM_KERNEL=avx512: this CPU does not report AVX-512");
+  else
+    BOOST_TEST((kernel_named("avx512") == SmallKernel::avx512));
 }
