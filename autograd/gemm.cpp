@@ -99,10 +99,27 @@ Tiling tiling(const GemmArgs& p, double tile_flops, std::size_t max_tiles, std::
   return t;
 }
 
-template <class RunTile>
-void run_tiles(std::size_t tiles, const RunTile& run_tile) {
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, tiles, 1), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t t = r.begin(); t < r.end(); ++t) run_tile(t);
+// Runs product(tile, A, B, C) for every tile of C, in parallel: rows [begin, begin + size) of
+// op(A) and of C, or columns [begin, begin + size) of op(B) and of C.
+template <class Product>
+void for_each_tile(const GemmArgs& p, const Tiling& t, const float* A, const float* B, float* C,
+                   const Product& product) {
+  if (t.tiles <= 1) {
+    product(p, A, B, C);
+    return;
+  }
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, t.tiles, 1), [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t i = r.begin(); i < r.end(); ++i) {
+      const std::size_t begin = i * t.step, size = std::min(t.step, t.extent - begin);
+      GemmArgs tile = p;
+      if (t.by_rows) {
+        tile.M = size;
+        product(tile, A + (p.trans_a ? begin : begin * p.lda), B, C + begin * p.ldc);
+      } else {
+        tile.N = size;
+        product(tile, A, B + (p.trans_b ? begin * p.ldb : begin), C + begin);
+      }
+    }
   });
 }
 
@@ -112,22 +129,11 @@ void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float
   const Tiling t = tiling(p, kOwnTileFlops, kOwnMaxTiles, by_rows ? kOwnRowAlign : kOwnColumnAlign,
                           by_rows ? kOwnRowAlign : kOwnColumnAlign);
   std::vector<float> buffer;  // this call's own: a TBB thread waiting below may run another product
-  std::size_t ldb = 0;
-  const float* B_rows = rows_of_b(p, B, buffer, ldb);
-  if (t.tiles <= 1) {
-    gemm_small_rows(kernel, p, A, B_rows, ldb, C, beta);
-    return;
-  }
-  run_tiles(t.tiles, [&](std::size_t i) {
-    const std::size_t begin = i * t.step, size = std::min(t.step, t.extent - begin);
-    GemmArgs tile = p;
-    if (t.by_rows) {  // rows [begin, begin + size) of op(A) and of C
-      tile.M = size;
-      gemm_small_rows(kernel, tile, A + (p.trans_a ? begin : begin * p.lda), B_rows, ldb, C + begin * p.ldc, beta);
-    } else {          // columns [begin, begin + size) of op(B) (as rows) and of C
-      tile.N = size;
-      gemm_small_rows(kernel, tile, A, B_rows + begin, ldb, C + begin, beta);
-    }
+  GemmArgs rows = p;          // op(B) as rows: K x N, not transposed
+  rows.trans_b = false;
+  const float* B_rows = rows_of_b(p, B, buffer, rows.ldb);
+  for_each_tile(rows, t, A, B_rows, C, [&](const GemmArgs& tile, const float* a, const float* b, float* c) {
+    gemm_small_rows(kernel, tile, a, b, tile.ldb, c, beta);
   });
 }
 
@@ -157,20 +163,8 @@ void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float 
     return;
   }
   const Tiling t = tiling(p, kTileFlops, kMaxTiles, kMinTileEdge, kTileAlign);
-  if (t.tiles <= 1) {
-    serial_kernel(p, A, B, C, beta);
-    return;
-  }
-  run_tiles(t.tiles, [&](std::size_t i) {
-    const std::size_t begin = i * t.step, size = std::min(t.step, t.extent - begin);
-    GemmArgs tile = p;
-    if (t.by_rows) {  // rows [begin, begin + size) of op(A) and of C
-      tile.M = size;
-      serial_kernel(tile, A + (p.trans_a ? begin : begin * p.lda), B, C + begin * p.ldc, beta);
-    } else {          // columns [begin, begin + size) of op(B) and of C
-      tile.N = size;
-      serial_kernel(tile, A, B + (p.trans_b ? begin * p.ldb : begin), C + begin, beta);
-    }
+  for_each_tile(p, t, A, B, C, [&](const GemmArgs& tile, const float* a, const float* b, float* c) {
+    serial_kernel(tile, a, b, c, beta);
   });
 }
 
