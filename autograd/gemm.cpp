@@ -123,17 +123,22 @@ void for_each_tile(const GemmArgs& p, const Tiling& t, const float* A, const flo
   });
 }
 
+// The own kernel a product runs on, or none for oneDNN: the same choice for gemm and gemm_serial.
+SmallKernel own_kernel_for(const GemmArgs& p) {
+  const SmallKernel in_use = small_kernel_in_use();  // first: a bad TAPEGRAD_GEMM_KERNEL fails any product
+  return is_small_product(p) ? in_use : SmallKernel::none;
+}
+
 // On tapegrad's own kernels: each element of C is summed in the same order whatever the tiles.
 void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
   const bool by_rows = p.M >= p.N;
   const Tiling t = tiling(p, kOwnTileFlops, kOwnMaxTiles, by_rows ? kOwnRowAlign : kOwnColumnAlign,
                           by_rows ? kOwnRowAlign : kOwnColumnAlign);
   std::vector<float> buffer;  // this call's own: a TBB thread waiting below may run another product
-  GemmArgs rows = p;          // op(B) as rows: K x N, not transposed
-  rows.trans_b = false;
-  const float* B_rows = rows_of_b(p, B, buffer, rows.ldb);
+  GemmArgs rows = p;
+  const float* B_rows = rows_of_b(rows, B, buffer);  // rows: the same product with op(B) as rows
   for_each_tile(rows, t, A, B_rows, C, [&](const GemmArgs& tile, const float* a, const float* b, float* c) {
-    gemm_small_rows(kernel, tile, a, b, tile.ldb, c, beta);
+    gemm_small_rows(kernel, tile, a, b, c, beta);
   });
 }
 
@@ -142,7 +147,7 @@ void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float
 void gemm_serial(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
-  if (static const SmallKernel own = small_kernel_in_use(); own != SmallKernel::none && is_small_product(p))
+  if (const SmallKernel own = own_kernel_for(p); own != SmallKernel::none)
     gemm_small(own, p, A, B, C, beta);
   else
     serial_kernel(p, A, B, C, beta);
@@ -158,7 +163,7 @@ void gemm_serial(const GemmArgs& args, const double* A, const double* B, double*
 void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
-  if (static const SmallKernel own = small_kernel_in_use(); own != SmallKernel::none && is_small_product(p)) {
+  if (const SmallKernel own = own_kernel_for(p); own != SmallKernel::none) {
     gemm_own(own, p, A, B, C, beta);
     return;
   }

@@ -19,7 +19,8 @@ namespace {
 // Up to about 10^8 multiply-adds (the tagger's largest products, 1536 x 512 x 128) the kernels
 // are as fast as oneDNN's sgemm, and much faster on small ones (build/bench/gemm-bench).  The
 // translator's larger products (from 2048 x 256 x 256 up) stream operands of several MB through
-// the caches, and oneDNN, which packs both operands into cache-sized blocks, runs them 15-40% faster.
+// the caches, and oneDNN, which packs both operands into cache-sized blocks, runs them faster
+// (the kernels here reached 0.53-0.92 of the best kernel on them, docs/speed.md).
 constexpr double kMaxSmallMacs = 1.2e8;
 
 bool runs_on_this_cpu(SmallKernel kernel) {
@@ -75,28 +76,27 @@ bool is_small_product(const GemmArgs& p) {
 
 // Blocks of 16 rows of B: 16 floats of every row of the copy are written together, and the 16
 // rows read stay in the cache from one k to the next.
-const float* rows_of_b(const GemmArgs& p, const float* B, std::vector<float>& buffer, std::size_t& ldb) {
-  if (!p.trans_b) {
-    ldb = p.ldb;
-    return B;
-  }
+const float* rows_of_b(GemmArgs& p, const float* B, std::vector<float>& buffer) {
+  if (!p.trans_b) return B;
   buffer.resize(p.K * p.N);
   for (std::size_t n0 = 0; n0 < p.N; n0 += 16) {
     const std::size_t n1 = std::min(p.N, n0 + 16);
     for (std::size_t k = 0; k < p.K; ++k)
       for (std::size_t n = n0; n < n1; ++n) buffer[k * p.N + n] = B[n * p.ldb + k];
   }
-  ldb = p.N;
+  p.trans_b = false;
+  p.ldb = p.N;
   return buffer.data();
 }
 
-void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows, std::size_t ldb,
-                     float* C, float beta) {
+void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows, float* C,
+                     float beta) {
+  if (p.trans_b) throw std::invalid_argument("gemm_small_rows: op(B) must be given as rows (trans_b false)");
   if (!runs_on_this_cpu(kernel))
     throw std::invalid_argument("gemm_small: this CPU cannot run the " + to_string(kernel) + " kernel");
   const small_gemm::Operands o{.M = p.M, .N = p.N, .K = p.K, .A = A,
                                .rs_a = p.trans_a ? 1 : p.lda, .cs_a = p.trans_a ? p.lda : 1,
-                               .B = B_rows, .ldb = ldb, .C = C, .ldc = p.ldc, .beta = beta};
+                               .B = B_rows, .ldb = p.ldb, .C = C, .ldc = p.ldc, .beta = beta};
   if (kernel == SmallKernel::avx512)
     small_gemm::product_avx512(o);
   else
@@ -105,9 +105,9 @@ void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, cons
 
 void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
   thread_local std::vector<float> buffer;  // no TBB task runs inside, so no other product shares it
-  std::size_t ldb = 0;
-  const float* rows = rows_of_b(p, B, buffer, ldb);
-  gemm_small_rows(kernel, p, A, rows, ldb, C, beta);
+  GemmArgs rows = p;
+  const float* B_rows = rows_of_b(rows, B, buffer);
+  gemm_small_rows(kernel, rows, A, B_rows, C, beta);
 }
 
 void gemm_reference(const GemmArgs& p, const float* A, const float* B, float* C, float beta) {

@@ -49,12 +49,13 @@ bool is_small_product(const GemmArgs& p);
 // Throws std::invalid_argument for SmallKernel::none or a kernel this CPU cannot run.
 void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta);
 
-// op(B) as rows (K x N, leading dimension ldb): B itself, or a transposed B copied into buffer.
-const float* rows_of_b(const GemmArgs& p, const float* B, std::vector<float>& buffer, std::size_t& ldb);
+// op(B) as rows (K x N): B itself, or a transposed B copied into buffer, in which case p becomes
+// the product's arguments for the copy (trans_b false, ldb N).
+const float* rows_of_b(GemmArgs& p, const float* B, std::vector<float>& buffer);
 
-// gemm_small with op(B) given as rows (tg::gemm arranges B once and cuts C into tiles).
-void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows, std::size_t ldb,
-                     float* C, float beta);
+// gemm_small with op(B) given as rows, p.trans_b false (tg::gemm arranges B once and cuts C into
+// tiles).
+void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows, float* C, float beta);
 
 // The same product as plain loops, summed in the same order: what the kernels compute.
 void gemm_reference(const GemmArgs& p, const float* A, const float* B, float* C, float beta);
