@@ -122,7 +122,8 @@ struct Bench {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// The benchmark; main turns an exception into a message.
+static int run(int argc, char** argv) {
   CLI::App app{"tapegrad training-step benchmark (the PyTorch side: bench/torch_reference.py)"};
   std::string workload = "tiny";
   std::size_t threads = 1, steps = 10, warmup = 3;
@@ -224,4 +225,14 @@ int main(int argc, char** argv) {
                 median_of(allreduce_ms));
   std::printf("}\n");
   return 0;
+}
+
+// Bad input (a TAPEGRAD_GEMM_KERNEL this CPU cannot run, say) is a message and exit code 1.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tapegrad-bench: %s\n", e.what());
+    return 1;
+  }
 }
