@@ -1,9 +1,6 @@
 #include "gemm.hpp"
 #include "gemm_small.hpp"
-
-#include <cblas.h>
-#include <omp.h>
-#include <oneapi/dnnl/dnnl.h>
+#include "libraries.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -51,7 +48,7 @@ bool trivial(const GemmArgs& p, T* C, T beta) {
 void one_openmp_thread() {
   thread_local bool done = false;
   if (!done) {
-    omp_set_num_threads(1);
+    detail::onednn().omp_set_num_threads(1);
     done = true;
   }
 }
@@ -59,20 +56,18 @@ void one_openmp_thread() {
 // One oneDNN call on the calling thread.
 void serial_kernel(const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
   one_openmp_thread();
-  const dnnl_status_t status =
-      dnnl_sgemm(p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', static_cast<dnnl_dim_t>(p.M),
-                 static_cast<dnnl_dim_t>(p.N), static_cast<dnnl_dim_t>(p.K), 1.0f, A,
-                 static_cast<dnnl_dim_t>(p.lda), B, static_cast<dnnl_dim_t>(p.ldb), beta, C,
-                 static_cast<dnnl_dim_t>(p.ldc));
+  const auto dim = [](std::size_t n) { return static_cast<dnnl_dim_t>(n); };
+  const dnnl_status_t status = detail::onednn().sgemm(p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', dim(p.M), dim(p.N),
+                                                      dim(p.K), 1.0f, A, dim(p.lda), B, dim(p.ldb), beta, C, dim(p.ldc));
   if (status != dnnl_success)
     throw std::runtime_error("gemm: oneDNN's sgemm failed (status " + std::to_string(status) + ") for M " +
                              std::to_string(p.M) + ", N " + std::to_string(p.N) + ", K " + std::to_string(p.K));
 }
 
 void serial_kernel(const GemmArgs& p, const double* A, const double* B, double* C, double beta) {
-  cblas_dgemm(CblasRowMajor, p.trans_a ? CblasTrans : CblasNoTrans, p.trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(p.M), static_cast<int>(p.N), static_cast<int>(p.K), 1.0, A,
-              static_cast<int>(p.lda), B, static_cast<int>(p.ldb), beta, C, static_cast<int>(p.ldc));
+  const auto dim = [](std::size_t n) { return static_cast<int>(n); };
+  detail::blas().dgemm(CblasRowMajor, p.trans_a ? CblasTrans : CblasNoTrans, p.trans_b ? CblasTrans : CblasNoTrans,
+                       dim(p.M), dim(p.N), dim(p.K), 1.0, A, dim(p.lda), B, dim(p.ldb), beta, C, dim(p.ldc));
 }
 
 // Tiles for tapegrad's own kernels (gemm_small.hpp), which pack nothing per tile: op(B) is put

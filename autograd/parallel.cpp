@@ -1,6 +1,5 @@
 #include "parallel.hpp"
-
-#include <cblas.h>
+#include "libraries.hpp"
 
 #include <memory>
 #include <thread>
@@ -18,7 +17,7 @@ std::size_t g_threads = 0;
 void set_num_threads(std::size_t n) {
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   g_control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
-  openblas_set_num_threads(static_cast<int>(n));
+  detail::set_blas_threads(static_cast<int>(n));
   g_threads = n;
 }
 

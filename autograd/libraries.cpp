@@ -1,0 +1,65 @@
+#include "libraries.hpp"
+
+#include <dlfcn.h>
+
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace tg::detail {
+namespace {
+
+// The library's handle, opened for good (never closed: its functions are kept in statics).
+void* open_library(const char* what, const char* soname) {
+  void* handle = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr)
+    throw std::runtime_error(std::string("gemm: cannot open ") + what + " (" + soname + "): " + dlerror() +
+                             "; run scripts/install-deps.sh");
+  return handle;
+}
+
+// A function of the library or of one it depends on, as type F.
+template <class F>
+F function(void* handle, const char* soname, const char* name) {
+  void* address = dlsym(handle, name);
+  if (address == nullptr)
+    throw std::runtime_error(std::string("gemm: ") + soname + " has no function " + name);
+  return reinterpret_cast<F>(address);
+}
+
+// BLAS's thread count, kept until BLAS opens (guarded by blas_mutex).
+std::mutex blas_mutex;
+int blas_threads = 0;  // 0: OpenBLAS's own default
+using SetThreads = void (*)(int);
+SetThreads blas_set_threads = nullptr;
+
+}  // namespace
+
+const OneDnn& onednn() {
+  static const OneDnn library = [] {
+    void* handle = open_library("oneDNN", TAPEGRAD_DNNL_SONAME);
+    return OneDnn{.sgemm = function<decltype(&dnnl_sgemm)>(handle, TAPEGRAD_DNNL_SONAME, "dnnl_sgemm"),
+                  .omp_set_num_threads = function<void (*)(int)>(handle, TAPEGRAD_DNNL_SONAME, "omp_set_num_threads")};
+  }();
+  return library;
+}
+
+const Blas& blas() {
+  static const Blas library = [] {
+    void* handle = open_library("BLAS", TAPEGRAD_BLAS_SONAME);
+    const Blas opened{.dgemm = function<decltype(&cblas_dgemm)>(handle, TAPEGRAD_BLAS_SONAME, "cblas_dgemm")};
+    std::lock_guard lock(blas_mutex);
+    blas_set_threads = function<SetThreads>(handle, TAPEGRAD_BLAS_SONAME, "openblas_set_num_threads");
+    if (blas_threads > 0) blas_set_threads(blas_threads);
+    return opened;
+  }();
+  return library;
+}
+
+void set_blas_threads(int n) {
+  std::lock_guard lock(blas_mutex);
+  blas_threads = n;
+  if (blas_set_threads != nullptr) blas_set_threads(n);
+}
+
+}  // namespace tg::detail
