@@ -364,6 +364,19 @@ def make_workload(name, gen):
 
 # ---- measuring ----------------------------------------------------------------------------
 
+def peak_rss_mb():
+    """This process's peak resident memory: VmHWM, as tapegrad-bench reports it (ru_maxrss would
+    start from the memory of the process that forked this one)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def find_openblas():
     """The OpenBLAS library this process has loaded (through PyTorch), or None when its BLAS
     is something else.  Reads the loaded libraries from /proc/self/maps."""
@@ -435,7 +448,7 @@ def main():
         "tokens_per_s": round(tokens / (median / 1e3), 1),
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "loss": loss,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KiB on Linux
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     if openblas:
         result["blas_core"] = openblas.openblas_get_corename().decode()
