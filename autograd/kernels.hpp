@@ -141,4 +141,13 @@ inline bool dropout_drops(std::uint64_t seed, std::uint64_t i, std::uint64_t thr
   return (splitmix64(seed, i) >> 32) < threshold;
 }
 
+// out[e] = in[e] * keep, or 0 where element first + e drops, for e in [0, n): a stretch of the
+// mask of dropout call `seed`.  The float32 one is compiled for AVX-512 (64-bit multiplies in
+// vector registers), AVX2 and plain x86-64, and the CPU picks at load time; every version gives
+// the same bits.  `out` may be `in`.
+void apply_dropout_mask(const float* in, float* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
+                        std::uint64_t threshold, float keep);
+void apply_dropout_mask(const double* in, double* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
+                        std::uint64_t threshold, double keep);
+
 }  // namespace tg

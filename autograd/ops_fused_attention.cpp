@@ -109,10 +109,7 @@ struct Dropout {
 // (B, H, T, S) weights, as dropout() numbers them.
 template <class T>
 void apply_keep(const Dropout& drop, const Dims& d, std::size_t n, const T* w, T* out) {
-  const std::size_t base = n * d.T * d.S;
-  const T keep = static_cast<T>(drop.keep);
-  for (std::size_t e = 0; e < d.T * d.S; ++e)
-    out[e] = dropout_drops(drop.seed, base + e, drop.threshold) ? T(0) : w[e] * keep;
+  apply_dropout_mask(w, out, d.T * d.S, n * d.T * d.S, drop.seed, drop.threshold, static_cast<T>(drop.keep));
 }
 
 template <class T>

@@ -188,29 +188,35 @@ Tensor embedding_bags(const Tensor& weight, const Ids& ids, const std::vector<st
   return y;
 }
 
-// y = x * mask, mask_i = 1 / (1 - p) with probability 1 - p, else 0.   dL/dx = g * mask
 namespace {
 
-// out[i] = in[i] * (dropped(i) ? 0 : keep) for i in [begin, end).  Compiled for AVX-512 (64-bit
-// multiplies in vector registers), AVX2 and plain x86-64; the CPU picks at load time.
 template <class T>
-void dropout_range(const T* in, T* out, std::size_t begin, std::size_t end, std::uint64_t seed,
-                   std::uint64_t threshold, T keep) {
-  for (std::size_t i = begin; i < end; ++i) out[i] = dropout_drops(seed, i, threshold) ? T(0) : in[i] * keep;
+void dropout_mask_loop(const T* in, T* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
+                       std::uint64_t threshold, T keep) {
+  for (std::size_t e = 0; e < n; ++e) out[e] = dropout_drops(seed, first + e, threshold) ? T(0) : in[e] * keep;
 }
 
+}  // namespace
+
 TAPEGRAD_CPU_CLONES("arch=x86-64-v4", "avx2", "default")
-void dropout_range_f32(const float* in, float* out, std::size_t begin, std::size_t end, std::uint64_t seed,
-                       std::uint64_t threshold, float keep) {
-  dropout_range(in, out, begin, end, seed, threshold, keep);
+void apply_dropout_mask(const float* in, float* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
+                        std::uint64_t threshold, float keep) {
+  dropout_mask_loop(in, out, n, first, seed, threshold, keep);
 }
+
+void apply_dropout_mask(const double* in, double* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
+                        std::uint64_t threshold, double keep) {
+  dropout_mask_loop(in, out, n, first, seed, threshold, keep);
+}
+
+// y = x * mask, mask_i = 1 / (1 - p) with probability 1 - p, else 0.   dL/dx = g * mask
+namespace {
 
 template <class T>
 Array<T> apply_dropout(const Array<T>& in, std::uint64_t seed, std::uint64_t threshold, T keep) {
   Array<T> out = Array<T>::from_shape(in.shape());
   parallel_range(in.size(), [&](std::size_t b, std::size_t e) {
-    if constexpr (std::is_same_v<T, float>) dropout_range_f32(in.data(), out.data(), b, e, seed, threshold, keep);
-    else dropout_range(in.data(), out.data(), b, e, seed, threshold, keep);
+    apply_dropout_mask(in.data() + b, out.data() + b, e - b, b, seed, threshold, keep);
   });
   return out;
 }
