@@ -503,6 +503,68 @@ LayerNormGrads layer_norm_backward(const Array<double>& x, const Array<double>& 
 //   dL/dx = rstd (gh - mean(gh) - xhat mean(gh xhat)),
 //   dL/dgamma = sum over rows of g xhat,  dL/dbeta = sum over rows of g.
 // (mean(gh) comes through mu, mean(gh xhat) through rstd.)  Saves xhat and rstd.
+namespace {
+
+// Rows go kRowBlock at a time.  Each row's sums still run over its columns in order, in double,
+// as a loop over one row would (the same bits), but the rows' chains of additions are
+// independent and the CPU overlaps them; one row at a time, every add waits for the one before.
+constexpr std::size_t kRowBlock = 4;
+
+// R rows of x (R, C) -> out and xhat (R, C), rstd (R).
+template <std::size_t R, class T>
+void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, double eps, T* out, T* xhat,
+                     T* rstd) {
+  double mu[R] = {}, var[R] = {};
+  for (std::size_t c = 0; c < C; ++c)
+    for (std::size_t r = 0; r < R; ++r) mu[r] += x[r * C + c];
+  for (std::size_t r = 0; r < R; ++r) mu[r] /= C;
+  for (std::size_t c = 0; c < C; ++c)
+    for (std::size_t r = 0; r < R; ++r) var[r] += (x[r * C + c] - mu[r]) * (x[r * C + c] - mu[r]);
+  for (std::size_t r = 0; r < R; ++r) {
+    const T rs = static_cast<T>(1.0 / std::sqrt(var[r] / C + eps));
+    rstd[r] = rs;
+    for (std::size_t c = 0; c < C; ++c) {
+      const T h = static_cast<T>((x[r * C + c] - mu[r]) * rs);
+      xhat[r * C + c] = h;
+      out[r * C + c] = gamma[c] * h + beta[c];
+    }
+  }
+}
+
+// Backward of R rows from g_y (R, C): g_x (R, C); adds the rows' terms of dL/dgamma and dL/dbeta
+// to pg and pb (C), row after row.
+template <std::size_t R, class T>
+void layer_norm_backward_rows(const T* g_y, const T* xhat, const T* rstd, const T* gamma, std::size_t C, T* g_x,
+                              T* pg, T* pb) {
+  double mean_gh[R] = {}, mean_gh_xhat[R] = {};
+  for (std::size_t c = 0; c < C; ++c)
+    for (std::size_t r = 0; r < R; ++r) {
+      const T g = g_y[r * C + c], h = xhat[r * C + c];
+      const double gh = g * gamma[c];
+      mean_gh[r] += gh;
+      mean_gh_xhat[r] += gh * h;
+      pg[c] += g * h;
+      pb[c] += g;
+    }
+  for (std::size_t r = 0; r < R; ++r) {
+    mean_gh[r] /= C;
+    mean_gh_xhat[r] /= C;
+    for (std::size_t c = 0; c < C; ++c)
+      g_x[r * C + c] =
+          static_cast<T>(rstd[r] * (g_y[r * C + c] * gamma[c] - mean_gh[r] - xhat[r * C + c] * mean_gh_xhat[r]));
+  }
+}
+
+// body<R>(first row) over rows [begin, end): blocks of kRowBlock, then single rows.
+template <class Body>
+void for_row_blocks(std::size_t begin, std::size_t end, const Body& body) {
+  std::size_t r = begin;
+  for (; r + kRowBlock <= end; r += kRowBlock) body.template operator()<kRowBlock>(r);
+  for (; r < end; ++r) body.template operator()<1>(r);
+}
+
+}  // namespace
+
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
   check_defined("layer_norm", x);
   check_defined("layer_norm", gamma);
@@ -525,21 +587,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
     Array<T> out = Array<T>::from_shape(s), xh = Array<T>::from_shape(s);
     Array<T> rs = Array<T>::from_shape({N});
     parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
-      for (std::size_t r = begin; r < end; ++r) {
-        const T* xr = xv + r * C;
-        double mu = 0, var = 0;
-        for (std::size_t c = 0; c < C; ++c) mu += xr[c];
-        mu /= C;
-        for (std::size_t c = 0; c < C; ++c) var += (xr[c] - mu) * (xr[c] - mu);
-        var /= C;
-        const T rstd_r = static_cast<T>(1.0 / std::sqrt(var + eps));
-        rs(r) = rstd_r;
-        for (std::size_t c = 0; c < C; ++c) {
-          const T h = static_cast<T>((xr[c] - mu) * rstd_r);
-          xh.data()[r * C + c] = h;
-          out.data()[r * C + c] = gv[c] * h + bv[c];
-        }
-      }
+      for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
+        layer_norm_rows<R>(xv + r * C, gv, bv, C, eps, out.data() + r * C, xh.data() + r * C, rs.data() + r);
+      });
     });
     *xhat = std::move(xh);
     *rstd = std::move(rs);
@@ -560,23 +610,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
              parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
                T* pg = partial_gamma[k].data();
                T* pb = partial_beta[k].data();
-               for (std::size_t r = begin; r < end; ++r) {
-                 const T* gr = g_y.data() + r * C;
-                 const T* hr = xh + r * C;
-                 double mean_gh = 0, mean_gh_xhat = 0;
-                 for (std::size_t c = 0; c < C; ++c) {
-                   const double gh = gr[c] * gv[c];
-                   mean_gh += gh;
-                   mean_gh_xhat += gh * hr[c];
-                   pg[c] += gr[c] * hr[c];
-                   pb[c] += gr[c];
-                 }
-                 mean_gh /= C;
-                 mean_gh_xhat /= C;
-                 for (std::size_t c = 0; c < C; ++c)
-                   g_x.data()[r * C + c] =
-                       static_cast<T>(rs[r] * (gr[c] * gv[c] - mean_gh - hr[c] * mean_gh_xhat));
-               }
+               for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
+                 layer_norm_backward_rows<R>(g_y.data() + r * C, xh + r * C, rs + r, gv, C, g_x.data() + r * C, pg, pb);
+               });
              });
              Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
              for (std::size_t k = 0; k < partial_gamma.size(); ++k) {
