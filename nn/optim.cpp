@@ -138,16 +138,24 @@ struct AdamStep {
   bool decoupled;
 };
 
+// No fused multiply-adds here (the vector versions below would use them): every version rounds
+// as this plain loop does, so the weights come out the same on any CPU.  The template sits
+// inside the setting too, or it could not be inlined into them.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
 // One step over elements [lo, hi) of a parameter w, its gradient and its two averages m and v.
+// Inlined into each version below, to be compiled for its instruction set.
 template <class T>
-void adam_range(T* __restrict w, const T* __restrict grad, T* __restrict m, T* __restrict v, std::size_t lo,
+[[gnu::always_inline]] inline void adam_range(T* __restrict w, const T* __restrict grad, T* __restrict m, T* __restrict v, std::size_t lo,
                 std::size_t hi, const AdamStep& s) {
   const T lr = static_cast<T>(s.lr), wd = static_cast<T>(s.weight_decay), eps = static_cast<T>(s.eps);
   const T b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
   const T c1 = static_cast<T>(s.c1), c2 = static_cast<T>(s.c2);
+  const bool decoupled = s.decoupled;
   for (std::size_t j = lo; j < hi; ++j) {
     T g = grad[j];
-    if (s.decoupled)
+    if (decoupled)
       w[j] -= lr * wd * w[j];  // AdamW: shrink the weights, apart from the gradient
     else
       g += wd * w[j];  // Adam: L2 through the gradient
@@ -158,10 +166,7 @@ void adam_range(T* __restrict w, const T* __restrict grad, T* __restrict m, T* _
 }
 
 // float32 compiled for AVX-512, AVX2 and plain x86-64 (a step over the sentiment model's 3M
-// parameters was 8% of its training step), without fused multiply-adds: every version rounds
-// as the plain loop does, so the weights come out the same on any CPU.
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
+// parameters was 8% of its training step).
 TAPEGRAD_CPU_CLONES("arch=x86-64-v4", "avx2", "default")
 void adam_range_f32(float* w, const float* grad, float* m, float* v, std::size_t lo, std::size_t hi,
                     const AdamStep& s) {

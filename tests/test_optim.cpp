@@ -1,5 +1,7 @@
 #define BOOST_TEST_MODULE optim
 #include <cmath>
+#include <memory>
+#include <vector>
 
 #include "testing.hpp"
 
@@ -77,6 +79,44 @@ BOOST_AUTO_TEST_CASE(adam_l2_and_adamw_decoupled_decay_by_hand) {
     BOOST_TEST(f.at(0) == (1 - 0.1 * 0.5) - 0.1 * 2 / (2 + 1e-8), tt::tolerance(1e-12));
     BOOST_TEST(f.at(1) == -2 * (1 - 0.1 * 0.5), tt::tolerance(1e-12));  // decays with no gradient
     BOOST_TEST(std::string(opt.name()) == "adamw");
+  }
+}
+
+// float32 steps run a loop compiled for the CPU's vector instructions (AVX-512, AVX2).  It must
+// round as the plain loop below does, element by element, with no fused multiply-add: the same
+// weights on any CPU.  1,003 elements: whole vectors of 16 and 8, and a tail.
+BOOST_AUTO_TEST_CASE(float32_steps_round_as_the_plain_loop) {
+  const std::size_t n = 1003;
+  for (bool decoupled : {false, true}) {
+    BOOST_TEST_CONTEXT((decoupled ? "AdamW" : "Adam")) {
+      Generator gen(11);
+      Tensor p = randn({n}, gen);
+      p.set_requires_grad();
+      const AdamOptions o{.lr = 0.01, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.1};
+      std::unique_ptr<Optimizer> opt;
+      if (decoupled) opt = std::make_unique<AdamW>(NamedTensors{{"p", p}}, o);
+      else opt = std::make_unique<Adam>(NamedTensors{{"p", p}}, o);
+      std::vector<float> w(p.data<float>().begin(), p.data<float>().end()), m(n, 0.0f), v(n, 0.0f);
+      const float lr = 0.01f, wd = 0.1f, eps = 1e-6f, b1 = 0.9f, b2 = 0.99f;
+      for (int t = 1; t <= 3; ++t) {
+        const Tensor g = randn({n}, gen);
+        p.zero_grad();
+        p.backward(g);
+        opt->step();
+        const auto c1 = static_cast<float>(1 - std::pow(0.9, t)), c2 = static_cast<float>(1 - std::pow(0.99, t));
+        std::size_t differ = 0;
+        for (std::size_t j = 0; j < n; ++j) {
+          float gj = g.data<float>()(j);
+          if (decoupled) w[j] -= lr * wd * w[j];
+          else gj += wd * w[j];
+          m[j] = b1 * m[j] + (1.0f - b1) * gj;
+          v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
+          w[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + eps);
+          differ += w[j] != p.data<float>()(j);
+        }
+        BOOST_TEST(differ == 0u, "step " << t << ": " << differ << " weights differ from the plain loop");
+      }
+    }
   }
 }
 
