@@ -13,6 +13,21 @@ Mask key_padding_mask(const Ids& ids) {
   return m;
 }
 
+Tensor mean_over_tokens(const Tensor& h, const Ids& ids) {
+  if (h.dim() != 3 || ids.dimension() != 2 || h.shape()[0] != ids.shape()[0] || h.shape()[1] != ids.shape()[1])
+    fail("mean_over_tokens", "h is " + shape_str(h.shape()) + " and ids " +
+                                 shape_str(Shape(ids.shape().begin(), ids.shape().end())) + " (want (B, T, C) and (B, T))");
+  // keep (B, T, 1): 1 at real tokens; inv_count (B, 1): 1 / their number.
+  const std::size_t B = ids.shape()[0], T = ids.shape()[1];
+  Array<double> keep = Array<double>::from_shape({B, T, 1}), inv_count = Array<double>::from_shape({B, 1});
+  for (std::size_t b = 0; b < B; ++b) {
+    std::size_t count = 0;
+    for (std::size_t t = 0; t < T; ++t) count += (keep(b, t, 0) = ids(b, t) != 0);
+    inv_count(b, 0) = 1.0 / std::max<std::size_t>(count, 1);
+  }
+  return sum(h * Tensor(keep).to(h.dtype()), {1}) * Tensor(inv_count).to(h.dtype());  // (B, C)
+}
+
 SentenceEncoder::SentenceEncoder(const SentenceEncoderOptions& o, Generator& gen)
     : embed({.vocab = o.vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
       encoder(transformer_options(o), gen),

@@ -1,5 +1,5 @@
-// Blocks the models here are built from: the padding mask of a batch of ids, and the sentence
-// encoder that the tagger and the classifier share (word embeddings with subword features, a
+// Blocks the models here are built from: the padding mask of a batch of ids, the mean over its
+// real tokens, and the sentence encoder that the tagger and the classifier share (word embeddings with subword features, a
 // convolution over neighbouring words, positions, a transformer encoder).
 #pragma once
 
@@ -19,6 +19,10 @@ namespace tg::models {
 
 // The key padding mask (B, 1, 1, T) of ids (B, T): true where the id is not 0.
 Mask key_padding_mask(const Ids& ids);
+
+// The mean of h over the positions whose id is not 0: h (B, T, C), ids (B, T) -> (B, C).  A row of
+// padding alone gives zeros.  The classifier's mean pooling, the translator's length input.
+Tensor mean_over_tokens(const Tensor& h, const Ids& ids);
 
 // The transformer stack of a model's options (any struct with d_model, heads, ff, layers,
 // dropout, positions, relative_k, attention and kernel_features: the sentence encoder's, the

@@ -41,25 +41,21 @@ Tensor Classifier::forward(const Ids& ids, const Ids* subwords, std::vector<Tens
 }
 
 Tensor Classifier::pool(const Tensor& h, const Ids& ids) const {
-  // keep (B, T, 1): 1 at real tokens; inv_count (B, 1): 1 / the number of real tokens.
-  const std::size_t B = ids.shape()[0], T = ids.shape()[1];
-  Array<double> keep = Array<double>::from_shape({B, T, 1}), inv_count = Array<double>::from_shape({B, 1});
-  Mask padding = Mask::from_shape({B, T, 1}), empty = Mask::from_shape({B, 1});
-  for (std::size_t b = 0; b < B; ++b) {
-    std::size_t count = 0;
-    for (std::size_t t = 0; t < T; ++t) {
-      padding(b, t, 0) = ids(b, t) == 0;
-      keep(b, t, 0) = padding(b, t, 0) ? 0.0 : 1.0;
-      count += !padding(b, t, 0);
-    }
-    inv_count(b, 0) = 1.0 / std::max<std::size_t>(count, 1);
-    empty(b, 0) = count == 0;
-  }
   Tensor mean_pooled, max_pooled;
-  if (options_.pooling != Pooling::max)  // sum_t h[b, t] keep[b, t] / count[b]
-    mean_pooled = sum(h * Tensor(keep).to(h.dtype()), {1}) * Tensor(inv_count).to(h.dtype());  // (B, C)
-  if (options_.pooling != Pooling::mean)  // max_t over real tokens: padding can never win
+  if (options_.pooling != Pooling::max) mean_pooled = mean_over_tokens(h, ids);  // (B, C)
+  if (options_.pooling != Pooling::mean) {  // max over real tokens: padding can never win
+    // padding (B, T, 1): true at padding; empty (B, 1): true for a row of padding alone.
+    const std::size_t B = ids.shape()[0], T = ids.shape()[1];
+    Mask padding = Mask::from_shape({B, T, 1}), empty = Mask::from_shape({B, 1});
+    for (std::size_t b = 0; b < B; ++b) {
+      empty(b, 0) = true;
+      for (std::size_t t = 0; t < T; ++t) {
+        padding(b, t, 0) = ids(b, t) == 0;
+        empty(b, 0) = empty(b, 0) && padding(b, t, 0);
+      }
+    }
     max_pooled = masked_fill(max(masked_fill(h, padding, -1e30), {1}), empty, 0.0);  // (B, C)
+  }
   if (options_.pooling == Pooling::mean) return mean_pooled;
   if (options_.pooling == Pooling::max) return max_pooled;
   return concat({mean_pooled, max_pooled}, 1);  // (B, 2C)

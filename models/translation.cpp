@@ -64,13 +64,22 @@ Words TranslationPipeline::words_of(const Words& tokens) const {
   return subwords_ ? SubwordVocab::decode(tokens) : tokens;
 }
 
-Ids TranslationPipeline::source_ids(const std::vector<const Words*>& sentences) const {
-  std::size_t S = 1;
-  for (const Words* s : sentences) S = std::max(S, s->size());
-  Ids src = xt::zeros<std::int64_t>({sentences.size(), S});
+namespace {
+
+// The ids of sentences in one vocabulary, padded with 0 to the longest (at least 1): (B, T).
+Ids ids_of(const std::vector<const Words*>& sentences, const Vocab& vocab) {
+  std::size_t T = 1;
+  for (const Words* s : sentences) T = std::max(T, s->size());
+  Ids ids = xt::zeros<std::int64_t>({sentences.size(), T});
   for (std::size_t b = 0; b < sentences.size(); ++b)
-    for (std::size_t j = 0; j < sentences[b]->size(); ++j) src(b, j) = source_.id((*sentences[b])[j]);
-  return src;
+    for (std::size_t j = 0; j < sentences[b]->size(); ++j) ids(b, j) = vocab.id((*sentences[b])[j]);
+  return ids;
+}
+
+}  // namespace
+
+Ids TranslationPipeline::source_ids(const std::vector<const Words*>& sentences) const {
+  return ids_of(sentences, source_);
 }
 
 double gold_share(std::size_t step, double k) {
@@ -112,12 +121,7 @@ Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const
   Ids src = source_ids(sources);
   if (model_->options().non_autoregressive) {  // the target as it is: no BOS, no EOS
     if (gold_share < 1) throw std::invalid_argument("scheduled sampling: needs an autoregressive model");
-    std::size_t T = 1;
-    for (const Words* y : targets) T = std::max(T, y->size());
-    Ids tgt = xt::zeros<std::int64_t>({targets.size(), T});
-    for (std::size_t b = 0; b < targets.size(); ++b)
-      for (std::size_t j = 0; j < targets[b]->size(); ++j) tgt(b, j) = target_.id((*targets[b])[j]);
-    const MaskedTargets masked = mask_targets(tgt, kMask, gen_);
+    const MaskedTargets masked = mask_targets(ids_of(targets, target_), kMask, gen_);
     drop_words(src, word_dropout, gen_);
     return model_->nat_loss(src, masked.input, masked.gold);
   }

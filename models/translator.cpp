@@ -107,15 +107,7 @@ Tensor Translator::length_logits(const Tensor& memory, const Ids& src) {
   if (memory.dim() != 3 || src.dimension() != 2 || memory.shape()[0] != src.shape()[0] || memory.shape()[1] != src.shape()[1])
     throw std::invalid_argument("Translator::length_logits: memory is " + shape_str(memory.shape()) + " and src " +
                                 shape_str(Shape(src.shape().begin(), src.shape().end())) + " (want (B, S, C) and (B, S))");
-  // keep (B, S, 1): 1 at real source tokens; inv_count (B, 1): 1 / their number.
-  const std::size_t B = src.shape()[0], S = src.shape()[1];
-  Array<double> keep = Array<double>::from_shape({B, S, 1}), inv_count = Array<double>::from_shape({B, 1});
-  for (std::size_t b = 0; b < B; ++b) {
-    std::size_t count = 0;
-    for (std::size_t s = 0; s < S; ++s) count += (keep(b, s, 0) = src(b, s) != 0);
-    inv_count(b, 0) = 1.0 / std::max<std::size_t>(count, 1);
-  }
-  const Tensor pooled = sum(memory * Tensor(keep).to(memory.dtype()), {1}) * Tensor(inv_count).to(memory.dtype());  // (B, C)
+  const Tensor pooled = mean_over_tokens(memory, src);  // (B, C): the mean over real source tokens
   return (*length_head)(pooled);  // (B, 2R + 1)
 }
 

@@ -70,6 +70,20 @@ BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
   CHECK_THROWS_WITH(c.forward(Ids(xt::ones<std::int64_t>({std::size_t(4)}))), "key_padding_mask: ids must be (B, T), got (4)");
 }
 
+// The mean over real tokens, by hand: row 0 has tokens at 0 and 2, row 1 none.
+BOOST_AUTO_TEST_CASE(mean_over_tokens_by_hand) {
+  const Tensor h = from_vector({1, 2, 10, 20, 3, 4, /* row 1 */ 5, 6, 7, 8, 9, 10}, {2, 3, 2}, Dtype::f64);
+  const Array<double> mean = models::mean_over_tokens(h, make_ids({{4, 0, 7}, {}}, 3)).data<double>();
+  BOOST_TEST(mean(0, 0) == 2.0);  // (1 + 3) / 2
+  BOOST_TEST(mean(0, 1) == 3.0);  // (2 + 4) / 2
+  BOOST_TEST(mean(1, 0) == 0.0);  // padding alone
+  BOOST_TEST(mean(1, 1) == 0.0);
+  CHECK_GRAD([](const std::vector<Tensor>& in) { return models::mean_over_tokens(in[0], make_ids({{4, 0, 7}, {1}}, 3)); },
+             {testing::randn64({2, 3, 2}, 3)});
+  CHECK_THROWS_WITH(models::mean_over_tokens(h, make_ids({{1, 2}}, 2)),
+                    "mean_over_tokens: h is (2, 3, 2) and ids (1, 2) (want (B, T, C) and (B, T))");
+}
+
 BOOST_AUTO_TEST_CASE(pooling_names_round_trip_and_refuse_unknown) {
   for (Pooling p : {Pooling::mean, Pooling::max, Pooling::mean_max})
     BOOST_TEST((models::pooling_from_name(models::pooling_name(p)) == p));
