@@ -5,7 +5,8 @@
 // at run time for the instruction sets the CPU reports (AVX2, AVX-512, AMX), on Intel and AMD
 // alike.  Both choose from what the CPU reports; OpenBLAS 0.3.21 picks its kernels from a table of
 // the CPUs it knows instead, and on newer ones falls back to SSE3 at a fifth of the speed.
-// float64 products (gradcheck) stay on BLAS.
+// float64 products (gradcheck) stay on BLAS.  oneDNN and BLAS are opened when a product first
+// needs them (libraries.hpp): a program whose products are all small never maps either.
 //
 // Threads.  Every kernel call runs on one thread: tapegrad cuts a product into tiles of C whose
 // size depends on M, N and K only, and runs the tiles on oneTBB's threads.  So
