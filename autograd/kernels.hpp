@@ -61,6 +61,26 @@ void parallel_rows(std::size_t rows, std::size_t row_size, F body) {
   parallel_chunks(rows, row_size, [&](std::size_t, std::size_t b, std::size_t e) { body(b, e); });
 }
 
+// A copy of x, made in parallel chunks (copying an array is otherwise one thread's memcpy).
+template <class T>
+Array<T> parallel_copy(const Array<T>& x) {
+  Array<T> y = Array<T>::from_shape(x.shape());
+  const T* xv = x.data();
+  T* yv = y.data();
+  parallel_range(x.size(), [&](std::size_t b, std::size_t e) { std::copy(xv + b, xv + e, yv + b); });
+  return y;
+}
+
+// acc += g element by element, for arrays of one shape, in parallel chunks.
+template <class T>
+void parallel_add_into(Array<T>& acc, const Array<T>& g) {
+  T* av = acc.data();
+  const T* gv = g.data();
+  parallel_range(acc.size(), [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) av[i] += gv[i];
+  });
+}
+
 // y[i] = f(x[i])
 template <class T, class F>
 Array<T> map_elements(const Array<T>& x, F f) {

@@ -30,8 +30,10 @@ std::size_t inner_size(const Shape& s, std::size_t axis) {
 template <class T>
 void copy_rows(const T* src, std::size_t n_src, std::size_t from, T* dst, std::size_t n_dst,
                std::size_t to, std::size_t count, std::size_t outer, std::size_t inner) {
-  for (std::size_t o = 0; o < outer; ++o)
-    std::copy_n(src + (o * n_src + from) * inner, count * inner, dst + (o * n_dst + to) * inner);
+  parallel_rows(outer, count * inner, [&](std::size_t o0, std::size_t o1) {
+    for (std::size_t o = o0; o < o1; ++o)
+      std::copy_n(src + (o * n_src + from) * inner, count * inner, dst + (o * n_dst + to) * inner);
+  });
 }
 
 // y = x with its axes reordered: y's axis d is x's axis perm[d].  Rows of y's last axis are
@@ -55,7 +57,7 @@ Array<T> permute_array(const Array<T>& x, const std::vector<std::size_t>& perm) 
     return y;
   }
   const std::size_t inner = out[rank - 1], step = stride[rank - 1], rows = y.size() / inner;
-  parallel_range(rows, [&](std::size_t r0, std::size_t r1) {
+  parallel_rows(rows, inner, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
       std::size_t offset = 0, rest = r;
       for (std::size_t d = rank - 1; d-- > 0;) {
@@ -105,13 +107,13 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
                         std::to_string(x.numel()) + " elements) to " + shape_str(target) +
                         " (" + std::to_string(shape_numel(target)) + " elements)");
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    Array<T> v = x.data<T>();
+    Array<T> v = parallel_copy(x.data<T>());
     v.reshape(target);
     return Tensor(std::move(v));
   });
   if (needs_grad(x))
     record("reshape", y, {x}, 0, [shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-      Array<T> g_x = g_y;
+      Array<T> g_x = parallel_copy(g_y);
       g_x.reshape(shape);
       g.add(0, std::move(g_x));
     });

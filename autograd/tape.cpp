@@ -6,6 +6,8 @@
 #include <ostream>
 #include <sstream>
 
+#include "kernels.hpp"
+
 namespace tg {
 namespace {
 
@@ -36,12 +38,7 @@ void accumulate(const char* op, const char* target, std::optional<AnyArray>& slo
   }
   if (slot->index() != g.index())
     throw std::logic_error(std::string(op) + ": backward produced a gradient of another dtype");
-  std::visit(
-      [&](auto& acc) {
-        using A = std::decay_t<decltype(acc)>;
-        acc += std::get<A>(g);
-      },
-      *slot);
+  std::visit([&](auto& acc) { parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g)); }, *slot);
 }
 
 // Where the first NaN or infinity of `a` is: "" when every value is finite, else

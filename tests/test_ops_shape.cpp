@@ -22,6 +22,45 @@ BOOST_AUTO_TEST_CASE(reshape_permute_transpose) {
   CHECK_GRAD([](const Inputs& in) { return transpose(in[0], 0, 2) * 2.0; }, {y});
 }
 
+// Large tensors copy in parallel chunks (on 2 threads here): every element lands where the
+// definition puts it, forward and backward, and a tensor used twice gets both gradients added
+// (in parallel too).  (4, 96, 7, 20) is 53,760 elements, several chunks; the odd sizes make
+// chunks end inside rows.
+BOOST_AUTO_TEST_CASE(large_copies_and_gradient_sums_in_parallel) {
+  set_num_threads(2);
+  const std::size_t A = 4, B = 96, C = 7, D = 20;
+  Generator gen(9);
+  Tensor x = randn({A, B, C, D}, gen);
+  x.set_requires_grad();
+  const Tensor w = randn({C, A, D, B}, gen), v = randn({A, B, 3, D}, gen), u = randn({B, A * C * D}, gen);
+  Tape tape;
+  {
+    TapeGuard recording(tape);
+    const Tensor p = permute(x, {2, 0, 3, 1});       // (C, A, D, B)
+    const Tensor s = slice(x, 2, 2, 5);               // (A, B, 3, D)
+    const Tensor r = reshape(permute(x, {1, 0, 2, 3}), {static_cast<std::int64_t>(B), -1});  // (B, A C D)
+    sum(p * w + p).backward();  // p used twice: its gradient w + 1 is summed from two ops
+    sum(s * v).backward();
+    sum(r * u).backward();
+  }
+  const Tensor p = permute(x, {2, 0, 3, 1}), s = slice(x, 2, 2, 5);
+  const auto &X = x.data<float>(), &P = p.data<float>(), &S = s.data<float>(), &G = x.grad_data<float>();
+  std::size_t wrong = 0;
+  for (std::size_t a = 0; a < A; ++a)
+    for (std::size_t b = 0; b < B; ++b)
+      for (std::size_t c = 0; c < C; ++c)
+        for (std::size_t d = 0; d < D; ++d) {
+          wrong += P(c, a, d, b) != X(a, b, c, d);
+          if (c >= 2 && c < 5) wrong += S(a, b, c - 2, d) != X(a, b, c, d);
+          // the three gradients, added in the order backward ran them
+          float want = w.data<float>()(c, a, d, b) + 1.0f;
+          if (c >= 2 && c < 5) want += v.data<float>()(a, b, c - 2, d);
+          want += u.data<float>()(b, (a * C + c) * D + d);
+          wrong += std::abs(G(a, b, c, d) - want) > 1e-5f * (1 + std::abs(want));
+        }
+  BOOST_TEST(wrong == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(slice_concat_stack) {
   Tensor x = from_vector({0, 1, 2, 3, 4, 5}, {2, 3});
   Tensor s = slice(x, 1, 1, 3);
