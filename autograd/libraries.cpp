@@ -9,18 +9,20 @@
 namespace tg::detail {
 namespace {
 
-// The library's handle, opened for good (never closed: its functions are kept in statics).
-void* open_library(const char* what, const char* soname) {
+// The library's handle, opened for good (never closed: its functions are kept in statics).  First
+// from the folder CMake found it in, then by its SONAME wherever the loader looks.
+void* open_library(const char* what, const char* path, const char* soname) {
+  if (void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL)) return handle;
   void* handle = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr)
-    throw std::runtime_error(std::string("gemm: cannot open ") + what + " (" + soname + "): " + dlerror() +
-                             "; run scripts/install-deps.sh");
+    throw std::runtime_error(std::string("gemm: cannot open ") + what + " (" + path + ", or " + soname +
+                             " on the loader's path): " + dlerror() + "; run scripts/install-deps.sh");
   return handle;
 }
 
 // A function of the library or of one it depends on, as type F.
 template <class F>
-F function(void* handle, const char* soname, const char* name) {
+F symbol(void* handle, const char* soname, const char* name) {
   void* address = dlsym(handle, name);
   if (address == nullptr)
     throw std::runtime_error(std::string("gemm: ") + soname + " has no function " + name);
@@ -37,19 +39,19 @@ SetThreads blas_set_threads = nullptr;
 
 const OneDnn& onednn() {
   static const OneDnn library = [] {
-    void* handle = open_library("oneDNN", TAPEGRAD_DNNL_SONAME);
-    return OneDnn{.sgemm = function<decltype(&dnnl_sgemm)>(handle, TAPEGRAD_DNNL_SONAME, "dnnl_sgemm"),
-                  .omp_set_num_threads = function<void (*)(int)>(handle, TAPEGRAD_DNNL_SONAME, "omp_set_num_threads")};
+    void* handle = open_library("oneDNN", TAPEGRAD_DNNL_PATH, TAPEGRAD_DNNL_SONAME);
+    return OneDnn{.sgemm = symbol<decltype(&dnnl_sgemm)>(handle, TAPEGRAD_DNNL_SONAME, "dnnl_sgemm"),
+                  .omp_set_num_threads = symbol<void (*)(int)>(handle, TAPEGRAD_DNNL_SONAME, "omp_set_num_threads")};
   }();
   return library;
 }
 
 const Blas& blas() {
   static const Blas library = [] {
-    void* handle = open_library("BLAS", TAPEGRAD_BLAS_SONAME);
-    const Blas opened{.dgemm = function<decltype(&cblas_dgemm)>(handle, TAPEGRAD_BLAS_SONAME, "cblas_dgemm")};
+    void* handle = open_library("BLAS", TAPEGRAD_BLAS_PATH, TAPEGRAD_BLAS_SONAME);
+    const Blas opened{.dgemm = symbol<decltype(&cblas_dgemm)>(handle, TAPEGRAD_BLAS_SONAME, "cblas_dgemm")};
     std::lock_guard lock(blas_mutex);
-    blas_set_threads = function<SetThreads>(handle, TAPEGRAD_BLAS_SONAME, "openblas_set_num_threads");
+    blas_set_threads = symbol<SetThreads>(handle, TAPEGRAD_BLAS_SONAME, "openblas_set_num_threads");
     if (blas_threads > 0) blas_set_threads(blas_threads);
     return opened;
   }();

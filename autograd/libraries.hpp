@@ -3,10 +3,10 @@
 // tapegrad's own kernels (gemm_small.hpp) run every float32 product up to 1.2e8 multiply-adds,
 // so a small model never calls oneDNN, and only float64 products (gradcheck) call BLAS.  Linked
 // the usual way, both would still be mapped and relocated when the program starts, with their
-// OpenMP and Fortran runtimes: 4.7 of the tiny benchmark's 12.6 MB (docs/speed.md).  So they are
-// opened with dlopen at their first call, by the names CMake found when it configured the
-// build (TAPEGRAD_DNNL_SONAME, TAPEGRAD_BLAS_SONAME).  Opening is thread-safe and happens once;
-// a library that cannot be opened is an error that names it.
+// OpenMP and Fortran runtimes: 4.6 of the tiny benchmark's 12.6 MB (docs/speed.md).  So they are
+// opened with dlopen at their first call: from the folder CMake found each in, else by its
+// SONAME (TAPEGRAD_DNNL_PATH, TAPEGRAD_DNNL_SONAME and the same for BLAS).  Opening is
+// thread-safe and happens once; a library that cannot be opened is an error that names it.
 #pragma once
 
 #include <cblas.h>

@@ -104,10 +104,7 @@ Tensor Translator::sequence_log_probs(const Ids& src, const Ids& tgt_in, const I
 
 Tensor Translator::length_logits(const Tensor& memory, const Ids& src) {
   require(true, "length_logits");
-  if (memory.dim() != 3 || src.dimension() != 2 || memory.shape()[0] != src.shape()[0] || memory.shape()[1] != src.shape()[1])
-    throw std::invalid_argument("Translator::length_logits: memory is " + shape_str(memory.shape()) + " and src " +
-                                shape_str(Shape(src.shape().begin(), src.shape().end())) + " (want (B, S, C) and (B, S))");
-  const Tensor pooled = mean_over_tokens(memory, src);  // (B, C): the mean over real source tokens
+  const Tensor pooled = mean_over_tokens(memory, src);  // (B, C): the mean over real source tokens; checks shapes
   return (*length_head)(pooled);  // (B, 2R + 1)
 }
 

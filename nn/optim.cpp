@@ -138,17 +138,13 @@ struct AdamStep {
   bool decoupled;
 };
 
-// No fused multiply-adds here (the vector versions below would use them): every version rounds
-// as this plain loop does, so the weights come out the same on any CPU.  The template sits
-// inside the setting too, or it could not be inlined into them.
-#pragma GCC push_options
-#pragma GCC optimize("fp-contract=off")
-
 // One step over elements [lo, hi) of a parameter w, its gradient and its two averages m and v.
-// Inlined into each version below, to be compiled for its instruction set.
+// Inlined into each version below, to be compiled for its instruction set.  This file is
+// compiled with -ffp-contract=off (CMakeLists.txt): no multiply-add is fused, in the vector
+// versions either, so every version rounds as this plain loop does, on any CPU.
 template <class T>
-[[gnu::always_inline]] inline void adam_range(T* __restrict w, const T* __restrict grad, T* __restrict m, T* __restrict v, std::size_t lo,
-                std::size_t hi, const AdamStep& s) {
+[[gnu::always_inline]] inline void adam_range(T* __restrict w, const T* __restrict grad, T* __restrict m,
+                                              T* __restrict v, std::size_t lo, std::size_t hi, const AdamStep& s) {
   const T lr = static_cast<T>(s.lr), wd = static_cast<T>(s.weight_decay), eps = static_cast<T>(s.eps);
   const T b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
   const T c1 = static_cast<T>(s.c1), c2 = static_cast<T>(s.c2);
@@ -172,7 +168,6 @@ void adam_range_f32(float* w, const float* grad, float* m, float* v, std::size_t
                     const AdamStep& s) {
   adam_range(w, grad, m, v, lo, hi, s);
 }
-#pragma GCC pop_options
 
 }  // namespace
 

@@ -191,7 +191,9 @@ BOOST_AUTO_TEST_CASE(binary_cross_entropy_with_logits_is_stable_and_gradchecks) 
 // thread and two give the same bits, and the rows come out as if each were computed alone.
 BOOST_AUTO_TEST_CASE(layer_norm_in_parallel_chunks_gives_the_same_bits_on_any_thread_count) {
   Generator gen(4);
-  const Tensor x = randn({300, 128}, gen), w = randn({300, 128}, gen);  // 38,400 elements: several chunks
+  // 302 rows of 128: chunks of 128, 128 and 46 rows, and rows go four at a time, so rows 300
+  // and 301 run one by one.
+  const Tensor x = randn({302, 128}, gen), w = randn({302, 128}, gen);
   Tensor gamma = randn({128}, gen), beta = randn({128}, gen);
   gamma.set_requires_grad();
   beta.set_requires_grad();
@@ -210,11 +212,17 @@ BOOST_AUTO_TEST_CASE(layer_norm_in_parallel_chunks_gives_the_same_bits_on_any_th
   const auto one = run(1), two = run(2);
   set_num_threads(2);
   for (std::size_t i = 0; i < one.size(); ++i) BOOST_TEST((one[i] == two[i]));  // exact
-  // Each row as if alone (the forward pass has no cross-row sums), whether it ran in a block of
-  // rows or by itself (rows go four at a time, then one by one).
-  for (std::size_t r : {0, 1, 3, 5, 297, 299}) {
-    Tensor alone = layer_norm(slice(x, 0, r, r + 1), gamma, beta);
+  // Each row as if alone, forward and backward (neither has cross-row sums in x's values or
+  // gradient), whether it ran in a block of four rows or by itself.
+  for (std::size_t r : {0, 1, 3, 5, 297, 299, 300, 301}) {
+    Tensor row = slice(x, 0, r, r + 1).detach();
+    row.set_requires_grad();
+    Tape tape;
+    TapeGuard recording(tape);
+    Tensor alone = layer_norm(row, gamma, beta);
+    sum(alone * slice(w, 0, r, r + 1)).backward();
     BOOST_TEST((slice(Tensor(one[0]), 0, r, r + 1).data<float>() == alone.data<float>()), "row " << r);
+    BOOST_TEST((slice(Tensor(one[1]), 0, r, r + 1).data<float>() == row.grad_data<float>()), "row " << r);
   }
   // gamma's gradient: sum over rows of g_y * xhat, whatever the chunking.
   Tensor xhat = layer_norm(x, ones({128}), zeros({128}));
