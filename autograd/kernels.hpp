@@ -61,16 +61,6 @@ void parallel_rows(std::size_t rows, std::size_t row_size, F body) {
   parallel_chunks(rows, row_size, [&](std::size_t, std::size_t b, std::size_t e) { body(b, e); });
 }
 
-// A copy of x, made in parallel chunks (copying an array is otherwise one thread's memcpy).
-template <class T>
-Array<T> parallel_copy(const Array<T>& x) {
-  Array<T> y = Array<T>::from_shape(x.shape());
-  const T* xv = x.data();
-  T* yv = y.data();
-  parallel_range(x.size(), [&](std::size_t b, std::size_t e) { std::copy(xv + b, xv + e, yv + b); });
-  return y;
-}
-
 // acc += g element by element, for arrays of one shape, in parallel chunks.
 template <class T>
 void parallel_add_into(Array<T>& acc, const Array<T>& g) {
@@ -91,6 +81,12 @@ Array<T> map_elements(const Array<T>& x, F f) {
     for (std::size_t i = b; i < e; ++i) yv[i] = f(xv[i]);
   });
   return y;
+}
+
+// A copy of x, made in parallel chunks (copying an array is otherwise one thread's memcpy).
+template <class T>
+Array<T> parallel_copy(const Array<T>& x) {
+  return map_elements(x, [](T v) { return v; });
 }
 
 // y[i] = f(a[i], b[i]) for arrays of one shape
