@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "kernels.hpp"
+#include "runtime/kernels.hpp"
 #include "reduce.hpp"
 #include "tensor.hpp"
 

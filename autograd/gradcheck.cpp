@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <optional>
 
-#include "generator.hpp"
+#include "runtime/generator.hpp"
 #include "tape.hpp"
 
 namespace tg {

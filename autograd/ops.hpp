@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "generator.hpp"
+#include "runtime/generator.hpp"
 #include "tensor.hpp"
 
 namespace tg {

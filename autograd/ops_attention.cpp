@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "broadcast.hpp"
-#include "kernels.hpp"
+#include "runtime/kernels.hpp"
 #include "ops.hpp"
 #include "reference.hpp"
 #include "tape.hpp"

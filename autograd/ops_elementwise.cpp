@@ -12,8 +12,8 @@
 #include <xtensor/xoperation.hpp>
 
 #include "broadcast.hpp"
-#include "fast_math.hpp"
-#include "kernels.hpp"
+#include "runtime/fast_math.hpp"
+#include "runtime/kernels.hpp"
 #include "ops.hpp"
 #include "reference.hpp"
 #include "tape.hpp"

@@ -28,9 +28,9 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include "broadcast.hpp"
-#include "gemm.hpp"
-#include "generator.hpp"
-#include "kernels.hpp"
+#include "runtime/gemm.hpp"
+#include "runtime/generator.hpp"
+#include "runtime/kernels.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 

@@ -8,8 +8,8 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include "broadcast.hpp"
-#include "gemm.hpp"
-#include "kernels.hpp"
+#include "runtime/gemm.hpp"
+#include "runtime/kernels.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 

@@ -4,7 +4,7 @@
 
 #include <xtensor/xmanipulation.hpp>
 
-#include "kernels.hpp"
+#include "runtime/kernels.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 

@@ -25,8 +25,8 @@
 
 #include <xtensor/xoperation.hpp>
 
-#include "kernels.hpp"
-#include "parallel.hpp"
+#include "runtime/kernels.hpp"
+#include "runtime/parallel.hpp"
 #include "ops.hpp"
 #include "tape.hpp"
 

@@ -6,7 +6,7 @@
 #include <ostream>
 #include <sstream>
 
-#include "kernels.hpp"
+#include "runtime/kernels.hpp"
 
 namespace tg {
 namespace {

@@ -1,6 +1,6 @@
 // Matrix-product benchmark: the float32 products of the four training workloads of
 // docs/speed.md (tapegrad-bench --workload), forward and backward, each timed through three kernels:
-//   tapegrad       tg::gemm (autograd/gemm.hpp): oneDNN's sgemm on one thread per tile of C, the
+//   tapegrad       tg::gemm (autograd/runtime/gemm.hpp): oneDNN's sgemm on one thread per tile of C, the
 //                  tiles on oneTBB's threads;
 //   OpenBLAS       cblas_sgemm as installed, on its own threads (openblas_set_num_threads);
 //   oneDNN-OpenMP  dnnl_sgemm called directly, on OpenMP's threads (omp_set_num_threads).
@@ -38,8 +38,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "autograd/gemm.hpp"
-#include "autograd/parallel.hpp"
+#include "autograd/runtime/gemm.hpp"
+#include "autograd/runtime/parallel.hpp"
 
 namespace {
 

@@ -173,7 +173,7 @@ static int run(int argc, char** argv) {
   g_rank = group.rank(), g_ranks = std::max(group.size(), share_of);
 
   set_num_threads(threads);
-  keep_freed_memory();  // as the programs do (examples/cli.cpp)
+  keep_freed_memory();  // as the programs do (examples/programs/cli.cpp)
   Bench bench;
   Workload w = bench.make(workload);
   w.model->train();

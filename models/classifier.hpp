@@ -15,7 +15,7 @@ namespace tg::models {
 enum class Pooling { mean, max, mean_max };  // mean_max: the two concatenated, (B, 2C)
 Pooling pooling_from_name(const std::string& name);  // "mean", "max", "mean-max"
 std::string pooling_name(Pooling pooling);
-// Pooling as a model-file option (models/model_file.hpp).
+// Pooling as a model-file option (nn/training/model_file.hpp).
 std::string option_text(Pooling pooling);
 void parse_option(const std::string& text, Pooling& pooling, const std::string& what);
 

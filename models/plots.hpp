@@ -1,18 +1,13 @@
-// Pictures as SVG files (they open in any browser): training curves, attention and confusion
-// matrices as heatmaps.  Each throws naming the file when it cannot be written.
+// Pictures as SVG files (they open in any browser): attention and confusion matrices as heatmaps,
+// bar charts.  (The training curve is the loop's: nn/training/curve.hpp.)  Each throws naming the file when it cannot be written.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "../autograd/tensor.hpp"
-#include "training.hpp"
 
 namespace tg::models {
-
-// Training loss (left axis) and dev metric (right axis) per epoch.
-void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& history,
-                     const std::string& metric_name, bool percent = true);
 
 // weights: rows x cols, each row shaded relative to its largest value; labels along both sides.
 void write_heatmap_svg(const std::string& path, const std::vector<std::string>& rows,

@@ -7,8 +7,8 @@
 #include "../autograd/tape.hpp"
 #include "../nn/losses.hpp"
 #include "blocks.hpp"
-#include "model_file.hpp"
-#include "text.hpp"
+#include "../nn/training/model_file.hpp"
+#include "data/text.hpp"
 
 namespace tg::models {
 
@@ -26,7 +26,7 @@ TranslationPipeline::TranslationPipeline(Vocab source, Vocab target, bool lower,
 }
 
 std::unique_ptr<TranslationPipeline> TranslationPipeline::load(const std::string& path) {
-  const ModelFile file = ModelFile::read(path, kKind);
+  const nn::ModelFile file = nn::ModelFile::read(path, kKind);
   TranslatorOptions options;
   file.get_options(options);  // dropout included: it acts only in training (train --init goes on with it)
   Vocab target = Vocab::from_text(file.text("vocab/target"), path);
@@ -45,7 +45,7 @@ std::unique_ptr<TranslationPipeline> TranslationPipeline::load(const std::string
 }
 
 void TranslationPipeline::save(const std::string& path, const std::string& command) const {
-  ModelFile file(kKind);
+  nn::ModelFile file(kKind);
   file.set_text("vocab/source", source_.to_text());
   file.set_text("vocab/target", target_.to_text());
   if (subwords_) file.set_text("subwords/model", subwords_->bytes());

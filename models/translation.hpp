@@ -1,6 +1,6 @@
 // A trained translator with everything needed to use it: the source and target vocabularies,
 // whether it reads and writes lowercase, the subword model when its vocabularies hold pieces
-// rather than words (models/subword_vocab.hpp), and the encoder-decoder.  Saved as, and loaded from, a
+// rather than words (models/data/subword_vocab.hpp), and the encoder-decoder.  Saved as, and loaded from, a
 // model file of kind "translator" (what `tapegrad-translate train` writes).
 //
 //   auto t = models::TranslationPipeline::load("translator.npz");
@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "search.hpp"
-#include "subword_vocab.hpp"
+#include "data/subword_vocab.hpp"
 #include "translator.hpp"
-#include "vocab.hpp"
+#include "data/vocab.hpp"
 
 namespace tg::models {
 

@@ -37,7 +37,7 @@ struct TranslatorOptions {
   std::size_t length_offsets = 32;  // non-autoregressive: the length classes are offsets -R..R from the source length
   double length_weight = 0.1;       // non-autoregressive: the length loss's weight beside the tokens' loss
 
-  // The options a model file stores (models/model_file.hpp).
+  // The options a model file stores (nn/training/model_file.hpp).
   template <class F>
   void fields(F&& f) {
     f("src_vocab", src_vocab), f("tgt_vocab", tgt_vocab), f("d_model", d_model), f("heads", heads), f("ff", ff);

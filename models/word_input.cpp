@@ -20,12 +20,12 @@ void WordInput::encode(const std::vector<const Words*>& sentences, Ids& ids, Ids
     }
 }
 
-void WordInput::save(ModelFile& file) const {
+void WordInput::save(nn::ModelFile& file) const {
   file.set_text("vocab/words", words.to_text());
   file.set_options(subwords);
 }
 
-WordInput WordInput::load(const ModelFile& file) {
+WordInput WordInput::load(const nn::ModelFile& file) {
   WordInput in;
   in.words = Vocab::from_text(file.text("vocab/words"), file.path());
   if (file.format() == 1) {  // what files of tapegrad 0.1 meant when they did not say

@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "../autograd/tensor.hpp"
-#include "batching.hpp"
-#include "model_file.hpp"
-#include "subwords.hpp"
-#include "vocab.hpp"
+#include "data/batching.hpp"
+#include "../nn/training/model_file.hpp"
+#include "data/subwords.hpp"
+#include "data/vocab.hpp"
 
 namespace tg::models {
 
@@ -48,8 +48,8 @@ struct WordInput {
   }
 
   // The vocabulary ("vocab/words") and the subword options, in a model file.
-  void save(ModelFile& file) const;
-  static WordInput load(const ModelFile& file);
+  void save(nn::ModelFile& file) const;
+  static WordInput load(const nn::ModelFile& file);
 };
 
 }  // namespace tg::models

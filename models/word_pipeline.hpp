@@ -19,13 +19,13 @@
 
 #include "../autograd/tape.hpp"
 #include "ensemble.hpp"
-#include "model_file.hpp"
+#include "../nn/training/model_file.hpp"
 #include "word_input.hpp"
 
 namespace tg::models {
 
 struct FileNames {
-  const char* kind;    // ModelFile::kind()
+  const char* kind;    // nn::ModelFile::kind()
   const char* labels;  // the text that holds the label set
 };
 
@@ -47,7 +47,7 @@ class WordPipeline {
 
   // Reads a model file of kind Derived::kFile.kind, ready to predict (evaluation mode, no dropout).
   static std::unique_ptr<Derived> load(const std::string& path) {
-    const ModelFile file = ModelFile::read(path, Derived::kFile.kind);
+    const nn::ModelFile file = nn::ModelFile::read(path, Derived::kFile.kind);
     Options options;
     if (file.format() == 1) {  // what tapegrad 0.1's files meant when they did not say
       options.encoder.conv_width = 0;
@@ -64,7 +64,7 @@ class WordPipeline {
 
   // Writes the model file; `command` (the command line that trained it) goes into it.
   void save(const std::string& path, const std::string& command = "") const {
-    ModelFile file(Derived::kFile.kind);
+    nn::ModelFile file(Derived::kFile.kind);
     input_.save(file);
     file.set_text(Derived::kFile.labels, labels_.to_text());
     file.set_options(net_->front().options());

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "../autograd/generator.hpp"
+#include "../autograd/runtime/generator.hpp"
 #include "../autograd/ops.hpp"
 #include "linear.hpp"
 #include "module.hpp"

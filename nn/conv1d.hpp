@@ -9,7 +9,7 @@
 // copies of x side by side, (B, T, width * in), times W (width * in, out).
 #pragma once
 
-#include "../autograd/generator.hpp"
+#include "../autograd/runtime/generator.hpp"
 #include "module.hpp"
 
 namespace tg::nn {

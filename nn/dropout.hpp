@@ -2,7 +2,7 @@
 // and scales the rest by 1 / (1 - p); in evaluation mode, passes x through.
 #pragma once
 
-#include "../autograd/generator.hpp"
+#include "../autograd/runtime/generator.hpp"
 #include "module.hpp"
 
 namespace tg::nn {

@@ -1,7 +1,7 @@
 // Embedding: a table of V vectors of C values, looked up by token id.
 #pragma once
 
-#include "../autograd/generator.hpp"
+#include "../autograd/runtime/generator.hpp"
 #include "module.hpp"
 
 namespace tg::nn {

@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "../autograd/generator.hpp"
+#include "../autograd/runtime/generator.hpp"
 
 namespace tg::nn::init {
 

@@ -1,7 +1,7 @@
 // Linear: y = x W + b.
 #pragma once
 
-#include "../autograd/generator.hpp"
+#include "../autograd/runtime/generator.hpp"
 #include "module.hpp"
 
 namespace tg::nn {

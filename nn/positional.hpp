@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "../autograd/generator.hpp"
+#include "../autograd/runtime/generator.hpp"
 #include "attention.hpp"
 #include "linear.hpp"
 #include "module.hpp"

@@ -12,7 +12,7 @@ cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build build-sanitize -j "${TAPEGRAD_JOBS:-2}"
 cd build-sanitize
 # intercept_tls_get_addr=0: GCC 12's sanitizer runtime takes some thread-local blocks of libraries
-# opened with dlopen (oneDNN, OpenBLAS; autograd/libraries.hpp) for glibc 2.19's, reads a
+# opened with dlopen (oneDNN, OpenBLAS; autograd/runtime/libraries.hpp) for glibc 2.19's, reads a
 # made-up range from them, and its leak check dies at exit ("Tracer caught signal 11") in about
 # a quarter of test_libraries' runs.  With it off, leaks are still found; pointers held only in
 # those blocks are not scanned.

@@ -1,4 +1,4 @@
-// Data-parallel training (nn/distributed.hpp and the training loop's use of it).  CTest runs
+// Data-parallel training (nn/training/distributed.hpp and the training loop's use of it).  CTest runs
 // this file three times: alone, and under `mpirun -np 2` and `-np 3`.  Every rank runs every
 // test case; a rank's failed check fails its exit code, and so mpirun's.
 #define BOOST_TEST_MODULE distributed
@@ -82,12 +82,12 @@ void check_same_training(const Run& alone, const Run& together) {
 // Trains a pipeline's task for 20 steps on `group` (no evaluation; a model file per writer).
 // With overlap, buckets of 1 KB: several start during backward even in these small models.
 template <class Pipeline>
-Run twenty_steps(models::Task task, Pipeline& pipeline, const std::string& name, const nn::ProcessGroup& group,
+Run twenty_steps(nn::Task task, Pipeline& pipeline, const std::string& name, const nn::ProcessGroup& group,
                  bool overlap) {
   task.evaluate = [] { return 0.0; };
   task.save_model = [&pipeline](const std::string& path) { pipeline.save(path); };
   task.group = &group;
-  const auto result = models::train(task, {.epochs = 4, .lr = 3e-3, .warmup = 5, .out = rank_path(name, group),
+  const auto result = nn::train(task, {.epochs = 4, .lr = 3e-3, .warmup = 5, .out = rank_path(name, group),
                                            .check_ranks_every = 1, .overlap = overlap,
                                            .bucket_bytes = std::size_t{overlap ? 1024u : 4u << 20}});
   return {result.losses, task.model->parameters()};
@@ -119,7 +119,7 @@ Run train_tagger(const Tagging& data, const nn::ProcessGroup& group, bool overla
       models::Vocab::closed({"DET", "NOUN", "VERB"}),
       models::TaggerOptions{.encoder = {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}},
       1, 3);
-  models::Task task{.model = &t.net(), .gen = &t.gen(), .batches = batches_of};
+  nn::Task task{.model = &t.net(), .gen = &t.gen(), .batches = batches_of};
   task.loss = [&](const std::vector<std::size_t>& batch) {
     std::vector<const models::Words*> ws, ts;
     for (std::size_t i : batch) ws.push_back(&data.words[i]), ts.push_back(&data.tags[i]);
@@ -158,7 +158,7 @@ Run train_translator(const Translation& data, const nn::ProcessGroup& group, boo
   models::TranslationPipeline t(models::Vocab::build(data.sources, 1, false),
                                 models::Vocab::build(data.targets, 1, false, {"<s>", "</s>"}), true,
                                 {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .max_len = 16}, 5);
-  models::Task task{.model = &t.model(), .gen = &t.gen(), .batches = batches_of};
+  nn::Task task{.model = &t.model(), .gen = &t.gen(), .batches = batches_of};
   task.loss = [&](const std::vector<std::size_t>& batch) {
     std::vector<const models::Words*> xs, ys;
     for (std::size_t i : batch) xs.push_back(&data.sources[i]), ys.push_back(&data.targets[i]);
@@ -356,7 +356,7 @@ BOOST_AUTO_TEST_CASE(each_rank_draws_its_own_random_numbers_the_same_way_every_r
     Generator gen(9);
     std::vector<std::size_t> lengths(8, 1);
     double draw = -1;
-    models::Task task{.model = &model, .gen = &gen};
+    nn::Task task{.model = &model, .gen = &gen};
     task.batches = [](std::size_t) { return std::vector<std::vector<std::size_t>>{{0, 1, 2, 3, 4, 5, 6, 7}}; };
     task.loss = [&](const std::vector<std::size_t>&) {
       if (draw < 0) draw = gen.uniform();
@@ -365,7 +365,7 @@ BOOST_AUTO_TEST_CASE(each_rank_draws_its_own_random_numbers_the_same_way_every_r
     task.lengths = &lengths;
     task.evaluate = [] { return 0.0; };
     task.save_model = [](const std::string&) {};
-    models::train(task, {.epochs = 1, .out = rank_path("dist-draws", world())});
+    nn::train(task, {.epochs = 1, .out = rank_path("dist-draws", world())});
     return draw;
   };
   const double draw = first_draw();

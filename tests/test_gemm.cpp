@@ -4,7 +4,7 @@
 #include <random>
 #include <vector>
 
-#include "autograd/gemm.hpp"
+#include "autograd/runtime/gemm.hpp"
 #include "testing.hpp"
 
 using namespace tg;

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "autograd/gemm_small.hpp"
+#include "autograd/runtime/gemm_small.hpp"
 #include "testing.hpp"
 
 using namespace tg;

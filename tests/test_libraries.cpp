@@ -5,12 +5,12 @@
 #include <random>
 #include <vector>
 
-#include "autograd/gemm.hpp"
-#include "autograd/gemm_small.hpp"
-#include "autograd/parallel.hpp"
+#include "autograd/runtime/gemm.hpp"
+#include "autograd/runtime/gemm_small.hpp"
+#include "autograd/runtime/parallel.hpp"
 #include "testing.hpp"
 
-// oneDNN and BLAS are opened when a product first needs them (autograd/libraries.hpp).  This
+// oneDNN and BLAS are opened when a product first needs them (autograd/runtime/libraries.hpp).  This
 // test is one case, in order: what is open depends on every product the process ran before.
 
 using namespace tg;

@@ -4,7 +4,7 @@
 #include "testing.hpp"
 
 using namespace tg;
-using models::ModelFile;
+using nn::ModelFile;
 
 namespace {
 
@@ -117,5 +117,5 @@ BOOST_AUTO_TEST_CASE(bad_files_are_refused_with_their_name_and_reason) {
 BOOST_AUTO_TEST_CASE(command_lines_are_quoted_for_a_shell) {
   char a0[] = "prog", a1[] = "train", a2[] = "--plot", a3[] = "", a4[] = "it's here";
   char* argv[] = {a0, a1, a2, a3, a4};
-  BOOST_TEST(models::command_line(5, argv) == "prog train --plot '' 'it'\\''s here'");
+  BOOST_TEST(nn::command_line(5, argv) == "prog train --plot '' 'it'\\''s here'");
 }

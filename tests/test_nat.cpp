@@ -303,7 +303,7 @@ BOOST_AUTO_TEST_CASE(a_nat_pipeline_trains_and_translates_alike_after_loading) {
   }
   // Saved as a format-3 file (a format-2 reader would misread it), loaded as it is.
   t.save("nat-translator.npz");
-  BOOST_TEST(ModelFile::read("nat-translator.npz", "translator").format() == 3);
+  BOOST_TEST(nn::ModelFile::read("nat-translator.npz", "translator").format() == 3);
   const auto back = TranslationPipeline::load("nat-translator.npz");
   BOOST_TEST(back->model().options().non_autoregressive);
   t.model().eval();

@@ -44,8 +44,8 @@ double accuracy(const models::TaggingPipeline& t, const Toy& toy) {
   return double(right) / total;
 }
 
-models::Task task_of(models::TaggingPipeline& t, const Toy& toy) {
-  models::Task task;
+nn::Task task_of(models::TaggingPipeline& t, const Toy& toy) {
+  nn::Task task;
   task.model = &t.net();
   task.gen = &t.gen();
   task.batches = [&toy](std::size_t epoch) {
@@ -77,7 +77,7 @@ BOOST_AUTO_TEST_CASE(the_loop_learns_saves_the_best_model_and_logs) {
   auto t = make(toy);
   auto task = task_of(*t, toy);
   std::remove("loop.jsonl");
-  const models::TrainResult r = models::train(
+  const nn::TrainResult r = nn::train(
       task, {.epochs = 6, .lr = 1e-2, .warmup = 5, .out = "loop.npz", .plot = "loop.svg", .log = "loop.jsonl"});
   BOOST_TEST(!r.interrupted);
   BOOST_REQUIRE(r.history.size() == 6u);
@@ -97,13 +97,13 @@ BOOST_AUTO_TEST_CASE(a_resumed_run_ends_where_an_uninterrupted_one_does) {
   const Toy toy;
   auto straight = make(toy);
   auto task = task_of(*straight, toy);
-  const auto a = models::train(task, {.epochs = 3, .lr = 1e-2, .warmup = 50, .out = "straight.npz"});
+  const auto a = nn::train(task, {.epochs = 3, .lr = 1e-2, .warmup = 50, .out = "straight.npz"});
   auto resumed = make(toy);
   auto task2 = task_of(*resumed, toy);
-  models::train(task2, {.epochs = 2, .lr = 1e-2, .warmup = 50, .out = "resumed.npz"});
+  nn::train(task2, {.epochs = 2, .lr = 1e-2, .warmup = 50, .out = "resumed.npz"});
   auto again = make(toy);  // a new process: a fresh model, everything from the checkpoint
   auto task3 = task_of(*again, toy);
-  const auto b = models::train(task3, {.epochs = 3, .lr = 1e-2, .warmup = 50, .out = "resumed.npz", .resume = true});
+  const auto b = nn::train(task3, {.epochs = 3, .lr = 1e-2, .warmup = 50, .out = "resumed.npz", .resume = true});
   BOOST_REQUIRE(b.history.size() == 3u);
   BOOST_TEST(b.history[2].train_loss == a.history[2].train_loss);  // same steps, same order: same bits
   BOOST_TEST(b.history[2].dev_metric == a.history[2].dev_metric);

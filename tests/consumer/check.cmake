@@ -16,7 +16,7 @@ file(MAKE_DIRECTORY ${WORK_DIR})
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix)
 
 # Only public headers are installed.
-foreach(internal autograd/gemm.hpp autograd/fast_math.hpp)
+foreach(internal autograd/runtime/gemm.hpp autograd/runtime/fast_math.hpp)
   if(EXISTS ${WORK_DIR}/prefix/include/tapegrad/${internal})
     message(FATAL_ERROR "an internal header was installed: ${internal}")
   endif()

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
       for (std::size_t j = 0; j < 4; ++j) right += t.tags().word(predicted[i][j]) == tags[i][j];
     return right / (4.0 * sentences.size());
   };
-  models::Task task;
+  nn::Task task;
   task.model = &tagger.net();
   task.gen = &tagger.gen();
   task.batches = [&](std::size_t) { return models::make_batches(lengths, 32, 8, nullptr); };
@@ -72,9 +72,9 @@ int main(int argc, char** argv) {
   task.lengths = &lengths;
   task.evaluate = [&] { return accuracy(tagger); };
   task.save_model = [&](const std::string& path) { tagger.save(path, "consumer"); };
-  const auto result = models::train(task, {.epochs = 8, .lr = 1e-2, .warmup = 5, .out = "consumer-tagger.npz"});
+  const auto result = nn::train(task, {.epochs = 8, .lr = 1e-2, .warmup = 5, .out = "consumer-tagger.npz"});
   const auto mine = models::TaggingPipeline::load("consumer-tagger.npz");
-  ok &= check(result.history.size() == 8 && accuracy(*mine) > 0.95, "a model trained with models::train, saved and loaded");
+  ok &= check(result.history.size() == 8 && accuracy(*mine) > 0.95, "a model trained with nn::train, saved and loaded");
 
   // The installed program's model file.
   const auto theirs = models::TaggingPipeline::load(argv[1]);

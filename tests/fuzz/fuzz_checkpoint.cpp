@@ -1,11 +1,11 @@
 // Fuzz target: the checkpoint loader (.npz reader, parameter and optimizer state checks).  A file
 // that fails to load must leave the model and the optimizer exactly as they were.
-#include "autograd/generator.hpp"
+#include "autograd/runtime/generator.hpp"
 #include "fuzz.hpp"
-#include "nn/checkpoint.hpp"
+#include "nn/training/checkpoint.hpp"
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
-#include "nn/optim.hpp"
+#include "nn/training/optim.hpp"
 
 namespace {
 

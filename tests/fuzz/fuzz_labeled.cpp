@@ -1,6 +1,6 @@
 // Fuzz target: the sentiment readers (sentence<TAB>label with a header, or <label> <sentence>).
 #include "fuzz.hpp"
-#include "models/data.hpp"
+#include "models/data/readers.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string path = fuzz::write_input(data, size, "input.tsv");

@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "fuzz.hpp"
-#include "models/data.hpp"
-#include "models/text.hpp"
+#include "models/data/readers.hpp"
+#include "models/data/text.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::uint8_t* zero = std::find(data, data + size, 0);

@@ -11,7 +11,7 @@
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
 
-#include "tensor.hpp"
+#include "../tensor.hpp"
 
 namespace tg {
 

@@ -4,8 +4,8 @@
 
 #include <xtensor/xmath.hpp>
 
-#include "../autograd/fast_math.hpp"
-#include "../autograd/kernels.hpp"
+#include "../../autograd/runtime/fast_math.hpp"
+#include "../../autograd/runtime/kernels.hpp"
 
 namespace tg::nn {
 

@@ -1,6 +1,6 @@
 // tapegrad-translate: translation with an encoder-decoder transformer, beam search and BLEU.
 // The model, its files and the training loop are the library's (models/translation.hpp,
-// models/training.hpp); this file is the command line and the scores.
+// nn/training/loop.hpp); this file is the command line and the scores.
 //
 //   tapegrad-translate train --data data/multi30k                (train.de/en, val.de/en)
 //   tapegrad-translate eval --model translator.npz data/multi30k/val.de data/multi30k/val.en --out hyps.txt
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
   std::string data_dir, source_lang = "de", target_lang = "en", train_src, train_tgt, dev_src, dev_tgt;
   // The defaults: the best recipe measured (docs/results.md#translation): dropout 0.3 against
   // over-fitting Multi30k's 29,000 pairs, and the moving average of the weights.
-  models::TrainOptions to{.epochs = 30, .time_limit_minutes = 58, .lr = 1e-3, .warmup = 400, .out = "translator.npz",
+  nn::TrainOptions to{.epochs = 30, .time_limit_minutes = 58, .lr = 1e-3, .warmup = 400, .out = "translator.npz",
                           .plot = "translator-curve.svg", .metric_name = "BLEU", .metric_percent = false, .average = 0.999};
   models::TranslatorOptions options{.dropout = 0.3};  // the rest of its defaults are the program's
   examples::DataChoice data{.min_count = 2, .batch_tokens = 2000};
@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
                   "%zu parameters\n", pairs.size(), dev_sources.size(), subwords ? "subword" : "word",
                   t.source_vocab().size(), t.target_vocab().size(), t.model().parameter_count());
       examples::announce_limits(to);
-      models::Task task{.model = &t.model(),
+      nn::Task task{.model = &t.model(),
                         .gen = &t.gen(),
                         .batches = models::shuffled_batches(lengths, data.batch_tokens, 256, to.seed)};
       std::size_t step = 0;  // the loop writes the optimizer's step count here
@@ -300,7 +300,7 @@ int main(int argc, char** argv) {
         return score(t, dev_sources, dev_references, {.beam = 1}, true).bleu.score / 100;
       };
       task.save_model = [&](const std::string& path) { t.save(path, program.command_line()); };
-      const models::TrainResult result = models::train(task, to);
+      const nn::TrainResult result = nn::train(task, to);
       if (result.interrupted) return examples::kExitInterrupted;
       if (final_search.beam > 0 && tg::nn::ProcessGroup::world().is_root() && fs::exists(to.out)) {
         const auto best = models::TranslationPipeline::load(to.out);

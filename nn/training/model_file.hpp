@@ -25,11 +25,11 @@
 #include <string>
 #include <vector>
 
-#include "../nn/module.hpp"
-#include "../nn/npz.hpp"
-#include "../nn/positional.hpp"
+#include "../module.hpp"
+#include "npz.hpp"
+#include "../positional.hpp"
 
-namespace tg::models {
+namespace tg::nn {
 
 // 1: files of tapegrad 0.1's programs ("settings" text, no version); 2: this layout; 3: the same
 // layout holding what a format-2 reader would misread (a translator's subword model, or its
@@ -114,4 +114,4 @@ class ModelFile {
 // The command line as one string, arguments with spaces or quotes in single quotes.
 std::string command_line(int argc, char** argv);
 
-}  // namespace tg::models
+}  // namespace tg::nn

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "../autograd/tensor.hpp"
+#include "../../autograd/tensor.hpp"
 
 namespace tg::nn {
 

@@ -1,4 +1,4 @@
-#include "training.hpp"
+#include "loop.hpp"
 
 #include <unistd.h>
 
@@ -16,18 +16,17 @@
 #include <optional>
 #include <sstream>
 
-#include "../autograd/ops.hpp"
-#include "../autograd/parallel.hpp"
-#include "../autograd/tape.hpp"
-#include "../nn/average.hpp"
-#include "../nn/checkpoint.hpp"
-#include "../nn/distributed.hpp"
-#include "../nn/optim.hpp"
-#include "../nn/schedule.hpp"
-#include "batching.hpp"
-#include "plots.hpp"
+#include "../../autograd/ops.hpp"
+#include "../../autograd/runtime/parallel.hpp"
+#include "../../autograd/tape.hpp"
+#include "average.hpp"
+#include "checkpoint.hpp"
+#include "distributed.hpp"
+#include "optim.hpp"
+#include "schedule.hpp"
+#include "curve.hpp"
 
-namespace tg::models {
+namespace tg::nn {
 
 namespace {
 
@@ -331,50 +330,4 @@ TrainResult train(Task& task, const TrainOptions& o) {
   return {state.history, false, losses};
 }
 
-std::function<std::vector<std::vector<std::size_t>>(std::size_t)> shuffled_batches(std::vector<std::size_t> lengths,
-                                                                                  std::size_t batch_tokens,
-                                                                                  std::size_t max_batch, std::uint64_t seed) {
-  return [lengths = std::move(lengths), batch_tokens, max_batch, seed](std::size_t epoch) {
-    Generator shuffle(seed * 1000003 + epoch);
-    return make_batches(lengths, batch_tokens, max_batch, &shuffle);
-  };
-}
-
-// ---- ensembles ------------------------------------------------------------------------------
-
-MemberOrders::MemberOrders(std::function<Batches(std::size_t)> make, std::size_t members, std::uint64_t seed)
-    : make_(std::move(make)), members_(members), seed_(seed) {}
-
-const MemberOrders::Batches& MemberOrders::epoch(std::size_t e) {
-  if (e != epoch_) {
-    batches_ = make_(e);
-    orders_.assign(members_, {});
-    for (std::size_t k = 0; k < members_; ++k) {
-      orders_[k].resize(batches_.size());
-      std::iota(orders_[k].begin(), orders_[k].end(), 0);
-      if (k == 0) continue;
-      Generator shuffle(seed_ * 1000003 + e + 7919 * k);
-      for (std::size_t i = orders_[k].size(); i > 1; --i) std::swap(orders_[k][i - 1], orders_[k][shuffle.below(i)]);
-    }
-    at_.clear();
-    for (std::size_t i = 0; i < batches_.size(); ++i)  // each example is in one batch an epoch
-      for (std::size_t j = 0; j < batches_[i].size(); ++j) at_[batches_[i][j]] = {i, j};
-    epoch_ = e;
-  }
-  return batches_;
-}
-
-std::vector<std::size_t> MemberOrders::member(const std::vector<std::size_t>& batch, std::size_t k) const {
-  if (k == 0 || batch.empty()) return batch;
-  const auto it = at_.find(batch[0]);
-  if (it == at_.end()) throw std::logic_error("MemberOrders: a batch that is not in the current epoch");
-  const auto [step, first] = it->second;
-  const auto& whole = batches_[step];  // member 0's batch; `batch` is all of it or one rank's share
-  const auto& theirs = batches_[orders_.at(k)[step]];
-  // The same share of member k's batch: [first, first + n) of N examples maps to
-  // [first * M / N, (first + n) * M / N) of M, so the ranks' shares again cover it exactly.
-  const std::size_t N = whole.size(), M = theirs.size();
-  return {theirs.begin() + first * M / N, theirs.begin() + (first + batch.size()) * M / N};
-}
-
-}  // namespace tg::models
+}  // namespace tg::nn

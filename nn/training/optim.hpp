@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "module.hpp"
+#include "../module.hpp"
 
 namespace tg::nn {
 

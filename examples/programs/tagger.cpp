@@ -1,7 +1,7 @@
 // tapegrad-tagger: part-of-speech tagging (UPOS) with a convolution over neighbouring words, a
 // transformer encoder with relative-position attention, and subword features for unseen words.
 // The model, its files and the training loop are the library's (models/pipelines.hpp,
-// models/training.hpp); this file is the command line, CoNLL-U in and out, and the scores.
+// nn/training/loop.hpp); this file is the command line, CoNLL-U in and out, and the scores.
 //
 //   tapegrad-tagger train --data data/ud-english-ewt          (any *train*.conllu / *dev*.conllu)
 //   tapegrad-tagger eval --model tagger.npz data/ud-english-ewt/en_ewt-ud-dev.conllu
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
 
   auto* train_cmd = program.subcommand("train", "train a tagger on CoNLL-U data");
   std::string data_dir, train_file, dev_file;
-  models::TrainOptions to{.epochs = 12, .time_limit_minutes = 14, .out = "tagger.npz", .plot = "tagger-curve.svg"};
+  nn::TrainOptions to{.epochs = 12, .time_limit_minutes = 14, .out = "tagger.npz", .plot = "tagger-curve.svg"};
   models::TaggerOptions options;  // its defaults are the program's
   models::SubwordOptions subwords;
   examples::DataChoice data{.word_dropout = 0.1, .batch_tokens = 1500};
@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
                   t.net().parameter_count(), members > 1 ? (" in " + std::to_string(members) + " taggers").c_str() : "");
       examples::announce_limits(to);
       // Word dropout and rare-word dropout teach the model to tag from subword features alone.
-      models::Task task{.model = &t.net(),
+      nn::Task task{.model = &t.net(),
                         .gen = &t.gen(),
                         .batches = models::shuffled_batches(lengths, data.batch_tokens, 256, to.seed),
                         .loss =
@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
                         .lengths = &lengths,
                         .evaluate = [&] { return score(t, dev_data).report.accuracy(); },
                         .save_model = [&](const std::string& path) { t.save(path, program.command_line()); }};
-      return models::train(task, to).interrupted ? examples::kExitInterrupted : 0;
+      return nn::train(task, to).interrupted ? examples::kExitInterrupted : 0;
     }
     if (*eval_cmd) {
       const auto t = models::TaggingPipeline::load(eval.model);

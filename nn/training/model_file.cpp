@@ -5,9 +5,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "../nn/checkpoint.hpp"
+#include "checkpoint.hpp"
 
-namespace tg::models {
+namespace tg::nn {
 namespace {
 
 const char* const kParam = "param/";
@@ -179,4 +179,4 @@ std::string command_line(int argc, char** argv) {
   return out;
 }
 
-}  // namespace tg::models
+}  // namespace tg::nn

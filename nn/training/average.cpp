@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "../autograd/kernels.hpp"
+#include "../../autograd/runtime/kernels.hpp"
 
 namespace tg::nn {
 

@@ -86,9 +86,9 @@ void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& e
                             tg::models::SubwordOptions& subwords, std::size_t& members, const std::string& noun);
 // --epochs --minutes --lr --warmup --average --seed --out --plot --log --resume --detect-anomaly,
 // --word-dropout --min-count --batch-tokens --bad-lines.
-void add_train_options(CLI::App& cmd, tg::models::TrainOptions& train, DataChoice& data);
+void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& train, DataChoice& data);
 // Before training: what will stop it ("at most 12 epochs or 14 minutes").
-void announce_limits(const tg::models::TrainOptions& train);
+void announce_limits(const tg::nn::TrainOptions& train);
 // --bad-lines stop|skip on a command that reads data files.
 void add_bad_lines_option(CLI::App& cmd, tg::models::BadLines& bad);
 // After reading: how many lines were skipped, and the first few reasons (silent when none).

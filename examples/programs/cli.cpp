@@ -27,7 +27,7 @@ CLI::App* Program::subcommand(const std::string& name, const std::string& descri
 }
 
 int Program::run(int argc, char** argv, const std::function<int()>& body) {
-  command_line_ = tg::models::command_line(argc, argv);
+  command_line_ = tg::nn::command_line(argc, argv);
   // Started by mpirun: every rank runs the same command (the training loop shares the work out),
   // and rank 0 alone prints; an error on any rank stops them all.
   const tg::nn::ProcessGroup* world = nullptr;
@@ -123,7 +123,7 @@ CLI::Validator position_names() {
 
 // ---- train ----------------------------------------------------------------------------------
 
-void add_train_options(CLI::App& cmd, tg::models::TrainOptions& to, DataChoice& d) {
+void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& to, DataChoice& d) {
   cmd.add_option("--epochs", to.epochs, "epochs at most (training also stops at --minutes)")->check(positive);
   cmd.add_option("--minutes", to.time_limit_minutes, "training time limit in minutes (0: none)")->check(non_negative);
   cmd.add_option("--word-dropout", d.word_dropout, "in training, replace a word by the unknown word with this probability")
@@ -157,7 +157,7 @@ void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& e
       ->check(positive);
 }
 
-void announce_limits(const tg::models::TrainOptions& to) {
+void announce_limits(const tg::nn::TrainOptions& to) {
   if (to.time_limit_minutes > 0)
     std::printf("training for at most %zu epochs or %g minutes, whichever comes first (--epochs, --minutes)\n", to.epochs,
                 to.time_limit_minutes);

@@ -12,7 +12,7 @@
 //   average.swap();  evaluate(model);  average.swap();   // evaluate with the averages, then back
 #pragma once
 
-#include "module.hpp"
+#include "../module.hpp"
 #include "optim.hpp"
 
 namespace tg::nn {

@@ -4,7 +4,7 @@
 //
 // The model is trained by the SentencePiece library (Debian's libsentencepiece-dev) on the
 // words of the training text, after tapegrad's own tokeniser has split off punctuation and
-// lowercased (models/text.hpp); it is stored as bytes inside a model file.  Pieces never cross
+// lowercased (models/data/text.hpp); it is stored as bytes inside a model file.  Pieces never cross
 // words: a word's first piece starts with "▁" (U+2581), so pieces map back to words exactly.
 //
 //   auto sp = SubwordVocab::train(sentences, 8000);   // sentences: lists of words

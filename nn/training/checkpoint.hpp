@@ -21,8 +21,8 @@
 
 #include <string>
 
-#include "../autograd/generator.hpp"
-#include "module.hpp"
+#include "../../autograd/runtime/generator.hpp"
+#include "../module.hpp"
 #include "npz.hpp"
 #include "optim.hpp"
 

@@ -2,16 +2,16 @@
 // decay, gradient clipping, a progress line, evaluation after each epoch, the best model on dev
 // saved as a model file, a checkpoint after each epoch and on Ctrl-C, exact --resume, time and
 // epoch limits, an optional moving average of the weights, a JSON-lines log and an SVG curve;
-// and, when started by mpirun, data-parallel training across the ranks (nn/distributed.hpp).
+// and, when started by mpirun, data-parallel training across the ranks (nn/training/distributed.hpp).
 //
-//   models::Task task;
+//   nn::Task task;
 //   task.model = &net;  task.gen = &gen;
 //   task.batches = [&](std::size_t epoch) { return make_batches(lengths, 2000, 256, &shuffle_of(epoch)); };
 //   task.loss = [&](const std::vector<std::size_t>& batch) { return net.loss(...); };
 //   task.lengths = &lengths;
 //   task.evaluate = [&] { return accuracy(net, dev); };
 //   task.save_model = [&](const std::string& path) { bundle.save(path); };
-//   const TrainResult r = models::train(task, {.epochs = 10, .out = "model.npz"});
+//   const TrainResult r = nn::train(task, {.epochs = 10, .out = "model.npz"});
 #pragma once
 
 #include <cstdint>
@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
-#include "../autograd/generator.hpp"
-#include "../autograd/tensor.hpp"
-#include "../nn/distributed.hpp"
-#include "../nn/module.hpp"
+#include "../../autograd/runtime/generator.hpp"
+#include "../../autograd/tensor.hpp"
+#include "distributed.hpp"
+#include "../module.hpp"
 
-namespace tg::models {
+namespace tg::nn {
 
 struct EpochRecord {
   std::size_t epoch = 0;
@@ -45,7 +45,7 @@ struct TrainOptions {
   std::string metric_name = "accuracy";
   bool metric_percent = true;  // shown as 100 * metric with a % sign (BLEU: 100 * metric, no sign)
   // > 0: evaluate and save an exponential moving average of the weights with this decay
-  // (nn/average.hpp) instead of the last step's weights.
+  // (nn/training/average.hpp) instead of the last step's weights.
   double average = 0;
   bool detect_anomaly = false;  // check every op for NaN/inf and name the first (slower)
   // A JSON-lines log of training ("" for none): an object a line, {"event": "step", ...} every
@@ -90,12 +90,6 @@ struct Task {
   const nn::ProcessGroup* group = nullptr;
 };
 
-// Task::batches for sentences of these lengths: make_batches (batching.hpp) of up to
-// `batch_tokens` tokens and `max_batch` sentences, shuffled by a generator seeded from the seed
-// and the epoch (so a resumed epoch sees the same batches).
-std::function<std::vector<std::vector<std::size_t>>(std::size_t epoch)> shuffled_batches(
-    std::vector<std::size_t> lengths, std::size_t batch_tokens, std::size_t max_batch, std::uint64_t seed);
-
 struct TrainResult {
   std::vector<EpochRecord> history;
   bool interrupted = false;  // stopped by Ctrl-C or SIGTERM, after saving the checkpoint
@@ -107,29 +101,4 @@ struct TrainResult {
 // TrainOptions::resume continues from the checkpoint exactly.
 TrainResult train(Task& task, const TrainOptions& options);
 
-// Orders of the data for an ensemble trained side by side (models/ensemble.hpp): the members
-// share an epoch's batches but each walks them in its own shuffled order, so they take
-// different paths and make different mistakes.  The training loop walks member 0's order
-// (Task::batches returns epoch(e)); member(batch, k) is member k's batch at the same step.
-class MemberOrders {
- public:
-  using Batches = std::vector<std::vector<std::size_t>>;
-  // make(epoch): the epoch's batches in member 0's order (a function of the epoch only);
-  // member k > 0 walks them shuffled by a generator seeded from (seed, epoch, k).
-  MemberOrders(std::function<Batches(std::size_t epoch)> make, std::size_t members, std::uint64_t seed);
-  const Batches& epoch(std::size_t e);
-  // Member k's batch at the step of `batch` (a batch of epoch(e), or one rank's share of it: then
-  // the same share of member k's batch).
-  std::vector<std::size_t> member(const std::vector<std::size_t>& batch, std::size_t k) const;
-
- private:
-  std::function<Batches(std::size_t)> make_;
-  std::size_t members_, epoch_ = SIZE_MAX;
-  std::uint64_t seed_;
-  Batches batches_;                                 // member 0's order, for epoch_
-  std::vector<std::vector<std::size_t>> orders_;    // orders_[k][step]: member k's batch index
-  std::map<std::size_t, std::pair<std::size_t, std::size_t>> at_;  // an example -> (step, place in its batch)
-};
-
-
-}  // namespace tg::models
+}  // namespace tg::nn

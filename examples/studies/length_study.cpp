@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "cli.hpp"
+#include "../programs/cli.hpp"
 
 using namespace tg;
 namespace fs = std::filesystem;
@@ -118,9 +118,9 @@ int main(int argc, char** argv) {
       }
       models::WordInput input{models::Vocab::build(train_words, 1, false), models::SubwordOptions{}};
       models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), options, 1, seed);
-      models::TrainOptions to{.epochs = epochs, .seed = seed, .out = out_dir + "/" + scheme + ".npz"};
+      nn::TrainOptions to{.epochs = epochs, .seed = seed, .out = out_dir + "/" + scheme + ".npz"};
       std::printf("\n== %s: %zu parameters\n", scheme.c_str(), t.net().parameter_count());
-      models::Task task{.model = &t.net(),
+      nn::Task task{.model = &t.net(),
                         .gen = &t.gen(),
                         .batches = models::shuffled_batches(lengths, 1500, 256, seed),
                         .loss =
@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
                         .evaluate = [&] { return score_by_length(t, dev, bins).back(); },
                         .save_model = [&](const std::string& path) { t.save(path, "length_study " + scheme); }};
       const auto start = std::chrono::steady_clock::now();
-      models::train(task, to);
+      nn::train(task, to);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       rows.push_back({scheme, score_by_length(t, dev, bins), seconds});  // the last epoch's model
     }

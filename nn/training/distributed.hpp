@@ -1,7 +1,7 @@
 // Data-parallel training over MPI: the processes (ranks) of one `mpirun` each hold the whole
 // model, each computes the gradients of its share of every global batch, and the gradients are
 // summed across ranks before every rank takes the same optimizer step.  The training loop
-// (models/training.hpp) does all of this for a program; the pieces are here for a loop of your own.
+// (nn/training/loop.hpp) does all of this for a program; the pieces are here for a loop of your own.
 //
 //   mpirun -np 4 build/examples/tapegrad-tagger train --data data/ud-ewt     (README: "Across machines")
 //
@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "../autograd/tape.hpp"
-#include "../autograd/tensor.hpp"
+#include "../../autograd/tape.hpp"
+#include "../../autograd/tensor.hpp"
 
 namespace tg::nn {
 

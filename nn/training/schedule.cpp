@@ -5,7 +5,7 @@
 #include <numbers>
 #include <string>
 
-#include "../autograd/shape.hpp"
+#include "../../autograd/shape.hpp"
 
 namespace tg::nn {
 namespace {

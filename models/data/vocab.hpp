@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "../autograd/generator.hpp"
-#include "../autograd/tensor.hpp"
+#include "../../autograd/runtime/generator.hpp"
+#include "../../autograd/tensor.hpp"
 
 namespace tg::models {
 

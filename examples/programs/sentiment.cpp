@@ -2,7 +2,7 @@
 // convolution over neighbouring words, a transformer encoder, learnable Fourier-feature
 // positions and mean pooling; by default two such classifiers, trained side by side.  The
 // model, its files and the training loop are the library's (models/pipelines.hpp,
-// models/training.hpp); this file is the command line and the scores.
+// nn/training/loop.hpp); this file is the command line and the scores.
 //
 //   tapegrad-sentiment train --data data/sst2                  (train.tsv / dev.tsv)
 //   tapegrad-sentiment train --data data/sst --fine            (stsa.fine.train / .dev; --binary: stsa.binary)
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   auto* train_cmd = program.subcommand("train", "train a classifier");
   std::string data_dir, train_file, dev_file;
   bool fine = false, binary = false;
-  models::TrainOptions to{.epochs = 4, .time_limit_minutes = 14, .warmup = 300, .out = "sentiment.npz",
+  nn::TrainOptions to{.epochs = 4, .time_limit_minutes = 14, .warmup = 300, .out = "sentiment.npz",
                           .plot = "sentiment-curve.svg"};
   models::ClassifierOptions options;  // its defaults are the program's
   models::SubwordOptions subwords;
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
       // Each member of an ensemble walks the epoch's batches in its own order.
       models::MemberOrders orders(models::shuffled_batches(lengths, data.batch_tokens, 64, to.seed), members, to.seed);
       const std::string out_of_bag;  // a member ignores the labels of examples outside its bag
-      models::Task task{.model = &s.net(), .gen = &s.gen()};
+      nn::Task task{.model = &s.net(), .gen = &s.gen()};
       task.batches = [&](std::size_t epoch) { return orders.epoch(epoch); };
       // The mean of the members' losses, each a mean over the examples in its bag.  Across ranks
       // (mpirun) each member's part is weighted by this rank's share of its bagged examples:
@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
       task.lengths = &lengths;
       task.evaluate = [&] { return score(s, dev_data).accuracy(); };
       task.save_model = [&](const std::string& path) { s.save(path, program.command_line()); };
-      return models::train(task, to).interrupted ? examples::kExitInterrupted : 0;
+      return nn::train(task, to).interrupted ? examples::kExitInterrupted : 0;
     }
     if (*eval_cmd) {
       const auto s = models::SentimentPipeline::load(eval.model);

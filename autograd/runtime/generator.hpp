@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "tensor.hpp"
+#include "../tensor.hpp"
 
 namespace tg {
 

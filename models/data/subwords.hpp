@@ -25,7 +25,7 @@ struct SubwordOptions {
   // The sizes of the groups for a model's pooling: {1, 4, the rest}, or {all} when not grouped.
   std::vector<std::size_t> groups() const;
 
-  // The options a model file stores (models/model_file.hpp).
+  // The options a model file stores (nn/training/model_file.hpp).
   template <class F>
   void fields(F&& f) {
     f("subword_buckets", buckets), f("subword_features", max_features), f("subword_grouped", grouped);
