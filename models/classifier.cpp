@@ -7,32 +7,6 @@
 
 namespace tg::models {
 
-Pooling pooling_from_name(const std::string& name) {
-  if (name == "mean") return Pooling::mean;
-  if (name == "max") return Pooling::max;
-  if (name == "mean-max") return Pooling::mean_max;
-  fail("pooling", "unknown pooling '" + name + "' (mean, max or mean-max)");
-}
-
-std::string pooling_name(Pooling pooling) {
-  switch (pooling) {
-    case Pooling::mean: return "mean";
-    case Pooling::max: return "max";
-    case Pooling::mean_max: return "mean-max";
-  }
-  return "?";
-}
-
-std::string option_text(Pooling pooling) { return pooling_name(pooling); }
-
-void parse_option(const std::string& text, Pooling& pooling, const std::string& what) {
-  try {
-    pooling = pooling_from_name(text);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(what + ": " + e.what());
-  }
-}
-
 Classifier::Classifier(const ClassifierOptions& o, Generator& gen)
     : SentenceModel(o, o.pooling == Pooling::mean_max ? 2 * o.encoder.d_model : o.encoder.d_model, o.classes, gen) {}
 

@@ -13,11 +13,9 @@ namespace tg::models {
 // How the encoder's outputs (B, T, C) become one vector per sentence.  Max pooling does not
 // thin out a strong word in a long sentence the way a mean does.
 enum class Pooling { mean, max, mean_max };  // mean_max: the two concatenated, (B, 2C)
-Pooling pooling_from_name(const std::string& name);  // "mean", "max", "mean-max"
-std::string pooling_name(Pooling pooling);
-// Pooling as a model-file option (nn/training/model_file.hpp).
-std::string option_text(Pooling pooling);
-void parse_option(const std::string& text, Pooling& pooling, const std::string& what);
+constexpr auto enum_table(Pooling) {
+  return named_values<Pooling>("pooling", {{Pooling::mean, "mean"}, {Pooling::max, "max"}, {Pooling::mean_max, "mean-max"}});
+}
 
 struct ClassifierOptions {
   SentenceEncoderOptions encoder{.positions = nn::PositionScheme::fourier, .relative_k = 16};

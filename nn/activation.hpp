@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "../autograd/named_enum.hpp"
 #include "module.hpp"
 
 namespace tg::nn {
@@ -10,8 +11,12 @@ namespace tg::nn {
 enum class Activation { relu, gelu, gelu_tanh, tanh, sigmoid, identity };
 
 Tensor activate(const Tensor& x, Activation a);  // x: (...) -> (...)
-const char* activation_name(Activation a);
-Activation activation_from_name(const std::string& name);  // "relu", "gelu", ...
+// Names for command lines and model files: enum_name(a), enum_from_name<Activation>("gelu").
+constexpr auto enum_table(Activation) {
+  return named_values<Activation>("activation", {{Activation::relu, "relu"}, {Activation::gelu, "gelu"},
+                                                 {Activation::gelu_tanh, "gelu_tanh"}, {Activation::tanh, "tanh"},
+                                                 {Activation::sigmoid, "sigmoid"}, {Activation::identity, "identity"}});
+}
 
 class ActivationLayer : public Layer {
  public:

@@ -97,16 +97,6 @@ Tensor rope_rotate(const Tensor& x, std::size_t offset, double base) {
 
 // ---- kernelized attention (Luo et al. 2021) ------------------------------------------------
 
-const char* attention_kind_name(AttentionKind kind) {
-  return kind == AttentionKind::kernelized ? "kernelized" : "softmax";
-}
-
-AttentionKind attention_kind_from_name(const std::string& name) {
-  if (name == "softmax") return AttentionKind::softmax;
-  if (name == "kernelized") return AttentionKind::kernelized;
-  fail("attention", "unknown kind of attention '" + name + "' (softmax or kernelized)");
-}
-
 Array<double> orthogonal_gaussian_features(std::size_t m, std::size_t D, Generator& gen) {
   if (m == 0 || D == 0) fail("orthogonal_gaussian_features", "needs m > 0 features of D > 0 dims");
   Array<double> w = xt::zeros<double>({m, D});

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../autograd/named_enum.hpp"
 #include "../autograd/runtime/generator.hpp"
 #include "../autograd/ops.hpp"
 #include "linear.hpp"
@@ -59,8 +60,10 @@ Tensor rope_rotate(const Tensor& x, std::size_t offset, double base = 10000);
 // c_r = exp(b_r), b_r a learned bias per head and offset (clipped to [-k, k]).  The sums over j
 // are Toeplitz products, computed by FFT in O(n log n) (tg::toeplitz_matmul): no (T, S) matrix.
 enum class AttentionKind { softmax, kernelized };
-const char* attention_kind_name(AttentionKind kind);
-AttentionKind attention_kind_from_name(const std::string& name);  // "softmax" or "kernelized"
+constexpr auto enum_table(AttentionKind) {
+  return named_values<AttentionKind>("kind of attention",
+                                     {{AttentionKind::softmax, "softmax"}, {AttentionKind::kernelized, "kernelized"}});
+}
 
 // FAVOR+ features, drawn once: m rows, in blocks of D orthogonal directions (Gram-Schmidt of
 // Gaussian vectors), each row scaled to the length of its own Gaussian vector, so that every

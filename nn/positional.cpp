@@ -248,32 +248,6 @@ double distance_preservation(const Array<double>& points, const Array<double>& e
 
 // ---- by name ---------------------------------------------------------------------------
 
-namespace {
-constexpr std::pair<PositionScheme, const char*> kSchemes[] = {
-    {PositionScheme::none, "none"},       {PositionScheme::sinusoidal, "sinusoidal"},
-    {PositionScheme::learned, "learned"}, {PositionScheme::mlp, "mlp"},
-    {PositionScheme::fourier, "fourier"}, {PositionScheme::relative, "relative"},
-    {PositionScheme::rope, "rope"},       {PositionScheme::alibi, "alibi"},
-    {PositionScheme::t5, "t5"},           {PositionScheme::cape, "cape"},
-    {PositionScheme::gaussian, "gaussian"}, {PositionScheme::xl, "xl"},
-};
-}  // namespace
-
-const char* position_scheme_name(PositionScheme s) {
-  for (const auto& [scheme, name] : kSchemes)
-    if (scheme == s) return name;
-  return "?";
-}
-
-PositionScheme position_scheme_from_name(const std::string& name) {
-  std::string known;
-  for (const auto& [scheme, n] : kSchemes) {
-    if (name == n) return scheme;
-    known += known.empty() ? n : std::string(", ") + n;
-  }
-  fail("position_scheme_from_name", "unknown scheme '" + name + "' (known: " + known + ")");
-}
-
 std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptions& o, Generator& gen) {
   switch (o.scheme) {
     case PositionScheme::sinusoidal: return std::make_unique<SinusoidalPositions>(o.dim);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "../autograd/named_enum.hpp"
 #include "../autograd/runtime/generator.hpp"
 #include "attention.hpp"
 #include "linear.hpp"
@@ -171,8 +172,13 @@ double distance_preservation(const Array<double>& points, const Array<double>& e
 enum class PositionScheme { none, sinusoidal, learned, mlp, fourier, relative, rope, alibi, t5, xl, cape, gaussian };
 // rope, alibi, t5 -> the same AttentionPositions; every other scheme -> none.
 AttentionPositions attention_positions(PositionScheme s);
-const char* position_scheme_name(PositionScheme s);
-PositionScheme position_scheme_from_name(const std::string& name);
+constexpr auto enum_table(PositionScheme) {
+  using enum PositionScheme;
+  return named_values<PositionScheme>("position scheme",
+                                      {{none, "none"}, {sinusoidal, "sinusoidal"}, {learned, "learned"}, {mlp, "mlp"},
+                                       {fourier, "fourier"}, {relative, "relative"}, {rope, "rope"}, {alibi, "alibi"},
+                                       {t5, "t5"}, {cape, "cape"}, {gaussian, "gaussian"}, {xl, "xl"}});
+}
 
 struct PositionOptions {
   PositionScheme scheme = PositionScheme::sinusoidal;

@@ -216,7 +216,7 @@ BOOST_AUTO_TEST_CASE(errors) {
                     "it takes no relative_k and no rope/alibi/t5/xl");
   CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .kind = AttentionKind::kernelized, .kernel_features = 0}, gen),
                     "kernelized attention needs kernel_features > 0");
-  CHECK_THROWS_WITH(attention_kind_from_name("linear"), "unknown kind of attention 'linear' (softmax or kernelized)");
+  CHECK_THROWS_WITH(enum_from_name<AttentionKind>("linear"), "unknown kind of attention 'linear' (known: softmax, kernelized)");
   const Tensor p = ones({1, 1, 4, 3}, Dtype::f64);
   CHECK_THROWS_WITH(kernelized_attention(p, p, ones({1, 1, 4, 2}, Dtype::f64), ones({1, 5}, Dtype::f64), std::nullopt, false),
                     "c " + std::string("(1, 5) (H, 2S - 1)"));

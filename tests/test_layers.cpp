@@ -154,9 +154,9 @@ BOOST_AUTO_TEST_CASE(sequential_chains_layers) {
 }
 
 BOOST_AUTO_TEST_CASE(activations_by_name) {
-  BOOST_TEST((activation_from_name("gelu_tanh") == Activation::gelu_tanh));
-  BOOST_TEST(std::string(activation_name(Activation::relu)) == "relu");
-  CHECK_THROWS_WITH(activation_from_name("swish"), "unknown activation 'swish' (known: relu, gelu");
+  BOOST_TEST((enum_from_name<Activation>("gelu_tanh") == Activation::gelu_tanh));
+  BOOST_TEST(std::string(enum_name(Activation::relu)) == "relu");
+  CHECK_THROWS_WITH(enum_from_name<Activation>("swish"), "unknown activation 'swish' (known: relu, gelu");
 }
 
 BOOST_AUTO_TEST_CASE(init_is_seeded_and_has_the_right_scale) {

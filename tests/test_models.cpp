@@ -26,7 +26,7 @@ Ids make_ids(const std::vector<std::vector<std::int64_t>>& rows, std::size_t T) 
 BOOST_AUTO_TEST_CASE(classifier_pooling_gradcheck) {
   for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max}) {
     for (std::size_t conv : {0, 3}) {
-      BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling) << ", conv width " << conv) {
+      BOOST_TEST_CONTEXT("pooling " << enum_name(pooling) << ", conv width " << conv) {
         Generator gen(5);
         models::Classifier c(tiny_classifier(pooling, conv), gen);
         c.to(Dtype::f64);
@@ -44,7 +44,7 @@ BOOST_AUTO_TEST_CASE(classifier_pooling_gradcheck) {
 BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
   for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max}) {
     for (std::size_t conv : {0, 3}) {
-      BOOST_TEST_CONTEXT("pooling " << models::pooling_name(pooling) << ", conv width " << conv) {
+      BOOST_TEST_CONTEXT("pooling " << enum_name(pooling) << ", conv width " << conv) {
         Generator gen(6);
         models::Classifier c(tiny_classifier(pooling, conv), gen);
         c.eval();
@@ -86,9 +86,9 @@ BOOST_AUTO_TEST_CASE(mean_over_tokens_by_hand) {
 
 BOOST_AUTO_TEST_CASE(pooling_names_round_trip_and_refuse_unknown) {
   for (Pooling p : {Pooling::mean, Pooling::max, Pooling::mean_max})
-    BOOST_TEST((models::pooling_from_name(models::pooling_name(p)) == p));
-  BOOST_CHECK_EXCEPTION(models::pooling_from_name("median"), std::exception, [](const std::exception& e) {
-    return testing::contains(e.what(), "unknown pooling 'median' (mean, max or mean-max)");
+    BOOST_TEST((enum_from_name<models::Pooling>(enum_name(p)) == p));
+  BOOST_CHECK_EXCEPTION(enum_from_name<models::Pooling>("median"), std::exception, [](const std::exception& e) {
+    return testing::contains(e.what(), "unknown pooling 'median' (known: mean, max, mean-max)");
   });
 }
 

@@ -91,16 +91,16 @@ BOOST_AUTO_TEST_CASE(schemes_by_name_and_factory) {
     auto pe = make_positional_encoding({.scheme = scheme, .dim = 8}, gen);
     BOOST_REQUIRE(pe != nullptr);
     BOOST_TEST(pe->forward(zeros({2, 5, 8})).shape() == (Shape{2, 5, 8}));
-    BOOST_TEST((position_scheme_from_name(position_scheme_name(scheme)) == scheme));
+    BOOST_TEST((enum_from_name<PositionScheme>(enum_name(scheme)) == scheme));
   }
   // the schemes inside attention add nothing to the input
   for (auto scheme : {PositionScheme::relative, PositionScheme::rope, PositionScheme::alibi, PositionScheme::t5}) {
     BOOST_TEST(make_positional_encoding({.scheme = scheme, .dim = 8}, gen) == nullptr);
-    BOOST_TEST((position_scheme_from_name(position_scheme_name(scheme)) == scheme));
+    BOOST_TEST((enum_from_name<PositionScheme>(enum_name(scheme)) == scheme));
   }
   BOOST_TEST((attention_positions(PositionScheme::rope) == AttentionPositions::rope));
   BOOST_TEST((attention_positions(PositionScheme::relative) == AttentionPositions::none));
-  CHECK_THROWS_WITH(position_scheme_from_name("bogus"), "unknown scheme 'bogus' (known: none, sinusoidal");
+  CHECK_THROWS_WITH(enum_from_name<PositionScheme>("bogus"), "unknown position scheme 'bogus' (known: none, sinusoidal");
 }
 
 namespace {

@@ -117,7 +117,7 @@ CLI::Validator position_names() {
   for (auto s : {PositionScheme::relative, PositionScheme::sinusoidal, PositionScheme::learned, PositionScheme::mlp,
                  PositionScheme::fourier, PositionScheme::rope, PositionScheme::alibi, PositionScheme::t5,
                  PositionScheme::xl, PositionScheme::cape, PositionScheme::gaussian, PositionScheme::none})
-    names.push_back(tg::nn::position_scheme_name(s));
+    names.push_back(tg::enum_name(s));
   return CLI::IsMember(names);
 }
 

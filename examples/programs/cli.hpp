@@ -66,17 +66,17 @@ void add_encoder_options(CLI::App& cmd, Options& o) {
   cmd.add_option("--ff", o.ff, "feed-forward width")->check(positive);
   cmd.add_option("--dropout", o.dropout, "dropout")->check(CLI::Range(0.0, 0.9));
   cmd.add_option_function<std::string>(
-         "--positions", [&o](const std::string& name) { o.positions = tg::nn::position_scheme_from_name(name); },
+         "--positions", [&o](const std::string& name) { o.positions = tg::enum_from_name<tg::nn::PositionScheme>(name); },
          "how the model sees word order: relative, sinusoidal, learned, mlp, fourier, rope, alibi, t5, xl, cape, gaussian or none")
       ->check(position_names())
-      ->default_str(tg::nn::position_scheme_name(o.positions));
+      ->default_str(tg::enum_name(o.positions));
   cmd.add_option("--relative-k", o.relative_k,
                  "with --positions relative or --attention kernelized: clip offsets to [-k, k]")->check(positive);
   cmd.add_option_function<std::string>(
-         "--attention", [&o](const std::string& name) { o.attention = tg::nn::attention_kind_from_name(name); },
+         "--attention", [&o](const std::string& name) { o.attention = tg::enum_from_name<tg::nn::AttentionKind>(name); },
          "self-attention: softmax, or kernelized (random features and a learned bias per offset, by FFT)")
       ->check(CLI::IsMember({"softmax", "kernelized"}))
-      ->default_str(tg::nn::attention_kind_name(o.attention));
+      ->default_str(tg::enum_name(o.attention));
   cmd.add_option("--kernel-features", o.kernel_features, "with --attention kernelized: random features m")
       ->check(positive);
 }

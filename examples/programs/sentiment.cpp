@@ -54,10 +54,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--dev", dev_file, "development file")->check(examples::readable_file);
   examples::add_encoder_options(*train_cmd, options.encoder);
   train_cmd->add_option_function<std::string>(
-               "--pooling", [&](const std::string& name) { options.pooling = models::pooling_from_name(name); },
+               "--pooling", [&](const std::string& name) { options.pooling = enum_from_name<models::Pooling>(name); },
                "sentence vector from the encoder's outputs: mean, max or mean-max")
       ->check(CLI::IsMember({"mean", "max", "mean-max"}))
-      ->default_str(models::pooling_name(options.pooling));
+      ->default_str(enum_name(options.pooling));
   examples::add_word_model_options(*train_cmd, options.encoder, subwords, members, "classifiers");
   train_cmd->add_option("--bagging", bagging, "with --ensemble: each member learns from its own random fraction of the examples")
       ->check(CLI::Range(0.05, 1.0));

@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
         options.encoder.attention = nn::AttentionKind::kernelized;
         options.encoder.positions = nn::PositionScheme::relative;  // its bias b_r, clipped to relative_k
       } else {
-        options.encoder.positions = nn::position_scheme_from_name(scheme);
+        options.encoder.positions = enum_from_name<nn::PositionScheme>(scheme);
       }
       models::WordInput input{models::Vocab::build(train_words, 1, false), models::SubwordOptions{}};
       models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), options, 1, seed);

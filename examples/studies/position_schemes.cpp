@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     model.eval();
-    names.push_back(position_scheme_name(scheme));
+    names.push_back(enum_name(scheme));
     table.push_back({accuracy(model, gen, train_len, k) / 100});
     std::printf("%-11s %8zu %9.1f%%", names.back().c_str(), model.parameter_count(), 100 * table.back()[0]);
     for (std::size_t len : test_lens) {

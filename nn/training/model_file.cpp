@@ -72,30 +72,6 @@ void parse_option(const std::string& text, bool& value, const std::string& what)
 
 void parse_option(const std::string& text, std::string& value, const std::string&) { value = text; }
 
-namespace {
-
-// An enum option by name, through its from_name function, its error naming the option.
-template <class Enum>
-void parse_named(const std::string& text, Enum& value, const std::string& what, Enum (*from_name)(const std::string&)) {
-  try {
-    value = from_name(text);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(what + ": " + e.what());
-  }
-}
-
-}  // namespace
-
-std::string option_text(nn::PositionScheme value) { return nn::position_scheme_name(value); }
-void parse_option(const std::string& text, nn::PositionScheme& value, const std::string& what) {
-  parse_named(text, value, what, nn::position_scheme_from_name);
-}
-
-std::string option_text(nn::AttentionKind value) { return nn::attention_kind_name(value); }
-void parse_option(const std::string& text, nn::AttentionKind& value, const std::string& what) {
-  parse_named(text, value, what, nn::attention_kind_from_name);
-}
-
 // ---- files ----------------------------------------------------------------------------------
 
 ModelFile::ModelFile(std::string kind) : kind_(std::move(kind)) {}

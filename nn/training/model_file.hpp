@@ -22,12 +22,13 @@
 #pragma once
 
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "../module.hpp"
 #include "npz.hpp"
-#include "../positional.hpp"
+#include "../../autograd/named_enum.hpp"
 
 namespace tg::nn {
 
@@ -37,8 +38,8 @@ namespace tg::nn {
 // unless the file asks for more (ModelFile::require_format).
 constexpr int kModelFormat = 3;
 
-// An option's value as text, and back; `what` names the file and option in errors.  Enums
-// used as options (nn::PositionScheme, Pooling) have their own pair beside the enum.
+// An option's value as text, and back; `what` names the file and option in errors.  An enum
+// with a table of names (autograd/named_enum.hpp) is an option by its names.
 std::string option_text(std::size_t value);
 std::string option_text(double value);
 std::string option_text(bool value);
@@ -47,10 +48,18 @@ void parse_option(const std::string& text, std::size_t& value, const std::string
 void parse_option(const std::string& text, double& value, const std::string& what);
 void parse_option(const std::string& text, bool& value, const std::string& what);
 void parse_option(const std::string& text, std::string& value, const std::string& what);
-std::string option_text(nn::PositionScheme value);
-void parse_option(const std::string& text, nn::PositionScheme& value, const std::string& what);
-std::string option_text(nn::AttentionKind value);
-void parse_option(const std::string& text, nn::AttentionKind& value, const std::string& what);
+template <NamedEnum E>
+std::string option_text(E value) {
+  return enum_name(value);
+}
+template <NamedEnum E>
+void parse_option(const std::string& text, E& value, const std::string& what) {
+  try {
+    value = enum_from_name<E>(text);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(what + ": " + e.what());
+  }
+}
 
 class ModelFile {
  public:
