@@ -29,6 +29,8 @@
 #include "nn/sequential.hpp"
 #include "nn/subword_embedding.hpp"
 #include "nn/transformer.hpp"
+// measures of embedding matrices: these need tapegrad::linalg linked too
+#include "nn/positions/measures.hpp"
 // training: optimizers, schedules, averaging, checkpoints, model files, the loop, MPI
 #include "nn/training/average.hpp"
 #include "nn/training/checkpoint.hpp"

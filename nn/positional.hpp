@@ -158,14 +158,6 @@ class GaussianPositions : public PositionalEncoding {
   GaussianPositionsOptions options_;
 };
 
-// Measures of an embedding matrix, from the same paper:
-// the stable rank ||A||_F^2 / ||A||_2^2 of A (N, K): how many directions the N embeddings
-// really use (at most rank(A));
-double stable_rank(const Array<double>& a);
-// how well embeddings keep distances: the Pearson correlation between |x_i - x_j| and
-// ||psi_i - psi_j|| over the pairs of points (N, M) closer than `window` (1: perfectly kept).
-double distance_preservation(const Array<double>& points, const Array<double>& embeddings, double window);
-
 // The schemes by name, for models and command lines.
 // The absolute schemes are modules that add to the input (make_positional_encoding); relative,
 // rope, alibi and t5 live inside self-attention (attention.hpp) and add nothing here.

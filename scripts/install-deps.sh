@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   g++ cmake make
   libxtensor-dev libopenblas-dev
+  libxtensor-blas-dev   # SVD for tapegrad::linalg (nn/positions/measures.hpp), on OpenBLAS's LAPACK
   libdnnl-dev libfftw3-dev libsentencepiece-dev libtbb-dev libboost-test-dev libbenchmark-dev libcli11-dev libutfcpp-dev nlohmann-json3-dev
   curl ca-certificates unzip gzip   # scripts/get-data.sh downloads and unpacks the data sets
   python3-numpy   # a test checks that numpy opens tapegrad's checkpoints

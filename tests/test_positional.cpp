@@ -201,22 +201,3 @@ BOOST_AUTO_TEST_CASE(gaussian_basis_and_gradients) {
   CHECK_GRAD([&](const Inputs&) { return g.encode(positions); }, inputs);
   CHECK_THROWS_WITH(g.encode(zeros({1, 1}, Dtype::f64)), "GaussianPositions: positions must be (T, 2)");
 }
-
-BOOST_AUTO_TEST_CASE(stable_rank_and_distance_preservation) {
-  BOOST_TEST(stable_rank(xt::eye<double>(5)) == 5.0, tt::tolerance(1e-9));
-  BOOST_TEST(stable_rank(Array<double>{{1.0, 2.0}, {2.0, 4.0}, {3.0, 6.0}}) == 1.0, tt::tolerance(1e-9));  // rank 1
-  BOOST_TEST(stable_rank(Array<double>{{3.0, 0.0}, {0.0, 1.0}}) == 10.0 / 9, tt::tolerance(1e-9));
-  Array<double> points = Array<double>::from_shape({20, 1});
-  for (std::size_t i = 0; i < 20; ++i) points(i, 0) = 0.37 * i;
-  BOOST_TEST(distance_preservation(points, Array<double>(3.0 * points), 100) == 1.0, tt::tolerance(1e-12));
-  // Gaussian bumps: wide ones keep nearby distances in order, very narrow ones do not (every
-  // pair of distinct points is about as far apart as any other).
-  Generator gen(11);
-  GaussianPositions wide({.dim = 4, .centres = 64, .sigma = 0.05, .scale = 8}, gen);
-  GaussianPositions narrow({.dim = 4, .centres = 64, .sigma = 0.0005, .scale = 8}, gen);
-  const double kept_wide = distance_preservation(points, wide.basis(points), 2.0);
-  const double kept_narrow = distance_preservation(points, narrow.basis(points), 2.0);
-  BOOST_TEST(kept_wide > 0.9);
-  BOOST_TEST(kept_narrow < kept_wide);
-  BOOST_TEST(stable_rank(narrow.basis(points)) > stable_rank(wide.basis(points)));
-}
