@@ -1,7 +1,7 @@
 # cmake -P script: install the built tapegrad into WORK_DIR/prefix, then, as a user would:
 #   - train a tagger with the installed tapegrad-tagger on a tiny CoNLL-U file;
 #   - configure, build and run tests/consumer against the installed package (it trains with the
-#     library's loop and loads the tagger's model file);
+#     library's loop and loads the tagger's model file; consumer_measures links tapegrad::linalg);
 #   - build and run the README's "Add your own layer" code and test, copied out of the README,
 #     with the installed testing helpers and tapegrad_add_test().
 # Any failing step fails the test.
@@ -62,4 +62,5 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/build
     -DREADME_LAYER_TEST=${WORK_DIR}/readme_layer.cpp)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build -j2)
 run(${WORK_DIR}/build/consumer ${WORK_DIR}/program-tagger.npz)
+run(${WORK_DIR}/build/consumer_measures)
 run(${WORK_DIR}/build/readme_layer)
