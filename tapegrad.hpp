@@ -50,6 +50,7 @@
 #include "models/search.hpp"
 #include "models/tagger.hpp"
 #include "models/translation.hpp"
+#include "models/translation_training.hpp"
 #include "models/translator.hpp"
 #include "models/word_input.hpp"
 #include "models/word_pipeline.hpp"

@@ -12,6 +12,16 @@ tagger="$build/examples/tapegrad-tagger"
 sentiment="$build/examples/tapegrad-sentiment"
 translate="$build/examples/tapegrad-translate"
 fail() { echo "FAILED: $*" >&2; exit 1; }
+# usage_error LINE COMMAND...: the command stops before any work with exit code 105 (a value
+# that fails its check), LINE on stderr and CLI11's usage hint, and nothing else
+usage_error() {
+  local line=$1 rc=0
+  shift
+  "$@" > usage.log 2>&1 || rc=$?
+  [ "$rc" -eq 105 ] || fail "'$*' exited with $rc, not 105: $(cat usage.log)"
+  [ "$(cat usage.log)" = "$line"$'\n'"Run with --help for more information." ] \
+    || fail "'$*' said: $(cat usage.log)"$'\n'"expected: $line"
+}
 
 source "$here/tiny_data.sh"  # train.conllu, train.tsv, tr-train.de, ... in this folder
 
@@ -21,6 +31,10 @@ small="--d-model 16 --layers 1 --heads 2 --ff 32 --minutes 0"
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 2 $small --out tagger.npz --plot curve.svg > train.log
 grep -q "epoch 2: train loss" train.log || fail "tagger training did not finish 2 epochs"
 [ -s tagger.npz ] && [ -s tagger.npz.ckpt ] || fail "tagger files missing"
+# a finished run says where its checkpoint is, and how big
+size=$(python3 -c "import os; print(f'{os.path.getsize(\"tagger.npz.ckpt\") / 1e6:.1f}')")
+grep -qx "kept the checkpoint tagger.npz.ckpt ($size MB): train again with --resume and more --epochs or --minutes to continue, or delete it" train.log \
+  || fail "the checkpoint left by a finished run is not reported: $(tail -1 train.log)"
 grep -q "<svg" curve.svg || fail "no training curve"
 "$tagger" eval --model tagger.npz dev.conllu | tee eval.log
 grep -q "UPOS accuracy" eval.log || fail "tagger eval"
@@ -66,8 +80,11 @@ grep -q "interrupted: saved long.npz.ckpt; continue with --resume" long.log || f
 grep -q "resuming from long.npz.ckpt" long2.log || fail "did not resume after SIGINT"
 # bad input: a clear message with file and line, and a non-zero exit
 printf '1\tdog\tdog\tNOUN\n' > bad.conllu
-if "$tagger" train --train bad.conllu --dev dev.conllu $small > bad.log 2>&1; then fail "accepted a malformed file"; fi
-grep -q "bad.conllu:1: expected 10 tab-separated columns" bad.log || fail "no file:line in the error"
+rc=0; "$tagger" train --train bad.conllu --dev dev.conllu $small > bad.log 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "a malformed file: exit code $rc, not 1"
+# (docs/programs.md quotes this line)
+[ "$(cat bad.log)" = "tapegrad-tagger: bad.conllu:1: expected 10 tab-separated columns (CoNLL-U), found 4" ] \
+  || fail "a malformed file: $(cat bad.log)"
 if "$tagger" eval --model train.conllu dev.conllu > bad2.log 2>&1; then fail "accepted a bad model file"; fi
 grep -q "train.conllu" bad2.log || fail "the bad model file is not named"
 # impossible values and unknown flags: one line naming the option, a usage hint, a non-zero exit
@@ -225,10 +242,31 @@ for p in "$tagger" "$sentiment" "$translate"; do
   "$p" train --positions bogus > pos.log 2>&1 && fail "$name accepted --positions bogus"
   grep -q -- "--positions: bogus not in {relative,sinusoidal,learned,mlp,fourier,rope,alibi,t5,xl,cape,gaussian,none}" pos.log || fail "$name: --positions bogus message"
   grep -q "parameters" pos.log && fail "$name read the data before refusing --positions bogus"
-  # a missing file: named, with the system's reason
-  "$p" predict --model nowhere.npz hello > miss.log 2>&1 && fail "$name accepted a missing model file"
-  grep -q "nowhere.npz: cannot open: No such file or directory" miss.log || fail "$name: missing file without the reason"
+  # a missing file: the same line and exit code whether typed, a default or in --data's folder
+  usage_error "--model: nowhere.npz: cannot open: No such file or directory (expected a model file)" \
+    "$p" predict --model nowhere.npz hello
+  case $name in
+    tapegrad-tagger) default=tagger.npz; scored=(../dev.conllu) ;;
+    tapegrad-sentiment) default=sentiment.npz; scored=(../dev.tsv) ;;
+    tapegrad-translate) default=translator.npz; scored=(../tr-dev.de ../tr-dev.en) ;;
+  esac
+  mkdir -p empty && cd empty  # no default model here
+  usage_error "--model: $default: cannot open: No such file or directory (expected a model file)" "$p" predict hello
+  usage_error "--model: $default: cannot open: No such file or directory (expected a model file)" "$p" eval "${scored[@]}"
+  cd ..
 done
+usage_error "--data: nowhere: cannot open: No such file or directory (expected a folder with *train*.conllu and *dev*.conllu)" \
+  "$tagger" train --data nowhere
+usage_error "--data: empty: expected one *train*.conllu file, found 0 (name the files with --train and --dev)" \
+  "$tagger" train --data empty
+usage_error "--data: empty/train.tsv: cannot open: No such file or directory (expected the training sentences)" \
+  "$sentiment" train --data empty
+usage_error "--data: empty/train.de: cannot open: No such file or directory (expected the training source text, a sentence a line)" \
+  "$translate" train --data empty
+usage_error "file: nowhere.conllu: cannot open: No such file or directory (expected a CoNLL-U file)" \
+  "$tagger" eval --model tagger.npz nowhere.conllu
+usage_error "reference: nowhere.en: cannot open: No such file or directory (expected a text file, a sentence a line)" \
+  "$translate" eval --model tr.npz tr-dev.de nowhere.en
 # errors exit 1, usage errors another non-zero code
 rc=0; "$tagger" eval --model tr.npz dev.conllu > /dev/null 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "an error exited with $rc, not 1"

@@ -1,4 +1,6 @@
 #define BOOST_TEST_MODULE training_loop
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 
@@ -107,4 +109,78 @@ BOOST_AUTO_TEST_CASE(a_resumed_run_ends_where_an_uninterrupted_one_does) {
   BOOST_REQUIRE(b.history.size() == 3u);
   BOOST_TEST(b.history[2].train_loss == a.history[2].train_loss);  // same steps, same order: same bits
   BOOST_TEST(b.history[2].dev_metric == a.history[2].dev_metric);
+}
+
+// Task::stop, set in the middle of epoch 2 (by a signal handler in a program; here by the loss):
+// the loop saves a checkpoint and returns `interrupted`, and the resumed run ends bit for bit
+// where an uninterrupted one does.
+BOOST_AUTO_TEST_CASE(a_stop_request_saves_a_checkpoint_that_resumes_exactly) {
+  const Toy toy;
+  const nn::TrainOptions options{.epochs = 3, .lr = 1e-2, .warmup = 5, .out = "stopped.npz"};
+  auto straight = make(toy);
+  auto task = task_of(*straight, toy);
+  const auto a = nn::train(task, {.epochs = 3, .lr = 1e-2, .warmup = 5, .out = "unstopped.npz"});
+
+  auto stopped = make(toy);
+  auto task2 = task_of(*stopped, toy);
+  const std::size_t per_epoch = task2.batches(0).size(), stop_after = per_epoch + 2;
+  std::atomic<bool> stop{false};
+  std::size_t calls = 0;
+  const auto loss = task2.loss;
+  task2.loss = [&](const std::vector<std::size_t>& batch) {
+    if (++calls == stop_after) stop = true;  // the loop sees it before the next step
+    return loss(batch);
+  };
+  task2.stop = &stop;
+  std::remove("stopped.npz.ckpt");
+  const auto b = nn::train(task2, options);
+  BOOST_TEST(b.interrupted);
+  BOOST_TEST(b.history.size() == 1u);  // epoch 1 finished, epoch 2 cut short
+  BOOST_TEST(b.losses.size() == stop_after);
+
+  auto again = make(toy);  // a new process: a fresh model, everything from the checkpoint
+  auto task3 = task_of(*again, toy);
+  nn::TrainOptions resume = options;
+  resume.resume = true;
+  const auto c = nn::train(task3, resume);
+  BOOST_TEST(!c.interrupted);
+  BOOST_TEST(c.losses.size() == 3 * per_epoch - stop_after);  // the steps left, no more
+  BOOST_REQUIRE(c.history.size() == 3u);
+  BOOST_TEST(c.history[2].train_loss == a.history[2].train_loss);
+  BOOST_TEST(c.history[2].dev_metric == a.history[2].dev_metric);
+  BOOST_TEST(c.losses.back() == a.losses.back());
+}
+
+// Signals are the program's business: after training, SIGINT, SIGTERM and SIGUSR1 are handled as
+// before it (here: the default, which ends the process).
+BOOST_AUTO_TEST_CASE(the_loop_installs_no_signal_handler) {
+  for (int s : {SIGINT, SIGTERM, SIGUSR1}) std::signal(s, SIG_DFL);
+  const Toy toy;
+  auto t = make(toy);
+  auto task = task_of(*t, toy);
+  nn::train(task, {.epochs = 1, .warmup = 5, .out = "signals.npz"});
+  for (int s : {SIGINT, SIGTERM, SIGUSR1}) BOOST_TEST((std::signal(s, SIG_DFL) == SIG_DFL), "signal " << s);
+}
+
+// Weight decay and the schedule's floor are options, and their defaults are what the loop used
+// when they were constants (0.01 and 5% of the peak rate).
+BOOST_AUTO_TEST_CASE(weight_decay_and_the_learning_rate_floor_are_options) {
+  const nn::TrainOptions defaults;
+  BOOST_TEST(defaults.weight_decay == 0.01);
+  BOOST_TEST(defaults.lr_floor == 0.05);
+  const Toy toy;
+  const auto losses = [&](double weight_decay, double lr_floor) {
+    auto t = make(toy);
+    auto task = task_of(*t, toy);
+    // Two epochs with a short warm-up: the cosine reaches the floor within the run.
+    return nn::train(task, {.epochs = 2, .lr = 1e-2, .warmup = 2, .lr_floor = lr_floor, .weight_decay = weight_decay,
+                            .out = "options.npz"})
+        .losses;
+  };
+  const auto base = losses(0.01, 0.05);
+  auto t = make(toy);
+  auto task = task_of(*t, toy);
+  BOOST_TEST(nn::train(task, {.epochs = 2, .lr = 1e-2, .warmup = 2, .out = "options.npz"}).losses == base);
+  BOOST_TEST(losses(0.5, 0.05) != base);
+  BOOST_TEST(losses(0.01, 1.0) != base);
 }

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -48,7 +50,7 @@ int Program::run(int argc, char** argv, const std::function<int()>& body) {
     tg::set_num_threads(threads_);
     tg::keep_freed_memory();  // every step's tensors reuse the last step's blocks
     return body();
-  } catch (const CLI::ParseError& e) {  // a usage rule checked after parsing (two options together)
+  } catch (const CLI::ParseError& e) {  // a usage rule checked after parsing (two options together, --data's files)
     return app_.exit(e);
   } catch (const std::exception& e) {
     if (world->size() == 1) {
@@ -89,25 +91,56 @@ const CLI::Validator buckets = number_check("BUCKETS", [](double v) { return v =
                                             "must be 0 (off) or at least 2 (bucket 0 is padding)");
 const CLI::Validator odd_or_zero = number_check("WIDTH", [](double v) { return v == 0 || std::fmod(v, 2) == 1; },
                                                 "must be 0 (none) or odd, so that the window is centred");
-const CLI::Validator readable_file(
-    [](std::string& path) -> std::string {
-      errno = 0;
-      if (std::ifstream(path)) return "";
-      return path + ": cannot open: " + (errno ? std::strerror(errno) : "unknown reason");
-    },
-    "FILE");
+namespace {
+
+// "" if `path` opens for reading, else what is wrong with it and what was expected.
+std::string cannot_read(const std::string& path, const std::string& what) {
+  errno = 0;
+  if (std::ifstream(path)) return "";
+  return path + ": cannot open: " + (errno ? std::strerror(errno) : "unknown reason") + " (expected " + what + ")";
+}
+
+// "" if `path` is a folder, else what is wrong with it and what was expected.
+std::string not_a_folder(const std::string& path, const std::string& what) {
+  std::error_code error;  // set when there is nothing at `path`, or it cannot be looked at
+  const auto status = std::filesystem::status(path, error);
+  if (std::filesystem::is_directory(status)) return "";
+  return path + ": " + (error ? "cannot open: " + error.message() : "not a folder") + " (expected " + what + ")";
+}
+
+}  // namespace
+
+CLI::Validator readable(const std::string& what) {
+  return CLI::Validator([what](std::string& path) { return cannot_read(path, what); }, "FILE");
+}
+
+CLI::Validator readable_folder(const std::string& what) {
+  return CLI::Validator([what](std::string& path) { return not_a_folder(path, what); }, "DIR");
+}
+
+void require_readable(const std::string& option, const std::string& path, const std::string& what) {
+  if (const std::string problem = cannot_read(path, what); !problem.empty()) throw CLI::ValidationError(option, problem);
+}
+
+CLI::Option* add_model_option(CLI::App& cmd, std::string& path) {
+  const char* const what = "a model file";
+  CLI::Option* option = cmd.add_option("--model", path, "model file")->check(readable(what));
+  cmd.callback([&path, what] { require_readable("--model", path, what); });  // the default, if not typed
+  return option;
+}
 
 std::string find_file(const std::string& dir, const std::string& part, const std::string& extension,
                       const std::string& hint) {
-  if (!std::filesystem::is_directory(dir)) throw std::runtime_error(dir + ": not a folder");
+  const std::string what = "a folder with a *" + part + "*" + extension + " file";
+  if (const std::string problem = not_a_folder(dir, what); !problem.empty()) throw CLI::ValidationError("--data", problem);
   std::vector<std::string> found;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
     if (name.find(part) != std::string::npos && e.path().extension() == extension) found.push_back(e.path().string());
   }
   if (found.size() != 1)
-    throw std::runtime_error(dir + ": expected one *" + part + "*" + extension + " file, found " +
-                             std::to_string(found.size()) + (hint.empty() ? "" : " (" + hint + ")"));
+    throw CLI::ValidationError("--data", dir + ": expected one *" + part + "*" + extension + " file, found " +
+                                             std::to_string(found.size()) + (hint.empty() ? "" : " (" + hint + ")"));
   return found[0];
 }
 
@@ -132,6 +165,8 @@ void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& to, DataChoice& d) {
   cmd.add_option("--batch-tokens", d.batch_tokens, "tokens per batch (padded)")->check(positive);
   cmd.add_option("--lr", to.lr, "peak learning rate")->check(positive);
   cmd.add_option("--warmup", to.warmup, "steps of linear warmup to --lr (then a cosine decay over the epochs)");
+  cmd.add_option("--lr-floor", to.lr_floor, "the cosine decay ends at this fraction of --lr")->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--weight-decay", to.weight_decay, "AdamW's decoupled weight decay")->check(non_negative);
   cmd.add_option("--average", to.average, "evaluate and save a moving average of the weights with this decay (0: off)")
       ->check(CLI::Range(0.0, 0.99999));
   cmd.add_option("--seed", to.seed, "random seed");
@@ -165,6 +200,51 @@ void announce_limits(const tg::nn::TrainOptions& to) {
     std::printf("training for %zu epochs (--epochs; no time limit)\n", to.epochs);
 }
 
+// ---- stopping -------------------------------------------------------------------------------
+
+namespace {
+
+// A handler may only touch lock-free atomics (or volatile sig_atomic_t); this one is.
+std::atomic<bool> g_stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+void on_stop_signal(int) { g_stop_requested.store(true); }
+
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGUSR1};
+using Handler = void (*)(int);
+Handler g_previous[std::size(kStopSignals)];
+
+}  // namespace
+
+StopOnSignals::StopOnSignals() {
+  g_stop_requested = false;
+  for (std::size_t i = 0; i < std::size(kStopSignals); ++i) g_previous[i] = std::signal(kStopSignals[i], on_stop_signal);
+}
+
+StopOnSignals::~StopOnSignals() {
+  for (std::size_t i = 0; i < std::size(kStopSignals); ++i) std::signal(kStopSignals[i], g_previous[i]);
+}
+
+const std::atomic<bool>* StopOnSignals::flag() const { return &g_stop_requested; }
+
+int train(tg::nn::Task& task, const tg::nn::TrainOptions& options) {
+  bool interrupted = false;
+  {
+    const StopOnSignals signals;  // Ctrl-C while training saves a checkpoint; after it, Ctrl-C is Ctrl-C again
+    task.stop = signals.flag();
+    interrupted = tg::nn::train(task, options).interrupted;
+    task.stop = nullptr;
+  }
+  if (interrupted) return kExitInterrupted;
+  // Kept, not deleted: a run that stopped at --epochs or --minutes is often continued.
+  std::error_code error;
+  const std::string checkpoint = options.out + ".ckpt";
+  const auto bytes = std::filesystem::file_size(checkpoint, error);
+  if (!error && tg::nn::ProcessGroup::world().is_root())
+    std::printf("kept the checkpoint %s (%.1f MB): train again with --resume and more --epochs or --minutes to "
+                "continue, or delete it\n", checkpoint.c_str(), bytes / 1e6);
+  return 0;
+}
+
 void add_bad_lines_option(CLI::App& cmd, tg::models::BadLines& bad) {
   cmd.add_option_function<std::string>("--bad-lines", [&bad](const std::string& v) { bad.skip = v == "skip"; },
                                         "malformed data lines: stop, or skip them with their sentence")
@@ -192,15 +272,15 @@ std::pair<CLI::App*, CLI::App*> add_eval_and_predict(Program& program, EvalChoic
 }
 
 void add_eval_options(CLI::App& cmd, EvalChoice& e, const std::string& file_help) {
-  cmd.add_option("--model", e.model, "model file")->check(readable_file);
-  cmd.add_option("file", e.file, file_help)->required()->check(readable_file);
+  add_model_option(cmd, e.model);
+  cmd.add_option("file", e.file, file_help)->required()->check(readable(file_help));
   cmd.add_flag("--json", e.json, "print one JSON object instead of text");
   cmd.add_option("--confusion-svg", e.confusion_svg, "draw the confusion matrix as an SVG heatmap");
   add_bad_lines_option(cmd, e.bad_lines);
 }
 
 CLI::Option* add_predict_options(CLI::App& cmd, PredictChoice& p, const std::string& attention_help) {
-  cmd.add_option("--model", p.model, "model file")->check(readable_file);
+  add_model_option(cmd, p.model);
   p.format = p.formats.at(0);
   cmd.add_option("--format", p.format, p.format_help)->check(CLI::IsMember(p.formats));
   cmd.add_option("--attention-svg", p.attention_svg, attention_help);

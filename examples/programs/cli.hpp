@@ -1,8 +1,10 @@
 // What the three programs' command lines share: number and file checks with plain messages,
-// the training options every `train` takes, the input and output of `predict`, and `main`'s
-// frame (usage errors, exit codes, --version).  Everything else lives in the library.
+// the training options every `train` takes, Ctrl-C during training, the input and output of
+// `predict`, and `main`'s frame (usage errors, exit codes, --version).  Everything else lives in
+// the library.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -15,8 +17,11 @@
 namespace examples {
 
 // Exit codes: 0 done, 1 an error (bad data, a bad model file), 130 stopped by Ctrl-C after
-// saving; usage errors exit with CLI11's codes (non-zero) and a line naming the option.
+// saving; usage errors exit with CLI11's codes and a line naming the option: 105 a value that
+// fails its check (a missing file or folder included), 106 a required option missing, 109 an
+// unknown argument.
 constexpr int kExitError = 1, kExitInterrupted = 130;
+constexpr int kExitBadValue = static_cast<int>(CLI::ExitCodes::ValidationError);  // 105
 
 // A program's frame: its name and help, --threads and --version; run() parses, calls `body`
 // and turns exceptions into "program: message" on stderr and exit 1.  body returns the code.
@@ -39,10 +44,23 @@ class Program {
 extern const CLI::Validator positive, non_negative;
 extern const CLI::Validator buckets;      // hashed-feature tables: 0 (off) or at least 2
 extern const CLI::Validator odd_or_zero;  // convolution widths: 0 (none) or odd
-// A file that can be opened for reading, or the system's reason ("No such file or directory").
-extern const CLI::Validator readable_file;
-// The one file in `dir` whose name holds `part` and ends in `extension` (".conllu"); throws
-// naming the folder when there is none, or more than one (adding `hint` in parentheses).
+// Missing files, the same way wherever they are named (a typed path, a default, a file in
+// --data's folder): one line with the file, the system's reason and what was expected, as a
+// usage error (kExitBadValue):
+//   --model: nowhere.npz: cannot open: No such file or directory (expected a model file)
+// A file that can be opened for reading; `what` is what it should hold ("a model file").
+CLI::Validator readable(const std::string& what);
+// A folder that exists (`what`: what it should hold).
+CLI::Validator readable_folder(const std::string& what);
+// The same check for a path the command line did not type: throws CLI::ValidationError naming
+// `option`.
+void require_readable(const std::string& option, const std::string& path, const std::string& what);
+// --model, checked when typed and, if not, its default once the command line is read (CLI11
+// checks only typed values).  Uses the command's callback.
+CLI::Option* add_model_option(CLI::App& cmd, std::string& path);
+// The one file in --data's folder `dir` whose name holds `part` and ends in `extension`
+// (".conllu"); a usage error naming the folder when there is none, or more than one (adding
+// `hint` in parentheses).
 std::string find_file(const std::string& dir, const std::string& part, const std::string& extension,
                       const std::string& hint = "");
 // --positions: the names of nn::PositionScheme.
@@ -84,11 +102,25 @@ void add_encoder_options(CLI::App& cmd, Options& o) {
 // --subword-buckets, --conv-width and --ensemble; `noun` names the models ("taggers").
 void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& encoder,
                             tg::models::SubwordOptions& subwords, std::size_t& members, const std::string& noun);
-// --epochs --minutes --lr --warmup --average --seed --out --plot --log --resume --detect-anomaly,
-// --word-dropout --min-count --batch-tokens --bad-lines.
+// --epochs --minutes --lr --lr-floor --warmup --weight-decay --average --seed --out --plot --log
+// --resume --detect-anomaly --overlap, --word-dropout --min-count --batch-tokens --bad-lines.
 void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& train, DataChoice& data);
 // Before training: what will stop it ("at most 12 epochs or 14 minutes").
 void announce_limits(const tg::nn::TrainOptions& train);
+// While it lives, SIGINT (Ctrl-C), SIGTERM (what schedulers and mpirun's Ctrl-C send) and
+// SIGUSR1 (mpirun passes it on to every rank) set a flag instead of ending the process, for
+// nn::Task::stop; at its end the previous handlers are back.  One at a time.
+class StopOnSignals {
+ public:
+  StopOnSignals();
+  ~StopOnSignals();
+  StopOnSignals(const StopOnSignals&) = delete;
+  StopOnSignals& operator=(const StopOnSignals&) = delete;
+  const std::atomic<bool>* flag() const;
+};
+// nn::train with Ctrl-C saving a checkpoint (StopOnSignals); returns the exit code, 0 or
+// kExitInterrupted.  A run that ends by its limits says where its checkpoint was left.
+int train(tg::nn::Task& task, const tg::nn::TrainOptions& options);
 // --bad-lines stop|skip on a command that reads data files.
 void add_bad_lines_option(CLI::App& cmd, tg::models::BadLines& bad);
 // After reading: how many lines were skipped, and the first few reasons (silent when none).
@@ -111,6 +143,7 @@ struct EvalChoice {
   bool json = false;
   tg::models::BadLines bad_lines;
 };
+// `file_help` says what the file holds ("a CoNLL-U file"): its help, and what a missing one was expected to be.
 void add_eval_options(CLI::App& cmd, EvalChoice& eval, const std::string& file_help);
 
 // `predict`: the model, the sentence in the arguments (else standard input), the output format,

@@ -39,18 +39,19 @@ Scores score(const models::TaggingPipeline& t, const std::vector<models::TaggedS
   return s;
 }
 
-// CoNLL-U in and out: every line is kept as it is, except the UPOS column (the 4th) of word
-// lines, which gets the predicted tag.  Comments, multiword ranges (3-4) and empty nodes (8.1)
-// pass through.
-void tag_conllu(const models::TaggingPipeline& t, std::istream& in) {
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  std::vector<models::Words> sentences(1);
-  std::vector<std::vector<std::size_t>> word_lines(1);  // for each sentence, the lines of its words
+// The words of CoNLL-U lines, a sentence at a time, and the line of each word.  Comments,
+// multiword ranges (3-4) and empty nodes (8.1) are not words.
+struct ConlluWords {
+  std::vector<models::Words> sentences{1};
+  std::vector<std::vector<std::size_t>> lines{1};  // for each sentence, the lines of its words
+};
+
+ConlluWords words_of_conllu(const std::vector<std::string>& lines) {
+  ConlluWords w;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const std::string& line = lines[i];
     if (line.empty()) {
-      if (!sentences.back().empty()) sentences.emplace_back(), word_lines.emplace_back();
+      if (!w.sentences.back().empty()) w.sentences.emplace_back(), w.lines.emplace_back();
       continue;
     }
     if (line[0] == '#') continue;
@@ -60,32 +61,45 @@ void tag_conllu(const models::TaggingPipeline& t, std::istream& in) {
     const auto form_end = id_end == std::string::npos ? id_end : line.find('\t', id_end + 1);
     if (id_end == std::string::npos || form_end == std::string::npos)
       throw models::DataError("standard input", i + 1, "a word line needs at least ID, FORM and a tab after them");
-    sentences.back().push_back(line.substr(id_end + 1, form_end - id_end - 1));
-    word_lines.back().push_back(i);
+    w.sentences.back().push_back(line.substr(id_end + 1, form_end - id_end - 1));
+    w.lines.back().push_back(i);
   }
-  const auto tags = t.predict(sentences);
-  for (std::size_t s = 0; s < sentences.size(); ++s)
-    for (std::size_t w = 0; w < sentences[s].size(); ++w) {
-      std::string& line = lines[word_lines[s][w]];
-      std::vector<std::string> cols;
-      std::size_t start = 0;
-      for (std::size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
-        cols.push_back(line.substr(start, tab - start));
-      cols.push_back(line.substr(start));
-      while (cols.size() < 10) cols.push_back("_");
-      cols[3] = t.tags().word(tags[s][w]);
-      line.clear();
-      for (std::size_t c = 0; c < cols.size(); ++c) line += (c ? "\t" : "") + cols[c];
+  return w;
+}
+
+// A CoNLL-U word line with `tag` in its UPOS column (the 4th; missing columns become "_").
+std::string with_upos(const std::string& line, const std::string& tag) {
+  std::vector<std::string> cols;
+  std::size_t start = 0;
+  for (std::size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
+    cols.push_back(line.substr(start, tab - start));
+  cols.push_back(line.substr(start));
+  while (cols.size() < 10) cols.push_back("_");
+  cols[3] = tag;
+  std::string out;
+  for (std::size_t c = 0; c < cols.size(); ++c) out += (c ? "\t" : "") + cols[c];
+  return out;
+}
+
+// CoNLL-U in and out: every line is kept as it is, except the UPOS column of word lines, which
+// gets the predicted tag.
+void tag_conllu(const models::TaggingPipeline& t, std::istream& in) {
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  const ConlluWords words = words_of_conllu(lines);
+  const auto tags = t.predict(words.sentences);
+  for (std::size_t s = 0; s < words.sentences.size(); ++s)
+    for (std::size_t w = 0; w < words.sentences[s].size(); ++w) {
+      std::string& line = lines[words.lines[s][w]];
+      line = with_upos(line, t.tags().word(tags[s][w]));
     }
   for (const auto& line : lines) std::printf("%s\n", line.c_str());
 }
 
-}  // namespace
+// ---- train ----------------------------------------------------------------------------------
 
-int main(int argc, char** argv) {
-  examples::Program program("tapegrad-tagger", "tapegrad-tagger: part-of-speech tagging with a transformer");
-
-  auto* train_cmd = program.subcommand("train", "train a tagger on CoNLL-U data");
+// `train`'s choices, with the program's defaults.
+struct TrainChoice {
   std::string data_dir, train_file, dev_file;
   nn::TrainOptions to{.epochs = 12, .time_limit_minutes = 14, .out = "tagger.npz", .plot = "tagger-curve.svg"};
   models::TaggerOptions options;  // its defaults are the program's
@@ -93,103 +107,127 @@ int main(int argc, char** argv) {
   examples::DataChoice data{.word_dropout = 0.1, .batch_tokens = 1500};
   std::size_t members = 3;
   double rare_word_dropout = 1;
-  train_cmd->add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu");
-  train_cmd->add_option("--train", train_file, "training file (CoNLL-U)")->check(examples::readable_file);
-  train_cmd->add_option("--dev", dev_file, "development file (CoNLL-U)")->check(examples::readable_file);
-  examples::add_encoder_options(*train_cmd, options.encoder);
-  examples::add_word_model_options(*train_cmd, options.encoder, subwords, members, "taggers");
-  train_cmd->add_option("--rare-word-dropout", rare_word_dropout,
-                        "in training, replace a word seen n times by the unknown word with probability a / (a + n)")
+};
+
+CLI::App* add_train_command(examples::Program& program, TrainChoice& c) {
+  CLI::App* cmd = program.subcommand("train", "train a tagger on CoNLL-U data");
+  cmd->add_option("--data", c.data_dir, "folder with *train*.conllu and *dev*.conllu")
+      ->check(examples::readable_folder("a folder with *train*.conllu and *dev*.conllu"));
+  cmd->add_option("--train", c.train_file, "training file (CoNLL-U)")->check(examples::readable("a CoNLL-U file"));
+  cmd->add_option("--dev", c.dev_file, "development file (CoNLL-U)")->check(examples::readable("a CoNLL-U file"));
+  examples::add_encoder_options(*cmd, c.options.encoder);
+  examples::add_word_model_options(*cmd, c.options.encoder, c.subwords, c.members, "taggers");
+  cmd->add_option("--rare-word-dropout", c.rare_word_dropout,
+                  "in training, replace a word seen n times by the unknown word with probability a / (a + n)")
       ->check(examples::non_negative);
-  examples::add_train_options(*train_cmd, to, data);
+  examples::add_train_options(*cmd, c.to, c.data);
+  return cmd;
+}
 
-  examples::EvalChoice eval{.model = "tagger.npz"};
-  examples::PredictChoice predict{.model = "tagger.npz",
-                                  .formats = {"text", "conllu", "json"},
-                                  .format_help = "text: a sentence a line in, word/TAG out; conllu: CoNLL-U in and out "
-                                                 "(UPOS filled in); json: a sentence a line in, {\"words\", \"tags\"} a line out"};
-  auto [eval_cmd, predict_cmd] = examples::add_eval_and_predict(program, eval, predict, "CoNLL-U file");
+int train(TrainChoice& c, const examples::Program& program) {
+  if (!c.data_dir.empty()) {
+    if (c.train_file.empty()) c.train_file = examples::find_file(c.data_dir, "train", ".conllu", kNameThem);
+    if (c.dev_file.empty()) c.dev_file = examples::find_file(c.data_dir, "dev", ".conllu", kNameThem);
+  }
+  if (c.train_file.empty() || c.dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
+  const auto [train_data, dev_data] =
+      examples::read_train_and_dev(models::read_conllu, c.train_file, c.dev_file, c.data.bad_lines);
+  const auto train_words = models::words_of(train_data);
+  const auto lengths = models::lengths_of(train_words);
+  std::vector<std::string> all_tags;
+  for (const auto& s : train_data) all_tags.insert(all_tags.end(), s.tags.begin(), s.tags.end());
+  models::WordInput input{models::Vocab::build(train_words, c.data.min_count, false), c.subwords};
+  models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), c.options, c.members, c.to.seed);
+  std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters%s\n",
+              train_data.size(), dev_data.size(), t.input().words.size(), t.tags().size(), t.net().parameter_count(),
+              c.members > 1 ? (" in " + std::to_string(c.members) + " taggers").c_str() : "");
+  examples::announce_limits(c.to);
+  // Word dropout and rare-word dropout teach the model to tag from subword features alone.
+  nn::Task task{.model = &t.net(), .gen = &t.gen()};
+  task.batches = models::shuffled_batches(lengths, c.data.batch_tokens, 256, c.to.seed);
+  task.loss = [&](const std::vector<std::size_t>& batch) {
+    std::vector<const models::Words*> ws, ts;
+    for (std::size_t i : batch) ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
+    return t.loss(ws, ts, c.data.word_dropout, c.rare_word_dropout);
+  };
+  task.weight = [&](const std::vector<std::size_t>& batch) {  // the loss is a mean over tokens
+    double tokens = 0;
+    for (std::size_t i : batch) tokens += lengths[i];
+    return tokens;
+  };
+  task.lengths = &lengths;
+  task.evaluate = [&] { return score(t, dev_data).report.accuracy(); };
+  task.save_model = [&](const std::string& path) { t.save(path, program.command_line()); };
+  return examples::train(task, c.to);
+}
 
-  return program.run(argc, argv, [&] {
-    if (*train_cmd) {
-      if (!data_dir.empty()) {
-        if (train_file.empty()) train_file = examples::find_file(data_dir, "train", ".conllu", kNameThem);
-        if (dev_file.empty()) dev_file = examples::find_file(data_dir, "dev", ".conllu", kNameThem);
-      }
-      if (train_file.empty() || dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
-      const auto [train_data, dev_data] =
-          examples::read_train_and_dev(models::read_conllu, train_file, dev_file, data.bad_lines);
-      const auto train_words = models::words_of(train_data);
-      const auto lengths = models::lengths_of(train_words);
-      std::vector<std::string> all_tags;
-      for (const auto& s : train_data) all_tags.insert(all_tags.end(), s.tags.begin(), s.tags.end());
-      models::WordInput input{models::Vocab::build(train_words, data.min_count, false), subwords};
-      models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), options, members, to.seed);
-      std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters%s\n",
-                  train_data.size(), dev_data.size(), t.input().words.size(), t.tags().size(),
-                  t.net().parameter_count(), members > 1 ? (" in " + std::to_string(members) + " taggers").c_str() : "");
-      examples::announce_limits(to);
-      // Word dropout and rare-word dropout teach the model to tag from subword features alone.
-      nn::Task task{.model = &t.net(),
-                        .gen = &t.gen(),
-                        .batches = models::shuffled_batches(lengths, data.batch_tokens, 256, to.seed),
-                        .loss =
-                            [&](const std::vector<std::size_t>& batch) {
-                              std::vector<const models::Words*> ws, ts;
-                              for (std::size_t i : batch) ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
-                              return t.loss(ws, ts, data.word_dropout, rare_word_dropout);
-                            },
-                        .weight =
-                            [&](const std::vector<std::size_t>& batch) {  // the loss is a mean over tokens
-                              double tokens = 0;
-                              for (std::size_t i : batch) tokens += lengths[i];
-                              return tokens;
-                            },
-                        .lengths = &lengths,
-                        .evaluate = [&] { return score(t, dev_data).report.accuracy(); },
-                        .save_model = [&](const std::string& path) { t.save(path, program.command_line()); }};
-      return nn::train(task, to).interrupted ? examples::kExitInterrupted : 0;
+// ---- eval and predict -----------------------------------------------------------------------
+
+int eval(examples::EvalChoice& e) {
+  const auto t = models::TaggingPipeline::load(e.model);
+  const auto gold = models::read_conllu(e.file, &e.bad_lines);
+  examples::report_bad_lines(e.bad_lines);
+  const Scores s = score(*t, gold);
+  const double unknown = s.unknown ? double(s.unknown_right) / s.unknown : 0;
+  char header[512];
+  std::snprintf(header, sizeof header, "%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)",
+                e.file.c_str(), gold.size(), s.report.total(), 100 * s.report.accuracy(), 100 * unknown, s.unknown);
+  examples::print_report(s.report, e, header,
+                         {{"sentences", gold.size()}, {"unknown_words", s.unknown}, {"unknown_accuracy", unknown}});
+  return 0;
+}
+
+// A line per sentence: word/TAG pairs, or {"words", "tags"} as JSON.
+void print_tags(const models::TaggingPipeline& t, const std::vector<models::Words>& sentences, bool json) {
+  const auto tags = t.predict(sentences);
+  for (std::size_t i = 0; i < sentences.size(); ++i) {
+    std::vector<std::string> names;
+    for (std::int64_t id : tags[i]) names.push_back(t.tags().word(id));
+    if (json) {
+      std::printf("%s\n", nlohmann::json{{"words", sentences[i]}, {"tags", names}}.dump().c_str());
+      continue;
     }
-    if (*eval_cmd) {
-      const auto t = models::TaggingPipeline::load(eval.model);
-      const auto gold = models::read_conllu(eval.file, &eval.bad_lines);
-      examples::report_bad_lines(eval.bad_lines);
-      const Scores s = score(*t, gold);
-      const double unknown = s.unknown ? double(s.unknown_right) / s.unknown : 0;
-      char header[512];
-      std::snprintf(header, sizeof header, "%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)",
-                    eval.file.c_str(), gold.size(), s.report.total(), 100 * s.report.accuracy(), 100 * unknown, s.unknown);
-      examples::print_report(s.report, eval, header,
-                             {{"sentences", gold.size()}, {"unknown_words", s.unknown}, {"unknown_accuracy", unknown}});
-      return 0;
-    }
-    const auto t = models::TaggingPipeline::load(predict.model);
-    if (predict.format == "conllu") {
-      if (!predict.words.empty())
-        throw CLI::ValidationError("--format conllu", "reads CoNLL-U from standard input, not arguments");
-      tag_conllu(*t, std::cin);
-      return 0;
-    }
-    std::vector<models::Words> sentences;
-    for (const auto& line : examples::input_lines(predict.words)) sentences.push_back(models::tokenize(line, false));
-    const auto tags = t->predict(sentences);
-    for (std::size_t i = 0; i < sentences.size(); ++i) {
-      std::vector<std::string> names;
-      for (std::int64_t id : tags[i]) names.push_back(t->tags().word(id));
-      if (predict.format == "json") {
-        std::printf("%s\n", nlohmann::json{{"words", sentences[i]}, {"tags", names}}.dump().c_str());
-        continue;
-      }
-      for (std::size_t j = 0; j < sentences[i].size(); ++j)
-        std::printf("%s%s/%s", j ? " " : "", sentences[i][j].c_str(), names[j].c_str());
-      std::printf("\n");
-    }
-    if (!predict.attention_svg.empty() && !sentences.empty()) {
-      std::vector<Tensor> weights;  // the first sentence alone, so the weights are its own (B = 1)
-      t->predict({sentences[0]}, &weights);
-      models::write_attention_svg(predict.attention_svg, weights, sentences[0], predict.layer);
-      std::fprintf(stderr, "wrote %s\n", predict.attention_svg.c_str());
-    }
+    for (std::size_t j = 0; j < sentences[i].size(); ++j)
+      std::printf("%s%s/%s", j ? " " : "", sentences[i][j].c_str(), names[j].c_str());
+    std::printf("\n");
+  }
+}
+
+int predict(const examples::PredictChoice& p) {
+  const auto t = models::TaggingPipeline::load(p.model);
+  if (p.format == "conllu") {
+    if (!p.words.empty()) throw CLI::ValidationError("--format conllu", "reads CoNLL-U from standard input, not arguments");
+    tag_conllu(*t, std::cin);
     return 0;
+  }
+  std::vector<models::Words> sentences;
+  for (const auto& line : examples::input_lines(p.words)) sentences.push_back(models::tokenize(line, false));
+  print_tags(*t, sentences, p.format == "json");
+  if (!p.attention_svg.empty() && !sentences.empty()) {
+    std::vector<Tensor> weights;  // the first sentence alone, so the weights are its own (B = 1)
+    t->predict({sentences[0]}, &weights);
+    models::write_attention_svg(p.attention_svg, weights, sentences[0], p.layer);
+    std::fprintf(stderr, "wrote %s\n", p.attention_svg.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  examples::Program program("tapegrad-tagger", "tapegrad-tagger: part-of-speech tagging with a transformer");
+  TrainChoice train_choice;
+  CLI::App* train_cmd = add_train_command(program, train_choice);
+  examples::EvalChoice eval_choice{.model = "tagger.npz"};
+  examples::PredictChoice predict_choice{
+      .model = "tagger.npz",
+      .formats = {"text", "conllu", "json"},
+      .format_help = "text: a sentence a line in, word/TAG out; conllu: CoNLL-U in and out (UPOS filled in); json: a "
+                     "sentence a line in, {\"words\", \"tags\"} a line out"};
+  CLI::App* eval_cmd = examples::add_eval_and_predict(program, eval_choice, predict_choice, "a CoNLL-U file").first;
+  return program.run(argc, argv, [&] {
+    if (*train_cmd) return train(train_choice, program);
+    if (*eval_cmd) return eval(eval_choice);
+    return predict(predict_choice);
   });
 }

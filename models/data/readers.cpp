@@ -154,6 +154,16 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
+AlignedLines read_aligned(const std::string& source_path, const std::string& reference_path) {
+  AlignedLines a{read_lines(source_path), read_lines(reference_path)};
+  for (std::size_t i = 0; i < a.sources.size(); ++i)
+    if (a.sources[i].empty()) throw DataError(source_path, i + 1, "empty line (every line must hold a sentence)");
+  if (a.sources.size() != a.references.size())
+    throw std::runtime_error(source_path + " has " + std::to_string(a.sources.size()) + " lines but " + reference_path +
+                             " has " + std::to_string(a.references.size()) + " (the files must be aligned)");
+  return a;
+}
+
 std::vector<SentencePair> read_parallel(const std::string& source_path, const std::string& target_path, bool lower,
                                         BadLines* bad) {
   // Read both files whole first: a misaligned pair of files always stops, whatever `bad` says.

@@ -73,4 +73,11 @@ std::vector<SentencePair> read_parallel(const std::string& source_path, const st
 // The lines of a text file as they are (line endings removed), e.g. references for BLEU; a line
 // that is not UTF-8 is a DataError.
 std::vector<std::string> read_lines(const std::string& path);
+// Source lines and their reference translations, aligned (for BLEU): every source line must hold
+// a sentence, and the files must have as many lines.
+struct AlignedLines {
+  std::vector<std::string> sources, references;
+};
+AlignedLines read_aligned(const std::string& source_path, const std::string& reference_path);
+
 }  // namespace tg::models

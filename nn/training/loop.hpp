@@ -1,8 +1,10 @@
 // The training loop every program here uses, for any model: AdamW with warm-up and cosine
 // decay, gradient clipping, a progress line, evaluation after each epoch, the best model on dev
-// saved as a model file, a checkpoint after each epoch and on Ctrl-C, exact --resume, time and
-// epoch limits, an optional moving average of the weights, a JSON-lines log and an SVG curve;
-// and, when started by mpirun, data-parallel training across the ranks (nn/training/distributed.hpp).
+// saved as a model file, a checkpoint after each epoch and when asked to stop, exact resume,
+// time and epoch limits, an optional moving average of the weights, a JSON-lines log and an SVG
+// curve; and, when started by mpirun, data-parallel training across the ranks
+// (nn/training/distributed.hpp).  The library installs no signal handler: a program that wants
+// Ctrl-C to save a checkpoint sets Task::stop from its own (examples/programs/cli.hpp does).
 //
 //   nn::Task task;
 //   task.model = &net;  task.gen = &gen;
@@ -11,9 +13,11 @@
 //   task.lengths = &lengths;
 //   task.evaluate = [&] { return accuracy(net, dev); };
 //   task.save_model = [&](const std::string& path) { bundle.save(path); };
+//   task.stop = &stop_requested;  // a std::atomic<bool> your SIGINT handler sets (optional)
 //   const TrainResult r = nn::train(task, {.epochs = 10, .out = "model.npz"});
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -37,6 +41,8 @@ struct TrainOptions {
   double time_limit_minutes = 0;  // 0: no limit
   double lr = 1e-3;
   std::size_t warmup = 200;
+  double lr_floor = 0.05;       // the cosine decay ends at lr_floor * lr, not at 0
+  double weight_decay = 0.01;   // AdamW's decoupled weight decay
   double clip = 1.0;
   std::uint64_t seed = 1;
   std::string out = "model.npz";  // the best model on dev; out + ".ckpt" the training checkpoint
@@ -82,6 +88,10 @@ struct Task {
   // If set, the loop writes here the number of optimizer steps taken so far (a resumed run
   // included) before each call of `loss`: for schedules inside the loss.
   std::size_t* step = nullptr;
+  // If set, the loop reads it at the start of every step: once true (set by a signal handler,
+  // say), it saves a checkpoint and returns with `interrupted`.  Across ranks, a request to any
+  // rank stops them all at the same step.
+  const std::atomic<bool>* stop = nullptr;
   std::function<double()> evaluate;                       // dev metric, higher is better
   std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
   // The ranks training together; nullptr: nn::ProcessGroup::world(), every rank of the launch
@@ -92,12 +102,12 @@ struct Task {
 
 struct TrainResult {
   std::vector<EpochRecord> history;
-  bool interrupted = false;  // stopped by Ctrl-C or SIGTERM, after saving the checkpoint
+  bool interrupted = false;  // stopped by Task::stop, after saving the checkpoint
   std::vector<double> losses;  // the loss of every step this run took (of the whole batch)
 };
 
-// Trains with AdamW (linear warm-up, then cosine decay over the planned epochs).  Ctrl-C or
-// SIGTERM saves a checkpoint and returns with `interrupted` set (a program then exits with 130);
+// Trains with AdamW (linear warm-up, then cosine decay over the planned epochs).  Task::stop
+// saves a checkpoint and returns with `interrupted` set (a program then exits with 130);
 // TrainOptions::resume continues from the checkpoint exactly.
 TrainResult train(Task& task, const TrainOptions& options);
 
