@@ -115,7 +115,9 @@ class Tape {
   }
 
   std::string listing() const;  // a table: op, output shape, bytes saved, inputs
-  std::string to_dot() const;   // the graph in Graphviz DOT (dot -Tsvg tape.dot > tape.svg)
+  // Returns the graph as Graphviz DOT text (it writes no file):
+  //   std::ofstream("tape.dot") << tape.to_dot();     then: dot -Tsvg tape.dot > tape.svg
+  std::string to_dot() const;
 
   detail::TapeData& data() { return *data_; }
 

@@ -39,7 +39,8 @@ class Module {
   bool is_training() const { return training_; }
 
   void zero_grad();
-  // Converts every parameter to `dtype` in place: tensors held elsewhere see the change.
+  // Converts every parameter and buffer to `dtype` in place: tensors held elsewhere see the
+  // change.  Parameters lose their gradients.
   // (gradcheck a module in float64: model.to(Dtype::f64).)
   void to(Dtype dtype);
 
