@@ -26,6 +26,7 @@ inline bool broadcasts_to(const Shape& from, const Shape& to) {
   return true;
 }
 
+// Both inputs defined and of one dtype; throws naming `op`, both dtypes and the tensors' names.
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
 
 // y = f(a, b) with NumPy broadcasting to `shape` (already checked), for any shapes.
@@ -71,7 +72,6 @@ Array<T> broadcast_elements(const Array<T>& a, const Array<T>& b, const Shape& s
 
 // Undoes broadcasting for a gradient: g has the broadcast output's shape, the input had
 // `shape`; the input's gradient is g summed over every dim it was stretched along.
-
 template <class T>
 Array<T> sum_to_shape(const Array<T>& g, const Shape& shape) {
   if (g.shape() == shape) return parallel_copy(g);  // a copy (the caller keeps g)

@@ -97,20 +97,24 @@ Tensor masked_softmax(const Tensor& x, const Mask& mask) {
 
 namespace {
 
-// The one index map behind skew and unskew: for each of `batch` matrices, query i and key j
-// meet at column c = j - i + T - 1 of the per-distance matrix (W columns); c >= W only in the
-// causal case, for keys after the query.
+// `batch` matrices of T queries, each with S keys (per pair) or W distances (per distance).
+struct SkewShape {
+  std::size_t batch, T, S, W;
+};
+
+// The one index map behind skew and unskew: in each matrix, query i and key j meet at column
+// c = j - i + T - 1 of the per-distance matrix; c >= W only in the causal case, for keys after
+// the query.
 //   skew:   dst (T, S)[i, j] (+)= src (T, W)[i, c]
 //   unskew: dst (T, W)[i, c] (+)= src (T, S)[i, j]
 template <class T>
-void skew_map(const T* src, T* dst, std::size_t batch, std::size_t Tq, std::size_t S,
-              std::size_t W, bool to_pairs) {
-  for (std::size_t b = 0; b < batch; ++b)
-    for (std::size_t i = 0; i < Tq; ++i) {
-      const std::size_t pair_row = (b * Tq + i) * S, dist_row = (b * Tq + i) * W;
-      for (std::size_t j = 0; j < S; ++j) {
-        const std::size_t c = j + Tq - 1 - i;
-        if (c >= W) continue;
+void skew_map(const T* src, T* dst, const SkewShape& s, bool to_pairs) {
+  for (std::size_t b = 0; b < s.batch; ++b)
+    for (std::size_t i = 0; i < s.T; ++i) {
+      const std::size_t pair_row = (b * s.T + i) * s.S, dist_row = (b * s.T + i) * s.W;
+      for (std::size_t j = 0; j < s.S; ++j) {
+        const std::size_t c = j + s.T - 1 - i;
+        if (c >= s.W) continue;
         if (to_pairs)
           dst[pair_row + j] += src[dist_row + c];
         else
@@ -118,10 +122,6 @@ void skew_map(const T* src, T* dst, std::size_t batch, std::size_t Tq, std::size
       }
     }
 }
-
-struct SkewShape {
-  std::size_t batch, T, S, W;
-};
 
 // x: (..., T, in) -> the sizes of both sides, checking the op's rules.
 SkewShape skew_shape(const char* op, const Tensor& x, bool causal, bool from_distances) {
@@ -149,13 +149,13 @@ Tensor skew_or_unskew(const char* op, const Tensor& x, bool causal, bool to_pair
   out.back() = to_pairs ? s.S : s.W;
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> r = xt::zeros<T>(out);
-    skew_map(x.data<T>().data(), r.data(), s.batch, s.T, s.S, s.W, to_pairs);
+    skew_map(x.data<T>().data(), r.data(), s, to_pairs);
     return Tensor(std::move(r));
   });
   if (needs_grad(x))
     record(op, y, {x}, 0, [s, to_pairs, shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
       Array<T> g_x = xt::zeros<T>(shape);  // the adjoint map: the other direction
-      skew_map(g_y.data(), g_x.data(), s.batch, s.T, s.S, s.W, !to_pairs);
+      skew_map(g_y.data(), g_x.data(), s, !to_pairs);
       g.add(0, std::move(g_x));
     });
   return y;

@@ -1,6 +1,6 @@
 // Elementwise ops.  Each op: forward, then the backward it records, with the derivative in
-// the comment above.  Binary ops broadcast; their backward sums the gradient back to each
-// input's shape (sum_to_shape).
+// the comment above; a unary op is its forward and its derivative, given to `unary`.  Binary
+// ops broadcast; their backward sums the gradient back to each input's shape (sum_to_shape).
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -19,32 +19,6 @@
 #include "tape.hpp"
 
 namespace tg {
-
-Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
-  const std::size_t rank = std::max(a.size(), b.size());
-  Shape out(rank);
-  for (std::size_t i = 0; i < rank; ++i) {
-    const std::size_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    const std::size_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da != db && da != 1 && db != 1)
-      fail(op, "shapes do not broadcast: a is " + shape_str(a) + ", b is " + shape_str(b) +
-                   " (dim " + std::to_string(i) + ": " + std::to_string(da) + " vs " +
-                   std::to_string(db) + ")");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
-void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
-  if (!a.defined() || !b.defined()) fail(op, "an input is an undefined tensor");
-  if (a.dtype() != b.dtype()) {
-    // Named tensors (parameters are named after their module) say where the mismatch comes from.
-    const auto named = [](const Tensor& t) { return t.name().empty() ? std::string() : " '" + t.name() + "'"; };
-    fail(op, std::string("dtypes differ: a") + named(a) + " is " + dtype_name(a.dtype()) + ", b" + named(b) + " is " +
-                 dtype_name(b.dtype()) + " (convert one with .to(), or a module with module.to())");
-  }
-}
-
 namespace {
 
 template <class E>
@@ -66,6 +40,23 @@ Tensor zip(const char* op, const Tensor& a, const Tensor& b, F f) {
   return dispatch(a.dtype(), [&]<class T>() {
     return Tensor(broadcast_elements(a.data<T>(), b.data<T>(), shape, [&](T u, T v) { return T(f(u, v)); }));
   });
+}
+
+// What a unary op's derivative reads, and so what its backward keeps alive: x or y.
+enum class Keeps { input, output };
+
+// y = f(x), recorded with g_x = d(g_y, kept), kept = x or y as `keeps` says.  f maps an Array<T>
+// to an xtensor expression, d two arrays of one shape (g_y and the kept values) to one.
+template <class F, class D>
+Tensor unary(const char* op, const Tensor& x, F f, Keeps keeps, D d) {
+  Tensor y = map(op, x, f);
+  if (needs_grad(x)) {
+    const Tensor kept = keeps == Keeps::input ? x : y;
+    record(op, y, {x}, saved_bytes(kept), [kept, d]<class T>(const Array<T>& g_y, Grads& g) {
+      g.add(0, Array<T>(d(g_y, kept.data<T>())));
+    });
+  }
+  return y;
 }
 
 }  // namespace
@@ -178,161 +169,143 @@ Tensor neg(const Tensor& x) {
   return y;
 }
 
-// y = e^x;  dy/dx = e^x = y  (the output is saved)
+// y = e^x;  dy/dx = e^x = y
 Tensor exp(const Tensor& x) {
-  Tensor y = map("exp", x, [](const auto& v) { return xt::exp(v); });
-  if (needs_grad(x))
-    record("exp", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(g_y * y.data<T>()));
-    });
-  return y;
+  return unary("exp", x, [](const auto& v) { return xt::exp(v); },
+               Keeps::output, []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * yv; });
 }
 
 // y = ln x;  dy/dx = 1 / x
 Tensor log(const Tensor& x) {
-  Tensor y = map("log", x, [](const auto& v) { return xt::log(v); });
-  if (needs_grad(x))
-    record("log", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(g_y / x.data<T>()));
-    });
-  return y;
+  return unary("log", x, [](const auto& v) { return xt::log(v); },
+               Keeps::input, []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y / xv; });
 }
 
 // y = sqrt(x);  dy/dx = 1 / (2 y)
 Tensor sqrt(const Tensor& x) {
-  Tensor y = map("sqrt", x, [](const auto& v) { return xt::sqrt(v); });
-  if (needs_grad(x))
-    record("sqrt", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(g_y / (T(2) * y.data<T>())));
-    });
-  return y;
+  return unary("sqrt", x, [](const auto& v) { return xt::sqrt(v); },
+               Keeps::output, []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y / (T(2) * yv); });
 }
 
 // y = |x|;  dy/dx = sign(x)
 Tensor abs(const Tensor& x) {
-  Tensor y = map("abs", x, [](const auto& v) { return xt::abs(v); });
-  if (needs_grad(x))
-    record("abs", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(g_y * xt::sign(x.data<T>())));
-    });
-  return y;
+  return unary("abs", x, [](const auto& v) { return xt::abs(v); },
+               Keeps::input, []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y * xt::sign(xv); });
 }
 
 // y = tanh x;  dy/dx = 1 - y^2
 Tensor tanh(const Tensor& x) {
-  Tensor y = map("tanh", x, [](const auto& v) { return xt::tanh(v); });
-  if (needs_grad(x))
-    record("tanh", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
-      const Array<T>& yv = y.data<T>();
-      g.add(0, Array<T>(g_y * (T(1) - yv * yv)));
-    });
-  return y;
+  return unary("tanh", x, [](const auto& v) { return xt::tanh(v); },
+               Keeps::output, []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * (T(1) - yv * yv); });
 }
 
 // y = sin x;  dy/dx = cos x
 Tensor sin(const Tensor& x) {
-  Tensor y = map("sin", x, [](const auto& v) { return xt::sin(v); });
-  if (needs_grad(x))
-    record("sin", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(g_y * xt::cos(x.data<T>())));
-    });
-  return y;
+  return unary("sin", x, [](const auto& v) { return xt::sin(v); },
+               Keeps::input, []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y * xt::cos(xv); });
 }
 
 // y = cos x;  dy/dx = -sin x
 Tensor cos(const Tensor& x) {
-  Tensor y = map("cos", x, [](const auto& v) { return xt::cos(v); });
-  if (needs_grad(x))
-    record("cos", y, {x}, saved_bytes(x), [x]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(-g_y * xt::sin(x.data<T>())));
-    });
-  return y;
+  return unary("cos", x, [](const auto& v) { return xt::cos(v); },
+               Keeps::input, []<class T>(const Array<T>& g_y, const Array<T>& xv) { return -g_y * xt::sin(xv); });
 }
 
 // y = 1 / (1 + e^-x);  dy/dx = y (1 - y)
 Tensor sigmoid(const Tensor& x) {
-  Tensor y = map("sigmoid", x, [](const auto& v) {
+  const auto f = [](const auto& v) {
     using T = elem_t<decltype(v)>;
     return T(1) / (T(1) + xt::exp(-v));  // exp(-v) = inf gives 0, never NaN
-  });
-  if (needs_grad(x))
-    record("sigmoid", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
-      const Array<T>& yv = y.data<T>();
-      g.add(0, Array<T>(g_y * yv * (T(1) - yv)));
-    });
-  return y;
+  };
+  return unary("sigmoid", x, f, Keeps::output,
+               []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * yv * (T(1) - yv); });
 }
 
 // y = max(x, 0);  dy/dx = 1 where x > 0 (equivalently y > 0), else 0
 Tensor relu(const Tensor& x) {
-  Tensor y = map("relu", x, [](const auto& v) {
-    using T = elem_t<decltype(v)>;
-    return xt::maximum(v, T(0));
-  });
-  if (needs_grad(x))
-    record("relu", y, {x}, saved_bytes(y), [y]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(xt::where(y.data<T>() > T(0), g_y, T(0))));
-    });
-  return y;
+  const auto f = [](const auto& v) { return xt::maximum(v, elem_t<decltype(v)>(0)); };
+  return unary("relu", x, f, Keeps::output,
+               []<class T>(const Array<T>& g_y, const Array<T>& yv) { return xt::where(yv > T(0), g_y, T(0)); });
 }
 
-// exact:  y = x Phi(x), Phi the standard normal CDF;  dy/dx = Phi(x) + x phi(x)
+// ---- GELU: the formula once, then the plain loop (reference.hpp), the float32 kernels and the op --
+
+// exact:  y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, Phi the standard normal CDF;
+//         dy/dx = Phi(x) + x phi(x), phi(x) = e^(-x^2 / 2) / sqrt(2 pi)
 // tanh:   y = x (1 + tanh u) / 2, u = sqrt(2/pi) (x + 0.044715 x^3);
 //         dy/dx = (1 + tanh u) / 2 + x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2
 constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
 constexpr double kCubic = 0.044715;
+constexpr double kInvSqrt2Pi = 0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2;  // 1 / sqrt(2 pi)
 
-// ---- GELU: the plain loop first (reference.hpp), then the fused op -----------------------------
+namespace {
+
+// Where the exact form gets e^(-x^2 / 2) and erf(x / sqrt 2) from: the C library (float64, the
+// reference, and float32 where no kernel below serves), or ...
+struct LibmErf {
+  template <class T>
+  static T gauss(T v) { return std::exp(T(-0.5) * v * v); }
+  template <class T>
+  static T erf(T v, T /*gauss*/) { return std::erf(v * T(std::numbers::sqrt2 / 2)); }
+  template <class T>
+  static T erf(T v) { return erf(v, T(0)); }
+};
+
+// ... as plain float32 arithmetic (fast_math.hpp), so that the loops below vectorise: erff and
+// expf one element at a time took a quarter of a tagger training step.  erf_scaled reuses the
+// gauss that the derivative needs anyway.
+struct PolyErf {
+  static float gauss(float v) { return exp_poly(-0.5f * v * v); }
+  static float erf(float v, float gauss) { return erf_scaled(v, gauss); }
+  static float erf(float v) { return erf(v, gauss(v)); }
+};
+
+// y for one element: the one place the formula is written.
+template <class Erf, class T>
+T gelu_of(T v, GeluForm form) {
+  if (form == GeluForm::exact) return T(0.5) * v * (T(1) + Erf::erf(v));
+  return T(0.5) * v * (T(1) + std::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v)));
+}
+
+// dy/dx for one element.
+template <class Erf, class T>
+T gelu_slope(T v, GeluForm form) {
+  if (form == GeluForm::exact) {
+    const T gauss = Erf::gauss(v);  // one exp serves both terms
+    return T(0.5) * (T(1) + Erf::erf(v, gauss)) + v * T(kInvSqrt2Pi) * gauss;
+  }
+  const T t = std::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v));
+  return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * kCubic) * v * v);
+}
+
+}  // namespace
 
 namespace reference {
 
 Array<double> gelu(const Array<double>& x, GeluForm form) {
   Array<double> y = Array<double>::from_shape(x.shape());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double v = x.data()[i];
-    if (form == GeluForm::exact) y.data()[i] = v * 0.5 * (1 + std::erf(v / std::sqrt(2.0)));  // x Phi(x)
-    else y.data()[i] = 0.5 * v * (1 + std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v)));
-  }
+  for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = gelu_of<LibmErf>(x.data()[i], form);
   return y;
 }
 
 Array<double> gelu_backward(const Array<double>& x, const Array<double>& g_y, GeluForm form) {
   Array<double> g_x = Array<double>::from_shape(x.shape());
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double v = x.data()[i];
-    double d;  // dy/dx
-    if (form == GeluForm::exact) {  // Phi(x) + x phi(x)
-      d = 0.5 * (1 + std::erf(v / std::sqrt(2.0))) + v * std::exp(-0.5 * v * v) / std::sqrt(2 * std::numbers::pi);
-    } else {
-      const double t = std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
-      d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * kSqrt2OverPi * (1 + 3 * kCubic * v * v);
-    }
-    g_x.data()[i] = g_y.data()[i] * d;
-  }
+  for (std::size_t i = 0; i < x.size(); ++i) g_x.data()[i] = g_y.data()[i] * gelu_slope<LibmErf>(x.data()[i], form);
   return g_x;
 }
 
 }  // namespace reference
 
-// float32 GELU without libm calls (exp_poly and erf_scaled from fast_math.hpp), so the compiler
-// vectorises the loops: erff and expf one element at a time took a quarter of a tagger training
-// step.  The loops are compiled for AVX-512, AVX2 and plain x86-64, and the CPU picks at load
-// time; float64 keeps std::erf and std::exp.
-constexpr float kInvSqrt2Pi = float(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
-
-// y = 0.5 x (1 + erf(x / sqrt 2))
+// The exact form in float32, compiled for AVX-512, AVX2 and plain x86-64; the CPU picks at load
+// time.
 TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
 void gelu_forward_f32(const float* x, float* y, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.0f + erf_scaled(x[i], exp_poly(-0.5f * x[i] * x[i])));
+  for (std::size_t i = 0; i < n; ++i) y[i] = gelu_of<PolyErf>(x[i], GeluForm::exact);
 }
 
-// g_x = g_y (0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi)): one exp serves both terms
 TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
 void gelu_backward_f32(const float* g_y, const float* x, float* g_x, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const float gauss = exp_poly(-0.5f * x[i] * x[i]);
-    g_x[i] = g_y[i] * (0.5f * (1.0f + erf_scaled(x[i], gauss)) + x[i] * kInvSqrt2Pi * gauss);
-  }
+  for (std::size_t i = 0; i < n; ++i) g_x[i] = g_y[i] * gelu_slope<PolyErf>(x[i], GeluForm::exact);
 }
 
 Tensor gelu(const Tensor& x, GeluForm form) {
@@ -347,17 +320,10 @@ Tensor gelu(const Tensor& x, GeluForm form) {
         return Tensor(std::move(out));
       }
     }
-    if (exact)
-      return Tensor(map_elements(x.data<T>(), [](T v) {
-        return T(0.5) * v * (T(1) + std::erf(v * T(std::numbers::sqrt2 / 2)));
-      }));
-    return Tensor(map_elements(x.data<T>(), [](T v) {
-      return T(0.5) * v * (T(1) + std::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v)));
-    }));
+    return Tensor(map_elements(x.data<T>(), [form](T v) { return gelu_of<LibmErf>(v, form); }));
   });
   if (needs_grad(x))
-    record(exact ? "gelu" : "gelu_tanh", y, {x}, saved_bytes(x), [x, exact]<class T>(const Array<T>& g_y, Grads& g) {
-      const T inv_sqrt_2pi = T(0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2);
+    record(exact ? "gelu" : "gelu_tanh", y, {x}, saved_bytes(x), [x, form, exact]<class T>(const Array<T>& g_y, Grads& g) {
       if constexpr (std::is_same_v<T, float>) {
         if (exact) {
           Array<float> g_x = Array<float>::from_shape(g_y.shape());
@@ -369,18 +335,7 @@ Tensor gelu(const Tensor& x, GeluForm form) {
           return;
         }
       }
-      if (exact) {
-        g.add(0, zip_elements(g_y, x.data<T>(), [inv_sqrt_2pi](T gy, T v) {
-          return gy * (T(0.5) * (T(1) + std::erf(v * T(std::numbers::sqrt2 / 2))) +
-                       v * inv_sqrt_2pi * std::exp(T(-0.5) * v * v));
-        }));
-      } else {
-        g.add(0, zip_elements(g_y, x.data<T>(), [](T gy, T v) {
-          const T t = std::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v));
-          return gy * (T(0.5) * (T(1) + t) +
-                       T(0.5) * v * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * kCubic) * v * v));
-        }));
-      }
+      g.add(0, zip_elements(g_y, x.data<T>(), [form](T gy, T v) { return gy * gelu_slope<LibmErf>(v, form); }));
     });
   return y;
 }

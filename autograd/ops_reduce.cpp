@@ -38,6 +38,13 @@ Reduction plan(const char* op, const Tensor& x, const std::vector<std::int64_t>&
   return r;
 }
 
+// The same, for the reductions that nothing has no value of (mean, max; a sum of nothing is 0).
+Reduction plan_nonempty(const char* op, const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
+  Reduction r = plan(op, x, axes, keepdim);
+  if (r.count == 0) fail(op, "the reduced axes of " + shape_str(x.shape()) + " hold no elements");
+  return r;
+}
+
 std::vector<std::int64_t> all_axes(const Tensor& x) {
   std::vector<std::int64_t> axes(x.dim());
   for (std::size_t i = 0; i < axes.size(); ++i) axes[i] = static_cast<std::int64_t>(i);
@@ -52,43 +59,36 @@ Array<T> spread(const Array<T>& g_y, const Shape& kept, const Shape& shape) {
   return xt::broadcast(g, shape);
 }
 
+// y = sum of x over the planned axes, divided by `divisor` unless it is 1;  dy/dx = 1 / divisor
+// for every element reduced.  A division, not a product with 1 / divisor: the two round
+// differently.
+Tensor sum_divided(const char* op, const Tensor& x, const Reduction& r, std::size_t divisor) {
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> s = reduce_sum(x.data<T>(), r.kept);
+    if (divisor != 1) s /= static_cast<T>(divisor);
+    s.reshape(r.out);
+    return Tensor(std::move(s));
+  });
+  if (needs_grad(x))
+    record(op, y, {x}, 0, [kept = r.kept, shape = x.shape(), divisor]<class T>(const Array<T>& g_y, Grads& g) {
+      Array<T> g_x = spread(g_y, kept, shape);
+      if (divisor != 1) g_x /= static_cast<T>(divisor);
+      g.add(0, std::move(g_x));
+    });
+  return y;
+}
+
 }  // namespace
 
 // y = sum of x over axes;  dy/dx = 1 for every element reduced
 Tensor sum(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
-  Reduction r = plan("sum", x, axes, keepdim);
-  Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    Array<T> s = reduce_sum(x.data<T>(), r.kept);
-    s.reshape(r.out);
-    return Tensor(std::move(s));
-  });
-  if (needs_grad(x))
-    record("sum", y, {x}, 0,
-           [kept = r.kept, shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-             g.add(0, spread(g_y, kept, shape));
-           });
-  return y;
+  return sum_divided("sum", x, plan("sum", x, axes, keepdim), 1);
 }
 
-// y = mean of x over axes;  dy/dx = 1 / count
+// y = mean of x over axes = their sum / count;  dy/dx = 1 / count
 Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
-  Reduction r = plan("mean", x, axes, keepdim);
-  if (r.count == 0)
-    fail("mean", "the reduced axes of " + shape_str(x.shape()) + " hold no elements");
-  Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    Array<T> s = reduce_sum(x.data<T>(), r.kept);
-    s /= static_cast<T>(r.count);
-    s.reshape(r.out);
-    return Tensor(std::move(s));
-  });
-  if (needs_grad(x))
-    record("mean", y, {x}, 0,
-           [r, shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-             Array<T> g_x = spread(g_y, r.kept, shape);
-             g_x /= static_cast<T>(r.count);
-             g.add(0, std::move(g_x));
-           });
-  return y;
+  const Reduction r = plan_nonempty("mean", x, axes, keepdim);
+  return sum_divided("mean", x, r, r.count);
 }
 
 Tensor sum(const Tensor& x) { return sum(x, all_axes(x)); }
@@ -97,9 +97,7 @@ Tensor mean(const Tensor& x) { return mean(x, all_axes(x)); }
 // y = max of x over axes;  dy/dx = 1 / (number of maximal elements) at the maximal elements,
 // 0 elsewhere (a subgradient that is symmetric between ties)
 Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
-  Reduction r = plan("max", x, axes, keepdim);
-  if (r.count == 0)
-    fail("max", "the reduced axes of " + shape_str(x.shape()) + " hold no elements");
+  const Reduction r = plan_nonempty("max", x, axes, keepdim);
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> m = reduce_max(x.data<T>(), r.kept);
     m.reshape(r.out);

@@ -33,7 +33,9 @@ Array<double> cross_entropy_backward(const Array<double>& z, const std::vector<s
 Array<double> masked_softmax(const Array<double>& x, const std::vector<std::vector<bool>>& allowed);
 Array<double> masked_softmax_backward(const Array<double>& y, const Array<double>& g_y);
 
-// exact: y = x Phi(x);  tanh: y = x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2
+// exact: y = x Phi(x);  tanh: y = x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2.  The loops
+// call the one scalar formula (and derivative) that the op and its float32 kernels call too, with
+// the C library's erf and exp: what they check is the kernels' own erf and exp, and the op's loops.
 Array<double> gelu(const Array<double>& x, GeluForm form);
 Array<double> gelu_backward(const Array<double>& x, const Array<double>& g_y, GeluForm form);
 

@@ -79,8 +79,7 @@ void check_output(const char* op, std::size_t index, const Tensor& out, const Te
 
 }  // namespace
 
-DetectAnomaly::DetectAnomaly() : previous_(t_anomaly) { t_anomaly = true; }
-DetectAnomaly::~DetectAnomaly() { t_anomaly = previous_; }
+DetectAnomaly::DetectAnomaly() : enabled_(t_anomaly, true) {}
 bool anomaly_detection_enabled() { return t_anomaly; }
 
 namespace detail {
@@ -323,8 +322,7 @@ std::string Tape::to_dot() const {
 
 std::ostream& operator<<(std::ostream& os, const Tape& tape) { return os << tape.listing(); }
 
-Profiler::Profiler() : mark_(std::chrono::steady_clock::now()), previous_(t_profiler) { t_profiler = this; }
-Profiler::~Profiler() { t_profiler = previous_; }
+Profiler::Profiler() : mark_(std::chrono::steady_clock::now()), current_(t_profiler, this) {}
 
 std::string Profiler::table() const {
   std::vector<std::pair<std::string, OpTime>> rows(ops_.begin(), ops_.end());
@@ -346,10 +344,7 @@ std::string Profiler::table() const {
   return out + line;
 }
 
-TapeGuard::TapeGuard(Tape& tape) : previous_(t_current) { t_current = &tape.data(); }
-TapeGuard::~TapeGuard() { t_current = previous_; }
-
-NoGradGuard::NoGradGuard() : previous_(t_current) { t_current = nullptr; }
-NoGradGuard::~NoGradGuard() { t_current = previous_; }
+TapeGuard::TapeGuard(Tape& tape) : current_(t_current, &tape.data()) {}
+NoGradGuard::NoGradGuard() : current_(t_current, nullptr) {}
 
 }  // namespace tg

@@ -127,28 +127,40 @@ class Tape {
 
 std::ostream& operator<<(std::ostream& os, const Tape& tape);
 
+namespace detail {
+// Sets one of the thread's settings (its tape, anomaly detection, its profiler) for the guard's
+// lifetime and puts the previous value back after, so guards nest.  The guards below are each
+// one of these; like it, they cannot be copied.
+template <class T>
+class ScopedSetting {
+ public:
+  ScopedSetting(T& setting, T value) : setting_(setting), previous_(setting) { setting = value; }
+  ~ScopedSetting() { setting_ = previous_; }
+  ScopedSetting(const ScopedSetting&) = delete;
+  ScopedSetting& operator=(const ScopedSetting&) = delete;
+
+ private:
+  T& setting_;
+  T previous_;
+};
+}  // namespace detail
+
 // Makes `tape` the thread's current tape for the guard's lifetime.
 class TapeGuard {
  public:
   explicit TapeGuard(Tape& tape);
-  ~TapeGuard();
-  TapeGuard(const TapeGuard&) = delete;
-  TapeGuard& operator=(const TapeGuard&) = delete;
 
  private:
-  detail::TapeData* previous_;
+  detail::ScopedSetting<detail::TapeData*> current_;
 };
 
 // Stops recording for the guard's lifetime (evaluation, optimizer steps, finite differences).
 class NoGradGuard {
  public:
   NoGradGuard();
-  ~NoGradGuard();
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
 
  private:
-  detail::TapeData* previous_;
+  detail::ScopedSetting<detail::TapeData*> current_;
 };
 
 // Anomaly detection, for hunting NaN and infinity (off by default: it reads every value twice).
@@ -166,12 +178,9 @@ class AnomalyError : public std::runtime_error {
 class DetectAnomaly {
  public:
   DetectAnomaly();
-  ~DetectAnomaly();
-  DetectAnomaly(const DetectAnomaly&) = delete;
-  DetectAnomaly& operator=(const DetectAnomaly&) = delete;
 
  private:
-  bool previous_;
+  detail::ScopedSetting<bool> enabled_;
 };
 bool anomaly_detection_enabled();
 
@@ -187,9 +196,6 @@ struct OpTime {
 class Profiler {
  public:
   Profiler();
-  ~Profiler();
-  Profiler(const Profiler&) = delete;
-  Profiler& operator=(const Profiler&) = delete;
   const std::map<std::string, OpTime>& ops() const { return ops_; }
   std::string table() const;  // sorted by total time
 
@@ -198,7 +204,7 @@ class Profiler {
   friend void detail::run_backward(detail::TapeData&, const Tensor&, const Tensor&);
   std::map<std::string, OpTime> ops_;
   std::chrono::steady_clock::time_point mark_;
-  Profiler* previous_;
+  detail::ScopedSetting<Profiler*> current_;  // this one, while it lives
 };
 
 // ---- for writing ops ---------------------------------------------------------------------

@@ -23,6 +23,20 @@ void check_attention_grad(MultiheadAttention& attn, const std::function<Tensor(c
 
 bool all_equal(const Tensor& a, const Tensor& b) { return a.data<float>() == b.data<float>(); }
 
+// The outputs of attention drawn from Generator(seed), with relative distances up to k, on x
+// (N(0, 1) values of `shape` from Generator(seed + 1)) and on a copy of x that change() altered.
+template <class Change>
+std::pair<Tensor, Tensor> before_and_after(std::uint64_t seed, std::size_t k, const Shape& shape,
+                                           const AttendOptions& call, Change change) {
+  Generator gen(seed);
+  MultiheadAttention attn({.d_model = shape.back(), .heads = 2, .relative_k = k}, gen);
+  Generator data(seed + 1);
+  Tensor x = randn(shape, data);
+  Array<float> changed = x.data<float>();
+  change(changed);
+  return {attn.forward(x, call), attn.forward(Tensor(changed), call)};
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(masks) {
@@ -114,14 +128,10 @@ BOOST_AUTO_TEST_CASE(skewed_relative_attention_equals_the_direct_one) {
 
 BOOST_AUTO_TEST_CASE(causal_attention_ignores_the_future_exactly) {
   for (std::size_t k : {0u, 2u}) {
-    Generator gen(5);
-    MultiheadAttention attn({.d_model = 8, .heads = 2, .relative_k = k}, gen);
-    Generator data(6);
-    Tensor x = randn({1, 6, 8}, data);
-    Array<float> changed = x.data<float>();
-    for (std::size_t t = 4; t < 6; ++t)
-      for (std::size_t c = 0; c < 8; ++c) changed(0, t, c) += 10.0f;  // change positions 4, 5
-    Tensor a = attn.forward(x, {.causal = true}), b = attn.forward(Tensor(changed), {.causal = true});
+    const auto [a, b] = before_and_after(5, k, {1, 6, 8}, {.causal = true}, [](Array<float>& x) {
+      for (std::size_t t = 4; t < 6; ++t)
+        for (std::size_t c = 0; c < 8; ++c) x(0, t, c) += 10.0f;  // change positions 4, 5
+    });
     BOOST_TEST(all_equal(slice(a, 1, 0, 4), slice(b, 1, 0, 4)));   // positions 0..3: bit for bit
     BOOST_TEST(!all_equal(slice(a, 1, 4, 6), slice(b, 1, 4, 6)));  // (and the change did something)
   }
@@ -129,14 +139,9 @@ BOOST_AUTO_TEST_CASE(causal_attention_ignores_the_future_exactly) {
 
 BOOST_AUTO_TEST_CASE(padded_positions_do_not_leak) {
   for (std::size_t k : {0u, 3u}) {
-    Generator gen(7);
-    MultiheadAttention attn({.d_model = 8, .heads = 2, .relative_k = k}, gen);
-    Generator data(8);
-    Tensor x = randn({2, 5, 8}, data);
-    Array<float> changed = x.data<float>();
-    for (std::size_t c = 0; c < 8; ++c) changed(0, 3, c) = changed(0, 4, c) = 1e3f;  // padding of sequence 0
-    Mask pad = padding_mask({3, 5}, 5);
-    Tensor a = attn.forward(x, {.mask = pad}), b = attn.forward(Tensor(changed), {.mask = pad});
+    const auto [a, b] = before_and_after(7, k, {2, 5, 8}, {.mask = padding_mask({3, 5}, 5)}, [](Array<float>& x) {
+      for (std::size_t c = 0; c < 8; ++c) x(0, 3, c) = x(0, 4, c) = 1e3f;  // padding of sequence 0
+    });
     BOOST_TEST(all_equal(slice(slice(a, 0, 0, 1), 1, 0, 3), slice(slice(b, 0, 0, 1), 1, 0, 3)));
     BOOST_TEST(all_equal(slice(a, 0, 1, 2), slice(b, 0, 1, 2)));
   }

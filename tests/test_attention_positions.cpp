@@ -45,6 +45,18 @@ double max_diff(const Tensor& a, const Tensor& b) {
   return xt::amax(xt::abs(a.data<double>() - b.data<double>()))();
 }
 
+// Calls check(attn, causal) on attention of every scheme, bidirectional and causal, each drawn
+// afresh from Generator(seed).
+template <class Check>
+void for_every_scheme(std::uint64_t seed, Check check) {
+  for (AttentionPositions p : kSchemes)
+    for (bool causal : {false, true})
+      BOOST_TEST_CONTEXT(name(p) << (causal ? ", causal" : "")) {
+        Generator gen(seed);
+        check(*make(p, gen), causal);
+      }
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(alibi_slopes_are_the_papers) {
@@ -163,35 +175,27 @@ BOOST_AUTO_TEST_CASE(xl_terms_follow_the_formula) {
 }
 
 BOOST_AUTO_TEST_CASE(gradients) {
-  for (AttentionPositions p : kSchemes)
-    for (bool causal : {false, true})
-      BOOST_TEST_CONTEXT(name(p) << (causal ? ", causal" : "")) {
-        Generator gen(3);
-        auto attn = make(p, gen);
-        std::vector<Tensor> inputs = {randn64({2, 4, 8}, 4)};
-        for (const Tensor& param : attn->parameters()) inputs.push_back(param);
-        const Mask pad = padding_mask({4, 3}, 4);
-        CHECK_GRAD([&](const Inputs& in) { return attn->forward(in[0], {.mask = pad, .causal = causal}); }, inputs);
-      }
+  for_every_scheme(3, [](MultiheadAttention& attn, bool causal) {
+    std::vector<Tensor> inputs = {randn64({2, 4, 8}, 4)};
+    for (const Tensor& param : attn.parameters()) inputs.push_back(param);
+    const Mask pad = padding_mask({4, 3}, 4);
+    CHECK_GRAD([&](const Inputs& in) { return attn.forward(in[0], {.mask = pad, .causal = causal}); }, inputs);
+  });
 }
 
 // Shift equivariance: a sequence that starts 5 positions later (after 5 cached keys it may not
 // attend to) gives the same outputs.  True of every relative scheme.
 BOOST_AUTO_TEST_CASE(relative_schemes_do_not_see_absolute_position) {
-  for (AttentionPositions p : kSchemes)
-    for (bool causal : {false, true})
-      BOOST_TEST_CONTEXT(name(p) << (causal ? ", causal" : "")) {
-        Generator gen(4);
-        auto attn = make(p, gen);
-        const Tensor x = randn64({1, 4, 8}, 6, false);
-        const Tensor alone = attn->forward(x, {.causal = causal});
-        KvCache cache;
-        attn->forward(randn64({1, 5, 8}, 7, false), {.cache = &cache});  // 5 earlier positions
-        Mask later = Mask::from_shape({1, 1, 1, 9});
-        for (std::size_t j = 0; j < 9; ++j) later(0, 0, 0, j) = j >= 5;  // ... that x does not attend to
-        const Tensor shifted = attn->forward(x, {.mask = later, .causal = causal, .cache = &cache});
-        BOOST_TEST(max_diff(alone, shifted) < 1e-12);
-      }
+  for_every_scheme(4, [](MultiheadAttention& attn, bool causal) {
+    const Tensor x = randn64({1, 4, 8}, 6, false);
+    const Tensor alone = attn.forward(x, {.causal = causal});
+    KvCache cache;
+    attn.forward(randn64({1, 5, 8}, 7, false), {.cache = &cache});  // 5 earlier positions
+    Mask later = Mask::from_shape({1, 1, 1, 9});
+    for (std::size_t j = 0; j < 9; ++j) later(0, 0, 0, j) = j >= 5;  // ... that x does not attend to
+    const Tensor shifted = attn.forward(x, {.mask = later, .causal = causal, .cache = &cache});
+    BOOST_TEST(max_diff(alone, shifted) < 1e-12);
+  });
 }
 
 // Decoding one position at a time with the cache gives the full causal pass.

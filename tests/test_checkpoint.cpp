@@ -39,6 +39,17 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
+// A net drawn from Generator(1) and saved to `path`, with the bytes of that file.
+struct SavedNet {
+  Generator gen{1};
+  Net net{gen};
+  std::string bytes;
+  explicit SavedNet(const std::string& path) {
+    save_parameters(net, path);
+    bytes = read_bytes(path);
+  }
+};
+
 // load_parameters must throw with `text` in the message and leave `m` as it was.
 void check_load_fails(Net& m, const std::string& path, const std::string& text) {
   const auto before = values_of(m);
@@ -79,10 +90,9 @@ BOOST_AUTO_TEST_CASE(mismatches_are_named_and_nothing_is_loaded) {
 }
 
 BOOST_AUTO_TEST_CASE(truncated_and_corrupt_files_are_refused) {
-  Generator gen(1);
-  Net m(gen);
-  save_parameters(m, "good.npz");
-  const std::string bytes = read_bytes("good.npz");
+  SavedNet good("good.npz");
+  Net& m = good.net;
+  const std::string& bytes = good.bytes;
   write_bytes("truncated.npz", bytes.substr(0, bytes.size() - 40));
   check_load_fails(m, "truncated.npz", "truncated or corrupt");
   for (std::size_t cut : {bytes.size() / 2, std::size_t(100), std::size_t(10), std::size_t(0)}) {
@@ -99,17 +109,14 @@ BOOST_AUTO_TEST_CASE(truncated_and_corrupt_files_are_refused) {
 }
 
 BOOST_AUTO_TEST_CASE(a_failed_save_leaves_the_previous_file_intact) {
-  Generator gen(1);
-  Net m(gen);
-  save_parameters(m, "previous.npz");
-  const std::string before = read_bytes("previous.npz");
+  SavedNet previous("previous.npz");
   // Fault injection: the temporary file cannot be created (a directory is in its way).
   const std::string tmp = "previous.npz.tmp." + std::to_string(::getpid());
   fs::create_directory(tmp);
-  init::constant(m.fc1.weight, 9.0);
-  BOOST_CHECK_THROW(save_parameters(m, "previous.npz"), std::runtime_error);
+  init::constant(previous.net.fc1.weight, 9.0);
+  BOOST_CHECK_THROW(save_parameters(previous.net, "previous.npz"), std::runtime_error);
   fs::remove(tmp);
-  BOOST_TEST((read_bytes("previous.npz") == before));
+  BOOST_TEST((read_bytes("previous.npz") == previous.bytes));
 }
 
 BOOST_AUTO_TEST_CASE(reads_what_numpy_wrote_and_writes_what_numpy_reads) {

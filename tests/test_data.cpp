@@ -39,19 +39,31 @@ BOOST_AUTO_TEST_CASE(conllu_skips_comments_multiword_ranges_and_empty_nodes) {
 }
 
 BOOST_AUTO_TEST_CASE(malformed_lines_are_reported_with_file_and_line) {
-  write("bad.conllu", "1\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n2\tam\tbe\tAUX\n");
-  CHECK_DATA_ERROR(read_conllu("bad.conllu"), "bad.conllu:2: expected 10 tab-separated columns (CoNLL-U), found 4");
-  write("badid.conllu", "x\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n");
-  CHECK_DATA_ERROR(read_conllu("badid.conllu"), "badid.conllu:1: the token id 'x' is not a number");
-  write("bad.tsv", "sentence\tlabel\ngood film\t1\nno label here\n");
-  CHECK_DATA_ERROR(read_tsv("bad.tsv"), "bad.tsv:3: expected 'sentence<TAB>label', found 1 columns");
-  write("noheader.tsv", "good film\t1\n");
-  CHECK_DATA_ERROR(read_tsv("noheader.tsv"), "noheader.tsv:1: expected the header");
-  write("empty.tsv", "sentence\tlabel\n \t1\n");
-  CHECK_DATA_ERROR(read_tsv("empty.tsv"), "empty.tsv:2: the sentence is empty");
-  write("bad.stsa", "1 fine\n0\n");
-  CHECK_DATA_ERROR(read_label_first("bad.stsa"), "bad.stsa:2: expected '<label> <sentence>', found no sentence");
-  CHECK_DATA_ERROR(read_conllu("missing.conllu"), "missing.conllu: cannot open the file: No such file or directory");
+  using Read = void (*)(const std::string& path);
+  const Read conllu = [](const std::string& path) { read_conllu(path); };
+  const Read tsv = [](const std::string& path) { read_tsv(path); };
+  const Read label_first = [](const std::string& path) { read_label_first(path); };
+  const struct {
+    const char* file;
+    const char* text;  // nullptr: no such file
+    Read read;
+    const char* message;
+  } cases[] = {
+      {"bad.conllu", "1\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n2\tam\tbe\tAUX\n", conllu,
+       "bad.conllu:2: expected 10 tab-separated columns (CoNLL-U), found 4"},
+      {"badid.conllu", "x\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n", conllu, "badid.conllu:1: the token id 'x' is not a number"},
+      {"bad.tsv", "sentence\tlabel\ngood film\t1\nno label here\n", tsv, "bad.tsv:3: expected 'sentence<TAB>label', found 1 columns"},
+      {"noheader.tsv", "good film\t1\n", tsv, "noheader.tsv:1: expected the header"},
+      {"empty.tsv", "sentence\tlabel\n \t1\n", tsv, "empty.tsv:2: the sentence is empty"},
+      {"bad.stsa", "1 fine\n0\n", label_first, "bad.stsa:2: expected '<label> <sentence>', found no sentence"},
+      {"missing.conllu", nullptr, conllu, "missing.conllu: cannot open the file: No such file or directory"},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.file) {
+      if (c.text != nullptr) write(c.file, c.text);
+      CHECK_DATA_ERROR(c.read(c.file), c.message);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(invalid_utf8_and_sentences_without_tokens) {

@@ -5,6 +5,7 @@
 #include <bit>
 #include <numeric>
 
+#include "fixtures.hpp"
 #include "testing.hpp"
 
 using namespace tg;
@@ -95,43 +96,17 @@ Run twenty_steps(nn::Task task, Pipeline& pipeline, const std::string& name, con
 
 // ---- a tagger on a toy language -------------------------------------------------------------
 
-struct Tagging {
-  std::vector<models::Words> words, tags;
-  std::vector<std::size_t> lengths;
-  Tagging() {
-    const std::vector<std::string> w = {"the", "a", "dog", "cat", "runs", "sleeps"};
-    const std::vector<std::string> t = {"DET", "DET", "NOUN", "NOUN", "VERB", "VERB"};
-    Generator gen(1);
-    for (int i = 0; i < 48; ++i) {
-      words.emplace_back(), tags.emplace_back();
-      for (std::size_t j = 0, n = 2 + gen.below(6); j < n; ++j) {
-        const std::size_t k = gen.below(w.size());
-        words.back().push_back(w[k]), tags.back().push_back(t[k]);
-      }
-      lengths.push_back(words.back().size());
-    }
-  }
-};
-
-Run train_tagger(const Tagging& data, const nn::ProcessGroup& group, bool overlap = false) {
-  models::TaggingPipeline t(
-      models::WordInput{models::Vocab::build(data.words, 1, false), models::SubwordOptions{.buckets = 0}},
-      models::Vocab::closed({"DET", "NOUN", "VERB"}),
-      models::TaggerOptions{.encoder = {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}},
-      1, 3);
-  nn::Task task{.model = &t.net(), .gen = &t.gen(), .batches = batches_of};
-  task.loss = [&](const std::vector<std::size_t>& batch) {
-    std::vector<const models::Words*> ws, ts;
-    for (std::size_t i : batch) ws.push_back(&data.words[i]), ts.push_back(&data.tags[i]);
-    return t.loss(ws, ts);
-  };
+Run train_tagger(const fixtures::ToyTagging& data, const nn::ProcessGroup& group, bool overlap = false) {
+  const auto t = fixtures::toy_tagger(data);
+  nn::Task task{.model = &t->net(), .gen = &t->gen(), .batches = batches_of};
+  task.loss = [&](const std::vector<std::size_t>& batch) { return data.loss(*t, batch); };
   task.weight = [&](const std::vector<std::size_t>& batch) {  // a mean over tokens
     double n = 0;
     for (std::size_t i : batch) n += data.lengths[i];
     return n;
   };
   task.lengths = &data.lengths;
-  return twenty_steps(task, t, "dist-tagger", group, overlap);
+  return twenty_steps(task, *t, "dist-tagger", group, overlap);
 }
 
 // ---- a translator that reverses its sentences ---------------------------------------------
@@ -250,7 +225,7 @@ BOOST_AUTO_TEST_CASE(ranks_that_stop_agreeing_are_named) {
 }
 
 BOOST_AUTO_TEST_CASE(the_ranks_train_a_tagger_as_one_process_with_whole_batches) {
-  const Tagging data;
+  const fixtures::ToyTagging data(7);
   const Run alone = train_tagger(data, nn::ProcessGroup::single());
   check_same_training(alone, train_tagger(data, world()));
   check_same_training(alone, train_tagger(data, world(), true));  // the sums started during backward

@@ -17,18 +17,7 @@ BOOST_AUTO_TEST_CASE(mlp_with_adam_fits_a_nonlinear_function) {
 
   Mlp model({.widths = {2, 32, 32, 1}, .activation = Activation::tanh}, gen);
   Adam opt(model.named_parameters(), {.lr = 0.01});
-  Tape tape;
-  double first = 0, last = 0;
-  for (int step = 0; step < 600; ++step) {
-    tape.clear();
-    TapeGuard recording(tape);
-    Tensor loss = mse_loss(model(x), y);
-    loss.backward();
-    opt.step();
-    opt.zero_grad();
-    if (step == 0) first = loss.item();
-    last = loss.item();
-  }
+  const auto [first, last] = testing::fit(opt, 600, [&] { return mse_loss(model(x), y); });
   BOOST_TEST_MESSAGE("loss " << first << " -> " << last);
   BOOST_TEST(first > 0.1);
   BOOST_TEST(last < 0.005);

@@ -1,7 +1,9 @@
 #define BOOST_TEST_MODULE models
+#include "fixtures.hpp"
 #include "testing.hpp"
 
 using namespace tg;
+using fixtures::make_ids;
 using models::Pooling;
 
 namespace {
@@ -14,27 +16,27 @@ models::ClassifierOptions tiny_classifier(Pooling pooling, std::size_t conv_widt
           .pooling = pooling};
 }
 
-Ids make_ids(const std::vector<std::vector<std::int64_t>>& rows, std::size_t T) {
-  Ids ids = xt::zeros<std::int64_t>({rows.size(), T});
-  for (std::size_t b = 0; b < rows.size(); ++b)
-    for (std::size_t t = 0; t < rows[b].size(); ++t) ids(b, t) = rows[b][t];
-  return ids;
+// Calls check(c) on a tiny classifier of every pooling, with and without the convolution, each
+// drawn afresh from Generator(seed).
+template <class Check>
+void for_every_pooling(std::uint64_t seed, Check check) {
+  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max})
+    for (std::size_t conv : {0, 3})
+      BOOST_TEST_CONTEXT("pooling " << enum_name(pooling) << ", conv width " << conv) {
+        Generator gen(seed);
+        models::Classifier c(tiny_classifier(pooling, conv), gen);
+        check(c);
+      }
 }
 
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(classifier_pooling_gradcheck) {
-  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max}) {
-    for (std::size_t conv : {0, 3}) {
-      BOOST_TEST_CONTEXT("pooling " << enum_name(pooling) << ", conv width " << conv) {
-        Generator gen(5);
-        models::Classifier c(tiny_classifier(pooling, conv), gen);
-        c.to(Dtype::f64);
-        const Ids ids = make_ids({{2, 3, 4, 5}, {6, 7}}, 4);  // the second sentence padded
-        CHECK_GRAD([&](const std::vector<Tensor>&) { return c.forward(ids); }, c.parameters());
-      }
-    }
-  }
+  for_every_pooling(5, [](models::Classifier& c) {
+    c.to(Dtype::f64);
+    const Ids ids = make_ids({{2, 3, 4, 5}, {6, 7}});  // the second sentence padded
+    CHECK_GRAD([&](const std::vector<Tensor>&) { return c.forward(ids); }, c.parameters());
+  });
 }
 
 // A sentence gets the same logits alone as padded inside a batch: padding is never pooled
@@ -42,29 +44,23 @@ BOOST_AUTO_TEST_CASE(classifier_pooling_gradcheck) {
 // and the convolution reads zeros, not padding, past a sentence's end.  The padding row of the
 // embedding is made non-zero here, so that a convolution reading padding would show.
 BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
-  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max}) {
-    for (std::size_t conv : {0, 3}) {
-      BOOST_TEST_CONTEXT("pooling " << enum_name(pooling) << ", conv width " << conv) {
-        Generator gen(6);
-        models::Classifier c(tiny_classifier(pooling, conv), gen);
-        c.eval();
-        for (std::size_t k = 0; k < 8; ++k) c.encoder.embed.weight.data<float>()(0, k) = 0.5f;
-        NoGradGuard no_grad;
-        const Tensor batch = c.forward(make_ids({{2, 3, 4, 5, 6, 7}, {8, 9, 2}}, 6));
-        const Tensor alone = c.forward(make_ids({{8, 9, 2}}, 3));
-        // Not bit for bit: the batch's products have other row and key counts (12 vs 3, 6 vs 3),
-        // which oneDNN may block differently.  The logits are O(1), their float32 rounding about
-        // 1e-7; padding that leaked would move them by about 0.1.
-        for (std::size_t k = 0; k < 3; ++k)
-          BOOST_TEST(testing::close_to(batch.data<float>()(1, k), alone.data<float>()(0, k), 1e-5, 1e-5),
-                     batch.data<float>()(1, k) << " against " << alone.data<float>()(0, k));
-        // An empty sentence pools to zeros: its logits are the head's bias.
-        const Tensor empty = c.forward(make_ids({{}, {2}}, 1));
-        for (std::size_t k = 0; k < 3; ++k)
-          BOOST_TEST(empty.data<float>()(0, k) == c.head.bias.data<float>()(k));
-      }
-    }
-  }
+  for_every_pooling(6, [](models::Classifier& c) {
+    c.eval();
+    for (std::size_t k = 0; k < 8; ++k) c.encoder.embed.weight.data<float>()(0, k) = 0.5f;
+    NoGradGuard no_grad;
+    const Tensor batch = c.forward(make_ids({{2, 3, 4, 5, 6, 7}, {8, 9, 2}}));
+    const Tensor alone = c.forward(make_ids({{8, 9, 2}}));
+    // Not bit for bit: the batch's products have other row and key counts (12 vs 3, 6 vs 3),
+    // which oneDNN may block differently.  The logits are O(1), their float32 rounding about
+    // 1e-7; padding that leaked would move them by about 0.1.
+    for (std::size_t k = 0; k < 3; ++k)
+      BOOST_TEST(testing::close_to(batch.data<float>()(1, k), alone.data<float>()(0, k), 1e-5, 1e-5),
+                 batch.data<float>()(1, k) << " against " << alone.data<float>()(0, k));
+    // An empty sentence pools to zeros: its logits are the head's bias.
+    const Tensor empty = c.forward(make_ids({{}, {2}}));
+    for (std::size_t k = 0; k < 3; ++k)
+      BOOST_TEST(empty.data<float>()(0, k) == c.head.bias.data<float>()(k));
+  });
   Generator gen(6);
   models::Classifier c(tiny_classifier(Pooling::mean, 3), gen);
   CHECK_THROWS_WITH(c.forward(Ids(xt::ones<std::int64_t>({std::size_t(4)}))), "key_padding_mask: ids must be (B, T), got (4)");
@@ -73,14 +69,14 @@ BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
 // The mean over real tokens, by hand: row 0 has tokens at 0 and 2, row 1 none.
 BOOST_AUTO_TEST_CASE(mean_over_tokens_by_hand) {
   const Tensor h = from_vector({1, 2, 10, 20, 3, 4, /* row 1 */ 5, 6, 7, 8, 9, 10}, {2, 3, 2}, Dtype::f64);
-  const Array<double> mean = models::mean_over_tokens(h, make_ids({{4, 0, 7}, {}}, 3)).data<double>();
+  const Array<double> mean = models::mean_over_tokens(h, make_ids({{4, 0, 7}, {}})).data<double>();
   BOOST_TEST(mean(0, 0) == 2.0);  // (1 + 3) / 2
   BOOST_TEST(mean(0, 1) == 3.0);  // (2 + 4) / 2
   BOOST_TEST(mean(1, 0) == 0.0);  // padding alone
   BOOST_TEST(mean(1, 1) == 0.0);
-  CHECK_GRAD([](const std::vector<Tensor>& in) { return models::mean_over_tokens(in[0], make_ids({{4, 0, 7}, {1}}, 3)); },
+  CHECK_GRAD([](const std::vector<Tensor>& in) { return models::mean_over_tokens(in[0], make_ids({{4, 0, 7}, {1}})); },
              {testing::randn64({2, 3, 2}, 3)});
-  CHECK_THROWS_WITH(models::mean_over_tokens(h, make_ids({{1, 2}}, 2)),
+  CHECK_THROWS_WITH(models::mean_over_tokens(h, make_ids({{1, 2}})),
                     "mean_over_tokens: h is (2, 3, 2) and ids (1, 2) (want (B, T, C) and (B, T))");
 }
 
@@ -120,7 +116,7 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
                     .tags = 3},
                    gen);
   t.to(Dtype::f64);
-  const Ids ids = make_ids({{2, 3, 4}, {5, 1}}, 3);
+  const Ids ids = make_ids({{2, 3, 4}, {5, 1}});
   Ids subs = xt::zeros<std::int64_t>({2, 3, 6});
   const std::int64_t rows[5][6] = {{1, 2, 3, 4, 5, 6}, {2, 0, 0, 7, 8, 0}, {3, 4, 5, 0, 0, 0}, {8, 1, 2, 3, 4, 5}, {6, 7, 0, 0, 0, 0}};
   for (std::size_t w = 0; w < 5; ++w)
@@ -133,7 +129,7 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
     if (name != "embed.weight") checked.push_back(p);
   BOOST_TEST(checked.size() + 1 == t.parameters().size());
   CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(ids, &subs); }, checked);
-  const Ids full_ids = make_ids({{2, 3, 4}, {5, 1, 2}}, 3);
+  const Ids full_ids = make_ids({{2, 3, 4}, {5, 1, 2}});
   Ids full_subs = subs;
   for (auto& f : full_subs) f = f == 0 ? 4 : f;
   CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(full_ids, &full_subs); }, t.parameters());
@@ -144,7 +140,7 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
   const auto output = [&](std::vector<std::int64_t> word) {
     Ids one = xt::zeros<std::int64_t>({1, 1, 6});
     for (std::size_t k = 0; k < 6; ++k) one(0, 0, k) = word[k];
-    return t.forward(make_ids({{2}}, 1), &one).data<double>();
+    return t.forward(make_ids({{2}}), &one).data<double>();
   };
   const auto base = output({1, 2, 3, 7, 7, 0});
   BOOST_TEST(xt::allclose(base, output({1, 3, 2, 0, 7, 7}), 1e-12, 1e-12));
@@ -175,15 +171,15 @@ BOOST_AUTO_TEST_CASE(tagger_convolution_gradcheck_and_padding) {
   std::vector<Tensor> checked;
   for (const auto& [name, p] : t.named_parameters())
     if (name != "embed.weight") checked.push_back(p);
-  const Ids ids = make_ids({{2, 3, 4, 5}, {6, 7}}, 4);
+  const Ids ids = make_ids({{2, 3, 4, 5}, {6, 7}});
   CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(ids); }, checked);
-  CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(make_ids({{2, 3, 4}, {5, 6, 7}}, 3)); },
+  CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(make_ids({{2, 3, 4}, {5, 6, 7}})); },
              t.parameters());
 
   NoGradGuard no_grad;
   for (std::size_t k = 0; k < 8; ++k) t.encoder.embed.weight.data<double>()(0, k) = 0.5;
-  const Tensor batch = t.forward(make_ids({{2, 3, 4, 5, 8, 9}, {6, 7, 2}}, 6));
-  const Tensor alone = t.forward(make_ids({{6, 7, 2}}, 3));
+  const Tensor batch = t.forward(make_ids({{2, 3, 4, 5, 8, 9}, {6, 7, 2}}));
+  const Tensor alone = t.forward(make_ids({{6, 7, 2}}));
   for (std::size_t w = 0; w < 3; ++w)
     for (std::size_t k = 0; k < 4; ++k)
       BOOST_TEST(batch.data<double>()(1, w, k) == alone.data<double>()(0, w, k), boost::test_tools::tolerance(1e-12));

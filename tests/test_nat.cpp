@@ -3,10 +3,12 @@
 // classifier, the conditional masked language model's inputs and loss, and mask-predict.
 #include <set>
 
+#include "fixtures.hpp"
 #include "testing.hpp"
 
 using namespace tg;
 using namespace tg::models;
+using fixtures::make_ids;
 
 namespace {
 
@@ -16,15 +18,6 @@ TranslatorOptions small_options(bool non_autoregressive = true) {
   return {.src_vocab = 12, .tgt_vocab = 12, .d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0,
           .label_smoothing = 0.1, .mlp_scale = 4, .max_len = 32, .non_autoregressive = non_autoregressive,
           .length_offsets = 3, .length_weight = 0.5};
-}
-
-Ids make_ids(const std::vector<std::vector<std::int64_t>>& rows) {
-  std::size_t T = 1;
-  for (const auto& r : rows) T = std::max(T, r.size());
-  Ids ids = xt::zeros<std::int64_t>({rows.size(), T});
-  for (std::size_t b = 0; b < rows.size(); ++b)
-    for (std::size_t t = 0; t < rows[b].size(); ++t) ids(b, t) = rows[b][t];
-  return ids;
 }
 
 }  // namespace

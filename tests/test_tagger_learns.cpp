@@ -21,18 +21,7 @@ BOOST_AUTO_TEST_CASE(tagger_fits_twenty_sentences) {
                          .tags = 4},
                         gen);
   nn::Adam opt(tagger.named_parameters(), {.lr = 3e-3});
-  Tape tape;
-  double first = 0, last = 0;
-  for (int step = 0; step < 300; ++step) {
-    tape.clear();
-    TapeGuard recording(tape);
-    Tensor loss = tagger.loss(ids, tags);
-    loss.backward();
-    opt.step();
-    opt.zero_grad();
-    if (step == 0) first = loss.item();
-    last = loss.item();
-  }
+  const auto [first, last] = testing::fit(opt, 300, [&] { return tagger.loss(ids, tags); });
   BOOST_TEST_MESSAGE("loss " << first << " -> " << last);
   BOOST_TEST(first > 1.0);
   BOOST_TEST(last < 0.02);

@@ -5,11 +5,14 @@
 
 using namespace tg;
 
-BOOST_AUTO_TEST_CASE(a_tensor_used_twice_gets_both_contributions) {
-  Tensor x = from_vector({1, -2, 3}, {3});
-  x.set_requires_grad();
+// Most cases record onto a fresh tape of their own from their first line.
+struct Recording {
   Tape tape;
-  TapeGuard recording(tape);
+  TapeGuard recording{tape};
+};
+
+BOOST_FIXTURE_TEST_CASE(a_tensor_used_twice_gets_both_contributions, Recording) {
+  Tensor x = from_vector({1, -2, 3}, {3}).set_requires_grad();
   Tensor y = sum(x * x + x);  // dy/dx = 2x + 1
   y.backward();
   const auto& g = x.grad_data<float>();
@@ -18,11 +21,8 @@ BOOST_AUTO_TEST_CASE(a_tensor_used_twice_gets_both_contributions) {
   BOOST_TEST(g(2) == 7.0f);
 }
 
-BOOST_AUTO_TEST_CASE(leaf_gradients_accumulate_across_backwards_until_zero_grad) {
-  Tensor x = from_vector({2}, {1});
-  x.set_requires_grad();
-  Tape tape;
-  TapeGuard recording(tape);
+BOOST_FIXTURE_TEST_CASE(leaf_gradients_accumulate_across_backwards_until_zero_grad, Recording) {
+  Tensor x = from_vector({2}, {1}).set_requires_grad();
   sum(x * 3.0).backward();
   sum(x * 3.0).backward();
   BOOST_TEST(x.grad_data<float>()(0) == 6.0f);
@@ -31,8 +31,7 @@ BOOST_AUTO_TEST_CASE(leaf_gradients_accumulate_across_backwards_until_zero_grad)
 }
 
 BOOST_AUTO_TEST_CASE(nothing_is_recorded_without_a_tape_or_under_no_grad) {
-  Tensor x = ones({2});
-  x.set_requires_grad();
+  Tensor x = ones({2}).set_requires_grad();
   Tensor y = x * 2.0;  // no tape is current
   BOOST_TEST(!y.requires_grad());
   CHECK_THROWS_WITH(y.backward(), "does not require grad");
@@ -48,19 +47,14 @@ BOOST_AUTO_TEST_CASE(nothing_is_recorded_without_a_tape_or_under_no_grad) {
   BOOST_TEST(tape.size() == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(constants_do_not_record) {
-  Tape tape;
-  TapeGuard recording(tape);
+BOOST_FIXTURE_TEST_CASE(constants_do_not_record, Recording) {
   Tensor y = ones({2}) + ones({2});
   BOOST_TEST(!y.requires_grad());
   BOOST_TEST(tape.size() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(the_tape_is_thread_local) {
-  Tape tape;
-  TapeGuard recording(tape);
-  Tensor x = ones({2});
-  x.set_requires_grad();
+BOOST_FIXTURE_TEST_CASE(the_tape_is_thread_local, Recording) {
+  Tensor x = ones({2}).set_requires_grad();
   bool recorded_elsewhere = true;
   std::thread other([&] { recorded_elsewhere = (x * 2.0).requires_grad(); });
   other.join();
@@ -68,11 +62,8 @@ BOOST_AUTO_TEST_CASE(the_tape_is_thread_local) {
   BOOST_TEST((x * 2.0).requires_grad());
 }
 
-BOOST_AUTO_TEST_CASE(non_scalar_backward_needs_an_output_gradient) {
-  Tensor x = from_vector({1, 2}, {2});
-  x.set_requires_grad();
-  Tape tape;
-  TapeGuard recording(tape);
+BOOST_FIXTURE_TEST_CASE(non_scalar_backward_needs_an_output_gradient, Recording) {
+  Tensor x = from_vector({1, 2}, {2}).set_requires_grad();
   Tensor y = x * x;
   CHECK_THROWS_WITH(y.backward(), "backward from a non-scalar needs an explicit output gradient");
   CHECK_THROWS_WITH(y.backward(ones({3})), "the output gradient must match the output");
@@ -80,11 +71,8 @@ BOOST_AUTO_TEST_CASE(non_scalar_backward_needs_an_output_gradient) {
   BOOST_TEST(x.grad_data<float>()(1) == 40.0f);  // 10 * 2x
 }
 
-BOOST_AUTO_TEST_CASE(backward_twice_over_a_released_tape_throws) {
-  Tensor x = from_vector({1, 2}, {2});
-  x.set_requires_grad();
-  Tape tape;
-  TapeGuard recording(tape);
+BOOST_FIXTURE_TEST_CASE(backward_twice_over_a_released_tape_throws, Recording) {
+  Tensor x = from_vector({1, 2}, {2}).set_requires_grad();
   Tensor y = sum(exp(x));
   BOOST_TEST(tape.saved_bytes() == 8u);  // exp keeps its output: 2 floats
   y.backward();
@@ -96,11 +84,8 @@ BOOST_AUTO_TEST_CASE(backward_twice_over_a_released_tape_throws) {
   BOOST_TEST(x.grad_data<float>()(0) == std::exp(1.0f));
 }
 
-BOOST_AUTO_TEST_CASE(a_branch_not_on_the_path_keeps_its_buffers) {
-  Tensor x = from_vector({1, 2}, {2});
-  x.set_requires_grad();
-  Tape tape;
-  TapeGuard recording(tape);
+BOOST_FIXTURE_TEST_CASE(a_branch_not_on_the_path_keeps_its_buffers, Recording) {
+  Tensor x = from_vector({1, 2}, {2}).set_requires_grad();
   Tensor a = sum(exp(x));
   Tensor b = sum(tanh(x));
   b.backward();
@@ -109,11 +94,8 @@ BOOST_AUTO_TEST_CASE(a_branch_not_on_the_path_keeps_its_buffers) {
              boost::test_tools::tolerance(1e-6f));
 }
 
-BOOST_AUTO_TEST_CASE(cleared_tapes_and_other_tapes_are_detected) {
-  Tensor x = ones({2});
-  x.set_requires_grad();
-  Tape tape;
-  TapeGuard recording(tape);
+BOOST_FIXTURE_TEST_CASE(cleared_tapes_and_other_tapes_are_detected, Recording) {
+  Tensor x = ones({2}).set_requires_grad();
   Tensor y = x * 2.0;
   tape.clear();
   CHECK_THROWS_WITH(sum(y).backward(), "recorded on another tape");
@@ -122,17 +104,13 @@ BOOST_AUTO_TEST_CASE(cleared_tapes_and_other_tapes_are_detected) {
 }
 
 BOOST_AUTO_TEST_CASE(backward_from_a_leaf_sets_its_gradient) {
-  Tensor x = from_vector({3}, {1});
-  x.set_requires_grad();
+  Tensor x = from_vector({3}, {1}).set_requires_grad();
   x.backward();
   BOOST_TEST(x.grad_data<float>()(0) == 1.0f);
 }
 
-BOOST_AUTO_TEST_CASE(listing_and_dot_show_ops_shapes_and_saved_bytes) {
-  Tensor x = ones({8, 8});
-  x.set_requires_grad().set_name("x");
-  Tape tape;
-  TapeGuard recording(tape);
+BOOST_FIXTURE_TEST_CASE(listing_and_dot_show_ops_shapes_and_saved_bytes, Recording) {
+  Tensor x = ones({8, 8}).set_requires_grad().set_name("x");
   Tensor y = sum(x * x);
   const std::string listing = tape.listing();
   BOOST_TEST_MESSAGE(listing);
@@ -148,11 +126,8 @@ BOOST_AUTO_TEST_CASE(listing_and_dot_show_ops_shapes_and_saved_bytes) {
   BOOST_TEST(testing::contains(tape.listing(), "released"));
 }
 
-BOOST_AUTO_TEST_CASE(requires_grad_changes_only_on_leaves) {
-  Tensor x = ones({2});
-  x.set_requires_grad();
-  Tape tape;
-  TapeGuard recording(tape);
+BOOST_FIXTURE_TEST_CASE(requires_grad_changes_only_on_leaves, Recording) {
+  Tensor x = ones({2}).set_requires_grad();
   Tensor y = x * 2.0;
   CHECK_THROWS_WITH(y.set_requires_grad(false), "only leaves can change requires_grad");
   Tensor d = y.detach();
@@ -161,7 +136,7 @@ BOOST_AUTO_TEST_CASE(requires_grad_changes_only_on_leaves) {
 }
 
 // Anomaly mode names the first op whose output, or whose backward, is not finite.
-BOOST_AUTO_TEST_CASE(anomaly_mode_names_the_op_that_made_a_nan) {
+BOOST_FIXTURE_TEST_CASE(anomaly_mode_names_the_op_that_made_a_nan, Recording) {
   const auto throws_with = [](auto f, const std::string& text) {
     try {
       f();
@@ -171,10 +146,7 @@ BOOST_AUTO_TEST_CASE(anomaly_mode_names_the_op_that_made_a_nan) {
     }
     return false;
   };
-  Tensor x = from_vector({0.5, 2.0, 3.0, 4.0}, {2, 2});
-  x.set_requires_grad();
-  Tape tape;
-  TapeGuard recording(tape);
+  Tensor x = from_vector({0.5, 2.0, 3.0, 4.0}, {2, 2}).set_requires_grad();
   // Off by default: the NaN flows on silently, as in any framework.
   BOOST_TEST(std::isnan(sum(log(x - 1.0)).item()));
   {
@@ -189,8 +161,7 @@ BOOST_AUTO_TEST_CASE(anomaly_mode_names_the_op_that_made_a_nan) {
                            "'mul' produced NaN in its output (2) at [0]; inputs: (2) float32, (2) float32 (already holding NaN at [0])"));
     // Backward: sqrt is finite at 0, its gradient 1 / (2 sqrt(0)) is not.
     tape.clear();
-    Tensor z = from_vector({0.0, 1.0}, {2});
-    z.set_requires_grad();
+    Tensor z = from_vector({0.0, 1.0}, {2}).set_requires_grad();
     Tensor s = sum(sqrt(z));
     BOOST_TEST(throws_with([&] { s.backward(); },
                            "anomaly: the backward of op #0 'sqrt' produced inf in the gradient of its input 0 (2) at [0]"));

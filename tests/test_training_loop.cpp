@@ -4,38 +4,19 @@
 #include <cstdio>
 #include <fstream>
 
+#include "fixtures.hpp"
 #include "testing.hpp"
 
 using namespace tg;
 
 namespace {
 
-// Tagging on a toy language: each word's tag is its class; the loop must learn it.
-struct Toy {
-  std::vector<models::Words> words, tags;
-  std::vector<std::size_t> lengths;
-  Toy() {
-    const std::vector<std::string> w = {"the", "a", "dog", "cat", "runs", "sleeps"};
-    const std::vector<std::string> t = {"DET", "DET", "NOUN", "NOUN", "VERB", "VERB"};
-    Generator gen(1);
-    for (int i = 0; i < 48; ++i) {
-      words.emplace_back(), tags.emplace_back();
-      for (std::size_t j = 0, n = 2 + gen.below(4); j < n; ++j) {
-        const std::size_t k = gen.below(w.size());
-        words.back().push_back(w[k]), tags.back().push_back(t[k]);
-      }
-      lengths.push_back(words.back().size());
-    }
-  }
+// Tagging on a toy language (fixtures.hpp): each word's tag is its class; the loop must learn it.
+struct Toy : fixtures::ToyTagging {
+  Toy() : ToyTagging(5) {}
 };
 
-std::unique_ptr<models::TaggingPipeline> make(const Toy& toy) {
-  return std::make_unique<models::TaggingPipeline>(
-      models::WordInput{models::Vocab::build(toy.words, 1, false), models::SubwordOptions{.buckets = 0}},
-      models::Vocab::closed({"DET", "NOUN", "VERB"}),
-      models::TaggerOptions{.encoder = {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}},
-      1, 3);
-}
+std::unique_ptr<models::TaggingPipeline> make(const Toy& toy) { return fixtures::toy_tagger(toy); }
 
 double accuracy(const models::TaggingPipeline& t, const Toy& toy) {
   const auto predicted = t.predict(toy.words);
@@ -54,11 +35,7 @@ nn::Task task_of(models::TaggingPipeline& t, const Toy& toy) {
     Generator shuffle(100 + epoch);
     return models::make_batches(toy.lengths, 40, 16, &shuffle);
   };
-  task.loss = [&t, &toy](const std::vector<std::size_t>& batch) {
-    std::vector<const models::Words*> ws, ts;
-    for (std::size_t i : batch) ws.push_back(&toy.words[i]), ts.push_back(&toy.tags[i]);
-    return t.loss(ws, ts);
-  };
+  task.loss = [&t, &toy](const std::vector<std::size_t>& batch) { return toy.loss(t, batch); };
   task.lengths = &toy.lengths;
   task.evaluate = [&t, &toy] { return accuracy(t, toy); };
   task.save_model = [&t](const std::string& path) { t.save(path); };

@@ -51,6 +51,28 @@ std::string error_of(F&& f) {
   return "";
 }
 
+// The losses of the first and the last of `steps` optimizer steps on loss(), each step recorded
+// on a fresh tape: for tests that a model learns.
+struct FirstAndLast {
+  double first = 0, last = 0;
+};
+template <class Loss>
+FirstAndLast fit(tg::nn::Optimizer& opt, int steps, Loss loss) {
+  FirstAndLast losses;
+  tg::Tape tape;
+  for (int step = 0; step < steps; ++step) {
+    tape.clear();
+    tg::TapeGuard recording(tape);
+    tg::Tensor l = loss();
+    l.backward();
+    opt.step();
+    opt.zero_grad();
+    if (step == 0) losses.first = l.item();
+    losses.last = l.item();
+  }
+  return losses;
+}
+
 // A whole file as text ("" when it cannot be read): for tests that compare code with the docs.
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path);

@@ -16,18 +16,9 @@
 //     results are the same bits whatever the thread count.
 #pragma once
 
-#include <cstddef>
+#include "gemm_args.hpp"
 
 namespace tg {
-
-// C (M x N) = op(A) op(B) + beta C, row-major with leading dimensions lda, ldb, ldc, where
-// op(A) is M x K (A is K x M when trans_a) and op(B) is K x N (B is N x K when trans_b).
-// beta 0 overwrites C (which may hold garbage); beta 1 adds the product into it.
-struct GemmArgs {
-  bool trans_a = false, trans_b = false;
-  std::size_t M = 0, N = 0, K = 0;
-  std::size_t lda = 0, ldb = 0, ldc = 0;  // 0: the packed width (K or M; N or K; N)
-};
 
 // In parallel tiles, for one large product.
 void gemm(const GemmArgs& p, const float* A, const float* B, float* C, float beta);

@@ -42,31 +42,25 @@ SmallKernel best_small_kernel() {
 }
 
 SmallKernel kernel_named(const std::string& name) {
-  for (SmallKernel kernel : {SmallKernel::avx512, SmallKernel::avx2, SmallKernel::none})
-    if (to_string(kernel) == name) {
-      if (kernel != SmallKernel::none && !runs_on_this_cpu(kernel))
-        throw std::invalid_argument("TAPEGRAD_GEMM_KERNEL=" + name + ": this CPU does not report " +
-                                    (kernel == SmallKernel::avx512 ? "AVX-512" : "AVX2 with FMA"));
-      return kernel;
-    }
-  throw std::invalid_argument("TAPEGRAD_GEMM_KERNEL=" + name + ": expected avx512, avx2 or none");
+  const SmallKernel kernel = enum_from_name<SmallKernel>(name);  // an unknown name throws, listing the known
+  if (kernel != SmallKernel::none && !runs_on_this_cpu(kernel)) {
+    const std::string needs = kernel == SmallKernel::avx512 ? "AVX-512" : "AVX2 with FMA";
+    fail("gemm kernel", "this CPU does not report " + needs + ", which the " + name + " kernel needs");
+  }
+  return kernel;
 }
 
 SmallKernel small_kernel_in_use() {
   static const SmallKernel in_use = [] {
     const char* name = std::getenv("TAPEGRAD_GEMM_KERNEL");
-    return name == nullptr || *name == '\0' ? best_small_kernel() : kernel_named(name);
+    if (name == nullptr || *name == '\0') return best_small_kernel();
+    try {
+      return kernel_named(name);
+    } catch (const std::invalid_argument& e) {  // say where the name came from
+      throw std::invalid_argument("TAPEGRAD_GEMM_KERNEL=" + std::string(name) + ": " + e.what());
+    }
   }();
   return in_use;
-}
-
-std::string to_string(SmallKernel kernel) {
-  switch (kernel) {
-    case SmallKernel::avx512: return "avx512";
-    case SmallKernel::avx2: return "avx2";
-    case SmallKernel::none: return "none";
-  }
-  return "?";
 }
 
 bool is_small_product(const GemmArgs& p) {
@@ -93,7 +87,7 @@ void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, cons
                      float beta) {
   if (p.trans_b) throw std::invalid_argument("gemm_small_rows: op(B) must be given as rows (trans_b false)");
   if (!runs_on_this_cpu(kernel))
-    throw std::invalid_argument("gemm_small: this CPU cannot run the " + to_string(kernel) + " kernel");
+    throw std::invalid_argument("gemm_small: this CPU cannot run the " + std::string(enum_name(kernel)) + " kernel");
   const small_gemm::Operands o{.M = p.M, .N = p.N, .K = p.K, .A = A,
                                .rs_a = p.trans_a ? 1 : p.lda, .cs_a = p.trans_a ? p.lda : 1,
                                .B = B_rows, .ldb = p.ldb, .C = C, .ldc = p.ldc, .beta = beta};

@@ -23,11 +23,17 @@
 #include <string>
 #include <vector>
 
-#include "gemm.hpp"
+#include "../named_enum.hpp"
+#include "gemm_args.hpp"
 
 namespace tg {
 
 enum class SmallKernel { none, avx2, avx512 };
+// Names for TAPEGRAD_GEMM_KERNEL and messages: enum_name(kernel), enum_from_name<SmallKernel>("avx2").
+constexpr auto enum_table(SmallKernel) {
+  return named_values<SmallKernel>("gemm kernel", {{SmallKernel::avx512, "avx512"}, {SmallKernel::avx2, "avx2"},
+                                                   {SmallKernel::none, "none"}});
+}
 
 // The best kernel this CPU runs (none: it has neither AVX2 with FMA nor AVX-512).
 SmallKernel best_small_kernel();
@@ -40,7 +46,6 @@ SmallKernel small_kernel_in_use();
 
 // The kernel of that name, checked against this CPU (what TAPEGRAD_GEMM_KERNEL is read with).
 SmallKernel kernel_named(const std::string& name);
-std::string to_string(SmallKernel kernel);
 
 // True for the products tg::gemm sends to these kernels: it depends on M, N and K only.
 bool is_small_product(const GemmArgs& p);

@@ -1,20 +1,74 @@
-// The register-blocked loop of gemm_small.hpp, written once for any vector instruction set.
+// The register-blocked loop of gemm_small.hpp, written once for both vector instruction sets.
 //
 // Instantiated only in gemm_small_avx512.cpp and gemm_small_avx2.cpp, each compiled for its own
-// instruction set with a traits struct `Isa` in an anonymous namespace (gemm_small.cpp includes
-// it for `Operands` only):
-//   Isa::V, Isa::W        a vector of W floats
-//   Isa::Mask             which lanes of a vector are columns of C (the last block may be narrow)
-//   Isa::mask(n)          the first n lanes
-//   Isa::zero(), broadcast(x), load(p, mask), store(p, v, mask), mul(a, b), fma(a, b, c) = a * b + c
-// Nothing from the standard library but <cstddef>'s std::size_t is used here: a function
-// instantiated in an AVX-512 file must never be shared with the rest of the program, which runs
-// on any x86-64 CPU.
+// instruction set (gemm_small.cpp includes this header for `Operands` only).  Nothing from the
+// standard library but <cstddef>'s std::size_t is used here, and the instruction sets are types
+// of an unnamed namespace: a function instantiated in an AVX-512 file must never be shared with
+// the rest of the program, which runs on any x86-64 CPU.
 #pragma once
 
 #include <cstddef>
 
+#include <immintrin.h>
+
 namespace tg::small_gemm {
+namespace {
+
+// The registers of each instruction set: a vector of 8 or 16 floats, and a mask that says which
+// lanes of a vector are columns of C (the last block may be narrow).
+template <int Floats>
+struct Registers;
+template <>
+struct Registers<8> {  // AVX2: a mask is a vector, all ones in the lanes to load or store
+  using V = __m256;
+  using Mask = __m256i;
+};
+template <>
+struct Registers<16> {  // AVX-512: a mask is a bit per lane
+  using V = __m512;
+  using Mask = __mmask16;
+};
+
+// What the loop does with them, each operation spelled for AVX2 (8 floats, with FMA) and for
+// AVX-512 (16); a file instantiates only its own instruction set's branches.
+template <int Floats>
+struct Isa {
+  using V = typename Registers<Floats>::V;
+  using Mask = typename Registers<Floats>::Mask;
+  static constexpr int W = Floats;
+  static constexpr bool kAvx512 = Floats == 16;
+
+  static Mask mask(int n) {  // the first n lanes
+    if constexpr (kAvx512) return static_cast<Mask>((1u << n) - 1u);
+    else return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V zero() {
+    if constexpr (kAvx512) return _mm512_setzero_ps();
+    else return _mm256_setzero_ps();
+  }
+  static V broadcast(float x) {
+    if constexpr (kAvx512) return _mm512_set1_ps(x);
+    else return _mm256_set1_ps(x);
+  }
+  static V load(const float* p, Mask m) {
+    if constexpr (kAvx512) return _mm512_maskz_loadu_ps(m, p);
+    else return _mm256_maskload_ps(p, m);
+  }
+  static void store(float* p, V v, Mask m) {
+    if constexpr (kAvx512) _mm512_mask_storeu_ps(p, m, v);
+    else _mm256_maskstore_ps(p, m, v);
+  }
+  static V mul(V a, V b) {
+    if constexpr (kAvx512) return _mm512_mul_ps(a, b);
+    else return _mm256_mul_ps(a, b);
+  }
+  static V fma(V a, V b, V c) {  // a * b + c, rounded once
+    if constexpr (kAvx512) return _mm512_fmadd_ps(a, b, c);
+    else return _mm256_fmadd_ps(a, b, c);
+  }
+};
+
+}  // namespace
 
 // One product, with op(B) already as rows: op(A)[i][k] is A[i * rs_a + k * cs_a] (so a
 // transposed A is read in place), op(B)[k][j] is B[k * ldb + j].

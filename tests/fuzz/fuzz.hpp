@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "models/data/readers.hpp"
+
 namespace fuzz {
 
 // Writes the input to a file of this process (the readers take paths) and returns its path.
@@ -30,6 +32,18 @@ void expect_clean_errors(F f) {
   } catch (const std::invalid_argument&) {
   } catch (const std::runtime_error&) {
   }
+}
+
+// A reader run on the input twice: strictly (it stops at the first bad line) and skipping bad
+// lines.  read(bad) reads with `bad` (nullptr: strictly); check(record) throws std::logic_error,
+// a finding, for a record that the skipping read should not have kept.
+template <class Read, class Check>
+void read_strictly_and_skipping(Read read, Check check) {
+  expect_clean_errors([&] { read(nullptr); });
+  expect_clean_errors([&] {
+    tg::models::BadLines bad{.skip = true};
+    for (const auto& record : read(&bad)) check(record);
+  });
 }
 
 }  // namespace fuzz

@@ -4,11 +4,10 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string path = fuzz::write_input(data, size, "input.conllu");
-  fuzz::expect_clean_errors([&] { tg::models::read_conllu(path); });
-  fuzz::expect_clean_errors([&] {
-    tg::models::BadLines bad{.skip = true};
-    for (const auto& s : tg::models::read_conllu(path, &bad))
-      if (s.words.empty() || s.words.size() != s.tags.size()) throw std::logic_error("read_conllu: a broken sentence");
-  });
+  fuzz::read_strictly_and_skipping([&](tg::models::BadLines* bad) { return tg::models::read_conllu(path, bad); },
+                                   [](const tg::models::TaggedSentence& s) {
+                                     if (s.words.empty() || s.words.size() != s.tags.size())
+                                       throw std::logic_error("read_conllu: a broken sentence");
+                                   });
   return 0;
 }
