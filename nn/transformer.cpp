@@ -7,8 +7,8 @@ namespace {
 
 AttentionOptions self_attention(const TransformerOptions& o) {
   return {.d_model = o.d_model, .heads = o.heads, .dropout = o.attention_dropout,
-          .relative_k = o.relative_k, .relative_skewed = o.relative_skewed, .positions = o.attention_positions,
-          .kind = o.attention, .kernel_features = o.kernel_features, .kernel_distance = o.kernel_distance};
+          .positions = o.positions, .relative_k = o.relative_k, .relative_skewed = o.relative_skewed,
+          .kind = o.attention, .kernel_features = o.kernel_features};
 }
 
 AttentionOptions cross_attention(const TransformerOptions& o) {

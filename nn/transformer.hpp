@@ -5,7 +5,7 @@
 // post-LayerNorm (the original):
 //   x = norm(x + dropout(f(x))).
 // Positions come from outside (a PositionalEncoding added to the embeddings) or from inside
-// attention (relative_k > 0): the blocks work with either.
+// self-attention (TransformerOptions::positions): the blocks work with either.
 #pragma once
 
 #include <memory>
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "activation.hpp"
-#include "attention.hpp"
+#include "attention/multihead.hpp"
 #include "dropout.hpp"
 #include "layer_norm.hpp"
 #include "mlp.hpp"
@@ -29,12 +29,16 @@ struct TransformerOptions {
   double attention_dropout = 0.1;  // on the attention weights
   Activation activation = Activation::gelu;
   bool pre_norm = true;
-  std::size_t relative_k = 0;  // > 0: Shaw relative positions in every self-attention
+  // The scheme of positions and its settings, for every self-attention: what lives inside
+  // attention (relative, rope, alibi, t5, xl) is built there; none and the absolute schemes add
+  // nothing (see AttentionOptions::positions).
+  PositionScheme positions = PositionScheme::none;
+  std::size_t relative_k = 0;  // relative (then > 0), kernelized: offsets clipped to [-k, k]
   bool relative_skewed = true;
-  AttentionPositions attention_positions = AttentionPositions::none;  // rope, alibi, t5 in every self-attention
-  // Kernelized self-attention (attention.hpp): m random features, its bias b_r clipped to [-k, k].
+  // Kernelized self-attention (attention/kernelized.hpp): m random features, and its bias b_r
+  // as its relative positions.
   AttentionKind attention = AttentionKind::softmax;
-  std::size_t kernel_features = 64, kernel_distance = 64;
+  std::size_t kernel_features = 64;
 };
 
 class EncoderLayer : public Module {

@@ -1,11 +1,11 @@
-#include "positional.hpp"
+#include "absolute.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
+#include <string>
 
-#include "../autograd/ops.hpp"
-#include "init.hpp"
+#include "../../autograd/ops.hpp"
+#include "../init.hpp"
 
 namespace tg::nn {
 
@@ -191,64 +191,10 @@ Tensor GaussianPositions::encode(const Tensor& positions) {
   return proj(Tensor(psi).to(positions.dtype()));                            // (T, M K) -> (T, C)
 }
 
-double stable_rank(const Array<double>& a) {
-  if (a.dimension() != 2 || a.size() == 0) fail("stable_rank", "needs a non-empty (N, K) matrix");
-  const std::size_t N = a.shape()[0], K = a.shape()[1];
-  double frobenius = 0;
-  for (double v : a) frobenius += v * v;
-  if (frobenius == 0) return 0;
-  // ||A||_2^2 is the largest eigenvalue of A^T A: power iteration from a fixed start.
-  std::vector<double> v(K, 1.0 / std::sqrt(static_cast<double>(K))), av(N), w(K);
-  double lambda = 0;
-  for (int it = 0; it < 500; ++it) {
-    for (std::size_t i = 0; i < N; ++i) {
-      av[i] = 0;
-      for (std::size_t k = 0; k < K; ++k) av[i] += a(i, k) * v[k];
-    }
-    double norm = 0;
-    for (std::size_t k = 0; k < K; ++k) {
-      w[k] = 0;
-      for (std::size_t i = 0; i < N; ++i) w[k] += a(i, k) * av[i];
-      norm += w[k] * w[k];
-    }
-    norm = std::sqrt(norm);
-    if (norm == 0) break;
-    const double next = norm;  // ||A^T A v|| with ||v|| = 1 tends to the largest eigenvalue
-    for (std::size_t k = 0; k < K; ++k) v[k] = w[k] / norm;
-    if (std::abs(next - lambda) <= 1e-13 * next) {
-      lambda = next;
-      break;
-    }
-    lambda = next;
-  }
-  return frobenius / lambda;
-}
-
-double distance_preservation(const Array<double>& points, const Array<double>& embeddings, double window) {
-  if (points.dimension() != 2 || embeddings.dimension() != 2 || points.shape()[0] != embeddings.shape()[0])
-    fail("distance_preservation", "needs points (N, M) and embeddings (N, K) with the same N");
-  const std::size_t N = points.shape()[0];
-  const auto distance = [](const Array<double>& a, std::size_t i, std::size_t j) {
-    double s = 0;
-    for (std::size_t k = 0; k < a.shape()[1]; ++k) s += (a(i, k) - a(j, k)) * (a(i, k) - a(j, k));
-    return std::sqrt(s);
-  };
-  double n = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
-  for (std::size_t i = 0; i < N; ++i)
-    for (std::size_t j = i + 1; j < N; ++j) {
-      const double x = distance(points, i, j);
-      if (x > window) continue;
-      const double y = distance(embeddings, i, j);
-      n += 1, sx += x, sy += y, sxx += x * x, syy += y * y, sxy += x * y;
-    }
-  const double cov = sxy - sx * sy / n, vx = sxx - sx * sx / n, vy = syy - sy * sy / n;
-  if (n < 2 || vx <= 0 || vy <= 0) return 0;
-  return cov / std::sqrt(vx * vy);
-}
-
 // ---- by name ---------------------------------------------------------------------------
 
 std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptions& o, Generator& gen) {
+  if (position_kind(o.scheme) != PositionKind::absolute) return nullptr;  // nothing to add to the input
   switch (o.scheme) {
     case PositionScheme::sinusoidal: return std::make_unique<SinusoidalPositions>(o.dim);
     case PositionScheme::learned: return std::make_unique<LearnedPositions>(o.max_len, o.dim, gen);
@@ -262,24 +208,10 @@ std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptio
     case PositionScheme::gaussian:
       return std::make_unique<GaussianPositions>(
           GaussianPositionsOptions{.dim = o.dim, .sigma = 1.0 / 128, .scale = static_cast<double>(o.max_len)}, gen);
-    case PositionScheme::none:
-    case PositionScheme::relative:
-    case PositionScheme::rope:
-    case PositionScheme::alibi:
-    case PositionScheme::t5:
-    case PositionScheme::xl: return nullptr;
+    default: break;
   }
-  return nullptr;
-}
-
-AttentionPositions attention_positions(PositionScheme s) {
-  switch (s) {
-    case PositionScheme::rope: return AttentionPositions::rope;
-    case PositionScheme::alibi: return AttentionPositions::alibi;
-    case PositionScheme::t5: return AttentionPositions::t5;
-    case PositionScheme::xl: return AttentionPositions::xl;
-    default: return AttentionPositions::none;
-  }
+  fail("make_positional_encoding", std::string("the absolute scheme '") + enum_name(o.scheme) +
+                                       "' has no module: add its case here");
 }
 
 }  // namespace tg::nn
