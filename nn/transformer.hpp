@@ -57,15 +57,25 @@ class EncoderLayer : public Module {
   bool pre_norm_;
 };
 
-class Encoder : public Module {
+// A stack of options.layers layers, registered as "0", "1", ..., and for pre-norm stacks a
+// final LayerNorm ("final_norm"): what Encoder and Decoder are built on (transformer.cpp
+// defines it for their two kinds of layer).
+template <class Layer>
+class LayerStack : public Module {
+ public:
+  std::vector<std::unique_ptr<Layer>> layers;  // "0", "1", ...
+  std::unique_ptr<LayerNorm> final_norm;       // pre-norm stacks only
+
+ protected:
+  LayerStack(const char* who, const TransformerOptions& options, Generator& gen);  // `who` names it in errors
+};
+
+class Encoder : public LayerStack<EncoderLayer> {
  public:
   Encoder(const TransformerOptions& options, Generator& gen);
   // x: (B, T, C) -> (B, T, C).  `weights`, if given, receives each layer's attention weights.
   Tensor forward(const Tensor& x, const std::optional<Mask>& mask = std::nullopt,
                  std::vector<Tensor>* weights = nullptr);
-
-  std::vector<std::unique_ptr<EncoderLayer>> layers;  // "0", "1", ...
-  std::unique_ptr<LayerNorm> final_norm;              // pre-norm stacks only
 };
 
 // What one decoder layer keeps between decoding steps.
@@ -117,14 +127,11 @@ struct DecodeOptions {
   bool causal = true;               // false: no causal mask (a non-autoregressive decoder; no cache then)
 };
 
-class Decoder : public Module {
+class Decoder : public LayerStack<DecoderLayer> {
  public:
   Decoder(const TransformerOptions& options, Generator& gen);
   // y: (B, T, C), memory: (B, S, C) -> (B, T, C).
   Tensor forward(const Tensor& y, const Tensor& memory, const DecodeOptions& call = {});
-
-  std::vector<std::unique_ptr<DecoderLayer>> layers;
-  std::unique_ptr<LayerNorm> final_norm;
 };
 
 }  // namespace tg::nn
