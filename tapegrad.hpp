@@ -1,5 +1,6 @@
 // tapegrad: the umbrella header for users.  (The library's own files include what they use.)
-// One block per folder, in the order of the layers: each includes only the ones above it.
+// One block per folder, in the order of the layers: each includes only the ones above it (so
+// nn/transformer.hpp, built on attention, has a block after nn/attention/).
 #pragma once
 
 // the engine: tensors, the tape, the ops and their gradient checks
@@ -15,7 +16,6 @@
 
 // modules and layers
 #include "nn/activation.hpp"
-#include "nn/attention.hpp"
 #include "nn/conv1d.hpp"
 #include "nn/dropout.hpp"
 #include "nn/embedding.hpp"
@@ -25,9 +25,18 @@
 #include "nn/losses.hpp"
 #include "nn/mlp.hpp"
 #include "nn/module.hpp"
-#include "nn/positional.hpp"
 #include "nn/sequential.hpp"
 #include "nn/subword_embedding.hpp"
+// positions: the schemes and what each is, the absolute encodings, the helpers of the schemes
+// inside attention
+#include "nn/positions/absolute.hpp"
+#include "nn/positions/in_attention.hpp"
+#include "nn/positions/scheme.hpp"
+// attention: masks, multi-head attention, kernelized attention
+#include "nn/attention/kernelized.hpp"
+#include "nn/attention/masks.hpp"
+#include "nn/attention/multihead.hpp"
+// transformer blocks
 #include "nn/transformer.hpp"
 // measures of embedding matrices: these need tapegrad::linalg linked too
 #include "nn/positions/measures.hpp"

@@ -129,8 +129,8 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal = false);
 Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c, bool causal = false);
 
 // Attention in one op, per (batch, head) block: the same as the composed version in
-// nn/attention.cpp (products, relative positions, scale, masked softmax, dropout, products),
-// computed without the (B, H, T, S) temporaries between them (ops_fused_attention.cpp).
+// nn/attention/multihead.cpp (products, relative positions, scale, masked softmax, dropout,
+// products), computed without the (B, H, T, S) temporaries between them (ops_fused_attention.cpp).
 struct AttentionArgs {
   double scale = 1.0;          // logits = (q . k + q . a_K) * scale
   const Mask* mask = nullptr;  // true where query i may see key j; broadcasts to (B, H, T, S)

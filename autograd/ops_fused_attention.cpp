@@ -1,7 +1,7 @@
 // Fused attention: one kernel per (batch, head) block does what the composed version in
-// nn/attention.cpp does with nine ops (two batched products, the relative-position gathers, the
-// scale, the masked softmax, dropout, two more products).  The composed version stays the
-// reference: tests check that both give the same outputs and gradients.
+// nn/attention/multihead.cpp does with nine ops (two batched products, the relative-position
+// gathers, the scale, the masked softmax, dropout, two more products).  The composed version
+// stays the reference: tests check that both give the same outputs and gradients.
 //
 // For one block, with T queries, S keys, head size D and relative tables of R = 2k + 1 rows:
 //   L  = q k^T + G(q a_K^T)      (T, S)  G gathers column clip(j - pos_i, -k, k) + k of (T, R)

@@ -87,7 +87,8 @@ def multihead_attention(dim, heads, dropout):
 
 class RelativeSelfAttention(nn.Module):
     """Self-attention with learned embeddings of the offset j - i, as tapegrad's MultiheadAttention
-    with relative_k > 0 (nn/attention.cpp).  PyTorch has no such layer, so it is written here.
+    with positions relative (nn/attention/multihead.cpp).  PyTorch has no such layer, so it is
+    written here.
 
         logits[b, h, i, j] = (q_i . k_j + q_i . a_K[r(j - i)]) / sqrt(D)
         out[b, h, i]       = sum_j attn[b, h, i, j] (v_j + a_V[r(j - i)])
@@ -213,7 +214,7 @@ class Decoder(nn.Module):
         return self.final_norm(y)
 
 
-# ---- absolute positions, as nn/positional.cpp ---------------------------------------------
+# ---- absolute positions, as nn/positions/absolute.cpp ------------------------------------
 
 class FourierPositions(nn.Module):
     """Learnable Fourier features (Li et al. 2021) of the position p = 0 .. T-1:

@@ -11,7 +11,7 @@
 #include "../nn/dropout.hpp"
 #include "../nn/embedding.hpp"
 #include "../nn/linear.hpp"
-#include "../nn/positional.hpp"
+#include "../nn/positions/absolute.hpp"
 #include "../nn/subword_embedding.hpp"
 #include "../nn/transformer.hpp"
 
@@ -26,19 +26,14 @@ Tensor mean_over_tokens(const Tensor& h, const Ids& ids);
 
 // The transformer stack of a model's options (any struct with d_model, heads, ff, layers,
 // dropout, positions, relative_k, attention and kernel_features: the sentence encoder's, the
-// translator's): the scheme decides what lives inside attention (Shaw's tables, rope, alibi,
-// t5, xl).  Kernelized attention brings its own relative bias, clipped to relative_k; with it,
-// "relative" names that bias and adds no Shaw tables.
+// translator's).  The scheme goes to every self-attention as it is: attention builds what lives
+// inside it (nn/attention/multihead.hpp), and the model adds an absolute scheme's module to its
+// input (nn::make_positional_encoding).
 template <class Options>
 nn::TransformerOptions transformer_options(const Options& o) {
-  const bool kernelized = o.attention == nn::AttentionKind::kernelized;
   return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
-          .attention_dropout = o.dropout,
-          .relative_k = o.positions == nn::PositionScheme::relative && !kernelized ? o.relative_k : 0,
-          .attention_positions = nn::attention_positions(o.positions),
-          .attention = o.attention,
-          .kernel_features = o.kernel_features,
-          .kernel_distance = o.relative_k};
+          .attention_dropout = o.dropout, .positions = o.positions, .relative_k = o.relative_k,
+          .attention = o.attention, .kernel_features = o.kernel_features};
 }
 
 struct SentenceEncoderOptions {

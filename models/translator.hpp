@@ -14,7 +14,7 @@
 
 #include "../nn/embedding.hpp"
 #include "../nn/linear.hpp"
-#include "../nn/positional.hpp"
+#include "../nn/positions/absolute.hpp"
 #include "../nn/transformer.hpp"
 
 namespace tg::models {

@@ -7,8 +7,8 @@ namespace {
 
 AttentionOptions self_attention(const TransformerOptions& o) {
   return {.d_model = o.d_model, .heads = o.heads, .dropout = o.attention_dropout,
-          .relative_k = o.relative_k, .relative_skewed = o.relative_skewed, .positions = o.attention_positions,
-          .kind = o.attention, .kernel_features = o.kernel_features, .kernel_distance = o.kernel_distance};
+          .positions = o.positions, .relative_k = o.relative_k, .relative_skewed = o.relative_skewed,
+          .kind = o.attention, .kernel_features = o.kernel_features};
 }
 
 AttentionOptions cross_attention(const TransformerOptions& o) {
@@ -51,10 +51,11 @@ Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& mask, T
   return norm2(h + drop(ff(h)));
 }
 
-Encoder::Encoder(const TransformerOptions& o, Generator& gen) {
-  check_options("Encoder", o);
+template <class Layer>
+LayerStack<Layer>::LayerStack(const char* who, const TransformerOptions& o, Generator& gen) {
+  check_options(who, o);
   for (std::size_t i = 0; i < o.layers; ++i) {
-    layers.push_back(std::make_unique<EncoderLayer>(o, gen));
+    layers.push_back(std::make_unique<Layer>(o, gen));
     register_module(std::to_string(i), *layers.back());
   }
   if (o.pre_norm) {
@@ -62,6 +63,11 @@ Encoder::Encoder(const TransformerOptions& o, Generator& gen) {
     register_module("final_norm", *final_norm);
   }
 }
+
+template class LayerStack<EncoderLayer>;
+template class LayerStack<DecoderLayer>;
+
+Encoder::Encoder(const TransformerOptions& o, Generator& gen) : LayerStack("Encoder", o, gen) {}
 
 Tensor Encoder::forward(const Tensor& x, const std::optional<Mask>& mask, std::vector<Tensor>* weights) {
   Tensor h = x;
@@ -111,17 +117,7 @@ Tensor DecoderLayer::forward(const Tensor& y, const Tensor& memory, const Decode
   return norm3(h + drop(ff(h)));
 }
 
-Decoder::Decoder(const TransformerOptions& o, Generator& gen) {
-  check_options("Decoder", o);
-  for (std::size_t i = 0; i < o.layers; ++i) {
-    layers.push_back(std::make_unique<DecoderLayer>(o, gen));
-    register_module(std::to_string(i), *layers.back());
-  }
-  if (o.pre_norm) {
-    final_norm = std::make_unique<LayerNorm>(o.d_model);
-    register_module("final_norm", *final_norm);
-  }
-}
+Decoder::Decoder(const TransformerOptions& o, Generator& gen) : LayerStack("Decoder", o, gen) {}
 
 Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const DecodeOptions& call) {
   DecoderCache* cache = call.cache;

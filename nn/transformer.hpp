@@ -5,7 +5,7 @@
 // post-LayerNorm (the original):
 //   x = norm(x + dropout(f(x))).
 // Positions come from outside (a PositionalEncoding added to the embeddings) or from inside
-// attention (relative_k > 0): the blocks work with either.
+// self-attention (TransformerOptions::positions): the blocks work with either.
 #pragma once
 
 #include <memory>
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "activation.hpp"
-#include "attention.hpp"
+#include "attention/multihead.hpp"
 #include "dropout.hpp"
 #include "layer_norm.hpp"
 #include "mlp.hpp"
@@ -29,12 +29,16 @@ struct TransformerOptions {
   double attention_dropout = 0.1;  // on the attention weights
   Activation activation = Activation::gelu;
   bool pre_norm = true;
-  std::size_t relative_k = 0;  // > 0: Shaw relative positions in every self-attention
+  // The scheme of positions and its settings, for every self-attention: what lives inside
+  // attention (relative, rope, alibi, t5, xl) is built there; none and the absolute schemes add
+  // nothing (see AttentionOptions::positions).
+  PositionScheme positions = PositionScheme::none;
+  std::size_t relative_k = 0;  // relative (then > 0), kernelized: offsets clipped to [-k, k]
   bool relative_skewed = true;
-  AttentionPositions attention_positions = AttentionPositions::none;  // rope, alibi, t5 in every self-attention
-  // Kernelized self-attention (attention.hpp): m random features, its bias b_r clipped to [-k, k].
+  // Kernelized self-attention (attention/kernelized.hpp): m random features, and its bias b_r
+  // as its relative positions.
   AttentionKind attention = AttentionKind::softmax;
-  std::size_t kernel_features = 64, kernel_distance = 64;
+  std::size_t kernel_features = 64;
 };
 
 class EncoderLayer : public Module {
@@ -53,15 +57,25 @@ class EncoderLayer : public Module {
   bool pre_norm_;
 };
 
-class Encoder : public Module {
+// A stack of options.layers layers, registered as "0", "1", ..., and for pre-norm stacks a
+// final LayerNorm ("final_norm"): what Encoder and Decoder are built on (transformer.cpp
+// defines it for their two kinds of layer).
+template <class Layer>
+class LayerStack : public Module {
+ public:
+  std::vector<std::unique_ptr<Layer>> layers;  // "0", "1", ...
+  std::unique_ptr<LayerNorm> final_norm;       // pre-norm stacks only
+
+ protected:
+  LayerStack(const char* who, const TransformerOptions& options, Generator& gen);  // `who` names it in errors
+};
+
+class Encoder : public LayerStack<EncoderLayer> {
  public:
   Encoder(const TransformerOptions& options, Generator& gen);
   // x: (B, T, C) -> (B, T, C).  `weights`, if given, receives each layer's attention weights.
   Tensor forward(const Tensor& x, const std::optional<Mask>& mask = std::nullopt,
                  std::vector<Tensor>* weights = nullptr);
-
-  std::vector<std::unique_ptr<EncoderLayer>> layers;  // "0", "1", ...
-  std::unique_ptr<LayerNorm> final_norm;              // pre-norm stacks only
 };
 
 // What one decoder layer keeps between decoding steps.
@@ -113,14 +127,11 @@ struct DecodeOptions {
   bool causal = true;               // false: no causal mask (a non-autoregressive decoder; no cache then)
 };
 
-class Decoder : public Module {
+class Decoder : public LayerStack<DecoderLayer> {
  public:
   Decoder(const TransformerOptions& options, Generator& gen);
   // y: (B, T, C), memory: (B, S, C) -> (B, T, C).
   Tensor forward(const Tensor& y, const Tensor& memory, const DecodeOptions& call = {});
-
-  std::vector<std::unique_ptr<DecoderLayer>> layers;
-  std::unique_ptr<LayerNorm> final_norm;
 };
 
 }  // namespace tg::nn

@@ -240,7 +240,7 @@ for p in "$tagger" "$sentiment" "$translate"; do
   for sub in train eval predict; do "$p" $sub --help > /dev/null || fail "$name has no '$sub'"; done
   # a bad name is refused when the command line is read, before any data is
   "$p" train --positions bogus > pos.log 2>&1 && fail "$name accepted --positions bogus"
-  grep -q -- "--positions: bogus not in {relative,sinusoidal,learned,mlp,fourier,rope,alibi,t5,xl,cape,gaussian,none}" pos.log || fail "$name: --positions bogus message"
+  grep -q -- "--positions: bogus not in {none,sinusoidal,learned,mlp,fourier,relative,rope,alibi,t5,xl,cape,gaussian}" pos.log || fail "$name: --positions bogus message"
   grep -q "parameters" pos.log && fail "$name read the data before refusing --positions bogus"
   # a missing file: the same line and exit code whether typed, a default or in --data's folder
   usage_error "--model: nowhere.npz: cannot open: No such file or directory (expected a model file)" \

@@ -29,7 +29,9 @@ template <class Change>
 std::pair<Tensor, Tensor> before_and_after(std::uint64_t seed, std::size_t k, const Shape& shape,
                                            const AttendOptions& call, Change change) {
   Generator gen(seed);
-  MultiheadAttention attn({.d_model = shape.back(), .heads = 2, .relative_k = k}, gen);
+  MultiheadAttention attn({.d_model = shape.back(), .heads = 2,
+                          .positions = k > 0 ? PositionScheme::relative : PositionScheme::none, .relative_k = k},
+                         gen);
   Generator data(seed + 1);
   Tensor x = randn(shape, data);
   Array<float> changed = x.data<float>();
@@ -100,8 +102,8 @@ BOOST_AUTO_TEST_CASE(relative_attention_gradcheck_every_formulation) {
     for (bool causal : {false, true}) {
       BOOST_TEST_CONTEXT("fused " << form.fused << ", skewed " << form.skewed << ", causal " << causal) {
         Generator gen(3);
-        MultiheadAttention attn({.d_model = 4, .heads = 2, .relative_k = 2, .relative_skewed = form.skewed,
-                                 .fused = form.fused}, gen);
+        MultiheadAttention attn({.d_model = 4, .heads = 2, .positions = PositionScheme::relative, .relative_k = 2,
+                                 .relative_skewed = form.skewed, .fused = form.fused}, gen);
         check_attention_grad(attn, [&](const Tensor& x) { return attn.forward(x, {.mask = padding_mask({5, 3}, 5), .causal = causal}); }, {2, 5, 4});
       }
     }
@@ -110,8 +112,10 @@ BOOST_AUTO_TEST_CASE(relative_attention_gradcheck_every_formulation) {
 BOOST_AUTO_TEST_CASE(skewed_relative_attention_equals_the_direct_one) {
   for (bool causal : {false, true}) {
     Generator g1(4), g2(4);
-    MultiheadAttention skewed({.d_model = 8, .heads = 2, .relative_k = 3, .relative_skewed = true, .fused = false}, g1);
-    MultiheadAttention direct({.d_model = 8, .heads = 2, .relative_k = 3, .relative_skewed = false, .fused = false}, g2);
+    MultiheadAttention skewed({.d_model = 8, .heads = 2, .positions = PositionScheme::relative, .relative_k = 3,
+                               .relative_skewed = true, .fused = false}, g1);
+    MultiheadAttention direct({.d_model = 8, .heads = 2, .positions = PositionScheme::relative, .relative_k = 3,
+                               .relative_skewed = false, .fused = false}, g2);
     skewed.to(Dtype::f64);
     direct.to(Dtype::f64);
     Tensor x = randn64({2, 9, 8}, 5, false);
@@ -149,7 +153,7 @@ BOOST_AUTO_TEST_CASE(padded_positions_do_not_leak) {
 
 BOOST_AUTO_TEST_CASE(relative_attention_is_shift_equivariant) {
   Generator gen(9);
-  MultiheadAttention attn({.d_model = 8, .heads = 2, .relative_k = 2}, gen);
+  MultiheadAttention attn({.d_model = 8, .heads = 2, .positions = PositionScheme::relative, .relative_k = 2}, gen);
   attn.to(Dtype::f64);
   Tensor tokens = randn64({1, 5, 8}, 10, false);
   // The same 5 tokens at positions 0..4 of a window of 8, and shifted right to 3..7.
@@ -166,7 +170,7 @@ BOOST_AUTO_TEST_CASE(offsets_beyond_k_share_one_embedding) {
   // content: shuffling the tokens at positions 2..6 leaves position 0's output unchanged
   // (the average over them is order-free), while it does change position 3's output.
   Generator gen(11);
-  MultiheadAttention attn({.d_model = 8, .heads = 2, .relative_k = 2}, gen);
+  MultiheadAttention attn({.d_model = 8, .heads = 2, .positions = PositionScheme::relative, .relative_k = 2}, gen);
   attn.to(Dtype::f64);
   Tensor x = randn64({1, 7, 8}, 12, false);
   Tensor shuffled = concat({slice(x, 1, 0, 2), slice(x, 1, 5, 7), slice(x, 1, 2, 5)}, 1);
@@ -197,6 +201,6 @@ BOOST_AUTO_TEST_CASE(bad_arguments_are_reported) {
   CHECK_THROWS_WITH(attn.forward(zeros({2, 3, 5})), "x must be (B, T, C) with C = 4, got (2, 3, 5)");
   CHECK_THROWS_WITH(attn.forward(zeros({2, 3, 4}), {.mask = Mask(xt::ones<bool>({3, 2}))}), "does not broadcast to the logits (B, H, T, S) = (2, 2, 3, 3)");
   CHECK_THROWS_WITH(attn.forward_cross(zeros({2, 3, 4}), zeros({3, 5, 4})), "have different batch sizes");
-  MultiheadAttention rel({.d_model = 4, .heads = 2, .relative_k = 2}, gen);
+  MultiheadAttention rel({.d_model = 4, .heads = 2, .positions = PositionScheme::relative, .relative_k = 2}, gen);
   CHECK_THROWS_WITH(rel.forward_cross(zeros({2, 3, 4}), zeros({2, 5, 4})), "relative positions are for self-attention");
 }

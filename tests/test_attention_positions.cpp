@@ -1,4 +1,5 @@
-// Positions inside attention: RoPE, ALiBi and T5 biases (nn/attention.hpp).  Each is
+// Positions inside attention: RoPE, ALiBi and T5 biases, Transformer-XL's terms
+// (nn/positions/in_attention.hpp, nn/attention/multihead_positions.cpp).  Each is
 // gradient-checked, tested for the property that defines it, and for incremental decoding.
 #define BOOST_TEST_MODULE attention_positions
 #include <cmath>
@@ -13,22 +14,13 @@ namespace tt = boost::test_tools;
 
 namespace {
 
-const AttentionPositions kSchemes[] = {AttentionPositions::rope, AttentionPositions::alibi, AttentionPositions::t5,
-                                       AttentionPositions::xl};
+const PositionScheme kSchemes[] = {PositionScheme::rope, PositionScheme::alibi, PositionScheme::t5, PositionScheme::xl};
 
-const char* name(AttentionPositions p) {
-  switch (p) {
-    case AttentionPositions::rope: return "rope";
-    case AttentionPositions::alibi: return "alibi";
-    case AttentionPositions::t5: return "t5";
-    case AttentionPositions::xl: return "xl";
-    default: return "none";
-  }
-}
+const char* name(PositionScheme p) { return enum_name(p); }
 
 // Attention in float64, in evaluation mode, with its T5 table (if any) made non-zero so that it
 // matters: T5 starts at zero.
-std::unique_ptr<MultiheadAttention> make(AttentionPositions p, Generator& gen, std::size_t heads = 2, std::size_t C = 8) {
+std::unique_ptr<MultiheadAttention> make(PositionScheme p, Generator& gen, std::size_t heads = 2, std::size_t C = 8) {
   auto attn = std::make_unique<MultiheadAttention>(
       AttentionOptions{.d_model = C, .heads = heads, .positions = p, .t5_buckets = 8, .t5_max_distance = 16}, gen);
   attn->to(Dtype::f64);
@@ -49,7 +41,7 @@ double max_diff(const Tensor& a, const Tensor& b) {
 // afresh from Generator(seed).
 template <class Check>
 void for_every_scheme(std::uint64_t seed, Check check) {
-  for (AttentionPositions p : kSchemes)
+  for (PositionScheme p : kSchemes)
     for (bool causal : {false, true})
       BOOST_TEST_CONTEXT(name(p) << (causal ? ", causal" : "")) {
         Generator gen(seed);
@@ -107,7 +99,7 @@ BOOST_AUTO_TEST_CASE(rope_dot_products_depend_only_on_offsets) {
 // the weights are softmax(-m_h |i - j|).
 BOOST_AUTO_TEST_CASE(alibi_bias_values) {
   Generator gen(1);
-  auto attn = make(AttentionPositions::alibi, gen, 2, 4);
+  auto attn = make(PositionScheme::alibi, gen, 2, 4);
   attn->in_proj.weight.data<double>().fill(0.0);  // q = k = 0 (+ bias 0): logits are the bias
   attn->in_proj.bias.data<double>().fill(0.0);
   Tensor w;
@@ -126,7 +118,7 @@ BOOST_AUTO_TEST_CASE(alibi_bias_values) {
 // T5 adds the table's entry for the bucket of j - i and the head.
 BOOST_AUTO_TEST_CASE(t5_bias_values) {
   Generator gen(2);
-  auto attn = make(AttentionPositions::t5, gen, 2, 4);
+  auto attn = make(PositionScheme::t5, gen, 2, 4);
   attn->in_proj.weight.data<double>().fill(0.0);
   attn->in_proj.bias.data<double>().fill(0.0);
   Tensor w;
@@ -148,7 +140,7 @@ BOOST_AUTO_TEST_CASE(xl_terms_follow_the_formula) {
   for (bool causal : {false, true})
     BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional")) {
       Generator gen(8);
-      auto attn = make(AttentionPositions::xl, gen, 2, 8);
+      auto attn = make(PositionScheme::xl, gen, 2, 8);
       const std::size_t H = 2, D = 4, T = 3, S = 5, C = 8;
       const Tensor q = randn64({1, H, T, D}, 9, false), k = randn64({1, H, S, D}, 10, false);
       const Array<double> got = attn->xl_logits(q, k, causal).data<double>();
@@ -200,7 +192,7 @@ BOOST_AUTO_TEST_CASE(relative_schemes_do_not_see_absolute_position) {
 
 // Decoding one position at a time with the cache gives the full causal pass.
 BOOST_AUTO_TEST_CASE(incremental_decoding_equals_the_full_pass) {
-  for (AttentionPositions p : kSchemes)
+  for (PositionScheme p : kSchemes)
     BOOST_TEST_CONTEXT(name(p)) {
       Generator gen(5);
       auto attn = make(p, gen);
@@ -215,8 +207,8 @@ BOOST_AUTO_TEST_CASE(incremental_decoding_equals_the_full_pass) {
 
 BOOST_AUTO_TEST_CASE(errors) {
   Generator gen(6);
-  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 6, .heads = 2, .positions = AttentionPositions::rope}, gen),
+  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 6, .heads = 2, .positions = PositionScheme::rope}, gen),
                     "rope turns pairs of dims: the head dim 3 must be even");
-  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .relative_k = 2, .positions = AttentionPositions::alibi}, gen),
-                    "one scheme of positions inside attention");
+  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .positions = PositionScheme::relative}, gen),
+                    "relative positions need relative_k > 0");
 }

@@ -1,6 +1,6 @@
-// Kernelized attention with relative positions (Luo et al. 2021; nn/attention.hpp): the FFT
-// evaluation against the formula written as loops, gradients, causality, shift and padding
-// invariance, incremental decoding, and the random features against the softmax kernel.
+// Kernelized attention with relative positions (Luo et al. 2021; nn/attention/kernelized.hpp):
+// the FFT evaluation against the formula written as loops, gradients, causality, shift and
+// padding invariance, incremental decoding, and the random features against the softmax kernel.
 #define BOOST_TEST_MODULE kernelized_attention
 #include <cmath>
 #include <cstdio>
@@ -18,8 +18,8 @@ namespace {
 // at zero, where every offset weighs the same).
 std::unique_ptr<MultiheadAttention> make(Generator& gen, std::size_t features = 6, std::size_t distance = 3) {
   auto attn = std::make_unique<MultiheadAttention>(
-      AttentionOptions{.d_model = 8, .heads = 2, .kind = AttentionKind::kernelized, .kernel_features = features,
-                       .kernel_distance = distance},
+      AttentionOptions{.d_model = 8, .heads = 2, .relative_k = distance, .kind = AttentionKind::kernelized,
+                       .kernel_features = features},
       gen);
   attn->to(Dtype::f64);
   attn->eval();
@@ -209,11 +209,12 @@ BOOST_AUTO_TEST_CASE(features_are_saved_and_loaded_as_a_buffer) {
 
 BOOST_AUTO_TEST_CASE(errors) {
   Generator gen(25);
-  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .relative_k = 2, .kind = AttentionKind::kernelized}, gen),
-                    "kernelized attention has its own relative positions");
-  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .positions = AttentionPositions::rope,
+  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .positions = PositionScheme::alibi, .relative_k = 2,
                                         .kind = AttentionKind::kernelized}, gen),
-                    "it takes no relative_k and no rope/alibi/t5/xl");
+                    "kernelized attention has its own relative positions");
+  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .positions = PositionScheme::rope,
+                                        .kind = AttentionKind::kernelized}, gen),
+                    "it takes none, relative or an absolute scheme, not rope");
   CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .kind = AttentionKind::kernelized, .kernel_features = 0}, gen),
                     "kernelized attention needs kernel_features > 0");
   CHECK_THROWS_WITH(enum_from_name<AttentionKind>("linear"), "unknown kind of attention 'linear' (known: softmax, kernelized)");

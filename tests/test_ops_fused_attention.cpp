@@ -37,7 +37,7 @@ Ids table_rows(std::size_t T, std::size_t S, std::size_t k) {
   return rows;
 }
 
-// The composed ops of nn/attention.cpp, written out: the reference the fused op must match.
+// The composed ops of nn/attention/multihead.cpp, written out: the reference the fused op must match.
 Tensor composed(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& a) {
   const std::size_t T = q.shape()[2], S = k.shape()[2];
   Tensor logits = matmul(q, transpose(k));
@@ -184,8 +184,9 @@ BOOST_AUTO_TEST_CASE(the_module_gives_the_same_with_and_without_fusion_in_traini
   // Same weights, same generator seed: dropout drops the same weights on both paths.
   for (std::size_t k : {0u, 3u}) {
     Generator g1(21), g2(21);
-    MultiheadAttention fused({.d_model = 8, .heads = 2, .dropout = 0.2, .relative_k = k, .fused = true}, g1);
-    MultiheadAttention composed({.d_model = 8, .heads = 2, .dropout = 0.2, .relative_k = k, .fused = false}, g2);
+    const PositionScheme positions = k > 0 ? PositionScheme::relative : PositionScheme::none;
+    MultiheadAttention fused({.d_model = 8, .heads = 2, .dropout = 0.2, .positions = positions, .relative_k = k, .fused = true}, g1);
+    MultiheadAttention composed({.d_model = 8, .heads = 2, .dropout = 0.2, .positions = positions, .relative_k = k, .fused = false}, g2);
     Tensor x = randn64({2, 6, 8}, 22, false).to(Dtype::f32);
     Mask pad = padding_mask({6, 4}, 6);
     BOOST_TEST(max_abs_diff(fused.forward(x, {.mask = pad, .causal = true}), composed.forward(x, {.mask = pad, .causal = true})) < 1e-5);

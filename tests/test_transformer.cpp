@@ -10,7 +10,8 @@ namespace {
 
 TransformerOptions small(bool pre_norm, std::size_t relative_k = 0) {
   return {.d_model = 4, .heads = 2, .ff = 6, .layers = 2, .dropout = 0.0, .attention_dropout = 0.0,
-          .pre_norm = pre_norm, .relative_k = relative_k};
+          .pre_norm = pre_norm, .positions = relative_k > 0 ? PositionScheme::relative : PositionScheme::none,
+          .relative_k = relative_k};
 }
 
 template <class M>

@@ -146,11 +146,7 @@ std::string find_file(const std::string& dir, const std::string& part, const std
 
 CLI::Validator position_names() {
   std::vector<std::string> names;
-  using tg::nn::PositionScheme;
-  for (auto s : {PositionScheme::relative, PositionScheme::sinusoidal, PositionScheme::learned, PositionScheme::mlp,
-                 PositionScheme::fourier, PositionScheme::rope, PositionScheme::alibi, PositionScheme::t5,
-                 PositionScheme::xl, PositionScheme::cape, PositionScheme::gaussian, PositionScheme::none})
-    names.push_back(tg::enum_name(s));
+  for (const auto& [scheme, name] : enum_table(tg::nn::PositionScheme{}).values) names.push_back(name);
   return CLI::IsMember(names);
 }
 

@@ -85,7 +85,7 @@ void add_encoder_options(CLI::App& cmd, Options& o) {
   cmd.add_option("--dropout", o.dropout, "dropout")->check(CLI::Range(0.0, 0.9));
   cmd.add_option_function<std::string>(
          "--positions", [&o](const std::string& name) { o.positions = tg::enum_from_name<tg::nn::PositionScheme>(name); },
-         "how the model sees word order: relative, sinusoidal, learned, mlp, fourier, rope, alibi, t5, xl, cape, gaussian or none")
+         "how the model sees word order (docs/positions.md)")
       ->check(position_names())
       ->default_str(tg::enum_name(o.positions));
   cmd.add_option("--relative-k", o.relative_k,

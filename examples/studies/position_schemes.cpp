@@ -23,15 +23,14 @@ using namespace tg::nn;
 
 constexpr std::size_t kVocab = 12, kDim = 32, kBatch = 32;
 
-// Embeddings, then positions (absolute: added to the embeddings; relative: inside attention),
-// then an encoder and a per-token classifier.
+// Embeddings, then positions (absolute: added to the embeddings; the others: inside attention,
+// which takes the scheme as it is), then an encoder and a per-token classifier.
 class Tagger : public Module {
  public:
   Tagger(PositionScheme scheme, std::size_t train_len, Generator& gen)
       : embed({.vocab = kVocab, .dim = kDim, .init_std = 1.0 / std::sqrt(double(kDim))}, gen),
         encoder({.d_model = kDim, .heads = 2, .ff = 64, .layers = 2, .dropout = 0.0, .attention_dropout = 0.0,
-                 .relative_k = scheme == PositionScheme::relative ? 4u : 0u,
-                 .attention_positions = attention_positions(scheme)}, gen),  // rope, alibi, t5
+                 .positions = scheme, .relative_k = 4}, gen),  // relative_k: relative's offsets
         head(kDim, kVocab, gen) {
     // nullptr for none and the schemes inside attention.  (The MLP sees position / scale: scale it to the lengths used.)
     positions = make_positional_encoding({.scheme = scheme, .dim = kDim, .mlp_scale = double(train_len)}, gen);
@@ -109,10 +108,7 @@ int main(int argc, char** argv) {
   std::printf(" %8s\n", "seconds");
   std::vector<std::string> names;
   std::vector<std::vector<double>> table;  // accuracy at the training length, then at each test length
-  for (auto scheme : {PositionScheme::none, PositionScheme::sinusoidal, PositionScheme::learned,
-                      PositionScheme::mlp, PositionScheme::fourier, PositionScheme::relative, PositionScheme::rope,
-                      PositionScheme::alibi, PositionScheme::t5, PositionScheme::xl, PositionScheme::cape,
-                      PositionScheme::gaussian}) {
+  for (const auto& [scheme, scheme_name] : enum_table(PositionScheme{}).values) {
     Generator gen(1);
     Tagger model(scheme, train_len, gen);
     Adam opt(model.named_parameters(), {.lr = 3e-3});
@@ -129,7 +125,7 @@ int main(int argc, char** argv) {
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     model.eval();
-    names.push_back(enum_name(scheme));
+    names.push_back(scheme_name);
     table.push_back({accuracy(model, gen, train_len, k) / 100});
     std::printf("%-11s %8zu %9.1f%%", names.back().c_str(), model.parameter_count(), 100 * table.back()[0]);
     for (std::size_t len : test_lens) {

@@ -5,9 +5,13 @@
 #include <string>
 #include <vector>
 
-#include "loop.hpp"
-
 namespace tg::nn {
+
+// One epoch of training, as the loop (loop.hpp) records it and the curve draws it.
+struct EpochRecord {
+  std::size_t epoch = 0;
+  double train_loss = 0, dev_metric = 0, seconds = 0;
+};
 
 // Training loss (left axis) and dev metric (right axis) per epoch.
 void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& history,

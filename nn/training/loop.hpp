@@ -26,15 +26,11 @@
 
 #include "../../autograd/runtime/generator.hpp"
 #include "../../autograd/tensor.hpp"
-#include "distributed.hpp"
 #include "../module.hpp"
+#include "curve.hpp"
+#include "distributed.hpp"
 
 namespace tg::nn {
-
-struct EpochRecord {
-  std::size_t epoch = 0;
-  double train_loss = 0, dev_metric = 0, seconds = 0;
-};
 
 struct TrainOptions {
   std::size_t epochs = 10;

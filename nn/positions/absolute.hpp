@@ -1,21 +1,20 @@
-// Positional encodings.  Self-attention is blind to order, so a transformer needs positions
-// from somewhere; each scheme here is a module with the same two calls:
+// Absolute positional encodings: the schemes that add an encoding of each position to the
+// input (scheme.hpp says which).  Each is a module with the same two calls:
 //
 //   P = pe.encode(positions);   // positions (T, M) -> encodings (T, C)
 //   x = pe.forward(x, offset);  // x (B, T, C) + the encodings of positions offset .. offset + T-1
 //
-// so any one can be swapped for another (see make_positional_encoding).  Relative positions
-// (Shaw et al.) live inside attention instead: see AttentionOptions::relative_k.
+// so any one can be swapped for another (see make_positional_encoding).  The other schemes live
+// inside self-attention (in_attention.hpp, ../attention/multihead.hpp).
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "../autograd/named_enum.hpp"
-#include "../autograd/runtime/generator.hpp"
-#include "attention.hpp"
-#include "linear.hpp"
-#include "module.hpp"
+#include "../../autograd/runtime/generator.hpp"
+#include "../linear.hpp"
+#include "../module.hpp"
+#include "scheme.hpp"
 
 namespace tg::nn {
 
@@ -158,31 +157,18 @@ class GaussianPositions : public PositionalEncoding {
   GaussianPositionsOptions options_;
 };
 
-// The schemes by name, for models and command lines.
-// The absolute schemes are modules that add to the input (make_positional_encoding); relative,
-// rope, alibi and t5 live inside self-attention (attention.hpp) and add nothing here.
-enum class PositionScheme { none, sinusoidal, learned, mlp, fourier, relative, rope, alibi, t5, xl, cape, gaussian };
-// rope, alibi, t5 -> the same AttentionPositions; every other scheme -> none.
-AttentionPositions attention_positions(PositionScheme s);
-constexpr auto enum_table(PositionScheme) {
-  using enum PositionScheme;
-  return named_values<PositionScheme>("position scheme",
-                                      {{none, "none"}, {sinusoidal, "sinusoidal"}, {learned, "learned"}, {mlp, "mlp"},
-                                       {fourier, "fourier"}, {relative, "relative"}, {rope, "rope"}, {alibi, "alibi"},
-                                       {t5, "t5"}, {cape, "cape"}, {gaussian, "gaussian"}, {xl, "xl"}});
-}
-
 struct PositionOptions {
   PositionScheme scheme = PositionScheme::sinusoidal;
   std::size_t dim = 0;
-  std::size_t max_len = 512;       // learned
+  std::size_t max_len = 512;       // learned; gaussian's scale
   std::size_t mlp_hidden = 64;     // mlp
   double mlp_scale = 512.0;        // mlp
   std::size_t fourier_features = 64, fourier_hidden = 128;  // fourier
   double fourier_gamma = 1.0;
 };
 
-// The module for an absolute scheme; nullptr for none and relative (which lives in attention).
+// The module of an absolute scheme (scheme.hpp); nullptr for the others, which add nothing to
+// the input.
 std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptions& options,
                                                              Generator& gen);
 

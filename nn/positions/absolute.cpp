@@ -1,11 +1,11 @@
-#include "positional.hpp"
+#include "absolute.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
+#include <string>
 
-#include "../autograd/ops.hpp"
-#include "init.hpp"
+#include "../../autograd/ops.hpp"
+#include "../init.hpp"
 
 namespace tg::nn {
 
@@ -194,6 +194,7 @@ Tensor GaussianPositions::encode(const Tensor& positions) {
 // ---- by name ---------------------------------------------------------------------------
 
 std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptions& o, Generator& gen) {
+  if (position_kind(o.scheme) != PositionKind::absolute) return nullptr;  // nothing to add to the input
   switch (o.scheme) {
     case PositionScheme::sinusoidal: return std::make_unique<SinusoidalPositions>(o.dim);
     case PositionScheme::learned: return std::make_unique<LearnedPositions>(o.max_len, o.dim, gen);
@@ -207,24 +208,10 @@ std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptio
     case PositionScheme::gaussian:
       return std::make_unique<GaussianPositions>(
           GaussianPositionsOptions{.dim = o.dim, .sigma = 1.0 / 128, .scale = static_cast<double>(o.max_len)}, gen);
-    case PositionScheme::none:
-    case PositionScheme::relative:
-    case PositionScheme::rope:
-    case PositionScheme::alibi:
-    case PositionScheme::t5:
-    case PositionScheme::xl: return nullptr;
+    default: break;
   }
-  return nullptr;
-}
-
-AttentionPositions attention_positions(PositionScheme s) {
-  switch (s) {
-    case PositionScheme::rope: return AttentionPositions::rope;
-    case PositionScheme::alibi: return AttentionPositions::alibi;
-    case PositionScheme::t5: return AttentionPositions::t5;
-    case PositionScheme::xl: return AttentionPositions::xl;
-    default: return AttentionPositions::none;
-  }
+  fail("make_positional_encoding", std::string("the absolute scheme '") + enum_name(o.scheme) +
+                                       "' has no module: add its case here");
 }
 
 }  // namespace tg::nn
