@@ -211,6 +211,22 @@ void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out) {
 
 }  // namespace detail
 
+// Tensor::backward lives here, beside the tape it replays (tensor.cpp knows nothing of tapes).
+void Tensor::backward() const { backward(Tensor()); }
+
+void Tensor::backward(const Tensor& g_out) const {
+  if (!requires_grad())
+    fail("backward", "the tensor does not require grad: no input required grad, or it was "
+                     "computed with no tape current (see TapeGuard) or under NoGradGuard");
+  if (is_leaf()) {  // d x / d x: the gradient goes straight into the leaf
+    detail::accumulate_leaf_grad("backward", *impl_, detail::output_gradient(*this, g_out));
+    return;
+  }
+  auto tape = impl_->tape.lock();
+  if (!tape) fail("backward", "the tape that recorded this tensor no longer exists");
+  detail::run_backward(*tape, *this, g_out);
+}
+
 bool needs_grad(const std::vector<Tensor>& inputs) {
   if (detail::current_tape() == nullptr) return false;
   for (const Tensor& t : inputs)

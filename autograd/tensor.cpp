@@ -3,8 +3,6 @@
 #include <ostream>
 #include <xtensor/xio.hpp>
 
-#include "tape.hpp"
-
 namespace tg {
 
 const Shape& Tensor::shape() const {
@@ -39,21 +37,6 @@ Tensor& Tensor::set_requires_grad(bool on) {
 Tensor Tensor::grad() const {
   if (!impl_->grad) return zeros(shape(), dtype());
   return std::visit([](const auto& g) { return Tensor(g); }, *impl_->grad);
-}
-
-void Tensor::backward() const { backward(Tensor()); }
-
-void Tensor::backward(const Tensor& g_out) const {
-  if (!requires_grad())
-    fail("backward", "the tensor does not require grad: no input required grad, or it was "
-                     "computed with no tape current (see TapeGuard) or under NoGradGuard");
-  if (is_leaf()) {  // d x / d x: the gradient goes straight into the leaf
-    detail::accumulate_leaf_grad("backward", *impl_, detail::output_gradient(*this, g_out));
-    return;
-  }
-  auto tape = impl_->tape.lock();
-  if (!tape) fail("backward", "the tape that recorded this tensor no longer exists");
-  detail::run_backward(*tape, *this, g_out);
 }
 
 Tensor Tensor::detach() const {

@@ -79,7 +79,8 @@ class Tensor {
   void zero_grad() { impl_->grad.reset(); }
 
   // Runs backward on the tape that recorded this tensor.  A scalar (one-element) output gets
-  // d out / d out = 1; any other output needs g_out of its own shape.
+  // d out / d out = 1; any other output needs g_out of its own shape.  (Defined in tape.cpp,
+  // beside the replay it starts.)
   void backward() const;
   void backward(const Tensor& g_out) const;
 
