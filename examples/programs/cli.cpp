@@ -301,6 +301,12 @@ std::vector<std::string> input_lines(const std::vector<std::string>& args) {
   return out;
 }
 
+std::vector<tg::models::Words> input_sentences(const std::vector<std::string>& args) {
+  std::vector<tg::models::Words> sentences;
+  for (const auto& line : input_lines(args)) sentences.push_back(tg::models::tokenize(line, false));
+  return sentences;
+}
+
 // ---- eval -----------------------------------------------------------------------------------
 
 ClassReport::ClassReport(std::vector<std::string> l)

@@ -1,10 +1,11 @@
 // What the three programs' command lines share: number and file checks with plain messages,
 // the training options every `train` takes, Ctrl-C during training, the input and output of
-// `predict`, and `main`'s frame (usage errors, exit codes, --version).  Everything else lives in
-// the library.
+// `predict`, and `main`'s frame (usage errors, exit codes, --version; for the tagger and the
+// sentiment program, their three commands).  Everything else lives in the library.
 #pragma once
 
 #include <atomic>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -145,6 +146,14 @@ struct EvalChoice {
 };
 // `file_help` says what the file holds ("a CoNLL-U file"): its help, and what a missing one was expected to be.
 void add_eval_options(CLI::App& cmd, EvalChoice& eval, const std::string& file_help);
+// `eval`'s file, read with `read` (models::read_conllu, read_labeled) under --bad-lines; skipped
+// lines are reported.
+template <class Read>
+auto read_eval_file(Read read, EvalChoice& eval) {
+  auto gold = read(eval.file, &eval.bad_lines);
+  report_bad_lines(eval.bad_lines);
+  return gold;
+}
 
 // `predict`: the model, the sentence in the arguments (else standard input), the output format,
 // the attention picture.  Returns --layer, whose default is the program's to say.
@@ -162,10 +171,49 @@ CLI::Option* add_predict_options(CLI::App& cmd, PredictChoice& predict,
 std::pair<CLI::App*, CLI::App*> add_eval_and_predict(Program& program, EvalChoice& eval, PredictChoice& predict,
                                                      const std::string& file_help);
 
+// What a program with a closed label set (tagger, sentiment) brings to its `main`: `train`'s
+// options and body, and the bodies of `eval` and `predict` (whose options are shared).
+template <class TrainChoice>
+struct LabellingCommands {
+  CLI::App* (*add_train_command)(Program& program, TrainChoice& choice);
+  int (*train)(TrainChoice& choice, const Program& program);
+  int (*eval)(EvalChoice& choice);
+  int (*predict)(const PredictChoice& choice);
+};
+// Such a program's `main`: registers train, eval and predict (in that order in --help), reads
+// the command line and runs the command given.  `predict` holds the default model file (eval's
+// too) and the output formats; `eval_file_help` says what eval reads.
+template <class TrainChoice>
+int run_labelling_program(Program& program, int argc, char** argv, const LabellingCommands<TrainChoice>& commands,
+                          PredictChoice predict, const std::string& eval_file_help) {
+  TrainChoice train_choice;
+  CLI::App* train_cmd = commands.add_train_command(program, train_choice);
+  EvalChoice eval_choice{.model = predict.model};
+  CLI::App* eval_cmd = add_eval_and_predict(program, eval_choice, predict, eval_file_help).first;
+  return program.run(argc, argv, [&] {
+    if (*train_cmd) return commands.train(train_choice, program);
+    if (*eval_cmd) return commands.eval(eval_choice);
+    return commands.predict(predict);
+  });
+}
 
 // The lines to work on: the arguments joined as one line, else every line of standard input
 // (blank lines included: a program writes one output line per input line).
 std::vector<std::string> input_lines(const std::vector<std::string>& args);
+// The same lines split into words (models::tokenize, case kept): a sentence a line.
+std::vector<tg::models::Words> input_sentences(const std::vector<std::string>& args);
+
+// --attention-svg: the self-attention of `model` (a pipeline of models/pipelines.hpp whose
+// predict can hand back the weights) over the first sentence, layer --layer, mean over heads, as
+// an SVG heatmap; nothing when not asked for or without a sentence.
+template <class Pipeline>
+void draw_first_attention(const Pipeline& model, const PredictChoice& p, const std::vector<tg::models::Words>& sentences) {
+  if (p.attention_svg.empty() || sentences.empty()) return;
+  std::vector<tg::Tensor> weights;  // the first sentence alone, so the weights are its own (B = 1)
+  model.predict({sentences[0]}, &weights);
+  tg::models::write_attention_svg(p.attention_svg, weights, sentences[0], p.layer);
+  std::fprintf(stderr, "wrote %s\n", p.attention_svg.c_str());
+}
 
 // Per-class precision, recall and F1 and the confusion matrix of gold against predicted labels
 // (indices into `labels`), as `eval` prints them.

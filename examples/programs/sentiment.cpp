@@ -142,8 +142,7 @@ int train(TrainChoice& c, const examples::Program& program) {
 
 int eval(examples::EvalChoice& e) {
   const auto s = models::SentimentPipeline::load(e.model);
-  const auto gold = models::read_labeled(e.file, &e.bad_lines);
-  examples::report_bad_lines(e.bad_lines);
+  const auto gold = examples::read_eval_file(models::read_labeled, e);
   const examples::ClassReport report = score(*s, gold);
   char header[512];
   std::snprintf(header, sizeof header, "%s: %zu sentences, accuracy %.2f%%", e.file.c_str(), gold.size(),
@@ -177,15 +176,9 @@ void print_labels(const models::SentimentPipeline& s, const std::vector<models::
 
 int predict(const examples::PredictChoice& p) {
   const auto s = models::SentimentPipeline::load(p.model);
-  std::vector<models::Words> sentences;
-  for (const auto& line : examples::input_lines(p.words)) sentences.push_back(models::tokenize(line, false));
+  const auto sentences = examples::input_sentences(p.words);
   print_labels(*s, sentences, p.format == "json");
-  if (!p.attention_svg.empty() && !sentences.empty()) {
-    std::vector<Tensor> weights;
-    s->predict({sentences[0]}, &weights);
-    models::write_attention_svg(p.attention_svg, weights, sentences[0], p.layer);
-    std::fprintf(stderr, "wrote %s\n", p.attention_svg.c_str());
-  }
+  examples::draw_first_attention(*s, p, sentences);
   return 0;
 }
 
@@ -193,18 +186,11 @@ int predict(const examples::PredictChoice& p) {
 
 int main(int argc, char** argv) {
   examples::Program program("tapegrad-sentiment", "tapegrad-sentiment: sentence classification with a transformer");
-  TrainChoice train_choice;
-  CLI::App* train_cmd = add_train_command(program, train_choice);
-  examples::EvalChoice eval_choice{.model = "sentiment.npz"};
-  examples::PredictChoice predict_choice{
+  const examples::PredictChoice predict_choice{
       .model = "sentiment.npz",
       .format_help = "text: label<TAB>probability<TAB>words a line; json: {\"words\", \"label\", \"probabilities\"} a line"};
-  CLI::App* eval_cmd = examples::add_eval_and_predict(
-      program, eval_choice, predict_choice, "labelled sentences (sentence<TAB>label with a header, or <label> <sentence>)")
-      .first;
-  return program.run(argc, argv, [&] {
-    if (*train_cmd) return train(train_choice, program);
-    if (*eval_cmd) return eval(eval_choice);
-    return predict(predict_choice);
-  });
+  return examples::run_labelling_program(program, argc, argv,
+                                         examples::LabellingCommands<TrainChoice>{add_train_command, train, eval, predict},
+                                         predict_choice,
+                                         "labelled sentences (sentence<TAB>label with a header, or <label> <sentence>)");
 }

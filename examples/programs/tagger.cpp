@@ -165,8 +165,7 @@ int train(TrainChoice& c, const examples::Program& program) {
 
 int eval(examples::EvalChoice& e) {
   const auto t = models::TaggingPipeline::load(e.model);
-  const auto gold = models::read_conllu(e.file, &e.bad_lines);
-  examples::report_bad_lines(e.bad_lines);
+  const auto gold = examples::read_eval_file(models::read_conllu, e);
   const Scores s = score(*t, gold);
   const double unknown = s.unknown ? double(s.unknown_right) / s.unknown : 0;
   char header[512];
@@ -200,15 +199,9 @@ int predict(const examples::PredictChoice& p) {
     tag_conllu(*t, std::cin);
     return 0;
   }
-  std::vector<models::Words> sentences;
-  for (const auto& line : examples::input_lines(p.words)) sentences.push_back(models::tokenize(line, false));
+  const auto sentences = examples::input_sentences(p.words);
   print_tags(*t, sentences, p.format == "json");
-  if (!p.attention_svg.empty() && !sentences.empty()) {
-    std::vector<Tensor> weights;  // the first sentence alone, so the weights are its own (B = 1)
-    t->predict({sentences[0]}, &weights);
-    models::write_attention_svg(p.attention_svg, weights, sentences[0], p.layer);
-    std::fprintf(stderr, "wrote %s\n", p.attention_svg.c_str());
-  }
+  examples::draw_first_attention(*t, p, sentences);
   return 0;
 }
 
@@ -216,18 +209,12 @@ int predict(const examples::PredictChoice& p) {
 
 int main(int argc, char** argv) {
   examples::Program program("tapegrad-tagger", "tapegrad-tagger: part-of-speech tagging with a transformer");
-  TrainChoice train_choice;
-  CLI::App* train_cmd = add_train_command(program, train_choice);
-  examples::EvalChoice eval_choice{.model = "tagger.npz"};
-  examples::PredictChoice predict_choice{
+  const examples::PredictChoice predict_choice{
       .model = "tagger.npz",
       .formats = {"text", "conllu", "json"},
       .format_help = "text: a sentence a line in, word/TAG out; conllu: CoNLL-U in and out (UPOS filled in); json: a "
                      "sentence a line in, {\"words\", \"tags\"} a line out"};
-  CLI::App* eval_cmd = examples::add_eval_and_predict(program, eval_choice, predict_choice, "a CoNLL-U file").first;
-  return program.run(argc, argv, [&] {
-    if (*train_cmd) return train(train_choice, program);
-    if (*eval_cmd) return eval(eval_choice);
-    return predict(predict_choice);
-  });
+  return examples::run_labelling_program(program, argc, argv,
+                                         examples::LabellingCommands<TrainChoice>{add_train_command, train, eval, predict},
+                                         predict_choice, "a CoNLL-U file");
 }

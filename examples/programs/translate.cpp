@@ -130,6 +130,12 @@ CLI::Validator k_or_zero() {
       "K");
 }
 
+// A text option that must be one of `names` ("--decoder autoregressive|nat"), its default in --help.
+CLI::Option* add_choice(CLI::App& cmd, const std::string& name, std::string& value, const std::vector<std::string>& names,
+                        const std::string& help) {
+  return cmd.add_option(name, value, help)->check(CLI::IsMember(names))->capture_default_str();
+}
+
 // --scheduled-sampling, --objective and minimum risk training's settings.
 void add_objective_options(CLI::App& cmd, TrainChoice& c) {
   c.scheduled_option = cmd.add_option("--scheduled-sampling", c.scheduled_k,
@@ -137,11 +143,9 @@ void add_objective_options(CLI::App& cmd, TrainChoice& c) {
                                       "gold tokens (0: off, else k >= 1; alone: k = 500)")
                            ->expected(0, 1)
                            ->check(k_or_zero());
-  cmd.add_option("--objective", c.objective,
-                 "ce: label-smoothed cross-entropy; mrt: minimum risk training on sentence BLEU "
-                 "(Shen et al. 2016), fine-tuning the model of --init")
-      ->check(CLI::IsMember({"ce", "mrt"}))
-      ->capture_default_str();
+  add_choice(cmd, "--objective", c.objective, {"ce", "mrt"},
+             "ce: label-smoothed cross-entropy; mrt: minimum risk training on sentence BLEU (Shen et al. 2016), "
+             "fine-tuning the model of --init");
   cmd.add_option("--init", c.init, "start from this model file (its options and vocabularies)")
       ->check(examples::readable("a model file"));
   cmd.add_option("--mrt-samples", c.mrt.samples, "with --objective mrt: candidates drawn per sentence")
@@ -154,19 +158,15 @@ void add_objective_options(CLI::App& cmd, TrainChoice& c) {
 
 // --decoder and --vocab, with their settings: what a new model is (--init's model decides them).
 void add_model_kind_options(CLI::App& cmd, TrainChoice& c) {
-  cmd.add_option("--decoder", c.decoder,
-                 "autoregressive: token by token (beam search); nat: non-autoregressive, every token at once, "
-                 "refined by mask-predict (Ghazvininejad et al. 2019), with a length classifier")
-      ->check(CLI::IsMember({"autoregressive", "nat"}))
-      ->capture_default_str();
+  add_choice(cmd, "--decoder", c.decoder, {"autoregressive", "nat"},
+             "autoregressive: token by token (beam search); nat: non-autoregressive, every token at once, "
+             "refined by mask-predict (Ghazvininejad et al. 2019), with a length classifier");
   cmd.add_option("--length-weight", c.options.length_weight, "with --decoder nat: weight of the length loss")
       ->check(examples::non_negative)
       ->capture_default_str();
-  cmd.add_option("--vocab", c.vocab,
-                 "word: a vocabulary of words (rare ones unknown); spm: of subword pieces, by a SentencePiece "
-                 "unigram model trained on both languages' training text and stored in the model file")
-      ->check(CLI::IsMember({"word", "spm"}))
-      ->capture_default_str();
+  add_choice(cmd, "--vocab", c.vocab, {"word", "spm"},
+             "word: a vocabulary of words (rare ones unknown); spm: of subword pieces, by a SentencePiece "
+             "unigram model trained on both languages' training text and stored in the model file");
   cmd.add_option("--vocab-size", c.vocab_size, "with --vocab spm: pieces in the subword model")
       ->check(CLI::Range(8, 1 << 20))
       ->capture_default_str();

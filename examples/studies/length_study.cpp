@@ -133,7 +133,14 @@ int main(int argc, char** argv) {
                         .evaluate = [&] { return score_by_length(t, dev, bins).back(); },
                         .save_model = [&](const std::string& path) { t.save(path, "length_study " + scheme); }};
       const auto start = std::chrono::steady_clock::now();
-      nn::train(task, to);
+      {
+        // Ctrl-C stops this scheme's training (after saving its checkpoint) and the study goes
+        // on with the next scheme; outside training, Ctrl-C ends the study.
+        const examples::StopOnSignals signals;
+        task.stop = signals.flag();
+        nn::train(task, to);
+        task.stop = nullptr;
+      }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       rows.push_back({scheme, score_by_length(t, dev, bins), seconds});  // the last epoch's model
     }
