@@ -2,10 +2,14 @@
 #   - train a tagger with the installed tapegrad-tagger on a tiny CoNLL-U file;
 #   - configure, build and run tests/consumer against the installed package (it trains with the
 #     library's loop and loads the tagger's model file);
-#   - build and run the README's "Add your own layer" code and test, copied out of the README,
-#     with the installed testing helpers and tapegrad_add_test().
+#   - build the README's "Add your own layer" code and test, copied out of the README, with the
+#     installed testing helpers and tapegrad_add_test(), and run it through CTest.
 # Any failing step fails the test.
-file(REMOVE_RECURSE ${WORK_DIR})
+# Emptied, not removed: WORK_DIR is this process's working directory under CTest.
+file(GLOB old_files ${WORK_DIR}/*)
+if(old_files)
+  file(REMOVE_RECURSE ${old_files})
+endif()
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc WORKING_DIRECTORY ${WORK_DIR})
   if(NOT rc EQUAL 0)
@@ -62,4 +66,6 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/build
     -DREADME_LAYER_TEST=${WORK_DIR}/readme_layer.cpp)
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build -j2)
 run(${WORK_DIR}/build/consumer ${WORK_DIR}/program-tagger.npz)
-run(${WORK_DIR}/build/readme_layer)
+# The test through CTest, as tapegrad_add_test() registers it: in its own scratch folder, with
+# the installed tapegradScratchFolder.cmake.
+run(${CTEST_COMMAND} --test-dir ${WORK_DIR}/build --output-on-failure)
