@@ -276,7 +276,7 @@ void Tape::clear() {
 namespace {
 
 std::string input_label(const Edge& e) {
-  if (e.node >= 0) return "#" + std::to_string(e.node);
+  if (e.node >= 0) return std::string("#").append(std::to_string(e.node));
   if (e.leaf) return e.leaf->name.empty() ? "leaf" : e.leaf->name;
   return "const";
 }

@@ -2,13 +2,14 @@
 # Builds the whole test suite with AddressSanitizer and UndefinedBehaviorSanitizer (in
 # build-sanitize/) and runs it: any memory error, leak or undefined behaviour fails the run.
 #   scripts/sanitize.sh [ctest arguments]
+# With TAPEGRAD_WERROR=ON in the environment (CI, .ci/run), warnings are errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" \
-  -DTAPEGRAD_BUILD_BENCH=OFF >/dev/null
+  -DTAPEGRAD_BUILD_BENCH=OFF -DTAPEGRAD_WERROR="${TAPEGRAD_WERROR:-OFF}" >/dev/null
 cmake --build build-sanitize -j "${TAPEGRAD_JOBS:-2}"
 cd build-sanitize
 # intercept_tls_get_addr=0: GCC 12's sanitizer runtime takes some thread-local blocks of libraries

@@ -217,7 +217,16 @@ BOOST_AUTO_TEST_CASE(ranks_that_stop_agreeing_are_named) {
   const auto& group = world();
   Tensor p(Array<float>(xt::ones<float>({4})), true);
   BOOST_CHECK_NO_THROW(nn::check_parameters_agree({p}, group, 7));
-  if (group.size() == 1) return;
+  // What the ranks compare, checked alone too: a checksum that one bit of one value changes, and
+  // the shape, but not another tensor with the same values.
+  const std::uint64_t sum = nn::parameter_checksum({p});
+  Tensor bit_apart(Array<float>(xt::ones<float>({4})), true);
+  Tensor reshaped(Array<float>(xt::ones<float>({2, 2})), true);
+  bit_apart.data<float>()(2) = std::nextafter(1.0f, 2.0f);
+  BOOST_TEST(nn::parameter_checksum({bit_apart}) != sum);
+  BOOST_TEST(nn::parameter_checksum({reshaped}) != sum);
+  BOOST_TEST(nn::parameter_checksum({Tensor(Array<float>(xt::ones<float>({4})), true)}) == sum);
+  if (group.size() == 1) return;  // no other rank to disagree with
   if (group.rank() == 1) p.data<float>()(2) = std::nextafter(1.0f, 2.0f);  // one bit apart
   BOOST_CHECK_EXCEPTION(nn::check_parameters_agree({p}, group, 7), std::runtime_error, [](const std::runtime_error& e) {
     return testing::contains(e.what(), "after step 7 the parameters of rank(s) 1 differ from rank 0's");

@@ -1,6 +1,9 @@
 // Helpers shared by the test files.
 #pragma once
 
+#include <boost/test/results_collector.hpp>
+#include <boost/test/tree/traverse.hpp>
+#include <boost/test/tree/visitor.hpp>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <fstream>
@@ -81,7 +84,44 @@ inline std::string read_file(const std::string& path) {
   return s.str();
 }
 
+// A test case must check something: one that ends without a single assertion, passed or failed,
+// fails here, so that no test passes by skipping its checks (an early return, a loop over
+// nothing).  Boost.Test 1.74 only logs a note for such a case; this fixture, given to every test
+// case of the module when the run starts, makes it an error.
+struct MustCheckSomething : boost::unit_test::test_unit_fixture {
+  void setup() override {}
+  void teardown() override {
+    namespace ut = boost::unit_test;
+    const auto& r = ut::results_collector.results(ut::framework::current_test_case_id());
+    if (r.p_assertions_passed + r.p_assertions_failed == 0)
+      BOOST_ERROR("this test case checked nothing (no assertion ran): it must check something");
+  }
+};
+
+// Constructed when the run starts (BOOST_TEST_GLOBAL_CONFIGURATION below): puts the fixture
+// above on every test case.
+struct EveryTestCaseChecksSomething {
+  struct AddFixture : boost::unit_test::test_tree_visitor {
+    boost::unit_test::test_unit_fixture_ptr fixture{new MustCheckSomething};
+    void visit(const boost::unit_test::test_case& tc) override {
+      namespace ut = boost::unit_test;
+      ut::framework::get<ut::test_case>(tc.p_id).p_fixtures.value.push_back(fixture);
+    }
+  };
+  EveryTestCaseChecksSomething() {
+    namespace ut = boost::unit_test;
+    AddFixture add;
+    ut::traverse_test_tree(ut::framework::master_test_suite(), add, true);
+  }
+};
+
 }  // namespace testing
+
+// Once per test program: in the file that defines BOOST_TEST_MODULE, where Boost.Test's main is.
+#ifdef BOOST_TEST_MODULE
+using testing::EveryTestCaseChecksSomething;
+BOOST_TEST_GLOBAL_CONFIGURATION(EveryTestCaseChecksSomething);
+#endif
 
 // Gradcheck f on inputs; on failure the message holds gradcheck's report.
 #define CHECK_GRAD(f, ...)                                  \

@@ -7,7 +7,11 @@
 #     must be the one the README shows, and it must write the DOT graph), and the "Add your own
 #     layer" code and test as the test; then run its test with ctest, which must find it.
 # Any failing step fails the test.
-file(REMOVE_RECURSE ${WORK_DIR})
+# Emptied, not removed: WORK_DIR is this process's working directory under CTest.
+file(GLOB old_files ${WORK_DIR}/*)
+if(old_files)
+  file(REMOVE_RECURSE ${old_files})
+endif()
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc WORKING_DIRECTORY ${WORK_DIR})
   if(NOT rc EQUAL 0)
