@@ -25,9 +25,12 @@ void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
   if (!a.defined() || !b.defined()) fail(op, "an input is an undefined tensor");
   if (a.dtype() != b.dtype()) {
     // Named tensors (parameters are named after their module) say where the mismatch comes from.
-    const auto named = [](const Tensor& t) { return t.name().empty() ? std::string() : " '" + t.name() + "'"; };
-    fail(op, std::string("dtypes differ: a") + named(a) + " is " + dtype_name(a.dtype()) + ", b" + named(b) + " is " +
-                 dtype_name(b.dtype()) + " (convert one with .to(), or a module with module.to())");
+    const auto named = [](const Tensor& t) {
+      return t.name().empty() ? std::string() : " '" + t.name() + "'";
+    };
+    fail(op, std::string("dtypes differ: a") + named(a) + " is " + dtype_name(a.dtype()) + ", b" +
+                 named(b) + " is " + dtype_name(b.dtype()) +
+                 " (convert one with .to(), or a module with module.to())");
   }
 }
 

@@ -6,8 +6,8 @@
 #include <limits>
 #include <vector>
 
-#include "runtime/kernels.hpp"
 #include "reduce.hpp"
+#include "runtime/kernels.hpp"
 #include "tensor.hpp"
 
 namespace tg {
@@ -75,7 +75,7 @@ Array<T> broadcast_elements(const Array<T>& a, const Array<T>& b, const Shape& s
 template <class T>
 Array<T> sum_to_shape(const Array<T>& g, const Shape& shape) {
   if (g.shape() == shape) return parallel_copy(g);  // a copy (the caller keeps g)
-  Shape kept(g.dimension() - shape.size(), 1);  // leading dims the input did not have
+  Shape kept(g.dimension() - shape.size(), 1);      // leading dims the input did not have
   kept.insert(kept.end(), shape.begin(), shape.end());
   Array<T> reduced = reduce_sum(g, kept);
   reduced.reshape(shape);

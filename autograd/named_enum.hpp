@@ -9,8 +9,8 @@
 //
 //   enum_name(Pooling::max)               -> "max"
 //   enum_from_name<Pooling>("mean-max")   -> Pooling::mean_max
-//   enum_from_name<Pooling>("sum")        throws "pooling: unknown pooling 'sum' (known: mean, max, mean-max)"
-//   enum_choices<Pooling>()               -> "mean, max, mean-max"
+//   enum_from_name<Pooling>("sum")        throws "pooling: unknown pooling 'sum' (known: mean, max,
+//   mean-max)" enum_choices<Pooling>()               -> "mean, max, mean-max"
 #pragma once
 
 #include <array>
@@ -32,7 +32,8 @@ struct EnumTable {
 
 // The table of an enum E, its N (value, name) pairs in the order they are listed to users.
 template <class E, std::size_t N>
-constexpr EnumTable<E, N> named_values(const char* what, const std::pair<E, const char*> (&values)[N]) {
+constexpr EnumTable<E, N> named_values(const char* what,
+                                       const std::pair<E, const char*> (&values)[N]) {
   EnumTable<E, N> table{what, {}};
   for (std::size_t i = 0; i < N; ++i) table.values[i] = values[i];
   return table;
@@ -40,20 +41,24 @@ constexpr EnumTable<E, N> named_values(const char* what, const std::pair<E, cons
 
 // An enum that has a table beside it.
 template <class E>
-concept NamedEnum = std::is_enum_v<E> && requires(E e) { enum_table(e).values; };
+concept NamedEnum = std::is_enum_v<E> && requires(E e) {
+  enum_table(e).values;
+};
 
 template <NamedEnum E>
 const char* enum_name(E value) {
   for (const auto& [v, name] : enum_table(E{}).values)
     if (v == value) return name;
-  fail(enum_table(E{}).what, "a value without a name: " + std::to_string(static_cast<long long>(value)));
+  fail(enum_table(E{}).what,
+       "a value without a name: " + std::to_string(static_cast<long long>(value)));
 }
 
 // Every name, as "a, b, c".
 template <NamedEnum E>
 std::string enum_choices() {
   std::string out;
-  for (const auto& [v, name] : enum_table(E{}).values) out += (out.empty() ? "" : ", ") + std::string(name);
+  for (const auto& [v, name] : enum_table(E{}).values)
+    out += (out.empty() ? "" : ", ") + std::string(name);
   return out;
 }
 
@@ -62,8 +67,8 @@ E enum_from_name(std::string_view name) {
   const auto table = enum_table(E{});
   for (const auto& [v, n] : table.values)
     if (name == n) return v;
-  fail(table.what, "unknown " + std::string(table.what) + " '" + std::string(name) + "' (known: " +
-                       enum_choices<E>() + ")");
+  fail(table.what, "unknown " + std::string(table.what) + " '" + std::string(name) +
+                       "' (known: " + enum_choices<E>() + ")");
 }
 
 }  // namespace tg

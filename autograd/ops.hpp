@@ -32,7 +32,7 @@ Tensor tanh(const Tensor& x);
 Tensor sin(const Tensor& x);
 Tensor cos(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
-Tensor relu(const Tensor& x);  // gradient 0 at 0
+Tensor relu(const Tensor& x);         // gradient 0 at 0
 enum class GeluForm { exact, tanh };  // x Phi(x), or the tanh approximation of it
 Tensor gelu(const Tensor& x, GeluForm form = GeluForm::exact);
 
@@ -126,7 +126,8 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal = false);
 // phi_q, without those columns as tensors (backward recomputes them per block).  c as above.
 //   phi_q, phi_k: (B, H, n, m), v: (B, H, n, D) -> u: (B, H, n, D + 1), the last column the
 //   denominators sum_j c[j - i] phi_q[i] . phi_k[j]
-Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c, bool causal = false);
+Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c,
+                       bool causal = false);
 
 // Attention in one op, per (batch, head) block: the same as the composed version in
 // nn/attention/multihead.cpp (products, relative positions, scale, masked softmax, dropout,
@@ -139,12 +140,13 @@ struct AttentionArgs {
   // to keys (rel_key) and values (rel_value).  Both undefined: none.
   Tensor rel_key, rel_value;
   std::size_t relative_k = 0;
-  double dropout = 0.0;        // on the weights, in training; one draw from gen, as dropout() takes
+  double dropout = 0.0;  // on the weights, in training; one draw from gen, as dropout() takes
   Generator* gen = nullptr;
   bool training = false;
 };
 // q: (B, H, T, D), k, v: (B, H, S, D) -> (B, H, T, D).  Saves the weights (B, H, T, S).
-Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args);
+Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                       const AttentionArgs& args);
 // The same for self-attention on a projection's output, heads read in place:
 // qkv: (B, T, 3C) = [q | k | v], C = heads D -> (B, T, C), heads side by side.
 Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const AttentionArgs& args);

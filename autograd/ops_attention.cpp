@@ -4,9 +4,9 @@
 #include <cmath>
 
 #include "broadcast.hpp"
-#include "runtime/kernels.hpp"
 #include "ops.hpp"
 #include "reference.hpp"
+#include "runtime/kernels.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -15,7 +15,8 @@ namespace tg {
 
 namespace reference {
 
-Array<double> masked_softmax(const Array<double>& x, const std::vector<std::vector<bool>>& allowed) {
+Array<double> masked_softmax(const Array<double>& x,
+                             const std::vector<std::vector<bool>>& allowed) {
   const std::size_t N = x.shape()[0], S = x.shape()[1];
   Array<double> y = xt::zeros<double>({N, S});
   for (std::size_t r = 0; r < N; ++r) {
@@ -25,7 +26,8 @@ Array<double> masked_softmax(const Array<double>& x, const std::vector<std::vect
     for (std::size_t j = 0; j < S; ++j)
       if (allowed[r][j]) sum += std::exp(x(r, j) - mx);
     for (std::size_t j = 0; j < S; ++j)
-      if (allowed[r][j]) y(r, j) = std::exp(x(r, j) - mx) / sum;  // a row with nothing allowed stays 0
+      if (allowed[r][j])
+        y(r, j) = std::exp(x(r, j) - mx) / sum;  // a row with nothing allowed stays 0
   }
   return y;
 }
@@ -77,21 +79,23 @@ Tensor masked_softmax(const Tensor& x, const Mask& mask) {
     parallel_rows(rows, S, [&](std::size_t begin, std::size_t end) {
       for (std::size_t r = begin; r < end; ++r) {
         const bool* mr = mask.data() + mask_row(r);
-        masked_softmax_row(xv + r * S, out.data() + r * S, S, [&](std::size_t j) { return mr[j * mask_step]; });
+        masked_softmax_row(xv + r * S, out.data() + r * S, S,
+                           [&](std::size_t j) { return mr[j * mask_step]; });
       }
     });
     return Tensor(std::move(out));
   });
   if (needs_grad(x))
-    record("masked_softmax", y, {x}, saved_bytes(y), [y, S, rows]<class T>(const Array<T>& g_y, Grads& g) {
-      Array<T> g_x = Array<T>::from_shape(g_y.shape());
-      const T* yv = y.data<T>().data();
-      parallel_rows(rows, S, [&](std::size_t begin, std::size_t end) {
-        for (std::size_t r = begin; r < end; ++r)
-          softmax_backward_row(yv + r * S, g_y.data() + r * S, g_x.data() + r * S, S);
-      });
-      g.add(0, std::move(g_x));
-    });
+    record("masked_softmax", y, {x}, saved_bytes(y),
+           [y, S, rows]<class T>(const Array<T>& g_y, Grads& g) {
+             Array<T> g_x = Array<T>::from_shape(g_y.shape());
+             const T* yv = y.data<T>().data();
+             parallel_rows(rows, S, [&](std::size_t begin, std::size_t end) {
+               for (std::size_t r = begin; r < end; ++r)
+                 softmax_backward_row(yv + r * S, g_y.data() + r * S, g_x.data() + r * S, S);
+             });
+             g.add(0, std::move(g_x));
+           });
   return y;
 }
 
@@ -115,10 +119,8 @@ void skew_map(const T* src, T* dst, const SkewShape& s, bool to_pairs) {
       for (std::size_t j = 0; j < s.S; ++j) {
         const std::size_t c = j + s.T - 1 - i;
         if (c >= s.W) continue;
-        if (to_pairs)
-          dst[pair_row + j] += src[dist_row + c];
-        else
-          dst[dist_row + c] += src[pair_row + j];
+        if (to_pairs) dst[pair_row + j] += src[dist_row + c];
+        else dst[dist_row + c] += src[pair_row + j];
       }
     }
 }
@@ -138,7 +140,8 @@ SkewShape skew_shape(const char* op, const Tensor& x, bool causal, bool from_dis
     S = in;
     W = causal ? S : 2 * S - 1;
   }
-  if (T > S) fail(op, "more queries (" + std::to_string(T) + ") than keys (" + std::to_string(S) + ")");
+  if (T > S)
+    fail(op, "more queries (" + std::to_string(T) + ") than keys (" + std::to_string(S) + ")");
   const std::size_t batch = T == 0 || in == 0 ? 0 : x.numel() / (T * in);
   return {batch, T, S, W};
 }
@@ -165,7 +168,11 @@ Tensor skew_or_unskew(const char* op, const Tensor& x, bool causal, bool to_pair
 
 // Both are pure index maps (each output element is one input element, or 0), so each one's
 // backward is the other one applied to the gradient.
-Tensor rel_skew(const Tensor& x, bool causal) { return skew_or_unskew("rel_skew", x, causal, true); }
-Tensor rel_unskew(const Tensor& a, bool causal) { return skew_or_unskew("rel_unskew", a, causal, false); }
+Tensor rel_skew(const Tensor& x, bool causal) {
+  return skew_or_unskew("rel_skew", x, causal, true);
+}
+Tensor rel_unskew(const Tensor& a, bool causal) {
+  return skew_or_unskew("rel_unskew", a, causal, false);
+}
 
 }  // namespace tg

@@ -5,17 +5,17 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 #include <numbers>
+#include <type_traits>
 
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
 #include "broadcast.hpp"
-#include "runtime/fast_math.hpp"
-#include "runtime/kernels.hpp"
 #include "ops.hpp"
 #include "reference.hpp"
+#include "runtime/fast_math.hpp"
+#include "runtime/kernels.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -38,7 +38,8 @@ Tensor zip(const char* op, const Tensor& a, const Tensor& b, F f) {
   check_same_dtype(op, a, b);
   const Shape shape = broadcast_shapes(op, a.shape(), b.shape());
   return dispatch(a.dtype(), [&]<class T>() {
-    return Tensor(broadcast_elements(a.data<T>(), b.data<T>(), shape, [&](T u, T v) { return T(f(u, v)); }));
+    return Tensor(
+        broadcast_elements(a.data<T>(), b.data<T>(), shape, [&](T u, T v) { return T(f(u, v)); }));
   });
 }
 
@@ -106,8 +107,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
            [b, y, sa = a.shape()]<class T>(const Array<T>& g_y, Grads& g) {
              const Array<T>& bv = b.data<T>();
              if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y / bv), sa));
-             if (g.wanted(1))
-               g.add(1, sum_to_shape(Array<T>(-g_y * y.data<T>() / bv), b.shape()));
+             if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(-g_y * y.data<T>() / bv), b.shape()));
            });
   return y;
 }
@@ -116,14 +116,15 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor pow(const Tensor& a, const Tensor& b) {
   Tensor y = zip("pow", a, b, [](auto u, auto v) { return std::pow(u, v); });
   if (needs_grad(a, b))
-    record("pow", y, {a, b}, saved_bytes(a, b, y), [a, b, y]<class T>(const Array<T>& g_y, Grads& g) {
-      const Array<T>& av = a.data<T>();
-      const Array<T>& bv = b.data<T>();
-      if (g.wanted(0))
-        g.add(0, sum_to_shape(Array<T>(g_y * bv * xt::pow(av, bv - T(1))), a.shape()));
-      if (g.wanted(1))
-        g.add(1, sum_to_shape(Array<T>(g_y * y.data<T>() * xt::log(av)), b.shape()));
-    });
+    record("pow", y, {a, b}, saved_bytes(a, b, y),
+           [a, b, y]<class T>(const Array<T>& g_y, Grads& g) {
+             const Array<T>& av = a.data<T>();
+             const Array<T>& bv = b.data<T>();
+             if (g.wanted(0))
+               g.add(0, sum_to_shape(Array<T>(g_y * bv * xt::pow(av, bv - T(1))), a.shape()));
+             if (g.wanted(1))
+               g.add(1, sum_to_shape(Array<T>(g_y * y.data<T>() * xt::log(av)), b.shape()));
+           });
   return y;
 }
 
@@ -171,44 +172,51 @@ Tensor neg(const Tensor& x) {
 
 // y = e^x;  dy/dx = e^x = y
 Tensor exp(const Tensor& x) {
-  return unary("exp", x, [](const auto& v) { return xt::exp(v); },
-               Keeps::output, []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * yv; });
+  return unary(
+      "exp", x, [](const auto& v) { return xt::exp(v); }, Keeps::output,
+      []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * yv; });
 }
 
 // y = ln x;  dy/dx = 1 / x
 Tensor log(const Tensor& x) {
-  return unary("log", x, [](const auto& v) { return xt::log(v); },
-               Keeps::input, []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y / xv; });
+  return unary(
+      "log", x, [](const auto& v) { return xt::log(v); }, Keeps::input,
+      []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y / xv; });
 }
 
 // y = sqrt(x);  dy/dx = 1 / (2 y)
 Tensor sqrt(const Tensor& x) {
-  return unary("sqrt", x, [](const auto& v) { return xt::sqrt(v); },
-               Keeps::output, []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y / (T(2) * yv); });
+  return unary(
+      "sqrt", x, [](const auto& v) { return xt::sqrt(v); }, Keeps::output,
+      []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y / (T(2) * yv); });
 }
 
 // y = |x|;  dy/dx = sign(x)
 Tensor abs(const Tensor& x) {
-  return unary("abs", x, [](const auto& v) { return xt::abs(v); },
-               Keeps::input, []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y * xt::sign(xv); });
+  return unary(
+      "abs", x, [](const auto& v) { return xt::abs(v); }, Keeps::input,
+      []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y * xt::sign(xv); });
 }
 
 // y = tanh x;  dy/dx = 1 - y^2
 Tensor tanh(const Tensor& x) {
-  return unary("tanh", x, [](const auto& v) { return xt::tanh(v); },
-               Keeps::output, []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * (T(1) - yv * yv); });
+  return unary(
+      "tanh", x, [](const auto& v) { return xt::tanh(v); }, Keeps::output,
+      []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * (T(1) - yv * yv); });
 }
 
 // y = sin x;  dy/dx = cos x
 Tensor sin(const Tensor& x) {
-  return unary("sin", x, [](const auto& v) { return xt::sin(v); },
-               Keeps::input, []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y * xt::cos(xv); });
+  return unary(
+      "sin", x, [](const auto& v) { return xt::sin(v); }, Keeps::input,
+      []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y * xt::cos(xv); });
 }
 
 // y = cos x;  dy/dx = -sin x
 Tensor cos(const Tensor& x) {
-  return unary("cos", x, [](const auto& v) { return xt::cos(v); },
-               Keeps::input, []<class T>(const Array<T>& g_y, const Array<T>& xv) { return -g_y * xt::sin(xv); });
+  return unary(
+      "cos", x, [](const auto& v) { return xt::cos(v); }, Keeps::input,
+      []<class T>(const Array<T>& g_y, const Array<T>& xv) { return -g_y * xt::sin(xv); });
 }
 
 // y = 1 / (1 + e^-x);  dy/dx = y (1 - y)
@@ -217,18 +225,21 @@ Tensor sigmoid(const Tensor& x) {
     using T = elem_t<decltype(v)>;
     return T(1) / (T(1) + xt::exp(-v));  // exp(-v) = inf gives 0, never NaN
   };
-  return unary("sigmoid", x, f, Keeps::output,
-               []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * yv * (T(1) - yv); });
+  return unary(
+      "sigmoid", x, f, Keeps::output,
+      []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * yv * (T(1) - yv); });
 }
 
 // y = max(x, 0);  dy/dx = 1 where x > 0 (equivalently y > 0), else 0
 Tensor relu(const Tensor& x) {
   const auto f = [](const auto& v) { return xt::maximum(v, elem_t<decltype(v)>(0)); };
-  return unary("relu", x, f, Keeps::output,
-               []<class T>(const Array<T>& g_y, const Array<T>& yv) { return xt::where(yv > T(0), g_y, T(0)); });
+  return unary("relu", x, f, Keeps::output, []<class T>(const Array<T>& g_y, const Array<T>& yv) {
+    return xt::where(yv > T(0), g_y, T(0));
+  });
 }
 
-// ---- GELU: the formula once, then the plain loop (reference.hpp), the float32 kernels and the op --
+// ---- GELU: the formula once, then the plain loop (reference.hpp), the float32 kernels and the op
+// --
 
 // exact:  y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, Phi the standard normal CDF;
 //         dy/dx = Phi(x) + x phi(x), phi(x) = e^(-x^2 / 2) / sqrt(2 pi)
@@ -236,7 +247,8 @@ Tensor relu(const Tensor& x) {
 //         dy/dx = (1 + tanh u) / 2 + x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2
 constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
 constexpr double kCubic = 0.044715;
-constexpr double kInvSqrt2Pi = 0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2;  // 1 / sqrt(2 pi)
+constexpr double kInvSqrt2Pi =
+    0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2;  // 1 / sqrt(2 pi)
 
 namespace {
 
@@ -244,11 +256,17 @@ namespace {
 // reference, and float32 where no kernel below serves), or ...
 struct LibmErf {
   template <class T>
-  static T gauss(T v) { return std::exp(T(-0.5) * v * v); }
+  static T gauss(T v) {
+    return std::exp(T(-0.5) * v * v);
+  }
   template <class T>
-  static T erf(T v, T /*gauss*/) { return std::erf(v * T(std::numbers::sqrt2 / 2)); }
+  static T erf(T v, T /*gauss*/) {
+    return std::erf(v * T(std::numbers::sqrt2 / 2));
+  }
   template <class T>
-  static T erf(T v) { return erf(v, T(0)); }
+  static T erf(T v) {
+    return erf(v, T(0));
+  }
 };
 
 // ... as plain float32 arithmetic (fast_math.hpp), so that the loops below vectorise: erff and
@@ -275,7 +293,8 @@ T gelu_slope(T v, GeluForm form) {
     return T(0.5) * (T(1) + Erf::erf(v, gauss)) + v * T(kInvSqrt2Pi) * gauss;
   }
   const T t = std::tanh(T(kSqrt2OverPi) * (v + T(kCubic) * v * v * v));
-  return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * kCubic) * v * v);
+  return T(0.5) * (T(1) + t) +
+         T(0.5) * v * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * kCubic) * v * v);
 }
 
 }  // namespace
@@ -290,7 +309,8 @@ Array<double> gelu(const Array<double>& x, GeluForm form) {
 
 Array<double> gelu_backward(const Array<double>& x, const Array<double>& g_y, GeluForm form) {
   Array<double> g_x = Array<double>::from_shape(x.shape());
-  for (std::size_t i = 0; i < x.size(); ++i) g_x.data()[i] = g_y.data()[i] * gelu_slope<LibmErf>(x.data()[i], form);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    g_x.data()[i] = g_y.data()[i] * gelu_slope<LibmErf>(x.data()[i], form);
   return g_x;
 }
 
@@ -316,27 +336,32 @@ Tensor gelu(const Tensor& x, GeluForm form) {
       if (exact) {
         Array<float> out = Array<float>::from_shape(x.shape());
         const float* xv = x.data<float>().data();
-        parallel_range(out.size(), [&](std::size_t b, std::size_t e) { gelu_forward_f32(xv + b, out.data() + b, e - b); });
+        parallel_range(out.size(), [&](std::size_t b, std::size_t e) {
+          gelu_forward_f32(xv + b, out.data() + b, e - b);
+        });
         return Tensor(std::move(out));
       }
     }
     return Tensor(map_elements(x.data<T>(), [form](T v) { return gelu_of<LibmErf>(v, form); }));
   });
   if (needs_grad(x))
-    record(exact ? "gelu" : "gelu_tanh", y, {x}, saved_bytes(x), [x, form, exact]<class T>(const Array<T>& g_y, Grads& g) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (exact) {
-          Array<float> g_x = Array<float>::from_shape(g_y.shape());
-          const float* xv = x.data<float>().data();
-          parallel_range(g_x.size(), [&](std::size_t b, std::size_t e) {
-            gelu_backward_f32(g_y.data() + b, xv + b, g_x.data() + b, e - b);
-          });
-          g.add(0, std::move(g_x));
-          return;
-        }
-      }
-      g.add(0, zip_elements(g_y, x.data<T>(), [form](T gy, T v) { return gy * gelu_slope<LibmErf>(v, form); }));
-    });
+    record(exact ? "gelu" : "gelu_tanh", y, {x}, saved_bytes(x),
+           [x, form, exact]<class T>(const Array<T>& g_y, Grads& g) {
+             if constexpr (std::is_same_v<T, float>) {
+               if (exact) {
+                 Array<float> g_x = Array<float>::from_shape(g_y.shape());
+                 const float* xv = x.data<float>().data();
+                 parallel_range(g_x.size(), [&](std::size_t b, std::size_t e) {
+                   gelu_backward_f32(g_y.data() + b, xv + b, g_x.data() + b, e - b);
+                 });
+                 g.add(0, std::move(g_x));
+                 return;
+               }
+             }
+             g.add(0, zip_elements(g_y, x.data<T>(), [form](T gy, T v) {
+                     return gy * gelu_slope<LibmErf>(v, form);
+                   }));
+           });
   return y;
 }
 

@@ -28,10 +28,10 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include "broadcast.hpp"
+#include "ops.hpp"
 #include "runtime/gemm.hpp"
 #include "runtime/generator.hpp"
 #include "runtime/kernels.hpp"
-#include "ops.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -64,7 +64,8 @@ class KeyFilter {
   // Fills allowed[j] for query i of block (b, h).
   void row(std::size_t b, std::size_t h, std::size_t i, std::vector<char>& allowed) const {
     const std::size_t last = causal_ ? i + d_.S - d_.T : d_.S - 1;  // the last key i may see
-    const bool* m = mask_ ? mask_->data() + b * stride_[0] + h * stride_[1] + i * stride_[2] : nullptr;
+    const bool* m =
+        mask_ ? mask_->data() + b * stride_[0] + h * stride_[1] + i * stride_[2] : nullptr;
     for (std::size_t j = 0; j < d_.S; ++j) allowed[j] = j <= last && (!m || m[j * stride_[3]]);
   }
 
@@ -81,7 +82,9 @@ class KeyFilter {
 // b T width + offset + h D, rows `width` apart; no permute or slice copies them out first.
 struct Operand {
   std::size_t batch_stride, head_stride, ld, offset = 0;
-  std::size_t at(std::size_t b, std::size_t h) const { return offset + b * batch_stride + h * head_stride; }
+  std::size_t at(std::size_t b, std::size_t h) const {
+    return offset + b * batch_stride + h * head_stride;
+  }
 };
 struct Layout {
   Operand q, k, v, out;  // gradients are laid out as what they are the gradient of
@@ -95,7 +98,9 @@ Layout split_heads_layout(const Dims& d) {
 // qkv (B, T, 3C) -> out (B, T, C), C = H D: q, k and v are the three blocks of C channels.
 Layout packed_layout(const Dims& d) {
   const std::size_t C = d.H * d.D;
-  return {{d.T * 3 * C, d.D, 3 * C, 0}, {d.T * 3 * C, d.D, 3 * C, C}, {d.T * 3 * C, d.D, 3 * C, 2 * C},
+  return {{d.T * 3 * C, d.D, 3 * C, 0},
+          {d.T * 3 * C, d.D, 3 * C, C},
+          {d.T * 3 * C, d.D, 3 * C, 2 * C},
           {d.T * C, d.D, C, 0}};
 }
 
@@ -109,7 +114,8 @@ struct Dropout {
 // (B, H, T, S) weights, as dropout() numbers them.
 template <class T>
 void apply_keep(const Dropout& drop, const Dims& d, std::size_t n, const T* w, T* out) {
-  apply_dropout_mask(w, out, d.T * d.S, n * d.T * d.S, drop.seed, drop.threshold, static_cast<T>(drop.keep));
+  apply_dropout_mask(w, out, d.T * d.S, n * d.T * d.S, drop.seed, drop.threshold,
+                     static_cast<T>(drop.keep));
 }
 
 template <class T>
@@ -119,25 +125,28 @@ struct Inputs {
 
 // Forward of block n: writes W (T, S) into w and o (T, D) into out.
 template <class T>
-void forward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<T>& in, const KeyFilter& keys,
-                   double scale, const Dropout& drop, T* w, T* out_base, std::vector<T>& scratch,
-                   std::vector<char>& allowed) {
+void forward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<T>& in,
+                   const KeyFilter& keys, double scale, const Dropout& drop, T* w, T* out_base,
+                   std::vector<T>& scratch, std::vector<char>& allowed) {
   const std::size_t b = n / d.H, h = n % d.H;
   const T* q = in.q + L.q.at(b, h);
   const T* k = in.k + L.k.at(b, h);
   const T* v = in.v + L.v.at(b, h);
   T* out = out_base + L.out.at(b, h);
-  gemm_serial({.trans_b = true, .M = d.T, .N = d.S, .K = d.D, .lda = L.q.ld, .ldb = L.k.ld}, q, k, w, T(0));  // L = q k^T
+  gemm_serial({.trans_b = true, .M = d.T, .N = d.S, .K = d.D, .lda = L.q.ld, .ldb = L.k.ld}, q, k,
+              w, T(0));       // L = q k^T
   T* table = scratch.data();  // (T, R)
   if (d.R > 0) {
-    gemm_serial({.trans_b = true, .M = d.T, .N = d.R, .K = d.D, .lda = L.q.ld}, q, in.rel_key, table, T(0));
+    gemm_serial({.trans_b = true, .M = d.T, .N = d.R, .K = d.D, .lda = L.q.ld}, q, in.rel_key,
+                table, T(0));
     for (std::size_t i = 0; i < d.T; ++i)
       for (std::size_t j = 0; j < d.S; ++j) w[i * d.S + j] += table[i * d.R + table_row(d, i, j)];
   }
   for (std::size_t e = 0; e < d.T * d.S; ++e) w[e] *= static_cast<T>(scale);
   for (std::size_t i = 0; i < d.T; ++i) {  // masked softmax, row by row (no key to see: zeros)
     keys.row(b, h, i, allowed);
-    masked_softmax_row(w + i * d.S, w + i * d.S, d.S, [&](std::size_t j) { return allowed[j] != 0; });
+    masked_softmax_row(w + i * d.S, w + i * d.S, d.S,
+                       [&](std::size_t j) { return allowed[j] != 0; });
   }
   const T* kept = w;
   if (drop.active()) {
@@ -145,11 +154,13 @@ void forward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<T
     apply_keep(drop, d, n, w, dropped);
     kept = dropped;
   }
-  gemm_serial({.M = d.T, .N = d.D, .K = d.S, .ldb = L.v.ld, .ldc = L.out.ld}, kept, v, out, T(0));  // o = W' v
-  if (d.R > 0) {  // o += P a_V, P = W' summed per table row
+  gemm_serial({.M = d.T, .N = d.D, .K = d.S, .ldb = L.v.ld, .ldc = L.out.ld}, kept, v, out,
+              T(0));  // o = W' v
+  if (d.R > 0) {      // o += P a_V, P = W' summed per table row
     std::fill_n(table, d.T * d.R, T(0));
     for (std::size_t i = 0; i < d.T; ++i)
-      for (std::size_t j = 0; j < d.S; ++j) table[i * d.R + table_row(d, i, j)] += kept[i * d.S + j];
+      for (std::size_t j = 0; j < d.S; ++j)
+        table[i * d.R + table_row(d, i, j)] += kept[i * d.S + j];
     gemm_serial({.M = d.T, .N = d.D, .K = d.R, .ldc = L.out.ld}, table, in.rel_value, out, T(1));
   }
 }
@@ -162,9 +173,9 @@ struct GradOutputs {
 
 // Backward of block n, from g_o (T, D) and the saved W.
 template <class T>
-void backward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<T>& in, double scale,
-                    const Dropout& drop, const T* w, const T* g_out, const GradOutputs<T>& g,
-                    std::vector<T>& scratch) {
+void backward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<T>& in,
+                    double scale, const Dropout& drop, const T* w, const T* g_out,
+                    const GradOutputs<T>& g, std::vector<T>& scratch) {
   const std::size_t b = n / d.H, h = n % d.H;
   const T* q = in.q + L.q.at(b, h);
   const T* k = in.k + L.k.at(b, h);
@@ -178,12 +189,15 @@ void backward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<
     apply_keep(drop, d, n, w, dropped);
     kept = dropped;
   }
-  gemm_serial({.trans_a = true, .M = d.S, .N = d.D, .K = d.T, .lda = d.S, .ldb = L.out.ld, .ldc = L.v.ld}, kept, g_o,
-              g.v + L.v.at(b, h), T(0));  // g_v = W'^T g_o
-  gemm_serial({.trans_b = true, .M = d.T, .N = d.S, .K = d.D, .lda = L.out.ld, .ldb = L.v.ld}, g_o, v, g_w, T(0));  // g_W' = g_o v^T
+  gemm_serial(
+      {.trans_a = true, .M = d.S, .N = d.D, .K = d.T, .lda = d.S, .ldb = L.out.ld, .ldc = L.v.ld},
+      kept, g_o, g.v + L.v.at(b, h), T(0));  // g_v = W'^T g_o
+  gemm_serial({.trans_b = true, .M = d.T, .N = d.S, .K = d.D, .lda = L.out.ld, .ldb = L.v.ld}, g_o,
+              v, g_w, T(0));  // g_W' = g_o v^T
   if (d.R > 0) {
     T* g_table = scratch.data() + 2 * d.T * d.S;  // (T, R): g_o a_V^T
-    gemm_serial({.trans_b = true, .M = d.T, .N = d.R, .K = d.D, .lda = L.out.ld}, g_o, in.rel_value, g_table, T(0));
+    gemm_serial({.trans_b = true, .M = d.T, .N = d.R, .K = d.D, .lda = L.out.ld}, g_o, in.rel_value,
+                g_table, T(0));
     T* p = g.rows_val + n * d.T * d.R;
     std::fill_n(p, d.T * d.R, T(0));
     for (std::size_t i = 0; i < d.T; ++i)
@@ -194,35 +208,42 @@ void backward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<
       }
   }
   if (drop.active()) apply_keep(drop, d, n, g_w, g_w);  // g_W = g_W' * keep
-  for (std::size_t i = 0; i < d.T; ++i)  // g_L = scale W (g_W - rowsum(g_W W))
+  for (std::size_t i = 0; i < d.T; ++i)                 // g_L = scale W (g_W - rowsum(g_W W))
     softmax_backward_row(w + i * d.S, g_w + i * d.S, g_w + i * d.S, d.S, static_cast<T>(scale));
-  gemm_serial({.M = d.T, .N = d.D, .K = d.S, .ldb = L.k.ld, .ldc = L.q.ld}, g_w, k, g_q, T(0));  // g_L k
-  gemm_serial({.trans_a = true, .M = d.S, .N = d.D, .K = d.T, .lda = d.S, .ldb = L.q.ld, .ldc = L.k.ld}, g_w, q,
-              g.k + L.k.at(b, h), T(0));  // g_L^T q
+  gemm_serial({.M = d.T, .N = d.D, .K = d.S, .ldb = L.k.ld, .ldc = L.q.ld}, g_w, k, g_q,
+              T(0));  // g_L k
+  gemm_serial(
+      {.trans_a = true, .M = d.S, .N = d.D, .K = d.T, .lda = d.S, .ldb = L.q.ld, .ldc = L.k.ld},
+      g_w, q, g.k + L.k.at(b, h), T(0));  // g_L^T q
   if (d.R > 0) {
     T* g_rows = g.rows_key + n * d.T * d.R;  // G^T(g_L): g_L summed per table row
     std::fill_n(g_rows, d.T * d.R, T(0));
     for (std::size_t i = 0; i < d.T; ++i)
-      for (std::size_t j = 0; j < d.S; ++j) g_rows[i * d.R + table_row(d, i, j)] += g_w[i * d.S + j];
-    gemm_serial({.M = d.T, .N = d.D, .K = d.R, .ldc = L.q.ld}, g_rows, in.rel_key, g_q, T(1));  // += G^T(g_L) a_K
+      for (std::size_t j = 0; j < d.S; ++j)
+        g_rows[i * d.R + table_row(d, i, j)] += g_w[i * d.S + j];
+    gemm_serial({.M = d.T, .N = d.D, .K = d.R, .ldc = L.q.ld}, g_rows, in.rel_key, g_q,
+                T(1));  // += G^T(g_L) a_K
   }
 }
 
 // Runs body(n, scratch, allowed) for every block, in parallel, with scratch of `scratch_size`.
 template <class T, class F>
 void for_each_block(std::size_t blocks, std::size_t scratch_size, std::size_t S, F body) {
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks, 1), [&](const tbb::blocked_range<std::size_t>& r) {
-    std::vector<T> scratch(scratch_size);
-    std::vector<char> allowed(S);
-    for (std::size_t n = r.begin(); n < r.end(); ++n) body(n, scratch, allowed);
-  });
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks, 1),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      std::vector<T> scratch(scratch_size);
+                      std::vector<char> allowed(S);
+                      for (std::size_t n = r.begin(); n < r.end(); ++n) body(n, scratch, allowed);
+                    });
 }
 
 // q, k and v from three tensors, or from one tensor read three times; the tables if defined.
 template <class T>
-Inputs<T> inputs_of(const std::vector<Tensor>& sources, const Tensor& rel_key, const Tensor& rel_value) {
+Inputs<T> inputs_of(const std::vector<Tensor>& sources, const Tensor& rel_key,
+                    const Tensor& rel_value) {
   const T* last = sources.back().data<T>().data();
-  return Inputs<T>{sources[0].data<T>().data(), sources.size() > 1 ? sources[1].data<T>().data() : last, last,
+  return Inputs<T>{sources[0].data<T>().data(),
+                   sources.size() > 1 ? sources[1].data<T>().data() : last, last,
                    rel_key.defined() ? rel_key.data<T>().data() : nullptr,
                    rel_value.defined() ? rel_value.data<T>().data() : nullptr};
 }
@@ -230,31 +251,36 @@ Inputs<T> inputs_of(const std::vector<Tensor>& sources, const Tensor& rel_key, c
 // The rules every call must meet, whatever the layout; fills in d.R.
 void check_args(const char* op, Dims& d, const Tensor& x, const AttentionArgs& args) {
   if (args.causal && d.T > d.S)
-    fail(op, "causal attention with more queries (" + std::to_string(d.T) + ") than keys (" + std::to_string(d.S) + ")");
+    fail(op, "causal attention with more queries (" + std::to_string(d.T) + ") than keys (" +
+                 std::to_string(d.S) + ")");
   if (args.mask && !broadcasts_to(args.mask->shape(), {d.B, d.H, d.T, d.S}))
-    fail(op, "the mask " + shape_str(args.mask->shape()) + " does not broadcast to the logits (B, H, T, S) = " +
-                 shape_str({d.B, d.H, d.T, d.S}));
+    fail(op,
+         "the mask " + shape_str(args.mask->shape()) +
+             " does not broadcast to the logits (B, H, T, S) = " + shape_str({d.B, d.H, d.T, d.S}));
   if (args.rel_key.defined() != args.rel_value.defined())
     fail(op, "relative positions need both tables, rel_key and rel_value");
   if (args.rel_key.defined()) {
     const Shape table{2 * args.relative_k + 1, d.D};
     if (args.rel_key.shape() != table || args.rel_value.shape() != table)
       fail(op, "relative tables must be (2k + 1, D) = " + shape_str(table) + " for k " +
-                   std::to_string(args.relative_k) + ": got rel_key " + shape_str(args.rel_key.shape()) +
-                   ", rel_value " + shape_str(args.rel_value.shape()));
+                   std::to_string(args.relative_k) + ": got rel_key " +
+                   shape_str(args.rel_key.shape()) + ", rel_value " +
+                   shape_str(args.rel_value.shape()));
     check_same_dtype(op, x, args.rel_key);
     check_same_dtype(op, x, args.rel_value);
     d.R = table[0];
   }
   if (!(args.dropout >= 0 && args.dropout < 1))
     fail(op, "dropout must be in [0, 1), got " + std::to_string(args.dropout));
-  if (args.training && args.dropout > 0 && !args.gen) fail(op, "dropout in training needs a generator");
+  if (args.training && args.dropout > 0 && !args.gen)
+    fail(op, "dropout in training needs a generator");
 }
 
 // The op for either layout: `sources` are q, k, v (or qkv alone), read through `L`; the output
 // has shape `out_shape`.  Inputs on the tape: the sources, then the two tables.
-Tensor attention_op(const char* op, const Dims& d, const Layout& L, const std::vector<Tensor>& sources,
-                    const Shape& out_shape, const AttentionArgs& args) {
+Tensor attention_op(const char* op, const Dims& d, const Layout& L,
+                    const std::vector<Tensor>& sources, const Shape& out_shape,
+                    const AttentionArgs& args) {
   Dropout drop;
   if (args.training && args.dropout > 0) {  // one draw, as dropout() takes
     drop.seed = args.gen->next_u64();
@@ -269,9 +295,11 @@ Tensor attention_op(const char* op, const Dims& d, const Layout& L, const std::v
     Array<T> w = Array<T>::from_shape({d.B, d.H, d.T, d.S});
     Array<T> out = Array<T>::from_shape(out_shape);
     const KeyFilter keys(args.mask, args.causal, d);
-    for_each_block<T>(blocks, d.T * d.R + d.T * d.S, d.S, [&](std::size_t n, std::vector<T>& scratch, std::vector<char>& allowed) {
-      forward_block(d, L, n, in, keys, args.scale, drop, w.data() + n * d.T * d.S, out.data(), scratch, allowed);
-    });
+    for_each_block<T>(blocks, d.T * d.R + d.T * d.S, d.S,
+                      [&](std::size_t n, std::vector<T>& scratch, std::vector<char>& allowed) {
+                        forward_block(d, L, n, in, keys, args.scale, drop, w.data() + n * d.T * d.S,
+                                      out.data(), scratch, allowed);
+                      });
     weights = Tensor(std::move(w));
     return Tensor(std::move(out));
   });
@@ -282,8 +310,9 @@ Tensor attention_op(const char* op, const Dims& d, const Layout& L, const std::v
          [inputs, weights, d, L, drop, scale = args.scale, relative, n_sources]<class T>(
              const Array<T>& g_out, Grads& g) {
            const std::vector<Tensor> sources(inputs.begin(), inputs.begin() + n_sources);
-           const Inputs<T> in = relative ? inputs_of<T>(sources, inputs[n_sources], inputs[n_sources + 1])
-                                         : inputs_of<T>(sources, Tensor(), Tensor());
+           const Inputs<T> in =
+               relative ? inputs_of<T>(sources, inputs[n_sources], inputs[n_sources + 1])
+                        : inputs_of<T>(sources, Tensor(), Tensor());
            const Array<T>& w = weights.data<T>();
            std::vector<Array<T>> g_sources;
            for (const Tensor& t : sources) g_sources.push_back(Array<T>::from_shape(t.shape()));
@@ -293,8 +322,8 @@ Tensor attention_op(const char* op, const Dims& d, const Layout& L, const std::v
              rows_val = Array<T>::from_shape({d.B * d.H * d.T, d.R});
            }
            T* last = g_sources.back().data();
-           const GradOutputs<T> out{g_sources[0].data(), n_sources > 1 ? g_sources[1].data() : last, last,
-                                    rows_key.data(), rows_val.data()};
+           const GradOutputs<T> out{g_sources[0].data(), n_sources > 1 ? g_sources[1].data() : last,
+                                    last, rows_key.data(), rows_val.data()};
            for_each_block<T>(d.B * d.H, 2 * d.T * d.S + d.T * d.R, d.S,
                              [&](std::size_t n, std::vector<T>& scratch, std::vector<char>&) {
                                backward_block(d, L, n, in, scale, drop, w.data() + n * d.T * d.S,
@@ -310,8 +339,10 @@ Tensor attention_op(const char* op, const Dims& d, const Layout& L, const std::v
              GemmArgs from_q = rows, from_g = rows;
              from_q.ldb = L.q.ld;
              from_g.ldb = L.out.ld;
-             gemm_serial(from_q, rows_key.data() + n * d.T * d.R, in.q + L.q.at(b, h), g_rk.data(), T(1));
-             gemm_serial(from_g, rows_val.data() + n * d.T * d.R, g_out.data() + L.out.at(b, h), g_rv.data(), T(1));
+             gemm_serial(from_q, rows_key.data() + n * d.T * d.R, in.q + L.q.at(b, h), g_rk.data(),
+                         T(1));
+             gemm_serial(from_g, rows_val.data() + n * d.T * d.R, g_out.data() + L.out.at(b, h),
+                         g_rv.data(), T(1));
            }
            if (g.wanted(n_sources)) g.add(n_sources, std::move(g_rk));
            if (g.wanted(n_sources + 1)) g.add(n_sources + 1, std::move(g_rv));
@@ -322,7 +353,8 @@ Tensor attention_op(const char* op, const Dims& d, const Layout& L, const std::v
 }  // namespace
 
 // q: (B, H, T, D), k, v: (B, H, S, D) [, rel_key, rel_value: (2k + 1, D)] -> (B, H, T, D)
-Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args) {
+Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                       const AttentionArgs& args) {
   const char* op = "fused_attention";
   check_defined(op, q);
   check_defined(op, k);
@@ -344,8 +376,8 @@ Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const Attentio
   const char* op = "fused_self_attention";
   check_defined(op, qkv);
   if (qkv.dim() != 3 || heads == 0 || qkv.shape()[2] % (3 * heads) != 0)
-    fail(op, "needs qkv (B, T, 3C) with C a multiple of the " + std::to_string(heads) + " heads: got " +
-                 shape_str(qkv.shape()));
+    fail(op, "needs qkv (B, T, 3C) with C a multiple of the " + std::to_string(heads) +
+                 " heads: got " + shape_str(qkv.shape()));
   const std::size_t B = qkv.shape()[0], T = qkv.shape()[1], C = qkv.shape()[2] / 3;
   Dims d{B, heads, T, T, C / heads, 0};
   check_args(op, d, qkv, args);

@@ -8,9 +8,9 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include "broadcast.hpp"
+#include "ops.hpp"
 #include "runtime/gemm.hpp"
 #include "runtime/kernels.hpp"
-#include "ops.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -18,8 +18,8 @@ namespace {
 
 // C (M x N) = op(A) (M x K) op(B) (K x N) + beta C, packed row-major, in parallel tiles.
 template <class T>
-void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A,
-          const T* B, T* C, T beta) {
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A, const T* B,
+          T* C, T beta) {
   tg::gemm(GemmArgs{.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K}, A, B, C, beta);
 }
 
@@ -62,7 +62,8 @@ constexpr double kSmallProduct = 8e6;
 // along; otherwise each block is written once, with no zero fill first.
 template <class T>
 Array<T> batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K,
-                      const Array<T>& A, const Array<T>& B, const Shape& c_shape, const Shape& batch) {
+                      const Array<T>& A, const Array<T>& B, const Shape& c_shape,
+                      const Shape& batch) {
   const bool reduce = batch_of(c_shape) != batch;
   Array<T> C = reduce ? Array<T>(xt::zeros<T>(c_shape)) : Array<T>::from_shape(c_shape);
   const BatchIndexer ia(batch_of(A.shape()), batch), ib(batch_of(B.shape()), batch),
@@ -73,12 +74,12 @@ Array<T> batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_
     kernel(p, A.data() + ia(i) * M * K, B.data() + ib(i) * K * N, C.data() + ic(i) * M * N,
            reduce ? T(1) : T(0));
   };
-  const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  const double flops =
+      2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   if (!std::is_same_v<T, float> || count < 2 || flops >= kSmallProduct) {
     // Few or large products (or float64, where BLAS has its own threads): one after another,
     // each cut into tiles.
-    for (std::size_t i = 0; i < count; ++i)
-      product(i, [](auto&&... a) { tg::gemm(a...); });
+    for (std::size_t i = 0; i < count; ++i) product(i, [](auto&&... a) { tg::gemm(a...); });
     return C;
   }
   // Many small products (per batch element and head): one task per block of C, each block's
@@ -87,18 +88,21 @@ Array<T> batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_
   const std::size_t blocks = shape_numel(batch_of(c_shape));
   std::vector<std::vector<std::size_t>> members(blocks);
   for (std::size_t i = 0; i < count; ++i) members[ic(i)].push_back(i);
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t c = r.begin(); c < r.end(); ++c)
-      for (std::size_t i : members[c]) product(i, [](auto&&... a) { gemm_serial(a...); });
-  });
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      for (std::size_t c = r.begin(); c < r.end(); ++c)
+                        for (std::size_t i : members[c])
+                          product(i, [](auto&&... a) { gemm_serial(a...); });
+                    });
   return C;
 }
 
 // Backward of one tall product, y (rows, out) = x (rows, in) w (in, out), x's leading dims
-// flattened into rows:  g_x = g_y w^T (inputs' slot 0),  g_w = x^T g_y, summed over every row (slot 1).
+// flattened into rows:  g_x = g_y w^T (inputs' slot 0),  g_w = x^T g_y, summed over every row (slot
+// 1).
 template <class T>
-void tall_product_backward(const Tensor& x, const Tensor& w, std::size_t rows, std::size_t in, std::size_t out,
-                           const Array<T>& g_y, Grads& g) {
+void tall_product_backward(const Tensor& x, const Tensor& w, std::size_t rows, std::size_t in,
+                           std::size_t out, const Array<T>& g_y, Grads& g) {
   if (g.wanted(0)) {
     Array<T> g_x = Array<T>::from_shape(x.shape());
     gemm(false, true, rows, in, out, g_y.data(), w.data<T>().data(), g_x.data(), T(0));
@@ -134,7 +138,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const std::size_t rows = b_is_matrix ? shape_numel(batch_of(sa)) * n : n;
 
   Tensor y = dispatch(a.dtype(), [&]<class T>() {
-    if (!b_is_matrix) return Tensor(batched_gemm(false, false, n, m, k, a.data<T>(), b.data<T>(), out, batch));
+    if (!b_is_matrix)
+      return Tensor(batched_gemm(false, false, n, m, k, a.data<T>(), b.data<T>(), out, batch));
     Array<T> c = Array<T>::from_shape(out);
     gemm(false, false, rows, m, k, a.data<T>().data(), b.data<T>().data(), c.data(), T(0));
     return Tensor(std::move(c));
@@ -162,9 +167,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (b.defined()) check_same_dtype("linear", x, b);
   if (x.dim() < 1 || w.dim() != 2 || x.shape().back() != w.shape()[0] ||
       (b.defined() && b.shape() != Shape{w.shape()[1]}))
-    fail("linear", "needs x (..., in), w (in, out) and b (out): got x " + shape_str(x.shape()) + ", w " +
-                       shape_str(w.shape()) + (b.defined() ? ", b " + shape_str(b.shape()) : ", no b"));
-  const std::size_t in = w.shape()[0], out = w.shape()[1], rows = x.numel() / std::max<std::size_t>(in, 1);
+    fail("linear", "needs x (..., in), w (in, out) and b (out): got x " + shape_str(x.shape()) +
+                       ", w " + shape_str(w.shape()) +
+                       (b.defined() ? ", b " + shape_str(b.shape()) : ", no b"));
+  const std::size_t in = w.shape()[0], out = w.shape()[1],
+                    rows = x.numel() / std::max<std::size_t>(in, 1);
   Shape y_shape = x.shape();
   y_shape.back() = out;
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
@@ -184,10 +191,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   std::vector<Tensor> inputs{x, w};
   if (has_bias) inputs.push_back(b);
   if (needs_grad(inputs))
-    record("linear", y, inputs, saved_bytes(x, w), [x, w, rows, in, out, has_bias]<class T>(const Array<T>& g_y, Grads& g) {
-      tall_product_backward(x, w, rows, in, out, g_y, g);
-      if (has_bias && g.wanted(2)) g.add(2, sum_to_shape(g_y, Shape{out}));
-    });
+    record("linear", y, inputs, saved_bytes(x, w),
+           [x, w, rows, in, out, has_bias]<class T>(const Array<T>& g_y, Grads& g) {
+             tall_product_backward(x, w, rows, in, out, g_y, g);
+             if (has_bias && g.wanted(2)) g.add(2, sum_to_shape(g_y, Shape{out}));
+           });
   return y;
 }
 

@@ -1,16 +1,16 @@
 // Neural-network ops: softmax, log-softmax, embedding, dropout, and the fused cross-entropy
 // and layer norm.  Fused ops carry the derivation of their backward in a comment.
 #include <cmath>
-#include <utility>
 #include <type_traits>
+#include <utility>
 
 #include <xtensor/xmath.hpp>
 
 #include "broadcast.hpp"
-#include "runtime/fast_math.hpp"
-#include "runtime/kernels.hpp"
 #include "ops.hpp"
 #include "reference.hpp"
+#include "runtime/fast_math.hpp"
+#include "runtime/kernels.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -79,9 +79,9 @@ void check_ids(const char* op, const Ids& ids, std::size_t V) {
   for (std::size_t i = 0; i < ids.size(); ++i) {
     const std::int64_t id = ids.data()[i];
     if (id < 0 || static_cast<std::size_t>(id) >= V)
-      fail(op, "token id " + std::to_string(id) + " at flat position " + std::to_string(i) + " of ids " +
-                   shape_str(ids.shape()) + " is out of range for a table of " + std::to_string(V) +
-                   " rows (valid 0 to " + std::to_string(V) + " - 1)");
+      fail(op, "token id " + std::to_string(id) + " at flat position " + std::to_string(i) +
+                   " of ids " + shape_str(ids.shape()) + " is out of range for a table of " +
+                   std::to_string(V) + " rows (valid 0 to " + std::to_string(V) + " - 1)");
   }
 }
 
@@ -122,18 +122,22 @@ Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id) 
   return y;
 }
 
-Tensor embedding_bags(const Tensor& weight, const Ids& ids, const std::vector<std::size_t>& groups) {
+Tensor embedding_bags(const Tensor& weight, const Ids& ids,
+                      const std::vector<std::size_t>& groups) {
   check_defined("embedding_bags", weight);
-  if (weight.dim() != 2) fail("embedding_bags", "the table must be (V, C), got " + shape_str(weight.shape()));
+  if (weight.dim() != 2)
+    fail("embedding_bags", "the table must be (V, C), got " + shape_str(weight.shape()));
   if (ids.dimension() < 1) fail("embedding_bags", "ids must be (..., K), got a scalar");
-  const std::size_t V = weight.shape()[0], C = weight.shape()[1], K = ids.shape()[ids.dimension() - 1];
+  const std::size_t V = weight.shape()[0], C = weight.shape()[1],
+                    K = ids.shape()[ids.dimension() - 1];
   std::size_t slots = 0;
   for (std::size_t g : groups) {
     if (g == 0) fail("embedding_bags", "a group of 0 slots");
     slots += g;
   }
   if (slots != K)
-    fail("embedding_bags", "ids have " + std::to_string(K) + " slots per bag, the groups " + std::to_string(slots));
+    fail("embedding_bags",
+         "ids have " + std::to_string(K) + " slots per bag, the groups " + std::to_string(slots));
   check_ids("embedding_bags", ids, V);
   const std::size_t bags = K ? ids.size() / K : 0;
   // scale[bag * G + group] = 1 / (the number of ids in the group), 0 for an empty group.
@@ -167,7 +171,8 @@ Tensor embedding_bags(const Tensor& weight, const Ids& ids, const std::vector<st
   });
   if (needs_grad(weight)) {
     auto saved_ids = std::make_shared<const Ids>(ids);
-    record("embedding_bags", y, {weight}, ids.size() * sizeof(std::int64_t) + scale->size() * sizeof(double),
+    record("embedding_bags", y, {weight},
+           ids.size() * sizeof(std::int64_t) + scale->size() * sizeof(double),
            [saved_ids, scale, groups, V, C, K, bags]<class T>(const Array<T>& g_y, Grads& g) {
              Array<T> g_w = xt::zeros<T>({V, C});
              for (std::size_t b = 0; b < bags; ++b) {
@@ -193,19 +198,20 @@ namespace {
 template <class T>
 void dropout_mask_loop(const T* in, T* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
                        std::uint64_t threshold, T keep) {
-  for (std::size_t e = 0; e < n; ++e) out[e] = dropout_drops(seed, first + e, threshold) ? T(0) : in[e] * keep;
+  for (std::size_t e = 0; e < n; ++e)
+    out[e] = dropout_drops(seed, first + e, threshold) ? T(0) : in[e] * keep;
 }
 
 }  // namespace
 
 TAPEGRAD_CPU_CLONES("arch=x86-64-v4", "avx2", "default")
-void apply_dropout_mask(const float* in, float* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
-                        std::uint64_t threshold, float keep) {
+void apply_dropout_mask(const float* in, float* out, std::size_t n, std::uint64_t first,
+                        std::uint64_t seed, std::uint64_t threshold, float keep) {
   dropout_mask_loop(in, out, n, first, seed, threshold, keep);
 }
 
-void apply_dropout_mask(const double* in, double* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
-                        std::uint64_t threshold, double keep) {
+void apply_dropout_mask(const double* in, double* out, std::size_t n, std::uint64_t first,
+                        std::uint64_t seed, std::uint64_t threshold, double keep) {
   dropout_mask_loop(in, out, n, first, seed, threshold, keep);
 }
 
@@ -229,14 +235,16 @@ Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
     fail("dropout", "the drop probability must be in [0, 1], got " + std::to_string(p));
   if (!training || p == 0.0) return x;
   const std::uint64_t seed = gen.next_u64();  // one draw per call: the generator's state moves on
-  const auto threshold = static_cast<std::uint64_t>(p * 4294967296.0);  // p = 1: every element drops
+  const auto threshold =
+      static_cast<std::uint64_t>(p * 4294967296.0);  // p = 1: every element drops
   const double keep = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     return Tensor(apply_dropout(x.data<T>(), seed, threshold, static_cast<T>(keep)));
   });
   if (needs_grad(x))
     record("dropout", y, {x}, 0, [seed, threshold, keep]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, apply_dropout(g_y, seed, threshold, static_cast<T>(keep)));  // the same mask, recomputed
+      g.add(0, apply_dropout(g_y, seed, threshold,
+                             static_cast<T>(keep)));  // the same mask, recomputed
     });
   return y;
 }
@@ -309,25 +317,29 @@ std::size_t counted_rows(const std::vector<std::int64_t>& targets, std::int64_t 
 
 }  // namespace
 
-double cross_entropy(const Array<double>& z, const std::vector<std::int64_t>& targets, const CrossEntropyOptions& o) {
+double cross_entropy(const Array<double>& z, const std::vector<std::int64_t>& targets,
+                     const CrossEntropyOptions& o) {
   const std::size_t C = z.shape()[1], rows = counted_rows(targets, o.ignore_index);
   double total = 0;
   for (std::size_t r = 0; r < targets.size(); ++r) {
     if (targets[r] == o.ignore_index) continue;
     const auto lp = log_softmax_row(z, r);
-    for (std::size_t c = 0; c < C; ++c) total -= target_share(c, targets[r], C, o.label_smoothing) * lp[c];
+    for (std::size_t c = 0; c < C; ++c)
+      total -= target_share(c, targets[r], C, o.label_smoothing) * lp[c];
   }
   return rows ? total / rows : 0.0;
 }
 
-Array<double> cross_entropy_backward(const Array<double>& z, const std::vector<std::int64_t>& targets,
+Array<double> cross_entropy_backward(const Array<double>& z,
+                                     const std::vector<std::int64_t>& targets,
                                      const CrossEntropyOptions& o) {
   const std::size_t C = z.shape()[1], rows = counted_rows(targets, o.ignore_index);
   Array<double> g = xt::zeros<double>(z.shape());
   for (std::size_t r = 0; r < targets.size(); ++r) {
     if (targets[r] == o.ignore_index) continue;
     const auto lp = log_softmax_row(z, r);
-    for (std::size_t c = 0; c < C; ++c) g(r, c) = (std::exp(lp[c]) - target_share(c, targets[r], C, o.label_smoothing)) / rows;
+    for (std::size_t c = 0; c < C; ++c)
+      g(r, c) = (std::exp(lp[c]) - target_share(c, targets[r], C, o.label_smoothing)) / rows;
   }
   return g;
 }
@@ -342,14 +354,15 @@ Array<double> cross_entropy_backward(const Array<double>& z, const std::vector<s
 Tensor cross_entropy(const Tensor& logits, const Ids& targets, const CrossEntropyOptions& opt) {
   check_defined("cross_entropy", logits);
   const Shape& s = logits.shape();
-  if (s.empty() || !std::equal(targets.shape().begin(), targets.shape().end(), s.begin(),
-                               s.end() - 1) || targets.dimension() != s.size() - 1)
+  if (s.empty() ||
+      !std::equal(targets.shape().begin(), targets.shape().end(), s.begin(), s.end() - 1) ||
+      targets.dimension() != s.size() - 1)
     fail("cross_entropy", "logits (..., C) and targets (...) must agree: logits are " +
                               shape_str(s) + ", targets are " +
                               shape_str(Shape(targets.shape().begin(), targets.shape().end())));
   if (!(opt.label_smoothing >= 0.0 && opt.label_smoothing <= 1.0))
-    fail("cross_entropy", "label_smoothing must be in [0, 1], got " +
-                              std::to_string(opt.label_smoothing));
+    fail("cross_entropy",
+         "label_smoothing must be in [0, 1], got " + std::to_string(opt.label_smoothing));
   const std::size_t C = s.back(), N = targets.size();
   if (C == 0) fail("cross_entropy", "logits have 0 classes: " + shape_str(s));
   std::size_t n_valid = 0;
@@ -435,7 +448,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
     const T* t = targets.data<T>().data();
     double total = 0;
     for (std::size_t i = 0; i < n; ++i)
-      total += std::max<double>(x[i], 0) - double(x[i]) * t[i] + std::log1p(std::exp(-std::abs(double(x[i]))));
+      total += std::max<double>(x[i], 0) - double(x[i]) * t[i] +
+               std::log1p(std::exp(-std::abs(double(x[i]))));
     return scalar(total / n, logits.dtype());
   });
   if (needs_grad(logits, targets))
@@ -456,14 +470,16 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 
 namespace reference {
 
-Array<double> layer_norm(const Array<double>& x, const Array<double>& gamma, const Array<double>& beta, double eps) {
+Array<double> layer_norm(const Array<double>& x, const Array<double>& gamma,
+                         const Array<double>& beta, double eps) {
   const std::size_t N = x.shape()[0], C = x.shape()[1];
   Array<double> y = Array<double>::from_shape({N, C});
   for (std::size_t r = 0; r < N; ++r) {
     double mean = 0, var = 0;
     for (std::size_t c = 0; c < C; ++c) mean += x(r, c) / C;
     for (std::size_t c = 0; c < C; ++c) var += (x(r, c) - mean) * (x(r, c) - mean) / C;
-    for (std::size_t c = 0; c < C; ++c) y(r, c) = (x(r, c) - mean) / std::sqrt(var + eps) * gamma(c) + beta(c);
+    for (std::size_t c = 0; c < C; ++c)
+      y(r, c) = (x(r, c) - mean) / std::sqrt(var + eps) * gamma(c) + beta(c);
   }
   return y;
 }
@@ -512,8 +528,8 @@ constexpr std::size_t kRowBlock = 4;
 
 // R rows of x (R, C) -> out and xhat (R, C), rstd (R).
 template <std::size_t R, class T>
-void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, double eps, T* out, T* xhat,
-                     T* rstd) {
+void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, double eps, T* out,
+                     T* xhat, T* rstd) {
   double mu[R] = {}, var[R] = {};
   for (std::size_t c = 0; c < C; ++c)
     for (std::size_t r = 0; r < R; ++r) mu[r] += x[r * C + c];
@@ -534,8 +550,8 @@ void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, d
 // Backward of R rows from g_y (R, C): g_x (R, C); adds the rows' terms of dL/dgamma and dL/dbeta
 // to pg and pb (C), row after row.
 template <std::size_t R, class T>
-void layer_norm_backward_rows(const T* g_y, const T* xhat, const T* rstd, const T* gamma, std::size_t C, T* g_x,
-                              T* pg, T* pb) {
+void layer_norm_backward_rows(const T* g_y, const T* xhat, const T* rstd, const T* gamma,
+                              std::size_t C, T* g_x, T* pg, T* pb) {
   double mean_gh[R] = {}, mean_gh_xhat[R] = {};
   for (std::size_t c = 0; c < C; ++c)
     for (std::size_t r = 0; r < R; ++r) {
@@ -550,8 +566,8 @@ void layer_norm_backward_rows(const T* g_y, const T* xhat, const T* rstd, const 
     mean_gh[r] /= C;
     mean_gh_xhat[r] /= C;
     for (std::size_t c = 0; c < C; ++c)
-      g_x[r * C + c] =
-          static_cast<T>(rstd[r] * (g_y[r * C + c] * gamma[c] - mean_gh[r] - xhat[r * C + c] * mean_gh_xhat[r]));
+      g_x[r * C + c] = static_cast<T>(
+          rstd[r] * (g_y[r * C + c] * gamma[c] - mean_gh[r] - xhat[r * C + c] * mean_gh_xhat[r]));
   }
 }
 
@@ -574,8 +590,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
   const std::size_t C = s.back(), N = x.numel() / std::max<std::size_t>(C, 1);
   if (gamma.shape() != Shape{C} || beta.shape() != Shape{C})
     fail("layer_norm", "gamma and beta must be (C) = (" + std::to_string(C) + ") for x " +
-                           shape_str(s) + ", got gamma " + shape_str(gamma.shape()) +
-                           ", beta " + shape_str(beta.shape()));
+                           shape_str(s) + ", got gamma " + shape_str(gamma.shape()) + ", beta " +
+                           shape_str(beta.shape()));
   if (gamma.dtype() != x.dtype() || beta.dtype() != x.dtype())
     fail("layer_norm", "x, gamma and beta must have one dtype");
   auto xhat = std::make_shared<AnyArray>();
@@ -588,7 +604,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
     Array<T> rs = Array<T>::from_shape({N});
     parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
       for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
-        layer_norm_rows<R>(xv + r * C, gv, bv, C, eps, out.data() + r * C, xh.data() + r * C, rs.data() + r);
+        layer_norm_rows<R>(xv + r * C, gv, bv, C, eps, out.data() + r * C, xh.data() + r * C,
+                           rs.data() + r);
       });
     });
     *xhat = std::move(xh);
@@ -611,7 +628,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
                T* pg = partial_gamma[k].data();
                T* pb = partial_beta[k].data();
                for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
-                 layer_norm_backward_rows<R>(g_y.data() + r * C, xh + r * C, rs + r, gv, C, g_x.data() + r * C, pg, pb);
+                 layer_norm_backward_rows<R>(g_y.data() + r * C, xh + r * C, rs + r, gv, C,
+                                             g_x.data() + r * C, pg, pb);
                });
              });
              Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});

@@ -5,8 +5,8 @@
 #include <xtensor/xbroadcast.hpp>
 
 #include "broadcast.hpp"
-#include "reduce.hpp"
 #include "ops.hpp"
+#include "reduce.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -33,13 +33,13 @@ Reduction plan(const char* op, const Tensor& x, const std::vector<std::int64_t>&
     r.kept[a] = 1;
   }
   for (std::size_t d = 0; d < x.dim(); ++d)
-    if (keepdim || !std::binary_search(r.axes.begin(), r.axes.end(), d))
-      r.out.push_back(r.kept[d]);
+    if (keepdim || !std::binary_search(r.axes.begin(), r.axes.end(), d)) r.out.push_back(r.kept[d]);
   return r;
 }
 
 // The same, for the reductions that nothing has no value of (mean, max; a sum of nothing is 0).
-Reduction plan_nonempty(const char* op, const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
+Reduction plan_nonempty(const char* op, const Tensor& x, const std::vector<std::int64_t>& axes,
+                        bool keepdim) {
   Reduction r = plan(op, x, axes, keepdim);
   if (r.count == 0) fail(op, "the reduced axes of " + shape_str(x.shape()) + " hold no elements");
   return r;
@@ -70,11 +70,12 @@ Tensor sum_divided(const char* op, const Tensor& x, const Reduction& r, std::siz
     return Tensor(std::move(s));
   });
   if (needs_grad(x))
-    record(op, y, {x}, 0, [kept = r.kept, shape = x.shape(), divisor]<class T>(const Array<T>& g_y, Grads& g) {
-      Array<T> g_x = spread(g_y, kept, shape);
-      if (divisor != 1) g_x /= static_cast<T>(divisor);
-      g.add(0, std::move(g_x));
-    });
+    record(op, y, {x}, 0,
+           [kept = r.kept, shape = x.shape(), divisor]<class T>(const Array<T>& g_y, Grads& g) {
+             Array<T> g_x = spread(g_y, kept, shape);
+             if (divisor != 1) g_x /= static_cast<T>(divisor);
+             g.add(0, std::move(g_x));
+           });
   return y;
 }
 

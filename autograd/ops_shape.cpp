@@ -4,8 +4,8 @@
 
 #include <xtensor/xmanipulation.hpp>
 
-#include "runtime/kernels.hpp"
 #include "ops.hpp"
+#include "runtime/kernels.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -66,8 +66,7 @@ Array<T> permute_array(const Array<T>& x, const std::vector<std::size_t>& perm) 
       }
       const T* src = x.data() + offset;
       T* dst = y.data() + r * inner;
-      if (step == 1)
-        std::copy_n(src, inner, dst);
+      if (step == 1) std::copy_n(src, inner, dst);
       else
         for (std::size_t j = 0; j < inner; ++j) dst[j] = src[j * step];
     }
@@ -103,9 +102,9 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
     target[inferred] = x.numel() / known;
   }
   if (shape_numel(target) != x.numel())
-    fail("reshape", "cannot reshape " + shape_str(x.shape()) + " (" +
-                        std::to_string(x.numel()) + " elements) to " + shape_str(target) +
-                        " (" + std::to_string(shape_numel(target)) + " elements)");
+    fail("reshape", "cannot reshape " + shape_str(x.shape()) + " (" + std::to_string(x.numel()) +
+                        " elements) to " + shape_str(target) + " (" +
+                        std::to_string(shape_numel(target)) + " elements)");
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> v = parallel_copy(x.data<T>());
     v.reshape(target);
@@ -174,13 +173,13 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
     return Tensor(std::move(r));
   });
   if (needs_grad(x))
-    record("slice", y, {x}, 0,
-           [shape = x.shape(), ax, from, count, outer, inner]<class T>(const Array<T>& g_y,
-                                                                      Grads& g) {
-             Array<T> g_x = xt::zeros<T>(shape);
-             copy_rows(g_y.data(), count, 0, g_x.data(), shape[ax], from, count, outer, inner);
-             g.add(0, std::move(g_x));
-           });
+    record(
+        "slice", y, {x}, 0,
+        [shape = x.shape(), ax, from, count, outer, inner]<class T>(const Array<T>& g_y, Grads& g) {
+          Array<T> g_x = xt::zeros<T>(shape);
+          copy_rows(g_y.data(), count, 0, g_x.data(), shape[ax], from, count, outer, inner);
+          g.add(0, std::move(g_x));
+        });
   return y;
 }
 
@@ -255,20 +254,23 @@ Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
   if (shape.empty()) fail("take_rows", "needs at least one axis, x is a scalar");
   const std::size_t n = shape[0], row = n ? x.numel() / n : 0;
   for (std::size_t r : rows)
-    if (r >= n) fail("take_rows", "row " + std::to_string(r) + " is out of range for x " + shape_str(shape));
+    if (r >= n)
+      fail("take_rows", "row " + std::to_string(r) + " is out of range for x " + shape_str(shape));
   Shape out = shape;
   out[0] = rows.size();
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> r = Array<T>::from_shape(out);
     const T* src = x.data<T>().data();
-    for (std::size_t i = 0; i < rows.size(); ++i) std::copy_n(src + rows[i] * row, row, r.data() + i * row);
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      std::copy_n(src + rows[i] * row, row, r.data() + i * row);
     return Tensor(std::move(r));
   });
   if (needs_grad({x}))
     record("take_rows", y, {x}, 0, [rows, shape, row]<class T>(const Array<T>& g_y, Grads& g) {
       Array<T> g_x = xt::zeros<T>(shape);
       for (std::size_t i = 0; i < rows.size(); ++i)
-        for (std::size_t k = 0; k < row; ++k) g_x.data()[rows[i] * row + k] += g_y.data()[i * row + k];
+        for (std::size_t k = 0; k < row; ++k)
+          g_x.data()[rows[i] * row + k] += g_y.data()[i * row + k];
       g.add(0, std::move(g_x));
     });
   return y;
@@ -279,23 +281,25 @@ Tensor pick(const Tensor& x, const Ids& ids) {
   const Shape& shape = x.shape();
   const Shape id_shape(ids.shape().begin(), ids.shape().end());
   if (shape.empty() || Shape(shape.begin(), shape.end() - 1) != id_shape)
-    fail("pick", "needs x (..., C) and ids (...) with the same leading axes, got x " + shape_str(shape) + " and ids " +
-                     shape_str(id_shape));
+    fail("pick", "needs x (..., C) and ids (...) with the same leading axes, got x " +
+                     shape_str(shape) + " and ids " + shape_str(id_shape));
   const std::size_t C = shape.back(), rows = ids.size();
   for (std::size_t i = 0; i < rows; ++i)
     if (ids.data()[i] < 0 || static_cast<std::size_t>(ids.data()[i]) >= C)
-      fail("pick", "id " + std::to_string(ids.data()[i]) + " at " + std::to_string(i) + " is outside [0, " +
-                       std::to_string(C) + ") for x " + shape_str(shape));
+      fail("pick", "id " + std::to_string(ids.data()[i]) + " at " + std::to_string(i) +
+                       " is outside [0, " + std::to_string(C) + ") for x " + shape_str(shape));
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> r = Array<T>::from_shape(id_shape);
     const T* src = x.data<T>().data();
-    for (std::size_t i = 0; i < rows; ++i) r.data()[i] = src[i * C + static_cast<std::size_t>(ids.data()[i])];
+    for (std::size_t i = 0; i < rows; ++i)
+      r.data()[i] = src[i * C + static_cast<std::size_t>(ids.data()[i])];
     return Tensor(std::move(r));
   });
   if (needs_grad({x}))
     record("pick", y, {x}, 0, [ids, shape, C]<class T>(const Array<T>& g_y, Grads& g) {
       Array<T> g_x = xt::zeros<T>(shape);
-      for (std::size_t i = 0; i < ids.size(); ++i) g_x.data()[i * C + static_cast<std::size_t>(ids.data()[i])] = g_y.data()[i];
+      for (std::size_t i = 0; i < ids.size(); ++i)
+        g_x.data()[i * C + static_cast<std::size_t>(ids.data()[i])] = g_y.data()[i];
       g.add(0, std::move(g_x));
     });
   return y;

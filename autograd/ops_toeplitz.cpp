@@ -25,9 +25,9 @@
 
 #include <xtensor/xoperation.hpp>
 
+#include "ops.hpp"
 #include "runtime/kernels.hpp"
 #include "runtime/parallel.hpp"
-#include "ops.hpp"
 #include "tape.hpp"
 
 namespace tg {
@@ -43,10 +43,12 @@ struct Fftw<double> {
   using Plan = fftw_plan;
   using Complex = fftw_complex;
   static Plan forward(int n, int howmany, double* in, Complex* out) {
-    return fftw_plan_many_dft_r2c(1, &n, howmany, in, nullptr, 1, n, out, nullptr, 1, n / 2 + 1, FFTW_ESTIMATE);
+    return fftw_plan_many_dft_r2c(1, &n, howmany, in, nullptr, 1, n, out, nullptr, 1, n / 2 + 1,
+                                  FFTW_ESTIMATE);
   }
   static Plan inverse(int n, int howmany, Complex* in, double* out) {
-    return fftw_plan_many_dft_c2r(1, &n, howmany, in, nullptr, 1, n / 2 + 1, out, nullptr, 1, n, FFTW_ESTIMATE);
+    return fftw_plan_many_dft_c2r(1, &n, howmany, in, nullptr, 1, n / 2 + 1, out, nullptr, 1, n,
+                                  FFTW_ESTIMATE);
   }
   static void run(Plan p, double* in, Complex* out) { fftw_execute_dft_r2c(p, in, out); }
   static void run(Plan p, Complex* in, double* out) { fftw_execute_dft_c2r(p, in, out); }
@@ -55,15 +57,16 @@ struct Fftw<double> {
   static void release(void* p) { fftw_free(p); }
 };
 
-
 std::mutex g_planner;  // FFTW's planner is not thread-safe (executing a plan is)
 
 // An FFTW-aligned buffer of `n` elements, zeroed.
 template <class T, class E>
 struct Buffer {
   E* data;
-  explicit Buffer(std::size_t n) : data(static_cast<E*>(Fftw<T>::alloc(std::max<std::size_t>(n, 1) * sizeof(E)))) {
-    std::fill_n(reinterpret_cast<T*>(data), std::max<std::size_t>(n, 1) * sizeof(E) / sizeof(T), T(0));
+  explicit Buffer(std::size_t n)
+      : data(static_cast<E*>(Fftw<T>::alloc(std::max<std::size_t>(n, 1) * sizeof(E)))) {
+    std::fill_n(reinterpret_cast<T*>(data), std::max<std::size_t>(n, 1) * sizeof(E) / sizeof(T),
+                T(0));
   }
   ~Buffer() { Fftw<T>::release(data); }
   Buffer(const Buffer&) = delete;
@@ -106,7 +109,9 @@ struct Transforms {
   void forward() { F::run(to_spectrum, real.data, spectrum.data); }
   void inverse() { F::run(to_real, spectrum.data, real.data); }  // unnormalised: times L
   T* column(std::size_t c) { return real.data + c * L; }
-  std::complex<T>* bins(std::size_t c) { return reinterpret_cast<std::complex<T>*>(spectrum.data) + c * (L / 2 + 1); }
+  std::complex<T>* bins(std::size_t c) {
+    return reinterpret_cast<std::complex<T>*>(spectrum.data) + c * (L / 2 + 1);
+  }
   // Column c <- rows[j * stride] for j < n, zeros after.
   template <class S>
   void load(std::size_t c, const S* rows, std::size_t n, std::size_t stride) {
@@ -127,7 +132,8 @@ struct Transforms {
 // columns are convolved with.  c: 2n - 1 offsets, -(n-1) .. n-1; `reversed_offsets` uses c[-r]
 // (the backward's Toeplitz product).
 template <class T>
-std::vector<std::complex<T>> kernel_spectrum(const T* c, std::size_t n, std::size_t L, bool reversed_offsets) {
+std::vector<std::complex<T>> kernel_spectrum(const T* c, std::size_t n, std::size_t L,
+                                             bool reversed_offsets) {
   Transforms<T> t(L, 1);
   for (std::size_t s = 0; s < 2 * n - 1; ++s)  // array index s holds c~[s - (n-1)] = c[(n-1) - s]
     t.real.data[s] = reversed_offsets ? c[s] : c[2 * n - 2 - s];
@@ -158,13 +164,15 @@ Spectra head_spectra(const Array<T>& c, std::size_t n, bool reversed_offsets) {
 template <class F>
 void for_each_range(std::size_t blocks, F body) {
   const std::size_t parts = std::max<std::size_t>(1, std::min(blocks, num_threads()));
-  tbb::parallel_for(std::size_t(0), parts, [&](std::size_t p) { body(p * blocks / parts, (p + 1) * blocks / parts); });
+  tbb::parallel_for(std::size_t(0), parts,
+                    [&](std::size_t p) { body(p * blocks / parts, (p + 1) * blocks / parts); });
 }
 
 // y (blocks, n, F) = Toeplitz(c[block's head]) x, for `blocks` = B * H blocks of (n, F) in a
 // row, the kernels from head_spectra.  Blocks are independent: they run in parallel, each chunk
 // of them with its own buffers, and give the same result on any number of threads.
-void toeplitz_apply(const Spectra& kernels, const double* x, double* y, std::size_t B, std::size_t n, std::size_t F) {
+void toeplitz_apply(const Spectra& kernels, const double* x, double* y, std::size_t B,
+                    std::size_t n, std::size_t F) {
   if (n == 0 || F == 0) return;
   const std::size_t H = kernels.size(), L = fft_length(2 * n - 1);
   for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
@@ -186,8 +194,8 @@ void toeplitz_apply(const Spectra& kernels, const double* x, double* y, std::siz
 
 // g_c (H, 2n - 1): g_c[h][r + n - 1] = sum over b, i, f of g_y[b, h, i, f] x[b, h, i + r, f].
 template <class T>
-void toeplitz_coefficient_grad(const T* g_y, const T* x, T* g_c, std::size_t B, std::size_t H, std::size_t n,
-                               std::size_t F) {
+void toeplitz_coefficient_grad(const T* g_y, const T* x, T* g_c, std::size_t B, std::size_t H,
+                               std::size_t n, std::size_t F) {
   if (n == 0 || F == 0) return;
   const std::size_t L = fft_length(2 * n - 1), bins = L / 2 + 1;
   Transforms<T> tx(L, F), tg(L, F), sum(L, 1);
@@ -196,7 +204,8 @@ void toeplitz_coefficient_grad(const T* g_y, const T* x, T* g_c, std::size_t B, 
     std::fill(acc, acc + bins, std::complex<T>(0));
     for (std::size_t b = 0; b < B; ++b) {
       const std::size_t block = (b * H + h) * n * F;
-      for (std::size_t f = 0; f < F; ++f) tx.load(f, x + block + f, n, F), tg.load(f, g_y + block + f, n, F);
+      for (std::size_t f = 0; f < F; ++f)
+        tx.load(f, x + block + f, n, F), tg.load(f, g_y + block + f, n, F);
       tx.forward();
       tg.forward();
       for (std::size_t f = 0; f < F; ++f) {
@@ -244,8 +253,9 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
   const std::size_t B = x.shape()[0], H = x.shape()[1], n = x.shape()[2], F = x.shape()[3];
   const std::size_t width = causal ? n : 2 * n - 1;
   if (c.dim() != 2 || c.shape()[0] != H || c.shape()[1] != width)
-    fail(op, std::string("c must be (H, ") + (causal ? "n" : "2n - 1") + ") = (" + std::to_string(H) + ", " +
-                 std::to_string(width) + ") for x " + shape_str(x.shape()) + ", got " + shape_str(c.shape()));
+    fail(op, std::string("c must be (H, ") + (causal ? "n" : "2n - 1") + ") = (" +
+                 std::to_string(H) + ", " + std::to_string(width) + ") for x " +
+                 shape_str(x.shape()) + ", got " + shape_str(c.shape()));
   if (c.dtype() != x.dtype())
     fail(op, std::string("c is ") + dtype_name(c.dtype()) + " but x is " + dtype_name(x.dtype()));
   if (n == 0) fail(op, "x has no positions (n = 0)");
@@ -256,24 +266,25 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
     return Tensor(from_double<T>(out));
   });
   if (needs_grad(c, x))
-    record(op, y, {c, x}, saved_bytes(c, x),
-           [c, x, B, H, n, F, width]<class T>(const Array<T>& g_y, Grads& g) {
-             const Array<double> g_yd = in_double(g_y);
-             if (g.wanted(0)) {
-               const Array<double> xd = in_double(x.data<T>());
-               Array<double> g_full = xt::zeros<double>({H, 2 * n - 1});
-               toeplitz_coefficient_grad(g_yd.data(), xd.data(), g_full.data(), B, H, n, F);
-               Array<T> g_c = xt::zeros<T>({H, width});  // causal: only the given offsets, -(n-1) .. 0
-               for (std::size_t h = 0; h < H; ++h)
-                 std::copy_n(g_full.data() + h * (2 * n - 1), width, g_c.data() + h * width);
-               g.add(0, std::move(g_c));
-             }
-             if (g.wanted(1)) {
-               Array<double> g_x = zeros_of(x.shape());
-               toeplitz_apply(head_spectra(c.data<T>(), n, true), g_yd.data(), g_x.data(), B, n, F);
-               g.add(1, from_double<T>(g_x));
-             }
-           });
+    record(
+        op, y, {c, x}, saved_bytes(c, x),
+        [c, x, B, H, n, F, width]<class T>(const Array<T>& g_y, Grads& g) {
+          const Array<double> g_yd = in_double(g_y);
+          if (g.wanted(0)) {
+            const Array<double> xd = in_double(x.data<T>());
+            Array<double> g_full = xt::zeros<double>({H, 2 * n - 1});
+            toeplitz_coefficient_grad(g_yd.data(), xd.data(), g_full.data(), B, H, n, F);
+            Array<T> g_c = xt::zeros<T>({H, width});  // causal: only the given offsets, -(n-1) .. 0
+            for (std::size_t h = 0; h < H; ++h)
+              std::copy_n(g_full.data() + h * (2 * n - 1), width, g_c.data() + h * width);
+            g.add(0, std::move(g_c));
+          }
+          if (g.wanted(1)) {
+            Array<double> g_x = zeros_of(x.shape());
+            toeplitz_apply(head_spectra(c.data<T>(), n, true), g_yd.data(), g_x.data(), B, n, F);
+            g.add(1, from_double<T>(g_x));
+          }
+        });
   return y;
 }
 
@@ -308,12 +319,14 @@ struct KernelBlock {
 
   // t <- X of block bh for features f0 .. f1: rows j < n, zeros after.
   template <class T>
-  void fill_x(const KernelShape& s, const T* phi_k, const T* v, std::size_t bh, std::size_t f0, std::size_t f1) {
+  void fill_x(const KernelShape& s, const T* phi_k, const T* v, std::size_t bh, std::size_t f0,
+              std::size_t f1) {
     const T *k = phi_k + bh * s.n * s.m, *vb = v + bh * s.n * s.D;
     for (std::size_t f = f0; f < f1; ++f) {
       for (std::size_t d = 0; d < s.D; ++d) {
         double* col = t.column((f - f0) * (s.D + 1) + d);
-        for (std::size_t j = 0; j < s.n; ++j) col[j] = double(k[j * s.m + f]) * double(vb[j * s.D + d]);
+        for (std::size_t j = 0; j < s.n; ++j)
+          col[j] = double(k[j * s.m + f]) * double(vb[j * s.D + d]);
         std::fill(col + s.n, col + s.L, 0.0);
       }
       t.load((f - f0) * (s.D + 1) + s.D, k + f, s.n, s.m);  // v1's column of ones
@@ -332,27 +345,32 @@ struct KernelBlock {
 
 }  // namespace
 
-Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c, bool causal) {
+Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c,
+                       bool causal) {
   const char* op = "kernel_toeplitz";
   for (const Tensor* t : {&phi_q, &phi_k, &v, &c}) check_defined(op, *t);
-  if (phi_q.dim() != 4 || phi_k.shape() != phi_q.shape() || v.dim() != 4 || v.shape()[0] != phi_q.shape()[0] ||
-      v.shape()[1] != phi_q.shape()[1] || v.shape()[2] != phi_q.shape()[2])
-    fail(op, "needs phi_q and phi_k (B, H, n, m) and v (B, H, n, D), got phi_q " + shape_str(phi_q.shape()) +
-                 ", phi_k " + shape_str(phi_k.shape()) + ", v " + shape_str(v.shape()));
+  if (phi_q.dim() != 4 || phi_k.shape() != phi_q.shape() || v.dim() != 4 ||
+      v.shape()[0] != phi_q.shape()[0] || v.shape()[1] != phi_q.shape()[1] ||
+      v.shape()[2] != phi_q.shape()[2])
+    fail(op, "needs phi_q and phi_k (B, H, n, m) and v (B, H, n, D), got phi_q " +
+                 shape_str(phi_q.shape()) + ", phi_k " + shape_str(phi_k.shape()) + ", v " +
+                 shape_str(v.shape()));
   const std::size_t B = phi_q.shape()[0], H = phi_q.shape()[1], n = phi_q.shape()[2];
   const std::size_t width = causal ? n : 2 * n - 1;
   if (c.dim() != 2 || c.shape()[0] != H || c.shape()[1] != width)
-    fail(op, std::string("c must be (H, ") + (causal ? "n" : "2n - 1") + ") = (" + std::to_string(H) + ", " +
-                 std::to_string(width) + "), got " + shape_str(c.shape()));
+    fail(op, std::string("c must be (H, ") + (causal ? "n" : "2n - 1") + ") = (" +
+                 std::to_string(H) + ", " + std::to_string(width) + "), got " +
+                 shape_str(c.shape()));
   for (const Tensor* t : {&phi_k, &v, &c})
     if (t->dtype() != phi_q.dtype())
-      fail(op, std::string("all inputs must have one dtype; phi_q is ") + dtype_name(phi_q.dtype()) + ", another " +
-                   dtype_name(t->dtype()));
+      fail(op, std::string("all inputs must have one dtype; phi_q is ") +
+                   dtype_name(phi_q.dtype()) + ", another " + dtype_name(t->dtype()));
   if (n == 0) fail(op, "no positions (n = 0)");
   KernelShape s{B, H, n, phi_q.shape()[3], v.shape()[3], 0, 0, 0};
   s.L = fft_length(2 * n - 1);
   s.bins = s.L / 2 + 1;
-  s.panel = std::clamp<std::size_t>((std::size_t{4} << 20) / ((s.D + 1) * s.L * sizeof(double)), 1, s.m);
+  s.panel =
+      std::clamp<std::size_t>((std::size_t{4} << 20) / ((s.D + 1) * s.L * sizeof(double)), 1, s.m);
   const std::size_t D1 = s.D + 1;
   Tensor u = dispatch(phi_q.dtype(), [&]<class T>() {
     const Spectra kernels = head_spectra(c.data<T>(), n, false);
@@ -374,93 +392,104 @@ Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v
               for (std::size_t i = 0; i < n; ++i) acc[i * D1 + d] += double(q[i * s.m + f]) * y[i];
             }
         }
-        for (std::size_t e = 0; e < n * D1; ++e) out.data()[bh * n * D1 + e] = static_cast<T>(acc[e] / double(s.L));
+        for (std::size_t e = 0; e < n * D1; ++e)
+          out.data()[bh * n * D1 + e] = static_cast<T>(acc[e] / double(s.L));
       }
     });
     return Tensor(std::move(out));
   });
   if (needs_grad(phi_q, phi_k, v, c))
-    record(op, u, {phi_q, phi_k, v, c}, saved_bytes(phi_q, phi_k, v, c),
-           [phi_q, phi_k, v, c, s, width]<class T>(const Array<T>& g_u, Grads& g) {
-             const std::size_t B = s.B, H = s.H, n = s.n, m = s.m, D = s.D, D1 = D + 1;
-             const Spectra kernels = head_spectra(c.data<T>(), s.n, false);
-             const Spectra reversed = head_spectra(c.data<T>(), s.n, true);
-             const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(), *vv = v.data<T>().data();
-             Array<T> g_q = Array<T>::from_shape(phi_q.shape()), g_k = Array<T>::from_shape(phi_k.shape()),
-                      g_v = Array<T>::from_shape(v.shape());
-             // Each block's part of g_c, as a spectrum: summed per head afterwards, in block order.
-             std::vector<std::complex<double>> c_parts(B * H * s.bins);
-             const double scale = 1.0 / double(s.L);
-             for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
-               KernelBlock block(s);
-               std::vector<double> gq(n * m), gk(n * m), gv(n * D);
-               std::vector<std::complex<double>> part(s.bins);
-               for (std::size_t bh = begin; bh < end; ++bh) {
-                 const T *gu = g_u.data() + bh * n * D1, *q = pq + bh * n * m, *k = pk + bh * n * m, *vb = vv + bh * n * D;
-                 std::fill(gq.begin(), gq.end(), 0.0);
-                 std::fill(gk.begin(), gk.end(), 0.0);
-                 std::fill(gv.begin(), gv.end(), 0.0);
-                 std::fill(part.begin(), part.end(), std::complex<double>(0));
-                 for (std::size_t f0 = 0; f0 < m; f0 += s.panel) {
-                   const std::size_t f1 = std::min(f0 + s.panel, m), columns = (f1 - f0) * D1;
-                   block.fill_x(s, pk, vv, bh, f0, f1);
-                   block.convolve(kernels[bh % H], true);  // Y, and X's spectrum kept
-                   for (std::size_t f = f0; f < f1; ++f)
-                     for (std::size_t d = 0; d < D1; ++d) {
-                       const double* y = block.result(s, (f - f0) * D1 + d);
-                       for (std::size_t i = 0; i < n; ++i) gq[i * m + f] += double(gu[i * D1 + d]) * y[i];
-                     }
-                   for (std::size_t f = f0; f < f1; ++f)  // g_Y, rows i < n, zeros after
-                     for (std::size_t d = 0; d < D1; ++d) {
-                       double* col = block.t.column((f - f0) * D1 + d);
-                       for (std::size_t i = 0; i < n; ++i) col[i] = double(q[i * m + f]) * double(gu[i * D1 + d]);
-                       std::fill(col + n, col + s.L, 0.0);
-                     }
-                   block.t.forward();
-                   for (std::size_t col = 0; col < columns; ++col) {
-                     const std::complex<double>*zg = block.t.bins(col), *zx = block.x_spectrum.data() + col * s.bins;
-                     for (std::size_t b = 0; b < s.bins; ++b) part[b] += std::conj(zg[b]) * zx[b];
-                   }
-                   block.t.multiply(reversed[bh % H]);
-                   block.t.inverse();  // g_X
-                   for (std::size_t f = f0; f < f1; ++f) {
-                     for (std::size_t d = 0; d < D; ++d) {
-                       const double* gx = block.result(s, (f - f0) * D1 + d);
-                       for (std::size_t j = 0; j < n; ++j) {
-                         gk[j * m + f] += gx[j] * double(vb[j * D + d]);
-                         gv[j * D + d] += gx[j] * double(k[j * m + f]);
-                       }
-                     }
-                     const double* ones = block.result(s, (f - f0) * D1 + D);
-                     for (std::size_t j = 0; j < n; ++j) gk[j * m + f] += ones[j];
-                   }
-                 }
-                 for (std::size_t e = 0; e < n * m; ++e) g_q.data()[bh * n * m + e] = static_cast<T>(gq[e] * scale);
-                 std::copy(part.begin(), part.end(), c_parts.begin() + bh * s.bins);
-                 for (std::size_t e = 0; e < n * m; ++e) g_k.data()[bh * n * m + e] = static_cast<T>(gk[e] * scale);
-                 for (std::size_t e = 0; e < n * D; ++e) g_v.data()[bh * n * D + e] = static_cast<T>(gv[e] * scale);
-               }
-             });
-             if (g.wanted(3)) {
-               Array<T> g_c = xt::zeros<T>({H, width});  // causal: only the given offsets, -(n-1) .. 0
-               Transforms<double> sum(s.L, 1);
-               for (std::size_t h = 0; h < H; ++h) {
-                 auto* acc = reinterpret_cast<std::complex<double>*>(sum.spectrum.data);
-                 std::fill(acc, acc + s.bins, std::complex<double>(0));
-                 for (std::size_t b = 0; b < B; ++b)
-                   for (std::size_t k = 0; k < s.bins; ++k) acc[k] += c_parts[(b * H + h) * s.bins + k];
-                 sum.inverse();  // corr[r mod L] for r = -(n-1) .. n-1, times L
-                 for (std::size_t col = 0; col < width; ++col) {
-                   const std::size_t r = (col + s.L - (n - 1)) % s.L;
-                   g_c(h, col) = static_cast<T>(sum.real.data[r] * scale);
-                 }
-               }
-               g.add(3, std::move(g_c));
-             }
-             if (g.wanted(0)) g.add(0, std::move(g_q));
-             if (g.wanted(1)) g.add(1, std::move(g_k));
-             if (g.wanted(2)) g.add(2, std::move(g_v));
-           });
+    record(
+        op, u, {phi_q, phi_k, v, c}, saved_bytes(phi_q, phi_k, v, c),
+        [phi_q, phi_k, v, c, s, width]<class T>(const Array<T>& g_u, Grads& g) {
+          const std::size_t B = s.B, H = s.H, n = s.n, m = s.m, D = s.D, D1 = D + 1;
+          const Spectra kernels = head_spectra(c.data<T>(), s.n, false);
+          const Spectra reversed = head_spectra(c.data<T>(), s.n, true);
+          const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(),
+                  *vv = v.data<T>().data();
+          Array<T> g_q = Array<T>::from_shape(phi_q.shape()),
+                   g_k = Array<T>::from_shape(phi_k.shape()), g_v = Array<T>::from_shape(v.shape());
+          // Each block's part of g_c, as a spectrum: summed per head afterwards, in block order.
+          std::vector<std::complex<double>> c_parts(B * H * s.bins);
+          const double scale = 1.0 / double(s.L);
+          for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
+            KernelBlock block(s);
+            std::vector<double> gq(n * m), gk(n * m), gv(n * D);
+            std::vector<std::complex<double>> part(s.bins);
+            for (std::size_t bh = begin; bh < end; ++bh) {
+              const T *gu = g_u.data() + bh * n * D1, *q = pq + bh * n * m, *k = pk + bh * n * m,
+                      *vb = vv + bh * n * D;
+              std::fill(gq.begin(), gq.end(), 0.0);
+              std::fill(gk.begin(), gk.end(), 0.0);
+              std::fill(gv.begin(), gv.end(), 0.0);
+              std::fill(part.begin(), part.end(), std::complex<double>(0));
+              for (std::size_t f0 = 0; f0 < m; f0 += s.panel) {
+                const std::size_t f1 = std::min(f0 + s.panel, m), columns = (f1 - f0) * D1;
+                block.fill_x(s, pk, vv, bh, f0, f1);
+                block.convolve(kernels[bh % H], true);  // Y, and X's spectrum kept
+                for (std::size_t f = f0; f < f1; ++f)
+                  for (std::size_t d = 0; d < D1; ++d) {
+                    const double* y = block.result(s, (f - f0) * D1 + d);
+                    for (std::size_t i = 0; i < n; ++i)
+                      gq[i * m + f] += double(gu[i * D1 + d]) * y[i];
+                  }
+                for (std::size_t f = f0; f < f1; ++f)  // g_Y, rows i < n, zeros after
+                  for (std::size_t d = 0; d < D1; ++d) {
+                    double* col = block.t.column((f - f0) * D1 + d);
+                    for (std::size_t i = 0; i < n; ++i)
+                      col[i] = double(q[i * m + f]) * double(gu[i * D1 + d]);
+                    std::fill(col + n, col + s.L, 0.0);
+                  }
+                block.t.forward();
+                for (std::size_t col = 0; col < columns; ++col) {
+                  const std::complex<double>*zg = block.t.bins(col),
+                        *zx = block.x_spectrum.data() + col * s.bins;
+                  for (std::size_t b = 0; b < s.bins; ++b) part[b] += std::conj(zg[b]) * zx[b];
+                }
+                block.t.multiply(reversed[bh % H]);
+                block.t.inverse();  // g_X
+                for (std::size_t f = f0; f < f1; ++f) {
+                  for (std::size_t d = 0; d < D; ++d) {
+                    const double* gx = block.result(s, (f - f0) * D1 + d);
+                    for (std::size_t j = 0; j < n; ++j) {
+                      gk[j * m + f] += gx[j] * double(vb[j * D + d]);
+                      gv[j * D + d] += gx[j] * double(k[j * m + f]);
+                    }
+                  }
+                  const double* ones = block.result(s, (f - f0) * D1 + D);
+                  for (std::size_t j = 0; j < n; ++j) gk[j * m + f] += ones[j];
+                }
+              }
+              for (std::size_t e = 0; e < n * m; ++e)
+                g_q.data()[bh * n * m + e] = static_cast<T>(gq[e] * scale);
+              std::copy(part.begin(), part.end(), c_parts.begin() + bh * s.bins);
+              for (std::size_t e = 0; e < n * m; ++e)
+                g_k.data()[bh * n * m + e] = static_cast<T>(gk[e] * scale);
+              for (std::size_t e = 0; e < n * D; ++e)
+                g_v.data()[bh * n * D + e] = static_cast<T>(gv[e] * scale);
+            }
+          });
+          if (g.wanted(3)) {
+            Array<T> g_c = xt::zeros<T>({H, width});  // causal: only the given offsets, -(n-1) .. 0
+            Transforms<double> sum(s.L, 1);
+            for (std::size_t h = 0; h < H; ++h) {
+              auto* acc = reinterpret_cast<std::complex<double>*>(sum.spectrum.data);
+              std::fill(acc, acc + s.bins, std::complex<double>(0));
+              for (std::size_t b = 0; b < B; ++b)
+                for (std::size_t k = 0; k < s.bins; ++k)
+                  acc[k] += c_parts[(b * H + h) * s.bins + k];
+              sum.inverse();  // corr[r mod L] for r = -(n-1) .. n-1, times L
+              for (std::size_t col = 0; col < width; ++col) {
+                const std::size_t r = (col + s.L - (n - 1)) % s.L;
+                g_c(h, col) = static_cast<T>(sum.real.data[r] * scale);
+              }
+            }
+            g.add(3, std::move(g_c));
+          }
+          if (g.wanted(0)) g.add(0, std::move(g_q));
+          if (g.wanted(1)) g.add(1, std::move(g_k));
+          if (g.wanted(2)) g.add(2, std::move(g_v));
+        });
   return u;
 }
 

@@ -19,14 +19,18 @@ struct LayerNormGrads {
   Array<double> x, gamma, beta;
 };
 // y[r, c] = (x[r, c] - mean_r) / sqrt(var_r + eps) * gamma[c] + beta[c]
-Array<double> layer_norm(const Array<double>& x, const Array<double>& gamma, const Array<double>& beta, double eps);
+Array<double> layer_norm(const Array<double>& x, const Array<double>& gamma,
+                         const Array<double>& beta, double eps);
 LayerNormGrads layer_norm_backward(const Array<double>& x, const Array<double>& gamma, double eps,
                                    const Array<double>& g_y);
 
 // The mean over rows whose target is not ignored of -sum_c q[c] log softmax(z)[c], with
-// q = (1 - e) one-hot(t) + e / C; its gradient with respect to the logits z is (softmax - q) / rows.
-double cross_entropy(const Array<double>& z, const std::vector<std::int64_t>& targets, const CrossEntropyOptions& o);
-Array<double> cross_entropy_backward(const Array<double>& z, const std::vector<std::int64_t>& targets,
+// q = (1 - e) one-hot(t) + e / C; its gradient with respect to the logits z is (softmax - q) /
+// rows.
+double cross_entropy(const Array<double>& z, const std::vector<std::int64_t>& targets,
+                     const CrossEntropyOptions& o);
+Array<double> cross_entropy_backward(const Array<double>& z,
+                                     const std::vector<std::int64_t>& targets,
                                      const CrossEntropyOptions& o);
 
 // y[r, j] = e^x[r, j] / sum over allowed l of e^x[r, l] where allowed[r][j], else 0.

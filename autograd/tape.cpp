@@ -38,7 +38,8 @@ void accumulate(const char* op, const char* target, std::optional<AnyArray>& slo
   }
   if (slot->index() != g.index())
     throw std::logic_error(std::string(op) + ": backward produced a gradient of another dtype");
-  std::visit([&](auto& acc) { parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g)); }, *slot);
+  std::visit([&](auto& acc) { parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g)); },
+             *slot);
 }
 
 // Where the first NaN or infinity of `a` is: "" when every value is finite, else
@@ -52,8 +53,10 @@ std::string first_non_finite(const AnyArray& a) {
           std::string where;
           std::size_t rest = k;
           std::vector<std::size_t> index(v.dimension());
-          for (std::size_t d = v.dimension(); d-- > 0;) index[d] = rest % v.shape()[d], rest /= v.shape()[d];
-          for (std::size_t d = 0; d < index.size(); ++d) where += (d ? ", " : "") + std::to_string(index[d]);
+          for (std::size_t d = v.dimension(); d-- > 0;)
+            index[d] = rest % v.shape()[d], rest /= v.shape()[d];
+          for (std::size_t d = 0; d < index.size(); ++d)
+            where += (d ? ", " : "") + std::to_string(index[d]);
           return std::string(std::isnan(x) ? "NaN" : "inf") + " at [" + where + "]";
         }
         return "";
@@ -62,15 +65,18 @@ std::string first_non_finite(const AnyArray& a) {
 }
 
 // On a non-finite output: which op, where on the tape, and what its inputs looked like.
-void check_output(const char* op, std::size_t index, const Tensor& out, const Tensor* const* inputs, std::size_t n) {
+void check_output(const char* op, std::size_t index, const Tensor& out, const Tensor* const* inputs,
+                  std::size_t n) {
   const std::string bad = first_non_finite(out.impl()->value);
   if (bad.empty()) return;
   const auto at = bad.find(" at ");
-  std::string message = "anomaly: op #" + std::to_string(index) + " '" + op + "' produced " + bad.substr(0, at) +
-                        " in its output " + shape_str(out.shape()) + bad.substr(at) + "; inputs:";
+  std::string message = "anomaly: op #" + std::to_string(index) + " '" + op + "' produced " +
+                        bad.substr(0, at) + " in its output " + shape_str(out.shape()) +
+                        bad.substr(at) + "; inputs:";
   for (std::size_t i = 0; i < n; ++i) {
     const TensorImpl& in = *inputs[i]->impl();
-    message += (i ? ", " : " ") + shape_str(inputs[i]->shape()) + " " + dtype_name(inputs[i]->dtype());
+    message +=
+        (i ? ", " : " ") + shape_str(inputs[i]->shape()) + " " + dtype_name(inputs[i]->dtype());
     const std::string input_bad = first_non_finite(in.value);
     if (!input_bad.empty()) message += " (already holding " + input_bad + ")";
   }
@@ -96,14 +102,12 @@ AnyArray output_gradient(const Tensor& out, const Tensor& g_out) {
       fail("backward", "the output has shape " + shape_str(out.shape()) +
                            "; backward from a non-scalar needs an explicit output gradient "
                            "of that shape: out.backward(g_out)");
-    return std::visit([](const auto& v) { return AnyArray(xt::ones_like(v)); },
-                      out.impl()->value);
+    return std::visit([](const auto& v) { return AnyArray(xt::ones_like(v)); }, out.impl()->value);
   }
   if (g_out.shape() != out.shape() || g_out.dtype() != out.dtype())
     fail("backward", "the output gradient must match the output: output is " +
-                         shape_str(out.shape()) + " " + dtype_name(out.dtype()) +
-                         ", gradient is " + shape_str(g_out.shape()) + " " +
-                         dtype_name(g_out.dtype()));
+                         shape_str(out.shape()) + " " + dtype_name(out.dtype()) + ", gradient is " +
+                         shape_str(g_out.shape()) + " " + dtype_name(g_out.dtype()));
   return g_out.impl()->value;  // a copy: the tape adds into it
 }
 
@@ -190,11 +194,13 @@ void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out) {
       }
       if (node.released) released(i);
       Grads grads(tape, static_cast<std::size_t>(i));
-      const auto start = t_profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+      const auto start =
+          t_profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       node.backward(*node.grad, grads);
       if (t_profiler)
         t_profiler->ops_[node.op].backward_ms +=
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count();
       // Release what the closure saved and the gradient of the output.
       node.backward = nullptr;
       node.grad.reset();
@@ -216,8 +222,9 @@ void Tensor::backward() const { backward(Tensor()); }
 
 void Tensor::backward(const Tensor& g_out) const {
   if (!requires_grad())
-    fail("backward", "the tensor does not require grad: no input required grad, or it was "
-                     "computed with no tape current (see TapeGuard) or under NoGradGuard");
+    fail("backward",
+         "the tensor does not require grad: no input required grad, or it was "
+         "computed with no tape current (see TapeGuard) or under NoGradGuard");
   if (is_leaf()) {  // d x / d x: the gradient goes straight into the leaf
     detail::accumulate_leaf_grad("backward", *impl_, detail::output_gradient(*this, g_out));
     return;
@@ -240,9 +247,9 @@ void Grads::add(std::size_t i, AnyArray&& g) {
     const std::string bad = first_non_finite(g);
     if (!bad.empty()) {
       const auto at = bad.find(" at ");
-      throw AnomalyError("anomaly: the backward of op #" + std::to_string(node_) + " '" + node.op + "' produced " +
-                         bad.substr(0, at) + " in the gradient of its input " + std::to_string(i) + " " +
-                         shape_str(shape_of(g)) + bad.substr(at));
+      throw AnomalyError("anomaly: the backward of op #" + std::to_string(node_) + " '" + node.op +
+                         "' produced " + bad.substr(0, at) + " in the gradient of its input " +
+                         std::to_string(i) + " " + shape_str(shape_of(g)) + bad.substr(at));
     }
   }
   const Edge& e = node.inputs[i];
@@ -294,8 +301,8 @@ std::string Tape::listing() const {
   os << "tape: " << data_->nodes.size() << " ops, " << bytes_str(saved_bytes())
      << " saved for backward\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%5s  %-14s %-18s %-8s %-10s %s\n", "#", "op", "output",
-                "dtype", "saved", "inputs");
+  std::snprintf(line, sizeof line, "%5s  %-14s %-18s %-8s %-10s %s\n", "#", "op", "output", "dtype",
+                "saved", "inputs");
   os << line;
   for (std::size_t i = 0; i < data_->nodes.size(); ++i) {
     const auto& n = data_->nodes[i];
@@ -349,11 +356,13 @@ std::string Profiler::table() const {
   for (const auto& [op, t] : rows) fwd += t.forward_ms, bwd += t.backward_ms;
   std::string out;
   char line[160];
-  std::snprintf(line, sizeof line, "%-22s %7s %12s %12s %7s\n", "op", "calls", "forward ms", "backward ms", "share");
+  std::snprintf(line, sizeof line, "%-22s %7s %12s %12s %7s\n", "op", "calls", "forward ms",
+                "backward ms", "share");
   out += line;
   for (const auto& [op, t] : rows) {
-    std::snprintf(line, sizeof line, "%-22s %7zu %12.3f %12.3f %6.1f%%\n", op.c_str(), t.calls, t.forward_ms,
-                  t.backward_ms, 100.0 * (t.forward_ms + t.backward_ms) / std::max(fwd + bwd, 1e-9));
+    std::snprintf(line, sizeof line, "%-22s %7zu %12.3f %12.3f %6.1f%%\n", op.c_str(), t.calls,
+                  t.forward_ms, t.backward_ms,
+                  100.0 * (t.forward_ms + t.backward_ms) / std::max(fwd + bwd, 1e-9));
     out += line;
   }
   std::snprintf(line, sizeof line, "%-22s %7s %12.3f %12.3f\n", "total", "", fwd, bwd);

@@ -18,9 +18,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <initializer_list>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -60,7 +60,7 @@ struct Node {
 struct TapeData : std::enable_shared_from_this<TapeData> {
   std::uint64_t id = 0;  // changes on clear(), so old tensors never point at new ops
   std::vector<Node> nodes;
-  std::function<void()> backward_begins;                   // Tape::on_backward
+  std::function<void()> backward_begins;                  // Tape::on_backward
   std::function<void(const TensorImpl& leaf)> leaf_done;  // Tape::on_backward
 };
 
@@ -83,7 +83,9 @@ class Grads {
   // Adds g into input i's gradient.  g must have input i's shape.
   void add(std::size_t i, AnyArray&& g);
   template <class T>
-  void add(std::size_t i, Array<T>&& g) { add(i, AnyArray(std::move(g))); }
+  void add(std::size_t i, Array<T>&& g) {
+    add(i, AnyArray(std::move(g)));
+  }
 
  private:
   detail::TapeData& tape_;
@@ -109,7 +111,8 @@ class Tape {
   // computed; `leaf_done(leaf)` as soon as a leaf's gradient is complete, that is after the last
   // op in backward order that takes it (among ops no earlier backward released), whether or not
   // a gradient reached that op.  Empty functions remove the hooks.
-  void on_backward(std::function<void()> begins, std::function<void(const TensorImpl& leaf)> leaf_done) {
+  void on_backward(std::function<void()> begins,
+                   std::function<void(const TensorImpl& leaf)> leaf_done) {
     data_->backward_begins = std::move(begins);
     data_->leaf_done = std::move(leaf_done);
   }
@@ -200,7 +203,8 @@ class Profiler {
   std::string table() const;  // sorted by total time
 
  private:
-  friend void detail::record(const char*, Tensor&, const Tensor* const*, std::size_t, std::size_t, GradFn);
+  friend void detail::record(const char*, Tensor&, const Tensor* const*, std::size_t, std::size_t,
+                             GradFn);
   friend void detail::run_backward(detail::TapeData&, const Tensor&, const Tensor&);
   std::map<std::string, OpTime> ops_;
   std::chrono::steady_clock::time_point mark_;
@@ -249,8 +253,8 @@ void record(const char* op, Tensor& out, std::initializer_list<Tensor> inputs,
 }
 
 template <class F>
-void record(const char* op, Tensor& out, const std::vector<Tensor>& inputs,
-            std::size_t saved_bytes, F&& backward) {
+void record(const char* op, Tensor& out, const std::vector<Tensor>& inputs, std::size_t saved_bytes,
+            F&& backward) {
   std::vector<const Tensor*> ptrs;
   for (const Tensor& t : inputs) ptrs.push_back(&t);
   detail::record(op, out, ptrs.data(), ptrs.size(), saved_bytes,

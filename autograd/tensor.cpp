@@ -19,10 +19,9 @@ std::size_t Tensor::numel() const { return shape_numel(shape()); }
 
 double Tensor::item() const {
   if (numel() != 1)
-    fail("Tensor::item", "needs a tensor with one element, this one has shape " +
-                             shape_str(shape()));
-  return std::visit([](const auto& a) { return static_cast<double>(*a.begin()); },
-                    impl_->value);
+    fail("Tensor::item",
+         "needs a tensor with one element, this one has shape " + shape_str(shape()));
+  return std::visit([](const auto& a) { return static_cast<double>(*a.begin()); }, impl_->value);
 }
 
 Tensor& Tensor::set_requires_grad(bool on) {
@@ -45,8 +44,7 @@ Tensor Tensor::detach() const {
 
 Tensor Tensor::to(Dtype target) const {
   Tensor out = dispatch(target, [&]<class T>() {
-    return std::visit([](const auto& v) { return Tensor(Array<T>(xt::cast<T>(v))); },
-                      impl_->value);
+    return std::visit([](const auto& v) { return Tensor(Array<T>(xt::cast<T>(v))); }, impl_->value);
   });
   out.impl_->requires_grad = requires_grad();
   out.impl_->name = impl_->name;

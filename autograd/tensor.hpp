@@ -106,8 +106,7 @@ Tensor ones(const Shape& shape, Dtype dtype = Dtype::f32);
 Tensor full(const Shape& shape, double value, Dtype dtype = Dtype::f32);
 Tensor scalar(double value, Dtype dtype = Dtype::f32);
 // Values in row-major order; their count must match the shape.
-Tensor from_vector(const std::vector<double>& values, const Shape& shape,
-                   Dtype dtype = Dtype::f32);
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, Dtype dtype = Dtype::f32);
 Tensor arange(std::size_t n, Dtype dtype = Dtype::f32);  // 0, 1, ..., n-1
 Tensor zeros_like(const Tensor& t);
 
@@ -119,15 +118,15 @@ void check_defined(const char* op, const Tensor& x);
 template <class T>
 const Array<T>& Tensor::data() const {
   if (const auto* a = std::get_if<Array<T>>(&impl_->value)) return *a;
-  fail("Tensor::data", std::string("asked for ") + dtype_name(dtype_of<T>()) +
-                           " values of a " + dtype_name(dtype()) + " tensor");
+  fail("Tensor::data", std::string("asked for ") + dtype_name(dtype_of<T>()) + " values of a " +
+                           dtype_name(dtype()) + " tensor");
 }
 
 template <class T>
 Array<T>& Tensor::data() {
   if (auto* a = std::get_if<Array<T>>(&impl_->value)) return *a;
-  fail("Tensor::data", std::string("asked for ") + dtype_name(dtype_of<T>()) +
-                           " values of a " + dtype_name(dtype()) + " tensor");
+  fail("Tensor::data", std::string("asked for ") + dtype_name(dtype_of<T>()) + " values of a " +
+                           dtype_name(dtype()) + " tensor");
 }
 
 template <class T>

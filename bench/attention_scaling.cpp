@@ -6,7 +6,8 @@
 //
 // Each measurement runs in a child process, so that its peak resident memory is its own.
 //
-//   build/bench/attention-scaling [--min-n 256] [--max-n 16384] [--heads 1] [--dim 32] [--features 64]
+//   build/bench/attention-scaling [--min-n 256] [--max-n 16384] [--heads 1] [--dim 32] [--features
+//   64]
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,10 +50,12 @@ double time_attention(const std::string& kind, std::size_t n, const Setup& s) {
       z = fused_attention(q, k, v, {.scale = 1.0 / std::sqrt(double(s.dim))});
     } else {
       z = nn::kernelized_attention(nn::favor_features(q, omega.to(q.dtype()), true),
-                                   nn::favor_features(k, omega.to(q.dtype()), false), v, exp(bias), std::nullopt, false);
+                                   nn::favor_features(k, omega.to(q.dtype()), false), v, exp(bias),
+                                   std::nullopt, false);
     }
     sum(z * w).backward();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return best;
 }
@@ -81,7 +84,8 @@ Measure measure(const std::string& kind, std::size_t n, const Setup& s) {
   rusage usage{};
   wait4(child, &status, 0, &usage);
   if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("attention-scaling: the run of " + kind + " at n = " + std::to_string(n) + " failed");
+    throw std::runtime_error("attention-scaling: the run of " + kind +
+                             " at n = " + std::to_string(n) + " failed");
   m.peak_mb = usage.ru_maxrss / 1024.0;
   return m;
 }
@@ -89,7 +93,8 @@ Measure measure(const std::string& kind, std::size_t n, const Setup& s) {
 // The least-squares slope of log y against log x.
 double growth_exponent(const std::vector<double>& x, const std::vector<double>& y) {
   double mx = 0, my = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) mx += std::log(x[i]) / x.size(), my += std::log(y[i]) / x.size();
+  for (std::size_t i = 0; i < x.size(); ++i)
+    mx += std::log(x[i]) / x.size(), my += std::log(y[i]) / x.size();
   double sxy = 0, sxx = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
     sxy += (std::log(x[i]) - mx) * (std::log(y[i]) - my);
@@ -101,7 +106,9 @@ double growth_exponent(const std::vector<double>& x, const std::vector<double>& 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app("attention-scaling: time and memory of softmax and kernelized attention against sequence length");
+  CLI::App app(
+      "attention-scaling: time and memory of softmax and kernelized attention against sequence "
+      "length");
   Setup s;
   std::size_t min_n = 256, max_n = 16384, fit_from = 1024, threads = 0;
   app.add_option("--min-n", min_n, "shortest sequence");
@@ -118,27 +125,32 @@ int main(int argc, char** argv) {
 
   try {
     const double base_mb = measure("softmax", baseline_n, s).peak_mb;
-    std::printf("one forward + backward, batch 1, %zu head(s), D = %zu, m = %zu features, %zu thread(s); "
-                "peak memory above a %.0f MB process\n\n",
-                s.heads, s.dim, s.features, num_threads(), base_mb);
-    std::printf("| n | softmax time | kernelized time | softmax memory | kernelized memory |\n|---:|---:|---:|---:|---:|\n");
+    std::printf(
+        "one forward + backward, batch 1, %zu head(s), D = %zu, m = %zu features, %zu thread(s); "
+        "peak memory above a %.0f MB process\n\n",
+        s.heads, s.dim, s.features, num_threads(), base_mb);
+    std::printf(
+        "| n | softmax time | kernelized time | softmax memory | kernelized memory "
+        "|\n|---:|---:|---:|---:|---:|\n");
     std::vector<double> ns, t_soft, t_kern, m_soft, m_kern;
     for (std::size_t n = min_n; n <= max_n; n *= 2) {
       const Measure a = measure("softmax", n, s), b = measure("kernelized", n, s);
-      std::printf("| %zu | %.4f s | %.4f s | %.1f MB | %.1f MB |\n", n, a.seconds, b.seconds, a.peak_mb - base_mb,
-                  b.peak_mb - base_mb);
+      std::printf("| %zu | %.4f s | %.4f s | %.1f MB | %.1f MB |\n", n, a.seconds, b.seconds,
+                  a.peak_mb - base_mb, b.peak_mb - base_mb);
       std::fflush(stdout);
       if (n >= fit_from) {
         ns.push_back(double(n));
         t_soft.push_back(a.seconds), t_kern.push_back(b.seconds);
-        m_soft.push_back(std::max(a.peak_mb - base_mb, 1.0)), m_kern.push_back(std::max(b.peak_mb - base_mb, 1.0));
+        m_soft.push_back(std::max(a.peak_mb - base_mb, 1.0)),
+            m_kern.push_back(std::max(b.peak_mb - base_mb, 1.0));
       }
     }
     if (ns.size() >= 2)
-      std::printf("\ngrowth exponents over n >= %zu (time ~ n^a, memory ~ n^b):\n"
-                  "  softmax:    time %.2f, memory %.2f\n  kernelized: time %.2f, memory %.2f\n",
-                  fit_from, growth_exponent(ns, t_soft), growth_exponent(ns, m_soft), growth_exponent(ns, t_kern),
-                  growth_exponent(ns, m_kern));
+      std::printf(
+          "\ngrowth exponents over n >= %zu (time ~ n^a, memory ~ n^b):\n"
+          "  softmax:    time %.2f, memory %.2f\n  kernelized: time %.2f, memory %.2f\n",
+          fit_from, growth_exponent(ns, t_soft), growth_exponent(ns, m_soft),
+          growth_exponent(ns, t_kern), growth_exponent(ns, m_kern));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

@@ -1,6 +1,8 @@
 // Matrix-product benchmark: the float32 products of the four training workloads of
-// docs/speed.md (tapegrad-bench --workload), forward and backward, each timed through three kernels:
-//   tapegrad       tg::gemm (autograd/runtime/gemm.hpp): oneDNN's sgemm on one thread per tile of C, the
+// docs/speed.md (tapegrad-bench --workload), forward and backward, each timed through three
+// kernels:
+//   tapegrad       tg::gemm (autograd/runtime/gemm.hpp): oneDNN's sgemm on one thread per tile of
+//   C, the
 //                  tiles on oneTBB's threads;
 //   OpenBLAS       cblas_sgemm as installed, on its own threads (openblas_set_num_threads);
 //   oneDNN-OpenMP  dnnl_sgemm called directly, on OpenMP's threads (omp_set_num_threads).
@@ -52,31 +54,39 @@ struct Product {
   std::size_t M = 0, N = 0, K = 0;
   std::size_t per_step = 0;
 
-  double flops() const { return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K); }
+  double flops() const {
+    return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  }
   std::size_t lda() const { return trans_a ? M : K; }  // packed: A is M x K, or K x M
   std::size_t ldb() const { return trans_b ? K : N; }  // packed: B is K x N, or N x K
 };
 
 using Products = std::vector<Product>;
 
-void add(Products& list, const std::string& workload, const std::string& what, bool trans_a, bool trans_b,
-         std::size_t M, std::size_t N, std::size_t K, std::size_t per_step) {
+void add(Products& list, const std::string& workload, const std::string& what, bool trans_a,
+         bool trans_b, std::size_t M, std::size_t N, std::size_t K, std::size_t per_step) {
   const std::string dims = std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K);
-  list.push_back(Product{.workload = workload, .name = workload + " " + what + " (" + dims + ")",
-                         .trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K, .per_step = per_step});
+  list.push_back(Product{.workload = workload,
+                         .name = workload + " " + what + " (" + dims + ")",
+                         .trans_a = trans_a,
+                         .trans_b = trans_b,
+                         .M = M,
+                         .N = N,
+                         .K = K,
+                         .per_step = per_step});
 }
 
 // Linear(in, out) on `rows` rows, `count` times per step: y = x W and its two backward products.
-void add_linear(Products& list, const std::string& workload, const std::string& layer, std::size_t rows,
-                std::size_t in, std::size_t out, std::size_t count) {
+void add_linear(Products& list, const std::string& workload, const std::string& layer,
+                std::size_t rows, std::size_t in, std::size_t out, std::size_t count) {
   add(list, workload, layer + " fwd", false, false, rows, out, in, count);  // y = x W
   add(list, workload, layer + " g_x", false, true, rows, in, out, count);   // g_x = g_y W^T
   add(list, workload, layer + " g_W", true, false, in, out, rows, count);   // g_W = x^T g_y
 }
 
 // A transformer layer's projections (nn/transformer.cpp): fused q, k, v, out, feed-forward.
-void add_transformer_layers(Products& list, const std::string& workload, std::size_t rows, std::size_t d,
-                            std::size_t ff, std::size_t layers) {
+void add_transformer_layers(Products& list, const std::string& workload, std::size_t rows,
+                            std::size_t d, std::size_t ff, std::size_t layers) {
   add_linear(list, workload, "qkv", rows, d, 3 * d, layers);
   add_linear(list, workload, "out", rows, d, d, layers);
   add_linear(list, workload, "ff1", rows, d, ff, layers);
@@ -106,8 +116,9 @@ Products workload_products(const std::string& name) {
   if (name == "tiny" || name == "tagger") {
     // Tagger: encoder layers with Shaw relative attention, then Linear(d, tags) on every token.
     const bool tiny = name == "tiny";
-    const std::size_t batch = tiny ? 4 : 32, T = tiny ? 8 : 48, d = tiny ? 32 : 128, heads = tiny ? 2 : 4,
-                      ff = tiny ? 64 : 512, layers = tiny ? 1 : 2, tags = tiny ? 8 : 18, k = tiny ? 4 : 16;
+    const std::size_t batch = tiny ? 4 : 32, T = tiny ? 8 : 48, d = tiny ? 32 : 128,
+                      heads = tiny ? 2 : 4, ff = tiny ? 64 : 512, layers = tiny ? 1 : 2,
+                      tags = tiny ? 8 : 18, k = tiny ? 4 : 16;
     add_transformer_layers(list, name, batch * T, d, ff, layers);
     add_linear(list, name, "head", batch * T, d, tags, 1);
     add_attention(list, name, batch * heads, T, T, d / heads, 2 * k + 1, layers);
@@ -125,16 +136,17 @@ Products workload_products(const std::string& name) {
     // Decoder layers add cross-attention: q from the target (d x d), k and v from the memory.
     const std::size_t batch = 64, T = 32, d = 256, heads = 8, ff = 1024, layers = 3, vocab = 8000;
     const std::size_t rows = batch * T;
-    add_linear(list, name, "positions fc2", T, 64, d, 2);             // source and target
-    add_linear(list, name, "qkv", rows, d, 3 * d, 2 * layers);        // self-attention
-    add_linear(list, name, "out, cross q", rows, d, d, 4 * layers);   // 3 out-projections, 1 q
+    add_linear(list, name, "positions fc2", T, 64, d, 2);            // source and target
+    add_linear(list, name, "qkv", rows, d, 3 * d, 2 * layers);       // self-attention
+    add_linear(list, name, "out, cross q", rows, d, d, 4 * layers);  // 3 out-projections, 1 q
     add_linear(list, name, "cross kv", rows, d, 2 * d, layers);
     add_linear(list, name, "ff1", rows, d, ff, 2 * layers);
     add_linear(list, name, "ff2", rows, ff, d, 2 * layers);
     add_linear(list, name, "head", rows, d, vocab, 1);
     add_attention(list, name, batch * heads, T, T, d / heads, 0, 3 * layers);  // self, self, cross
   } else {
-    throw std::invalid_argument("gemm-bench: unknown workload '" + name + "' (tiny, tagger, sentiment, translation)");
+    throw std::invalid_argument("gemm-bench: unknown workload '" + name +
+                                "' (tiny, tagger, sentiment, translation)");
   }
   return list;
 }
@@ -154,25 +166,29 @@ struct Kernel {
 void tapegrad_threads(int) { omp_set_num_threads(1); }
 
 void tapegrad_multiply(const Product& p, const float* A, const float* B, float* C) {
-  tg::gemm({.trans_a = p.trans_a, .trans_b = p.trans_b, .M = p.M, .N = p.N, .K = p.K}, A, B, C, 0.0f);
+  tg::gemm({.trans_a = p.trans_a, .trans_b = p.trans_b, .M = p.M, .N = p.N, .K = p.K}, A, B, C,
+           0.0f);
 }
 
 void openblas_threads(int threads) { openblas_set_num_threads(threads); }
 
 void openblas_multiply(const Product& p, const float* A, const float* B, float* C) {
-  cblas_sgemm(CblasRowMajor, p.trans_a ? CblasTrans : CblasNoTrans, p.trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(p.M), static_cast<int>(p.N), static_cast<int>(p.K), 1.0f, A,
-              static_cast<int>(p.lda()), B, static_cast<int>(p.ldb()), 0.0f, C, static_cast<int>(p.N));
+  cblas_sgemm(CblasRowMajor, p.trans_a ? CblasTrans : CblasNoTrans,
+              p.trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(p.M), static_cast<int>(p.N),
+              static_cast<int>(p.K), 1.0f, A, static_cast<int>(p.lda()), B,
+              static_cast<int>(p.ldb()), 0.0f, C, static_cast<int>(p.N));
 }
 
 void onednn_threads(int threads) { omp_set_num_threads(threads); }
 
 void onednn_multiply(const Product& p, const float* A, const float* B, float* C) {
   const auto dim = [](std::size_t n) { return static_cast<dnnl_dim_t>(n); };
-  const dnnl_status_t status = dnnl_sgemm(p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', dim(p.M), dim(p.N),
-                                          dim(p.K), 1.0f, A, dim(p.lda()), B, dim(p.ldb()), 0.0f, C, dim(p.N));
+  const dnnl_status_t status =
+      dnnl_sgemm(p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', dim(p.M), dim(p.N), dim(p.K), 1.0f,
+                 A, dim(p.lda()), B, dim(p.ldb()), 0.0f, C, dim(p.N));
   if (status != dnnl_success)
-    throw std::runtime_error("gemm-bench: dnnl_sgemm failed (status " + std::to_string(status) + ") on " + p.name);
+    throw std::runtime_error("gemm-bench: dnnl_sgemm failed (status " + std::to_string(status) +
+                             ") on " + p.name);
 }
 
 constexpr std::size_t kTapegrad = 0, kOpenBlas = 1, kOneDnn = 2;
@@ -226,10 +242,12 @@ void check_agreement(const Product& p, const std::array<std::vector<float>, 3>& 
   for (std::size_t k = 0; k < c.size(); ++k) {
     if (k == kOpenBlas) continue;
     float worst = 0;
-    for (std::size_t i = 0; i < c[k].size(); ++i) worst = std::max(worst, std::abs(c[k][i] - c[kOpenBlas][i]));
+    for (std::size_t i = 0; i < c[k].size(); ++i)
+      worst = std::max(worst, std::abs(c[k][i] - c[kOpenBlas][i]));
     if (worst > 1e-3f * largest)
-      std::fprintf(stderr, "gemm-bench: %s and OpenBLAS differ by %g (largest |C| %g) on %s\n", kKernels[k].name,
-                   static_cast<double>(worst), static_cast<double>(largest), p.name.c_str());
+      std::fprintf(stderr, "gemm-bench: %s and OpenBLAS differ by %g (largest |C| %g) on %s\n",
+                   kKernels[k].name, static_cast<double>(worst), static_cast<double>(largest),
+                   p.name.c_str());
   }
 }
 
@@ -240,7 +258,9 @@ struct Measured {
 
   double gflops(std::size_t kernel) const { return product.flops() / seconds[kernel] / 1e9; }
   double best_other_seconds() const { return std::min(seconds[kOpenBlas], seconds[kOneDnn]); }
-  double ratio() const { return best_other_seconds() / seconds[kTapegrad]; }  // > 1: tapegrad faster
+  double ratio() const {
+    return best_other_seconds() / seconds[kTapegrad];
+  }  // > 1: tapegrad faster
 };
 
 // Random A and B from `gen`; each kernel writes its own C (no aliasing), compared at the end.
@@ -253,7 +273,8 @@ Measured measure(const Product& p, std::mt19937& gen, int threads, double min_ti
     if (threads > 1) std::this_thread::sleep_for(kSettle);
     kernel.use_threads(threads);
     c[k].assign(p.M * p.N, 0.0f);
-    m.seconds[k] = seconds_per_call([&] { kernel.multiply(p, a.data(), b.data(), c[k].data()); }, min_time);
+    m.seconds[k] =
+        seconds_per_call([&] { kernel.multiply(p, a.data(), b.data(), c[k].data()); }, min_time);
   }
   kKernels[kTapegrad].use_threads(threads);  // the main thread back on one OpenMP thread
   check_agreement(p, c);
@@ -273,35 +294,40 @@ void print_setup(std::size_t threads, bool json) {
   const char* core = openblas_get_corename();
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
   const dnnl_version_t* v = dnnl_version();
-  const std::string onednn = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  const std::string onednn =
+      std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
   const std::string runtime = cpu_runtime_name(v->cpu_runtime);
   if (json) {
-    std::printf("{\"openblas_core\": \"%s\", \"openblas_coretype\": \"%s\", \"onednn\": \"%s\", "
-                "\"onednn_cpu_runtime\": \"%s\", \"threads\": %zu}\n",
-                core, coretype ? coretype : "not set", onednn.c_str(), runtime.c_str(), threads);
+    std::printf(
+        "{\"openblas_core\": \"%s\", \"openblas_coretype\": \"%s\", \"onednn\": \"%s\", "
+        "\"onednn_cpu_runtime\": \"%s\", \"threads\": %zu}\n",
+        core, coretype ? coretype : "not set", onednn.c_str(), runtime.c_str(), threads);
     return;
   }
   std::printf("OpenBLAS core: %s (OPENBLAS_CORETYPE: %s)\n", core, coretype ? coretype : "not set");
   std::printf("oneDNN: %s (CPU runtime: %s)\n", onednn.c_str(), runtime.c_str());
   std::printf("threads: %zu\n\n", threads);
-  std::printf("| product | M | N | K | trans (A B) | per step | tapegrad GFLOP/s | OpenBLAS GFLOP/s "
-              "| oneDNN-OpenMP GFLOP/s | tapegrad / best |\n");
+  std::printf(
+      "| product | M | N | K | trans (A B) | per step | tapegrad GFLOP/s | OpenBLAS GFLOP/s "
+      "| oneDNN-OpenMP GFLOP/s | tapegrad / best |\n");
   std::printf("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|\n");
 }
 
 void print_row(const Measured& m, std::size_t threads, bool json) {
   const Product& p = m.product;
   if (json)
-    std::printf("{\"workload\": \"%s\", \"product\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, "
-                "\"trans_a\": %s, \"trans_b\": %s, \"per_step\": %zu, \"threads\": %zu, \"tapegrad_gflops\": %.2f, "
-                "\"openblas_gflops\": %.2f, \"onednn_openmp_gflops\": %.2f, \"ratio\": %.3f}\n",
-                p.workload.c_str(), p.name.c_str(), p.M, p.N, p.K, p.trans_a ? "true" : "false",
-                p.trans_b ? "true" : "false", p.per_step, threads, m.gflops(kTapegrad), m.gflops(kOpenBlas),
-                m.gflops(kOneDnn), m.ratio());
+    std::printf(
+        "{\"workload\": \"%s\", \"product\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, "
+        "\"trans_a\": %s, \"trans_b\": %s, \"per_step\": %zu, \"threads\": %zu, "
+        "\"tapegrad_gflops\": %.2f, "
+        "\"openblas_gflops\": %.2f, \"onednn_openmp_gflops\": %.2f, \"ratio\": %.3f}\n",
+        p.workload.c_str(), p.name.c_str(), p.M, p.N, p.K, p.trans_a ? "true" : "false",
+        p.trans_b ? "true" : "false", p.per_step, threads, m.gflops(kTapegrad), m.gflops(kOpenBlas),
+        m.gflops(kOneDnn), m.ratio());
   else
-    std::printf("| %s | %zu | %zu | %zu | %c %c | %zu | %.1f | %.1f | %.1f | %.2f |\n", p.name.c_str(), p.M, p.N,
-                p.K, p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', p.per_step, m.gflops(kTapegrad),
-                m.gflops(kOpenBlas), m.gflops(kOneDnn), m.ratio());
+    std::printf("| %s | %zu | %zu | %zu | %c %c | %zu | %.1f | %.1f | %.1f | %.2f |\n",
+                p.name.c_str(), p.M, p.N, p.K, p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N',
+                p.per_step, m.gflops(kTapegrad), m.gflops(kOpenBlas), m.gflops(kOneDnn), m.ratio());
   std::fflush(stdout);  // a row as soon as it is measured: whole runs take minutes
 }
 
@@ -315,30 +341,37 @@ void print_summary(const std::string& label, const std::vector<Measured>& rows, 
     const double w = m.product.flops() * static_cast<double>(m.product.per_step);
     weighted_ratio += w * m.ratio();
     weight += w;
-    for (std::size_t k = 0; k < ms.size(); ++k) ms[k] += 1e3 * m.seconds[k] * static_cast<double>(m.product.per_step);
+    for (std::size_t k = 0; k < ms.size(); ++k)
+      ms[k] += 1e3 * m.seconds[k] * static_cast<double>(m.product.per_step);
     best_ms += 1e3 * m.best_other_seconds() * static_cast<double>(m.product.per_step);
   }
   const double mean_ratio = weight > 0 ? weighted_ratio / weight : 0;
   if (json)
-    std::printf("{\"summary\": \"%s\", \"weighted_ratio\": %.3f, \"tapegrad_ms_per_step\": %.3f, "
-                "\"openblas_ms_per_step\": %.3f, \"onednn_openmp_ms_per_step\": %.3f, \"best_ms_per_step\": %.3f}\n",
-                label.c_str(), mean_ratio, ms[kTapegrad], ms[kOpenBlas], ms[kOneDnn], best_ms);
+    std::printf(
+        "{\"summary\": \"%s\", \"weighted_ratio\": %.3f, \"tapegrad_ms_per_step\": %.3f, "
+        "\"openblas_ms_per_step\": %.3f, \"onednn_openmp_ms_per_step\": %.3f, "
+        "\"best_ms_per_step\": %.3f}\n",
+        label.c_str(), mean_ratio, ms[kTapegrad], ms[kOpenBlas], ms[kOneDnn], best_ms);
   else
-    std::printf("%s: flop-weighted mean of tapegrad / best %.2f; products per step: tapegrad %.2f ms, OpenBLAS "
-                "%.2f ms, oneDNN-OpenMP %.2f ms, best of the two per product %.2f ms\n",
-                label.c_str(), mean_ratio, ms[kTapegrad], ms[kOpenBlas], ms[kOneDnn], best_ms);
+    std::printf(
+        "%s: flop-weighted mean of tapegrad / best %.2f; products per step: tapegrad %.2f ms, "
+        "OpenBLAS "
+        "%.2f ms, oneDNN-OpenMP %.2f ms, best of the two per product %.2f ms\n",
+        label.c_str(), mean_ratio, ms[kTapegrad], ms[kOpenBlas], ms[kOneDnn], best_ms);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"GFLOP/s of the workloads' float32 matrix products: tapegrad, OpenBLAS, oneDNN on OpenMP"};
+  CLI::App app{
+      "GFLOP/s of the workloads' float32 matrix products: tapegrad, OpenBLAS, oneDNN on OpenMP"};
   std::size_t threads = 1;
   double min_time = 0.2;
   std::string workload = "all";
   bool json = false;
   app.add_option("--threads", threads, "threads for every kernel")->check(CLI::PositiveNumber);
-  app.add_option("--min-time", min_time, "seconds of timed calls per product and kernel (at least 5 calls)")
+  app.add_option("--min-time", min_time,
+                 "seconds of timed calls per product and kernel (at least 5 calls)")
       ->check(CLI::PositiveNumber);
   app.add_option("--workload", workload, "all, tiny, tagger, sentiment or translation")
       ->check(CLI::IsMember({"all", "tiny", "tagger", "sentiment", "translation"}));

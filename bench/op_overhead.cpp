@@ -5,7 +5,8 @@
 //
 // Targets (issue "tapegrad core"): at most 0.5 us per recorded 8x8 elementwise op, at most
 // 3 us for forward + backward of (x * x).sum() on 8x8.  PyTorch on this machine: about 1.7 us
-// for an 8x8 add and 26 us for that forward + backward (docs/speed.md says where this was measured).
+// for an 8x8 add and 26 us for that forward + backward (docs/speed.md says where this was
+// measured).
 #include <benchmark/benchmark.h>
 
 #include "tapegrad.hpp"

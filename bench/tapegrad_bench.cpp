@@ -1,6 +1,7 @@
-// The training-step benchmark: the four workloads of docs/speed.md (tiny, tagger, sentiment, translation), built with
-// tapegrad's own models, timed like bench/torch_reference.py (the same models in PyTorch) and
-// printed as the same JSON line, so that bench/compare.py can run both side by side:
+// The training-step benchmark: the four workloads of docs/speed.md (tiny, tagger, sentiment,
+// translation), built with tapegrad's own models, timed like bench/torch_reference.py (the same
+// models in PyTorch) and printed as the same JSON line, so that bench/compare.py can run both side
+// by side:
 //
 //   /usr/bin/python3 bench/compare.py -- build/bench/tapegrad-bench
 //   build/bench/tapegrad-bench --workload tagger --threads 1 --steps 10 --warmup 3
@@ -45,13 +46,15 @@ Ids padded_tokens(Generator& gen, std::size_t batch, std::size_t T, std::size_t 
   Ids ids = xt::zeros<std::int64_t>({batch, T});
   for (std::size_t b = 0; b < batch; ++b) {
     const std::size_t len = T / 2 + gen.below(T - T / 2 + 1);
-    for (std::size_t t = 0; t < len; ++t) ids(b, t) = 1 + static_cast<std::int64_t>(gen.below(vocab - 1));
+    for (std::size_t t = 0; t < len; ++t)
+      ids(b, t) = 1 + static_cast<std::int64_t>(gen.below(vocab - 1));
   }
   return ids;
 }
 
 std::size_t count_real(const Ids& ids) {
-  return static_cast<std::size_t>(std::count_if(ids.begin(), ids.end(), [](std::int64_t id) { return id != 0; }));
+  return static_cast<std::size_t>(
+      std::count_if(ids.begin(), ids.end(), [](std::int64_t id) { return id != 0; }));
 }
 
 // The batch is shared out as by `ranks` ranks, and this process is rank `rank` of them: the
@@ -75,11 +78,18 @@ struct Bench {
   Workload make(const std::string& name) {
     if (name == "tiny" || name == "tagger") {
       const bool tiny = name == "tiny";
-      const std::size_t vocab = tiny ? 100 : 20000, tags = tiny ? 8 : 18, batch = tiny ? 4 : 32, T = tiny ? 8 : 48;
+      const std::size_t vocab = tiny ? 100 : 20000, tags = tiny ? 8 : 18, batch = tiny ? 4 : 32,
+                        T = tiny ? 8 : 48;
       tagger = std::make_unique<models::Tagger>(
-          models::TaggerOptions{.encoder = {.vocab = vocab, .d_model = tiny ? 32u : 128u, .heads = tiny ? 2u : 4u,
-                                            .ff = tiny ? 64u : 512u, .layers = tiny ? 1u : 2u, .dropout = 0.1,
-                                            .relative_k = tiny ? 4u : 16u, .subword_buckets = 0, .subword_groups = {},
+          models::TaggerOptions{.encoder = {.vocab = vocab,
+                                            .d_model = tiny ? 32u : 128u,
+                                            .heads = tiny ? 2u : 4u,
+                                            .ff = tiny ? 64u : 512u,
+                                            .layers = tiny ? 1u : 2u,
+                                            .dropout = 0.1,
+                                            .relative_k = tiny ? 4u : 16u,
+                                            .subword_buckets = 0,
+                                            .subword_groups = {},
                                             .conv_width = 0},
                                 .tags = tags},
           gen);
@@ -93,10 +103,16 @@ struct Bench {
       return {[this, share] { return tagger->loss(a, b) * share; }, tagger.get(), tokens};
     }
     if (name == "sentiment") {
-      classifier = std::make_unique<models::Classifier>(models::ClassifierOptions{
-          .encoder = {.vocab = 20000, .dropout = 0.1, .positions = nn::PositionScheme::fourier, .relative_k = 16,
-                      .subword_buckets = 0, .subword_groups = {}, .conv_width = 0},
-          .classes = 2}, gen);
+      classifier = std::make_unique<models::Classifier>(
+          models::ClassifierOptions{.encoder = {.vocab = 20000,
+                                                .dropout = 0.1,
+                                                .positions = nn::PositionScheme::fourier,
+                                                .relative_k = 16,
+                                                .subword_buckets = 0,
+                                                .subword_groups = {},
+                                                .conv_width = 0},
+                                    .classes = 2},
+          gen);
       a = padded_tokens(gen, 64, 64, 20000);
       b = Ids::from_shape({64});
       for (auto& label : b) label = static_cast<std::int64_t>(gen.below(2));
@@ -106,17 +122,23 @@ struct Bench {
       return {[this, share] { return classifier->loss(a, b) * share; }, classifier.get(), tokens};
     }
     if (name == "translation") {
-      translator = std::make_unique<models::Translator>(models::TranslatorOptions{.src_vocab = 8000, .tgt_vocab = 8000, .ff = 1024, .mlp_scale = 512}, gen);
+      translator = std::make_unique<models::Translator>(
+          models::TranslatorOptions{
+              .src_vocab = 8000, .tgt_vocab = 8000, .ff = 1024, .mlp_scale = 512},
+          gen);
       a = padded_tokens(gen, 64, 32, 8000);
       const Ids tgt = padded_tokens(gen, 64, 33, 8000);
       b = xt::view(tgt, xt::all(), xt::range(0, 32));
       c = xt::view(tgt, xt::all(), xt::range(1, 33));
       const std::size_t tokens = count_real(a) + count_real(c), targets = count_real(c);
       a = rows_of_rank(a), b = rows_of_rank(b), c = rows_of_rank(c);
-      const double share = double(count_real(c)) / targets;  // the loss is a mean over target tokens
-      return {[this, share] { return translator->loss(a, b, c) * share; }, translator.get(), tokens};
+      const double share =
+          double(count_real(c)) / targets;  // the loss is a mean over target tokens
+      return {[this, share] { return translator->loss(a, b, c) * share; }, translator.get(),
+              tokens};
     }
-    throw std::invalid_argument("unknown workload '" + name + "' (tiny, tagger, sentiment, translation)");
+    throw std::invalid_argument("unknown workload '" + name +
+                                "' (tiny, tagger, sentiment, translation)");
   }
 };
 
@@ -145,16 +167,21 @@ static int run(int argc, char** argv) {
   std::size_t threads = 1, steps = 10, warmup = 3;
   app.add_option("--workload", workload, "tiny, tagger, sentiment or translation")
       ->check(CLI::IsMember({"tiny", "tagger", "sentiment", "translation"}));
-  app.add_option("--threads", threads, "threads for every kernel (TBB tiles, oneDNN products, BLAS)")->check(CLI::PositiveNumber);
-  app.add_option("--steps", steps, "timed steps (the median is reported)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads,
+                 "threads for every kernel (TBB tiles, oneDNN products, BLAS)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--steps", steps, "timed steps (the median is reported)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed steps first");
   bool profile = false;
   app.add_flag("--profile", profile, "print a per-op profile of one more step (to stderr)");
   bool no_overlap = false;
-  app.add_flag("--no-overlap", no_overlap, "under mpirun: sum the gradients after backward, not while it runs");
+  app.add_flag("--no-overlap", no_overlap,
+               "under mpirun: sum the gradients after backward, not while it runs");
   std::size_t share_of = 1;
   app.add_option("--share-of", share_of,
-                 "time one rank's share of the batch split this many ways, alone (no exchange): a machine's "
+                 "time one rank's share of the batch split this many ways, alone (no exchange): a "
+                 "machine's "
                  "compute in a step on that many machines")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
@@ -167,7 +194,9 @@ static int run(int argc, char** argv) {
   }
   const auto& group = *world;
   if (group.size() > 1 && share_of > 1) {
-    std::fprintf(stderr, "tapegrad-bench: --share-of is for one process; under mpirun the ranks share the batch\n");
+    std::fprintf(
+        stderr,
+        "tapegrad-bench: --share-of is for one process; under mpirun the ranks share the batch\n");
     return 1;
   }
   g_rank = group.rank(), g_ranks = std::max(group.size(), share_of);
@@ -186,7 +215,9 @@ static int run(int argc, char** argv) {
   std::optional<nn::GradientReducer> reducer;  // as the training loop sums gradients
   if (group.size() > 1 && !no_overlap) reducer.emplace(params, group);
   using Clock = std::chrono::steady_clock;
-  const auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
+  const auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+  };
   for (std::size_t i = 0; i < warmup + steps; ++i) {
     const auto start = Clock::now();
     opt.zero_grad();
@@ -204,7 +235,8 @@ static int run(int argc, char** argv) {
       early = reducer->finish(std::span<double>(&loss, 1));
       calls = reducer->buckets() + 1;
     } else {
-      calls = nn::allreduce_gradients(params, group, std::span<double>(&loss, 1));  // nothing on one process
+      calls = nn::allreduce_gradients(params, group,
+                                      std::span<double>(&loss, 1));  // nothing on one process
     }
     const double exchange_ms = ms_since(exchange);
     opt.step();
@@ -227,16 +259,18 @@ static int run(int argc, char** argv) {
   };
   const double median = median_of(ms);
   if (!group.is_root()) return 0;
-  std::printf("{\"system\": \"tapegrad\", \"workload\": \"%s\", \"threads\": %zu, \"ms_per_step\": %.3f, "
-              "\"tokens_per_s\": %.1f, \"params\": %zu, \"loss\": %.9g, \"peak_rss_mb\": %.1f",
-              workload.c_str(), threads, median, w.tokens / (median / 1e3), w.model->parameter_count(), loss,
-              peak_rss_mb());
+  std::printf(
+      "{\"system\": \"tapegrad\", \"workload\": \"%s\", \"threads\": %zu, \"ms_per_step\": %.3f, "
+      "\"tokens_per_s\": %.1f, \"params\": %zu, \"loss\": %.9g, \"peak_rss_mb\": %.1f",
+      workload.c_str(), threads, median, w.tokens / (median / 1e3), w.model->parameter_count(),
+      loss, peak_rss_mb());
   if (share_of > 1) std::printf(", \"share_of\": %zu", share_of);
   if (group.size() > 1)  // float32 gradients: 4 bytes a parameter into each allreduce
-    std::printf(", \"ranks\": %zu, \"allreduce_bytes\": %zu, \"allreduce_calls\": %zu, \"overlap\": %s, "
-                "\"started_in_backward\": %zu, \"allreduce_ms\": %.3f",
-                group.size(), 4 * w.model->parameter_count(), calls, reducer ? "true" : "false", early,
-                median_of(allreduce_ms));
+    std::printf(
+        ", \"ranks\": %zu, \"allreduce_bytes\": %zu, \"allreduce_calls\": %zu, \"overlap\": %s, "
+        "\"started_in_backward\": %zu, \"allreduce_ms\": %.3f",
+        group.size(), 4 * w.model->parameter_count(), calls, reducer ? "true" : "false", early,
+        median_of(allreduce_ms));
   std::printf("}\n");
   return 0;
 }

@@ -1,6 +1,6 @@
 // Blocks the models here are built from: the padding mask of a batch of ids, the mean over its
-// real tokens, and the sentence encoder that the tagger and the classifier share (word embeddings with subword features, a
-// convolution over neighbouring words, positions, a transformer encoder).
+// real tokens, and the sentence encoder that the tagger and the classifier share (word embeddings
+// with subword features, a convolution over neighbouring words, positions, a transformer encoder).
 #pragma once
 
 #include <memory>
@@ -31,9 +31,16 @@ Tensor mean_over_tokens(const Tensor& h, const Ids& ids);
 // input (nn::make_positional_encoding).
 template <class Options>
 nn::TransformerOptions transformer_options(const Options& o) {
-  return {.d_model = o.d_model, .heads = o.heads, .ff = o.ff, .layers = o.layers, .dropout = o.dropout,
-          .attention_dropout = o.dropout, .positions = o.positions, .relative_k = o.relative_k,
-          .attention = o.attention, .kernel_features = o.kernel_features};
+  return {.d_model = o.d_model,
+          .heads = o.heads,
+          .ff = o.ff,
+          .layers = o.layers,
+          .dropout = o.dropout,
+          .attention_dropout = o.dropout,
+          .positions = o.positions,
+          .relative_k = o.relative_k,
+          .attention = o.attention,
+          .kernel_features = o.kernel_features};
 }
 
 struct SentenceEncoderOptions {
@@ -41,17 +48,18 @@ struct SentenceEncoderOptions {
   std::size_t d_model = 128, heads = 4, ff = 512, layers = 2;
   double dropout = 0.2;  // on the inputs, in attention and in the feed-forward layers
   nn::PositionScheme positions = nn::PositionScheme::relative;
-  std::size_t relative_k = 8;                               // relative, kernelized: offsets clipped to [-k, k]
+  std::size_t relative_k = 8;  // relative, kernelized: offsets clipped to [-k, k]
   nn::AttentionKind attention = nn::AttentionKind::softmax;  // or kernelized (Luo et al. 2021)
-  std::size_t kernel_features = 64;                         // kernelized: random features
-  std::size_t max_len = 512;                                // learned
-  std::size_t mlp_hidden = 64;                              // mlp
-  double mlp_scale = 512;                                   // mlp: the MLP reads position / scale
-  std::size_t fourier_features = 64, fourier_hidden = 128;  // fourier
+  std::size_t kernel_features = 64;                          // kernelized: random features
+  std::size_t max_len = 512;                                 // learned
+  std::size_t mlp_hidden = 64;                               // mlp
+  double mlp_scale = 512;                                    // mlp: the MLP reads position / scale
+  std::size_t fourier_features = 64, fourier_hidden = 128;   // fourier
   // > 0: hashed subword features (subwords.hpp) pooled by an nn::SubwordEmbedding and added to
   // the word embedding, so that unseen words ("unfunny") are read from their pieces.
   std::size_t subword_buckets = 1 << 15;
-  std::vector<std::size_t> subword_groups = {1, 4, 19};  // SubwordOptions::groups(); empty: one pool
+  std::vector<std::size_t> subword_groups = {1, 4,
+                                             19};  // SubwordOptions::groups(); empty: one pool
   // > 0: a convolution of this width over the word vectors before the encoder, so that
   // neighbouring words ("not good") are read together.
   std::size_t conv_width = 5;
@@ -61,9 +69,11 @@ struct SentenceEncoderOptions {
   template <class F>
   void fields(F&& f) {
     f("vocab", vocab), f("d_model", d_model), f("heads", heads), f("ff", ff), f("layers", layers);
-    f("dropout", dropout), f("positions", positions), f("relative_k", relative_k), f("max_len", max_len);
+    f("dropout", dropout), f("positions", positions), f("relative_k", relative_k),
+        f("max_len", max_len);
     f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("fourier_features", fourier_features);
-    f("fourier_hidden", fourier_hidden), f("subword_buckets", subword_buckets), f("conv_width", conv_width);
+    f("fourier_hidden", fourier_hidden), f("subword_buckets", subword_buckets),
+        f("conv_width", conv_width);
     f("attention", attention), f("kernel_features", kernel_features);
   }
 };
@@ -80,7 +90,8 @@ class SentenceEncoder : public nn::Module {
   // ids: (B, T), 0 = padding -> (B, T, C).  subwords: (B, T, K) feature ids, 0 = none (needed
   // when options.subword_buckets > 0).  `weights`, if given, receives each layer's attention
   // (B, H, T, T).  `who` names the model in errors.
-  Tensor forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights, const char* who);
+  Tensor forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights,
+                 const char* who);
   const SentenceEncoderOptions& options() const { return options_; }
 
   nn::Embedding embed;

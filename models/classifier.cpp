@@ -8,10 +8,12 @@
 namespace tg::models {
 
 Classifier::Classifier(const ClassifierOptions& o, Generator& gen)
-    : SentenceModel(o, o.pooling == Pooling::mean_max ? 2 * o.encoder.d_model : o.encoder.d_model, o.classes, gen) {}
+    : SentenceModel(o, o.pooling == Pooling::mean_max ? 2 * o.encoder.d_model : o.encoder.d_model,
+                    o.classes, gen) {}
 
 Tensor Classifier::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights) {
-  return head(pool(encoder.forward(ids, subwords, weights, "Classifier"), ids));  // (B, C) -> (B, classes)
+  return head(
+      pool(encoder.forward(ids, subwords, weights, "Classifier"), ids));  // (B, C) -> (B, classes)
 }
 
 Tensor Classifier::pool(const Tensor& h, const Ids& ids) const {

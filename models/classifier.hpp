@@ -14,7 +14,8 @@ namespace tg::models {
 // thin out a strong word in a long sentence the way a mean does.
 enum class Pooling { mean, max, mean_max };  // mean_max: the two concatenated, (B, 2C)
 constexpr auto enum_table(Pooling) {
-  return named_values<Pooling>("pooling", {{Pooling::mean, "mean"}, {Pooling::max, "max"}, {Pooling::mean_max, "mean-max"}});
+  return named_values<Pooling>(
+      "pooling", {{Pooling::mean, "mean"}, {Pooling::max, "max"}, {Pooling::mean_max, "mean-max"}});
 }
 
 struct ClassifierOptions {
@@ -36,7 +37,8 @@ class Classifier : public SentenceModel<ClassifierOptions> {
 
   // ids: (B, T) -> logits (B, classes); subwords: (B, T, K) feature ids (needed when
   // options.encoder.subword_buckets > 0).  `weights`, if given, receives each layer's attention.
-  Tensor forward(const Ids& ids, const Ids* subwords = nullptr, std::vector<Tensor>* weights = nullptr);
+  Tensor forward(const Ids& ids, const Ids* subwords = nullptr,
+                 std::vector<Tensor>* weights = nullptr);
   // The sentence vectors: the encoder's outputs h (B, T, C) of ids (B, T) pooled over the real
   // tokens -> (B, C), or (B, 2C) for mean-max.  A sentence of padding only pools to 0.
   Tensor pool(const Tensor& h, const Ids& ids) const;

@@ -64,7 +64,8 @@ class Ensemble : public nn::Module {
 // mean better than each of them.
 inline bool in_bag(std::uint64_t seed, std::size_t member, std::size_t example, double fraction) {
   if (fraction >= 1) return true;
-  std::uint64_t z = seed ^ (0x9E3779B97F4A7C15ULL * (member + 1)) ^ (0xD1B54A32D192ED03ULL * (example + 1));
+  std::uint64_t z =
+      seed ^ (0x9E3779B97F4A7C15ULL * (member + 1)) ^ (0xD1B54A32D192ED03ULL * (example + 1));
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;  // SplitMix64's finaliser
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   z ^= z >> 31;

@@ -15,22 +15,27 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-void check(const Translator& model, const std::vector<std::vector<std::int64_t>>& sources, const SearchOptions& o,
-           const char* who, bool non_autoregressive = false) {
+void check(const Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+           const SearchOptions& o, const char* who, bool non_autoregressive = false) {
   if (model.options().non_autoregressive != non_autoregressive)
-    throw std::invalid_argument(std::string(who) + (non_autoregressive
-                                                        ? ": needs a non-autoregressive model (this one decodes token by token)"
-                                                        : ": a non-autoregressive model decodes with mask_predict"));
-  if (o.beam == 0) throw std::invalid_argument(std::string(who) + ": the beam size must be at least 1");
-  if (o.batch_sentences == 0) throw std::invalid_argument(std::string(who) + ": batch_sentences must be at least 1");
+    throw std::invalid_argument(
+        std::string(who) +
+        (non_autoregressive ? ": needs a non-autoregressive model (this one decodes token by token)"
+                            : ": a non-autoregressive model decodes with mask_predict"));
+  if (o.beam == 0)
+    throw std::invalid_argument(std::string(who) + ": the beam size must be at least 1");
+  if (o.batch_sentences == 0)
+    throw std::invalid_argument(std::string(who) + ": batch_sentences must be at least 1");
   const std::size_t V = model.options().tgt_vocab;
   if (o.bos < 0 || o.eos < 0 || std::size_t(o.bos) >= V || std::size_t(o.eos) >= V)
-    throw std::invalid_argument(std::string(who) + ": BOS " + std::to_string(o.bos) + " or EOS " + std::to_string(o.eos) +
-                                " is not a target id (vocabulary of " + std::to_string(V) + ")");
+    throw std::invalid_argument(std::string(who) + ": BOS " + std::to_string(o.bos) + " or EOS " +
+                                std::to_string(o.eos) + " is not a target id (vocabulary of " +
+                                std::to_string(V) + ")");
   for (std::size_t i = 0; i < sources.size(); ++i)
     if (sources[i].size() + 1 > model.options().max_len)
       throw std::invalid_argument(std::string(who) + ": source " + std::to_string(i) + " has " +
-                                  std::to_string(sources[i].size()) + " tokens, more than the model's max_len " +
+                                  std::to_string(sources[i].size()) +
+                                  " tokens, more than the model's max_len " +
                                   std::to_string(model.options().max_len));
 }
 
@@ -41,10 +46,12 @@ std::size_t length_limit(std::size_t source_length, const SearchOptions& o, std:
 }
 
 // Chunks of sentence indices of similar source length (so little padding is decoded).
-std::vector<std::vector<std::size_t>> chunks(const std::vector<std::vector<std::int64_t>>& sources, std::size_t size) {
+std::vector<std::vector<std::size_t>> chunks(const std::vector<std::vector<std::int64_t>>& sources,
+                                             std::size_t size) {
   std::vector<std::size_t> order(sources.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return sources[a].size() < sources[b].size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](auto a, auto b) { return sources[a].size() < sources[b].size(); });
   std::vector<std::vector<std::size_t>> out;
   for (std::size_t i = 0; i < order.size(); i += size)
     out.emplace_back(order.begin() + i, order.begin() + std::min(order.size(), i + size));
@@ -52,8 +59,8 @@ std::vector<std::vector<std::size_t>> chunks(const std::vector<std::vector<std::
 }
 
 // The sources of `chunk`, each repeated `copies` times: (B * copies, S), 0 = padding.
-Ids source_ids(const std::vector<std::vector<std::int64_t>>& sources, const std::vector<std::size_t>& chunk,
-               std::size_t copies) {
+Ids source_ids(const std::vector<std::vector<std::int64_t>>& sources,
+               const std::vector<std::size_t>& chunk, std::size_t copies) {
   std::size_t S = 1;
   for (std::size_t i : chunk) S = std::max(S, sources[i].size());
   Ids ids = xt::zeros<std::int64_t>({chunk.size() * copies, S});
@@ -89,7 +96,8 @@ namespace {
 // One token at a time for every sentence, each chosen by choose(log-probabilities, row) from
 // the model's distribution, until EOS or the length limit: greedy search and sampling.
 template <class Choose>
-std::vector<Translation> token_by_token(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+std::vector<Translation> token_by_token(Translator& model,
+                                        const std::vector<std::vector<std::int64_t>>& sources,
                                         const SearchOptions& o, Choose choose) {
   NoGradGuard no_grad;
   std::vector<Translation> out(sources.size());
@@ -113,7 +121,8 @@ std::vector<Translation> token_by_token(Translator& model, const std::vector<std
         if (token == o.eos) t.finished = true;
         else t.tokens.push_back(token);
         next(b, 0) = token;
-        if (t.finished || t.tokens.size() >= length_limit(sources[chunk[b]].size(), o, model.options().max_len)) {
+        if (t.finished ||
+            t.tokens.size() >= length_limit(sources[chunk[b]].size(), o, model.options().max_len)) {
           done[b] = true;
           --left;
         }
@@ -125,7 +134,8 @@ std::vector<Translation> token_by_token(Translator& model, const std::vector<std
 
 }  // namespace
 
-std::vector<Translation> greedy_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+std::vector<Translation> greedy_search(Translator& model,
+                                       const std::vector<std::vector<std::int64_t>>& sources,
                                        const SearchOptions& o) {
   check(model, sources, o, "greedy_search");
   return token_by_token(model, sources, o, [](const std::vector<double>& logp, std::size_t) {
@@ -138,7 +148,8 @@ std::vector<Translation> greedy_search(Translator& model, const std::vector<std:
 std::vector<std::size_t> nucleus(const std::vector<double>& probs, double p) {
   std::vector<std::size_t> order(probs.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return probs[a] > probs[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return probs[a] > probs[b]; });
   double total = 0;
   std::size_t n = 0;
   while (n < order.size() && (n == 0 || total < p)) total += probs[order[n++]];
@@ -146,9 +157,14 @@ std::vector<std::size_t> nucleus(const std::vector<double>& probs, double p) {
   return order;
 }
 
-std::vector<double> sampling_distribution(const std::vector<double>& logp, const SamplingOptions& o) {
-  if (!(o.temperature > 0)) throw std::invalid_argument("sampling: the temperature must be > 0, got " + std::to_string(o.temperature));
-  if (!(o.top_p > 0 && o.top_p <= 1)) throw std::invalid_argument("sampling: top_p must be in (0, 1], got " + std::to_string(o.top_p));
+std::vector<double> sampling_distribution(const std::vector<double>& logp,
+                                          const SamplingOptions& o) {
+  if (!(o.temperature > 0))
+    throw std::invalid_argument("sampling: the temperature must be > 0, got " +
+                                std::to_string(o.temperature));
+  if (!(o.top_p > 0 && o.top_p <= 1))
+    throw std::invalid_argument("sampling: top_p must be in (0, 1], got " +
+                                std::to_string(o.top_p));
   // softmax(logp / temperature), shifted by the largest for stability
   const double m = *std::max_element(logp.begin(), logp.end());
   std::vector<double> p(logp.size());
@@ -183,18 +199,22 @@ std::size_t draw(const std::vector<double>& probs, Generator& gen) {
   return last;  // u beyond the sum's rounding: the last token that may be drawn
 }
 
-std::vector<Translation> sample_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+std::vector<Translation> sample_search(Translator& model,
+                                       const std::vector<std::vector<std::int64_t>>& sources,
                                        const SearchOptions& o, const SamplingOptions& sampling) {
   check(model, sources, o, "sample_search");
   // One generator per sentence, seeded from (seed, sentence): the same draws whatever the batching.
   std::vector<Generator> gens;
   for (std::size_t i = 0; i < sources.size(); ++i) gens.emplace_back(sampling.seed * 1000003 + i);
-  return token_by_token(model, sources, o, [&](const std::vector<double>& logp, std::size_t sentence) {
-    return static_cast<std::int64_t>(draw(sampling_distribution(logp, sampling), gens[sentence]));
-  });
+  return token_by_token(model, sources, o,
+                        [&](const std::vector<double>& logp, std::size_t sentence) {
+                          return static_cast<std::int64_t>(
+                              draw(sampling_distribution(logp, sampling), gens[sentence]));
+                        });
 }
 
-std::vector<Translation> beam_search(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+std::vector<Translation> beam_search(Translator& model,
+                                     const std::vector<std::vector<std::int64_t>>& sources,
                                      const SearchOptions& o) {
   check(model, sources, o, "beam_search");
   NoGradGuard no_grad;
@@ -216,7 +236,8 @@ std::vector<Translation> beam_search(Translator& model, const std::vector<std::v
     return a.row != b.row ? a.row < b.row : a.token < b.token;
   };
   for (const auto& chunk : chunks(sources, o.batch_sentences)) {
-    // Rows: K per sentence still being searched ("active"), beam k of active sentence a in row a*K + k.
+    // Rows: K per sentence still being searched ("active"), beam k of active sentence a in row a*K
+    // + k.
     std::vector<std::size_t> active(chunk.size());
     std::iota(active.begin(), active.end(), 0);
     Ids src = source_ids(sources, chunk, K);
@@ -249,13 +270,15 @@ std::vector<Translation> beam_search(Translator& model, const std::vector<std::v
           if (beam_score[row] == kNegInf) continue;
           log_softmax_row(logits, row, logp);
           mine.resize(V);
-          for (std::size_t v = 0; v < V; ++v) mine[v] = {beam_score[row] + logp[v], row, std::int64_t(v)};
+          for (std::size_t v = 0; v < V; ++v)
+            mine[v] = {beam_score[row] + logp[v], row, std::int64_t(v)};
           const std::size_t n = std::min(V, 2 * K);
           std::partial_sort(mine.begin(), mine.begin() + n, mine.end(), better);
           candidates.insert(candidates.end(), mine.begin(), mine.begin() + n);
         }
         std::sort(candidates.begin(), candidates.end(), better);
-        const std::size_t limit = length_limit(sources[chunk[b]].size(), o, model.options().max_len);
+        const std::size_t limit =
+            length_limit(sources[chunk[b]].size(), o, model.options().max_len);
         std::vector<Translation> alive;
         std::vector<std::size_t> alive_parent;
         std::vector<double> alive_score;
@@ -279,13 +302,15 @@ std::vector<Translation> beam_search(Translator& model, const std::vector<std::v
         if (finished[b].size() >= K || at_limit || alive.empty()) {
           if (finished[b].size() < K)  // cut at the length limit: the live beams compete too
             for (auto& t : alive) finished[b].push_back(std::move(t));
-          const auto best = std::max_element(finished[b].begin(), finished[b].end(),
-                                             [&](const auto& x, const auto& y) { return penalised(x) < penalised(y); });
+          const auto best = std::max_element(
+              finished[b].begin(), finished[b].end(),
+              [&](const auto& x, const auto& y) { return penalised(x) < penalised(y); });
           out[chunk[b]] = *best;
           continue;
         }
         keep_active.push_back(b);
-        for (std::size_t k = 0; k < K; ++k) {  // fewer than K alive (tiny vocabularies): pad with dead beams
+        for (std::size_t k = 0; k < K;
+             ++k) {  // fewer than K alive (tiny vocabularies): pad with dead beams
           const bool real = k < alive.size();
           next_beams.push_back(real ? alive[k] : Translation{});
           next_score.push_back(real ? alive_score[k] : kNegInf);
@@ -305,7 +330,8 @@ std::vector<Translation> beam_search(Translator& model, const std::vector<std::v
       beams = std::move(next_beams);
       beam_score = std::move(next_score);
       next = Ids::from_shape({beams.size(), 1});
-      for (std::size_t r = 0; r < beams.size(); ++r) next(r, 0) = beams[r].tokens.empty() ? o.bos : beams[r].tokens.back();
+      for (std::size_t r = 0; r < beams.size(); ++r)
+        next(r, 0) = beams[r].tokens.empty() ? o.bos : beams[r].tokens.back();
     }
   }
   return out;
@@ -317,26 +343,31 @@ std::vector<std::size_t> least_confident(const std::vector<double>& log_probs, s
   std::vector<std::size_t> order(log_probs.size());
   std::iota(order.begin(), order.end(), 0);
   n = std::min(n, order.size());
-  std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](std::size_t a, std::size_t b) {
-    return log_probs[a] != log_probs[b] ? log_probs[a] < log_probs[b] : a < b;
-  });
+  std::partial_sort(order.begin(), order.begin() + n, order.end(),
+                    [&](std::size_t a, std::size_t b) {
+                      return log_probs[a] != log_probs[b] ? log_probs[a] < log_probs[b] : a < b;
+                    });
   order.resize(n);
   std::sort(order.begin(), order.end());
   return order;
 }
 
-std::vector<Translation> mask_predict(Translator& model, const std::vector<std::vector<std::int64_t>>& sources,
+std::vector<Translation> mask_predict(Translator& model,
+                                      const std::vector<std::vector<std::int64_t>>& sources,
                                       const SearchOptions& o) {
   check(model, sources, o, "mask_predict", true);
   const std::size_t V = model.options().tgt_vocab;
   if (o.mask < 0 || std::size_t(o.mask) >= V)
-    throw std::invalid_argument("mask_predict: the mask token " + std::to_string(o.mask) + " is not a target id (vocabulary of " +
-                                std::to_string(V) + ")");
+    throw std::invalid_argument("mask_predict: the mask token " + std::to_string(o.mask) +
+                                " is not a target id (vocabulary of " + std::to_string(V) + ")");
   if (o.mask == 0 || o.mask == o.bos || o.mask == o.eos)
     throw std::invalid_argument("mask_predict: the mask token " + std::to_string(o.mask) +
                                 " is padding (0), BOS or EOS; it needs an id of its own");
-  if (V <= 4) throw std::invalid_argument("mask_predict: the target vocabulary holds only padding, BOS, EOS and the mask");
-  if (o.refine == 0) throw std::invalid_argument("mask_predict: refine must be at least 1 (one pass)");
+  if (V <= 4)
+    throw std::invalid_argument(
+        "mask_predict: the target vocabulary holds only padding, BOS, EOS and the mask");
+  if (o.refine == 0)
+    throw std::invalid_argument("mask_predict: refine must be at least 1 (one pass)");
   NoGradGuard no_grad;
   std::vector<Translation> out(sources.size());
   std::vector<double> logp;
@@ -353,10 +384,12 @@ std::vector<Translation> mask_predict(Translator& model, const std::vector<std::
       for (std::size_t b = 0; b < chunk.size(); ++b) {
         std::vector<std::size_t> order(L);
         std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(), [&](auto x, auto y) { return z[b * L + x] > z[b * L + y]; });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](auto x, auto y) { return z[b * L + x] > z[b * L + y]; });
         std::vector<std::size_t> mine;
         for (std::size_t k = 0; k < L && mine.size() < o.beam; ++k) {
-          const std::size_t length = model.class_length(sources[chunk[b]].size(), std::int64_t(order[k]));
+          const std::size_t length =
+              model.class_length(sources[chunk[b]].size(), std::int64_t(order[k]));
           if (std::find(mine.begin(), mine.end(), length) == mine.end()) mine.push_back(length);
         }
         for (std::size_t length : mine) owner.push_back(b), lengths.push_back(length);
@@ -365,7 +398,8 @@ std::vector<Translation> mask_predict(Translator& model, const std::vector<std::
     const std::size_t R = owner.size(), T = *std::max_element(lengths.begin(), lengths.end());
     const Tensor rows_memory = take_rows(memory, owner);
     const Mask rows_mask = key_padding_mask(take_id_rows(src, owner));
-    Ids tokens = xt::zeros<std::int64_t>({R, T});  // the mask token at each real position, padding after
+    Ids tokens =
+        xt::zeros<std::int64_t>({R, T});  // the mask token at each real position, padding after
     for (std::size_t r = 0; r < R; ++r)
       for (std::size_t t = 0; t < lengths[r]; ++t) tokens(r, t) = o.mask;
     std::vector<std::vector<double>> confidence(R);  // log-probability of each row's tokens
@@ -379,12 +413,14 @@ std::vector<Translation> mask_predict(Translator& model, const std::vector<std::
         }
         if (!any) break;
       }
-      const Tensor logits = model.decode(tokens, rows_memory, rows_mask);  // (R, T, V): R T rows of V
+      const Tensor logits =
+          model.decode(tokens, rows_memory, rows_mask);  // (R, T, V): R T rows of V
       for (std::size_t r = 0; r < R; ++r)
         for (std::size_t t = 0; t < lengths[r]; ++t) {
           if (tokens(r, t) != o.mask) continue;  // kept from an earlier iteration
           log_softmax_row(logits, r * T + t, logp);
-          for (std::int64_t special : {std::int64_t{0}, o.bos, o.eos, o.mask}) logp[special] = kNegInf;
+          for (std::int64_t special : {std::int64_t{0}, o.bos, o.eos, o.mask})
+            logp[special] = kNegInf;
           const auto best = std::max_element(logp.begin(), logp.end()) - logp.begin();
           tokens(r, t) = best;
           confidence[r][t] = logp[best];

@@ -4,7 +4,8 @@
 
 namespace tg::models {
 
-Tagger::Tagger(const TaggerOptions& o, Generator& gen) : SentenceModel(o, o.encoder.d_model, o.tags, gen) {}
+Tagger::Tagger(const TaggerOptions& o, Generator& gen)
+    : SentenceModel(o, o.encoder.d_model, o.tags, gen) {}
 
 Tensor Tagger::forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights) {
   return head(encoder.forward(ids, subwords, weights, "Tagger"));  // (B, T, C) -> (B, T, tags)

@@ -27,7 +27,8 @@ class Tagger : public SentenceModel<TaggerOptions> {
   // ids: (B, T) -> logits (B, T, tags); subwords: (B, T, K) feature ids, 0 = none (needed
   // when options.encoder.subword_buckets > 0).  `weights`, if given, receives each layer's
   // attention.
-  Tensor forward(const Ids& ids, const Ids* subwords = nullptr, std::vector<Tensor>* weights = nullptr);
+  Tensor forward(const Ids& ids, const Ids* subwords = nullptr,
+                 std::vector<Tensor>* weights = nullptr);
   // Mean cross-entropy over the tags of real tokens (tags: (B, T), -100 at padding).
   Tensor loss(const Ids& ids, const Ids& tags, const Ids* subwords = nullptr);
 };

@@ -6,20 +6,27 @@
 
 #include "../autograd/tape.hpp"
 #include "../nn/losses.hpp"
-#include "blocks.hpp"
 #include "../nn/training/model_file.hpp"
+#include "blocks.hpp"
 #include "data/text.hpp"
 
 namespace tg::models {
 
-TranslationPipeline::TranslationPipeline(Vocab source, Vocab target, bool lower, TranslatorOptions options,
-                                         std::uint64_t seed, std::optional<SubwordVocab> subwords)
-    : gen_(seed), source_(std::move(source)), target_(std::move(target)), lower_(lower), subwords_(std::move(subwords)) {
+TranslationPipeline::TranslationPipeline(Vocab source, Vocab target, bool lower,
+                                         TranslatorOptions options, std::uint64_t seed,
+                                         std::optional<SubwordVocab> subwords)
+    : gen_(seed),
+      source_(std::move(source)),
+      target_(std::move(target)),
+      lower_(lower),
+      subwords_(std::move(subwords)) {
   if (target_.size() <= kEos || target_.word(kBos) != "<s>" || target_.word(kEos) != "</s>")
-    throw std::invalid_argument("TranslationPipeline: the target vocabulary must start with <pad> <unk> <s> </s>");
+    throw std::invalid_argument(
+        "TranslationPipeline: the target vocabulary must start with <pad> <unk> <s> </s>");
   if (options.non_autoregressive && (target_.size() <= kMask || target_.word(kMask) != "<mask>"))
-    throw std::invalid_argument("TranslationPipeline: a non-autoregressive model's target vocabulary must start with "
-                                "<pad> <unk> <s> </s> <mask>");
+    throw std::invalid_argument(
+        "TranslationPipeline: a non-autoregressive model's target vocabulary must start with "
+        "<pad> <unk> <s> </s> <mask>");
   options.src_vocab = source_.size();
   options.tgt_vocab = target_.size();
   model_ = std::make_unique<Translator>(options, gen_);
@@ -28,17 +35,21 @@ TranslationPipeline::TranslationPipeline(Vocab source, Vocab target, bool lower,
 std::unique_ptr<TranslationPipeline> TranslationPipeline::load(const std::string& path) {
   const nn::ModelFile file = nn::ModelFile::read(path, kKind);
   TranslatorOptions options;
-  file.get_options(options);  // dropout included: it acts only in training (train --init goes on with it)
+  file.get_options(
+      options);  // dropout included: it acts only in training (train --init goes on with it)
   Vocab target = Vocab::from_text(file.text("vocab/target"), path);
   if (target.size() <= kEos || target.word(kBos) != "<s>" || target.word(kEos) != "</s>")
-    throw std::runtime_error(path + ": the target vocabulary does not start with <pad> <unk> <s> </s>");
+    throw std::runtime_error(path +
+                             ": the target vocabulary does not start with <pad> <unk> <s> </s>");
   if (options.non_autoregressive && (target.size() <= kMask || target.word(kMask) != "<mask>"))
-    throw std::runtime_error(path + ": a non-autoregressive model, but its target vocabulary has no <mask> after </s>");
+    throw std::runtime_error(
+        path + ": a non-autoregressive model, but its target vocabulary has no <mask> after </s>");
   std::optional<SubwordVocab> subwords;
   if (file.has_text("subwords/model"))
     subwords = SubwordVocab::from_bytes(file.text("subwords/model"), path + ": 'subwords/model'");
-  auto p = std::make_unique<TranslationPipeline>(Vocab::from_text(file.text("vocab/source"), path), std::move(target),
-                                                 file.option("lowercase", true), options, 0, std::move(subwords));
+  auto p = std::make_unique<TranslationPipeline>(Vocab::from_text(file.text("vocab/source"), path),
+                                                 std::move(target), file.option("lowercase", true),
+                                                 options, 0, std::move(subwords));
   file.load_parameters(*p->model_);
   p->model_->eval();
   return p;
@@ -56,9 +67,13 @@ void TranslationPipeline::save(const std::string& path, const std::string& comma
   file.save(path, *model_);
 }
 
-Words TranslationPipeline::tokenize(const std::string& line) const { return tokens_of(models::tokenize(line, lower_)); }
+Words TranslationPipeline::tokenize(const std::string& line) const {
+  return tokens_of(models::tokenize(line, lower_));
+}
 
-Words TranslationPipeline::tokens_of(const Words& words) const { return subwords_ ? subwords_->encode(words) : words; }
+Words TranslationPipeline::tokens_of(const Words& words) const {
+  return subwords_ ? subwords_->encode(words) : words;
+}
 
 Words TranslationPipeline::words_of(const Words& tokens) const {
   return subwords_ ? SubwordVocab::decode(tokens) : tokens;
@@ -83,12 +98,14 @@ Ids TranslationPipeline::source_ids(const std::vector<const Words*>& sentences) 
 }
 
 double gold_share(std::size_t step, double k) {
-  if (!(k >= 1)) throw std::invalid_argument("scheduled sampling: k must be >= 1, got " + std::to_string(k));
+  if (!(k >= 1))
+    throw std::invalid_argument("scheduled sampling: k must be >= 1, got " + std::to_string(k));
   return k / (k + std::exp(static_cast<double>(step) / k));
 }
 
 Ids mix_inputs(const Ids& tgt_in, const Ids& predicted, double gold_share, Generator& gen) {
-  if (tgt_in.shape() != predicted.shape()) throw std::invalid_argument("mix_inputs: tgt_in and predicted differ in shape");
+  if (tgt_in.shape() != predicted.shape())
+    throw std::invalid_argument("mix_inputs: tgt_in and predicted differ in shape");
   Ids mixed = tgt_in;
   const std::size_t B = tgt_in.shape()[0], T = tgt_in.shape()[1];
   for (std::size_t b = 0; b < B; ++b)
@@ -99,7 +116,8 @@ Ids mix_inputs(const Ids& tgt_in, const Ids& predicted, double gold_share, Gener
 
 MaskedTargets mask_targets(const Ids& tgt, std::int64_t mask, Generator& gen) {
   if (tgt.dimension() != 2)
-    throw std::invalid_argument("mask_targets: tgt must be (B, T), got " + shape_str(Shape(tgt.shape().begin(), tgt.shape().end())));
+    throw std::invalid_argument("mask_targets: tgt must be (B, T), got " +
+                                shape_str(Shape(tgt.shape().begin(), tgt.shape().end())));
   MaskedTargets m{tgt, xt::zeros<std::int64_t>(tgt.shape())};
   for (std::size_t b = 0; b < tgt.shape()[0]; ++b) {
     std::vector<std::size_t> real;
@@ -116,11 +134,13 @@ MaskedTargets mask_targets(const Ids& tgt, std::int64_t mask, Generator& gen) {
   return m;
 }
 
-Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& targets,
-                                 double word_dropout, double gold_share) {
+Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources,
+                                 const std::vector<const Words*>& targets, double word_dropout,
+                                 double gold_share) {
   Ids src = source_ids(sources);
   if (model_->options().non_autoregressive) {  // the target as it is: no BOS, no EOS
-    if (gold_share < 1) throw std::invalid_argument("scheduled sampling: needs an autoregressive model");
+    if (gold_share < 1)
+      throw std::invalid_argument("scheduled sampling: needs an autoregressive model");
     const MaskedTargets masked = mask_targets(ids_of(targets, target_), kMask, gen_);
     drop_words(src, word_dropout, gen_);
     return model_->nat_loss(src, masked.input, masked.gold);
@@ -139,7 +159,8 @@ Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const
     Ids predicted = Ids::from_shape(tgt_in.shape());
     {
       NoGradGuard no_grad;
-      const Tensor guesses = model_->decode(tgt_in, model_->encode(src), key_padding_mask(src));  // (B, T, V)
+      const Tensor guesses =
+          model_->decode(tgt_in, model_->encode(src), key_padding_mask(src));  // (B, T, V)
       const auto& logits = guesses.data<float>();
       const std::size_t V = logits.shape()[2];
       for (std::size_t i = 0; i < predicted.size(); ++i) {
@@ -152,18 +173,22 @@ Tensor TranslationPipeline::loss(const std::vector<const Words*>& sources, const
   return model_->loss(src, tgt_in, tgt_out);
 }
 
-Tensor TranslationPipeline::mrt_loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& references,
+Tensor TranslationPipeline::mrt_loss(const std::vector<const Words*>& sources,
+                                     const std::vector<const Words*>& references,
                                      const MrtOptions& options) {
   if (sources.size() != references.size())
     throw std::invalid_argument("mrt_loss: " + std::to_string(sources.size()) + " sources but " +
                                 std::to_string(references.size()) + " references");
-  if (options.samples == 0) throw std::invalid_argument("mrt_loss: needs at least one sample per sentence");
+  if (options.samples == 0)
+    throw std::invalid_argument("mrt_loss: needs at least one sample per sentence");
   if (model_->options().non_autoregressive)
-    throw std::invalid_argument("mrt_loss: needs an autoregressive model (candidates are sampled token by token)");
+    throw std::invalid_argument(
+        "mrt_loss: needs an autoregressive model (candidates are sampled token by token)");
   std::vector<std::size_t> kept;  // sentences with words on both sides
   for (std::size_t i = 0; i < sources.size(); ++i)
     if (!sources[i]->empty() && !references[i]->empty()) kept.push_back(i);
-  if (kept.empty()) throw std::invalid_argument("mrt_loss: no sentence of the batch has a source and a reference");
+  if (kept.empty())
+    throw std::invalid_argument("mrt_loss: no sentence of the batch has a source and a reference");
 
   // The candidates: `samples` draws per sentence, duplicates dropped.
   std::vector<std::vector<std::int64_t>> source_ids, repeated;
@@ -198,7 +223,8 @@ Tensor TranslationPipeline::mrt_loss(const std::vector<const Words*>& sources, c
   }
 
   // One row per (sentence, candidate slot); an empty slot repeats candidate 0 and is masked.
-  Ids src = xt::zeros<std::int64_t>({N * K, S}), tgt_in = xt::zeros<std::int64_t>({N * K, T}), tgt_out = tgt_in;
+  Ids src = xt::zeros<std::int64_t>({N * K, S}), tgt_in = xt::zeros<std::int64_t>({N * K, T}),
+      tgt_out = tgt_in;
   Array<double> costs = xt::zeros<double>({N, K});
   Mask valid = xt::zeros<bool>({N, K});
   for (std::size_t n = 0; n < N; ++n)
@@ -218,11 +244,13 @@ Tensor TranslationPipeline::mrt_loss(const std::vector<const Words*>& sources, c
       }
     }
   const Tensor log_probs = model_->sequence_log_probs(src, tgt_in, tgt_out);  // (N K)
-  return nn::minimum_risk_loss(reshape(log_probs, {static_cast<std::int64_t>(N), static_cast<std::int64_t>(K)}), costs,
-                               valid, options.alpha);
+  return nn::minimum_risk_loss(
+      reshape(log_probs, {static_cast<std::int64_t>(N), static_cast<std::int64_t>(K)}), costs,
+      valid, options.alpha);
 }
 
-std::vector<Words> TranslationPipeline::translate(const std::vector<Words>& sentences, SearchOptions search) const {
+std::vector<Words> TranslationPipeline::translate(const std::vector<Words>& sentences,
+                                                  SearchOptions search) const {
   search.bos = kBos, search.eos = kEos, search.mask = kMask;
   std::vector<std::vector<std::int64_t>> sources;
   for (const auto& s : sentences) {
@@ -236,16 +264,19 @@ std::vector<Words> TranslationPipeline::translate(const std::vector<Words>& sent
     if (!sources[i].empty()) real.push_back(i), real_sources.push_back(sources[i]);
   std::vector<Words> out(sentences.size());
   if (real.empty()) return out;
-  const auto found = model_->options().non_autoregressive ? mask_predict(*model_, real_sources, search)
-                     : search.beam == 1                    ? greedy_search(*model_, real_sources, search)
-                                                           : beam_search(*model_, real_sources, search);
+  const auto found = model_->options().non_autoregressive
+                         ? mask_predict(*model_, real_sources, search)
+                     : search.beam == 1 ? greedy_search(*model_, real_sources, search)
+                                        : beam_search(*model_, real_sources, search);
   for (std::size_t k = 0; k < real.size(); ++k)
     for (std::int64_t id : found[k].tokens) out[real[k]].push_back(target_.word(id));
   return out;
 }
 
-std::vector<std::vector<Words>> TranslationPipeline::sample(const std::vector<Words>& sentences, SearchOptions search,
-                                                            const SamplingOptions& sampling, std::size_t count) const {
+std::vector<std::vector<Words>> TranslationPipeline::sample(const std::vector<Words>& sentences,
+                                                            SearchOptions search,
+                                                            const SamplingOptions& sampling,
+                                                            std::size_t count) const {
   search.bos = kBos, search.eos = kEos;
   std::vector<std::vector<std::int64_t>> sources;  // sample c of sentence i: source i * count + c
   std::vector<std::size_t> owner;
@@ -279,7 +310,8 @@ std::string TranslationPipeline::text_of(const Words& words) const {
   return lower_ ? capitalize_first(text) : text;
 }
 
-std::vector<std::vector<double>> TranslationPipeline::cross_attention(const Words& source, const Words& target,
+std::vector<std::vector<double>> TranslationPipeline::cross_attention(const Words& source,
+                                                                      const Words& target,
                                                                       std::size_t layer) const {
   NoGradGuard no_grad;
   const Ids src = source_ids({&source});
@@ -291,8 +323,9 @@ std::vector<std::vector<double>> TranslationPipeline::cross_attention(const Word
   std::vector<Tensor> weights;  // one (1, H, T, S) per layer
   model_->decode(tgt, model_->encode(src), key_padding_mask(src), nullptr, &weights);
   if (layer >= weights.size())
-    throw std::runtime_error("cross-attention layer " + std::to_string(layer) + ": the decoder has " +
-                             std::to_string(weights.size()) + " layers (0 to " + std::to_string(weights.size() - 1) + ")");
+    throw std::runtime_error("cross-attention layer " + std::to_string(layer) +
+                             ": the decoder has " + std::to_string(weights.size()) +
+                             " layers (0 to " + std::to_string(weights.size() - 1) + ")");
   const auto& w = weights[layer].data<float>();
   const std::size_t H = w.shape()[1], T = w.shape()[2], S = w.shape()[3];
   std::vector<std::vector<double>> avg(T, std::vector<double>(S, 0.0));

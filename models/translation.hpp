@@ -1,7 +1,7 @@
 // A trained translator with everything needed to use it: the source and target vocabularies,
 // whether it reads and writes lowercase, the subword model when its vocabularies hold pieces
-// rather than words (models/data/subword_vocab.hpp), and the encoder-decoder.  Saved as, and loaded from, a
-// model file of kind "translator" (what `tapegrad-translate train` writes).
+// rather than words (models/data/subword_vocab.hpp), and the encoder-decoder.  Saved as, and loaded
+// from, a model file of kind "translator" (what `tapegrad-translate train` writes).
 //
 //   auto t = models::TranslationPipeline::load("translator.npz");
 //   t->translate_lines({"Ein Hund läuft im Schnee."}, {.beam = 4})   // {"A dog runs in the snow."}
@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "search.hpp"
 #include "data/subword_vocab.hpp"
-#include "translator.hpp"
 #include "data/vocab.hpp"
+#include "search.hpp"
+#include "translator.hpp"
 
 namespace tg::models {
 
@@ -53,8 +53,8 @@ class TranslationPipeline {
 
   // A new, untrained translator; options.src_vocab and tgt_vocab are taken from the vocabularies.
   // With `subwords`, the vocabularies hold its pieces, and tokenize() splits words into them.
-  TranslationPipeline(Vocab source, Vocab target, bool lower, TranslatorOptions options, std::uint64_t seed,
-                      std::optional<SubwordVocab> subwords = std::nullopt);
+  TranslationPipeline(Vocab source, Vocab target, bool lower, TranslatorOptions options,
+                      std::uint64_t seed, std::optional<SubwordVocab> subwords = std::nullopt);
   // A model file, in evaluation mode.  Its options keep the dropout it was trained with, which
   // acts again once the model is put in training mode (train --init goes on training it).
   static std::unique_ptr<TranslationPipeline> load(const std::string& path);
@@ -69,10 +69,10 @@ class TranslationPipeline {
   Words words_of(const Words& tokens) const;
   // Label-smoothed cross-entropy of a batch of tokenised pairs; in training, source words
   // become unknown with probability word_dropout.  A non-autoregressive model: the conditional
-  // masked language model's loss with the length loss (mask_targets, Translator::nat_loss).  gold_share < 1: scheduled sampling, the
-  // two-pass form of Mihaylova and Martins 2019 -- a first, teacher-forced pass (no gradient)
-  // predicts every position, and the second pass reads each target token as given with
-  // probability gold_share, else the first pass's prediction of it.
+  // masked language model's loss with the length loss (mask_targets, Translator::nat_loss).
+  // gold_share < 1: scheduled sampling, the two-pass form of Mihaylova and Martins 2019 -- a first,
+  // teacher-forced pass (no gradient) predicts every position, and the second pass reads each
+  // target token as given with probability gold_share, else the first pass's prediction of it.
   Tensor loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& targets,
               double word_dropout = 0, double gold_share = 1);
   // Minimum risk training's loss of a batch: `samples` candidates per sentence drawn from the
@@ -81,8 +81,8 @@ class TranslationPipeline {
   // probabilities of the candidates,
   // renormalised over them and sharpened by alpha (nn::minimum_risk_loss).  The draws come
   // from the pipeline's generator.  Sentences with an empty source or reference are skipped.
-  Tensor mrt_loss(const std::vector<const Words*>& sources, const std::vector<const Words*>& references,
-                  const MrtOptions& options);
+  Tensor mrt_loss(const std::vector<const Words*>& sources,
+                  const std::vector<const Words*>& references, const MrtOptions& options);
   // Translations of tokenised sentences, as target tokens (search.bos, eos and mask are set
   // here): beam or greedy search, or mask-predict for a non-autoregressive model.
   std::vector<Words> translate(const std::vector<Words>& sentences, SearchOptions search) const;
@@ -90,7 +90,8 @@ class TranslationPipeline {
   std::vector<std::vector<Words>> sample(const std::vector<Words>& sentences, SearchOptions search,
                                          const SamplingOptions& sampling, std::size_t count) const;
   // Lines of text in, lines of text out ("" for an empty line).
-  std::vector<std::string> translate_lines(const std::vector<std::string>& lines, const SearchOptions& search) const;
+  std::vector<std::string> translate_lines(const std::vector<std::string>& lines,
+                                           const SearchOptions& search) const;
   // Output tokens (words or pieces) as text; a lowercasing model's sentences get their first
   // letter back.
   std::string text_of(const Words& words) const;
@@ -98,7 +99,8 @@ class TranslationPipeline {
   // after `source`: one row per target token (+ the end, for an autoregressive model), one column
   // per source token.  A non-autoregressive model reads the whole finished output, no token
   // masked (mask-predict's last pass masked some), and an empty target as one mask token.
-  std::vector<std::vector<double>> cross_attention(const Words& source, const Words& target, std::size_t layer) const;
+  std::vector<std::vector<double>> cross_attention(const Words& source, const Words& target,
+                                                   std::size_t layer) const;
 
   const Vocab& source_vocab() const { return source_; }
   const Vocab& target_vocab() const { return target_; }

@@ -8,8 +8,11 @@
 
 namespace tg::models {
 
-void ParallelFiles::in_folder(const std::string& dir, const std::string& source_lang, const std::string& target_lang) {
-  const auto in_dir = [&](const std::string& name) { return (std::filesystem::path(dir) / name).string(); };
+void ParallelFiles::in_folder(const std::string& dir, const std::string& source_lang,
+                              const std::string& target_lang) {
+  const auto in_dir = [&](const std::string& name) {
+    return (std::filesystem::path(dir) / name).string();
+  };
   if (train_source.empty()) train_source = in_dir("train." + source_lang);
   if (train_target.empty()) train_target = in_dir("train." + target_lang);
   if (dev_source.empty()) dev_source = in_dir("val." + source_lang);
@@ -35,11 +38,13 @@ void TranslationData::tokenize(const std::optional<SubwordVocab>& subwords, std:
       sources[i] = subwords->encode(sources[i]), targets[i] = subwords->encode(targets[i]);
   lengths.clear(), tokens.clear();
   for (std::size_t i = 0; i < sources.size(); ++i) {
-    lengths.push_back(std::max(sources[i].size(), targets[i].size() + 1));  // the decoder reads <s> and the target
+    lengths.push_back(std::max(sources[i].size(),
+                               targets[i].size() + 1));  // the decoder reads <s> and the target
     tokens.push_back(sources[i].size() + targets[i].size() + 1);
     if (lengths[i] + 1 > max_len)
-      throw DataError(train_source, i + 1, "the pair has " + std::to_string(lengths[i]) +
-                                               " tokens, more than the model's max_len " + std::to_string(max_len));
+      throw DataError(train_source, i + 1,
+                      "the pair has " + std::to_string(lengths[i]) +
+                          " tokens, more than the model's max_len " + std::to_string(max_len));
   }
 }
 
@@ -60,9 +65,9 @@ SubwordVocab train_subwords(const TranslationData& data, std::size_t pieces) {
 
 }  // namespace
 
-std::unique_ptr<TranslationPipeline> prepare_translator(TranslationData& data,
-                                                        std::unique_ptr<TranslationPipeline> initial,
-                                                        const TranslatorRecipe& recipe) {
+std::unique_ptr<TranslationPipeline> prepare_translator(
+    TranslationData& data, std::unique_ptr<TranslationPipeline> initial,
+    const TranslatorRecipe& recipe) {
   if (initial) {
     data.tokenize(initial->subwords(), initial->model().options().max_len);
     return initial;
@@ -74,13 +79,15 @@ std::unique_ptr<TranslationPipeline> prepare_translator(TranslationData& data,
   const std::size_t min_count = subwords ? 1 : recipe.min_count;
   std::vector<std::string> specials = {"<s>", "</s>"};
   if (recipe.options.non_autoregressive) specials.push_back("<mask>");
-  return std::make_unique<TranslationPipeline>(Vocab::build(data.sources, min_count, false),
-                                               Vocab::build(data.targets, min_count, false, specials), recipe.lower,
-                                               recipe.options, recipe.seed, std::move(subwords));
+  return std::make_unique<TranslationPipeline>(
+      Vocab::build(data.sources, min_count, false),
+      Vocab::build(data.targets, min_count, false, specials), recipe.lower, recipe.options,
+      recipe.seed, std::move(subwords));
 }
 
-nn::Task translation_task(TranslationPipeline& t, const TranslationData& data, const TranslationObjective& objective,
-                          std::size_t batch_tokens, std::uint64_t seed, const std::string& command) {
+nn::Task translation_task(TranslationPipeline& t, const TranslationData& data,
+                          const TranslationObjective& objective, std::size_t batch_tokens,
+                          std::uint64_t seed, const std::string& command) {
   nn::Task task;
   task.model = &t.model();
   task.gen = &t.gen();
@@ -96,10 +103,14 @@ nn::Task translation_task(TranslationPipeline& t, const TranslationData& data, c
   };
   // Cross-entropy is a mean over target tokens; minimum risk over sentences (the default weight).
   if (!objective.minimum_risk)
-    task.weight = [&data](const std::vector<std::size_t>& batch) { return data.target_tokens(batch); };
+    task.weight = [&data](const std::vector<std::size_t>& batch) {
+      return data.target_tokens(batch);
+    };
   task.lengths = &data.tokens;
   task.evaluate = [&t, &data] {  // greedy: fast, and close to beam search's ranking of models
-    return corpus_bleu(t.translate_lines(data.dev_sources, {.beam = 1}), data.dev_references, true).score / 100;
+    return corpus_bleu(t.translate_lines(data.dev_sources, {.beam = 1}), data.dev_references, true)
+               .score /
+           100;
   };
   task.save_model = [&t, command](const std::string& path) { t.save(path, command); };
   return task;

@@ -7,9 +7,10 @@
 //   models::ParallelFiles files;
 //   files.in_folder("data/multi30k", "de", "en");
 //   auto data = models::TranslationData::read(files, /*lower=*/true);
-//   auto t = models::prepare_translator(data, nullptr, {.options = {.dropout = 0.3}, .subword_pieces = 8000});
-//   nn::Task task = models::translation_task(*t, data, {}, 2000, 1);
-//   nn::train(task, {.epochs = 30, .out = "translator.npz", .metric_name = "BLEU", .metric_percent = false});
+//   auto t = models::prepare_translator(data, nullptr, {.options = {.dropout = 0.3},
+//   .subword_pieces = 8000}); nn::Task task = models::translation_task(*t, data, {}, 2000, 1);
+//   nn::train(task, {.epochs = 30, .out = "translator.npz", .metric_name = "BLEU", .metric_percent
+//   = false});
 #pragma once
 
 #include <cstdint>
@@ -29,17 +30,18 @@ namespace tg::models {
 struct ParallelFiles {
   std::string train_source, train_target, dev_source, dev_target;
   // A folder's train.SRC, train.TGT, val.SRC and val.TGT (Multi30k's names): the unset ones.
-  void in_folder(const std::string& dir, const std::string& source_lang, const std::string& target_lang);
+  void in_folder(const std::string& dir, const std::string& source_lang,
+                 const std::string& target_lang);
 };
 
 // A translator's training data.  read() gives the words; tokenize() the tokens the model reads
 // (the words, or their subword pieces) and the lengths the batches are cut by.
 struct TranslationData {
-  std::vector<Words> sources, targets;   // training pairs: words, then tokens
-  std::vector<std::size_t> lengths;      // a pair's padded length in a batch: max(S, T + 1)
-  std::vector<std::size_t> tokens;       // its real tokens, S + T + 1 (the progress line's tokens/s)
+  std::vector<Words> sources, targets;  // training pairs: words, then tokens
+  std::vector<std::size_t> lengths;     // a pair's padded length in a batch: max(S, T + 1)
+  std::vector<std::size_t> tokens;      // its real tokens, S + T + 1 (the progress line's tokens/s)
   std::vector<std::string> dev_sources, dev_references;  // lines, as BLEU scores them
-  std::string train_source;              // the file line numbers in errors refer to
+  std::string train_source;                              // the file line numbers in errors refer to
 
   // The training pairs tokenised (lowercased when `lower`; malformed pairs skipped with their
   // line if `bad` says so) and the development lines as they are.
@@ -53,33 +55,37 @@ struct TranslationData {
 
 // How a new translator is made for its data.
 struct TranslatorRecipe {
-  TranslatorOptions options;       // vocabulary sizes come from the data
-  bool lower = true;               // the model reads and writes lowercase
-  std::size_t subword_pieces = 0;  // > 0: one SentencePiece model of this many pieces, trained on both sides' words
-  std::size_t min_count = 1;       // word vocabularies: words seen fewer times are unknown (pieces: all kept)
-  std::uint64_t seed = 1;          // initial weights and dropout
+  TranslatorOptions options;  // vocabulary sizes come from the data
+  bool lower = true;          // the model reads and writes lowercase
+  std::size_t subword_pieces =
+      0;  // > 0: one SentencePiece model of this many pieces, trained on both sides' words
+  std::size_t min_count =
+      1;  // word vocabularies: words seen fewer times are unknown (pieces: all kept)
+  std::uint64_t seed = 1;  // initial weights and dropout
 };
 
 // The translator to train, with `data` (as read) tokenised for it: `initial` (a model file read
 // to go on training, whose subword model and max_len decide), or else a new one made by `recipe`
 // -- its subword model trained on the data's words, its vocabularies the data's tokens.
-std::unique_ptr<TranslationPipeline> prepare_translator(TranslationData& data,
-                                                        std::unique_ptr<TranslationPipeline> initial,
-                                                        const TranslatorRecipe& recipe);
+std::unique_ptr<TranslationPipeline> prepare_translator(
+    TranslationData& data, std::unique_ptr<TranslationPipeline> initial,
+    const TranslatorRecipe& recipe);
 
 // What the translator learns from (tapegrad-translate train's --objective and its settings).
 struct TranslationObjective {
-  bool minimum_risk = false;  // MRT on sentence BLEU (TranslationPipeline::mrt_loss) instead of cross-entropy
+  bool minimum_risk =
+      false;  // MRT on sentence BLEU (TranslationPipeline::mrt_loss) instead of cross-entropy
   MrtOptions mrt;
-  double word_dropout = 0;    // cross-entropy: source words become unknown with this probability
-  double scheduled_k = 0;     // cross-entropy: > 0, scheduled sampling with gold_share(step, k)
+  double word_dropout = 0;  // cross-entropy: source words become unknown with this probability
+  double scheduled_k = 0;   // cross-entropy: > 0, scheduled sampling with gold_share(step, k)
 };
 
 // The training loop's Task for `t` on tokenised `data`: batches of about `batch_tokens` padded
 // tokens shuffled from `seed`, the objective's loss, dev BLEU by greedy search (a non-
 // autoregressive model: mask-predict of one length), and the model file with `command` in it.
 // t and data must outlive the task.
-nn::Task translation_task(TranslationPipeline& t, const TranslationData& data, const TranslationObjective& objective,
-                          std::size_t batch_tokens, std::uint64_t seed, const std::string& command = "");
+nn::Task translation_task(TranslationPipeline& t, const TranslationData& data,
+                          const TranslationObjective& objective, std::size_t batch_tokens,
+                          std::uint64_t seed, const std::string& command = "");
 
 }  // namespace tg::models

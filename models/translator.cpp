@@ -11,15 +11,26 @@ namespace tg::models {
 namespace {
 
 nn::PositionOptions position_options(const TranslatorOptions& o) {
-  return {.scheme = o.positions, .dim = o.d_model, .max_len = o.max_len, .mlp_hidden = o.mlp_hidden,
+  return {.scheme = o.positions,
+          .dim = o.d_model,
+          .max_len = o.max_len,
+          .mlp_hidden = o.mlp_hidden,
           .mlp_scale = o.mlp_scale};
 }
 
 }  // namespace
 
 Translator::Translator(const TranslatorOptions& o, Generator& gen)
-    : src_embed({.vocab = o.src_vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
-      tgt_embed({.vocab = o.tgt_vocab, .dim = o.d_model, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(o.d_model))}, gen),
+    : src_embed({.vocab = o.src_vocab,
+                 .dim = o.d_model,
+                 .padding_id = 0,
+                 .init_std = 1.0 / std::sqrt(double(o.d_model))},
+                gen),
+      tgt_embed({.vocab = o.tgt_vocab,
+                 .dim = o.d_model,
+                 .padding_id = 0,
+                 .init_std = 1.0 / std::sqrt(double(o.d_model))},
+                gen),
       encoder(transformer_options(o), gen),
       decoder(transformer_options(o), gen),
       head(o.d_model, o.tgt_vocab, gen),
@@ -43,8 +54,9 @@ Translator::Translator(const TranslatorOptions& o, Generator& gen)
 
 void Translator::require(bool non_autoregressive, const char* who) const {
   if (options_.non_autoregressive != non_autoregressive)
-    throw std::invalid_argument(std::string("Translator::") + who + ": needs " +
-                                (non_autoregressive ? "a non-autoregressive" : "an autoregressive") + " model");
+    throw std::invalid_argument(
+        std::string("Translator::") + who + ": needs " +
+        (non_autoregressive ? "a non-autoregressive" : "an autoregressive") + " model");
 }
 
 Tensor Translator::encode(const Ids& src) {
@@ -68,7 +80,10 @@ Tensor Translator::decoder_states(const Ids& tgt, const Tensor& memory, const Ma
   std::optional<Mask> self_mask;
   if (!cache) self_mask = key_padding_mask(tgt);
   return decoder.forward(drop_(y), memory,
-                         {.self_mask = self_mask, .memory_mask = src_mask, .cache = cache, .cross_weights = cross_weights,
+                         {.self_mask = self_mask,
+                          .memory_mask = src_mask,
+                          .cache = cache,
+                          .cross_weights = cross_weights,
                           .causal = !options_.non_autoregressive});
 }
 
@@ -83,7 +98,8 @@ Tensor Translator::token_loss(const Tensor& states, const Ids& targets) {
   Ids real = Ids::from_shape({rows.size()});
   for (std::size_t r = 0; r < rows.size(); ++r) real(r) = targets.data()[rows[r]];
   Tensor logits = head(take_rows(reshape(states, {-1, C}), rows));  // (N, V), N real positions
-  return cross_entropy(logits, real, {.ignore_index = 0, .label_smoothing = options_.label_smoothing});
+  return cross_entropy(logits, real,
+                       {.ignore_index = 0, .label_smoothing = options_.label_smoothing});
 }
 
 Tensor Translator::loss(const Ids& src, const Ids& tgt_in, const Ids& tgt_out) {
@@ -104,28 +120,35 @@ Tensor Translator::sequence_log_probs(const Ids& src, const Ids& tgt_in, const I
 
 Tensor Translator::length_logits(const Tensor& memory, const Ids& src) {
   require(true, "length_logits");
-  const Tensor pooled = mean_over_tokens(memory, src);  // (B, C): the mean over real source tokens; checks shapes
-  return (*length_head)(pooled);  // (B, 2R + 1)
+  const Tensor pooled =
+      mean_over_tokens(memory, src);  // (B, C): the mean over real source tokens; checks shapes
+  return (*length_head)(pooled);      // (B, 2R + 1)
 }
 
 std::int64_t Translator::length_class(std::size_t source_length, std::size_t target_length) const {
   const auto R = static_cast<std::int64_t>(options_.length_offsets);
-  const std::int64_t offset = static_cast<std::int64_t>(target_length) - static_cast<std::int64_t>(source_length);
+  const std::int64_t offset =
+      static_cast<std::int64_t>(target_length) - static_cast<std::int64_t>(source_length);
   return std::clamp(offset, -R, R) + R;
 }
 
 std::size_t Translator::class_length(std::size_t source_length, std::int64_t length_class) const {
-  const std::int64_t length =
-      static_cast<std::int64_t>(source_length) + length_class - static_cast<std::int64_t>(options_.length_offsets);
-  return static_cast<std::size_t>(std::clamp<std::int64_t>(length, 1, static_cast<std::int64_t>(options_.max_len) - 1));
+  const std::int64_t length = static_cast<std::int64_t>(source_length) + length_class -
+                              static_cast<std::int64_t>(options_.length_offsets);
+  return static_cast<std::size_t>(
+      std::clamp<std::int64_t>(length, 1, static_cast<std::int64_t>(options_.max_len) - 1));
 }
 
 Tensor Translator::nat_loss(const Ids& src, const Ids& tgt, const Ids& gold) {
   require(true, "nat_loss");
-  const auto shape_of = [](const Ids& a) { return shape_str(Shape(a.shape().begin(), a.shape().end())); };
-  if (src.dimension() != 2 || tgt.dimension() != 2 || src.shape()[0] != tgt.shape()[0] || tgt.shape() != gold.shape())
-    throw std::invalid_argument("Translator::nat_loss: src is " + shape_of(src) + ", tgt " + shape_of(tgt) +
-                                " and gold " + shape_of(gold) + " (want (B, S), (B, T) and (B, T))");
+  const auto shape_of = [](const Ids& a) {
+    return shape_str(Shape(a.shape().begin(), a.shape().end()));
+  };
+  if (src.dimension() != 2 || tgt.dimension() != 2 || src.shape()[0] != tgt.shape()[0] ||
+      tgt.shape() != gold.shape())
+    throw std::invalid_argument("Translator::nat_loss: src is " + shape_of(src) + ", tgt " +
+                                shape_of(tgt) + " and gold " + shape_of(gold) +
+                                " (want (B, S), (B, T) and (B, T))");
   const Tensor memory = encode(src);
   const Tensor tokens = token_loss(decoder_states(tgt, memory, key_padding_mask(src)), gold);
   const std::size_t B = src.shape()[0];

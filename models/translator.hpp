@@ -31,19 +31,26 @@ struct TranslatorOptions {
   double mlp_scale = 16;
   std::size_t relative_k = 16;
   std::size_t max_len = 512;
-  nn::AttentionKind attention = nn::AttentionKind::softmax;  // self-attention; kernelized (Luo et al. 2021)
-  std::size_t kernel_features = 64;                         // kernelized: random features
-  bool non_autoregressive = false;  // a mask-predict decoder (see above) instead of a causal one
-  std::size_t length_offsets = 32;  // non-autoregressive: the length classes are offsets -R..R from the source length
-  double length_weight = 0.1;       // non-autoregressive: the length loss's weight beside the tokens' loss
+  nn::AttentionKind attention =
+      nn::AttentionKind::softmax;    // self-attention; kernelized (Luo et al. 2021)
+  std::size_t kernel_features = 64;  // kernelized: random features
+  bool non_autoregressive = false;   // a mask-predict decoder (see above) instead of a causal one
+  std::size_t length_offsets =
+      32;  // non-autoregressive: the length classes are offsets -R..R from the source length
+  double length_weight =
+      0.1;  // non-autoregressive: the length loss's weight beside the tokens' loss
 
   // The options a model file stores (nn/training/model_file.hpp).
   template <class F>
   void fields(F&& f) {
-    f("src_vocab", src_vocab), f("tgt_vocab", tgt_vocab), f("d_model", d_model), f("heads", heads), f("ff", ff);
-    f("layers", layers), f("dropout", dropout), f("label_smoothing", label_smoothing), f("positions", positions);
-    f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("relative_k", relative_k), f("max_len", max_len);
-    f("attention", attention), f("kernel_features", kernel_features), f("non_autoregressive", non_autoregressive);
+    f("src_vocab", src_vocab), f("tgt_vocab", tgt_vocab), f("d_model", d_model), f("heads", heads),
+        f("ff", ff);
+    f("layers", layers), f("dropout", dropout), f("label_smoothing", label_smoothing),
+        f("positions", positions);
+    f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("relative_k", relative_k),
+        f("max_len", max_len);
+    f("attention", attention), f("kernel_features", kernel_features),
+        f("non_autoregressive", non_autoregressive);
     f("length_offsets", length_offsets), f("length_weight", length_weight);
   }
 };
@@ -69,7 +76,8 @@ class Translator : public nn::Module {
   Tensor length_logits(const Tensor& memory, const Ids& src);
   // Class k stands for the offset k - R of the target length from the source length (clipped).
   std::int64_t length_class(std::size_t source_length, std::size_t target_length) const;
-  std::size_t class_length(std::size_t source_length, std::int64_t length_class) const;  // at least 1
+  std::size_t class_length(std::size_t source_length,
+                           std::int64_t length_class) const;  // at least 1
   // The conditional masked language model's loss (Ghazvininejad et al. 2019): label-smoothed
   // cross-entropy of the tokens at the masked positions (gold: the token there, 0 elsewhere)
   // + length_weight * the length classifier's cross-entropy (the length: tgt's real tokens).
@@ -77,7 +85,8 @@ class Translator : public nn::Module {
   Tensor nat_loss(const Ids& src, const Ids& tgt, const Ids& gold);
   // decode without the output layer: (B, T, C), for a caller that needs only some positions.
   Tensor decoder_states(const Ids& tgt, const Tensor& memory, const Mask& src_mask,
-                        nn::DecoderCache* cache = nullptr, std::vector<Tensor>* cross_weights = nullptr);
+                        nn::DecoderCache* cache = nullptr,
+                        std::vector<Tensor>* cross_weights = nullptr);
 
   const TranslatorOptions& options() const { return options_; }
 
@@ -89,8 +98,10 @@ class Translator : public nn::Module {
   std::unique_ptr<nn::Linear> length_head;  // non-autoregressive only: C -> 2R + 1
 
  private:
-  void require(bool non_autoregressive, const char* who) const;  // throws naming `who` for the other kind
-  Tensor token_loss(const Tensor& states, const Ids& targets);   // (B, T, C), (B, T) -> () over targets != 0
+  void require(bool non_autoregressive,
+               const char* who) const;  // throws naming `who` for the other kind
+  Tensor token_loss(const Tensor& states,
+                    const Ids& targets);  // (B, T, C), (B, T) -> () over targets != 0
   TranslatorOptions options_;
   nn::Dropout drop_;
 };

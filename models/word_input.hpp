@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "../autograd/tensor.hpp"
-#include "data/batching.hpp"
 #include "../nn/training/model_file.hpp"
+#include "data/batching.hpp"
 #include "data/subwords.hpp"
 #include "data/vocab.hpp"
 

@@ -13,13 +13,13 @@
 #pragma once
 
 #include <memory>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../autograd/tape.hpp"
-#include "ensemble.hpp"
 #include "../nn/training/model_file.hpp"
+#include "ensemble.hpp"
 #include "word_input.hpp"
 
 namespace tg::models {
@@ -36,11 +36,13 @@ class WordPipeline {
 
   // A new, untrained ensemble of `members` models; the vocabulary size, the label count and
   // the subword settings in `options` are taken from `input` and `labels`.
-  WordPipeline(WordInput input, Vocab labels, Options options, std::size_t members, std::uint64_t seed)
+  WordPipeline(WordInput input, Vocab labels, Options options, std::size_t members,
+               std::uint64_t seed)
       : gen_(seed), input_(std::move(input)), labels_(std::move(labels)) {
     options.encoder.vocab = input_.words.size();
     options.encoder.subword_buckets = input_.subwords.buckets;
-    options.encoder.subword_groups = input_.subwords.buckets > 0 ? input_.subwords.groups() : std::vector<std::size_t>{};
+    options.encoder.subword_groups =
+        input_.subwords.buckets > 0 ? input_.subwords.groups() : std::vector<std::size_t>{};
     Derived::with_labels(options, labels_.size());
     net_ = std::make_unique<Ensemble<Model>>(members, options, gen_);
   }
@@ -55,7 +57,8 @@ class WordPipeline {
     }
     file.get_options(options);
     options.encoder.dropout = 0;
-    auto p = std::make_unique<Derived>(WordInput::load(file), Vocab::from_text(file.text(Derived::kFile.labels), path),
+    auto p = std::make_unique<Derived>(WordInput::load(file),
+                                       Vocab::from_text(file.text(Derived::kFile.labels), path),
                                        options, file.option<std::size_t>("members", 1), 0);
     file.load_parameters(p->net());
     p->net().eval();
@@ -84,16 +87,18 @@ class WordPipeline {
   // f(indices, probabilities).  `weights`, if given, receives the first member's attention for
   // the first batch.
   template <class F>
-  void for_each_prediction(const std::vector<Words>& sentences, std::vector<Tensor>* weights, F&& f) const {
+  void for_each_prediction(const std::vector<Words>& sentences, std::vector<Tensor>* weights,
+                           F&& f) const {
     NoGradGuard no_grad;
-    input_.for_each_batch(sentences, [&](const std::vector<std::size_t>& batch, const Ids& ids, const Ids& subs) {
-      const Tensor probs = net_->mean([&](Model& m) {
-        std::vector<Tensor>* w = &m == &net_->front() ? weights : nullptr;
-        return softmax(m.forward(ids, input_.subwords_of(subs), w));
-      });
-      weights = nullptr;  // the first batch only
-      f(batch, probs.data<float>());
-    });
+    input_.for_each_batch(
+        sentences, [&](const std::vector<std::size_t>& batch, const Ids& ids, const Ids& subs) {
+          const Tensor probs = net_->mean([&](Model& m) {
+            std::vector<Tensor>* w = &m == &net_->front() ? weights : nullptr;
+            return softmax(m.forward(ids, input_.subwords_of(subs), w));
+          });
+          weights = nullptr;  // the first batch only
+          f(batch, probs.data<float>());
+        });
   }
 
   Generator gen_;

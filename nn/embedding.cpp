@@ -9,8 +9,8 @@ namespace tg::nn {
 
 Embedding::Embedding(const EmbeddingOptions& options, Generator& gen) : options_(options) {
   if (options.vocab == 0 || options.dim == 0)
-    fail("Embedding", "vocab and dim must be positive, got vocab " +
-                          std::to_string(options.vocab) + ", dim " + std::to_string(options.dim));
+    fail("Embedding", "vocab and dim must be positive, got vocab " + std::to_string(options.vocab) +
+                          ", dim " + std::to_string(options.dim));
   if (options.padding_id < -1 || options.padding_id >= static_cast<std::int64_t>(options.vocab))
     fail("Embedding", "padding_id " + std::to_string(options.padding_id) +
                           " is outside the table of " + std::to_string(options.vocab) +

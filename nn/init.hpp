@@ -16,7 +16,8 @@ void normal(Tensor& t, double mean, double std, Generator& gen);
 void constant(Tensor& t, double value);
 
 // Glorot and Bengio 2010: keeps activation variance across layers of tanh-like units.
-// uniform: U(-a, a), a = gain sqrt(6 / (fan_in + fan_out));  normal: std = gain sqrt(2 / (fan_in + fan_out))
+// uniform: U(-a, a), a = gain sqrt(6 / (fan_in + fan_out));  normal: std = gain sqrt(2 / (fan_in +
+// fan_out))
 void xavier_uniform(Tensor& t, Generator& gen, double gain = 1.0);
 void xavier_normal(Tensor& t, Generator& gen, double gain = 1.0);
 

@@ -21,14 +21,18 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target) {
   return mean(d * d);
 }
 
-Tensor minimum_risk_loss(const Tensor& seq_log_probs, const Array<double>& costs, const Mask& valid, double alpha) {
+Tensor minimum_risk_loss(const Tensor& seq_log_probs, const Array<double>& costs, const Mask& valid,
+                         double alpha) {
   const char* op = "minimum_risk_loss";
   if (!seq_log_probs.defined() || seq_log_probs.dim() != 2)
-    fail(op, "seq_log_probs must be (N, K), got " + (seq_log_probs.defined() ? shape_str(seq_log_probs.shape()) : "undefined"));
+    fail(op, "seq_log_probs must be (N, K), got " +
+                 (seq_log_probs.defined() ? shape_str(seq_log_probs.shape()) : "undefined"));
   const Shape& shape = seq_log_probs.shape();
-  if (Shape(costs.shape().begin(), costs.shape().end()) != shape || Shape(valid.shape().begin(), valid.shape().end()) != shape)
-    fail(op, "costs " + shape_str(Shape(costs.shape().begin(), costs.shape().end())) + " and valid " +
-                 shape_str(Shape(valid.shape().begin(), valid.shape().end())) + " must match seq_log_probs " + shape_str(shape));
+  if (Shape(costs.shape().begin(), costs.shape().end()) != shape ||
+      Shape(valid.shape().begin(), valid.shape().end()) != shape)
+    fail(op, "costs " + shape_str(Shape(costs.shape().begin(), costs.shape().end())) +
+                 " and valid " + shape_str(Shape(valid.shape().begin(), valid.shape().end())) +
+                 " must match seq_log_probs " + shape_str(shape));
   if (!(alpha > 0)) fail(op, "alpha must be positive, got " + std::to_string(alpha));
   for (std::size_t n = 0; n < shape[0]; ++n) {
     bool any = false;

@@ -24,6 +24,7 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target);
 // -> () the mean risk over the examples.  seq_log_probs: (N, K) log p(y_k | x_n) of K candidates
 // each; costs (N, K), e.g. 1 - sentence BLEU; valid (N, K) true where a candidate exists (an
 // example may have fewer, when sampling drew duplicates).  Every example needs one candidate.
-Tensor minimum_risk_loss(const Tensor& seq_log_probs, const Array<double>& costs, const Mask& valid, double alpha);
+Tensor minimum_risk_loss(const Tensor& seq_log_probs, const Array<double>& costs, const Mask& valid,
+                         double alpha);
 
 }  // namespace tg::nn

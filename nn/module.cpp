@@ -53,7 +53,8 @@ const Tensor* Module::first_parameter() const {
 void Module::check_input_dtype(const char* layer, const Tensor& x) const {
   const Tensor* p = first_parameter();
   if (!p || !x.defined() || x.dtype() == p->dtype()) return;
-  fail(layer, std::string("the input is ") + dtype_name(x.dtype()) + " but the parameters are " + dtype_name(p->dtype()) +
+  fail(layer, std::string("the input is ") + dtype_name(x.dtype()) + " but the parameters are " +
+                  dtype_name(p->dtype()) +
                   "; convert one of them: x.to(dtype), or module.to(dtype)");
 }
 

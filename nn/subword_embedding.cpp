@@ -6,8 +6,11 @@
 
 namespace tg::nn {
 
-SubwordEmbedding::SubwordEmbedding(std::size_t buckets, std::size_t dim, std::vector<std::size_t> groups, Generator& gen)
-    : table({.vocab = buckets, .dim = dim, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(dim))}, gen),
+SubwordEmbedding::SubwordEmbedding(std::size_t buckets, std::size_t dim,
+                                   std::vector<std::size_t> groups, Generator& gen)
+    : table(
+          {.vocab = buckets, .dim = dim, .padding_id = 0, .init_std = 1.0 / std::sqrt(double(dim))},
+          gen),
       groups_(std::move(groups)) {
   for (std::size_t g : groups_)
     if (g == 0) fail("SubwordEmbedding", "a group of 0 slots");
@@ -18,10 +21,12 @@ SubwordEmbedding::SubwordEmbedding(std::size_t buckets, std::size_t dim, std::ve
 
 Tensor SubwordEmbedding::forward(const Ids& subwords) {
   if (subwords.dimension() != 3)
-    fail("SubwordEmbedding", "subword ids must be (B, T, K), got " +
-                                 shape_str(Shape(subwords.shape().begin(), subwords.shape().end())));
+    fail("SubwordEmbedding",
+         "subword ids must be (B, T, K), got " +
+             shape_str(Shape(subwords.shape().begin(), subwords.shape().end())));
   const std::size_t K = subwords.shape()[2];
-  return embedding_bags(table.weight, subwords, groups_.empty() ? std::vector<std::size_t>{K} : groups_);
+  return embedding_bags(table.weight, subwords,
+                        groups_.empty() ? std::vector<std::size_t>{K} : groups_);
 }
 
 }  // namespace tg::nn

@@ -18,7 +18,8 @@ namespace tg::nn {
 
 class SubwordEmbedding : public Module {
  public:
-  SubwordEmbedding(std::size_t buckets, std::size_t dim, std::vector<std::size_t> groups, Generator& gen);
+  SubwordEmbedding(std::size_t buckets, std::size_t dim, std::vector<std::size_t> groups,
+                   Generator& gen);
 
   Tensor forward(const Ids& subwords);
   Tensor operator()(const Ids& subwords) { return forward(subwords); }

@@ -6,9 +6,14 @@ namespace tg::nn {
 namespace {
 
 AttentionOptions self_attention(const TransformerOptions& o) {
-  return {.d_model = o.d_model, .heads = o.heads, .dropout = o.attention_dropout,
-          .positions = o.positions, .relative_k = o.relative_k, .relative_skewed = o.relative_skewed,
-          .kind = o.attention, .kernel_features = o.kernel_features};
+  return {.d_model = o.d_model,
+          .heads = o.heads,
+          .dropout = o.attention_dropout,
+          .positions = o.positions,
+          .relative_k = o.relative_k,
+          .relative_skewed = o.relative_skewed,
+          .kind = o.attention,
+          .kernel_features = o.kernel_features};
 }
 
 AttentionOptions cross_attention(const TransformerOptions& o) {
@@ -69,7 +74,8 @@ template class LayerStack<DecoderLayer>;
 
 Encoder::Encoder(const TransformerOptions& o, Generator& gen) : LayerStack("Encoder", o, gen) {}
 
-Tensor Encoder::forward(const Tensor& x, const std::optional<Mask>& mask, std::vector<Tensor>* weights) {
+Tensor Encoder::forward(const Tensor& x, const std::optional<Mask>& mask,
+                        std::vector<Tensor>* weights) {
   Tensor h = x;
   for (auto& layer : layers) {
     Tensor w;
@@ -98,14 +104,17 @@ DecoderLayer::DecoderLayer(const TransformerOptions& o, Generator& gen)
   register_module("drop", drop);
 }
 
-Tensor DecoderLayer::forward(const Tensor& y, const Tensor& memory, const DecodeLayerOptions& call) {
+Tensor DecoderLayer::forward(const Tensor& y, const Tensor& memory,
+                             const DecodeLayerOptions& call) {
   KvCache* self_cache = call.cache ? &call.cache->self : nullptr;
   KvCache* cross_cache = call.cache ? &call.cache->cross : nullptr;
   const auto self = [&](const Tensor& h) {
-    return self_attn.forward(h, {.mask = call.self_mask, .causal = call.causal, .cache = self_cache});
+    return self_attn.forward(h,
+                             {.mask = call.self_mask, .causal = call.causal, .cache = self_cache});
   };
   const auto cross = [&](const Tensor& h) {
-    return cross_attn.forward_cross(h, memory, {.mask = call.memory_mask, .cache = cross_cache, .weights = call.cross_weights});
+    return cross_attn.forward_cross(
+        h, memory, {.mask = call.memory_mask, .cache = cross_cache, .weights = call.cross_weights});
   };
   if (pre_norm_) {
     Tensor h = y + drop(self(norm1(y)));
@@ -122,14 +131,18 @@ Decoder::Decoder(const TransformerOptions& o, Generator& gen) : LayerStack("Deco
 Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const DecodeOptions& call) {
   DecoderCache* cache = call.cache;
   if (cache && !call.causal)
-    throw std::invalid_argument("Decoder: a cache decodes one position after another, which needs the causal mask");
+    throw std::invalid_argument(
+        "Decoder: a cache decodes one position after another, which needs the causal mask");
   if (cache && cache->layers.size() != layers.size()) cache->layers.resize(layers.size());
   Tensor h = y;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     Tensor w;
-    h = layers[i]->forward(h, memory, {.self_mask = call.self_mask, .memory_mask = call.memory_mask,
-                                       .cache = cache ? &cache->layers[i] : nullptr,
-                                       .cross_weights = call.cross_weights ? &w : nullptr, .causal = call.causal});
+    h = layers[i]->forward(h, memory,
+                           {.self_mask = call.self_mask,
+                            .memory_mask = call.memory_mask,
+                            .cache = cache ? &cache->layers[i] : nullptr,
+                            .cross_weights = call.cross_weights ? &w : nullptr,
+                            .causal = call.causal});
     if (call.cross_weights) call.cross_weights->push_back(w);
   }
   return final_norm ? (*final_norm)(h) : h;

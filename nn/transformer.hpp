@@ -67,7 +67,8 @@ class LayerStack : public Module {
   std::unique_ptr<LayerNorm> final_norm;       // pre-norm stacks only
 
  protected:
-  LayerStack(const char* who, const TransformerOptions& options, Generator& gen);  // `who` names it in errors
+  LayerStack(const char* who, const TransformerOptions& options,
+             Generator& gen);  // `who` names it in errors
 };
 
 class Encoder : public LayerStack<EncoderLayer> {
@@ -95,11 +96,11 @@ struct DecoderCache {
 
 // What one call of a decoder layer may add, all optional.
 struct DecodeLayerOptions {
-  std::optional<Mask> self_mask;     // e.g. target padding (with the causal mask, if causal)
-  std::optional<Mask> memory_mask;   // source padding
+  std::optional<Mask> self_mask;       // e.g. target padding (with the causal mask, if causal)
+  std::optional<Mask> memory_mask;     // source padding
   DecoderLayerCache* cache = nullptr;  // incremental decoding: y holds only the newest positions
-  Tensor* cross_weights = nullptr;   // receives the cross-attention weights (B, H, T, S)
-  bool causal = true;                // false: every position sees every other (a non-autoregressive decoder)
+  Tensor* cross_weights = nullptr;     // receives the cross-attention weights (B, H, T, S)
+  bool causal = true;  // false: every position sees every other (a non-autoregressive decoder)
 };
 
 class DecoderLayer : public Module {
@@ -122,9 +123,11 @@ class DecoderLayer : public Module {
 struct DecodeOptions {
   std::optional<Mask> self_mask;    // e.g. target padding (with the causal mask, if causal)
   std::optional<Mask> memory_mask;  // source padding
-  DecoderCache* cache = nullptr;    // incremental decoding: pass only the new positions; the cache grows by T
-  std::vector<Tensor>* cross_weights = nullptr;  // receives each layer's cross-attention (B, H, T, S)
-  bool causal = true;               // false: no causal mask (a non-autoregressive decoder; no cache then)
+  DecoderCache* cache =
+      nullptr;  // incremental decoding: pass only the new positions; the cache grows by T
+  std::vector<Tensor>* cross_weights =
+      nullptr;         // receives each layer's cross-attention (B, H, T, S)
+  bool causal = true;  // false: no causal mask (a non-autoregressive decoder; no cache then)
 };
 
 class Decoder : public LayerStack<DecoderLayer> {

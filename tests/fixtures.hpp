@@ -44,7 +44,8 @@ struct ToyTagging {
   }
 
   // The tagger's loss on the sentences numbered in `batch`.
-  tg::Tensor loss(tg::models::TaggingPipeline& tagger, const std::vector<std::size_t>& batch) const {
+  tg::Tensor loss(tg::models::TaggingPipeline& tagger,
+                  const std::vector<std::size_t>& batch) const {
     std::vector<const tg::models::Words*> ws, ts;
     for (std::size_t i : batch) ws.push_back(&words[i]), ts.push_back(&tags[i]);
     return tagger.loss(ws, ts);
@@ -54,10 +55,12 @@ struct ToyTagging {
 // A small tagger for it: one layer of width 16, its vocabulary built from the sentences.
 inline std::unique_ptr<tg::models::TaggingPipeline> toy_tagger(const ToyTagging& toy) {
   return std::make_unique<tg::models::TaggingPipeline>(
-      tg::models::WordInput{tg::models::Vocab::build(toy.words, 1, false), tg::models::SubwordOptions{.buckets = 0}},
+      tg::models::WordInput{tg::models::Vocab::build(toy.words, 1, false),
+                            tg::models::SubwordOptions{.buckets = 0}},
       tg::models::Vocab::closed({"DET", "NOUN", "VERB"}),
       tg::models::TaggerOptions{
-          .encoder = {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}},
+          .encoder =
+              {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}},
       1, 3);
 }
 

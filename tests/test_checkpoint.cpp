@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE checkpoint
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "testing.hpp"
 
@@ -16,7 +16,9 @@ struct Net : Module {
   Dropout drop;
   Linear fc2;
   Net(Generator& gen, std::size_t hidden = 4, bool bias = true)
-      : fc1(LinearOptions{3, hidden, bias}, gen), drop(0.3, gen), fc2(LinearOptions{hidden, 2, bias}, gen) {
+      : fc1(LinearOptions{3, hidden, bias}, gen),
+        drop(0.3, gen),
+        fc2(LinearOptions{hidden, 2, bias}, gen) {
     register_module("fc1", fc1);
     register_module("drop", drop);
     register_module("fc2", fc2);
@@ -53,10 +55,11 @@ struct SavedNet {
 // load_parameters must throw with `text` in the message and leave `m` as it was.
 void check_load_fails(Net& m, const std::string& path, const std::string& text) {
   const auto before = values_of(m);
-  BOOST_CHECK_EXCEPTION(load_parameters(m, path), std::runtime_error, [&](const std::runtime_error& e) {
-    BOOST_TEST_MESSAGE(e.what());
-    return testing::contains(e.what(), text) && testing::contains(e.what(), path);
-  });
+  BOOST_CHECK_EXCEPTION(
+      load_parameters(m, path), std::runtime_error, [&](const std::runtime_error& e) {
+        BOOST_TEST_MESSAGE(e.what());
+        return testing::contains(e.what(), text) && testing::contains(e.what(), path);
+      });
   const auto after = values_of(m);
   for (std::size_t i = 0; i < before.size(); ++i) BOOST_TEST((before[i] == after[i]));
 }
@@ -79,7 +82,8 @@ BOOST_AUTO_TEST_CASE(mismatches_are_named_and_nothing_is_loaded) {
   Net saved(gen);
   save_parameters(saved, "saved.npz");
   Net wider(gen, 5);
-  check_load_fails(wider, "saved.npz", "'fc1.weight' has shape (3, 4) in the file, the model expects (3, 5)");
+  check_load_fails(wider, "saved.npz",
+                   "'fc1.weight' has shape (3, 4) in the file, the model expects (3, 5)");
   Net no_bias(gen, 4, false);
   check_load_fails(no_bias, "saved.npz", "unexpected 'fc1.bias' (4)");
   struct Bigger : Net {
@@ -135,7 +139,8 @@ BOOST_AUTO_TEST_CASE(reads_what_numpy_wrote_and_writes_what_numpy_reads) {
 }
 
 BOOST_AUTO_TEST_CASE(resumed_training_matches_uninterrupted_training_exactly) {
-  const Tensor x = from_vector({0.1, -0.4, 0.9, 1.0, 0.3, -0.7, -0.2, 0.5, 0.8, 0.6, -0.9, 0.2}, {4, 3});
+  const Tensor x =
+      from_vector({0.1, -0.4, 0.9, 1.0, 0.3, -0.7, -0.2, 0.5, 0.8, 0.6, -0.9, 0.2}, {4, 3});
   const Ids y = {0, 1, 1, 0};
   const WarmupCosine schedule(0.05, 3, 20);
   // Trains steps [from, to) and returns their losses.
@@ -178,8 +183,13 @@ BOOST_AUTO_TEST_CASE(resumed_training_matches_uninterrupted_training_exactly) {
   // A checkpoint for another optimizer, or a plain parameter file, is refused whole.
   Sgd sgd(second.named_parameters(), {});
   BOOST_CHECK_EXCEPTION(load_checkpoint("run.ckpt.npz", second, sgd, gen_b), std::runtime_error,
-                        [](const std::runtime_error& e) { return testing::contains(e.what(), "the checkpoint's optimizer is adamw, this run uses sgd"); });
+                        [](const std::runtime_error& e) {
+                          return testing::contains(
+                              e.what(), "the checkpoint's optimizer is adamw, this run uses sgd");
+                        });
   save_parameters(second, "plain.npz");
   BOOST_CHECK_EXCEPTION(load_checkpoint("plain.npz", second, opt_b, gen_b), std::runtime_error,
-                        [](const std::runtime_error& e) { return testing::contains(e.what(), "not a tapegrad checkpoint"); });
+                        [](const std::runtime_error& e) {
+                          return testing::contains(e.what(), "not a tapegrad checkpoint");
+                        });
 }

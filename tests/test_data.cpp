@@ -14,8 +14,11 @@ std::string write(const std::string& name, const std::string& text) {
 }
 
 // `expr` must throw a DataError whose message holds `text`.
-#define CHECK_DATA_ERROR(expr, text) \
-  BOOST_CHECK_EXCEPTION(expr, DataError, [&](const DataError& e) { BOOST_TEST_MESSAGE(e.what()); return testing::contains(e.what(), text); })
+#define CHECK_DATA_ERROR(expr, text)                               \
+  BOOST_CHECK_EXCEPTION(expr, DataError, [&](const DataError& e) { \
+    BOOST_TEST_MESSAGE(e.what());                                  \
+    return testing::contains(e.what(), text);                      \
+  })
 
 }  // namespace
 
@@ -32,7 +35,8 @@ BOOST_AUTO_TEST_CASE(conllu_skips_comments_multiword_ranges_and_empty_nodes) {
                                  "1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n");
   const auto s = read_conllu(path);
   BOOST_REQUIRE(s.size() == 2u);
-  const std::vector<std::string> words = {"I", "do", "n't", "know"}, tags = {"PRON", "AUX", "PART", "VERB"};
+  const std::vector<std::string> words = {"I", "do", "n't", "know"},
+                                 tags = {"PRON", "AUX", "PART", "VERB"};
   BOOST_TEST(s[0].words == words, boost::test_tools::per_element());
   BOOST_TEST(s[0].tags == tags, boost::test_tools::per_element());
   BOOST_TEST(s[1].words.size() == 1u);
@@ -51,12 +55,16 @@ BOOST_AUTO_TEST_CASE(malformed_lines_are_reported_with_file_and_line) {
   } cases[] = {
       {"bad.conllu", "1\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n2\tam\tbe\tAUX\n", conllu,
        "bad.conllu:2: expected 10 tab-separated columns (CoNLL-U), found 4"},
-      {"badid.conllu", "x\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n", conllu, "badid.conllu:1: the token id 'x' is not a number"},
-      {"bad.tsv", "sentence\tlabel\ngood film\t1\nno label here\n", tsv, "bad.tsv:3: expected 'sentence<TAB>label', found 1 columns"},
+      {"badid.conllu", "x\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n", conllu,
+       "badid.conllu:1: the token id 'x' is not a number"},
+      {"bad.tsv", "sentence\tlabel\ngood film\t1\nno label here\n", tsv,
+       "bad.tsv:3: expected 'sentence<TAB>label', found 1 columns"},
       {"noheader.tsv", "good film\t1\n", tsv, "noheader.tsv:1: expected the header"},
       {"empty.tsv", "sentence\tlabel\n \t1\n", tsv, "empty.tsv:2: the sentence is empty"},
-      {"bad.stsa", "1 fine\n0\n", label_first, "bad.stsa:2: expected '<label> <sentence>', found no sentence"},
-      {"missing.conllu", nullptr, conllu, "missing.conllu: cannot open the file: No such file or directory"},
+      {"bad.stsa", "1 fine\n0\n", label_first,
+       "bad.stsa:2: expected '<label> <sentence>', found no sentence"},
+      {"missing.conllu", nullptr, conllu,
+       "missing.conllu: cannot open the file: No such file or directory"},
   };
   for (const auto& c : cases) {
     BOOST_TEST_CONTEXT(c.file) {
@@ -68,9 +76,12 @@ BOOST_AUTO_TEST_CASE(malformed_lines_are_reported_with_file_and_line) {
 
 BOOST_AUTO_TEST_CASE(invalid_utf8_and_sentences_without_tokens) {
   write("latin1.tsv", "sentence\tlabel\nein sch\xf6ner Film\t1\n");
-  CHECK_DATA_ERROR(read_tsv("latin1.tsv"), "latin1.tsv:2: not UTF-8 text (invalid byte at offset 7)");
-  write("notokens.conllu", "# sent_id = 1\n1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n\n# sent_id = 2\n# text = \n\n");
-  CHECK_DATA_ERROR(read_conllu("notokens.conllu"), "notokens.conllu:6: the sentence ending here has no tokens");
+  CHECK_DATA_ERROR(read_tsv("latin1.tsv"),
+                   "latin1.tsv:2: not UTF-8 text (invalid byte at offset 7)");
+  write("notokens.conllu",
+        "# sent_id = 1\n1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n\n# sent_id = 2\n# text = \n\n");
+  CHECK_DATA_ERROR(read_conllu("notokens.conllu"),
+                   "notokens.conllu:6: the sentence ending here has no tokens");
 }
 
 // With BadLines::skip, a malformed line is counted and dropped with its sentence; the rest is read.
@@ -140,11 +151,12 @@ BOOST_AUTO_TEST_CASE(vocabularies) {
 
 BOOST_AUTO_TEST_CASE(subword_features_share_suffixes) {
   const SubwordOptions o{.buckets = 1000, .max_features = 40};
-  const auto a = subword_ids("walking", o), b = subword_ids("talking", o), c = subword_ids("Walking", o);
+  const auto a = subword_ids("walking", o), b = subword_ids("talking", o),
+             c = subword_ids("Walking", o);
   int shared = 0;
   for (auto x : a) shared += std::count(b.begin(), b.end(), x) > 0;
-  BOOST_TEST(shared >= 5);                // "ing>", "ng>", "king", ...
-  BOOST_TEST(a[0] != c[0]);               // the shape differs: "x" vs "Xx"
+  BOOST_TEST(shared >= 5);   // "ing>", "ng>", "king", ...
+  BOOST_TEST(a[0] != c[0]);  // the shape differs: "x" vs "Xx"
   BOOST_TEST(a.size() == c.size());
   for (auto x : a) BOOST_TEST((x >= 1 && x < 1000));
   BOOST_TEST(subword_ids("a", {.buckets = 1000, .max_features = 3, .grouped = false}).size() == 3u);
@@ -170,7 +182,8 @@ BOOST_AUTO_TEST_CASE(grouped_subword_features_keep_their_slots) {
   BOOST_TEST(all.size() == 5u + 8 + 7 + 6 + 5);  // "<walking>": 8 bigrams, 7 trigrams, ...
   BOOST_TEST(std::count(all.begin() + 5, all.end(), all[3]) == 0);
   BOOST_CHECK_THROW(subword_ids("a", {.buckets = 1000, .max_features = 5}), std::invalid_argument);
-  BOOST_TEST((SubwordOptions{.max_features = 9, .grouped = false}.groups() == std::vector<std::size_t>{9}));
+  BOOST_TEST((SubwordOptions{.max_features = 9, .grouped = false}.groups() ==
+              std::vector<std::size_t>{9}));
 }
 
 BOOST_AUTO_TEST_CASE(batches_cover_every_sentence_once_and_respect_the_budget) {
@@ -207,7 +220,8 @@ BOOST_AUTO_TEST_CASE(vocab_counts_and_rare_word_dropout) {
   Generator gen(4);
   drop_rare_words(ids, v, 1.0, gen);
   std::size_t rare = 0, frequent = 0;
-  for (std::size_t i = 0; i < 20000; ++i) rare += ids(0, i) == Vocab::kUnk, frequent += ids(1, i) == Vocab::kUnk;
+  for (std::size_t i = 0; i < 20000; ++i)
+    rare += ids(0, i) == Vocab::kUnk, frequent += ids(1, i) == Vocab::kUnk;
   BOOST_TEST(ids(0, 0) == Vocab::kPad);  // padding stays padding
   BOOST_TEST(rare > 9700u);
   BOOST_TEST(rare < 10300u);
@@ -215,7 +229,8 @@ BOOST_AUTO_TEST_CASE(vocab_counts_and_rare_word_dropout) {
   BOOST_TEST(frequent > 2u);
   BOOST_CHECK_THROW(drop_rare_words(ids, v, -1.0, gen), std::invalid_argument);
   const Vocab read_back = Vocab::from_text(v.to_text(), "t");
-  CHECK_THROWS_WITH(drop_rare_words(ids, read_back, 1.0, gen), "drop_rare_words: the vocabulary has no counts");
+  CHECK_THROWS_WITH(drop_rare_words(ids, read_back, 1.0, gen),
+                    "drop_rare_words: the vocabulary has no counts");
   // Specials have no count and are never dropped.
   const Vocab with_specials = Vocab::build(sentences, 1, false, {"<s>"});
   Ids starts = xt::full_like(ids, with_specials.id("<s>"));

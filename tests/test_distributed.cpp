@@ -1,5 +1,5 @@
-// Data-parallel training (nn/training/distributed.hpp and the training loop's use of it).  CTest runs
-// this file three times: alone, and under `mpirun -np 2` and `-np 3`.  Every rank runs every
+// Data-parallel training (nn/training/distributed.hpp and the training loop's use of it).  CTest
+// runs this file three times: alone, and under `mpirun -np 2` and `-np 3`.  Every rank runs every
 // test case; a rank's failed check fails its exit code, and so mpirun's.
 #define BOOST_TEST_MODULE distributed
 #include <bit>
@@ -25,14 +25,16 @@ struct StopAllRanksOnFailure : boost::unit_test::test_observer {
   void exception_caught(const boost::execution_exception&) override { stop(); }
   static void stop() {
     if (world().size() == 1) return;
-    std::fprintf(stderr, "rank %zu of %zu failed a check: stopping every rank\n", world().rank(), world().size());
+    std::fprintf(stderr, "rank %zu of %zu failed a check: stopping every rank\n", world().rank(),
+                 world().size());
     std::fflush(stdout);
     world().abort(1);
   }
 };
 BOOST_TEST_GLOBAL_FIXTURE(StopAllRanksOnFailure);
 
-std::string rank_path(const std::string& name, const nn::ProcessGroup& group) {  // one file per writer
+std::string rank_path(const std::string& name,
+                      const nn::ProcessGroup& group) {  // one file per writer
   return name + "-" + std::to_string(group.size()) + "-" + std::to_string(world().rank()) + ".npz";
 }
 
@@ -43,7 +45,8 @@ std::vector<std::vector<std::size_t>> batches_of(std::size_t epoch) {
   Generator shuffle(100 + epoch);
   for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle.below(i)]);
   std::vector<std::vector<std::size_t>> batches;
-  for (std::size_t i = 0; i < order.size(); i += 8) batches.emplace_back(order.begin() + i, order.begin() + i + 8);
+  for (std::size_t i = 0; i < order.size(); i += 8)
+    batches.emplace_back(order.begin() + i, order.begin() + i + 8);
   batches.pop_back();  // 5 a epoch
   return batches;
 }
@@ -59,7 +62,8 @@ void check_same_training(const Run& alone, const Run& together) {
   BOOST_TEST_REQUIRE(together.losses.size() == 20u);
   // The shares are padded to their own longest sentence and their sums meet in another order
   // than in one batch, so the results agree to float32 rounding, grown over 20 Adam steps.
-  for (std::size_t i = 0; i < 20; ++i) BOOST_TEST(together.losses[i] == alone.losses[i], boost::test_tools::tolerance(1e-5));
+  for (std::size_t i = 0; i < 20; ++i)
+    BOOST_TEST(together.losses[i] == alone.losses[i], boost::test_tools::tolerance(1e-5));
   // Parameters agree to float32 rounding too, with one exception that is not the exchange's:
   // the key projection's bias.  Softmax ignores a constant added to a row of logits, and
   // q.(k_j + b) adds the constant q.b, so that bias's gradient is zero but for rounding, and
@@ -69,7 +73,8 @@ void check_same_training(const Run& alone, const Run& together) {
     const auto& a = alone.params[p].data<float>();
     const auto& b = together.params[p].data<float>();
     BOOST_TEST_REQUIRE(a.size() == b.size());
-    const bool in_proj_bias = testing::contains(alone.params[p].name(), "in_proj.bias");  // [q | k | v] biases
+    const bool in_proj_bias =
+        testing::contains(alone.params[p].name(), "in_proj.bias");  // [q | k | v] biases
     for (std::size_t i = 0; i < a.size(); ++i)
       if (!(in_proj_bias && i >= a.size() / 3 && i < 2 * a.size() / 3))
         worst = std::max(worst, double(std::abs(a.data()[i] - b.data()[i])));
@@ -83,20 +88,25 @@ void check_same_training(const Run& alone, const Run& together) {
 // Trains a pipeline's task for 20 steps on `group` (no evaluation; a model file per writer).
 // With overlap, buckets of 1 KB: several start during backward even in these small models.
 template <class Pipeline>
-Run twenty_steps(nn::Task task, Pipeline& pipeline, const std::string& name, const nn::ProcessGroup& group,
-                 bool overlap) {
+Run twenty_steps(nn::Task task, Pipeline& pipeline, const std::string& name,
+                 const nn::ProcessGroup& group, bool overlap) {
   task.evaluate = [] { return 0.0; };
   task.save_model = [&pipeline](const std::string& path) { pipeline.save(path); };
   task.group = &group;
-  const auto result = nn::train(task, {.epochs = 4, .lr = 3e-3, .warmup = 5, .out = rank_path(name, group),
-                                           .check_ranks_every = 1, .overlap = overlap,
-                                           .bucket_bytes = std::size_t{overlap ? 1024u : 4u << 20}});
+  const auto result = nn::train(task, {.epochs = 4,
+                                       .lr = 3e-3,
+                                       .warmup = 5,
+                                       .out = rank_path(name, group),
+                                       .check_ranks_every = 1,
+                                       .overlap = overlap,
+                                       .bucket_bytes = std::size_t{overlap ? 1024u : 4u << 20}});
   return {result.losses, task.model->parameters()};
 }
 
 // ---- a tagger on a toy language -------------------------------------------------------------
 
-Run train_tagger(const fixtures::ToyTagging& data, const nn::ProcessGroup& group, bool overlap = false) {
+Run train_tagger(const fixtures::ToyTagging& data, const nn::ProcessGroup& group,
+                 bool overlap = false) {
   const auto t = fixtures::toy_tagger(data);
   nn::Task task{.model = &t->net(), .gen = &t->gen(), .batches = batches_of};
   task.loss = [&](const std::vector<std::size_t>& batch) { return data.loss(*t, batch); };
@@ -115,7 +125,8 @@ struct Translation {
   std::vector<models::Words> sources, targets;
   std::vector<std::size_t> lengths;
   Translation() {
-    const std::vector<std::string> src = {"eins", "zwei", "drei", "vier", "fuenf"}, tgt = {"one", "two", "three", "four", "five"};
+    const std::vector<std::string> src = {"eins", "zwei", "drei", "vier", "fuenf"},
+                                   tgt = {"one", "two", "three", "four", "five"};
     Generator gen(2);
     for (int i = 0; i < 48; ++i) {
       sources.emplace_back(), targets.emplace_back();
@@ -130,20 +141,22 @@ struct Translation {
 };
 
 Run train_translator(const Translation& data, const nn::ProcessGroup& group, bool overlap = false) {
-  models::TranslationPipeline t(models::Vocab::build(data.sources, 1, false),
-                                models::Vocab::build(data.targets, 1, false, {"<s>", "</s>"}), true,
-                                {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .max_len = 16}, 5);
+  models::TranslationPipeline t(
+      models::Vocab::build(data.sources, 1, false),
+      models::Vocab::build(data.targets, 1, false, {"<s>", "</s>"}), true,
+      {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .max_len = 16}, 5);
   nn::Task task{.model = &t.model(), .gen = &t.gen(), .batches = batches_of};
   task.loss = [&](const std::vector<std::size_t>& batch) {
     std::vector<const models::Words*> xs, ys;
     for (std::size_t i : batch) xs.push_back(&data.sources[i]), ys.push_back(&data.targets[i]);
     return t.loss(xs, ys, 0.0, 1.0);
   };
-  task.weight = [&](const std::vector<std::size_t>& batch) {  // a mean over target tokens, </s> included
-    double n = 0;
-    for (std::size_t i : batch) n += data.targets[i].size() + 1;
-    return n;
-  };
+  task.weight =
+      [&](const std::vector<std::size_t>& batch) {  // a mean over target tokens, </s> included
+        double n = 0;
+        for (std::size_t i : batch) n += data.targets[i].size() + 1;
+        return n;
+      };
   task.lengths = &data.lengths;
   return twenty_steps(task, t, "dist-translator", group, overlap);
 }
@@ -187,11 +200,14 @@ BOOST_AUTO_TEST_CASE(gradients_are_summed_over_the_ranks) {
   const auto& group = world();
   const double R = group.size(), r = group.rank();
   // Sizes on both sides of a 16-byte bucket: a and b are summed in place, c, d and e packed.
-  Tensor a(Array<float>(xt::zeros<float>({2, 3})), true), b(Array<double>(xt::zeros<double>({3})), true);
+  Tensor a(Array<float>(xt::zeros<float>({2, 3})), true),
+      b(Array<double>(xt::zeros<double>({3})), true);
   Tensor c(Array<float>(xt::zeros<float>({1})), true), d(Array<float>(xt::zeros<float>({3})), true);
-  Tensor e(Array<float>(xt::zeros<float>({1})), true), unused(Array<float>(xt::zeros<float>({2})), true);
+  Tensor e(Array<float>(xt::zeros<float>({1})), true),
+      unused(Array<float>(xt::zeros<float>({2})), true);
   const auto set_grad = [](Tensor& t, double v) {
-    dispatch(t.dtype(), [&]<class T>() { t.impl()->grad = Array<T>(xt::full_like(t.data<T>(), T(v))); });
+    dispatch(t.dtype(),
+             [&]<class T>() { t.impl()->grad = Array<T>(xt::full_like(t.data<T>(), T(v))); });
   };
   set_grad(a, r + 1), set_grad(b, 10 * (r + 1)), set_grad(d, r);
   if (group.rank() == group.size() - 1) set_grad(c, 5);  // one rank's examples alone reach c
@@ -228,16 +244,20 @@ BOOST_AUTO_TEST_CASE(ranks_that_stop_agreeing_are_named) {
   BOOST_TEST(nn::parameter_checksum({Tensor(Array<float>(xt::ones<float>({4})), true)}) == sum);
   if (group.size() == 1) return;  // no other rank to disagree with
   if (group.rank() == 1) p.data<float>()(2) = std::nextafter(1.0f, 2.0f);  // one bit apart
-  BOOST_CHECK_EXCEPTION(nn::check_parameters_agree({p}, group, 7), std::runtime_error, [](const std::runtime_error& e) {
-    return testing::contains(e.what(), "after step 7 the parameters of rank(s) 1 differ from rank 0's");
-  });
+  BOOST_CHECK_EXCEPTION(nn::check_parameters_agree({p}, group, 7), std::runtime_error,
+                        [](const std::runtime_error& e) {
+                          return testing::contains(
+                              e.what(),
+                              "after step 7 the parameters of rank(s) 1 differ from rank 0's");
+                        });
 }
 
 BOOST_AUTO_TEST_CASE(the_ranks_train_a_tagger_as_one_process_with_whole_batches) {
   const fixtures::ToyTagging data(7);
   const Run alone = train_tagger(data, nn::ProcessGroup::single());
   check_same_training(alone, train_tagger(data, world()));
-  check_same_training(alone, train_tagger(data, world(), true));  // the sums started during backward
+  check_same_training(alone,
+                      train_tagger(data, world(), true));  // the sums started during backward
 }
 
 BOOST_AUTO_TEST_CASE(the_ranks_train_a_translator_as_one_process_with_whole_batches) {
@@ -255,7 +275,8 @@ BOOST_AUTO_TEST_CASE(buckets_start_during_backward_and_sum_as_allreduce_does) {
   // only the last rank's examples reach; and one no op takes (it must not hold back the others).
   const auto make = [] {
     std::vector<Tensor> p;
-    for (int k = 0; k < 4; ++k) p.emplace_back(Array<float>(xt::ones<float>({3, 3}) * (0.1f * (k + 1))), true);
+    for (int k = 0; k < 4; ++k)
+      p.emplace_back(Array<float>(xt::ones<float>({3, 3}) * (0.1f * (k + 1))), true);
     p.emplace_back(Array<float>(xt::ones<float>({3})), true);  // [4]: the last rank only
     p.emplace_back(Array<float>(xt::ones<float>({2})), true);  // [5]: unused
     return p;
@@ -314,7 +335,8 @@ BOOST_AUTO_TEST_CASE(buckets_start_during_backward_and_sum_as_allreduce_does) {
 BOOST_AUTO_TEST_CASE(the_reducer_sums_float64_gradients_after_backward) {
   const auto& group = world();
   const double r = group.rank();
-  Tensor w(Array<double>(xt::ones<double>({3})), true), u(Array<double>(xt::ones<double>({2})), true);
+  Tensor w(Array<double>(xt::ones<double>({3})), true),
+      u(Array<double>(xt::ones<double>({2})), true);
   nn::GradientReducer reducer({w, u}, group);
   BOOST_TEST(reducer.buckets() == 0u);  // float64 is summed in finish(), not in buckets
   Tape tape;
@@ -341,7 +363,9 @@ BOOST_AUTO_TEST_CASE(each_rank_draws_its_own_random_numbers_the_same_way_every_r
     std::vector<std::size_t> lengths(8, 1);
     double draw = -1;
     nn::Task task{.model = &model, .gen = &gen};
-    task.batches = [](std::size_t) { return std::vector<std::vector<std::size_t>>{{0, 1, 2, 3, 4, 5, 6, 7}}; };
+    task.batches = [](std::size_t) {
+      return std::vector<std::vector<std::size_t>>{{0, 1, 2, 3, 4, 5, 6, 7}};
+    };
     task.loss = [&](const std::vector<std::size_t>&) {
       if (draw < 0) draw = gen.uniform();
       return sum(model.w * model.w);
@@ -354,8 +378,10 @@ BOOST_AUTO_TEST_CASE(each_rank_draws_its_own_random_numbers_the_same_way_every_r
   };
   const double draw = first_draw();
   BOOST_TEST(first_draw() == draw);  // the same rank count: the same numbers
-  if (world().is_root()) BOOST_TEST(draw == Generator(9).uniform());  // rank 0 keeps the seed's stream
+  if (world().is_root())
+    BOOST_TEST(draw == Generator(9).uniform());  // rank 0 keeps the seed's stream
   const auto all = world().allgather(std::bit_cast<std::uint64_t>(draw));
   for (std::size_t a = 0; a < all.size(); ++a)
-    for (std::size_t b = a + 1; b < all.size(); ++b) BOOST_TEST(all[a] != all[b], "ranks " << a << " and " << b << " drew alike");
+    for (std::size_t b = a + 1; b < all.size(); ++b)
+      BOOST_TEST(all[a] != all[b], "ranks " << a << " and " << b << " drew alike");
 }

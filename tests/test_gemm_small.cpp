@@ -22,14 +22,22 @@ struct Case {
   std::vector<float> A, B, C;
 };
 
-Case make_case(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, float beta, unsigned seed) {
+Case make_case(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, float beta,
+               unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   const std::size_t pad = 3;
-  const std::size_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K, b_cols = tb ? K : N;
+  const std::size_t a_rows = ta ? K : M, a_cols = ta ? M : K, b_rows = tb ? N : K,
+                    b_cols = tb ? K : N;
   Case c;
-  c.p = GemmArgs{.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K,
-                 .lda = a_cols + pad, .ldb = b_cols + pad, .ldc = N + pad};
+  c.p = GemmArgs{.trans_a = ta,
+                 .trans_b = tb,
+                 .M = M,
+                 .N = N,
+                 .K = K,
+                 .lda = a_cols + pad,
+                 .ldb = b_cols + pad,
+                 .ldc = N + pad};
   c.A.resize(a_rows * c.p.lda);
   c.B.resize(b_rows * c.p.ldb);
   c.C.resize(M * c.p.ldc);
@@ -71,7 +79,8 @@ BOOST_AUTO_TEST_CASE(reference_loops_agree_with_float64) {
               want += static_cast<double>(ta ? c.A[k * c.p.lda + i] : c.A[i * c.p.lda + k]) *
                       (tb ? c.B[j * c.p.ldb + k] : c.B[k * c.p.ldb + j]);
             const float got = c.C[i * c.p.ldc + j];
-            worst = std::isfinite(got) ? std::max(worst, std::abs(got - want)) : std::numeric_limits<double>::infinity();
+            worst = std::isfinite(got) ? std::max(worst, std::abs(got - want))
+                                       : std::numeric_limits<double>::infinity();
           }
         BOOST_TEST(worst <= 1e-5, "trans " << ta << tb << " beta " << beta << ": error " << worst);
       }
@@ -87,8 +96,9 @@ BOOST_AUTO_TEST_CASE(kernels_give_the_reference_bits) {
     BOOST_TEST_MESSAGE("this CPU has neither AVX2 with FMA nor AVX-512: no kernel to check");
     BOOST_TEST((small_kernel_in_use() == SmallKernel::none));  // and tg::gemm calls none
   }
-  BOOST_TEST_MESSAGE("kernels this CPU runs: " << kernels.size() << ", best " << enum_name(best_small_kernel())
-                                                 << ", tg::gemm uses " << enum_name(small_kernel_in_use()));
+  BOOST_TEST_MESSAGE("kernels this CPU runs: "
+                     << kernels.size() << ", best " << enum_name(best_small_kernel())
+                     << ", tg::gemm uses " << enum_name(small_kernel_in_use()));
   unsigned seed = 0;
   for (SmallKernel kernel : kernels) {
     std::size_t checked = 0;
@@ -103,8 +113,8 @@ BOOST_AUTO_TEST_CASE(kernels_give_the_reference_bits) {
                 gemm_reference(want.p, want.A.data(), want.B.data(), want.C.data(), beta);
                 gemm_small(kernel, got.p, got.A.data(), got.B.data(), got.C.data(), beta);
                 const bool same = same_bits(got.C, want.C);
-                BOOST_TEST(same, enum_name(kernel) << ": M " << M << " N " << N << " K " << K << " trans " << ta << tb
-                                                   << " beta " << beta);
+                BOOST_TEST(same, enum_name(kernel) << ": M " << M << " N " << N << " K " << K
+                                                   << " trans " << ta << tb << " beta " << beta);
                 if (!same) return;  // one failure says it; thousands would bury it
                 ++checked;
               }
@@ -116,11 +126,12 @@ BOOST_AUTO_TEST_CASE(gemm_sends_products_up_to_1e8_multiply_adds_to_the_kernels)
   BOOST_TEST(is_small_product({.M = 32, .N = 32, .K = 32}));
   BOOST_TEST(is_small_product({.M = 1536, .N = 512, .K = 128}));   // the tagger's largest
   BOOST_TEST(!is_small_product({.M = 2048, .N = 256, .K = 256}));  // the translator's: oneDNN
-  if (small_kernel_in_use() == SmallKernel::none) return;  // TAPEGRAD_GEMM_KERNEL=none
+  if (small_kernel_in_use() == SmallKernel::none) return;          // TAPEGRAD_GEMM_KERNEL=none
   // Through gemm_serial, and through tg::gemm in one piece or in tiles of rows or of columns
   // (some of them on other threads), a product has the reference's bits: the tiles never split
   // a sum, and K's slices (of 128) never change its order.
-  for (auto [M, N, K] : {std::array<std::size_t, 3>{48, 48, 32}, {700, 90, 300}, {90, 700, 300}, {130, 70, 1000}})
+  for (auto [M, N, K] :
+       {std::array<std::size_t, 3>{48, 48, 32}, {700, 90, 300}, {90, 700, 300}, {130, 70, 1000}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (bool serial : {false, true})
@@ -130,8 +141,9 @@ BOOST_AUTO_TEST_CASE(gemm_sends_products_up_to_1e8_multiply_adds_to_the_kernels)
             gemm_reference(want.p, want.A.data(), want.B.data(), want.C.data(), beta);
             if (serial) gemm_serial(got.p, got.A.data(), got.B.data(), got.C.data(), beta);
             else gemm(got.p, got.A.data(), got.B.data(), got.C.data(), beta);
-            BOOST_TEST(same_bits(got.C, want.C), "M " << M << " N " << N << " K " << K << " trans " << ta << tb
-                                                       << " beta " << beta << (serial ? " gemm_serial" : " gemm"));
+            BOOST_TEST(same_bits(got.C, want.C), "M " << M << " N " << N << " K " << K << " trans "
+                                                      << ta << tb << " beta " << beta
+                                                      << (serial ? " gemm_serial" : " gemm"));
           }
 }
 
@@ -140,17 +152,21 @@ BOOST_AUTO_TEST_CASE(a_kernel_the_cpu_lacks_is_refused) {
   CHECK_THROWS_WITH(gemm_small(SmallKernel::none, c.p, c.A.data(), c.B.data(), c.C.data(), 0.0f),
                     "gemm_small: this CPU cannot run the none kernel");
   if (best_small_kernel() != SmallKernel::avx512)
-    CHECK_THROWS_WITH(gemm_small(SmallKernel::avx512, c.p, c.A.data(), c.B.data(), c.C.data(), 0.0f),
-                      "cannot run the avx512 kernel");
+    CHECK_THROWS_WITH(
+        gemm_small(SmallKernel::avx512, c.p, c.A.data(), c.B.data(), c.C.data(), 0.0f),
+        "cannot run the avx512 kernel");
 }
 
 BOOST_AUTO_TEST_CASE(the_environment_names_a_kernel_this_cpu_runs) {
   BOOST_TEST((kernel_named("none") == SmallKernel::none));
-  CHECK_THROWS_WITH(kernel_named("avx3"), "gemm kernel: unknown gemm kernel 'avx3' (known: avx512, avx2, none)");
+  CHECK_THROWS_WITH(kernel_named("avx3"),
+                    "gemm kernel: unknown gemm kernel 'avx3' (known: avx512, avx2, none)");
   CHECK_THROWS_WITH(kernel_named(""), "unknown gemm kernel '' (known: avx512, avx2, none)");
-  if (best_small_kernel() == SmallKernel::avx512) BOOST_TEST((kernel_named("avx2") == SmallKernel::avx2));
+  if (best_small_kernel() == SmallKernel::avx512)
+    BOOST_TEST((kernel_named("avx2") == SmallKernel::avx2));
   if (best_small_kernel() != SmallKernel::avx512)
-    CHECK_THROWS_WITH(kernel_named("avx512"), "gemm kernel: this CPU does not report AVX-512, which the avx512 kernel needs");
-  else
-    BOOST_TEST((kernel_named("avx512") == SmallKernel::avx512));
+    CHECK_THROWS_WITH(
+        kernel_named("avx512"),
+        "gemm kernel: this CPU does not report AVX-512, which the avx512 kernel needs");
+  else BOOST_TEST((kernel_named("avx512") == SmallKernel::avx512));
 }

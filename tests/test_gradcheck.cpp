@@ -21,18 +21,18 @@ Tensor triple_with_faulty_backward(const Tensor& x, std::size_t bad, double erro
 
 BOOST_AUTO_TEST_CASE(passes_a_correct_backward) {
   Tensor x = testing::randn64({3, 4}, 1);
-  auto r = gradcheck([](const std::vector<Tensor>& in) {
-    return triple_with_faulty_backward(in[0], 5, 0.0);
-  }, {x});
+  auto r = gradcheck(
+      [](const std::vector<Tensor>& in) { return triple_with_faulty_backward(in[0], 5, 0.0); },
+      {x});
   BOOST_CHECK_MESSAGE(r.ok, r.report);
   BOOST_TEST(r.checked == 12u);
 }
 
 BOOST_AUTO_TEST_CASE(fails_on_a_backward_wrong_by_one_percent_in_one_element) {
   Tensor x = testing::randn64({3, 4}, 1);
-  auto r = gradcheck([](const std::vector<Tensor>& in) {
-    return triple_with_faulty_backward(in[0], 5, 0.01);
-  }, {x});
+  auto r = gradcheck(
+      [](const std::vector<Tensor>& in) { return triple_with_faulty_backward(in[0], 5, 0.01); },
+      {x});
   BOOST_TEST_MESSAGE(r.report);
   BOOST_TEST(!r.ok);
   BOOST_TEST(r.input == 0u);

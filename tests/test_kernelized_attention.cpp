@@ -16,25 +16,32 @@ namespace {
 
 // Kernelized self-attention in float64, in evaluation mode, with a non-zero bias b_r (it starts
 // at zero, where every offset weighs the same).
-std::unique_ptr<MultiheadAttention> make(Generator& gen, std::size_t features = 6, std::size_t distance = 3) {
-  auto attn = std::make_unique<MultiheadAttention>(
-      AttentionOptions{.d_model = 8, .heads = 2, .relative_k = distance, .kind = AttentionKind::kernelized,
-                       .kernel_features = features},
-      gen);
+std::unique_ptr<MultiheadAttention> make(Generator& gen, std::size_t features = 6,
+                                         std::size_t distance = 3) {
+  auto attn =
+      std::make_unique<MultiheadAttention>(AttentionOptions{.d_model = 8,
+                                                            .heads = 2,
+                                                            .relative_k = distance,
+                                                            .kind = AttentionKind::kernelized,
+                                                            .kernel_features = features},
+                                           gen);
   attn->to(Dtype::f64);
   attn->eval();
   attn->kernel_bias.data<double>() = randn64(attn->kernel_bias.shape(), 9, false).data<double>();
   return attn;
 }
 
-double max_diff(const Tensor& a, const Tensor& b) { return xt::amax(xt::abs(a.data<double>() - b.data<double>()))(); }
+double max_diff(const Tensor& a, const Tensor& b) {
+  return xt::amax(xt::abs(a.data<double>() - b.data<double>()))();
+}
 
 // The formula as loops, for queries at positions 0 .. n-1 over keys 0 .. n-1:
 //   z_i = sum_j c_(j-i) (phi_q_i . phi_k_j) v_j / sum_j c_(j-i) (phi_q_i . phi_k_j)
 // over the keys j < length[b] (and j <= i when causal).  c: (H, 2n - 1), offsets -(n-1) .. n-1.
-Array<double> formula(const Array<double>& pq, const Array<double>& pk, const Array<double>& v, const Array<double>& c,
-                      const std::vector<std::size_t>& length, bool causal) {
-  const std::size_t B = pq.shape()[0], H = pq.shape()[1], n = pq.shape()[2], m = pq.shape()[3], D = v.shape()[3];
+Array<double> formula(const Array<double>& pq, const Array<double>& pk, const Array<double>& v,
+                      const Array<double>& c, const std::vector<std::size_t>& length, bool causal) {
+  const std::size_t B = pq.shape()[0], H = pq.shape()[1], n = pq.shape()[2], m = pq.shape()[3],
+                    D = v.shape()[3];
   Array<double> z = xt::zeros<double>({B, H, n, D});
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t h = 0; h < H; ++h)
@@ -58,15 +65,18 @@ Array<double> formula(const Array<double>& pq, const Array<double>& pk, const Ar
 
 BOOST_AUTO_TEST_CASE(fft_and_direct_evaluations_equal_the_formula) {
   const std::size_t B = 2, H = 2, n = 7, m = 5, D = 3;
-  const Tensor pq = abs(randn64({B, H, n, m}, 1, false)) + 0.1, pk = abs(randn64({B, H, n, m}, 2, false)) + 0.1;
+  const Tensor pq = abs(randn64({B, H, n, m}, 1, false)) + 0.1,
+               pk = abs(randn64({B, H, n, m}, 2, false)) + 0.1;
   const Tensor v = randn64({B, H, n, D}, 3, false), c = exp(randn64({H, 2 * n - 1}, 4, false));
   const std::vector<std::size_t> length = {7, 4};
   for (bool causal : {false, true})
     for (bool padded : {false, true})
       BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional") << (padded ? ", padded" : "")) {
         const std::vector<std::size_t> used = padded ? length : std::vector<std::size_t>{n, n};
-        const std::optional<Mask> mask = padded ? std::optional<Mask>(padding_mask(length, n)) : std::nullopt;
-        const Array<double> want = formula(pq.data<double>(), pk.data<double>(), v.data<double>(), c.data<double>(), used, causal);
+        const std::optional<Mask> mask =
+            padded ? std::optional<Mask>(padding_mask(length, n)) : std::nullopt;
+        const Array<double> want = formula(pq.data<double>(), pk.data<double>(), v.data<double>(),
+                                           c.data<double>(), used, causal);
         const Tensor by_fft = kernelized_attention(pq, pk, v, c, mask, causal);
         const Tensor direct = kernelized_attention(pq, pk, v, c, mask, causal, true);
         BOOST_TEST(double(xt::amax(xt::abs(by_fft.data<double>() - want))()) < 1e-10);
@@ -88,14 +98,16 @@ BOOST_AUTO_TEST_CASE(random_features_approach_softmax_attention) {
     for (std::uint64_t seed = 1; seed <= 8; ++seed) {
       Generator gen(seed);
       const Tensor omega(orthogonal_gaussian_features(m, D, gen));
-      const Tensor z = kernelized_attention(favor_features(q, omega, true), favor_features(k, omega, false), v, c,
-                                            std::nullopt, false);
+      const Tensor z =
+          kernelized_attention(favor_features(q, omega, true), favor_features(k, omega, false), v,
+                               c, std::nullopt, false);
       total += xt::mean(xt::abs(z.data<double>() - softmax_out))() / 8;
     }
     return total;
   };
   const double few = mean_error(16), many = mean_error(4096);
-  BOOST_TEST_MESSAGE("mean difference to softmax attention: m = 16 " << few << ", m = 4096 " << many);
+  BOOST_TEST_MESSAGE("mean difference to softmax attention: m = 16 " << few << ", m = 4096 "
+                                                                     << many);
   BOOST_TEST(many < 0.015);
   BOOST_TEST(many < few / 4);  // 1 / sqrt(m) predicts a 16th
 }
@@ -114,16 +126,19 @@ BOOST_AUTO_TEST_CASE(orthogonal_features_are_orthogonal_within_a_block) {
 }
 
 BOOST_AUTO_TEST_CASE(gradients) {
-  for (bool causal : {false, true})
-    BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional")) {
+  for (bool causal : {false, true}) BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional")) {
       Generator gen(10);
       auto attn = make(gen);
       std::vector<Tensor> inputs = {randn64({2, 5, 8}, 11)};
       for (const Tensor& param : attn->parameters()) inputs.push_back(param);
       const Mask pad = padding_mask({5, 3}, 5);
-      CHECK_GRAD([&](const Inputs& in) { return attn->forward(in[0], {.mask = pad, .causal = causal}); }, inputs);
+      CHECK_GRAD(
+          [&](const Inputs& in) { return attn->forward(in[0], {.mask = pad, .causal = causal}); },
+          inputs);
       // The direct evaluation (a mask over query-key pairs takes it) too.
-      CHECK_GRAD([&](const Inputs& in) { return attn->forward(in[0], {.mask = causal_mask(5, 5)}); }, inputs);
+      CHECK_GRAD(
+          [&](const Inputs& in) { return attn->forward(in[0], {.mask = causal_mask(5, 5)}); },
+          inputs);
     }
 }
 
@@ -142,8 +157,7 @@ BOOST_AUTO_TEST_CASE(causal_outputs_do_not_see_later_positions) {
 // Shift equivariance: a sequence that starts 5 positions later (after 5 cached keys it may not
 // attend to) gives the same outputs; so does one followed by masked padding.
 BOOST_AUTO_TEST_CASE(outputs_depend_on_offsets_not_positions_or_padding) {
-  for (bool causal : {false, true})
-    BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional")) {
+  for (bool causal : {false, true}) BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional")) {
       Generator gen(14);
       auto attn = make(gen);
       const Tensor x = randn64({1, 4, 8}, 15, false);
@@ -152,7 +166,9 @@ BOOST_AUTO_TEST_CASE(outputs_depend_on_offsets_not_positions_or_padding) {
       attn->forward(randn64({1, 5, 8}, 16, false), {.cache = &cache});
       Mask later = Mask::from_shape({1, 1, 1, 9});
       for (std::size_t j = 0; j < 9; ++j) later(0, 0, 0, j) = j >= 5;
-      BOOST_TEST(max_diff(alone, attn->forward(x, {.mask = later, .causal = causal, .cache = &cache})) < 1e-12);
+      BOOST_TEST(
+          max_diff(alone, attn->forward(x, {.mask = later, .causal = causal, .cache = &cache})) <
+          1e-12);
       const Tensor padded = concat({x, randn64({1, 3, 8}, 17, false)}, 1);
       const Tensor out = attn->forward(padded, {.mask = padding_mask({4}, 7), .causal = causal});
       BOOST_TEST(max_diff(alone, slice(out, 1, 0, 4)) < 1e-12);
@@ -166,7 +182,8 @@ BOOST_AUTO_TEST_CASE(incremental_decoding_equals_the_full_pass) {
   const Tensor full = attn->forward(x, {.causal = true});  // by FFT
   KvCache cache;
   std::vector<Tensor> steps;  // each step by the direct sum over the cached keys
-  for (std::int64_t t = 0; t < 6; ++t) steps.push_back(attn->forward(slice(x, 1, t, t + 1), {.causal = true, .cache = &cache}));
+  for (std::int64_t t = 0; t < 6; ++t)
+    steps.push_back(attn->forward(slice(x, 1, t, t + 1), {.causal = true, .cache = &cache}));
   BOOST_TEST(max_diff(full, concat(steps, 1)) < 1e-12);
 }
 
@@ -174,7 +191,8 @@ BOOST_AUTO_TEST_CASE(weights_are_a_distribution_over_visible_keys) {
   Generator gen(20);
   auto attn = make(gen);
   Tensor w;
-  attn->forward(randn64({2, 5, 8}, 21, false), {.mask = padding_mask({5, 2}, 5), .causal = true, .weights = &w});
+  attn->forward(randn64({2, 5, 8}, 21, false),
+                {.mask = padding_mask({5, 2}, 5), .causal = true, .weights = &w});
   BOOST_REQUIRE(w.shape() == (Shape{2, 2, 5, 5}));
   const Array<double>& a = w.data<double>();
   for (std::size_t b = 0; b < 2; ++b)
@@ -209,16 +227,27 @@ BOOST_AUTO_TEST_CASE(features_are_saved_and_loaded_as_a_buffer) {
 
 BOOST_AUTO_TEST_CASE(errors) {
   Generator gen(25);
-  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .positions = PositionScheme::alibi, .relative_k = 2,
-                                        .kind = AttentionKind::kernelized}, gen),
+  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8,
+                                        .heads = 2,
+                                        .positions = PositionScheme::alibi,
+                                        .relative_k = 2,
+                                        .kind = AttentionKind::kernelized},
+                                       gen),
                     "kernelized attention has its own relative positions");
-  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .positions = PositionScheme::rope,
-                                        .kind = AttentionKind::kernelized}, gen),
+  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8,
+                                        .heads = 2,
+                                        .positions = PositionScheme::rope,
+                                        .kind = AttentionKind::kernelized},
+                                       gen),
                     "it takes none, relative or an absolute scheme, not rope");
-  CHECK_THROWS_WITH(MultiheadAttention({.d_model = 8, .heads = 2, .kind = AttentionKind::kernelized, .kernel_features = 0}, gen),
-                    "kernelized attention needs kernel_features > 0");
-  CHECK_THROWS_WITH(enum_from_name<AttentionKind>("linear"), "unknown kind of attention 'linear' (known: softmax, kernelized)");
+  CHECK_THROWS_WITH(
+      MultiheadAttention(
+          {.d_model = 8, .heads = 2, .kind = AttentionKind::kernelized, .kernel_features = 0}, gen),
+      "kernelized attention needs kernel_features > 0");
+  CHECK_THROWS_WITH(enum_from_name<AttentionKind>("linear"),
+                    "unknown kind of attention 'linear' (known: softmax, kernelized)");
   const Tensor p = ones({1, 1, 4, 3}, Dtype::f64);
-  CHECK_THROWS_WITH(kernelized_attention(p, p, ones({1, 1, 4, 2}, Dtype::f64), ones({1, 5}, Dtype::f64), std::nullopt, false),
+  CHECK_THROWS_WITH(kernelized_attention(p, p, ones({1, 1, 4, 2}, Dtype::f64),
+                                         ones({1, 5}, Dtype::f64), std::nullopt, false),
                     "c " + std::string("(1, 5) (H, 2S - 1)"));
 }

@@ -28,7 +28,8 @@ BOOST_AUTO_TEST_CASE(linear_layer) {
   BOOST_TEST(no_bias.parameter_count() == 12u);
   CHECK_THROWS_WITH(fc(zeros({2, 5})), "Linear: the input's last dim must be in = 4, got x (2, 5)");
   // a float64 input to a float32 layer: the layer says so, not an op inside it
-  CHECK_THROWS_WITH(fc(zeros({2, 4}, Dtype::f64)), "Linear: the input is float64 but the parameters are float32");
+  CHECK_THROWS_WITH(fc(zeros({2, 4}, Dtype::f64)),
+                    "Linear: the input is float64 but the parameters are float32");
   CHECK_THROWS_WITH(Linear(0, 3, gen), "Linear: in and out must be positive");
   check_layer_grad(fc, {2, 3, 4});
   check_layer_grad(no_bias, {5, 4});
@@ -63,8 +64,10 @@ BOOST_AUTO_TEST_CASE(conv1d_by_hand_gradcheck_and_errors) {
   const Tensor y2 = conv(x2);
   for (std::size_t o = 0; o < 3; ++o) {
     BOOST_TEST(y2.data<double>()(0, 1, o) != y.data<double>()(0, 1, o));
-    for (std::size_t t = 2; t < 4; ++t) BOOST_TEST(y2.data<double>()(0, t, o) == y.data<double>()(0, t, o));
-    for (std::size_t t = 0; t < 4; ++t) BOOST_TEST(y2.data<double>()(1, t, o) == y.data<double>()(1, t, o));
+    for (std::size_t t = 2; t < 4; ++t)
+      BOOST_TEST(y2.data<double>()(0, t, o) == y.data<double>()(0, t, o));
+    for (std::size_t t = 0; t < 4; ++t)
+      BOOST_TEST(y2.data<double>()(1, t, o) == y.data<double>()(1, t, o));
   }
 
   Conv1d one({.in = 2, .out = 3, .width = 1, .bias = false}, gen);
@@ -75,7 +78,8 @@ BOOST_AUTO_TEST_CASE(conv1d_by_hand_gradcheck_and_errors) {
   check_layer_grad(five, {2, 3, 2});  // wider than the sequence: most of the window reads zeros
   CHECK_THROWS_WITH(conv(zeros({4, 2})), "Conv1d: x must be (B, T, in = 2), got (4, 2)");
   CHECK_THROWS_WITH(conv(zeros({1, 4, 3})), "Conv1d: x must be (B, T, in = 2), got (1, 4, 3)");
-  CHECK_THROWS_WITH(Conv1d({.in = 2, .out = 3, .width = 2}, gen), "Conv1d: in and out must be positive and width odd, got in 2, out 3, width 2");
+  CHECK_THROWS_WITH(Conv1d({.in = 2, .out = 3, .width = 2}, gen),
+                    "Conv1d: in and out must be positive and width odd, got in 2, out 3, width 2");
 }
 
 BOOST_AUTO_TEST_CASE(embedding_module) {
@@ -86,7 +90,8 @@ BOOST_AUTO_TEST_CASE(embedding_module) {
   BOOST_TEST(e.shape() == (Shape{2, 3, 4}));
   BOOST_TEST(sum(abs(emb(Ids{0}))).item() == 0.0);  // the padding row starts at zero
   CHECK_THROWS_WITH(emb(Ids{10}), "embedding: token id 10");
-  CHECK_THROWS_WITH(Embedding({.vocab = 10, .dim = 4, .padding_id = 10}, gen), "padding_id 10 is outside the table");
+  CHECK_THROWS_WITH(Embedding({.vocab = 10, .dim = 4, .padding_id = 10}, gen),
+                    "padding_id 10 is outside the table");
   emb.to(Dtype::f64);
   // Padded positions are masked out, as a model does, so the padding row (which gets no
   // gradient by design) does not affect the output either.
@@ -108,7 +113,9 @@ BOOST_AUTO_TEST_CASE(dropout_module_follows_train_and_eval) {
   Generator gen(3);
   Dropout drop(0.5, gen);
   Tensor x = ones({200});
-  const auto zeros_in = [](const Tensor& t) { return std::count(t.data<float>().begin(), t.data<float>().end(), 0.0f); };
+  const auto zeros_in = [](const Tensor& t) {
+    return std::count(t.data<float>().begin(), t.data<float>().end(), 0.0f);
+  };
   BOOST_TEST(zeros_in(drop(x)) > 50);  // about 100 of 200 dropped in training mode
   drop.eval();
   BOOST_TEST(zeros_in(drop(x)) == 0);
@@ -118,10 +125,12 @@ BOOST_AUTO_TEST_CASE(dropout_module_follows_train_and_eval) {
   // same mask.
   drop.train();
   BOOST_TEST(drop(zeros({2, 3, 4})).shape() == (Shape{2, 3, 4}));
-  CHECK_GRAD([&](const Inputs& in) {
-    gen.seed_with(21);
-    return drop(in[0]);
-  }, {testing::randn64({3, 5}, 4)});
+  CHECK_GRAD(
+      [&](const Inputs& in) {
+        gen.seed_with(21);
+        return drop(in[0]);
+      },
+      {testing::randn64({3, 5}, 4)});
 }
 
 BOOST_AUTO_TEST_CASE(mlp_and_feed_forward) {
@@ -156,7 +165,8 @@ BOOST_AUTO_TEST_CASE(sequential_chains_layers) {
 BOOST_AUTO_TEST_CASE(activations_by_name) {
   BOOST_TEST((enum_from_name<Activation>("gelu_tanh") == Activation::gelu_tanh));
   BOOST_TEST(std::string(enum_name(Activation::relu)) == "relu");
-  CHECK_THROWS_WITH(enum_from_name<Activation>("swish"), "unknown activation 'swish' (known: relu, gelu");
+  CHECK_THROWS_WITH(enum_from_name<Activation>("swish"),
+                    "unknown activation 'swish' (known: relu, gelu");
 }
 
 BOOST_AUTO_TEST_CASE(init_is_seeded_and_has_the_right_scale) {
@@ -177,5 +187,6 @@ BOOST_AUTO_TEST_CASE(init_is_seeded_and_has_the_right_scale) {
   init::kaiming_uniform(w, gen);
   BOOST_TEST(max(abs(w), {0, 1}).item() <= std::sqrt(2.0) * std::sqrt(3.0 / 400));
   Tensor empty = zeros({0, 3});
-  CHECK_THROWS_WITH(init::xavier_uniform(empty, gen), "init::xavier_uniform: needs a non-empty tensor");
+  CHECK_THROWS_WITH(init::xavier_uniform(empty, gen),
+                    "init::xavier_uniform: needs a non-empty tensor");
 }

@@ -10,7 +10,7 @@
 #include "autograd/runtime/parallel.hpp"
 #include "testing.hpp"
 
-// oneDNN and BLAS are opened when a product first needs them (autograd/runtime/libraries.hpp).  This
+// oneDNN and BLAS are opened when a product first needs them (autograd/runtime/libraries.hpp). This
 // test is one case, in order: what is open depends on every product the process ran before.
 
 using namespace tg;
@@ -34,7 +34,8 @@ double product_error(std::size_t M, std::size_t N, std::size_t K) {
   std::vector<T> A(M * K), B(K * N), C(M * N);
   for (T& x : A) x = uniform(rng);
   for (T& x : B) x = uniform(rng);
-  gemm(GemmArgs{.trans_a = false, .trans_b = false, .M = M, .N = N, .K = K}, A.data(), B.data(), C.data(), T(0));
+  gemm(GemmArgs{.trans_a = false, .trans_b = false, .M = M, .N = N, .K = K}, A.data(), B.data(),
+       C.data(), T(0));
   double worst = 0;
   for (std::size_t i = 0; i < M; i += 7)  // every 7th row: enough to see a wrong product, and fast
     for (std::size_t j = 0; j < N; ++j) {

@@ -20,7 +20,8 @@ Array<double> random_orthogonal(std::size_t n, Generator& gen) {
     std::vector<double> v(n);
     double vv = 0;
     for (double& x : v) x = gen.normal(), vv += x * x;
-    for (std::size_t i = 0; i < n; ++i) {  // row i of Q <- row i of Q H_j = q_i - 2 (q_i . v) v / vv
+    for (std::size_t i = 0; i < n;
+         ++i) {  // row i of Q <- row i of Q H_j = q_i - 2 (q_i . v) v / vv
       double qv = 0;
       for (std::size_t k = 0; k < n; ++k) qv += q(i, k) * v[k];
       for (std::size_t k = 0; k < n; ++k) q(i, k) -= 2 * qv * v[k] / vv;
@@ -31,7 +32,8 @@ Array<double> random_orthogonal(std::size_t n, Generator& gen) {
 
 // A (N, K) = U diag(s) V^T with random orthogonal U (N, N) and V (K, K), s of min(N, K)
 // singular values: a matrix whose spectrum is known, and whose rows and columns all mix.
-Array<double> with_spectrum(std::size_t N, std::size_t K, const std::vector<double>& s, Generator& gen) {
+Array<double> with_spectrum(std::size_t N, std::size_t K, const std::vector<double>& s,
+                            Generator& gen) {
   BOOST_REQUIRE(s.size() == std::min(N, K));
   const Array<double> U = random_orthogonal(N, gen), V = random_orthogonal(K, gen);
   Array<double> a = xt::zeros<double>({N, K});
@@ -70,7 +72,8 @@ BOOST_AUTO_TEST_CASE(close_top_singular_values) {
   BOOST_TEST(stable_rank(a) == 2.348001, tt::tolerance(1e-12));
   Generator gen(7);
   BOOST_TEST(stable_rank(with_spectrum(5, 5, s, gen)) == 2.348001, tt::tolerance(1e-12));
-  BOOST_TEST(stable_rank(with_spectrum(5, 5, {3, 3 - 1e-9, 1, 0.5, 0}, gen)) == expected({3, 3 - 1e-9, 1, 0.5}),
+  BOOST_TEST(stable_rank(with_spectrum(5, 5, {3, 3 - 1e-9, 1, 0.5, 0}, gen)) ==
+                 expected({3, 3 - 1e-9, 1, 0.5}),
              tt::tolerance(1e-12));
 }
 
@@ -81,19 +84,21 @@ BOOST_AUTO_TEST_CASE(known_spectra_of_every_shape) {
     std::vector<double> s;
   };
   for (const Case& c : std::vector<Case>{
-           {7, 4, {2, 1.5, 1, 0.25}},              // N > K
-           {3, 8, {1, 0.9, 0.2}},                  // N < K
-           {6, 5, {1, 0.7, 0.7, 0, 0}},            // rank 3
-           {4, 4, {5, 5, 5, 5}},                   // all equal: the rank
-           {9, 3, {4, 0, 0}},                      // rank 1
+           {7, 4, {2, 1.5, 1, 0.25}},               // N > K
+           {3, 8, {1, 0.9, 0.2}},                   // N < K
+           {6, 5, {1, 0.7, 0.7, 0, 0}},             // rank 3
+           {4, 4, {5, 5, 5, 5}},                    // all equal: the rank
+           {9, 3, {4, 0, 0}},                       // rank 1
            {64, 20, std::vector<double>(20, 0.5)},  // larger, all equal
        }) {
     BOOST_TEST_CONTEXT(c.N << " x " << c.K) {
-      BOOST_TEST(stable_rank(with_spectrum(c.N, c.K, c.s, gen)) == expected(c.s), tt::tolerance(1e-12));
+      BOOST_TEST(stable_rank(with_spectrum(c.N, c.K, c.s, gen)) == expected(c.s),
+                 tt::tolerance(1e-12));
     }
   }
   BOOST_TEST(stable_rank(xt::eye<double>(5)) == 5.0, tt::tolerance(1e-12));
-  BOOST_TEST(stable_rank(Array<double>{{1.0, 2.0}, {2.0, 4.0}, {3.0, 6.0}}) == 1.0, tt::tolerance(1e-12));  // rank 1
+  BOOST_TEST(stable_rank(Array<double>{{1.0, 2.0}, {2.0, 4.0}, {3.0, 6.0}}) == 1.0,
+             tt::tolerance(1e-12));  // rank 1
   BOOST_TEST(stable_rank(Array<double>{{3.0, 0.0}, {0.0, 1.0}}) == 10.0 / 9, tt::tolerance(1e-12));
 }
 
@@ -102,7 +107,8 @@ BOOST_AUTO_TEST_CASE(a_single_row_or_column_has_stable_rank_1) {
   const Array<double> row = {{0.3, -1.7, 2.2, 0.01, -5.0}};
   BOOST_TEST(stable_rank(row) == 1.0, tt::tolerance(1e-12));
   BOOST_TEST(stable_rank(Array<double>(xt::transpose(row))) == 1.0, tt::tolerance(1e-12));
-  BOOST_TEST(stable_rank(Array<double>(xt::xtensor<double, 2>{{-2.5}})) == 1.0, tt::tolerance(1e-12));
+  BOOST_TEST(stable_rank(Array<double>(xt::xtensor<double, 2>{{-2.5}})) == 1.0,
+             tt::tolerance(1e-12));
 }
 
 // A = 0 uses no direction: 0, as documented (not 0 / 0).
@@ -117,14 +123,14 @@ BOOST_AUTO_TEST_CASE(any_scale) {
   Generator gen(5);
   const std::vector<double> s = {1, 0.8, 0.1};
   const Array<double> a = with_spectrum(4, 3, s, gen);
-  for (double scale : {1e170, 1e-170})
-    BOOST_TEST_CONTEXT("scale " << scale) {
+  for (double scale : {1e170, 1e-170}) BOOST_TEST_CONTEXT("scale " << scale) {
       BOOST_TEST(stable_rank(Array<double>(scale * a)) == expected(s), tt::tolerance(1e-12));
     }
 }
 
 BOOST_AUTO_TEST_CASE(bad_matrices_throw) {
-  CHECK_THROWS_WITH(stable_rank(Array<double>{1.0, 2.0}), "stable_rank: needs a non-empty (N, K) matrix, got (2)");
+  CHECK_THROWS_WITH(stable_rank(Array<double>{1.0, 2.0}),
+                    "stable_rank: needs a non-empty (N, K) matrix, got (2)");
   CHECK_THROWS_WITH(stable_rank(xt::zeros<double>({0, 3})), "got (0, 3)");
   Array<double> a = xt::eye<double>(3);
   a(2, 1) = std::numeric_limits<double>::quiet_NaN();
@@ -136,7 +142,8 @@ BOOST_AUTO_TEST_CASE(bad_matrices_throw) {
 BOOST_AUTO_TEST_CASE(distance_preservation_and_the_gaussian_basis) {
   Array<double> points = Array<double>::from_shape({20, 1});
   for (std::size_t i = 0; i < 20; ++i) points(i, 0) = 0.37 * i;
-  BOOST_TEST(distance_preservation(points, Array<double>(3.0 * points), 100) == 1.0, tt::tolerance(1e-12));
+  BOOST_TEST(distance_preservation(points, Array<double>(3.0 * points), 100) == 1.0,
+             tt::tolerance(1e-12));
   // Gaussian bumps: wide ones keep nearby distances in order, very narrow ones do not (every
   // pair of distinct points is about as far apart as any other).
   Generator gen(11);
@@ -149,6 +156,7 @@ BOOST_AUTO_TEST_CASE(distance_preservation_and_the_gaussian_basis) {
   BOOST_TEST(stable_rank(narrow.basis(points)) > stable_rank(wide.basis(points)));
   // Too few pairs within the window: 0.
   BOOST_TEST(distance_preservation(points, points, 0.1) == 0.0);
-  CHECK_THROWS_WITH(distance_preservation(points, xt::zeros<double>({19, 2}), 1.0),
-                    "distance_preservation: needs points (N, M) and embeddings (N, K) with the same N");
+  CHECK_THROWS_WITH(
+      distance_preservation(points, xt::zeros<double>({19, 2}), 1.0),
+      "distance_preservation: needs points (N, M) and embeddings (N, K) with the same N");
 }

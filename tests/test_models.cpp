@@ -9,9 +9,17 @@ using models::Pooling;
 namespace {
 
 models::ClassifierOptions tiny_classifier(Pooling pooling, std::size_t conv_width = 0) {
-  return {.encoder = {.vocab = 10, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
-                      .positions = nn::PositionScheme::relative, .relative_k = 2, .subword_buckets = 0,
-                      .subword_groups = {}, .conv_width = conv_width},
+  return {.encoder = {.vocab = 10,
+                      .d_model = 8,
+                      .heads = 2,
+                      .ff = 12,
+                      .layers = 1,
+                      .dropout = 0.0,
+                      .positions = nn::PositionScheme::relative,
+                      .relative_k = 2,
+                      .subword_buckets = 0,
+                      .subword_groups = {},
+                      .conv_width = conv_width},
           .classes = 3,
           .pooling = pooling};
 }
@@ -54,8 +62,9 @@ BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
     // which oneDNN may block differently.  The logits are O(1), their float32 rounding about
     // 1e-7; padding that leaked would move them by about 0.1.
     for (std::size_t k = 0; k < 3; ++k)
-      BOOST_TEST(testing::close_to(batch.data<float>()(1, k), alone.data<float>()(0, k), 1e-5, 1e-5),
-                 batch.data<float>()(1, k) << " against " << alone.data<float>()(0, k));
+      BOOST_TEST(
+          testing::close_to(batch.data<float>()(1, k), alone.data<float>()(0, k), 1e-5, 1e-5),
+          batch.data<float>()(1, k) << " against " << alone.data<float>()(0, k));
     // An empty sentence pools to zeros: its logits are the head's bias.
     const Tensor empty = c.forward(make_ids({{}, {2}}));
     for (std::size_t k = 0; k < 3; ++k)
@@ -63,19 +72,24 @@ BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
   });
   Generator gen(6);
   models::Classifier c(tiny_classifier(Pooling::mean, 3), gen);
-  CHECK_THROWS_WITH(c.forward(Ids(xt::ones<std::int64_t>({std::size_t(4)}))), "key_padding_mask: ids must be (B, T), got (4)");
+  CHECK_THROWS_WITH(c.forward(Ids(xt::ones<std::int64_t>({std::size_t(4)}))),
+                    "key_padding_mask: ids must be (B, T), got (4)");
 }
 
 // The mean over real tokens, by hand: row 0 has tokens at 0 and 2, row 1 none.
 BOOST_AUTO_TEST_CASE(mean_over_tokens_by_hand) {
-  const Tensor h = from_vector({1, 2, 10, 20, 3, 4, /* row 1 */ 5, 6, 7, 8, 9, 10}, {2, 3, 2}, Dtype::f64);
+  const Tensor h =
+      from_vector({1, 2, 10, 20, 3, 4, /* row 1 */ 5, 6, 7, 8, 9, 10}, {2, 3, 2}, Dtype::f64);
   const Array<double> mean = models::mean_over_tokens(h, make_ids({{4, 0, 7}, {}})).data<double>();
   BOOST_TEST(mean(0, 0) == 2.0);  // (1 + 3) / 2
   BOOST_TEST(mean(0, 1) == 3.0);  // (2 + 4) / 2
   BOOST_TEST(mean(1, 0) == 0.0);  // padding alone
   BOOST_TEST(mean(1, 1) == 0.0);
-  CHECK_GRAD([](const std::vector<Tensor>& in) { return models::mean_over_tokens(in[0], make_ids({{4, 0, 7}, {1}})); },
-             {testing::randn64({2, 3, 2}, 3)});
+  CHECK_GRAD(
+      [](const std::vector<Tensor>& in) {
+        return models::mean_over_tokens(in[0], make_ids({{4, 0, 7}, {1}}));
+      },
+      {testing::randn64({2, 3, 2}, 3)});
   CHECK_THROWS_WITH(models::mean_over_tokens(h, make_ids({{1, 2}})),
                     "mean_over_tokens: h is (2, 3, 2) and ids (1, 2) (want (B, T, C) and (B, T))");
 }
@@ -83,9 +97,10 @@ BOOST_AUTO_TEST_CASE(mean_over_tokens_by_hand) {
 BOOST_AUTO_TEST_CASE(pooling_names_round_trip_and_refuse_unknown) {
   for (Pooling p : {Pooling::mean, Pooling::max, Pooling::mean_max})
     BOOST_TEST((enum_from_name<models::Pooling>(enum_name(p)) == p));
-  BOOST_CHECK_EXCEPTION(enum_from_name<models::Pooling>("median"), std::exception, [](const std::exception& e) {
-    return testing::contains(e.what(), "unknown pooling 'median' (known: mean, max, mean-max)");
-  });
+  BOOST_CHECK_EXCEPTION(
+      enum_from_name<models::Pooling>("median"), std::exception, [](const std::exception& e) {
+        return testing::contains(e.what(), "unknown pooling 'median' (known: mean, max, mean-max)");
+      });
 }
 
 BOOST_AUTO_TEST_CASE(ensemble_members_are_distinct_and_named) {
@@ -104,21 +119,34 @@ BOOST_AUTO_TEST_CASE(ensemble_members_are_distinct_and_named) {
   const auto& a = three.members()[0]->encoder.embed.weight.data<float>();
   const auto& b = three.members()[1]->encoder.embed.weight.data<float>();
   BOOST_TEST(!(a == b));
-  BOOST_CHECK_THROW(models::Ensemble<models::Classifier>(0, tiny_classifier(Pooling::mean), gen), std::exception);
+  BOOST_CHECK_THROW(models::Ensemble<models::Classifier>(0, tiny_classifier(Pooling::mean), gen),
+                    std::exception);
 }
 
 // The tagger's subword pooling: each group of slots is averaged over its real features and the
 // groups are added.
 BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
   Generator gen(8);
-  models::Tagger t({.encoder = {.vocab = 6, .d_model = 4, .heads = 1, .ff = 6, .layers = 1, .dropout = 0.0,
-                                .relative_k = 2, .subword_buckets = 9, .subword_groups = {1, 2, 3}, .conv_width = 0},
+  models::Tagger t({.encoder = {.vocab = 6,
+                                .d_model = 4,
+                                .heads = 1,
+                                .ff = 6,
+                                .layers = 1,
+                                .dropout = 0.0,
+                                .relative_k = 2,
+                                .subword_buckets = 9,
+                                .subword_groups = {1, 2, 3},
+                                .conv_width = 0},
                     .tags = 3},
                    gen);
   t.to(Dtype::f64);
   const Ids ids = make_ids({{2, 3, 4}, {5, 1}});
   Ids subs = xt::zeros<std::int64_t>({2, 3, 6});
-  const std::int64_t rows[5][6] = {{1, 2, 3, 4, 5, 6}, {2, 0, 0, 7, 8, 0}, {3, 4, 5, 0, 0, 0}, {8, 1, 2, 3, 4, 5}, {6, 7, 0, 0, 0, 0}};
+  const std::int64_t rows[5][6] = {{1, 2, 3, 4, 5, 6},
+                                   {2, 0, 0, 7, 8, 0},
+                                   {3, 4, 5, 0, 0, 0},
+                                   {8, 1, 2, 3, 4, 5},
+                                   {6, 7, 0, 0, 0, 0}};
   for (std::size_t w = 0; w < 5; ++w)
     for (std::size_t k = 0; k < 6; ++k) subs(w / 3, w % 3, k) = rows[w][k];
   // The word table has a padding row 0 that the lookup returns but never trains, so finite
@@ -132,7 +160,8 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
   const Ids full_ids = make_ids({{2, 3, 4}, {5, 1, 2}});
   Ids full_subs = subs;
   for (auto& f : full_subs) f = f == 0 ? 4 : f;
-  CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(full_ids, &full_subs); }, t.parameters());
+  CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(full_ids, &full_subs); },
+             t.parameters());
 
   // Each group is a mean over its real features: order inside a group does not matter, padding
   // slots are not counted ({7, 7, 0} pools like {7, 0, 0}), and the groups are kept apart.
@@ -149,8 +178,8 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
   BOOST_TEST(!xt::allclose(output({1, 3, 0, 7, 8, 0}), output({1, 7, 0, 3, 8, 0}), 1e-9, 1e-9));
   const Ids five = xt::zeros<std::int64_t>({2, 3, 5});
   BOOST_CHECK_EXCEPTION(t.forward(ids, &five), std::exception, [](const std::exception& e) {
-                          return testing::contains(e.what(), "ids have 5 slots per bag, the groups 6");
-                        });
+    return testing::contains(e.what(), "ids have 5 slots per bag, the groups 6");
+  });
 }
 
 // The tagger with a convolution before its encoder: gradients, and each word's tags the same
@@ -158,8 +187,16 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
 // which is made non-zero here so that reading it would show).
 BOOST_AUTO_TEST_CASE(tagger_convolution_gradcheck_and_padding) {
   Generator gen(9);
-  models::Tagger t({.encoder = {.vocab = 10, .d_model = 8, .heads = 2, .ff = 12, .layers = 1, .dropout = 0.0,
-                                .relative_k = 2, .subword_buckets = 0, .subword_groups = {}, .conv_width = 3},
+  models::Tagger t({.encoder = {.vocab = 10,
+                                .d_model = 8,
+                                .heads = 2,
+                                .ff = 12,
+                                .layers = 1,
+                                .dropout = 0.0,
+                                .relative_k = 2,
+                                .subword_buckets = 0,
+                                .subword_groups = {},
+                                .conv_width = 3},
                     .tags = 4},
                    gen);
   t.to(Dtype::f64);
@@ -173,8 +210,11 @@ BOOST_AUTO_TEST_CASE(tagger_convolution_gradcheck_and_padding) {
     if (name != "embed.weight") checked.push_back(p);
   const Ids ids = make_ids({{2, 3, 4, 5}, {6, 7}});
   CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(ids); }, checked);
-  CHECK_GRAD([&](const std::vector<Tensor>&) { return t.forward(make_ids({{2, 3, 4}, {5, 6, 7}})); },
-             t.parameters());
+  CHECK_GRAD(
+      [&](const std::vector<Tensor>&) {
+        return t.forward(make_ids({{2, 3, 4}, {5, 6, 7}}));
+      },
+      t.parameters());
 
   NoGradGuard no_grad;
   for (std::size_t k = 0; k < 8; ++k) t.encoder.embed.weight.data<double>()(0, k) = 0.5;
@@ -182,7 +222,8 @@ BOOST_AUTO_TEST_CASE(tagger_convolution_gradcheck_and_padding) {
   const Tensor alone = t.forward(make_ids({{6, 7, 2}}));
   for (std::size_t w = 0; w < 3; ++w)
     for (std::size_t k = 0; k < 4; ++k)
-      BOOST_TEST(batch.data<double>()(1, w, k) == alone.data<double>()(0, w, k), boost::test_tools::tolerance(1e-12));
+      BOOST_TEST(batch.data<double>()(1, w, k) == alone.data<double>()(0, w, k),
+                 boost::test_tools::tolerance(1e-12));
 }
 
 // Bagging: each member keeps its own random fraction of the examples, the same on every call.

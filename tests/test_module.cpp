@@ -38,8 +38,9 @@ BOOST_AUTO_TEST_CASE(named_parameters_are_hierarchical_and_ordered) {
   Model m(gen);
   std::vector<std::string> names;
   for (const auto& [name, t] : m.named_parameters()) names.push_back(name);
-  const std::vector<std::string> want = {"scale", "block.fc.weight", "block.fc.bias",
-                                         "block.norm.weight", "block.norm.bias", "head.weight"};
+  const std::vector<std::string> want = {"scale",           "block.fc.weight",
+                                         "block.fc.bias",   "block.norm.weight",
+                                         "block.norm.bias", "head.weight"};
   BOOST_TEST(names == want, boost::test_tools::per_element());
   BOOST_TEST(m.parameter_count() == 1u + 12 + 4 + 4 + 4 + 8);
   for (const Tensor& p : m.parameters()) BOOST_TEST(p.requires_grad());
@@ -59,7 +60,8 @@ BOOST_AUTO_TEST_CASE(tape_listings_name_parameters) {
   std::ostringstream listing;
   listing << tape;
   for (const char* name : {"block.fc.weight", "block.fc.bias", "block.norm.weight", "head.weight"})
-    BOOST_TEST(testing::contains(listing.str(), name), name << " is missing from\n" << listing.str());
+    BOOST_TEST(testing::contains(listing.str(), name), name << " is missing from\n"
+                                                            << listing.str());
 }
 
 BOOST_AUTO_TEST_CASE(train_eval_and_zero_grad_reach_every_submodule) {

@@ -12,12 +12,23 @@ using fixtures::make_ids;
 
 namespace {
 
-constexpr std::int64_t kBos = 2, kEos = 3, kMask = 4, kFirst = 5;  // symbols are kFirst, kFirst + 1, ...
+constexpr std::int64_t kBos = 2, kEos = 3, kMask = 4,
+                       kFirst = 5;  // symbols are kFirst, kFirst + 1, ...
 
 TranslatorOptions small_options(bool non_autoregressive = true) {
-  return {.src_vocab = 12, .tgt_vocab = 12, .d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0,
-          .label_smoothing = 0.1, .mlp_scale = 4, .max_len = 32, .non_autoregressive = non_autoregressive,
-          .length_offsets = 3, .length_weight = 0.5};
+  return {.src_vocab = 12,
+          .tgt_vocab = 12,
+          .d_model = 16,
+          .heads = 2,
+          .ff = 32,
+          .layers = 1,
+          .dropout = 0.0,
+          .label_smoothing = 0.1,
+          .mlp_scale = 4,
+          .max_len = 32,
+          .non_autoregressive = non_autoregressive,
+          .length_offsets = 3,
+          .length_weight = 0.5};
 }
 
 }  // namespace
@@ -32,19 +43,23 @@ BOOST_AUTO_TEST_CASE(the_decoder_sees_later_positions_only_without_the_causal_ma
       const Ids src = make_ids({{5, 6, 7}});
       const Tensor memory = model.encode(src);
       const Tensor a = model.decode(make_ids({{5, 6, 7, 8}}), memory, key_padding_mask(src));
-      const Tensor b = model.decode(make_ids({{5, 6, 7, 9}}), memory, key_padding_mask(src));  // only the last differs
-      double first_change = 0;  // at position 0
+      const Tensor b = model.decode(make_ids({{5, 6, 7, 9}}), memory,
+                                    key_padding_mask(src));  // only the last differs
+      double first_change = 0;                               // at position 0
       for (std::size_t v = 0; v < 12; ++v)
-        first_change = std::max(first_change, double(std::abs(a.data<float>()(0, 0, v) - b.data<float>()(0, 0, v))));
+        first_change = std::max(
+            first_change, double(std::abs(a.data<float>()(0, 0, v) - b.data<float>()(0, 0, v))));
       if (nat) BOOST_TEST(first_change > 1e-4);  // position 0 reads position 3
-      else BOOST_TEST(first_change == 0.0);       // causal: position 0 never does
+      else BOOST_TEST(first_change == 0.0);      // causal: position 0 never does
     }
   }
   Generator gen(3);
   nn::Decoder decoder({.d_model = 8, .heads = 2, .ff = 8, .layers = 1}, gen);
   nn::DecoderCache cache;
-  CHECK_THROWS_WITH(decoder.forward(randn({1, 1, 8}, gen), randn({1, 2, 8}, gen), {.cache = &cache, .causal = false}),
-                    "Decoder: a cache decodes one position after another, which needs the causal mask");
+  CHECK_THROWS_WITH(
+      decoder.forward(randn({1, 1, 8}, gen), randn({1, 2, 8}, gen),
+                      {.cache = &cache, .causal = false}),
+      "Decoder: a cache decodes one position after another, which needs the causal mask");
 }
 
 BOOST_AUTO_TEST_CASE(length_classes_are_clipped_offsets_from_the_source_length) {
@@ -56,7 +71,7 @@ BOOST_AUTO_TEST_CASE(length_classes_are_clipped_offsets_from_the_source_length) 
   BOOST_TEST(model.length_class(5, 0) == 0);   // clipped to -3
   BOOST_TEST(model.class_length(5, 3) == 5u);
   BOOST_TEST(model.class_length(5, 6) == 8u);
-  BOOST_TEST(model.class_length(2, 0) == 1u);  // never below one token
+  BOOST_TEST(model.class_length(2, 0) == 1u);    // never below one token
   BOOST_TEST(model.class_length(30, 6) == 31u);  // nor past max_len - 1
   // length_logits: (B, 2R + 1), from the real source positions only (padding changes nothing).
   NoGradGuard no_grad;
@@ -70,8 +85,10 @@ BOOST_AUTO_TEST_CASE(length_classes_are_clipped_offsets_from_the_source_length) 
     BOOST_TEST(testing::close_to(one.data<float>()(0, k), both.data<float>()(1, k), 1e-5, 1e-5));
   // The autoregressive model has no length classifier.
   Translator ar(small_options(false), gen);
-  CHECK_THROWS_WITH(ar.length_logits(model.encode(batch), batch), "Translator::length_logits: needs a non-autoregressive model");
-  CHECK_THROWS_WITH(model.loss(batch, batch, batch), "Translator::loss: needs an autoregressive model");
+  CHECK_THROWS_WITH(ar.length_logits(model.encode(batch), batch),
+                    "Translator::length_logits: needs a non-autoregressive model");
+  CHECK_THROWS_WITH(model.loss(batch, batch, batch),
+                    "Translator::loss: needs an autoregressive model");
 }
 
 BOOST_AUTO_TEST_CASE(masked_targets_hide_one_to_all_tokens) {
@@ -109,7 +126,9 @@ BOOST_AUTO_TEST_CASE(masked_targets_hide_one_to_all_tokens) {
     const MaskedTargets m = mask_targets(tgt, kMask, gen);
     for (std::size_t t = 0; t < 6; ++t) at[t] += m.input(0, t) == kMask;
   }
-  for (std::size_t t = 0; t < 6; ++t) BOOST_TEST(testing::close_to(at[t], 3000 * 3.5 / 6, 0.1, 0.0), "position " << t << ": " << at[t]);
+  for (std::size_t t = 0; t < 6; ++t)
+    BOOST_TEST(testing::close_to(at[t], 3000 * 3.5 / 6, 0.1, 0.0),
+               "position " << t << ": " << at[t]);
 }
 
 BOOST_AUTO_TEST_CASE(nat_loss_is_the_masked_tokens_loss_plus_the_weighted_length_loss) {
@@ -133,7 +152,8 @@ BOOST_AUTO_TEST_CASE(nat_loss_is_the_masked_tokens_loss_plus_the_weighted_length
   classes(0) = 4, classes(1) = 3;
   const Tensor lengths = cross_entropy(model.length_logits(memory, src), classes);
   BOOST_TEST(testing::close_to(loss.item(), tokens.item() + 0.5 * lengths.item(), 1e-5, 1e-6));
-  CHECK_THROWS_WITH(model.nat_loss(src, tgt, make_ids({{1}})), "Translator::nat_loss: src is (2, 4), tgt (2, 5) and gold (1, 1)");
+  CHECK_THROWS_WITH(model.nat_loss(src, tgt, make_ids({{1}})),
+                    "Translator::nat_loss: src is (2, 4), tgt (2, 5) and gold (1, 1)");
 }
 
 BOOST_AUTO_TEST_CASE(nat_loss_gradcheck) {
@@ -143,13 +163,17 @@ BOOST_AUTO_TEST_CASE(nat_loss_gradcheck) {
   const Ids src = make_ids({{5, 6, 7}, {9, 10, 11}});
   const Ids tgt = make_ids({{kMask, 7, kMask, 9}, {kMask, 11}});
   const Ids gold = make_ids({{5, 0, 8, 0}, {10, 0}});
-  CHECK_GRAD([&](const std::vector<Tensor>&) { return model.nat_loss(src, tgt, gold); }, model.parameters());
+  CHECK_GRAD([&](const std::vector<Tensor>&) { return model.nat_loss(src, tgt, gold); },
+             model.parameters());
 }
 
 BOOST_AUTO_TEST_CASE(least_confident_positions) {
-  BOOST_TEST(least_confident({-0.1, -2.0, -0.5, -3.0}, 2) == std::vector<std::size_t>({1, 3}), boost::test_tools::per_element());
-  BOOST_TEST(least_confident({-1.0, -1.0, -1.0}, 2) == std::vector<std::size_t>({0, 1}), boost::test_tools::per_element());
-  BOOST_TEST(least_confident({-1.0, -2.0}, 5) == std::vector<std::size_t>({0, 1}), boost::test_tools::per_element());
+  BOOST_TEST(least_confident({-0.1, -2.0, -0.5, -3.0}, 2) == std::vector<std::size_t>({1, 3}),
+             boost::test_tools::per_element());
+  BOOST_TEST(least_confident({-1.0, -1.0, -1.0}, 2) == std::vector<std::size_t>({0, 1}),
+             boost::test_tools::per_element());
+  BOOST_TEST(least_confident({-1.0, -2.0}, 5) == std::vector<std::size_t>({0, 1}),
+             boost::test_tools::per_element());
   BOOST_TEST(least_confident({-1.0, -2.0}, 0).empty());
 }
 
@@ -165,7 +189,8 @@ std::pair<std::int64_t, double> best_token(const Tensor& logits, std::size_t row
   for (double x : z) sum += std::exp(x - m);
   std::int64_t best = -1;
   for (std::size_t v = 0; v < V; ++v)
-    if (v != 0 && std::int64_t(v) != kBos && std::int64_t(v) != kEos && std::int64_t(v) != kMask && (best < 0 || z[v] > z[best]))
+    if (v != 0 && std::int64_t(v) != kBos && std::int64_t(v) != kEos && std::int64_t(v) != kMask &&
+        (best < 0 || z[v] > z[best]))
       best = std::int64_t(v);
   return {best, z[best] - m - std::log(sum)};
 }
@@ -196,7 +221,8 @@ BOOST_AUTO_TEST_CASE(mask_predict_predicts_all_then_masks_again_the_least_confid
     const auto [token, logp] = best_token(first, 0, t);
     tokens(0, t) = token, confidence[t] = logp, total += logp;
   }
-  BOOST_TEST(once[0].tokens == std::vector<std::int64_t>(tokens.begin(), tokens.end()), boost::test_tools::per_element());
+  BOOST_TEST(once[0].tokens == std::vector<std::int64_t>(tokens.begin(), tokens.end()),
+             boost::test_tools::per_element());
   BOOST_TEST(testing::close_to(once[0].log_prob, total, 1e-6, 1e-6));
   // Two iterations: the second masks the L / 2 least confident tokens again and re-predicts only
   // them, reading the kept ones; the kept tokens stay as the first pass chose them.
@@ -208,26 +234,32 @@ BOOST_AUTO_TEST_CASE(mask_predict_predicts_all_then_masks_again_the_least_confid
   for (std::size_t t : again) second(0, t) = kMask;
   const Tensor logits = model.decode(second, memory, key_padding_mask(src));
   for (std::size_t t : again) second(0, t) = best_token(logits, 0, t).first;
-  BOOST_TEST(twice[0].tokens == std::vector<std::int64_t>(second.begin(), second.end()), boost::test_tools::per_element());
+  BOOST_TEST(twice[0].tokens == std::vector<std::int64_t>(second.begin(), second.end()),
+             boost::test_tools::per_element());
   for (std::size_t t = 0; t < L; ++t)
-    if (std::find(again.begin(), again.end(), t) == again.end()) BOOST_TEST(twice[0].tokens[t] == once[0].tokens[t]);
+    if (std::find(again.begin(), again.end(), t) == again.end())
+      BOOST_TEST(twice[0].tokens[t] == once[0].tokens[t]);
   // A length beam tries several lengths and keeps the best by mean log-probability: never
   // worse than the single most likely length's candidate, by that measure.
   SearchOptions beam = two;
   beam.beam = 4;
   const auto wide = mask_predict(model, {source}, beam);
   // (Four rows decode in other product shapes than one: equal candidates agree to rounding.)
-  BOOST_TEST(wide[0].log_prob / wide[0].tokens.size() >= twice[0].log_prob / twice[0].tokens.size() - 1e-4);
+  BOOST_TEST(wide[0].log_prob / wide[0].tokens.size() >=
+             twice[0].log_prob / twice[0].tokens.size() - 1e-4);
   // Errors: the other kind of model, or of search.
   Translator ar(small_options(false), gen);
-  CHECK_THROWS_WITH(mask_predict(ar, {source}, one_pass), "mask_predict: needs a non-autoregressive model");
-  CHECK_THROWS_WITH(greedy_search(model, {source}, one_pass), "greedy_search: a non-autoregressive model decodes with mask_predict");
+  CHECK_THROWS_WITH(mask_predict(ar, {source}, one_pass),
+                    "mask_predict: needs a non-autoregressive model");
+  CHECK_THROWS_WITH(greedy_search(model, {source}, one_pass),
+                    "greedy_search: a non-autoregressive model decodes with mask_predict");
   SearchOptions bad = one_pass;
   bad.refine = 0;
   CHECK_THROWS_WITH(mask_predict(model, {source}, bad), "mask_predict: refine must be at least 1");
   bad = one_pass;
   bad.mask = 12;
-  CHECK_THROWS_WITH(mask_predict(model, {source}, bad), "mask_predict: the mask token 12 is not a target id");
+  CHECK_THROWS_WITH(mask_predict(model, {source}, bad),
+                    "mask_predict: the mask token 12 is not a target id");
 }
 
 BOOST_AUTO_TEST_CASE(a_nat_translator_learns_to_reverse) {
@@ -238,8 +270,18 @@ BOOST_AUTO_TEST_CASE(a_nat_translator_learns_to_reverse) {
     for (auto& x : s) x = kFirst + static_cast<std::int64_t>(gen.below(7));
     return s;
   };
-  Translator model({.src_vocab = 12, .tgt_vocab = 12, .d_model = 64, .heads = 4, .ff = 128, .layers = 2, .dropout = 0.0,
-                    .label_smoothing = 0.0, .mlp_scale = 4, .max_len = 16, .non_autoregressive = true, .length_offsets = 4},
+  Translator model({.src_vocab = 12,
+                    .tgt_vocab = 12,
+                    .d_model = 64,
+                    .heads = 4,
+                    .ff = 128,
+                    .layers = 2,
+                    .dropout = 0.0,
+                    .label_smoothing = 0.0,
+                    .mlp_scale = 4,
+                    .max_len = 16,
+                    .non_autoregressive = true,
+                    .length_offsets = 4},
                    gen);
   nn::Adam opt(model.named_parameters(), {.lr = 2e-3});
   Tape tape;
@@ -268,11 +310,14 @@ BOOST_AUTO_TEST_CASE(a_nat_translator_learns_to_reverse) {
   for (int k = 0; k < 2; ++k) {
     // One length, the most likely: this toy model is so sure of its tokens at any length that
     // a second length can win on mean log-probability.
-    const auto found = mask_predict(model, sources, {.beam = 1, .bos = kBos, .eos = kEos, .mask = kMask, .refine = refines[k]});
+    const auto found = mask_predict(
+        model, sources, {.beam = 1, .bos = kBos, .eos = kEos, .mask = kMask, .refine = refines[k]});
     for (std::size_t i = 0; i < sources.size(); ++i)
-      exact[k] += found[i].tokens == std::vector<std::int64_t>(sources[i].rbegin(), sources[i].rend());
+      exact[k] +=
+          found[i].tokens == std::vector<std::int64_t>(sources[i].rbegin(), sources[i].rend());
   }
-  BOOST_TEST_MESSAGE("reversed exactly: " << exact[0] << " in one pass, " << exact[1] << " with 4 iterations");
+  BOOST_TEST_MESSAGE("reversed exactly: " << exact[0] << " in one pass, " << exact[1]
+                                          << " with 4 iterations");
   BOOST_TEST(exact[0] >= 90u);
   BOOST_TEST(exact[1] >= 90u);
 }
@@ -281,9 +326,16 @@ BOOST_AUTO_TEST_CASE(a_nat_pipeline_trains_and_translates_alike_after_loading) {
   using Words = std::vector<std::string>;
   const std::vector<Words> de = {{"ein", "hund", "läuft"}, {"zwei", "katzen", "schlafen"}};
   const std::vector<Words> en = {{"a", "dog", "runs"}, {"two", "cats", "sleep", "now"}};
-  TranslatorOptions options{.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .max_len = 32,
-                            .non_autoregressive = true, .length_offsets = 4};
-  TranslationPipeline t(Vocab::build(de, 1, false), Vocab::build(en, 1, false, {"<s>", "</s>", "<mask>"}), true, options, 3);
+  TranslatorOptions options{.d_model = 16,
+                            .heads = 2,
+                            .ff = 32,
+                            .layers = 1,
+                            .dropout = 0.0,
+                            .max_len = 32,
+                            .non_autoregressive = true,
+                            .length_offsets = 4};
+  TranslationPipeline t(Vocab::build(de, 1, false),
+                        Vocab::build(en, 1, false, {"<s>", "</s>", "<mask>"}), true, options, 3);
   // The pipeline's loss masks the targets (no BOS, no EOS) and trains the length classifier too.
   {
     Tape tape;
@@ -292,7 +344,8 @@ BOOST_AUTO_TEST_CASE(a_nat_pipeline_trains_and_translates_alike_after_loading) {
     BOOST_TEST(std::isfinite(loss.item()));
     loss.backward();
     BOOST_REQUIRE(t.model().length_head->weight.grad().defined());
-    BOOST_TEST(double(xt::amax(xt::abs(t.model().length_head->weight.grad().data<float>()))()) > 0.0);
+    BOOST_TEST(double(xt::amax(xt::abs(t.model().length_head->weight.grad().data<float>()))()) >
+               0.0);
   }
   // Saved as a format-3 file (a format-2 reader would misread it), loaded as it is.
   t.save("nat-translator.npz");
@@ -301,12 +354,16 @@ BOOST_AUTO_TEST_CASE(a_nat_pipeline_trains_and_translates_alike_after_loading) {
   BOOST_TEST(back->model().options().non_autoregressive);
   t.model().eval();
   const std::vector<std::string> lines = {"Ein Hund schläft.", "Zwei Katzen."};
-  BOOST_TEST(back->translate_lines(lines, {.beam = 2, .refine = 3}) == t.translate_lines(lines, {.beam = 2, .refine = 3}),
+  BOOST_TEST(back->translate_lines(lines, {.beam = 2, .refine = 3}) ==
+                 t.translate_lines(lines, {.beam = 2, .refine = 3}),
              boost::test_tools::per_element());
   // A non-autoregressive model needs the mask token in its target vocabulary.
-  CHECK_THROWS_WITH(TranslationPipeline(Vocab::build(de, 1, false), Vocab::build(en, 1, false, {"<s>", "</s>"}), true, options, 3),
-                    "a non-autoregressive model's target vocabulary must start with <pad> <unk> <s> </s> <mask>");
+  CHECK_THROWS_WITH(
+      TranslationPipeline(Vocab::build(de, 1, false), Vocab::build(en, 1, false, {"<s>", "</s>"}),
+                          true, options, 3),
+      "a non-autoregressive model's target vocabulary must start with <pad> <unk> <s> </s> <mask>");
   // Neither scheduled sampling nor minimum risk training applies to it.
-  CHECK_THROWS_WITH(t.loss({&de[0]}, {&en[0]}, 0, 0.5), "scheduled sampling: needs an autoregressive model");
+  CHECK_THROWS_WITH(t.loss({&de[0]}, {&en[0]}, 0, 0.5),
+                    "scheduled sampling: needs an autoregressive model");
   CHECK_THROWS_WITH(t.mrt_loss({&de[0]}, {&en[0]}, {}), "mrt_loss: needs an autoregressive model");
 }

@@ -12,7 +12,8 @@ BOOST_AUTO_TEST_CASE(masked_softmax_equals_softmax_without_masked_entries) {
   Tensor x = randn64({2, 3, 5}, 1);
   Mask all = xt::ones<bool>({5});
   const Array<double> a = masked_softmax(x, all).data<double>(), b = softmax(x).data<double>();
-  for (std::size_t i = 0; i < a.size(); ++i) BOOST_TEST(a.data()[i] == b.data()[i], tt::tolerance(1e-15));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    BOOST_TEST(a.data()[i] == b.data()[i], tt::tolerance(1e-15));
   Mask some = {{true, false, true, true, false}};  // (1, 5), broadcast over rows
   Tensor y = masked_softmax(x, some);
   BOOST_TEST(y.data<double>()(1, 2, 1) == 0.0);
@@ -31,7 +32,8 @@ BOOST_AUTO_TEST_CASE(a_fully_masked_row_gives_zeros_and_zero_gradients_not_nan) 
   for (double g : x.grad_data<double>()) BOOST_TEST(std::isfinite(g));
   BOOST_TEST(sum(abs(slice(x.grad(), 0, 1, 2))).item() == 0.0);
   CHECK_GRAD([m](const Inputs& in) { return masked_softmax(in[0], m); }, {randn64({2, 4}, 3)});
-  CHECK_THROWS_WITH(masked_softmax(x, Mask{true, false}), "masked_softmax: shapes do not broadcast");
+  CHECK_THROWS_WITH(masked_softmax(x, Mask{true, false}),
+                    "masked_softmax: shapes do not broadcast");
 }
 
 BOOST_AUTO_TEST_CASE(skew_follows_its_index_formula) {
@@ -47,12 +49,15 @@ BOOST_AUTO_TEST_CASE(skew_follows_its_index_formula) {
         BOOST_TEST(y.data<double>()(1, i, j) == want);
       }
     CHECK_GRAD([causal](const Inputs& in) { return rel_skew(in[0], causal); }, {x});
-    CHECK_GRAD([causal](const Inputs& in) { return rel_unskew(in[0], causal); }, {randn64({2, T, S}, 5)});
+    CHECK_GRAD([causal](const Inputs& in) { return rel_unskew(in[0], causal); },
+               {randn64({2, T, S}, 5)});
     // Adjoint: <skew(x), a> = <x, unskew(a)>
     Tensor a = randn64({2, T, S}, 6);
-    BOOST_TEST(sum(rel_skew(x, causal) * a).item() == sum(x * rel_unskew(a, causal)).item(), tt::tolerance(1e-12));
+    BOOST_TEST(sum(rel_skew(x, causal) * a).item() == sum(x * rel_unskew(a, causal)).item(),
+               tt::tolerance(1e-12));
   }
-  CHECK_THROWS_WITH(rel_skew(randn64({3, 4}, 1), false), "rel_skew: bidirectional distances need an odd width");
+  CHECK_THROWS_WITH(rel_skew(randn64({3, 4}, 1), false),
+                    "rel_skew: bidirectional distances need an odd width");
   CHECK_THROWS_WITH(rel_skew(randn64({6, 3}, 1), true), "more queries (6) than keys (3)");
 }
 

@@ -13,9 +13,8 @@ namespace {
 // Shape pairs that exercise broadcasting: equal, trailing, leading ones, both sides, scalars,
 // size-1 dims, and an empty batch.
 const std::vector<std::pair<Shape, Shape>> kShapePairs = {
-    {{3, 4}, {3, 4}}, {{2, 3, 4}, {4}},    {{2, 3, 4}, {3, 1}}, {{3, 1}, {1, 4}},
-    {{}, {2, 3}},     {{2, 3}, {}},        {{1}, {1}},          {{0, 3}, {3}},
-    {{2, 1, 3}, {4, 1}},
+    {{3, 4}, {3, 4}}, {{2, 3, 4}, {4}}, {{2, 3, 4}, {3, 1}}, {{3, 1}, {1, 4}},    {{}, {2, 3}},
+    {{2, 3}, {}},     {{1}, {1}},       {{0, 3}, {3}},       {{2, 1, 3}, {4, 1}},
 };
 
 }  // namespace
@@ -118,12 +117,16 @@ BOOST_AUTO_TEST_CASE(forward_values_match_the_formulas) {
 BOOST_AUTO_TEST_CASE(composed_expressions_gradcheck) {
   Tensor a = randn64({3, 4}, 5), b = randn64({4}, 6), c = uniform64({3, 1}, 0.5, 1.5, 7);
   CHECK_GRAD([](const Inputs& in) { return tg::tanh(in[0] * in[1] + in[2]) / in[2]; }, {a, b, c});
-  CHECK_GRAD([](const Inputs& in) {
-    return tg::sigmoid(tg::exp(in[0] * 0.3) - tg::log(in[2])) * tg::gelu(in[0] - in[1]);
-  }, {a, b, c});
-  CHECK_GRAD([](const Inputs& in) {  // a tensor used three times
-    return in[0] * in[0] * tg::sqrt(in[2] + in[0] * in[0]);
-  }, {a, b, c});
+  CHECK_GRAD(
+      [](const Inputs& in) {
+        return tg::sigmoid(tg::exp(in[0] * 0.3) - tg::log(in[2])) * tg::gelu(in[0] - in[1]);
+      },
+      {a, b, c});
+  CHECK_GRAD(
+      [](const Inputs& in) {  // a tensor used three times
+        return in[0] * in[0] * tg::sqrt(in[2] + in[0] * in[0]);
+      },
+      {a, b, c});
 }
 
 BOOST_AUTO_TEST_CASE(where_and_masked_fill) {
@@ -149,6 +152,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_op_and_the_shapes) {
   CHECK_THROWS_WITH(a / b, "div: shapes do not broadcast");
   CHECK_THROWS_WITH(a - zeros({3}, Dtype::f64), "sub: dtypes differ: a is float32, b is float64");
   // named tensors (parameters take their module names) say where the mismatch is
-  CHECK_THROWS_WITH(a * zeros({3}, Dtype::f64).set_name("norm.weight"), "mul: dtypes differ: a is float32, b 'norm.weight' is float64");
+  CHECK_THROWS_WITH(a * zeros({3}, Dtype::f64).set_name("norm.weight"),
+                    "mul: dtypes differ: a is float32, b 'norm.weight' is float64");
   CHECK_THROWS_WITH(exp(Tensor()), "exp: the input is an undefined tensor");
 }

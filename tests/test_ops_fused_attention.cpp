@@ -13,11 +13,15 @@ namespace {
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   BOOST_REQUIRE(a.shape() == b.shape());
   Tensor d = abs(a.to(Dtype::f64) - b.to(Dtype::f64));
-  return d.numel() == 0 ? 0.0 : max(d, [&] {
-    std::vector<std::int64_t> axes(d.dim());
-    for (std::size_t i = 0; i < axes.size(); ++i) axes[i] = static_cast<std::int64_t>(i);
-    return axes;
-  }()).item();
+  return d.numel() == 0 ? 0.0
+                        : max(d,
+                              [&] {
+                                std::vector<std::int64_t> axes(d.dim());
+                                for (std::size_t i = 0; i < axes.size(); ++i)
+                                  axes[i] = static_cast<std::int64_t>(i);
+                                return axes;
+                              }())
+                              .item();
 }
 
 struct Case {
@@ -33,17 +37,21 @@ Ids table_rows(std::size_t T, std::size_t S, std::size_t k) {
   Ids rows = Ids::from_shape({T, S});
   for (std::size_t i = 0; i < T; ++i)
     for (std::size_t j = 0; j < S; ++j)
-      rows(i, j) = std::clamp<std::int64_t>(static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T), -K, K) + K;
+      rows(i, j) = std::clamp<std::int64_t>(
+                       static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T), -K, K) +
+                   K;
   return rows;
 }
 
-// The composed ops of nn/attention/multihead.cpp, written out: the reference the fused op must match.
+// The composed ops of nn/attention/multihead.cpp, written out: the reference the fused op must
+// match.
 Tensor composed(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& a) {
   const std::size_t T = q.shape()[2], S = k.shape()[2];
   Tensor logits = matmul(q, transpose(k));
   if (a.rel_key.defined()) {
     Tensor R_k = embedding(a.rel_key, table_rows(T, S, a.relative_k));  // (T, S, D)
-    const auto B = static_cast<std::int64_t>(q.shape()[0]), H = static_cast<std::int64_t>(q.shape()[1]);
+    const auto B = static_cast<std::int64_t>(q.shape()[0]),
+               H = static_cast<std::int64_t>(q.shape()[1]);
     const auto Ti = static_cast<std::int64_t>(T), D = static_cast<std::int64_t>(q.shape()[3]);
     logits = logits + sum(reshape(q, {B, H, Ti, 1, D}) * R_k, {-1});  // (B, H, T, S)
   }
@@ -56,9 +64,12 @@ Tensor composed(const Tensor& q, const Tensor& k, const Tensor& v, const Attenti
   Tensor out = matmul(w, v);
   if (a.rel_value.defined()) {
     Tensor R_v = embedding(a.rel_value, table_rows(T, S, a.relative_k));  // (T, S, D)
-    const auto B = static_cast<std::int64_t>(w.shape()[0]), H = static_cast<std::int64_t>(w.shape()[1]);
-    out = out + sum(reshape(w, {B, H, static_cast<std::int64_t>(T), static_cast<std::int64_t>(S), 1}) * R_v,
-                    {3});  // (B, H, T, D)
+    const auto B = static_cast<std::int64_t>(w.shape()[0]),
+               H = static_cast<std::int64_t>(w.shape()[1]);
+    out =
+        out +
+        sum(reshape(w, {B, H, static_cast<std::int64_t>(T), static_cast<std::int64_t>(S), 1}) * R_v,
+            {3});  // (B, H, T, D)
   }
   return out;
 }
@@ -84,7 +95,8 @@ struct Run {
 
 Run run(bool fused, const Case& c, Dtype dtype, std::uint64_t dropout_seed) {
   const std::size_t B = 2, H = 2, D = 4;
-  std::vector<Tensor> in = {randn64({B, H, c.T, D}, 1), randn64({B, H, c.S, D}, 2), randn64({B, H, c.S, D}, 3)};
+  std::vector<Tensor> in = {randn64({B, H, c.T, D}, 1), randn64({B, H, c.S, D}, 2),
+                            randn64({B, H, c.S, D}, 3)};
   if (c.k > 0) {
     in.push_back(randn64({2 * c.k + 1, D}, 4));
     in.push_back(randn64({2 * c.k + 1, D}, 5));
@@ -92,8 +104,12 @@ Run run(bool fused, const Case& c, Dtype dtype, std::uint64_t dropout_seed) {
   for (Tensor& t : in) t = t.to(dtype).set_requires_grad();
   Mask pad = padding_mask({c.S, c.S - 2}, c.S);
   Generator gen(dropout_seed);
-  AttentionArgs args{.scale = 0.5, .mask = c.pad ? &pad : nullptr, .causal = c.causal, .dropout = c.dropout,
-                     .gen = &gen, .training = c.dropout > 0};
+  AttentionArgs args{.scale = 0.5,
+                     .mask = c.pad ? &pad : nullptr,
+                     .causal = c.causal,
+                     .dropout = c.dropout,
+                     .gen = &gen,
+                     .training = c.dropout > 0};
   if (c.k > 0) {
     args.rel_key = in[3];
     args.rel_value = in[4];
@@ -101,7 +117,8 @@ Run run(bool fused, const Case& c, Dtype dtype, std::uint64_t dropout_seed) {
   }
   Tape tape;
   TapeGuard recording(tape);
-  Tensor out = fused ? fused_attention(in[0], in[1], in[2], args) : composed(in[0], in[1], in[2], args);
+  Tensor out =
+      fused ? fused_attention(in[0], in[1], in[2], args) : composed(in[0], in[1], in[2], args);
   sum(out * randn64(out.shape(), 9, false).to(dtype)).backward();
   Run r{out, {}};
   for (const Tensor& t : in) r.grads.push_back(t.grad());
@@ -127,7 +144,8 @@ BOOST_AUTO_TEST_CASE(fused_equals_composed_outputs_and_gradients) {
 BOOST_AUTO_TEST_CASE(fused_attention_gradcheck) {
   for (const Case& c : kCases) {
     BOOST_TEST_CONTEXT(c.name) {
-      std::vector<Tensor> in = {randn64({2, 2, c.T, 3}, 1), randn64({2, 2, c.S, 3}, 2), randn64({2, 2, c.S, 3}, 3)};
+      std::vector<Tensor> in = {randn64({2, 2, c.T, 3}, 1), randn64({2, 2, c.S, 3}, 2),
+                                randn64({2, 2, c.S, 3}, 3)};
       if (c.k > 0) {
         in.push_back(randn64({2 * c.k + 1, 3}, 4));
         in.push_back(randn64({2 * c.k + 1, 3}, 5));
@@ -136,8 +154,12 @@ BOOST_AUTO_TEST_CASE(fused_attention_gradcheck) {
       CHECK_GRAD(
           [&](const Inputs& x) {
             Generator gen(7);  // a fresh generator per call: the same dropout mask every time
-            AttentionArgs args{.scale = 0.7, .mask = c.pad ? &pad : nullptr, .causal = c.causal,
-                               .dropout = c.dropout, .gen = &gen, .training = c.dropout > 0};
+            AttentionArgs args{.scale = 0.7,
+                               .mask = c.pad ? &pad : nullptr,
+                               .causal = c.causal,
+                               .dropout = c.dropout,
+                               .gen = &gen,
+                               .training = c.dropout > 0};
             if (c.k > 0) {
               args.rel_key = x[3];
               args.rel_value = x[4];
@@ -177,7 +199,8 @@ BOOST_AUTO_TEST_CASE(one_thread_and_two_give_the_same_bits) {
   set_num_threads(0);
   BOOST_TEST((runs[0].out.data<float>() == runs[1].out.data<float>()));
   for (std::size_t i = 0; i < runs[0].grads.size(); ++i)
-    BOOST_TEST((runs[0].grads[i].data<float>() == runs[1].grads[i].data<float>()), "gradient of input " << i);
+    BOOST_TEST((runs[0].grads[i].data<float>() == runs[1].grads[i].data<float>()),
+               "gradient of input " << i);
 }
 
 BOOST_AUTO_TEST_CASE(the_module_gives_the_same_with_and_without_fusion_in_training) {
@@ -185,28 +208,48 @@ BOOST_AUTO_TEST_CASE(the_module_gives_the_same_with_and_without_fusion_in_traini
   for (std::size_t k : {0u, 3u}) {
     Generator g1(21), g2(21);
     const PositionScheme positions = k > 0 ? PositionScheme::relative : PositionScheme::none;
-    MultiheadAttention fused({.d_model = 8, .heads = 2, .dropout = 0.2, .positions = positions, .relative_k = k, .fused = true}, g1);
-    MultiheadAttention composed({.d_model = 8, .heads = 2, .dropout = 0.2, .positions = positions, .relative_k = k, .fused = false}, g2);
+    MultiheadAttention fused({.d_model = 8,
+                              .heads = 2,
+                              .dropout = 0.2,
+                              .positions = positions,
+                              .relative_k = k,
+                              .fused = true},
+                             g1);
+    MultiheadAttention composed({.d_model = 8,
+                                 .heads = 2,
+                                 .dropout = 0.2,
+                                 .positions = positions,
+                                 .relative_k = k,
+                                 .fused = false},
+                                g2);
     Tensor x = randn64({2, 6, 8}, 22, false).to(Dtype::f32);
     Mask pad = padding_mask({6, 4}, 6);
-    BOOST_TEST(max_abs_diff(fused.forward(x, {.mask = pad, .causal = true}), composed.forward(x, {.mask = pad, .causal = true})) < 1e-5);
+    BOOST_TEST(max_abs_diff(fused.forward(x, {.mask = pad, .causal = true}),
+                            composed.forward(x, {.mask = pad, .causal = true})) < 1e-5);
   }
 }
 
 BOOST_AUTO_TEST_CASE(bad_arguments_name_the_op_and_the_shapes) {
   Tensor q = randn64({2, 2, 3, 4}, 1), k = randn64({2, 2, 5, 4}, 2);
   CHECK_THROWS_WITH(fused_attention(q, k, randn64({2, 2, 4, 4}, 3), {}),
-                    "fused_attention: needs q (B, H, T, D), k and v (B, H, S, D): got q (2, 2, 3, 4), k (2, 2, 5, 4), v (2, 2, 4, 4)");
+                    "fused_attention: needs q (B, H, T, D), k and v (B, H, S, D): got q (2, 2, 3, "
+                    "4), k (2, 2, 5, 4), v (2, 2, 4, 4)");
   const Mask wrong = xt::ones<bool>({3, 4});
   CHECK_THROWS_WITH(fused_attention(q, k, k, {.mask = &wrong}),
-                    "fused_attention: the mask (3, 4) does not broadcast to the logits (B, H, T, S) = (2, 2, 3, 5)");
+                    "fused_attention: the mask (3, 4) does not broadcast to the logits (B, H, T, "
+                    "S) = (2, 2, 3, 5)");
   CHECK_THROWS_WITH(fused_attention(k, q, q, {.causal = true}),
                     "fused_attention: causal attention with more queries (5) than keys (3)");
-  CHECK_THROWS_WITH(fused_attention(q, k, k, {.rel_key = randn64({5, 4}, 4), .rel_value = randn64({3, 4}, 5), .relative_k = 2}),
-                    "fused_attention: relative tables must be (2k + 1, D) = (5, 4) for k 2: got rel_key (5, 4), rel_value (3, 4)");
+  CHECK_THROWS_WITH(
+      fused_attention(
+          q, k, k,
+          {.rel_key = randn64({5, 4}, 4), .rel_value = randn64({3, 4}, 5), .relative_k = 2}),
+      "fused_attention: relative tables must be (2k + 1, D) = (5, 4) for k 2: got rel_key (5, 4), "
+      "rel_value (3, 4)");
   CHECK_THROWS_WITH(fused_attention(q, k, k, {.rel_key = randn64({5, 4}, 4)}),
                     "fused_attention: relative positions need both tables");
-  CHECK_THROWS_WITH(fused_attention(q, k, k, {.dropout = 1.0}), "fused_attention: dropout must be in [0, 1), got 1.0");
+  CHECK_THROWS_WITH(fused_attention(q, k, k, {.dropout = 1.0}),
+                    "fused_attention: dropout must be in [0, 1), got 1.0");
 }
 
 BOOST_AUTO_TEST_CASE(self_attention_on_packed_heads_equals_split_heads) {
@@ -221,7 +264,12 @@ BOOST_AUTO_TEST_CASE(self_attention_on_packed_heads_equals_split_heads) {
       }
       const Mask pad = padding_mask({5, 3}, 5);
       const auto args = [&](const Inputs& x, Generator& gen) {
-        AttentionArgs a{.scale = 0.6, .mask = &pad, .causal = k > 0, .dropout = 0.25, .gen = &gen, .training = true};
+        AttentionArgs a{.scale = 0.6,
+                        .mask = &pad,
+                        .causal = k > 0,
+                        .dropout = 0.25,
+                        .gen = &gen,
+                        .training = true};
         if (k > 0) {
           a.rel_key = x[1];
           a.rel_value = x[2];
@@ -242,7 +290,8 @@ BOOST_AUTO_TEST_CASE(self_attention_on_packed_heads_equals_split_heads) {
         return reshape(permute(out, {0, 2, 1, 3}), {B, T, C});
       };
       std::vector<Tensor> outs, grads;
-      for (const auto& f : {std::function<Tensor(const Inputs&)>(packed), std::function<Tensor(const Inputs&)>(split)}) {
+      for (const auto& f : {std::function<Tensor(const Inputs&)>(packed),
+                            std::function<Tensor(const Inputs&)>(split)}) {
         for (Tensor& t : in) t.zero_grad();
         Tape tape;
         TapeGuard recording(tape);
@@ -258,5 +307,6 @@ BOOST_AUTO_TEST_CASE(self_attention_on_packed_heads_equals_split_heads) {
     }
   }
   CHECK_THROWS_WITH(fused_self_attention(randn64({2, 5, 18}, 1), 4, {}),
-                    "fused_self_attention: needs qkv (B, T, 3C) with C a multiple of the 4 heads: got (2, 5, 18)");
+                    "fused_self_attention: needs qkv (B, T, 3C) with C a multiple of the 4 heads: "
+                    "got (2, 5, 18)");
 }

@@ -44,9 +44,12 @@ BOOST_AUTO_TEST_CASE(embedding_gathers_rows_and_scatters_gradients) {
     BOOST_TEST(w.grad_data<double>()(1, 0) == 3.0);
     w.zero_grad();
   }
-  CHECK_THROWS_WITH(embedding(w, Ids{1, 5}), "embedding: token id 5 at flat position 1 of ids (2) is out of range for a table of 5 rows");
+  CHECK_THROWS_WITH(
+      embedding(w, Ids{1, 5}),
+      "embedding: token id 5 at flat position 1 of ids (2) is out of range for a table of 5 rows");
   CHECK_THROWS_WITH(embedding(w, Ids{-1}), "token id -1");
-  CHECK_THROWS_WITH(embedding(randn64({5}, 1), Ids{1}), "embedding: the table must be (V, C), got (5)");
+  CHECK_THROWS_WITH(embedding(randn64({5}, 1), Ids{1}),
+                    "embedding: the table must be (V, C), got (5)");
 }
 
 BOOST_AUTO_TEST_CASE(embedding_bags_pool_groups_by_their_means) {
@@ -58,8 +61,10 @@ BOOST_AUTO_TEST_CASE(embedding_bags_pool_groups_by_their_means) {
   BOOST_TEST(y.shape() == (Shape{1, 2, 3}));
   const auto& W = w.data<double>();
   for (std::size_t c = 0; c < 3; ++c) {
-    BOOST_TEST(y.data<double>()(0, 0, c) == W(2, c) + (W(1, c) + W(3, c) + W(3, c)) / 3, boost::test_tools::tolerance(1e-12));
-    BOOST_TEST(y.data<double>()(0, 1, c) == W(4, c), boost::test_tools::tolerance(1e-12));  // empty first group adds 0
+    BOOST_TEST(y.data<double>()(0, 0, c) == W(2, c) + (W(1, c) + W(3, c) + W(3, c)) / 3,
+               boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(y.data<double>()(0, 1, c) == W(4, c),
+               boost::test_tools::tolerance(1e-12));  // empty first group adds 0
   }
   // Row 0 is never read, so finite differences agree with its zero gradient too.
   CHECK_GRAD([&](const Inputs& in) { return embedding_bags(in[0], ids, groups); }, {w});
@@ -67,12 +72,16 @@ BOOST_AUTO_TEST_CASE(embedding_bags_pool_groups_by_their_means) {
   const Tensor e = embedding(w, ids, 0);  // (1, 2, 5, 3); row 0 is whatever the table holds
   const double third = 1.0 / 3;
   Array<double> inv = Array<double>::from_shape({1, 2, 5, 1});
-  std::copy_n(std::vector<double>{1, third, third, 0, third, 0, 1, 0, 0, 0}.begin(), 10, inv.begin());
+  std::copy_n(std::vector<double>{1, third, third, 0, third, 0, 1, 0, 0, 0}.begin(), 10,
+              inv.begin());
   const Tensor composed = sum(e * Tensor(inv), {2});
   BOOST_TEST(xt::allclose(y.data<double>(), composed.data<double>(), 1e-12, 1e-12));
-  CHECK_THROWS_WITH(embedding_bags(w, ids, {1, 3}), "embedding_bags: ids have 5 slots per bag, the groups 4");
+  CHECK_THROWS_WITH(embedding_bags(w, ids, {1, 3}),
+                    "embedding_bags: ids have 5 slots per bag, the groups 4");
   CHECK_THROWS_WITH(embedding_bags(w, ids, {0, 5}), "embedding_bags: a group of 0 slots");
-  CHECK_THROWS_WITH(embedding_bags(w, Ids{{1, 6}}, {2}), "embedding_bags: token id 6 at flat position 1 of ids (1, 2) is out of range for a table of 6 rows");
+  CHECK_THROWS_WITH(embedding_bags(w, Ids{{1, 6}}, {2}),
+                    "embedding_bags: token id 6 at flat position 1 of ids (1, 2) is out of range "
+                    "for a table of 6 rows");
 }
 
 BOOST_AUTO_TEST_CASE(dropout_is_seeded_scaled_and_differentiable) {
@@ -90,11 +99,14 @@ BOOST_AUTO_TEST_CASE(dropout_is_seeded_scaled_and_differentiable) {
   Generator g3(7);
   BOOST_TEST(dropout(x, 0.25, g3, /*training=*/false).data<float>() == x.data<float>());
   Tensor y = randn64({3, 4}, 2);
-  CHECK_GRAD([](const Inputs& in) {
-    Generator gen(11);  // the same mask on every evaluation
-    return dropout(in[0], 0.5, gen);
-  }, {y});
-  CHECK_THROWS_WITH(dropout(x, 1.5, g1), "dropout: the drop probability must be in [0, 1], got 1.5");
+  CHECK_GRAD(
+      [](const Inputs& in) {
+        Generator gen(11);  // the same mask on every evaluation
+        return dropout(in[0], 0.5, gen);
+      },
+      {y});
+  CHECK_THROWS_WITH(dropout(x, 1.5, g1),
+                    "dropout: the drop probability must be in [0, 1], got 1.5");
   // p = 1 drops everything; each call draws a new mask.
   BOOST_TEST(xt::all(xt::equal(dropout(x, 1.0, g1).data<float>(), 0.0f)));
   BOOST_TEST(!(dropout(x, 0.5, g1).data<float>() == dropout(x, 0.5, g1).data<float>()));
@@ -138,7 +150,8 @@ BOOST_AUTO_TEST_CASE(cross_entropy_matches_the_definition) {
       want -= (1 - e) * lp(r, targets(r)) + e / 5 * all;
     }
     BOOST_TEST(loss.item() == want / 3, tt::tolerance(1e-12));
-    CHECK_GRAD([targets, opt](const Inputs& in) { return cross_entropy(in[0], targets, opt); }, {logits});
+    CHECK_GRAD([targets, opt](const Inputs& in) { return cross_entropy(in[0], targets, opt); },
+               {logits});
   }
   // (B, T, V) logits with (B, T) targets.
   Tensor seq = randn64({2, 3, 4}, 4);
@@ -151,8 +164,11 @@ BOOST_AUTO_TEST_CASE(cross_entropy_matches_the_definition) {
   BOOST_TEST(none.item() == 0.0);
   none.backward();
   BOOST_TEST(sum(abs(logits.grad())).item() == 0.0);
-  CHECK_THROWS_WITH(cross_entropy(logits, Ids{0, 1, 5, 2}), "cross_entropy: target 5 at flat position 2 is out of range for 5 classes");
-  CHECK_THROWS_WITH(cross_entropy(logits, Ids{0, 1}), "logits (..., C) and targets (...) must agree: logits are (4, 5), targets are (2)");
+  CHECK_THROWS_WITH(cross_entropy(logits, Ids{0, 1, 5, 2}),
+                    "cross_entropy: target 5 at flat position 2 is out of range for 5 classes");
+  CHECK_THROWS_WITH(
+      cross_entropy(logits, Ids{0, 1}),
+      "logits (..., C) and targets (...) must agree: logits are (4, 5), targets are (2)");
 }
 
 BOOST_AUTO_TEST_CASE(layer_norm_normalises_and_gradchecks) {
@@ -165,26 +181,32 @@ BOOST_AUTO_TEST_CASE(layer_norm_normalises_and_gradchecks) {
   Tensor row = randn64({1, 1}, 4);  // C = 1: xhat = 0, y = beta
   CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0], in[1], in[2]); },
              {row, randn64({1}, 5), randn64({1}, 6)});
-  CHECK_THROWS_WITH(layer_norm(x, gamma, randn64({5}, 1)), "layer_norm: gamma and beta must be (C) = (6) for x (2, 3, 6), got gamma (6), beta (5)");
+  CHECK_THROWS_WITH(
+      layer_norm(x, gamma, randn64({5}, 1)),
+      "layer_norm: gamma and beta must be (C) = (6) for x (2, 3, 6), got gamma (6), beta (5)");
 }
 
 BOOST_AUTO_TEST_CASE(binary_cross_entropy_with_logits_is_stable_and_gradchecks) {
   Tensor x = randn64({3, 4}, 1) * 3.0;
   x = x.detach().set_requires_grad();
   Tensor t = testing::uniform64({3, 4}, 0.0, 1.0, 2);
-  CHECK_GRAD([](const Inputs& in) { return binary_cross_entropy_with_logits(in[0], in[1]); }, {x, t});
+  CHECK_GRAD([](const Inputs& in) { return binary_cross_entropy_with_logits(in[0], in[1]); },
+             {x, t});
   // Against the definition with sigmoid, where that is accurate.
-  Tensor small = from_vector({-2, 0, 0.5}, {3}, Dtype::f64), target = from_vector({0, 1, 0.3}, {3}, Dtype::f64);
+  Tensor small = from_vector({-2, 0, 0.5}, {3}, Dtype::f64),
+         target = from_vector({0, 1, 0.3}, {3}, Dtype::f64);
   double want = 0;
   for (std::size_t i = 0; i < 3; ++i) {
     const double p = 1 / (1 + std::exp(-small.data<double>()(i))), ti = target.data<double>()(i);
     want -= ti * std::log(p) + (1 - ti) * std::log(1 - p);
   }
-  BOOST_TEST(binary_cross_entropy_with_logits(small, target).item() == want / 3, tt::tolerance(1e-12));
+  BOOST_TEST(binary_cross_entropy_with_logits(small, target).item() == want / 3,
+             tt::tolerance(1e-12));
   // Huge logits: finite loss (log(sigmoid) would give -inf).
   Tensor huge = from_vector({-1000, 1000}, {2}), ht = from_vector({1, 0}, {2});
   BOOST_TEST(binary_cross_entropy_with_logits(huge, ht).item() == 1000.0, tt::tolerance(1e-6));
-  CHECK_THROWS_WITH(binary_cross_entropy_with_logits(huge, from_vector({1}, {1})), "logits and targets must have one shape");
+  CHECK_THROWS_WITH(binary_cross_entropy_with_logits(huge, from_vector({1}, {1})),
+                    "logits and targets must have one shape");
 }
 
 // Large inputs run in parallel chunks of rows.  The chunks depend on the sizes only, so one
@@ -206,8 +228,8 @@ BOOST_AUTO_TEST_CASE(layer_norm_in_parallel_chunks_gives_the_same_bits_on_any_th
     TapeGuard recording(tape);
     Tensor y = layer_norm(xg, gamma, beta);
     sum(y * w).backward();
-    return std::vector<Array<float>>{y.data<float>(), xg.grad_data<float>(), gamma.grad_data<float>(),
-                                     beta.grad_data<float>()};
+    return std::vector<Array<float>>{y.data<float>(), xg.grad_data<float>(),
+                                     gamma.grad_data<float>(), beta.grad_data<float>()};
   };
   const auto one = run(1), two = run(2);
   set_num_threads(2);
@@ -221,8 +243,10 @@ BOOST_AUTO_TEST_CASE(layer_norm_in_parallel_chunks_gives_the_same_bits_on_any_th
     TapeGuard recording(tape);
     Tensor alone = layer_norm(row, gamma, beta);
     sum(alone * slice(w, 0, r, r + 1)).backward();
-    BOOST_TEST((slice(Tensor(one[0]), 0, r, r + 1).data<float>() == alone.data<float>()), "row " << r);
-    BOOST_TEST((slice(Tensor(one[1]), 0, r, r + 1).data<float>() == row.grad_data<float>()), "row " << r);
+    BOOST_TEST((slice(Tensor(one[0]), 0, r, r + 1).data<float>() == alone.data<float>()),
+               "row " << r);
+    BOOST_TEST((slice(Tensor(one[1]), 0, r, r + 1).data<float>() == row.grad_data<float>()),
+               "row " << r);
   }
   // gamma's gradient: sum over rows of g_y * xhat, whatever the chunking.
   Tensor xhat = layer_norm(x, ones({128}), zeros({128}));

@@ -32,19 +32,22 @@ BOOST_AUTO_TEST_CASE(large_copies_and_gradient_sums_in_parallel) {
   Generator gen(9);
   Tensor x = randn({A, B, C, D}, gen);
   x.set_requires_grad();
-  const Tensor w = randn({C, A, D, B}, gen), v = randn({A, B, 3, D}, gen), u = randn({B, A * C * D}, gen);
+  const Tensor w = randn({C, A, D, B}, gen), v = randn({A, B, 3, D}, gen),
+               u = randn({B, A * C * D}, gen);
   Tape tape;
   {
     TapeGuard recording(tape);
-    const Tensor p = permute(x, {2, 0, 3, 1});       // (C, A, D, B)
-    const Tensor s = slice(x, 2, 2, 5);               // (A, B, 3, D)
-    const Tensor r = reshape(permute(x, {1, 0, 2, 3}), {static_cast<std::int64_t>(B), -1});  // (B, A C D)
+    const Tensor p = permute(x, {2, 0, 3, 1});  // (C, A, D, B)
+    const Tensor s = slice(x, 2, 2, 5);         // (A, B, 3, D)
+    const Tensor r =
+        reshape(permute(x, {1, 0, 2, 3}), {static_cast<std::int64_t>(B), -1});  // (B, A C D)
     sum(p * w + p).backward();  // p used twice: its gradient w + 1 is summed from two ops
     sum(s * v).backward();
     sum(r * u).backward();
   }
   const Tensor p = permute(x, {2, 0, 3, 1}), s = slice(x, 2, 2, 5);
-  const auto &X = x.data<float>(), &P = p.data<float>(), &S = s.data<float>(), &G = x.grad_data<float>();
+  const auto &X = x.data<float>(), &P = p.data<float>(), &S = s.data<float>(),
+             &G = x.grad_data<float>();
   std::size_t wrong = 0;
   for (std::size_t a = 0; a < A; ++a)
     for (std::size_t b = 0; b < B; ++b)
@@ -92,7 +95,11 @@ BOOST_AUTO_TEST_CASE(take_rows_gathers_and_adds_back) {
   BOOST_TEST(y.data<float>()(1, 0) == 0.0f);
   BOOST_TEST(take_rows(x, {}).shape() == (Shape{0, 2}));
   // Repeated rows: their gradients add up; row 1, never taken, gets zero.
-  CHECK_GRAD([](const Inputs& in) { return take_rows(in[0], {2, 0, 2, 2}); }, {randn64({3, 2, 2}, 4)});
+  CHECK_GRAD(
+      [](const Inputs& in) {
+        return take_rows(in[0], {2, 0, 2, 2});
+      },
+      {randn64({3, 2, 2}, 4)});
   CHECK_THROWS_WITH(take_rows(x, {0, 3}), "take_rows: row 3 is out of range for x (3, 2)");
   CHECK_THROWS_WITH(take_rows(from_vector({1}, {}), {0}), "take_rows: needs at least one axis");
 }
@@ -110,19 +117,22 @@ BOOST_AUTO_TEST_CASE(pick_takes_one_entry_of_each_row) {
   CHECK_GRAD([&](const Inputs& in) { return pick(in[0], ids3); }, {randn64({2, 2, 4}, 5)});
   ids(1) = 3;
   CHECK_THROWS_WITH(pick(x, ids), "pick: id 3 at 1 is outside [0, 3) for x (2, 3)");
-  CHECK_THROWS_WITH(pick(x, Ids::from_shape({3})), "pick: needs x (..., C) and ids (...) with the same leading axes");
+  CHECK_THROWS_WITH(pick(x, Ids::from_shape({3})),
+                    "pick: needs x (..., C) and ids (...) with the same leading axes");
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
   Tensor x = zeros({2, 3});
-  CHECK_THROWS_WITH(reshape(x, {4, 2}), "reshape: cannot reshape (2, 3) (6 elements) to (4, 2) (8 elements)");
+  CHECK_THROWS_WITH(reshape(x, {4, 2}),
+                    "reshape: cannot reshape (2, 3) (6 elements) to (4, 2) (8 elements)");
   CHECK_THROWS_WITH(reshape(x, {-1, -1}), "reshape: only one dimension can be -1");
   CHECK_THROWS_WITH(reshape(x, {4, -1}), "cannot infer the -1 dimension");
   CHECK_THROWS_WITH(permute(x, {0}), "permute: the permutation (0) has 1 axes");
   CHECK_THROWS_WITH(permute(x, {1, 1}), "permute: (1, 1) repeats an axis");
   CHECK_THROWS_WITH(slice(x, 1, 2, 5), "slice: range [2, 5) is not inside axis 1 of size 3");
   CHECK_THROWS_WITH(slice(x, 2, 0, 1), "slice: axis 2 is out of range");
-  CHECK_THROWS_WITH(concat({x, zeros({3, 3})}, 1), "concat: tensor 1 is (3, 3) float32, tensor 0 is (2, 3)");
+  CHECK_THROWS_WITH(concat({x, zeros({3, 3})}, 1),
+                    "concat: tensor 1 is (3, 3) float32, tensor 0 is (2, 3)");
   CHECK_THROWS_WITH(concat({}, 0), "concat: needs at least one tensor");
   CHECK_THROWS_WITH(stack({x, zeros({3, 2})}), "stack: tensor 1 is (3, 2), tensor 0 is (2, 3)");
 }

@@ -37,7 +37,9 @@ BOOST_AUTO_TEST_CASE(equals_the_direct_sum_in_float64) {
         const Tensor x = testing::randn64({2, 3, n, 5}, 2 + n);
         const Tensor y = toeplitz_matmul(c, x, causal);
         BOOST_TEST(y.shape() == x.shape(), boost::test_tools::per_element());
-        BOOST_TEST(largest_relative_error(y.data<double>(), direct(c.data<double>(), x.data<double>(), causal)) < 1e-10);
+        BOOST_TEST(largest_relative_error(y.data<double>(),
+                                          direct(c.data<double>(), x.data<double>(), causal)) <
+                   1e-10);
       }
     }
 }
@@ -55,7 +57,8 @@ BOOST_AUTO_TEST_CASE(gradients_match_finite_differences) {
       BOOST_TEST_CONTEXT("n " << n << (causal ? ", causal" : "")) {
         const Tensor c = testing::randn64({2, causal ? n : 2 * n - 1}, 10 + n);
         const Tensor x = testing::randn64({2, 2, n, 3}, 20 + n);
-        CHECK_GRAD([causal](const Inputs& in) { return toeplitz_matmul(in[0], in[1], causal); }, {c, x});
+        CHECK_GRAD([causal](const Inputs& in) { return toeplitz_matmul(in[0], in[1], causal); },
+                   {c, x});
       }
     }
 }
@@ -71,8 +74,11 @@ BOOST_AUTO_TEST_CASE(causal_outputs_never_see_later_positions) {
     const Array<double> y2 = toeplitz_matmul(c, moved, true).data<double>();
     for (std::size_t i = 0; i < n; ++i) {
       double change = 0;
-      for (std::size_t f = 0; f < 4; ++f) change = std::max(change, std::abs(y2(0, 0, i, f) - y(0, 0, i, f)));
-      if (i < j) BOOST_TEST(change < 1e-9, "row " << i << " moved by " << change << " when row " << j << " changed");
+      for (std::size_t f = 0; f < 4; ++f)
+        change = std::max(change, std::abs(y2(0, 0, i, f) - y(0, 0, i, f)));
+      if (i < j)
+        BOOST_TEST(change < 1e-9,
+                   "row " << i << " moved by " << change << " when row " << j << " changed");
       else BOOST_TEST(change > 1e-3, "row " << i << " did not see row " << j);
     }
   }
@@ -80,23 +86,31 @@ BOOST_AUTO_TEST_CASE(causal_outputs_never_see_later_positions) {
 
 BOOST_AUTO_TEST_CASE(bad_shapes_are_named) {
   const Tensor x = testing::randn64({1, 2, 5, 3}, 1);
-  CHECK_THROWS_WITH(toeplitz_matmul(testing::randn64({2, 5}, 2), x, false),
-                    "toeplitz_matmul: c must be (H, 2n - 1) = (2, 9) for x (1, 2, 5, 3), got (2, 5)");
-  CHECK_THROWS_WITH(toeplitz_matmul(testing::randn64({2, 9}, 2), x, true), "c must be (H, n) = (2, 5)");
-  CHECK_THROWS_WITH(toeplitz_matmul(testing::randn64({2, 9}, 2), testing::randn64({2, 5, 3}, 1), false),
-                    "x must be (B, H, n, F), got (2, 5, 3)");
-  CHECK_THROWS_WITH(toeplitz_matmul(testing::randn64({2, 9}, 2).to(Dtype::f32), x, false), "c is float32 but x is float64");
+  CHECK_THROWS_WITH(
+      toeplitz_matmul(testing::randn64({2, 5}, 2), x, false),
+      "toeplitz_matmul: c must be (H, 2n - 1) = (2, 9) for x (1, 2, 5, 3), got (2, 5)");
+  CHECK_THROWS_WITH(toeplitz_matmul(testing::randn64({2, 9}, 2), x, true),
+                    "c must be (H, n) = (2, 5)");
+  CHECK_THROWS_WITH(
+      toeplitz_matmul(testing::randn64({2, 9}, 2), testing::randn64({2, 5, 3}, 1), false),
+      "x must be (B, H, n, F), got (2, 5, 3)");
+  CHECK_THROWS_WITH(toeplitz_matmul(testing::randn64({2, 9}, 2).to(Dtype::f32), x, false),
+                    "c is float32 but x is float64");
 }
 
 // kernel_toeplitz is toeplitz_matmul over the columns phi_k[j, f] [v[j], 1], read back with
 // phi_q: composed from ops here, the reference it must equal.
 namespace {
 
-Tensor composed_kernel_toeplitz(const Tensor& pq, const Tensor& pk, const Tensor& v, const Tensor& c, bool causal) {
-  const auto B = std::int64_t(pq.shape()[0]), H = std::int64_t(pq.shape()[1]), n = std::int64_t(pq.shape()[2]);
+Tensor composed_kernel_toeplitz(const Tensor& pq, const Tensor& pk, const Tensor& v,
+                                const Tensor& c, bool causal) {
+  const auto B = std::int64_t(pq.shape()[0]), H = std::int64_t(pq.shape()[1]),
+             n = std::int64_t(pq.shape()[2]);
   const auto m = std::int64_t(pq.shape()[3]), D = std::int64_t(v.shape()[3]);
-  const Tensor v1 = concat({v, ones({pq.shape()[0], pq.shape()[1], pq.shape()[2], 1}, v.dtype())}, -1);
-  const Tensor x = reshape(reshape(pk, {B, H, n, m, 1}) * reshape(v1, {B, H, n, 1, D + 1}), {B, H, n, m * (D + 1)});
+  const Tensor v1 =
+      concat({v, ones({pq.shape()[0], pq.shape()[1], pq.shape()[2], 1}, v.dtype())}, -1);
+  const Tensor x = reshape(reshape(pk, {B, H, n, m, 1}) * reshape(v1, {B, H, n, 1, D + 1}),
+                           {B, H, n, m * (D + 1)});
   const Tensor y = toeplitz_matmul(c, x, causal);
   return sum(reshape(pq, {B, H, n, m, 1}) * reshape(y, {B, H, n, m, D + 1}), {3});
 }
@@ -107,11 +121,15 @@ BOOST_AUTO_TEST_CASE(kernel_toeplitz_equals_its_composition) {
   for (bool causal : {false, true})
     for (std::size_t n : {1, 2, 7, 30}) {
       BOOST_TEST_CONTEXT("n " << n << (causal ? ", causal" : "")) {
-        const Tensor pq = testing::randn64({2, 3, n, 4}, 30 + n), pk = testing::randn64({2, 3, n, 4}, 40 + n);
-        const Tensor v = testing::randn64({2, 3, n, 5}, 50 + n), c = testing::randn64({3, causal ? n : 2 * n - 1}, 60 + n);
+        const Tensor pq = testing::randn64({2, 3, n, 4}, 30 + n),
+                     pk = testing::randn64({2, 3, n, 4}, 40 + n);
+        const Tensor v = testing::randn64({2, 3, n, 5}, 50 + n),
+                     c = testing::randn64({3, causal ? n : 2 * n - 1}, 60 + n);
         const Tensor u = kernel_toeplitz(pq, pk, v, c, causal);
         BOOST_TEST(u.shape() == (Shape{2, 3, n, 6}), boost::test_tools::per_element());
-        BOOST_TEST(largest_relative_error(u.data<double>(), composed_kernel_toeplitz(pq, pk, v, c, causal).data<double>()) < 1e-10);
+        BOOST_TEST(largest_relative_error(
+                       u.data<double>(),
+                       composed_kernel_toeplitz(pq, pk, v, c, causal).data<double>()) < 1e-10);
       }
     }
 }
@@ -120,17 +138,26 @@ BOOST_AUTO_TEST_CASE(kernel_toeplitz_gradients) {
   for (bool causal : {false, true})
     for (std::size_t n : {1, 5}) {
       BOOST_TEST_CONTEXT("n " << n << (causal ? ", causal" : "")) {
-        const Tensor pq = testing::randn64({2, 2, n, 3}, 70 + n), pk = testing::randn64({2, 2, n, 3}, 80 + n);
-        const Tensor v = testing::randn64({2, 2, n, 2}, 90 + n), c = testing::randn64({2, causal ? n : 2 * n - 1}, 100 + n);
-        CHECK_GRAD([causal](const Inputs& in) { return kernel_toeplitz(in[0], in[1], in[2], in[3], causal); }, {pq, pk, v, c});
+        const Tensor pq = testing::randn64({2, 2, n, 3}, 70 + n),
+                     pk = testing::randn64({2, 2, n, 3}, 80 + n);
+        const Tensor v = testing::randn64({2, 2, n, 2}, 90 + n),
+                     c = testing::randn64({2, causal ? n : 2 * n - 1}, 100 + n);
+        CHECK_GRAD(
+            [causal](const Inputs& in) {
+              return kernel_toeplitz(in[0], in[1], in[2], in[3], causal);
+            },
+            {pq, pk, v, c});
       }
     }
 }
 
 BOOST_AUTO_TEST_CASE(kernel_toeplitz_bad_inputs_are_named) {
   const Tensor p = testing::randn64({1, 2, 5, 3}, 1), v = testing::randn64({1, 2, 5, 4}, 2);
-  CHECK_THROWS_WITH(kernel_toeplitz(p, testing::randn64({1, 2, 4, 3}, 3), v, testing::randn64({2, 9}, 4)),
-                    "kernel_toeplitz: needs phi_q and phi_k (B, H, n, m) and v (B, H, n, D)");
-  CHECK_THROWS_WITH(kernel_toeplitz(p, p, v, testing::randn64({2, 9}, 4), true), "c must be (H, n) = (2, 5), got (2, 9)");
-  CHECK_THROWS_WITH(kernel_toeplitz(p, p, v.to(Dtype::f32), testing::randn64({2, 9}, 4)), "all inputs must have one dtype");
+  CHECK_THROWS_WITH(
+      kernel_toeplitz(p, testing::randn64({1, 2, 4, 3}, 3), v, testing::randn64({2, 9}, 4)),
+      "kernel_toeplitz: needs phi_q and phi_k (B, H, n, m) and v (B, H, n, D)");
+  CHECK_THROWS_WITH(kernel_toeplitz(p, p, v, testing::randn64({2, 9}, 4), true),
+                    "c must be (H, n) = (2, 5), got (2, 9)");
+  CHECK_THROWS_WITH(kernel_toeplitz(p, p, v.to(Dtype::f32), testing::randn64({2, 9}, 4)),
+                    "all inputs must have one dtype");
 }

@@ -92,7 +92,8 @@ BOOST_AUTO_TEST_CASE(float32_steps_round_as_the_plain_loop) {
       Generator gen(11);
       Tensor p = randn({n}, gen);
       p.set_requires_grad();
-      const AdamOptions o{.lr = 0.01, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.1};
+      const AdamOptions o{
+          .lr = 0.01, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-6, .weight_decay = 0.1};
       std::unique_ptr<Optimizer> opt;
       if (decoupled) opt = std::make_unique<AdamW>(NamedTensors{{"p", p}}, o);
       else opt = std::make_unique<Adam>(NamedTensors{{"p", p}}, o);
@@ -103,7 +104,8 @@ BOOST_AUTO_TEST_CASE(float32_steps_round_as_the_plain_loop) {
         p.zero_grad();
         p.backward(g);
         opt->step();
-        const auto c1 = static_cast<float>(1 - std::pow(0.9, t)), c2 = static_cast<float>(1 - std::pow(0.99, t));
+        const auto c1 = static_cast<float>(1 - std::pow(0.9, t)),
+                   c2 = static_cast<float>(1 - std::pow(0.99, t));
         std::size_t differ = 0;
         for (std::size_t j = 0; j < n; ++j) {
           float gj = g.data<float>()(j);
@@ -114,7 +116,8 @@ BOOST_AUTO_TEST_CASE(float32_steps_round_as_the_plain_loop) {
           w[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + eps);
           differ += w[j] != p.data<float>()(j);
         }
-        BOOST_TEST(differ == 0u, "step " << t << ": " << differ << " weights differ from the plain loop");
+        BOOST_TEST(differ == 0u,
+                   "step " << t << ": " << differ << " weights differ from the plain loop");
       }
     }
   }
@@ -142,11 +145,13 @@ BOOST_AUTO_TEST_CASE(clip_grad_norm_scales_the_global_norm) {
 
 BOOST_AUTO_TEST_CASE(bad_hyperparameters_are_refused) {
   Fixture f;
-  CHECK_THROWS_WITH(Sgd(f.named(), {.lr = -1}), "the learning rate must be finite and >= 0, got -1");
+  CHECK_THROWS_WITH(Sgd(f.named(), {.lr = -1}),
+                    "the learning rate must be finite and >= 0, got -1");
   CHECK_THROWS_WITH(Sgd(f.named(), {.momentum = 1.0}), "Sgd: momentum must be in [0, 1)");
   CHECK_THROWS_WITH(Adam(f.named(), {.beta1 = 1.0}), "Adam: beta1 and beta2 must be in [0, 1)");
   Tensor not_param = ones({2});
-  CHECK_THROWS_WITH(Sgd(NamedTensors{{"x", not_param}}, {}), "parameter 'x' must be a defined leaf that requires grad");
+  CHECK_THROWS_WITH(Sgd(NamedTensors{{"x", not_param}}, {}),
+                    "parameter 'x' must be a defined leaf that requires grad");
 }
 
 BOOST_AUTO_TEST_CASE(schedules) {
@@ -161,8 +166,9 @@ BOOST_AUTO_TEST_CASE(schedules) {
   // Vaswani et al.: d^-0.5 min(t^-0.5, t warmup^-1.5)
   auto v = WarmupInverseSqrt::vaswani(512, 4000);
   for (std::size_t t : {1u, 1000u, 4000u, 10000u})
-    BOOST_TEST(v.lr(t) == std::pow(512.0, -0.5) * std::min(std::pow(t, -0.5), t * std::pow(4000.0, -1.5)),
-               tt::tolerance(1e-12));
+    BOOST_TEST(
+        v.lr(t) == std::pow(512.0, -0.5) * std::min(std::pow(t, -0.5), t * std::pow(4000.0, -1.5)),
+        tt::tolerance(1e-12));
   WarmupCosine cos(1.0, 10, 110, 0.1);
   BOOST_TEST(cos.lr(5) == 0.5, tt::tolerance(1e-12));
   BOOST_TEST(cos.lr(10) == 1.0, tt::tolerance(1e-12));
@@ -223,7 +229,8 @@ BOOST_AUTO_TEST_CASE(parameter_average_state_round_trip_and_refusals) {
   StateDict wrong = saved;
   wrong["p"] = Array<double>({1.0, 2.0, 3.0});
   BOOST_CHECK_EXCEPTION(other.load_state(wrong), std::exception, [](const std::exception& e) {
-    return std::string(e.what()).find("'p' is (3) float64, expected (2) float64") != std::string::npos;
+    return std::string(e.what()).find("'p' is (3) float64, expected (2) float64") !=
+           std::string::npos;
   });
   wrong = saved;
   wrong.erase("steps");
@@ -233,7 +240,8 @@ BOOST_AUTO_TEST_CASE(parameter_average_state_round_trip_and_refusals) {
   BOOST_CHECK_THROW(other.load_state(wrong), std::exception);
   ParameterAverage faster(g.named(), 0.5);
   BOOST_CHECK_EXCEPTION(faster.load_state(saved), std::exception, [](const std::exception& e) {
-    return std::string(e.what()).find("kept with decay 0.900000, this average's decay is 0.500000") != std::string::npos;
+    return std::string(e.what()).find(
+               "kept with decay 0.900000, this average's decay is 0.500000") != std::string::npos;
   });
   // A refused state changes nothing: the same step count and the same averages as before.
   BOOST_TEST(other.steps() == 1u);

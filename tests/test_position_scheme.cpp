@@ -17,9 +17,20 @@ namespace {
 constexpr std::size_t kDim = 8, kHeads = 2, kHeadDim = kDim / kHeads, kRelativeK = 3;
 
 models::SentenceEncoderOptions encoder_options(PositionScheme scheme, AttentionKind attention) {
-  return {.vocab = 12, .d_model = kDim, .heads = kHeads, .ff = 12, .layers = 1, .dropout = 0.0, .positions = scheme,
-          .relative_k = kRelativeK, .attention = attention, .kernel_features = 8, .max_len = 16,
-          .subword_buckets = 0, .subword_groups = {}, .conv_width = 0};
+  return {.vocab = 12,
+          .d_model = kDim,
+          .heads = kHeads,
+          .ff = 12,
+          .layers = 1,
+          .dropout = 0.0,
+          .positions = scheme,
+          .relative_k = kRelativeK,
+          .attention = attention,
+          .kernel_features = 8,
+          .max_len = 16,
+          .subword_buckets = 0,
+          .subword_groups = {},
+          .conv_width = 0};
 }
 
 // What an attention's positions added to it: its parameters beyond the two projections.
@@ -43,13 +54,18 @@ void check_added(const std::map<std::string, Shape>& added, PositionKind kind, b
     case PositionKind::none:
     case PositionKind::absolute:
     case PositionKind::rotation: BOOST_TEST(added.empty()); break;
-    case PositionKind::shaw: BOOST_TEST((added == Added{{"rel_key", {rows, kHeadDim}}, {"rel_value", {rows, kHeadDim}}})); break;
+    case PositionKind::shaw:
+      BOOST_TEST((added == Added{{"rel_key", {rows, kHeadDim}}, {"rel_value", {rows, kHeadDim}}}));
+      break;
     case PositionKind::xl:
-      BOOST_TEST((added == Added{{"xl_proj.weight", {kDim, kDim}}, {"xl_u", {kHeads, kHeadDim}}, {"xl_v", {kHeads, kHeadDim}}}));
+      BOOST_TEST((added == Added{{"xl_proj.weight", {kDim, kDim}},
+                                 {"xl_u", {kHeads, kHeadDim}},
+                                 {"xl_v", {kHeads, kHeadDim}}}));
       break;
     case PositionKind::bias:
       BOOST_TEST(added.size() <= 1u);
-      for (const auto& [name, shape] : added) BOOST_TEST((shape.size() == 2 && shape[1] == kHeads), name);
+      for (const auto& [name, shape] : added)
+        BOOST_TEST((shape.size() == 2 && shape[1] == kHeads), name);
       break;
   }
 }
@@ -68,8 +84,10 @@ BOOST_AUTO_TEST_CASE(every_scheme_is_what_it_declares) {
         const PositionKind kind = position_kind(scheme);
         const bool kernelized = attention == AttentionKind::kernelized;
         Generator gen(1);
-        if (kernelized && kind != PositionKind::none && kind != PositionKind::absolute && kind != PositionKind::shaw) {
-          // a bias, a rotation or XL's terms would change the logits kernelized attention never forms
+        if (kernelized && kind != PositionKind::none && kind != PositionKind::absolute &&
+            kind != PositionKind::shaw) {
+          // a bias, a rotation or XL's terms would change the logits kernelized attention never
+          // forms
           CHECK_THROWS_WITH(models::SentenceEncoder(encoder_options(scheme, attention), gen),
                             "kernelized attention has its own relative positions");
           continue;
@@ -81,9 +99,18 @@ BOOST_AUTO_TEST_CASE(every_scheme_is_what_it_declares) {
 
         // The translator takes the same path: the same in every self-attention, nothing in
         // cross-attention, a module on each input for an absolute scheme.
-        models::Translator translator({.src_vocab = 12, .tgt_vocab = 12, .d_model = kDim, .heads = kHeads, .ff = 12,
-                                       .layers = 1, .positions = scheme, .relative_k = kRelativeK, .max_len = 16,
-                                       .attention = attention, .kernel_features = 8}, gen);
+        models::Translator translator({.src_vocab = 12,
+                                       .tgt_vocab = 12,
+                                       .d_model = kDim,
+                                       .heads = kHeads,
+                                       .ff = 12,
+                                       .layers = 1,
+                                       .positions = scheme,
+                                       .relative_k = kRelativeK,
+                                       .max_len = 16,
+                                       .attention = attention,
+                                       .kernel_features = 8},
+                                      gen);
         BOOST_TEST((translator.src_positions != nullptr) == (kind == PositionKind::absolute));
         BOOST_TEST((translator.tgt_positions != nullptr) == (kind == PositionKind::absolute));
         check_added(added_parameters(translator.encoder.layers[0]->self_attn), kind, kernelized);
@@ -95,12 +122,15 @@ BOOST_AUTO_TEST_CASE(every_scheme_is_what_it_declares) {
         encoder.to(Dtype::f64);
         encoder.eval();
         std::uint64_t seed = 10;
-        for (Tensor& p : encoder.parameters()) p.data<double>() = 0.5 * randn64(p.shape(), seed++, false).data<double>();
+        for (Tensor& p : encoder.parameters())
+          p.data<double>() = 0.5 * randn64(p.shape(), seed++, false).data<double>();
         // Rotated, not reversed: ALiBi's bias is symmetric, so a reversed sentence reads the same.
-        const Ids ids = {{3, 7, 5, 9, 4}}, rotated = {{7, 5, 9, 4, 3}}, shifted = {{0, 0, 0, 3, 7, 5, 9, 4}};
+        const Ids ids = {{3, 7, 5, 9, 4}}, rotated = {{7, 5, 9, 4, 3}},
+                  shifted = {{0, 0, 0, 3, 7, 5, 9, 4}};
         const Array<double> y = encode(encoder, ids), y_rotated = encode(encoder, rotated),
-                            y_shifted = encode(encoder, shifted);  // the same tokens after 3 of padding
-        double order = 0, shift = 0;  // the largest changes
+                            y_shifted =
+                                encode(encoder, shifted);  // the same tokens after 3 of padding
+        double order = 0, shift = 0;                       // the largest changes
         for (std::size_t t = 0; t < 5; ++t)
           for (std::size_t c = 0; c < kDim; ++c) {
             order = std::max(order, std::abs(y(0, (t + 1) % 5, c) - y_rotated(0, t, c)));

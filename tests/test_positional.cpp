@@ -42,7 +42,9 @@ BOOST_AUTO_TEST_CASE(learned_table_refuses_positions_beyond_its_length) {
   Generator gen(1);
   LearnedPositions pe(8, 4, gen);
   BOOST_TEST(pe.forward(zeros({2, 8, 4})).shape() == (Shape{2, 8, 4}));
-  CHECK_THROWS_WITH(pe.forward(zeros({2, 9, 4})), "LearnedPositions: position 8 is beyond the table's maximum length 8 (positions 0 to 7)");
+  CHECK_THROWS_WITH(
+      pe.forward(zeros({2, 9, 4})),
+      "LearnedPositions: position 8 is beyond the table's maximum length 8 (positions 0 to 7)");
   CHECK_THROWS_WITH(pe.forward(zeros({1, 2, 4}), 7), "position 8 is beyond");
   check_encoding_grad(pe, positions64(5));
 }
@@ -63,7 +65,8 @@ BOOST_AUTO_TEST_CASE(fourier_features_on_sequences_and_on_a_2d_grid) {
   check_encoding_grad(seq, positions64(4));
   // r(x) itself: with the MLP's input layer read off, |r| = 1 / sqrt(2) for each (cos, sin) pair.
   // A 3 x 3 grid of 2-d coordinates, two groups of (row, column).
-  FourierPositions grid({.dim = 8, .coords = 2, .groups = 2, .features = 4, .hidden = 6, .gamma = 2.0}, gen);
+  FourierPositions grid(
+      {.dim = 8, .coords = 2, .groups = 2, .features = 4, .hidden = 6, .gamma = 2.0}, gen);
   std::vector<double> coords;
   for (int r = 0; r < 3; ++r)
     for (int c = 0; c < 3; ++c) coords.insert(coords.end(), {r * 0.5, c * 0.5, r * 0.5, c * 0.5});
@@ -71,11 +74,14 @@ BOOST_AUTO_TEST_CASE(fourier_features_on_sequences_and_on_a_2d_grid) {
   grid.to(Dtype::f64);
   Tensor p = grid.encode(xy);
   BOOST_TEST(p.shape() == (Shape{9, 8}));
-  BOOST_TEST(max(abs(slice(p, 0, 1, 2) - slice(p, 0, 3, 4)), {0, 1}).item() > 1e-6);  // (0, 1) vs (1, 0) differ
+  BOOST_TEST(max(abs(slice(p, 0, 1, 2) - slice(p, 0, 3, 4)), {0, 1}).item() >
+             1e-6);  // (0, 1) vs (1, 0) differ
   check_encoding_grad(grid, xy);
-  CHECK_THROWS_WITH(grid.encode(positions64(3)), "FourierPositions: positions must be (T, 4), got (3, 1)");
+  CHECK_THROWS_WITH(grid.encode(positions64(3)),
+                    "FourierPositions: positions must be (T, 4), got (3, 1)");
   CHECK_THROWS_WITH(grid.forward(zeros({1, 3, 8}, Dtype::f64)), "takes 4-d positions: call encode");
-  CHECK_THROWS_WITH(FourierPositions({.dim = 8, .groups = 3}, gen), "dim (8) divisible by groups (3)");
+  CHECK_THROWS_WITH(FourierPositions({.dim = 8, .groups = 3}, gen),
+                    "dim (8) divisible by groups (3)");
 }
 
 BOOST_AUTO_TEST_CASE(fourier_weights_are_drawn_with_std_one_over_gamma) {
@@ -87,8 +93,7 @@ BOOST_AUTO_TEST_CASE(fourier_weights_are_drawn_with_std_one_over_gamma) {
 
 BOOST_AUTO_TEST_CASE(schemes_by_name_and_factory) {
   Generator gen(5);
-  for (const auto& [scheme, name] : enum_table(PositionScheme{}).values)
-    BOOST_TEST_CONTEXT(name) {
+  for (const auto& [scheme, name] : enum_table(PositionScheme{}).values) BOOST_TEST_CONTEXT(name) {
       BOOST_TEST((enum_from_name<PositionScheme>(name) == scheme));
       auto pe = make_positional_encoding({.scheme = scheme, .dim = 8}, gen);
       // a module for the absolute schemes; the others add nothing to the input
@@ -97,7 +102,8 @@ BOOST_AUTO_TEST_CASE(schemes_by_name_and_factory) {
     }
   BOOST_TEST((position_kind(PositionScheme::sinusoidal) == PositionKind::absolute));
   BOOST_TEST((position_kind(PositionScheme::relative) == PositionKind::shaw));
-  CHECK_THROWS_WITH(enum_from_name<PositionScheme>("bogus"), "unknown position scheme 'bogus' (known: none, sinusoidal");
+  CHECK_THROWS_WITH(enum_from_name<PositionScheme>("bogus"),
+                    "unknown position scheme 'bogus' (known: none, sinusoidal");
 }
 
 namespace {
@@ -121,10 +127,13 @@ BOOST_AUTO_TEST_CASE(cape_augments_in_training_only) {
   SinusoidalPositions plain(16);
   const Tensor x = testing::randn64({3, 7, 16}, 1, false);
   cape.eval();
-  BOOST_TEST(xt::amax(xt::abs(cape.forward(x, 4).data<double>() - plain.forward(x, 4).data<double>()))() == 0.0);
-  CHECK_GRAD([&](const std::vector<Tensor>& in) { return cape.forward(in[0]); }, {testing::randn64({2, 3, 16}, 2)});
+  BOOST_TEST(xt::amax(xt::abs(cape.forward(x, 4).data<double>() -
+                              plain.forward(x, 4).data<double>()))() == 0.0);
+  CHECK_GRAD([&](const std::vector<Tensor>& in) { return cape.forward(in[0]); },
+             {testing::randn64({2, 3, 16}, 2)});
   cape.train();
-  BOOST_TEST(xt::amax(xt::abs(cape.forward(x).data<double>() - plain.forward(x).data<double>()))() > 1e-3);
+  BOOST_TEST(xt::amax(xt::abs(cape.forward(x).data<double>() - plain.forward(x).data<double>()))() >
+             1e-3);
   // In training each call draws new positions (no finite differences): the gradient is still
   // the identity, the encodings being constants added to x.
   Tensor leaf = testing::randn64({2, 3, 16}, 3);
@@ -186,15 +195,18 @@ BOOST_AUTO_TEST_CASE(gaussian_basis_and_gradients) {
         if (v > best) best = v, argmax = k;
       }
       BOOST_TEST(norm == 1.0, tt::tolerance(1e-12));  // each coordinate's K values have unit length
-      BOOST_TEST(argmax == static_cast<std::size_t>(std::lround(points(t, m))));  // the nearest centre k / 4 * scale
+      BOOST_TEST(argmax == static_cast<std::size_t>(
+                               std::lround(points(t, m))));  // the nearest centre k / 4 * scale
     }
   // psi_k proportional to exp(-(x - t_k)^2 / (2 sigma^2)): the ratio of two neighbours is known
-  const double x = 2.0 / 4, ratio = std::exp((-(x - 0.75) * (x - 0.75) + (x - 0.5) * (x - 0.5)) / (2 * 0.04));
+  const double x = 2.0 / 4,
+               ratio = std::exp((-(x - 0.75) * (x - 0.75) + (x - 0.5) * (x - 0.5)) / (2 * 0.04));
   BOOST_TEST(psi(1, 3) / psi(1, 2) == ratio, tt::tolerance(1e-12));
   g.to(Dtype::f64);
   std::vector<Tensor> inputs;
   for (const Tensor& p : g.parameters()) inputs.push_back(p);
   const Tensor positions = Tensor(points);
   CHECK_GRAD([&](const Inputs&) { return g.encode(positions); }, inputs);
-  CHECK_THROWS_WITH(g.encode(zeros({1, 1}, Dtype::f64)), "GaussianPositions: positions must be (T, 2)");
+  CHECK_THROWS_WITH(g.encode(zeros({1, 1}, Dtype::f64)),
+                    "GaussianPositions: positions must be (T, 2)");
 }

@@ -15,13 +15,15 @@ BOOST_AUTO_TEST_CASE(gated_linear_shapes_gradients_and_errors) {
   auto r = tg::gradcheck([&](const std::vector<tg::Tensor>& in) { return glu(in[0]); }, inputs);
   BOOST_CHECK_MESSAGE(r.ok, r.report);
 
-  CHECK_THROWS_WITH(glu(tg::zeros({2, 5}, tg::Dtype::f64)), "Linear: the input's last dim must be in = 4");
+  CHECK_THROWS_WITH(glu(tg::zeros({2, 5}, tg::Dtype::f64)),
+                    "Linear: the input's last dim must be in = 4");
 }
 
 // The README shows examples/demos/gated_linear.hpp and this test word for word.
 BOOST_AUTO_TEST_CASE(readme_shows_this_code) {
   const std::string readme = testing::read_file(TAPEGRAD_SOURCE_DIR "/README.md");
-  const std::string header = testing::read_file(TAPEGRAD_SOURCE_DIR "/examples/demos/gated_linear.hpp");
+  const std::string header =
+      testing::read_file(TAPEGRAD_SOURCE_DIR "/examples/demos/gated_linear.hpp");
   const std::string test = testing::read_file(TAPEGRAD_SOURCE_DIR "/tests/test_readme_layer.cpp");
   const auto begin = test.find("BOOST_AUTO_TEST_CASE(gated_linear");
   std::string first_case = test.substr(begin, test.find("// The README shows") - begin);

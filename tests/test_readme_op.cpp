@@ -5,7 +5,7 @@
 // softplus: y = log(1 + e^x) = max(x, 0) + log1p(e^-|x|)  (stable: e^-|x| <= 1)
 //           dy/dx = 1 / (1 + e^-x) = sigmoid(x)                         (saves x)
 tg::Tensor softplus(const tg::Tensor& x) {
-  tg::Tensor y = tg::dispatch(x.dtype(), [&]<class T>() {        // T = float or double
+  tg::Tensor y = tg::dispatch(x.dtype(), [&]<class T>() {  // T = float or double
     const tg::Array<T>& v = x.data<T>();
     return tg::Tensor(tg::Array<T>(xt::maximum(v, T(0)) + xt::log1p(xt::exp(-xt::abs(v)))));
   });
@@ -21,7 +21,7 @@ tg::Tensor softplus(const tg::Tensor& x) {
 BOOST_AUTO_TEST_CASE(softplus_from_the_docs_gradchecks) {
   tg::Tensor x64 = testing::randn64({3, 4}, 1);
   auto r = tg::gradcheck([](const std::vector<tg::Tensor>& in) { return softplus(in[0]); },
-                         {x64});   // a float64 leaf with requires_grad
+                         {x64});  // a float64 leaf with requires_grad
   BOOST_CHECK_MESSAGE(r.ok, r.report);
   BOOST_TEST(softplus(tg::scalar(0.0)).item() == std::log(2.0), boost::test_tools::tolerance(1e-6));
 }
@@ -31,7 +31,8 @@ BOOST_AUTO_TEST_CASE(softplus_is_finite_for_large_inputs) {
   BOOST_TEST(softplus(tg::scalar(1000.0)).item() == 1000.0);
   BOOST_TEST(softplus(tg::scalar(100.0, tg::Dtype::f32)).item() == 100.0);
   BOOST_TEST(softplus(tg::scalar(-1000.0)).item() == 0.0);
-  BOOST_TEST(softplus(tg::scalar(-30.0, tg::Dtype::f64)).item() == std::exp(-30.0), boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(softplus(tg::scalar(-30.0, tg::Dtype::f64)).item() == std::exp(-30.0),
+             boost::test_tools::tolerance(1e-12));
   tg::Tensor x = tg::scalar(1000.0, tg::Dtype::f64).set_requires_grad();
   tg::Tape tape;
   {

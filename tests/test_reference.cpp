@@ -123,7 +123,8 @@ BOOST_AUTO_TEST_CASE(gelu_matches_its_loop) {
   x(0) = 0, x(1) = -12, x(2) = 12, x(3) = -0.5;  // the tails and the middle
   const Array<double> g_y = random({64}, 9);
   for (GeluForm form : {GeluForm::exact, GeluForm::tanh}) {
-    const Array<double> ref_y = reference::gelu(x, form), ref_g = reference::gelu_backward(x, g_y, form);
+    const Array<double> ref_y = reference::gelu(x, form),
+                        ref_g = reference::gelu_backward(x, g_y, form);
     for (Dtype dtype : kDtypes) {
       BOOST_TEST_CONTEXT(dtype_name(dtype) << (form == GeluForm::exact ? ", exact" : ", tanh")) {
         Tensor xt = leaf(x, dtype);

@@ -33,14 +33,16 @@ BOOST_AUTO_TEST_CASE(the_nucleus_is_the_smallest_prefix_reaching_p) {
     BOOST_TEST(mass - p[set.back()] < target);
     std::vector<double> sorted = p;
     std::sort(sorted.rbegin(), sorted.rend());
-    BOOST_TEST(mass == std::accumulate(sorted.begin(), sorted.begin() + set.size(), 0.0), tt::tolerance(1e-12));
+    BOOST_TEST(mass == std::accumulate(sorted.begin(), sorted.begin() + set.size(), 0.0),
+               tt::tolerance(1e-12));
   }
 }
 
 BOOST_AUTO_TEST_CASE(the_distribution_is_tempered_cut_and_renormalised) {
   const std::vector<double> logp = {std::log(0.4), std::log(0.3), std::log(0.2), std::log(0.1)};
   const auto same = sampling_distribution(logp, {});
-  for (std::size_t v = 0; v < 4; ++v) BOOST_TEST(same[v] == std::exp(logp[v]), tt::tolerance(1e-12));
+  for (std::size_t v = 0; v < 4; ++v)
+    BOOST_TEST(same[v] == std::exp(logp[v]), tt::tolerance(1e-12));
   const auto top2 = sampling_distribution(logp, {.top_k = 2});
   BOOST_TEST(top2[0] == 0.4 / 0.7, tt::tolerance(1e-12));
   BOOST_TEST(top2[2] == 0.0);
@@ -74,6 +76,7 @@ BOOST_AUTO_TEST_CASE(draws_follow_the_distribution) {
   // and a distribution that is not the one drawn from fails the same test
   const auto other = sampling_distribution(logp, {.temperature = 1.0, .top_k = 4});
   double chi2_other = 0;
-  for (std::size_t v = 0; v < 4; ++v) chi2_other += std::pow(count[v] - n * other[v], 2) / (n * other[v]);
+  for (std::size_t v = 0; v < 4; ++v)
+    chi2_other += std::pow(count[v] - n * other[v], 2) / (n * other[v]);
   BOOST_TEST(chi2_other > 16.27);
 }

@@ -16,8 +16,16 @@ BOOST_AUTO_TEST_CASE(tagger_fits_twenty_sentences) {
       tags(n, t) = (ids(n, t) + (t > 0 ? ids(n, t - 1) : 0)) % 4;
     }
   }
-  models::Tagger tagger({.encoder = {.vocab = V, .d_model = 32, .heads = 2, .ff = 64, .layers = 2, .dropout = 0.0,
-                                     .relative_k = 4, .subword_buckets = 0, .subword_groups = {}, .conv_width = 0},
+  models::Tagger tagger({.encoder = {.vocab = V,
+                                     .d_model = 32,
+                                     .heads = 2,
+                                     .ff = 64,
+                                     .layers = 2,
+                                     .dropout = 0.0,
+                                     .relative_k = 4,
+                                     .subword_buckets = 0,
+                                     .subword_groups = {},
+                                     .conv_width = 0},
                          .tags = 4},
                         gen);
   nn::Adam opt(tagger.named_parameters(), {.lr = 3e-3});

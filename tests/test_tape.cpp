@@ -153,18 +153,21 @@ BOOST_FIXTURE_TEST_CASE(anomaly_mode_names_the_op_that_made_a_nan, Recording) {
     DetectAnomaly detect;
     tape.clear();
     BOOST_TEST(throws_with([&] { return sum(log(x - 1.0) * 2.0); },
-                           "anomaly: op #1 'log' produced NaN in its output (2, 2) at [0, 0]; inputs: (2, 2) float32"));
+                           "anomaly: op #1 'log' produced NaN in its output (2, 2) at [0, 0]; "
+                           "inputs: (2, 2) float32"));
     // A NaN from an unrecorded op (constants only) is reported at the first recorded op using it.
     tape.clear();
     Tensor c = log(from_vector({-1.0, 1.0}, {2}));  // no input needs a gradient: not recorded
     BOOST_TEST(throws_with([&] { return slice(reshape(x, {4}), 0, 0, 2) * c; },
-                           "'mul' produced NaN in its output (2) at [0]; inputs: (2) float32, (2) float32 (already holding NaN at [0])"));
+                           "'mul' produced NaN in its output (2) at [0]; inputs: (2) float32, (2) "
+                           "float32 (already holding NaN at [0])"));
     // Backward: sqrt is finite at 0, its gradient 1 / (2 sqrt(0)) is not.
     tape.clear();
     Tensor z = from_vector({0.0, 1.0}, {2}).set_requires_grad();
     Tensor s = sum(sqrt(z));
     BOOST_TEST(throws_with([&] { s.backward(); },
-                           "anomaly: the backward of op #0 'sqrt' produced inf in the gradient of its input 0 (2) at [0]"));
+                           "anomaly: the backward of op #0 'sqrt' produced inf in the gradient of "
+                           "its input 0 (2) at [0]"));
   }
   BOOST_TEST(!anomaly_detection_enabled());  // the guard restored the setting
 }

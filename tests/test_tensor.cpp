@@ -20,7 +20,8 @@ BOOST_AUTO_TEST_CASE(factories_make_the_asked_shape_dtype_and_values) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_arguments_name_the_op) {
-  CHECK_THROWS_WITH(from_vector({1, 2, 3}, {2, 2}), "from_vector: 3 values do not fill shape (2, 2)");
+  CHECK_THROWS_WITH(from_vector({1, 2, 3}, {2, 2}),
+                    "from_vector: 3 values do not fill shape (2, 2)");
   CHECK_THROWS_WITH(zeros({2, 2}).item(), "Tensor::item");
   CHECK_THROWS_WITH(zeros({2}).data<double>(), "asked for float64 values of a float32 tensor");
   CHECK_THROWS_WITH(zeros({2}).size(2), "axis 2 is out of range for a tensor of rank 1");

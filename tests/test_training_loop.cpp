@@ -56,8 +56,12 @@ BOOST_AUTO_TEST_CASE(the_loop_learns_saves_the_best_model_and_logs) {
   auto t = make(toy);
   auto task = task_of(*t, toy);
   std::remove("loop.jsonl");
-  const nn::TrainResult r = nn::train(
-      task, {.epochs = 6, .lr = 1e-2, .warmup = 5, .out = "loop.npz", .plot = "loop.svg", .log = "loop.jsonl"});
+  const nn::TrainResult r = nn::train(task, {.epochs = 6,
+                                             .lr = 1e-2,
+                                             .warmup = 5,
+                                             .out = "loop.npz",
+                                             .plot = "loop.svg",
+                                             .log = "loop.jsonl"});
   BOOST_TEST(!r.interrupted);
   BOOST_REQUIRE(r.history.size() == 6u);
   BOOST_TEST(r.history.back().train_loss < r.history.front().train_loss);
@@ -82,9 +86,11 @@ BOOST_AUTO_TEST_CASE(a_resumed_run_ends_where_an_uninterrupted_one_does) {
   nn::train(task2, {.epochs = 2, .lr = 1e-2, .warmup = 50, .out = "resumed.npz"});
   auto again = make(toy);  // a new process: a fresh model, everything from the checkpoint
   auto task3 = task_of(*again, toy);
-  const auto b = nn::train(task3, {.epochs = 3, .lr = 1e-2, .warmup = 50, .out = "resumed.npz", .resume = true});
+  const auto b = nn::train(
+      task3, {.epochs = 3, .lr = 1e-2, .warmup = 50, .out = "resumed.npz", .resume = true});
   BOOST_REQUIRE(b.history.size() == 3u);
-  BOOST_TEST(b.history[2].train_loss == a.history[2].train_loss);  // same steps, same order: same bits
+  BOOST_TEST(b.history[2].train_loss ==
+             a.history[2].train_loss);  // same steps, same order: same bits
   BOOST_TEST(b.history[2].dev_metric == a.history[2].dev_metric);
 }
 
@@ -136,7 +142,8 @@ BOOST_AUTO_TEST_CASE(the_loop_installs_no_signal_handler) {
   auto t = make(toy);
   auto task = task_of(*t, toy);
   nn::train(task, {.epochs = 1, .warmup = 5, .out = "signals.npz"});
-  for (int s : {SIGINT, SIGTERM, SIGUSR1}) BOOST_TEST((std::signal(s, SIG_DFL) == SIG_DFL), "signal " << s);
+  for (int s : {SIGINT, SIGTERM, SIGUSR1})
+    BOOST_TEST((std::signal(s, SIG_DFL) == SIG_DFL), "signal " << s);
 }
 
 // Weight decay and the schedule's floor are options, and their defaults are what the loop used
@@ -150,14 +157,19 @@ BOOST_AUTO_TEST_CASE(weight_decay_and_the_learning_rate_floor_are_options) {
     auto t = make(toy);
     auto task = task_of(*t, toy);
     // Two epochs with a short warm-up: the cosine reaches the floor within the run.
-    return nn::train(task, {.epochs = 2, .lr = 1e-2, .warmup = 2, .lr_floor = lr_floor, .weight_decay = weight_decay,
+    return nn::train(task, {.epochs = 2,
+                            .lr = 1e-2,
+                            .warmup = 2,
+                            .lr_floor = lr_floor,
+                            .weight_decay = weight_decay,
                             .out = "options.npz"})
         .losses;
   };
   const auto base = losses(0.01, 0.05);
   auto t = make(toy);
   auto task = task_of(*t, toy);
-  BOOST_TEST(nn::train(task, {.epochs = 2, .lr = 1e-2, .warmup = 2, .out = "options.npz"}).losses == base);
+  BOOST_TEST(nn::train(task, {.epochs = 2, .lr = 1e-2, .warmup = 2, .out = "options.npz"}).losses ==
+             base);
   BOOST_TEST(losses(0.5, 0.05) != base);
   BOOST_TEST(losses(0.01, 1.0) != base);
 }

@@ -9,8 +9,14 @@ using Inputs = std::vector<Tensor>;
 namespace {
 
 TransformerOptions small(bool pre_norm, std::size_t relative_k = 0) {
-  return {.d_model = 4, .heads = 2, .ff = 6, .layers = 2, .dropout = 0.0, .attention_dropout = 0.0,
-          .pre_norm = pre_norm, .positions = relative_k > 0 ? PositionScheme::relative : PositionScheme::none,
+  return {.d_model = 4,
+          .heads = 2,
+          .ff = 6,
+          .layers = 2,
+          .dropout = 0.0,
+          .attention_dropout = 0.0,
+          .pre_norm = pre_norm,
+          .positions = relative_k > 0 ? PositionScheme::relative : PositionScheme::none,
           .relative_k = relative_k};
 }
 
@@ -33,11 +39,13 @@ BOOST_AUTO_TEST_CASE(encoder_layers_and_stack_gradcheck_pre_and_post_norm) {
         EncoderLayer layer(small(pre, k), gen);
         layer.to(Dtype::f64);
         Mask pad = padding_mask({3, 2}, 3);
-        CHECK_GRAD([&](const Inputs& in) { return layer.forward(in[0], pad); }, with_parameters(randn64({2, 3, 4}, 2), layer));
+        CHECK_GRAD([&](const Inputs& in) { return layer.forward(in[0], pad); },
+                   with_parameters(randn64({2, 3, 4}, 2), layer));
         Encoder enc(small(pre, k), gen);
         enc.to(Dtype::f64);
         BOOST_TEST((enc.final_norm != nullptr) == pre);
-        CHECK_GRAD([&](const Inputs& in) { return enc.forward(in[0], pad); }, with_parameters(randn64({2, 3, 4}, 3), enc));
+        CHECK_GRAD([&](const Inputs& in) { return enc.forward(in[0], pad); },
+                   with_parameters(randn64({2, 3, 4}, 3), enc));
       }
     }
 }
@@ -49,9 +57,14 @@ BOOST_AUTO_TEST_CASE(decoder_layer_and_stack_gradcheck) {
     dec.to(Dtype::f64);
     Tensor memory = randn64({2, 5, 4}, 5);
     Mask src_pad = padding_mask({5, 3}, 5);
-    CHECK_GRAD([&](const Inputs& in) { return dec.forward(in[0], memory, {.memory_mask = src_pad}); },
-               with_parameters(randn64({2, 3, 4}, 6), dec));
-    CHECK_GRAD([&](const Inputs& in) { return dec.forward(randn64({2, 3, 4}, 7, false), in[0]); }, {memory});
+    CHECK_GRAD(
+        [&](const Inputs& in) { return dec.forward(in[0], memory, {.memory_mask = src_pad}); },
+        with_parameters(randn64({2, 3, 4}, 6), dec));
+    CHECK_GRAD(
+        [&](const Inputs& in) {
+          return dec.forward(randn64({2, 3, 4}, 7, false), in[0]);
+        },
+        {memory});
   }
 }
 
@@ -77,7 +90,8 @@ BOOST_AUTO_TEST_CASE(encoder_ignores_the_contents_of_padding) {
     for (std::size_t c = 0; c < 4; ++c) changed(0, t, c) = 50.0f;
   Mask pad = padding_mask({4, 6}, 6);
   Tensor a = enc.forward(x, pad), b = enc.forward(Tensor(changed), pad);
-  BOOST_TEST((slice(slice(a, 0, 0, 1), 1, 0, 4).data<float>() == slice(slice(b, 0, 0, 1), 1, 0, 4).data<float>()));
+  BOOST_TEST((slice(slice(a, 0, 0, 1), 1, 0, 4).data<float>() ==
+              slice(slice(b, 0, 0, 1), 1, 0, 4).data<float>()));
 }
 
 BOOST_AUTO_TEST_CASE(incremental_decoding_equals_the_full_pass) {
@@ -93,13 +107,17 @@ BOOST_AUTO_TEST_CASE(incremental_decoding_equals_the_full_pass) {
         Tensor full = dec.forward(y, memory, {.memory_mask = src_pad});
         DecoderCache cache;
         std::vector<Tensor> steps;
-        for (std::int64_t t = 0; t < 5; ++t) steps.push_back(dec.forward(slice(y, 1, t, t + 1), memory, {.memory_mask = src_pad, .cache = &cache}));
+        for (std::int64_t t = 0; t < 5; ++t)
+          steps.push_back(dec.forward(slice(y, 1, t, t + 1), memory,
+                                      {.memory_mask = src_pad, .cache = &cache}));
         BOOST_TEST(cache.length() == 5u);
         BOOST_TEST(max_abs_diff(full, concat(steps, 1)) < 1e-12);
         // Two positions at a time works too.
         DecoderCache cache2;
-        Tensor first = dec.forward(slice(y, 1, 0, 2), memory, {.memory_mask = src_pad, .cache = &cache2});
-        Tensor rest = dec.forward(slice(y, 1, 2, 5), memory, {.memory_mask = src_pad, .cache = &cache2});
+        Tensor first =
+            dec.forward(slice(y, 1, 0, 2), memory, {.memory_mask = src_pad, .cache = &cache2});
+        Tensor rest =
+            dec.forward(slice(y, 1, 2, 5), memory, {.memory_mask = src_pad, .cache = &cache2});
         BOOST_TEST(max_abs_diff(full, concat({first, rest}, 1)) < 1e-12);
       }
     }
@@ -116,5 +134,6 @@ BOOST_AUTO_TEST_CASE(cross_attention_weights_are_returned_for_plots) {
 
 BOOST_AUTO_TEST_CASE(bad_options_are_refused) {
   Generator gen(16);
-  CHECK_THROWS_WITH(Encoder({.d_model = 4, .heads = 2, .ff = 0}, gen), "d_model, ff and layers must be positive");
+  CHECK_THROWS_WITH(Encoder({.d_model = 4, .heads = 2, .ff = 0}, gen),
+                    "d_model, ff and layers must be positive");
 }

@@ -124,17 +124,17 @@ BOOST_TEST_GLOBAL_CONFIGURATION(EveryTestCaseChecksSomething);
 #endif
 
 // Gradcheck f on inputs; on failure the message holds gradcheck's report.
-#define CHECK_GRAD(f, ...)                                  \
-  do {                                                      \
-    const auto r_ = tg::gradcheck(f, __VA_ARGS__);          \
-    BOOST_CHECK_MESSAGE(r_.ok, r_.report);                  \
-    BOOST_CHECK_GT(r_.checked, 0u);                         \
+#define CHECK_GRAD(f, ...)                         \
+  do {                                             \
+    const auto r_ = tg::gradcheck(f, __VA_ARGS__); \
+    BOOST_CHECK_MESSAGE(r_.ok, r_.report);         \
+    BOOST_CHECK_GT(r_.checked, 0u);                \
   } while (0)
 
 // `expr` must throw std::invalid_argument whose message contains `text`.
-#define CHECK_THROWS_WITH(expr, text)                                                   \
+#define CHECK_THROWS_WITH(expr, text)                                                      \
   BOOST_CHECK_EXCEPTION(expr, std::invalid_argument, [&](const std::invalid_argument& e) { \
-    const bool ok_ = testing::contains(e.what(), text);                                 \
-    if (!ok_) BOOST_TEST_MESSAGE("the message was: " << e.what());                      \
-    return ok_;                                                                         \
+    const bool ok_ = testing::contains(e.what(), text);                                    \
+    if (!ok_) BOOST_TEST_MESSAGE("the message was: " << e.what());                         \
+    return ok_;                                                                            \
   })

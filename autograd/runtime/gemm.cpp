@@ -39,7 +39,8 @@ bool trivial(const GemmArgs& p, T* C, T beta) {
   if (p.K > 0) return false;
   if (beta != T(1))
     for (std::size_t i = 0; i < p.M; ++i)
-      for (std::size_t j = 0; j < p.N; ++j) C[i * p.ldc + j] = beta == T(0) ? T(0) : beta * C[i * p.ldc + j];
+      for (std::size_t j = 0; j < p.N; ++j)
+        C[i * p.ldc + j] = beta == T(0) ? T(0) : beta * C[i * p.ldc + j];
   return true;
 }
 
@@ -57,17 +58,20 @@ void one_openmp_thread() {
 void serial_kernel(const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
   one_openmp_thread();
   const auto dim = [](std::size_t n) { return static_cast<dnnl_dim_t>(n); };
-  const dnnl_status_t status = detail::onednn().sgemm(p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', dim(p.M), dim(p.N),
-                                                      dim(p.K), 1.0f, A, dim(p.lda), B, dim(p.ldb), beta, C, dim(p.ldc));
+  const dnnl_status_t status =
+      detail::onednn().sgemm(p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', dim(p.M), dim(p.N),
+                             dim(p.K), 1.0f, A, dim(p.lda), B, dim(p.ldb), beta, C, dim(p.ldc));
   if (status != dnnl_success)
-    throw std::runtime_error("gemm: oneDNN's sgemm failed (status " + std::to_string(status) + ") for M " +
-                             std::to_string(p.M) + ", N " + std::to_string(p.N) + ", K " + std::to_string(p.K));
+    throw std::runtime_error("gemm: oneDNN's sgemm failed (status " + std::to_string(status) +
+                             ") for M " + std::to_string(p.M) + ", N " + std::to_string(p.N) +
+                             ", K " + std::to_string(p.K));
 }
 
 void serial_kernel(const GemmArgs& p, const double* A, const double* B, double* C, double beta) {
   const auto dim = [](std::size_t n) { return static_cast<int>(n); };
-  detail::blas().dgemm(CblasRowMajor, p.trans_a ? CblasTrans : CblasNoTrans, p.trans_b ? CblasTrans : CblasNoTrans,
-                       dim(p.M), dim(p.N), dim(p.K), 1.0, A, dim(p.lda), B, dim(p.ldb), beta, C, dim(p.ldc));
+  detail::blas().dgemm(CblasRowMajor, p.trans_a ? CblasTrans : CblasNoTrans,
+                       p.trans_b ? CblasTrans : CblasNoTrans, dim(p.M), dim(p.N), dim(p.K), 1.0, A,
+                       dim(p.lda), B, dim(p.ldb), beta, C, dim(p.ldc));
 }
 
 // Tiles for tapegrad's own kernels (gemm_small.hpp), which pack nothing per tile: op(B) is put
@@ -84,9 +88,12 @@ struct Tiling {
   std::size_t extent, step, tiles;
 };
 
-Tiling tiling(const GemmArgs& p, double tile_flops, std::size_t max_tiles, std::size_t min_edge, std::size_t align) {
-  const double flops = 2.0 * static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
-  const auto wanted = static_cast<std::size_t>(std::clamp(flops / tile_flops, 1.0, double(max_tiles)));
+Tiling tiling(const GemmArgs& p, double tile_flops, std::size_t max_tiles, std::size_t min_edge,
+              std::size_t align) {
+  const double flops =
+      2.0 * static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
+  const auto wanted =
+      static_cast<std::size_t>(std::clamp(flops / tile_flops, 1.0, double(max_tiles)));
   Tiling t{.by_rows = p.M >= p.N, .extent = 0, .step = 0, .tiles = 0};
   t.extent = t.by_rows ? p.M : p.N;
   t.step = std::max(min_edge, ceil_div(ceil_div(t.extent, wanted), align) * align);
@@ -103,38 +110,43 @@ void for_each_tile(const GemmArgs& p, const Tiling& t, const float* A, const flo
     product(p, A, B, C);
     return;
   }
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, t.tiles, 1), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t i = r.begin(); i < r.end(); ++i) {
-      const std::size_t begin = i * t.step, size = std::min(t.step, t.extent - begin);
-      GemmArgs tile = p;
-      if (t.by_rows) {
-        tile.M = size;
-        product(tile, A + (p.trans_a ? begin : begin * p.lda), B, C + begin * p.ldc);
-      } else {
-        tile.N = size;
-        product(tile, A, B + (p.trans_b ? begin * p.ldb : begin), C + begin);
-      }
-    }
-  });
+  tbb::parallel_for(
+      tbb::blocked_range<std::size_t>(0, t.tiles, 1),
+      [&](const tbb::blocked_range<std::size_t>& r) {
+        for (std::size_t i = r.begin(); i < r.end(); ++i) {
+          const std::size_t begin = i * t.step, size = std::min(t.step, t.extent - begin);
+          GemmArgs tile = p;
+          if (t.by_rows) {
+            tile.M = size;
+            product(tile, A + (p.trans_a ? begin : begin * p.lda), B, C + begin * p.ldc);
+          } else {
+            tile.N = size;
+            product(tile, A, B + (p.trans_b ? begin * p.ldb : begin), C + begin);
+          }
+        }
+      });
 }
 
 // The own kernel a product runs on, or none for oneDNN: the same choice for gemm and gemm_serial.
 SmallKernel own_kernel_for(const GemmArgs& p) {
-  const SmallKernel in_use = small_kernel_in_use();  // first: a bad TAPEGRAD_GEMM_KERNEL fails any product
+  const SmallKernel in_use =
+      small_kernel_in_use();  // first: a bad TAPEGRAD_GEMM_KERNEL fails any product
   return is_small_product(p) ? in_use : SmallKernel::none;
 }
 
 // On tapegrad's own kernels: each element of C is summed in the same order whatever the tiles.
-void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
+void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C,
+              float beta) {
   const bool by_rows = p.M >= p.N;
   const Tiling t = tiling(p, kOwnTileFlops, kOwnMaxTiles, by_rows ? kOwnRowAlign : kOwnColumnAlign,
                           by_rows ? kOwnRowAlign : kOwnColumnAlign);
   std::vector<float> buffer;  // this call's own: a TBB thread waiting below may run another product
   GemmArgs rows = p;
   const float* B_rows = rows_of_b(rows, B, buffer);  // rows: the same product with op(B) as rows
-  for_each_tile(rows, t, A, B_rows, C, [&](const GemmArgs& tile, const float* a, const float* b, float* c) {
-    gemm_small_rows(kernel, tile, a, b, c, beta);
-  });
+  for_each_tile(rows, t, A, B_rows, C,
+                [&](const GemmArgs& tile, const float* a, const float* b, float* c) {
+                  gemm_small_rows(kernel, tile, a, b, c, beta);
+                });
 }
 
 }  // namespace
@@ -144,8 +156,7 @@ void gemm_serial(const GemmArgs& args, const float* A, const float* B, float* C,
   if (trivial(p, C, beta)) return;
   if (const SmallKernel own = own_kernel_for(p); own != SmallKernel::none)
     gemm_small(own, p, A, B, C, beta);
-  else
-    serial_kernel(p, A, B, C, beta);
+  else serial_kernel(p, A, B, C, beta);
 }
 
 void gemm_serial(const GemmArgs& args, const double* A, const double* B, double* C, double beta) {

@@ -25,7 +25,8 @@ constexpr double kMaxSmallMacs = 1.2e8;
 
 bool runs_on_this_cpu(SmallKernel kernel) {
   switch (kernel) {
-    case SmallKernel::avx512: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    case SmallKernel::avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
     case SmallKernel::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case SmallKernel::none: return false;
   }
@@ -42,10 +43,12 @@ SmallKernel best_small_kernel() {
 }
 
 SmallKernel kernel_named(const std::string& name) {
-  const SmallKernel kernel = enum_from_name<SmallKernel>(name);  // an unknown name throws, listing the known
+  const SmallKernel kernel =
+      enum_from_name<SmallKernel>(name);  // an unknown name throws, listing the known
   if (kernel != SmallKernel::none && !runs_on_this_cpu(kernel)) {
     const std::string needs = kernel == SmallKernel::avx512 ? "AVX-512" : "AVX2 with FMA";
-    fail("gemm kernel", "this CPU does not report " + needs + ", which the " + name + " kernel needs");
+    fail("gemm kernel",
+         "this CPU does not report " + needs + ", which the " + name + " kernel needs");
   }
   return kernel;
 }
@@ -64,7 +67,8 @@ SmallKernel small_kernel_in_use() {
 }
 
 bool is_small_product(const GemmArgs& p) {
-  const double macs = static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
+  const double macs =
+      static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
   return macs <= kMaxSmallMacs;
 }
 
@@ -83,21 +87,30 @@ const float* rows_of_b(GemmArgs& p, const float* B, std::vector<float>& buffer) 
   return buffer.data();
 }
 
-void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows, float* C,
-                     float beta) {
-  if (p.trans_b) throw std::invalid_argument("gemm_small_rows: op(B) must be given as rows (trans_b false)");
+void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows,
+                     float* C, float beta) {
+  if (p.trans_b)
+    throw std::invalid_argument("gemm_small_rows: op(B) must be given as rows (trans_b false)");
   if (!runs_on_this_cpu(kernel))
-    throw std::invalid_argument("gemm_small: this CPU cannot run the " + std::string(enum_name(kernel)) + " kernel");
-  const small_gemm::Operands o{.M = p.M, .N = p.N, .K = p.K, .A = A,
-                               .rs_a = p.trans_a ? 1 : p.lda, .cs_a = p.trans_a ? p.lda : 1,
-                               .B = B_rows, .ldb = p.ldb, .C = C, .ldc = p.ldc, .beta = beta};
-  if (kernel == SmallKernel::avx512)
-    small_gemm::product_avx512(o);
-  else
-    small_gemm::product_avx2(o);
+    throw std::invalid_argument("gemm_small: this CPU cannot run the " +
+                                std::string(enum_name(kernel)) + " kernel");
+  const small_gemm::Operands o{.M = p.M,
+                               .N = p.N,
+                               .K = p.K,
+                               .A = A,
+                               .rs_a = p.trans_a ? 1 : p.lda,
+                               .cs_a = p.trans_a ? p.lda : 1,
+                               .B = B_rows,
+                               .ldb = p.ldb,
+                               .C = C,
+                               .ldc = p.ldc,
+                               .beta = beta};
+  if (kernel == SmallKernel::avx512) small_gemm::product_avx512(o);
+  else small_gemm::product_avx2(o);
 }
 
-void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta) {
+void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C,
+                float beta) {
   thread_local std::vector<float> buffer;  // no TBB task runs inside, so no other product shares it
   GemmArgs rows = p;
   const float* B_rows = rows_of_b(rows, B, buffer);

@@ -29,10 +29,12 @@
 namespace tg {
 
 enum class SmallKernel { none, avx2, avx512 };
-// Names for TAPEGRAD_GEMM_KERNEL and messages: enum_name(kernel), enum_from_name<SmallKernel>("avx2").
+// Names for TAPEGRAD_GEMM_KERNEL and messages: enum_name(kernel),
+// enum_from_name<SmallKernel>("avx2").
 constexpr auto enum_table(SmallKernel) {
-  return named_values<SmallKernel>("gemm kernel", {{SmallKernel::avx512, "avx512"}, {SmallKernel::avx2, "avx2"},
-                                                   {SmallKernel::none, "none"}});
+  return named_values<SmallKernel>(
+      "gemm kernel",
+      {{SmallKernel::avx512, "avx512"}, {SmallKernel::avx2, "avx2"}, {SmallKernel::none, "none"}});
 }
 
 // The best kernel this CPU runs (none: it has neither AVX2 with FMA nor AVX-512).
@@ -52,7 +54,8 @@ bool is_small_product(const GemmArgs& p);
 
 // C = op(A) op(B) + beta C with the given kernel (GemmArgs' leading dimensions must be set).
 // Throws std::invalid_argument for SmallKernel::none or a kernel this CPU cannot run.
-void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C, float beta);
+void gemm_small(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B, float* C,
+                float beta);
 
 // op(B) as rows (K x N): B itself, or a transposed B copied into buffer, in which case p becomes
 // the product's arguments for the copy (trans_b false, ldb N).
@@ -60,7 +63,8 @@ const float* rows_of_b(GemmArgs& p, const float* B, std::vector<float>& buffer);
 
 // gemm_small with op(B) given as rows, p.trans_b false (tg::gemm arranges B once and cuts C into
 // tiles).
-void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows, float* C, float beta);
+void gemm_small_rows(SmallKernel kernel, const GemmArgs& p, const float* A, const float* B_rows,
+                     float* C, float beta);
 
 // The same product as plain loops, summed in the same order: what the kernels compute.
 void gemm_reference(const GemmArgs& p, const float* A, const float* B, float* C, float beta);

@@ -126,18 +126,17 @@ inline void block(const Operands& p, std::size_t i, std::size_t j, std::size_t k
 
 // The rows left below the last whole block of MR: `rows` < MR of them.
 template <class Isa, int MR, int NV>
-inline void tail_rows(const Operands& p, std::size_t i, std::size_t j, std::size_t k0, std::size_t k1,
-                      const typename Isa::Mask (&mask)[NV], std::size_t rows) {
+inline void tail_rows(const Operands& p, std::size_t i, std::size_t j, std::size_t k0,
+                      std::size_t k1, const typename Isa::Mask (&mask)[NV], std::size_t rows) {
   if constexpr (MR > 1) {
-    if (rows == MR - 1)
-      block<Isa, MR - 1, NV>(p, i, j, k0, k1, mask);
-    else
-      tail_rows<Isa, MR - 1, NV>(p, i, j, k0, k1, mask, rows);
+    if (rows == MR - 1) block<Isa, MR - 1, NV>(p, i, j, k0, k1, mask);
+    else tail_rows<Isa, MR - 1, NV>(p, i, j, k0, k1, mask, rows);
   }
 }
 
 // The loops around the blocks, for caches of the sizes x86-64 cores have (L1 32-48 KB, L2 1-2 MB):
-//   rows of C in chunks of kChunk (the chunk's slice of op(A), kChunk x kDepth floats, stays in L2),
+//   rows of C in chunks of kChunk (the chunk's slice of op(A), kChunk x kDepth floats, stays in
+//   L2),
 //     K in slices of kDepth,
 //       a panel of columns (2 vectors wide, or 1 for a last panel of at most W columns), whose
 //       slice of op(B) (kDepth x 2 W floats) stays in L1,
@@ -145,8 +144,8 @@ inline void tail_rows(const Operands& p, std::size_t i, std::size_t j, std::size
 inline constexpr std::size_t kDepth = 128, kChunk = 192;
 
 template <class Isa, int MR, int NV>
-inline void panel(const Operands& p, std::size_t i0, std::size_t i1, std::size_t j, std::size_t k0, std::size_t k1,
-                  const typename Isa::Mask (&mask)[NV]) {
+inline void panel(const Operands& p, std::size_t i0, std::size_t i1, std::size_t j, std::size_t k0,
+                  std::size_t k1, const typename Isa::Mask (&mask)[NV]) {
   std::size_t i = i0;
   for (; i + MR <= i1; i += MR) block<Isa, MR, NV>(p, i, j, k0, k1, mask);
   if (i < i1) tail_rows<Isa, MR, NV>(p, i, j, k0, k1, mask, i1 - i);
@@ -164,7 +163,8 @@ inline void product(const Operands& p) {
           const typename Isa::Mask mask[1] = {Isa::mask(static_cast<int>(cols))};
           panel<Isa, MR, 1>(p, i0, i1, j, k0, k1, mask);
         } else {
-          const typename Isa::Mask mask[2] = {Isa::mask(Isa::W), Isa::mask(static_cast<int>(cols - Isa::W))};
+          const typename Isa::Mask mask[2] = {Isa::mask(Isa::W),
+                                              Isa::mask(static_cast<int>(cols - Isa::W))};
           panel<Isa, MR, 2>(p, i0, i1, j, k0, k1, mask);
         }
       }

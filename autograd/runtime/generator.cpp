@@ -90,8 +90,8 @@ Tensor randn(const Shape& shape, Generator& gen, Dtype dtype) {
 
 Tensor rand_uniform(const Shape& shape, double low, double high, Generator& gen, Dtype dtype) {
   if (!(low < high))
-    fail("rand_uniform", "needs low < high, got low " + std::to_string(low) + ", high " +
-                             std::to_string(high));
+    fail("rand_uniform",
+         "needs low < high, got low " + std::to_string(low) + ", high " + std::to_string(high));
   return dispatch(dtype, [&]<class T>() {
     Array<T> a = Array<T>::from_shape(shape);
     for (auto& v : a) v = static_cast<T>(low + (high - low) * gen.uniform());

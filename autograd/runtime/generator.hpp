@@ -16,9 +16,9 @@ class Generator {
   explicit Generator(std::uint64_t seed = 0) { seed_with(seed); }
   void seed_with(std::uint64_t seed);
 
-  std::uint64_t next_u64();  // xoshiro256** (Blackman and Vigna 2018)
-  double uniform();          // [0, 1) with 53 random bits
-  double normal();           // standard normal (Box-Muller)
+  std::uint64_t next_u64();              // xoshiro256** (Blackman and Vigna 2018)
+  double uniform();                      // [0, 1) with 53 random bits
+  double normal();                       // standard normal (Box-Muller)
   std::uint64_t below(std::uint64_t n);  // uniform in [0, n), n > 0
 
   // The whole state as text, and back (for checkpoints that resume exactly).

@@ -3,8 +3,8 @@
 #pragma once
 
 #include <algorithm>
-#include <cstddef>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 
@@ -43,7 +43,9 @@ template <class F>
 std::size_t parallel_chunks(std::size_t rows, std::size_t row_size, F body) {
   const std::size_t per_chunk = rows_per_chunk(row_size);
   const std::size_t chunks = chunk_count(rows, row_size);
-  const auto run = [&](std::size_t k) { body(k, k * per_chunk, std::min(rows, (k + 1) * per_chunk)); };
+  const auto run = [&](std::size_t k) {
+    body(k, k * per_chunk, std::min(rows, (k + 1) * per_chunk));
+  };
   if (chunks <= 1) {
     if (rows > 0) run(0);
     return chunks;
@@ -161,9 +163,9 @@ inline bool dropout_drops(std::uint64_t seed, std::uint64_t i, std::uint64_t thr
 // mask of dropout call `seed`.  The float32 one is compiled for AVX-512 (64-bit multiplies in
 // vector registers), AVX2 and plain x86-64, and the CPU picks at load time; every version gives
 // the same bits.  `out` may be `in`.
-void apply_dropout_mask(const float* in, float* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
-                        std::uint64_t threshold, float keep);
-void apply_dropout_mask(const double* in, double* out, std::size_t n, std::uint64_t first, std::uint64_t seed,
-                        std::uint64_t threshold, double keep);
+void apply_dropout_mask(const float* in, float* out, std::size_t n, std::uint64_t first,
+                        std::uint64_t seed, std::uint64_t threshold, float keep);
+void apply_dropout_mask(const double* in, double* out, std::size_t n, std::uint64_t first,
+                        std::uint64_t seed, std::uint64_t threshold, double keep);
 
 }  // namespace tg

@@ -15,8 +15,9 @@ void* open_library(const char* what, const char* path, const char* soname) {
   if (void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL)) return handle;
   void* handle = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr)
-    throw std::runtime_error(std::string("gemm: cannot open ") + what + " (" + path + ", or " + soname +
-                             " on the loader's path): " + dlerror() + "; run scripts/install-deps.sh");
+    throw std::runtime_error(std::string("gemm: cannot open ") + what + " (" + path + ", or " +
+                             soname + " on the loader's path): " + dlerror() +
+                             "; run scripts/install-deps.sh");
   return handle;
 }
 
@@ -40,8 +41,10 @@ SetThreads blas_set_threads = nullptr;
 const OneDnn& onednn() {
   static const OneDnn library = [] {
     void* handle = open_library("oneDNN", TAPEGRAD_DNNL_PATH, TAPEGRAD_DNNL_SONAME);
-    return OneDnn{.sgemm = symbol<decltype(&dnnl_sgemm)>(handle, TAPEGRAD_DNNL_SONAME, "dnnl_sgemm"),
-                  .omp_set_num_threads = symbol<void (*)(int)>(handle, TAPEGRAD_DNNL_SONAME, "omp_set_num_threads")};
+    return OneDnn{
+        .sgemm = symbol<decltype(&dnnl_sgemm)>(handle, TAPEGRAD_DNNL_SONAME, "dnnl_sgemm"),
+        .omp_set_num_threads =
+            symbol<void (*)(int)>(handle, TAPEGRAD_DNNL_SONAME, "omp_set_num_threads")};
   }();
   return library;
 }
@@ -49,7 +52,8 @@ const OneDnn& onednn() {
 const Blas& blas() {
   static const Blas library = [] {
     void* handle = open_library("BLAS", TAPEGRAD_BLAS_PATH, TAPEGRAD_BLAS_SONAME);
-    const Blas opened{.dgemm = symbol<decltype(&cblas_dgemm)>(handle, TAPEGRAD_BLAS_SONAME, "cblas_dgemm")};
+    const Blas opened{
+        .dgemm = symbol<decltype(&cblas_dgemm)>(handle, TAPEGRAD_BLAS_SONAME, "cblas_dgemm")};
     std::lock_guard lock(blas_mutex);
     blas_set_threads = symbol<SetThreads>(handle, TAPEGRAD_BLAS_SONAME, "openblas_set_num_threads");
     if (blas_threads > 0) blas_set_threads(blas_threads);

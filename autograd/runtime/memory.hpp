@@ -15,9 +15,10 @@ namespace tg {
 // worker thread allocates are still mapped on their own.
 //
 // It changes the whole process's malloc, so tapegrad does not do it by itself: the programs
-// (examples/programs/cli.cpp) and the benchmark call it first thing; call it in your own training program.
-// The price: the process's memory stays at its peak until it exits.  Elsewhere than glibc it does
-// nothing.  The same as GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824.
+// (examples/programs/cli.cpp) and the benchmark call it first thing; call it in your own training
+// program. The price: the process's memory stays at its peak until it exits.  Elsewhere than glibc
+// it does nothing.  The same as
+// GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824.
 void keep_freed_memory();
 
 }  // namespace tg

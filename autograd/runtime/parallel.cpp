@@ -16,7 +16,8 @@ std::size_t g_threads = 0;
 
 void set_num_threads(std::size_t n) {
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  g_control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
+  g_control =
+      std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
   detail::set_blas_threads(static_cast<int>(n));
   g_threads = n;
 }

@@ -13,9 +13,7 @@ class GatedLinear : public tg::nn::Layer {
   }
 
   // x: (..., in) -> (..., out)
-  tg::Tensor forward(const tg::Tensor& x) override {
-    return value_(x) * tg::sigmoid(gate_(x));
-  }
+  tg::Tensor forward(const tg::Tensor& x) override { return value_(x) * tg::sigmoid(gate_(x)); }
 
  private:
   tg::nn::Linear value_, gate_;

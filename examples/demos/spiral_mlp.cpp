@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < W * H; ++i) picture[i / W][i % W] = p.data<float>()(i, 1) > 0.5 ? '.' : ' ';
   const auto& pts = data.points.data<float>();
   for (std::size_t i = 0; i < data.labels.size(); ++i) {
-    const int c = static_cast<int>((pts(i, 0) + 1) / 2 * W), r = static_cast<int>((1 - pts(i, 1)) / 2 * H);
+    const int c = static_cast<int>((pts(i, 0) + 1) / 2 * W),
+              r = static_cast<int>((1 - pts(i, 1)) / 2 * H);
     if (c >= 0 && c < W && r >= 0 && r < H) picture[r][c] = data.labels(i) == 1 ? 'o' : 'x';
   }
   std::printf("What the model learned ('.' = region of class o, blank = class x):\n");

@@ -10,7 +10,8 @@
 #include "tapegrad.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"tape_tour: records a small expression, prints the tape, runs backward", "tape_tour"};
+  CLI::App app{"tape_tour: records a small expression, prints the tape, runs backward",
+               "tape_tour"};
   std::string dot;
   app.add_option("--dot", dot, "write the graph as Graphviz DOT to this file");
   CLI11_PARSE(app, argc, argv);

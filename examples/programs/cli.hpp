@@ -85,24 +85,34 @@ void add_encoder_options(CLI::App& cmd, Options& o) {
   cmd.add_option("--ff", o.ff, "feed-forward width")->check(positive);
   cmd.add_option("--dropout", o.dropout, "dropout")->check(CLI::Range(0.0, 0.9));
   cmd.add_option_function<std::string>(
-         "--positions", [&o](const std::string& name) { o.positions = tg::enum_from_name<tg::nn::PositionScheme>(name); },
+         "--positions",
+         [&o](const std::string& name) {
+           o.positions = tg::enum_from_name<tg::nn::PositionScheme>(name);
+         },
          "how the model sees word order (docs/positions.md)")
       ->check(position_names())
       ->default_str(tg::enum_name(o.positions));
   cmd.add_option("--relative-k", o.relative_k,
-                 "with --positions relative or --attention kernelized: clip offsets to [-k, k]")->check(positive);
+                 "with --positions relative or --attention kernelized: clip offsets to [-k, k]")
+      ->check(positive);
   cmd.add_option_function<std::string>(
-         "--attention", [&o](const std::string& name) { o.attention = tg::enum_from_name<tg::nn::AttentionKind>(name); },
-         "self-attention: softmax, or kernelized (random features and a learned bias per offset, by FFT)")
+         "--attention",
+         [&o](const std::string& name) {
+           o.attention = tg::enum_from_name<tg::nn::AttentionKind>(name);
+         },
+         "self-attention: softmax, or kernelized (random features and a learned bias per offset, "
+         "by FFT)")
       ->check(CLI::IsMember({"softmax", "kernelized"}))
       ->default_str(tg::enum_name(o.attention));
-  cmd.add_option("--kernel-features", o.kernel_features, "with --attention kernelized: random features m")
+  cmd.add_option("--kernel-features", o.kernel_features,
+                 "with --attention kernelized: random features m")
       ->check(positive);
 }
 // What the tagger and the classifier add (models/blocks.hpp, models/ensemble.hpp):
 // --subword-buckets, --conv-width and --ensemble; `noun` names the models ("taggers").
 void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& encoder,
-                            tg::models::SubwordOptions& subwords, std::size_t& members, const std::string& noun);
+                            tg::models::SubwordOptions& subwords, std::size_t& members,
+                            const std::string& noun);
 // --epochs --minutes --lr --lr-floor --warmup --weight-decay --average --seed --out --plot --log
 // --resume --detect-anomaly --overlap, --word-dropout --min-count --batch-tokens --bad-lines.
 void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& train, DataChoice& data);
@@ -129,7 +139,8 @@ void report_bad_lines(const tg::models::BadLines& bad);
 // The training and development data, read with `read` (models::read_conllu, read_labeled);
 // skipped lines are reported.
 template <class Read>
-auto read_train_and_dev(Read read, const std::string& train, const std::string& dev, tg::models::BadLines& bad) {
+auto read_train_and_dev(Read read, const std::string& train, const std::string& dev,
+                        tg::models::BadLines& bad) {
   auto train_data = read(train, &bad);
   auto dev_data = read(dev, &bad);
   report_bad_lines(bad);
@@ -144,7 +155,8 @@ struct EvalChoice {
   bool json = false;
   tg::models::BadLines bad_lines;
 };
-// `file_help` says what the file holds ("a CoNLL-U file"): its help, and what a missing one was expected to be.
+// `file_help` says what the file holds ("a CoNLL-U file"): its help, and what a missing one was
+// expected to be.
 void add_eval_options(CLI::App& cmd, EvalChoice& eval, const std::string& file_help);
 // `eval`'s file, read with `read` (models::read_conllu, read_labeled) under --bad-lines; skipped
 // lines are reported.
@@ -165,10 +177,12 @@ struct PredictChoice {
   std::vector<std::string> words;
 };
 CLI::Option* add_predict_options(CLI::App& cmd, PredictChoice& predict,
-                                 const std::string& attention_help = "draw the first sentence's self-attention as an SVG heatmap");
+                                 const std::string& attention_help =
+                                     "draw the first sentence's self-attention as an SVG heatmap");
 // The eval and predict subcommands of a task with a closed label set (tagger, sentiment), with
 // their options; `file_help` says what eval reads.
-std::pair<CLI::App*, CLI::App*> add_eval_and_predict(Program& program, EvalChoice& eval, PredictChoice& predict,
+std::pair<CLI::App*, CLI::App*> add_eval_and_predict(Program& program, EvalChoice& eval,
+                                                     PredictChoice& predict,
                                                      const std::string& file_help);
 
 // What a program with a closed label set (tagger, sentiment) brings to its `main`: `train`'s
@@ -184,8 +198,9 @@ struct LabellingCommands {
 // the command line and runs the command given.  `predict` holds the default model file (eval's
 // too) and the output formats; `eval_file_help` says what eval reads.
 template <class TrainChoice>
-int run_labelling_program(Program& program, int argc, char** argv, const LabellingCommands<TrainChoice>& commands,
-                          PredictChoice predict, const std::string& eval_file_help) {
+int run_labelling_program(Program& program, int argc, char** argv,
+                          const LabellingCommands<TrainChoice>& commands, PredictChoice predict,
+                          const std::string& eval_file_help) {
   TrainChoice train_choice;
   CLI::App* train_cmd = commands.add_train_command(program, train_choice);
   EvalChoice eval_choice{.model = predict.model};
@@ -207,7 +222,8 @@ std::vector<tg::models::Words> input_sentences(const std::vector<std::string>& a
 // predict can hand back the weights) over the first sentence, layer --layer, mean over heads, as
 // an SVG heatmap; nothing when not asked for or without a sentence.
 template <class Pipeline>
-void draw_first_attention(const Pipeline& model, const PredictChoice& p, const std::vector<tg::models::Words>& sentences) {
+void draw_first_attention(const Pipeline& model, const PredictChoice& p,
+                          const std::vector<tg::models::Words>& sentences) {
   if (p.attention_svg.empty() || sentences.empty()) return;
   std::vector<tg::Tensor> weights;  // the first sentence alone, so the weights are its own (B = 1)
   model.predict({sentences[0]}, &weights);
@@ -227,9 +243,10 @@ struct ClassReport {
   double accuracy() const;
   double precision(std::size_t c) const, recall(std::size_t c) const, f1(std::size_t c) const;
   double macro_f1() const;
-  std::string table() const;      // a row per class: precision, recall, F1, support
+  std::string table() const;  // a row per class: precision, recall, F1, support
   std::string confusion_text() const;
-  nlohmann::json json() const;    // {"accuracy", "macro_f1", "classes": {label: {precision, recall, f1, support}}, "confusion"}
+  nlohmann::json json() const;  // {"accuracy", "macro_f1", "classes": {label: {precision, recall,
+                                // f1, support}}, "confusion"}
   void write_confusion_svg(const std::string& path, const std::string& title) const;
 };
 // What `eval` prints: `header`, the per-class table and the confusion matrix as text, or one JSON

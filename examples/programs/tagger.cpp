@@ -34,7 +34,8 @@ Scores score(const models::TaggingPipeline& t, const std::vector<models::TaggedS
       const auto gold = static_cast<std::size_t>(t.tags().id(data[i].tags[j]));
       const auto guess = static_cast<std::size_t>(predicted[i][j]);
       s.report.add(gold, guess);
-      if (t.input().words.id(data[i].words[j]) == models::Vocab::kUnk) ++s.unknown, s.unknown_right += gold == guess;
+      if (t.input().words.id(data[i].words[j]) == models::Vocab::kUnk)
+        ++s.unknown, s.unknown_right += gold == guess;
     }
   return s;
 }
@@ -60,7 +61,8 @@ ConlluWords words_of_conllu(const std::vector<std::string>& lines) {
     if (id.find_first_not_of("0123456789") != std::string::npos) continue;  // 3-4 or 8.1
     const auto form_end = id_end == std::string::npos ? id_end : line.find('\t', id_end + 1);
     if (id_end == std::string::npos || form_end == std::string::npos)
-      throw models::DataError("standard input", i + 1, "a word line needs at least ID, FORM and a tab after them");
+      throw models::DataError("standard input", i + 1,
+                              "a word line needs at least ID, FORM and a tab after them");
     w.sentences.back().push_back(line.substr(id_end + 1, form_end - id_end - 1));
     w.lines.back().push_back(i);
   }
@@ -101,7 +103,8 @@ void tag_conllu(const models::TaggingPipeline& t, std::istream& in) {
 // `train`'s choices, with the program's defaults.
 struct TrainChoice {
   std::string data_dir, train_file, dev_file;
-  nn::TrainOptions to{.epochs = 12, .time_limit_minutes = 14, .out = "tagger.npz", .plot = "tagger-curve.svg"};
+  nn::TrainOptions to{
+      .epochs = 12, .time_limit_minutes = 14, .out = "tagger.npz", .plot = "tagger-curve.svg"};
   models::TaggerOptions options;  // its defaults are the program's
   models::SubwordOptions subwords;
   examples::DataChoice data{.word_dropout = 0.1, .batch_tokens = 1500};
@@ -113,12 +116,15 @@ CLI::App* add_train_command(examples::Program& program, TrainChoice& c) {
   CLI::App* cmd = program.subcommand("train", "train a tagger on CoNLL-U data");
   cmd->add_option("--data", c.data_dir, "folder with *train*.conllu and *dev*.conllu")
       ->check(examples::readable_folder("a folder with *train*.conllu and *dev*.conllu"));
-  cmd->add_option("--train", c.train_file, "training file (CoNLL-U)")->check(examples::readable("a CoNLL-U file"));
-  cmd->add_option("--dev", c.dev_file, "development file (CoNLL-U)")->check(examples::readable("a CoNLL-U file"));
+  cmd->add_option("--train", c.train_file, "training file (CoNLL-U)")
+      ->check(examples::readable("a CoNLL-U file"));
+  cmd->add_option("--dev", c.dev_file, "development file (CoNLL-U)")
+      ->check(examples::readable("a CoNLL-U file"));
   examples::add_encoder_options(*cmd, c.options.encoder);
   examples::add_word_model_options(*cmd, c.options.encoder, c.subwords, c.members, "taggers");
   cmd->add_option("--rare-word-dropout", c.rare_word_dropout,
-                  "in training, replace a word seen n times by the unknown word with probability a / (a + n)")
+                  "in training, replace a word seen n times by the unknown word with probability a "
+                  "/ (a + n)")
       ->check(examples::non_negative);
   examples::add_train_options(*cmd, c.to, c.data);
   return cmd;
@@ -126,10 +132,13 @@ CLI::App* add_train_command(examples::Program& program, TrainChoice& c) {
 
 int train(TrainChoice& c, const examples::Program& program) {
   if (!c.data_dir.empty()) {
-    if (c.train_file.empty()) c.train_file = examples::find_file(c.data_dir, "train", ".conllu", kNameThem);
-    if (c.dev_file.empty()) c.dev_file = examples::find_file(c.data_dir, "dev", ".conllu", kNameThem);
+    if (c.train_file.empty())
+      c.train_file = examples::find_file(c.data_dir, "train", ".conllu", kNameThem);
+    if (c.dev_file.empty())
+      c.dev_file = examples::find_file(c.data_dir, "dev", ".conllu", kNameThem);
   }
-  if (c.train_file.empty() || c.dev_file.empty()) throw CLI::RequiredError("--data, or --train and --dev");
+  if (c.train_file.empty() || c.dev_file.empty())
+    throw CLI::RequiredError("--data, or --train and --dev");
   const auto [train_data, dev_data] =
       examples::read_train_and_dev(models::read_conllu, c.train_file, c.dev_file, c.data.bad_lines);
   const auto train_words = models::words_of(train_data);
@@ -137,17 +146,22 @@ int train(TrainChoice& c, const examples::Program& program) {
   std::vector<std::string> all_tags;
   for (const auto& s : train_data) all_tags.insert(all_tags.end(), s.tags.begin(), s.tags.end());
   models::WordInput input{models::Vocab::build(train_words, c.data.min_count, false), c.subwords};
-  models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), c.options, c.members, c.to.seed);
-  std::printf("tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu parameters%s\n",
-              train_data.size(), dev_data.size(), t.input().words.size(), t.tags().size(), t.net().parameter_count(),
-              c.members > 1 ? (" in " + std::to_string(c.members) + " taggers").c_str() : "");
+  models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), c.options, c.members,
+                            c.to.seed);
+  std::printf(
+      "tagger: %zu train and %zu dev sentences, %zu words in the vocabulary, %zu tags, %zu "
+      "parameters%s\n",
+      train_data.size(), dev_data.size(), t.input().words.size(), t.tags().size(),
+      t.net().parameter_count(),
+      c.members > 1 ? (" in " + std::to_string(c.members) + " taggers").c_str() : "");
   examples::announce_limits(c.to);
   // Word dropout and rare-word dropout teach the model to tag from subword features alone.
   nn::Task task{.model = &t.net(), .gen = &t.gen()};
   task.batches = models::shuffled_batches(lengths, c.data.batch_tokens, 256, c.to.seed);
   task.loss = [&](const std::vector<std::size_t>& batch) {
     std::vector<const models::Words*> ws, ts;
-    for (std::size_t i : batch) ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
+    for (std::size_t i : batch)
+      ws.push_back(&train_data[i].words), ts.push_back(&train_data[i].tags);
     return t.loss(ws, ts, c.data.word_dropout, c.rare_word_dropout);
   };
   task.weight = [&](const std::vector<std::size_t>& batch) {  // the loss is a mean over tokens
@@ -169,15 +183,20 @@ int eval(examples::EvalChoice& e) {
   const Scores s = score(*t, gold);
   const double unknown = s.unknown ? double(s.unknown_right) / s.unknown : 0;
   char header[512];
-  std::snprintf(header, sizeof header, "%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)",
-                e.file.c_str(), gold.size(), s.report.total(), 100 * s.report.accuracy(), 100 * unknown, s.unknown);
-  examples::print_report(s.report, e, header,
-                         {{"sentences", gold.size()}, {"unknown_words", s.unknown}, {"unknown_accuracy", unknown}});
+  std::snprintf(
+      header, sizeof header,
+      "%s: %zu sentences, %zu tokens\nUPOS accuracy %.2f%% (unknown words: %.2f%% of %zu)",
+      e.file.c_str(), gold.size(), s.report.total(), 100 * s.report.accuracy(), 100 * unknown,
+      s.unknown);
+  examples::print_report(
+      s.report, e, header,
+      {{"sentences", gold.size()}, {"unknown_words", s.unknown}, {"unknown_accuracy", unknown}});
   return 0;
 }
 
 // A line per sentence: word/TAG pairs, or {"words", "tags"} as JSON.
-void print_tags(const models::TaggingPipeline& t, const std::vector<models::Words>& sentences, bool json) {
+void print_tags(const models::TaggingPipeline& t, const std::vector<models::Words>& sentences,
+                bool json) {
   const auto tags = t.predict(sentences);
   for (std::size_t i = 0; i < sentences.size(); ++i) {
     std::vector<std::string> names;
@@ -195,7 +214,9 @@ void print_tags(const models::TaggingPipeline& t, const std::vector<models::Word
 int predict(const examples::PredictChoice& p) {
   const auto t = models::TaggingPipeline::load(p.model);
   if (p.format == "conllu") {
-    if (!p.words.empty()) throw CLI::ValidationError("--format conllu", "reads CoNLL-U from standard input, not arguments");
+    if (!p.words.empty())
+      throw CLI::ValidationError("--format conllu",
+                                 "reads CoNLL-U from standard input, not arguments");
     tag_conllu(*t, std::cin);
     return 0;
   }
@@ -208,13 +229,17 @@ int predict(const examples::PredictChoice& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::Program program("tapegrad-tagger", "tapegrad-tagger: part-of-speech tagging with a transformer");
+  examples::Program program("tapegrad-tagger",
+                            "tapegrad-tagger: part-of-speech tagging with a transformer");
   const examples::PredictChoice predict_choice{
       .model = "tagger.npz",
       .formats = {"text", "conllu", "json"},
-      .format_help = "text: a sentence a line in, word/TAG out; conllu: CoNLL-U in and out (UPOS filled in); json: a "
-                     "sentence a line in, {\"words\", \"tags\"} a line out"};
-  return examples::run_labelling_program(program, argc, argv,
-                                         examples::LabellingCommands<TrainChoice>{add_train_command, train, eval, predict},
-                                         predict_choice, "a CoNLL-U file");
+      .format_help =
+          "text: a sentence a line in, word/TAG out; conllu: CoNLL-U in and out (UPOS filled in); "
+          "json: a "
+          "sentence a line in, {\"words\", \"tags\"} a line out"};
+  return examples::run_labelling_program(
+      program, argc, argv,
+      examples::LabellingCommands<TrainChoice>{add_train_command, train, eval, predict},
+      predict_choice, "a CoNLL-U file");
 }

@@ -4,7 +4,8 @@
 // seed and number of epochs; only the scheme changes.  Prints a Markdown table and draws it.
 //
 //   build/examples/length_study --data data/ud-english-ewt [--max-train-len 20] [--epochs 8]
-//                               [--conv-width 0] [--schemes none rope ... kernelized] [--svg runs/length-study.svg]
+//                               [--conv-width 0] [--schemes none rope ... kernelized] [--svg
+//                               runs/length-study.svg]
 //
 // The tagger's convolution over neighbouring words (on by default) gives it local order by
 // itself; --conv-width 0 leaves the scheme as the only source of order.
@@ -31,7 +32,8 @@ struct Bins {
   std::vector<std::string> names() const {
     std::vector<std::string> out;
     std::size_t from = 1;
-    for (std::size_t u : upper) out.push_back(std::to_string(from) + "-" + std::to_string(u)), from = u + 1;
+    for (std::size_t u : upper)
+      out.push_back(std::to_string(from) + "-" + std::to_string(u)), from = u + 1;
     out.push_back(std::to_string(from) + "+");
     return out;
   }
@@ -44,7 +46,8 @@ struct Row {
 };
 
 // Accuracy per length bin, and over all tokens (the last entry).
-std::vector<double> score_by_length(const models::TaggingPipeline& t, const std::vector<models::TaggedSentence>& dev,
+std::vector<double> score_by_length(const models::TaggingPipeline& t,
+                                    const std::vector<models::TaggedSentence>& dev,
                                     const Bins& bins) {
   const auto predicted = t.predict(models::words_of(dev));
   const std::size_t n_bins = bins.upper.size() + 1;
@@ -62,21 +65,26 @@ std::vector<double> score_by_length(const models::TaggingPipeline& t, const std:
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app("length_study: how well each scheme of positions tags sentences longer than any it trained on");
+  CLI::App app(
+      "length_study: how well each scheme of positions tags sentences longer than any it trained "
+      "on");
   std::string data_dir, svg, out_dir = "runs/length-study";
   std::size_t max_train_len = 20, epochs = 8, threads = 0;
   std::size_t conv_width = models::SentenceEncoderOptions{}.conv_width;
   std::uint64_t seed = 1;
   std::vector<std::size_t> bin_upper = {20, 40};
-  std::vector<std::string> schemes = {"none", "sinusoidal", "learned", "mlp", "fourier", "relative",
-                                      "rope", "alibi", "t5", "xl", "cape", "kernelized"};
+  std::vector<std::string> schemes = {"none",    "sinusoidal", "learned", "mlp",
+                                      "fourier", "relative",   "rope",    "alibi",
+                                      "t5",      "xl",         "cape",    "kernelized"};
   app.add_option("--data", data_dir, "folder with *train*.conllu and *dev*.conllu")->required();
   app.add_option("--max-train-len", max_train_len, "train on sentences of at most this many words");
   app.add_option("--epochs", epochs, "epochs per scheme (the same budget for each)");
-  app.add_option("--schemes", schemes, "--positions names, and kernelized (kernelized attention, its own bias)");
+  app.add_option("--schemes", schemes,
+                 "--positions names, and kernelized (kernelized attention, its own bias)");
   app.add_option("--bins", bin_upper, "upper ends of the length bins (the last bin is open)");
   app.add_option("--conv-width", conv_width,
-                 "the tagger's convolution over neighbouring words (0: none, so that the scheme alone gives order)")
+                 "the tagger's convolution over neighbouring words (0: none, so that the scheme "
+                 "alone gives order)")
       ->capture_default_str();
   app.add_option("--seed", seed, "one seed for every scheme");
   app.add_option("--threads", threads, "threads (0: all cores)");
@@ -94,10 +102,13 @@ int main(int argc, char** argv) {
     const Bins bins{bin_upper};
     std::vector<std::size_t> dev_in_bin(bin_upper.size() + 1, 0);
     for (const auto& s : dev) dev_in_bin[bins.of(s.words.size())] += s.words.size();
-    std::printf("training on %zu of %zu sentences (at most %zu words), %zu epochs per scheme, convolution width %zu; "
-                "dev tokens by length:",
-                train.size(), all_train.size(), max_train_len, epochs, conv_width);
-    for (std::size_t b = 0; b < dev_in_bin.size(); ++b) std::printf(" %s: %zu", bins.names()[b].c_str(), dev_in_bin[b]);
+    std::printf(
+        "training on %zu of %zu sentences (at most %zu words), %zu epochs per scheme, convolution "
+        "width %zu; "
+        "dev tokens by length:",
+        train.size(), all_train.size(), max_train_len, epochs, conv_width);
+    for (std::size_t b = 0; b < dev_in_bin.size(); ++b)
+      std::printf(" %s: %zu", bins.names()[b].c_str(), dev_in_bin[b]);
     std::printf("\n");
     fs::create_directories(out_dir);
 
@@ -112,26 +123,31 @@ int main(int argc, char** argv) {
       options.encoder.conv_width = conv_width;
       if (scheme == "kernelized") {
         options.encoder.attention = nn::AttentionKind::kernelized;
-        options.encoder.positions = nn::PositionScheme::relative;  // its bias b_r, clipped to relative_k
+        options.encoder.positions =
+            nn::PositionScheme::relative;  // its bias b_r, clipped to relative_k
       } else {
         options.encoder.positions = enum_from_name<nn::PositionScheme>(scheme);
       }
-      models::WordInput input{models::Vocab::build(train_words, 1, false), models::SubwordOptions{}};
-      models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), options, 1, seed);
+      models::WordInput input{models::Vocab::build(train_words, 1, false),
+                              models::SubwordOptions{}};
+      models::TaggingPipeline t(std::move(input), models::Vocab::closed(all_tags), options, 1,
+                                seed);
       nn::TrainOptions to{.epochs = epochs, .seed = seed, .out = out_dir + "/" + scheme + ".npz"};
       std::printf("\n== %s: %zu parameters\n", scheme.c_str(), t.net().parameter_count());
-      nn::Task task{.model = &t.net(),
-                        .gen = &t.gen(),
-                        .batches = models::shuffled_batches(lengths, 1500, 256, seed),
-                        .loss =
-                            [&](const std::vector<std::size_t>& batch) {
-                              std::vector<const models::Words*> ws, ts;
-                              for (std::size_t i : batch) ws.push_back(&train[i].words), ts.push_back(&train[i].tags);
-                              return t.loss(ws, ts, 0.1, 1.0);  // the tagger's word and rare-word dropout
-                            },
-                        .lengths = &lengths,
-                        .evaluate = [&] { return score_by_length(t, dev, bins).back(); },
-                        .save_model = [&](const std::string& path) { t.save(path, "length_study " + scheme); }};
+      nn::Task task{
+          .model = &t.net(),
+          .gen = &t.gen(),
+          .batches = models::shuffled_batches(lengths, 1500, 256, seed),
+          .loss =
+              [&](const std::vector<std::size_t>& batch) {
+                std::vector<const models::Words*> ws, ts;
+                for (std::size_t i : batch)
+                  ws.push_back(&train[i].words), ts.push_back(&train[i].tags);
+                return t.loss(ws, ts, 0.1, 1.0);  // the tagger's word and rare-word dropout
+              },
+          .lengths = &lengths,
+          .evaluate = [&] { return score_by_length(t, dev, bins).back(); },
+          .save_model = [&](const std::string& path) { t.save(path, "length_study " + scheme); }};
       const auto start = std::chrono::steady_clock::now();
       {
         // Ctrl-C stops this scheme's training (after saving its checkpoint) and the study goes
@@ -141,14 +157,18 @@ int main(int argc, char** argv) {
         nn::train(task, to);
         task.stop = nullptr;
       }
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       rows.push_back({scheme, score_by_length(t, dev, bins), seconds});  // the last epoch's model
     }
 
     std::vector<std::string> columns = bins.names();
     columns.push_back("all");
-    std::printf("\nUPOS accuracy on the dev set by sentence length (words), trained on sentences of at most %zu words:\n\n"
-                "| scheme |", max_train_len);
+    std::printf(
+        "\nUPOS accuracy on the dev set by sentence length (words), trained on sentences of at "
+        "most %zu words:\n\n"
+        "| scheme |",
+        max_train_len);
     for (const auto& c : columns) std::printf(" %s |", c.c_str());
     std::printf(" training time |\n|---|");
     for (std::size_t c = 0; c <= columns.size(); ++c) std::printf("---:|");
@@ -165,7 +185,8 @@ int main(int argc, char** argv) {
       models::write_bars_svg(svg, groups, columns, values,
                              "UPOS accuracy by sentence length, trained on sentences of at most " +
                                  std::to_string(max_train_len) + " words" +
-                                 (conv_width ? ", convolution width " + std::to_string(conv_width) : ", no convolution"),
+                                 (conv_width ? ", convolution width " + std::to_string(conv_width)
+                                             : ", no convolution"),
                              0.5);
       std::printf("\ndrew %s\n", svg.c_str());
     }

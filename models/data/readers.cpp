@@ -3,9 +3,9 @@
 #include <utf8.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <cctype>
 #include <fstream>
 
 #include "text.hpp"
@@ -31,7 +31,9 @@ void for_each_line(const std::string& path, BadLines* bad, F f, G on_skip) {
     try {
       const auto invalid = utf8::find_invalid(line.begin(), line.end());
       if (invalid != line.end())
-        throw DataError(path, number, "not UTF-8 text (invalid byte at offset " + std::to_string(invalid - line.begin()) + ")");
+        throw DataError(path, number,
+                        "not UTF-8 text (invalid byte at offset " +
+                            std::to_string(invalid - line.begin()) + ")");
       f(line, number);
     } catch (const DataError& e) {
       if (!bad || !bad->skip) throw;
@@ -84,58 +86,77 @@ std::vector<TaggedSentence> read_conllu(const std::string& path, BadLines* bad) 
     current = {};
     started = broken = false;
   };
-  for_each_line(path, bad, [&](const std::string& line, std::size_t number) {
-    if (is_blank(line)) {
-      const bool empty_sentence = started && current.words.empty() && !broken;
-      finish();
-      if (empty_sentence) throw DataError(path, number, "the sentence ending here has no tokens");
-      return;
-    }
-    started = true;
-    if (line[0] == '#') return;
-    const auto cols = split_tabs(line);
-    if (cols.size() != 10)
-      throw DataError(path, number, "expected 10 tab-separated columns (CoNLL-U), found " + std::to_string(cols.size()));
-    const std::string& id = cols[0];
-    if (id.find('-') != std::string::npos || id.find('.') != std::string::npos) return;  // 3-4, 8.1
-    if (id.empty() || !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); }))
-      throw DataError(path, number, "the token id '" + id + "' is not a number");
-    if (cols[1].empty() || cols[3].empty()) throw DataError(path, number, "empty word form or UPOS tag");
-    current.words.push_back(cols[1]);
-    current.tags.push_back(cols[3]);
-  }, [&] { broken = started = true; });
+  for_each_line(
+      path, bad,
+      [&](const std::string& line, std::size_t number) {
+        if (is_blank(line)) {
+          const bool empty_sentence = started && current.words.empty() && !broken;
+          finish();
+          if (empty_sentence)
+            throw DataError(path, number, "the sentence ending here has no tokens");
+          return;
+        }
+        started = true;
+        if (line[0] == '#') return;
+        const auto cols = split_tabs(line);
+        if (cols.size() != 10)
+          throw DataError(
+              path, number,
+              "expected 10 tab-separated columns (CoNLL-U), found " + std::to_string(cols.size()));
+        const std::string& id = cols[0];
+        if (id.find('-') != std::string::npos || id.find('.') != std::string::npos)
+          return;  // 3-4, 8.1
+        if (id.empty() ||
+            !std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isdigit(c); }))
+          throw DataError(path, number, "the token id '" + id + "' is not a number");
+        if (cols[1].empty() || cols[3].empty())
+          throw DataError(path, number, "empty word form or UPOS tag");
+        current.words.push_back(cols[1]);
+        current.tags.push_back(cols[3]);
+      },
+      [&] { broken = started = true; });
   finish();
   return out;
 }
 
 std::vector<LabeledSentence> read_tsv(const std::string& path, BadLines* bad) {
   std::vector<LabeledSentence> out;
-  for_each_line(path, bad, [&](const std::string& line, std::size_t number) {
-    if (number == 1) {
-      if (line.rfind("sentence\t", 0) != 0)
-        throw DataError(path, number, "expected the header 'sentence<TAB>label'");
-      return;
-    }
-    if (is_blank(line)) return;
-    const auto cols = split_tabs(line);
-    if (cols.size() != 2) throw DataError(path, number, "expected 'sentence<TAB>label', found " + std::to_string(cols.size()) + " columns");
-    LabeledSentence s{split_words(cols[0]), cols[1]};
-    if (s.words.empty()) throw DataError(path, number, "the sentence is empty");
-    if (s.label.empty()) throw DataError(path, number, "the label is empty");
-    out.push_back(std::move(s));
-  }, [] {});
+  for_each_line(
+      path, bad,
+      [&](const std::string& line, std::size_t number) {
+        if (number == 1) {
+          if (line.rfind("sentence\t", 0) != 0)
+            throw DataError(path, number, "expected the header 'sentence<TAB>label'");
+          return;
+        }
+        if (is_blank(line)) return;
+        const auto cols = split_tabs(line);
+        if (cols.size() != 2)
+          throw DataError(
+              path, number,
+              "expected 'sentence<TAB>label', found " + std::to_string(cols.size()) + " columns");
+        LabeledSentence s{split_words(cols[0]), cols[1]};
+        if (s.words.empty()) throw DataError(path, number, "the sentence is empty");
+        if (s.label.empty()) throw DataError(path, number, "the label is empty");
+        out.push_back(std::move(s));
+      },
+      [] {});
   return out;
 }
 
 std::vector<LabeledSentence> read_label_first(const std::string& path, BadLines* bad) {
   std::vector<LabeledSentence> out;
-  for_each_line(path, bad, [&](const std::string& line, std::size_t number) {
-    if (is_blank(line)) return;
-    auto words = split_words(line);
-    LabeledSentence s{std::vector<std::string>(words.begin() + 1, words.end()), words[0]};
-    if (s.words.empty()) throw DataError(path, number, "expected '<label> <sentence>', found no sentence");
-    out.push_back(std::move(s));
-  }, [] {});
+  for_each_line(
+      path, bad,
+      [&](const std::string& line, std::size_t number) {
+        if (is_blank(line)) return;
+        auto words = split_words(line);
+        LabeledSentence s{std::vector<std::string>(words.begin() + 1, words.end()), words[0]};
+        if (s.words.empty())
+          throw DataError(path, number, "expected '<label> <sentence>', found no sentence");
+        out.push_back(std::move(s));
+      },
+      [] {});
   return out;
 }
 
@@ -157,15 +178,17 @@ std::vector<std::string> read_lines(const std::string& path) {
 AlignedLines read_aligned(const std::string& source_path, const std::string& reference_path) {
   AlignedLines a{read_lines(source_path), read_lines(reference_path)};
   for (std::size_t i = 0; i < a.sources.size(); ++i)
-    if (a.sources[i].empty()) throw DataError(source_path, i + 1, "empty line (every line must hold a sentence)");
+    if (a.sources[i].empty())
+      throw DataError(source_path, i + 1, "empty line (every line must hold a sentence)");
   if (a.sources.size() != a.references.size())
-    throw std::runtime_error(source_path + " has " + std::to_string(a.sources.size()) + " lines but " + reference_path +
-                             " has " + std::to_string(a.references.size()) + " (the files must be aligned)");
+    throw std::runtime_error(source_path + " has " + std::to_string(a.sources.size()) +
+                             " lines but " + reference_path + " has " +
+                             std::to_string(a.references.size()) + " (the files must be aligned)");
   return a;
 }
 
-std::vector<SentencePair> read_parallel(const std::string& source_path, const std::string& target_path, bool lower,
-                                        BadLines* bad) {
+std::vector<SentencePair> read_parallel(const std::string& source_path,
+                                        const std::string& target_path, bool lower, BadLines* bad) {
   // Read both files whole first: a misaligned pair of files always stops, whatever `bad` says.
   const auto raw_lines = [](const std::string& path) {
     std::ifstream in = open(path);
@@ -179,9 +202,11 @@ std::vector<SentencePair> read_parallel(const std::string& source_path, const st
   const auto source = raw_lines(source_path), target = raw_lines(target_path);
   if (source.size() != target.size()) {
     const bool target_short = target.size() < source.size();
-    throw DataError(target_short ? target_path : source_path, std::min(source.size(), target.size()) + 1,
-                    "the file ends here, but " + (target_short ? source_path : target_path) + " has " +
-                        std::to_string(std::max(source.size(), target.size())) + " lines (the files must be aligned)");
+    throw DataError(target_short ? target_path : source_path,
+                    std::min(source.size(), target.size()) + 1,
+                    "the file ends here, but " + (target_short ? source_path : target_path) +
+                        " has " + std::to_string(std::max(source.size(), target.size())) +
+                        " lines (the files must be aligned)");
   }
   const auto sentence = [&](const std::string& path, const std::string& line, std::size_t number) {
     std::vector<std::string> words;
@@ -190,7 +215,8 @@ std::vector<SentencePair> read_parallel(const std::string& source_path, const st
     } catch (const std::invalid_argument& e) {
       throw DataError(path, number, e.what());
     }
-    if (words.empty()) throw DataError(path, number, "empty line (every line must hold a sentence)");
+    if (words.empty())
+      throw DataError(path, number, "empty line (every line must hold a sentence)");
     return words;
   };
   std::vector<SentencePair> pairs;

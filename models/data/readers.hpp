@@ -14,7 +14,8 @@
 namespace tg::models {
 
 // A problem in a data file: the message starts with "file:line: " ("file: " for line 0, a
-// problem with the whole file, such as "train.tsv: cannot open the file: No such file or directory").
+// problem with the whole file, such as "train.tsv: cannot open the file: No such file or
+// directory").
 class DataError : public std::runtime_error {
  public:
   DataError(const std::string& file, std::size_t line, const std::string& what)
@@ -56,8 +57,10 @@ std::vector<std::size_t> lengths_of(const std::vector<std::vector<std::string>>&
 
 // Every reader also rejects text that is not UTF-8.
 std::vector<TaggedSentence> read_conllu(const std::string& path, BadLines* bad = nullptr);
-std::vector<LabeledSentence> read_tsv(const std::string& path, BadLines* bad = nullptr);  // sentence<TAB>label + header
-std::vector<LabeledSentence> read_label_first(const std::string& path, BadLines* bad = nullptr);  // <label> <sentence>
+std::vector<LabeledSentence> read_tsv(const std::string& path,
+                                      BadLines* bad = nullptr);  // sentence<TAB>label + header
+std::vector<LabeledSentence> read_label_first(const std::string& path,
+                                              BadLines* bad = nullptr);  // <label> <sentence>
 // Picks the sentiment reader from the file's first line: a "sentence<TAB>label" header, or not.
 std::vector<LabeledSentence> read_labeled(const std::string& path, BadLines* bad = nullptr);
 
@@ -68,7 +71,8 @@ std::vector<LabeledSentence> read_labeled(const std::string& path, BadLines* bad
 struct SentencePair {
   std::vector<std::string> source, target;
 };
-std::vector<SentencePair> read_parallel(const std::string& source_path, const std::string& target_path, bool lower,
+std::vector<SentencePair> read_parallel(const std::string& source_path,
+                                        const std::string& target_path, bool lower,
                                         BadLines* bad = nullptr);
 // The lines of a text file as they are (line endings removed), e.g. references for BLEU; a line
 // that is not UTF-8 is a DataError.

@@ -10,12 +10,16 @@ namespace tg::models {
 
 namespace {
 
-const std::string kWordStart = "\xE2\x96\x81";  // "▁", U+2581: SentencePiece's mark of a word's start
+const std::string kWordStart =
+    "\xE2\x96\x81";  // "▁", U+2581: SentencePiece's mark of a word's start
 
 // The training text for SentencePiece: one sentence a line, its words joined by spaces.
 class SentenceLines : public sentencepiece::SentenceIterator {
  public:
-  explicit SentenceLines(const std::vector<std::vector<std::string>>& sentences) : sentences_(sentences) { fill(); }
+  explicit SentenceLines(const std::vector<std::vector<std::string>>& sentences)
+      : sentences_(sentences) {
+    fill();
+  }
   bool done() const override { return next_ > sentences_.size(); }
   void Next() override { fill(); }
   const std::string& value() const override { return line_; }
@@ -36,15 +40,19 @@ class SentenceLines : public sentencepiece::SentenceIterator {
 
 }  // namespace
 
-SubwordVocab SubwordVocab::train(const std::vector<std::vector<std::string>>& sentences, std::size_t size) {
-  if (size < 8) throw std::invalid_argument("subword vocabulary: size " + std::to_string(size) + " is below 8 pieces");
+SubwordVocab SubwordVocab::train(const std::vector<std::vector<std::string>>& sentences,
+                                 std::size_t size) {
+  if (size < 8)
+    throw std::invalid_argument("subword vocabulary: size " + std::to_string(size) +
+                                " is below 8 pieces");
   SentenceLines lines(sentences);
   if (lines.done()) throw std::invalid_argument("subword vocabulary: no words to train on");
   const std::unordered_map<std::string, std::string> options = {
       {"model_type", "unigram"},
       {"vocab_size", std::to_string(size)},
-      {"character_coverage", "1.0"},            // every letter of the text is a piece: no <unk> inside words
-      {"normalization_rule_name", "identity"},  // the tokeniser normalised already; pieces join back exactly
+      {"character_coverage", "1.0"},  // every letter of the text is a piece: no <unk> inside words
+      {"normalization_rule_name",
+       "identity"},  // the tokeniser normalised already; pieces join back exactly
       {"split_digits", "false"},
       {"num_threads", "1"},
       {"input_sentence_size", "0"},  // every sentence: no random subset, so training is repeatable
@@ -53,8 +61,8 @@ SubwordVocab SubwordVocab::train(const std::vector<std::vector<std::string>>& se
   std::string bytes;
   const auto status = sentencepiece::SentencePieceTrainer::Train(options, &lines, &bytes);
   if (!status.ok())
-    throw std::invalid_argument("subword vocabulary of " + std::to_string(size) + " pieces: SentencePiece: " +
-                                status.ToString());
+    throw std::invalid_argument("subword vocabulary of " + std::to_string(size) +
+                                " pieces: SentencePiece: " + status.ToString());
   return from_bytes(bytes, "a new subword vocabulary");
 }
 
@@ -73,7 +81,8 @@ std::vector<std::string> SubwordVocab::encode(const std::vector<std::string>& wo
   for (const auto& word : words) {
     std::vector<std::string> p;
     if (const auto status = processor_->Encode(word, &p); !status.ok())
-      throw std::runtime_error("subword vocabulary: cannot split '" + word + "': " + status.ToString());
+      throw std::runtime_error("subword vocabulary: cannot split '" + word +
+                               "': " + status.ToString());
     pieces.insert(pieces.end(), p.begin(), p.end());
   }
   return pieces;
@@ -98,6 +107,8 @@ std::vector<std::string> SubwordVocab::decode(const std::vector<std::string>& pi
   return words;
 }
 
-std::size_t SubwordVocab::size() const { return static_cast<std::size_t>(processor_->GetPieceSize()); }
+std::size_t SubwordVocab::size() const {
+  return static_cast<std::size_t>(processor_->GetPieceSize());
+}
 
 }  // namespace tg::models

@@ -26,7 +26,8 @@ class SubwordVocab {
  public:
   // A unigram model of exactly `size` pieces (its specials <unk> <s> </s> included) trained on
   // the words of `sentences`; throws naming the size the text allows when it is too large.
-  static SubwordVocab train(const std::vector<std::vector<std::string>>& sentences, std::size_t size);
+  static SubwordVocab train(const std::vector<std::vector<std::string>>& sentences,
+                            std::size_t size);
   // A model from bytes() (e.g. read back from a model file); `where` names the source in errors.
   static SubwordVocab from_bytes(const std::string& bytes, const std::string& where);
 
@@ -37,7 +38,7 @@ class SubwordVocab {
   // unknown piece ("<unk>", the vocabulary's word for it) stands alone as a word.
   static std::vector<std::string> decode(const std::vector<std::string>& pieces);
 
-  std::size_t size() const;                        // pieces in the model
+  std::size_t size() const;                            // pieces in the model
   const std::string& bytes() const { return bytes_; }  // the serialised model
 
  private:

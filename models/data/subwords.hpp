@@ -28,7 +28,8 @@ struct SubwordOptions {
   // The options a model file stores (nn/training/model_file.hpp).
   template <class F>
   void fields(F&& f) {
-    f("subword_buckets", buckets), f("subword_features", max_features), f("subword_grouped", grouped);
+    f("subword_buckets", buckets), f("subword_features", max_features),
+        f("subword_grouped", grouped);
   }
 };
 std::vector<std::int64_t> subword_ids(const std::string& word, const SubwordOptions& options);

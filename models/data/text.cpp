@@ -17,7 +17,8 @@ namespace {
 std::u32string decode(const std::string& text) {
   const auto bad = utf8::find_invalid(text.begin(), text.end());
   if (bad != text.end())
-    throw std::invalid_argument("not UTF-8 text (invalid byte at offset " + std::to_string(bad - text.begin()) + ")");
+    throw std::invalid_argument("not UTF-8 text (invalid byte at offset " +
+                                std::to_string(bad - text.begin()) + ")");
   std::u32string out;
   utf8::utf8to32(text.begin(), text.end(), std::back_inserter(out));
   return out;
@@ -36,11 +37,14 @@ char32_t lower(char32_t c) {
 }
 
 bool is_space(char32_t c) {
-  return c == U' ' || (c >= U'\t' && c <= U'\r') || c == 0xA0 || (c >= 0x2000 && c <= 0x200B) || c == 0x3000;
+  return c == U' ' || (c >= U'\t' && c <= U'\r') || c == 0xA0 || (c >= 0x2000 && c <= 0x200B) ||
+         c == 0x3000;
 }
 
 bool is_punct(char32_t c) {
-  if (c < 0x80) return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
+  if (c < 0x80)
+    return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
+           (c >= 0x7B && c <= 0x7E);
   if (c >= 0xA1 && c <= 0xBF) return c != 0xAA && c != 0xB5 && c != 0xBA;  // not ª µ º (letters)
   return c == 0xD7 || c == 0xF7 || (c >= 0x2010 && c <= 0x205E);
 }
@@ -95,9 +99,9 @@ std::vector<std::string> tokenize(const std::string& line, bool lowercase) {
     }
     const char32_t prev = i > 0 ? s[i - 1] : U' ', next = i + 1 < s.size() ? s[i + 1] : U' ';
     const bool inside_word = is_word(prev) && is_word(next);
-    if (c == U'-' && inside_word) word += c;                                            // t-shirt
-    else if ((c == U'.' || c == U',') && is_digit(prev) && is_digit(next)) word += c;    // 3.5, 1,000
-    else if (c == U'\'' && is_word(prev) && is_word(next) && !word.empty()) {            // man 's
+    if (c == U'-' && inside_word) word += c;                                           // t-shirt
+    else if ((c == U'.' || c == U',') && is_digit(prev) && is_digit(next)) word += c;  // 3.5, 1,000
+    else if (c == U'\'' && is_word(prev) && is_word(next) && !word.empty()) {          // man 's
       flush();
       word += c;
     } else {
@@ -110,9 +114,12 @@ std::vector<std::string> tokenize(const std::string& line, bool lowercase) {
 }
 
 std::string detokenize(const std::vector<std::string>& tokens) {
-  static const std::string closing[] = {",", ".", "!", "?", ";", ":", ")", "]", "}", "%", "…", "“", "»"};
+  static const std::string closing[] = {",", ".", "!", "?", ";", ":", ")",
+                                        "]", "}", "%", "…", "“", "»"};
   static const std::string opening[] = {"(", "[", "{", "„", "«", "¿", "¡"};
-  const auto among = [](const std::string& t, const auto& set) { return std::find(std::begin(set), std::end(set), t) != std::end(set); };
+  const auto among = [](const std::string& t, const auto& set) {
+    return std::find(std::begin(set), std::end(set), t) != std::end(set);
+  };
   std::string out;
   bool glue_next = true, quote_open = false;
   for (const auto& t : tokens) {
@@ -134,7 +141,8 @@ std::string detokenize(const std::vector<std::string>& tokens) {
 std::string tokenize_13a(const std::string& input) {
   std::string line = input;
   const auto replace_all = [&](const std::string& from, const std::string& to) {
-    for (std::size_t p = line.find(from); p != std::string::npos; p = line.find(from, p + to.size()))
+    for (std::size_t p = line.find(from); p != std::string::npos;
+         p = line.find(from, p + to.size()))
       line.replace(p, from.size(), to);
   };
   replace_all("<skipped>", "");
@@ -148,8 +156,8 @@ std::string tokenize_13a(const std::string& input) {
   }
   // 1. Symbols become tokens: { | } ~ [ \ ] ^ _ ` space ! " # $ % & ( ) * + : ; < = > ? @ /
   const auto symbol = [](unsigned char c) {
-    return (c >= '{' && c <= '~') || (c >= '[' && c <= '`') || (c >= ' ' && c <= '&') || (c >= '(' && c <= '+') ||
-           (c >= ':' && c <= '@') || c == '/';
+    return (c >= '{' && c <= '~') || (c >= '[' && c <= '`') || (c >= ' ' && c <= '&') ||
+           (c >= '(' && c <= '+') || (c >= ':' && c <= '@') || c == '/';
   };
   std::string s = " ";
   for (unsigned char c : line) {
@@ -174,12 +182,22 @@ std::string tokenize_13a(const std::string& input) {
   };
   const auto digit = [](char c) { return c >= '0' && c <= '9'; };
   const auto point = [](char c) { return c == '.' || c == ','; };
-  s = rewrite(s, [&](char a, char b) { return !digit(a) && point(b); },  // period or comma not after a digit
-              [](char a, char b) { return std::string{a, ' ', b, ' '}; });
-  s = rewrite(s, [&](char a, char b) { return point(a) && !digit(b); },  // ... nor before one
-              [](char a, char b) { return std::string{' ', a, ' ', b}; });
-  s = rewrite(s, [&](char a, char b) { return digit(a) && b == '-'; },  // a dash after a digit
-              [](char a, char b) { return std::string{a, ' ', b, ' '}; });
+  s = rewrite(
+      s,
+      [&](char a, char b) { return !digit(a) && point(b); },  // period or comma not after a digit
+      [](char a, char b) {
+        return std::string{a, ' ', b, ' '};
+      });
+  s = rewrite(
+      s, [&](char a, char b) { return point(a) && !digit(b); },  // ... nor before one
+      [](char a, char b) {
+        return std::string{' ', a, ' ', b};
+      });
+  s = rewrite(
+      s, [&](char a, char b) { return digit(a) && b == '-'; },  // a dash after a digit
+      [](char a, char b) {
+        return std::string{a, ' ', b, ' '};
+      });
   // Collapse runs of spaces.
   std::string out;
   for (std::size_t i = 0; i < s.size();) {
@@ -201,20 +219,25 @@ using NgramCounts = std::map<std::vector<std::string>, std::size_t>;
 
 NgramCounts ngrams(const std::vector<std::string>& words, std::size_t n) {
   NgramCounts counts;
-  for (std::size_t i = 0; i + n <= words.size(); ++i) ++counts[{words.begin() + i, words.begin() + i + n}];
+  for (std::size_t i = 0; i + n <= words.size(); ++i)
+    ++counts[{words.begin() + i, words.begin() + i + n}];
   return counts;
 }
 
 }  // namespace
 
-Bleu corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<std::string>& references, bool lower) {
+Bleu corpus_bleu(const std::vector<std::string>& hypotheses,
+                 const std::vector<std::string>& references, bool lower) {
   if (hypotheses.size() != references.size())
-    throw std::invalid_argument("corpus_bleu: " + std::to_string(hypotheses.size()) + " hypotheses but " +
-                                std::to_string(references.size()) + " references (one each)");
+    throw std::invalid_argument("corpus_bleu: " + std::to_string(hypotheses.size()) +
+                                " hypotheses but " + std::to_string(references.size()) +
+                                " references (one each)");
   Bleu b;
   for (std::size_t i = 0; i < hypotheses.size(); ++i) {
-    const auto hyp = split_words(tokenize_13a(lower ? lowercase_text(hypotheses[i]) : hypotheses[i]));
-    const auto ref = split_words(tokenize_13a(lower ? lowercase_text(references[i]) : references[i]));
+    const auto hyp =
+        split_words(tokenize_13a(lower ? lowercase_text(hypotheses[i]) : hypotheses[i]));
+    const auto ref =
+        split_words(tokenize_13a(lower ? lowercase_text(references[i]) : references[i]));
     b.hyp_length += hyp.size();
     b.ref_length += ref.size();
     for (std::size_t n = 1; n <= 4; ++n) {
@@ -242,13 +265,15 @@ Bleu corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<s
     log_sum += std::log(b.precisions[n]);
   }
   if (b.hyp_length == 0) b.brevity_penalty = 0;
-  else if (b.hyp_length < b.ref_length) b.brevity_penalty = std::exp(1.0 - double(b.ref_length) / b.hyp_length);
+  else if (b.hyp_length < b.ref_length)
+    b.brevity_penalty = std::exp(1.0 - double(b.ref_length) / b.hyp_length);
   else b.brevity_penalty = 1;
   b.score = zero ? 0.0 : b.brevity_penalty * std::exp(log_sum / 4);
   return b;
 }
 
-double sentence_bleu(const std::vector<std::string>& hypothesis, const std::vector<std::string>& reference) {
+double sentence_bleu(const std::vector<std::string>& hypothesis,
+                     const std::vector<std::string>& reference) {
   if (hypothesis.empty()) return 0;
   double log_sum = 0;
   for (std::size_t n = 1; n <= 4; ++n) {
@@ -269,15 +294,17 @@ double sentence_bleu(const std::vector<std::string>& hypothesis, const std::vect
 
 std::string Bleu::to_string() const {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %zu ref_len = %zu)",
-                score, precisions[0], precisions[1], precisions[2], precisions[3], brevity_penalty,
-                ref_length ? double(hyp_length) / ref_length : 0.0, hyp_length, ref_length);
+  std::snprintf(
+      buf, sizeof buf,
+      "BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f ratio = %.3f hyp_len = %zu ref_len = %zu)", score,
+      precisions[0], precisions[1], precisions[2], precisions[3], brevity_penalty,
+      ref_length ? double(hyp_length) / ref_length : 0.0, hyp_length, ref_length);
   return buf;
 }
 
 std::string bleu_signature(bool lower) {
-  return std::string("nrefs:1|case:") + (lower ? "lc" : "mixed") + "|eff:no|tok:13a|smooth:exp|version:tapegrad-" +
-         TAPEGRAD_VERSION;
+  return std::string("nrefs:1|case:") + (lower ? "lc" : "mixed") +
+         "|eff:no|tok:13a|smooth:exp|version:tapegrad-" + TAPEGRAD_VERSION;
 }
 
 }  // namespace tg::models

@@ -37,7 +37,8 @@ struct Bleu {
   std::array<std::size_t, 4> totals{};   // n-grams in the hypotheses
   double brevity_penalty = 0;
   std::size_t hyp_length = 0, ref_length = 0;
-  std::string to_string() const;  // "BLEU = 35.12 66.1/42.0/28.9/20.1 (BP = 0.98 ratio = 0.98 hyp_len = ...)"
+  std::string to_string()
+      const;  // "BLEU = 35.12 66.1/42.0/28.9/20.1 (BP = 0.98 ratio = 0.98 hyp_len = ...)"
 };
 
 // How a score was computed, in sacreBLEU's signature format, so that scores can be compared:
@@ -48,13 +49,14 @@ std::string bleu_signature(bool lower);
 // Both sides are 13a-tokenised (and lowercased first if `lower`).  An n-gram order with no match
 // gets sacreBLEU's "exp" smoothing (precision 100 / (2^k * total) for the k-th such order); no
 // hypothesis n-gram at all for some order, or no unigram match, gives 0.
-Bleu corpus_bleu(const std::vector<std::string>& hypotheses, const std::vector<std::string>& references,
-                 bool lower);
+Bleu corpus_bleu(const std::vector<std::string>& hypotheses,
+                 const std::vector<std::string>& references, bool lower);
 
 // Sentence-level BLEU+1 (Lin and Och 2004) of tokens against one reference, in [0, 1]: n-gram
 // precisions for n = 2..4 get one added to matches and totals, so that a sentence without a
 // 4-gram match still scores by its other orders; brevity penalty as corpus BLEU.  An empty
 // hypothesis, or one without a unigram match, scores 0.  The cost of minimum risk training.
-double sentence_bleu(const std::vector<std::string>& hypothesis, const std::vector<std::string>& reference);
+double sentence_bleu(const std::vector<std::string>& hypothesis,
+                     const std::vector<std::string>& reference);
 
 }  // namespace tg::models

@@ -43,7 +43,8 @@ Array<double> orthogonal_gaussian_features(std::size_t m, std::size_t D, Generat
 }
 
 Tensor favor_features(const Tensor& x, const Tensor& omega, bool queries) {
-  if (!x.defined() || !omega.defined() || x.dim() != 4 || omega.dim() != 2 || omega.shape()[1] != x.shape()[3])
+  if (!x.defined() || !omega.defined() || x.dim() != 4 || omega.dim() != 2 ||
+      omega.shape()[1] != x.shape()[3])
     fail("favor_features", "needs x (B, H, T, D) and omega (m, D), got x " +
                                (x.defined() ? shape_str(x.shape()) : "undefined") + ", omega " +
                                (omega.defined() ? shape_str(omega.shape()) : "undefined"));
@@ -60,33 +61,37 @@ namespace {
 
 // A mask that says only which of the S keys exist: (B or 1, 1, 1, S).
 bool masks_keys_only(const Mask& mask, std::size_t S) {
-  return mask.dimension() == 4 && mask.shape()[1] == 1 && mask.shape()[2] == 1 && mask.shape()[3] == S;
+  return mask.dimension() == 4 && mask.shape()[1] == 1 && mask.shape()[2] == 1 &&
+         mask.shape()[3] == S;
 }
 
 // num / den, and zeros where den is 0 (a query with no key).  den: (..., 1)
 Tensor divide_or_zero(const Tensor& num, const Tensor& den) {
-  const Mask empty = dispatch(den.dtype(), [&]<class T>() { return Mask(xt::equal(den.data<T>(), T(0))); });
+  const Mask empty =
+      dispatch(den.dtype(), [&]<class T>() { return Mask(xt::equal(den.data<T>(), T(0))); });
   return num / tg::where(empty, den + 1.0, den);
 }
 
 }  // namespace
 
-Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c,
-                            const std::optional<Mask>& mask, bool causal, bool direct, Tensor* weights) {
+Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v,
+                            const Tensor& c, const std::optional<Mask>& mask, bool causal,
+                            bool direct, Tensor* weights) {
   const char* op = "kernelized_attention";
   if (!phi_q.defined() || !phi_k.defined() || !v.defined() || !c.defined() || phi_q.dim() != 4 ||
       phi_k.dim() != 4 || v.dim() != 4 || c.dim() != 2)
     fail(op, "needs phi_q (B, H, T, m), phi_k (B, H, S, m), v (B, H, S, D) and c (H, 2S - 1)");
-  const std::size_t B = phi_q.shape()[0], H = phi_q.shape()[1], T = phi_q.shape()[2], m = phi_q.shape()[3];
+  const std::size_t B = phi_q.shape()[0], H = phi_q.shape()[1], T = phi_q.shape()[2],
+                    m = phi_q.shape()[3];
   const std::size_t S = phi_k.shape()[2], D = v.shape()[3];
-  if (phi_k.shape() != Shape{B, H, S, m} || v.shape() != Shape{B, H, S, D} || c.shape() != Shape{H, 2 * S - 1} ||
-      T > S || S == 0)
+  if (phi_k.shape() != Shape{B, H, S, m} || v.shape() != Shape{B, H, S, D} ||
+      c.shape() != Shape{H, 2 * S - 1} || T > S || S == 0)
     fail(op, "shapes do not fit: phi_q " + shape_str(phi_q.shape()) + " (B, H, T, m), phi_k " +
-                 shape_str(phi_k.shape()) + " (B, H, S, m), v " + shape_str(v.shape()) + " (B, H, S, D), c " +
-                 shape_str(c.shape()) + " (H, 2S - 1), with 0 < T <= S");
+                 shape_str(phi_k.shape()) + " (B, H, S, m), v " + shape_str(v.shape()) +
+                 " (B, H, S, D), c " + shape_str(c.shape()) + " (H, 2S - 1), with 0 < T <= S");
   if (mask && !broadcasts_to(mask->shape(), Shape{B, H, T, S}))
-    fail(op, "the mask " + shape_str(mask->shape()) + " does not broadcast to (B, H, T, S) = " +
-                 shape_str(Shape{B, H, T, S}));
+    fail(op, "the mask " + shape_str(mask->shape()) +
+                 " does not broadcast to (B, H, T, S) = " + shape_str(Shape{B, H, T, S}));
   const auto Si = static_cast<std::int64_t>(S), Di = static_cast<std::int64_t>(D);
 
   if (direct || weights || T != S || (mask && !masks_keys_only(*mask, S))) {
@@ -94,7 +99,8 @@ Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tens
     // z_i = sum_j A_ij v_j / sum_j A_ij.  O(T S) time and memory.
     Ids offset = Ids::from_shape({T, S});  // column of c: j - p_i + S - 1
     for (std::size_t i = 0; i < T; ++i)
-      for (std::size_t j = 0; j < S; ++j) offset(i, j) = static_cast<std::int64_t>(j + T) - static_cast<std::int64_t>(i + 1);
+      for (std::size_t j = 0; j < S; ++j)
+        offset(i, j) = static_cast<std::int64_t>(j + T) - static_cast<std::int64_t>(i + 1);
     const Tensor C = permute(embedding(transpose(c), offset), {2, 0, 1});  // (T, S, H) -> (H, T, S)
     Tensor A = matmul(phi_q, transpose(phi_k)) * C;                        // (B, H, T, S)
     std::optional<Mask> keep = mask;
@@ -113,7 +119,8 @@ Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tens
     for (std::size_t i = 0; i < kept.size(); ++i) kept.data()[i] = mask->data()[i];
     pk = pk * Tensor(kept).to(phi_k.dtype());
   }
-  const Tensor u = kernel_toeplitz(phi_q, pk, v, causal ? slice(c, 1, 0, Si) : c, causal);  // (B, H, S, D + 1)
+  const Tensor u =
+      kernel_toeplitz(phi_q, pk, v, causal ? slice(c, 1, 0, Si) : c, causal);  // (B, H, S, D + 1)
   return divide_or_zero(slice(u, -1, 0, Di), slice(u, -1, Di, Di + 1));
 }
 }  // namespace tg::nn

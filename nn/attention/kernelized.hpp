@@ -18,8 +18,9 @@ namespace tg::nn {
 // Softmax attention, or kernelized attention (above).
 enum class AttentionKind { softmax, kernelized };
 constexpr auto enum_table(AttentionKind) {
-  return named_values<AttentionKind>("kind of attention",
-                                     {{AttentionKind::softmax, "softmax"}, {AttentionKind::kernelized, "kernelized"}});
+  return named_values<AttentionKind>(
+      "kind of attention",
+      {{AttentionKind::softmax, "softmax"}, {AttentionKind::kernelized, "kernelized"}});
 }
 
 // FAVOR+ features, drawn once: m rows, in blocks of D orthogonal directions (Gram-Schmidt of
@@ -41,8 +42,8 @@ Tensor favor_features(const Tensor& x, const Tensor& omega, bool queries);
 // zeros.  By FFT when T = S and the mask masks keys only ((B, 1, 1, S)); otherwise, with
 // `direct`, or when `weights` asks for them (B, H, T, S), by the (T, S) matrix of weights (the
 // reference the FFT is tested against).
-Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c,
-                            const std::optional<Mask>& mask, bool causal, bool direct = false,
-                            Tensor* weights = nullptr);
+Tensor kernelized_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v,
+                            const Tensor& c, const std::optional<Mask>& mask, bool causal,
+                            bool direct = false, Tensor* weights = nullptr);
 
 }  // namespace tg::nn

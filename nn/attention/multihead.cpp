@@ -34,10 +34,11 @@ PositionKind inside_attention(const AttentionOptions& o) {
   const PositionKind kind = position_kind(o.positions);
   if (o.kind == AttentionKind::kernelized) {
     if (kind != PositionKind::none && kind != PositionKind::absolute && kind != PositionKind::shaw)
-      fail("MultiheadAttention", std::string("kernelized attention has its own relative positions (the bias b_r over "
-                                             "offsets clipped to relative_k, which \"relative\" names): it takes none, "
-                                             "relative or an absolute scheme, not ") +
-                                     enum_name(o.positions));
+      fail("MultiheadAttention",
+           std::string("kernelized attention has its own relative positions (the bias b_r over "
+                       "offsets clipped to relative_k, which \"relative\" names): it takes none, "
+                       "relative or an absolute scheme, not ") +
+               enum_name(o.positions));
     return PositionKind::none;
   }
   return kind == PositionKind::absolute ? PositionKind::none : kind;
@@ -54,14 +55,16 @@ MultiheadAttention::MultiheadAttention(const AttentionOptions& options, Generato
       inside_(inside_attention(options)) {
   if (options.heads == 0 || options.d_model % options.heads != 0)
     fail("MultiheadAttention", "d_model " + std::to_string(options.d_model) +
-                                   " must be a positive multiple of heads " + std::to_string(options.heads));
+                                   " must be a positive multiple of heads " +
+                                   std::to_string(options.heads));
   if (!(options.dropout >= 0 && options.dropout < 1))
     fail("MultiheadAttention", "dropout must be in [0, 1), got " + std::to_string(options.dropout));
   register_module("in_proj", in_proj);
   register_module("out_proj", out_proj);
   if (inside_ == PositionKind::shaw) {
     if (options.relative_k == 0)
-      fail("MultiheadAttention", "relative positions need relative_k > 0 (offsets are clipped to [-k, k])");
+      fail("MultiheadAttention",
+           "relative positions need relative_k > 0 (offsets are clipped to [-k, k])");
     const std::size_t rows = 2 * options.relative_k + 1;
     rel_key = register_parameter("rel_key", zeros({rows, head_dim_}));
     rel_value = register_parameter("rel_value", zeros({rows, head_dim_}));
@@ -69,7 +72,8 @@ MultiheadAttention::MultiheadAttention(const AttentionOptions& options, Generato
     init::xavier_uniform(rel_value, gen);
   }
   if (inside_ == PositionKind::rotation && head_dim_ % 2 != 0)
-    fail("MultiheadAttention", "rope turns pairs of dims: the head dim " + std::to_string(head_dim_) + " must be even");
+    fail("MultiheadAttention",
+         "rope turns pairs of dims: the head dim " + std::to_string(head_dim_) + " must be even");
   if (inside_ == PositionKind::xl) {
     xl_proj = std::make_unique<Linear>(LinearOptions{options.d_model, options.d_model, false}, gen);
     register_module("xl_proj", *xl_proj);
@@ -77,35 +81,44 @@ MultiheadAttention::MultiheadAttention(const AttentionOptions& options, Generato
     xl_v = register_parameter("xl_v", zeros({options.heads, head_dim_}));
   }
   if (options.kind == AttentionKind::kernelized) {
-    if (options.kernel_features == 0) fail("MultiheadAttention", "kernelized attention needs kernel_features > 0");
+    if (options.kernel_features == 0)
+      fail("MultiheadAttention", "kernelized attention needs kernel_features > 0");
     kernel_omega = register_buffer(
-        "kernel_omega", Tensor(orthogonal_gaussian_features(options.kernel_features, head_dim_, gen)).to(Dtype::f32));
+        "kernel_omega",
+        Tensor(orthogonal_gaussian_features(options.kernel_features, head_dim_, gen))
+            .to(Dtype::f32));
     // b_r = 0 at the start: c_r = 1, plain Performer attention until the offsets are learned.
-    kernel_bias = register_parameter("kernel_bias", zeros({2 * options.relative_k + 1, options.heads}));
+    kernel_bias =
+        register_parameter("kernel_bias", zeros({2 * options.relative_k + 1, options.heads}));
   }
   if (inside_ == PositionKind::bias && options.positions == PositionScheme::t5) {
     if (options.t5_buckets < 4 || options.t5_max_distance <= options.t5_buckets / 4)
-      fail("MultiheadAttention", "t5 needs at least 4 buckets and a max distance above a quarter of them");
-    t5_bias = register_parameter("t5_bias", zeros({options.t5_buckets, options.heads}));  // T5 starts at 0
+      fail("MultiheadAttention",
+           "t5 needs at least 4 buckets and a max distance above a quarter of them");
+    t5_bias = register_parameter("t5_bias",
+                                 zeros({options.t5_buckets, options.heads}));  // T5 starts at 0
   }
 }
 
 void MultiheadAttention::check_input(const char* what, const Tensor& x) const {
   if (!x.defined() || x.dim() != 3 || x.shape()[2] != options_.d_model)
-    fail("MultiheadAttention", std::string(what) + " must be (B, T, C) with C = " +
-                                   std::to_string(options_.d_model) + ", got " +
-                                   (x.defined() ? shape_str(x.shape()) : "undefined"));
+    fail("MultiheadAttention",
+         std::string(what) + " must be (B, T, C) with C = " + std::to_string(options_.d_model) +
+             ", got " + (x.defined() ? shape_str(x.shape()) : "undefined"));
   check_input_dtype("MultiheadAttention", x);
 }
 
 Tensor MultiheadAttention::split_heads(const Tensor& x) const {
-  const auto B = static_cast<std::int64_t>(x.shape()[0]), T = static_cast<std::int64_t>(x.shape()[1]);
+  const auto B = static_cast<std::int64_t>(x.shape()[0]),
+             T = static_cast<std::int64_t>(x.shape()[1]);
   return permute(reshape(x, {B, T, static_cast<std::int64_t>(options_.heads),
-                             static_cast<std::int64_t>(head_dim_)}), {0, 2, 1, 3});
+                             static_cast<std::int64_t>(head_dim_)}),
+                 {0, 2, 1, 3});
 }
 
 Tensor MultiheadAttention::merge_heads(const Tensor& x) const {
-  const auto B = static_cast<std::int64_t>(x.shape()[0]), T = static_cast<std::int64_t>(x.shape()[2]);
+  const auto B = static_cast<std::int64_t>(x.shape()[0]),
+             T = static_cast<std::int64_t>(x.shape()[2]);
   return reshape(permute(x, {0, 2, 1, 3}), {B, T, static_cast<std::int64_t>(options_.d_model)});
 }
 
@@ -129,10 +142,12 @@ Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
   const std::size_t T = q.shape()[2], S = k.shape()[2];
   const Shape logits_shape{q.shape()[0], options_.heads, T, S};
   if (mask && !broadcasts_to(mask->shape(), logits_shape))
-    fail("MultiheadAttention", "the mask " + shape_str(mask->shape()) +
-                                   " does not broadcast to the logits (B, H, T, S) = " + shape_str(logits_shape));
+    fail("MultiheadAttention",
+         "the mask " + shape_str(mask->shape()) +
+             " does not broadcast to the logits (B, H, T, S) = " + shape_str(logits_shape));
   const bool xl = inside_ == PositionKind::xl;
-  if (options_.fused && !weights && !bias.defined() && !xl) return fused_attention(q, k, v, fused_args(mask, causal));
+  if (options_.fused && !weights && !bias.defined() && !xl)
+    return fused_attention(q, k, v, fused_args(mask, causal));
   // The composed reference, op by op.
   std::optional<Mask> m = mask;
   if (causal) m = m ? mask_and(*m, causal_mask(T, S)) : causal_mask(T, S);
@@ -156,14 +171,17 @@ Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
   const auto C = static_cast<std::int64_t>(options_.d_model);
   Tensor qkv = in_proj(x);  // (B, T, 3C)
   const bool kernelized = options_.kind == AttentionKind::kernelized;
-  const bool shaw_or_none = inside_ == PositionKind::none || inside_ == PositionKind::shaw;  // what the kernel knows
-  if (options_.fused && !cache && !weights && shaw_or_none && !kernelized) {  // heads read in place from qkv
+  const bool shaw_or_none =
+      inside_ == PositionKind::none || inside_ == PositionKind::shaw;  // what the kernel knows
+  if (options_.fused && !cache && !weights && shaw_or_none &&
+      !kernelized) {  // heads read in place from qkv
     return out_proj(fused_self_attention(qkv, options_.heads, fused_args(mask, causal)));
   }
   Tensor q = split_heads(slice(qkv, -1, 0, C));
   Tensor k = split_heads(slice(qkv, -1, C, 2 * C));
   Tensor v = split_heads(slice(qkv, -1, 2 * C, 3 * C));
-  const std::size_t offset = cache ? cache->length() : 0;  // the new positions follow the cached ones
+  const std::size_t offset =
+      cache ? cache->length() : 0;          // the new positions follow the cached ones
   if (inside_ == PositionKind::rotation) {  // keys are cached rotated, at their own positions
     q = rope_rotate(q, offset, options_.rope_base);
     k = rope_rotate(k, offset, options_.rope_base);
@@ -177,37 +195,43 @@ Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
     cache->v = v;
   }
   if (kernelized) {
-    const Tensor z = kernelized_attention(favor_features(q, kernel_omega, true), favor_features(k, kernel_omega, false),
-                                          v, kernel_coefficients(k.shape()[2]), mask, causal, false, weights);
+    const Tensor z = kernelized_attention(
+        favor_features(q, kernel_omega, true), favor_features(k, kernel_omega, false), v,
+        kernel_coefficients(k.shape()[2]), mask, causal, false, weights);
     return out_proj(merge_heads(z));
   }
   const Tensor bias = position_bias(q.shape()[2], k.shape()[2], causal, q.dtype());
   return out_proj(merge_heads(attend(q, k, v, mask, causal, weights, bias)));
 }
 
-Tensor MultiheadAttention::forward_cross(const Tensor& x, const Tensor& memory, const AttendOptions& call) {
+Tensor MultiheadAttention::forward_cross(const Tensor& x, const Tensor& memory,
+                                         const AttendOptions& call) {
   check_input("x", x);
   check_input("memory", memory);
-  if (call.causal) fail("MultiheadAttention", "cross-attention cannot be causal: x and memory share no positions");
+  if (call.causal)
+    fail("MultiheadAttention", "cross-attention cannot be causal: x and memory share no positions");
   KvCache* memory_cache = call.cache;
   if (inside_ == PositionKind::shaw)
-    fail("MultiheadAttention", "relative positions are for self-attention; cross-attention "
-                               "has no shared positions between queries and keys");
+    fail("MultiheadAttention",
+         "relative positions are for self-attention; cross-attention "
+         "has no shared positions between queries and keys");
   if (x.shape()[0] != memory.shape()[0])
-    fail("MultiheadAttention", "x " + shape_str(x.shape()) + " and memory " + shape_str(memory.shape()) +
-                                   " have different batch sizes");
+    fail("MultiheadAttention", "x " + shape_str(x.shape()) + " and memory " +
+                                   shape_str(memory.shape()) + " have different batch sizes");
   const auto C = static_cast<std::int64_t>(options_.d_model);
   // q from x, k and v from memory: the in-projection's three blocks of columns.
   const auto bias_part = [&](std::int64_t from, std::int64_t to) {
     return in_proj.bias.defined() ? slice(in_proj.bias, 0, from, to) : Tensor();
   };
-  Tensor q = split_heads(linear(x, slice(in_proj.weight, 1, 0, C), bias_part(0, C)));  // (B, H, T, D)
+  Tensor q =
+      split_heads(linear(x, slice(in_proj.weight, 1, 0, C), bias_part(0, C)));  // (B, H, T, D)
   Tensor k, v;
   if (memory_cache && memory_cache->k.defined()) {
     k = memory_cache->k;
     v = memory_cache->v;
   } else {
-    Tensor kv = linear(memory, slice(in_proj.weight, 1, C, 3 * C), bias_part(C, 3 * C));  // (B, S, 2C)
+    Tensor kv =
+        linear(memory, slice(in_proj.weight, 1, C, 3 * C), bias_part(C, 3 * C));  // (B, S, 2C)
     k = split_heads(slice(kv, -1, 0, C));
     v = split_heads(slice(kv, -1, C, 2 * C));
     if (memory_cache) *memory_cache = {k, v};

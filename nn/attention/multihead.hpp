@@ -92,8 +92,8 @@ class MultiheadAttention : public Module {
   Tensor t5_bias;                   // (buckets, H): t5
   std::unique_ptr<Linear> xl_proj;  // W_R (C, C), no bias: xl
   Tensor xl_u, xl_v;                // (H, D) each: xl
-  Tensor kernel_omega;  // (m, D) random features, a buffer (AttentionKind::kernelized)
-  Tensor kernel_bias;   // (2k + 1, H) b_r for r = -k .. k, a parameter (AttentionKind::kernelized)
+  Tensor kernel_omega;              // (m, D) random features, a buffer (AttentionKind::kernelized)
+  Tensor kernel_bias;  // (2k + 1, H) b_r for r = -k .. k, a parameter (AttentionKind::kernelized)
   // The terms of positions (in multihead_positions.cpp; the private ones below too):
   // c_r = exp(b_clip(r)) for r = -(S-1) .. S-1: (H, 2S - 1).
   Tensor kernel_coefficients(std::size_t S);
@@ -105,7 +105,8 @@ class MultiheadAttention : public Module {
  private:
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const std::optional<Mask>& mask,
                 bool causal, Tensor* weights, const Tensor& bias = Tensor());
-  Tensor position_bias(std::size_t T, std::size_t S, bool causal, Dtype dtype);  // (H, T, S), or none
+  Tensor position_bias(std::size_t T, std::size_t S, bool causal,
+                       Dtype dtype);  // (H, T, S), or none
   AttentionArgs fused_args(const std::optional<Mask>& mask, bool causal);
   Tensor relative_logits(const Tensor& q, std::size_t S, bool causal);
   Tensor relative_values(const Tensor& attn, bool causal);

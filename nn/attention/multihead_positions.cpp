@@ -12,7 +12,8 @@
 namespace tg::nn {
 
 Tensor MultiheadAttention::kernel_coefficients(std::size_t S) {
-  const Tensor b = embedding(kernel_bias, relative_rows_by_distance(S, false, options_.relative_k));  // (2S - 1, H)
+  const Tensor b = embedding(
+      kernel_bias, relative_rows_by_distance(S, false, options_.relative_k));  // (2S - 1, H)
   return exp(transpose(b));
 }
 
@@ -22,10 +23,11 @@ Tensor MultiheadAttention::relative_logits(const Tensor& q, std::size_t S, bool 
   if (options_.relative_skewed) {
     // One dot product per query and *distance* (W of them), then skew into (query, key) pairs.
     Tensor table = embedding(rel_key, relative_rows_by_distance(S, causal, k));  // (W, D)
-    return rel_skew(matmul(q, transpose(table)), causal);                        // (B, H, T, W) -> (.., S)
+    return rel_skew(matmul(q, transpose(table)), causal);  // (B, H, T, W) -> (.., S)
   }
   // Direct: an embedding per (query, key) pair, R (T, S, D); rel[.., i, j] = q_i . R[i, j].
-  const auto B = static_cast<std::int64_t>(q.shape()[0]), H = static_cast<std::int64_t>(q.shape()[1]);
+  const auto B = static_cast<std::int64_t>(q.shape()[0]),
+             H = static_cast<std::int64_t>(q.shape()[1]);
   const auto Ti = static_cast<std::int64_t>(T), Si = static_cast<std::int64_t>(S),
              D = static_cast<std::int64_t>(head_dim_);
   Tensor R = embedding(rel_key, relative_rows_by_pair(T, S, k));  // (T, S, D)
@@ -40,9 +42,10 @@ Tensor MultiheadAttention::relative_values(const Tensor& attn, bool causal) {
   if (options_.relative_skewed) {
     // Sum the weights per distance (unskew), then one product with the table.
     Tensor table = embedding(rel_value, relative_rows_by_distance(S, causal, k));  // (W, D)
-    return matmul(rel_unskew(attn, causal), table);                                // (B, H, T, W) (W, D)
+    return matmul(rel_unskew(attn, causal), table);  // (B, H, T, W) (W, D)
   }
-  const auto B = static_cast<std::int64_t>(attn.shape()[0]), H = static_cast<std::int64_t>(attn.shape()[1]);
+  const auto B = static_cast<std::int64_t>(attn.shape()[0]),
+             H = static_cast<std::int64_t>(attn.shape()[1]);
   const auto Ti = static_cast<std::int64_t>(T), Si = static_cast<std::int64_t>(S),
              D = static_cast<std::int64_t>(head_dim_);
   Tensor R = embedding(rel_value, relative_rows_by_pair(T, S, k));    // (T, S, D)
@@ -62,14 +65,16 @@ Tensor MultiheadAttention::position_bias(std::size_t T, std::size_t S, bool caus
     Array<double> bias = Array<double>::from_shape({H, T, S});
     for (std::size_t h = 0; h < H; ++h)
       for (std::size_t i = 0; i < T; ++i)
-        for (std::size_t j = 0; j < S; ++j) bias(h, i, j) = -m[h] * static_cast<double>(std::abs(distance(i, j)));
+        for (std::size_t j = 0; j < S; ++j)
+          bias(h, i, j) = -m[h] * static_cast<double>(std::abs(distance(i, j)));
     return Tensor(bias).to(dtype);
   }
   if (options_.positions == PositionScheme::t5) {
     Ids buckets = Ids::from_shape({T, S});
     for (std::size_t i = 0; i < T; ++i)
       for (std::size_t j = 0; j < S; ++j)
-        buckets(i, j) = t5_bucket(distance(i, j), !causal, options_.t5_buckets, options_.t5_max_distance);
+        buckets(i, j) =
+            t5_bucket(distance(i, j), !causal, options_.t5_buckets, options_.t5_max_distance);
     return permute(embedding(t5_bias, buckets), {2, 0, 1});  // (T, S, H) -> (H, T, S)
   }
   return Tensor();
@@ -79,13 +84,17 @@ Tensor MultiheadAttention::xl_logits(const Tensor& q, const Tensor& k, bool caus
   const std::size_t S = k.shape()[2], W = causal ? S : 2 * S - 1, C = options_.d_model;
   // R: the sinusoid of pos_i - j for every distance column c (d = j - pos_i = c - (S - 1)).
   Array<double> offsets = Array<double>::from_shape({W, 1});
-  for (std::size_t c = 0; c < W; ++c) offsets(c, 0) = static_cast<double>(S - 1) - static_cast<double>(c);
+  for (std::size_t c = 0; c < W; ++c)
+    offsets(c, 0) = static_cast<double>(S - 1) - static_cast<double>(c);
   const Tensor R = SinusoidalPositions(C).encode(Tensor(offsets).to(q.dtype()));  // (W, C)
-  const auto H = static_cast<std::int64_t>(options_.heads), D = static_cast<std::int64_t>(head_dim_);
-  const Tensor P = permute(reshape((*xl_proj)(R), {static_cast<std::int64_t>(W), H, D}), {1, 2, 0});  // (H, D, W)
-  const Tensor by_distance = matmul(q + reshape(xl_v, {H, 1, D}), P);                           // (B, H, T, W)
-  const Tensor content = reshape(sum(k * reshape(xl_u, {H, 1, D}), {-1}),                      // u.k_j: (B, H, 1, S)
-                                 {static_cast<std::int64_t>(k.shape()[0]), H, 1, static_cast<std::int64_t>(S)});
+  const auto H = static_cast<std::int64_t>(options_.heads),
+             D = static_cast<std::int64_t>(head_dim_);
+  const Tensor P = permute(reshape((*xl_proj)(R), {static_cast<std::int64_t>(W), H, D}),
+                           {1, 2, 0});                                 // (H, D, W)
+  const Tensor by_distance = matmul(q + reshape(xl_v, {H, 1, D}), P);  // (B, H, T, W)
+  const Tensor content =
+      reshape(sum(k * reshape(xl_u, {H, 1, D}), {-1}),  // u.k_j: (B, H, 1, S)
+              {static_cast<std::int64_t>(k.shape()[0]), H, 1, static_cast<std::int64_t>(S)});
   return rel_skew(by_distance, causal) + content;
 }
 

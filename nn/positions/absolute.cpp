@@ -76,10 +76,12 @@ Tensor CapePositions::forward(const Tensor& x, std::size_t offset) {
     const double shift = between(options_.global_shift);
     const double scale = std::exp(between(std::log(options_.max_scale)));
     for (std::size_t t = 0; t < T; ++t)
-      p(b * T + t, 0) = scale * (static_cast<double>(offset + t) + shift + between(options_.local_shift));
+      p(b * T + t, 0) =
+          scale * (static_cast<double>(offset + t) + shift + between(options_.local_shift));
   }
   const Tensor pe = encode(Tensor(p).to(x.dtype()));  // (B T, C)
-  return x + reshape(pe, {static_cast<std::int64_t>(B), static_cast<std::int64_t>(T), static_cast<std::int64_t>(dim())});
+  return x + reshape(pe, {static_cast<std::int64_t>(B), static_cast<std::int64_t>(T),
+                          static_cast<std::int64_t>(dim())});
 }
 
 // ---- learned table ---------------------------------------------------------------------
@@ -95,13 +97,15 @@ Tensor LearnedPositions::encode(const Tensor& positions) {
   check_positions("LearnedPositions", positions);
   Ids ids = Ids::from_shape({positions.shape()[0]});
   for (std::size_t t = 0; t < ids.size(); ++t) {
-    const double p = dispatch(positions.dtype(), [&]<class T>() { return double(positions.data<T>()(t, 0)); });
+    const double p =
+        dispatch(positions.dtype(), [&]<class T>() { return double(positions.data<T>()(t, 0)); });
     if (p < 0 || p != std::floor(p))
       fail("LearnedPositions", "position " + std::to_string(p) + " is not a whole number >= 0");
     if (p >= static_cast<double>(max_len_))
       fail("LearnedPositions", "position " + std::to_string(static_cast<std::size_t>(p)) +
-                                   " is beyond the table's maximum length " + std::to_string(max_len_) +
-                                   " (positions 0 to " + std::to_string(max_len_ - 1) +
+                                   " is beyond the table's maximum length " +
+                                   std::to_string(max_len_) + " (positions 0 to " +
+                                   std::to_string(max_len_ - 1) +
                                    "); use a longer table or a scheme that extrapolates");
     ids(t) = static_cast<std::int64_t>(p);
   }
@@ -129,12 +133,16 @@ Tensor MlpPositions::encode(const Tensor& positions) {
 
 FourierPositions::FourierPositions(const FourierPositionsOptions& options, Generator& gen)
     : PositionalEncoding(options.dim),
-      wr(LinearOptions{std::max<std::size_t>(options.coords, 1), std::max<std::size_t>(options.features / 2, 1), false}, gen),
-      fc1(std::max<std::size_t>(options.features, 1), std::max<std::size_t>(options.hidden, 1), gen),
-      fc2(std::max<std::size_t>(options.hidden, 1), options.dim / std::max<std::size_t>(options.groups, 1), gen),
+      wr(LinearOptions{std::max<std::size_t>(options.coords, 1),
+                       std::max<std::size_t>(options.features / 2, 1), false},
+         gen),
+      fc1(std::max<std::size_t>(options.features, 1), std::max<std::size_t>(options.hidden, 1),
+          gen),
+      fc2(std::max<std::size_t>(options.hidden, 1),
+          options.dim / std::max<std::size_t>(options.groups, 1), gen),
       options_(options) {
-  if (options.coords == 0 || options.groups == 0 || options.features < 2 || options.features % 2 != 0 ||
-      options.hidden == 0 || options.dim % options.groups != 0)
+  if (options.coords == 0 || options.groups == 0 || options.features < 2 ||
+      options.features % 2 != 0 || options.hidden == 0 || options.dim % options.groups != 0)
     fail("FourierPositions", "needs coords >= 1, an even features >= 2, hidden >= 1, and dim (" +
                                  std::to_string(options.dim) + ") divisible by groups (" +
                                  std::to_string(options.groups) + ")");
@@ -148,12 +156,14 @@ FourierPositions::FourierPositions(const FourierPositionsOptions& options, Gener
 Tensor FourierPositions::encode(const Tensor& positions) {
   check_positions("FourierPositions", positions);
   const auto T = static_cast<std::int64_t>(positions.shape()[0]);
-  const auto G = static_cast<std::int64_t>(options_.groups), M = static_cast<std::int64_t>(options_.coords);
-  Tensor x = reshape(positions, {T, G, M});                    // (T, G, M)
-  Tensor proj = wr(x);                                         // (T, G, F/2)
-  Tensor r = concat({cos(proj), sin(proj)}, -1) * (1.0 / std::sqrt(static_cast<double>(options_.features)));
-  Tensor y = fc2(gelu(fc1(r)));                                // (T, G, C / G)
-  return reshape(y, {T, static_cast<std::int64_t>(dim())});    // (T, C)
+  const auto G = static_cast<std::int64_t>(options_.groups),
+             M = static_cast<std::int64_t>(options_.coords);
+  Tensor x = reshape(positions, {T, G, M});  // (T, G, M)
+  Tensor proj = wr(x);                       // (T, G, F/2)
+  Tensor r = concat({cos(proj), sin(proj)}, -1) *
+             (1.0 / std::sqrt(static_cast<double>(options_.features)));
+  Tensor y = fc2(gelu(fc1(r)));                              // (T, G, C / G)
+  return reshape(y, {T, static_cast<std::int64_t>(dim())});  // (T, C)
 }
 
 // ---- Gaussian shifted basis --------------------------------------------------------------
@@ -187,27 +197,37 @@ Array<double> GaussianPositions::basis(const Array<double>& positions) const {
 
 Tensor GaussianPositions::encode(const Tensor& positions) {
   check_positions("GaussianPositions", positions);
-  const Array<double> psi = basis(positions.to(Dtype::f64).data<double>());  // constant: no gradient to positions
-  return proj(Tensor(psi).to(positions.dtype()));                            // (T, M K) -> (T, C)
+  const Array<double> psi =
+      basis(positions.to(Dtype::f64).data<double>());  // constant: no gradient to positions
+  return proj(Tensor(psi).to(positions.dtype()));      // (T, M K) -> (T, C)
 }
 
 // ---- by name ---------------------------------------------------------------------------
 
-std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptions& o, Generator& gen) {
-  if (position_kind(o.scheme) != PositionKind::absolute) return nullptr;  // nothing to add to the input
+std::unique_ptr<PositionalEncoding> make_positional_encoding(const PositionOptions& o,
+                                                             Generator& gen) {
+  if (position_kind(o.scheme) != PositionKind::absolute)
+    return nullptr;  // nothing to add to the input
   switch (o.scheme) {
     case PositionScheme::sinusoidal: return std::make_unique<SinusoidalPositions>(o.dim);
     case PositionScheme::learned: return std::make_unique<LearnedPositions>(o.max_len, o.dim, gen);
     case PositionScheme::mlp:
-      return std::make_unique<MlpPositions>(MlpPositionsOptions{o.dim, o.mlp_hidden, o.mlp_scale}, gen);
+      return std::make_unique<MlpPositions>(MlpPositionsOptions{o.dim, o.mlp_hidden, o.mlp_scale},
+                                            gen);
     case PositionScheme::fourier:
       return std::make_unique<FourierPositions>(
-          FourierPositionsOptions{.dim = o.dim, .features = o.fourier_features, .hidden = o.fourier_hidden,
-                                  .gamma = o.fourier_gamma}, gen);
-    case PositionScheme::cape: return std::make_unique<CapePositions>(CapeOptions{.dim = o.dim}, gen);
+          FourierPositionsOptions{.dim = o.dim,
+                                  .features = o.fourier_features,
+                                  .hidden = o.fourier_hidden,
+                                  .gamma = o.fourier_gamma},
+          gen);
+    case PositionScheme::cape:
+      return std::make_unique<CapePositions>(CapeOptions{.dim = o.dim}, gen);
     case PositionScheme::gaussian:
       return std::make_unique<GaussianPositions>(
-          GaussianPositionsOptions{.dim = o.dim, .sigma = 1.0 / 128, .scale = static_cast<double>(o.max_len)}, gen);
+          GaussianPositionsOptions{
+              .dim = o.dim, .sigma = 1.0 / 128, .scale = static_cast<double>(o.max_len)},
+          gen);
     default: break;
   }
   fail("make_positional_encoding", std::string("the absolute scheme '") + enum_name(o.scheme) +

@@ -37,7 +37,8 @@ class PositionalEncoding : public Module {
   std::size_t dim_;
 };
 
-// Vaswani et al. 2017, fixed:  PE[p, 2i] = sin(p / base^(2i/C)),  PE[p, 2i+1] = cos(p / base^(2i/C)).
+// Vaswani et al. 2017, fixed:  PE[p, 2i] = sin(p / base^(2i/C)),  PE[p, 2i+1] = cos(p /
+// base^(2i/C)).
 class SinusoidalPositions : public PositionalEncoding {
  public:
   explicit SinusoidalPositions(std::size_t dim, double base = 10000.0);
@@ -160,9 +161,9 @@ class GaussianPositions : public PositionalEncoding {
 struct PositionOptions {
   PositionScheme scheme = PositionScheme::sinusoidal;
   std::size_t dim = 0;
-  std::size_t max_len = 512;       // learned; gaussian's scale
-  std::size_t mlp_hidden = 64;     // mlp
-  double mlp_scale = 512.0;        // mlp
+  std::size_t max_len = 512;                                // learned; gaussian's scale
+  std::size_t mlp_hidden = 64;                              // mlp
+  double mlp_scale = 512.0;                                 // mlp
   std::size_t fourier_features = 64, fourier_hidden = 128;  // fourier
   double fourier_gamma = 1.0;
 };

@@ -10,11 +10,13 @@ namespace tg::nn {
 
 std::vector<double> alibi_slopes(std::size_t heads) {
   std::vector<double> m(heads);
-  for (std::size_t h = 0; h < heads; ++h) m[h] = std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(heads));
+  for (std::size_t h = 0; h < heads; ++h)
+    m[h] = std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(heads));
   return m;
 }
 
-std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets, std::size_t max_distance) {
+std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets,
+                       std::size_t max_distance) {
   std::int64_t n = static_cast<std::int64_t>(buckets), bucket = 0, distance;
   if (bidirectional) {
     n /= 2;
@@ -27,7 +29,8 @@ std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets, 
   if (distance < exact) return bucket + distance;
   const double log_ratio = std::log(static_cast<double>(distance) / exact) /
                            std::log(static_cast<double>(max_distance) / exact);
-  return bucket + std::min<std::int64_t>(exact + static_cast<std::int64_t>(log_ratio * (n - exact)), n - 1);
+  return bucket +
+         std::min<std::int64_t>(exact + static_cast<std::int64_t>(log_ratio * (n - exact)), n - 1);
 }
 
 // Each pair (x_2i, x_2i+1) at position p turns by the angle p theta_i:
@@ -35,16 +38,20 @@ std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets, 
 // Built from ops (reshape, slice, mul, concat), so its backward is theirs: the rotation by -p.
 Tensor rope_rotate(const Tensor& x, std::size_t offset, double base) {
   if (!x.defined() || x.dim() != 4 || x.shape()[3] % 2 != 0)
-    fail("rope_rotate", "x must be (B, H, T, D) with D even, got " + (x.defined() ? shape_str(x.shape()) : "undefined"));
+    fail("rope_rotate", "x must be (B, H, T, D) with D even, got " +
+                            (x.defined() ? shape_str(x.shape()) : "undefined"));
   const std::size_t T = x.shape()[2], D = x.shape()[3], half = D / 2;
-  Array<double> cos = Array<double>::from_shape({T, half, 1}), sin = Array<double>::from_shape({T, half, 1});
+  Array<double> cos = Array<double>::from_shape({T, half, 1}),
+                sin = Array<double>::from_shape({T, half, 1});
   for (std::size_t t = 0; t < T; ++t)
     for (std::size_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(offset + t) * std::pow(base, -2.0 * static_cast<double>(i) / D);
+      const double angle =
+          static_cast<double>(offset + t) * std::pow(base, -2.0 * static_cast<double>(i) / D);
       cos(t, i, 0) = std::cos(angle);
       sin(t, i, 0) = std::sin(angle);
     }
-  const auto B = static_cast<std::int64_t>(x.shape()[0]), H = static_cast<std::int64_t>(x.shape()[1]);
+  const auto B = static_cast<std::int64_t>(x.shape()[0]),
+             H = static_cast<std::int64_t>(x.shape()[1]);
   const auto Ti = static_cast<std::int64_t>(T), Di = static_cast<std::int64_t>(D);
   const Tensor pairs = reshape(x, {B, H, Ti, Di / 2, 2});
   const Tensor a = slice(pairs, -1, 0, 1), b = slice(pairs, -1, 1, 2);  // (B, H, T, D/2, 1)
@@ -65,7 +72,8 @@ Ids relative_rows_by_distance(std::size_t S, bool causal, std::size_t k) {
   const std::size_t W = causal ? S : 2 * S - 1;
   Ids ids = Ids::from_shape({W});
   for (std::size_t c = 0; c < W; ++c)
-    ids(c) = row(static_cast<std::int64_t>(c) - static_cast<std::int64_t>(S - 1), static_cast<std::int64_t>(k));
+    ids(c) = row(static_cast<std::int64_t>(c) - static_cast<std::int64_t>(S - 1),
+                 static_cast<std::int64_t>(k));
   return ids;
 }
 
@@ -73,7 +81,8 @@ Ids relative_rows_by_pair(std::size_t T, std::size_t S, std::size_t k) {
   Ids ids = Ids::from_shape({T, S});
   for (std::size_t i = 0; i < T; ++i)
     for (std::size_t j = 0; j < S; ++j)
-      ids(i, j) = row(static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T), static_cast<std::int64_t>(k));
+      ids(i, j) = row(static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + S - T),
+                      static_cast<std::int64_t>(k));
   return ids;
 }
 

@@ -26,7 +26,8 @@ std::vector<double> alibi_slopes(std::size_t heads);
 // T5's bucket of a relative position r = p_j - p_i.  Bidirectional: half the buckets for each
 // sign (r > 0 in the upper half); causal: all for the past (r <= 0; the future gets 0).  Within
 // a half, distances below half of it are exact, larger ones logarithmic up to max_distance.
-std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets, std::size_t max_distance);
+std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets,
+                       std::size_t max_distance);
 // RoPE: x (B, H, T, D), D even, the T positions offset .. offset + T - 1 -> x rotated.
 Tensor rope_rotate(const Tensor& x, std::size_t offset, double base = 10000);
 

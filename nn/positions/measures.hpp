@@ -22,6 +22,7 @@ double stable_rank(const Array<double>& a);
 // How well embeddings (N, K) keep the distances between points (N, M): the Pearson correlation
 // between |x_i - x_j| and ||psi_i - psi_j|| over the pairs closer than `window` (1: perfectly
 // kept; 0 when fewer than two pairs, or either distance is constant).
-double distance_preservation(const Array<double>& points, const Array<double>& embeddings, double window);
+double distance_preservation(const Array<double>& points, const Array<double>& embeddings,
+                             double window);
 
 }  // namespace tg::nn

@@ -13,13 +13,34 @@
 
 namespace tg::nn {
 
-enum class PositionScheme { none, sinusoidal, learned, mlp, fourier, relative, rope, alibi, t5, xl, cape, gaussian };
+enum class PositionScheme {
+  none,
+  sinusoidal,
+  learned,
+  mlp,
+  fourier,
+  relative,
+  rope,
+  alibi,
+  t5,
+  xl,
+  cape,
+  gaussian
+};
 constexpr auto enum_table(PositionScheme) {
   using enum PositionScheme;
-  return named_values<PositionScheme>("position scheme",
-                                      {{none, "none"}, {sinusoidal, "sinusoidal"}, {learned, "learned"}, {mlp, "mlp"},
-                                       {fourier, "fourier"}, {relative, "relative"}, {rope, "rope"}, {alibi, "alibi"},
-                                       {t5, "t5"}, {xl, "xl"}, {cape, "cape"}, {gaussian, "gaussian"}});
+  return named_values<PositionScheme>("position scheme", {{none, "none"},
+                                                          {sinusoidal, "sinusoidal"},
+                                                          {learned, "learned"},
+                                                          {mlp, "mlp"},
+                                                          {fourier, "fourier"},
+                                                          {relative, "relative"},
+                                                          {rope, "rope"},
+                                                          {alibi, "alibi"},
+                                                          {t5, "t5"},
+                                                          {xl, "xl"},
+                                                          {cape, "cape"},
+                                                          {gaussian, "gaussian"}});
 }
 
 // What a scheme is, and so where a model holds it.
@@ -34,8 +55,12 @@ enum class PositionKind {
 };
 constexpr auto enum_table(PositionKind) {
   using enum PositionKind;
-  return named_values<PositionKind>("kind of positions", {{none, "none"}, {absolute, "absolute"}, {shaw, "shaw"},
-                                                          {bias, "bias"}, {rotation, "rotation"}, {xl, "xl"}});
+  return named_values<PositionKind>("kind of positions", {{none, "none"},
+                                                          {absolute, "absolute"},
+                                                          {shaw, "shaw"},
+                                                          {bias, "bias"},
+                                                          {rotation, "rotation"},
+                                                          {xl, "xl"}});
 }
 
 // Each scheme's kind.  A scheme added to the enum must be given one here: the compiler warns
@@ -52,8 +77,8 @@ constexpr PositionKind position_kind(PositionScheme scheme) {
     case PositionScheme::gaussian:    // Zheng, Ramasinghe and Lucey 2021
       return PositionKind::absolute;
     case PositionScheme::relative: return PositionKind::shaw;  // Shaw et al. 2018
-    case PositionScheme::alibi:                                 // Press et al. 2022: fixed slopes
-    case PositionScheme::t5:                                    // Raffel et al. 2020: a learned table
+    case PositionScheme::alibi:                                // Press et al. 2022: fixed slopes
+    case PositionScheme::t5:  // Raffel et al. 2020: a learned table
       return PositionKind::bias;
     case PositionScheme::rope: return PositionKind::rotation;  // Su et al. 2021
     case PositionScheme::xl: return PositionKind::xl;          // Dai et al. 2019

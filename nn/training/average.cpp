@@ -7,8 +7,10 @@
 
 namespace tg::nn {
 
-ParameterAverage::ParameterAverage(NamedTensors params, double decay) : params_(std::move(params)), decay_(decay) {
-  if (!(decay >= 0 && decay < 1)) fail("ParameterAverage", "decay must be in [0, 1), got " + std::to_string(decay));
+ParameterAverage::ParameterAverage(NamedTensors params, double decay)
+    : params_(std::move(params)), decay_(decay) {
+  if (!(decay >= 0 && decay < 1))
+    fail("ParameterAverage", "decay must be in [0, 1), got " + std::to_string(decay));
   for (const auto& [name, p] : params_) {
     if (!p.defined()) fail("ParameterAverage", "parameter '" + name + "' is undefined");
     averages_.push_back(p.impl()->value);  // a copy: the average starts at the initial weights
@@ -30,7 +32,8 @@ void ParameterAverage::update() {
 }
 
 void ParameterAverage::swap() {
-  for (std::size_t i = 0; i < params_.size(); ++i) std::swap(params_[i].second.impl()->value, averages_[i]);
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    std::swap(params_[i].second.impl()->value, averages_[i]);
 }
 
 StateDict ParameterAverage::state() const {
@@ -47,11 +50,12 @@ void ParameterAverage::load_state(const StateDict& state) {
   const double steps = state_scalar(who, state, "steps");
   const double decay = state_scalar(who, state, "decay");
   if (decay != decay_)
-    fail(who, "the averages were kept with decay " + std::to_string(decay) + ", this average's decay is " +
-                  std::to_string(decay_));
+    fail(who, "the averages were kept with decay " + std::to_string(decay) +
+                  ", this average's decay is " + std::to_string(decay_));
   if (state.size() != params_.size() + 2)
-    fail(who, "expected " + std::to_string(params_.size()) + " averages, 'steps' and 'decay', got " +
-                  std::to_string(state.size()) + " entries");
+    fail(who, "expected " + std::to_string(params_.size()) +
+                  " averages, 'steps' and 'decay', got " + std::to_string(state.size()) +
+                  " entries");
   // Everything checked: now assign.
   for (std::size_t i = 0; i < params_.size(); ++i) averages_[i] = state.at(params_[i].first);
   steps_ = static_cast<std::size_t>(steps);

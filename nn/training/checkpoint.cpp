@@ -16,8 +16,8 @@ std::map<std::string, const NpyArray*> by_name(const NpzEntries& entries) {
   return m;
 }
 
-// Matches a file's arrays (those under `prefix`) to the model's parameters and buffers.  Returns the new
-// values in parameter order, or throws listing every problem.  float32 and float64 convert.
+// Matches a file's arrays (those under `prefix`) to the model's parameters and buffers.  Returns
+// the new values in parameter order, or throws listing every problem.  float32 and float64 convert.
 std::vector<AnyArray> match_parameters(const std::string& path, const Module& model,
                                        const NpzEntries& entries, const std::string& prefix) {
   std::vector<std::string> problems;
@@ -38,7 +38,8 @@ std::vector<AnyArray> match_parameters(const std::string& path, const Module& mo
     }
     AnyArray v = npy_to_array(a, path + ": '" + name + "'");
     if (v.index() != p.impl()->value.index())  // float32 <-> float64
-      v = std::visit([dtype = p.dtype()](const auto& x) { return Tensor(x).to(dtype).impl()->value; }, v);
+      v = std::visit(
+          [dtype = p.dtype()](const auto& x) { return Tensor(x).to(dtype).impl()->value; }, v);
     values.push_back(std::move(v));
   }
   for (const auto& [name, a] : files)
@@ -110,8 +111,8 @@ std::size_t load_checkpoint(const std::string& path, Module& model, Optimizer& o
                              kFormat + "'");
   const std::string kind = npy_to_text(need("meta/optimizer"), path + ": 'meta/optimizer'");
   if (kind != optimizer.name())
-    throw std::runtime_error(path + ": the checkpoint's optimizer is " + kind +
-                             ", this run uses " + optimizer.name());
+    throw std::runtime_error(path + ": the checkpoint's optimizer is " + kind + ", this run uses " +
+                             optimizer.name());
   const std::int64_t step = npy_to_int(need("meta/step"), path + ": 'meta/step'");
   if (step < 0) throw std::runtime_error(path + ": 'meta/step' is negative");
   const std::string gen_state = npy_to_text(need("meta/generator"), path + ": 'meta/generator'");

@@ -52,8 +52,8 @@ template <class T>
 void sum_over_ranks(std::span<T> values, bool uses_mpi) {
   if (!uses_mpi || values.empty()) return;
 #ifdef TAPEGRAD_MPI
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), mpi_type<T>(), MPI_SUM,
-                          MPI_COMM_WORLD),
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()),
+                          mpi_type<T>(), MPI_SUM, MPI_COMM_WORLD),
             "allreduce");
 #endif
 }
@@ -62,8 +62,8 @@ template <class T>
 void copy_from_root(std::span<T> values, std::size_t root, bool uses_mpi) {
   if (!uses_mpi || values.empty()) return;
 #ifdef TAPEGRAD_MPI
-  check_mpi(MPI_Bcast(values.data(), static_cast<int>(values.size()), mpi_type<T>(), static_cast<int>(root),
-                      MPI_COMM_WORLD),
+  check_mpi(MPI_Bcast(values.data(), static_cast<int>(values.size()), mpi_type<T>(),
+                      static_cast<int>(root), MPI_COMM_WORLD),
             "broadcast");
 #else
   (void)root;
@@ -77,7 +77,8 @@ const ProcessGroup& ProcessGroup::world() {
     if (!started_by_launcher()) return ProcessGroup(0, 1, false);
 #ifdef TAPEGRAD_MPI
     int provided = 0;
-    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);  // only this thread calls MPI
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED,
+                    &provided);  // only this thread calls MPI
     std::atexit([] {
       int finalized = 0;
       MPI_Finalized(&finalized);
@@ -87,15 +88,17 @@ const ProcessGroup& ProcessGroup::world() {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (size == 1 && launcher_size() > 1)  // a launcher and an MPI library that do not match
-      throw std::runtime_error("started as one of " + std::to_string(launcher_size()) +
-                               " processes, but MPI sees this one alone: each would train by itself into the same "
-                               "files; start it with this MPI's mpirun (or srun --mpi=pmix)");
+      throw std::runtime_error(
+          "started as one of " + std::to_string(launcher_size()) +
+          " processes, but MPI sees this one alone: each would train by itself into the same "
+          "files; start it with this MPI's mpirun (or srun --mpi=pmix)");
     return ProcessGroup(rank, size, size > 1);
 #else
     if (launcher_size() > 1)
-      throw std::runtime_error("started as one of " + std::to_string(launcher_size()) +
-                               " ranks by an MPI launcher, but this tapegrad was built without MPI: rebuild with "
-                               "libopenmpi-dev installed (cmake -DTAPEGRAD_MPI=ON), or run a single process");
+      throw std::runtime_error(
+          "started as one of " + std::to_string(launcher_size()) +
+          " ranks by an MPI launcher, but this tapegrad was built without MPI: rebuild with "
+          "libopenmpi-dev installed (cmake -DTAPEGRAD_MPI=ON), or run a single process");
     return ProcessGroup(0, 1, false);
 #endif
   }();
@@ -107,16 +110,25 @@ const ProcessGroup& ProcessGroup::single() {
   return group;
 }
 
-void ProcessGroup::allreduce_sum(std::span<float> values) const { sum_over_ranks(values, uses_mpi_); }
-void ProcessGroup::allreduce_sum(std::span<double> values) const { sum_over_ranks(values, uses_mpi_); }
-void ProcessGroup::broadcast(std::span<float> values, std::size_t root) const { copy_from_root(values, root, uses_mpi_); }
-void ProcessGroup::broadcast(std::span<double> values, std::size_t root) const { copy_from_root(values, root, uses_mpi_); }
+void ProcessGroup::allreduce_sum(std::span<float> values) const {
+  sum_over_ranks(values, uses_mpi_);
+}
+void ProcessGroup::allreduce_sum(std::span<double> values) const {
+  sum_over_ranks(values, uses_mpi_);
+}
+void ProcessGroup::broadcast(std::span<float> values, std::size_t root) const {
+  copy_from_root(values, root, uses_mpi_);
+}
+void ProcessGroup::broadcast(std::span<double> values, std::size_t root) const {
+  copy_from_root(values, root, uses_mpi_);
+}
 
 std::vector<std::uint64_t> ProcessGroup::allgather(std::uint64_t value) const {
   std::vector<std::uint64_t> all(size_, value);
 #ifdef TAPEGRAD_MPI
   if (uses_mpi_)
-    check_mpi(MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD), "allgather");
+    check_mpi(MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD),
+              "allgather");
 #endif
   return all;
 }
@@ -128,9 +140,11 @@ void ProcessGroup::abort(int code) const {
   std::exit(code);
 }
 
-std::vector<std::size_t> shard(const std::vector<std::size_t>& batch, std::size_t rank, std::size_t ranks) {
+std::vector<std::size_t> shard(const std::vector<std::size_t>& batch, std::size_t rank,
+                               std::size_t ranks) {
   if (ranks == 0 || rank >= ranks)
-    throw std::invalid_argument("shard: rank " + std::to_string(rank) + " is not one of " + std::to_string(ranks) + " ranks");
+    throw std::invalid_argument("shard: rank " + std::to_string(rank) + " is not one of " +
+                                std::to_string(ranks) + " ranks");
   const std::size_t n = batch.size();
   return {batch.begin() + rank * n / ranks, batch.begin() + (rank + 1) * n / ranks};
 }
@@ -141,7 +155,8 @@ namespace {
 // parameter of at least a bucket is summed in place; smaller ones are packed into a bucket and
 // summed together (fewer, larger messages: each exchange costs a network latency).
 template <class T>
-std::size_t sum_gradients(const std::vector<Tensor*>& params, const ProcessGroup& group, std::size_t bucket_bytes) {
+std::size_t sum_gradients(const std::vector<Tensor*>& params, const ProcessGroup& group,
+                          std::size_t bucket_bytes) {
   std::size_t calls = 0;
   const std::size_t bucket_size = std::max<std::size_t>(bucket_bytes / sizeof(T), 1);
   std::vector<T> bucket;
@@ -174,8 +189,8 @@ std::size_t sum_gradients(const std::vector<Tensor*>& params, const ProcessGroup
 
 }  // namespace
 
-std::size_t allreduce_gradients(const std::vector<Tensor>& params, const ProcessGroup& group, std::span<double> extra,
-                                std::size_t bucket_bytes) {
+std::size_t allreduce_gradients(const std::vector<Tensor>& params, const ProcessGroup& group,
+                                std::span<double> extra, std::size_t bucket_bytes) {
   if (group.size() == 1) return 0;
   // First a small exchange: on how many ranks each parameter has a gradient, and `extra`.
   std::vector<double> small(params.size() + extra.size());
@@ -192,7 +207,8 @@ std::size_t allreduce_gradients(const std::vector<Tensor>& params, const Process
       dispatch(p.dtype(), [&]<class T>() { p.impl()->grad = Array<T>(xt::zeros<T>(p.shape())); });
     (p.dtype() == Dtype::f32 ? f32 : f64).push_back(&p);
   }
-  return 1 + sum_gradients<float>(f32, group, bucket_bytes) + sum_gradients<double>(f64, group, bucket_bytes);
+  return 1 + sum_gradients<float>(f32, group, bucket_bytes) +
+         sum_gradients<double>(f64, group, bucket_bytes);
 }
 
 // ---- GradientReducer ------------------------------------------------------------------------
@@ -212,13 +228,14 @@ struct GradientReducer::State {
 
   const ProcessGroup& group;
   std::vector<Tensor> params;
-  std::vector<Bucket> buckets;  // float32 parameters, in reverse order of registration
+  std::vector<Bucket> buckets;   // float32 parameters, in reverse order of registration
   std::vector<std::size_t> f64;  // float64 parameters: summed in finish(), one by one
   std::map<const TensorImpl*, std::size_t> index_of;  // a float32 parameter -> its index
   std::vector<std::size_t> bucket_of;                 // a parameter's bucket
-  std::vector<double> had_grad;  // per parameter: did a gradient arrive here (as its bucket started)?
-  std::vector<bool> ready;       // per parameter: complete in this step's backward
-  std::size_t next = 0;          // the next bucket to start: they start in order on every rank
+  std::vector<double>
+      had_grad;             // per parameter: did a gradient arrive here (as its bucket started)?
+  std::vector<bool> ready;  // per parameter: complete in this step's backward
+  std::size_t next = 0;     // the next bucket to start: they start in order on every rank
   Tape* tape = nullptr;
   bool watching = false;  // between watch() and finish()
 #ifdef TAPEGRAD_MPI
@@ -233,7 +250,8 @@ struct GradientReducer::State {
 #endif
   }
 
-  // Lets started sums advance: Open MPI moves a non-blocking collective along only inside MPI calls.
+  // Lets started sums advance: Open MPI moves a non-blocking collective along only inside MPI
+  // calls.
   void progress() {
 #ifdef TAPEGRAD_MPI
     if (pending.empty()) return;
@@ -249,7 +267,9 @@ struct GradientReducer::State {
     for (std::size_t m : k.members) had_grad[m] = params[m].has_grad();
     if (k.in_place) {
       Tensor& p = params[k.members[0]];
-      if (!p.has_grad()) p.impl()->grad = Array<float>(xt::zeros<float>(p.shape()));  // reset in finish() if no rank had one
+      if (!p.has_grad())
+        p.impl()->grad =
+            Array<float>(xt::zeros<float>(p.shape()));  // reset in finish() if no rank had one
       auto& g = std::get<Array<float>>(*p.impl()->grad);
       data = g.data();
       n = g.size();
@@ -270,7 +290,8 @@ struct GradientReducer::State {
 #ifdef TAPEGRAD_MPI
     if (group.uses_mpi_) {
       MPI_Request request;
-      check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &request),
+      check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM,
+                               MPI_COMM_WORLD, &request),
                 "allreduce");
       pending.push_back(request);
       progress();
@@ -288,7 +309,8 @@ struct GradientReducer::State {
   }
 
   void start_complete_buckets() {
-    while (next < buckets.size() && buckets[next].ready == buckets[next].members.size()) start(next++);
+    while (next < buckets.size() && buckets[next].ready == buckets[next].members.size())
+      start(next++);
   }
 
   // Before any gradient of a backward is computed.  A second backward in a step could add into
@@ -296,8 +318,10 @@ struct GradientReducer::State {
   // the tape takes are ready now, or they would hold back every bucket after theirs.
   void backward_begins() {
     if (next > 0)
-      throw std::logic_error("GradientReducer: a second backward in one step would add to gradients already being "
-                             "summed across ranks; sum the losses and call backward once between watch() and finish()");
+      throw std::logic_error(
+          "GradientReducer: a second backward in one step would add to gradients already being "
+          "summed across ranks; sum the losses and call backward once between watch() and "
+          "finish()");
     std::set<const TensorImpl*> on_tape;
     for (const auto& node : tape->data().nodes)
       for (const Edge& e : node.inputs)
@@ -327,7 +351,8 @@ struct GradientReducer::State {
   }
 };
 
-GradientReducer::GradientReducer(std::vector<Tensor> params, const ProcessGroup& group, std::size_t bucket_bytes)
+GradientReducer::GradientReducer(std::vector<Tensor> params, const ProcessGroup& group,
+                                 std::size_t bucket_bytes)
     : state_(std::make_unique<State>(std::move(params), group)) {
   State& s = *state_;
   const std::size_t bucket_size = std::max<std::size_t>(bucket_bytes / sizeof(float), 1);
@@ -337,7 +362,8 @@ GradientReducer::GradientReducer(std::vector<Tensor> params, const ProcessGroup&
   for (std::size_t i = s.params.size(); i-- > 0;) {
     const Tensor& p = s.params[i];
     if (!seen.insert(p.impl().get()).second)
-      throw std::invalid_argument("GradientReducer: parameter " + std::to_string(i) + " ('" + p.name() +
+      throw std::invalid_argument("GradientReducer: parameter " + std::to_string(i) + " ('" +
+                                  p.name() +
                                   "') is listed twice; its gradient would be summed twice");
     if (p.dtype() == Dtype::f64) {
       s.f64.push_back(i);
@@ -359,7 +385,8 @@ GradientReducer::GradientReducer(std::vector<Tensor> params, const ProcessGroup&
 GradientReducer::~GradientReducer() {
   state_->unhook();
   if (state_->sums_pending()) {  // MPI still writes into buffers about to be freed: stop everything
-    std::fprintf(stderr, "GradientReducer: destroyed with sums in flight (watch() without finish())\n");
+    std::fprintf(stderr,
+                 "GradientReducer: destroyed with sums in flight (watch() without finish())\n");
     state_->group.abort(1);
   }
 }
@@ -373,7 +400,8 @@ void GradientReducer::watch(Tape& tape) {
   s.unhook();
   s.reset();
   s.tape = &tape;
-  tape.on_backward([&s] { s.backward_begins(); }, [&s](const TensorImpl& leaf) { s.leaf_done(leaf); });
+  tape.on_backward([&s] { s.backward_begins(); },
+                   [&s](const TensorImpl& leaf) { s.leaf_done(leaf); });
 }
 
 std::size_t GradientReducer::finish(std::span<double> extra) {
@@ -384,7 +412,9 @@ std::size_t GradientReducer::finish(std::span<double> extra) {
   for (; s.next < s.buckets.size(); ++s.next) s.start(s.next);
 #ifdef TAPEGRAD_MPI
   if (!s.pending.empty())
-    check_mpi(MPI_Waitall(static_cast<int>(s.pending.size()), s.pending.data(), MPI_STATUSES_IGNORE), "allreduce");
+    check_mpi(
+        MPI_Waitall(static_cast<int>(s.pending.size()), s.pending.data(), MPI_STATUSES_IGNORE),
+        "allreduce");
   s.pending.clear();
 #endif
   // Which parameters had a gradient on some rank, and `extra`, in one small exchange.
@@ -467,23 +497,28 @@ std::string ranks_differing(const ProcessGroup& group, std::uint64_t checksum) {
 
 }  // namespace
 
-void check_ranks_agree(const std::string& state, const ProcessGroup& group, const std::string& what) {
+void check_ranks_agree(const std::string& state, const ProcessGroup& group,
+                       const std::string& what) {
   if (group.size() == 1) return;
   Fnv1a sum;  // over the text, a byte at a time
   for (unsigned char c : state) sum.mix(c);
   const std::string differ = ranks_differing(group, sum.h);
   if (!differ.empty())
-    throw std::runtime_error("data-parallel training: rank(s) " + differ + " start from another " + what +
-                             " than rank 0 (the same command, data and checkpoint on every machine?)");
+    throw std::runtime_error(
+        "data-parallel training: rank(s) " + differ + " start from another " + what +
+        " than rank 0 (the same command, data and checkpoint on every machine?)");
 }
 
-void check_parameters_agree(const std::vector<Tensor>& params, const ProcessGroup& group, std::size_t step) {
+void check_parameters_agree(const std::vector<Tensor>& params, const ProcessGroup& group,
+                            std::size_t step) {
   if (group.size() == 1) return;
   const std::string differ = ranks_differing(group, parameter_checksum(params));
   if (!differ.empty())
-    throw std::runtime_error("data-parallel training: after step " + std::to_string(step) + " the parameters of rank(s) " +
-                             differ + " differ from rank 0's (checksums compared across all " +
-                             std::to_string(group.size()) + " ranks); the ranks no longer train one model");
+    throw std::runtime_error("data-parallel training: after step " + std::to_string(step) +
+                             " the parameters of rank(s) " + differ +
+                             " differ from rank 0's (checksums compared across all " +
+                             std::to_string(group.size()) +
+                             " ranks); the ranks no longer train one model");
 }
 
 }  // namespace tg::nn

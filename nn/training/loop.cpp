@@ -39,7 +39,8 @@ class JsonLog {
   explicit JsonLog(const std::string& path) {
     if (path.empty()) return;
     out_.open(path, std::ios::app);
-    if (!out_) throw std::runtime_error(path + ": cannot open the log for writing: " + std::strerror(errno));
+    if (!out_)
+      throw std::runtime_error(path + ": cannot open the log for writing: " + std::strerror(errno));
   }
   void write(const nlohmann::json& record) {
     if (out_.is_open()) out_ << record.dump() << std::endl;  // a line at a time, for `tail -f`
@@ -59,15 +60,18 @@ struct LoopState {
     std::ostringstream os;
     os.precision(17);
     os << epoch << ' ' << step_in_epoch << ' ' << best << ' ' << seconds << '\n';
-    for (const auto& r : history) os << r.epoch << ' ' << r.train_loss << ' ' << r.dev_metric << ' ' << r.seconds << '\n';
+    for (const auto& r : history)
+      os << r.epoch << ' ' << r.train_loss << ' ' << r.dev_metric << ' ' << r.seconds << '\n';
     return os.str();
   }
 
   static LoopState from_text(const std::string& text, const std::string& where) {
     LoopState s;
     std::istringstream in(text);
-    if (!(in >> s.epoch >> s.step_in_epoch >> s.best >> s.seconds)) throw std::runtime_error(where + ": bad training state");
-    for (EpochRecord r; in >> r.epoch >> r.train_loss >> r.dev_metric >> r.seconds;) s.history.push_back(r);
+    if (!(in >> s.epoch >> s.step_in_epoch >> s.best >> s.seconds))
+      throw std::runtime_error(where + ": bad training state");
+    for (EpochRecord r; in >> r.epoch >> r.train_loss >> r.dev_metric >> r.seconds;)
+      s.history.push_back(r);
     return s;
   }
 };
@@ -112,12 +116,16 @@ class Trainer {
   double step(const Batch& batch);
   double backward_share(const Batch& batch);
   Tensor loss_of_share(const Batch& mine, const Batch& batch) const;
-  void record_step(std::size_t i, const std::vector<Batch>& batches, double loss, Progress& progress);
+  void record_step(std::size_t i, const std::vector<Batch>& batches, double loss,
+                   Progress& progress);
   void evaluate_and_keep_best();
   void save_checkpoint() const;
-  double elapsed() const { return seconds_before_ + std::chrono::duration<double>(Clock::now() - start_).count(); }
+  double elapsed() const {
+    return seconds_before_ + std::chrono::duration<double>(Clock::now() - start_).count();
+  }
 
-  static constexpr const char* kAveragePrefix = "average/";  // the averages' names in the checkpoint
+  static constexpr const char* kAveragePrefix =
+      "average/";  // the averages' names in the checkpoint
   Task& task_;
   const TrainOptions& o_;
   const ProcessGroup& group_;
@@ -136,7 +144,7 @@ class Trainer {
   std::size_t epoch_steps_ = 0;
   std::vector<double> losses_;
   Tape tape_;
-  std::optional<GradientReducer> reducer_;       // sums gradients across ranks, overlapping backward
+  std::optional<GradientReducer> reducer_;  // sums gradients across ranks, overlapping backward
   std::optional<DetectAnomaly> detect_anomaly_;  // an AnomalyError stops training, nothing is saved
 };
 
@@ -173,7 +181,8 @@ Trainer::Trainer(Task& task, const TrainOptions& o)
       opt_(task.model->named_parameters(), {.lr = o.lr, .weight_decay = o.weight_decay}),
       per_epoch_(task.batches(0).size()),
       // The cosine spans the planned epochs (at least the warm-up), whatever --minutes cuts off.
-      schedule_(o.lr, o.warmup, std::max<std::size_t>(per_epoch_ * o.epochs, o.warmup + 1), o.lr * o.lr_floor),
+      schedule_(o.lr, o.warmup, std::max<std::size_t>(per_epoch_ * o.epochs, o.warmup + 1),
+                o.lr * o.lr_floor),
       checkpoint_(o.out + ".ckpt") {
   if (o.average > 0) average_.emplace(task.model->named_parameters(), o.average);
 }
@@ -182,7 +191,8 @@ Trainer::Trainer(Task& task, const TrainOptions& o)
 void Trainer::resume() {
   NpzEntries extra;
   load_checkpoint(checkpoint_, *task_.model, opt_, *task_.gen, &extra);
-  const auto it = std::find_if(extra.begin(), extra.end(), [](const auto& e) { return e.first == "loop"; });
+  const auto it =
+      std::find_if(extra.begin(), extra.end(), [](const auto& e) { return e.first == "loop"; });
   if (it == extra.end()) throw std::runtime_error(checkpoint_ + ": no training-loop state");
   state_ = LoopState::from_text(npy_to_text(it->second, checkpoint_), checkpoint_);
   const std::string prefix = kAveragePrefix;
@@ -191,12 +201,13 @@ void Trainer::resume() {
     if (name.rfind(prefix, 0) == 0)
       averages[name.substr(prefix.size())] = npy_to_array(a, checkpoint_ + ": '" + name + "'");
   if (average_.has_value() != !averages.empty())
-    throw std::runtime_error(checkpoint_ + (average_ ? ": holds no weight averages; resume without --average"
-                                                     : ": holds weight averages; resume with the same --average"));
+    throw std::runtime_error(
+        checkpoint_ + (average_ ? ": holds no weight averages; resume without --average"
+                                : ": holds weight averages; resume with the same --average"));
   if (average_) average_->load_state(averages);
   if (root_)
-    std::printf("resuming from %s: epoch %zu, step %zu, best dev %s %.4f\n", checkpoint_.c_str(), state_.epoch + 1,
-                state_.step_in_epoch, o_.metric_name.c_str(), state_.best);
+    std::printf("resuming from %s: epoch %zu, step %zu, best dev %s %.4f\n", checkpoint_.c_str(),
+                state_.epoch + 1, state_.step_in_epoch, o_.metric_name.c_str(), state_.best);
 }
 
 void Trainer::agree_across_ranks() {
@@ -204,7 +215,8 @@ void Trainer::agree_across_ranks() {
   // The ranks must start from the same place: the same model shapes, batches and (resumed)
   // step.  A stale checkpoint or other data on one machine would otherwise hang them later.
   std::ostringstream start;
-  for (const auto& [name, p] : task_.model->named_parameters()) start << name << shape_str(p.shape()) << ' ';
+  for (const auto& [name, p] : task_.model->named_parameters())
+    start << name << shape_str(p.shape()) << ' ';
   start << per_epoch_ << ' ' << opt_.steps() << ' ' << state_.to_text();
   check_ranks_agree(start.str(), group_, "model, batches and training state");
   broadcast_parameters(params_, group_);  // one model, whatever each rank built or read
@@ -214,8 +226,11 @@ void Trainer::agree_across_ranks() {
   if (root_) {
     std::size_t bytes = 0;
     for (const Tensor& p : params_) bytes += p.numel() * dtype_size(p.dtype());
-    std::printf("data-parallel: %zu ranks, each with %zu thread(s) and its share of every batch; %.1f MB of "
-                "gradients summed a step\n", group_.size(), num_threads(), bytes / 1e6);
+    std::printf(
+        "data-parallel: %zu ranks, each with %zu thread(s) and its share of every batch; %.1f MB "
+        "of "
+        "gradients summed a step\n",
+        group_.size(), num_threads(), bytes / 1e6);
   }
 }
 
@@ -248,7 +263,8 @@ Stop Trainer::run_epoch() {
 Stop Trainer::agree_to_stop() const {
   const bool requested = task_.stop && task_.stop->load();
   const bool limited = o_.time_limit_minutes > 0;
-  double stop[2] = {double(requested), double(root_ && limited && elapsed() > o_.time_limit_minutes * 60)};
+  double stop[2] = {double(requested),
+                    double(root_ && limited && elapsed() > o_.time_limit_minutes * 60)};
   group_.allreduce_sum(std::span<double>(stop));
   return stop[0] > 0 ? Stop::requested : stop[1] > 0 ? Stop::out_of_time : Stop::none;
 }
@@ -264,9 +280,10 @@ double Trainer::step(const Batch& batch) {
     allreduce_gradients(params_, group_, std::span<double>(&loss, 1), o_.bucket_bytes);
   }
   if (!std::isfinite(loss))
-    throw std::runtime_error("the training loss is " + std::to_string(loss) + " at step " + std::to_string(opt_.steps() + 1) +
-                             "; stopped without saving over the last good model" +
-                             (o_.detect_anomaly ? "" : " (rerun with --detect-anomaly to find the op that made it)"));
+    throw std::runtime_error(
+        "the training loss is " + std::to_string(loss) + " at step " +
+        std::to_string(opt_.steps() + 1) + "; stopped without saving over the last good model" +
+        (o_.detect_anomaly ? "" : " (rerun with --detect-anomaly to find the op that made it)"));
   if (o_.clip > 0) clip_grad_norm(params_, o_.clip);
   opt_.step();
   opt_.zero_grad();
@@ -291,15 +308,18 @@ double Trainer::backward_share(const Batch& batch) {
 // This rank's part of the batch's loss; undefined when it has nothing to add.
 Tensor Trainer::loss_of_share(const Batch& mine, const Batch& batch) const {
   if (task_.share_loss) return task_.share_loss(mine, batch);
-  if (mine.empty()) return {};  // a batch with fewer examples than ranks leaves some with nothing to do
+  if (mine.empty())
+    return {};  // a batch with fewer examples than ranks leaves some with nothing to do
   const Tensor loss = task_.loss(mine);
   if (!parallel_) return loss;
   // this rank's share of the whole batch's mean
-  return loss * (task_.weight ? task_.weight(mine) / task_.weight(batch) : double(mine.size()) / batch.size());
+  return loss * (task_.weight ? task_.weight(mine) / task_.weight(batch)
+                              : double(mine.size()) / batch.size());
 }
 
 // After step i of the epoch: the losses, the progress line, and a log line every 30 s.
-void Trainer::record_step(std::size_t i, const std::vector<Batch>& batches, double loss, Progress& progress) {
+void Trainer::record_step(std::size_t i, const std::vector<Batch>& batches, double loss,
+                          Progress& progress) {
   losses_.push_back(loss);
   epoch_loss_ += loss;
   ++epoch_steps_;
@@ -308,15 +328,21 @@ void Trainer::record_step(std::size_t i, const std::vector<Batch>& batches, doub
   progress.update(i, epoch_loss_ / epoch_steps_, tokens);
   if (std::chrono::duration<double>(Clock::now() - last_log_).count() < 30) return;
   last_log_ = Clock::now();
-  log_->write({{"event", "step"}, {"epoch", state_.epoch + 1}, {"step", i + 1}, {"steps", batches.size()},
-               {"loss", epoch_loss_ / epoch_steps_}, {"lr", opt_.lr()}, {"seconds", elapsed()}});
+  log_->write({{"event", "step"},
+               {"epoch", state_.epoch + 1},
+               {"step", i + 1},
+               {"steps", batches.size()},
+               {"loss", epoch_loss_ / epoch_steps_},
+               {"lr", opt_.lr()},
+               {"seconds", elapsed()}});
 }
 
 void Trainer::end_epoch() {
   check_parameters_agree(params_, group_, opt_.steps());
   task_.model->eval();
   evaluate_and_keep_best();
-  if (root_ && !o_.plot.empty()) write_curve_svg(o_.plot, state_.history, o_.metric_name, o_.metric_percent);
+  if (root_ && !o_.plot.empty())
+    write_curve_svg(o_.plot, state_.history, o_.metric_name, o_.metric_percent);
   ++state_.epoch;
   state_.step_in_epoch = 0;
   state_.seconds = elapsed();
@@ -326,20 +352,29 @@ void Trainer::end_epoch() {
 // The dev metric of the weights evaluated (the averages, if kept), the epoch's line, and the
 // model file when the metric is the best so far.
 void Trainer::evaluate_and_keep_best() {
-  AveragedWeights averaged(average_ ? &*average_ : nullptr);  // back to the weights being trained at the end
+  AveragedWeights averaged(average_ ? &*average_
+                                    : nullptr);  // back to the weights being trained at the end
   NoGradGuard no_grad;
   double metric = 0;
   if (root_) metric = task_.evaluate();
-  group_.broadcast(std::span<double>(&metric, 1));  // the others wait here, and keep the same history
-  state_.history.push_back({state_.epoch + 1, epoch_steps_ ? epoch_loss_ / epoch_steps_ : 0.0, metric, elapsed()});
+  group_.broadcast(
+      std::span<double>(&metric, 1));  // the others wait here, and keep the same history
+  state_.history.push_back(
+      {state_.epoch + 1, epoch_steps_ ? epoch_loss_ / epoch_steps_ : 0.0, metric, elapsed()});
   const bool best = metric > state_.best;
   if (root_) {
-    std::printf("epoch %zu: train loss %.4f, dev %s %.2f%s%s  [%s]\n", state_.epoch + 1, state_.history.back().train_loss,
-                o_.metric_name.c_str(), 100 * metric, o_.metric_percent ? "%" : "",
-                best ? (", best so far: saved " + o_.out).c_str() : "", clock_text(elapsed()).c_str());
+    std::printf("epoch %zu: train loss %.4f, dev %s %.2f%s%s  [%s]\n", state_.epoch + 1,
+                state_.history.back().train_loss, o_.metric_name.c_str(), 100 * metric,
+                o_.metric_percent ? "%" : "",
+                best ? (", best so far: saved " + o_.out).c_str() : "",
+                clock_text(elapsed()).c_str());
     std::fflush(stdout);  // a line at a time into a pipe too (mpirun, a log)
-    log_->write({{"event", "epoch"}, {"epoch", state_.epoch + 1}, {"train_loss", state_.history.back().train_loss},
-                 {"dev_" + o_.metric_name, metric}, {"best", best}, {"seconds", elapsed()}});
+    log_->write({{"event", "epoch"},
+                 {"epoch", state_.epoch + 1},
+                 {"train_loss", state_.history.back().train_loss},
+                 {"dev_" + o_.metric_name, metric},
+                 {"best", best},
+                 {"seconds", elapsed()}});
   }
   if (best) {
     state_.best = metric;
@@ -352,7 +387,8 @@ TrainResult Trainer::interrupted() {
   save_checkpoint();
   if (root_) std::printf("interrupted: saved %s; continue with --resume\n", checkpoint_.c_str());
   std::fflush(stdout);
-  log_->write({{"event", "interrupted"}, {"epoch", state_.epoch + 1}, {"step", state_.step_in_epoch}});
+  log_->write(
+      {{"event", "interrupted"}, {"epoch", state_.epoch + 1}, {"step", state_.step_in_epoch}});
   return {state_.history, true, losses_};
 }
 
@@ -366,7 +402,8 @@ void Trainer::save_checkpoint() const {
   if (!root_) return;
   NpzEntries extra{{"loop", text_to_npy(state_.to_text())}};
   if (average_)
-    for (const auto& [name, a] : average_->state()) extra.emplace_back(kAveragePrefix + name, to_npy(a));
+    for (const auto& [name, a] : average_->state())
+      extra.emplace_back(kAveragePrefix + name, to_npy(a));
   nn::save_checkpoint(checkpoint_, *task_.model, opt_, *task_.gen, opt_.steps(), extra);
 }
 

@@ -8,10 +8,9 @@
 //
 //   nn::Task task;
 //   task.model = &net;  task.gen = &gen;
-//   task.batches = [&](std::size_t epoch) { return make_batches(lengths, 2000, 256, &shuffle_of(epoch)); };
-//   task.loss = [&](const std::vector<std::size_t>& batch) { return net.loss(...); };
-//   task.lengths = &lengths;
-//   task.evaluate = [&] { return accuracy(net, dev); };
+//   task.batches = [&](std::size_t epoch) { return make_batches(lengths, 2000, 256,
+//   &shuffle_of(epoch)); }; task.loss = [&](const std::vector<std::size_t>& batch) { return
+//   net.loss(...); }; task.lengths = &lengths; task.evaluate = [&] { return accuracy(net, dev); };
 //   task.save_model = [&](const std::string& path) { bundle.save(path); };
 //   task.stop = &stop_requested;  // a std::atomic<bool> your SIGINT handler sets (optional)
 //   const TrainResult r = nn::train(task, {.epochs = 10, .out = "model.npz"});
@@ -37,8 +36,8 @@ struct TrainOptions {
   double time_limit_minutes = 0;  // 0: no limit
   double lr = 1e-3;
   std::size_t warmup = 200;
-  double lr_floor = 0.05;       // the cosine decay ends at lr_floor * lr, not at 0
-  double weight_decay = 0.01;   // AdamW's decoupled weight decay
+  double lr_floor = 0.05;      // the cosine decay ends at lr_floor * lr, not at 0
+  double weight_decay = 0.01;  // AdamW's decoupled weight decay
   double clip = 1.0;
   std::uint64_t seed = 1;
   std::string out = "model.npz";  // the best model on dev; out + ".ckpt" the training checkpoint
@@ -79,7 +78,8 @@ struct Task {
   // walk batches of their own): this rank's part of the batch's loss, given its examples and
   // the whole batch, such that the parts summed over the ranks are the batch's loss.  An
   // undefined tensor: nothing to add on this rank.
-  std::function<Tensor(const std::vector<std::size_t>& mine, const std::vector<std::size_t>& batch)> share_loss;
+  std::function<Tensor(const std::vector<std::size_t>& mine, const std::vector<std::size_t>& batch)>
+      share_loss;
   const std::vector<std::size_t>* lengths = nullptr;  // of every sentence (for tokens/s)
   // If set, the loop writes here the number of optimizer steps taken so far (a resumed run
   // included) before each call of `loss`: for schedules inside the loss.
@@ -88,7 +88,7 @@ struct Task {
   // say), it saves a checkpoint and returns with `interrupted`.  Across ranks, a request to any
   // rank stops them all at the same step.
   const std::atomic<bool>* stop = nullptr;
-  std::function<double()> evaluate;                       // dev metric, higher is better
+  std::function<double()> evaluate;                         // dev metric, higher is better
   std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
   // The ranks training together; nullptr: nn::ProcessGroup::world(), every rank of the launch
   // (this process alone without mpirun).  Each rank computes the loss of its shard of every
@@ -98,7 +98,7 @@ struct Task {
 
 struct TrainResult {
   std::vector<EpochRecord> history;
-  bool interrupted = false;  // stopped by Task::stop, after saving the checkpoint
+  bool interrupted = false;    // stopped by Task::stop, after saving the checkpoint
   std::vector<double> losses;  // the loss of every step this run took (of the whole batch)
 };
 

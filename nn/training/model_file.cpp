@@ -20,7 +20,8 @@ std::map<std::string, std::string> parse_lines(const std::string& text, const st
   for (std::string line; std::getline(in, line);) {
     ++n;
     const auto eq = line.find('=');
-    if (eq == std::string::npos) throw std::runtime_error(where + ": line " + std::to_string(n) + " has no '='");
+    if (eq == std::string::npos)
+      throw std::runtime_error(where + ": line " + std::to_string(n) + " has no '='");
     out[line.substr(0, eq)] = line.substr(eq + 1);
   }
   return out;
@@ -32,7 +33,9 @@ std::string lines_text(const std::map<std::string, std::string>& m) {
   return out;
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 }  // namespace
 
@@ -53,7 +56,8 @@ void parse_option(const std::string& text, std::size_t& value, const std::string
     if (!text.empty() && text[0] != '-') value = std::stoul(text, &used);
   } catch (const std::exception&) {
   }
-  if (used == 0 || used != text.size()) throw std::runtime_error(what + " is '" + text + "', not a count");
+  if (used == 0 || used != text.size())
+    throw std::runtime_error(what + " is '" + text + "', not a count");
 }
 
 void parse_option(const std::string& text, double& value, const std::string& what) {
@@ -62,7 +66,8 @@ void parse_option(const std::string& text, double& value, const std::string& wha
     value = std::stod(text, &used);
   } catch (const std::exception&) {
   }
-  if (used == 0 || used != text.size()) throw std::runtime_error(what + " is '" + text + "', not a number");
+  if (used == 0 || used != text.size())
+    throw std::runtime_error(what + " is '" + text + "', not a number");
 }
 
 void parse_option(const std::string& text, bool& value, const std::string& what) {
@@ -84,8 +89,10 @@ ModelFile ModelFile::read(const std::string& path, const std::string& kind) {
     return std::any_of(all.begin(), all.end(), [&](const auto& e) { return e.first == name; });
   };
   if (!has("kind") && !has("settings"))
-    throw std::runtime_error(path + ": not a tapegrad model file (it says no kind of model; a checkpoint or a "
-                             "parameter file holds no vocabularies or options)");
+    throw std::runtime_error(
+        path +
+        ": not a tapegrad model file (it says no kind of model; a checkpoint or a "
+        "parameter file holds no vocabularies or options)");
   std::map<std::string, std::string> entries;  // the texts, by name
   for (auto& [name, array] : all) {
     if (starts_with(name, kParam)) f.parameters_.emplace_back(name, std::move(array));
@@ -99,11 +106,13 @@ ModelFile ModelFile::read(const std::string& path, const std::string& kind) {
     return text;
   };
   std::size_t format = 1;  // files written before "format" existed
-  if (const std::string text = take("format"); !text.empty()) parse_option(text, format, path + ": 'format'");
+  if (const std::string text = take("format"); !text.empty())
+    parse_option(text, format, path + ": 'format'");
   f.format_ = static_cast<int>(std::min<std::size_t>(format, 1 << 20));
   if (f.format_ > kModelFormat)
-    throw std::runtime_error(path + ": a model file of format " + std::to_string(f.format_) + "; this tapegrad reads up to " +
-                             std::to_string(kModelFormat) + " (update tapegrad)");
+    throw std::runtime_error(path + ": a model file of format " + std::to_string(f.format_) +
+                             "; this tapegrad reads up to " + std::to_string(kModelFormat) +
+                             " (update tapegrad)");
   if (f.format_ == 1) {  // the options and the kind were one "settings" text
     f.options_ = parse_lines(take("settings"), path + ": 'settings'");
     f.kind_ = f.options_["kind"];
@@ -113,8 +122,10 @@ ModelFile ModelFile::read(const std::string& path, const std::string& kind) {
     f.options_ = parse_lines(take("options"), path + ": 'options'");
     f.command_ = take("command");
   }
-  if (f.kind_.empty()) throw std::runtime_error(path + ": not a tapegrad model file (it says no kind of model)");
-  if (f.kind_ != kind) throw std::runtime_error(path + ": a " + f.kind_ + " model, not a " + kind + " model");
+  if (f.kind_.empty())
+    throw std::runtime_error(path + ": not a tapegrad model file (it says no kind of model)");
+  if (f.kind_ != kind)
+    throw std::runtime_error(path + ": a " + f.kind_ + " model, not a " + kind + " model");
   f.texts_ = std::move(entries);
   return f;
 }
@@ -122,8 +133,8 @@ ModelFile ModelFile::read(const std::string& path, const std::string& kind) {
 const std::string& ModelFile::text(const std::string& name) const {
   const auto it = texts_.find(name);
   if (it == texts_.end())
-    throw std::runtime_error((path_.empty() ? "model file" : path_) + ": has no '" + name + "' (not a " + kind_ +
-                             " model file of this tapegrad?)");
+    throw std::runtime_error((path_.empty() ? "model file" : path_) + ": has no '" + name +
+                             "' (not a " + kind_ + " model file of this tapegrad?)");
   return it->second;
 }
 
@@ -139,7 +150,9 @@ void ModelFile::save(const std::string& path, const nn::Module& model) {
   format_ = written_format_;
 }
 
-void ModelFile::load_parameters(nn::Module& model) const { nn::load_parameters(model, parameters_, path_, kParam); }
+void ModelFile::load_parameters(nn::Module& model) const {
+  nn::load_parameters(model, parameters_, path_, kParam);
+}
 
 std::string command_line(int argc, char** argv) {
   std::string out;

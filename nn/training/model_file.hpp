@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
+#include "../../autograd/named_enum.hpp"
 #include "../module.hpp"
 #include "npz.hpp"
-#include "../../autograd/named_enum.hpp"
 
 namespace tg::nn {
 
@@ -75,7 +75,8 @@ class ModelFile {
 
   template <class Options>
   void set_options(Options options) {  // by value: fields() hands out references
-    options.fields([&](const char* name, const auto& value) { options_[name] = option_text(value); });
+    options.fields(
+        [&](const char* name, const auto& value) { options_[name] = option_text(value); });
   }
   template <class Options>
   void get_options(Options& options) const {

@@ -14,7 +14,8 @@
 
 namespace tg::nn {
 
-static_assert(std::endian::native == std::endian::little, "tapegrad's .npz code assumes little-endian");
+static_assert(std::endian::native == std::endian::little,
+              "tapegrad's .npz code assumes little-endian");
 
 namespace {
 
@@ -31,7 +32,8 @@ std::uint32_t crc32(const char* data, std::size_t n) {
     return t;
   }();
   std::uint32_t c = 0xFFFFFFFFu;
-  for (std::size_t i = 0; i < n; ++i) c = table[(c ^ static_cast<unsigned char>(data[i])) & 0xFF] ^ (c >> 8);
+  for (std::size_t i = 0; i < n; ++i)
+    c = table[(c ^ static_cast<unsigned char>(data[i])) & 0xFF] ^ (c >> 8);
   return c ^ 0xFFFFFFFFu;
 }
 
@@ -50,7 +52,8 @@ std::string npy_bytes(const NpyArray& a) {
   if (a.shape.size() == 1) shape.erase(shape.size() - 1);  // "(3,)"
   else if (!a.shape.empty()) shape.erase(shape.size() - 2);
   shape += ")";
-  std::string header = "{'descr': '" + a.dtype + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::string header =
+      "{'descr': '" + a.dtype + "', 'fortran_order': False, 'shape': " + shape + ", }";
   const std::size_t unpadded = 10 + header.size() + 1;  // magic, version, length, header, '\n'
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
@@ -68,7 +71,8 @@ NpyArray parse_npy(const std::string& data, const std::string& where) {
   const auto bad = [&](const std::string& what) -> NpyArray {
     throw std::runtime_error(where + ": " + what);
   };
-  if (data.size() < 10 || data.compare(0, 6, "\x93NUMPY") != 0) return bad("not a .npy array (bad magic)");
+  if (data.size() < 10 || data.compare(0, 6, "\x93NUMPY") != 0)
+    return bad("not a .npy array (bad magic)");
   const int major = static_cast<unsigned char>(data[6]);
   std::size_t len = 0, start = 0;
   if (major == 1) {
@@ -97,7 +101,8 @@ NpyArray parse_npy(const std::string& data, const std::string& where) {
     if (q == std::string::npos) return bad(".npy header is malformed: " + header);
     a.dtype = header.substr(p + 1, q - p - 1);
     if (a.dtype == "<u1") a.dtype = "|u1";
-    if (itemsize(a.dtype) == 0) return bad("dtype '" + a.dtype + "' is not supported (float32, float64, int64, uint8 are)");
+    if (itemsize(a.dtype) == 0)
+      return bad("dtype '" + a.dtype + "' is not supported (float32, float64, int64, uint8 are)");
   }
   if (header.compare(header.find_first_not_of(' ', value_after("fortran_order")), 4, "True") == 0)
     return bad("Fortran-order arrays are not supported");
@@ -148,19 +153,23 @@ std::uint32_t get16(const std::string& s, std::size_t at) {
   return static_cast<unsigned char>(s[at]) | (static_cast<unsigned char>(s[at + 1]) << 8);
 }
 
-std::uint32_t get32(const std::string& s, std::size_t at) { return get16(s, at) | (get16(s, at + 2) << 16); }
+std::uint32_t get32(const std::string& s, std::size_t at) {
+  return get16(s, at) | (get16(s, at + 2) << 16);
+}
 
 constexpr std::uint32_t kLocal = 0x04034b50, kCentral = 0x02014b50, kEnd = 0x06054b50;
 
 }  // namespace
 
 NpyArray to_npy(const AnyArray& any) {
-  return std::visit([](const auto& a) {
-    using T = typename std::decay_t<decltype(a)>::value_type;
-    NpyArray n{std::is_same_v<T, float> ? "<f4" : "<f8", a.shape(), {}};
-    n.bytes.assign(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(T));
-    return n;
-  }, any);
+  return std::visit(
+      [](const auto& a) {
+        using T = typename std::decay_t<decltype(a)>::value_type;
+        NpyArray n{std::is_same_v<T, float> ? "<f4" : "<f8", a.shape(), {}};
+        n.bytes.assign(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(T));
+        return n;
+      },
+      any);
 }
 
 NpyArray text_to_npy(const std::string& text) { return {"|u1", Shape{text.size()}, text}; }
@@ -199,36 +208,67 @@ void write_npz(const std::string& path, const NpzEntries& entries) {
   std::set<std::string> names;
   for (const auto& [name, array] : entries) {
     if (name.empty() || !names.insert(name).second)
-      throw std::invalid_argument("write_npz: " + path + ": entry name '" + name + "' is empty or repeated");
-    if (itemsize(array.dtype) == 0 || array.bytes.size() != shape_numel(array.shape) * itemsize(array.dtype))
-      throw std::invalid_argument("write_npz: " + path + ": entry '" + name + "' is not a valid array");
+      throw std::invalid_argument("write_npz: " + path + ": entry name '" + name +
+                                  "' is empty or repeated");
+    if (itemsize(array.dtype) == 0 ||
+        array.bytes.size() != shape_numel(array.shape) * itemsize(array.dtype))
+      throw std::invalid_argument("write_npz: " + path + ": entry '" + name +
+                                  "' is not a valid array");
     const std::string file = name + ".npy", data = npy_bytes(array);
     if (data.size() >= 0xFFFFFFFFu || zip.size() >= 0xFFFFFFFFu)
       throw std::invalid_argument("write_npz: " + path + ": over 4 GiB (zip64 is not supported)");
-    const std::uint32_t crc = crc32(data.data(), data.size()), size = static_cast<std::uint32_t>(data.size());
+    const std::uint32_t crc = crc32(data.data(), data.size()),
+                        size = static_cast<std::uint32_t>(data.size());
     const std::uint32_t offset = static_cast<std::uint32_t>(zip.size());
     // Local header: signature, version 2.0, flags, method 0 (stored), time, date 1980-01-01.
-    put32(zip, kLocal); put16(zip, 20); put16(zip, 0); put16(zip, 0); put16(zip, 0); put16(zip, 0x21);
-    put32(zip, crc); put32(zip, size); put32(zip, size);
-    put16(zip, static_cast<std::uint32_t>(file.size())); put16(zip, 0);
+    put32(zip, kLocal);
+    put16(zip, 20);
+    put16(zip, 0);
+    put16(zip, 0);
+    put16(zip, 0);
+    put16(zip, 0x21);
+    put32(zip, crc);
+    put32(zip, size);
+    put32(zip, size);
+    put16(zip, static_cast<std::uint32_t>(file.size()));
+    put16(zip, 0);
     zip += file;
     zip += data;
-    put32(central, kCentral); put16(central, 20); put16(central, 20); put16(central, 0); put16(central, 0);
-    put16(central, 0); put16(central, 0x21); put32(central, crc); put32(central, size); put32(central, size);
-    put16(central, static_cast<std::uint32_t>(file.size())); put16(central, 0); put16(central, 0);
-    put16(central, 0); put16(central, 0); put32(central, 0); put32(central, offset);
+    put32(central, kCentral);
+    put16(central, 20);
+    put16(central, 20);
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0x21);
+    put32(central, crc);
+    put32(central, size);
+    put32(central, size);
+    put16(central, static_cast<std::uint32_t>(file.size()));
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0);
+    put16(central, 0);
+    put32(central, 0);
+    put32(central, offset);
     central += file;
   }
   const auto cd_offset = static_cast<std::uint32_t>(zip.size());
   zip += central;
-  put32(zip, kEnd); put16(zip, 0); put16(zip, 0);
-  put16(zip, static_cast<std::uint32_t>(entries.size())); put16(zip, static_cast<std::uint32_t>(entries.size()));
-  put32(zip, static_cast<std::uint32_t>(central.size())); put32(zip, cd_offset); put16(zip, 0);
+  put32(zip, kEnd);
+  put16(zip, 0);
+  put16(zip, 0);
+  put16(zip, static_cast<std::uint32_t>(entries.size()));
+  put16(zip, static_cast<std::uint32_t>(entries.size()));
+  put32(zip, static_cast<std::uint32_t>(central.size()));
+  put32(zip, cd_offset);
+  put16(zip, 0);
 
   // Write beside the target, flush to disk, then rename over it: all or nothing.
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error(path + ": cannot create " + tmp + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error(path + ": cannot create " + tmp + ": " + std::strerror(errno));
   std::size_t done = 0;
   while (done < zip.size()) {
     const ssize_t n = ::write(fd, zip.data() + done, zip.size() - done);
@@ -275,30 +315,41 @@ NpzEntries read_npz(const std::string& path) {
       break;
     }
   if (end == std::string::npos) return bad("no zip directory found");
-  const std::size_t count = get16(z, end + 10), cd_size = get32(z, end + 12), cd_offset = get32(z, end + 16);
-  if (cd_offset > end || cd_size > end - cd_offset) return bad("the zip directory points outside the file");
+  const std::size_t count = get16(z, end + 10), cd_size = get32(z, end + 12),
+                    cd_offset = get32(z, end + 16);
+  if (cd_offset > end || cd_size > end - cd_offset)
+    return bad("the zip directory points outside the file");
 
   NpzEntries out;
   std::set<std::string> names;
   std::size_t at = cd_offset;
   for (std::size_t i = 0; i < count; ++i) {
-    if (at + 46 > cd_offset + cd_size || get32(z, at) != kCentral) return bad("zip directory entry " + std::to_string(i) + " is damaged");
+    if (at + 46 > cd_offset + cd_size || get32(z, at) != kCentral)
+      return bad("zip directory entry " + std::to_string(i) + " is damaged");
     const std::uint32_t method = get16(z, at + 10), crc = get32(z, at + 16);
     const std::size_t comp = get32(z, at + 20), size = get32(z, at + 24);
-    const std::size_t name_len = get16(z, at + 28), extra_len = get16(z, at + 30), comment_len = get16(z, at + 32);
+    const std::size_t name_len = get16(z, at + 28), extra_len = get16(z, at + 30),
+                      comment_len = get16(z, at + 32);
     const std::size_t local = get32(z, at + 42);
-    if (at + 46 + name_len > cd_offset + cd_size) return bad("zip directory entry " + std::to_string(i) + " is damaged");
+    if (at + 46 + name_len > cd_offset + cd_size)
+      return bad("zip directory entry " + std::to_string(i) + " is damaged");
     std::string name = z.substr(at + 46, name_len);
     at += 46 + name_len + extra_len + comment_len;
     if (method != 0)
-      throw std::runtime_error(path + ": entry '" + name + "' is compressed; only uncompressed .npz "
+      throw std::runtime_error(path + ": entry '" + name +
+                               "' is compressed; only uncompressed .npz "
                                "(numpy.savez, not savez_compressed) is supported");
-    if (comp != size || size == 0xFFFFFFFFu) return bad("entry '" + name + "' has inconsistent sizes");
-    if (local + 30 > z.size() || get32(z, local) != kLocal) return bad("entry '" + name + "' has no local header");
+    if (comp != size || size == 0xFFFFFFFFu)
+      return bad("entry '" + name + "' has inconsistent sizes");
+    if (local + 30 > z.size() || get32(z, local) != kLocal)
+      return bad("entry '" + name + "' has no local header");
     const std::size_t data = local + 30 + get16(z, local + 26) + get16(z, local + 28);
-    if (data > z.size() || size > z.size() - data) return bad("entry '" + name + "' runs past the end of the file");
-    if (crc32(z.data() + data, size) != crc) return bad("entry '" + name + "' fails its CRC-32 check");
-    if (name.size() < 5 || name.compare(name.size() - 4, 4, ".npy") != 0) return bad("entry '" + name + "' is not a .npy array");
+    if (data > z.size() || size > z.size() - data)
+      return bad("entry '" + name + "' runs past the end of the file");
+    if (crc32(z.data() + data, size) != crc)
+      return bad("entry '" + name + "' fails its CRC-32 check");
+    if (name.size() < 5 || name.compare(name.size() - 4, 4, ".npy") != 0)
+      return bad("entry '" + name + "' is not a .npy array");
     name.resize(name.size() - 4);
     if (!names.insert(name).second) return bad("entry '" + name + "' appears twice");
     out.emplace_back(name, parse_npy(z.substr(data, size), path + ": '" + name + "'"));

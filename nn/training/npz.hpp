@@ -21,9 +21,9 @@ struct NpyArray {
 
 using NpzEntries = std::vector<std::pair<std::string, NpyArray>>;  // names without ".npy"
 
-NpyArray to_npy(const AnyArray& a);  // float32 -> "<f4", float64 -> "<f8"
-NpyArray text_to_npy(const std::string& text);     // "|u1" bytes: bytes(a).decode() in Python
-NpyArray int_to_npy(std::int64_t value);           // "<i8", shape ()
+NpyArray to_npy(const AnyArray& a);             // float32 -> "<f4", float64 -> "<f8"
+NpyArray text_to_npy(const std::string& text);  // "|u1" bytes: bytes(a).decode() in Python
+NpyArray int_to_npy(std::int64_t value);        // "<i8", shape ()
 // The reverse conversions; `what` names the entry in errors ("model.npz: 'fc.weight'").
 AnyArray npy_to_array(const NpyArray& a, const std::string& what);
 std::string npy_to_text(const NpyArray& a, const std::string& what);

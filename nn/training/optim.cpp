@@ -40,19 +40,19 @@ AnyArray& Optimizer::slot(const std::string& name, std::size_t i) { return slots
 StateDict Optimizer::state() const {
   StateDict out;
   for (const auto& [s, buffers] : slots_)
-    for (std::size_t i = 0; i < params_.size(); ++i)
-      out[s + "." + params_[i].first] = buffers[i];
+    for (std::size_t i = 0; i < params_.size(); ++i) out[s + "." + params_[i].first] = buffers[i];
   out["steps"] = Array<double>(static_cast<double>(steps_));
   return out;
 }
 
-const AnyArray& state_entry(const char* who, const StateDict& state, const std::string& key, const Tensor& like) {
+const AnyArray& state_entry(const char* who, const StateDict& state, const std::string& key,
+                            const Tensor& like) {
   const auto it = state.find(key);
   if (it == state.end()) fail(who, "missing '" + key + "'");
   const Tensor found = std::visit([](const auto& a) { return Tensor(a); }, it->second);
   if (found.shape() != like.shape() || found.dtype() != like.dtype())
-    fail(who, "'" + key + "' is " + shape_str(found.shape()) + " " + dtype_name(found.dtype()) + ", expected " +
-                  shape_str(like.shape()) + " " + dtype_name(like.dtype()));
+    fail(who, "'" + key + "' is " + shape_str(found.shape()) + " " + dtype_name(found.dtype()) +
+                  ", expected " + shape_str(like.shape()) + " " + dtype_name(like.dtype()));
   return it->second;
 }
 
@@ -60,7 +60,8 @@ double state_scalar(const char* who, const StateDict& state, const std::string& 
   const auto it = state.find(key);
   if (it == state.end()) fail(who, "missing '" + key + "'");
   const auto* v = std::get_if<Array<double>>(&it->second);
-  if (v == nullptr || v->size() != 1 || !(*v->begin() >= 0)) fail(who, "'" + key + "' must be one float64 value >= 0");
+  if (v == nullptr || v->size() != 1 || !(*v->begin() >= 0))
+    fail(who, "'" + key + "' must be one float64 value >= 0");
   return *v->begin();
 }
 
@@ -89,9 +90,9 @@ void Optimizer::load_state(const StateDict& state) {
 // ---- SGD ---------------------------------------------------------------------------------
 
 Sgd::Sgd(NamedTensors params, const SgdOptions& options)
-    : Optimizer(std::move(params), options.lr,
-                options.momentum > 0 ? std::vector<std::string>{"momentum"}
-                                     : std::vector<std::string>{}),
+    : Optimizer(
+          std::move(params), options.lr,
+          options.momentum > 0 ? std::vector<std::string>{"momentum"} : std::vector<std::string>{}),
       options_(options) {
   if (!(options.momentum >= 0 && options.momentum < 1))
     fail("Sgd", "momentum must be in [0, 1), got " + std::to_string(options.momentum));
@@ -143,18 +144,18 @@ struct AdamStep {
 // compiled with -ffp-contract=off (CMakeLists.txt): no multiply-add is fused, in the vector
 // versions either, so every version rounds as this plain loop does, on any CPU.
 template <class T>
-[[gnu::always_inline]] inline void adam_range(T* __restrict w, const T* __restrict grad, T* __restrict m,
-                                              T* __restrict v, std::size_t lo, std::size_t hi, const AdamStep& s) {
-  const T lr = static_cast<T>(s.lr), wd = static_cast<T>(s.weight_decay), eps = static_cast<T>(s.eps);
+[[gnu::always_inline]] inline void adam_range(T* __restrict w, const T* __restrict grad,
+                                              T* __restrict m, T* __restrict v, std::size_t lo,
+                                              std::size_t hi, const AdamStep& s) {
+  const T lr = static_cast<T>(s.lr), wd = static_cast<T>(s.weight_decay),
+          eps = static_cast<T>(s.eps);
   const T b1 = static_cast<T>(s.beta1), b2 = static_cast<T>(s.beta2);
   const T c1 = static_cast<T>(s.c1), c2 = static_cast<T>(s.c2);
   const bool decoupled = s.decoupled;
   for (std::size_t j = lo; j < hi; ++j) {
     T g = grad[j];
-    if (decoupled)
-      w[j] -= lr * wd * w[j];  // AdamW: shrink the weights, apart from the gradient
-    else
-      g += wd * w[j];  // Adam: L2 through the gradient
+    if (decoupled) w[j] -= lr * wd * w[j];  // AdamW: shrink the weights, apart from the gradient
+    else g += wd * w[j];                    // Adam: L2 through the gradient
     m[j] = b1 * m[j] + (T(1) - b1) * g;
     v[j] = b2 * v[j] + (T(1) - b2) * g * g;
     w[j] -= lr * (m[j] / c1) / (std::sqrt(v[j] / c2) + eps);
@@ -175,10 +176,14 @@ void adam_range_f32(float* w, const float* grad, float* m, float* v, std::size_t
 void Adam::update(std::size_t i, std::size_t t) {
   Tensor& p = params_[i].second;
   // Bias correction: m and v start at 0, so early averages are too small by 1 - b^t.
-  const AdamStep step{.lr = lr_, .weight_decay = options_.weight_decay, .eps = options_.eps,
-                      .beta1 = options_.beta1, .beta2 = options_.beta2,
+  const AdamStep step{.lr = lr_,
+                      .weight_decay = options_.weight_decay,
+                      .eps = options_.eps,
+                      .beta1 = options_.beta1,
+                      .beta2 = options_.beta2,
                       .c1 = 1 - std::pow(options_.beta1, static_cast<double>(t)),
-                      .c2 = 1 - std::pow(options_.beta2, static_cast<double>(t)), .decoupled = decoupled_};
+                      .c2 = 1 - std::pow(options_.beta2, static_cast<double>(t)),
+                      .decoupled = decoupled_};
   dispatch(p.dtype(), [&]<class T>() {
     T* w = p.data<T>().data();
     const T* grad = p.grad_data<T>().data();
@@ -192,7 +197,8 @@ void Adam::update(std::size_t i, std::size_t t) {
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
-  if (!(max_norm > 0)) fail("clip_grad_norm", "max_norm must be > 0, got " + std::to_string(max_norm));
+  if (!(max_norm > 0))
+    fail("clip_grad_norm", "max_norm must be > 0, got " + std::to_string(max_norm));
   double total = 0;
   for (const Tensor& p : params) {
     if (!p.has_grad()) continue;
@@ -205,8 +211,9 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     const double scale = max_norm / (norm + 1e-6);
     for (const Tensor& p : params) {
       if (!p.has_grad()) continue;
-      std::visit([&](auto& g) { g *= static_cast<typename std::decay_t<decltype(g)>::value_type>(scale); },
-                 *p.impl()->grad);
+      std::visit(
+          [&](auto& g) { g *= static_cast<typename std::decay_t<decltype(g)>::value_type>(scale); },
+          *p.impl()->grad);
     }
   }
   return norm;

@@ -1,7 +1,8 @@
 // Optimizers: SGD (momentum, weight decay), Adam and AdamW; gradient clipping by global norm.
 //
 //   tg::nn::AdamW opt(model.named_parameters(), {.lr = 1e-3, .weight_decay = 0.01});
-//   ... loss.backward(); tg::nn::clip_grad_norm(model.parameters(), 1.0); opt.step(); opt.zero_grad();
+//   ... loss.backward(); tg::nn::clip_grad_norm(model.parameters(), 1.0); opt.step();
+//   opt.zero_grad();
 //
 // Parameters that received no gradient in a step are left alone.  The state (per-parameter
 // buffers and the step count) can be saved and loaded for checkpoints that resume exactly.
@@ -19,7 +20,8 @@ using StateDict = std::map<std::string, AnyArray>;  // named arrays, as stored i
 
 // For load_state functions (they check everything before they assign anything):
 // state[key], which must exist and have `like`'s shape and dtype; errors name `who` and the key.
-const AnyArray& state_entry(const char* who, const StateDict& state, const std::string& key, const Tensor& like);
+const AnyArray& state_entry(const char* who, const StateDict& state, const std::string& key,
+                            const Tensor& like);
 // state[key] as one float64 value >= 0 (a step count, a decay).
 double state_scalar(const char* who, const StateDict& state, const std::string& key);
 

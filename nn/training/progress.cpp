@@ -16,7 +16,12 @@ std::string clock_text(double seconds) {
 }
 
 Progress::Progress(std::size_t epoch, std::size_t epochs, std::size_t steps, bool shown)
-    : epoch_(epoch), epochs_(epochs), steps_(steps), shown_(shown), tty_(isatty(fileno(stdout))), start_(Clock::now()),
+    : epoch_(epoch),
+      epochs_(epochs),
+      steps_(steps),
+      shown_(shown),
+      tty_(isatty(fileno(stdout))),
+      start_(Clock::now()),
       last_(start_) {}
 
 void Progress::update(std::size_t step, double loss, std::size_t tokens) {
@@ -30,13 +35,14 @@ void Progress::update(std::size_t step, double loss, std::size_t tokens) {
   const double eta = elapsed / (step + 1) * (steps_ - step - 1);
   const double rate = tokens_ / std::max(elapsed, 1e-9);
   if (tty_) {
-    const int width = 24, filled = static_cast<int>(width * (step + 1) / std::max<std::size_t>(steps_, 1));
-    std::printf("\r epoch %zu/%zu [%s%s] %zu/%zu  loss %.4f  %.0f tok/s  ETA %s   ", epoch_, epochs_,
-                std::string(filled, '=').c_str(), std::string(width - filled, ' ').c_str(), step + 1, steps_, loss,
-                rate, clock_text(eta).c_str());
+    const int width = 24,
+              filled = static_cast<int>(width * (step + 1) / std::max<std::size_t>(steps_, 1));
+    std::printf("\r epoch %zu/%zu [%s%s] %zu/%zu  loss %.4f  %.0f tok/s  ETA %s   ", epoch_,
+                epochs_, std::string(filled, '=').c_str(), std::string(width - filled, ' ').c_str(),
+                step + 1, steps_, loss, rate, clock_text(eta).c_str());
   } else {
-    std::printf("epoch %zu/%zu step %zu/%zu loss %.4f %.0f tok/s ETA %s\n", epoch_, epochs_, step + 1, steps_, loss,
-                rate, clock_text(eta).c_str());
+    std::printf("epoch %zu/%zu step %zu/%zu loss %.4f %.0f tok/s ETA %s\n", epoch_, epochs_,
+                step + 1, steps_, loss, rate, clock_text(eta).c_str());
   }
   std::fflush(stdout);
 }

@@ -49,10 +49,12 @@ int main(int argc, char** argv) {
     }
     lengths.push_back(4);
   }
-  models::TaggingPipeline tagger(models::WordInput{models::Vocab::build(sentences, 1, false), {.buckets = 0}},
-                                 models::Vocab::closed(classes),
-                                 {.encoder = {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}},
-                                 1, 2);
+  models::TaggingPipeline tagger(
+      models::WordInput{models::Vocab::build(sentences, 1, false), {.buckets = 0}},
+      models::Vocab::closed(classes),
+      {.encoder =
+           {.d_model = 16, .heads = 2, .ff = 32, .layers = 1, .dropout = 0.0, .conv_width = 0}},
+      1, 2);
   const auto accuracy = [&](const models::TaggingPipeline& t) {
     const auto predicted = t.predict(sentences);
     std::size_t right = 0;
@@ -72,9 +74,11 @@ int main(int argc, char** argv) {
   task.lengths = &lengths;
   task.evaluate = [&] { return accuracy(tagger); };
   task.save_model = [&](const std::string& path) { tagger.save(path, "consumer"); };
-  const auto result = nn::train(task, {.epochs = 8, .lr = 1e-2, .warmup = 5, .out = "consumer-tagger.npz"});
+  const auto result =
+      nn::train(task, {.epochs = 8, .lr = 1e-2, .warmup = 5, .out = "consumer-tagger.npz"});
   const auto mine = models::TaggingPipeline::load("consumer-tagger.npz");
-  ok &= check(result.history.size() == 8 && accuracy(*mine) > 0.95, "a model trained with nn::train, saved and loaded");
+  ok &= check(result.history.size() == 8 && accuracy(*mine) > 0.95,
+              "a model trained with nn::train, saved and loaded");
 
   // The installed program's model file.
   const auto theirs = models::TaggingPipeline::load(argv[1]);

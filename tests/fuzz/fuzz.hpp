@@ -20,7 +20,8 @@ namespace fuzz {
 // Writes the input to a file of this process (the readers take paths) and returns its path.
 inline std::string write_input(const std::uint8_t* data, std::size_t size, const char* name) {
   const std::string path = "/tmp/tapegrad-fuzz-" + std::to_string(getpid()) + "-" + name;
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   return path;
 }
 

@@ -2,9 +2,9 @@
 // that fails to load must leave the model and the optimizer exactly as they were.
 #include "autograd/runtime/generator.hpp"
 #include "fuzz.hpp"
-#include "nn/training/checkpoint.hpp"
 #include "nn/layer_norm.hpp"
 #include "nn/linear.hpp"
+#include "nn/training/checkpoint.hpp"
 #include "nn/training/optim.hpp"
 
 namespace {
@@ -23,7 +23,11 @@ std::string snapshot(const tg::nn::Module& model, const tg::nn::Optimizer& opt) 
   std::string bytes;
   const auto add = [&](const std::string& name, const tg::AnyArray& a) {
     bytes += name;
-    std::visit([&](const auto& v) { bytes.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(v.data()[0])); }, a);
+    std::visit(
+        [&](const auto& v) {
+          bytes.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(v.data()[0]));
+        },
+        a);
   };
   for (const auto& [name, p] : model.named_parameters()) add(name, p.impl()->value);
   for (const auto& [name, a] : opt.state()) add(name, a);

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
       std::ifstream in(f, std::ios::binary);
-      const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                            std::istreambuf_iterator<char>());
       try {
         LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
       } catch (const std::exception& e) {
