@@ -33,12 +33,15 @@ Tensor mean_over_tokens(const Tensor& h, const Ids& ids) {
   return sum(h * Tensor(keep).to(h.dtype()), {1}) * Tensor(inv_count).to(h.dtype());  // (B, C)
 }
 
+nn::EmbeddingOptions word_embedding(std::size_t vocab, std::size_t d_model) {
+  return {.vocab = vocab,
+          .dim = d_model,
+          .padding_id = 0,
+          .init_std = 1.0 / std::sqrt(static_cast<double>(d_model))};
+}
+
 SentenceEncoder::SentenceEncoder(const SentenceEncoderOptions& o, Generator& gen)
-    : embed({.vocab = o.vocab,
-             .dim = o.d_model,
-             .padding_id = 0,
-             .init_std = 1.0 / std::sqrt(double(o.d_model))},
-            gen),
+    : embed(word_embedding(o.vocab, o.d_model), gen),
       encoder(transformer_options(o), gen),
       drop(o.dropout, gen),
       options_(o) {

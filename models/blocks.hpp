@@ -31,16 +31,24 @@ Tensor mean_over_tokens(const Tensor& h, const Ids& ids);
 // input (nn::make_positional_encoding).
 template <class Options>
 nn::TransformerOptions transformer_options(const Options& o) {
-  return {.d_model = o.d_model,
-          .heads = o.heads,
-          .ff = o.ff,
-          .layers = o.layers,
-          .dropout = o.dropout,
-          .attention_dropout = o.dropout,
-          .positions = o.positions,
-          .relative_k = o.relative_k,
-          .attention = o.attention,
-          .kernel_features = o.kernel_features};
+  nn::TransformerOptions t{
+      .ff = o.ff, .layers = o.layers, .dropout = o.dropout, .attention_dropout = o.dropout};
+  nn::copy_self_attention(o, t);
+  return t;
+}
+
+// The options of a model's word embedding: row 0 (padding) stays zero, rows start as
+// N(0, 1 / d_model) (the model scales them by sqrt(d_model)).
+nn::EmbeddingOptions word_embedding(std::size_t vocab, std::size_t d_model);
+
+// The model-file fields (model_file.hpp) that the sentence encoder's and the translator's options
+// share, by the names both write: the transformer's and the absolute positions' settings.
+template <class Options, class F>
+void transformer_fields(Options& o, F&& f) {
+  f("d_model", o.d_model), f("heads", o.heads), f("ff", o.ff), f("layers", o.layers);
+  f("dropout", o.dropout), f("positions", o.positions), f("relative_k", o.relative_k);
+  f("max_len", o.max_len), f("mlp_hidden", o.mlp_hidden), f("mlp_scale", o.mlp_scale);
+  f("attention", o.attention), f("kernel_features", o.kernel_features);
 }
 
 struct SentenceEncoderOptions {
@@ -68,13 +76,9 @@ struct SentenceEncoderOptions {
   // SubwordOptions.
   template <class F>
   void fields(F&& f) {
-    f("vocab", vocab), f("d_model", d_model), f("heads", heads), f("ff", ff), f("layers", layers);
-    f("dropout", dropout), f("positions", positions), f("relative_k", relative_k),
-        f("max_len", max_len);
-    f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("fourier_features", fourier_features);
-    f("fourier_hidden", fourier_hidden), f("subword_buckets", subword_buckets),
-        f("conv_width", conv_width);
-    f("attention", attention), f("kernel_features", kernel_features);
+    f("vocab", vocab), transformer_fields(*this, f);
+    f("fourier_features", fourier_features), f("fourier_hidden", fourier_hidden);
+    f("subword_buckets", subword_buckets), f("conv_width", conv_width);
   }
 };
 

@@ -21,16 +21,8 @@ nn::PositionOptions position_options(const TranslatorOptions& o) {
 }  // namespace
 
 Translator::Translator(const TranslatorOptions& o, Generator& gen)
-    : src_embed({.vocab = o.src_vocab,
-                 .dim = o.d_model,
-                 .padding_id = 0,
-                 .init_std = 1.0 / std::sqrt(double(o.d_model))},
-                gen),
-      tgt_embed({.vocab = o.tgt_vocab,
-                 .dim = o.d_model,
-                 .padding_id = 0,
-                 .init_std = 1.0 / std::sqrt(double(o.d_model))},
-                gen),
+    : src_embed(word_embedding(o.src_vocab, o.d_model), gen),
+      tgt_embed(word_embedding(o.tgt_vocab, o.d_model), gen),
       encoder(transformer_options(o), gen),
       decoder(transformer_options(o), gen),
       head(o.d_model, o.tgt_vocab, gen),

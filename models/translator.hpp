@@ -16,6 +16,7 @@
 #include "../nn/linear.hpp"
 #include "../nn/positions/absolute.hpp"
 #include "../nn/transformer.hpp"
+#include "blocks.hpp"
 
 namespace tg::models {
 
@@ -40,17 +41,11 @@ struct TranslatorOptions {
   double length_weight =
       0.1;  // non-autoregressive: the length loss's weight beside the tokens' loss
 
-  // The options a model file stores (nn/training/model_file.hpp).
+  // The options a model file stores (nn/training/model_file.hpp; transformer_fields: blocks.hpp).
   template <class F>
   void fields(F&& f) {
-    f("src_vocab", src_vocab), f("tgt_vocab", tgt_vocab), f("d_model", d_model), f("heads", heads),
-        f("ff", ff);
-    f("layers", layers), f("dropout", dropout), f("label_smoothing", label_smoothing),
-        f("positions", positions);
-    f("mlp_hidden", mlp_hidden), f("mlp_scale", mlp_scale), f("relative_k", relative_k),
-        f("max_len", max_len);
-    f("attention", attention), f("kernel_features", kernel_features),
-        f("non_autoregressive", non_autoregressive);
+    f("src_vocab", src_vocab), f("tgt_vocab", tgt_vocab), transformer_fields(*this, f);
+    f("label_smoothing", label_smoothing), f("non_autoregressive", non_autoregressive);
     f("length_offsets", length_offsets), f("length_weight", length_weight);
   }
 };

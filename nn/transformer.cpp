@@ -6,14 +6,9 @@ namespace tg::nn {
 namespace {
 
 AttentionOptions self_attention(const TransformerOptions& o) {
-  return {.d_model = o.d_model,
-          .heads = o.heads,
-          .dropout = o.attention_dropout,
-          .positions = o.positions,
-          .relative_k = o.relative_k,
-          .relative_skewed = o.relative_skewed,
-          .kind = o.attention,
-          .kernel_features = o.kernel_features};
+  AttentionOptions a{.dropout = o.attention_dropout, .relative_skewed = o.relative_skewed};
+  copy_self_attention(o, a);
+  return a;
 }
 
 AttentionOptions cross_attention(const TransformerOptions& o) {

@@ -41,6 +41,19 @@ struct TransformerOptions {
   std::size_t kernel_features = 64;
 };
 
+// Copies what self-attention is made of -- d_model, heads, the scheme of positions, relative_k,
+// the kind of attention and kernel_features -- from one options struct to another: a model's
+// options to TransformerOptions (models/blocks.hpp), TransformerOptions to AttentionOptions
+// (which calls the kind `kind` where the others say `attention`).
+template <class From, class To>
+void copy_self_attention(const From& from, To& to) {
+  to.d_model = from.d_model, to.heads = from.heads;
+  to.positions = from.positions, to.relative_k = from.relative_k;
+  if constexpr (requires { to.kind; }) to.kind = from.attention;
+  else to.attention = from.attention;
+  to.kernel_features = from.kernel_features;
+}
+
 class EncoderLayer : public Module {
  public:
   EncoderLayer(const TransformerOptions& options, Generator& gen);

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "text.hpp"
 
@@ -62,6 +63,20 @@ std::vector<std::string> split_tabs(const std::string& line) {
 
 bool is_blank(const std::string& line) {
   return std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); });
+}
+
+// The labelled-sentence readers' skeleton: parse(line, number) gives each line's sentence, or
+// nothing for a line that holds none (blank, a header), or throws a DataError (see for_each_line).
+template <class Parse>
+std::vector<LabeledSentence> read_labeled(const std::string& path, BadLines* bad, Parse parse) {
+  std::vector<LabeledSentence> out;
+  for_each_line(
+      path, bad,
+      [&](const std::string& line, std::size_t number) {
+        if (auto s = parse(line, number)) out.push_back(std::move(*s));
+      },
+      [] {});
+  return out;
 }
 
 }  // namespace
@@ -120,16 +135,15 @@ std::vector<TaggedSentence> read_conllu(const std::string& path, BadLines* bad) 
 }
 
 std::vector<LabeledSentence> read_tsv(const std::string& path, BadLines* bad) {
-  std::vector<LabeledSentence> out;
-  for_each_line(
+  return read_labeled(
       path, bad,
-      [&](const std::string& line, std::size_t number) {
+      [&](const std::string& line, std::size_t number) -> std::optional<LabeledSentence> {
         if (number == 1) {
           if (line.rfind("sentence\t", 0) != 0)
             throw DataError(path, number, "expected the header 'sentence<TAB>label'");
-          return;
+          return std::nullopt;
         }
-        if (is_blank(line)) return;
+        if (is_blank(line)) return std::nullopt;
         const auto cols = split_tabs(line);
         if (cols.size() != 2)
           throw DataError(
@@ -138,26 +152,21 @@ std::vector<LabeledSentence> read_tsv(const std::string& path, BadLines* bad) {
         LabeledSentence s{split_words(cols[0]), cols[1]};
         if (s.words.empty()) throw DataError(path, number, "the sentence is empty");
         if (s.label.empty()) throw DataError(path, number, "the label is empty");
-        out.push_back(std::move(s));
-      },
-      [] {});
-  return out;
+        return s;
+      });
 }
 
 std::vector<LabeledSentence> read_label_first(const std::string& path, BadLines* bad) {
-  std::vector<LabeledSentence> out;
-  for_each_line(
+  return read_labeled(
       path, bad,
-      [&](const std::string& line, std::size_t number) {
-        if (is_blank(line)) return;
+      [&](const std::string& line, std::size_t number) -> std::optional<LabeledSentence> {
+        if (is_blank(line)) return std::nullopt;
         auto words = split_words(line);
         LabeledSentence s{std::vector<std::string>(words.begin() + 1, words.end()), words[0]};
         if (s.words.empty())
           throw DataError(path, number, "expected '<label> <sentence>', found no sentence");
-        out.push_back(std::move(s));
-      },
-      [] {});
-  return out;
+        return s;
+      });
 }
 
 std::vector<LabeledSentence> read_labeled(const std::string& path, BadLines* bad) {

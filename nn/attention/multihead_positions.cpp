@@ -10,6 +10,22 @@
 #include "multihead.hpp"
 
 namespace tg::nn {
+namespace {
+
+// Shaw's direct path: the rows of x at query i times query i's table of pairs, as one batched
+// product over the queries: x (B, H, T, N), table (T, N, M) -> (B, H, T, M) by way of
+// (T, B H, N) (T, N, M) -> (T, B H, M).
+Tensor per_query_product(const Tensor& x, const Tensor& table) {
+  const auto B = static_cast<std::int64_t>(x.shape()[0]),
+             H = static_cast<std::int64_t>(x.shape()[1]),
+             T = static_cast<std::int64_t>(x.shape()[2]),
+             N = static_cast<std::int64_t>(x.shape()[3]),
+             M = static_cast<std::int64_t>(table.shape()[2]);
+  Tensor xt = reshape(permute(x, {2, 0, 1, 3}), {T, B * H, N});            // (T, B H, N)
+  return permute(reshape(matmul(xt, table), {T, B, H, M}), {1, 2, 0, 3});  // (B, H, T, M)
+}
+
+}  // namespace
 
 Tensor MultiheadAttention::kernel_coefficients(std::size_t S) {
   const Tensor b = embedding(
@@ -26,14 +42,8 @@ Tensor MultiheadAttention::relative_logits(const Tensor& q, std::size_t S, bool 
     return rel_skew(matmul(q, transpose(table)), causal);  // (B, H, T, W) -> (.., S)
   }
   // Direct: an embedding per (query, key) pair, R (T, S, D); rel[.., i, j] = q_i . R[i, j].
-  const auto B = static_cast<std::int64_t>(q.shape()[0]),
-             H = static_cast<std::int64_t>(q.shape()[1]);
-  const auto Ti = static_cast<std::int64_t>(T), Si = static_cast<std::int64_t>(S),
-             D = static_cast<std::int64_t>(head_dim_);
   Tensor R = embedding(rel_key, relative_rows_by_pair(T, S, k));  // (T, S, D)
-  Tensor qt = reshape(permute(q, {2, 0, 1, 3}), {Ti, B * H, D});  // (T, B H, D)
-  Tensor rel = matmul(qt, transpose(R));                          // (T, B H, S)
-  return permute(reshape(rel, {Ti, B, H, Si}), {1, 2, 0, 3});     // (B, H, T, S)
+  return per_query_product(q, transpose(R));                      // (B, H, T, S)
 }
 
 // out[b, h, i] = sum_j attn[b, h, i, j] a_V[clip(j - pos_i)]:  (B, H, T, S) -> (B, H, T, D)
@@ -44,14 +54,9 @@ Tensor MultiheadAttention::relative_values(const Tensor& attn, bool causal) {
     Tensor table = embedding(rel_value, relative_rows_by_distance(S, causal, k));  // (W, D)
     return matmul(rel_unskew(attn, causal), table);  // (B, H, T, W) (W, D)
   }
-  const auto B = static_cast<std::int64_t>(attn.shape()[0]),
-             H = static_cast<std::int64_t>(attn.shape()[1]);
-  const auto Ti = static_cast<std::int64_t>(T), Si = static_cast<std::int64_t>(S),
-             D = static_cast<std::int64_t>(head_dim_);
-  Tensor R = embedding(rel_value, relative_rows_by_pair(T, S, k));    // (T, S, D)
-  Tensor at = reshape(permute(attn, {2, 0, 1, 3}), {Ti, B * H, Si});  // (T, B H, S)
-  Tensor out = matmul(at, R);                                         // (T, B H, D)
-  return permute(reshape(out, {Ti, B, H, D}), {1, 2, 0, 3});          // (B, H, T, D)
+  // Direct: out[.., i] = sum_j attn[.., i, j] R[i, j] with R (T, S, D) as above.
+  Tensor R = embedding(rel_value, relative_rows_by_pair(T, S, k));  // (T, S, D)
+  return per_query_product(attn, R);                                // (B, H, T, D)
 }
 
 // ALiBi's or T5's bias for queries at positions S - T .. S - 1 and keys at 0 .. S - 1: (H, T, S).
