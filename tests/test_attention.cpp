@@ -145,20 +145,15 @@ BOOST_AUTO_TEST_CASE(relative_attention_gradcheck_every_formulation) {
 BOOST_AUTO_TEST_CASE(skewed_relative_attention_equals_the_direct_one) {
   for (bool causal : {false, true}) {
     Generator g1(4), g2(4);
-    MultiheadAttention skewed({.d_model = 8,
-                               .heads = 2,
-                               .positions = PositionScheme::relative,
-                               .relative_k = 3,
-                               .relative_skewed = true,
-                               .fused = false},
-                              g1);
-    MultiheadAttention direct({.d_model = 8,
-                               .heads = 2,
-                               .positions = PositionScheme::relative,
-                               .relative_k = 3,
-                               .relative_skewed = false,
-                               .fused = false},
-                              g2);
+    const auto relative = [](bool skew) {
+      return AttentionOptions{.d_model = 8,
+                              .heads = 2,
+                              .positions = PositionScheme::relative,
+                              .relative_k = 3,
+                              .relative_skewed = skew,
+                              .fused = false};
+    };
+    MultiheadAttention skewed(relative(true), g1), direct(relative(false), g2);
     skewed.to(Dtype::f64);
     direct.to(Dtype::f64);
     Tensor x = randn64({2, 9, 8}, 5, false);
