@@ -311,14 +311,11 @@ BOOST_AUTO_TEST_CASE(a_nat_pipeline_trains_and_translates_alike_after_loading) {
   using Words = std::vector<std::string>;
   const std::vector<Words> de = {{"ein", "hund", "läuft"}, {"zwei", "katzen", "schlafen"}};
   const std::vector<Words> en = {{"a", "dog", "runs"}, {"two", "cats", "sleep", "now"}};
-  TranslatorOptions options{.d_model = 16,
-                            .heads = 2,
-                            .ff = 32,
-                            .layers = 1,
-                            .dropout = 0.0,
-                            .max_len = 32,
-                            .non_autoregressive = true,
-                            .length_offsets = 4};
+  TranslatorOptions options = fixtures::small_translator();
+  options.src_vocab = options.tgt_vocab = 0;  // the pipeline's vocabularies give them
+  options.max_len = 32;
+  options.non_autoregressive = true;
+  options.length_offsets = 4;
   TranslationPipeline t(Vocab::build(de, 1, false),
                         Vocab::build(en, 1, false, {"<s>", "</s>", "<mask>"}), true, options, 3);
   // The pipeline's loss masks the targets (no BOS, no EOS) and trains the length classifier too.

@@ -205,20 +205,15 @@ BOOST_AUTO_TEST_CASE(the_module_gives_the_same_with_and_without_fusion_in_traini
   for (std::size_t k : {0u, 3u}) {
     Generator g1(21), g2(21);
     const PositionScheme positions = k > 0 ? PositionScheme::relative : PositionScheme::none;
-    MultiheadAttention fused({.d_model = 8,
+    const auto options = [&](bool fuse) {
+      return AttentionOptions{.d_model = 8,
                               .heads = 2,
                               .dropout = 0.2,
                               .positions = positions,
                               .relative_k = k,
-                              .fused = true},
-                             g1);
-    MultiheadAttention composed({.d_model = 8,
-                                 .heads = 2,
-                                 .dropout = 0.2,
-                                 .positions = positions,
-                                 .relative_k = k,
-                                 .fused = false},
-                                g2);
+                              .fused = fuse};
+    };
+    MultiheadAttention fused(options(true), g1), composed(options(false), g2);
     Tensor x = randn64({2, 6, 8}, 22, false).to(Dtype::f32);
     Mask pad = padding_mask({6, 4}, 6);
     BOOST_TEST(max_abs_diff(fused.forward(x, {.mask = pad, .causal = true}),
