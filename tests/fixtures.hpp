@@ -64,4 +64,44 @@ inline std::unique_ptr<tg::models::TaggingPipeline> toy_tagger(const ToyTagging&
       1, 3);
 }
 
+// A small translator's options on 12 ids (one layer of width 16, no dropout); tests start from
+// it and change the fields they study.
+// Label smoothing stays at its default, 0.1.
+inline tg::models::TranslatorOptions small_translator() {
+  tg::models::TranslatorOptions o;
+  o.src_vocab = o.tgt_vocab = 12;
+  o.d_model = 16, o.heads = 2, o.ff = 32, o.layers = 1;
+  o.dropout = 0.0;
+  o.max_len = 16;
+  return o;
+}
+
+// A translator that can learn to reverse sequences of up to 6 symbols from `vocab` ids: two
+// layers of width 64, no dropout or label smoothing, positions up to 16 read by an MLP as
+// position / 4.
+inline tg::models::TranslatorOptions reverser_translator(std::size_t vocab) {
+  tg::models::TranslatorOptions o = small_translator();
+  o.src_vocab = o.tgt_vocab = vocab;
+  o.d_model = 64, o.heads = 4, o.ff = 128, o.layers = 2;
+  o.label_smoothing = 0.0;
+  o.mlp_scale = 4;
+  return o;
+}
+
+// A small tagger's options: `vocab` word ids, `tags` tags, one layer of width 8, no dropout,
+// relative positions up to 2 apart, no subwords and no convolution; tests change what they study.
+inline tg::models::TaggerOptions small_tagger(std::size_t vocab, std::size_t tags) {
+  return {.encoder = {.vocab = vocab,
+                      .d_model = 8,
+                      .heads = 2,
+                      .ff = 12,
+                      .layers = 1,
+                      .dropout = 0.0,
+                      .relative_k = 2,
+                      .subword_buckets = 0,
+                      .subword_groups = {},
+                      .conv_width = 0},
+          .tags = tags};
+}
+
 }  // namespace fixtures

@@ -41,6 +41,10 @@ std::pair<Tensor, Tensor> before_and_after(std::uint64_t seed, std::size_t k, co
   return {attn.forward(x, call), attn.forward(Tensor(changed), call)};
 }
 
+// Self-attention of width 8, 2 heads, with relative positions clipped to 2 apart.
+const AttentionOptions kRelativeTwo{
+    .d_model = 8, .heads = 2, .positions = PositionScheme::relative, .relative_k = 2};
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(masks) {
@@ -145,20 +149,15 @@ BOOST_AUTO_TEST_CASE(relative_attention_gradcheck_every_formulation) {
 BOOST_AUTO_TEST_CASE(skewed_relative_attention_equals_the_direct_one) {
   for (bool causal : {false, true}) {
     Generator g1(4), g2(4);
-    MultiheadAttention skewed({.d_model = 8,
-                               .heads = 2,
-                               .positions = PositionScheme::relative,
-                               .relative_k = 3,
-                               .relative_skewed = true,
-                               .fused = false},
-                              g1);
-    MultiheadAttention direct({.d_model = 8,
-                               .heads = 2,
-                               .positions = PositionScheme::relative,
-                               .relative_k = 3,
-                               .relative_skewed = false,
-                               .fused = false},
-                              g2);
+    const auto relative = [](bool skew) {
+      return AttentionOptions{.d_model = 8,
+                              .heads = 2,
+                              .positions = PositionScheme::relative,
+                              .relative_k = 3,
+                              .relative_skewed = skew,
+                              .fused = false};
+    };
+    MultiheadAttention skewed(relative(true), g1), direct(relative(false), g2);
     skewed.to(Dtype::f64);
     direct.to(Dtype::f64);
     Tensor x = randn64({2, 9, 8}, 5, false);
@@ -201,8 +200,7 @@ BOOST_AUTO_TEST_CASE(padded_positions_do_not_leak) {
 
 BOOST_AUTO_TEST_CASE(relative_attention_is_shift_equivariant) {
   Generator gen(9);
-  MultiheadAttention attn(
-      {.d_model = 8, .heads = 2, .positions = PositionScheme::relative, .relative_k = 2}, gen);
+  MultiheadAttention attn(kRelativeTwo, gen);
   attn.to(Dtype::f64);
   Tensor tokens = randn64({1, 5, 8}, 10, false);
   // The same 5 tokens at positions 0..4 of a window of 8, and shifted right to 3..7.
@@ -220,8 +218,7 @@ BOOST_AUTO_TEST_CASE(offsets_beyond_k_share_one_embedding) {
   // content: shuffling the tokens at positions 2..6 leaves position 0's output unchanged
   // (the average over them is order-free), while it does change position 3's output.
   Generator gen(11);
-  MultiheadAttention attn(
-      {.d_model = 8, .heads = 2, .positions = PositionScheme::relative, .relative_k = 2}, gen);
+  MultiheadAttention attn(kRelativeTwo, gen);
   attn.to(Dtype::f64);
   Tensor x = randn64({1, 7, 8}, 12, false);
   Tensor shuffled = concat({slice(x, 1, 0, 2), slice(x, 1, 5, 7), slice(x, 1, 2, 5)}, 1);

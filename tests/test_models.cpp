@@ -127,18 +127,11 @@ BOOST_AUTO_TEST_CASE(ensemble_members_are_distinct_and_named) {
 // groups are added.
 BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
   Generator gen(8);
-  models::Tagger t({.encoder = {.vocab = 6,
-                                .d_model = 4,
-                                .heads = 1,
-                                .ff = 6,
-                                .layers = 1,
-                                .dropout = 0.0,
-                                .relative_k = 2,
-                                .subword_buckets = 9,
-                                .subword_groups = {1, 2, 3},
-                                .conv_width = 0},
-                    .tags = 3},
-                   gen);
+  models::TaggerOptions options = fixtures::small_tagger(6, 3);
+  options.encoder.d_model = 4, options.encoder.heads = 1, options.encoder.ff = 6;
+  options.encoder.subword_buckets = 9;
+  options.encoder.subword_groups = {1, 2, 3};
+  models::Tagger t(options, gen);
   t.to(Dtype::f64);
   const Ids ids = make_ids({{2, 3, 4}, {5, 1}});
   Ids subs = xt::zeros<std::int64_t>({2, 3, 6});
@@ -187,18 +180,9 @@ BOOST_AUTO_TEST_CASE(tagger_subword_groups_gradcheck_and_pooling) {
 // which is made non-zero here so that reading it would show).
 BOOST_AUTO_TEST_CASE(tagger_convolution_gradcheck_and_padding) {
   Generator gen(9);
-  models::Tagger t({.encoder = {.vocab = 10,
-                                .d_model = 8,
-                                .heads = 2,
-                                .ff = 12,
-                                .layers = 1,
-                                .dropout = 0.0,
-                                .relative_k = 2,
-                                .subword_buckets = 0,
-                                .subword_groups = {},
-                                .conv_width = 3},
-                    .tags = 4},
-                   gen);
+  models::TaggerOptions options = fixtures::small_tagger(10, 4);
+  options.encoder.conv_width = 3;
+  models::Tagger t(options, gen);
   t.to(Dtype::f64);
   BOOST_TEST(t.encoder.conv->options().width == 3u);
   // A padded step whose whole window is padding gets conv = bias exactly; a zero bias would put

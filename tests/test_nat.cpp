@@ -16,19 +16,13 @@ constexpr std::int64_t kBos = 2, kEos = 3, kMask = 4,
                        kFirst = 5;  // symbols are kFirst, kFirst + 1, ...
 
 TranslatorOptions small_options(bool non_autoregressive = true) {
-  return {.src_vocab = 12,
-          .tgt_vocab = 12,
-          .d_model = 16,
-          .heads = 2,
-          .ff = 32,
-          .layers = 1,
-          .dropout = 0.0,
-          .label_smoothing = 0.1,
-          .mlp_scale = 4,
-          .max_len = 32,
-          .non_autoregressive = non_autoregressive,
-          .length_offsets = 3,
-          .length_weight = 0.5};
+  TranslatorOptions o = fixtures::small_translator();
+  o.mlp_scale = 4;
+  o.max_len = 32;
+  o.non_autoregressive = non_autoregressive;
+  o.length_offsets = 3;
+  o.length_weight = 0.5;
+  return o;
 }
 
 }  // namespace
@@ -270,19 +264,10 @@ BOOST_AUTO_TEST_CASE(a_nat_translator_learns_to_reverse) {
     for (auto& x : s) x = kFirst + static_cast<std::int64_t>(gen.below(7));
     return s;
   };
-  Translator model({.src_vocab = 12,
-                    .tgt_vocab = 12,
-                    .d_model = 64,
-                    .heads = 4,
-                    .ff = 128,
-                    .layers = 2,
-                    .dropout = 0.0,
-                    .label_smoothing = 0.0,
-                    .mlp_scale = 4,
-                    .max_len = 16,
-                    .non_autoregressive = true,
-                    .length_offsets = 4},
-                   gen);
+  TranslatorOptions options = fixtures::reverser_translator(12);
+  options.non_autoregressive = true;
+  options.length_offsets = 4;
+  Translator model(options, gen);
   nn::Adam opt(model.named_parameters(), {.lr = 2e-3});
   Tape tape;
   for (int step = 0; step < 1000; ++step) {
@@ -326,14 +311,11 @@ BOOST_AUTO_TEST_CASE(a_nat_pipeline_trains_and_translates_alike_after_loading) {
   using Words = std::vector<std::string>;
   const std::vector<Words> de = {{"ein", "hund", "läuft"}, {"zwei", "katzen", "schlafen"}};
   const std::vector<Words> en = {{"a", "dog", "runs"}, {"two", "cats", "sleep", "now"}};
-  TranslatorOptions options{.d_model = 16,
-                            .heads = 2,
-                            .ff = 32,
-                            .layers = 1,
-                            .dropout = 0.0,
-                            .max_len = 32,
-                            .non_autoregressive = true,
-                            .length_offsets = 4};
+  TranslatorOptions options = fixtures::small_translator();
+  options.src_vocab = options.tgt_vocab = 0;  // the pipeline's vocabularies give them
+  options.max_len = 32;
+  options.non_autoregressive = true;
+  options.length_offsets = 4;
   TranslationPipeline t(Vocab::build(de, 1, false),
                         Vocab::build(en, 1, false, {"<s>", "</s>", "<mask>"}), true, options, 3);
   // The pipeline's loss masks the targets (no BOS, no EOS) and trains the length classifier too.

@@ -93,18 +93,23 @@ struct Run {
   std::vector<Tensor> grads;
 };
 
-Run run(bool fused, const Case& c, Dtype dtype, std::uint64_t dropout_seed) {
-  const std::size_t B = 2, H = 2, D = 4;
-  std::vector<Tensor> in = {randn64({B, H, c.T, D}, 1), randn64({B, H, c.S, D}, 2),
-                            randn64({B, H, c.S, D}, 3)};
+// Case c's inputs: q (2, 2, T, D), k and v (2, 2, S, D), then with c.k > 0 the relative
+// tables for keys and values (2k + 1, D).
+std::vector<Tensor> case_inputs(const Case& c, std::size_t D) {
+  std::vector<Tensor> in = {randn64({2, 2, c.T, D}, 1), randn64({2, 2, c.S, D}, 2),
+                            randn64({2, 2, c.S, D}, 3)};
   if (c.k > 0) {
     in.push_back(randn64({2 * c.k + 1, D}, 4));
     in.push_back(randn64({2 * c.k + 1, D}, 5));
   }
-  for (Tensor& t : in) t = t.to(dtype).set_requires_grad();
-  Mask pad = padding_mask({c.S, c.S - 2}, c.S);
-  Generator gen(dropout_seed);
-  AttentionArgs args{.scale = 0.5,
+  return in;
+}
+
+// Case c's attention arguments over inputs `in` (from case_inputs); `pad` and `gen` must outlive
+// them.
+AttentionArgs case_args(const Case& c, double scale, const Mask& pad, Generator& gen,
+                        const std::vector<Tensor>& in) {
+  AttentionArgs args{.scale = scale,
                      .mask = c.pad ? &pad : nullptr,
                      .causal = c.causal,
                      .dropout = c.dropout,
@@ -115,6 +120,15 @@ Run run(bool fused, const Case& c, Dtype dtype, std::uint64_t dropout_seed) {
     args.rel_value = in[4];
     args.relative_k = c.k;
   }
+  return args;
+}
+
+Run run(bool fused, const Case& c, Dtype dtype, std::uint64_t dropout_seed) {
+  std::vector<Tensor> in = case_inputs(c, 4);
+  for (Tensor& t : in) t = t.to(dtype).set_requires_grad();
+  Mask pad = padding_mask({c.S, c.S - 2}, c.S);
+  Generator gen(dropout_seed);
+  const AttentionArgs args = case_args(c, 0.5, pad, gen, in);
   Tape tape;
   TapeGuard recording(tape);
   Tensor out =
@@ -144,30 +158,13 @@ BOOST_AUTO_TEST_CASE(fused_equals_composed_outputs_and_gradients) {
 BOOST_AUTO_TEST_CASE(fused_attention_gradcheck) {
   for (const Case& c : kCases) {
     BOOST_TEST_CONTEXT(c.name) {
-      std::vector<Tensor> in = {randn64({2, 2, c.T, 3}, 1), randn64({2, 2, c.S, 3}, 2),
-                                randn64({2, 2, c.S, 3}, 3)};
-      if (c.k > 0) {
-        in.push_back(randn64({2 * c.k + 1, 3}, 4));
-        in.push_back(randn64({2 * c.k + 1, 3}, 5));
-      }
       const Mask pad = padding_mask({c.S, c.S - 2}, c.S);
       CHECK_GRAD(
           [&](const Inputs& x) {
             Generator gen(7);  // a fresh generator per call: the same dropout mask every time
-            AttentionArgs args{.scale = 0.7,
-                               .mask = c.pad ? &pad : nullptr,
-                               .causal = c.causal,
-                               .dropout = c.dropout,
-                               .gen = &gen,
-                               .training = c.dropout > 0};
-            if (c.k > 0) {
-              args.rel_key = x[3];
-              args.rel_value = x[4];
-              args.relative_k = c.k;
-            }
-            return fused_attention(x[0], x[1], x[2], args);
+            return fused_attention(x[0], x[1], x[2], case_args(c, 0.7, pad, gen, x));
           },
-          in);
+          case_inputs(c, 3));
     }
   }
 }
@@ -208,20 +205,15 @@ BOOST_AUTO_TEST_CASE(the_module_gives_the_same_with_and_without_fusion_in_traini
   for (std::size_t k : {0u, 3u}) {
     Generator g1(21), g2(21);
     const PositionScheme positions = k > 0 ? PositionScheme::relative : PositionScheme::none;
-    MultiheadAttention fused({.d_model = 8,
+    const auto options = [&](bool fuse) {
+      return AttentionOptions{.d_model = 8,
                               .heads = 2,
                               .dropout = 0.2,
                               .positions = positions,
                               .relative_k = k,
-                              .fused = true},
-                             g1);
-    MultiheadAttention composed({.d_model = 8,
-                                 .heads = 2,
-                                 .dropout = 0.2,
-                                 .positions = positions,
-                                 .relative_k = k,
-                                 .fused = false},
-                                g2);
+                              .fused = fuse};
+    };
+    MultiheadAttention fused(options(true), g1), composed(options(false), g2);
     Tensor x = randn64({2, 6, 8}, 22, false).to(Dtype::f32);
     Mask pad = padding_mask({6, 4}, 6);
     BOOST_TEST(max_abs_diff(fused.forward(x, {.mask = pad, .causal = true}),

@@ -1,4 +1,5 @@
 #define BOOST_TEST_MODULE tagger_learns
+#include "fixtures.hpp"
 #include "testing.hpp"
 
 using namespace tg;
@@ -16,18 +17,10 @@ BOOST_AUTO_TEST_CASE(tagger_fits_twenty_sentences) {
       tags(n, t) = (ids(n, t) + (t > 0 ? ids(n, t - 1) : 0)) % 4;
     }
   }
-  models::Tagger tagger({.encoder = {.vocab = V,
-                                     .d_model = 32,
-                                     .heads = 2,
-                                     .ff = 64,
-                                     .layers = 2,
-                                     .dropout = 0.0,
-                                     .relative_k = 4,
-                                     .subword_buckets = 0,
-                                     .subword_groups = {},
-                                     .conv_width = 0},
-                         .tags = 4},
-                        gen);
+  models::TaggerOptions options = fixtures::small_tagger(V, 4);
+  options.encoder.d_model = 32, options.encoder.ff = 64, options.encoder.layers = 2;
+  options.encoder.relative_k = 4;
+  models::Tagger tagger(options, gen);
   nn::Adam opt(tagger.named_parameters(), {.lr = 3e-3});
   const auto [first, last] = testing::fit(opt, 300, [&] { return tagger.loss(ids, tags); });
   BOOST_TEST_MESSAGE("loss " << first << " -> " << last);

@@ -9,15 +9,13 @@ using Inputs = std::vector<Tensor>;
 namespace {
 
 TransformerOptions small(bool pre_norm, std::size_t relative_k = 0) {
-  return {.d_model = 4,
-          .heads = 2,
-          .ff = 6,
-          .layers = 2,
-          .dropout = 0.0,
-          .attention_dropout = 0.0,
-          .pre_norm = pre_norm,
-          .positions = relative_k > 0 ? PositionScheme::relative : PositionScheme::none,
-          .relative_k = relative_k};
+  TransformerOptions o{.d_model = 4, .heads = 2, .ff = 6, .layers = 2, .pre_norm = pre_norm};
+  o.dropout = o.attention_dropout = 0.0;
+  if (relative_k > 0) {
+    o.positions = PositionScheme::relative;
+    o.relative_k = relative_k;
+  }
+  return o;
 }
 
 template <class M>

@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE translation
 #include <fstream>
 
+#include "fixtures.hpp"
 #include "testing.hpp"
 
 using namespace tg;
@@ -135,17 +136,7 @@ std::vector<std::int64_t> random_sequence(Generator& gen) {
 
 // Trains a small translator (800 Adam steps) to reverse sequences of 2-6 symbols.
 std::unique_ptr<Translator> train_reverser(Generator& gen) {
-  auto model = std::make_unique<Translator>(TranslatorOptions{.src_vocab = kFirst + kSymbols,
-                                                              .tgt_vocab = kFirst + kSymbols,
-                                                              .d_model = 64,
-                                                              .heads = 4,
-                                                              .ff = 128,
-                                                              .layers = 2,
-                                                              .dropout = 0.0,
-                                                              .label_smoothing = 0.0,
-                                                              .mlp_scale = 4,
-                                                              .max_len = 16},
-                                            gen);
+  auto model = std::make_unique<Translator>(fixtures::reverser_translator(kFirst + kSymbols), gen);
   nn::Adam opt(model->named_parameters(), {.lr = 2e-3});
   Tape tape;
   const std::size_t B = 64, T = 6;
@@ -261,15 +252,9 @@ BOOST_AUTO_TEST_CASE(translator_learns_to_reverse_and_beam_one_is_greedy) {
 BOOST_AUTO_TEST_CASE(searches_agree_on_an_untrained_model_and_respect_the_length_limit) {
   // An untrained model rarely says EOS: translations run to the limit, 1.5 * length + 2 here.
   Generator gen(5);
-  Translator model({.src_vocab = 12,
-                    .tgt_vocab = 12,
-                    .d_model = 32,
-                    .heads = 2,
-                    .ff = 64,
-                    .layers = 2,
-                    .dropout = 0.0,
-                    .max_len = 64},
-                   gen);
+  TranslatorOptions wide = fixtures::small_translator();
+  wide.d_model = 32, wide.ff = 64, wide.layers = 2, wide.max_len = 64;
+  Translator model(wide, gen);
   model.eval();
   std::vector<std::vector<std::int64_t>> sources;
   for (int i = 0; i < 10; ++i) sources.push_back(random_sequence(gen));
@@ -301,16 +286,7 @@ BOOST_AUTO_TEST_CASE(loss_on_real_positions_equals_the_loss_over_all_logits) {
   // loss() runs the output layer on the real target positions only; it must equal the
   // cross-entropy of every position's logits with padding ignored, gradients included.
   Generator gen(17);
-  Translator model({.src_vocab = 12,
-                    .tgt_vocab = 12,
-                    .d_model = 16,
-                    .heads = 2,
-                    .ff = 32,
-                    .layers = 1,
-                    .dropout = 0.0,
-                    .label_smoothing = 0.1,
-                    .max_len = 16},
-                   gen);
+  Translator model(fixtures::small_translator(), gen);
   model.to(Dtype::f64);
   const Ids src = {{3, 4, 5, 0}, {6, 7, 0, 0}};
   const Ids tgt_in = {{2, 8, 9, 10}, {2, 11, 0, 0}}, tgt_out = {{8, 9, 10, 1}, {11, 1, 0, 0}};
