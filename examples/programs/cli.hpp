@@ -231,6 +231,17 @@ void draw_first_attention(const Pipeline& model, const PredictChoice& p,
   std::fprintf(stderr, "wrote %s\n", p.attention_svg.c_str());
 }
 
+// `predict`'s body for a pipeline that labels words or sentences: the sentences (arguments or
+// standard input) printed by `print(model, sentences, json)`, then the attention picture if
+// asked for.
+template <class Pipeline, class Print>
+int label_sentences(const Pipeline& model, const PredictChoice& p, Print print) {
+  const auto sentences = input_sentences(p.words);
+  print(model, sentences, p.format == "json");
+  draw_first_attention(model, p, sentences);
+  return 0;
+}
+
 // Per-class precision, recall and F1 and the confusion matrix of gold against predicted labels
 // (indices into `labels`), as `eval` prints them.
 struct ClassReport {

@@ -203,11 +203,7 @@ void print_labels(const models::SentimentPipeline& s, const std::vector<models::
 }
 
 int predict(const examples::PredictChoice& p) {
-  const auto s = models::SentimentPipeline::load(p.model);
-  const auto sentences = examples::input_sentences(p.words);
-  print_labels(*s, sentences, p.format == "json");
-  examples::draw_first_attention(*s, p, sentences);
-  return 0;
+  return examples::label_sentences(*models::SentimentPipeline::load(p.model), p, print_labels);
 }
 
 }  // namespace

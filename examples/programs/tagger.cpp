@@ -220,10 +220,7 @@ int predict(const examples::PredictChoice& p) {
     tag_conllu(*t, std::cin);
     return 0;
   }
-  const auto sentences = examples::input_sentences(p.words);
-  print_tags(*t, sentences, p.format == "json");
-  examples::draw_first_attention(*t, p, sentences);
-  return 0;
+  return examples::label_sentences(*t, p, print_tags);
 }
 
 }  // namespace

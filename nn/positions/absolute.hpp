@@ -94,6 +94,7 @@ struct MlpPositionsOptions {
   double scale = 512.0;
 };
 
+// positions: (T, 1) -> (T, C)
 class MlpPositions : public PositionalEncoding {
  public:
   MlpPositions(const MlpPositionsOptions& options, Generator& gen);
@@ -108,7 +109,6 @@ class MlpPositions : public PositionalEncoding {
 // coordinates (M = 1: sequences; M = 2: grids such as image patches), split into G groups:
 //   r(x) = [cos(x W_r^T), sin(x W_r^T)] / sqrt(F),  W_r: (F/2, M) drawn from N(0, gamma^-2),
 //   then Linear(F, hidden), GELU, Linear(hidden, C / G) per group, groups concatenated.
-// positions: (T, G M) -> (T, C)
 struct FourierPositionsOptions {
   std::size_t dim = 0;        // C
   std::size_t coords = 1;     // M
@@ -118,6 +118,7 @@ struct FourierPositionsOptions {
   double gamma = 1.0;
 };
 
+// positions: (T, G M) -> (T, C)
 class FourierPositions : public PositionalEncoding {
  public:
   FourierPositions(const FourierPositionsOptions& options, Generator& gen);
