@@ -4,6 +4,8 @@
 #pragma once
 
 // the engine: tensors, the tape, the ops and their gradient checks
+#include "autograd/forward.hpp"
+#include "autograd/functional.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/shape.hpp"

@@ -35,6 +35,11 @@ Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);         // gradient 0 at 0
 enum class GeluForm { exact, tanh };  // x Phi(x), or the tanh approximation of it
 Tensor gelu(const Tensor& x, GeluForm form = GeluForm::exact);
+// v y'(x) for y = gelu(x): GELU's backward as an op (its vjp and jvp), differentiable again.
+Tensor gelu_backward(const Tensor& v, const Tensor& x, GeluForm form = GeluForm::exact);
+// Piecewise constant, so constants (not recorded): sign(x) in {-1, 0, 1}, and the mask x > 0.
+Tensor sign(const Tensor& x);
+Mask positive(const Tensor& x);
 
 // mask, a, b broadcast together: y = mask ? a : b
 Tensor where(const Mask& mask, const Tensor& a, const Tensor& b);
@@ -69,6 +74,13 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
 Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis);
 // xs: k tensors of one shape (...) -> a new axis of size k at `axis`
 Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis = 0);
+// A copy, recorded: gradients and tangents pass straight through.
+Tensor clone(const Tensor& x);
+// x: (...x) -> shape, where (...x) broadcasts to shape: the values repeated (NumPy's broadcast_to)
+Tensor expand(const Tensor& x, const Shape& shape);
+// The adjoint of expand: x: (...) -> shape, summed over every axis `shape` broadcasts along
+// (the gradient of a broadcast input).  Returns x itself when the shapes are equal.
+Tensor sum_to(const Tensor& x, const Shape& shape);
 // x: (N, ...) -> (R, ...): out[r] = x[rows[r]] (rows may repeat; the backward adds them up).
 // Beam search uses it to reorder its cached keys and values.
 Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows);

@@ -1,6 +1,9 @@
-// Elementwise ops.  Each op: forward, then the backward it records, with the derivative in
-// the comment above; a unary op is its forward and its derivative, given to `unary`.  Binary
-// ops broadcast; their backward sums the gradient back to each input's shape (sum_to_shape).
+// Elementwise ops, each with its derivative rules over tensors.  A rule is written with
+// tapegrad's own ops, so it can be differentiated again:
+//   vjp: given g_y, the gradients g_a, g_b of the inputs (summed back to their shapes where the
+//        inputs were broadcast: sum_to);
+//   jvp: given the inputs' tangents da, db, the output's tangent dy.
+// A unary op's Jacobian is diagonal, so one rule serves both: g_x = y'(x) g_y, dy = y'(x) dx.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -43,130 +46,167 @@ Tensor zip(const char* op, const Tensor& a, const Tensor& b, F f) {
   });
 }
 
-// What a unary op's derivative reads, and so what its backward keeps alive: x or y.
+// What a unary op's derivative reads, and so what its rules keep alive: x or y.
 enum class Keeps { input, output };
 
-// y = f(x), recorded with g_x = d(g_y, kept), kept = x or y as `keeps` says.  f maps an Array<T>
-// to an xtensor expression, d two arrays of one shape (g_y and the kept values) to one.
+// y = f(x), recorded with the one rule d(v, kept) = y'(x) v (v = g_y backward, dx forward),
+// kept = x or y as `keeps` says.  f maps an Array<T> to an xtensor expression.
 template <class F, class D>
 Tensor unary(const char* op, const Tensor& x, F f, Keeps keeps, D d) {
   Tensor y = map(op, x, f);
   if (needs_grad(x)) {
     const Tensor kept = keeps == Keeps::input ? x : y;
-    record(op, y, {x}, saved_bytes(kept), [kept, d]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(d(g_y, kept.data<T>())));
-    });
+    record(
+        op, y, {x}, saved_bytes(kept), [kept, d](const Tensor& g_y, Grads& g) { g.add(0, d(g_y, kept)); },
+        [kept, d](const Tangents& t) { return d(t[0], kept); });
   }
   return y;
+}
+
+// The tangent of a binary op, da * (dy/da) + db * (dy/db), skipping the input without a tangent
+// and broadcast to the output's shape.
+template <class A, class B>
+Tensor binary_tangent(const Tangents& t, const Shape& out, A along_a, B along_b) {
+  if (!t.has(1)) return expand(along_a(t[0]), out);
+  if (!t.has(0)) return expand(along_b(t[1]), out);
+  return expand(along_a(t[0]) + along_b(t[1]), out);
 }
 
 }  // namespace
 
 // ---- binary ------------------------------------------------------------------------------
 
-// y = a + b;  dy/da = 1, dy/db = 1
+// y = a + b;  g_a = g_y, g_b = g_y;  dy = da + db
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor y = zip("add", a, b, [](auto u, auto v) { return u + v; });
   if (needs_grad(a, b))
-    record("add", y, {a, b}, 0,
-           [sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-             if (g.wanted(0)) g.add(0, sum_to_shape(g_y, sa));  // copies g_y only when shapes match
-             if (g.wanted(1)) g.add(1, sum_to_shape(g_y, sb));
-           });
+    record(
+        "add", y, {a, b}, 0,
+        [sa = a.shape(), sb = b.shape()](const Tensor& g_y, Grads& g) {
+          if (g.wanted(0)) g.add(0, sum_to(g_y, sa));
+          if (g.wanted(1)) g.add(1, sum_to(g_y, sb));
+        },
+        [out = y.shape()](const Tangents& t) {
+          const auto same = [](const Tensor& d) { return d; };
+          return binary_tangent(t, out, same, same);
+        });
   return y;
 }
 
-// y = a - b;  dy/da = 1, dy/db = -1
+// y = a - b;  g_a = g_y, g_b = -g_y;  dy = da - db
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor y = zip("sub", a, b, [](auto u, auto v) { return u - v; });
   if (needs_grad(a, b))
-    record("sub", y, {a, b}, 0,
-           [sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-             if (g.wanted(0)) g.add(0, sum_to_shape(g_y, sa));
-             if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(-g_y), sb));
-           });
+    record(
+        "sub", y, {a, b}, 0,
+        [sa = a.shape(), sb = b.shape()](const Tensor& g_y, Grads& g) {
+          if (g.wanted(0)) g.add(0, sum_to(g_y, sa));
+          if (g.wanted(1)) g.add(1, sum_to(neg(g_y), sb));
+        },
+        [out = y.shape()](const Tangents& t) {
+          if (t.has(0) && t.has(1)) return expand(t[0] - t[1], out);
+          return t.has(0) ? expand(t[0], out) : expand(neg(t[1]), out);
+        });
   return y;
 }
 
-// y = a * b;  dy/da = b, dy/db = a  (both inputs are saved)
+// y = a b;  g_a = g_y b, g_b = g_y a;  dy = da b + a db  (both inputs are saved)
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor y = zip("mul", a, b, [](auto u, auto v) { return u * v; });
   if (needs_grad(a, b))
-    record("mul", y, {a, b}, saved_bytes(a, b), [a, b]<class T>(const Array<T>& g_y, Grads& g) {
-      if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y * b.data<T>()), a.shape()));
-      if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(g_y * a.data<T>()), b.shape()));
-    });
+    record(
+        "mul", y, {a, b}, saved_bytes(a, b),
+        [a, b](const Tensor& g_y, Grads& g) {
+          if (g.wanted(0)) g.add(0, sum_to(g_y * b, a.shape()));
+          if (g.wanted(1)) g.add(1, sum_to(g_y * a, b.shape()));
+        },
+        [a, b, out = y.shape()](const Tangents& t) {
+          return binary_tangent(
+              t, out, [&](const Tensor& da) { return da * b; },
+              [&](const Tensor& db) { return a * db; });
+        });
   return y;
 }
 
-// y = a / b;  dy/da = 1 / b, dy/db = -a / b^2 = -y / b
+// y = a / b;  g_a = g_y / b, g_b = -g_y a / b^2 = -g_y y / b;  dy = da / b - y db / b
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor y = zip("div", a, b, [](auto u, auto v) { return u / v; });
   if (needs_grad(a, b))
-    record("div", y, {a, b}, saved_bytes(b, y),
-           [b, y, sa = a.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-             const Array<T>& bv = b.data<T>();
-             if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(g_y / bv), sa));
-             if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(-g_y * y.data<T>() / bv), b.shape()));
-           });
+    record(
+        "div", y, {a, b}, saved_bytes(b, y),
+        [b, y, sa = a.shape()](const Tensor& g_y, Grads& g) {
+          if (g.wanted(0)) g.add(0, sum_to(g_y / b, sa));
+          if (g.wanted(1)) g.add(1, sum_to(-g_y * y / b, b.shape()));
+        },
+        [b, y](const Tangents& t) {
+          return binary_tangent(
+              t, y.shape(), [&](const Tensor& da) { return da / b; },
+              [&](const Tensor& db) { return -y * db / b; });
+        });
   return y;
 }
 
-// y = a^b;  dy/da = b a^(b-1), dy/db = a^b ln a
+// y = a^b;  g_a = g_y b a^(b-1), g_b = g_y y ln a;  dy = b a^(b-1) da + y ln a db
 Tensor pow(const Tensor& a, const Tensor& b) {
   Tensor y = zip("pow", a, b, [](auto u, auto v) { return std::pow(u, v); });
   if (needs_grad(a, b))
-    record("pow", y, {a, b}, saved_bytes(a, b, y),
-           [a, b, y]<class T>(const Array<T>& g_y, Grads& g) {
-             const Array<T>& av = a.data<T>();
-             const Array<T>& bv = b.data<T>();
-             if (g.wanted(0))
-               g.add(0, sum_to_shape(Array<T>(g_y * bv * xt::pow(av, bv - T(1))), a.shape()));
-             if (g.wanted(1))
-               g.add(1, sum_to_shape(Array<T>(g_y * y.data<T>() * xt::log(av)), b.shape()));
-           });
+    record(
+        "pow", y, {a, b}, saved_bytes(a, b, y),
+        [a, b, y](const Tensor& g_y, Grads& g) {
+          if (g.wanted(0)) g.add(0, sum_to(g_y * b * pow(a, b - 1.0), a.shape()));
+          if (g.wanted(1)) g.add(1, sum_to(g_y * y * log(a), b.shape()));
+        },
+        [a, b, y](const Tangents& t) {
+          return binary_tangent(
+              t, y.shape(), [&](const Tensor& da) { return b * pow(a, b - 1.0) * da; },
+              [&](const Tensor& db) { return y * log(a) * db; });
+        });
   return y;
 }
 
 // ---- with a scalar -----------------------------------------------------------------------
 
-// y = x + s;  dy/dx = 1
+// y = x + s;  g_x = g_y;  dy = dx
 Tensor add(const Tensor& x, double s) {
   Tensor y = map("add", x, [s](const auto& v) { return v + elem_t<decltype(v)>(s); });
   if (needs_grad(x))
-    record("add_scalar", y, {x}, 0,
-           []<class T>(const Array<T>& g_y, Grads& g) { g.add(0, Array<T>(g_y)); });
+    record(
+        "add_scalar", y, {x}, 0, [](const Tensor& g_y, Grads& g) { g.add(0, g_y); },
+        [](const Tangents& t) { return t[0]; });
   return y;
 }
 
-// y = s x;  dy/dx = s
+// y = s x;  g_x = s g_y;  dy = s dx
 Tensor mul(const Tensor& x, double s) {
   Tensor y = map("mul", x, [s](const auto& v) { return v * elem_t<decltype(v)>(s); });
   if (needs_grad(x))
-    record("mul_scalar", y, {x}, 0, [s]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(g_y * static_cast<T>(s)));
-    });
+    record(
+        "mul_scalar", y, {x}, 0, [s](const Tensor& g_y, Grads& g) { g.add(0, g_y * s); },
+        [s](const Tangents& t) { return t[0] * s; });
   return y;
 }
 
 // y = x^p;  dy/dx = p x^(p-1)
 Tensor pow(const Tensor& x, double p) {
   Tensor y = map("pow", x, [p](const auto& v) { return xt::pow(v, elem_t<decltype(v)>(p)); });
-  if (needs_grad(x))
-    record("pow_scalar", y, {x}, saved_bytes(x), [x, p]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(g_y * static_cast<T>(p) * xt::pow(x.data<T>(), static_cast<T>(p - 1))));
-    });
+  if (needs_grad(x)) {
+    const auto d = [x, p](const Tensor& v) { return v * p * pow(x, p - 1); };
+    record(
+        "pow_scalar", y, {x}, saved_bytes(x), [d](const Tensor& g_y, Grads& g) { g.add(0, d(g_y)); },
+        [d](const Tangents& t) { return d(t[0]); });
+  }
   return y;
 }
 
-// ---- unary -------------------------------------------------------------------------------
+// ---- unary: each gives d(v, kept) = y'(x) v ---------------------------------------------
 
 // y = -x;  dy/dx = -1
 Tensor neg(const Tensor& x) {
   Tensor y = map("neg", x, [](const auto& v) { return -v; });
   if (needs_grad(x))
-    record("neg", y, {x}, 0,
-           []<class T>(const Array<T>& g_y, Grads& g) { g.add(0, Array<T>(-g_y)); });
+    record(
+        "neg", y, {x}, 0, [](const Tensor& g_y, Grads& g) { g.add(0, neg(g_y)); },
+        [](const Tangents& t) { return neg(t[0]); });
   return y;
 }
 
@@ -174,49 +214,49 @@ Tensor neg(const Tensor& x) {
 Tensor exp(const Tensor& x) {
   return unary(
       "exp", x, [](const auto& v) { return xt::exp(v); }, Keeps::output,
-      []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * yv; });
+      [](const Tensor& v, const Tensor& y) { return v * y; });
 }
 
 // y = ln x;  dy/dx = 1 / x
 Tensor log(const Tensor& x) {
   return unary(
       "log", x, [](const auto& v) { return xt::log(v); }, Keeps::input,
-      []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y / xv; });
+      [](const Tensor& v, const Tensor& x) { return v / x; });
 }
 
 // y = sqrt(x);  dy/dx = 1 / (2 y)
 Tensor sqrt(const Tensor& x) {
   return unary(
       "sqrt", x, [](const auto& v) { return xt::sqrt(v); }, Keeps::output,
-      []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y / (T(2) * yv); });
+      [](const Tensor& v, const Tensor& y) { return v / (y * 2.0); });
 }
 
-// y = |x|;  dy/dx = sign(x)
+// y = |x|;  dy/dx = sign(x), a constant (its own derivative is 0, at 0 too)
 Tensor abs(const Tensor& x) {
   return unary(
       "abs", x, [](const auto& v) { return xt::abs(v); }, Keeps::input,
-      []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y * xt::sign(xv); });
+      [](const Tensor& v, const Tensor& x) { return v * sign(x); });
 }
 
 // y = tanh x;  dy/dx = 1 - y^2
 Tensor tanh(const Tensor& x) {
   return unary(
       "tanh", x, [](const auto& v) { return xt::tanh(v); }, Keeps::output,
-      []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * (T(1) - yv * yv); });
+      [](const Tensor& v, const Tensor& y) { return v * (1.0 - y * y); });
 }
 
 // y = sin x;  dy/dx = cos x
 Tensor sin(const Tensor& x) {
   return unary(
       "sin", x, [](const auto& v) { return xt::sin(v); }, Keeps::input,
-      []<class T>(const Array<T>& g_y, const Array<T>& xv) { return g_y * xt::cos(xv); });
+      [](const Tensor& v, const Tensor& x) { return v * cos(x); });
 }
 
 // y = cos x;  dy/dx = -sin x
 Tensor cos(const Tensor& x) {
   return unary(
       "cos", x, [](const auto& v) { return xt::cos(v); }, Keeps::input,
-      []<class T>(const Array<T>& g_y, const Array<T>& xv) { return -g_y * xt::sin(xv); });
+      [](const Tensor& v, const Tensor& x) { return -v * sin(x); });
 }
 
 // y = 1 / (1 + e^-x);  dy/dx = y (1 - y)
@@ -225,17 +265,27 @@ Tensor sigmoid(const Tensor& x) {
     using T = elem_t<decltype(v)>;
     return T(1) / (T(1) + xt::exp(-v));  // exp(-v) = inf gives 0, never NaN
   };
-  return unary(
-      "sigmoid", x, f, Keeps::output,
-      []<class T>(const Array<T>& g_y, const Array<T>& yv) { return g_y * yv * (T(1) - yv); });
+  return unary("sigmoid", x, f, Keeps::output,
+               [](const Tensor& v, const Tensor& y) { return v * y * (1.0 - y); });
 }
 
 // y = max(x, 0);  dy/dx = 1 where x > 0 (equivalently y > 0), else 0
 Tensor relu(const Tensor& x) {
   const auto f = [](const auto& v) { return xt::maximum(v, elem_t<decltype(v)>(0)); };
-  return unary("relu", x, f, Keeps::output, []<class T>(const Array<T>& g_y, const Array<T>& yv) {
-    return xt::where(yv > T(0), g_y, T(0));
+  return unary("relu", x, f, Keeps::output, [](const Tensor& v, const Tensor& y) {
+    return masked_fill(v, !positive(y), 0.0);
   });
+}
+
+// sign(x) in {-1, 0, 1} and x > 0, as constants: piecewise constant, so nothing to record.
+Tensor sign(const Tensor& x) {
+  check_defined("sign", x);
+  return dispatch(x.dtype(), [&]<class T>() { return Tensor(Array<T>(xt::sign(x.data<T>()))); });
+}
+
+Mask positive(const Tensor& x) {
+  check_defined("positive", x);
+  return dispatch(x.dtype(), [&]<class T>() { return Mask(x.data<T>() > T(0)); });
 }
 
 // ---- GELU: the formula once, then the plain loop (reference.hpp), the float32 kernels and the op
@@ -328,6 +378,20 @@ void gelu_backward_f32(const float* g_y, const float* x, float* g_x, std::size_t
   for (std::size_t i = 0; i < n; ++i) g_x[i] = g_y[i] * gelu_slope<PolyErf>(x[i], GeluForm::exact);
 }
 
+// The second derivative, with tapegrad's ops (so it differentiates again):
+//   exact:  d2y/dx2 = phi(x) (2 - x^2)
+//   tanh:   d2y/dx2 = (1 - t^2) (u' + x (u'' - 2 t u'^2) / 2),  t = tanh u,
+//           u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2),  u'' = 6 sqrt(2/pi) 0.044715 x
+namespace {
+Tensor gelu_curvature(const Tensor& x, GeluForm form) {
+  if (form == GeluForm::exact) return exp(x * x * -0.5) * kInvSqrt2Pi * (2.0 - x * x);
+  const Tensor t = tanh((x + x * x * x * kCubic) * kSqrt2OverPi);
+  const Tensor u1 = (x * x * (3 * kCubic) + 1.0) * kSqrt2OverPi;
+  const Tensor u2 = x * (6 * kCubic * kSqrt2OverPi);
+  return (1.0 - t * t) * (u1 + x * (u2 - t * u1 * u1 * 2.0) * 0.5);
+}
+}  // namespace
+
 Tensor gelu(const Tensor& x, GeluForm form) {
   check_defined("gelu", x);
   const bool exact = form == GeluForm::exact;
@@ -345,29 +409,54 @@ Tensor gelu(const Tensor& x, GeluForm form) {
     return Tensor(map_elements(x.data<T>(), [form](T v) { return gelu_of<LibmErf>(v, form); }));
   });
   if (needs_grad(x))
-    record(exact ? "gelu" : "gelu_tanh", y, {x}, saved_bytes(x),
-           [x, form, exact]<class T>(const Array<T>& g_y, Grads& g) {
-             if constexpr (std::is_same_v<T, float>) {
-               if (exact) {
-                 Array<float> g_x = Array<float>::from_shape(g_y.shape());
-                 const float* xv = x.data<float>().data();
-                 parallel_range(g_x.size(), [&](std::size_t b, std::size_t e) {
-                   gelu_backward_f32(g_y.data() + b, xv + b, g_x.data() + b, e - b);
-                 });
-                 g.add(0, std::move(g_x));
-                 return;
-               }
-             }
-             g.add(0, zip_elements(g_y, x.data<T>(), [form](T gy, T v) {
-                     return gy * gelu_slope<LibmErf>(v, form);
-                   }));
-           });
+    record(
+        exact ? "gelu" : "gelu_tanh", y, {x}, saved_bytes(x),
+        [x, form](const Tensor& g_y, Grads& g) { g.add(0, gelu_backward(g_y, x, form)); },
+        [x, form](const Tangents& t) { return gelu_backward(t[0], x, form); });
   return y;
+}
+
+// v y'(x), the slope's kernel;  as an op of (v, x) it is linear in v:
+//   g_v = g y'(x) (itself),  g_x = g v y''(x);  d(out) = dv y'(x) + v y''(x) dx
+Tensor gelu_backward(const Tensor& v, const Tensor& x, GeluForm form) {
+  check_same_dtype("gelu_backward", v, x);
+  if (v.shape() != x.shape())
+    fail("gelu_backward", "v and x must have one shape: " + shape_str(v.shape()) + " and " +
+                              shape_str(x.shape()));
+  const bool exact = form == GeluForm::exact;
+  Tensor out = dispatch(x.dtype(), [&]<class T>() {
+    if constexpr (std::is_same_v<T, float>) {
+      if (exact) {
+        Array<float> g_x = Array<float>::from_shape(x.shape());
+        const float* xv = x.data<float>().data();
+        const float* vv = v.data<float>().data();
+        parallel_range(g_x.size(), [&](std::size_t b, std::size_t e) {
+          gelu_backward_f32(vv + b, xv + b, g_x.data() + b, e - b);
+        });
+        return Tensor(std::move(g_x));
+      }
+    }
+    return Tensor(zip_elements(v.data<T>(), x.data<T>(),
+                               [form](T gy, T u) { return gy * gelu_slope<LibmErf>(u, form); }));
+  });
+  if (needs_grad(v, x))
+    record(
+        exact ? "gelu_backward" : "gelu_tanh_backward", out, {v, x}, saved_bytes(v, x),
+        [v, x, form](const Tensor& g_out, Grads& g) {
+          if (g.wanted(0)) g.add(0, gelu_backward(g_out, x, form));
+          if (g.wanted(1)) g.add(1, g_out * v * gelu_curvature(x, form));
+        },
+        [v, x, form](const Tangents& t) {
+          if (!t.has(1)) return gelu_backward(t[0], x, form);
+          const Tensor along_x = v * gelu_curvature(x, form) * t[1];
+          return t.has(0) ? gelu_backward(t[0], x, form) + along_x : along_x;
+        });
+  return out;
 }
 
 // ---- selection ---------------------------------------------------------------------------
 
-// y = mask ? a : b;  dy/da = mask, dy/db = !mask  (the mask is saved)
+// y = mask ? a : b;  g_a = mask ? g_y : 0, g_b = mask ? 0 : g_y;  dy = mask ? da : db
 Tensor where(const Mask& mask, const Tensor& a, const Tensor& b) {
   check_same_dtype("where", a, b);
   const Shape ab = broadcast_shapes("where", a.shape(), b.shape());
@@ -379,16 +468,19 @@ Tensor where(const Mask& mask, const Tensor& a, const Tensor& b) {
   });
   if (needs_grad(a, b)) {
     auto m = std::make_shared<const Mask>(mask);
-    record("where", y, {a, b}, m->size(),
-           [m, sa = a.shape(), sb = b.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-             if (g.wanted(0)) g.add(0, sum_to_shape(Array<T>(xt::where(*m, g_y, T(0))), sa));
-             if (g.wanted(1)) g.add(1, sum_to_shape(Array<T>(xt::where(*m, T(0), g_y)), sb));
-           });
+    auto not_m = std::make_shared<const Mask>(!mask);
+    record(
+        "where", y, {a, b}, m->size(),
+        [m, not_m, sa = a.shape(), sb = b.shape()](const Tensor& g_y, Grads& g) {
+          if (g.wanted(0)) g.add(0, sum_to(masked_fill(g_y, *not_m, 0.0), sa));
+          if (g.wanted(1)) g.add(1, sum_to(masked_fill(g_y, *m, 0.0), sb));
+        },
+        [m, out](const Tangents& t) { return expand(where(*m, t[0], t[1]), out); });
   }
   return y;
 }
 
-// y = mask ? value : x;  dy/dx = !mask
+// y = mask ? value : x;  g_x = mask ? 0 : g_y;  dy = mask ? 0 : dx
 Tensor masked_fill(const Tensor& x, const Mask& mask, double value) {
   check_defined("masked_fill", x);
   if (broadcast_shapes("masked_fill", x.shape(), mask.shape()) != x.shape())
@@ -399,12 +491,10 @@ Tensor masked_fill(const Tensor& x, const Mask& mask, double value) {
   });
   if (needs_grad(x)) {
     auto m = std::make_shared<const Mask>(mask);
-    record("masked_fill", y, {x}, m->size(),
-           [m, shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-             Array<T> g_x = xt::where(*m, T(0), g_y);
-             if (g_x.shape() != shape) g_x = xt::broadcast(g_x, shape);
-             g.add(0, std::move(g_x));
-           });
+    record(
+        "masked_fill", y, {x}, m->size(),
+        [m](const Tensor& g_y, Grads& g) { g.add(0, masked_fill(g_y, *m, 0.0)); },
+        [m](const Tangents& t) { return masked_fill(t[0], *m, 0.0); });
   }
   return y;
 }

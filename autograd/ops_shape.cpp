@@ -4,6 +4,7 @@
 
 #include <xtensor/xmanipulation.hpp>
 
+#include "broadcast.hpp"
 #include "ops.hpp"
 #include "runtime/kernels.hpp"
 #include "tape.hpp"
@@ -302,6 +303,53 @@ Tensor pick(const Tensor& x, const Ids& ids) {
         g_x.data()[i * C + static_cast<std::size_t>(ids.data()[i])] = g_y.data()[i];
       g.add(0, std::move(g_x));
     });
+  return y;
+}
+
+// ---- copies and broadcasting -----------------------------------------------------------
+
+// y = x;  g_x = g_y,  dy = dx
+Tensor clone(const Tensor& x) {
+  check_defined("clone", x);
+  Tensor y = std::visit([](const auto& v) { return Tensor(parallel_copy(v)); }, x.impl()->value);
+  if (needs_grad(x))
+    record(
+        "clone", y, {x}, 0, [](const Tensor& g_y, Grads& g) { g.add(0, g_y); },
+        [](const Tangents& t) { return t[0]; });
+  return y;
+}
+
+// y = x repeated to `shape`;  g_x = sum_to(g_y, x's shape),  dy = expand(dx)
+Tensor expand(const Tensor& x, const Shape& shape) {
+  check_defined("expand", x);
+  if (!broadcasts_to(x.shape(), shape))
+    fail("expand", shape_str(x.shape()) + " does not broadcast to " + shape_str(shape) +
+                       " (right-aligned, each dim equal or 1)");
+  if (x.shape() == shape) return x;
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    return Tensor(Array<T>(xt::broadcast(x.data<T>(), shape)));
+  });
+  if (needs_grad(x))
+    record(
+        "expand", y, {x}, 0,
+        [from = x.shape()](const Tensor& g_y, Grads& g) { g.add(0, sum_to(g_y, from)); },
+        [shape](const Tangents& t) { return expand(t[0], shape); });
+  return y;
+}
+
+// y = x summed down to `shape`;  g_x = expand(g_y, x's shape),  dy = sum_to(dx)
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  check_defined("sum_to", x);
+  if (!broadcasts_to(shape, x.shape()))
+    fail("sum_to", shape_str(shape) + " does not broadcast to the input's " +
+                       shape_str(x.shape()) + ", so the input cannot be summed down to it");
+  if (x.shape() == shape) return x;
+  Tensor y = dispatch(x.dtype(), [&]<class T>() { return Tensor(sum_to_shape(x.data<T>(), shape)); });
+  if (needs_grad(x))
+    record(
+        "sum_to", y, {x}, 0,
+        [from = x.shape()](const Tensor& g_y, Grads& g) { g.add(0, expand(g_y, from)); },
+        [shape](const Tangents& t) { return sum_to(t[0], shape); });
   return y;
 }
 

@@ -6,6 +6,8 @@
 #include <ostream>
 #include <sstream>
 
+#include "forward.hpp"
+#include "ops.hpp"
 #include "runtime/kernels.hpp"
 
 namespace tg {
@@ -24,22 +26,35 @@ const Shape& shape_of(const AnyArray& a) {
   return std::visit([](const auto& v) -> const Shape& { return v.shape(); }, a);
 }
 
-// slot += g, or slot = g when nothing has arrived yet.  A shape mismatch here is a bug in an
-// op's backward, so it is reported as such.
-void accumulate(const char* op, const char* target, std::optional<AnyArray>& slot,
-                const Shape& expected, AnyArray&& g) {
-  if (shape_of(g) != expected)
+// A gradient's shape and dtype must be its target's; a mismatch is a bug in an op's rule, so it
+// is reported as such.
+void check_gradient(const char* op, const char* target, const Shape& expected, Dtype dtype,
+                    const Tensor& g) {
+  if (g.shape() != expected)
     throw std::logic_error(std::string(op) + ": backward produced a gradient of shape " +
-                           shape_str(shape_of(g)) + " for " + target + " of shape " +
+                           shape_str(g.shape()) + " for " + target + " of shape " +
                            shape_str(expected));
-  if (!slot) {
+  if (g.dtype() != dtype)
+    throw std::logic_error(std::string(op) + ": backward produced a " + dtype_name(g.dtype()) +
+                           " gradient for " + target + " of dtype " + dtype_name(dtype));
+}
+
+// slot += g, or slot = g when nothing has arrived yet.  Without create_graph, a slot no one else
+// holds is added into in place (the first-order fast path); otherwise the sum is a new tensor,
+// made by `add` and so recorded when the backward records.
+void accumulate(Tensor& slot, Tensor g, bool create_graph) {
+  if (!slot.defined()) {
     slot = std::move(g);
     return;
   }
-  if (slot->index() != g.index())
-    throw std::logic_error(std::string(op) + ": backward produced a gradient of another dtype");
-  std::visit([&](auto& acc) { parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g)); },
-             *slot);
+  if (!create_graph && slot.impl().use_count() == 1 && slot.impl()->tangents.empty() &&
+      g.impl()->tangents.empty()) {
+    std::visit(
+        [&](auto& acc) { parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g.impl()->value)); },
+        slot.impl()->value);
+    return;
+  }
+  slot = add(slot, g);
 }
 
 // Where the first NaN or infinity of `a` is: "" when every value is finite, else
@@ -92,29 +107,49 @@ namespace detail {
 
 TapeData* current_tape() { return t_current; }
 
-void accumulate_leaf_grad(const char* op, TensorImpl& leaf, AnyArray&& g) {
-  accumulate(op, "a leaf", leaf.grad, shape_of(leaf.value), std::move(g));
+void accumulate_leaf_grad(const char* op, TensorImpl& leaf, const Tensor& g) {
+  check_gradient(op, "a leaf", shape_of(leaf.value), leaf.value.index() == 0 ? Dtype::f32 : Dtype::f64,
+                 g);
+  if (!leaf.grad) {
+    // Take the values when no one else holds them; copy otherwise.
+    if (g.impl().use_count() == 1) leaf.grad = std::move(g.impl()->value);
+    else leaf.grad = g.impl()->value;
+    return;
+  }
+  std::visit([&](auto& acc) { parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g.impl()->value)); },
+             *leaf.grad);
 }
 
-AnyArray output_gradient(const Tensor& out, const Tensor& g_out) {
+Tensor output_gradient(const char* op, const Tensor& out, const Tensor& g_out) {
   if (!g_out.defined()) {
     if (out.numel() != 1)
-      fail("backward", "the output has shape " + shape_str(out.shape()) +
-                           "; backward from a non-scalar needs an explicit output gradient "
-                           "of that shape: out.backward(g_out)");
-    return std::visit([](const auto& v) { return AnyArray(xt::ones_like(v)); }, out.impl()->value);
+      fail(op, "the output has shape " + shape_str(out.shape()) +
+                   "; backward from a non-scalar needs an explicit output gradient "
+                   "of that shape: out.backward(g_out)");
+    return ones(out.shape(), out.dtype());
   }
   if (g_out.shape() != out.shape() || g_out.dtype() != out.dtype())
-    fail("backward", "the output gradient must match the output: output is " +
-                         shape_str(out.shape()) + " " + dtype_name(out.dtype()) + ", gradient is " +
-                         shape_str(g_out.shape()) + " " + dtype_name(g_out.dtype()));
-  return g_out.impl()->value;  // a copy: the tape adds into it
+    fail(op, "the output gradient must match the output: output is " + shape_str(out.shape()) +
+                 " " + dtype_name(out.dtype()) + ", gradient is " + shape_str(g_out.shape()) +
+                 " " + dtype_name(g_out.dtype()));
+  return g_out;
 }
 
 void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
-            std::size_t saved_bytes, GradFn backward) {
+            std::size_t saved_bytes, GradFn backward, JvpFn jvp, bool once_differentiable) {
+  // First onto the tape, then the tangents: a jvp rule that reads the output (exp: dy = y dx)
+  // must find it recorded, so that a gradient of the tangent flows through it.
+  record_on_tape(op, out, inputs, n, saved_bytes, std::move(backward), once_differentiable);
+  if (forward_mode_on()) compute_tangents(op, out, inputs, n, jvp, once_differentiable);
+}
+
+void record_on_tape(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
+                    std::size_t saved_bytes, GradFn backward, bool once_differentiable) {
   TapeData* tape = t_current;
   if (tape == nullptr) return;  // not recording
+  bool wanted = false;
+  for (std::size_t i = 0; i < n; ++i) wanted = wanted || inputs[i]->requires_grad();
+  if (!wanted) return;  // only tangents were asked for
   if (t_profiler) {
     const auto now = std::chrono::steady_clock::now();
     OpTime& t = t_profiler->ops_[op];
@@ -145,6 +180,7 @@ void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_
   }
   node.backward = std::move(backward);
   node.saved_bytes = saved_bytes;
+  node.once_differentiable = once_differentiable;
 
   TensorImpl& o = *out.impl();
   o.requires_grad = true;
@@ -153,27 +189,88 @@ void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_
   o.tape = tape->weak_from_this();
 }
 
-void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out) {
-  const TensorImpl& o = *out.impl();
-  if (o.tape_id != tape.id)
-    fail("backward", "the tensor was not recorded on this tape, or the tape was cleared since");
+}  // namespace detail
+
+namespace {
+
+// One backward pass: what Grads::add needs besides the tape.
+struct Pass {
+  bool create_graph = false;
+  bool into_leaves = true;  // backward(): leaves accumulate into grad(); tg::grad: captured
+  std::map<const TensorImpl*, std::size_t> captured_leaves;  // tg::grad's leaf inputs
+  std::vector<Tensor> results;                               // tg::grad's answers
+};
+
+}  // namespace
+
+namespace detail {
+
+std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
+  Pass pass;
+  pass.create_graph = call.create_graph;
+  pass.into_leaves = call.inputs == nullptr;
+  const char* op = pass.into_leaves ? "backward" : "grad";
+  std::map<std::int64_t, std::size_t> captured_nodes;  // tg::grad's inputs made by ops
+  if (call.inputs) {
+    pass.results.resize(call.inputs->size());
+    for (std::size_t k = 0; k < call.inputs->size(); ++k) {
+      const Tensor& x = (*call.inputs)[k];
+      check_defined(op, x);
+      if (!x.requires_grad())
+        fail(op, "input " + std::to_string(k) + " does not require grad, so nothing was recorded "
+                 "from it; set_requires_grad() on the leaf before the forward pass");
+      if (x.is_leaf()) pass.captured_leaves.emplace(x.impl().get(), k);
+      else if (x.impl()->tape_id == tape.id) captured_nodes.emplace(x.impl()->node, k);
+      else fail(op, "input " + std::to_string(k) + " was recorded on another tape");
+    }
+  }
   const auto released = [&](std::int64_t i) {
-    fail("backward", "op #" + std::to_string(i) + " (" + tape.nodes[i].op +
-                         ") was already released by an earlier backward; record the forward "
-                         "pass again to differentiate it a second time");
+    fail(op, "op #" + std::to_string(i) + " (" + tape.nodes[i].op +
+                 ") was already released by an earlier backward; record the forward pass "
+                 "again, or pass retain_graph, to differentiate it a second time");
   };
-  if (tape.nodes[o.node].released) released(o.node);
-  if (tape.backward_begins) tape.backward_begins();
-  Node& top = tape.nodes[o.node];
-  accumulate("backward", "the output", top.grad, top.shape, output_gradient(out, g_out));
+
+  // Seed the outputs' gradients.  With create_graph the backward's ops record onto this tape.
+  std::int64_t top = -1;
+  {
+    for (std::size_t k = 0; k < call.outputs.size(); ++k) {
+      const Tensor& out = call.outputs[k];
+      check_defined(op, out);
+      if (!out.requires_grad())
+        fail(op, "output " + std::to_string(k) + " does not require grad: no input required "
+                 "grad, or it was computed with no tape current (see TapeGuard) or under "
+                 "NoGradGuard");
+      if (!out.is_leaf() && out.impl()->tape_id != tape.id)
+        fail(op, "the tensor was not recorded on this tape, or the tape was cleared since");
+    }
+  }
+  ScopedSetting<TapeData*> recording(t_current, call.create_graph ? &tape : nullptr);
+  for (std::size_t k = 0; k < call.outputs.size(); ++k) {
+    const Tensor& out = call.outputs[k];
+    Tensor g = output_gradient(op, out, k < call.grad_outputs.size() ? call.grad_outputs[k] : Tensor());
+    if (out.is_leaf()) {  // d x / d x: straight to the leaf
+      if (pass.into_leaves) {
+        accumulate_leaf_grad(op, *out.impl(), g);
+      } else if (auto it = pass.captured_leaves.find(out.impl().get()); it != pass.captured_leaves.end()) {
+        accumulate(pass.results[it->second], g, call.create_graph);
+      }
+      continue;
+    }
+    const auto o = out.impl()->node;
+    if (tape.nodes[o].released) released(o);
+    accumulate(tape.nodes[o].grad, g, call.create_graph);
+    top = std::max<std::int64_t>(top, o);
+  }
+  if (top < 0) return std::move(pass.results);
+  if (tape.backward_begins && pass.into_leaves) tape.backward_begins();
 
   // done_at[i]: the leaves whose last contribution comes from op i (their first use going
   // forward among the ops an earlier backward has not released), for the leaf_done hook.
   std::vector<std::vector<const TensorImpl*>> done_at;
-  if (tape.leaf_done) {
-    done_at.resize(o.node + 1);
+  if (tape.leaf_done && pass.into_leaves) {
+    done_at.resize(top + 1);
     std::map<const TensorImpl*, std::int64_t> first_use;
-    for (std::int64_t n = 0; n <= o.node; ++n)
+    for (std::int64_t n = 0; n <= top; ++n)
       if (!tape.nodes[n].released)
         for (const Edge& e : tape.nodes[n].inputs)
           if (e.leaf) first_use.emplace(e.leaf.get(), n);
@@ -184,35 +281,49 @@ void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out) {
       for (const TensorImpl* leaf : done_at[n]) tape.leaf_done(*leaf);
   };
 
-  std::int64_t i = o.node;
+  std::int64_t i = top;
   try {
     for (; i >= 0; --i) {
       Node& node = tape.nodes[i];
-      if (!node.grad) {  // no gradient reached this op: not on the path to `out`
+      if (!node.grad.defined()) {  // no gradient reached this op: not on the path to `out`
         leaves_done(i);
         continue;
       }
       if (node.released) released(i);
-      Grads grads(tape, static_cast<std::size_t>(i));
+      if (auto it = captured_nodes.find(i); it != captured_nodes.end())
+        pass.results[it->second] = node.grad;  // complete: every use comes later on the tape
+      if (node.once_differentiable && (call.create_graph || forward_mode_on()))
+        fail(node.op, "this op's rule works on arrays, so it is differentiable once only: no "
+                      "create_graph or forward mode through it (write its rule with tensor ops, "
+                      "see docs/ops.md)");
+      Grads grads(tape, static_cast<std::size_t>(i), &pass);
       const auto start =
           t_profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-      node.backward(*node.grad, grads);
+      const Tensor g = std::move(node.grad);
+      node.grad = Tensor();
+      GradFn rule = call.retain_graph ? tape.nodes[i].backward : std::move(tape.nodes[i].backward);
+      rule(g, grads);
       if (t_profiler)
-        t_profiler->ops_[node.op].backward_ms +=
+        t_profiler->ops_[tape.nodes[i].op].backward_ms +=
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                 .count();
-      // Release what the closure saved and the gradient of the output.
-      node.backward = nullptr;
-      node.grad.reset();
-      node.saved_bytes = 0;
-      node.released = true;
+      if (!call.retain_graph) {  // release what the rule saved
+        Node& done = tape.nodes[i];
+        done.backward = nullptr;
+        done.saved_bytes = 0;
+        done.released = true;
+      }
       leaves_done(i);
     }
   } catch (...) {
     // Leave no half-summed gradients behind for a later backward to trip over.
-    for (; i >= 0; --i) tape.nodes[i].grad.reset();
+    for (; i >= 0; --i) tape.nodes[i].grad = Tensor();
     throw;
   }
+  if (!pass.into_leaves)
+    for (std::size_t k = 0; k < pass.results.size(); ++k)
+      if (!pass.results[k].defined()) pass.results[k] = zeros_like((*call.inputs)[k]);
+  return std::move(pass.results);
 }
 
 }  // namespace detail
@@ -226,38 +337,45 @@ void Tensor::backward(const Tensor& g_out) const {
          "the tensor does not require grad: no input required grad, or it was "
          "computed with no tape current (see TapeGuard) or under NoGradGuard");
   if (is_leaf()) {  // d x / d x: the gradient goes straight into the leaf
-    detail::accumulate_leaf_grad("backward", *impl_, detail::output_gradient(*this, g_out));
+    detail::accumulate_leaf_grad("backward", *impl_, detail::output_gradient("backward", *this, g_out));
     return;
   }
   auto tape = impl_->tape.lock();
   if (!tape) fail("backward", "the tape that recorded this tensor no longer exists");
-  detail::run_backward(*tape, *this, g_out);
+  detail::run_backward(*tape, {.outputs = {*this}, .grad_outputs = {g_out}});
 }
 
 bool needs_grad(const std::vector<Tensor>& inputs) {
-  if (detail::current_tape() == nullptr) return false;
   for (const Tensor& t : inputs)
-    if (t.requires_grad()) return true;
+    if (needs_grad(t)) return true;
   return false;
 }
 
-void Grads::add(std::size_t i, AnyArray&& g) {
+void Grads::add(std::size_t i, Tensor g) {
   detail::Node& node = tape_.nodes[node_];
+  auto& pass = *static_cast<Pass*>(pass_);
   if (t_anomaly) {
-    const std::string bad = first_non_finite(g);
+    const std::string bad = first_non_finite(g.impl()->value);
     if (!bad.empty()) {
       const auto at = bad.find(" at ");
       throw AnomalyError("anomaly: the backward of op #" + std::to_string(node_) + " '" + node.op +
                          "' produced " + bad.substr(0, at) + " in the gradient of its input " +
-                         std::to_string(i) + " " + shape_str(shape_of(g)) + bad.substr(at));
+                         std::to_string(i) + " " + shape_str(g.shape()) + bad.substr(at));
     }
   }
   const Edge& e = node.inputs[i];
   if (e.node >= 0) {
     detail::Node& from = tape_.nodes[e.node];
-    accumulate(node.op, "an input", from.grad, from.shape, std::move(g));
+    check_gradient(node.op, "an input", from.shape, from.dtype, g);
+    accumulate(from.grad, std::move(g), pass.create_graph);
   } else if (e.leaf) {
-    accumulate(node.op, "an input", e.leaf->grad, shape_of(e.leaf->value), std::move(g));
+    if (pass.into_leaves) {
+      detail::accumulate_leaf_grad(node.op, *e.leaf, g);
+    } else if (auto it = pass.captured_leaves.find(e.leaf.get()); it != pass.captured_leaves.end()) {
+      check_gradient(node.op, "an input", shape_of(e.leaf->value),
+                     e.leaf->value.index() == 0 ? Dtype::f32 : Dtype::f64, g);
+      accumulate(pass.results[it->second], std::move(g), pass.create_graph);
+    }
   }
 }
 

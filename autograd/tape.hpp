@@ -1,4 +1,4 @@
-// The tape: ops recorded in execution order, each with a backward closure.
+// The tape: ops recorded in execution order, each with its derivative rules.
 //
 //   tg::Tape tape;
 //   {
@@ -8,15 +8,23 @@
 //   }
 //   std::cout << tape;                   // the listing: op, output shape, bytes saved
 //
+// Each op records a vector-Jacobian product (vjp): given the gradient of its output as a
+// Tensor, it adds the gradients of its inputs, written with tapegrad's own ops.  So a backward
+// pass is itself a computation made of ops: run with create_graph (tg::grad, functional.hpp)
+// those ops are recorded onto the tape as well, and the gradients can be differentiated again,
+// to any order.  Ops also give a Jacobian-vector product (jvp) for forward mode (forward.hpp).
+//
 // backward() walks the tape from the output's op down to the first op.  An op runs only if a
-// gradient reached its output; its closure adds (+=) into its inputs' gradients, so a tensor
-// used twice receives both contributions.  After an op's closure has run, the tape drops the
-// closure and everything it saved, so memory is returned as backward proceeds.  A second
-// backward that needs a released op throws instead of computing wrong numbers.
+// gradient reached its output; its rule adds into its inputs' gradients, so a tensor used twice
+// receives both contributions.  After an op's rule has run, the tape drops the rule and
+// everything it saved (unless asked to retain the graph), so memory is returned as backward
+// proceeds.  A second backward that needs a released op throws instead of computing wrong
+// numbers.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <initializer_list>
 #include <iosfwd>
@@ -40,9 +48,12 @@ struct Edge {
 };
 
 class Grads;
-// A backward closure receives the gradient of the op's output and adds the gradients of the
-// op's inputs through `g_in`.
-using GradFn = std::function<void(const AnyArray& g_out, Grads& g_in)>;
+// A vector-Jacobian product: receives the gradient of the op's output and adds the gradients of
+// the op's inputs through `g_in`.
+using GradFn = std::function<void(const Tensor& g_out, Grads& g_in)>;
+class Tangents;
+// A Jacobian-vector product: from the tangents of the op's inputs, the tangent of its output.
+using JvpFn = std::function<Tensor(const Tangents& t)>;
 
 namespace detail {
 
@@ -52,44 +63,78 @@ struct Node {
   Dtype dtype = Dtype::f32;
   std::vector<Edge> inputs;
   GradFn backward;
-  std::size_t saved_bytes = 0;   // what the closure keeps alive for backward
-  std::optional<AnyArray> grad;  // gradient of the output, summed as it arrives
-  bool released = false;         // backward has run and dropped the closure
+  std::size_t saved_bytes = 0;  // what the rule keeps alive for backward
+  Tensor grad;                  // gradient of the output, summed as it arrives
+  bool released = false;        // backward has run and dropped the rule
+  bool once_differentiable = false;  // an array-level rule: no create_graph, no forward mode
 };
 
 struct TapeData : std::enable_shared_from_this<TapeData> {
   std::uint64_t id = 0;  // changes on clear(), so old tensors never point at new ops
-  std::vector<Node> nodes;
+  // A deque: a backward with create_graph appends ops while it walks the older ones.
+  std::deque<Node> nodes;
   std::function<void()> backward_begins;                  // Tape::on_backward
   std::function<void(const TensorImpl& leaf)> leaf_done;  // Tape::on_backward
 };
 
 TapeData* current_tape();  // the thread's current tape, or nullptr (no recording)
+// Appends the op when a tape records and an input requires grad; computes the output's
+// tangents when forward mode is running and an input has one (jvp may be empty: then a tangent
+// reaching the op throws, naming it).
 void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
-            std::size_t saved_bytes, GradFn backward);
-void run_backward(TapeData& tape, const Tensor& out, const Tensor& g_out);
-AnyArray output_gradient(const Tensor& out, const Tensor& g_out);
-void accumulate_leaf_grad(const char* op, TensorImpl& leaf, AnyArray&& g);
+            std::size_t saved_bytes, GradFn backward, JvpFn jvp, bool once_differentiable);
+void record_on_tape(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
+                    std::size_t saved_bytes, GradFn backward, bool once_differentiable);
+
+// What one backward pass is asked for (Tensor::backward, tg::grad).
+struct BackwardCall {
+  std::vector<Tensor> outputs, grad_outputs;  // grad_outputs[i] undefined: ones (scalars)
+  bool create_graph = false;  // record the backward's ops, so its results can be differentiated
+  bool retain_graph = false;  // keep the rules for another backward
+  // tg::grad: return the gradients of these instead of accumulating into leaves' grad().
+  const std::vector<Tensor>* inputs = nullptr;
+};
+std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call);
+Tensor output_gradient(const char* op, const Tensor& out, const Tensor& g_out);
+void accumulate_leaf_grad(const char* op, TensorImpl& leaf, const Tensor& g);
 
 }  // namespace detail
 
-// Gives a backward closure access to its inputs' gradients.
+// Gives a rule access to its inputs' gradients.
 class Grads {
  public:
-  Grads(detail::TapeData& tape, std::size_t node) : tape_(tape), node_(node) {}
+  Grads(detail::TapeData& tape, std::size_t node, void* pass) : tape_(tape), node_(node), pass_(pass) {}
 
   // Does input i need a gradient?  (Skip the work when it does not.)
   bool wanted(std::size_t i) const { return tape_.nodes[node_].inputs[i].wanted(); }
-  // Adds g into input i's gradient.  g must have input i's shape.
-  void add(std::size_t i, AnyArray&& g);
+  // Adds g into input i's gradient.  g must have input i's shape and dtype.
+  void add(std::size_t i, Tensor g);
+  // For array-level rules (once differentiable):
+  void add(std::size_t i, AnyArray&& g) {
+    add(i, std::visit([](auto& a) { return Tensor(std::move(a)); }, g));
+  }
   template <class T>
   void add(std::size_t i, Array<T>&& g) {
-    add(i, AnyArray(std::move(g)));
+    add(i, Tensor(std::move(g)));
   }
 
  private:
   detail::TapeData& tape_;
   std::size_t node_;
+  void* pass_;  // the backward pass running (tape.cpp)
+};
+
+// Gives a jvp rule the tangents of its op's inputs.
+class Tangents {
+ public:
+  Tangents(const std::vector<Tensor>& t, const std::vector<bool>& given) : t_(t), given_(given) {}
+  // The tangent of input i (zeros of its shape where it has none).
+  const Tensor& operator[](std::size_t i) const { return t_[i]; }
+  bool has(std::size_t i) const { return given_[i]; }  // input i has a tangent (not zero)
+
+ private:
+  const std::vector<Tensor>& t_;
+  const std::vector<bool>& given_;
 };
 
 class Tape {
@@ -203,9 +248,9 @@ class Profiler {
   std::string table() const;  // sorted by total time
 
  private:
-  friend void detail::record(const char*, Tensor&, const Tensor* const*, std::size_t, std::size_t,
-                             GradFn);
-  friend void detail::run_backward(detail::TapeData&, const Tensor&, const Tensor&);
+  friend void detail::record_on_tape(const char*, Tensor&, const Tensor* const*, std::size_t,
+                                     std::size_t, GradFn, bool);
+  friend std::vector<Tensor> detail::run_backward(detail::TapeData&, const detail::BackwardCall&);
   std::map<std::string, OpTime> ops_;
   std::chrono::steady_clock::time_point mark_;
   detail::ScopedSetting<Profiler*> current_;  // this one, while it lives
@@ -213,52 +258,70 @@ class Profiler {
 
 // ---- for writing ops ---------------------------------------------------------------------
 
-// Should an op with these inputs record itself?  (A tape is current and an input needs grad.)
+namespace detail {
+bool forward_mode_on();                // some tg::jvp is running on this thread (forward.cpp)
+bool has_tangent(const Tensor& x);     // x carries a tangent of a running jvp
+}  // namespace detail
+
+// Should an op with these inputs record its rules?  (A tape is current and an input needs
+// grad, or forward mode runs and an input has a tangent.)
 template <class... Ts>
 bool needs_grad(const Ts&... inputs) {
-  return detail::current_tape() != nullptr && (inputs.requires_grad() || ...);
+  return (detail::current_tape() != nullptr && (inputs.requires_grad() || ...)) ||
+         (detail::forward_mode_on() && (detail::has_tangent(inputs) || ...));
 }
 bool needs_grad(const std::vector<Tensor>& inputs);
 
-// Bytes of the values a backward closure keeps alive (for the tape listing).
+// Bytes of the values a rule keeps alive (for the tape listing).
 template <class... Ts>
 std::size_t saved_bytes(const Ts&... saved) {
   return ((saved.numel() * dtype_size(saved.dtype())) + ... + 0);
 }
 
 namespace detail {
-// Backward closures may be written once for both element types, as a template lambda
-// `[..]<class T>(const Array<T>& g_out, Grads& g) {..}`; this wraps one into a GradFn.
+// Rules over tensors take (const Tensor& g_out, Grads&).  Array-level rules, written once for
+// both element types as `[..]<class T>(const Array<T>& g_out, Grads& g) {..}`, are still
+// accepted for ops written outside tapegrad: they are once differentiable (a backward with
+// create_graph, or forward mode over them, throws naming the op).
+template <class F>
+constexpr bool is_tensor_rule = std::is_invocable_v<F&, const Tensor&, Grads&>;
+
 template <class F>
 GradFn to_grad_fn(F&& f) {
-  if constexpr (std::is_invocable_v<F&, const AnyArray&, Grads&>) {
+  if constexpr (is_tensor_rule<F>) {
     return GradFn(std::forward<F>(f));
+  } else if constexpr (std::is_invocable_v<F&, const AnyArray&, Grads&>) {
+    return [f = std::forward<F>(f)](const Tensor& g_out, Grads& g_in) {
+      f(g_out.impl()->value, g_in);
+    };
   } else {
-    return [f = std::forward<F>(f)](const AnyArray& g_out, Grads& g_in) {
-      std::visit([&](const auto& g) { f(g, g_in); }, g_out);
+    return [f = std::forward<F>(f)](const Tensor& g_out, Grads& g_in) {
+      std::visit([&](const auto& g) { f(g, g_in); }, g_out.impl()->value);
     };
   }
 }
 }  // namespace detail
 
-// Appends op `op` to the current tape: `out` was computed from `inputs`; `backward` will be
-// called with the gradient of `out` and adds the gradients of the inputs (in this order).
-template <class F>
+// Records op `op`: `out` was computed from `inputs`; `vjp` adds the gradients of the inputs (in
+// this order) from the gradient of `out`; `jvp` gives the tangent of `out` from the inputs'.
+template <class V>
 void record(const char* op, Tensor& out, std::initializer_list<Tensor> inputs,
-            std::size_t saved_bytes, F&& backward) {
+            std::size_t saved_bytes, V&& vjp, JvpFn jvp = nullptr) {
   const Tensor* ptrs[8];
   std::size_t n = 0;
   for (const Tensor& t : inputs) ptrs[n++] = &t;  // ops have at most 8 fixed inputs
-  detail::record(op, out, ptrs, n, saved_bytes, detail::to_grad_fn(std::forward<F>(backward)));
+  detail::record(op, out, ptrs, n, saved_bytes, detail::to_grad_fn(std::forward<V>(vjp)),
+                 std::move(jvp), !detail::is_tensor_rule<V>);
 }
 
-template <class F>
+template <class V>
 void record(const char* op, Tensor& out, const std::vector<Tensor>& inputs, std::size_t saved_bytes,
-            F&& backward) {
+            V&& vjp, JvpFn jvp = nullptr) {
   std::vector<const Tensor*> ptrs;
   for (const Tensor& t : inputs) ptrs.push_back(&t);
   detail::record(op, out, ptrs.data(), ptrs.size(), saved_bytes,
-                 detail::to_grad_fn(std::forward<F>(backward)));
+                 detail::to_grad_fn(std::forward<V>(vjp)), std::move(jvp),
+                 !detail::is_tensor_rule<V>);
 }
 
 }  // namespace tg

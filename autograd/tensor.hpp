@@ -40,6 +40,9 @@ struct TensorImpl {
   std::int32_t node = -1;     // index of the op that made it on that tape (-1 for a leaf)
   std::weak_ptr<detail::TapeData> tape;  // lets Tensor::backward() find its tape
   std::string name;                      // optional, shown in tape listings
+  // Forward mode (forward.hpp): the tangent of this value for each tg::jvp that is running,
+  // keyed by that jvp's level.  Empty outside jvp.
+  std::vector<std::pair<int, std::shared_ptr<TensorImpl>>> tangents;
 };
 
 class Tensor {
@@ -93,6 +96,11 @@ class Tensor {
   Tensor& set_name(std::string name);
 
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
+  static Tensor from_impl(std::shared_ptr<TensorImpl> impl) {
+    Tensor t;
+    t.impl_ = std::move(impl);
+    return t;
+  }
 
  private:
   std::shared_ptr<TensorImpl> impl_;
