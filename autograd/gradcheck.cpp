@@ -4,13 +4,15 @@
 #include <cstdio>
 #include <optional>
 
+#include "functional.hpp"
+#include "ops.hpp"
 #include "runtime/generator.hpp"
 #include "tape.hpp"
 
 namespace tg {
 namespace {
 
-// L = sum(w * y), in double.
+// sum(w * y), in double.
 double weighted_sum(const Tensor& y, const Array<double>& w) {
   const Array<double>& v = y.data<double>();
   double total = 0;
@@ -25,6 +27,152 @@ Shape unravel(std::size_t flat, const Shape& shape) {
     flat /= shape[d];
   }
   return index;
+}
+
+Tensor checked_output(const GradcheckFn& f, const std::vector<Tensor>& inputs) {
+  Tensor y = f(inputs);
+  if (!y.defined() || y.dtype() != Dtype::f64)
+    fail("gradcheck", "f must return a defined float64 tensor");
+  return y;
+}
+
+// The running comparison: keeps the worst element of one check.
+struct Compare {
+  GradcheckResult& r;
+  const GradcheckOptions& opt;
+  std::string check;
+  double worst = -1;  // error / tolerance of the worst element so far
+  bool ok = true;
+
+  void add(double analytic, double numeric, std::size_t input, const Shape& index) {
+    const double err = std::abs(analytic - numeric);
+    const double tolerance = opt.atol + opt.rtol * std::abs(numeric);
+    ++r.checked;
+    if (!(err <= tolerance)) ok = false;  // NaN fails too
+    const double ratio = std::isnan(err) ? INFINITY : err / tolerance;
+    if (ratio <= worst) return;
+    worst = ratio;
+    // The first failing check, or the worst element of the passing ones, is the one reported.
+    if (!r.ok) return;
+    r.check = check;
+    r.input = input;
+    r.index = index;
+    r.analytic = analytic;
+    r.numeric = numeric;
+    r.abs_error = err;
+    r.rel_error = err / std::max(std::abs(numeric), 1e-300);
+  }
+
+  void finish() {
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "gradcheck %s (%s): worst is %s %zu at %s: analytic %.9g, numeric %.9g, abs "
+                  "error %.3g, rel error %.3g (tolerance %.3g + %.3g * |numeric|)\n",
+                  ok ? "passed" : "FAILED", check.c_str(),
+                  check.starts_with("forward") ? "output element of input set"
+                                                            : "input",
+                  r.input, shape_str(r.index).c_str(), r.analytic, r.numeric, r.abs_error,
+                  r.rel_error, opt.atol, opt.rtol);
+    r.report += line;
+    r.ok = r.ok && ok;
+  }
+};
+
+// Reverse mode, first order.
+void check_reverse(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                   const GradcheckOptions& opt, const std::string& name, GradcheckResult& r) {
+  std::vector<Tensor> wanted;
+  for (const Tensor& x : inputs)
+    if (x.requires_grad()) wanted.push_back(x);
+  Array<double> w;
+  std::vector<Tensor> analytic;
+  {
+    Tape tape;
+    TapeGuard recording(tape);
+    Tensor y = checked_output(f, inputs);
+    if (!y.requires_grad())
+      fail("gradcheck", "f's output does not depend on any input that requires grad");
+    Generator gen(opt.seed);
+    w = randn(y.shape(), gen, Dtype::f64).data<double>();
+    analytic = grad({y}, wanted, {.grad_outputs = {Tensor(w)}});
+  }
+  Compare c{r, opt, name};
+  NoGradGuard no_grad;
+  for (std::size_t i = 0, k = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].requires_grad()) continue;
+    Tensor x = inputs[i];  // shares the caller's tensor
+    Array<double>& v = x.data<double>();
+    const Array<double>& a = analytic[k++].data<double>();
+    for (std::size_t j = 0; j < v.size(); ++j) {
+      const double original = v.data()[j];
+      v.data()[j] = original + opt.eps;
+      const double plus = weighted_sum(checked_output(f, inputs), w);
+      v.data()[j] = original - opt.eps;
+      const double minus = weighted_sum(checked_output(f, inputs), w);
+      v.data()[j] = original;
+      c.add(a.data()[j], (plus - minus) / (2 * opt.eps), i, unravel(j, v.shape()));
+    }
+  }
+  c.finish();
+}
+
+// Random directions, one per input that requires grad (undefined for the others).
+std::vector<Tensor> directions(const std::vector<Tensor>& inputs, std::uint64_t seed) {
+  Generator gen(seed + 1);
+  std::vector<Tensor> v;
+  for (const Tensor& x : inputs)
+    v.push_back(x.requires_grad() ? randn(x.shape(), gen, Dtype::f64) : Tensor());
+  return v;
+}
+
+// Forward mode, first order.
+void check_forward(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                   const GradcheckOptions& opt, const std::string& name, GradcheckResult& r) {
+  const std::vector<Tensor> v = directions(inputs, opt.seed);
+  Tensor analytic;
+  {
+    NoGradGuard no_grad;
+    analytic = jvp(f, inputs, v).second;
+  }
+  // f(x + s eps v) for s = +1, -1, moving every input that requires grad at once.
+  const auto moved = [&](double s) {
+    NoGradGuard no_grad;
+    std::vector<Array<double>> kept;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      if (!v[i].defined()) continue;
+      Tensor x = inputs[i];
+      kept.push_back(x.data<double>());
+      x.data<double>() += s * opt.eps * v[i].data<double>();
+    }
+    Tensor y = checked_output(f, inputs).detach();
+    for (std::size_t i = 0, k = 0; i < inputs.size(); ++i)
+      if (v[i].defined()) Tensor(inputs[i]).data<double>() = kept[k++];
+    return y;
+  };
+  const Tensor plus = moved(1), minus = moved(-1);
+  Compare c{r, opt, name};
+  const Array<double>& a = analytic.data<double>();
+  for (std::size_t j = 0; j < a.size(); ++j)
+    c.add(a.data()[j], (plus.data<double>().data()[j] - minus.data<double>().data()[j]) / (2 * opt.eps),
+          0, unravel(j, a.shape()));
+  c.finish();
+}
+
+void check_first(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                 const GradcheckOptions& opt, const std::string& outer, GradcheckResult& r) {
+  const auto label = [&](const char* mode) {
+    return outer.empty() ? std::string(mode) : std::string(mode) + " of " + outer;
+  };
+  if (opt.modes != CheckModes::forward) check_reverse(f, inputs, opt, label("reverse"), r);
+  if (opt.modes != CheckModes::reverse) check_forward(f, inputs, opt, label("forward"), r);
+}
+
+// x (the inputs), w -> the gradients of sum(w * f(x)) with respect to the inputs that require
+// grad, flattened and joined: reverse mode as a function, with w an input of its own.
+Tensor flat_join(const std::vector<Tensor>& parts) {
+  std::vector<Tensor> flat;
+  for (const Tensor& p : parts) flat.push_back(reshape(p, {-1}));
+  return flat.size() == 1 ? flat[0] : concat(flat, 0);
 }
 
 }  // namespace
@@ -42,6 +190,8 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
     any = any || inputs[i].requires_grad();
   }
   if (!any) fail("gradcheck", "no input requires grad: nothing to check");
+  if (opt.order != 1 && opt.order != 2)
+    fail("gradcheck", "order is " + std::to_string(opt.order) + "; 1 or 2 are checked");
 
   // Keep the callers' gradients, and start from none.
   std::vector<std::optional<AnyArray>> kept;
@@ -49,66 +199,51 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
     kept.push_back(t.impl()->grad);
     t.impl()->grad.reset();
   }
-
-  // Analytic gradients: backward from y with output gradient w.
-  Array<double> w;
-  {
-    Tape tape;
-    TapeGuard recording(tape);
-    Tensor y = f(inputs);
-    if (!y.defined() || y.dtype() != Dtype::f64)
-      fail("gradcheck", "f must return a defined float64 tensor");
-    Generator gen(opt.seed);
-    w = randn(y.shape(), gen, Dtype::f64).data<double>();
-    if (!y.requires_grad())
-      fail("gradcheck", "f's output does not depend on any input that requires grad");
-    y.backward(Tensor(w));
-  }
-
   GradcheckResult r;
-  double worst = -1;  // error / tolerance of the worst element so far
-  NoGradGuard no_grad;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].requires_grad()) continue;
-    Tensor x = inputs[i];  // shares the caller's tensor
-    Array<double>& v = x.data<double>();
-    const Array<double> analytic =
-        x.has_grad() ? x.grad_data<double>() : Array<double>(xt::zeros<double>(v.shape()));
-    for (std::size_t j = 0; j < v.size(); ++j) {
-      const double original = v.data()[j];
-      v.data()[j] = original + opt.eps;
-      const double plus = weighted_sum(f(inputs), w);
-      v.data()[j] = original - opt.eps;
-      const double minus = weighted_sum(f(inputs), w);
-      v.data()[j] = original;
-      const double numeric = (plus - minus) / (2 * opt.eps);
-      const double a = analytic.data()[j];
-      const double err = std::abs(a - numeric);
-      const double tolerance = opt.atol + opt.rtol * std::abs(numeric);
-      ++r.checked;
-      if (!(err <= tolerance)) r.ok = false;  // NaN fails too
-      const double ratio = std::isnan(err) ? INFINITY : err / tolerance;
-      if (ratio > worst) {
-        worst = ratio;
-        r.input = i;
-        r.index = unravel(j, v.shape());
-        r.analytic = a;
-        r.numeric = numeric;
-        r.abs_error = err;
-        r.rel_error = err / std::max(std::abs(numeric), 1e-300);
-      }
+  check_first(f, inputs, opt, "", r);
+  if (opt.order == 2) {
+    std::size_t n = inputs.size();
+    Shape y_shape;
+    {
+      NoGradGuard no_grad;
+      y_shape = checked_output(f, inputs).shape();
     }
+    Generator gen(opt.seed + 2);
+    // Reverse as a function of (x, w).
+    std::vector<Tensor> with_w = inputs;
+    with_w.push_back(randn(y_shape, gen, Dtype::f64).set_requires_grad());
+    const GradcheckFn reverse = [&](const std::vector<Tensor>& in) {
+      const std::vector<Tensor> x(in.begin(), in.begin() + n);
+      std::vector<Tensor> grads = vjp(f, x, in[n], /*create_graph=*/true).grads;
+      std::vector<Tensor> wanted;
+      for (std::size_t i = 0; i < n; ++i)
+        if (x[i].requires_grad()) wanted.push_back(grads[i]);
+      return flat_join(wanted);
+    };
+    check_first(reverse, with_w, opt, "reverse", r);
+    // Forward as a function of (x, v).
+    std::vector<Tensor> with_v = inputs;
+    const std::vector<Tensor> v = directions(inputs, opt.seed + 3);
+    for (const Tensor& d : v)
+      if (d.defined()) with_v.push_back(Tensor(d.data<double>(), true));
+    const GradcheckFn forward = [&](const std::vector<Tensor>& in) {
+      const std::vector<Tensor> x(in.begin(), in.begin() + n);
+      std::vector<Tensor> t;
+      for (std::size_t i = 0, k = n; i < n; ++i) t.push_back(v[i].defined() ? in[k++] : Tensor());
+      return jvp(f, x, t).second;
+    };
+    check_first(forward, with_v, opt, "forward", r);
   }
   for (std::size_t i = 0; i < inputs.size(); ++i) inputs[i].impl()->grad = std::move(kept[i]);
-
-  char line[512];
-  std::snprintf(line, sizeof line,
-                "gradcheck %s: %zu elements; worst is input %zu at %s: analytic %.9g, numeric "
-                "%.9g, abs error %.3g, rel error %.3g (tolerance %.3g + %.3g * |numeric|)",
-                r.ok ? "passed" : "FAILED", r.checked, r.input, shape_str(r.index).c_str(),
-                r.analytic, r.numeric, r.abs_error, r.rel_error, opt.atol, opt.rtol);
-  r.report = line;
+  if (!r.report.empty() && r.report.back() == '\n') r.report.pop_back();
   return r;
+}
+
+GradcheckResult gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                              GradcheckOptions options) {
+  options.order = 2;
+  options.modes = CheckModes::reverse;
+  return gradcheck(f, inputs, options);
 }
 
 }  // namespace tg
