@@ -9,12 +9,13 @@
 namespace tg {
 namespace {
 
-thread_local std::vector<int> t_levels;      // the running jvps, outermost first
-thread_local int t_hidden_from = INT_MAX;    // levels >= this are hidden (a rule is running)
+thread_local std::vector<int> t_levels;    // the running jvps, outermost first
+thread_local int t_hidden_from = INT_MAX;  // levels >= this are hidden (a rule is running)
 thread_local int t_next_level = 0;
 
 bool visible(int level) {
-  return level < t_hidden_from && std::find(t_levels.begin(), t_levels.end(), level) != t_levels.end();
+  return level < t_hidden_from &&
+         std::find(t_levels.begin(), t_levels.end(), level) != t_levels.end();
 }
 
 Tensor tangent_at(const Tensor& x, int level) {
@@ -91,8 +92,8 @@ void compute_tangents(const char* op, Tensor& out, const Tensor* const* inputs, 
 JvpResult jvp(const MultiFunction& f, const std::vector<Tensor>& primals,
               const std::vector<Tensor>& tangents) {
   if (tangents.size() != primals.size())
-    fail("jvp", std::to_string(primals.size()) + " primals but " +
-                    std::to_string(tangents.size()) + " tangents; give one tangent per primal");
+    fail("jvp", std::to_string(primals.size()) + " primals but " + std::to_string(tangents.size()) +
+                    " tangents; give one tangent per primal");
   for (std::size_t i = 0; i < primals.size(); ++i) {
     check_defined("jvp", primals[i]);
     const Tensor& t = tangents[i];

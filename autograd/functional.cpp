@@ -25,11 +25,12 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
   }
   Tape no_ops;
   detail::TapeData& data = tape ? *tape : no_ops.data();
-  return detail::run_backward(data, {.outputs = outputs,
-                                     .grad_outputs = options.grad_outputs,
-                                     .create_graph = options.create_graph,
-                                     .retain_graph = options.retain_graph.value_or(options.create_graph),
-                                     .inputs = &inputs});
+  return detail::run_backward(data,
+                              {.outputs = outputs,
+                               .grad_outputs = options.grad_outputs,
+                               .create_graph = options.create_graph,
+                               .retain_graph = options.retain_graph.value_or(options.create_graph),
+                               .inputs = &inputs});
 }
 
 Tensor grad(const Tensor& output, const Tensor& input, const GradOptions& options) {

@@ -69,10 +69,9 @@ struct Compare {
                   "gradcheck %s (%s): worst is %s %zu at %s: analytic %.9g, numeric %.9g, abs "
                   "error %.3g, rel error %.3g (tolerance %.3g + %.3g * |numeric|)\n",
                   ok ? "passed" : "FAILED", check.c_str(),
-                  check.starts_with("forward") ? "output element of input set"
-                                                            : "input",
-                  r.input, shape_str(r.index).c_str(), r.analytic, r.numeric, r.abs_error,
-                  r.rel_error, opt.atol, opt.rtol);
+                  check.starts_with("forward") ? "output element of input set" : "input", r.input,
+                  shape_str(r.index).c_str(), r.analytic, r.numeric, r.abs_error, r.rel_error,
+                  opt.atol, opt.rtol);
     r.report += line;
     r.ok = r.ok && ok;
   }
@@ -153,8 +152,9 @@ void check_forward(const GradcheckFn& f, const std::vector<Tensor>& inputs,
   Compare c{r, opt, name};
   const Array<double>& a = analytic.data<double>();
   for (std::size_t j = 0; j < a.size(); ++j)
-    c.add(a.data()[j], (plus.data<double>().data()[j] - minus.data<double>().data()[j]) / (2 * opt.eps),
-          0, unravel(j, a.shape()));
+    c.add(a.data()[j],
+          (plus.data<double>().data()[j] - minus.data<double>().data()[j]) / (2 * opt.eps), 0,
+          unravel(j, a.shape()));
   c.finish();
 }
 
@@ -217,7 +217,7 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
       std::vector<Tensor> grads = vjp(f, x, in[n], /*create_graph=*/true).grads;
       std::vector<Tensor> wanted;
       for (std::size_t i = 0; i < n; ++i)
-        if (x[i].requires_grad()) wanted.push_back(grads[i]);
+        if (inputs[i].requires_grad()) wanted.push_back(grads[i]);
       return flat_join(wanted);
     };
     check_first(reverse, with_w, opt, "reverse", r);

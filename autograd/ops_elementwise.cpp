@@ -57,7 +57,8 @@ Tensor unary(const char* op, const Tensor& x, F f, Keeps keeps, D d) {
   if (needs_grad(x)) {
     const Tensor kept = keeps == Keeps::input ? x : y;
     record(
-        op, y, {x}, saved_bytes(kept), [kept, d](const Tensor& g_y, Grads& g) { g.add(0, d(g_y, kept)); },
+        op, y, {x}, saved_bytes(kept),
+        [kept, d](const Tensor& g_y, Grads& g) { g.add(0, d(g_y, kept)); },
         [kept, d](const Tangents& t) { return d(t[0], kept); });
   }
   return y;
@@ -192,7 +193,8 @@ Tensor pow(const Tensor& x, double p) {
   if (needs_grad(x)) {
     const auto d = [x, p](const Tensor& v) { return v * p * pow(x, p - 1); };
     record(
-        "pow_scalar", y, {x}, saved_bytes(x), [d](const Tensor& g_y, Grads& g) { g.add(0, d(g_y)); },
+        "pow_scalar", y, {x}, saved_bytes(x),
+        [d](const Tensor& g_y, Grads& g) { g.add(0, d(g_y)); },
         [d](const Tangents& t) { return d(t[0]); });
   }
   return y;
@@ -272,9 +274,8 @@ Tensor sigmoid(const Tensor& x) {
 // y = max(x, 0);  dy/dx = 1 where x > 0 (equivalently y > 0), else 0
 Tensor relu(const Tensor& x) {
   const auto f = [](const auto& v) { return xt::maximum(v, elem_t<decltype(v)>(0)); };
-  return unary("relu", x, f, Keeps::output, [](const Tensor& v, const Tensor& y) {
-    return masked_fill(v, !positive(y), 0.0);
-  });
+  return unary("relu", x, f, Keeps::output,
+               [](const Tensor& v, const Tensor& y) { return masked_fill(v, !positive(y), 0.0); });
 }
 
 // sign(x) in {-1, 0, 1} and x > 0, as constants: piecewise constant, so nothing to record.
@@ -421,8 +422,8 @@ Tensor gelu(const Tensor& x, GeluForm form) {
 Tensor gelu_backward(const Tensor& v, const Tensor& x, GeluForm form) {
   check_same_dtype("gelu_backward", v, x);
   if (v.shape() != x.shape())
-    fail("gelu_backward", "v and x must have one shape: " + shape_str(v.shape()) + " and " +
-                              shape_str(x.shape()));
+    fail("gelu_backward",
+         "v and x must have one shape: " + shape_str(v.shape()) + " and " + shape_str(x.shape()));
   const bool exact = form == GeluForm::exact;
   Tensor out = dispatch(x.dtype(), [&]<class T>() {
     if constexpr (std::is_same_v<T, float>) {

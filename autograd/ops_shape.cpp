@@ -112,11 +112,14 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
     return Tensor(std::move(v));
   });
   if (needs_grad(x))
-    record("reshape", y, {x}, 0, [shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-      Array<T> g_x = parallel_copy(g_y);
-      g_x.reshape(shape);
-      g.add(0, std::move(g_x));
-    });
+    record(
+        "reshape", y, {x}, 0,
+        [from = x.shape()](const Tensor& g_y, Grads& g) {
+          g.add(0, reshape(g_y, std::vector<std::int64_t>(from.begin(), from.end())));
+        },
+        [target](const Tangents& t) {
+          return reshape(t[0], std::vector<std::int64_t>(target.begin(), target.end()));
+        });
   return y;
 }
 
@@ -217,16 +220,21 @@ Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis) {
   if (needs_grad(xs)) {
     std::vector<Shape> shapes;
     for (const Tensor& t : xs) shapes.push_back(t.shape());
-    record("concat", y, xs, 0,
-           [ax, offsets, shapes, outer, inner, total]<class T>(const Array<T>& g_y, Grads& g) {
-             for (std::size_t i = 0; i < shapes.size(); ++i) {
-               if (!g.wanted(i)) continue;
-               const std::size_t n = shapes[i][ax];
-               Array<T> g_i = Array<T>::from_shape(shapes[i]);
-               copy_rows(g_y.data(), total, offsets[i], g_i.data(), n, 0, n, outer, inner);
-               g.add(i, std::move(g_i));
-             }
-           });
+    record(
+        "concat", y, xs, 0,
+        [ax, offsets, shapes](const Tensor& g_y, Grads& g) {
+          for (std::size_t i = 0; i < shapes.size(); ++i) {
+            const auto from = static_cast<std::int64_t>(offsets[i]);
+            if (g.wanted(i))
+              g.add(i, slice(g_y, static_cast<std::int64_t>(ax), from,
+                             from + static_cast<std::int64_t>(shapes[i][ax])));
+          }
+        },
+        [ax, n = xs.size()](const Tangents& t) {
+          std::vector<Tensor> parts;
+          for (std::size_t i = 0; i < n; ++i) parts.push_back(t[i]);
+          return concat(parts, static_cast<std::int64_t>(ax));
+        });
   }
   return y;
 }
@@ -326,9 +334,8 @@ Tensor expand(const Tensor& x, const Shape& shape) {
     fail("expand", shape_str(x.shape()) + " does not broadcast to " + shape_str(shape) +
                        " (right-aligned, each dim equal or 1)");
   if (x.shape() == shape) return x;
-  Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    return Tensor(Array<T>(xt::broadcast(x.data<T>(), shape)));
-  });
+  Tensor y = dispatch(
+      x.dtype(), [&]<class T>() { return Tensor(Array<T>(xt::broadcast(x.data<T>(), shape))); });
   if (needs_grad(x))
     record(
         "expand", y, {x}, 0,
@@ -341,10 +348,11 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 Tensor sum_to(const Tensor& x, const Shape& shape) {
   check_defined("sum_to", x);
   if (!broadcasts_to(shape, x.shape()))
-    fail("sum_to", shape_str(shape) + " does not broadcast to the input's " +
-                       shape_str(x.shape()) + ", so the input cannot be summed down to it");
+    fail("sum_to", shape_str(shape) + " does not broadcast to the input's " + shape_str(x.shape()) +
+                       ", so the input cannot be summed down to it");
   if (x.shape() == shape) return x;
-  Tensor y = dispatch(x.dtype(), [&]<class T>() { return Tensor(sum_to_shape(x.data<T>(), shape)); });
+  Tensor y =
+      dispatch(x.dtype(), [&]<class T>() { return Tensor(sum_to_shape(x.data<T>(), shape)); });
   if (needs_grad(x))
     record(
         "sum_to", y, {x}, 0,

@@ -50,7 +50,9 @@ void accumulate(Tensor& slot, Tensor g, bool create_graph) {
   if (!create_graph && slot.impl().use_count() == 1 && slot.impl()->tangents.empty() &&
       g.impl()->tangents.empty()) {
     std::visit(
-        [&](auto& acc) { parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g.impl()->value)); },
+        [&](auto& acc) {
+          parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g.impl()->value));
+        },
         slot.impl()->value);
     return;
   }
@@ -108,16 +110,19 @@ namespace detail {
 TapeData* current_tape() { return t_current; }
 
 void accumulate_leaf_grad(const char* op, TensorImpl& leaf, const Tensor& g) {
-  check_gradient(op, "a leaf", shape_of(leaf.value), leaf.value.index() == 0 ? Dtype::f32 : Dtype::f64,
-                 g);
+  check_gradient(op, "a leaf", shape_of(leaf.value),
+                 leaf.value.index() == 0 ? Dtype::f32 : Dtype::f64, g);
   if (!leaf.grad) {
     // Take the values when no one else holds them; copy otherwise.
     if (g.impl().use_count() == 1) leaf.grad = std::move(g.impl()->value);
     else leaf.grad = g.impl()->value;
     return;
   }
-  std::visit([&](auto& acc) { parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g.impl()->value)); },
-             *leaf.grad);
+  std::visit(
+      [&](auto& acc) {
+        parallel_add_into(acc, std::get<std::decay_t<decltype(acc)>>(g.impl()->value));
+      },
+      *leaf.grad);
 }
 
 Tensor output_gradient(const char* op, const Tensor& out, const Tensor& g_out) {
@@ -130,8 +135,8 @@ Tensor output_gradient(const char* op, const Tensor& out, const Tensor& g_out) {
   }
   if (g_out.shape() != out.shape() || g_out.dtype() != out.dtype())
     fail(op, "the output gradient must match the output: output is " + shape_str(out.shape()) +
-                 " " + dtype_name(out.dtype()) + ", gradient is " + shape_str(g_out.shape()) +
-                 " " + dtype_name(g_out.dtype()));
+                 " " + dtype_name(out.dtype()) + ", gradient is " + shape_str(g_out.shape()) + " " +
+                 dtype_name(g_out.dtype()));
   return g_out;
 }
 
@@ -217,8 +222,9 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
       const Tensor& x = (*call.inputs)[k];
       check_defined(op, x);
       if (!x.requires_grad())
-        fail(op, "input " + std::to_string(k) + " does not require grad, so nothing was recorded "
-                 "from it; set_requires_grad() on the leaf before the forward pass");
+        fail(op, "input " + std::to_string(k) +
+                     " does not require grad, so nothing was recorded "
+                     "from it; set_requires_grad() on the leaf before the forward pass");
       if (x.is_leaf()) pass.captured_leaves.emplace(x.impl().get(), k);
       else if (x.impl()->tape_id == tape.id) captured_nodes.emplace(x.impl()->node, k);
       else fail(op, "input " + std::to_string(k) + " was recorded on another tape");
@@ -237,9 +243,10 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
       const Tensor& out = call.outputs[k];
       check_defined(op, out);
       if (!out.requires_grad())
-        fail(op, "output " + std::to_string(k) + " does not require grad: no input required "
-                 "grad, or it was computed with no tape current (see TapeGuard) or under "
-                 "NoGradGuard");
+        fail(op, "output " + std::to_string(k) +
+                     " does not require grad: no input required "
+                     "grad, or it was computed with no tape current (see TapeGuard) or under "
+                     "NoGradGuard");
       if (!out.is_leaf() && out.impl()->tape_id != tape.id)
         fail(op, "the tensor was not recorded on this tape, or the tape was cleared since");
     }
@@ -247,11 +254,13 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
   ScopedSetting<TapeData*> recording(t_current, call.create_graph ? &tape : nullptr);
   for (std::size_t k = 0; k < call.outputs.size(); ++k) {
     const Tensor& out = call.outputs[k];
-    Tensor g = output_gradient(op, out, k < call.grad_outputs.size() ? call.grad_outputs[k] : Tensor());
+    Tensor g =
+        output_gradient(op, out, k < call.grad_outputs.size() ? call.grad_outputs[k] : Tensor());
     if (out.is_leaf()) {  // d x / d x: straight to the leaf
       if (pass.into_leaves) {
         accumulate_leaf_grad(op, *out.impl(), g);
-      } else if (auto it = pass.captured_leaves.find(out.impl().get()); it != pass.captured_leaves.end()) {
+      } else if (auto it = pass.captured_leaves.find(out.impl().get());
+                 it != pass.captured_leaves.end()) {
         accumulate(pass.results[it->second], g, call.create_graph);
       }
       continue;
@@ -293,9 +302,10 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
       if (auto it = captured_nodes.find(i); it != captured_nodes.end())
         pass.results[it->second] = node.grad;  // complete: every use comes later on the tape
       if (node.once_differentiable && (call.create_graph || forward_mode_on()))
-        fail(node.op, "this op's rule works on arrays, so it is differentiable once only: no "
-                      "create_graph or forward mode through it (write its rule with tensor ops, "
-                      "see docs/ops.md)");
+        fail(node.op,
+             "this op's rule works on arrays, so it is differentiable once only: no "
+             "create_graph or forward mode through it (write its rule with tensor ops, "
+             "see docs/ops.md)");
       Grads grads(tape, static_cast<std::size_t>(i), &pass);
       const auto start =
           t_profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
@@ -337,7 +347,8 @@ void Tensor::backward(const Tensor& g_out) const {
          "the tensor does not require grad: no input required grad, or it was "
          "computed with no tape current (see TapeGuard) or under NoGradGuard");
   if (is_leaf()) {  // d x / d x: the gradient goes straight into the leaf
-    detail::accumulate_leaf_grad("backward", *impl_, detail::output_gradient("backward", *this, g_out));
+    detail::accumulate_leaf_grad("backward", *impl_,
+                                 detail::output_gradient("backward", *this, g_out));
     return;
   }
   auto tape = impl_->tape.lock();
@@ -371,7 +382,8 @@ void Grads::add(std::size_t i, Tensor g) {
   } else if (e.leaf) {
     if (pass.into_leaves) {
       detail::accumulate_leaf_grad(node.op, *e.leaf, g);
-    } else if (auto it = pass.captured_leaves.find(e.leaf.get()); it != pass.captured_leaves.end()) {
+    } else if (auto it = pass.captured_leaves.find(e.leaf.get());
+               it != pass.captured_leaves.end()) {
       check_gradient(node.op, "an input", shape_of(e.leaf->value),
                      e.leaf->value.index() == 0 ? Dtype::f32 : Dtype::f64, g);
       accumulate(pass.results[it->second], std::move(g), pass.create_graph);

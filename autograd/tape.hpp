@@ -63,9 +63,9 @@ struct Node {
   Dtype dtype = Dtype::f32;
   std::vector<Edge> inputs;
   GradFn backward;
-  std::size_t saved_bytes = 0;  // what the rule keeps alive for backward
-  Tensor grad;                  // gradient of the output, summed as it arrives
-  bool released = false;        // backward has run and dropped the rule
+  std::size_t saved_bytes = 0;       // what the rule keeps alive for backward
+  Tensor grad;                       // gradient of the output, summed as it arrives
+  bool released = false;             // backward has run and dropped the rule
   bool once_differentiable = false;  // an array-level rule: no create_graph, no forward mode
 };
 
@@ -103,7 +103,8 @@ void accumulate_leaf_grad(const char* op, TensorImpl& leaf, const Tensor& g);
 // Gives a rule access to its inputs' gradients.
 class Grads {
  public:
-  Grads(detail::TapeData& tape, std::size_t node, void* pass) : tape_(tape), node_(node), pass_(pass) {}
+  Grads(detail::TapeData& tape, std::size_t node, void* pass)
+      : tape_(tape), node_(node), pass_(pass) {}
 
   // Does input i need a gradient?  (Skip the work when it does not.)
   bool wanted(std::size_t i) const { return tape_.nodes[node_].inputs[i].wanted(); }
@@ -131,6 +132,7 @@ class Tangents {
   // The tangent of input i (zeros of its shape where it has none).
   const Tensor& operator[](std::size_t i) const { return t_[i]; }
   bool has(std::size_t i) const { return given_[i]; }  // input i has a tangent (not zero)
+  std::size_t size() const { return t_.size(); }
 
  private:
   const std::vector<Tensor>& t_;
@@ -259,8 +261,8 @@ class Profiler {
 // ---- for writing ops ---------------------------------------------------------------------
 
 namespace detail {
-bool forward_mode_on();                // some tg::jvp is running on this thread (forward.cpp)
-bool has_tangent(const Tensor& x);     // x carries a tangent of a running jvp
+bool forward_mode_on();             // some tg::jvp is running on this thread (forward.cpp)
+bool has_tangent(const Tensor& x);  // x carries a tangent of a running jvp
 }  // namespace detail
 
 // Should an op with these inputs record its rules?  (A tape is current and an input needs
