@@ -39,10 +39,4 @@ JvpResult jvp(const MultiFunction& f, const std::vector<Tensor>& primals,
 std::pair<Tensor, Tensor> jvp(const Function& f, const std::vector<Tensor>& primals,
                               const std::vector<Tensor>& tangents);
 
-namespace detail {
-// For record(): the output's tangent at every running level where an input has one.
-void compute_tangents(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
-                      const JvpFn& jvp, bool once_differentiable);
-}  // namespace detail
-
 }  // namespace tg

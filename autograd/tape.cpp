@@ -140,14 +140,6 @@ Tensor output_gradient(const char* op, const Tensor& out, const Tensor& g_out) {
   return g_out;
 }
 
-void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
-            std::size_t saved_bytes, GradFn backward, JvpFn jvp, bool once_differentiable) {
-  // First onto the tape, then the tangents: a jvp rule that reads the output (exp: dy = y dx)
-  // must find it recorded, so that a gradient of the tangent flows through it.
-  record_on_tape(op, out, inputs, n, saved_bytes, std::move(backward), once_differentiable);
-  if (forward_mode_on()) compute_tangents(op, out, inputs, n, jvp, once_differentiable);
-}
-
 void record_on_tape(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
                     std::size_t saved_bytes, GradFn backward, bool once_differentiable) {
   TapeData* tape = t_current;

@@ -78,13 +78,13 @@ struct TapeData : std::enable_shared_from_this<TapeData> {
 };
 
 TapeData* current_tape();  // the thread's current tape, or nullptr (no recording)
-// Appends the op when a tape records and an input requires grad; computes the output's
-// tangents when forward mode is running and an input has one (jvp may be empty: then a tangent
-// reaching the op throws, naming it).
-void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
-            std::size_t saved_bytes, GradFn backward, JvpFn jvp, bool once_differentiable);
+// Appends the op when a tape records and an input requires grad.
 void record_on_tape(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
                     std::size_t saved_bytes, GradFn backward, bool once_differentiable);
+// The output's tangent at every running jvp level where an input has one (forward.cpp).  An
+// empty jvp throws, naming the op, when a tangent reaches it.
+void compute_tangents(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
+                      const JvpFn& jvp, bool once_differentiable);
 
 // What one backward pass is asked for (Tensor::backward, tg::grad).
 struct BackwardCall {
@@ -306,24 +306,39 @@ GradFn to_grad_fn(F&& f) {
 
 // Records op `op`: `out` was computed from `inputs`; `vjp` adds the gradients of the inputs (in
 // this order) from the gradient of `out`; `jvp` gives the tangent of `out` from the inputs'.
-template <class V>
+// First onto the tape, then the tangents: a jvp rule that reads the output (exp: dy = y dx) must
+// find it recorded, so that a gradient of the tangent flows through it.  (The jvp becomes a
+// std::function only while forward mode runs: first-order training pays nothing for it.)
+template <class V, class J = std::nullptr_t>
+void record(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
+            std::size_t saved_bytes, V&& vjp, J&& jvp = nullptr) {
+  constexpr bool once = !detail::is_tensor_rule<V>;
+  if (detail::current_tape() != nullptr)
+    detail::record_on_tape(op, out, inputs, n, saved_bytes,
+                           detail::to_grad_fn(std::forward<V>(vjp)), once);
+  if (detail::forward_mode_on()) {
+    JvpFn rule;
+    if constexpr (!std::is_same_v<std::decay_t<J>, std::nullptr_t>) rule = std::forward<J>(jvp);
+    detail::compute_tangents(op, out, inputs, n, rule, once);
+  }
+}
+
+template <class V, class J = std::nullptr_t>
 void record(const char* op, Tensor& out, std::initializer_list<Tensor> inputs,
-            std::size_t saved_bytes, V&& vjp, JvpFn jvp = nullptr) {
+            std::size_t saved_bytes, V&& vjp, J&& jvp = nullptr) {
   const Tensor* ptrs[8];
   std::size_t n = 0;
   for (const Tensor& t : inputs) ptrs[n++] = &t;  // ops have at most 8 fixed inputs
-  detail::record(op, out, ptrs, n, saved_bytes, detail::to_grad_fn(std::forward<V>(vjp)),
-                 std::move(jvp), !detail::is_tensor_rule<V>);
+  record(op, out, ptrs, n, saved_bytes, std::forward<V>(vjp), std::forward<J>(jvp));
 }
 
-template <class V>
+template <class V, class J = std::nullptr_t>
 void record(const char* op, Tensor& out, const std::vector<Tensor>& inputs, std::size_t saved_bytes,
-            V&& vjp, JvpFn jvp = nullptr) {
+            V&& vjp, J&& jvp = nullptr) {
   std::vector<const Tensor*> ptrs;
   for (const Tensor& t : inputs) ptrs.push_back(&t);
-  detail::record(op, out, ptrs.data(), ptrs.size(), saved_bytes,
-                 detail::to_grad_fn(std::forward<V>(vjp)), std::move(jvp),
-                 !detail::is_tensor_rule<V>);
+  record(op, out, ptrs.data(), ptrs.size(), saved_bytes, std::forward<V>(vjp),
+         std::forward<J>(jvp));
 }
 
 }  // namespace tg

@@ -44,7 +44,8 @@ BOOST_AUTO_TEST_CASE(third_derivative_of_sin) {
 
 BOOST_AUTO_TEST_CASE(elementwise_ops_pass_second_order_checks_both_ways) {
   Tensor a = testing::randn64({3, 4}, 1), b = testing::randn64({4}, 2);
-  Tensor pos = Tensor(Array<double>(xt::abs(testing::randn64({3, 4}, 3).data<double>()) + 0.5), true);
+  Tensor pos =
+      Tensor(Array<double>(xt::abs(testing::randn64({3, 4}, 3).data<double>()) + 0.5), true);
   const GradcheckOptions both{.order = 2, .modes = CheckModes::both};
   const std::vector<std::pair<const char*, GradcheckFn>> cases = {
       {"add", [](const std::vector<Tensor>& in) { return in[0] + in[1]; }},
@@ -52,14 +53,19 @@ BOOST_AUTO_TEST_CASE(elementwise_ops_pass_second_order_checks_both_ways) {
       {"mul", [](const std::vector<Tensor>& in) { return in[0] * in[1]; }},
       {"div", [](const std::vector<Tensor>& in) { return in[0] / (in[1] * in[1] + 1.0); }},
       {"tanh", [](const std::vector<Tensor>& in) { return tanh(in[0]) * in[1]; }},
-      {"gelu", [](const std::vector<Tensor>& in) { return gelu(in[0]) + gelu(in[1], GeluForm::tanh); }},
+      {"gelu",
+       [](const std::vector<Tensor>& in) { return gelu(in[0]) + gelu(in[1], GeluForm::tanh); }},
   };
   for (const auto& [name, f] : cases) {
     auto r = gradcheck(f, {a, b}, both);
     BOOST_CHECK_MESSAGE(r.ok, name << ": " << r.report);
   }
-  auto r = gradcheck([](const std::vector<Tensor>& in) { return log(in[0]) * sqrt(in[0]) + exp(in[0]) * sigmoid(in[0]) + pow(in[0], in[0]) + pow(in[0], 2.5) + sin(in[0]) * cos(in[0]) + abs(in[0]) + relu(in[0] - 1.0); },
-                     {pos}, both);
+  auto r = gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return log(in[0]) * sqrt(in[0]) + exp(in[0]) * sigmoid(in[0]) + pow(in[0], in[0]) +
+               pow(in[0], 2.5) + sin(in[0]) * cos(in[0]) + abs(in[0]) + relu(in[0] - 1.0);
+      },
+      {pos}, both);
   BOOST_CHECK_MESSAGE(r.ok, r.report);
 }
 
@@ -74,7 +80,8 @@ Tensor cube_with_wrong_curvature(const Tensor& x) {
   if (needs_grad(x)) {
     const Tensor x0 = x.detach();
     record(
-        "wrong_cube", out, {x}, 0, [x, x0](const Tensor& g_y, Grads& g) { g.add(0, g_y * x * x0 * 3.0); },
+        "wrong_cube", out, {x}, 0,
+        [x, x0](const Tensor& g_y, Grads& g) { g.add(0, g_y * x * x0 * 3.0); },
         [x, x0](const Tangents& t) { return t[0] * x * x0 * 3.0; });
   }
   return out;
@@ -86,14 +93,17 @@ Tensor cube_with_wrong_curvature(const Tensor& x) {
 // order passes.
 BOOST_AUTO_TEST_CASE(a_wrong_second_derivative_is_caught) {
   Tensor x = testing::randn64({5}, 7);
-  const GradcheckFn f = [](const std::vector<Tensor>& in) { return cube_with_wrong_curvature(in[0]); };
+  const GradcheckFn f = [](const std::vector<Tensor>& in) {
+    return cube_with_wrong_curvature(in[0]);
+  };
   auto first = gradcheck(f, {x}, {.modes = CheckModes::both});
   BOOST_CHECK_MESSAGE(first.ok, first.report);
   auto second = gradcheck(f, {x}, {.order = 2, .modes = CheckModes::both});
   BOOST_TEST(!second.ok);
-  for (const char* check : {"reverse of reverse", "forward of reverse", "reverse of forward",
-                            "forward of forward"})
+  for (const char* check :
+       {"reverse of reverse", "forward of reverse", "reverse of forward", "forward of forward"})
     BOOST_TEST(testing::contains(second.report, std::string("FAILED (") + check + ")"),
-               check << " in:\n" << second.report);
+               check << " in:\n"
+                     << second.report);
   BOOST_TEST(!gradgradcheck(f, {x}).ok);
 }
