@@ -68,8 +68,13 @@ VjpResult vjp(const Function& f, const std::vector<Tensor>& primals, const Tenso
 }
 
 Tensor hvp(const Function& f, const Tensor& x, const Tensor& v) {
-  const auto gradient = [&](const std::vector<Tensor>& in) { return vjp(f, {in[0]}).grads[0]; };
-  return jvp(gradient, {x}, {v}).second;
+  return hvp(f, std::vector<Tensor>{x}, std::vector<Tensor>{v})[0];
+}
+
+std::vector<Tensor> hvp(const Function& f, const std::vector<Tensor>& xs,
+                        const std::vector<Tensor>& vs) {
+  const auto gradients = [&](const std::vector<Tensor>& in) { return vjp(f, in).grads; };
+  return jvp(gradients, xs, vs).tangents;
 }
 
 namespace {

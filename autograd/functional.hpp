@@ -41,6 +41,9 @@ VjpResult vjp(const Function& f, const std::vector<Tensor>& primals, const Tenso
 // The Hessian of a scalar f at x times v, by forward mode over the gradient (one forward and
 // one backward pass, each carrying tangents): about 2-4 times the cost of a gradient.
 Tensor hvp(const Function& f, const Tensor& x, const Tensor& v);
+// The same for f of several tensors: H v with H the Hessian over all of them, v one per input.
+std::vector<Tensor> hvp(const Function& f, const std::vector<Tensor>& xs,
+                        const std::vector<Tensor>& vs);
 
 // The Jacobian of f at x: shape f(x).shape + x.shape.  Forward mode takes one jvp per element
 // of x, reverse one vjp per element of f(x); automatic picks the fewer.

@@ -107,3 +107,89 @@ BOOST_AUTO_TEST_CASE(a_wrong_second_derivative_is_caught) {
                      << second.report);
   BOOST_TEST(!gradgradcheck(f, {x}).ok);
 }
+
+namespace {
+
+// Rosenbrock's function in n dimensions: sum_i 100 (x[i+1] - x[i]^2)^2 + (1 - x[i])^2.
+Tensor rosenbrock(const Tensor& x) {
+  const Tensor head = slice(x, 0, 0, -1),
+               tail = slice(x, 0, 1, static_cast<std::int64_t>(x.numel()));
+  const Tensor step = tail - head * head;
+  return sum(step * step * 100.0 + (1.0 - head) * (1.0 - head));
+}
+
+Tensor steps_of(double h, std::size_t n) {
+  Tensor t = arange(n, Dtype::f64);
+  return t * h;
+}
+
+}  // namespace
+
+// SciPy's rosen_hess_prod example: x = 0.1 (0..8), p = 0.5 (0..8).
+BOOST_AUTO_TEST_CASE(rosenbrock_hessian_vector_product_matches_scipy) {
+  const std::vector<double> expected = {0, 27, -10, -95, -192, -265, -278, -195, -180};
+  const Tensor x = steps_of(0.1, 9), p = steps_of(0.5, 9);
+  const Function f = [](const std::vector<Tensor>& in) { return rosenbrock(in[0]); };
+  const Tensor forward_over_reverse = hvp(f, x, p);
+  const Tensor full = matmul(reshape(hessian(f, x), {9, 9}), reshape(p, {9, 1}));
+  Tensor leaf = x.detach().set_requires_grad();
+  Tape tape;
+  TapeGuard recording(tape);
+  const Tensor g = grad(rosenbrock(leaf), leaf, {.create_graph = true});
+  const Tensor reverse_over_reverse = grad(sum(g * p), leaf);
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    BOOST_TEST(forward_over_reverse.data<double>()(i) == expected[i],
+               boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(full.data<double>()(i, 0) == expected[i], boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(reverse_over_reverse.data<double>()(i) == expected[i],
+               boost::test_tools::tolerance(1e-12));
+  }
+}
+
+// hvp of sum(tanh(X)^2), X of 30 x 40, equals the full Hessian (1200 x 1200, built column by
+// column) times V; that Hessian is diagonal, 2 (1 - t^2)(1 - 3 t^2) with t = tanh x.
+BOOST_AUTO_TEST_CASE(hvp_equals_the_full_hessian_times_v) {
+  const Tensor x = testing::randn64({30, 40}, 11).detach(),
+               v = testing::randn64({30, 40}, 12).detach();
+  const Function f = [](const std::vector<Tensor>& in) {
+    const Tensor t = tanh(in[0]);
+    return sum(t * t);
+  };
+  const Tensor hv = hvp(f, x, v);
+  const Tensor h = reshape(hessian(f, x), {1200, 1200});
+  const Tensor hv_full = reshape(matmul(h, reshape(v, {1200, 1})), {30, 40});
+  const Array<double> t = xt::tanh(x.data<double>());
+  const Array<double> diagonal = 2.0 * (1.0 - t * t) * (1.0 - 3.0 * t * t);
+  double worst = 0, off_diagonal = 0;
+  for (std::size_t i = 0; i < 1200; ++i) {
+    worst =
+        std::max(worst, std::abs(hv.data<double>().data()[i] - hv_full.data<double>().data()[i]));
+    worst = std::max(worst, std::abs(hv.data<double>().data()[i] -
+                                     diagonal.data()[i] * v.data<double>().data()[i]));
+    for (std::size_t j = 0; j < 1200; ++j)
+      if (j != i) off_diagonal = std::max(off_diagonal, std::abs(h.data<double>()(i, j)));
+  }
+  BOOST_TEST(worst < 1e-12);
+  BOOST_TEST(off_diagonal == 0.0);
+}
+
+// Jacobians by forward and by reverse mode agree, for a map R^6 -> R^4.
+BOOST_AUTO_TEST_CASE(jacobian_forward_and_reverse_agree) {
+  const Tensor w = testing::randn64({6, 4}, 13).detach(), x = testing::randn64({2, 3}, 14).detach();
+  const Function f = [&](const std::vector<Tensor>& in) {
+    return tanh(matmul(reshape(in[0], {1, 6}), w)) * 2.0;
+  };
+  const Tensor jf = jacobian(f, x, JacobianMode::forward),
+               jr = jacobian(f, x, JacobianMode::reverse);
+  BOOST_TEST(jf.shape() == (Shape{1, 4, 2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(jr.shape() == jf.shape(), boost::test_tools::per_element());
+  const Tensor y = f({x});
+  for (std::size_t i = 0; i < jf.numel(); ++i) {
+    BOOST_TEST(jf.data<double>().data()[i] == jr.data<double>().data()[i],
+               boost::test_tools::tolerance(1e-13));
+  }
+  // One entry by hand: d y[0, c] / d x[r, k] = 2 (1 - tanh^2) w[3 r + k, c].
+  const double t = std::tanh(y.data<double>()(0, 1) / 2.0);
+  BOOST_TEST(jf.data<double>()(0, 1, 1, 2) == 2.0 * (1.0 - t * t) * w.data<double>()(5, 1),
+             boost::test_tools::tolerance(1e-13));
+}
