@@ -27,9 +27,8 @@ double median_ms(std::size_t repeats, const std::function<void()>& work) {
   for (std::size_t r = 0; r < repeats; ++r) {
     const auto start = std::chrono::steady_clock::now();
     work();
-    ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-            .count());
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count());
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
@@ -73,14 +72,22 @@ void transformer_block(std::size_t repeats) {
   Generator gen(2);
   const std::size_t C = 128, F = 512;
   const Tensor x = randn({8, 32, C}, gen);
-  const std::vector<Tensor> params = {
-      ones({C}),           zeros({C}),           randn({C, 3 * C}, gen) * 0.08, zeros({3 * C}),
-      randn({C, C}, gen) * 0.08, zeros({C}),     ones({C}),                     zeros({C}),
-      randn({C, F}, gen) * 0.08, zeros({F}),     randn({F, C}, gen) * 0.04,     zeros({C})};
+  const std::vector<Tensor> params = {ones({C}),
+                                      zeros({C}),
+                                      randn({C, 3 * C}, gen) * 0.08,
+                                      zeros({3 * C}),
+                                      randn({C, C}, gen) * 0.08,
+                                      zeros({C}),
+                                      ones({C}),
+                                      zeros({C}),
+                                      randn({C, F}, gen) * 0.08,
+                                      zeros({F}),
+                                      randn({F, C}, gen) * 0.04,
+                                      zeros({C})};
   const Function f = [&](const std::vector<Tensor>& p) {
     const Tensor a = layer_norm(x, p[0], p[1]);
-    const Tensor attended = fused_self_attention(linear(a, p[2], p[3]), 4,
-                                                 {.scale = 1.0 / std::sqrt(32.0)});
+    const Tensor attended =
+        fused_self_attention(linear(a, p[2], p[3]), 4, {.scale = 1.0 / std::sqrt(32.0)});
     const Tensor h = x + linear(attended, p[4], p[5]);
     const Tensor b = layer_norm(h, p[6], p[7]);
     const Tensor y = h + linear(gelu(linear(b, p[8], p[9])), p[10], p[11]);
@@ -95,10 +102,8 @@ void jacobian_row(std::size_t n, std::size_t m, std::size_t repeats) {
   const Tensor w = randn({m, n}, gen) * (1.0 / std::sqrt(double(n)));
   const Tensor x = randn({n, 1}, gen);
   const Function f = [&](const std::vector<Tensor>& in) { return tanh(matmul(w, in[0])); };
-  const double forward_ms =
-      median_ms(repeats, [&] { jacobian(f, x, JacobianMode::forward); });
-  const double reverse_ms =
-      median_ms(repeats, [&] { jacobian(f, x, JacobianMode::reverse); });
+  const double forward_ms = median_ms(repeats, [&] { jacobian(f, x, JacobianMode::forward); });
+  const double reverse_ms = median_ms(repeats, [&] { jacobian(f, x, JacobianMode::reverse); });
   std::printf("n = %5zu, m = %5zu %19s %10.1f %10.1f\n", n, m, "", forward_ms, reverse_ms);
 }
 
