@@ -36,13 +36,14 @@ Tensor checked_output(const GradcheckFn& f, const std::vector<Tensor>& inputs) {
   return y;
 }
 
-// The running comparison: keeps the worst element of one check.
+// The running comparison: keeps the worst element of one check, then reports it.
 struct Compare {
   GradcheckResult& r;
   const GradcheckOptions& opt;
   std::string check;
   double worst = -1;  // error / tolerance of the worst element so far
   bool ok = true;
+  GradcheckResult mine;  // this check's worst element
 
   void add(double analytic, double numeric, std::size_t input, const Shape& index) {
     const double err = std::abs(analytic - numeric);
@@ -52,27 +53,35 @@ struct Compare {
     const double ratio = std::isnan(err) ? INFINITY : err / tolerance;
     if (ratio <= worst) return;
     worst = ratio;
-    // The first failing check, or the worst element of the passing ones, is the one reported.
-    if (!r.ok) return;
-    r.check = check;
-    r.input = input;
-    r.index = index;
-    r.analytic = analytic;
-    r.numeric = numeric;
-    r.abs_error = err;
-    r.rel_error = err / std::max(std::abs(numeric), 1e-300);
+    mine.input = input;
+    mine.index = index;
+    mine.analytic = analytic;
+    mine.numeric = numeric;
+    mine.abs_error = err;
+    mine.rel_error = err / std::max(std::abs(numeric), 1e-300);
   }
 
+  // One report line; the result's fields name the first failing check's worst element (or,
+  // while all pass, the last check's).
   void finish() {
     char line[512];
     std::snprintf(line, sizeof line,
                   "gradcheck %s (%s): worst is %s %zu at %s: analytic %.9g, numeric %.9g, abs "
                   "error %.3g, rel error %.3g (tolerance %.3g + %.3g * |numeric|)\n",
                   ok ? "passed" : "FAILED", check.c_str(),
-                  check.starts_with("forward") ? "output element of input set" : "input", r.input,
-                  shape_str(r.index).c_str(), r.analytic, r.numeric, r.abs_error, r.rel_error,
-                  opt.atol, opt.rtol);
+                  check.starts_with("forward") ? "output element of input set" : "input",
+                  mine.input, shape_str(mine.index).c_str(), mine.analytic, mine.numeric,
+                  mine.abs_error, mine.rel_error, opt.atol, opt.rtol);
     r.report += line;
+    if (r.ok) {
+      r.check = check;
+      r.input = mine.input;
+      r.index = mine.index;
+      r.analytic = mine.analytic;
+      r.numeric = mine.numeric;
+      r.abs_error = mine.abs_error;
+      r.rel_error = mine.rel_error;
+    }
     r.ok = r.ok && ok;
   }
 };
