@@ -70,6 +70,9 @@ Tensor transpose(const Tensor& x, std::int64_t axis0 = -2, std::int64_t axis1 = 
 // x: (..., n, ...) -> (..., stop - start, ...) along `axis`, 0 <= start <= stop <= n
 // (negative start/stop count from the end, as in Python)
 Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t stop);
+// x: (..., n, ...) -> (..., before + n + after, ...): x between zeros along `axis`.  The adjoint
+// of slice (its backward), an op of its own so that it differentiates again.
+Tensor pad(const Tensor& x, std::int64_t axis, std::size_t before, std::size_t after);
 // xs: k tensors equal but along `axis` -> sizes summed along `axis`
 Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis);
 // xs: k tensors of one shape (...) -> a new axis of size k at `axis`
@@ -84,11 +87,17 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 // x: (N, ...) -> (R, ...): out[r] = x[rows[r]] (rows may repeat; the backward adds them up).
 // Beam search uses it to reorder its cached keys and values.
 Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows);
+// x: (R, ...) -> (n, ...): out[rows[r]] += x[r], zeros in the rows never named.  The adjoint of
+// take_rows (its backward); rows.size() == R, each row < n.
+Tensor scatter_add_rows(const Tensor& x, const std::vector<std::size_t>& rows, std::size_t n);
 
 // x: (..., C), ids: (...) -> (...): out[i] = x[i, ids[i]], one entry of each last-axis row (the
 // log-probability of each target token, from log_softmax's output).  The backward puts g into
 // those entries.  Ids must lie in [0, C).
 Tensor pick(const Tensor& x, const Ids& ids);
+// v: (...), ids: (...) -> (..., C): out[i, ids[i]] = v[i], zeros elsewhere.  The adjoint of pick
+// (its backward).
+Tensor unpick(const Tensor& v, const Ids& ids, std::size_t C);
 
 // ---- reductions (ops_reduce.cpp) ---------------------------------------------------------
 // Over all elements -> () scalar

@@ -1,5 +1,6 @@
-// Reductions over axes.  The backward of a reduction broadcasts the gradient back over the
-// reduced axes (reshaped with those axes as size 1 first).
+// Reductions over axes.  The backward of a reduction spreads the gradient back over the
+// reduced axes (reshaped with those axes as size 1 first, then expanded); the tangent of a sum
+// is the sum of the tangent.
 #include <algorithm>
 
 #include <xtensor/xbroadcast.hpp>
@@ -51,18 +52,17 @@ std::vector<std::int64_t> all_axes(const Tensor& x) {
   return axes;
 }
 
-// g: the output's shape -> x's shape, the same value copied along the reduced axes
-template <class T>
-Array<T> spread(const Array<T>& g_y, const Shape& kept, const Shape& shape) {
-  Array<T> g = g_y;
-  g.reshape(kept);
-  return xt::broadcast(g, shape);
+// g: the output's shape -> x's shape, the same value repeated along the reduced axes
+Tensor spread(const Tensor& g, const Reduction& r, const Shape& shape) {
+  return expand(reshape(g, std::vector<std::int64_t>(r.kept.begin(), r.kept.end())), shape);
 }
 
-// y = sum of x over the planned axes, divided by `divisor` unless it is 1;  dy/dx = 1 / divisor
-// for every element reduced.  A division, not a product with 1 / divisor: the two round
-// differently.
-Tensor sum_divided(const char* op, const Tensor& x, const Reduction& r, std::size_t divisor) {
+// sum:   y = sum of x over the planned axes;  g_x = spread(g_y);          dy = sum(dx)
+// mean:  y = that sum / count;                g_x = spread(g_y / count);  dy = mean(dx)
+// A division, not a product with 1 / count: the two round differently.  Dividing g_y before
+// spreading it gives the same bits as dividing every copy, in count times fewer divisions.
+Tensor sum_or_mean(const Tensor& x, const Reduction& r, bool mean) {
+  const std::size_t divisor = mean ? r.count : 1;
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> s = reduce_sum(x.data<T>(), r.kept);
     if (divisor != 1) s /= static_cast<T>(divisor);
@@ -70,33 +70,52 @@ Tensor sum_divided(const char* op, const Tensor& x, const Reduction& r, std::siz
     return Tensor(std::move(s));
   });
   if (needs_grad(x))
-    record(op, y, {x}, 0,
-           [kept = r.kept, shape = x.shape(), divisor]<class T>(const Array<T>& g_y, Grads& g) {
-             Array<T> g_x = spread(g_y, kept, shape);
-             if (divisor != 1) g_x /= static_cast<T>(divisor);
-             g.add(0, std::move(g_x));
-           });
+    record(
+        mean ? "mean" : "sum", y, {x}, 0,
+        [r, shape = x.shape(), divisor](const Tensor& g_y, Grads& g) {
+          if (divisor == 1) g.add(0, spread(g_y, r, shape));
+          else g.add(0, spread(g_y / scalar(static_cast<double>(divisor), g_y.dtype()), r, shape));
+        },
+        [r, mean](const Tangents& t) { return sum_or_mean(t[0], r, mean); });
   return y;
 }
 
 }  // namespace
 
-// y = sum of x over axes;  dy/dx = 1 for every element reduced
+// y = sum of x over axes, and mean = that sum / count (their rules: sum_or_mean above)
 Tensor sum(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
-  return sum_divided("sum", x, plan("sum", x, axes, keepdim), 1);
+  return sum_or_mean(x, plan("sum", x, axes, keepdim), false);
 }
 
-// y = mean of x over axes = their sum / count;  dy/dx = 1 / count
 Tensor mean(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
-  const Reduction r = plan_nonempty("mean", x, axes, keepdim);
-  return sum_divided("mean", x, r, r.count);
+  return sum_or_mean(x, plan_nonempty("mean", x, axes, keepdim), true);
 }
 
 Tensor sum(const Tensor& x) { return sum(x, all_axes(x)); }
 Tensor mean(const Tensor& x) { return mean(x, all_axes(x)); }
 
-// y = max of x over axes;  dy/dx = 1 / (number of maximal elements) at the maximal elements,
-// 0 elsewhere (a subgradient that is symmetric between ties)
+namespace {
+// Where x reaches its maximum y in each reduction: is_max (x's shape) is 1 there and 0
+// elsewhere, ties (the kept shape) counts those places.  Constants, for max's rules: they are
+// piecewise constant in x, so they have no derivative of their own.
+struct Maximal {
+  Tensor is_max, ties;
+};
+Maximal maximal(const Tensor& x, const Tensor& y, const Reduction& r) {
+  return dispatch(x.dtype(), [&]<class T>() {
+    const Array<T>& v = x.data<T>();
+    Array<T> m = y.data<T>();
+    m.reshape(r.kept);
+    Array<T> is_max = xt::cast<T>(xt::equal(v, Array<T>(xt::broadcast(m, v.shape()))));
+    Array<T> ties = reduce_sum(is_max, r.kept);
+    return Maximal{Tensor(std::move(is_max)), Tensor(std::move(ties))};
+  });
+}
+}  // namespace
+
+// y = max of x over axes.  The gradient goes to the maximal elements, split evenly between
+// ties (a subgradient symmetric between them), the tangent is the mean of theirs:
+//   g_x = is_max * (g_y / ties) (g_y spread back);  dy = sum(is_max * dx) / ties
 Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim) {
   const Reduction r = plan_nonempty("max", x, axes, keepdim);
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
@@ -104,15 +123,22 @@ Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim)
     m.reshape(r.out);
     return Tensor(std::move(m));
   });
-  if (needs_grad(x))
-    record("max", y, {x}, saved_bytes(x, y), [x, y, r]<class T>(const Array<T>& g_y, Grads& g) {
-      const Array<T>& v = x.data<T>();
-      Array<T> is_max = xt::cast<T>(xt::equal(v, spread(y.data<T>(), r.kept, v.shape())));
-      Array<T> ties = reduce_sum(is_max, r.kept);
-      Array<T> g_kept = g_y;
-      g_kept.reshape(r.kept);
-      g.add(0, Array<T>(is_max * (g_kept / ties)));
-    });
+  if (needs_grad(x)) {
+    const auto kept = std::vector<std::int64_t>(r.kept.begin(), r.kept.end());
+    // The rules read x's and y's values only (maximal): the weighting is a constant.
+    record(
+        "max", y, {x}, saved_bytes(x, y),
+        [x, y, r, kept](const Tensor& g_y, Grads& g) {
+          const Maximal w = maximal(x, y, r);
+          g.add(0, w.is_max * (reshape(g_y, kept) / w.ties));
+        },
+        [x, y, r](const Tangents& t) {
+          const Maximal w = maximal(x, y, r);
+          const std::vector<std::int64_t> axes(r.axes.begin(), r.axes.end());
+          const std::vector<std::int64_t> out(r.out.begin(), r.out.end());
+          return reshape(sum(w.is_max * t[0], axes, true) / w.ties, out);
+        });
+  }
   return y;
 }
 

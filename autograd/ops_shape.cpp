@@ -1,5 +1,9 @@
-// Shape ops.  Each returns a new tensor (tapegrad never aliases memory); the backward of a
-// pure rearrangement is the inverse rearrangement of the gradient.
+// Shape ops.  Each returns a new tensor (tapegrad never aliases memory).  Every op here is
+// linear, so its jvp is the op itself applied to the tangent, and its vjp is its adjoint: the
+// inverse rearrangement for a pure rearrangement, and for an op that drops or repeats entries
+// (slice, take_rows, pick) an op of its own that puts them back (pad, scatter_add_rows, unpick),
+// whose vjp is in turn the first op.
+#include <memory>
 #include <numeric>
 
 #include <xtensor/xmanipulation.hpp>
@@ -123,7 +127,8 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
   return y;
 }
 
-// x: (d0, ..., dn) -> (d[perm[0]], ..., d[perm[n]]);  the gradient is g permuted back
+// x: (d0, ..., dn) -> (d[perm[0]], ..., d[perm[n]]):  y's axis d is x's axis perm[d];
+// g_x = g_y permuted back (by the inverse permutation);  dy = dx permuted by perm
 Tensor permute(const Tensor& x, const std::vector<std::int64_t>& perm) {
   check_defined("permute", x);
   const std::size_t rank = x.dim();
@@ -141,9 +146,13 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& perm) {
   }
   Tensor y = dispatch(x.dtype(), [&]<class T>() { return Tensor(permute_array(x.data<T>(), p)); });
   if (needs_grad(x))
-    record("permute", y, {x}, 0, [inverse]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, permute_array(g_y, inverse));
-    });
+    record(
+        "permute", y, {x}, 0,
+        [back = std::vector<std::int64_t>(inverse.begin(), inverse.end())](
+            const Tensor& g_y, Grads& g) { g.add(0, permute(g_y, back)); },
+        [p = std::vector<std::int64_t>(p.begin(), p.end())](const Tangents& t) {
+          return permute(t[0], p);
+        });
   return y;
 }
 
@@ -156,7 +165,8 @@ Tensor transpose(const Tensor& x, std::int64_t axis0, std::int64_t axis1) {
   return permute(x, perm);
 }
 
-// x: (..., n, ...) -> (..., stop - start, ...);  the gradient is g placed back into zeros
+// x: (..., n, ...) -> (..., stop - start, ...): y = x[start:stop] along `axis`;
+// g_x = pad(g_y) with zeros back to n along `axis`;  dy = slice(dx)
 Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t stop) {
   check_defined("slice", x);
   const std::size_t ax = normalize_axis("slice", axis, x.dim());
@@ -179,11 +189,35 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
   if (needs_grad(x))
     record(
         "slice", y, {x}, 0,
-        [shape = x.shape(), ax, from, count, outer, inner]<class T>(const Array<T>& g_y, Grads& g) {
-          Array<T> g_x = xt::zeros<T>(shape);
-          copy_rows(g_y.data(), count, 0, g_x.data(), shape[ax], from, count, outer, inner);
-          g.add(0, std::move(g_x));
-        });
+        [axis, from, after = static_cast<std::size_t>(n - e)](const Tensor& g_y, Grads& g) {
+          g.add(0, pad(g_y, axis, from, after));
+        },
+        [axis, b, e](const Tangents& t) { return slice(t[0], axis, b, e); });
+  return y;
+}
+
+// x: (..., n, ...) -> (..., before + n + after, ...): x between zeros along `axis`, the adjoint
+// of slice;  g_x = slice(g_y, axis, before, before + n);  dy = pad(dx)
+Tensor pad(const Tensor& x, std::int64_t axis, std::size_t before, std::size_t after) {
+  check_defined("pad", x);
+  const std::size_t ax = normalize_axis("pad", axis, x.dim());
+  const std::size_t n = x.shape()[ax];
+  const std::size_t outer = outer_size(x.shape(), ax), inner = inner_size(x.shape(), ax);
+  Shape out = x.shape();
+  out[ax] = before + n + after;
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> r = xt::zeros<T>(out);
+    copy_rows(x.data<T>().data(), n, 0, r.data(), out[ax], before, n, outer, inner);
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(x))
+    record(
+        "pad", y, {x}, 0,
+        [axis, before, n](const Tensor& g_y, Grads& g) {
+          const auto b = static_cast<std::int64_t>(before);
+          g.add(0, slice(g_y, axis, b, b + static_cast<std::int64_t>(n)));
+        },
+        [axis, before, after](const Tangents& t) { return pad(t[0], axis, before, after); });
   return y;
 }
 
@@ -257,6 +291,9 @@ Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis) {
   return concat(parts, static_cast<std::int64_t>(ax));
 }
 
+// x: (N, ...) -> (R, ...):  y[r] = x[rows[r]];
+// g_x = scatter_add_rows(g_y, rows, N) (a row taken twice gets both gradients);
+// dy = take_rows(dx, rows)
 Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
   check_defined("take_rows", x);
   const Shape& shape = x.shape();
@@ -274,17 +311,60 @@ Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
       std::copy_n(src + rows[i] * row, row, r.data() + i * row);
     return Tensor(std::move(r));
   });
-  if (needs_grad({x}))
-    record("take_rows", y, {x}, 0, [rows, shape, row]<class T>(const Array<T>& g_y, Grads& g) {
-      Array<T> g_x = xt::zeros<T>(shape);
-      for (std::size_t i = 0; i < rows.size(); ++i)
-        for (std::size_t k = 0; k < row; ++k)
-          g_x.data()[rows[i] * row + k] += g_y.data()[i * row + k];
-      g.add(0, std::move(g_x));
-    });
+  if (needs_grad(x)) {
+    auto kept = std::make_shared<const std::vector<std::size_t>>(rows);  // one copy for both rules
+    record(
+        "take_rows", y, {x}, 0,
+        [kept, n](const Tensor& g_y, Grads& g) { g.add(0, scatter_add_rows(g_y, *kept, n)); },
+        [kept](const Tangents& t) { return take_rows(t[0], *kept); });
+  }
   return y;
 }
 
+// x: (R, ...) -> (n, ...):  y[rows[r]] += x[r], zeros in rows never named (the adjoint of
+// take_rows);  g_x = take_rows(g_y, rows);  dy = scatter_add_rows(dx, rows, n)
+Tensor scatter_add_rows(const Tensor& x, const std::vector<std::size_t>& rows, std::size_t n) {
+  check_defined("scatter_add_rows", x);
+  const Shape& shape = x.shape();
+  if (shape.empty() || shape[0] != rows.size())
+    fail("scatter_add_rows", "needs x (R, ...) with one row per index: x is " + shape_str(shape) +
+                                 ", there are " + std::to_string(rows.size()) + " indices");
+  for (std::size_t r : rows)
+    if (r >= n)
+      fail("scatter_add_rows", "row " + std::to_string(r) + " is out of range for an output of " +
+                                   std::to_string(n) + " rows");
+  const std::size_t row = inner_size(shape, 0);
+  Shape out = shape;
+  out[0] = n;
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> r = xt::zeros<T>(out);
+    const T* src = x.data<T>().data();
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      for (std::size_t k = 0; k < row; ++k) r.data()[rows[i] * row + k] += src[i * row + k];
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(x)) {
+    auto kept = std::make_shared<const std::vector<std::size_t>>(rows);
+    record(
+        "scatter_add_rows", y, {x}, 0,
+        [kept](const Tensor& g_y, Grads& g) { g.add(0, take_rows(g_y, *kept)); },
+        [kept, n](const Tangents& t) { return scatter_add_rows(t[0], *kept, n); });
+  }
+  return y;
+}
+
+namespace {
+// Every id in [0, C); else throws naming `op`, the id, its place and `x_is` (what x is).
+void check_ids(const char* op, const Ids& ids, std::size_t C, const std::string& x_is) {
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids.data()[i] < 0 || static_cast<std::size_t>(ids.data()[i]) >= C)
+      fail(op, "id " + std::to_string(ids.data()[i]) + " at " + std::to_string(i) +
+                   " is outside [0, " + std::to_string(C) + ")" + x_is);
+}
+}  // namespace
+
+// x: (..., C), ids: (...) -> (...):  y[i] = x[i, ids[i]];
+// g_x = unpick(g_y, ids, C) (g_y in the picked entries, zeros elsewhere);  dy = pick(dx, ids)
 Tensor pick(const Tensor& x, const Ids& ids) {
   check_defined("pick", x);
   const Shape& shape = x.shape();
@@ -293,10 +373,7 @@ Tensor pick(const Tensor& x, const Ids& ids) {
     fail("pick", "needs x (..., C) and ids (...) with the same leading axes, got x " +
                      shape_str(shape) + " and ids " + shape_str(id_shape));
   const std::size_t C = shape.back(), rows = ids.size();
-  for (std::size_t i = 0; i < rows; ++i)
-    if (ids.data()[i] < 0 || static_cast<std::size_t>(ids.data()[i]) >= C)
-      fail("pick", "id " + std::to_string(ids.data()[i]) + " at " + std::to_string(i) +
-                       " is outside [0, " + std::to_string(C) + ") for x " + shape_str(shape));
+  check_ids("pick", ids, C, " for x " + shape_str(shape));
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> r = Array<T>::from_shape(id_shape);
     const T* src = x.data<T>().data();
@@ -304,13 +381,40 @@ Tensor pick(const Tensor& x, const Ids& ids) {
       r.data()[i] = src[i * C + static_cast<std::size_t>(ids.data()[i])];
     return Tensor(std::move(r));
   });
-  if (needs_grad({x}))
-    record("pick", y, {x}, 0, [ids, shape, C]<class T>(const Array<T>& g_y, Grads& g) {
-      Array<T> g_x = xt::zeros<T>(shape);
-      for (std::size_t i = 0; i < ids.size(); ++i)
-        g_x.data()[i * C + static_cast<std::size_t>(ids.data()[i])] = g_y.data()[i];
-      g.add(0, std::move(g_x));
-    });
+  if (needs_grad(x)) {
+    auto kept = std::make_shared<const Ids>(ids);  // one copy for both rules
+    record(
+        "pick", y, {x}, 0,
+        [kept, C](const Tensor& g_y, Grads& g) { g.add(0, unpick(g_y, *kept, C)); },
+        [kept](const Tangents& t) { return pick(t[0], *kept); });
+  }
+  return y;
+}
+
+// v: (...), ids: (...) -> (..., C):  y[i, ids[i]] = v[i], zeros elsewhere (the adjoint of
+// pick);  g_v = pick(g_y, ids);  dy = unpick(dv, ids, C)
+Tensor unpick(const Tensor& v, const Ids& ids, std::size_t C) {
+  check_defined("unpick", v);
+  const Shape id_shape(ids.shape().begin(), ids.shape().end());
+  if (v.shape() != id_shape)
+    fail("unpick", "needs v and ids of one shape, got v " + shape_str(v.shape()) + " and ids " +
+                       shape_str(id_shape));
+  check_ids("unpick", ids, C, "");
+  Shape out = id_shape;
+  out.push_back(C);
+  Tensor y = dispatch(v.dtype(), [&]<class T>() {
+    Array<T> r = xt::zeros<T>(out);
+    const T* src = v.data<T>().data();
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      r.data()[i * C + static_cast<std::size_t>(ids.data()[i])] = src[i];
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(v)) {
+    auto kept = std::make_shared<const Ids>(ids);
+    record(
+        "unpick", y, {v}, 0, [kept](const Tensor& g_y, Grads& g) { g.add(0, pick(g_y, *kept)); },
+        [kept, C](const Tangents& t) { return unpick(t[0], *kept, C); });
+  }
   return y;
 }
 

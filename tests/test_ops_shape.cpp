@@ -121,6 +121,77 @@ BOOST_AUTO_TEST_CASE(pick_takes_one_entry_of_each_row) {
                     "pick: needs x (..., C) and ids (...) with the same leading axes");
 }
 
+// The adjoints that are the backward of slice, take_rows and pick, as ops of their own.
+BOOST_AUTO_TEST_CASE(pad_scatter_add_rows_and_unpick_put_entries_back) {
+  Tensor x = from_vector({0, 1, 2, 3, 4, 5}, {2, 3});
+  const Tensor p = pad(x, 1, 2, 1);  // (2, 2 + 3 + 1)
+  BOOST_TEST(p.shape() == (Shape{2, 6}));
+  BOOST_TEST(p.data<float>()(0, 1) == 0.0f);
+  BOOST_TEST(p.data<float>()(1, 2) == 3.0f);
+  BOOST_TEST(p.data<float>()(1, 4) == 5.0f);
+  BOOST_TEST(p.data<float>()(1, 5) == 0.0f);
+  BOOST_TEST(slice(p, -1, 2, 5).data<float>() == x.data<float>());  // slice undoes it
+  BOOST_TEST(pad(x, 0, 0, 0).data<float>() == x.data<float>());
+
+  // Rows 2, 0, 2 of the output get x's rows 0, 1, 2: row 2 twice, so their sum; row 1 none.
+  const Tensor s = scatter_add_rows(reshape(x, {3, 2}), {2, 0, 2}, 4);
+  BOOST_TEST(s.shape() == (Shape{4, 2}));
+  const auto& S = s.data<float>();
+  BOOST_TEST((S(0, 0) == 2.0f && S(0, 1) == 3.0f));
+  BOOST_TEST((S(1, 0) == 0.0f && S(1, 1) == 0.0f && S(3, 0) == 0.0f));
+  BOOST_TEST((S(2, 0) == 0.0f + 4.0f && S(2, 1) == 1.0f + 5.0f));
+
+  Ids ids = Ids::from_shape({2});
+  ids(0) = 2, ids(1) = 0;
+  const Tensor u = unpick(from_vector({7, 8}, {2}), ids, 3);
+  BOOST_TEST(u.shape() == (Shape{2, 3}));
+  BOOST_TEST(u.data<float>() == from_vector({0, 0, 7, 8, 0, 0}, {2, 3}).data<float>());
+  BOOST_TEST(pick(u, ids).data<float>() == from_vector({7, 8}, {2}).data<float>());
+
+  CHECK_THROWS_WITH(pad(x, 2, 1, 1), "pad: axis 2 is out of range");
+  CHECK_THROWS_WITH(scatter_add_rows(x, {0}, 4),
+                    "scatter_add_rows: needs x (R, ...) with one row per index: x is (2, 3), "
+                    "there are 1 indices");
+  CHECK_THROWS_WITH(scatter_add_rows(x, {0, 4}, 4),
+                    "scatter_add_rows: row 4 is out of range for an output of 4 rows");
+  CHECK_THROWS_WITH(unpick(x, ids, 3), "unpick: needs v and ids of one shape, got v (2, 3)");
+  CHECK_THROWS_WITH(unpick(from_vector({7, 8}, {2}), ids, 2),
+                    "unpick: id 2 at 0 is outside [0, 2)");
+}
+
+// Every shape op, and every adjoint that is one's backward, differentiates again: order 2 in
+// both modes.  The tanh after each op makes the gradient depend on x, so that tangents also
+// run through the backward's ops (forward of reverse).
+BOOST_AUTO_TEST_CASE(shape_ops_pass_second_order_checks_both_ways) {
+  const auto check = [](const char* name, const GradcheckFn& f, const Inputs& inputs) {
+    auto r = gradcheck(f, inputs, {.order = 2, .modes = CheckModes::both});
+    BOOST_CHECK_MESSAGE(r.ok, name << ": " << r.report);
+    BOOST_CHECK_GT(r.checked, 0u);
+  };
+  const Tensor a = randn64({2, 3, 4}, 1), rows = randn64({3, 2, 2}, 4);
+  check("permute", [](const Inputs& in) { return tanh(permute(in[0], {2, 0, 1})); }, {a});
+  check("transpose", [](const Inputs& in) { return tanh(transpose(in[0], 0, 2)); }, {a});
+  check("slice", [](const Inputs& in) { return tanh(slice(in[0], 1, 1, 3)); }, {a});
+  check("slice from the end", [](const Inputs& in) { return tanh(slice(in[0], -1, -3, -1)); }, {a});
+  check("pad", [](const Inputs& in) { return tanh(pad(in[0], 1, 2, 1)); }, {a});
+  check("take_rows", [](const Inputs& in) { return tanh(take_rows(in[0], {2, 0, 2, 2})); }, {rows});
+  check("scatter_add_rows",
+        [](const Inputs& in) {
+          return tanh(scatter_add_rows(in[0], {2, 0, 2}, 4));
+        },
+        {rows});
+  Ids ids = Ids::from_shape({2, 3});  // for a (2, 3, 4): ids in [0, 4)
+  for (std::size_t i = 0; i < 6; ++i) ids.data()[i] = static_cast<std::int64_t>((i * 3 + 1) % 4);
+  check("pick", [ids](const Inputs& in) { return tanh(pick(in[0], ids)); }, {a});
+  check("unpick", [ids](const Inputs& in) { return tanh(unpick(in[0], ids, 4)); },
+        {randn64({2, 3}, 6)});
+  check("stack",
+        [](const Inputs& in) {
+          return tanh(stack({in[0], in[0] * in[1]}, 1));
+        },
+        {randn64({2, 3}, 6), randn64({2, 3}, 7)});
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_op_and_shapes) {
   Tensor x = zeros({2, 3});
   CHECK_THROWS_WITH(reshape(x, {4, 2}),
