@@ -103,6 +103,14 @@ Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim 
 // ---- matrix products (ops_matmul.cpp) ----------------------------------------------------
 // a: (..., n, k), b: (..., k, m) -> (..., n, m); batch dims broadcast; both at least 2-d
 Tensor matmul(const Tensor& a, const Tensor& b);
+// op(a) op(b) summed down to `shape`, op = transpose where the flag is set (gemm reads the operand
+// transposed: nothing is copied).  matmul's derivatives are these products, and so are theirs.
+// a: (..., n, k), or (..., k, n) with trans_a; b: (..., k, m), or (..., m, k) with trans_b;
+// the batch dims of a, b and shape broadcast together, and are summed over where shape has
+// fewer -> shape = (..., n, m).  E.g. a weight's gradient x^T g_y over every row:
+//   matmul_transposed(x, true, g_y, false, w.shape())   x: (B, T, in), g_y: (B, T, out)
+Tensor matmul_transposed(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                         const Shape& shape);
 // x: (..., in), w: (in, out), b: (out) or undefined -> (..., out):  x w + b in one op
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 
