@@ -112,6 +112,14 @@ Tensor max(const Tensor& x, const std::vector<std::int64_t>& axes, bool keepdim 
 // ---- matrix products (ops_matmul.cpp) ----------------------------------------------------
 // a: (..., n, k), b: (..., k, m) -> (..., n, m); batch dims broadcast; both at least 2-d
 Tensor matmul(const Tensor& a, const Tensor& b);
+// op(a) op(b) summed down to `shape`, op = transpose where the flag is set (gemm reads the operand
+// transposed: nothing is copied).  matmul's derivatives are these products, and so are theirs.
+// a: (..., n, k), or (..., k, n) with trans_a; b: (..., k, m), or (..., m, k) with trans_b;
+// the batch dims of a, b and shape broadcast together, and are summed over where shape has
+// fewer -> shape = (..., n, m).  E.g. a weight's gradient x^T g_y over every row:
+//   matmul_transposed(x, true, g_y, false, w.shape())   x: (B, T, in), g_y: (B, T, out)
+Tensor matmul_transposed(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                         const Shape& shape);
 // x: (..., in), w: (in, out), b: (out) or undefined -> (..., out):  x w + b in one op
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 
@@ -119,6 +127,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 // Numerically stable (the max is subtracted first).  x: (...) -> (...), along `axis`
 Tensor softmax(const Tensor& x, std::int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
+// Their backward kernels as ops (so differentiable again), for y = softmax(x) or log_softmax(x):
+//   softmax_backward(v, y) = y (v - sum(v y)),  log_softmax_backward(v, y) = v - e^y sum(v),
+// sums along `axis`: the gradient of x for an output gradient v.  v, y: (...) -> (...)
+Tensor softmax_backward(const Tensor& v, const Tensor& y, std::int64_t axis = -1);
+Tensor log_softmax_backward(const Tensor& v, const Tensor& y, std::int64_t axis = -1);
 
 // Softmax over the last axis counting only entries where mask is true (mask broadcasts to x's
 // shape).  Masked entries get 0; a row with no true entry gives all zeros and zero gradients,
@@ -174,6 +187,10 @@ Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const Attentio
 
 // weight: (V, C), ids: (...) -> (..., C).  Rows of `padding_id` get no gradient (-1: none).
 Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id = -1);
+// Its backward as an op, a scatter-add: g: (..., C), ids: (...) -> (V, C), row v the sum of the
+// g[i] with ids[i] = v, except v = padding_id.
+Tensor embedding_backward(const Tensor& g, const Ids& ids, std::size_t V,
+                          std::int64_t padding_id = -1);
 
 // Bags of rows, pooled by group means and summed.  weight: (V, C), ids: (..., K) -> (..., C).
 // The K slots of each bag are cut into consecutive groups of the given sizes (summing to K);
@@ -183,6 +200,10 @@ Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id =
 // group's count; row 0 gets none.  The same as embedding + slice + sum + divide, without the
 // (..., K, C) intermediate: the subword features of nn::SubwordEmbedding.
 Tensor embedding_bags(const Tensor& weight, const Ids& ids, const std::vector<std::size_t>& groups);
+// Its backward as an op, a scatter-add: g: (..., C), ids: (..., K) -> (V, C), each row used
+// receiving g divided by its group's count.
+Tensor embedding_bags_backward(const Tensor& g, const Ids& ids,
+                               const std::vector<std::size_t>& groups, std::size_t V);
 
 // Zeroes each element with probability p and scales the rest by 1 / (1 - p).
 // With training == false, or p == 0, returns x unchanged.  Takes one draw from `gen` per call;

@@ -1,9 +1,14 @@
-// matmul: the op, its shape rules and its backward; the products themselves are in gemm.cpp.
+// Matrix products: matmul, linear, and matmul_transposed, the product their derivatives are
+// made of.  The products themselves are in runtime/gemm.cpp.
 //
 // matmul follows numpy.matmul (not numpy.dot): the last two dims are the matrices, the dims
-// before them are batch dims that broadcast.  Backward of C = A B:
-//   dL/dA = dL/dC B^T     dL/dB = A^T dL/dC
-// each summed over the batch dims its operand was broadcast along.
+// before them are batch dims that broadcast.  The derivatives of y = a b,
+//   g_a = g_y b^T,  g_b = a^T g_y  (each summed over the batch dims its operand was broadcast
+//   along),  dy = da b + a db,
+// are products with a transposed operand.  gemm reads an operand transposed in place (a flag,
+// never a copy), so matmul_transposed(a, ta, b, tb, shape) = op(a) op(b) summed down to `shape`,
+// op = transpose where the flag says, is one op for all of them; its own rules are such
+// products again, so products differentiate to any order at the speed of the first.
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
 
@@ -97,27 +102,66 @@ Array<T> batched_gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_
   return C;
 }
 
-// Backward of one tall product, y (rows, out) = x (rows, in) w (in, out), x's leading dims
-// flattened into rows:  g_x = g_y w^T (inputs' slot 0),  g_w = x^T g_y, summed over every row (slot
-// 1).
+// C = op(A) op(B), each op(A) (M x K) and op(B) (K x N), over the batch `batch`, summed down to
+// c_shape's batch dims (see batched_gemm).  Two layouts take one tall product instead, with no
+// copy: these are a layer's products, forward and backward.
 template <class T>
-void tall_product_backward(const Tensor& x, const Tensor& w, std::size_t rows, std::size_t in,
-                           std::size_t out, const Array<T>& g_y, Grads& g) {
-  if (g.wanted(0)) {
-    Array<T> g_x = Array<T>::from_shape(x.shape());
-    gemm(false, true, rows, in, out, g_y.data(), w.data<T>().data(), g_x.data(), T(0));
-    g.add(0, std::move(g_x));
+Array<T> product(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const Array<T>& A,
+                 const Array<T>& B, const Shape& c_shape, const Shape& batch) {
+  const std::size_t a_count = shape_numel(batch_of(A.shape()));
+  // B one matrix and C batched as A: A's batch and row dims are rows of one product
+  // (x w forward, g_y w^T backward).
+  if (!ta && B.dimension() == 2 && batch_of(c_shape) == batch_of(A.shape())) {
+    Array<T> C = Array<T>::from_shape(c_shape);
+    gemm(false, tb, a_count * M, N, K, A.data(), B.data(), C.data(), T(0));
+    return C;
   }
-  if (g.wanted(1)) {
-    Array<T> g_w = Array<T>::from_shape(w.shape());
-    gemm(true, false, in, out, rows, x.data<T>().data(), g_y.data(), g_w.data(), T(0));
-    g.add(1, std::move(g_w));
+  // A^T B summed over a batch both share, into one matrix: the batch is part of the inner sum
+  // (x^T g_y, a weight's gradient summed over every row).
+  if (ta && !tb && c_shape.size() == 2 && batch_of(A.shape()) == batch_of(B.shape())) {
+    Array<T> C = Array<T>::from_shape(c_shape);
+    gemm(true, false, M, N, a_count * K, A.data(), B.data(), C.data(), T(0));
+    return C;
   }
+  return batched_gemm(ta, tb, M, N, K, A, B, c_shape, batch);
+}
+
+// y = op(a) op(b), batch dims broadcast against `shape`'s and summed down to them; shapes checked
+// by the caller, `batch` the three batch shapes broadcast together.  With a' = op(a), b' = op(b):
+//   g_a' = g_y b'^T,  g_b' = a'^T g_y  (transposed back where a or b was read transposed:
+//   g_a = (g_y b'^T)^T = b' g_y^T),  dy = op(da) b' + a' op(db)
+// Every rule is again a product with flags, so this op differentiates to any order.
+Tensor product_op(const Tensor& a, bool ta, const Tensor& b, bool tb, const Shape& shape,
+                  const Shape& batch) {
+  const Shape& sa = a.shape();
+  const std::size_t r = sa.size(), n = ta ? sa[r - 1] : sa[r - 2], k = ta ? sa[r - 2] : sa[r - 1],
+                    m = shape.back();
+  Tensor y = dispatch(a.dtype(), [&]<class T>() {
+    return Tensor(product(ta, tb, n, m, k, a.data<T>(), b.data<T>(), shape, batch));
+  });
+  if (needs_grad(a, b))
+    record(
+        ta || tb ? "matmul_transposed" : "matmul", y, {a, b}, saved_bytes(a, b),
+        [a, ta, b, tb](const Tensor& g_y, Grads& g) {
+          if (g.wanted(0))
+            g.add(0, ta ? matmul_transposed(b, tb, g_y, true, a.shape())
+                        : matmul_transposed(g_y, false, b, !tb, a.shape()));
+          if (g.wanted(1))
+            g.add(1, tb ? matmul_transposed(g_y, true, a, ta, b.shape())
+                        : matmul_transposed(a, !ta, g_y, false, b.shape()));
+        },
+        [a, ta, b, tb, shape](const Tangents& t) {
+          if (!t.has(1)) return matmul_transposed(t[0], ta, b, tb, shape);
+          if (!t.has(0)) return matmul_transposed(a, ta, t[1], tb, shape);
+          return matmul_transposed(t[0], ta, b, tb, shape) +
+                 matmul_transposed(a, ta, t[1], tb, shape);
+        });
+  return y;
 }
 
 }  // namespace
 
-// a: (..., n, k), b: (..., k, m) -> (..., n, m)
+// a: (..., n, k), b: (..., k, m) -> (..., n, m);  g_a = g_y b^T,  g_b = a^T g_y,  dy = da b + a db
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_same_dtype("matmul", a, b);
   const Shape& sa = a.shape();
@@ -132,36 +176,41 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Shape out = batch;
   out.push_back(n);
   out.push_back(m);
+  return product_op(a, false, b, false, out, batch);
+}
 
-  // When b is one matrix, a's batch and row dims collapse into one tall product.
-  const bool b_is_matrix = sb.size() == 2;
-  const std::size_t rows = b_is_matrix ? shape_numel(batch_of(sa)) * n : n;
-
-  Tensor y = dispatch(a.dtype(), [&]<class T>() {
-    if (!b_is_matrix)
-      return Tensor(batched_gemm(false, false, n, m, k, a.data<T>(), b.data<T>(), out, batch));
-    Array<T> c = Array<T>::from_shape(out);
-    gemm(false, false, rows, m, k, a.data<T>().data(), b.data<T>().data(), c.data(), T(0));
-    return Tensor(std::move(c));
-  });
-  if (needs_grad(a, b))
-    record("matmul", y, {a, b}, saved_bytes(a, b),
-           [a, b, batch, n, k, m, rows, b_is_matrix]<class T>(const Array<T>& g_y, Grads& g) {
-             if (b_is_matrix) return tall_product_backward(a, b, rows, k, m, g_y, g);
-             const Array<T>& av = a.data<T>();
-             const Array<T>& bv = b.data<T>();
-             if (g.wanted(0))  // g_a = g_y b^T: (..., n, m) (..., m, k) -> a's shape
-               g.add(0, batched_gemm(false, true, n, k, m, g_y, bv, av.shape(), batch));
-             if (g.wanted(1))  // g_b = a^T g_y: (..., k, n) (..., n, m) -> b's shape
-               g.add(1, batched_gemm(true, false, k, m, n, av, g_y, bv.shape(), batch));
-           });
-  return y;
+// a: (..., n, k) or (..., k, n) with trans_a, b: (..., k, m) or (..., m, k) with trans_b
+//   -> shape (..., n, m):  y = op(a) op(b) summed down to shape (rules at product_op)
+Tensor matmul_transposed(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                         const Shape& shape) {
+  const char* op = "matmul_transposed";
+  check_same_dtype(op, a, b);
+  const Shape& sa = a.shape();
+  const Shape& sb = b.shape();
+  const auto described = [&] {
+    return "a " + shape_str(sa) + (trans_a ? " (transposed)" : "") + ", b " + shape_str(sb) +
+           (trans_b ? " (transposed)" : "") + ", result " + shape_str(shape);
+  };
+  if (sa.size() < 2 || sb.size() < 2 || shape.size() < 2)
+    fail(op, "a, b and the result need at least 2 dims: " + described());
+  const std::size_t ra = sa.size(), rb = sb.size();
+  const std::size_t n = trans_a ? sa[ra - 1] : sa[ra - 2], k = trans_a ? sa[ra - 2] : sa[ra - 1];
+  const std::size_t kb = trans_b ? sb[rb - 1] : sb[rb - 2], m = trans_b ? sb[rb - 2] : sb[rb - 1];
+  if (k != kb) fail(op, "inner dimensions differ: " + described());
+  if (shape[shape.size() - 2] != n || shape.back() != m)
+    fail(op, "the result must end in (" + std::to_string(n) + ", " + std::to_string(m) +
+                 "): " + described());
+  const Shape batch = broadcast_shapes(
+      "matmul_transposed (batch dims)",
+      broadcast_shapes("matmul_transposed (batch dims)", batch_of(sa), batch_of(sb)),
+      batch_of(shape));
+  return product_op(a, trans_a, b, trans_b, shape, batch);
 }
 
 // x: (..., in), w: (in, out), b: (out) or undefined -> (..., out):  y = x w + b.
 // The bias is written into y first and the product added onto it (beta = 1), so a layer costs
-// one pass over y, not a product and then a broadcast add.  Backward:
-//   g_x = g_y w^T     g_w = x^T g_y (all rows)     g_b = g_y summed over the rows
+// one pass over y, not a product and then a broadcast add.  Rules, all rows at once:
+//   g_x = g_y w^T,  g_w = x^T g_y,  g_b = g_y summed over the rows;  dy = dx w + x dw + db
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   check_same_dtype("linear", x, w);
   if (b.defined()) check_same_dtype("linear", x, b);
@@ -172,6 +221,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
                        (b.defined() ? ", b " + shape_str(b.shape()) : ", no b"));
   const std::size_t in = w.shape()[0], out = w.shape()[1],
                     rows = x.numel() / std::max<std::size_t>(in, 1);
+  // One x (in) is a batch of one row: the rules below read x as a matrix.
+  if (x.dim() == 1)
+    return reshape(linear(reshape(x, {1, static_cast<std::int64_t>(in)}), w, b),
+                   {static_cast<std::int64_t>(out)});
   Shape y_shape = x.shape();
   y_shape.back() = out;
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
@@ -191,11 +244,19 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   std::vector<Tensor> inputs{x, w};
   if (has_bias) inputs.push_back(b);
   if (needs_grad(inputs))
-    record("linear", y, inputs, saved_bytes(x, w),
-           [x, w, rows, in, out, has_bias]<class T>(const Array<T>& g_y, Grads& g) {
-             tall_product_backward(x, w, rows, in, out, g_y, g);
-             if (has_bias && g.wanted(2)) g.add(2, sum_to_shape(g_y, Shape{out}));
-           });
+    record(
+        "linear", y, inputs, saved_bytes(x, w),
+        [x, w, has_bias, out](const Tensor& g_y, Grads& g) {
+          if (g.wanted(0)) g.add(0, matmul_transposed(g_y, false, w, true, x.shape()));
+          if (g.wanted(1)) g.add(1, matmul_transposed(x, true, g_y, false, w.shape()));
+          if (has_bias && g.wanted(2)) g.add(2, sum_to(g_y, Shape{out}));
+        },
+        [x, w, has_bias](const Tangents& t) {
+          const Tensor db = has_bias && t.has(2) ? t[2] : Tensor();
+          if (!t.has(1)) return linear(t[0], w, db);  // t[0]: zeros if only b has a tangent
+          const Tensor x_dw = linear(x, t[1], db);
+          return t.has(0) ? linear(t[0], w) + x_dw : x_dw;
+        });
   return y;
 }
 

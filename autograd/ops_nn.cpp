@@ -1,10 +1,13 @@
 // Neural-network ops: softmax, log-softmax, embedding, dropout, and the fused cross-entropy
 // and layer norm.  Fused ops carry the derivation of their backward in a comment.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <utility>
 
+#include <xtensor/xmanipulation.hpp>
 #include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
 
 #include "broadcast.hpp"
 #include "ops.hpp"
@@ -33,10 +36,16 @@ Array<T> sum_along(const Array<T>& v, std::size_t axis) {
   return reduce_sum(v, without(v.shape(), axis));
 }
 
+// The same with ops, for the rules (sum_to sums over the axes where the target shape has 1).
+Tensor sum_along(const Tensor& v, std::size_t axis) { return sum_to(v, without(v.shape(), axis)); }
+
 }  // namespace
 
+// ---- softmax and log-softmax: each backward an op, with rules of its own ------------------
+
 // y_i = e^(x_i - m) / sum_j e^(x_j - m), m = max_j x_j (subtracting m changes nothing but
-// keeps e^ from overflowing).   dL/dx_i = y_i (g_i - sum_j g_j y_j)
+// keeps e^ from overflowing).  The Jacobian diag(y) - y y^T is symmetric, so one op serves both:
+//   g_x = softmax_backward(g_y, y) = y (g_y - sum(g_y y));  dy = softmax_backward(dx, y)
 Tensor softmax(const Tensor& x, std::int64_t axis) {
   check_defined("softmax", x);
   const std::size_t ax = normalize_axis("softmax", axis, x.dim());
@@ -47,15 +56,45 @@ Tensor softmax(const Tensor& x, std::int64_t axis) {
     return Tensor(std::move(e));
   });
   if (needs_grad(x))
-    record("softmax", y, {x}, saved_bytes(y), [y, ax]<class T>(const Array<T>& g_y, Grads& g) {
-      const Array<T>& yv = y.data<T>();
-      Array<T> gy = g_y * yv;
-      g.add(0, Array<T>(gy - yv * sum_along(gy, ax)));
-    });
+    record(
+        "softmax", y, {x}, saved_bytes(y),
+        [y, axis](const Tensor& g_y, Grads& g) { g.add(0, softmax_backward(g_y, y, axis)); },
+        [y, axis](const Tangents& t) { return softmax_backward(t[0], y, axis); });
   return y;
 }
 
-// y_i = x_i - m - log sum_j e^(x_j - m).   dL/dx_i = g_i - softmax_i sum_j g_j, softmax = e^y
+// out = y (v - s), s = sum(v y): linear in v, with the symmetric Jacobian above, so
+//   g_v = softmax_backward(g, y),  g_y = g (v - s) - v sum(g y);
+//   d(out) = softmax_backward(dv, y) + dy (v - s) - y sum(v dy)
+Tensor softmax_backward(const Tensor& v, const Tensor& y, std::int64_t axis) {
+  check_same_dtype("softmax_backward", v, y);
+  if (v.shape() != y.shape())
+    fail("softmax_backward",
+         "v and y must have one shape: " + shape_str(v.shape()) + " and " + shape_str(y.shape()));
+  const std::size_t ax = normalize_axis("softmax_backward", axis, y.dim());
+  Tensor out = dispatch(y.dtype(), [&]<class T>() {
+    const Array<T>& yv = y.data<T>();
+    Array<T> vy = v.data<T>() * yv;
+    return Tensor(Array<T>(vy - yv * sum_along(vy, ax)));
+  });
+  if (needs_grad(v, y))
+    record(
+        "softmax_backward", out, {v, y}, saved_bytes(v, y),
+        [v, y, axis, ax](const Tensor& g_out, Grads& g) {
+          if (g.wanted(0)) g.add(0, softmax_backward(g_out, y, axis));
+          if (g.wanted(1))
+            g.add(1, g_out * (v - sum_along(v * y, ax)) - v * sum_along(g_out * y, ax));
+        },
+        [v, y, axis, ax](const Tangents& t) {
+          if (!t.has(1)) return softmax_backward(t[0], y, axis);
+          const Tensor along_y = t[1] * (v - sum_along(v * y, ax)) - y * sum_along(v * t[1], ax);
+          return t.has(0) ? softmax_backward(t[0], y, axis) + along_y : along_y;
+        });
+  return out;
+}
+
+// y_i = x_i - m - log sum_j e^(x_j - m).  With p = e^y (the softmax), the Jacobian is
+// I - 1 p^T:  g_x = log_softmax_backward(g_y, y) = g_y - p sum(g_y);  dy = dx - sum(p dx)
 Tensor log_softmax(const Tensor& x, std::int64_t axis) {
   check_defined("log_softmax", x);
   const std::size_t ax = normalize_axis("log_softmax", axis, x.dim());
@@ -66,11 +105,42 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis) {
     return Tensor(Array<T>(shifted - lse));
   });
   if (needs_grad(x))
-    record("log_softmax", y, {x}, saved_bytes(y), [y, ax]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, Array<T>(g_y - xt::exp(y.data<T>()) * sum_along(g_y, ax)));
-    });
+    record(
+        "log_softmax", y, {x}, saved_bytes(y),
+        [y, axis](const Tensor& g_y, Grads& g) { g.add(0, log_softmax_backward(g_y, y, axis)); },
+        [y, ax](const Tangents& t) { return t[0] - sum_along(exp(y) * t[0], ax); });
   return y;
 }
+
+// out = v - p s, p = e^y, s = sum(v): linear in v, with the adjoint I - p 1^T, so
+//   g_v = g - sum(g p),  g_y = -g p s;  d(out) = log_softmax_backward(dv, y) - p dy s
+Tensor log_softmax_backward(const Tensor& v, const Tensor& y, std::int64_t axis) {
+  check_same_dtype("log_softmax_backward", v, y);
+  if (v.shape() != y.shape())
+    fail("log_softmax_backward",
+         "v and y must have one shape: " + shape_str(v.shape()) + " and " + shape_str(y.shape()));
+  const std::size_t ax = normalize_axis("log_softmax_backward", axis, y.dim());
+  Tensor out = dispatch(y.dtype(), [&]<class T>() {
+    const Array<T>& vv = v.data<T>();
+    return Tensor(Array<T>(vv - xt::exp(y.data<T>()) * sum_along(vv, ax)));
+  });
+  if (needs_grad(v, y))
+    record(
+        "log_softmax_backward", out, {v, y}, saved_bytes(v, y),
+        [v, y, ax](const Tensor& g_out, Grads& g) {
+          const Tensor p = exp(y);
+          if (g.wanted(0)) g.add(0, g_out - sum_along(g_out * p, ax));
+          if (g.wanted(1)) g.add(1, -g_out * p * sum_along(v, ax));
+        },
+        [v, y, axis, ax](const Tangents& t) {
+          if (!t.has(1)) return log_softmax_backward(t[0], y, axis);
+          const Tensor along_y = -exp(y) * t[1] * sum_along(v, ax);
+          return t.has(0) ? log_softmax_backward(t[0], y, axis) + along_y : along_y;
+        });
+  return out;
+}
+
+// ---- embeddings: a gather, whose adjoint is a scatter-add (each an op of the other's rules) ---
 
 namespace {
 
@@ -85,10 +155,30 @@ void check_ids(const char* op, const Ids& ids, std::size_t V) {
   }
 }
 
+// g must be (..., C) for the leading shape (...) of the ids.
+void check_rows(const char* op, const Tensor& g, const Shape& leading, const Ids& ids) {
+  check_defined(op, g);
+  const Shape& s = g.shape();
+  if (s.size() != leading.size() + 1 || !std::equal(leading.begin(), leading.end(), s.begin()))
+    fail(op, "g must be " + shape_str(leading) + " followed by C, for ids " +
+                 shape_str(Shape(ids.shape().begin(), ids.shape().end())) + "; got g " +
+                 shape_str(s));
+}
+
+// w[ids] with the rows at padding positions zero: the adjoint of embedding_backward, and the
+// tangent of embedding (its padding row is a constant).
+Tensor gather_unpadded(const Tensor& w, const Ids& ids, std::int64_t padding_id) {
+  Tensor rows = embedding(w, ids, padding_id);
+  if (std::find(ids.begin(), ids.end(), padding_id) == ids.end()) return rows;
+  const Mask at_padding = xt::expand_dims(xt::equal(ids, padding_id), ids.dimension());  // (..., 1)
+  return masked_fill(rows, at_padding, 0.0);
+}
+
 }  // namespace
 
-// weight: (V, C), ids: (...) -> (..., C): row ids[i] of the table for each i.
-// Backward scatters: g_weight[ids[i]] += g[i], except for rows of padding_id.
+// weight: (V, C), ids: (...) -> (..., C): row ids[i] of the table for each i.  The padding row
+// is a constant (no gradient, no tangent); with P = (ids != padding_id):
+//   g_weight = embedding_backward(g_y, ids);  dy = P ? d_weight[ids] : 0
 Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id) {
   check_defined("embedding", weight);
   if (weight.dim() != 2)
@@ -106,92 +196,179 @@ Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id) 
   });
   if (needs_grad(weight)) {
     auto saved_ids = std::make_shared<const Ids>(ids);
-    record("embedding", y, {weight}, ids.size() * sizeof(std::int64_t),
-           [saved_ids, padding_id, V, C]<class T>(const Array<T>& g_y, Grads& g) {
-             Array<T> g_w = xt::zeros<T>({V, C});
-             for (std::size_t i = 0; i < saved_ids->size(); ++i) {
-               const std::int64_t id = saved_ids->data()[i];
-               if (id == padding_id) continue;
-               T* row = g_w.data() + id * C;
-               const T* gi = g_y.data() + i * C;
-               for (std::size_t c = 0; c < C; ++c) row[c] += gi[c];
-             }
-             g.add(0, std::move(g_w));
-           });
+    record(
+        "embedding", y, {weight}, ids.size() * sizeof(std::int64_t),
+        [saved_ids, padding_id, V](const Tensor& g_y, Grads& g) {
+          g.add(0, embedding_backward(g_y, *saved_ids, V, padding_id));
+        },
+        [saved_ids, padding_id](const Tangents& t) {
+          return gather_unpadded(t[0], *saved_ids, padding_id);
+        });
   }
   return y;
 }
 
+// out[v] = sum of g[i] over ids[i] = v != padding_id, a scatter-add; linear in g, with the
+// gather as its adjoint:  g_g = P ? g_out[ids] : 0;  d(out) = embedding_backward(dg, ids)
+Tensor embedding_backward(const Tensor& g, const Ids& ids, std::size_t V, std::int64_t padding_id) {
+  check_rows("embedding_backward", g, Shape(ids.shape().begin(), ids.shape().end()), ids);
+  check_ids("embedding_backward", ids, V);
+  const std::size_t C = g.shape().back();
+  Tensor out = dispatch(g.dtype(), [&]<class T>() {
+    const T* gv = g.data<T>().data();
+    Array<T> g_w = xt::zeros<T>({V, C});
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const std::int64_t id = ids.data()[i];
+      if (id == padding_id) continue;
+      T* row = g_w.data() + id * C;
+      const T* gi = gv + i * C;
+      for (std::size_t c = 0; c < C; ++c) row[c] += gi[c];
+    }
+    return Tensor(std::move(g_w));
+  });
+  if (needs_grad(g)) {
+    auto saved_ids = std::make_shared<const Ids>(ids);
+    record(
+        "embedding_backward", out, {g}, ids.size() * sizeof(std::int64_t),
+        [saved_ids, padding_id](const Tensor& g_out, Grads& grads) {
+          grads.add(0, gather_unpadded(g_out, *saved_ids, padding_id));
+        },
+        [saved_ids, padding_id, V](const Tangents& t) {
+          return embedding_backward(t[0], *saved_ids, V, padding_id);
+        });
+  }
+  return out;
+}
+
+namespace {
+
+// How embedding_bags reads its ids, shared by the op and its backward: the K slots of each bag
+// cut into groups, and scale[bag * G + group] = 1 / (the number of ids in the group), 0 for an
+// empty group.
+struct Bags {
+  Ids ids;
+  std::vector<std::size_t> groups;
+  std::size_t V = 0, K = 0, count = 0;  // table rows, slots per bag, bags
+  std::vector<double> scale;
+  std::size_t saved_bytes() const {
+    return ids.size() * sizeof(std::int64_t) + scale.size() * sizeof(double);
+  }
+};
+
+std::shared_ptr<const Bags> plan_bags(const char* op, const Ids& ids,
+                                      const std::vector<std::size_t>& groups, std::size_t V) {
+  if (ids.dimension() < 1) fail(op, "ids must be (..., K), got a scalar");
+  auto bags = std::make_shared<Bags>();
+  bags->V = V;
+  bags->K = ids.shape()[ids.dimension() - 1];
+  std::size_t slots = 0;
+  for (std::size_t g : groups) {
+    if (g == 0) fail(op, "a group of 0 slots");
+    slots += g;
+  }
+  if (slots != bags->K)
+    fail(op, "ids have " + std::to_string(bags->K) + " slots per bag, the groups " +
+                 std::to_string(slots));
+  check_ids(op, ids, V);
+  bags->ids = ids;
+  bags->groups = groups;
+  bags->count = bags->K ? ids.size() / bags->K : 0;
+  bags->scale.assign(bags->count * groups.size(), 0.0);
+  for (std::size_t b = 0; b < bags->count; ++b)
+    for (std::size_t gi = 0, k = 0; gi < groups.size(); ++gi) {
+      std::size_t n = 0;
+      for (std::size_t end = k + groups[gi]; k < end; ++k) n += ids.data()[b * bags->K + k] != 0;
+      bags->scale[b * groups.size() + gi] = n ? 1.0 / n : 0.0;
+    }
+  return bags;
+}
+
+// For each slot of bag b that holds an id (not 0), in order: visit(id, the slot's scale as T).
+template <class T, class F>
+void for_each_slot(const Bags& bags, std::size_t b, F visit) {
+  for (std::size_t gi = 0, k = 0; gi < bags.groups.size(); ++gi) {
+    const T s = static_cast<T>(bags.scale[b * bags.groups.size() + gi]);
+    for (std::size_t end = k + bags.groups[gi]; k < end; ++k) {
+      const std::int64_t id = bags.ids.data()[b * bags.K + k];
+      if (id != 0) visit(id, s);
+    }
+  }
+}
+
+Tensor scatter_bags(const Tensor& g, const std::shared_ptr<const Bags>& bags);
+
+// w: (V, C) -> (..., C):  y[b] = sum over slots of scale w[id], a gather;
+//   g_w = scatter_bags(g_y);  dy = gather_bags(dw)
+Tensor gather_bags(const Tensor& weight, const std::shared_ptr<const Bags>& bags) {
+  const std::size_t C = weight.shape()[1];
+  Shape out(bags->ids.shape().begin(), bags->ids.shape().end() - 1);
+  out.push_back(C);
+  Tensor y = dispatch(weight.dtype(), [&]<class T>() {
+    Array<T> r = xt::zeros<T>(out);
+    const T* w = weight.data<T>().data();
+    parallel_range(bags->count, [&](std::size_t lo, std::size_t hi) {
+      for (std::size_t b = lo; b < hi; ++b) {
+        T* row = r.data() + b * C;
+        for_each_slot<T>(*bags, b, [&](std::int64_t id, T s) {
+          const T* src = w + id * C;
+          for (std::size_t c = 0; c < C; ++c) row[c] += s * src[c];
+        });
+      }
+    });
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(weight))
+    record(
+        "embedding_bags", y, {weight}, bags->saved_bytes(),
+        [bags](const Tensor& g_y, Grads& g) { g.add(0, scatter_bags(g_y, bags)); },
+        [bags](const Tangents& t) { return gather_bags(t[0], bags); });
+  return y;
+}
+
+// g: (..., C) -> (V, C):  the adjoint scatter-add, out[id] += scale g[b];
+//   g_g = gather_bags(g_out);  d(out) = scatter_bags(dg)
+Tensor scatter_bags(const Tensor& g, const std::shared_ptr<const Bags>& bags) {
+  const std::size_t C = g.shape().back();
+  Tensor out = dispatch(g.dtype(), [&]<class T>() {
+    Array<T> g_w = xt::zeros<T>({bags->V, C});
+    const T* gv = g.data<T>().data();
+    for (std::size_t b = 0; b < bags->count; ++b) {
+      const T* gb = gv + b * C;
+      for_each_slot<T>(*bags, b, [&](std::int64_t id, T s) {
+        T* row = g_w.data() + id * C;
+        for (std::size_t c = 0; c < C; ++c) row[c] += s * gb[c];
+      });
+    }
+    return Tensor(std::move(g_w));
+  });
+  if (needs_grad(g))
+    record(
+        "embedding_bags_backward", out, {g}, bags->saved_bytes(),
+        [bags](const Tensor& g_out, Grads& grads) { grads.add(0, gather_bags(g_out, bags)); },
+        [bags](const Tangents& t) { return scatter_bags(t[0], bags); });
+  return out;
+}
+
+}  // namespace
+
+// weight: (V, C), ids: (..., K) -> (..., C); linear in weight (rules at gather_bags).
 Tensor embedding_bags(const Tensor& weight, const Ids& ids,
                       const std::vector<std::size_t>& groups) {
   check_defined("embedding_bags", weight);
   if (weight.dim() != 2)
     fail("embedding_bags", "the table must be (V, C), got " + shape_str(weight.shape()));
-  if (ids.dimension() < 1) fail("embedding_bags", "ids must be (..., K), got a scalar");
-  const std::size_t V = weight.shape()[0], C = weight.shape()[1],
-                    K = ids.shape()[ids.dimension() - 1];
-  std::size_t slots = 0;
-  for (std::size_t g : groups) {
-    if (g == 0) fail("embedding_bags", "a group of 0 slots");
-    slots += g;
-  }
-  if (slots != K)
-    fail("embedding_bags",
-         "ids have " + std::to_string(K) + " slots per bag, the groups " + std::to_string(slots));
-  check_ids("embedding_bags", ids, V);
-  const std::size_t bags = K ? ids.size() / K : 0;
-  // scale[bag * G + group] = 1 / (the number of ids in the group), 0 for an empty group.
-  auto scale = std::make_shared<std::vector<double>>(bags * groups.size(), 0.0);
-  for (std::size_t b = 0; b < bags; ++b)
-    for (std::size_t gi = 0, k = 0; gi < groups.size(); ++gi) {
-      std::size_t n = 0;
-      for (std::size_t end = k + groups[gi]; k < end; ++k) n += ids.data()[b * K + k] != 0;
-      (*scale)[b * groups.size() + gi] = n ? 1.0 / n : 0.0;
-    }
-  Shape out(ids.shape().begin(), ids.shape().end() - 1);
-  out.push_back(C);
-  Tensor y = dispatch(weight.dtype(), [&]<class T>() {
-    Array<T> r = xt::zeros<T>(out);
-    const T* w = weight.data<T>().data();
-    parallel_range(bags, [&](std::size_t lo, std::size_t hi) {
-      for (std::size_t b = lo; b < hi; ++b) {
-        T* row = r.data() + b * C;
-        for (std::size_t gi = 0, k = 0; gi < groups.size(); ++gi) {
-          const T s = static_cast<T>((*scale)[b * groups.size() + gi]);
-          for (std::size_t end = k + groups[gi]; k < end; ++k) {
-            const std::int64_t id = ids.data()[b * K + k];
-            if (id == 0) continue;
-            const T* src = w + id * C;
-            for (std::size_t c = 0; c < C; ++c) row[c] += s * src[c];
-          }
-        }
-      }
-    });
-    return Tensor(std::move(r));
-  });
-  if (needs_grad(weight)) {
-    auto saved_ids = std::make_shared<const Ids>(ids);
-    record("embedding_bags", y, {weight},
-           ids.size() * sizeof(std::int64_t) + scale->size() * sizeof(double),
-           [saved_ids, scale, groups, V, C, K, bags]<class T>(const Array<T>& g_y, Grads& g) {
-             Array<T> g_w = xt::zeros<T>({V, C});
-             for (std::size_t b = 0; b < bags; ++b) {
-               const T* gb = g_y.data() + b * C;
-               for (std::size_t gi = 0, k = 0; gi < groups.size(); ++gi) {
-                 const T s = static_cast<T>((*scale)[b * groups.size() + gi]);
-                 for (std::size_t end = k + groups[gi]; k < end; ++k) {
-                   const std::int64_t id = saved_ids->data()[b * K + k];
-                   if (id == 0) continue;
-                   T* row = g_w.data() + id * C;
-                   for (std::size_t c = 0; c < C; ++c) row[c] += s * gb[c];
-                 }
-               }
-             }
-             g.add(0, std::move(g_w));
-           });
-  }
-  return y;
+  return gather_bags(weight, plan_bags("embedding_bags", ids, groups, weight.shape()[0]));
 }
+
+// g: (..., C), ids: (..., K) -> (V, C) (rules at scatter_bags).
+Tensor embedding_bags_backward(const Tensor& g, const Ids& ids,
+                               const std::vector<std::size_t>& groups, std::size_t V) {
+  auto bags = plan_bags("embedding_bags_backward", ids, groups, V);
+  check_rows("embedding_bags_backward", g, Shape(ids.shape().begin(), ids.shape().end() - 1), ids);
+  return scatter_bags(g, bags);
+}
+
+// ---- dropout ------------------------------------------------------------------------------
 
 namespace {
 
@@ -215,20 +392,38 @@ void apply_dropout_mask(const double* in, double* out, std::size_t n, std::uint6
   dropout_mask_loop(in, out, n, first, seed, threshold, keep);
 }
 
-// y = x * mask, mask_i = 1 / (1 - p) with probability 1 - p, else 0.   dL/dx = g * mask
 namespace {
 
+// A dropout mask: mask_i = keep or 0, a function of one draw and the element index i, never
+// stored (the rules regenerate it).
+struct DropMask {
+  std::uint64_t seed = 0, threshold = 0;
+  double keep = 0;
+};
+
 template <class T>
-Array<T> apply_dropout(const Array<T>& in, std::uint64_t seed, std::uint64_t threshold, T keep) {
+Array<T> apply_dropout(const Array<T>& in, const DropMask& m) {
   Array<T> out = Array<T>::from_shape(in.shape());
   parallel_range(in.size(), [&](std::size_t b, std::size_t e) {
-    apply_dropout_mask(in.data() + b, out.data() + b, e - b, b, seed, threshold, keep);
+    apply_dropout_mask(in.data() + b, out.data() + b, e - b, b, m.seed, m.threshold,
+                       static_cast<T>(m.keep));
   });
   return out;
 }
 
+// y = x mask;  the mask is diagonal, so the op is its own rule:  g_x = g_y mask,  dy = dx mask
+Tensor masked_by(const Tensor& x, const DropMask& m) {
+  Tensor y = dispatch(x.dtype(), [&]<class T>() { return Tensor(apply_dropout(x.data<T>(), m)); });
+  if (needs_grad(x))
+    record(
+        "dropout", y, {x}, 0, [m](const Tensor& g_y, Grads& g) { g.add(0, masked_by(g_y, m)); },
+        [m](const Tangents& t) { return masked_by(t[0], m); });
+  return y;
+}
+
 }  // namespace
 
+// y = x * mask, mask_i = 1 / (1 - p) with probability 1 - p, else 0 (rules at masked_by).
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
   check_defined("dropout", x);
   if (!(p >= 0.0 && p <= 1.0))
@@ -237,16 +432,8 @@ Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
   const std::uint64_t seed = gen.next_u64();  // one draw per call: the generator's state moves on
   const auto threshold =
       static_cast<std::uint64_t>(p * 4294967296.0);  // p = 1: every element drops
-  const double keep = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
-  Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    return Tensor(apply_dropout(x.data<T>(), seed, threshold, static_cast<T>(keep)));
-  });
-  if (needs_grad(x))
-    record("dropout", y, {x}, 0, [seed, threshold, keep]<class T>(const Array<T>& g_y, Grads& g) {
-      g.add(0, apply_dropout(g_y, seed, threshold,
-                             static_cast<T>(keep)));  // the same mask, recomputed
-    });
-  return y;
+  return masked_by(x,
+                   {.seed = seed, .threshold = threshold, .keep = p < 1.0 ? 1.0 / (1.0 - p) : 0.0});
 }
 
 namespace {

@@ -1,4 +1,6 @@
 #define BOOST_TEST_MODULE ops_matmul
+#include <map>
+
 #include <xtensor/xview.hpp>
 
 #include "testing.hpp"
@@ -137,4 +139,82 @@ BOOST_AUTO_TEST_CASE(float32_products_are_the_same_bits_on_one_thread_and_two) {
   set_num_threads(0);
   for (std::size_t i = 0; i < runs[0].size(); ++i)
     BOOST_TEST((runs[0][i] == runs[1][i]), "array " << i);
+}
+
+// Second order, both ways: every rule of a product is a product again (matmul_transposed).
+BOOST_AUTO_TEST_CASE(products_pass_second_order_checks_both_ways) {
+  const GradcheckOptions both{.order = 2, .modes = CheckModes::both};
+  const auto product = [](const Inputs& in) { return matmul(in[0], in[1]); };
+  CHECK_GRAD(product, {randn64({3, 4}, 1), randn64({4, 2}, 2)}, both);
+  CHECK_GRAD(product, {randn64({2, 2, 3}, 1), randn64({3, 2}, 2)}, both);        // b one matrix
+  CHECK_GRAD(product, {randn64({2, 1, 2, 3}, 1), randn64({2, 3, 2}, 2)}, both);  // broadcast
+  CHECK_GRAD(product, {randn64({2, 3}, 1), randn64({2, 3, 2}, 2)}, both);
+  // A tensor on both sides, squared so that the second derivative is not only cross terms.
+  CHECK_GRAD([](const Inputs& in) { return matmul(matmul(in[0], in[0]), in[0]); },
+             {randn64({3, 3}, 3)}, both);
+  CHECK_GRAD([](const Inputs& in) { return linear(in[0], in[1], in[2]); },
+             {randn64({2, 2, 3}, 1), randn64({3, 2}, 2), randn64({2}, 3)}, both);
+  CHECK_GRAD([](const Inputs& in) { return linear(in[0], in[1]); },
+             {randn64({3}, 1), randn64({3, 2}, 2)}, both);  // one row
+  // Curvature through a product: tanh(x w) w' has second derivatives in x and w.
+  CHECK_GRAD([](const Inputs& in) { return linear(tanh(linear(in[0], in[1], in[2])), in[1]); },
+             {randn64({2, 3}, 4), randn64({3, 3}, 5), randn64({3}, 6)}, both);
+}
+
+BOOST_AUTO_TEST_CASE(matmul_transposed_reads_operands_transposed_and_sums_down) {
+  const GradcheckOptions both{.order = 2, .modes = CheckModes::both};
+  Tensor a = randn64({2, 3, 4}, 1), at = randn64({2, 4, 3}, 2);
+  Tensor b = randn64({2, 4, 2}, 3), bt = randn64({2, 2, 4}, 4);
+  const auto close = [](const Tensor& got, const Tensor& want) {
+    BOOST_TEST(got.shape() == want.shape());
+    BOOST_TEST(xt::allclose(got.data<double>(), want.data<double>(), 1e-12, 1e-12));
+  };
+  close(matmul_transposed(a, false, b, false, {2, 3, 2}), matmul(a, b));
+  close(matmul_transposed(at, true, b, false, {2, 3, 2}), matmul(transpose(at), b));
+  close(matmul_transposed(a, false, bt, true, {2, 3, 2}), matmul(a, transpose(bt)));
+  close(matmul_transposed(at, true, bt, true, {2, 3, 2}), matmul(transpose(at), transpose(bt)));
+  // Summed over the batch (a weight's gradient), and one matrix repeated over a batch.
+  close(matmul_transposed(a, true, randn64({2, 3, 2}, 5), false, {4, 2}),
+        sum(matmul(transpose(a), randn64({2, 3, 2}, 5)), {0}));
+  close(matmul_transposed(randn64({3, 4}, 6), false, b, false, {2, 3, 2}),
+        matmul(randn64({3, 4}, 6), b));
+  close(matmul_transposed(randn64({3, 4}, 6), false, randn64({4, 2}, 7), false, {2, 3, 2}),
+        expand(matmul(randn64({3, 4}, 6), randn64({4, 2}, 7)), {2, 3, 2}));
+  for (const bool ta : {false, true})
+    for (const bool tb : {false, true}) {
+      const Shape out = ta || tb ? Shape{3, 2} : Shape{2, 3, 2};  // summed down, or not
+      CHECK_GRAD(
+          [ta, tb, out](const Inputs& in) { return matmul_transposed(in[0], ta, in[1], tb, out); },
+          {ta ? at : a, tb ? bt : b}, both);
+    }
+  CHECK_THROWS_WITH(matmul_transposed(a, true, b, false, {3, 2}),
+                    "matmul_transposed: inner dimensions differ: a (2, 3, 4) (transposed), "
+                    "b (2, 4, 2), result (3, 2)");
+  CHECK_THROWS_WITH(matmul_transposed(a, false, b, false, {2, 3, 3}),
+                    "matmul_transposed: the result must end in (3, 2)");
+}
+
+// Differentiating products with create_graph records products with transpose flags, never a
+// transposed copy (a permute op), and the second derivative comes out right.
+BOOST_AUTO_TEST_CASE(gradients_of_products_are_products_with_flags) {
+  Tensor x = randn64({2, 3, 4}, 1), w = randn64({4, 5}, 2), v = randn64({5, 3}, 3);
+  Tape tape;
+  TapeGuard recording(tape);
+  Tensor y = matmul(linear(x, w), v);  // (2, 3, 3)
+  const std::size_t forward_ops = tape.size();
+  std::vector<Tensor> g =
+      grad({y}, {x, w}, {.grad_outputs = {ones(y.shape(), Dtype::f64)}, .create_graph = true});
+  std::map<std::string, int> recorded;
+  for (std::size_t i = forward_ops; i < tape.size(); ++i) ++recorded[tape.node(i).op];
+  BOOST_TEST(recorded["matmul_transposed"] >= 3, tape.listing());
+  BOOST_TEST(recorded.count("permute") == 0u, tape.listing());
+  // g_x = 1 v^T w^T, a constant in x; its gradient in w (weighted by 1) sums over x's rows.
+  BOOST_TEST(g[0].requires_grad());
+  Tensor h = grad(g[0], w, {.grad_outputs = {ones(g[0].shape(), Dtype::f64)}});
+  // d/dw sum(1 v^T w^T) = sum over the 6 rows of 1 (4) times the column sums of v (5)
+  Array<double> want = xt::zeros<double>({4, 5});
+  for (std::size_t i = 0; i < 4; ++i)
+    for (std::size_t j = 0; j < 5; ++j)
+      for (std::size_t k = 0; k < 3; ++k) want(i, j) += 6.0 * v.data<double>()(j, k);
+  BOOST_TEST(xt::allclose(h.data<double>(), want, 1e-12, 1e-12));
 }

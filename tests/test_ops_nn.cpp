@@ -253,3 +253,77 @@ BOOST_AUTO_TEST_CASE(layer_norm_in_parallel_chunks_gives_the_same_bits_on_any_th
   const Array<float> expected = xt::sum(w.data<float>() * xhat.data<float>(), {0});
   BOOST_TEST(xt::allclose(one[2], expected, 1e-4, 1e-3));
 }
+
+// ---- second order: each op and each backward op, in both modes -----------------------------
+
+namespace {
+const GradcheckOptions both{.order = 2, .modes = CheckModes::both};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(softmax_and_log_softmax_pass_second_order_checks_both_ways) {
+  Tensor x = randn64({2, 3, 2}, 1), v = randn64({2, 3, 2}, 2);
+  for (std::int64_t axis : {-1, 1}) {
+    CHECK_GRAD([axis](const Inputs& in) { return softmax(in[0], axis); }, {x}, both);
+    CHECK_GRAD([axis](const Inputs& in) { return log_softmax(in[0], axis); }, {x}, both);
+    // The backward ops in each of their inputs, y made by the forward op so that it is a
+    // softmax (the rules of the backward ops hold for any y; this keeps the values in range).
+    CHECK_GRAD(
+        [axis](const Inputs& in) { return softmax_backward(in[0], softmax(in[1], axis), axis); },
+        {v, x}, both);
+    CHECK_GRAD(
+        [axis](const Inputs& in) {
+          return log_softmax_backward(in[0], log_softmax(in[1], axis), axis);
+        },
+        {v, x}, both);
+  }
+  // y used directly, not through the forward op.
+  CHECK_GRAD([](const Inputs& in) { return softmax_backward(in[0], in[1]); }, {v, x}, both);
+  CHECK_GRAD([](const Inputs& in) { return log_softmax_backward(in[0], in[1], 0); }, {v, x}, both);
+  CHECK_THROWS_WITH(softmax_backward(v, randn64({2, 3}, 3)),
+                    "softmax_backward: v and y must have one shape: (2, 3, 2) and (2, 3)");
+}
+
+BOOST_AUTO_TEST_CASE(embeddings_pass_second_order_checks_both_ways) {
+  Tensor w = randn64({4, 3}, 1), g = randn64({2, 2, 3}, 2);
+  const Ids ids = {{1, 0}, {3, 1}};
+  CHECK_GRAD([ids](const Inputs& in) { return embedding(in[0], ids); }, {w}, both);
+  // With a padding id the padding row is a constant: it gets neither a gradient nor a tangent,
+  // so finite differences agree once the padded positions are masked out (as a model does).
+  Tensor keep(Array<double>(xt::expand_dims(xt::cast<double>(xt::not_equal(ids, 1)), 2)));
+  CHECK_GRAD([ids, keep](const Inputs& in) { return embedding(in[0], ids, 1) * keep; }, {w}, both);
+  CHECK_GRAD([ids](const Inputs& in) { return embedding_backward(in[0], ids, 4, 1); }, {g}, both);
+  // Squared, so that second derivatives are not all zero.
+  CHECK_GRAD([ids](const Inputs& in) { return embedding(in[0] * in[0], ids); }, {w}, both);
+  const Ids bag_ids = {{2, 1, 3}, {0, 3, 0}};  // 2 bags of K = 3 slots in groups {1, 2}
+  const std::vector<std::size_t> groups = {1, 2};
+  CHECK_GRAD([&](const Inputs& in) { return embedding_bags(in[0] * in[0], bag_ids, groups); }, {w},
+             both);
+  CHECK_GRAD([&](const Inputs& in) { return embedding_bags_backward(in[0], bag_ids, groups, 4); },
+             {randn64({2, 3}, 3)}, both);
+  CHECK_THROWS_WITH(
+      embedding_backward(g, Ids{1, 2}, 4),
+      "embedding_backward: g must be (2) followed by C, for ids (2); got g (2, 2, 3)");
+  CHECK_THROWS_WITH(embedding_bags_backward(g, bag_ids, groups, 4),
+                    "embedding_bags_backward: g must be (2) followed by C");
+}
+
+// The tangent of an embedding is zero at padding positions, and the gradient of the padding
+// row zero: the two modes agree that the padding row is a constant.
+BOOST_AUTO_TEST_CASE(the_padding_row_has_no_tangent) {
+  Tensor w = randn64({3, 2}, 1);
+  const Ids ids = {2, 0, 2};
+  Tensor dw = ones({3, 2}, Dtype::f64);
+  const auto [y, dy] = jvp([&](const Inputs& in) { return embedding(in[0], ids, 0); }, {w}, {dw});
+  BOOST_TEST(dy.data<double>()(1, 0) == 0.0);  // ids[1] is the padding id
+  BOOST_TEST(dy.data<double>()(0, 1) == 1.0);
+  BOOST_TEST(y.data<double>()(1, 0) == w.data<double>()(0, 0));  // its value is still read
+}
+
+BOOST_AUTO_TEST_CASE(dropout_passes_second_order_checks_both_ways) {
+  CHECK_GRAD(
+      [](const Inputs& in) {
+        Generator gen(11);  // the same mask on every evaluation
+        return dropout(in[0] * in[0], 0.5, gen);
+      },
+      {randn64({3, 4}, 2)}, both);
+}
