@@ -184,6 +184,23 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 // The same for self-attention on a projection's output, heads read in place:
 // qkv: (B, T, 3C) = [q | k | v], C = heads D -> (B, T, C), heads side by side.
 Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const AttentionArgs& args);
+// Their backward as ops (one per gradient, from one run of the backward kernel), so that
+// attention differentiates again, in both modes: from g_out, shaped like the output, the
+// gradients of q, k, v (or qkv), then of rel_key and rel_value when args has them.  `draw` is
+// the generator draw the forward took for dropout (args.gen is not used).  The weights are
+// computed again (the forward's own rule passes its saved ones).
+std::vector<Tensor> fused_attention_backward(const Tensor& g_out, const Tensor& q, const Tensor& k,
+                                             const Tensor& v, const AttentionArgs& args,
+                                             std::uint64_t draw = 0);
+std::vector<Tensor> fused_self_attention_backward(const Tensor& g_out, const Tensor& qkv,
+                                                  std::size_t heads, const AttentionArgs& args,
+                                                  std::uint64_t draw = 0);
+// fused_attention written with ops (matmul, masked_softmax, ...; attention_composed.hpp): the
+// same values up to rounding, and the same dropout mask from the same generator state.  Keeps
+// every intermediate; the reference for tests, and the source of the fused ops' second
+// derivatives.
+Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v,
+                          const AttentionArgs& args);
 
 // weight: (V, C), ids: (...) -> (..., C).  Rows of `padding_id` get no gradient (-1: none).
 Tensor embedding(const Tensor& weight, const Ids& ids, std::int64_t padding_id = -1);

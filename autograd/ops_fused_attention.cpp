@@ -17,6 +17,11 @@
 // end, so every sum has an order fixed by the sizes: the same bits on any number of threads.
 // Saves W only, (B, H, T, S); W' is recomputed from the dropout seed.
 //
+// The backward is an op of its own, fused_attention_backward, so that attention differentiates
+// again, in both modes.  Its rules, and the forward's jvp, are those of the same attention
+// written with ops (attention_composed.hpp): a second derivative is rare and may be slow, a
+// first-order step runs the two kernels only.
+//
 // Two layouts: fused_attention takes q, k, v with heads split, (B, H, T, D); fused_self_attention
 // takes a projection's output (B, T, 3C) and reads each head in place (Operand, below).
 #include <algorithm>
@@ -27,6 +32,7 @@
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
 
+#include "attention_composed.hpp"
 #include "broadcast.hpp"
 #include "ops.hpp"
 #include "runtime/gemm.hpp"
@@ -42,11 +48,8 @@ struct Dims {
   std::size_t k() const { return R / 2; }
 };
 
-// The table row of query i and key j: clip(j - pos_i, -k, k) + k, query i at position i + S - T.
 std::size_t table_row(const Dims& d, std::size_t i, std::size_t j) {
-  const auto offset = static_cast<std::int64_t>(j) - static_cast<std::int64_t>(i + d.S - d.T);
-  const auto k = static_cast<std::int64_t>(d.k());
-  return static_cast<std::size_t>(std::clamp(offset, -k, k) + k);
+  return attention::table_row(d.T, d.S, d.k(), i, j);
 }
 
 // Which keys each query may see: the mask read through broadcast strides (never expanded), and
@@ -104,11 +107,7 @@ Layout packed_layout(const Dims& d) {
           {d.T * C, d.D, C, 0}};
 }
 
-struct Dropout {
-  std::uint64_t seed = 0, threshold = 0;  // threshold 0: nothing is dropped
-  double keep = 1.0;                      // 1 / (1 - p)
-  bool active() const { return threshold > 0; }
-};
+using attention::Dropout;
 
 // W' = W * keep for block n, (T, S): element (i, j) is element n T S + i S + j of the whole
 // (B, H, T, S) weights, as dropout() numbers them.
@@ -237,15 +236,198 @@ void for_each_block(std::size_t blocks, std::size_t scratch_size, std::size_t S,
                     });
 }
 
+std::int64_t i64(std::size_t n) { return static_cast<std::int64_t>(n); }
+
+// One call of either op, as its kernels and its rules see it.
+struct Call {
+  Dims d;
+  bool packed = false;  // qkv (B, T, 3C), not q, k, v (B, H, T, D)
+  attention::Setting setting;
+  std::vector<Tensor> inputs;  // q, k, v (or qkv), then rel_key and rel_value when relative
+
+  std::size_t sources() const { return packed ? 1 : 3; }
+  bool relative() const { return d.R > 0; }
+  Layout layout() const { return packed ? packed_layout(d) : split_heads_layout(d); }
+  Shape out_shape() const {
+    return packed ? Shape{d.B, d.T, d.H * d.D} : Shape{d.B, d.H, d.T, d.D};
+  }
+
+  // Between the op's layout and the composed form's, heads split (B, H, T, D).  Packed:
+  // (B, T, C) -> (B, H, T, D) and back.
+  Tensor heads(const Tensor& x) const {
+    return packed ? permute(reshape(x, {i64(d.B), i64(d.T), i64(d.H), i64(d.D)}), {0, 2, 1, 3}) : x;
+  }
+  Tensor merged(const Tensor& x) const {
+    return packed ? reshape(permute(x, {0, 2, 1, 3}), {i64(d.B), i64(d.T), i64(d.H * d.D)}) : x;
+  }
+  // Tensors laid out as `inputs` (the inputs themselves, tangents, cotangents) -> Operands.
+  attention::Operands operands(const std::vector<Tensor>& in) const {
+    attention::Operands x;
+    if (packed) {
+      const std::int64_t C = i64(d.H * d.D);
+      x.q = heads(slice(in[0], -1, 0, C));
+      x.k = heads(slice(in[0], -1, C, 2 * C));
+      x.v = heads(slice(in[0], -1, 2 * C, 3 * C));
+    } else {
+      x = {in[0], in[1], in[2]};
+    }
+    if (relative()) {
+      x.a_K = in[sources()];
+      x.a_V = in[sources() + 1];
+    }
+    return x;
+  }
+  // ... and back.
+  std::vector<Tensor> laid_out(const attention::Operands& x) const {
+    std::vector<Tensor> out;
+    if (packed) out = {concat({merged(x.q), merged(x.k), merged(x.v)}, -1)};
+    else out = {x.q, x.k, x.v};
+    if (relative()) out.insert(out.end(), {x.a_K, x.a_V});
+    return out;
+  }
+};
+
 // q, k and v from three tensors, or from one tensor read three times; the tables if defined.
 template <class T>
-Inputs<T> inputs_of(const std::vector<Tensor>& sources, const Tensor& rel_key,
-                    const Tensor& rel_value) {
-  const T* last = sources.back().data<T>().data();
-  return Inputs<T>{sources[0].data<T>().data(),
-                   sources.size() > 1 ? sources[1].data<T>().data() : last, last,
-                   rel_key.defined() ? rel_key.data<T>().data() : nullptr,
-                   rel_value.defined() ? rel_value.data<T>().data() : nullptr};
+Inputs<T> inputs_of(const Call& c) {
+  const std::vector<Tensor>& in = c.inputs;
+  const T* last = in[c.sources() - 1].data<T>().data();
+  const std::size_t n = c.sources();
+  return Inputs<T>{in[0].data<T>().data(), n > 1 ? in[1].data<T>().data() : last, last,
+                   c.relative() ? in[n].data<T>().data() : nullptr,
+                   c.relative() ? in[n + 1].data<T>().data() : nullptr};
+}
+
+// The forward kernel: returns o, and puts W (B, H, T, S) into `weights`.
+Tensor forward_kernel(const Call& c, Tensor& weights) {
+  const Dims& d = c.d;
+  const Layout L = c.layout();
+  return dispatch(c.inputs[0].dtype(), [&]<class T>() {
+    const Inputs<T> in = inputs_of<T>(c);
+    Array<T> w = Array<T>::from_shape({d.B, d.H, d.T, d.S});
+    Array<T> out = Array<T>::from_shape(c.out_shape());
+    const KeyFilter keys(c.setting.mask.get(), c.setting.causal, d);
+    for_each_block<T>(d.B * d.H, d.T * d.R + d.T * d.S, d.S,
+                      [&](std::size_t n, std::vector<T>& scratch, std::vector<char>& allowed) {
+                        forward_block(d, L, n, in, keys, c.setting.scale, c.setting.drop,
+                                      w.data() + n * d.T * d.S, out.data(), scratch, allowed);
+                      });
+    weights = Tensor(std::move(w));
+    return Tensor(std::move(out));
+  });
+}
+
+// The backward kernel: the gradients of the inputs, in their order, from g_o and the saved W.
+std::vector<Tensor> backward_kernel(const Call& c, const Tensor& g_o, const Tensor& weights) {
+  const Dims& d = c.d;
+  const Layout L = c.layout();
+  return dispatch(g_o.dtype(), [&]<class T>() {
+    const Inputs<T> in = inputs_of<T>(c);
+    const Array<T>& w = weights.data<T>();
+    const Array<T>& g_out = g_o.data<T>();
+    std::vector<Array<T>> g_sources;
+    for (std::size_t i = 0; i < c.sources(); ++i)
+      g_sources.push_back(Array<T>::from_shape(c.inputs[i].shape()));
+    Array<T> rows_key, rows_val;  // (B H T, R) each
+    if (c.relative()) {
+      rows_key = Array<T>::from_shape({d.B * d.H * d.T, d.R});
+      rows_val = Array<T>::from_shape({d.B * d.H * d.T, d.R});
+    }
+    T* last = g_sources.back().data();
+    const GradOutputs<T> out{g_sources[0].data(), c.sources() > 1 ? g_sources[1].data() : last,
+                             last, rows_key.data(), rows_val.data()};
+    for_each_block<T>(d.B * d.H, 2 * d.T * d.S + d.T * d.R, d.S,
+                      [&](std::size_t n, std::vector<T>& scratch, std::vector<char>&) {
+                        backward_block(d, L, n, in, c.setting.scale, c.setting.drop,
+                                       w.data() + n * d.T * d.S, g_out.data(), out, scratch);
+                      });
+    std::vector<Tensor> grads;
+    for (Array<T>& g : g_sources) grads.emplace_back(std::move(g));
+    if (!c.relative()) return grads;
+    // Table gradients: the blocks' rows summed block after block, in order.
+    Array<T> g_rk = xt::zeros<T>(Shape{d.R, d.D}), g_rv = xt::zeros<T>(Shape{d.R, d.D});
+    for (std::size_t n = 0; n < d.B * d.H; ++n) {
+      const std::size_t b = n / d.H, h = n % d.H;
+      const GemmArgs rows{.trans_a = true, .M = d.R, .N = d.D, .K = d.T, .lda = d.R};
+      GemmArgs from_q = rows, from_g = rows;
+      from_q.ldb = L.q.ld;
+      from_g.ldb = L.out.ld;
+      gemm_serial(from_q, rows_key.data() + n * d.T * d.R, in.q + L.q.at(b, h), g_rk.data(), T(1));
+      gemm_serial(from_g, rows_val.data() + n * d.T * d.R, g_out.data() + L.out.at(b, h),
+                  g_rv.data(), T(1));
+    }
+    grads.emplace_back(std::move(g_rk));
+    grads.emplace_back(std::move(g_rv));
+    return grads;
+  });
+}
+
+// Tangents t[from], t[from + 1], ... (zeros where an input has none).
+std::vector<Tensor> tangents_from(const Tangents& t, std::size_t from) {
+  std::vector<Tensor> out;
+  for (std::size_t i = from; i < t.size(); ++i) out.push_back(t[i]);
+  return out;
+}
+
+// g_x = B(g_o, x), the gradients of <g_o, o>, by the backward kernel: one op per input x_i
+// (all from one run of the kernel), each with the rules
+//   g_{g_o} = do along dx,  g_x = Hess dx;   d(g_x_i) = B(dg_o, x)_i + (Hess dx)_i
+// with dx = (0, .., c, .., 0), the op's cotangent c put at input i (vjp), or the inputs'
+// tangents (jvp).  B is linear in g_o with Jacobian (do/dx)^T, whence the terms in g_o; its
+// Jacobian in x is the Hessian of <g_o, o>, symmetric, so both rules take the same product
+// Hess dx: the tangent of the composed form's gradients (Composed::gradients_tangent).
+std::vector<Tensor> attention_backward(const std::shared_ptr<const Call>& c, const Tensor& g_o,
+                                       const Tensor& weights) {
+  std::vector<Tensor> grads = backward_kernel(*c, g_o, weights);
+  std::vector<Tensor> inputs = {g_o};
+  inputs.insert(inputs.end(), c->inputs.begin(), c->inputs.end());
+  if (!needs_grad(inputs)) return grads;
+  const char* op = c->packed ? "fused_self_attention_backward" : "fused_attention_backward";
+  for (std::size_t i = 0; i < grads.size(); ++i)
+    record(
+        op, grads[i], inputs, i == 0 ? saved_bytes(weights) : 0,  // W counted once, not per op
+        [c, g_o, i](const Tensor& cotangent, Grads& g) {
+          std::vector<Tensor> along(c->inputs.size());
+          for (std::size_t j = 0; j < along.size(); ++j)
+            along[j] = j == i ? cotangent : zeros_like(c->inputs[j]);
+          const attention::Composed a(c->operands(c->inputs), c->setting);
+          const attention::Operands dx = c->operands(along);
+          if (g.wanted(0)) g.add(0, c->merged(a.tangent(dx)));
+          bool any = false;
+          for (std::size_t j = 1; j <= c->inputs.size(); ++j) any = any || g.wanted(j);
+          if (!any) return;
+          const std::vector<Tensor> hess = c->laid_out(a.gradients_tangent(c->heads(g_o), dx));
+          for (std::size_t j = 0; j < hess.size(); ++j)
+            if (g.wanted(j + 1)) g.add(j + 1, hess[j]);
+        },
+        [c, g_o, weights, i](const Tangents& t) {
+          const attention::Composed a(c->operands(c->inputs), c->setting);
+          const attention::Operands dx = c->operands(tangents_from(t, 1));
+          Tensor d = c->laid_out(a.gradients_tangent(c->heads(g_o), dx))[i];
+          if (t.has(0)) d = d + attention_backward(c, t[0], weights)[i];
+          return d;
+        });
+  return grads;
+}
+
+// y = attention(x), x = (q, k, v [, a_K, a_V]), by the forward kernel, which saves W;
+//   g_x = B(g_y, x) (attention_backward);  dy = mix(dW M, V) + mix(W', dV) (Composed::tangent)
+Tensor attention_op(const char* op, const std::shared_ptr<const Call>& c) {
+  Tensor weights;  // W, kept for backward
+  Tensor y = forward_kernel(*c, weights);
+  if (!needs_grad(c->inputs)) return y;
+  record(
+      op, y, c->inputs, saved_bytes(weights),
+      [c, weights](const Tensor& g_y, Grads& g) {
+        std::vector<Tensor> grads = attention_backward(c, g_y, weights);
+        for (std::size_t i = 0; i < grads.size(); ++i)
+          if (g.wanted(i)) g.add(i, std::move(grads[i]));
+      },
+      [c](const Tangents& t) {
+        const attention::Composed a(c->operands(c->inputs), c->setting);
+        return c->merged(a.tangent(c->operands(tangents_from(t, 0))));
+      });
+  return y;
 }
 
 // The rules every call must meet, whatever the layout; fills in d.R.
@@ -272,90 +454,11 @@ void check_args(const char* op, Dims& d, const Tensor& x, const AttentionArgs& a
   }
   if (!(args.dropout >= 0 && args.dropout < 1))
     fail(op, "dropout must be in [0, 1), got " + std::to_string(args.dropout));
-  if (args.training && args.dropout > 0 && !args.gen)
-    fail(op, "dropout in training needs a generator");
 }
 
-// The op for either layout: `sources` are q, k, v (or qkv alone), read through `L`; the output
-// has shape `out_shape`.  Inputs on the tape: the sources, then the two tables.
-Tensor attention_op(const char* op, const Dims& d, const Layout& L,
-                    const std::vector<Tensor>& sources, const Shape& out_shape,
-                    const AttentionArgs& args) {
-  Dropout drop;
-  if (args.training && args.dropout > 0) {  // one draw, as dropout() takes
-    drop.seed = args.gen->next_u64();
-    drop.threshold = static_cast<std::uint64_t>(args.dropout * 4294967296.0);
-    drop.keep = 1.0 / (1.0 - args.dropout);
-  }
-  const bool relative = d.R > 0;
-  const std::size_t blocks = d.B * d.H, n_sources = sources.size();
-  Tensor weights;  // W, kept for backward
-  Tensor y = dispatch(sources[0].dtype(), [&]<class T>() {
-    const Inputs<T> in = inputs_of<T>(sources, args.rel_key, args.rel_value);
-    Array<T> w = Array<T>::from_shape({d.B, d.H, d.T, d.S});
-    Array<T> out = Array<T>::from_shape(out_shape);
-    const KeyFilter keys(args.mask, args.causal, d);
-    for_each_block<T>(blocks, d.T * d.R + d.T * d.S, d.S,
-                      [&](std::size_t n, std::vector<T>& scratch, std::vector<char>& allowed) {
-                        forward_block(d, L, n, in, keys, args.scale, drop, w.data() + n * d.T * d.S,
-                                      out.data(), scratch, allowed);
-                      });
-    weights = Tensor(std::move(w));
-    return Tensor(std::move(out));
-  });
-  std::vector<Tensor> inputs = sources;
-  if (relative) inputs.insert(inputs.end(), {args.rel_key, args.rel_value});
-  if (!needs_grad(inputs)) return y;
-  record(op, y, inputs, weights.numel() * dtype_size(weights.dtype()),
-         [inputs, weights, d, L, drop, scale = args.scale, relative, n_sources]<class T>(
-             const Array<T>& g_out, Grads& g) {
-           const std::vector<Tensor> sources(inputs.begin(), inputs.begin() + n_sources);
-           const Inputs<T> in =
-               relative ? inputs_of<T>(sources, inputs[n_sources], inputs[n_sources + 1])
-                        : inputs_of<T>(sources, Tensor(), Tensor());
-           const Array<T>& w = weights.data<T>();
-           std::vector<Array<T>> g_sources;
-           for (const Tensor& t : sources) g_sources.push_back(Array<T>::from_shape(t.shape()));
-           Array<T> rows_key, rows_val;  // (B H T, R) each
-           if (relative) {
-             rows_key = Array<T>::from_shape({d.B * d.H * d.T, d.R});
-             rows_val = Array<T>::from_shape({d.B * d.H * d.T, d.R});
-           }
-           T* last = g_sources.back().data();
-           const GradOutputs<T> out{g_sources[0].data(), n_sources > 1 ? g_sources[1].data() : last,
-                                    last, rows_key.data(), rows_val.data()};
-           for_each_block<T>(d.B * d.H, 2 * d.T * d.S + d.T * d.R, d.S,
-                             [&](std::size_t n, std::vector<T>& scratch, std::vector<char>&) {
-                               backward_block(d, L, n, in, scale, drop, w.data() + n * d.T * d.S,
-                                              g_out.data(), out, scratch);
-                             });
-           for (std::size_t i = 0; i < n_sources; ++i) g.add(i, std::move(g_sources[i]));
-           if (!relative) return;
-           // Table gradients: the blocks' rows summed block after block, in order.
-           Array<T> g_rk = xt::zeros<T>(Shape{d.R, d.D}), g_rv = xt::zeros<T>(Shape{d.R, d.D});
-           for (std::size_t n = 0; n < d.B * d.H; ++n) {
-             const std::size_t b = n / d.H, h = n % d.H;
-             const GemmArgs rows{.trans_a = true, .M = d.R, .N = d.D, .K = d.T, .lda = d.R};
-             GemmArgs from_q = rows, from_g = rows;
-             from_q.ldb = L.q.ld;
-             from_g.ldb = L.out.ld;
-             gemm_serial(from_q, rows_key.data() + n * d.T * d.R, in.q + L.q.at(b, h), g_rk.data(),
-                         T(1));
-             gemm_serial(from_g, rows_val.data() + n * d.T * d.R, g_out.data() + L.out.at(b, h),
-                         g_rv.data(), T(1));
-           }
-           if (g.wanted(n_sources)) g.add(n_sources, std::move(g_rk));
-           if (g.wanted(n_sources + 1)) g.add(n_sources + 1, std::move(g_rv));
-         });
-  return y;
-}
-
-}  // namespace
-
-// q: (B, H, T, D), k, v: (B, H, S, D) [, rel_key, rel_value: (2k + 1, D)] -> (B, H, T, D)
-Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                       const AttentionArgs& args) {
-  const char* op = "fused_attention";
+// q, k, v (heads split) checked: the sizes of the call.
+Dims split_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                const AttentionArgs& args) {
   check_defined(op, q);
   check_defined(op, k);
   check_defined(op, v);
@@ -367,13 +470,11 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                  shape_str(k.shape()) + ", v " + shape_str(v.shape()));
   Dims d{q.shape()[0], q.shape()[1], q.shape()[2], k.shape()[2], q.shape()[3], 0};
   check_args(op, d, q, args);
-  return attention_op(op, d, split_heads_layout(d), {q, k, v}, q.shape(), args);
+  return d;
 }
 
-// qkv: (B, T, 3C), C = H D, [tables] -> (B, T, C): self-attention on a projection's output,
-// each head read in place (no slice, no permute).
-Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const AttentionArgs& args) {
-  const char* op = "fused_self_attention";
+// qkv (B, T, 3C) checked: the sizes of the call.
+Dims packed_dims(const char* op, const Tensor& qkv, std::size_t heads, const AttentionArgs& args) {
   check_defined(op, qkv);
   if (qkv.dim() != 3 || heads == 0 || qkv.shape()[2] % (3 * heads) != 0)
     fail(op, "needs qkv (B, T, 3C) with C a multiple of the " + std::to_string(heads) +
@@ -381,7 +482,97 @@ Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const Attentio
   const std::size_t B = qkv.shape()[0], T = qkv.shape()[1], C = qkv.shape()[2] / 3;
   Dims d{B, heads, T, T, C / heads, 0};
   check_args(op, d, qkv, args);
-  return attention_op(op, d, packed_layout(d), {qkv}, Shape{B, T, C}, args);
+  return d;
+}
+
+// The one generator draw a call takes for dropout (none without dropout in training), as
+// dropout() takes it.
+std::uint64_t take_draw(const char* op, const AttentionArgs& args) {
+  if (!(args.training && args.dropout > 0)) return 0;
+  if (!args.gen) fail(op, "dropout in training needs a generator");
+  return args.gen->next_u64();
+}
+
+std::shared_ptr<const Call> make_call(const Dims& d, bool packed, std::vector<Tensor> sources,
+                                      const AttentionArgs& args, std::uint64_t draw) {
+  auto c = std::make_shared<Call>();
+  c->d = d;
+  c->packed = packed;
+  // The rules may run after the caller's mask is gone: they keep a copy.
+  c->setting = {.scale = args.scale,
+                .mask = args.mask ? std::make_shared<const Mask>(*args.mask) : nullptr,
+                .causal = args.causal,
+                .relative_k = args.relative_k};
+  if (args.training && args.dropout > 0)
+    c->setting.drop = {.seed = draw,
+                       .threshold = static_cast<std::uint64_t>(args.dropout * 4294967296.0),
+                       .keep = 1.0 / (1.0 - args.dropout)};
+  c->inputs = std::move(sources);
+  if (c->relative()) c->inputs.insert(c->inputs.end(), {args.rel_key, args.rel_value});
+  return c;
+}
+
+// g_out must be shaped like the op's output.
+void check_output_gradient(const char* op, const Tensor& g_out, const Call& c) {
+  check_defined(op, g_out);
+  if (g_out.shape() != c.out_shape() || g_out.dtype() != c.inputs[0].dtype())
+    fail(op, "g_out must be the output's shape " + shape_str(c.out_shape()) + " and dtype " +
+                 dtype_name(c.inputs[0].dtype()) + ": got " + shape_str(g_out.shape()) + " " +
+                 dtype_name(g_out.dtype()));
+}
+
+// The backward op called by itself: W computed again by the forward kernel.
+std::vector<Tensor> backward_from_scratch(const char* op, const Tensor& g_out,
+                                          const std::shared_ptr<const Call>& c) {
+  check_output_gradient(op, g_out, *c);
+  Tensor weights;
+  forward_kernel(*c, weights);
+  return attention_backward(c, g_out, weights);
+}
+
+}  // namespace
+
+// q: (B, H, T, D), k, v: (B, H, S, D) [, rel_key, rel_value: (2k + 1, D)] -> (B, H, T, D)
+Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                       const AttentionArgs& args) {
+  const char* op = "fused_attention";
+  const Dims d = split_dims(op, q, k, v, args);
+  return attention_op(op, make_call(d, false, {q, k, v}, args, take_draw(op, args)));
+}
+
+// qkv: (B, T, 3C), C = H D, [tables] -> (B, T, C): self-attention on a projection's output,
+// each head read in place (no slice, no permute).
+Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const AttentionArgs& args) {
+  const char* op = "fused_self_attention";
+  const Dims d = packed_dims(op, qkv, heads, args);
+  return attention_op(op, make_call(d, true, {qkv}, args, take_draw(op, args)));
+}
+
+// g_out: (B, H, T, D) -> the gradients of q, k, v [, rel_key, rel_value]
+std::vector<Tensor> fused_attention_backward(const Tensor& g_out, const Tensor& q, const Tensor& k,
+                                             const Tensor& v, const AttentionArgs& args,
+                                             std::uint64_t draw) {
+  const char* op = "fused_attention_backward";
+  const Dims d = split_dims(op, q, k, v, args);
+  return backward_from_scratch(op, g_out, make_call(d, false, {q, k, v}, args, draw));
+}
+
+// g_out: (B, T, C) -> the gradients of qkv [, rel_key, rel_value]
+std::vector<Tensor> fused_self_attention_backward(const Tensor& g_out, const Tensor& qkv,
+                                                  std::size_t heads, const AttentionArgs& args,
+                                                  std::uint64_t draw) {
+  const char* op = "fused_self_attention_backward";
+  const Dims d = packed_dims(op, qkv, heads, args);
+  return backward_from_scratch(op, g_out, make_call(d, true, {qkv}, args, draw));
+}
+
+// The same as fused_attention, with ops (attention_composed.hpp).
+Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v,
+                          const AttentionArgs& args) {
+  const char* op = "attention_composed";
+  const Dims d = split_dims(op, q, k, v, args);
+  const auto c = make_call(d, false, {q, k, v}, args, take_draw(op, args));
+  return attention::Composed(c->operands(c->inputs), c->setting).output();
 }
 
 }  // namespace tg

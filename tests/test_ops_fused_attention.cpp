@@ -156,6 +156,7 @@ BOOST_AUTO_TEST_CASE(fused_equals_composed_outputs_and_gradients) {
 }
 
 BOOST_AUTO_TEST_CASE(fused_attention_gradcheck) {
+  // Reverse mode checks the backward kernel; forward mode the jvp rule (the composed tangent).
   for (const Case& c : kCases) {
     BOOST_TEST_CONTEXT(c.name) {
       const Mask pad = padding_mask({c.S, c.S - 2}, c.S);
@@ -164,7 +165,7 @@ BOOST_AUTO_TEST_CASE(fused_attention_gradcheck) {
             Generator gen(7);  // a fresh generator per call: the same dropout mask every time
             return fused_attention(x[0], x[1], x[2], case_args(c, 0.7, pad, gen, x));
           },
-          case_inputs(c, 3));
+          case_inputs(c, 3), {.modes = CheckModes::both});
     }
   }
 }
@@ -295,10 +296,204 @@ BOOST_AUTO_TEST_CASE(self_attention_on_packed_heads_equals_split_heads) {
       BOOST_TEST(max_abs_diff(outs[0], outs[1]) < 1e-12);
       for (std::size_t i = 0; i < in.size(); ++i)
         BOOST_TEST(max_abs_diff(grads[i], grads[in.size() + i]) < 1e-12, "gradient of input " << i);
-      CHECK_GRAD(packed, in);
+      CHECK_GRAD(packed, in, {.modes = CheckModes::both});
     }
   }
   CHECK_THROWS_WITH(fused_self_attention(randn64({2, 5, 18}, 1), 4, {}),
                     "fused_self_attention: needs qkv (B, T, 3C) with C a multiple of the 4 heads: "
                     "got (2, 5, 18)");
+}
+
+// ---- the backward as ops, and second derivatives --------------------------------------------
+
+BOOST_AUTO_TEST_CASE(the_composed_form_gives_the_fused_values_and_gradients) {
+  // attention_composed is what the fused ops' higher-order rules are made of: it must be the
+  // same function, dropout mask included (the same generator seed, one draw each).
+  for (const Case& c : kCases)
+    for (Dtype dtype : {Dtype::f64, Dtype::f32}) {
+      BOOST_TEST_CONTEXT(c.name << (dtype == Dtype::f64 ? ", float64" : ", float32")) {
+        std::vector<Tensor> outs, grads;
+        for (bool fused : {true, false}) {
+          std::vector<Tensor> in = case_inputs(c, 4);
+          for (Tensor& t : in) t = t.to(dtype).set_requires_grad();
+          const Mask pad = padding_mask({c.S, c.S - 2}, c.S);
+          Generator gen(42);
+          const AttentionArgs args = case_args(c, 0.5, pad, gen, in);
+          Tape tape;
+          TapeGuard recording(tape);
+          Tensor y = fused ? fused_attention(in[0], in[1], in[2], args)
+                           : attention_composed(in[0], in[1], in[2], args);
+          outs.push_back(y);
+          sum(y * randn64(y.shape(), 9, false).to(dtype)).backward();
+          for (const Tensor& t : in) grads.push_back(t.grad());
+        }
+        const double tol = dtype == Dtype::f64 ? 1e-12 : 2e-5;
+        BOOST_TEST(max_abs_diff(outs[0], outs[1]) <= tol);
+        const std::size_t n = grads.size() / 2;
+        for (std::size_t i = 0; i < n; ++i)
+          BOOST_TEST(max_abs_diff(grads[i], grads[n + i]) <= tol, "gradient of input " << i);
+      }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(the_backward_op_gives_the_gradients_of_backward_bit_for_bit) {
+  // The forward's rule and the op called by itself run one kernel on the same numbers (the op
+  // recomputes W with the forward kernel, and the dropout mask from the draw).
+  const Case c{"relative, dropout", 6, 6, 2, true, true, 0.3};
+  std::vector<Tensor> in = case_inputs(c, 4);
+  for (Tensor& t : in) t = t.to(Dtype::f32).set_requires_grad();
+  const Mask pad = padding_mask({c.S, c.S - 2}, c.S);
+  const Tensor g = randn64({2, 2, c.T, 4}, 9, false).to(Dtype::f32);
+  Generator gen(5);
+  const AttentionArgs args = case_args(c, 0.5, pad, gen, in);
+  {
+    Tape tape;
+    TapeGuard recording(tape);
+    fused_attention(in[0], in[1], in[2], args).backward(g);
+  }
+  const std::vector<Tensor> grads =
+      fused_attention_backward(g, in[0], in[1], in[2], args, Generator(5).next_u64());
+  BOOST_REQUIRE_EQUAL(grads.size(), in.size());
+  for (std::size_t i = 0; i < in.size(); ++i)
+    BOOST_TEST((grads[i].data<float>() == in[i].grad().data<float>()), "gradient of input " << i);
+}
+
+namespace {
+
+// All of a list of tensors as one vector (a function of several outputs, for gradcheck).
+Tensor joined(const std::vector<Tensor>& parts) {
+  std::vector<Tensor> flat;
+  for (const Tensor& p : parts) flat.push_back(reshape(p, {-1}));
+  return concat(flat, 0);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_backward_op_passes_gradcheck_both_ways) {
+  // The backward op as a function of (g_out, inputs): its derivatives are attention's second
+  // derivatives, so this checks the backward op's vjp and jvp rules.
+  for (const Case& c : kCases) {
+    BOOST_TEST_CONTEXT(c.name) {
+      const Mask pad = padding_mask({c.S, c.S - 2}, c.S);
+      std::vector<Tensor> in = case_inputs(c, 3);
+      in.insert(in.begin(), randn64({2, 2, c.T, 3}, 8));  // g_out
+      CHECK_GRAD(
+          [&](const Inputs& x) {
+            const Inputs qkv(x.begin() + 1, x.end());
+            Generator gen(7);
+            const AttentionArgs args = case_args(c, 0.7, pad, gen, qkv);
+            return joined(fused_attention_backward(x[0], x[1], x[2], x[3], args, 11));
+          },
+          in, {.modes = CheckModes::both});
+    }
+  }
+  for (std::size_t k : {0u, 2u}) {
+    BOOST_TEST_CONTEXT("self-attention, relative k " << k) {
+      std::vector<Tensor> in = {randn64({2, 4, 5}, 8), randn64({2, 4, 15}, 1)};  // g_out, qkv
+      if (k > 0) {
+        in.push_back(randn64({2 * k + 1, 5}, 2));
+        in.push_back(randn64({2 * k + 1, 5}, 3));
+      }
+      const Mask pad = padding_mask({4, 3}, 4);
+      CHECK_GRAD(
+          [&](const Inputs& x) {
+            AttentionArgs a{
+                .scale = 0.6, .mask = &pad, .causal = true, .dropout = 0.25, .training = true};
+            if (k > 0) {
+              a.rel_key = x[2];
+              a.rel_value = x[3];
+              a.relative_k = k;
+            }
+            return joined(fused_self_attention_backward(x[0], x[1], 1, a, 11));
+          },
+          in, {.modes = CheckModes::both});
+    }
+  }
+}
+
+namespace {
+
+// f to order 2 in both modes (reverse and forward, and the four pairs of them).  A rule that
+// throws (an op it uses is once differentiable) fails the check with its message.
+void check_second_order(const GradcheckFn& f, const std::vector<Tensor>& inputs) {
+  try {
+    const GradcheckResult r = gradcheck(f, inputs, {.order = 2, .modes = CheckModes::both});
+    BOOST_CHECK_MESSAGE(r.ok, r.report);
+    BOOST_CHECK_GT(r.checked, 0u);
+  } catch (const std::exception& e) {
+    BOOST_ERROR(e.what());
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(fused_attention_is_twice_differentiable_both_ways) {
+  // B = 1, H = 2, T = S = 3, D = 2; every row keeps at least one key.
+  const Mask mask = {{true, false, true}, {true, true, false}, {false, true, true}};
+  struct Tiny {
+    const char* name;
+    bool mask, causal;
+    std::size_t k;
+    double dropout;
+  };
+  for (const Tiny& c :
+       {Tiny{"mask", true, false, 0, 0.0}, Tiny{"causal", false, true, 0, 0.0},
+        Tiny{"relative", false, false, 1, 0.0}, Tiny{"dropout", false, false, 0, 0.4},
+        Tiny{"all of them", true, true, 1, 0.4}}) {
+    BOOST_TEST_CONTEXT(c.name) {
+      std::vector<Tensor> in = {randn64({1, 2, 3, 2}, 1), randn64({1, 2, 3, 2}, 2),
+                                randn64({1, 2, 3, 2}, 3)};
+      if (c.k > 0) {
+        in.push_back(randn64({2 * c.k + 1, 2}, 4));
+        in.push_back(randn64({2 * c.k + 1, 2}, 5));
+      }
+      check_second_order(
+          [&](const Inputs& x) {
+            Generator gen(7);  // the same dropout mask on every call
+            AttentionArgs a{.scale = 0.8,
+                            .mask = c.mask ? &mask : nullptr,
+                            .causal = c.causal,
+                            .dropout = c.dropout,
+                            .gen = &gen,
+                            .training = c.dropout > 0};
+            if (c.k > 0) {
+              a.rel_key = x[3];
+              a.rel_value = x[4];
+              a.relative_k = c.k;
+            }
+            return fused_attention(x[0], x[1], x[2], a);
+          },
+          in);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fused_self_attention_is_twice_differentiable_both_ways) {
+  // qkv (1, 3, 12): T = 3, H = 2, D = 2; causal, relative, dropout.
+  const Inputs in = {randn64({1, 3, 12}, 1), randn64({3, 2}, 2), randn64({3, 2}, 3)};
+  check_second_order(
+      [](const Inputs& x) {
+        Generator gen(7);
+        return fused_self_attention(x[0], 2,
+                                    {.scale = 0.8,
+                                     .causal = true,
+                                     .rel_key = x[1],
+                                     .rel_value = x[2],
+                                     .relative_k = 1,
+                                     .dropout = 0.4,
+                                     .gen = &gen,
+                                     .training = true});
+      },
+      in);
+}
+
+BOOST_AUTO_TEST_CASE(the_backward_op_names_itself_in_errors) {
+  Tensor q = randn64({2, 2, 3, 4}, 1), k = randn64({2, 2, 5, 4}, 2);
+  CHECK_THROWS_WITH(fused_attention_backward(randn64({2, 2, 3, 3}, 3), q, k, k, {}),
+                    "fused_attention_backward: g_out must be the output's shape (2, 2, 3, 4) and "
+                    "dtype float64: got (2, 2, 3, 3) float64");
+  CHECK_THROWS_WITH(fused_self_attention_backward(randn64({2, 5, 4}, 3), randn64({2, 5, 18}, 4), 2,
+                                                  {.causal = true}),
+                    "fused_self_attention_backward: g_out must be the output's shape (2, 5, 6) and "
+                    "dtype float64: got (2, 5, 4) float64");
 }
