@@ -88,9 +88,10 @@ int main(int argc, char** argv) {
   };
   const double numeric = (moved(1) - moved(-1)) / (2 * eps);
   std::printf("penalty ||dD/dx||^2 = %.6f\n", value);
-  std::printf("directional derivative in all %zu weights: analytic %.10f, finite differences "
-              "%.10f, relative error %.1e\n",
-              p.size(), analytic, numeric, std::abs(analytic - numeric) / std::abs(numeric));
+  std::printf(
+      "directional derivative in all %zu weights: analytic %.10f, finite differences "
+      "%.10f, relative error %.1e\n",
+      p.size(), analytic, numeric, std::abs(analytic - numeric) / std::abs(numeric));
 
   // Element by element for the attention's projections (qkv and out weights).
   const auto r = gradcheck(

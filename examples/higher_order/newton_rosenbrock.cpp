@@ -30,7 +30,9 @@ double value(const Array<double>& x) {
   return rosenbrock(Tensor(x)).item();
 }
 
-Array<double> gradient(const Array<double>& x) { return vjp(f, {Tensor(x)}).grads[0].data<double>(); }
+Array<double> gradient(const Array<double>& x) {
+  return vjp(f, {Tensor(x)}).grads[0].data<double>();
+}
 
 // Moves along d from x, halving the step until f drops by at least 1e-4 of the slope (Armijo).
 Array<double> line_search(const Array<double>& x, const Array<double>& g, const Array<double>& d) {
@@ -63,7 +65,8 @@ std::size_t minimise(const char* name, std::size_t dims, std::size_t cap, Direct
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app("newton_rosenbrock: Newton's method with the exact Hessian against gradient descent");
+  CLI::App app(
+      "newton_rosenbrock: Newton's method with the exact Hessian against gradient descent");
   std::size_t dims = 2, cap = 200000;
   app.add_option("--dims", dims, "dimensions of Rosenbrock's function (>= 2)")
       ->capture_default_str()
@@ -75,7 +78,7 @@ int main(int argc, char** argv) {
   // Where H is not positive definite along d, fall back to -g.
   minimise("Newton", dims, cap, [&](const Array<double>& x, const Array<double>& g) {
     const Array<double> h = reshape(hessian(f, Tensor(x)), {static_cast<std::int64_t>(dims),
-                                                             static_cast<std::int64_t>(dims)})
+                                                            static_cast<std::int64_t>(dims)})
                                 .data<double>();
     Array<double> d = xt::linalg::solve(h, Array<double>(-g));
     return Array<double>(xt::sum(g * d)() < 0 ? d : Array<double>(-g));
