@@ -188,6 +188,11 @@ struct CrossEntropyOptions {
 // (0 when every target is ignored).  Fused with log_softmax.
 Tensor cross_entropy(const Tensor& logits, const Ids& targets,
                      const CrossEntropyOptions& options = {});
+// g_y (p - q) / n, p = softmax(logits) and q the target distribution: cross_entropy's gradient
+// for the logits, its fused backward as an op of (g_y, logits), differentiable again.
+// g_y: () -> (..., C)
+Tensor cross_entropy_backward(const Tensor& g_y, const Tensor& logits, const Ids& targets,
+                              const CrossEntropyOptions& options = {});
 
 // logits, targets: the same shape (...) -> () mean of
 //   max(x, 0) - x t + log(1 + e^-|x|)   (= -t log sigmoid(x) - (1 - t) log(1 - sigmoid(x)))

@@ -350,89 +350,217 @@ Array<double> cross_entropy_backward(const Array<double>& z,
 //   q = (1 - e) onehot(t) + e / C,   loss_r = -sum_c q_c log p_c
 //   loss = sum_r loss_r / n, n = the number of rows not ignored.
 // Since sum_c q_c = 1, d loss_r / d logits_rc = p_c - q_c, so dL/dlogits = g (p - q) / n.
-// Backward saves p (the softmax), not the logits.
-Tensor cross_entropy(const Tensor& logits, const Ids& targets, const CrossEntropyOptions& opt) {
-  check_defined("cross_entropy", logits);
+// The forward keeps p (the softmax) for the backward, which is an op of its own,
+// cross_entropy_backward, whose rules differentiate again.
+namespace {
+
+// Checks logits (..., C), targets (...) and the options for `op`; returns n, the number of
+// rows not ignored.
+std::size_t counted_rows(const char* op, const Tensor& logits, const Ids& targets,
+                         const CrossEntropyOptions& opt) {
+  check_defined(op, logits);
   const Shape& s = logits.shape();
   if (s.empty() ||
       !std::equal(targets.shape().begin(), targets.shape().end(), s.begin(), s.end() - 1) ||
       targets.dimension() != s.size() - 1)
-    fail("cross_entropy", "logits (..., C) and targets (...) must agree: logits are " +
-                              shape_str(s) + ", targets are " +
-                              shape_str(Shape(targets.shape().begin(), targets.shape().end())));
+    fail(op, "logits (..., C) and targets (...) must agree: logits are " + shape_str(s) +
+                 ", targets are " +
+                 shape_str(Shape(targets.shape().begin(), targets.shape().end())));
   if (!(opt.label_smoothing >= 0.0 && opt.label_smoothing <= 1.0))
-    fail("cross_entropy",
-         "label_smoothing must be in [0, 1], got " + std::to_string(opt.label_smoothing));
+    fail(op, "label_smoothing must be in [0, 1], got " + std::to_string(opt.label_smoothing));
   const std::size_t C = s.back(), N = targets.size();
-  if (C == 0) fail("cross_entropy", "logits have 0 classes: " + shape_str(s));
+  if (C == 0) fail(op, "logits have 0 classes: " + shape_str(s));
   std::size_t n_valid = 0;
   for (std::size_t r = 0; r < N; ++r) {
     const std::int64_t t = targets.data()[r];
     if (t == opt.ignore_index) continue;
     if (t < 0 || static_cast<std::size_t>(t) >= C)
-      fail("cross_entropy", "target " + std::to_string(t) + " at flat position " +
-                                std::to_string(r) + " is out of range for " + std::to_string(C) +
-                                " classes (and is not ignore_index " +
-                                std::to_string(opt.ignore_index) + ")");
+      fail(op, "target " + std::to_string(t) + " at flat position " + std::to_string(r) +
+                   " is out of range for " + std::to_string(C) + " classes (and is not " +
+                   "ignore_index " + std::to_string(opt.ignore_index) + ")");
     ++n_valid;
   }
+  return n_valid;
+}
+
+// p = the softmax of each row of x (N, C); returns the loss summed over the rows not ignored.
+template <class T>
+double softmax_rows(const T* x, T* p, std::size_t N, std::size_t C, const Ids& targets,
+                    const CrossEntropyOptions& opt) {
   const double e = opt.label_smoothing;
+  // Rows in parallel chunks; each chunk's share of the loss is summed in chunk order.
+  std::vector<double> partial(chunk_count(N, C), 0.0);
+  parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
+    for (std::size_t r = begin; r < end; ++r) {
+      const T* xr = x + r * C;
+      T* pr = p + r * C;
+      T m = xr[0];
+      for (std::size_t c = 1; c < C; ++c) m = std::max(m, xr[c]);
+      const auto [z, sum_x] = exp_shifted_row(xr, pr, C, m);  // pr = exp(x - m)
+      const double lse = m + std::log(z);
+      const T inv_z = static_cast<T>(1.0 / z);
+      for (std::size_t c = 0; c < C; ++c) pr[c] *= inv_z;
+      const std::int64_t t = targets.data()[r];
+      if (t == opt.ignore_index) continue;
+      partial[k] -= (1 - e) * (xr[t] - lse) + e / C * (sum_x - C * lse);
+    }
+  });
+  double total = 0;
+  for (double v : partial) total += v;
+  return total;
+}
+
+// The gradient's kernel: out = scale (p - q) row by row, scale = g / n; 0 on ignored rows.
+// out may be p's own memory (the gradient then takes p's place).
+template <class T>
+void cross_entropy_gradient_rows(const T* p, T* out, std::size_t N, std::size_t C, T scale,
+                                 const Ids& targets, const CrossEntropyOptions& opt) {
+  const T smooth = static_cast<T>(opt.label_smoothing / C);
+  parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t r = begin; r < end; ++r) {
+      T* gr = out + r * C;
+      const std::int64_t t = targets.data()[r];
+      if (t == opt.ignore_index) {
+        std::fill_n(gr, C, T(0));
+        continue;
+      }
+      const T* pr = p + r * C;
+      for (std::size_t c = 0; c < C; ++c) gr[c] = (pr[c] - smooth) * scale;
+      gr[t] -= static_cast<T>(1 - opt.label_smoothing) * scale;
+    }
+  });
+}
+
+// The gradient as tensors: p = softmax(logits) written with ops, so that it differentiates
+// again (the fused kernel computes the same values), and the constants q, the target
+// distributions (..., C), and w = 1 / n on rows not ignored, 0 on ignored ones (..., 1).
+// The gradient is g (p - q) w.
+struct CrossEntropyTerms {
+  Tensor p, q, w;
+};
+
+CrossEntropyTerms cross_entropy_terms(const Tensor& logits, const Ids& targets,
+                                      const CrossEntropyOptions& opt, std::size_t n_valid) {
+  const Shape& s = logits.shape();
+  const std::size_t C = s.back(), N = targets.size();
+  Shape rows = s;
+  rows.back() = 1;
+  // The row maxima, as constants: shifting a row changes nothing in p, and e^ cannot overflow.
+  const Tensor e = exp(logits - max(logits.detach(), {-1}, true));
+  CrossEntropyTerms k{e / sum_to(e, rows), Tensor(), Tensor()};
+  dispatch(logits.dtype(), [&]<class T>() {
+    Array<T> q = xt::zeros<T>(s), w = xt::zeros<T>(rows);
+    for (std::size_t r = 0; r < N; ++r) {
+      const std::int64_t t = targets.data()[r];
+      if (t == opt.ignore_index) continue;
+      w.data()[r] = static_cast<T>(1.0 / n_valid);
+      std::fill_n(q.data() + r * C, C, static_cast<T>(opt.label_smoothing / C));
+      q.data()[r * C + t] += static_cast<T>(1 - opt.label_smoothing);
+    }
+    k.q = Tensor(std::move(q));
+    k.w = Tensor(std::move(w));
+  });
+  return k;
+}
+
+// J v = p (v - sum_c v_c p_c), row by row: the softmax's Jacobian times v.  J is symmetric, so
+// this is also the vector-Jacobian product.
+Tensor softmax_along(const Tensor& p, const Tensor& v) {
+  Shape rows = p.shape();
+  rows.back() = 1;
+  return p * (v - sum_to(v * p, rows));
+}
+
+// out = g (p - q) w (cross_entropy_terms), an op of (g, logits), linear in g:
+//   g_g = sum(g_out (p - q) w),  g_logits = g w J g_out;  d(out) = dg (p - q) w + g w J dlogits
+// The values come from the fused kernel, with the softmax p that the forward kept: `take` lets
+// the gradient take p's memory when nothing needs p afterwards.
+Tensor cross_entropy_gradient(const Tensor& g_y, const Tensor& logits,
+                              const std::shared_ptr<const Ids>& targets,
+                              const CrossEntropyOptions& opt, std::size_t n_valid, AnyArray& probs,
+                              bool take) {
+  const std::size_t C = logits.shape().back(), N = targets->size();
+  Tensor g_x = dispatch(logits.dtype(), [&]<class T>() {
+    Array<T>& p = std::get<Array<T>>(probs);
+    Array<T> out = take ? std::move(p) : Array<T>::from_shape(logits.shape());
+    const T scale = n_valid > 0 ? g_y.data<T>()() / static_cast<T>(n_valid) : T(0);
+    cross_entropy_gradient_rows(take ? out.data() : p.data(), out.data(), N, C, scale, *targets,
+                                opt);
+    out.reshape(logits.shape());
+    return Tensor(std::move(out));
+  });
+  if (needs_grad(g_y, logits))
+    record(
+        "cross_entropy_backward", g_x, {g_y, logits}, saved_bytes(g_y, logits),
+        [g_y, logits, targets, opt, n_valid](const Tensor& g_out, Grads& g) {
+          const CrossEntropyTerms k = cross_entropy_terms(logits, *targets, opt, n_valid);
+          if (g.wanted(0)) g.add(0, sum_to(g_out * (k.p - k.q) * k.w, g_y.shape()));
+          if (g.wanted(1)) g.add(1, softmax_along(k.p, g_out) * k.w * g_y);
+        },
+        [g_y, logits, targets, opt, n_valid](const Tangents& t) {
+          const CrossEntropyTerms k = cross_entropy_terms(logits, *targets, opt, n_valid);
+          if (!t.has(1)) return t[0] * (k.p - k.q) * k.w;
+          const Tensor along_logits = softmax_along(k.p, t[1]) * k.w * g_y;
+          return t.has(0) ? t[0] * (k.p - k.q) * k.w + along_logits : along_logits;
+        });
+  return g_x;
+}
+
+}  // namespace
+
+// y = -sum_r w_r sum_c q_rc log p_rc;  g_logits = cross_entropy_backward(g_y) = g_y (p - q) w;
+// dy = sum(dlogits (p - q) w)
+Tensor cross_entropy(const Tensor& logits, const Ids& targets, const CrossEntropyOptions& opt) {
+  const std::size_t n_valid = counted_rows("cross_entropy", logits, targets, opt);
+  const std::size_t C = logits.shape().back(), N = targets.size();
   auto probs = std::make_shared<AnyArray>();
   Tensor loss = dispatch(logits.dtype(), [&]<class T>() {
-    const T* x = logits.data<T>().data();
     Array<T> p = Array<T>::from_shape({N, C});
-    // Rows in parallel chunks; each chunk's share of the loss is summed in chunk order.
-    std::vector<double> partial(chunk_count(N, C), 0.0);
-    parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
-      for (std::size_t r = begin; r < end; ++r) {
-        const T* xr = x + r * C;
-        T* pr = p.data() + r * C;
-        T m = xr[0];
-        for (std::size_t c = 1; c < C; ++c) m = std::max(m, xr[c]);
-        const auto [z, sum_x] = exp_shifted_row(xr, pr, C, m);  // pr = exp(x - m)
-        const double lse = m + std::log(z);
-        const T inv_z = static_cast<T>(1.0 / z);
-        for (std::size_t c = 0; c < C; ++c) pr[c] *= inv_z;
-        const std::int64_t t = targets.data()[r];
-        if (t == opt.ignore_index) continue;
-        partial[k] -= (1 - e) * (xr[t] - lse) + e / C * (sum_x - C * lse);
-      }
-    });
-    double total = 0;
-    for (double v : partial) total += v;
+    const double total = softmax_rows(logits.data<T>().data(), p.data(), N, C, targets, opt);
     *probs = std::move(p);
     return scalar(n_valid > 0 ? total / n_valid : 0.0, logits.dtype());
   });
   if (needs_grad(logits)) {
     auto saved_targets = std::make_shared<const Ids>(targets);
-    record("cross_entropy", loss, {logits}, N * C * dtype_size(logits.dtype()),
-           [probs, saved_targets, opt, n_valid, shape = s]<class T>(const Array<T>& g_y, Grads& g) {
-             const std::size_t C = shape.back(), N = saved_targets->size();
-             // p, turned into g (p - q) / n in place: the closure runs once, so it may take p.
-             Array<T> g_x = std::move(std::get<Array<T>>(*probs));
-             const T scale = n_valid > 0 ? g_y() / static_cast<T>(n_valid) : T(0);
-             const T smooth = static_cast<T>(opt.label_smoothing / C);
-             parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
-               for (std::size_t r = begin; r < end; ++r) {
-                 T* gr = g_x.data() + r * C;
-                 const std::int64_t t = saved_targets->data()[r];
-                 if (t == opt.ignore_index) {
-                   std::fill_n(gr, C, T(0));
-                   continue;
-                 }
-                 for (std::size_t c = 0; c < C; ++c) gr[c] = (gr[c] - smooth) * scale;
-                 gr[t] -= static_cast<T>(1 - opt.label_smoothing) * scale;
-               }
-             });
-             g_x.reshape(shape);
-             g.add(0, std::move(g_x));
-           });
+    record(
+        "cross_entropy", loss, {logits}, saved_bytes(logits) * 2,  // the logits and p
+        [logits, probs, saved_targets, opt, n_valid](const Tensor& g_y, Grads& g) {
+          // When this rule holds the only reference to p, the tape runs it once and then drops
+          // it (no retain_graph): the gradient may take p's memory instead of a copy.
+          const bool last_use = probs.use_count() == 1;
+          g.add(0,
+                cross_entropy_gradient(g_y, logits, saved_targets, opt, n_valid, *probs, last_use));
+        },
+        [logits, probs, saved_targets, opt, n_valid](const Tangents& t) {
+          const Tensor slope = cross_entropy_gradient(scalar(1.0, logits.dtype()), logits,
+                                                      saved_targets, opt, n_valid, *probs, false);
+          return sum_to(t[0] * slope, Shape{});
+        });
   }
   return loss;
 }
 
-// l_i = max(x_i, 0) - x_i t_i + log(1 + e^-|x_i|), loss = mean_i l_i, n elements.
-//   dl/dx = sigmoid(x) - t,   dl/dt = -x   (each divided by n for the mean)
+Tensor cross_entropy_backward(const Tensor& g_y, const Tensor& logits, const Ids& targets,
+                              const CrossEntropyOptions& opt) {
+  const char* op = "cross_entropy_backward";
+  const std::size_t n_valid = counted_rows(op, logits, targets, opt);
+  check_same_dtype(op, g_y, logits);
+  if (g_y.dim() != 0)
+    fail(op, "g_y is the gradient of the scalar loss, so it must be a scalar (), got " +
+                 shape_str(g_y.shape()));
+  const std::size_t C = logits.shape().back(), N = targets.size();
+  AnyArray probs = dispatch(logits.dtype(), [&]<class T>() {
+    Array<T> p = Array<T>::from_shape({N, C});
+    softmax_rows(logits.data<T>().data(), p.data(), N, C, targets, opt);
+    return AnyArray(std::move(p));
+  });
+  return cross_entropy_gradient(g_y, logits, std::make_shared<const Ids>(targets), opt, n_valid,
+                                probs, true);
+}
+
+// y = mean over the n elements of max(x, 0) - x t + log(1 + e^-|x|) (x the logits, t the
+// targets);  g_x = g_y (sigmoid(x) - t) / n,  g_t = -g_y x / n;
+// dy = sum((sigmoid(x) - t) dx - x dt) / n
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets) {
   const char* op = "binary_cross_entropy_with_logits";
   check_defined(op, logits);
@@ -453,16 +581,20 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
     return scalar(total / n, logits.dtype());
   });
   if (needs_grad(logits, targets))
-    record(op, loss, {logits, targets}, saved_bytes(logits, targets),
-           [logits, targets, n]<class T>(const Array<T>& g_y, Grads& g) {
-             const T scale = g_y() / static_cast<T>(n);
-             const Array<T>& x = logits.data<T>();
-             if (g.wanted(0)) {
-               Array<T> sig = T(1) / (T(1) + xt::exp(-x));
-               g.add(0, Array<T>((sig - targets.data<T>()) * scale));
-             }
-             if (g.wanted(1)) g.add(1, Array<T>(-x * scale));
-           });
+    record(
+        "binary_cross_entropy_with_logits", loss, {logits, targets}, saved_bytes(logits, targets),
+        [logits, targets, n](const Tensor& g_y, Grads& g) {
+          // g_y / n divides (g_y * (1 / n) would round differently from the kernel it replaced)
+          const Tensor scale = g_y / scalar(static_cast<double>(n), g_y.dtype());
+          if (g.wanted(0)) g.add(0, (sigmoid(logits) - targets) * scale);
+          if (g.wanted(1)) g.add(1, -logits * scale);
+        },
+        [logits, targets, n](const Tangents& t) {
+          Tensor d;
+          if (t.has(0)) d = (sigmoid(logits) - targets) * t[0];
+          if (t.has(1)) d = t.has(0) ? d - logits * t[1] : -logits * t[1];
+          return sum_to(d, Shape{}) / static_cast<double>(n);
+        });
   return loss;
 }
 
