@@ -201,5 +201,12 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 
 // x: (..., C), gamma: (C), beta: (C) -> (..., C), normalised over the last axis.  One fused op.
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps = 1e-5);
+// The gradients of y = layer_norm(x, gamma, beta, eps) from g_y (x's shape): layer norm's fused
+// backward as three ops of (g_y, x, gamma), each differentiable again.
+struct LayerNormBackward {
+  Tensor g_x, g_gamma, g_beta;  // (..., C), (C), (C)
+};
+LayerNormBackward layer_norm_backward(const Tensor& g_y, const Tensor& x, const Tensor& gamma,
+                                      double eps = 1e-5);
 
 }  // namespace tg

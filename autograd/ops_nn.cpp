@@ -650,7 +650,9 @@ LayerNormGrads layer_norm_backward(const Array<double>& x, const Array<double>& 
 // Backward, with gh = g gamma (the gradient of xhat):
 //   dL/dx = rstd (gh - mean(gh) - xhat mean(gh xhat)),
 //   dL/dgamma = sum over rows of g xhat,  dL/dbeta = sum over rows of g.
-// (mean(gh) comes through mu, mean(gh xhat) through rstd.)  Saves xhat and rstd.
+// (mean(gh) comes through mu, mean(gh xhat) through rstd.)  The forward keeps xhat and rstd for
+// the fused backward, and x and gamma, the backward's inputs as an op of its own
+// (layer_norm_backward), whose rules differentiate again.
 namespace {
 
 // Rows go kRowBlock at a time.  Each row's sums still run over its columns in order, in double,
@@ -711,24 +713,38 @@ void for_row_blocks(std::size_t begin, std::size_t end, const Body& body) {
   for (; r < end; ++r) body.template operator()<1>(r);
 }
 
-}  // namespace
+// What the fused backward reads, kept by the forward: xhat (N, C) and rstd (N).
+struct LayerNormSaved {
+  AnyArray xhat, rstd;
+};
 
-Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
-  check_defined("layer_norm", x);
-  check_defined("layer_norm", gamma);
-  check_defined("layer_norm", beta);
+// x (..., C), gamma and beta (C) of x's dtype, for `op` (beta undefined: not checked).
+void check_layer_norm(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta) {
+  check_defined(op, x);
+  check_defined(op, gamma);
   const Shape& s = x.shape();
-  if (s.empty()) fail("layer_norm", "x must have at least 1 dim, got a scalar");
-  const std::size_t C = s.back(), N = x.numel() / std::max<std::size_t>(C, 1);
+  if (s.empty()) fail(op, "x must have at least 1 dim, got a scalar");
+  const std::size_t C = s.back();
+  if (!beta.defined()) {
+    if (gamma.shape() != Shape{C})
+      fail(op, "gamma must be (C) = (" + std::to_string(C) + ") for x " + shape_str(s) +
+                   ", got gamma " + shape_str(gamma.shape()));
+    if (gamma.dtype() != x.dtype()) fail(op, "x and gamma must have one dtype");
+    return;
+  }
   if (gamma.shape() != Shape{C} || beta.shape() != Shape{C})
-    fail("layer_norm", "gamma and beta must be (C) = (" + std::to_string(C) + ") for x " +
-                           shape_str(s) + ", got gamma " + shape_str(gamma.shape()) + ", beta " +
-                           shape_str(beta.shape()));
+    fail(op, "gamma and beta must be (C) = (" + std::to_string(C) + ") for x " + shape_str(s) +
+                 ", got gamma " + shape_str(gamma.shape()) + ", beta " + shape_str(beta.shape()));
   if (gamma.dtype() != x.dtype() || beta.dtype() != x.dtype())
-    fail("layer_norm", "x, gamma and beta must have one dtype");
-  auto xhat = std::make_shared<AnyArray>();
-  auto rstd = std::make_shared<AnyArray>();
-  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    fail(op, "x, gamma and beta must have one dtype");
+}
+
+// The fused forward: y, with xhat and rstd kept in `saved`.
+Tensor layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                          LayerNormSaved& saved) {
+  const Shape& s = x.shape();
+  const std::size_t C = s.back(), N = x.numel() / std::max<std::size_t>(C, 1);
+  return dispatch(x.dtype(), [&]<class T>() {
     const T* xv = x.data<T>().data();
     const T* gv = gamma.data<T>().data();
     const T* bv = beta.data<T>().data();
@@ -740,40 +756,175 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
                            rs.data() + r);
       });
     });
-    *xhat = std::move(xh);
-    *rstd = std::move(rs);
+    saved.xhat = std::move(xh);
+    saved.rstd = std::move(rs);
     return Tensor(std::move(out));
   });
+}
+
+// The fused backward from the saved xhat and rstd: the three gradients, not yet recorded.
+LayerNormBackward layer_norm_backward_kernel(const Tensor& g_y, const Tensor& gamma,
+                                             const LayerNormSaved& saved) {
+  const std::size_t C = gamma.numel(), N = g_y.numel() / std::max<std::size_t>(C, 1);
+  return dispatch(g_y.dtype(), [&]<class T>() {
+    const T* gy = g_y.data<T>().data();
+    const T* xh = std::get<Array<T>>(saved.xhat).data();
+    const T* rs = std::get<Array<T>>(saved.rstd).data();
+    const T* gv = gamma.data<T>().data();
+    Array<T> g_x = Array<T>::from_shape(g_y.shape());
+    // gamma's and beta's gradients sum over rows: one partial sum per chunk of rows, added in
+    // chunk order (the same bits on any number of threads).
+    std::vector<Array<T>> partial_gamma, partial_beta;
+    partial_gamma.assign(chunk_count(N, C), xt::zeros<T>({C}));
+    partial_beta = partial_gamma;
+    parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
+      T* pg = partial_gamma[k].data();
+      T* pb = partial_beta[k].data();
+      for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
+        layer_norm_backward_rows<R>(gy + r * C, xh + r * C, rs + r, gv, C, g_x.data() + r * C, pg,
+                                    pb);
+      });
+    });
+    Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
+    for (std::size_t k = 0; k < partial_gamma.size(); ++k) {
+      g_gamma += partial_gamma[k];
+      g_beta += partial_beta[k];
+    }
+    return LayerNormBackward{Tensor(std::move(g_x)), Tensor(std::move(g_gamma)),
+                             Tensor(std::move(g_beta))};
+  });
+}
+
+// v (..., C) -> its mean over the last axis, kept as size 1: (..., 1).
+Tensor mean_last(const Tensor& v) {
+  Shape rows = v.shape();
+  rows.back() = 1;
+  return sum_to(v, rows) / static_cast<double>(v.shape().back());
+}
+
+// The normalisation written with ops, for the rules (the fused kernels compute the same
+// values): over the last axis of x (..., C), xhat = (x - mean) rstd, rstd = (var + eps)^(-1/2).
+struct Normalized {
+  Tensor xhat, rstd;  // (..., C), (..., 1)
+  // J v = rstd (v - mean(v) - xhat mean(xhat v)): xhat's Jacobian times v, row by row (mean(v)
+  // comes through the mean, mean(xhat v) through rstd).  J is symmetric, so this is also the
+  // vector-Jacobian product.
+  Tensor along(const Tensor& v) const {
+    return rstd * (v - mean_last(v) - xhat * mean_last(xhat * v));
+  }
+};
+
+Normalized normalized(const Tensor& x, double eps) {
+  const Tensor centred = x - mean_last(x);
+  const Tensor rstd = pow(mean_last(centred * centred) + eps, -0.5);
+  return {centred * rstd, rstd};
+}
+
+// The derivative of J a (a = g gamma, held fixed) along x, in direction v:
+//   H v = -rstd (mean(xhat v) J a + mean(a xhat) J v + xhat mean(a J v))
+// (from d rstd = -rstd^2 mean(xhat v) and d xhat = J v).  H is the Hessian of sum(a xhat), so
+// symmetric: also the vector-Jacobian product.
+Tensor layer_norm_curvature(const Normalized& n, const Tensor& a, const Tensor& ja,
+                            const Tensor& v) {
+  const Tensor jv = n.along(v);
+  return -n.rstd *
+         (mean_last(n.xhat * v) * ja + mean_last(a * n.xhat) * jv + n.xhat * mean_last(a * jv));
+}
+
+// Records the kernel's three gradients as ops of (g, x, gamma), each differentiable again.
+// With J = xhat's Jacobian, H = the derivative of J a along x (above), a = g gamma, sums over
+// rows written sum_rows, and u the gradient arriving at the op's output:
+//   out = J a               g_g = gamma J u,  g_x = H u,  g_gamma = sum_rows(g J u);
+//                           d(out) = J (dg gamma + g dgamma) + H dx
+//   out = sum_rows(g xhat)  g_g = u xhat,  g_x = J (g u);  d(out) = sum_rows(dg xhat + g J dx)
+//   out = sum_rows(g)       g_g = u;  d(out) = sum_rows(dg)
+LayerNormBackward record_layer_norm_backward(LayerNormBackward b, const Tensor& g_y,
+                                             const Tensor& x, const Tensor& gamma, double eps) {
+  if (needs_grad(g_y, x, gamma)) {
+    const Tensor ja = b.g_x;  // its own rules read it (H)
+    record(
+        "layer_norm_backward", b.g_x, {g_y, x, gamma}, saved_bytes(g_y, x, gamma, ja),
+        [g_y, x, gamma, ja, eps](const Tensor& u, Grads& g) {
+          const Normalized n = normalized(x, eps);
+          const Tensor ju = n.along(u);
+          if (g.wanted(0)) g.add(0, gamma * ju);
+          if (g.wanted(1)) g.add(1, layer_norm_curvature(n, g_y * gamma, ja, u));
+          if (g.wanted(2)) g.add(2, sum_to(g_y * ju, gamma.shape()));
+        },
+        [g_y, x, gamma, ja, eps](const Tangents& t) {
+          const Normalized n = normalized(x, eps);
+          Tensor d;
+          if (t.has(0) || t.has(2)) d = n.along(t[0] * gamma + g_y * t[2]);
+          if (!t.has(1)) return d;
+          const Tensor along_x = layer_norm_curvature(n, g_y * gamma, ja, t[1]);
+          return d.defined() ? d + along_x : along_x;
+        });
+  }
+  if (needs_grad(g_y, x))
+    record(
+        "layer_norm_backward_gamma", b.g_gamma, {g_y, x}, saved_bytes(g_y, x),
+        [g_y, x, eps](const Tensor& u, Grads& g) {
+          const Normalized n = normalized(x, eps);
+          if (g.wanted(0)) g.add(0, u * n.xhat);
+          if (g.wanted(1)) g.add(1, n.along(g_y * u));
+        },
+        [g_y, x, eps, params = gamma.shape()](const Tangents& t) {
+          const Normalized n = normalized(x, eps);
+          if (!t.has(1)) return sum_to(t[0] * n.xhat, params);
+          const Tensor along_x = g_y * n.along(t[1]);
+          return sum_to(t.has(0) ? t[0] * n.xhat + along_x : along_x, params);
+        });
+  if (needs_grad(g_y))
+    record(
+        "layer_norm_backward_beta", b.g_beta, {g_y}, 0,
+        [rows = g_y.shape()](const Tensor& u, Grads& g) { g.add(0, expand(u, rows)); },
+        [params = gamma.shape()](const Tangents& t) { return sum_to(t[0], params); });
+  return b;
+}
+
+}  // namespace
+
+// y = gamma xhat + beta, row by row;  g_x, g_gamma, g_beta = layer_norm_backward(g_y);
+// dy = gamma J dx + dgamma xhat + dbeta  (J = xhat's Jacobian, Normalized::along)
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
+  check_layer_norm("layer_norm", x, gamma, beta);
+  auto saved = std::make_shared<LayerNormSaved>();
+  Tensor y = layer_norm_forward(x, gamma, beta, eps, *saved);
+  const std::size_t N = x.numel() / std::max<std::size_t>(x.shape().back(), 1);
   if (needs_grad(x, gamma, beta))
-    record("layer_norm", y, {x, gamma, beta}, saved_bytes(x, gamma) + N * dtype_size(x.dtype()),
-           [xhat, rstd, gamma, N, C]<class T>(const Array<T>& g_y, Grads& g) {
-             const T* xh = std::get<Array<T>>(*xhat).data();
-             const T* rs = std::get<Array<T>>(*rstd).data();
-             const T* gv = gamma.data<T>().data();
-             Array<T> g_x = Array<T>::from_shape(g_y.shape());
-             // gamma's and beta's gradients sum over rows: one partial sum per chunk of rows,
-             // added in chunk order (the same bits on any number of threads).
-             std::vector<Array<T>> partial_gamma, partial_beta;
-             partial_gamma.assign(chunk_count(N, C), xt::zeros<T>({C}));
-             partial_beta = partial_gamma;
-             parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
-               T* pg = partial_gamma[k].data();
-               T* pb = partial_beta[k].data();
-               for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
-                 layer_norm_backward_rows<R>(g_y.data() + r * C, xh + r * C, rs + r, gv, C,
-                                             g_x.data() + r * C, pg, pb);
-               });
-             });
-             Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
-             for (std::size_t k = 0; k < partial_gamma.size(); ++k) {
-               g_gamma += partial_gamma[k];
-               g_beta += partial_beta[k];
-             }
-             if (g.wanted(0)) g.add(0, std::move(g_x));
-             if (g.wanted(1)) g.add(1, std::move(g_gamma));
-             if (g.wanted(2)) g.add(2, std::move(g_beta));
-           });
+    record(
+        "layer_norm", y, {x, gamma, beta},
+        saved_bytes(x, gamma) + saved_bytes(x) + N * dtype_size(x.dtype()),  // x, gamma; xhat, rstd
+        [x, gamma, eps, saved](const Tensor& g_y, Grads& g) {
+          LayerNormBackward b = record_layer_norm_backward(
+              layer_norm_backward_kernel(g_y, gamma, *saved), g_y, x, gamma, eps);
+          if (g.wanted(0)) g.add(0, std::move(b.g_x));
+          if (g.wanted(1)) g.add(1, std::move(b.g_gamma));
+          if (g.wanted(2)) g.add(2, std::move(b.g_beta));
+        },
+        [x, gamma, eps, shape = y.shape()](const Tangents& t) {
+          Tensor dy = expand(t[2], shape);  // dbeta (zeros when beta has no tangent)
+          if (!t.has(0) && !t.has(1)) return dy;
+          const Normalized n = normalized(x, eps);
+          if (t.has(0)) dy = dy + gamma * n.along(t[0]);
+          if (t.has(1)) dy = dy + t[1] * n.xhat;
+          return dy;
+        });
   return y;
+}
+
+LayerNormBackward layer_norm_backward(const Tensor& g_y, const Tensor& x, const Tensor& gamma,
+                                      double eps) {
+  const char* op = "layer_norm_backward";
+  check_layer_norm(op, x, gamma, Tensor());
+  check_same_dtype(op, g_y, x);
+  if (g_y.shape() != x.shape())
+    fail(op, "g_y must have x's shape: g_y is " + shape_str(g_y.shape()) + ", x is " +
+                 shape_str(x.shape()));
+  LayerNormSaved saved;  // the forward computes xhat and rstd (its y is not needed)
+  layer_norm_forward(x, gamma, zeros_like(gamma), eps, saved);
+  return record_layer_norm_backward(layer_norm_backward_kernel(g_y, gamma, saved), g_y, x, gamma,
+                                    eps);
 }
 
 }  // namespace tg

@@ -325,6 +325,40 @@ BOOST_AUTO_TEST_CASE(cross_entropy_keeps_its_softmax_for_a_retained_graph) {
   BOOST_TEST(sum(abs(second_derivative(false) - retained)).item() == 0.0);
 }
 
+BOOST_AUTO_TEST_CASE(layer_norm_and_its_backward_pass_second_order_checks) {
+  Tensor x = randn64({2, 4}, 21), gamma = randn64({4}, 22), beta = randn64({4}, 23);
+  Tensor g = randn64({2, 4}, 24);
+  CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0], in[1], in[2]); }, {x, gamma, beta},
+             kSecondOrder);
+  // Each of the backward's three ops.
+  CHECK_GRAD([](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_x; },
+             {g, x, gamma}, kSecondOrder);
+  CHECK_GRAD([](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_gamma; },
+             {g, x, gamma}, kSecondOrder);
+  CHECK_GRAD([](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_beta; },
+             {g, x, gamma}, kSecondOrder);
+  // A larger eps, and x of rank 3.
+  CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0], in[1], in[2], 0.5); },
+             {randn64({2, 1, 3}, 25), randn64({3}, 26), randn64({3}, 27)}, kSecondOrder);
+}
+
+BOOST_AUTO_TEST_CASE(layer_norm_backward_is_the_gradient_of_layer_norm) {
+  Tensor x = randn64({3, 5}, 31), gamma = randn64({5}, 32), beta = randn64({5}, 33);
+  const Tensor g = randn64({3, 5}, 34, false);
+  Tape tape;
+  TapeGuard recording(tape);
+  const std::vector<Tensor> by_backward =
+      grad({layer_norm(x, gamma, beta)}, {x, gamma, beta}, {.grad_outputs = {g}});
+  const LayerNormBackward b = layer_norm_backward(g, x, gamma);
+  BOOST_TEST((b.g_x.data<double>() == by_backward[0].data<double>()));
+  BOOST_TEST((b.g_gamma.data<double>() == by_backward[1].data<double>()));
+  BOOST_TEST((b.g_beta.data<double>() == by_backward[2].data<double>()));
+  CHECK_THROWS_WITH(layer_norm_backward(randn64({3, 4}, 1), x, gamma),
+                    "layer_norm_backward: g_y must have x's shape: g_y is (3, 4), x is (3, 5)");
+  CHECK_THROWS_WITH(layer_norm_backward(g, x, randn64({4}, 1)),
+                    "layer_norm_backward: gamma must be (C) = (5) for x (3, 5), got gamma (4)");
+}
+
 // Targets that require grad, and large logits (where the loss is nearly linear).
 BOOST_AUTO_TEST_CASE(binary_cross_entropy_with_logits_passes_second_order_checks) {
   Tensor x = randn64({2, 3}, 41) * 3.0;
