@@ -235,6 +235,11 @@ struct CrossEntropyOptions {
 // (0 when every target is ignored).  Fused with log_softmax.
 Tensor cross_entropy(const Tensor& logits, const Ids& targets,
                      const CrossEntropyOptions& options = {});
+// g_y (p - q) / n, p = softmax(logits) and q the target distribution: cross_entropy's gradient
+// for the logits, its fused backward as an op of (g_y, logits), differentiable again.
+// g_y: () -> (..., C)
+Tensor cross_entropy_backward(const Tensor& g_y, const Tensor& logits, const Ids& targets,
+                              const CrossEntropyOptions& options = {});
 
 // logits, targets: the same shape (...) -> () mean of
 //   max(x, 0) - x t + log(1 + e^-|x|)   (= -t log sigmoid(x) - (1 - t) log(1 - sigmoid(x)))
@@ -243,5 +248,12 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 
 // x: (..., C), gamma: (C), beta: (C) -> (..., C), normalised over the last axis.  One fused op.
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps = 1e-5);
+// The gradients of y = layer_norm(x, gamma, beta, eps) from g_y (x's shape): layer norm's fused
+// backward as three ops of (g_y, x, gamma), each differentiable again.
+struct LayerNormBackward {
+  Tensor g_x, g_gamma, g_beta;  // (..., C), (C), (C)
+};
+LayerNormBackward layer_norm_backward(const Tensor& g_y, const Tensor& x, const Tensor& gamma,
+                                      double eps = 1e-5);
 
 }  // namespace tg

@@ -537,89 +537,217 @@ Array<double> cross_entropy_backward(const Array<double>& z,
 //   q = (1 - e) onehot(t) + e / C,   loss_r = -sum_c q_c log p_c
 //   loss = sum_r loss_r / n, n = the number of rows not ignored.
 // Since sum_c q_c = 1, d loss_r / d logits_rc = p_c - q_c, so dL/dlogits = g (p - q) / n.
-// Backward saves p (the softmax), not the logits.
-Tensor cross_entropy(const Tensor& logits, const Ids& targets, const CrossEntropyOptions& opt) {
-  check_defined("cross_entropy", logits);
+// The forward keeps p (the softmax) for the backward, which is an op of its own,
+// cross_entropy_backward, whose rules differentiate again.
+namespace {
+
+// Checks logits (..., C), targets (...) and the options for `op`; returns n, the number of
+// rows not ignored.
+std::size_t counted_rows(const char* op, const Tensor& logits, const Ids& targets,
+                         const CrossEntropyOptions& opt) {
+  check_defined(op, logits);
   const Shape& s = logits.shape();
   if (s.empty() ||
       !std::equal(targets.shape().begin(), targets.shape().end(), s.begin(), s.end() - 1) ||
       targets.dimension() != s.size() - 1)
-    fail("cross_entropy", "logits (..., C) and targets (...) must agree: logits are " +
-                              shape_str(s) + ", targets are " +
-                              shape_str(Shape(targets.shape().begin(), targets.shape().end())));
+    fail(op, "logits (..., C) and targets (...) must agree: logits are " + shape_str(s) +
+                 ", targets are " +
+                 shape_str(Shape(targets.shape().begin(), targets.shape().end())));
   if (!(opt.label_smoothing >= 0.0 && opt.label_smoothing <= 1.0))
-    fail("cross_entropy",
-         "label_smoothing must be in [0, 1], got " + std::to_string(opt.label_smoothing));
+    fail(op, "label_smoothing must be in [0, 1], got " + std::to_string(opt.label_smoothing));
   const std::size_t C = s.back(), N = targets.size();
-  if (C == 0) fail("cross_entropy", "logits have 0 classes: " + shape_str(s));
+  if (C == 0) fail(op, "logits have 0 classes: " + shape_str(s));
   std::size_t n_valid = 0;
   for (std::size_t r = 0; r < N; ++r) {
     const std::int64_t t = targets.data()[r];
     if (t == opt.ignore_index) continue;
     if (t < 0 || static_cast<std::size_t>(t) >= C)
-      fail("cross_entropy", "target " + std::to_string(t) + " at flat position " +
-                                std::to_string(r) + " is out of range for " + std::to_string(C) +
-                                " classes (and is not ignore_index " +
-                                std::to_string(opt.ignore_index) + ")");
+      fail(op, "target " + std::to_string(t) + " at flat position " + std::to_string(r) +
+                   " is out of range for " + std::to_string(C) + " classes (and is not " +
+                   "ignore_index " + std::to_string(opt.ignore_index) + ")");
     ++n_valid;
   }
+  return n_valid;
+}
+
+// p = the softmax of each row of x (N, C); returns the loss summed over the rows not ignored.
+template <class T>
+double softmax_rows(const T* x, T* p, std::size_t N, std::size_t C, const Ids& targets,
+                    const CrossEntropyOptions& opt) {
   const double e = opt.label_smoothing;
+  // Rows in parallel chunks; each chunk's share of the loss is summed in chunk order.
+  std::vector<double> partial(chunk_count(N, C), 0.0);
+  parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
+    for (std::size_t r = begin; r < end; ++r) {
+      const T* xr = x + r * C;
+      T* pr = p + r * C;
+      T m = xr[0];
+      for (std::size_t c = 1; c < C; ++c) m = std::max(m, xr[c]);
+      const auto [z, sum_x] = exp_shifted_row(xr, pr, C, m);  // pr = exp(x - m)
+      const double lse = m + std::log(z);
+      const T inv_z = static_cast<T>(1.0 / z);
+      for (std::size_t c = 0; c < C; ++c) pr[c] *= inv_z;
+      const std::int64_t t = targets.data()[r];
+      if (t == opt.ignore_index) continue;
+      partial[k] -= (1 - e) * (xr[t] - lse) + e / C * (sum_x - C * lse);
+    }
+  });
+  double total = 0;
+  for (double v : partial) total += v;
+  return total;
+}
+
+// The gradient's kernel: out = scale (p - q) row by row, scale = g / n; 0 on ignored rows.
+// out may be p's own memory (the gradient then takes p's place).
+template <class T>
+void cross_entropy_gradient_rows(const T* p, T* out, std::size_t N, std::size_t C, T scale,
+                                 const Ids& targets, const CrossEntropyOptions& opt) {
+  const T smooth = static_cast<T>(opt.label_smoothing / C);
+  parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t r = begin; r < end; ++r) {
+      T* gr = out + r * C;
+      const std::int64_t t = targets.data()[r];
+      if (t == opt.ignore_index) {
+        std::fill_n(gr, C, T(0));
+        continue;
+      }
+      const T* pr = p + r * C;
+      for (std::size_t c = 0; c < C; ++c) gr[c] = (pr[c] - smooth) * scale;
+      gr[t] -= static_cast<T>(1 - opt.label_smoothing) * scale;
+    }
+  });
+}
+
+// The gradient as tensors: p = softmax(logits) written with ops, so that it differentiates
+// again (the fused kernel computes the same values), and the constants q, the target
+// distributions (..., C), and w = 1 / n on rows not ignored, 0 on ignored ones (..., 1).
+// The gradient is g (p - q) w.
+struct CrossEntropyTerms {
+  Tensor p, q, w;
+};
+
+CrossEntropyTerms cross_entropy_terms(const Tensor& logits, const Ids& targets,
+                                      const CrossEntropyOptions& opt, std::size_t n_valid) {
+  const Shape& s = logits.shape();
+  const std::size_t C = s.back(), N = targets.size();
+  Shape rows = s;
+  rows.back() = 1;
+  // The row maxima, as constants: shifting a row changes nothing in p, and e^ cannot overflow.
+  const Tensor e = exp(logits - max(logits.detach(), {-1}, true));
+  CrossEntropyTerms k{e / sum_to(e, rows), Tensor(), Tensor()};
+  dispatch(logits.dtype(), [&]<class T>() {
+    Array<T> q = xt::zeros<T>(s), w = xt::zeros<T>(rows);
+    for (std::size_t r = 0; r < N; ++r) {
+      const std::int64_t t = targets.data()[r];
+      if (t == opt.ignore_index) continue;
+      w.data()[r] = static_cast<T>(1.0 / n_valid);
+      std::fill_n(q.data() + r * C, C, static_cast<T>(opt.label_smoothing / C));
+      q.data()[r * C + t] += static_cast<T>(1 - opt.label_smoothing);
+    }
+    k.q = Tensor(std::move(q));
+    k.w = Tensor(std::move(w));
+  });
+  return k;
+}
+
+// J v = p (v - sum_c v_c p_c), row by row: the softmax's Jacobian times v.  J is symmetric, so
+// this is also the vector-Jacobian product.
+Tensor softmax_along(const Tensor& p, const Tensor& v) {
+  Shape rows = p.shape();
+  rows.back() = 1;
+  return p * (v - sum_to(v * p, rows));
+}
+
+// out = g (p - q) w (cross_entropy_terms), an op of (g, logits), linear in g:
+//   g_g = sum(g_out (p - q) w),  g_logits = g w J g_out;  d(out) = dg (p - q) w + g w J dlogits
+// The values come from the fused kernel, with the softmax p that the forward kept: `take` lets
+// the gradient take p's memory when nothing needs p afterwards.
+Tensor cross_entropy_gradient(const Tensor& g_y, const Tensor& logits,
+                              const std::shared_ptr<const Ids>& targets,
+                              const CrossEntropyOptions& opt, std::size_t n_valid, AnyArray& probs,
+                              bool take) {
+  const std::size_t C = logits.shape().back(), N = targets->size();
+  Tensor g_x = dispatch(logits.dtype(), [&]<class T>() {
+    Array<T>& p = std::get<Array<T>>(probs);
+    Array<T> out = take ? std::move(p) : Array<T>::from_shape(logits.shape());
+    const T scale = n_valid > 0 ? g_y.data<T>()() / static_cast<T>(n_valid) : T(0);
+    cross_entropy_gradient_rows(take ? out.data() : p.data(), out.data(), N, C, scale, *targets,
+                                opt);
+    out.reshape(logits.shape());
+    return Tensor(std::move(out));
+  });
+  if (needs_grad(g_y, logits))
+    record(
+        "cross_entropy_backward", g_x, {g_y, logits}, saved_bytes(g_y, logits),
+        [g_y, logits, targets, opt, n_valid](const Tensor& g_out, Grads& g) {
+          const CrossEntropyTerms k = cross_entropy_terms(logits, *targets, opt, n_valid);
+          if (g.wanted(0)) g.add(0, sum_to(g_out * (k.p - k.q) * k.w, g_y.shape()));
+          if (g.wanted(1)) g.add(1, softmax_along(k.p, g_out) * k.w * g_y);
+        },
+        [g_y, logits, targets, opt, n_valid](const Tangents& t) {
+          const CrossEntropyTerms k = cross_entropy_terms(logits, *targets, opt, n_valid);
+          if (!t.has(1)) return t[0] * (k.p - k.q) * k.w;
+          const Tensor along_logits = softmax_along(k.p, t[1]) * k.w * g_y;
+          return t.has(0) ? t[0] * (k.p - k.q) * k.w + along_logits : along_logits;
+        });
+  return g_x;
+}
+
+}  // namespace
+
+// y = -sum_r w_r sum_c q_rc log p_rc;  g_logits = cross_entropy_backward(g_y) = g_y (p - q) w;
+// dy = sum(dlogits (p - q) w)
+Tensor cross_entropy(const Tensor& logits, const Ids& targets, const CrossEntropyOptions& opt) {
+  const std::size_t n_valid = counted_rows("cross_entropy", logits, targets, opt);
+  const std::size_t C = logits.shape().back(), N = targets.size();
   auto probs = std::make_shared<AnyArray>();
   Tensor loss = dispatch(logits.dtype(), [&]<class T>() {
-    const T* x = logits.data<T>().data();
     Array<T> p = Array<T>::from_shape({N, C});
-    // Rows in parallel chunks; each chunk's share of the loss is summed in chunk order.
-    std::vector<double> partial(chunk_count(N, C), 0.0);
-    parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
-      for (std::size_t r = begin; r < end; ++r) {
-        const T* xr = x + r * C;
-        T* pr = p.data() + r * C;
-        T m = xr[0];
-        for (std::size_t c = 1; c < C; ++c) m = std::max(m, xr[c]);
-        const auto [z, sum_x] = exp_shifted_row(xr, pr, C, m);  // pr = exp(x - m)
-        const double lse = m + std::log(z);
-        const T inv_z = static_cast<T>(1.0 / z);
-        for (std::size_t c = 0; c < C; ++c) pr[c] *= inv_z;
-        const std::int64_t t = targets.data()[r];
-        if (t == opt.ignore_index) continue;
-        partial[k] -= (1 - e) * (xr[t] - lse) + e / C * (sum_x - C * lse);
-      }
-    });
-    double total = 0;
-    for (double v : partial) total += v;
+    const double total = softmax_rows(logits.data<T>().data(), p.data(), N, C, targets, opt);
     *probs = std::move(p);
     return scalar(n_valid > 0 ? total / n_valid : 0.0, logits.dtype());
   });
   if (needs_grad(logits)) {
     auto saved_targets = std::make_shared<const Ids>(targets);
-    record("cross_entropy", loss, {logits}, N * C * dtype_size(logits.dtype()),
-           [probs, saved_targets, opt, n_valid, shape = s]<class T>(const Array<T>& g_y, Grads& g) {
-             const std::size_t C = shape.back(), N = saved_targets->size();
-             // p, turned into g (p - q) / n in place: the closure runs once, so it may take p.
-             Array<T> g_x = std::move(std::get<Array<T>>(*probs));
-             const T scale = n_valid > 0 ? g_y() / static_cast<T>(n_valid) : T(0);
-             const T smooth = static_cast<T>(opt.label_smoothing / C);
-             parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
-               for (std::size_t r = begin; r < end; ++r) {
-                 T* gr = g_x.data() + r * C;
-                 const std::int64_t t = saved_targets->data()[r];
-                 if (t == opt.ignore_index) {
-                   std::fill_n(gr, C, T(0));
-                   continue;
-                 }
-                 for (std::size_t c = 0; c < C; ++c) gr[c] = (gr[c] - smooth) * scale;
-                 gr[t] -= static_cast<T>(1 - opt.label_smoothing) * scale;
-               }
-             });
-             g_x.reshape(shape);
-             g.add(0, std::move(g_x));
-           });
+    record(
+        "cross_entropy", loss, {logits}, saved_bytes(logits) * 2,  // the logits and p
+        [logits, probs, saved_targets, opt, n_valid](const Tensor& g_y, Grads& g) {
+          // When this rule holds the only reference to p, the tape runs it once and then drops
+          // it (no retain_graph): the gradient may take p's memory instead of a copy.
+          const bool last_use = probs.use_count() == 1;
+          g.add(0,
+                cross_entropy_gradient(g_y, logits, saved_targets, opt, n_valid, *probs, last_use));
+        },
+        [logits, probs, saved_targets, opt, n_valid](const Tangents& t) {
+          const Tensor slope = cross_entropy_gradient(scalar(1.0, logits.dtype()), logits,
+                                                      saved_targets, opt, n_valid, *probs, false);
+          return sum_to(t[0] * slope, Shape{});
+        });
   }
   return loss;
 }
 
-// l_i = max(x_i, 0) - x_i t_i + log(1 + e^-|x_i|), loss = mean_i l_i, n elements.
-//   dl/dx = sigmoid(x) - t,   dl/dt = -x   (each divided by n for the mean)
+Tensor cross_entropy_backward(const Tensor& g_y, const Tensor& logits, const Ids& targets,
+                              const CrossEntropyOptions& opt) {
+  const char* op = "cross_entropy_backward";
+  const std::size_t n_valid = counted_rows(op, logits, targets, opt);
+  check_same_dtype(op, g_y, logits);
+  if (g_y.dim() != 0)
+    fail(op, "g_y is the gradient of the scalar loss, so it must be a scalar (), got " +
+                 shape_str(g_y.shape()));
+  const std::size_t C = logits.shape().back(), N = targets.size();
+  AnyArray probs = dispatch(logits.dtype(), [&]<class T>() {
+    Array<T> p = Array<T>::from_shape({N, C});
+    softmax_rows(logits.data<T>().data(), p.data(), N, C, targets, opt);
+    return AnyArray(std::move(p));
+  });
+  return cross_entropy_gradient(g_y, logits, std::make_shared<const Ids>(targets), opt, n_valid,
+                                probs, true);
+}
+
+// y = mean over the n elements of max(x, 0) - x t + log(1 + e^-|x|) (x the logits, t the
+// targets);  g_x = g_y (sigmoid(x) - t) / n,  g_t = -g_y x / n;
+// dy = sum((sigmoid(x) - t) dx - x dt) / n
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets) {
   const char* op = "binary_cross_entropy_with_logits";
   check_defined(op, logits);
@@ -640,16 +768,20 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
     return scalar(total / n, logits.dtype());
   });
   if (needs_grad(logits, targets))
-    record(op, loss, {logits, targets}, saved_bytes(logits, targets),
-           [logits, targets, n]<class T>(const Array<T>& g_y, Grads& g) {
-             const T scale = g_y() / static_cast<T>(n);
-             const Array<T>& x = logits.data<T>();
-             if (g.wanted(0)) {
-               Array<T> sig = T(1) / (T(1) + xt::exp(-x));
-               g.add(0, Array<T>((sig - targets.data<T>()) * scale));
-             }
-             if (g.wanted(1)) g.add(1, Array<T>(-x * scale));
-           });
+    record(
+        "binary_cross_entropy_with_logits", loss, {logits, targets}, saved_bytes(logits, targets),
+        [logits, targets, n](const Tensor& g_y, Grads& g) {
+          // g_y / n divides (g_y * (1 / n) would round differently from the kernel it replaced)
+          const Tensor scale = g_y / scalar(static_cast<double>(n), g_y.dtype());
+          if (g.wanted(0)) g.add(0, (sigmoid(logits) - targets) * scale);
+          if (g.wanted(1)) g.add(1, -logits * scale);
+        },
+        [logits, targets, n](const Tangents& t) {
+          Tensor d;
+          if (t.has(0)) d = (sigmoid(logits) - targets) * t[0];
+          if (t.has(1)) d = t.has(0) ? d - logits * t[1] : -logits * t[1];
+          return sum_to(d, Shape{}) / static_cast<double>(n);
+        });
   return loss;
 }
 
@@ -705,7 +837,9 @@ LayerNormGrads layer_norm_backward(const Array<double>& x, const Array<double>& 
 // Backward, with gh = g gamma (the gradient of xhat):
 //   dL/dx = rstd (gh - mean(gh) - xhat mean(gh xhat)),
 //   dL/dgamma = sum over rows of g xhat,  dL/dbeta = sum over rows of g.
-// (mean(gh) comes through mu, mean(gh xhat) through rstd.)  Saves xhat and rstd.
+// (mean(gh) comes through mu, mean(gh xhat) through rstd.)  The forward keeps xhat and rstd for
+// the fused backward, and x and gamma, the backward's inputs as an op of its own
+// (layer_norm_backward), whose rules differentiate again.
 namespace {
 
 // Rows go kRowBlock at a time.  Each row's sums still run over its columns in order, in double,
@@ -766,24 +900,38 @@ void for_row_blocks(std::size_t begin, std::size_t end, const Body& body) {
   for (; r < end; ++r) body.template operator()<1>(r);
 }
 
-}  // namespace
+// What the fused backward reads, kept by the forward: xhat (N, C) and rstd (N).
+struct LayerNormSaved {
+  AnyArray xhat, rstd;
+};
 
-Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
-  check_defined("layer_norm", x);
-  check_defined("layer_norm", gamma);
-  check_defined("layer_norm", beta);
+// x (..., C), gamma and beta (C) of x's dtype, for `op` (beta undefined: not checked).
+void check_layer_norm(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta) {
+  check_defined(op, x);
+  check_defined(op, gamma);
   const Shape& s = x.shape();
-  if (s.empty()) fail("layer_norm", "x must have at least 1 dim, got a scalar");
-  const std::size_t C = s.back(), N = x.numel() / std::max<std::size_t>(C, 1);
+  if (s.empty()) fail(op, "x must have at least 1 dim, got a scalar");
+  const std::size_t C = s.back();
+  if (!beta.defined()) {
+    if (gamma.shape() != Shape{C})
+      fail(op, "gamma must be (C) = (" + std::to_string(C) + ") for x " + shape_str(s) +
+                   ", got gamma " + shape_str(gamma.shape()));
+    if (gamma.dtype() != x.dtype()) fail(op, "x and gamma must have one dtype");
+    return;
+  }
   if (gamma.shape() != Shape{C} || beta.shape() != Shape{C})
-    fail("layer_norm", "gamma and beta must be (C) = (" + std::to_string(C) + ") for x " +
-                           shape_str(s) + ", got gamma " + shape_str(gamma.shape()) + ", beta " +
-                           shape_str(beta.shape()));
+    fail(op, "gamma and beta must be (C) = (" + std::to_string(C) + ") for x " + shape_str(s) +
+                 ", got gamma " + shape_str(gamma.shape()) + ", beta " + shape_str(beta.shape()));
   if (gamma.dtype() != x.dtype() || beta.dtype() != x.dtype())
-    fail("layer_norm", "x, gamma and beta must have one dtype");
-  auto xhat = std::make_shared<AnyArray>();
-  auto rstd = std::make_shared<AnyArray>();
-  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    fail(op, "x, gamma and beta must have one dtype");
+}
+
+// The fused forward: y, with xhat and rstd kept in `saved`.
+Tensor layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                          LayerNormSaved& saved) {
+  const Shape& s = x.shape();
+  const std::size_t C = s.back(), N = x.numel() / std::max<std::size_t>(C, 1);
+  return dispatch(x.dtype(), [&]<class T>() {
     const T* xv = x.data<T>().data();
     const T* gv = gamma.data<T>().data();
     const T* bv = beta.data<T>().data();
@@ -795,40 +943,175 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
                            rs.data() + r);
       });
     });
-    *xhat = std::move(xh);
-    *rstd = std::move(rs);
+    saved.xhat = std::move(xh);
+    saved.rstd = std::move(rs);
     return Tensor(std::move(out));
   });
+}
+
+// The fused backward from the saved xhat and rstd: the three gradients, not yet recorded.
+LayerNormBackward layer_norm_backward_kernel(const Tensor& g_y, const Tensor& gamma,
+                                             const LayerNormSaved& saved) {
+  const std::size_t C = gamma.numel(), N = g_y.numel() / std::max<std::size_t>(C, 1);
+  return dispatch(g_y.dtype(), [&]<class T>() {
+    const T* gy = g_y.data<T>().data();
+    const T* xh = std::get<Array<T>>(saved.xhat).data();
+    const T* rs = std::get<Array<T>>(saved.rstd).data();
+    const T* gv = gamma.data<T>().data();
+    Array<T> g_x = Array<T>::from_shape(g_y.shape());
+    // gamma's and beta's gradients sum over rows: one partial sum per chunk of rows, added in
+    // chunk order (the same bits on any number of threads).
+    std::vector<Array<T>> partial_gamma, partial_beta;
+    partial_gamma.assign(chunk_count(N, C), xt::zeros<T>({C}));
+    partial_beta = partial_gamma;
+    parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
+      T* pg = partial_gamma[k].data();
+      T* pb = partial_beta[k].data();
+      for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
+        layer_norm_backward_rows<R>(gy + r * C, xh + r * C, rs + r, gv, C, g_x.data() + r * C, pg,
+                                    pb);
+      });
+    });
+    Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
+    for (std::size_t k = 0; k < partial_gamma.size(); ++k) {
+      g_gamma += partial_gamma[k];
+      g_beta += partial_beta[k];
+    }
+    return LayerNormBackward{Tensor(std::move(g_x)), Tensor(std::move(g_gamma)),
+                             Tensor(std::move(g_beta))};
+  });
+}
+
+// v (..., C) -> its mean over the last axis, kept as size 1: (..., 1).
+Tensor mean_last(const Tensor& v) {
+  Shape rows = v.shape();
+  rows.back() = 1;
+  return sum_to(v, rows) / static_cast<double>(v.shape().back());
+}
+
+// The normalisation written with ops, for the rules (the fused kernels compute the same
+// values): over the last axis of x (..., C), xhat = (x - mean) rstd, rstd = (var + eps)^(-1/2).
+struct Normalized {
+  Tensor xhat, rstd;  // (..., C), (..., 1)
+  // J v = rstd (v - mean(v) - xhat mean(xhat v)): xhat's Jacobian times v, row by row (mean(v)
+  // comes through the mean, mean(xhat v) through rstd).  J is symmetric, so this is also the
+  // vector-Jacobian product.
+  Tensor along(const Tensor& v) const {
+    return rstd * (v - mean_last(v) - xhat * mean_last(xhat * v));
+  }
+};
+
+Normalized normalized(const Tensor& x, double eps) {
+  const Tensor centred = x - mean_last(x);
+  const Tensor rstd = pow(mean_last(centred * centred) + eps, -0.5);
+  return {centred * rstd, rstd};
+}
+
+// The derivative of J a (a = g gamma, held fixed) along x, in direction v:
+//   H v = -rstd (mean(xhat v) J a + mean(a xhat) J v + xhat mean(a J v))
+// (from d rstd = -rstd^2 mean(xhat v) and d xhat = J v).  H is the Hessian of sum(a xhat), so
+// symmetric: also the vector-Jacobian product.
+Tensor layer_norm_curvature(const Normalized& n, const Tensor& a, const Tensor& ja,
+                            const Tensor& v) {
+  const Tensor jv = n.along(v);
+  return -n.rstd *
+         (mean_last(n.xhat * v) * ja + mean_last(a * n.xhat) * jv + n.xhat * mean_last(a * jv));
+}
+
+// Records the kernel's three gradients as ops of (g, x, gamma), each differentiable again.
+// With J = xhat's Jacobian, H = the derivative of J a along x (above), a = g gamma, sums over
+// rows written sum_rows, and u the gradient arriving at the op's output:
+//   out = J a               g_g = gamma J u,  g_x = H u,  g_gamma = sum_rows(g J u);
+//                           d(out) = J (dg gamma + g dgamma) + H dx
+//   out = sum_rows(g xhat)  g_g = u xhat,  g_x = J (g u);  d(out) = sum_rows(dg xhat + g J dx)
+//   out = sum_rows(g)       g_g = u;  d(out) = sum_rows(dg)
+LayerNormBackward record_layer_norm_backward(LayerNormBackward b, const Tensor& g_y,
+                                             const Tensor& x, const Tensor& gamma, double eps) {
+  if (needs_grad(g_y, x, gamma)) {
+    const Tensor ja = b.g_x;  // its own rules read it (H)
+    record(
+        "layer_norm_backward", b.g_x, {g_y, x, gamma}, saved_bytes(g_y, x, gamma, ja),
+        [g_y, x, gamma, ja, eps](const Tensor& u, Grads& g) {
+          const Normalized n = normalized(x, eps);
+          const Tensor ju = n.along(u);
+          if (g.wanted(0)) g.add(0, gamma * ju);
+          if (g.wanted(1)) g.add(1, layer_norm_curvature(n, g_y * gamma, ja, u));
+          if (g.wanted(2)) g.add(2, sum_to(g_y * ju, gamma.shape()));
+        },
+        [g_y, x, gamma, ja, eps](const Tangents& t) {
+          const Normalized n = normalized(x, eps);
+          Tensor d;
+          if (t.has(0) || t.has(2)) d = n.along(t[0] * gamma + g_y * t[2]);
+          if (!t.has(1)) return d;
+          const Tensor along_x = layer_norm_curvature(n, g_y * gamma, ja, t[1]);
+          return d.defined() ? d + along_x : along_x;
+        });
+  }
+  if (needs_grad(g_y, x))
+    record(
+        "layer_norm_backward_gamma", b.g_gamma, {g_y, x}, saved_bytes(g_y, x),
+        [g_y, x, eps](const Tensor& u, Grads& g) {
+          const Normalized n = normalized(x, eps);
+          if (g.wanted(0)) g.add(0, u * n.xhat);
+          if (g.wanted(1)) g.add(1, n.along(g_y * u));
+        },
+        [g_y, x, eps, params = gamma.shape()](const Tangents& t) {
+          const Normalized n = normalized(x, eps);
+          if (!t.has(1)) return sum_to(t[0] * n.xhat, params);
+          const Tensor along_x = g_y * n.along(t[1]);
+          return sum_to(t.has(0) ? t[0] * n.xhat + along_x : along_x, params);
+        });
+  if (needs_grad(g_y))
+    record(
+        "layer_norm_backward_beta", b.g_beta, {g_y}, 0,
+        [rows = g_y.shape()](const Tensor& u, Grads& g) { g.add(0, expand(u, rows)); },
+        [params = gamma.shape()](const Tangents& t) { return sum_to(t[0], params); });
+  return b;
+}
+
+}  // namespace
+
+// y = gamma xhat + beta, row by row;  g_x, g_gamma, g_beta = layer_norm_backward(g_y);
+// dy = gamma J dx + dgamma xhat + dbeta  (J = xhat's Jacobian, Normalized::along)
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps) {
+  check_layer_norm("layer_norm", x, gamma, beta);
+  auto saved = std::make_shared<LayerNormSaved>();
+  Tensor y = layer_norm_forward(x, gamma, beta, eps, *saved);
+  const std::size_t N = x.numel() / std::max<std::size_t>(x.shape().back(), 1);
   if (needs_grad(x, gamma, beta))
-    record("layer_norm", y, {x, gamma, beta}, saved_bytes(x, gamma) + N * dtype_size(x.dtype()),
-           [xhat, rstd, gamma, N, C]<class T>(const Array<T>& g_y, Grads& g) {
-             const T* xh = std::get<Array<T>>(*xhat).data();
-             const T* rs = std::get<Array<T>>(*rstd).data();
-             const T* gv = gamma.data<T>().data();
-             Array<T> g_x = Array<T>::from_shape(g_y.shape());
-             // gamma's and beta's gradients sum over rows: one partial sum per chunk of rows,
-             // added in chunk order (the same bits on any number of threads).
-             std::vector<Array<T>> partial_gamma, partial_beta;
-             partial_gamma.assign(chunk_count(N, C), xt::zeros<T>({C}));
-             partial_beta = partial_gamma;
-             parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
-               T* pg = partial_gamma[k].data();
-               T* pb = partial_beta[k].data();
-               for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
-                 layer_norm_backward_rows<R>(g_y.data() + r * C, xh + r * C, rs + r, gv, C,
-                                             g_x.data() + r * C, pg, pb);
-               });
-             });
-             Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
-             for (std::size_t k = 0; k < partial_gamma.size(); ++k) {
-               g_gamma += partial_gamma[k];
-               g_beta += partial_beta[k];
-             }
-             if (g.wanted(0)) g.add(0, std::move(g_x));
-             if (g.wanted(1)) g.add(1, std::move(g_gamma));
-             if (g.wanted(2)) g.add(2, std::move(g_beta));
-           });
+    record(
+        "layer_norm", y, {x, gamma, beta},
+        saved_bytes(x, gamma) + saved_bytes(x) + N * dtype_size(x.dtype()),  // x, gamma; xhat, rstd
+        [x, gamma, eps, saved](const Tensor& g_y, Grads& g) {
+          LayerNormBackward b = record_layer_norm_backward(
+              layer_norm_backward_kernel(g_y, gamma, *saved), g_y, x, gamma, eps);
+          if (g.wanted(0)) g.add(0, std::move(b.g_x));
+          if (g.wanted(1)) g.add(1, std::move(b.g_gamma));
+          if (g.wanted(2)) g.add(2, std::move(b.g_beta));
+        },
+        [x, gamma, eps, shape = y.shape()](const Tangents& t) {
+          Tensor dy = expand(t[2], shape);  // dbeta (zeros when beta has no tangent)
+          if (!t.has(0) && !t.has(1)) return dy;
+          const Normalized n = normalized(x, eps);
+          if (t.has(0)) dy = dy + gamma * n.along(t[0]);
+          if (t.has(1)) dy = dy + t[1] * n.xhat;
+          return dy;
+        });
   return y;
+}
+
+LayerNormBackward layer_norm_backward(const Tensor& g_y, const Tensor& x, const Tensor& gamma,
+                                      double eps) {
+  const char* op = "layer_norm_backward";
+  check_layer_norm(op, x, gamma, Tensor());
+  check_same_dtype(op, g_y, x);
+  if (g_y.shape() != x.shape())
+    fail(op, "g_y must have x's shape: g_y is " + shape_str(g_y.shape()) + ", x is " +
+                 shape_str(x.shape()));
+  LayerNormSaved saved;  // the forward computes xhat and rstd (its y is not needed)
+  layer_norm_forward(x, gamma, zeros_like(gamma), eps, saved);
+  return record_layer_norm_backward(layer_norm_backward_kernel(g_y, gamma, saved), g_y, x, gamma,
+                                    eps);
 }
 
 }  // namespace tg
