@@ -115,6 +115,9 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis = -1);
 // shape).  Masked entries get 0; a row with no true entry gives all zeros and zero gradients,
 // never NaN.  x: (..., S) -> (..., S)
 Tensor masked_softmax(const Tensor& x, const Mask& mask);
+// y (v - <v, y>) per last-axis row, for y = masked_softmax(x): its backward as an op (v = g_y)
+// and its tangent (v = dx), differentiable again.  v, y: (..., S) -> (..., S)
+Tensor masked_softmax_backward(const Tensor& v, const Tensor& y);
 
 // Relative-position "skewing" (Huang et al. 2018).  Queries i = 0..T-1 sit at absolute
 // positions i + S - T among S keys; column c of x holds relative distance d = c - (S - 1)
