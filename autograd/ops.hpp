@@ -4,6 +4,7 @@
 // op, the rule and the shapes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -137,6 +138,9 @@ Tensor log_softmax_backward(const Tensor& v, const Tensor& y, std::int64_t axis 
 // shape).  Masked entries get 0; a row with no true entry gives all zeros and zero gradients,
 // never NaN.  x: (..., S) -> (..., S)
 Tensor masked_softmax(const Tensor& x, const Mask& mask);
+// y (v - <v, y>) per last-axis row, for y = masked_softmax(x): its backward as an op (v = g_y)
+// and its tangent (v = dx), differentiable again.  v, y: (..., S) -> (..., S)
+Tensor masked_softmax_backward(const Tensor& v, const Tensor& y);
 
 // Relative-position "skewing" (Huang et al. 2018).  Queries i = 0..T-1 sit at absolute
 // positions i + S - T among S keys; column c of x holds relative distance d = c - (S - 1)
@@ -154,6 +158,15 @@ Tensor rel_unskew(const Tensor& a, bool causal);
 // -(n-1) .. n-1 (2n - 1 of them); causal: -(n-1) .. 0 (n of them; later rows add nothing).
 //   c: (H, 2n - 1) or (H, n), x: (B, H, n, F) -> y: (B, H, n, F)
 Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal = false);
+// Its two adjoints, ops of their own (each one's rules are the other two and itself):
+//   the transposed product, toeplitz_matmul's gradient for x (offsets reversed):
+//     z[b, h, j] = sum_i c[h, j - i + n - 1] g[b, h, i]
+//     c as above, g: (B, H, n, F) -> (B, H, n, F)
+Tensor toeplitz_matmul_transposed(const Tensor& c, const Tensor& g, bool causal = false);
+//   the correlation, toeplitz_matmul's gradient for c:
+//     z[h, r + n - 1] = sum over b, i, f of g[b, h, i, f] x[b, h, i + r, f]
+//     g, x: (B, H, n, F) -> (H, 2n - 1), offsets r = -(n-1) .. n-1; causal (H, n), r <= 0
+Tensor toeplitz_correlate(const Tensor& g, const Tensor& x, bool causal = false);
 // Kernelized attention's sums in one op (Luo et al. 2021), per (batch, head) block:
 //   u[i] = sum_j c[j - i] (phi_q[i] . phi_k[j]) [v[j], 1]
 // the same as toeplitz_matmul over the m (D + 1) columns phi_k[j, f] [v[j], 1], read back with
@@ -162,6 +175,12 @@ Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal = false);
 //   denominators sum_j c[j - i] phi_q[i] . phi_k[j]
 Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c,
                        bool causal = false);
+// Its backward as ops: the gradients of sum(g_u * u) for phi_q, phi_k, v and c (in that order),
+// from one pass of per-block FFTs; differentiable again (their rules call kernel_toeplitz and
+// kernel_toeplitz_backward).  g_u: (B, H, n, D + 1), the others as above.
+std::array<Tensor, 4> kernel_toeplitz_backward(const Tensor& g_u, const Tensor& phi_q,
+                                               const Tensor& phi_k, const Tensor& v,
+                                               const Tensor& c, bool causal = false);
 
 // Attention in one op, per (batch, head) block: the same as the composed version in
 // nn/attention/multihead.cpp (products, relative positions, scale, masked softmax, dropout,

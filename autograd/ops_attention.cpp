@@ -46,10 +46,23 @@ Array<double> masked_softmax_backward(const Array<double>& y, const Array<double
 
 }  // namespace reference
 
+namespace {
+
+// <a, b> over the last axis, kept: (..., S) -> (..., 1).  (sum_to sums over the axes that
+// broadcast, here the last one.)
+Tensor row_dot(const Tensor& a, const Tensor& b) {
+  Shape rows = a.shape();
+  rows.back() = 1;
+  return sum_to(a * b, rows);
+}
+
+}  // namespace
+
 // For each row x (S values) with mask m:  y_j = m_j e^(x_j - mx) / sum_{l: m_l} e^(x_l - mx),
-// mx = max over allowed entries; y = 0 when no entry is allowed.
-// Backward is the softmax's, dL/dx_j = y_j (g_j - sum_l g_l y_l): it is 0 wherever y is 0, so
-// masked entries and fully masked rows get zero gradient.  Saves y.
+// mx = max over allowed entries; y = 0 when no entry is allowed.  The Jacobian is the
+// softmax's, dy_j/dx_l = y_j ([j = l] - y_l): symmetric, and 0 wherever y is 0 (masked entries
+// and fully masked rows get zero gradient).  Saves y.
+//   g_x = masked_softmax_backward(g_y, y);  dy = masked_softmax_backward(dx, y)
 Tensor masked_softmax(const Tensor& x, const Mask& mask) {
   check_defined("masked_softmax", x);
   if (x.dim() == 0) fail("masked_softmax", "x must have at least 1 dim");
@@ -86,17 +99,45 @@ Tensor masked_softmax(const Tensor& x, const Mask& mask) {
     return Tensor(std::move(out));
   });
   if (needs_grad(x))
-    record("masked_softmax", y, {x}, saved_bytes(y),
-           [y, S, rows]<class T>(const Array<T>& g_y, Grads& g) {
-             Array<T> g_x = Array<T>::from_shape(g_y.shape());
-             const T* yv = y.data<T>().data();
-             parallel_rows(rows, S, [&](std::size_t begin, std::size_t end) {
-               for (std::size_t r = begin; r < end; ++r)
-                 softmax_backward_row(yv + r * S, g_y.data() + r * S, g_x.data() + r * S, S);
-             });
-             g.add(0, std::move(g_x));
-           });
+    record(
+        "masked_softmax", y, {x}, saved_bytes(y),
+        [y](const Tensor& g_y, Grads& g) { g.add(0, masked_softmax_backward(g_y, y)); },
+        [y](const Tangents& t) { return masked_softmax_backward(t[0], y); });
   return y;
+}
+
+// out_j = y_j (v_j - <v, y>) per row, the softmax's Jacobian times v, by the row kernel that
+// training runs.  As an op of (v, y) it is linear in v, and the Jacobian is symmetric:
+//   g_v = masked_softmax_backward(g, y),  g_y = g (v - <v, y>) - v <g, y>;
+//   d(out) = masked_softmax_backward(dv, y) + dy (v - <v, y>) - y <v, dy>
+Tensor masked_softmax_backward(const Tensor& v, const Tensor& y) {
+  check_same_dtype("masked_softmax_backward", v, y);
+  if (v.shape() != y.shape() || y.dim() == 0)
+    fail("masked_softmax_backward", "v and y must have one shape of at least 1 dim, got " +
+                                        shape_str(v.shape()) + " and " + shape_str(y.shape()));
+  const std::size_t S = y.shape().back(), rows = S == 0 ? 0 : y.numel() / S;
+  Tensor out = dispatch(y.dtype(), [&]<class T>() {
+    Array<T> g_x = Array<T>::from_shape(y.shape());
+    const T *yv = y.data<T>().data(), *vv = v.data<T>().data();
+    parallel_rows(rows, S, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t r = begin; r < end; ++r)
+        softmax_backward_row(yv + r * S, vv + r * S, g_x.data() + r * S, S);
+    });
+    return Tensor(std::move(g_x));
+  });
+  if (needs_grad(v, y))
+    record(
+        "masked_softmax_backward", out, {v, y}, saved_bytes(v, y),
+        [v, y](const Tensor& g_out, Grads& g) {
+          if (g.wanted(0)) g.add(0, masked_softmax_backward(g_out, y));
+          if (g.wanted(1)) g.add(1, g_out * (v - row_dot(v, y)) - v * row_dot(g_out, y));
+        },
+        [v, y](const Tangents& t) {
+          const auto along_y = [&] { return t[1] * (v - row_dot(v, y)) - y * row_dot(v, t[1]); };
+          if (!t.has(1)) return masked_softmax_backward(t[0], y);
+          return t.has(0) ? masked_softmax_backward(t[0], y) + along_y() : along_y();
+        });
+  return out;
 }
 
 namespace {
@@ -146,33 +187,44 @@ SkewShape skew_shape(const char* op, const Tensor& x, bool causal, bool from_dis
   return {batch, T, S, W};
 }
 
+// The index map applied: to_pairs (T, W) -> (T, S), else (T, S) -> (T, W).
 Tensor skew_or_unskew(const char* op, const Tensor& x, bool causal, bool to_pairs) {
   const SkewShape s = skew_shape(op, x, causal, to_pairs);
   Shape out = x.shape();
   out.back() = to_pairs ? s.S : s.W;
-  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+  return dispatch(x.dtype(), [&]<class T>() {
     Array<T> r = xt::zeros<T>(out);
     skew_map(x.data<T>().data(), r.data(), s, to_pairs);
     return Tensor(std::move(r));
   });
-  if (needs_grad(x))
-    record(op, y, {x}, 0, [s, to_pairs, shape = x.shape()]<class T>(const Array<T>& g_y, Grads& g) {
-      Array<T> g_x = xt::zeros<T>(shape);  // the adjoint map: the other direction
-      skew_map(g_y.data(), g_x.data(), s, !to_pairs);
-      g.add(0, std::move(g_x));
-    });
-  return y;
 }
 
 }  // namespace
 
-// Both are pure index maps (each output element is one input element, or 0), so each one's
-// backward is the other one applied to the gradient.
+// Both are linear index maps (each output element is one input element, or 0), adjoint to each
+// other: each one's gradient is the other one applied to g, and its tangent is itself applied
+// to the input's tangent.
+
+// x: (..., T, W) -> y: (..., T, S);  g_x = rel_unskew(g_y);  dy = rel_skew(dx)
 Tensor rel_skew(const Tensor& x, bool causal) {
-  return skew_or_unskew("rel_skew", x, causal, true);
+  Tensor y = skew_or_unskew("rel_skew", x, causal, true);
+  if (needs_grad(x))
+    record(
+        "rel_skew", y, {x}, 0,
+        [causal](const Tensor& g_y, Grads& g) { g.add(0, rel_unskew(g_y, causal)); },
+        [causal](const Tangents& t) { return rel_skew(t[0], causal); });
+  return y;
 }
+
+// a: (..., T, S) -> z: (..., T, W);  g_a = rel_skew(g_z);  dz = rel_unskew(da)
 Tensor rel_unskew(const Tensor& a, bool causal) {
-  return skew_or_unskew("rel_unskew", a, causal, false);
+  Tensor z = skew_or_unskew("rel_unskew", a, causal, false);
+  if (needs_grad(a))
+    record(
+        "rel_unskew", z, {a}, 0,
+        [causal](const Tensor& g_z, Grads& g) { g.add(0, rel_skew(g_z, causal)); },
+        [causal](const Tangents& t) { return rel_unskew(t[0], causal); });
+  return z;
 }
 
 }  // namespace tg

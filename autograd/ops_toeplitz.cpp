@@ -8,10 +8,10 @@
 // y[i] at index i + n - 1.  A circular convolution of length L >= 2n - 1 wraps only into indices
 // below n - 1, which are not read, so L = 2n - 1 (rounded up to a size FFTW is fast at) will do.
 //
-// Backward:
-//   g_x[j] = sum_i c[j - i] g_y[i]          the Toeplitz product with offsets reversed
-//   g_c[r] = sum_i g_y[i] . x[i + r]         a cross-correlation: conj(FFT(g_y)) FFT(x),
-//                                            summed over batch and columns before the inverse FFT.
+// The product is bilinear in (c, x); its gradients are ops of their own, by FFT too:
+//   g_x[j] = sum_i c[j - i] g_y[i]     toeplitz_matmul_transposed: the product, offsets reversed
+//   g_c[r] = sum_i g_y[i] . x[i + r]   toeplitz_correlate: a cross-correlation, conj(FFT(g_y))
+//                                      FFT(x) summed over batch and columns before the inverse
 //
 // The transforms run in double precision for float32 tensors too.  An FFT's rounding error is
 // relative to the largest entry of a column, and the columns of kernelized attention (products
@@ -20,11 +20,13 @@
 #include <fftw3.h>
 
 #include <algorithm>
+#include <array>
 #include <complex>
 #include <mutex>
 
 #include <xtensor/xoperation.hpp>
 
+#include "broadcast.hpp"
 #include "ops.hpp"
 #include "runtime/kernels.hpp"
 #include "runtime/parallel.hpp"
@@ -170,9 +172,11 @@ void for_each_range(std::size_t blocks, F body) {
 
 // y (blocks, n, F) = Toeplitz(c[block's head]) x, for `blocks` = B * H blocks of (n, F) in a
 // row, the kernels from head_spectra.  Blocks are independent: they run in parallel, each chunk
-// of them with its own buffers, and give the same result on any number of threads.
-void toeplitz_apply(const Spectra& kernels, const double* x, double* y, std::size_t B,
-                    std::size_t n, std::size_t F) {
+// of them with its own buffers, and give the same result on any number of threads.  Elements
+// are read and written as T (float or double), transformed in double.
+template <class T>
+void toeplitz_apply(const Spectra& kernels, const T* x, T* y, std::size_t B, std::size_t n,
+                    std::size_t F) {
   if (n == 0 || F == 0) return;
   const std::size_t H = kernels.size(), L = fft_length(2 * n - 1);
   for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
@@ -186,7 +190,7 @@ void toeplitz_apply(const Spectra& kernels, const double* x, double* y, std::siz
       t.inverse();
       for (std::size_t f = 0; f < F; ++f) {
         const double* col = t.column(f) + (n - 1);  // y[i] sits at index n - 1 + i
-        for (std::size_t i = 0; i < n; ++i) y[block + i * F + f] = col[i] / double(L);
+        for (std::size_t i = 0; i < n; ++i) y[block + i * F + f] = T(col[i] / double(L));
       }
     }
   });
@@ -194,14 +198,14 @@ void toeplitz_apply(const Spectra& kernels, const double* x, double* y, std::siz
 
 // g_c (H, 2n - 1): g_c[h][r + n - 1] = sum over b, i, f of g_y[b, h, i, f] x[b, h, i + r, f].
 template <class T>
-void toeplitz_coefficient_grad(const T* g_y, const T* x, T* g_c, std::size_t B, std::size_t H,
+void toeplitz_coefficient_grad(const T* g_y, const T* x, double* g_c, std::size_t B, std::size_t H,
                                std::size_t n, std::size_t F) {
   if (n == 0 || F == 0) return;
   const std::size_t L = fft_length(2 * n - 1), bins = L / 2 + 1;
-  Transforms<T> tx(L, F), tg(L, F), sum(L, 1);
+  Transforms<double> tx(L, F), tg(L, F), sum(L, 1);
   for (std::size_t h = 0; h < H; ++h) {
-    auto* acc = reinterpret_cast<std::complex<T>*>(sum.spectrum.data);
-    std::fill(acc, acc + bins, std::complex<T>(0));
+    auto* acc = reinterpret_cast<std::complex<double>*>(sum.spectrum.data);
+    std::fill(acc, acc + bins, std::complex<double>(0));
     for (std::size_t b = 0; b < B; ++b) {
       const std::size_t block = (b * H + h) * n * F;
       for (std::size_t f = 0; f < F; ++f)
@@ -209,83 +213,131 @@ void toeplitz_coefficient_grad(const T* g_y, const T* x, T* g_c, std::size_t B, 
       tx.forward();
       tg.forward();
       for (std::size_t f = 0; f < F; ++f) {
-        const std::complex<T>*zx = tx.bins(f), *zg = tg.bins(f);
+        const std::complex<double>*zx = tx.bins(f), *zg = tg.bins(f);
         for (std::size_t k = 0; k < bins; ++k) acc[k] += std::conj(zg[k]) * zx[k];
       }
     }
     sum.inverse();  // corr[r mod L] for r = -(n-1) .. n-1
     for (std::size_t s = 0; s < 2 * n - 1; ++s) {
       const std::size_t r = (s + L - (n - 1)) % L;  // offset s - (n - 1), wrapped
-      g_c[h * (2 * n - 1) + s] += sum.real.data[r] / T(L);
+      g_c[h * (2 * n - 1) + s] += sum.real.data[r] / double(L);
     }
   }
 }
 
-// Element conversions by plain copies (xt::cast and xt::zeros go through xtensor's generic
-// broadcasting assignment, many times slower on the (B, H, n, F) arrays here).
-template <class T>
-Array<double> in_double(const Array<T>& a) {
-  Array<double> out = Array<double>::from_shape(a.shape());
-  std::copy(a.begin(), a.end(), out.begin());
-  return out;
+// x: (B, H, n, F) with n > 0 and c: (H, 2n - 1), or (H, n) when causal, of x's dtype; `x_name`
+// says what the op calls x.
+void check_toeplitz(const char* op, const Tensor& c, const Tensor& x, const char* x_name,
+                    bool causal) {
+  check_defined(op, c);
+  check_defined(op, x);
+  if (x.dim() != 4)
+    fail(op, std::string(x_name) + " must be (B, H, n, F), got " + shape_str(x.shape()));
+  const std::size_t H = x.shape()[1], n = x.shape()[2];
+  const std::size_t width = causal ? n : 2 * n - 1;
+  if (c.dim() != 2 || c.shape()[0] != H || c.shape()[1] != width)
+    fail(op, std::string("c must be (H, ") + (causal ? "n" : "2n - 1") + ") = (" +
+                 std::to_string(H) + ", " + std::to_string(width) + ") for " + x_name + " " +
+                 shape_str(x.shape()) + ", got " + shape_str(c.shape()));
+  if (c.dtype() != x.dtype())
+    fail(op, std::string("c is ") + dtype_name(c.dtype()) + " but " + x_name + " is " +
+                 dtype_name(x.dtype()));
+  if (n == 0) fail(op, std::string(x_name) + " has no positions (n = 0)");
 }
 
-template <class T>
-Array<T> from_double(const Array<double>& a) {
-  Array<T> out = Array<T>::from_shape(a.shape());
-  std::copy(a.begin(), a.end(), out.begin());
-  return out;
-}
-
-Array<double> zeros_of(const Shape& shape) {
-  Array<double> out = Array<double>::from_shape(shape);
-  std::fill(out.begin(), out.end(), 0.0);
-  return out;
+// Toeplitz(c) x, or with `transposed` its transpose Toeplitz(c)^T x (the offsets reversed).
+Tensor toeplitz_product(const Tensor& c, const Tensor& x, bool transposed) {
+  const std::size_t B = x.shape()[0], n = x.shape()[2], F = x.shape()[3];
+  return dispatch(x.dtype(), [&]<class T>() {
+    Array<T> y = Array<T>::from_shape(x.shape());
+    toeplitz_apply(head_spectra(c.data<T>(), n, transposed), x.data<T>().data(), y.data(), B, n, F);
+    return Tensor(std::move(y));
+  });
 }
 
 }  // namespace
 
+// toeplitz_matmul is bilinear, and so are its two adjoints below: with
+//   tau(g, c, x) = sum_(i, j) g[i] c[j - i] x[j]   (per batch, head and column),
+// toeplitz_matmul(c, x) = d tau / dg,  toeplitz_matmul_transposed(c, g) = d tau / dx,
+// toeplitz_correlate(g, x) = d tau / dc.  Each one's gradients are the other two, and each
+// one's tangent is itself applied to one tangent at a time.
+
+// y[i] = sum_j c[j - i] x[j];  g_c = toeplitz_correlate(g_y, x),
+// g_x = toeplitz_matmul_transposed(c, g_y);  dy = toeplitz_matmul(dc, x) + toeplitz_matmul(c, dx)
 Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
-  const char* op = "toeplitz_matmul";
-  check_defined(op, c);
-  check_defined(op, x);
-  if (x.dim() != 4) fail(op, "x must be (B, H, n, F), got " + shape_str(x.shape()));
-  const std::size_t B = x.shape()[0], H = x.shape()[1], n = x.shape()[2], F = x.shape()[3];
-  const std::size_t width = causal ? n : 2 * n - 1;
-  if (c.dim() != 2 || c.shape()[0] != H || c.shape()[1] != width)
-    fail(op, std::string("c must be (H, ") + (causal ? "n" : "2n - 1") + ") = (" +
-                 std::to_string(H) + ", " + std::to_string(width) + ") for x " +
-                 shape_str(x.shape()) + ", got " + shape_str(c.shape()));
-  if (c.dtype() != x.dtype())
-    fail(op, std::string("c is ") + dtype_name(c.dtype()) + " but x is " + dtype_name(x.dtype()));
-  if (n == 0) fail(op, "x has no positions (n = 0)");
-  Tensor y = dispatch(x.dtype(), [&]<class T>() {
-    const Array<double> xd = in_double(x.data<T>());
-    Array<double> out = zeros_of(x.shape());
-    toeplitz_apply(head_spectra(c.data<T>(), n, false), xd.data(), out.data(), B, n, F);
-    return Tensor(from_double<T>(out));
-  });
+  check_toeplitz("toeplitz_matmul", c, x, "x", causal);
+  Tensor y = toeplitz_product(c, x, false);
   if (needs_grad(c, x))
     record(
-        op, y, {c, x}, saved_bytes(c, x),
-        [c, x, B, H, n, F, width]<class T>(const Array<T>& g_y, Grads& g) {
-          const Array<double> g_yd = in_double(g_y);
-          if (g.wanted(0)) {
-            const Array<double> xd = in_double(x.data<T>());
-            Array<double> g_full = xt::zeros<double>({H, 2 * n - 1});
-            toeplitz_coefficient_grad(g_yd.data(), xd.data(), g_full.data(), B, H, n, F);
-            Array<T> g_c = xt::zeros<T>({H, width});  // causal: only the given offsets, -(n-1) .. 0
-            for (std::size_t h = 0; h < H; ++h)
-              std::copy_n(g_full.data() + h * (2 * n - 1), width, g_c.data() + h * width);
-            g.add(0, std::move(g_c));
-          }
-          if (g.wanted(1)) {
-            Array<double> g_x = zeros_of(x.shape());
-            toeplitz_apply(head_spectra(c.data<T>(), n, true), g_yd.data(), g_x.data(), B, n, F);
-            g.add(1, from_double<T>(g_x));
-          }
+        "toeplitz_matmul", y, {c, x}, saved_bytes(c, x),
+        [c, x, causal](const Tensor& g_y, Grads& g) {
+          if (g.wanted(0)) g.add(0, toeplitz_correlate(g_y, x, causal));
+          if (g.wanted(1)) g.add(1, toeplitz_matmul_transposed(c, g_y, causal));
+        },
+        [c, x, causal](const Tangents& t) {
+          if (!t.has(0)) return toeplitz_matmul(c, t[1], causal);
+          if (!t.has(1)) return toeplitz_matmul(t[0], x, causal);
+          return toeplitz_matmul(t[0], x, causal) + toeplitz_matmul(c, t[1], causal);
         });
   return y;
+}
+
+// z[j] = sum_i c[j - i] g[i];  g_c = toeplitz_correlate(g, g_z), g_g = toeplitz_matmul(c, g_z);
+// dz = toeplitz_matmul_transposed(dc, g) + toeplitz_matmul_transposed(c, dg)
+Tensor toeplitz_matmul_transposed(const Tensor& c, const Tensor& g, bool causal) {
+  check_toeplitz("toeplitz_matmul_transposed", c, g, "g", causal);
+  Tensor z = toeplitz_product(c, g, true);
+  if (needs_grad(c, g))
+    record(
+        "toeplitz_matmul_transposed", z, {c, g}, saved_bytes(c, g),
+        [c, g, causal](const Tensor& g_z, Grads& grads) {
+          if (grads.wanted(0)) grads.add(0, toeplitz_correlate(g, g_z, causal));
+          if (grads.wanted(1)) grads.add(1, toeplitz_matmul(c, g_z, causal));
+        },
+        [c, g, causal](const Tangents& t) {
+          if (!t.has(0)) return toeplitz_matmul_transposed(c, t[1], causal);
+          if (!t.has(1)) return toeplitz_matmul_transposed(t[0], g, causal);
+          return toeplitz_matmul_transposed(t[0], g, causal) +
+                 toeplitz_matmul_transposed(c, t[1], causal);
+        });
+  return z;
+}
+
+// z[r] = sum_i g[i] x[i + r];  g_g = toeplitz_matmul(g_z, x), g_x = toeplitz_matmul_transposed(g_z,
+// g); dz = toeplitz_correlate(dg, x) + toeplitz_correlate(g, dx)
+Tensor toeplitz_correlate(const Tensor& g, const Tensor& x, bool causal) {
+  const char* op = "toeplitz_correlate";
+  check_defined(op, g);
+  check_defined(op, x);
+  check_same_dtype(op, g, x);
+  if (x.dim() != 4 || g.shape() != x.shape())
+    fail(op, "g and x must be (B, H, n, F) of one shape, got " + shape_str(g.shape()) + " and " +
+                 shape_str(x.shape()));
+  const std::size_t B = x.shape()[0], H = x.shape()[1], n = x.shape()[2], F = x.shape()[3];
+  if (n == 0) fail(op, "x has no positions (n = 0)");
+  const std::size_t width = causal ? n : 2 * n - 1;
+  Tensor z = dispatch(x.dtype(), [&]<class T>() {
+    Array<double> full = xt::zeros<double>({H, 2 * n - 1});
+    toeplitz_coefficient_grad(g.data<T>().data(), x.data<T>().data(), full.data(), B, H, n, F);
+    Array<T> out = xt::zeros<T>({H, width});  // causal: only the offsets -(n-1) .. 0
+    for (std::size_t h = 0; h < H; ++h)
+      std::copy_n(full.data() + h * (2 * n - 1), width, out.data() + h * width);
+    return Tensor(std::move(out));
+  });
+  if (needs_grad(g, x))
+    record(
+        "toeplitz_correlate", z, {g, x}, saved_bytes(g, x),
+        [g, x, causal](const Tensor& g_z, Grads& grads) {
+          if (grads.wanted(0)) grads.add(0, toeplitz_matmul(g_z, x, causal));
+          if (grads.wanted(1)) grads.add(1, toeplitz_matmul_transposed(g_z, g, causal));
+        },
+        [g, x, causal](const Tangents& t) {
+          if (!t.has(0)) return toeplitz_correlate(g, t[1], causal);
+          if (!t.has(1)) return toeplitz_correlate(t[0], x, causal);
+          return toeplitz_correlate(t[0], x, causal) + toeplitz_correlate(g, t[1], causal);
+        });
+  return z;
 }
 
 // ---- kernelized attention's sums in one op -------------------------------------------------
@@ -343,11 +395,10 @@ struct KernelBlock {
   const double* result(const KernelShape& s, std::size_t c) { return t.column(c) + (s.n - 1); }
 };
 
-}  // namespace
-
-Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c,
-                       bool causal) {
-  const char* op = "kernel_toeplitz";
+// phi_q, phi_k: (B, H, n, m), v: (B, H, n, D), c: (H, 2n - 1) or causal (H, n), one dtype,
+// checked for `op`; their sizes and those of the transforms.
+KernelShape kernel_shape(const char* op, const Tensor& phi_q, const Tensor& phi_k, const Tensor& v,
+                         const Tensor& c, bool causal) {
   for (const Tensor* t : {&phi_q, &phi_k, &v, &c}) check_defined(op, *t);
   if (phi_q.dim() != 4 || phi_k.shape() != phi_q.shape() || v.dim() != 4 ||
       v.shape()[0] != phi_q.shape()[0] || v.shape()[1] != phi_q.shape()[1] ||
@@ -371,6 +422,57 @@ Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v
   s.bins = s.L / 2 + 1;
   s.panel =
       std::clamp<std::size_t>((std::size_t{4} << 20) / ((s.D + 1) * s.L * sizeof(double)), 1, s.m);
+  return s;
+}
+
+// ---- the rules ---------------------------------------------------------------------------
+//
+// Phi(g_u, phi_q, phi_k, v, c) = sum(g_u * kernel_toeplitz(phi_q, phi_k, v, c)) is linear in
+// each of g_u, phi_q, phi_k and c, and affine in v (which enters as [v, 1]).  Its gradient is
+// kernel_toeplitz (for g_u) and kernel_toeplitz_backward (for the other four).  So a second
+// derivative is a first one with an argument replaced by a direction d: the derivative of
+// Phi's gradient for argument a along d in argument s != a is that gradient at the arguments
+// with s replaced by d (along a itself it is 0).  A direction of v enters as [d, 0], not
+// [d, 1]: for kernel_toeplitz the last column (the denominators) is then zeroed, and for
+// kernel_toeplitz_backward g_u's last column (which weighs the ones).  The rules of both ops
+// are therefore calls to both ops, and differentiate again.
+
+// Phi's arguments in the order of kernel_toeplitz_backward's inputs.
+using PhiArgs = std::array<Tensor, 5>;  // g_u, phi_q, phi_k, v, c
+constexpr std::size_t kV = 3;
+
+// x: (..., D + 1) with its last column zeroed.
+Tensor without_last_column(const Tensor& x) {
+  Mask last = xt::zeros<bool>({x.shape().back()});
+  last(x.shape().back() - 1) = true;
+  return masked_fill(x, last, 0.0);
+}
+
+// The derivative of u = kernel_toeplitz(phi_q, phi_k, v, c) along d in argument s (1 to 4).
+Tensor u_along(PhiArgs a, std::size_t s, const Tensor& d, bool causal) {
+  a[s] = d;
+  const Tensor u = kernel_toeplitz(a[1], a[2], a[3], a[4], causal);
+  return s == kV ? without_last_column(u) : u;
+}
+
+// The derivatives of kernel_toeplitz_backward's gradients (for phi_q, phi_k, v, c) along d in
+// argument s (0 to 4).  (The entry for argument s itself is no derivative, which would be 0:
+// it is never read.)
+std::array<Tensor, 4> grads_along(PhiArgs a, std::size_t s, const Tensor& d, bool causal) {
+  if (s == kV) a[0] = without_last_column(a[0]);
+  a[s] = d;
+  return kernel_toeplitz_backward(a[0], a[1], a[2], a[3], a[4], causal);
+}
+
+}  // namespace
+
+// u = sum_j c[j - i] (phi_q[i] . phi_k[j]) [v[j], 1];
+// g_(phi_q, phi_k, v, c) = kernel_toeplitz_backward(g_u, phi_q, phi_k, v, c);
+// du = the sum over inputs with a tangent of u_along(that input, its tangent)
+Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, const Tensor& c,
+                       bool causal) {
+  const KernelShape s = kernel_shape("kernel_toeplitz", phi_q, phi_k, v, c, causal);
+  const std::size_t B = s.B, H = s.H, n = s.n;
   const std::size_t D1 = s.D + 1;
   Tensor u = dispatch(phi_q.dtype(), [&]<class T>() {
     const Spectra kernels = head_spectra(c.data<T>(), n, false);
@@ -400,97 +502,148 @@ Tensor kernel_toeplitz(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v
   });
   if (needs_grad(phi_q, phi_k, v, c))
     record(
-        op, u, {phi_q, phi_k, v, c}, saved_bytes(phi_q, phi_k, v, c),
-        [phi_q, phi_k, v, c, s, width]<class T>(const Array<T>& g_u, Grads& g) {
-          const std::size_t B = s.B, H = s.H, n = s.n, m = s.m, D = s.D, D1 = D + 1;
-          const Spectra kernels = head_spectra(c.data<T>(), s.n, false);
-          const Spectra reversed = head_spectra(c.data<T>(), s.n, true);
-          const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(),
-                  *vv = v.data<T>().data();
-          Array<T> g_q = Array<T>::from_shape(phi_q.shape()),
-                   g_k = Array<T>::from_shape(phi_k.shape()), g_v = Array<T>::from_shape(v.shape());
-          // Each block's part of g_c, as a spectrum: summed per head afterwards, in block order.
-          std::vector<std::complex<double>> c_parts(B * H * s.bins);
-          const double scale = 1.0 / double(s.L);
-          for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
-            KernelBlock block(s);
-            std::vector<double> gq(n * m), gk(n * m), gv(n * D);
-            std::vector<std::complex<double>> part(s.bins);
-            for (std::size_t bh = begin; bh < end; ++bh) {
-              const T *gu = g_u.data() + bh * n * D1, *q = pq + bh * n * m, *k = pk + bh * n * m,
-                      *vb = vv + bh * n * D;
-              std::fill(gq.begin(), gq.end(), 0.0);
-              std::fill(gk.begin(), gk.end(), 0.0);
-              std::fill(gv.begin(), gv.end(), 0.0);
-              std::fill(part.begin(), part.end(), std::complex<double>(0));
-              for (std::size_t f0 = 0; f0 < m; f0 += s.panel) {
-                const std::size_t f1 = std::min(f0 + s.panel, m), columns = (f1 - f0) * D1;
-                block.fill_x(s, pk, vv, bh, f0, f1);
-                block.convolve(kernels[bh % H], true);  // Y, and X's spectrum kept
-                for (std::size_t f = f0; f < f1; ++f)
-                  for (std::size_t d = 0; d < D1; ++d) {
-                    const double* y = block.result(s, (f - f0) * D1 + d);
-                    for (std::size_t i = 0; i < n; ++i)
-                      gq[i * m + f] += double(gu[i * D1 + d]) * y[i];
-                  }
-                for (std::size_t f = f0; f < f1; ++f)  // g_Y, rows i < n, zeros after
-                  for (std::size_t d = 0; d < D1; ++d) {
-                    double* col = block.t.column((f - f0) * D1 + d);
-                    for (std::size_t i = 0; i < n; ++i)
-                      col[i] = double(q[i * m + f]) * double(gu[i * D1 + d]);
-                    std::fill(col + n, col + s.L, 0.0);
-                  }
-                block.t.forward();
-                for (std::size_t col = 0; col < columns; ++col) {
-                  const std::complex<double>*zg = block.t.bins(col),
-                        *zx = block.x_spectrum.data() + col * s.bins;
-                  for (std::size_t b = 0; b < s.bins; ++b) part[b] += std::conj(zg[b]) * zx[b];
-                }
-                block.t.multiply(reversed[bh % H]);
-                block.t.inverse();  // g_X
-                for (std::size_t f = f0; f < f1; ++f) {
-                  for (std::size_t d = 0; d < D; ++d) {
-                    const double* gx = block.result(s, (f - f0) * D1 + d);
-                    for (std::size_t j = 0; j < n; ++j) {
-                      gk[j * m + f] += gx[j] * double(vb[j * D + d]);
-                      gv[j * D + d] += gx[j] * double(k[j * m + f]);
-                    }
-                  }
-                  const double* ones = block.result(s, (f - f0) * D1 + D);
-                  for (std::size_t j = 0; j < n; ++j) gk[j * m + f] += ones[j];
-                }
-              }
-              for (std::size_t e = 0; e < n * m; ++e)
-                g_q.data()[bh * n * m + e] = static_cast<T>(gq[e] * scale);
-              std::copy(part.begin(), part.end(), c_parts.begin() + bh * s.bins);
-              for (std::size_t e = 0; e < n * m; ++e)
-                g_k.data()[bh * n * m + e] = static_cast<T>(gk[e] * scale);
-              for (std::size_t e = 0; e < n * D; ++e)
-                g_v.data()[bh * n * D + e] = static_cast<T>(gv[e] * scale);
+        "kernel_toeplitz", u, {phi_q, phi_k, v, c}, saved_bytes(phi_q, phi_k, v, c),
+        [phi_q, phi_k, v, c, causal](const Tensor& g_u, Grads& g) {
+          const auto grads = kernel_toeplitz_backward(g_u, phi_q, phi_k, v, c, causal);
+          for (std::size_t i = 0; i < 4; ++i)
+            if (g.wanted(i)) g.add(i, grads[i]);
+        },
+        [args = PhiArgs{Tensor(), phi_q, phi_k, v, c}, causal](const Tangents& t) {
+          Tensor du;
+          for (std::size_t i = 0; i < 4; ++i)
+            if (t.has(i)) {
+              const Tensor along = u_along(args, i + 1, t[i], causal);
+              du = du.defined() ? du + along : along;
             }
-          });
-          if (g.wanted(3)) {
-            Array<T> g_c = xt::zeros<T>({H, width});  // causal: only the given offsets, -(n-1) .. 0
-            Transforms<double> sum(s.L, 1);
-            for (std::size_t h = 0; h < H; ++h) {
-              auto* acc = reinterpret_cast<std::complex<double>*>(sum.spectrum.data);
-              std::fill(acc, acc + s.bins, std::complex<double>(0));
-              for (std::size_t b = 0; b < B; ++b)
-                for (std::size_t k = 0; k < s.bins; ++k)
-                  acc[k] += c_parts[(b * H + h) * s.bins + k];
-              sum.inverse();  // corr[r mod L] for r = -(n-1) .. n-1, times L
-              for (std::size_t col = 0; col < width; ++col) {
-                const std::size_t r = (col + s.L - (n - 1)) % s.L;
-                g_c(h, col) = static_cast<T>(sum.real.data[r] * scale);
-              }
-            }
-            g.add(3, std::move(g_c));
-          }
-          if (g.wanted(0)) g.add(0, std::move(g_q));
-          if (g.wanted(1)) g.add(1, std::move(g_k));
-          if (g.wanted(2)) g.add(2, std::move(g_v));
+          return du;
         });
   return u;
+}
+
+// The gradients of sum(g_u * u), by the per-block loop above (X and Y rebuilt per block).
+// Each output G_s (s = 1 to 4: phi_q, phi_k, v, c) is an op of Phi's five arguments:
+//   g_(g_u) = u_along(s, g),  g_a = grads_along(s, g)[a] for a = 1 to 4 but s (0 for a = s);
+//   dG_s = the sum over arguments a != s with a tangent da of grads_along(a, da)[s]
+std::array<Tensor, 4> kernel_toeplitz_backward(const Tensor& g_u, const Tensor& phi_q,
+                                               const Tensor& phi_k, const Tensor& v,
+                                               const Tensor& c, bool causal) {
+  const char* op = "kernel_toeplitz_backward";
+  const KernelShape s = kernel_shape(op, phi_q, phi_k, v, c, causal);
+  check_defined(op, g_u);
+  check_same_dtype(op, g_u, phi_q);
+  if (g_u.shape() != Shape{s.B, s.H, s.n, s.D + 1})
+    fail(op, "g_u must be (B, H, n, D + 1) = " + shape_str({s.B, s.H, s.n, s.D + 1}) + ", got " +
+                 shape_str(g_u.shape()));
+  const std::size_t width = c.shape()[1];
+  std::array<Tensor, 4> grads = dispatch(phi_q.dtype(), [&]<class T>() {
+    const std::size_t B = s.B, H = s.H, n = s.n, m = s.m, D = s.D, D1 = D + 1;
+    const Spectra kernels = head_spectra(c.data<T>(), s.n, false);
+    const Spectra reversed = head_spectra(c.data<T>(), s.n, true);
+    const T *pq = phi_q.data<T>().data(), *pk = phi_k.data<T>().data(), *vv = v.data<T>().data(),
+            *pg = g_u.data<T>().data();
+    Array<T> g_q = Array<T>::from_shape(phi_q.shape()), g_k = Array<T>::from_shape(phi_k.shape()),
+             g_v = Array<T>::from_shape(v.shape());
+    // Each block's part of g_c, as a spectrum: summed per head afterwards, in block order.
+    std::vector<std::complex<double>> c_parts(B * H * s.bins);
+    const double scale = 1.0 / double(s.L);
+    for_each_range(B * H, [&](std::size_t begin, std::size_t end) {
+      KernelBlock block(s);
+      std::vector<double> gq(n * m), gk(n * m), gv(n * D);
+      std::vector<std::complex<double>> part(s.bins);
+      for (std::size_t bh = begin; bh < end; ++bh) {
+        const T *gu = pg + bh * n * D1, *q = pq + bh * n * m, *k = pk + bh * n * m,
+                *vb = vv + bh * n * D;
+        std::fill(gq.begin(), gq.end(), 0.0);
+        std::fill(gk.begin(), gk.end(), 0.0);
+        std::fill(gv.begin(), gv.end(), 0.0);
+        std::fill(part.begin(), part.end(), std::complex<double>(0));
+        for (std::size_t f0 = 0; f0 < m; f0 += s.panel) {
+          const std::size_t f1 = std::min(f0 + s.panel, m), columns = (f1 - f0) * D1;
+          block.fill_x(s, pk, vv, bh, f0, f1);
+          block.convolve(kernels[bh % H], true);  // Y, and X's spectrum kept
+          for (std::size_t f = f0; f < f1; ++f)
+            for (std::size_t d = 0; d < D1; ++d) {
+              const double* y = block.result(s, (f - f0) * D1 + d);
+              for (std::size_t i = 0; i < n; ++i) gq[i * m + f] += double(gu[i * D1 + d]) * y[i];
+            }
+          for (std::size_t f = f0; f < f1; ++f)  // g_Y, rows i < n, zeros after
+            for (std::size_t d = 0; d < D1; ++d) {
+              double* col = block.t.column((f - f0) * D1 + d);
+              for (std::size_t i = 0; i < n; ++i)
+                col[i] = double(q[i * m + f]) * double(gu[i * D1 + d]);
+              std::fill(col + n, col + s.L, 0.0);
+            }
+          block.t.forward();
+          for (std::size_t col = 0; col < columns; ++col) {
+            const std::complex<double>*zg = block.t.bins(col),
+                  *zx = block.x_spectrum.data() + col * s.bins;
+            for (std::size_t b = 0; b < s.bins; ++b) part[b] += std::conj(zg[b]) * zx[b];
+          }
+          block.t.multiply(reversed[bh % H]);
+          block.t.inverse();  // g_X
+          for (std::size_t f = f0; f < f1; ++f) {
+            for (std::size_t d = 0; d < D; ++d) {
+              const double* gx = block.result(s, (f - f0) * D1 + d);
+              for (std::size_t j = 0; j < n; ++j) {
+                gk[j * m + f] += gx[j] * double(vb[j * D + d]);
+                gv[j * D + d] += gx[j] * double(k[j * m + f]);
+              }
+            }
+            const double* ones = block.result(s, (f - f0) * D1 + D);
+            for (std::size_t j = 0; j < n; ++j) gk[j * m + f] += ones[j];
+          }
+        }
+        for (std::size_t e = 0; e < n * m; ++e)
+          g_q.data()[bh * n * m + e] = static_cast<T>(gq[e] * scale);
+        std::copy(part.begin(), part.end(), c_parts.begin() + bh * s.bins);
+        for (std::size_t e = 0; e < n * m; ++e)
+          g_k.data()[bh * n * m + e] = static_cast<T>(gk[e] * scale);
+        for (std::size_t e = 0; e < n * D; ++e)
+          g_v.data()[bh * n * D + e] = static_cast<T>(gv[e] * scale);
+      }
+    });
+    Array<T> g_c = xt::zeros<T>({H, width});  // causal: only the given offsets, -(n-1) .. 0
+    Transforms<double> sum(s.L, 1);
+    for (std::size_t h = 0; h < H; ++h) {
+      auto* acc = reinterpret_cast<std::complex<double>*>(sum.spectrum.data);
+      std::fill(acc, acc + s.bins, std::complex<double>(0));
+      for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t k = 0; k < s.bins; ++k) acc[k] += c_parts[(b * H + h) * s.bins + k];
+      sum.inverse();  // corr[r mod L] for r = -(n-1) .. n-1, times L
+      for (std::size_t col = 0; col < width; ++col) {
+        const std::size_t r = (col + s.L - (n - 1)) % s.L;
+        g_c(h, col) = static_cast<T>(sum.real.data[r] * scale);
+      }
+    }
+    return std::array<Tensor, 4>{Tensor(std::move(g_q)), Tensor(std::move(g_k)),
+                                 Tensor(std::move(g_v)), Tensor(std::move(g_c))};
+  });
+  if (needs_grad(g_u, phi_q, phi_k, v, c)) {
+    const PhiArgs args{g_u, phi_q, phi_k, v, c};
+    for (std::size_t o = 0; o < 4; ++o)
+      record(
+          "kernel_toeplitz_backward", grads[o], {g_u, phi_q, phi_k, v, c},
+          o == 0 ? saved_bytes(g_u, phi_q, phi_k, v, c) : 0,  // the four share what they keep
+          [args, s = o + 1, causal](const Tensor& g_G, Grads& g) {
+            if (g.wanted(0)) g.add(0, u_along(args, s, g_G, causal));
+            bool others = false;
+            for (std::size_t a = 1; a < 5; ++a) others = others || (a != s && g.wanted(a));
+            if (!others) return;
+            const auto along = grads_along(args, s, g_G, causal);
+            for (std::size_t a = 1; a < 5; ++a)
+              if (a != s && g.wanted(a)) g.add(a, along[a - 1]);
+          },
+          [args, s = o + 1, causal](const Tangents& t) {
+            Tensor dG;
+            for (std::size_t a = 0; a < 5; ++a)
+              if (a != s && t.has(a)) {
+                const Tensor along = grads_along(args, a, t[a], causal)[s - 1];
+                dG = dG.defined() ? dG + along : along;
+              }
+            return dG.defined() ? dG : zeros_like(args[s]);
+          });
+  }
+  return grads;
 }
 
 }  // namespace tg

@@ -89,3 +89,43 @@ BOOST_AUTO_TEST_CASE(masked_softmax_reads_broadcast_masks_in_place) {
   BOOST_TEST(y(0, 0, 0, 3) == 0.0f);
   BOOST_TEST(y(0, 0, 1, 3) > 0.0f);
 }
+
+// ---- second order, reverse and forward ---------------------------------------------------
+
+namespace {
+const GradcheckOptions second_order{.order = 2, .modes = CheckModes::both};
+}
+
+BOOST_AUTO_TEST_CASE(masked_softmax_and_its_backward_pass_second_order_checks) {
+  Mask m = {{true, false, true, true}, {false, false, false, false}, {true, true, true, false}};
+  auto r = gradcheck([m](const Inputs& in) { return masked_softmax(in[0], m); },
+                     {randn64({2, 3, 4}, 11)}, second_order);
+  BOOST_CHECK_MESSAGE(r.ok, r.report);
+  // As an op of its own, for any y (the rules hold for every y, not only softmax outputs).
+  r = gradcheck([](const Inputs& in) { return masked_softmax_backward(in[0], in[1]); },
+                {randn64({3, 4}, 12), randn64({3, 4}, 13)}, second_order);
+  BOOST_CHECK_MESSAGE(r.ok, r.report);
+  // Its first order is the kernel's: the same numbers as the formula y (v - <v, y>).
+  const Tensor v = randn64({3, 4}, 14, false), y = randn64({3, 4}, 15, false);
+  const Array<double> want = (y * (v - sum(v * y, {-1}, true))).data<double>();
+  const Array<double> got = masked_softmax_backward(v, y).data<double>();
+  for (std::size_t i = 0; i < got.size(); ++i)
+    BOOST_TEST(got.data()[i] == want.data()[i], tt::tolerance(1e-14));
+  CHECK_THROWS_WITH(masked_softmax_backward(v, randn64({4, 3}, 1)),
+                    "masked_softmax_backward: v and y must have one shape");
+}
+
+BOOST_AUTO_TEST_CASE(skew_and_unskew_pass_second_order_checks) {
+  for (bool causal : {false, true}) {
+    BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional")) {
+      const std::size_t T = 2, S = 3, W = causal ? S : 2 * S - 1;
+      // Squared, so that the second derivative is not zero and the rules' rules are exercised.
+      auto r = gradcheck([causal](const Inputs& in) { return rel_skew(in[0] * in[0], causal); },
+                         {randn64({2, T, W}, 16)}, second_order);
+      BOOST_CHECK_MESSAGE(r.ok, r.report);
+      r = gradcheck([causal](const Inputs& in) { return rel_unskew(in[0] * in[0], causal); },
+                    {randn64({2, T, S}, 17)}, second_order);
+      BOOST_CHECK_MESSAGE(r.ok, r.report);
+    }
+  }
+}

@@ -161,3 +161,84 @@ BOOST_AUTO_TEST_CASE(kernel_toeplitz_bad_inputs_are_named) {
   CHECK_THROWS_WITH(kernel_toeplitz(p, p, v.to(Dtype::f32), testing::randn64({2, 9}, 4)),
                     "all inputs must have one dtype");
 }
+
+// ---- the adjoints as ops, and second order ------------------------------------------------
+
+namespace {
+const GradcheckOptions second_order{.order = 2, .modes = CheckModes::both};
+
+double dot(const Tensor& a, const Tensor& b) { return sum(a * b).item(); }
+}  // namespace
+
+// toeplitz_matmul's adjoints: <T(c) x, g> = <x, T(c)^T g> = <c, correlate(g, x)>.
+BOOST_AUTO_TEST_CASE(the_transposed_product_and_the_correlation_are_the_adjoints) {
+  for (bool causal : {false, true}) {
+    const std::size_t n = 6;
+    const Tensor c = testing::randn64({2, causal ? n : 2 * n - 1}, 1, false);
+    const Tensor x = testing::randn64({3, 2, n, 4}, 2, false),
+                 g = testing::randn64({3, 2, n, 4}, 3, false);
+    const double want = dot(toeplitz_matmul(c, x, causal), g);
+    BOOST_TEST(dot(x, toeplitz_matmul_transposed(c, g, causal)) == want,
+               boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(dot(c, toeplitz_correlate(g, x, causal)) == want,
+               boost::test_tools::tolerance(1e-12));
+  }
+  const Tensor x = testing::randn64({1, 2, 5, 3}, 1);
+  CHECK_THROWS_WITH(toeplitz_matmul_transposed(testing::randn64({2, 5}, 2), x, false),
+                    "toeplitz_matmul_transposed: c must be (H, 2n - 1) = (2, 9) for g");
+  CHECK_THROWS_WITH(toeplitz_correlate(x, testing::randn64({1, 2, 4, 3}, 2), false),
+                    "toeplitz_correlate: g and x must be (B, H, n, F) of one shape");
+}
+
+BOOST_AUTO_TEST_CASE(toeplitz_ops_pass_second_order_checks) {
+  for (bool causal : {false, true}) {
+    BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional")) {
+      const std::size_t n = 3;
+      const Tensor c = testing::randn64({2, causal ? n : 2 * n - 1}, 4);
+      const Tensor x = testing::randn64({1, 2, n, 2}, 5), g = testing::randn64({1, 2, n, 2}, 6);
+      auto r =
+          gradcheck([causal](const Inputs& in) { return toeplitz_matmul(in[0], in[1], causal); },
+                    {c, x}, second_order);
+      BOOST_CHECK_MESSAGE(r.ok, "toeplitz_matmul: " << r.report);
+      r = gradcheck(
+          [causal](const Inputs& in) { return toeplitz_matmul_transposed(in[0], in[1], causal); },
+          {c, g}, second_order);
+      BOOST_CHECK_MESSAGE(r.ok, "toeplitz_matmul_transposed: " << r.report);
+      r = gradcheck([causal](const Inputs& in) { return toeplitz_correlate(in[0], in[1], causal); },
+                    {g, x}, second_order);
+      BOOST_CHECK_MESSAGE(r.ok, "toeplitz_correlate: " << r.report);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(kernel_toeplitz_and_its_backward_pass_second_order_checks) {
+  for (bool causal : {false, true}) {
+    BOOST_TEST_CONTEXT((causal ? "causal" : "bidirectional")) {
+      const std::size_t n = 3;
+      const Tensor pq = testing::randn64({1, 2, n, 2}, 7), pk = testing::randn64({1, 2, n, 2}, 8);
+      const Tensor v = testing::randn64({1, 2, n, 2}, 9),
+                   c = testing::randn64({2, causal ? n : 2 * n - 1}, 10);
+      auto r = gradcheck(
+          [causal](const Inputs& in) {
+            return kernel_toeplitz(in[0], in[1], in[2], in[3], causal);
+          },
+          {pq, pk, v, c}, second_order);
+      BOOST_CHECK_MESSAGE(r.ok, "kernel_toeplitz: " << r.report);
+      // Each of the backward's four outputs, as a function of all five inputs.
+      const Tensor g_u = testing::randn64({1, 2, n, 3}, 11);
+      for (std::size_t o = 0; o < 4; ++o) {
+        r = gradcheck(
+            [causal, o](const Inputs& in) {
+              return kernel_toeplitz_backward(in[0], in[1], in[2], in[3], in[4], causal)[o];
+            },
+            {g_u, pq, pk, v, c}, second_order);
+        BOOST_CHECK_MESSAGE(r.ok, "kernel_toeplitz_backward, output " << o << ": " << r.report);
+      }
+    }
+  }
+  const Tensor p = testing::randn64({1, 2, 5, 3}, 1), v = testing::randn64({1, 2, 5, 4}, 2);
+  CHECK_THROWS_WITH(
+      kernel_toeplitz_backward(testing::randn64({1, 2, 5, 4}, 3), p, p, v,
+                               testing::randn64({2, 9}, 4)),
+      "kernel_toeplitz_backward: g_u must be (B, H, n, D + 1) = (1, 2, 5, 5), got (1, 2, 5, 4)");
+}
