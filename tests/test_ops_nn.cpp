@@ -326,112 +326,114 @@ BOOST_AUTO_TEST_CASE(dropout_passes_second_order_checks_both_ways) {
         return dropout(in[0] * in[0], 0.5, gen);
       },
       {randn64({3, 4}, 2)}, both);
-  // ---- second order: the rules of cross_entropy, layer_norm, BCE and their backward ops ---------
+}
 
-  // Through the loss and through its backward op, with label smoothing and an ignored row.
-  BOOST_AUTO_TEST_CASE(cross_entropy_and_its_backward_pass_second_order_checks) {
-    Tensor logits = randn64({3, 4}, 11), g = randn64({}, 12);
-    const Ids targets = {2, -100, 0};
-    for (double e : {0.0, 0.1}) {
-      BOOST_TEST_CONTEXT("label smoothing " << e) {
-        const CrossEntropyOptions opt{.label_smoothing = e};
-        CHECK_GRAD([&](const Inputs& in) { return cross_entropy(in[0], targets, opt); }, {logits},
-                   both);
-        CHECK_GRAD(
-            [&](const Inputs& in) { return cross_entropy_backward(in[0], in[1], targets, opt); },
-            {g, logits}, both);
-      }
+// ---- second order: the rules of cross_entropy, layer_norm, BCE and their backward ops ---------
+
+// Through the loss and through its backward op, with label smoothing and an ignored row.
+BOOST_AUTO_TEST_CASE(cross_entropy_and_its_backward_pass_second_order_checks) {
+  Tensor logits = randn64({3, 4}, 11), g = randn64({}, 12);
+  const Ids targets = {2, -100, 0};
+  for (double e : {0.0, 0.1}) {
+    BOOST_TEST_CONTEXT("label smoothing " << e) {
+      const CrossEntropyOptions opt{.label_smoothing = e};
+      CHECK_GRAD([&](const Inputs& in) { return cross_entropy(in[0], targets, opt); }, {logits},
+                 both);
+      CHECK_GRAD(
+          [&](const Inputs& in) { return cross_entropy_backward(in[0], in[1], targets, opt); },
+          {g, logits}, both);
     }
-    // (B, T, C) logits, every row of one batch entry ignored.
-    const Ids seq_targets = {{1, 0}, {-100, -100}};
-    CHECK_GRAD([&](const Inputs& in) { return cross_entropy(in[0], seq_targets); },
-               {randn64({2, 2, 3}, 13)}, both);
   }
+  // (B, T, C) logits, every row of one batch entry ignored.
+  const Ids seq_targets = {{1, 0}, {-100, -100}};
+  CHECK_GRAD([&](const Inputs& in) { return cross_entropy(in[0], seq_targets); },
+             {randn64({2, 2, 3}, 13)}, both);
+}
 
-  // The op gives the loss's gradient, to the bit (one kernel), and checks its arguments.
-  BOOST_AUTO_TEST_CASE(cross_entropy_backward_is_the_gradient_of_cross_entropy) {
-    Tensor logits = randn64({4, 5}, 14);
-    const Ids targets = {4, 0, -100, 1};
-    const CrossEntropyOptions opt{.label_smoothing = 0.2};
+// The op gives the loss's gradient, to the bit (one kernel), and checks its arguments.
+BOOST_AUTO_TEST_CASE(cross_entropy_backward_is_the_gradient_of_cross_entropy) {
+  Tensor logits = randn64({4, 5}, 14);
+  const Ids targets = {4, 0, -100, 1};
+  const CrossEntropyOptions opt{.label_smoothing = 0.2};
+  Tape tape;
+  TapeGuard recording(tape);
+  const Tensor by_backward = grad(cross_entropy(logits, targets, opt), logits);
+  const Tensor by_op = cross_entropy_backward(scalar(1.0, Dtype::f64), logits, targets, opt);
+  BOOST_TEST((by_op.data<double>() == by_backward.data<double>()));
+  CHECK_THROWS_WITH(cross_entropy_backward(ones({1}, Dtype::f64), logits, targets),
+                    "cross_entropy_backward: g_y is the gradient of the scalar loss, so it must "
+                    "be a scalar (), got (1)");
+  CHECK_THROWS_WITH(cross_entropy_backward(scalar(1.0, Dtype::f64), logits, Ids{0, 9, 0, 0}),
+                    "cross_entropy_backward: target 9 at flat position 1 is out of range");
+}
+
+// The first-order backward hands the softmax it kept to the gradient (no copy) only when the
+// tape will not run the rule again: with retain_graph, a second backward gives the same.
+BOOST_AUTO_TEST_CASE(cross_entropy_keeps_its_softmax_for_a_retained_graph) {
+  for (Dtype dtype : {Dtype::f32, Dtype::f64}) {
+    Tensor logits = randn64({3, 4}, 15).to(dtype).detach().set_requires_grad();
     Tape tape;
     TapeGuard recording(tape);
-    const Tensor by_backward = grad(cross_entropy(logits, targets, opt), logits);
-    const Tensor by_op = cross_entropy_backward(scalar(1.0, Dtype::f64), logits, targets, opt);
-    BOOST_TEST((by_op.data<double>() == by_backward.data<double>()));
-    CHECK_THROWS_WITH(cross_entropy_backward(ones({1}, Dtype::f64), logits, targets),
-                      "cross_entropy_backward: g_y is the gradient of the scalar loss, so it must "
-                      "be a scalar (), got (1)");
-    CHECK_THROWS_WITH(cross_entropy_backward(scalar(1.0, Dtype::f64), logits, Ids{0, 9, 0, 0}),
-                      "cross_entropy_backward: target 9 at flat position 1 is out of range");
+    Tensor loss = cross_entropy(logits, Ids{1, 3, 0});
+    const Tensor first = grad(loss, logits, {.retain_graph = true});
+    const Tensor second = grad(loss, logits);
+    BOOST_TEST(sum(abs(first)).item() > 0.0);
+    BOOST_TEST(sum(abs(first - second)).item() == 0.0);
   }
-
-  // The first-order backward hands the softmax it kept to the gradient (no copy) only when the
-  // tape will not run the rule again: with retain_graph, a second backward gives the same.
-  BOOST_AUTO_TEST_CASE(cross_entropy_keeps_its_softmax_for_a_retained_graph) {
-    for (Dtype dtype : {Dtype::f32, Dtype::f64}) {
-      Tensor logits = randn64({3, 4}, 15).to(dtype).detach().set_requires_grad();
-      Tape tape;
-      TapeGuard recording(tape);
-      Tensor loss = cross_entropy(logits, Ids{1, 3, 0});
-      const Tensor first = grad(loss, logits, {.retain_graph = true});
-      const Tensor second = grad(loss, logits);
-      BOOST_TEST(sum(abs(first)).item() > 0.0);
-      BOOST_TEST(sum(abs(first - second)).item() == 0.0);
-    }
-    // create_graph without retain_graph: the softmax goes to the first gradient, and the second
-    // derivative still comes out (its rules compute their own softmax).
-    Tensor logits = randn64({3, 4}, 16);
-    const auto second_derivative = [&](bool retain) {
-      Tape tape;
-      TapeGuard recording(tape);
-      const Tensor g = grad(cross_entropy(logits, Ids{1, 3, 0}), logits,
-                            {.create_graph = true, .retain_graph = retain});
-      return grad(sum(g * g), logits);
-    };
-    const Tensor retained = second_derivative(true);
-    BOOST_TEST(sum(abs(retained)).item() > 0.0);
-    BOOST_TEST(sum(abs(second_derivative(false) - retained)).item() == 0.0);
-  }
-
-  BOOST_AUTO_TEST_CASE(layer_norm_and_its_backward_pass_second_order_checks) {
-    Tensor x = randn64({2, 4}, 21), gamma = randn64({4}, 22), beta = randn64({4}, 23);
-    Tensor g = randn64({2, 4}, 24);
-    CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0], in[1], in[2]); }, {x, gamma, beta},
-               both);
-    // Each of the backward's three ops.
-    CHECK_GRAD([](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_x; },
-               {g, x, gamma}, both);
-    CHECK_GRAD([](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_gamma; },
-               {g, x, gamma}, both);
-    CHECK_GRAD([](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_beta; },
-               {g, x, gamma}, both);
-    // A larger eps, and x of rank 3.
-    CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0], in[1], in[2], 0.5); },
-               {randn64({2, 1, 3}, 25), randn64({3}, 26), randn64({3}, 27)}, both);
-  }
-
-  BOOST_AUTO_TEST_CASE(layer_norm_backward_is_the_gradient_of_layer_norm) {
-    Tensor x = randn64({3, 5}, 31), gamma = randn64({5}, 32), beta = randn64({5}, 33);
-    const Tensor g = randn64({3, 5}, 34, false);
+  // create_graph without retain_graph: the softmax goes to the first gradient, and the second
+  // derivative still comes out (its rules compute their own softmax).
+  Tensor logits = randn64({3, 4}, 16);
+  const auto second_derivative = [&](bool retain) {
     Tape tape;
     TapeGuard recording(tape);
-    const std::vector<Tensor> by_backward =
-        grad({layer_norm(x, gamma, beta)}, {x, gamma, beta}, {.grad_outputs = {g}});
-    const LayerNormBackward b = layer_norm_backward(g, x, gamma);
-    BOOST_TEST((b.g_x.data<double>() == by_backward[0].data<double>()));
-    BOOST_TEST((b.g_gamma.data<double>() == by_backward[1].data<double>()));
-    BOOST_TEST((b.g_beta.data<double>() == by_backward[2].data<double>()));
-    CHECK_THROWS_WITH(layer_norm_backward(randn64({3, 4}, 1), x, gamma),
-                      "layer_norm_backward: g_y must have x's shape: g_y is (3, 4), x is (3, 5)");
-    CHECK_THROWS_WITH(layer_norm_backward(g, x, randn64({4}, 1)),
-                      "layer_norm_backward: gamma must be (C) = (5) for x (3, 5), got gamma (4)");
-  }
+    const Tensor g = grad(cross_entropy(logits, Ids{1, 3, 0}), logits,
+                          {.create_graph = true, .retain_graph = retain});
+    return grad(sum(g * g), logits);
+  };
+  const Tensor retained = second_derivative(true);
+  BOOST_TEST(sum(abs(retained)).item() > 0.0);
+  BOOST_TEST(sum(abs(second_derivative(false) - retained)).item() == 0.0);
+}
 
-  // Targets that require grad, and large logits (where the loss is nearly linear).
-  BOOST_AUTO_TEST_CASE(binary_cross_entropy_with_logits_passes_second_order_checks) {
-    Tensor x = randn64({2, 3}, 41) * 3.0;
-    x = x.detach().set_requires_grad();
-    Tensor t = testing::uniform64({2, 3}, 0.0, 1.0, 42);
-    CHECK_GRAD([](const Inputs& in) { return binary_cross_entropy_with_logits(in[0], in[1]); },
-               {x, t}, both);
-  }
+BOOST_AUTO_TEST_CASE(layer_norm_and_its_backward_pass_second_order_checks) {
+  Tensor x = randn64({2, 4}, 21), gamma = randn64({4}, 22), beta = randn64({4}, 23);
+  Tensor g = randn64({2, 4}, 24);
+  CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0], in[1], in[2]); }, {x, gamma, beta},
+             both);
+  // Each of the backward's three ops.
+  CHECK_GRAD([](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_x; },
+             {g, x, gamma}, both);
+  CHECK_GRAD([](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_gamma; },
+             {g, x, gamma}, both);
+  CHECK_GRAD([](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_beta; },
+             {g, x, gamma}, both);
+  // A larger eps, and x of rank 3.
+  CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0], in[1], in[2], 0.5); },
+             {randn64({2, 1, 3}, 25), randn64({3}, 26), randn64({3}, 27)}, both);
+}
+
+BOOST_AUTO_TEST_CASE(layer_norm_backward_is_the_gradient_of_layer_norm) {
+  Tensor x = randn64({3, 5}, 31), gamma = randn64({5}, 32), beta = randn64({5}, 33);
+  const Tensor g = randn64({3, 5}, 34, false);
+  Tape tape;
+  TapeGuard recording(tape);
+  const std::vector<Tensor> by_backward =
+      grad({layer_norm(x, gamma, beta)}, {x, gamma, beta}, {.grad_outputs = {g}});
+  const LayerNormBackward b = layer_norm_backward(g, x, gamma);
+  BOOST_TEST((b.g_x.data<double>() == by_backward[0].data<double>()));
+  BOOST_TEST((b.g_gamma.data<double>() == by_backward[1].data<double>()));
+  BOOST_TEST((b.g_beta.data<double>() == by_backward[2].data<double>()));
+  CHECK_THROWS_WITH(layer_norm_backward(randn64({3, 4}, 1), x, gamma),
+                    "layer_norm_backward: g_y must have x's shape: g_y is (3, 4), x is (3, 5)");
+  CHECK_THROWS_WITH(layer_norm_backward(g, x, randn64({4}, 1)),
+                    "layer_norm_backward: gamma must be (C) = (5) for x (3, 5), got gamma (4)");
+}
+
+// Targets that require grad, and large logits (where the loss is nearly linear).
+BOOST_AUTO_TEST_CASE(binary_cross_entropy_with_logits_passes_second_order_checks) {
+  Tensor x = randn64({2, 3}, 41) * 3.0;
+  x = x.detach().set_requires_grad();
+  Tensor t = testing::uniform64({2, 3}, 0.0, 1.0, 42);
+  CHECK_GRAD([](const Inputs& in) { return binary_cross_entropy_with_logits(in[0], in[1]); },
+             {x, t}, both);
+}
