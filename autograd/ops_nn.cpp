@@ -537,8 +537,8 @@ Array<double> cross_entropy_backward(const Array<double>& z,
 //   q = (1 - e) onehot(t) + e / C,   loss_r = -sum_c q_c log p_c
 //   loss = sum_r loss_r / n, n = the number of rows not ignored.
 // Since sum_c q_c = 1, d loss_r / d logits_rc = p_c - q_c, so dL/dlogits = g (p - q) / n.
-// The forward keeps p (the softmax) for the backward, which is an op of its own,
-// cross_entropy_backward, whose rules differentiate again.
+// The backward is an op of its own, cross_entropy_backward, whose rules differentiate again; it
+// recomputes the softmax p from the logits.
 namespace {
 
 // Checks logits (..., C), targets (...) and the options for `op`; returns n, the number of
@@ -660,8 +660,8 @@ Tensor softmax_along(const Tensor& p, const Tensor& v) {
 
 // out = g (p - q) w (cross_entropy_terms), an op of (g, logits), linear in g:
 //   g_g = sum(g_out (p - q) w),  g_logits = g w J g_out;  d(out) = dg (p - q) w + g w J dlogits
-// The values come from the fused kernel, with the softmax p that the forward kept: `take` lets
-// the gradient take p's memory when nothing needs p afterwards.
+// The values come from the fused kernel, over the softmax p: `take` lets the gradient take p's
+// memory.
 Tensor cross_entropy_gradient(const Tensor& g_y, const Tensor& logits,
                               const std::shared_ptr<const Ids>& targets,
                               const CrossEntropyOptions& opt, std::size_t n_valid, AnyArray& probs,
@@ -700,27 +700,22 @@ Tensor cross_entropy_gradient(const Tensor& g_y, const Tensor& logits,
 Tensor cross_entropy(const Tensor& logits, const Ids& targets, const CrossEntropyOptions& opt) {
   const std::size_t n_valid = counted_rows("cross_entropy", logits, targets, opt);
   const std::size_t C = logits.shape().back(), N = targets.size();
-  auto probs = std::make_shared<AnyArray>();
   Tensor loss = dispatch(logits.dtype(), [&]<class T>() {
     Array<T> p = Array<T>::from_shape({N, C});
     const double total = softmax_rows(logits.data<T>().data(), p.data(), N, C, targets, opt);
-    *probs = std::move(p);
     return scalar(n_valid > 0 ? total / n_valid : 0.0, logits.dtype());
   });
+  // The rules keep the logits alone and recompute p from them (the same kernel, so the same
+  // bits): keeping p as well would double what the loss holds until backward.
   if (needs_grad(logits)) {
-    auto saved_targets = std::make_shared<const Ids>(targets);
     record(
-        "cross_entropy", loss, {logits}, saved_bytes(logits) * 2,  // the logits and p
-        [logits, probs, saved_targets, opt, n_valid](const Tensor& g_y, Grads& g) {
-          // When this rule holds the only reference to p, the tape runs it once and then drops
-          // it (no retain_graph): the gradient may take p's memory instead of a copy.
-          const bool last_use = probs.use_count() == 1;
-          g.add(0,
-                cross_entropy_gradient(g_y, logits, saved_targets, opt, n_valid, *probs, last_use));
+        "cross_entropy", loss, {logits}, saved_bytes(logits),
+        [logits, targets, opt](const Tensor& g_y, Grads& g) {
+          g.add(0, cross_entropy_backward(g_y, logits, targets, opt));
         },
-        [logits, probs, saved_targets, opt, n_valid](const Tangents& t) {
-          const Tensor slope = cross_entropy_gradient(scalar(1.0, logits.dtype()), logits,
-                                                      saved_targets, opt, n_valid, *probs, false);
+        [logits, targets, opt](const Tangents& t) {
+          const Tensor slope =
+              cross_entropy_backward(scalar(1.0, logits.dtype()), logits, targets, opt);
           return sum_to(t[0] * slope, Shape{});
         });
   }
@@ -837,9 +832,8 @@ LayerNormGrads layer_norm_backward(const Array<double>& x, const Array<double>& 
 // Backward, with gh = g gamma (the gradient of xhat):
 //   dL/dx = rstd (gh - mean(gh) - xhat mean(gh xhat)),
 //   dL/dgamma = sum over rows of g xhat,  dL/dbeta = sum over rows of g.
-// (mean(gh) comes through mu, mean(gh xhat) through rstd.)  The forward keeps xhat and rstd for
-// the fused backward, and x and gamma, the backward's inputs as an op of its own
-// (layer_norm_backward), whose rules differentiate again.
+// (mean(gh) comes through mu, mean(gh xhat) through rstd.)  The fused backward is an op of its
+// own (layer_norm_backward), whose rules differentiate again.
 namespace {
 
 // Rows go kRowBlock at a time.  Each row's sums still run over its columns in order, in double,
@@ -847,10 +841,11 @@ namespace {
 // independent and the CPU overlaps them; one row at a time, every add waits for the one before.
 constexpr std::size_t kRowBlock = 4;
 
-// R rows of x (R, C) -> out and xhat (R, C), rstd (R).
+// R rows of x (R, C) -> out (R, C), and the rows' mean mu and rstd (R): xhat is
+// T((x - mu) rstd), recomputed the same way by the backward.  out null: the statistics alone.
 template <std::size_t R, class T>
 void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, double eps, T* out,
-                     T* xhat, T* rstd) {
+                     double* mean, T* rstd) {
   double mu[R] = {}, var[R] = {};
   for (std::size_t c = 0; c < C; ++c)
     for (std::size_t r = 0; r < R; ++r) mu[r] += x[r * C + c];
@@ -860,19 +855,24 @@ void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, d
   for (std::size_t r = 0; r < R; ++r) {
     const T rs = static_cast<T>(1.0 / std::sqrt(var[r] / C + eps));
     rstd[r] = rs;
+    mean[r] = mu[r];
+    if (out == nullptr) continue;
     for (std::size_t c = 0; c < C; ++c) {
       const T h = static_cast<T>((x[r * C + c] - mu[r]) * rs);
-      xhat[r * C + c] = h;
       out[r * C + c] = gamma[c] * h + beta[c];
     }
   }
 }
 
-// Backward of R rows from g_y (R, C): g_x (R, C); adds the rows' terms of dL/dgamma and dL/dbeta
-// to pg and pb (C), row after row.
+// Backward of R rows from g_y (R, C), with xhat recomputed from x, mu and rstd as the forward
+// made it (into `xhat`, R C of scratch): g_x (R, C); adds the rows' terms of dL/dgamma and
+// dL/dbeta to pg and pb (C), row after row.
 template <std::size_t R, class T>
-void layer_norm_backward_rows(const T* g_y, const T* xhat, const T* rstd, const T* gamma,
-                              std::size_t C, T* g_x, T* pg, T* pb) {
+void layer_norm_backward_rows(const T* g_y, const T* x, const double* mu, const T* rstd,
+                              const T* gamma, std::size_t C, T* g_x, T* pg, T* pb, T* xhat) {
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t c = 0; c < C; ++c)
+      xhat[r * C + c] = static_cast<T>((x[r * C + c] - mu[r]) * rstd[r]);
   double mean_gh[R] = {}, mean_gh_xhat[R] = {};
   for (std::size_t c = 0; c < C; ++c)
     for (std::size_t r = 0; r < R; ++r) {
@@ -900,9 +900,11 @@ void for_row_blocks(std::size_t begin, std::size_t end, const Body& body) {
   for (; r < end; ++r) body.template operator()<1>(r);
 }
 
-// What the fused backward reads, kept by the forward: xhat (N, C) and rstd (N).
+// What the fused backward reads besides x, kept by the forward: each row's mean (N, in double)
+// and rstd (N).
 struct LayerNormSaved {
-  AnyArray xhat, rstd;
+  Array<double> mean;
+  AnyArray rstd;
 };
 
 // x (..., C), gamma and beta (C) of x's dtype, for `op` (beta undefined: not checked).
@@ -926,36 +928,40 @@ void check_layer_norm(const char* op, const Tensor& x, const Tensor& gamma, cons
     fail(op, "x, gamma and beta must have one dtype");
 }
 
-// The fused forward: y, with xhat and rstd kept in `saved`.
+// The fused forward: y (or, with `statistics_only`, nothing), with mean and rstd kept in
+// `saved`.
 Tensor layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
-                          LayerNormSaved& saved) {
+                          LayerNormSaved& saved, bool statistics_only = false) {
   const Shape& s = x.shape();
   const std::size_t C = s.back(), N = x.numel() / std::max<std::size_t>(C, 1);
   return dispatch(x.dtype(), [&]<class T>() {
     const T* xv = x.data<T>().data();
     const T* gv = gamma.data<T>().data();
-    const T* bv = beta.data<T>().data();
-    Array<T> out = Array<T>::from_shape(s), xh = Array<T>::from_shape(s);
+    const T* bv = beta.defined() ? beta.data<T>().data() : nullptr;
+    Array<T> out = statistics_only ? Array<T>() : Array<T>::from_shape(s);
     Array<T> rs = Array<T>::from_shape({N});
+    Array<double> mu = Array<double>::from_shape({N});
     parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
       for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
-        layer_norm_rows<R>(xv + r * C, gv, bv, C, eps, out.data() + r * C, xh.data() + r * C,
+        layer_norm_rows<R>(xv + r * C, gv, bv, C, eps,
+                           statistics_only ? nullptr : out.data() + r * C, mu.data() + r,
                            rs.data() + r);
       });
     });
-    saved.xhat = std::move(xh);
+    saved.mean = std::move(mu);
     saved.rstd = std::move(rs);
-    return Tensor(std::move(out));
+    return statistics_only ? Tensor() : Tensor(std::move(out));
   });
 }
 
-// The fused backward from the saved xhat and rstd: the three gradients, not yet recorded.
-LayerNormBackward layer_norm_backward_kernel(const Tensor& g_y, const Tensor& gamma,
-                                             const LayerNormSaved& saved) {
+// The fused backward from x and the saved mean and rstd: the three gradients, not yet recorded.
+LayerNormBackward layer_norm_backward_kernel(const Tensor& g_y, const Tensor& x,
+                                             const Tensor& gamma, const LayerNormSaved& saved) {
   const std::size_t C = gamma.numel(), N = g_y.numel() / std::max<std::size_t>(C, 1);
   return dispatch(g_y.dtype(), [&]<class T>() {
     const T* gy = g_y.data<T>().data();
-    const T* xh = std::get<Array<T>>(saved.xhat).data();
+    const T* xv = x.data<T>().data();
+    const double* mu = saved.mean.data();
     const T* rs = std::get<Array<T>>(saved.rstd).data();
     const T* gv = gamma.data<T>().data();
     Array<T> g_x = Array<T>::from_shape(g_y.shape());
@@ -967,9 +973,10 @@ LayerNormBackward layer_norm_backward_kernel(const Tensor& g_y, const Tensor& ga
     parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
       T* pg = partial_gamma[k].data();
       T* pb = partial_beta[k].data();
+      std::vector<T> xhat(kRowBlock * C);  // this chunk's scratch
       for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
-        layer_norm_backward_rows<R>(gy + r * C, xh + r * C, rs + r, gv, C, g_x.data() + r * C, pg,
-                                    pb);
+        layer_norm_backward_rows<R>(gy + r * C, xv + r * C, mu + r, rs + r, gv, C,
+                                    g_x.data() + r * C, pg, pb, xhat.data());
       });
     });
     Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
@@ -1078,13 +1085,15 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
   auto saved = std::make_shared<LayerNormSaved>();
   Tensor y = layer_norm_forward(x, gamma, beta, eps, *saved);
   const std::size_t N = x.numel() / std::max<std::size_t>(x.shape().back(), 1);
+  // The rules keep x and gamma, and each row's mean and rstd; the backward recomputes xhat from
+  // them as the forward made it (the same bits), rather than the forward keeping it beside x.
   if (needs_grad(x, gamma, beta))
     record(
         "layer_norm", y, {x, gamma, beta},
-        saved_bytes(x, gamma) + saved_bytes(x) + N * dtype_size(x.dtype()),  // x, gamma; xhat, rstd
+        saved_bytes(x, gamma) + N * (sizeof(double) + dtype_size(x.dtype())),
         [x, gamma, eps, saved](const Tensor& g_y, Grads& g) {
           LayerNormBackward b = record_layer_norm_backward(
-              layer_norm_backward_kernel(g_y, gamma, *saved), g_y, x, gamma, eps);
+              layer_norm_backward_kernel(g_y, x, gamma, *saved), g_y, x, gamma, eps);
           if (g.wanted(0)) g.add(0, std::move(b.g_x));
           if (g.wanted(1)) g.add(1, std::move(b.g_gamma));
           if (g.wanted(2)) g.add(2, std::move(b.g_beta));
@@ -1108,10 +1117,10 @@ LayerNormBackward layer_norm_backward(const Tensor& g_y, const Tensor& x, const 
   if (g_y.shape() != x.shape())
     fail(op, "g_y must have x's shape: g_y is " + shape_str(g_y.shape()) + ", x is " +
                  shape_str(x.shape()));
-  LayerNormSaved saved;  // the forward computes xhat and rstd (its y is not needed)
-  layer_norm_forward(x, gamma, zeros_like(gamma), eps, saved);
-  return record_layer_norm_backward(layer_norm_backward_kernel(g_y, gamma, saved), g_y, x, gamma,
-                                    eps);
+  LayerNormSaved saved;
+  layer_norm_forward(x, gamma, Tensor(), eps, saved, /*statistics_only=*/true);
+  return record_layer_norm_backward(layer_norm_backward_kernel(g_y, x, gamma, saved), g_y, x,
+                                    gamma, eps);
 }
 
 }  // namespace tg
