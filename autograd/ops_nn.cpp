@@ -1119,8 +1119,8 @@ LayerNormBackward layer_norm_backward(const Tensor& g_y, const Tensor& x, const 
                  shape_str(x.shape()));
   LayerNormSaved saved;
   layer_norm_forward(x, gamma, Tensor(), eps, saved, /*statistics_only=*/true);
-  return record_layer_norm_backward(layer_norm_backward_kernel(g_y, x, gamma, saved), g_y, x,
-                                    gamma, eps);
+  return record_layer_norm_backward(layer_norm_backward_kernel(g_y, x, gamma, saved), g_y, x, gamma,
+                                    eps);
 }
 
 }  // namespace tg

@@ -41,10 +41,11 @@ Tensor block(const std::vector<Tensor>& p, const Tensor& x) {
   return h + linear(gelu(linear(b, p[8], p[9])), p[10], p[11]);
 }
 
-// P(weights) = || d/dx sum(w * block(x)) ||^2
+// P(weights) = || d/dx sum(w * block(x)) ||^2, the gradient in x recorded (create_graph) so
+// that P can be differentiated in the weights.
 Tensor penalty(const std::vector<Tensor>& p, const Tensor& x, const Tensor& w) {
-  Tensor xx = x.detach().set_requires_grad();
-  const Tensor dx = grad(sum(block(p, xx) * w), xx, {.create_graph = true});
+  const Function critic = [&](const std::vector<Tensor>& in) { return sum(block(p, in[0]) * w); };
+  const Tensor dx = vjp(critic, {x}, Tensor(), /*create_graph=*/true).grads[0];
   return sum(dx * dx);
 }
 
