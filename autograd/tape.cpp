@@ -262,7 +262,14 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
     accumulate(tape.nodes[o].grad, g, call.create_graph);
     top = std::max<std::int64_t>(top, o);
   }
-  if (top < 0) return std::move(pass.results);
+  // tg::grad's answers: zeros for an input the outputs do not depend on.
+  const auto answers = [&] {
+    if (!pass.into_leaves)
+      for (std::size_t k = 0; k < pass.results.size(); ++k)
+        if (!pass.results[k].defined()) pass.results[k] = zeros_like((*call.inputs)[k]);
+    return std::move(pass.results);
+  };
+  if (top < 0) return answers();  // every output is a leaf
   if (tape.backward_begins && pass.into_leaves) tape.backward_begins();
 
   // done_at[i]: the leaves whose last contribution comes from op i (their first use going
@@ -322,10 +329,7 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
     for (; i >= 0; --i) tape.nodes[i].grad = Tensor();
     throw;
   }
-  if (!pass.into_leaves)
-    for (std::size_t k = 0; k < pass.results.size(); ++k)
-      if (!pass.results[k].defined()) pass.results[k] = zeros_like((*call.inputs)[k]);
-  return std::move(pass.results);
+  return answers();
 }
 
 }  // namespace detail
