@@ -1,7 +1,8 @@
 // What higher-order derivatives cost: a Hessian-vector product (forward mode over the gradient)
 // against one gradient, for an MLP and a transformer block; and a Jacobian of f: R^n -> R^m by
 // forward mode (one jvp per input) and by reverse mode (one vjp per output), for
-// (n, m) = (10, 10000) and (10000, 10).  A benchmark program, not a test:
+// (n, m) = (10, 10000) and (10000, 10), and ten times n or m: forward mode's cost grows with n,
+// reverse mode's with m.  A benchmark program, not a test:
 //
 //   build/bench/higher-order-bench [--threads 1] [--repeats 5]
 //
@@ -121,7 +122,9 @@ int main(int argc, char** argv) {
   mlp(repeats);
   transformer_block(repeats);
   std::printf("\n%-34s %10s %10s\n", "Jacobian of tanh(W x)", "fwd ms", "rev ms");
-  jacobian_row(10, 10000, std::max<std::size_t>(1, repeats / 2));
-  jacobian_row(10000, 10, std::max<std::size_t>(1, repeats / 2));
+  const std::size_t few = std::max<std::size_t>(1, repeats / 2);
+  for (auto [n, m] :
+       {std::pair<std::size_t, std::size_t>{10, 10000}, {100, 10000}, {10000, 10}, {10000, 100}})
+    jacobian_row(n, m, few);
   return 0;
 }

@@ -68,7 +68,9 @@ std::vector<Case> cases() {
       {"sub", [](const Inputs& in) { return in[0] - in[1]; }, {x64({2, 3}, 1), x64({3}, 2)}},
       {"mul", [](const Inputs& in) { return in[0] * in[1]; }, {x64({2, 3}, 1), x64({3}, 2)}},
       {"div", [](const Inputs& in) { return in[0] / in[1]; }, {x64({2, 3}, 1), positive({3}, 2)}},
-      {"pow", [](const Inputs& in) { return pow(in[0], in[1]); }, {positive({2, 3}, 1), x64({3}, 2)}},
+      {"pow",
+       [](const Inputs& in) { return pow(in[0], in[1]); },
+       {positive({2, 3}, 1), x64({3}, 2)}},
       {"add_scalar", [](const Inputs& in) { return in[0] + 1.5; }, {x64({2, 3}, 1)}},
       {"mul_scalar", [](const Inputs& in) { return in[0] * 1.5; }, {x64({2, 3}, 1)}},
       {"pow_scalar", [](const Inputs& in) { return pow(in[0], 2.5); }, {positive({2, 3}, 1)}},
@@ -84,63 +86,102 @@ std::vector<Case> cases() {
       {"relu", [](const Inputs& in) { return relu(in[0]) * in[0]; }, {x64({2, 3}, 1)}},
       {"gelu", [](const Inputs& in) { return gelu(in[0]); }, {x64({2, 3}, 1)}},
       {"gelu_tanh", gelu_t, {x64({2, 3}, 1)}},
-      {"gelu_backward", [](const Inputs& in) { return gelu_backward(in[0], in[1]); },
+      {"gelu_backward",
+       [](const Inputs& in) { return gelu_backward(in[0], in[1]); },
        {x64({2, 3}, 1), x64({2, 3}, 2)}},
       {"gelu_tanh_backward",
        [](const Inputs& in) { return gelu_backward(in[0], in[1], GeluForm::tanh); },
        {x64({2, 3}, 1), x64({2, 3}, 2)}},
-      {"where", [](const Inputs& in) { return where(kMask, in[0], in[1]); },
+      {"where",
+       [](const Inputs& in) { return where(kMask, in[0], in[1]); },
        {x64({2, 3}, 1), x64({3}, 2)}},
-      {"masked_fill", [](const Inputs& in) { return masked_fill(in[0], kMask, 0.5); },
+      {"masked_fill",
+       [](const Inputs& in) { return masked_fill(in[0], kMask, 0.5); },
        {x64({2, 3}, 1)}},
       // shape
-      {"reshape", [](const Inputs& in) { return reshape(in[0], {3, 2}); }, {x64({2, 3}, 1)}},
-      {"permute", [](const Inputs& in) { return permute(in[0], {2, 0, 1}); }, {x64({2, 3, 2}, 1)}},
+      {"reshape",
+       [](const Inputs& in) {
+         return reshape(in[0], {3, 2});
+       },
+       {x64({2, 3}, 1)}},
+      {"permute",
+       [](const Inputs& in) {
+         return permute(in[0], {2, 0, 1});
+       },
+       {x64({2, 3, 2}, 1)}},
       {"slice", [](const Inputs& in) { return slice(in[0], 1, 1, 3); }, {x64({2, 3}, 1)}},
       {"pad", [](const Inputs& in) { return pad(in[0], 1, 1, 2); }, {x64({2, 3}, 1)}},
-      {"concat", [](const Inputs& in) { return concat({in[0], in[1]}, 0); },
+      {"concat",
+       [](const Inputs& in) {
+         return concat({in[0], in[1]}, 0);
+       },
        {x64({2, 3}, 1), x64({1, 3}, 2)}},
       {"clone", [](const Inputs& in) { return clone(in[0]); }, {x64({2, 3}, 1)}},
-      {"expand", [](const Inputs& in) { return expand(in[0], {2, 3}); }, {x64({1, 3}, 1)}},
+      {"expand",
+       [](const Inputs& in) {
+         return expand(in[0], {2, 3});
+       },
+       {x64({1, 3}, 1)}},
       {"sum_to", [](const Inputs& in) { return sum_to(in[0], {3}); }, {x64({2, 3}, 1)}},
-      {"take_rows", [](const Inputs& in) { return take_rows(in[0], {2, 0, 2}); }, {x64({3, 2}, 1)}},
-      {"scatter_add_rows", [](const Inputs& in) { return scatter_add_rows(in[0], {1, 1, 0}, 2); },
+      {"take_rows",
+       [](const Inputs& in) {
+         return take_rows(in[0], {2, 0, 2});
+       },
+       {x64({3, 2}, 1)}},
+      {"scatter_add_rows",
+       [](const Inputs& in) {
+         return scatter_add_rows(in[0], {1, 1, 0}, 2);
+       },
        {x64({3, 2}, 1)}},
       {"pick", [=](const Inputs& in) { return pick(in[0], picks); }, {x64({2, 4}, 1)}},
       {"unpick", [=](const Inputs& in) { return unpick(in[0], picks, 4); }, {x64({2}, 1)}},
       // reductions
-      {"sum", [](const Inputs& in) { return sum(in[0], {1}) + sum(in[0] * in[0]); },
+      {"sum",
+       [](const Inputs& in) { return sum(in[0], {1}) + sum(in[0] * in[0]); },
        {x64({2, 3}, 1)}},
-      {"mean", [](const Inputs& in) { return mean(in[0], {0}, true) + mean(in[0] * in[0]); },
+      {"mean",
+       [](const Inputs& in) { return mean(in[0], {0}, true) + mean(in[0] * in[0]); },
        {x64({2, 3}, 1)}},
       {"max", [](const Inputs& in) { return max(in[0] * in[0], {1}); }, {x64({2, 3}, 1)}},
       // products
-      {"matmul", [](const Inputs& in) { return matmul(in[0], in[1]); },
+      {"matmul",
+       [](const Inputs& in) { return matmul(in[0], in[1]); },
        {x64({2, 2, 3}, 1), x64({3, 2}, 2)}},
       {"matmul_transposed",
-       [](const Inputs& in) { return matmul_transposed(in[0], true, in[1], false, {2, 4}); },
+       [](const Inputs& in) {
+         return matmul_transposed(in[0], true, in[1], false, {2, 4});
+       },
        {x64({3, 2}, 1), x64({3, 4}, 2)}},
-      {"linear", [](const Inputs& in) { return linear(in[0], in[1], in[2]); },
+      {"linear",
+       [](const Inputs& in) { return linear(in[0], in[1], in[2]); },
        {x64({2, 3}, 1), x64({3, 2}, 2), x64({2}, 3)}},
       // neural-network ops
       {"softmax", [](const Inputs& in) { return softmax(in[0]); }, {x64({2, 3}, 1)}},
       {"log_softmax", [](const Inputs& in) { return log_softmax(in[0]); }, {x64({2, 3}, 1)}},
-      {"softmax_backward", [](const Inputs& in) { return softmax_backward(in[0], softmax(in[1])); },
+      {"softmax_backward",
+       [](const Inputs& in) { return softmax_backward(in[0], softmax(in[1])); },
        {x64({2, 3}, 1), x64({2, 3}, 2)}},
       {"log_softmax_backward",
        [](const Inputs& in) { return log_softmax_backward(in[0], log_softmax(in[1])); },
        {x64({2, 3}, 1), x64({2, 3}, 2)}},
-      {"masked_softmax", [](const Inputs& in) { return masked_softmax(in[0], kMask); },
+      {"masked_softmax",
+       [](const Inputs& in) { return masked_softmax(in[0], kMask); },
        {x64({2, 3}, 1)}},
       {"masked_softmax_backward",
-       [](const Inputs& in) { return masked_softmax_backward(in[0], masked_softmax(in[1], kMask)); },
+       [](const Inputs& in) {
+         return masked_softmax_backward(in[0], masked_softmax(in[1], kMask));
+       },
        {x64({2, 3}, 1), x64({2, 3}, 2)}},
       {"rel_skew", [](const Inputs& in) { return rel_skew(in[0], false); }, {x64({2, 2, 3}, 1)}},
-      {"rel_unskew", [](const Inputs& in) { return rel_unskew(in[0], false); }, {x64({2, 2, 2}, 1)}},
+      {"rel_unskew",
+       [](const Inputs& in) { return rel_unskew(in[0], false); },
+       {x64({2, 2, 2}, 1)}},
       {"embedding", [=](const Inputs& in) { return embedding(in[0], ids, 0); }, {x64({4, 3}, 1)}},
-      {"embedding_backward", [=](const Inputs& in) { return embedding_backward(in[0], ids, 4, 0); },
+      {"embedding_backward",
+       [=](const Inputs& in) { return embedding_backward(in[0], ids, 4, 0); },
        {x64({3, 3}, 1)}},
-      {"embedding_bags", [=](const Inputs& in) { return embedding_bags(in[0], bags, groups); },
+      {"embedding_bags",
+       [=](const Inputs& in) { return embedding_bags(in[0], bags, groups); },
        {x64({5, 2}, 1)}},
       {"embedding_bags_backward",
        [=](const Inputs& in) { return embedding_bags_backward(in[0], bags, groups, 5); },
@@ -151,7 +192,8 @@ std::vector<Case> cases() {
          return dropout(in[0] * in[0], 0.5, gen);
        },
        {x64({2, 3}, 1)}},
-      {"cross_entropy", [=](const Inputs& in) { return cross_entropy(in[0], targets, smooth); },
+      {"cross_entropy",
+       [=](const Inputs& in) { return cross_entropy(in[0], targets, smooth); },
        {x64({3, 4}, 1)}},
       {"cross_entropy_backward",
        [=](const Inputs& in) { return cross_entropy_backward(in[0], in[1], targets, smooth); },
@@ -159,7 +201,8 @@ std::vector<Case> cases() {
       {"binary_cross_entropy_with_logits",
        [](const Inputs& in) { return binary_cross_entropy_with_logits(in[0], in[1]); },
        {x64({2, 3}, 1), testing::uniform64({2, 3}, 0.0, 1.0, 2)}},
-      {"layer_norm", [](const Inputs& in) { return layer_norm(in[0], in[1], in[2]); },
+      {"layer_norm",
+       [](const Inputs& in) { return layer_norm(in[0], in[1], in[2]); },
        {x64({2, 4}, 1), x64({4}, 2), x64({4}, 3)}},
       {"layer_norm_backward",
        [](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_x; },
@@ -171,12 +214,14 @@ std::vector<Case> cases() {
        [](const Inputs& in) { return layer_norm_backward(in[0], in[1], in[2]).g_beta * in[0]; },
        {x64({2, 4}, 1), x64({2, 4}, 2), x64({4}, 3)}},
       // Toeplitz products
-      {"toeplitz_matmul", [](const Inputs& in) { return toeplitz_matmul(in[0], in[1]); },
+      {"toeplitz_matmul",
+       [](const Inputs& in) { return toeplitz_matmul(in[0], in[1]); },
        {x64({1, 5}, 1), x64({1, 1, 3, 2}, 2)}},
       {"toeplitz_matmul_transposed",
        [](const Inputs& in) { return toeplitz_matmul_transposed(in[0], in[1]); },
        {x64({1, 5}, 1), x64({1, 1, 3, 2}, 2)}},
-      {"toeplitz_correlate", [](const Inputs& in) { return toeplitz_correlate(in[0], in[1]); },
+      {"toeplitz_correlate",
+       [](const Inputs& in) { return toeplitz_correlate(in[0], in[1]); },
        {x64({1, 1, 3, 2}, 1), x64({1, 1, 3, 2}, 2)}},
       {"kernel_toeplitz",
        [](const Inputs& in) { return kernel_toeplitz(in[0], in[1], in[2], in[3], true); },
@@ -189,7 +234,8 @@ std::vector<Case> cases() {
        {x64({1, 1, 3, 3}, 1), x64({1, 1, 3, 2}, 2), x64({1, 1, 3, 2}, 3), x64({1, 1, 3, 2}, 4),
         x64({1, 5}, 5)}},
       // attention in one op
-      {"fused_attention", [=](const Inputs& in) { return fused_attention(in[0], in[1], in[2], causal); },
+      {"fused_attention",
+       [=](const Inputs& in) { return fused_attention(in[0], in[1], in[2], causal); },
        {x64({1, 2, 3, 2}, 1), x64({1, 2, 3, 2}, 2), x64({1, 2, 3, 2}, 3)}},
       {"fused_self_attention",
        [=](const Inputs& in) { return fused_self_attention(in[0], 2, causal); },
@@ -200,7 +246,9 @@ std::vector<Case> cases() {
        },
        {x64({1, 2, 3, 2}, 1), x64({1, 2, 3, 2}, 2), x64({1, 2, 3, 2}, 3), x64({1, 2, 3, 2}, 4)}},
       {"fused_self_attention_backward",
-       [=](const Inputs& in) { return joined(fused_self_attention_backward(in[0], in[1], 2, causal)); },
+       [=](const Inputs& in) {
+         return joined(fused_self_attention_backward(in[0], in[1], 2, causal));
+       },
        {x64({1, 3, 4}, 1), x64({1, 3, 12}, 2)}},
   };
 }
@@ -227,7 +275,8 @@ BOOST_AUTO_TEST_CASE(every_op_in_the_sources_has_a_case) {
   std::set<std::string> with_cases;
   for (const Case& c : cases()) with_cases.insert(c.op);
   for (const std::string& op : in_sources)
-    BOOST_TEST(with_cases.count(op) == 1u, op << " is recorded by the library but has no case here");
+    BOOST_TEST(with_cases.count(op) == 1u,
+               op << " is recorded by the library but has no case here");
   for (const std::string& op : with_cases)
     BOOST_TEST(in_sources.count(op) == 1u, op << " has a case but no op in autograd/ records it");
 }
@@ -236,7 +285,8 @@ BOOST_AUTO_TEST_CASE(every_op_has_a_row_in_the_rule_table) {
   const std::string table = testing::read_file(TAPEGRAD_SOURCE_DIR "/docs/derivatives.md");
   for (const std::string& op : ops_in_sources())
     if (kComposed.count(op) == 0)
-      BOOST_TEST(testing::contains(table, "| `" + op + "` |"), op << " has no row in docs/derivatives.md");
+      BOOST_TEST(testing::contains(table, "| `" + op + "` |"),
+                 op << " has no row in docs/derivatives.md");
 }
 
 BOOST_AUTO_TEST_CASE(every_op_passes_second_order_checks_in_both_modes) {
