@@ -27,8 +27,14 @@ Tensor tangent_at(const Tensor& x, int level) {
 // Opens a level for the life of the object.
 class Level {
  public:
-  Level() : level_(++t_next_level) { t_levels.push_back(level_); }
-  ~Level() { t_levels.pop_back(); }
+  Level() : level_(++t_next_level) {
+    t_levels.push_back(level_);
+    ++detail::jvp_levels;
+  }
+  ~Level() {
+    t_levels.pop_back();
+    --detail::jvp_levels;
+  }
   Level(const Level&) = delete;
   Level& operator=(const Level&) = delete;
   int id() const { return level_; }
@@ -40,8 +46,6 @@ class Level {
 }  // namespace
 
 namespace detail {
-
-bool forward_mode_on() { return !t_levels.empty(); }
 
 bool has_tangent(const Tensor& x) {
   if (!x.defined()) return false;

@@ -13,7 +13,6 @@
 namespace tg {
 namespace {
 
-thread_local detail::TapeData* t_current = nullptr;
 thread_local Profiler* t_profiler = nullptr;
 thread_local bool t_anomaly = false;
 
@@ -107,8 +106,6 @@ bool anomaly_detection_enabled() { return t_anomaly; }
 
 namespace detail {
 
-TapeData* current_tape() { return t_current; }
-
 void accumulate_leaf_grad(const char* op, TensorImpl& leaf, const Tensor& g) {
   check_gradient(op, "a leaf", shape_of(leaf.value),
                  leaf.value.index() == 0 ? Dtype::f32 : Dtype::f64, g);
@@ -142,7 +139,7 @@ Tensor output_gradient(const char* op, const Tensor& out, const Tensor& g_out) {
 
 void record_on_tape(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
                     std::size_t saved_bytes, GradFn backward, bool once_differentiable) {
-  TapeData* tape = t_current;
+  TapeData* tape = detail::current;
   if (tape == nullptr) return;  // not recording
   bool wanted = false;
   for (std::size_t i = 0; i < n; ++i) wanted = wanted || inputs[i]->requires_grad();
@@ -243,7 +240,7 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
         fail(op, "the tensor was not recorded on this tape, or the tape was cleared since");
     }
   }
-  ScopedSetting<TapeData*> recording(t_current, call.create_graph ? &tape : nullptr);
+  ScopedSetting<TapeData*> recording(detail::current, call.create_graph ? &tape : nullptr);
   for (std::size_t k = 0; k < call.outputs.size(); ++k) {
     const Tensor& out = call.outputs[k];
     Tensor g =
@@ -310,17 +307,16 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
           t_profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       const Tensor g = std::move(node.grad);
       node.grad = Tensor();
-      GradFn rule = call.retain_graph ? tape.nodes[i].backward : std::move(tape.nodes[i].backward);
+      GradFn rule = call.retain_graph ? node.backward : std::move(node.backward);
       rule(g, grads);
       if (t_profiler)
-        t_profiler->ops_[tape.nodes[i].op].backward_ms +=
+        t_profiler->ops_[node.op].backward_ms +=
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                 .count();
-      if (!call.retain_graph) {  // release what the rule saved
-        Node& done = tape.nodes[i];
-        done.backward = nullptr;
-        done.saved_bytes = 0;
-        done.released = true;
+      if (!call.retain_graph) {  // release what the rule saved (the deque's nodes stay put)
+        node.backward = nullptr;
+        node.saved_bytes = 0;
+        node.released = true;
       }
       leaves_done(i);
     }
@@ -495,7 +491,7 @@ std::string Profiler::table() const {
   return out + line;
 }
 
-TapeGuard::TapeGuard(Tape& tape) : current_(t_current, &tape.data()) {}
-NoGradGuard::NoGradGuard() : current_(t_current, nullptr) {}
+TapeGuard::TapeGuard(Tape& tape) : current_(detail::current, &tape.data()) {}
+NoGradGuard::NoGradGuard() : current_(detail::current, nullptr) {}
 
 }  // namespace tg

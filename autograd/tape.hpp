@@ -77,7 +77,12 @@ struct TapeData : std::enable_shared_from_this<TapeData> {
   std::function<void(const TensorImpl& leaf)> leaf_done;  // Tape::on_backward
 };
 
-TapeData* current_tape();  // the thread's current tape, or nullptr (no recording)
+// The thread's recording state, read inline by every op: its current tape (set by TapeGuard and
+// NoGradGuard; nullptr: nothing is recorded), and how many tg::jvp are running (forward.cpp).
+inline thread_local TapeData* current = nullptr;
+inline thread_local int jvp_levels = 0;
+inline TapeData* current_tape() { return current; }
+inline bool forward_mode_on() { return jvp_levels > 0; }
 // Appends the op when a tape records and an input requires grad.
 void record_on_tape(const char* op, Tensor& out, const Tensor* const* inputs, std::size_t n,
                     std::size_t saved_bytes, GradFn backward, bool once_differentiable);
@@ -261,7 +266,6 @@ class Profiler {
 // ---- for writing ops ---------------------------------------------------------------------
 
 namespace detail {
-bool forward_mode_on();             // some tg::jvp is running on this thread (forward.cpp)
 bool has_tangent(const Tensor& x);  // x carries a tangent of a running jvp
 }  // namespace detail
 
