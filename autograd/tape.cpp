@@ -355,7 +355,7 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
 }
 
 void Grads::add(std::size_t i, Tensor g) {
-  detail::Node& node = tape_.nodes[node_];
+  detail::Node& node = op_;
   auto& pass = *static_cast<Pass*>(pass_);
   if (t_anomaly) {
     const std::string bad = first_non_finite(g.impl()->value);

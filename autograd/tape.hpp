@@ -109,10 +109,10 @@ void accumulate_leaf_grad(const char* op, TensorImpl& leaf, const Tensor& g);
 class Grads {
  public:
   Grads(detail::TapeData& tape, std::size_t node, void* pass)
-      : tape_(tape), node_(node), pass_(pass) {}
+      : tape_(tape), node_(node), op_(tape.nodes[node]), pass_(pass) {}
 
   // Does input i need a gradient?  (Skip the work when it does not.)
-  bool wanted(std::size_t i) const { return tape_.nodes[node_].inputs[i].wanted(); }
+  bool wanted(std::size_t i) const { return op_.inputs[i].wanted(); }
   // Adds g into input i's gradient.  g must have input i's shape and dtype.
   void add(std::size_t i, Tensor g);
   // For array-level rules (once differentiable):
@@ -127,7 +127,8 @@ class Grads {
  private:
   detail::TapeData& tape_;
   std::size_t node_;
-  void* pass_;  // the backward pass running (tape.cpp)
+  detail::Node& op_;  // tape_.nodes[node_] (a deque's elements stay put as it grows)
+  void* pass_;        // the backward pass running (tape.cpp)
 };
 
 // Gives a jvp rule the tangents of its op's inputs.
