@@ -2,6 +2,7 @@
 // and layer norm.  Fused ops carry the derivation of their backward in a comment.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -537,8 +538,8 @@ Array<double> cross_entropy_backward(const Array<double>& z,
 //   q = (1 - e) onehot(t) + e / C,   loss_r = -sum_c q_c log p_c
 //   loss = sum_r loss_r / n, n = the number of rows not ignored.
 // Since sum_c q_c = 1, d loss_r / d logits_rc = p_c - q_c, so dL/dlogits = g (p - q) / n.
-// The backward is an op of its own, cross_entropy_backward, whose rules differentiate again; it
-// recomputes the softmax p from the logits.
+// The forward keeps p for the backward, which is an op of its own, cross_entropy_backward, whose
+// rules differentiate again.
 namespace {
 
 // Checks logits (..., C), targets (...) and the options for `op`; returns n, the number of
@@ -658,24 +659,33 @@ Tensor softmax_along(const Tensor& p, const Tensor& v) {
   return p * (v - sum_to(v * p, rows));
 }
 
-// out = g (p - q) w (cross_entropy_terms), an op of (g, logits), linear in g:
-//   g_g = sum(g_out (p - q) w),  g_logits = g w J g_out;  d(out) = dg (p - q) w + g w J dlogits
-// The values come from the fused kernel, over the softmax p: `take` lets the gradient take p's
-// memory.
-Tensor cross_entropy_gradient(const Tensor& g_y, const Tensor& logits,
-                              const std::shared_ptr<const Ids>& targets,
-                              const CrossEntropyOptions& opt, std::size_t n_valid, AnyArray& probs,
-                              bool take) {
-  const std::size_t C = logits.shape().back(), N = targets->size();
-  Tensor g_x = dispatch(logits.dtype(), [&]<class T>() {
+// The gradient's values by the fused kernel: g_y (p - q) w (cross_entropy_terms), of the
+// logits' shape, from p (N, C), the softmax of the logits.  With `take` the gradient takes p's
+// memory (p is left empty).
+Tensor cross_entropy_gradient_values(const Tensor& g_y, const Shape& shape, const Ids& targets,
+                                     const CrossEntropyOptions& opt, std::size_t n_valid,
+                                     AnyArray& probs, bool take) {
+  const std::size_t C = shape.back(), N = targets.size();
+  return dispatch(g_y.dtype(), [&]<class T>() {
     Array<T>& p = std::get<Array<T>>(probs);
-    Array<T> out = take ? std::move(p) : Array<T>::from_shape(logits.shape());
+    Array<T> out = take ? std::move(p) : Array<T>::from_shape(shape);
     const T scale = n_valid > 0 ? g_y.data<T>()() / static_cast<T>(n_valid) : T(0);
-    cross_entropy_gradient_rows(take ? out.data() : p.data(), out.data(), N, C, scale, *targets,
+    cross_entropy_gradient_rows(take ? out.data() : p.data(), out.data(), N, C, scale, targets,
                                 opt);
-    out.reshape(logits.shape());
+    out.reshape(shape);
     return Tensor(std::move(out));
   });
+}
+
+// out = g (p - q) w (cross_entropy_terms), an op of (g, logits), linear in g:
+//   g_g = sum(g_out (p - q) w),  g_logits = g w J g_out;  d(out) = dg (p - q) w + g w J dlogits
+// The values come from the fused kernel, over the softmax p of the logits.
+Tensor cross_entropy_gradient(const Tensor& g_y, const Tensor& logits,
+                              const std::shared_ptr<const Ids>& targets,
+                              const CrossEntropyOptions& opt, std::size_t n_valid,
+                              AnyArray& probs) {
+  Tensor g_x =
+      cross_entropy_gradient_values(g_y, logits.shape(), *targets, opt, n_valid, probs, true);
   if (needs_grad(g_y, logits))
     record(
         "cross_entropy_backward", g_x, {g_y, logits}, saved_bytes(g_y, logits),
@@ -693,6 +703,46 @@ Tensor cross_entropy_gradient(const Tensor& g_y, const Tensor& logits,
   return g_x;
 }
 
+// What cross_entropy's rule keeps: p (N, C), the softmax its forward computed, from which the
+// first-order gradient comes in one pass; and of the logits only their place in the graph
+// (graph_link: their values can go after the forward), or the logits themselves while they
+// carry a tangent, which a vjp run inside a jvp (tg::hvp) differentiates along.
+struct CrossEntropySaved {
+  std::shared_ptr<AnyArray> p;
+  Tensor logits;          // the logits, or their stand-in
+  bool stand_in = false;  // logits is a stand-in with no values
+  Shape shape;            // the logits' (a stand-in has none)
+  std::shared_ptr<const Ids> targets;
+  CrossEntropyOptions opt;
+  std::size_t n_valid = 0;
+};
+
+// log p, of the logits' shape: logits for the stand-in, since softmax(log p) = p (the softmax
+// ignores each row's shift, log sum exp), to rounding.  p is floored at the smallest normal
+// number so that an underflowed probability gives a finite log (its softmax weight stays ~0).
+AnyArray log_probs(const CrossEntropySaved& s) {
+  return std::visit(
+      [&]<class T>(const Array<T>& p) {
+        Array<T> lp = xt::log(xt::maximum(p, std::numeric_limits<T>::min()));
+        lp.reshape(s.shape);
+        return AnyArray(std::move(lp));
+      },
+      *s.p);
+}
+
+// cross_entropy's vjp.  First order (nothing records, no tangents): the fused kernel on p, in
+// p's memory when this rule holds the last reference to it (the tape will not run it again).
+// Otherwise the backward op, whose rules differentiate again, over the logits (or log p given
+// to their stand-in), so that the ops it records connect to the logits' node.
+Tensor cross_entropy_vjp(const Tensor& g_y, const CrossEntropySaved& s) {
+  if (detail::current_tape() == nullptr && !detail::has_tangent(g_y) &&
+      !detail::has_tangent(s.logits))
+    return cross_entropy_gradient_values(g_y, s.shape, *s.targets, s.opt, s.n_valid, *s.p,
+                                         s.p.use_count() == 1);
+  const Tensor logits = s.stand_in ? detail::with_values(s.logits, log_probs(s)) : s.logits;
+  return cross_entropy_backward(g_y, logits, *s.targets, s.opt);
+}
+
 }  // namespace
 
 // y = -sum_r w_r sum_c q_rc log p_rc;  g_logits = cross_entropy_backward(g_y) = g_y (p - q) w;
@@ -700,25 +750,30 @@ Tensor cross_entropy_gradient(const Tensor& g_y, const Tensor& logits,
 Tensor cross_entropy(const Tensor& logits, const Ids& targets, const CrossEntropyOptions& opt) {
   const std::size_t n_valid = counted_rows("cross_entropy", logits, targets, opt);
   const std::size_t C = logits.shape().back(), N = targets.size();
+  auto probs = std::make_shared<AnyArray>();
   Tensor loss = dispatch(logits.dtype(), [&]<class T>() {
     Array<T> p = Array<T>::from_shape({N, C});
     const double total = softmax_rows(logits.data<T>().data(), p.data(), N, C, targets, opt);
+    *probs = std::move(p);
     return scalar(n_valid > 0 ? total / n_valid : 0.0, logits.dtype());
   });
-  // The rules keep the logits alone and recompute p from them (the same kernel, so the same
-  // bits): keeping p as well would double what the loss holds until backward.
-  if (needs_grad(logits)) {
-    record(
-        "cross_entropy", loss, {logits}, saved_bytes(logits),
-        [logits, targets, opt](const Tensor& g_y, Grads& g) {
-          g.add(0, cross_entropy_backward(g_y, logits, targets, opt));
-        },
-        [logits, targets, opt](const Tangents& t) {
-          const Tensor slope =
-              cross_entropy_backward(scalar(1.0, logits.dtype()), logits, targets, opt);
-          return sum_to(t[0] * slope, Shape{});
-        });
-  }
+  if (!needs_grad(logits)) return loss;
+  const bool tangent = detail::forward_mode_on() && detail::has_tangent(logits);
+  CrossEntropySaved saved{.p = probs,
+                          .logits = tangent ? logits : detail::graph_link(logits),
+                          .shape = logits.shape(),
+                          .targets = std::make_shared<const Ids>(targets),
+                          .opt = opt,
+                          .n_valid = n_valid};
+  saved.stand_in = saved.logits.impl() != logits.impl();
+  record(
+      "cross_entropy", loss, {logits}, saved_bytes(logits) * (tangent ? 2 : 1),  // p (+ logits)
+      [saved](const Tensor& g_y, Grads& g) { g.add(0, cross_entropy_vjp(g_y, saved)); },
+      [logits, targets = saved.targets, opt](const Tangents& t) {
+        const Tensor slope =
+            cross_entropy_backward(scalar(1.0, logits.dtype()), logits, *targets, opt);
+        return sum_to(t[0] * slope, Shape{});
+      });
   return loss;
 }
 
@@ -737,7 +792,7 @@ Tensor cross_entropy_backward(const Tensor& g_y, const Tensor& logits, const Ids
     return AnyArray(std::move(p));
   });
   return cross_entropy_gradient(g_y, logits, std::make_shared<const Ids>(targets), opt, n_valid,
-                                probs, true);
+                                probs);
 }
 
 // y = mean over the n elements of max(x, 0) - x t + log(1 + e^-|x|) (x the logits, t the

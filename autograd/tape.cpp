@@ -348,6 +348,51 @@ void Tensor::backward(const Tensor& g_out) const {
   detail::run_backward(*tape, {.outputs = {*this}, .grad_outputs = {g_out}});
 }
 
+namespace detail {
+
+namespace {
+// A TensorImpl with x's place in the graph and `values`.
+Tensor linked(const TensorImpl& x, AnyArray values) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->value = std::move(values);
+  impl->requires_grad = x.requires_grad;
+  impl->tape_id = x.tape_id;
+  impl->node = x.node;
+  impl->tape = x.tape;
+  impl->name = x.name;
+  return Tensor::from_impl(std::move(impl));
+}
+}  // namespace
+
+Tensor graph_link(const Tensor& x) {
+  check_defined("graph_link", x);
+  if (x.is_leaf()) return x;
+  return linked(
+      *x.impl(),
+      std::visit([](const auto& v) { return AnyArray(std::decay_t<decltype(v)>::from_shape({0})); },
+                 x.impl()->value));
+}
+
+Tensor with_values(const Tensor& link, AnyArray values) {
+  check_defined("with_values", link);
+  if (link.is_leaf())
+    fail("with_values", "the link is a leaf, which is its own graph link and keeps its values");
+  const TensorImpl& l = *link.impl();
+  const Dtype dtype = values.index() == 0 ? Dtype::f32 : Dtype::f64;
+  // The op it stands for, when its tape still holds it: the values must fit that op's output.
+  if (const auto tape = l.tape.lock(); tape && tape->id == l.tape_id) {
+    const Node& op = tape->nodes[l.node];
+    if (op.shape != shape_of(values) || op.dtype != dtype)
+      fail("with_values", "values of " + shape_str(shape_of(values)) + " " + dtype_name(dtype) +
+                              " for a link to op #" + std::to_string(l.node) + " (" + op.op +
+                              "), whose output is " + shape_str(op.shape) + " " +
+                              dtype_name(op.dtype));
+  }
+  return linked(l, std::move(values));
+}
+
+}  // namespace detail
+
 bool needs_grad(const std::vector<Tensor>& inputs) {
   for (const Tensor& t : inputs)
     if (needs_grad(t)) return true;

@@ -268,6 +268,18 @@ class Profiler {
 
 namespace detail {
 bool has_tangent(const Tensor& x);  // x carries a tangent of a running jvp
+
+// An input's place in the graph, without its values.  A rule that keeps something the input's
+// values can be recomputed from (cross_entropy keeps p = softmax(logits), and log p has the
+// same softmax) need not keep the input itself; but the ops it records under create_graph must
+// still connect to the input's op.  It keeps graph_link(x): x itself when x is a leaf (a leaf's
+// values are the user's, alive anyway, and its gradient goes to that very TensorImpl), else a
+// stand-in with x's place in the graph (requires_grad, tape, op, name) and no values: shape (0),
+// x's dtype, no tangents (keep x itself while it carries one).
+Tensor graph_link(const Tensor& x);
+// The stand-in `link` given values, of the shape and dtype of the op output it stands for: ops
+// that take the result record as if they took that output, so gradients reach its op.
+Tensor with_values(const Tensor& link, AnyArray values);
 }  // namespace detail
 
 // Should an op with these inputs record its rules?  (A tape is current and an input needs

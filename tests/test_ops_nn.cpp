@@ -395,6 +395,56 @@ BOOST_AUTO_TEST_CASE(cross_entropy_keeps_its_softmax_for_a_retained_graph) {
   BOOST_TEST(sum(abs(second_derivative(false) - retained)).item() == 0.0);
 }
 
+// Logits made by an op: the rule keeps p and the logits' stand-in (graph_link), not their
+// values; a gradient with create_graph gives the stand-in log p and reaches the logits' op.
+BOOST_AUTO_TEST_CASE(cross_entropy_of_computed_logits_keeps_p_not_the_logits) {
+  const Ids targets = {2, -100, 0};
+  const CrossEntropyOptions opt{.label_smoothing = 0.1};
+  CHECK_GRAD([&](const Inputs& in) { return cross_entropy(in[0] * 2.0, targets, opt); },
+             {randn64({3, 4}, 17)}, both);
+  // The logits' values go with the last handle to them; second derivatives still come out.
+  Tensor x = randn64({3, 4}, 18);
+  Tape tape;
+  TapeGuard recording(tape);
+  Tensor logits = x * 2.0;
+  const std::weak_ptr<TensorImpl> values = logits.impl();
+  const Tensor loss = cross_entropy(logits, targets, opt);
+  logits = Tensor();
+  BOOST_TEST(values.expired());
+  const Tensor g = grad(loss, x, {.create_graph = true});
+  BOOST_TEST(sum(abs(grad(sum(g * g), x))).item() > 0.0);
+}
+
+// tg::hvp through cross_entropy (forward over reverse: its vjp runs with no tape current while
+// the logits carry a tangent) against reverse over reverse (the stand-in path) and against
+// finite differences of the gradient.
+BOOST_AUTO_TEST_CASE(cross_entropy_hessian_vector_products_agree) {
+  const Ids targets = {1, -100, 3};
+  const CrossEntropyOptions opt{.label_smoothing = 0.1};
+  const Function f = [&](const Inputs& in) { return cross_entropy(in[0] * 2.0, targets, opt); };
+  const Tensor x = randn64({3, 5}, 19, false), v = randn64({3, 5}, 20, false);
+  const Tensor forward_over_reverse = hvp(f, x, v);
+  const auto gradient_at = [&](const Tensor& at) {
+    Tensor leaf = at.detach().set_requires_grad();
+    Tape tape;
+    TapeGuard recording(tape);
+    return grad(f({leaf}), leaf);
+  };
+  const double eps = 1e-6;
+  const Tensor by_differences = (gradient_at(x + v * eps) - gradient_at(x - v * eps)) / (2 * eps);
+  Tensor leaf = x.detach().set_requires_grad();
+  Tape tape;
+  TapeGuard recording(tape);
+  const Tensor g = grad(f({leaf}), leaf, {.create_graph = true});
+  const Tensor reverse_over_reverse = grad(sum(g * v), leaf);
+  BOOST_TEST(sum(abs(forward_over_reverse)).item() > 0.1);
+  for (std::size_t i = 0; i < x.numel(); ++i) {
+    const double hv = forward_over_reverse.data<double>().data()[i];
+    BOOST_TEST(hv == reverse_over_reverse.data<double>().data()[i], tt::tolerance(1e-10));
+    BOOST_TEST(testing::close_to(hv, by_differences.data<double>().data()[i], 1e-5, 1e-7));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(layer_norm_and_its_backward_pass_second_order_checks) {
   Tensor x = randn64({2, 4}, 21), gamma = randn64({4}, 22), beta = randn64({4}, 23);
   Tensor g = randn64({2, 4}, 24);

@@ -126,6 +126,23 @@ BOOST_FIXTURE_TEST_CASE(listing_and_dot_show_ops_shapes_and_saved_bytes, Recordi
   BOOST_TEST(testing::contains(tape.listing(), "released"));
 }
 
+// graph_link keeps an op output's place in the graph without its values; with_values gives the
+// stand-in values, and ops on the result send their gradients to the op the output came from.
+BOOST_FIXTURE_TEST_CASE(a_graph_link_reaches_its_op_without_its_values, Recording) {
+  Tensor x = from_vector({1, 2, 3}, {3}).set_requires_grad();
+  BOOST_TEST(detail::graph_link(x).impl() == x.impl());  // a leaf is its own link
+  const Tensor link = detail::graph_link(x * 2.0);
+  BOOST_TEST(link.numel() == 0u);
+  BOOST_TEST(link.requires_grad());
+  const Tensor y = detail::with_values(link, Array<float>{1, -1, 2});
+  sum(y * y).backward();  // d/dy = 2 y, then through x * 2
+  BOOST_TEST((x.grad_data<float>() == Array<float>{4, -4, 8}));
+  CHECK_THROWS_WITH(detail::with_values(link, Array<float>{1, 2}),
+                    "with_values: values of (2) float32 for a link to op #0 (mul_scalar), whose "
+                    "output is (3) float32");
+  CHECK_THROWS_WITH(detail::with_values(x, Array<float>{1, 2, 3}), "the link is a leaf");
+}
+
 BOOST_FIXTURE_TEST_CASE(requires_grad_changes_only_on_leaves, Recording) {
   Tensor x = ones({2}).set_requires_grad();
   Tensor y = x * 2.0;
