@@ -896,11 +896,11 @@ namespace {
 // independent and the CPU overlaps them; one row at a time, every add waits for the one before.
 constexpr std::size_t kRowBlock = 4;
 
-// R rows of x (R, C) -> out (R, C), and the rows' mean mu and rstd (R): xhat is
-// T((x - mu) rstd), recomputed the same way by the backward.  out null: the statistics alone.
+// R rows of x (R, C) -> out (R, C) (when not null), xhat (R, C), and each row's mean (in double)
+// and rstd (R).
 template <std::size_t R, class T>
 void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, double eps, T* out,
-                     double* mean, T* rstd) {
+                     T* xhat, double* mean, T* rstd) {
   double mu[R] = {}, var[R] = {};
   for (std::size_t c = 0; c < C; ++c)
     for (std::size_t r = 0; r < R; ++r) mu[r] += x[r * C + c];
@@ -911,23 +911,19 @@ void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, d
     const T rs = static_cast<T>(1.0 / std::sqrt(var[r] / C + eps));
     rstd[r] = rs;
     mean[r] = mu[r];
-    if (out == nullptr) continue;
     for (std::size_t c = 0; c < C; ++c) {
       const T h = static_cast<T>((x[r * C + c] - mu[r]) * rs);
-      out[r * C + c] = gamma[c] * h + beta[c];
+      xhat[r * C + c] = h;
+      if (out != nullptr) out[r * C + c] = gamma[c] * h + beta[c];
     }
   }
 }
 
-// Backward of R rows from g_y (R, C), with xhat recomputed from x, mu and rstd as the forward
-// made it (into `xhat`, R C of scratch): g_x (R, C); adds the rows' terms of dL/dgamma and
-// dL/dbeta to pg and pb (C), row after row.
+// Backward of R rows from g_y (R, C): g_x (R, C); adds the rows' terms of dL/dgamma and dL/dbeta
+// to pg and pb (C), row after row.
 template <std::size_t R, class T>
-void layer_norm_backward_rows(const T* g_y, const T* x, const double* mu, const T* rstd,
-                              const T* gamma, std::size_t C, T* g_x, T* pg, T* pb, T* xhat) {
-  for (std::size_t r = 0; r < R; ++r)
-    for (std::size_t c = 0; c < C; ++c)
-      xhat[r * C + c] = static_cast<T>((x[r * C + c] - mu[r]) * rstd[r]);
+void layer_norm_backward_rows(const T* g_y, const T* xhat, const T* rstd, const T* gamma,
+                              std::size_t C, T* g_x, T* pg, T* pb) {
   double mean_gh[R] = {}, mean_gh_xhat[R] = {};
   for (std::size_t c = 0; c < C; ++c)
     for (std::size_t r = 0; r < R; ++r) {
@@ -955,11 +951,12 @@ void for_row_blocks(std::size_t begin, std::size_t end, const Body& body) {
   for (; r < end; ++r) body.template operator()<1>(r);
 }
 
-// What the fused backward reads besides x, kept by the forward: each row's mean (N, in double)
-// and rstd (N).
+// What the fused backward reads, kept by the forward: xhat (N, C) and rstd (N); and each row's
+// mean (N, in double), from which x = xhat / rstd + mean comes back for the rules that need x's
+// values (to rounding).
 struct LayerNormSaved {
+  AnyArray xhat, rstd;
   Array<double> mean;
-  AnyArray rstd;
 };
 
 // x (..., C), gamma and beta (C) of x's dtype, for `op` (beta undefined: not checked).
@@ -983,8 +980,8 @@ void check_layer_norm(const char* op, const Tensor& x, const Tensor& gamma, cons
     fail(op, "x, gamma and beta must have one dtype");
 }
 
-// The fused forward: y (or, with `statistics_only`, nothing), with mean and rstd kept in
-// `saved`.
+// The fused forward: y (or, with `statistics_only`, nothing), with xhat, rstd and the means
+// kept in `saved`.
 Tensor layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
                           LayerNormSaved& saved, bool statistics_only = false) {
   const Shape& s = x.shape();
@@ -994,29 +991,29 @@ Tensor layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& be
     const T* gv = gamma.data<T>().data();
     const T* bv = beta.defined() ? beta.data<T>().data() : nullptr;
     Array<T> out = statistics_only ? Array<T>() : Array<T>::from_shape(s);
-    Array<T> rs = Array<T>::from_shape({N});
+    Array<T> xh = Array<T>::from_shape(s), rs = Array<T>::from_shape({N});
     Array<double> mu = Array<double>::from_shape({N});
     parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
       for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
         layer_norm_rows<R>(xv + r * C, gv, bv, C, eps,
-                           statistics_only ? nullptr : out.data() + r * C, mu.data() + r,
-                           rs.data() + r);
+                           statistics_only ? nullptr : out.data() + r * C, xh.data() + r * C,
+                           mu.data() + r, rs.data() + r);
       });
     });
-    saved.mean = std::move(mu);
+    saved.xhat = std::move(xh);
     saved.rstd = std::move(rs);
+    saved.mean = std::move(mu);
     return statistics_only ? Tensor() : Tensor(std::move(out));
   });
 }
 
-// The fused backward from x and the saved mean and rstd: the three gradients, not yet recorded.
-LayerNormBackward layer_norm_backward_kernel(const Tensor& g_y, const Tensor& x,
-                                             const Tensor& gamma, const LayerNormSaved& saved) {
+// The fused backward from the saved xhat and rstd: the three gradients, not yet recorded.
+LayerNormBackward layer_norm_backward_kernel(const Tensor& g_y, const Tensor& gamma,
+                                             const LayerNormSaved& saved) {
   const std::size_t C = gamma.numel(), N = g_y.numel() / std::max<std::size_t>(C, 1);
   return dispatch(g_y.dtype(), [&]<class T>() {
     const T* gy = g_y.data<T>().data();
-    const T* xv = x.data<T>().data();
-    const double* mu = saved.mean.data();
+    const T* xh = std::get<Array<T>>(saved.xhat).data();
     const T* rs = std::get<Array<T>>(saved.rstd).data();
     const T* gv = gamma.data<T>().data();
     Array<T> g_x = Array<T>::from_shape(g_y.shape());
@@ -1028,10 +1025,9 @@ LayerNormBackward layer_norm_backward_kernel(const Tensor& g_y, const Tensor& x,
     parallel_chunks(N, C, [&](std::size_t k, std::size_t begin, std::size_t end) {
       T* pg = partial_gamma[k].data();
       T* pb = partial_beta[k].data();
-      std::vector<T> xhat(kRowBlock * C);  // this chunk's scratch
       for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
-        layer_norm_backward_rows<R>(gy + r * C, xv + r * C, mu + r, rs + r, gv, C,
-                                    g_x.data() + r * C, pg, pb, xhat.data());
+        layer_norm_backward_rows<R>(gy + r * C, xh + r * C, rs + r, gv, C, g_x.data() + r * C, pg,
+                                    pb);
       });
     });
     Array<T> g_gamma = xt::zeros<T>({C}), g_beta = xt::zeros<T>({C});
@@ -1131,6 +1127,33 @@ LayerNormBackward record_layer_norm_backward(LayerNormBackward b, const Tensor& 
   return b;
 }
 
+// layer_norm's vjp.  First order (nothing records, no tangents): the fused kernel on the saved
+// xhat and rstd.  Otherwise the backward ops, whose rules differentiate again, over x (or x's
+// values recomputed as xhat / rstd + mean, given to its stand-in), so that the ops they record
+// connect to x's node.
+LayerNormBackward layer_norm_vjp(const Tensor& g_y, const Tensor& x_kept, const Tensor& gamma,
+                                 double eps, const std::shared_ptr<LayerNormSaved>& saved) {
+  if (detail::current_tape() == nullptr && !detail::has_tangent(g_y) &&
+      !detail::has_tangent(x_kept) && !detail::has_tangent(gamma))
+    return layer_norm_backward_kernel(g_y, gamma, *saved);
+  Tensor x = x_kept;
+  if (x_kept.shape() != g_y.shape()) {  // the stand-in: x's values from xhat, rstd and the means
+    x = detail::with_values(x_kept, std::visit(
+                                        [&]<class T>(const Array<T>& xhat) {
+                                          const auto& rstd = std::get<Array<T>>(saved->rstd);
+                                          const std::size_t C = gamma.numel();
+                                          Array<T> v = Array<T>::from_shape(xhat.shape());
+                                          for (std::size_t i = 0; i < v.size(); ++i)
+                                            v.data()[i] = static_cast<T>(
+                                                xhat.data()[i] / rstd.data()[i / C] +
+                                                saved->mean.data()[i / C]);
+                                          return AnyArray(std::move(v));
+                                        },
+                                        saved->xhat));
+  }
+  return layer_norm_backward(g_y, x, gamma, eps);
+}
+
 }  // namespace
 
 // y = gamma xhat + beta, row by row;  g_x, g_gamma, g_beta = layer_norm_backward(g_y);
@@ -1139,20 +1162,21 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
   check_layer_norm("layer_norm", x, gamma, beta);
   auto saved = std::make_shared<LayerNormSaved>();
   Tensor y = layer_norm_forward(x, gamma, beta, eps, *saved);
+  if (!needs_grad(x, gamma, beta)) return y;
+  // The rule keeps xhat, rstd and the means, and of x only its place in the graph (graph_link),
+  // or x itself while it carries a tangent (a vjp inside a jvp differentiates along it).
+  const bool tangent = detail::forward_mode_on() && detail::has_tangent(x);
+  const Tensor x_kept = tangent ? x : detail::graph_link(x);
   const std::size_t N = x.numel() / std::max<std::size_t>(x.shape().back(), 1);
-  // The rules keep x and gamma, and each row's mean and rstd; the backward recomputes xhat from
-  // them as the forward made it (the same bits), rather than the forward keeping it beside x.
-  if (needs_grad(x, gamma, beta))
-    record(
-        "layer_norm", y, {x, gamma, beta},
-        saved_bytes(x, gamma) + N * (sizeof(double) + dtype_size(x.dtype())),
-        [x, gamma, eps, saved](const Tensor& g_y, Grads& g) {
-          LayerNormBackward b = record_layer_norm_backward(
-              layer_norm_backward_kernel(g_y, x, gamma, *saved), g_y, x, gamma, eps);
-          if (g.wanted(0)) g.add(0, std::move(b.g_x));
-          if (g.wanted(1)) g.add(1, std::move(b.g_gamma));
-          if (g.wanted(2)) g.add(2, std::move(b.g_beta));
-        },
+  record(
+      "layer_norm", y, {x, gamma, beta},
+      saved_bytes(x, gamma) + N * (sizeof(double) + dtype_size(x.dtype())),  // xhat, rstd, means
+      [x_kept, gamma, eps, saved](const Tensor& g_y, Grads& g) {
+        LayerNormBackward b = layer_norm_vjp(g_y, x_kept, gamma, eps, saved);
+        if (g.wanted(0)) g.add(0, std::move(b.g_x));
+        if (g.wanted(1)) g.add(1, std::move(b.g_gamma));
+        if (g.wanted(2)) g.add(2, std::move(b.g_beta));
+      },
         [x, gamma, eps, shape = y.shape()](const Tangents& t) {
           Tensor dy = expand(t[2], shape);  // dbeta (zeros when beta has no tangent)
           if (!t.has(0) && !t.has(1)) return dy;
@@ -1174,7 +1198,7 @@ LayerNormBackward layer_norm_backward(const Tensor& g_y, const Tensor& x, const 
                  shape_str(x.shape()));
   LayerNormSaved saved;
   layer_norm_forward(x, gamma, Tensor(), eps, saved, /*statistics_only=*/true);
-  return record_layer_norm_backward(layer_norm_backward_kernel(g_y, x, gamma, saved), g_y, x, gamma,
+  return record_layer_norm_backward(layer_norm_backward_kernel(g_y, gamma, saved), g_y, x, gamma,
                                     eps);
 }
 
