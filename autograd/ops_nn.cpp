@@ -1144,9 +1144,9 @@ LayerNormBackward layer_norm_vjp(const Tensor& g_y, const Tensor& x_kept, const 
                                           const std::size_t C = gamma.numel();
                                           Array<T> v = Array<T>::from_shape(xhat.shape());
                                           for (std::size_t i = 0; i < v.size(); ++i)
-                                            v.data()[i] = static_cast<T>(
-                                                xhat.data()[i] / rstd.data()[i / C] +
-                                                saved->mean.data()[i / C]);
+                                            v.data()[i] =
+                                                static_cast<T>(xhat.data()[i] / rstd.data()[i / C] +
+                                                               saved->mean.data()[i / C]);
                                           return AnyArray(std::move(v));
                                         },
                                         saved->xhat));
@@ -1177,14 +1177,14 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
         if (g.wanted(1)) g.add(1, std::move(b.g_gamma));
         if (g.wanted(2)) g.add(2, std::move(b.g_beta));
       },
-        [x, gamma, eps, shape = y.shape()](const Tangents& t) {
-          Tensor dy = expand(t[2], shape);  // dbeta (zeros when beta has no tangent)
-          if (!t.has(0) && !t.has(1)) return dy;
-          const Normalized n = normalized(x, eps);
-          if (t.has(0)) dy = dy + gamma * n.along(t[0]);
-          if (t.has(1)) dy = dy + t[1] * n.xhat;
-          return dy;
-        });
+      [x, gamma, eps, shape = y.shape()](const Tangents& t) {
+        Tensor dy = expand(t[2], shape);  // dbeta (zeros when beta has no tangent)
+        if (!t.has(0) && !t.has(1)) return dy;
+        const Normalized n = normalized(x, eps);
+        if (t.has(0)) dy = dy + gamma * n.along(t[0]);
+        if (t.has(1)) dy = dy + t[1] * n.xhat;
+        return dy;
+      });
   return y;
 }
 
