@@ -4,8 +4,9 @@
 // docs/derivatives.md.  An op added without a case here, or without a row there, fails.
 // (Each op's own test file checks it more thoroughly; this is the roll call.)
 #define BOOST_TEST_MODULE every_op
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
-#include <regex>
 #include <set>
 
 #include "testing.hpp"
@@ -16,19 +17,30 @@ using Inputs = std::vector<Tensor>;
 namespace {
 
 // The op names in autograd/ops_*.cpp: the string literals given to record(...) or unary(...)
-// (alone, or as `cond ? "a" : "b"`), and to `const char* op = ...`.
+// (alone, or as `cond ? "a" : "b"`), and to `const char* op = ...`: those between the call or
+// declaration and the first comma or semicolon after it.
 std::set<std::string> ops_in_sources() {
-  const std::regex name(
-      R"re((?:record|unary)\(\s*(?:[^"(),]*\?\s*)?"([a-z0-9_]+)"(?:\s*:\s*"([a-z0-9_]+)")?)re"
-      R"re(|const char\* op =\s*(?:[^";]*\?\s*)?"([a-z0-9_]+)"(?:\s*:\s*"([a-z0-9_]+)")?)re");
   std::set<std::string> ops;
   for (const auto& entry : std::filesystem::directory_iterator(TAPEGRAD_SOURCE_DIR "/autograd")) {
     const std::string file = entry.path().filename().string();
     if (!file.starts_with("ops_") || entry.path().extension() != ".cpp") continue;
     const std::string text = testing::read_file(entry.path().string());
-    for (std::sregex_iterator m(text.begin(), text.end(), name), end; m != end; ++m)
-      for (std::size_t g = 1; g < m->size(); ++g)
-        if ((*m)[g].matched) ops.insert((*m)[g].str());
+    for (const std::string start : {"record(", "unary(", "const char* op ="}) {
+      for (std::size_t at = text.find(start); at != std::string::npos;
+           at = text.find(start, at + 1)) {
+        if (at > 0 && (std::isalnum(text[at - 1]) || text[at - 1] == '_')) continue;
+        const std::size_t end = text.find_first_of(",;", at + start.size());
+        for (std::size_t q = text.find('"', at); q < end; q = text.find('"', q + 1)) {
+          const std::size_t close = text.find('"', q + 1);
+          const std::string name = text.substr(q + 1, close - q - 1);
+          const bool op_like = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return std::islower(c) || std::isdigit(c) || c == '_';
+          });
+          if (op_like) ops.insert(name);
+          q = close;
+        }
+      }
+    }
   }
   return ops;
 }
