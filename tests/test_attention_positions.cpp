@@ -63,6 +63,35 @@ BOOST_AUTO_TEST_CASE(alibi_slopes_are_the_papers) {
   const auto m4 = alibi_slopes(4);
   BOOST_TEST(m4[0] == 0.25, tt::tolerance(1e-15));  // 2^(-8/4)
   BOOST_TEST(m4[3] == 1.0 / 256, tt::tolerance(1e-15));
+  // Not a power of two: the slopes of 4 heads, then every other slope of 8 (Press et al.).
+  const std::vector<double> six = {1.0 / 4, 1.0 / 16, 1.0 / 64, 1.0 / 256, 1.0 / 2, 1.0 / 8};
+  BOOST_TEST(alibi_slopes(6) == six, tt::per_element());
+  const auto m12 = alibi_slopes(12);  // 8's, then 16's 1st, 3rd, 5th, 7th: 2^-0.5, 2^-1.5, ...
+  BOOST_REQUIRE(m12.size() == 12u);
+  for (std::size_t h = 0; h < 4; ++h)
+    BOOST_TEST(m12[8 + h] == std::exp2(-0.5 - static_cast<double>(h)), tt::tolerance(1e-15));
+  BOOST_TEST(alibi_slopes(1) == std::vector<double>{1.0 / 256}, tt::per_element());
+  BOOST_CHECK_THROW(alibi_slopes(0), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(t5_refuses_a_max_distance_inside_the_exact_buckets) {
+  // Causal, 16 buckets: offsets below 8 are exact, so max distance 8 leaves the logarithmic
+  // buckets no room (log(8 / 8) = 0 divides); bidirectional, the exact ones end at 4.
+  CHECK_THROWS_WITH(t5_bucket(-20, false, 16, 8), "t5_bucket: causal attention with 16 buckets");
+  CHECK_THROWS_WITH(t5_bucket(-20, false, 16, 8), "must exceed 8, got 8");
+  BOOST_TEST(t5_bucket(-20, true, 16, 8) == 7);  // the last of the past's half
+  BOOST_TEST(t5_bucket(-20, false, 16, 9) == 15);
+  Generator gen(3);
+  MultiheadAttention attn({.d_model = 8,
+                           .heads = 2,
+                           .positions = PositionScheme::t5,
+                           .t5_buckets = 16,
+                           .t5_max_distance = 8},
+                          gen);
+  attn.to(Dtype::f64);
+  const Tensor x = randn64({1, 20, 8}, 4, false);
+  BOOST_CHECK_NO_THROW(attn.forward(x, {}));  // bidirectional: fine
+  BOOST_CHECK_THROW(attn.forward(x, {.causal = true}), std::invalid_argument);  // causal: refused
 }
 
 BOOST_AUTO_TEST_CASE(t5_buckets_follow_the_formula) {

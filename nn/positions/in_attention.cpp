@@ -8,10 +8,28 @@
 
 namespace tg::nn {
 
+namespace {
+
+// The geometric sequence of a power of two n: 2^(-8/n), 2^(-16/n), ..., 2^(-8).
+std::vector<double> geometric_slopes(std::size_t n) {
+  std::vector<double> m(n);
+  for (std::size_t h = 0; h < n; ++h)
+    m[h] = std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(n));
+  return m;
+}
+
+}  // namespace
+
+// Press et al.'s rule: H a power of two takes its own sequence; otherwise the sequence of the
+// power of two n just below H, then every other slope of 2n (the first, third, ...) until there
+// are H.  H = 6: 1/4, 1/16, 1/64, 1/256, then 1/2, 1/8.
 std::vector<double> alibi_slopes(std::size_t heads) {
-  std::vector<double> m(heads);
-  for (std::size_t h = 0; h < heads; ++h)
-    m[h] = std::exp2(-8.0 * static_cast<double>(h + 1) / static_cast<double>(heads));
+  if (heads == 0) fail("alibi_slopes", "needs at least one head, got 0");
+  std::size_t n = 1;
+  while (2 * n <= heads) n *= 2;
+  std::vector<double> m = geometric_slopes(n);
+  const std::vector<double> between = geometric_slopes(2 * n);
+  for (std::size_t i = 0; m.size() < heads; i += 2) m.push_back(between[i]);
   return m;
 }
 
@@ -26,6 +44,13 @@ std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets,
     distance = std::max<std::int64_t>(-r, 0);  // the past; the future shares bucket 0
   }
   const std::int64_t exact = n / 2;
+  // The logarithmic buckets spread exact .. max_distance: a max distance at or below `exact`
+  // leaves them no room (log(max_distance / exact) <= 0).
+  if (exact < 1 || static_cast<std::int64_t>(max_distance) <= exact)
+    fail("t5_bucket", std::string(bidirectional ? "bidirectional" : "causal") + " attention with " +
+                          std::to_string(buckets) + " buckets keeps offsets below " +
+                          std::to_string(exact) + " exact, so the max distance must exceed " +
+                          std::to_string(exact) + ", got " + std::to_string(max_distance));
   if (distance < exact) return bucket + distance;
   const double log_ratio = std::log(static_cast<double>(distance) / exact) /
                            std::log(static_cast<double>(max_distance) / exact);

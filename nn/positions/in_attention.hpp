@@ -6,7 +6,8 @@
 //                              values, one (2k + 1, D) table each: a row per clipped offset;
 //   rope  (Su et al. 2021):    queries and keys rotated pair by pair by the angle p theta_i,
 //                              theta_i = base^(-2i/D), so q.k depends on p_i - p_j only;
-//   alibi (Press et al. 2022): logits + -m_h |p_i - p_j|, slopes m_h = 2^(-8 (h + 1) / H);
+//   alibi (Press et al. 2022): logits + -m_h |p_i - p_j|, slopes m_h = 2^(-8 (h + 1) / H) for H
+//                              a power of two (alibi_slopes for the others);
 //   t5    (Raffel et al. 2020): logits + a learned scalar per (bucket of p_j - p_i, head);
 //   xl    (Dai et al. 2019):   logits q_i.k_j + q_i.W_R R_(i-j) + u.k_j + v.W_R R_(i-j), R the
 //                              sinusoid of the offset, W_R (C, C) and u, v (H, D) learned.
@@ -21,11 +22,14 @@
 
 namespace tg::nn {
 
-// The slopes of ALiBi for H heads: 2^(-8/H), 2^(-16/H), ..., 2^(-8) (H = 8: 1/2 ... 1/256).
+// The slopes of ALiBi for H heads.  H a power of two: 2^(-8/H), 2^(-16/H), ..., 2^(-8) (H = 8:
+// 1/2 ... 1/256).  Otherwise, as Press et al. do: the slopes of the power of two n below H, then
+// the 1st, 3rd, 5th ... slopes of 2n until there are H (H = 6: 1/4, 1/16, 1/64, 1/256, 1/2, 1/8).
 std::vector<double> alibi_slopes(std::size_t heads);
 // T5's bucket of a relative position r = p_j - p_i.  Bidirectional: half the buckets for each
 // sign (r > 0 in the upper half); causal: all for the past (r <= 0; the future gets 0).  Within
-// a half, distances below half of it are exact, larger ones logarithmic up to max_distance.
+// a half, distances below half of it are exact, larger ones logarithmic up to max_distance,
+// which must exceed the exact ones (else throws: the formula would take log(0)).
 std::int64_t t5_bucket(std::int64_t r, bool bidirectional, std::size_t buckets,
                        std::size_t max_distance);
 // RoPE: x (B, H, T, D), D even, the T positions offset .. offset + T - 1 -> x rotated.
