@@ -176,15 +176,13 @@ void check_first(const GradcheckFn& f, const std::vector<Tensor>& inputs,
   if (opt.modes != CheckModes::reverse) check_forward(f, inputs, opt, label("forward"), r);
 }
 
-// x (the inputs), w -> the gradients of sum(w * f(x)) with respect to the inputs that require
-// grad, flattened and joined: reverse mode as a function, with w an input of its own.
+}  // namespace
+
 Tensor flat_join(const std::vector<Tensor>& parts) {
   std::vector<Tensor> flat;
   for (const Tensor& p : parts) flat.push_back(reshape(p, {-1}));
   return flat.size() == 1 ? flat[0] : concat(flat, 0);
 }
-
-}  // namespace
 
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& opt) {
@@ -218,7 +216,8 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
       y_shape = checked_output(f, inputs).shape();
     }
     Generator gen(opt.seed + 2);
-    // Reverse as a function of (x, w).
+    // Reverse as a function of (x, w): the gradients of sum(w * f(x)) with respect to the
+    // inputs that require grad, flattened and joined, with w an input of its own.
     std::vector<Tensor> with_w = inputs;
     with_w.push_back(randn(y_shape, gen, Dtype::f64).set_requires_grad());
     const GradcheckFn reverse = [&](const std::vector<Tensor>& in) {

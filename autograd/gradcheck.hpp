@@ -55,6 +55,10 @@ struct GradcheckResult {
 
 using GradcheckFn = std::function<Tensor(const std::vector<Tensor>&)>;
 
+// Several tensors as one, each flattened and then joined: how a function with several outputs
+// (an op's gradients, say) is checked, as the one output that gradcheck takes.
+Tensor flat_join(const std::vector<Tensor>& parts);
+
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
 // gradcheck of order 2 in reverse mode only (PyTorch's name for it).

@@ -619,8 +619,8 @@ void cross_entropy_gradient_rows(const T* p, T* out, std::size_t N, std::size_t 
   });
 }
 
-// The gradient as tensors: p = softmax(logits) written with ops, so that it differentiates
-// again (the fused kernel computes the same values), and the constants q, the target
+// The gradient as tensors: p = softmax(logits), the op, so that it differentiates again (the
+// fused kernel computes the same values), and the constants q, the target
 // distributions (..., C), and w = 1 / n on rows not ignored, 0 on ignored ones (..., 1).
 // The gradient is g (p - q) w.
 struct CrossEntropyTerms {
@@ -633,9 +633,7 @@ CrossEntropyTerms cross_entropy_terms(const Tensor& logits, const Ids& targets,
   const std::size_t C = s.back(), N = targets.size();
   Shape rows = s;
   rows.back() = 1;
-  // The row maxima, as constants: shifting a row changes nothing in p, and e^ cannot overflow.
-  const Tensor e = exp(logits - max(logits.detach(), {-1}, true));
-  CrossEntropyTerms k{e / sum_to(e, rows), Tensor(), Tensor()};
+  CrossEntropyTerms k{softmax(logits, -1), Tensor(), Tensor()};
   dispatch(logits.dtype(), [&]<class T>() {
     Array<T> q = xt::zeros<T>(s), w = xt::zeros<T>(rows);
     for (std::size_t r = 0; r < N; ++r) {
@@ -649,14 +647,6 @@ CrossEntropyTerms cross_entropy_terms(const Tensor& logits, const Ids& targets,
     k.w = Tensor(std::move(w));
   });
   return k;
-}
-
-// J v = p (v - sum_c v_c p_c), row by row: the softmax's Jacobian times v.  J is symmetric, so
-// this is also the vector-Jacobian product.
-Tensor softmax_along(const Tensor& p, const Tensor& v) {
-  Shape rows = p.shape();
-  rows.back() = 1;
-  return p * (v - sum_to(v * p, rows));
 }
 
 // The gradient's values by the fused kernel: g_y (p - q) w (cross_entropy_terms), of the
@@ -692,12 +682,12 @@ Tensor cross_entropy_gradient(const Tensor& g_y, const Tensor& logits,
         [g_y, logits, targets, opt, n_valid](const Tensor& g_out, Grads& g) {
           const CrossEntropyTerms k = cross_entropy_terms(logits, *targets, opt, n_valid);
           if (g.wanted(0)) g.add(0, sum_to(g_out * (k.p - k.q) * k.w, g_y.shape()));
-          if (g.wanted(1)) g.add(1, softmax_along(k.p, g_out) * k.w * g_y);
+          if (g.wanted(1)) g.add(1, softmax_backward(g_out, k.p, -1) * k.w * g_y);
         },
         [g_y, logits, targets, opt, n_valid](const Tangents& t) {
           const CrossEntropyTerms k = cross_entropy_terms(logits, *targets, opt, n_valid);
           if (!t.has(1)) return t[0] * (k.p - k.q) * k.w;
-          const Tensor along_logits = softmax_along(k.p, t[1]) * k.w * g_y;
+          const Tensor along_logits = softmax_backward(t[1], k.p, -1) * k.w * g_y;
           return t.has(0) ? t[0] * (k.p - k.q) * k.w + along_logits : along_logits;
         });
   return g_x;
@@ -1041,11 +1031,7 @@ LayerNormBackward layer_norm_backward_kernel(const Tensor& g_y, const Tensor& ga
 }
 
 // v (..., C) -> its mean over the last axis, kept as size 1: (..., 1).
-Tensor mean_last(const Tensor& v) {
-  Shape rows = v.shape();
-  rows.back() = 1;
-  return sum_to(v, rows) / static_cast<double>(v.shape().back());
-}
+Tensor mean_last(const Tensor& v) { return mean(v, {-1}, /*keepdim=*/true); }
 
 // The normalisation written with ops, for the rules (the fused kernels compute the same
 // values): over the last axis of x (..., C), xhat = (x - mean) rstd, rstd = (var + eps)^(-1/2).

@@ -50,13 +50,6 @@ Tensor positive(const Shape& shape, std::uint64_t seed) {
   return testing::uniform64(shape, 0.5, 2.0, seed);
 }
 
-// Several outputs as one: flattened and joined.
-Tensor joined(const std::vector<Tensor>& parts) {
-  std::vector<Tensor> flat;
-  for (const Tensor& p : parts) flat.push_back(reshape(p, {-1}));
-  return concat(flat, 0);
-}
-
 struct Case {
   std::string op;
   GradcheckFn f;
@@ -241,7 +234,7 @@ std::vector<Case> cases() {
       {"kernel_toeplitz_backward",
        [](const Inputs& in) {
          const auto g = kernel_toeplitz_backward(in[0], in[1], in[2], in[3], in[4]);
-         return joined({g.begin(), g.end()});
+         return flat_join({g.begin(), g.end()});
        },
        {x64({1, 1, 3, 3}, 1), x64({1, 1, 3, 2}, 2), x64({1, 1, 3, 2}, 3), x64({1, 1, 3, 2}, 4),
         x64({1, 5}, 5)}},
@@ -254,12 +247,12 @@ std::vector<Case> cases() {
        {x64({1, 3, 12}, 1)}},
       {"fused_attention_backward",
        [=](const Inputs& in) {
-         return joined(fused_attention_backward(in[0], in[1], in[2], in[3], causal));
+         return flat_join(fused_attention_backward(in[0], in[1], in[2], in[3], causal));
        },
        {x64({1, 2, 3, 2}, 1), x64({1, 2, 3, 2}, 2), x64({1, 2, 3, 2}, 3), x64({1, 2, 3, 2}, 4)}},
       {"fused_self_attention_backward",
        [=](const Inputs& in) {
-         return joined(fused_self_attention_backward(in[0], in[1], 2, causal));
+         return flat_join(fused_self_attention_backward(in[0], in[1], 2, causal));
        },
        {x64({1, 3, 4}, 1), x64({1, 3, 12}, 2)}},
   };

@@ -93,11 +93,11 @@ struct Run {
   std::vector<Tensor> grads;
 };
 
-// Case c's inputs: q (2, 2, T, D), k and v (2, 2, S, D), then with c.k > 0 the relative
+// Case c's inputs: q (B, 2, T, D), k and v (B, 2, S, D), then with c.k > 0 the relative
 // tables for keys and values (2k + 1, D).
-std::vector<Tensor> case_inputs(const Case& c, std::size_t D) {
-  std::vector<Tensor> in = {randn64({2, 2, c.T, D}, 1), randn64({2, 2, c.S, D}, 2),
-                            randn64({2, 2, c.S, D}, 3)};
+std::vector<Tensor> case_inputs(const Case& c, std::size_t D, std::size_t B = 2) {
+  std::vector<Tensor> in = {randn64({B, 2, c.T, D}, 1), randn64({B, 2, c.S, D}, 2),
+                            randn64({B, 2, c.S, D}, 3)};
   if (c.k > 0) {
     in.push_back(randn64({2 * c.k + 1, D}, 4));
     in.push_back(randn64({2 * c.k + 1, D}, 5));
@@ -430,40 +430,17 @@ void check_second_order(const GradcheckFn& f, const std::vector<Tensor>& inputs)
 BOOST_AUTO_TEST_CASE(fused_attention_is_twice_differentiable_both_ways) {
   // B = 1, H = 2, T = S = 3, D = 2; every row keeps at least one key.
   const Mask mask = {{true, false, true}, {true, true, false}, {false, true, true}};
-  struct Tiny {
-    const char* name;
-    bool mask, causal;
-    std::size_t k;
-    double dropout;
-  };
-  for (const Tiny& c :
-       {Tiny{"mask", true, false, 0, 0.0}, Tiny{"causal", false, true, 0, 0.0},
-        Tiny{"relative", false, false, 1, 0.0}, Tiny{"dropout", false, false, 0, 0.4},
-        Tiny{"all of them", true, true, 1, 0.4}}) {
+  for (const Case& c :
+       {Case{"mask", 3, 3, 0, false, true, 0.0}, Case{"causal", 3, 3, 0, true, false, 0.0},
+        Case{"relative", 3, 3, 1, false, false, 0.0}, Case{"dropout", 3, 3, 0, false, false, 0.4},
+        Case{"all of them", 3, 3, 1, true, true, 0.4}}) {
     BOOST_TEST_CONTEXT(c.name) {
-      std::vector<Tensor> in = {randn64({1, 2, 3, 2}, 1), randn64({1, 2, 3, 2}, 2),
-                                randn64({1, 2, 3, 2}, 3)};
-      if (c.k > 0) {
-        in.push_back(randn64({2 * c.k + 1, 2}, 4));
-        in.push_back(randn64({2 * c.k + 1, 2}, 5));
-      }
       check_second_order(
           [&](const Inputs& x) {
             Generator gen(7);  // the same dropout mask on every call
-            AttentionArgs a{.scale = 0.8,
-                            .mask = c.mask ? &mask : nullptr,
-                            .causal = c.causal,
-                            .dropout = c.dropout,
-                            .gen = &gen,
-                            .training = c.dropout > 0};
-            if (c.k > 0) {
-              a.rel_key = x[3];
-              a.rel_value = x[4];
-              a.relative_k = c.k;
-            }
-            return fused_attention(x[0], x[1], x[2], a);
+            return fused_attention(x[0], x[1], x[2], case_args(c, 0.8, mask, gen, x));
           },
-          in);
+          case_inputs(c, 2, /*B=*/1));
     }
   }
 }
