@@ -12,6 +12,7 @@
 #include "autograd/tape.hpp"
 #include "autograd/tensor.hpp"
 // what the engine runs on: random numbers, threads, memory
+#include "autograd/runtime/bf16.hpp"
 #include "autograd/runtime/generator.hpp"
 #include "autograd/runtime/memory.hpp"
 #include "autograd/runtime/parallel.hpp"

@@ -1,4 +1,6 @@
 #include "gemm.hpp"
+#include "bf16.hpp"
+#include "gemm_bf16.hpp"
 #include "gemm_small.hpp"
 #include "libraries.hpp"
 
@@ -102,9 +104,10 @@ Tiling tiling(const GemmArgs& p, double tile_flops, std::size_t max_tiles, std::
 }
 
 // Runs product(tile, A, B, C) for every tile of C, in parallel: rows [begin, begin + size) of
-// op(A) and of C, or columns [begin, begin + size) of op(B) and of C.
-template <class Product>
-void for_each_tile(const GemmArgs& p, const Tiling& t, const float* A, const float* B, float* C,
+// op(A) and of C, or columns [begin, begin + size) of op(B) and of C.  Operands of float32 or
+// of bfloat16 (as their bits).
+template <class Operand, class Product>
+void for_each_tile(const GemmArgs& p, const Tiling& t, const Operand* A, const Operand* B, float* C,
                    const Product& product) {
   if (t.tiles <= 1) {
     product(p, A, B, C);
@@ -154,9 +157,8 @@ void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float
 void gemm_serial(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
-  if (const SmallKernel own = own_kernel_for(p); own != SmallKernel::none)
-    gemm_small(own, p, A, B, C, beta);
-  else serial_kernel(p, A, B, C, beta);
+  if (precision() == Precision::bf16) detail::gemm_bf16(p, A, B, C, beta, /*parallel=*/false);
+  else detail::gemm_f32(p, A, B, C, beta, /*parallel=*/false);
 }
 
 void gemm_serial(const GemmArgs& args, const double* A, const double* B, double* C, double beta) {
@@ -164,12 +166,26 @@ void gemm_serial(const GemmArgs& args, const double* A, const double* B, double*
   if (!trivial(p, C, beta)) serial_kernel(p, A, B, C, beta);
 }
 
-// Cuts C along its longer side into tiles of whole rows (or whole columns); each tile is one
-// serial product over all of K, so no sum is ever split between threads.
 void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
-  if (const SmallKernel own = own_kernel_for(p); own != SmallKernel::none) {
+  if (precision() == Precision::bf16) detail::gemm_bf16(p, A, B, C, beta, /*parallel=*/true);
+  else detail::gemm_f32(p, A, B, C, beta, /*parallel=*/true);
+}
+
+namespace detail {
+
+// In parallel: C cut along its longer side into tiles of whole rows (or whole columns); each tile
+// is one serial product over all of K, so no sum is ever split between threads.
+void gemm_f32(const GemmArgs& p, const float* A, const float* B, float* C, float beta,
+              bool parallel) {
+  const SmallKernel own = own_kernel_for(p);
+  if (!parallel) {
+    if (own != SmallKernel::none) gemm_small(own, p, A, B, C, beta);
+    else serial_kernel(p, A, B, C, beta);
+    return;
+  }
+  if (own != SmallKernel::none) {
     gemm_own(own, p, A, B, C, beta);
     return;
   }
@@ -178,6 +194,22 @@ void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float 
     serial_kernel(tile, a, b, c, beta);
   });
 }
+
+// oneDNN's bfloat16 kernels pack their operands as sgemm's do: the same tiles.
+void gemm_onednn_bf16(const GemmArgs& p, const std::uint16_t* A, const std::uint16_t* B, float* C,
+                      float beta, bool parallel) {
+  one_openmp_thread();
+  if (!parallel) return onednn_bf16_kernel(p, A, B, C, beta);
+  const Tiling t = tiling(p, kTileFlops, kMaxTiles, kMinTileEdge, kTileAlign);
+  for_each_tile(
+      p, t, A, B, C,
+      [&](const GemmArgs& tile, const std::uint16_t* a, const std::uint16_t* b, float* c) {
+        one_openmp_thread();
+        onednn_bf16_kernel(tile, a, b, c, beta);
+      });
+}
+
+}  // namespace detail
 
 // float64 is for gradcheck, where speed matters little: BLAS, with its own threads.
 void gemm(const GemmArgs& args, const double* A, const double* B, double* C, double beta) {

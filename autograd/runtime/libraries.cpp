@@ -49,6 +49,39 @@ const OneDnn& onednn() {
   return library;
 }
 
+const OneDnnMatmul& onednn_matmul() {
+  static const OneDnnMatmul library = [] {
+    void* handle = open_library("oneDNN", TAPEGRAD_DNNL_PATH, TAPEGRAD_DNNL_SONAME);
+    const auto get = [&]<class F>(F& f, const char* name) {
+      f = symbol<F>(handle, TAPEGRAD_DNNL_SONAME, name);
+    };
+    OneDnnMatmul m{};
+    get(m.engine_create, "dnnl_engine_create");
+    get(m.stream_create, "dnnl_stream_create");
+    get(m.stream_destroy, "dnnl_stream_destroy");
+    get(m.memory_desc_init_by_strides, "dnnl_memory_desc_init_by_strides");
+    get(m.matmul_desc_init, "dnnl_matmul_desc_init");
+    get(m.primitive_attr_create, "dnnl_primitive_attr_create");
+    get(m.primitive_attr_destroy, "dnnl_primitive_attr_destroy");
+    get(m.post_ops_create, "dnnl_post_ops_create");
+    get(m.post_ops_append_sum, "dnnl_post_ops_append_sum");
+    get(m.post_ops_destroy, "dnnl_post_ops_destroy");
+    get(m.primitive_attr_set_post_ops, "dnnl_primitive_attr_set_post_ops");
+    get(m.primitive_desc_create, "dnnl_primitive_desc_create");
+    get(m.primitive_desc_query, "dnnl_primitive_desc_query");
+    get(m.primitive_desc_destroy, "dnnl_primitive_desc_destroy");
+    get(m.primitive_create, "dnnl_primitive_create");
+    get(m.primitive_destroy, "dnnl_primitive_destroy");
+    get(m.memory_create, "dnnl_memory_create");
+    get(m.memory_set_data_handle, "dnnl_memory_set_data_handle");
+    get(m.memory_destroy, "dnnl_memory_destroy");
+    get(m.primitive_execute, "dnnl_primitive_execute");
+    get(m.stream_wait, "dnnl_stream_wait");
+    return m;
+  }();
+  return library;
+}
+
 const Blas& blas() {
   static const Blas library = [] {
     void* handle = open_library("BLAS", TAPEGRAD_BLAS_PATH, TAPEGRAD_BLAS_SONAME);

@@ -21,6 +21,33 @@ struct OneDnn {
 };
 const OneDnn& onednn();
 
+// What the bfloat16 products need of oneDNN's C API (gemm_bf16.cpp): its matmul primitive,
+// built once per shape and run on memory the caller owns.
+struct OneDnnMatmul {
+  decltype(&dnnl_engine_create) engine_create;
+  decltype(&dnnl_stream_create) stream_create;
+  decltype(&dnnl_stream_destroy) stream_destroy;
+  decltype(&dnnl_memory_desc_init_by_strides) memory_desc_init_by_strides;
+  decltype(&dnnl_matmul_desc_init) matmul_desc_init;
+  decltype(&dnnl_primitive_attr_create) primitive_attr_create;
+  decltype(&dnnl_primitive_attr_destroy) primitive_attr_destroy;
+  decltype(&dnnl_post_ops_create) post_ops_create;
+  decltype(&dnnl_post_ops_append_sum) post_ops_append_sum;
+  decltype(&dnnl_post_ops_destroy) post_ops_destroy;
+  decltype(&dnnl_primitive_attr_set_post_ops) primitive_attr_set_post_ops;
+  decltype(&dnnl_primitive_desc_create) primitive_desc_create;
+  decltype(&dnnl_primitive_desc_query) primitive_desc_query;
+  decltype(&dnnl_primitive_desc_destroy) primitive_desc_destroy;
+  decltype(&dnnl_primitive_create) primitive_create;
+  decltype(&dnnl_primitive_destroy) primitive_destroy;
+  decltype(&dnnl_memory_create) memory_create;
+  decltype(&dnnl_memory_set_data_handle) memory_set_data_handle;
+  decltype(&dnnl_memory_destroy) memory_destroy;
+  decltype(&dnnl_primitive_execute) primitive_execute;
+  decltype(&dnnl_stream_wait) stream_wait;
+};
+const OneDnnMatmul& onednn_matmul();
+
 // BLAS's dgemm (OpenBLAS's).
 struct Blas {
   decltype(&cblas_dgemm) dgemm;

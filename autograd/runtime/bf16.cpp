@@ -1,0 +1,88 @@
+#include "bf16.hpp"
+
+#include <atomic>
+#include <bit>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "fast_math.hpp"  // TAPEGRAD_CPU_CLONES
+
+namespace tg {
+
+// ---- rounding ---------------------------------------------------------------------------------
+
+// Rounding to nearest even on the bits: add 0x7fff, plus 1 when the kept half is odd, and cut.
+// A tie (the lower half exactly 0x8000) carries into the kept half only when that half is odd;
+// anything above a tie always carries, anything below never.  A carry out of the mantissa moves
+// to the next exponent, which is the right rounding too (up to infinity past the largest).
+std::uint16_t to_bf16(float x) {
+  const auto bits = std::bit_cast<std::uint32_t>(x);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)  // NaN: keep it a NaN (quiet), whatever its payload
+    return static_cast<std::uint16_t>((bits >> 16) | 0x0040u);
+  return static_cast<std::uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+float from_bf16(std::uint16_t bits) {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+}
+
+// The loops vectorise (integer adds, shifts and a select); one copy per instruction set.
+TAPEGRAD_CPU_CLONES("arch=x86-64-v4", "avx2", "default")
+void to_bf16(const float* in, std::uint16_t* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = to_bf16(in[i]);
+}
+
+TAPEGRAD_CPU_CLONES("arch=x86-64-v4", "avx2", "default")
+void round_bf16(const float* in, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = from_bf16(to_bf16(in[i]));
+}
+
+// ---- the policy -------------------------------------------------------------------------------
+
+namespace {
+std::atomic<Precision> current_precision{Precision::f32};
+}  // namespace
+
+Precision precision() { return current_precision.load(std::memory_order_relaxed); }
+void set_precision(Precision p) { current_precision.store(p, std::memory_order_relaxed); }
+
+// ---- kernels ----------------------------------------------------------------------------------
+
+namespace {
+
+bool cpu_has_amx_bf16() { return __builtin_cpu_supports("amx-bf16"); }
+
+}  // namespace
+
+bool cpu_has_bf16() { return __builtin_cpu_supports("avx512bf16") || cpu_has_amx_bf16(); }
+
+Bf16Kernel bf16_kernel_in_use() {
+  static const Bf16Kernel in_use = [] {
+    const char* name = std::getenv("TAPEGRAD_BF16_KERNEL");
+    if (name == nullptr || *name == '\0')
+      return cpu_has_bf16() ? Bf16Kernel::onednn : Bf16Kernel::emulated;
+    try {
+      const Bf16Kernel kernel = enum_from_name<Bf16Kernel>(name);
+      if (kernel == Bf16Kernel::onednn && !cpu_has_bf16())
+        fail("bf16 kernel",
+             "this CPU reports neither AVX512_BF16 nor AMX-BF16, which oneDNN's bfloat16 "
+             "kernels need (use emulated)");
+      return kernel;
+    } catch (const std::invalid_argument& e) {  // say where the name came from
+      throw std::invalid_argument("TAPEGRAD_BF16_KERNEL=" + std::string(name) + ": " + e.what());
+    }
+  }();
+  return in_use;
+}
+
+std::string precision_description() {
+  if (precision() == Precision::f32) return "f32";
+  if (bf16_kernel_in_use() == Bf16Kernel::emulated)
+    return cpu_has_bf16() ? "bf16 (emulated: TAPEGRAD_BF16_KERNEL=emulated)"
+                          : "bf16 (emulated: this CPU has no bfloat16 instructions)";
+  std::string isa = __builtin_cpu_supports("avx512bf16") ? "AVX512_BF16" : "";
+  if (cpu_has_amx_bf16()) isa += isa.empty() ? "AMX" : " + AMX";
+  return "bf16 (oneDNN, " + isa + ")";
+}
+
+}  // namespace tg

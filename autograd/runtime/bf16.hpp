@@ -1,0 +1,84 @@
+// bfloat16 products: the precision policy, rounding, and which kernel runs them.
+//
+// bfloat16 keeps float32's sign and 8-bit exponent and 7 of its 23 mantissa bits: the upper half
+// of a float32.  So it has float32's range (no loss scaling, Kalamkar et al. 2019) and about 3
+// significant digits.  Under the bf16 policy every float32 matrix product (linear layers,
+// attention's per-head products, the output layer; forward and backward) reads its two operands
+// rounded to bfloat16, to nearest with ties to even, multiplies them exactly and sums in float32;
+// everything else (layer norm, softmax, the losses, the optimizer, the weights themselves) stays
+// float32.  Tensors stay float32: the rounding happens as a product reads its operands.
+//
+//   tg::PrecisionGuard bf16(tg::Precision::bf16);   // products in bfloat16 until the guard ends
+//
+// Kernels (gemm.cpp calls them): on a CPU with bfloat16 instructions (AVX512_BF16, AMX) large
+// products run on oneDNN's bfloat16 matmul; small ones, and every product on other CPUs, run the
+// float32 kernels on the rounded operands ("emulated"), which is the same arithmetic: a product of
+// two bfloat16 numbers is exact in float32.  TAPEGRAD_BF16_KERNEL=emulated runs the suite as it
+// runs on a CPU without bfloat16 instructions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "../named_enum.hpp"
+
+namespace tg {
+
+// ---- rounding ---------------------------------------------------------------------------------
+
+// The bfloat16 nearest to x (ties to even), as its 16 bits; a NaN stays a (quiet) NaN.
+std::uint16_t to_bf16(float x);
+// The float32 of a bfloat16's bits (exact).
+float from_bf16(std::uint16_t bits);
+// x rounded to the nearest bfloat16, as a float32.
+inline float round_bf16(float x) { return from_bf16(to_bf16(x)); }
+
+// Whole arrays: out[i] = to_bf16(in[i]), or round_bf16(in[i]) (out may be in), for i < n.
+void to_bf16(const float* in, std::uint16_t* out, std::size_t n);
+void round_bf16(const float* in, float* out, std::size_t n);
+
+// ---- the policy -------------------------------------------------------------------------------
+
+enum class Precision { f32, bf16 };
+// Names for --precision and messages: enum_name(p), enum_from_name<Precision>("bf16").
+constexpr auto enum_table(Precision) {
+  return named_values<Precision>("precision",
+                                 {{Precision::f32, "f32"}, {Precision::bf16, "bf16"}});
+}
+
+// The precision of float32 products, for every thread (f32 unless set).
+Precision precision();
+void set_precision(Precision p);
+
+// Sets the precision for its lifetime and restores the one before.
+class PrecisionGuard {
+ public:
+  explicit PrecisionGuard(Precision p) : before_(precision()) { set_precision(p); }
+  ~PrecisionGuard() { set_precision(before_); }
+  PrecisionGuard(const PrecisionGuard&) = delete;
+  PrecisionGuard& operator=(const PrecisionGuard&) = delete;
+
+ private:
+  Precision before_;
+};
+
+// ---- kernels ----------------------------------------------------------------------------------
+
+enum class Bf16Kernel { onednn, emulated };
+constexpr auto enum_table(Bf16Kernel) {
+  return named_values<Bf16Kernel>(
+      "bf16 kernel", {{Bf16Kernel::onednn, "onednn"}, {Bf16Kernel::emulated, "emulated"}});
+}
+
+// True when the CPU reports AVX512_BF16 (vdpbf16ps) or AMX's bfloat16 tiles.
+bool cpu_has_bf16();
+// The kernel bfloat16 products use: onednn on a CPU with bfloat16 instructions, else emulated,
+// or the one TAPEGRAD_BF16_KERNEL names (onednn on a CPU without them throws at the first
+// product, naming the variable).
+Bf16Kernel bf16_kernel_in_use();
+// One line for programs and benchmarks: "bf16 (oneDNN, AVX512_BF16 + AMX)" or
+// "bf16 (emulated: this CPU has no bfloat16 instructions)"; "f32" under the f32 policy.
+std::string precision_description();
+
+}  // namespace tg
