@@ -5,9 +5,12 @@
 //   C, the
 //                  tiles on oneTBB's threads;
 //   OpenBLAS       cblas_sgemm as installed, on its own threads (openblas_set_num_threads);
-//   oneDNN-OpenMP  dnnl_sgemm called directly, on OpenMP's threads (omp_set_num_threads).
+//   oneDNN-OpenMP  dnnl_sgemm called directly, on OpenMP's threads (omp_set_num_threads);
+// and tapegrad's bfloat16 products, tg::gemm under the bf16 policy (autograd/runtime/bf16.hpp:
+// operands rounded to bfloat16, sums in float32), against its float32 ones.
 // It prints GFLOP/s for every product and kernel, tapegrad's speed over the better of the other
-// two, and that ratio averaged over the products, weighted by their flops in one training step.
+// two, and that ratio averaged over the products, weighted by their flops in one training step;
+// the same for bfloat16 over float32.
 //
 //   build/bench/gemm-bench --threads 1
 //   build/bench/gemm-bench --threads 2 --workload translation --min-time 0.5
@@ -40,7 +43,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "autograd/runtime/bf16.hpp"
 #include "autograd/runtime/gemm.hpp"
+#include "autograd/runtime/memory.hpp"
 #include "autograd/runtime/parallel.hpp"
 
 namespace {
@@ -170,6 +175,11 @@ void tapegrad_multiply(const Product& p, const float* A, const float* B, float* 
            0.0f);
 }
 
+void tapegrad_bf16_multiply(const Product& p, const float* A, const float* B, float* C) {
+  tg::PrecisionGuard bf16(tg::Precision::bf16);
+  tapegrad_multiply(p, A, B, C);
+}
+
 void openblas_threads(int threads) { openblas_set_num_threads(threads); }
 
 void openblas_multiply(const Product& p, const float* A, const float* B, float* C) {
@@ -191,10 +201,11 @@ void onednn_multiply(const Product& p, const float* A, const float* B, float* C)
                              ") on " + p.name);
 }
 
-constexpr std::size_t kTapegrad = 0, kOpenBlas = 1, kOneDnn = 2;
-const std::array<Kernel, 3> kKernels{{{"tapegrad", tapegrad_threads, tapegrad_multiply},
+constexpr std::size_t kTapegrad = 0, kOpenBlas = 1, kOneDnn = 2, kBf16 = 3;
+const std::array<Kernel, 4> kKernels{{{"tapegrad", tapegrad_threads, tapegrad_multiply},
                                       {"OpenBLAS", openblas_threads, openblas_multiply},
-                                      {"oneDNN-OpenMP", onednn_threads, onednn_multiply}}};
+                                      {"oneDNN-OpenMP", onednn_threads, onednn_multiply},
+                                      {"tapegrad-bf16", tapegrad_threads, tapegrad_bf16_multiply}}};
 
 // ---- timing ----------------------------------------------------------------------------------
 
@@ -235,8 +246,9 @@ std::vector<float> random_matrix(std::size_t size, std::mt19937& gen) {
 }
 
 // Kernels round differently, by a few units in the last place of sums of K terms; a wrong
-// transpose or leading dimension would differ by as much as C's entries.  Warns on stderr.
-void check_agreement(const Product& p, const std::array<std::vector<float>, 3>& c) {
+// transpose or leading dimension would differ by as much as C's entries; bfloat16 operands move
+// a sum of K terms by about sqrt(K) 2^-9 of its scale.  Warns on stderr.
+void check_agreement(const Product& p, const std::array<std::vector<float>, 4>& c) {
   float largest = 0;
   for (float x : c[kOpenBlas]) largest = std::max(largest, std::abs(x));
   for (std::size_t k = 0; k < c.size(); ++k) {
@@ -244,7 +256,7 @@ void check_agreement(const Product& p, const std::array<std::vector<float>, 3>& 
     float worst = 0;
     for (std::size_t i = 0; i < c[k].size(); ++i)
       worst = std::max(worst, std::abs(c[k][i] - c[kOpenBlas][i]));
-    if (worst > 1e-3f * largest)
+    if (worst > (k == kBf16 ? 3e-2f : 1e-3f) * largest)
       std::fprintf(stderr, "gemm-bench: %s and OpenBLAS differ by %g (largest |C| %g) on %s\n",
                    kKernels[k].name, static_cast<double>(worst), static_cast<double>(largest),
                    p.name.c_str());
@@ -254,19 +266,20 @@ void check_agreement(const Product& p, const std::array<std::vector<float>, 3>& 
 // A product timed through every kernel.
 struct Measured {
   Product product;
-  std::array<double, 3> seconds{};  // per call, in kKernels' order
+  std::array<double, 4> seconds{};  // per call, in kKernels' order
 
   double gflops(std::size_t kernel) const { return product.flops() / seconds[kernel] / 1e9; }
   double best_other_seconds() const { return std::min(seconds[kOpenBlas], seconds[kOneDnn]); }
   double ratio() const {
     return best_other_seconds() / seconds[kTapegrad];
   }  // > 1: tapegrad faster
+  double bf16_speedup() const { return seconds[kTapegrad] / seconds[kBf16]; }
 };
 
 // Random A and B from `gen`; each kernel writes its own C (no aliasing), compared at the end.
 Measured measure(const Product& p, std::mt19937& gen, int threads, double min_time) {
   const std::vector<float> a = random_matrix(p.M * p.K, gen), b = random_matrix(p.K * p.N, gen);
-  std::array<std::vector<float>, 3> c;
+  std::array<std::vector<float>, 4> c;
   Measured m{p};
   for (std::size_t k = 0; k < kKernels.size(); ++k) {
     const Kernel& kernel = kKernels[k];
@@ -309,8 +322,8 @@ void print_setup(std::size_t threads, bool json) {
   std::printf("threads: %zu\n\n", threads);
   std::printf(
       "| product | M | N | K | trans (A B) | per step | tapegrad GFLOP/s | OpenBLAS GFLOP/s "
-      "| oneDNN-OpenMP GFLOP/s | tapegrad / best |\n");
-  std::printf("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|\n");
+      "| oneDNN-OpenMP GFLOP/s | tapegrad / best | tapegrad bf16 GFLOP/s | bf16 / f32 |\n");
+  std::printf("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
 }
 
 void print_row(const Measured& m, std::size_t threads, bool json) {
@@ -320,51 +333,65 @@ void print_row(const Measured& m, std::size_t threads, bool json) {
         "{\"workload\": \"%s\", \"product\": \"%s\", \"m\": %zu, \"n\": %zu, \"k\": %zu, "
         "\"trans_a\": %s, \"trans_b\": %s, \"per_step\": %zu, \"threads\": %zu, "
         "\"tapegrad_gflops\": %.2f, "
-        "\"openblas_gflops\": %.2f, \"onednn_openmp_gflops\": %.2f, \"ratio\": %.3f}\n",
+        "\"openblas_gflops\": %.2f, \"onednn_openmp_gflops\": %.2f, \"ratio\": %.3f, "
+        "\"bf16_gflops\": %.2f, \"bf16_speedup\": %.3f}\n",
         p.workload.c_str(), p.name.c_str(), p.M, p.N, p.K, p.trans_a ? "true" : "false",
         p.trans_b ? "true" : "false", p.per_step, threads, m.gflops(kTapegrad), m.gflops(kOpenBlas),
-        m.gflops(kOneDnn), m.ratio());
+        m.gflops(kOneDnn), m.ratio(), m.gflops(kBf16), m.bf16_speedup());
   else
-    std::printf("| %s | %zu | %zu | %zu | %c %c | %zu | %.1f | %.1f | %.1f | %.2f |\n",
+    std::printf("| %s | %zu | %zu | %zu | %c %c | %zu | %.1f | %.1f | %.1f | %.2f | %.1f | %.2f |\n",
                 p.name.c_str(), p.M, p.N, p.K, p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N',
-                p.per_step, m.gflops(kTapegrad), m.gflops(kOpenBlas), m.gflops(kOneDnn), m.ratio());
+                p.per_step, m.gflops(kTapegrad), m.gflops(kOpenBlas), m.gflops(kOneDnn), m.ratio(),
+                m.gflops(kBf16), m.bf16_speedup());
   std::fflush(stdout);  // a row as soon as it is measured: whole runs take minutes
+}
+
+// How the bfloat16 products run on this CPU (the policy's description, read under it).
+std::string bf16_kernel_label() {
+  tg::PrecisionGuard bf16(tg::Precision::bf16);
+  return tg::precision_description();
 }
 
 // Over a set of products: tapegrad's ratio to the best other kernel, averaged with weights
 // flops x runs per step, and the time a training step spends in these products through each
 // kernel (per-block attention products counted one after another, as on one thread).
 void print_summary(const std::string& label, const std::vector<Measured>& rows, bool json) {
-  double weighted_ratio = 0, weight = 0, best_ms = 0;
-  std::array<double, 3> ms{};
+  double weighted_ratio = 0, weighted_bf16 = 0, weight = 0, best_ms = 0;
+  std::array<double, 4> ms{};
   for (const Measured& m : rows) {
     const double w = m.product.flops() * static_cast<double>(m.product.per_step);
     weighted_ratio += w * m.ratio();
+    weighted_bf16 += w * m.bf16_speedup();
     weight += w;
     for (std::size_t k = 0; k < ms.size(); ++k)
       ms[k] += 1e3 * m.seconds[k] * static_cast<double>(m.product.per_step);
     best_ms += 1e3 * m.best_other_seconds() * static_cast<double>(m.product.per_step);
   }
   const double mean_ratio = weight > 0 ? weighted_ratio / weight : 0;
+  const double mean_bf16 = weight > 0 ? weighted_bf16 / weight : 0;
   if (json)
     std::printf(
         "{\"summary\": \"%s\", \"weighted_ratio\": %.3f, \"tapegrad_ms_per_step\": %.3f, "
         "\"openblas_ms_per_step\": %.3f, \"onednn_openmp_ms_per_step\": %.3f, "
-        "\"best_ms_per_step\": %.3f}\n",
-        label.c_str(), mean_ratio, ms[kTapegrad], ms[kOpenBlas], ms[kOneDnn], best_ms);
+        "\"best_ms_per_step\": %.3f, \"weighted_bf16_speedup\": %.3f, "
+        "\"tapegrad_bf16_ms_per_step\": %.3f}\n",
+        label.c_str(), mean_ratio, ms[kTapegrad], ms[kOpenBlas], ms[kOneDnn], best_ms, mean_bf16,
+        ms[kBf16]);
   else
     std::printf(
         "%s: flop-weighted mean of tapegrad / best %.2f; products per step: tapegrad %.2f ms, "
-        "OpenBLAS "
-        "%.2f ms, oneDNN-OpenMP %.2f ms, best of the two per product %.2f ms\n",
-        label.c_str(), mean_ratio, ms[kTapegrad], ms[kOpenBlas], ms[kOneDnn], best_ms);
+        "OpenBLAS %.2f ms, oneDNN-OpenMP %.2f ms, best of the two per product %.2f ms; "
+        "bfloat16: %.2f ms, flop-weighted mean of bf16 / f32 speed %.2f (%s)\n",
+        label.c_str(), mean_ratio, ms[kTapegrad], ms[kOpenBlas], ms[kOneDnn], best_ms, ms[kBf16],
+        mean_bf16, bf16_kernel_label().c_str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "GFLOP/s of the workloads' float32 matrix products: tapegrad, OpenBLAS, oneDNN on OpenMP"};
+      "GFLOP/s of the workloads' float32 matrix products: tapegrad, OpenBLAS, oneDNN on OpenMP, "
+      "and tapegrad's bfloat16 products"};
   std::size_t threads = 1;
   double min_time = 0.2;
   std::string workload = "all";
@@ -377,6 +404,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"all", "tiny", "tagger", "sentiment", "translation"}));
   app.add_flag("--json", json, "one JSON line per product instead of the table");
   CLI11_PARSE(app, argc, argv);
+  tg::keep_freed_memory();  // as the programs do: buffers of the same sizes reuse their blocks
 
   tg::set_num_threads(threads);
   const std::vector<std::string> names =

@@ -131,15 +131,29 @@ void check_product(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(products_read_rounded_operands_every_layout) {
-  // Small products (the float32 kernels on rounded operands) and large ones (oneDNN's bfloat16
-  // kernels where the CPU has them, cut into tiles by tg::gemm).
+  // At least 2^20 multiply-adds: in tiles on oneTBB's threads (tg::gemm) and on one thread.
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (float beta : {0.0f, 1.0f}) {
-        check_product(ta, tb, 13, 9, 21, beta, /*serial=*/true);
         check_product(ta, tb, 300, 290, 70, beta, /*serial=*/false);
         check_product(ta, tb, 96, 130, 200, beta, /*serial=*/true);
       }
+}
+
+BOOST_AUTO_TEST_CASE(small_products_stay_float32) {
+  // Below 2^20 multiply-adds (an attention block, 64 x 64 x 32) the bits of the float32 product.
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> A(64 * 32), B(64 * 32), f32(64 * 64), bf16(64 * 64);
+  for (float& x : A) x = uniform(rng);
+  for (float& x : B) x = uniform(rng);
+  const GemmArgs p{.trans_b = true, .M = 64, .N = 64, .K = 32};
+  gemm(p, A.data(), B.data(), f32.data(), 0.0f);
+  {
+    PrecisionGuard guard(Precision::bf16);
+    gemm(p, A.data(), B.data(), bf16.data(), 0.0f);
+  }
+  BOOST_TEST(f32 == bf16, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(the_policy_is_scoped) {

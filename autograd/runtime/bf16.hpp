@@ -2,19 +2,21 @@
 //
 // bfloat16 keeps float32's sign and 8-bit exponent and 7 of its 23 mantissa bits: the upper half
 // of a float32.  So it has float32's range (no loss scaling, Kalamkar et al. 2019) and about 3
-// significant digits.  Under the bf16 policy every float32 matrix product (linear layers,
-// attention's per-head products, the output layer; forward and backward) reads its two operands
-// rounded to bfloat16, to nearest with ties to even, multiplies them exactly and sums in float32;
-// everything else (layer norm, softmax, the losses, the optimizer, the weights themselves) stays
-// float32.  Tensors stay float32: the rounding happens as a product reads its operands.
+// significant digits.  Under the bf16 policy every float32 matrix product of at least 2^20
+// multiply-adds (the linear layers and the output layer, forward and backward) reads its two
+// operands rounded to bfloat16, to nearest with ties to even, multiplies them exactly and sums in
+// float32.  Smaller products (attention's per-head blocks, a tiny model's layers) stay float32,
+// where rounding costs more than it saves; so do layer norm, softmax, the losses, the optimizer
+// and the weights themselves.  Tensors stay float32: the rounding happens as a product reads its
+// operands.
 //
 //   tg::PrecisionGuard bf16(tg::Precision::bf16);   // products in bfloat16 until the guard ends
 //
-// Kernels (gemm.cpp calls them): on a CPU with bfloat16 instructions (AVX512_BF16, AMX) large
-// products run on oneDNN's bfloat16 matmul; small ones, and every product on other CPUs, run the
-// float32 kernels on the rounded operands ("emulated"), which is the same arithmetic: a product of
-// two bfloat16 numbers is exact in float32.  TAPEGRAD_BF16_KERNEL=emulated runs the suite as it
-// runs on a CPU without bfloat16 instructions.
+// Kernels (gemm.cpp calls them): on a CPU with bfloat16 instructions (AVX512_BF16, AMX) the
+// rounded products run on oneDNN's bfloat16 matmul; on other CPUs the float32 kernels run on the
+// rounded operands ("emulated"), which is the same arithmetic: a product of two bfloat16 numbers
+// is exact in float32.  TAPEGRAD_BF16_KERNEL=emulated runs the suite as it runs on a CPU without
+// bfloat16 instructions.
 #pragma once
 
 #include <cstddef>

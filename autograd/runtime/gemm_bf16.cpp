@@ -6,7 +6,6 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
-#include <vector>
 
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -17,18 +16,18 @@
 namespace tg::detail {
 namespace {
 
-// Products below this many multiply-adds run emulated even where oneDNN's bfloat16 kernels
-// exist: a oneDNN call has a fixed cost of a few microseconds, which the float32 kernels beat on
-// small products (build/bench/gemm-bench --precision bf16, docs/speed.md).
-constexpr double kMinOneDnnMacs = 1 << 20;
+// Products below this many multiply-adds stay float32 under the bf16 policy: on them a oneDNN
+// call's fixed cost of a few microseconds, or rounding the operands for the float32 kernels,
+// costs more than the product itself (a 32 x 32 x 32 attention block ran 8x slower rounded:
+// build/bench/gemm-bench, docs/speed.md).  The choice depends on the shape only, so a model
+// rounds the same products on every CPU.
+constexpr double kMinBf16Macs = 1 << 20;
 
 // Rows of a stored operand rounded per task, when rounding runs in parallel.
 constexpr std::size_t kRoundGrain = 64;
 
-bool runs_on_onednn(const GemmArgs& p) {
-  const double macs =
-      static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
-  return bf16_kernel_in_use() == Bf16Kernel::onednn && macs >= kMinOneDnnMacs;
+double macs(const GemmArgs& p) {
+  return static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
 }
 
 // The stored matrix X (rows x cols, leading dimension ld) rounded to bfloat16 into `out`, packed
@@ -189,21 +188,26 @@ void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::ui
 // bfloat16 numbers is exact in float32).
 void gemm_bf16(const GemmArgs& p, const float* A, const float* B, float* C, float beta,
                bool parallel) {
+  if (macs(p) < kMinBf16Macs) return gemm_f32(p, A, B, C, beta, parallel);
   const Stored s = stored(p);
   GemmArgs packed = p;
   packed.lda = s.a_cols;
   packed.ldb = s.b_cols;
-  if (runs_on_onednn(p)) {
-    std::vector<std::uint16_t> a(s.a_rows * s.a_cols), b(s.b_rows * s.b_cols);
-    round_packed(A, s.a_rows, s.a_cols, p.lda, a.data(), parallel);
-    round_packed(B, s.b_rows, s.b_cols, p.ldb, b.data(), parallel);
-    gemm_onednn_bf16(packed, a.data(), b.data(), C, beta, parallel);
+  // Each call its own buffers, not filled before they are written (a TBB thread waiting for
+  // this call's tiles may run another product).
+  if (bf16_kernel_in_use() == Bf16Kernel::onednn) {
+    const auto a = std::make_unique_for_overwrite<std::uint16_t[]>(s.a_rows * s.a_cols);
+    const auto b = std::make_unique_for_overwrite<std::uint16_t[]>(s.b_rows * s.b_cols);
+    round_packed(A, s.a_rows, s.a_cols, p.lda, a.get(), parallel);
+    round_packed(B, s.b_rows, s.b_cols, p.ldb, b.get(), parallel);
+    gemm_onednn_bf16(packed, a.get(), b.get(), C, beta, parallel);
     return;
   }
-  std::vector<float> a(s.a_rows * s.a_cols), b(s.b_rows * s.b_cols);
-  round_packed(A, s.a_rows, s.a_cols, p.lda, a.data(), parallel);
-  round_packed(B, s.b_rows, s.b_cols, p.ldb, b.data(), parallel);
-  gemm_f32(packed, a.data(), b.data(), C, beta, parallel);
+  const auto a = std::make_unique_for_overwrite<float[]>(s.a_rows * s.a_cols);
+  const auto b = std::make_unique_for_overwrite<float[]>(s.b_rows * s.b_cols);
+  round_packed(A, s.a_rows, s.a_cols, p.lda, a.get(), parallel);
+  round_packed(B, s.b_rows, s.b_cols, p.ldb, b.get(), parallel);
+  gemm_f32(packed, a.get(), b.get(), C, beta, parallel);
 }
 
 }  // namespace tg::detail
