@@ -339,10 +339,11 @@ void print_row(const Measured& m, std::size_t threads, bool json) {
         p.trans_b ? "true" : "false", p.per_step, threads, m.gflops(kTapegrad), m.gflops(kOpenBlas),
         m.gflops(kOneDnn), m.ratio(), m.gflops(kBf16), m.bf16_speedup());
   else
-    std::printf("| %s | %zu | %zu | %zu | %c %c | %zu | %.1f | %.1f | %.1f | %.2f | %.1f | %.2f |\n",
-                p.name.c_str(), p.M, p.N, p.K, p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N',
-                p.per_step, m.gflops(kTapegrad), m.gflops(kOpenBlas), m.gflops(kOneDnn), m.ratio(),
-                m.gflops(kBf16), m.bf16_speedup());
+    std::printf(
+        "| %s | %zu | %zu | %zu | %c %c | %zu | %.1f | %.1f | %.1f | %.2f | %.1f | %.2f |\n",
+        p.name.c_str(), p.M, p.N, p.K, p.trans_a ? 'T' : 'N', p.trans_b ? 'T' : 'N', p.per_step,
+        m.gflops(kTapegrad), m.gflops(kOpenBlas), m.gflops(kOneDnn), m.ratio(), m.gflops(kBf16),
+        m.bf16_speedup());
   std::fflush(stdout);  // a row as soon as it is measured: whole runs take minutes
 }
 

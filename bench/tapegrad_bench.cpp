@@ -184,7 +184,12 @@ static int run(int argc, char** argv) {
                  "machine's "
                  "compute in a step on that many machines")
       ->check(CLI::PositiveNumber);
+  std::string precision = "f32";
+  app.add_option("--precision", precision,
+                 "f32, or bf16: large products read bfloat16 operands (autograd/runtime/bf16.hpp)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
+  set_precision(enum_from_name<Precision>(precision));
   const nn::ProcessGroup* world = nullptr;
   try {
     world = &nn::ProcessGroup::world();
@@ -265,6 +270,7 @@ static int run(int argc, char** argv) {
       workload.c_str(), threads, median, w.tokens / (median / 1e3), w.model->parameter_count(),
       loss, peak_rss_mb());
   if (share_of > 1) std::printf(", \"share_of\": %zu", share_of);
+  if (precision != "f32") std::printf(", \"precision\": \"%s\"", precision_description().c_str());
   if (group.size() > 1)  // float32 gradients: 4 bytes a parameter into each allreduce
     std::printf(
         ", \"ranks\": %zu, \"allreduce_bytes\": %zu, \"allreduce_calls\": %zu, \"overlap\": %s, "

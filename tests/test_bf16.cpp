@@ -35,7 +35,7 @@ double reference_round(float x) {
 BOOST_AUTO_TEST_CASE(rounding_is_to_nearest_even) {
   const float one = 1.0f, ulp = std::ldexp(1.0f, -7);  // bfloat16's spacing at 1
   BOOST_TEST(to_bf16(one) == 0x3f80u);
-  BOOST_TEST(round_bf16(one + ulp / 2) == one);             // a tie: to the even 1
+  BOOST_TEST(round_bf16(one + ulp / 2) == one);                // a tie: to the even 1
   BOOST_TEST(round_bf16(one + 3 * ulp / 2) == one + 2 * ulp);  // a tie: to the even 1 + 2 ulp
   BOOST_TEST(round_bf16(one + ulp / 2 + std::ldexp(1.0f, -20)) == one + ulp);  // above a tie
   BOOST_TEST(round_bf16(-(one + 3 * ulp / 2)) == -(one + 2 * ulp));
@@ -107,7 +107,8 @@ void check_product(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K
       const double start = beta == 0.0f ? 0.0 : static_cast<double>(C0[i * ldc + j]);
       double want = start, exact = start;
       for (std::size_t k = 0; k < K; ++k) {
-        const float a = ta ? A[k * lda + i] : A[i * lda + k], b = tb ? B[j * ldb + k] : B[k * ldb + j];
+        const float a = ta ? A[k * lda + i] : A[i * lda + k],
+                    b = tb ? B[j * ldb + k] : B[k * ldb + j];
         want += reference_round(a) * reference_round(b);
         exact += static_cast<double>(a) * b;
       }

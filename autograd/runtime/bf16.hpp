@@ -45,8 +45,7 @@ void round_bf16(const float* in, float* out, std::size_t n);
 enum class Precision { f32, bf16 };
 // Names for --precision and messages: enum_name(p), enum_from_name<Precision>("bf16").
 constexpr auto enum_table(Precision) {
-  return named_values<Precision>("precision",
-                                 {{Precision::f32, "f32"}, {Precision::bf16, "bf16"}});
+  return named_values<Precision>("precision", {{Precision::f32, "f32"}, {Precision::bf16, "bf16"}});
 }
 
 // The precision of float32 products, for every thread (f32 unless set).

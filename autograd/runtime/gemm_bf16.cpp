@@ -42,8 +42,9 @@ void round_packed(const float* X, std::size_t rows, std::size_t cols, std::size_
     }
   };
   if (!parallel || rows * cols < 16 * 1024) return round_rows(0, rows);
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rows, kRoundGrain),
-                    [&](const tbb::blocked_range<std::size_t>& r) { round_rows(r.begin(), r.end()); });
+  tbb::parallel_for(
+      tbb::blocked_range<std::size_t>(0, rows, kRoundGrain),
+      [&](const tbb::blocked_range<std::size_t>& r) { round_rows(r.begin(), r.end()); });
 }
 
 // op(A)'s and op(B)'s stored shapes: A is M x K (K x M when transposed), B is K x N (N x K).
@@ -176,8 +177,8 @@ Matmul& matmul_for(const GemmArgs& p, bool accumulate) {
 
 }  // namespace
 
-void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::uint16_t* B,
-                        float* C, float beta) {
+void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::uint16_t* B, float* C,
+                        float beta) {
   if (beta != 0.0f && beta != 1.0f)
     throw std::invalid_argument("gemm (bf16): beta must be 0 or 1, got " + std::to_string(beta));
   matmul_for(p, beta == 1.0f).run(p, A, B, C);

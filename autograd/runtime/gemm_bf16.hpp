@@ -23,7 +23,7 @@ void gemm_onednn_bf16(const GemmArgs& p, const std::uint16_t* A, const std::uint
 
 // gemm_bf16.cpp: one oneDNN bfloat16 matmul on the calling thread, bfloat16 operands (their
 // leading dimensions in p), float32 C.
-void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::uint16_t* B,
-                        float* C, float beta);
+void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::uint16_t* B, float* C,
+                        float beta);
 
 }  // namespace tg::detail

@@ -21,6 +21,11 @@ Program::Program(const std::string& name, const std::string& description)
   app_.set_version_flag("--version", name + " (tapegrad " TAPEGRAD_VERSION ")");
   app_.option_defaults()->always_capture_default();
   app_.add_option("--threads", threads_, "threads for kernels and BLAS together")->check(positive);
+  app_.add_option("--precision", precision_,
+                  "f32, or bf16: the large matrix products read bfloat16 operands and sum in "
+                  "float32 (oneDNN's bfloat16 kernels on CPUs with AVX512_BF16 or AMX, else "
+                  "emulated)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
 }
 
 CLI::App* Program::subcommand(const std::string& name, const std::string& description) {
@@ -50,6 +55,10 @@ int Program::run(int argc, char** argv, const std::function<int()>& body) {
   }
   try {
     tg::set_num_threads(threads_);
+    tg::set_precision(tg::enum_from_name<tg::Precision>(precision_));
+    if (tg::precision() != tg::Precision::f32)
+      std::fprintf(stderr, "%s: products in %s\n", name_.c_str(),
+                   tg::precision_description().c_str());
     tg::keep_freed_memory();  // every step's tensors reuse the last step's blocks
     return body();
   } catch (const CLI::ParseError&

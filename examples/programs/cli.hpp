@@ -24,8 +24,8 @@ namespace examples {
 constexpr int kExitError = 1, kExitInterrupted = 130;
 constexpr int kExitBadValue = static_cast<int>(CLI::ExitCodes::ValidationError);  // 105
 
-// A program's frame: its name and help, --threads and --version; run() parses, calls `body`
-// and turns exceptions into "program: message" on stderr and exit 1.  body returns the code.
+// A program's frame: its name and help, --threads, --precision and --version; run() parses, calls
+// `body` and turns exceptions into "program: message" on stderr and exit 1.  body returns the code.
 class Program {
  public:
   Program(const std::string& name, const std::string& description);
@@ -39,6 +39,7 @@ class Program {
   std::string name_, command_line_;
   CLI::App app_;
   std::size_t threads_ = 2;
+  std::string precision_ = "f32";
 };
 
 // Number checks with plain messages: "--lr: must be greater than 0, got -1".
