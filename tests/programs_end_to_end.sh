@@ -49,6 +49,11 @@ grep -q "epoch 3: train loss" resume.log || fail "resume did not train epoch 3"
 # Without subword features: trained, saved, read back
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 1 $small --subword-buckets 0 --out nosub.npz --plot '' > /dev/null
 "$tagger" eval --model nosub.npz dev.conllu | grep -q "UPOS accuracy" || fail "a tagger without subwords could not be read back"
+# bfloat16 products: the program says which kernels run them, trains and saves
+"$tagger" --threads 1 --precision bf16 train --train train.conllu --dev dev.conllu --epochs 1 $small --out bf16.npz --plot '' > /dev/null 2> bf16.log
+grep -q "^tapegrad-tagger: products in bf16 (" bf16.log || fail "--precision bf16 did not say its kernels: $(cat bf16.log)"
+"$tagger" eval --model bf16.npz dev.conllu | grep -q "UPOS accuracy" || fail "a model trained in bf16 could not be read back"
+usage_error "--precision: fp8 not in {f32,bf16}" "$tagger" --precision fp8 train --train train.conllu
 # Without the convolution before the encoder (the default has one): trained, saved, read back
 "$tagger" --threads 1 train --train train.conllu --dev dev.conllu --epochs 1 $small --conv-width 0 --out conv.npz --plot '' > /dev/null
 echo "the dog runs" | "$tagger" predict --model conv.npz | grep -q "dog/" || fail "a tagger without a convolution could not be read back"
