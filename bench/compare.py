@@ -14,7 +14,8 @@ Usage (from the project's root, after building):
         --workloads tiny tagger --threads 1 2 --json runs/speed.json -- build/bench/tapegrad-bench
 
 Everything after "--" is the tapegrad benchmark command; both commands get
-"--workload W --threads N --steps S --warmup K" appended, and must print one JSON object as
+"--workload W --threads N --steps S --warmup K" (and "--precision bf16" with that option)
+appended, and must print one JSON object as
 their last line (see bench/torch_reference.py for its fields).  With several rounds, the table
 shows the median of the rounds' ms_per_step and the largest peak RSS.
 """
@@ -47,6 +48,9 @@ def parse_args(argv):
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per run")
     parser.add_argument("--torch", default=f"{shlex.quote(sys.executable)} {shlex.quote(str(reference))}",
                         help="the PyTorch reference command (default: %(default)s)")
+    parser.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                        help="passed to both sides: bf16 is tapegrad's bfloat16 products against "
+                             "PyTorch's autocast to bfloat16")
     parser.add_argument("--json", metavar="PATH", help="also write every run's raw JSON result here")
     args = parser.parse_args(own)
     if not tapegrad_command:
@@ -58,10 +62,12 @@ def parse_args(argv):
     return args
 
 
-def run(command, workload, threads, steps, warmup):
+def run(command, workload, threads, steps, warmup, precision):
     """Runs one benchmark process; -> its JSON result (the last line of its output)."""
     full = command + ["--workload", workload, "--threads", str(threads),
                       "--steps", str(steps), "--warmup", str(warmup)]
+    if precision != "f32":  # only then: a reference without the option still runs float32
+        full += ["--precision", precision]
     shown = shlex.join(full)
     print(f"  {shown}", file=sys.stderr, flush=True)
     try:
@@ -118,7 +124,8 @@ def main():
             # The sides take turns at going first, pair after pair and round after round, so
             # that neither always runs on a machine the other has just warmed (or heated) up.
             order = SIDES if (round_ + index) % 2 == 0 else SIDES[::-1]
-            pair = {side: run(args.commands[side], workload, threads, args.steps, args.warmup)
+            pair = {side: run(args.commands[side], workload, threads, args.steps, args.warmup,
+                              args.precision)
                     for side in order}
             check_params(workload, pair)
             for side in SIDES:

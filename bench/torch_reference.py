@@ -405,6 +405,9 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="timed steps (the median is reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--seed", type=int, default=0, help="seeds the weights, the batch and dropout")
+    parser.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                        help="bf16: forward and loss under torch.autocast('cpu', torch.bfloat16), "
+                             "PyTorch's CPU mixed precision")
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="OpenBLAS threads (default: --threads; 0: leave OpenBLAS as the environment sets it)")
     args = parser.parse_args()
@@ -432,7 +435,8 @@ def main():
     for step in range(args.warmup + args.steps):
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        step_loss = loss_fn()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            step_loss = loss_fn()
         step_loss.backward()
         loss = step_loss.item()
         opt.step()
@@ -451,6 +455,8 @@ def main():
         "loss": loss,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
+    if args.precision != "f32":
+        result["precision"] = args.precision
     if openblas:
         result["blas_core"] = openblas.openblas_get_corename().decode()
         result["blas_threads"] = openblas.openblas_get_num_threads()
