@@ -29,6 +29,8 @@
 #include <CLI/CLI.hpp>
 #include <xtensor/xview.hpp>
 
+#include "autograd/runtime/gemm.hpp"
+#include "peak.hpp"
 #include "tapegrad.hpp"
 
 using namespace tg;
@@ -158,6 +160,24 @@ double peak_rss_mb() {
   return usage.ru_maxrss / 1024.0;
 }
 
+// The step against the machine's ceiling: its products' flops (2 per multiply-add), the rate it
+// reaches, the measured peak for `threads` cores, and the share of the step the products would
+// take at that peak (each precision's flops at its own peak) -- the fraction of peak.
+void print_ceiling(const tg::ProductCount& count, double step_seconds, std::size_t threads) {
+  const bench::Peak peak = bench::measure_peak();
+  const double cores = static_cast<double>(threads);
+  const double f32 = 2 * count.f32_macs, rounded = 2 * count.bf16_macs, all = f32 + rounded;
+  double at_peak = f32 / (peak.f32_gflops * 1e9 * cores);
+  if (rounded > 0) at_peak += rounded / (peak.bf16_gflops * 1e9 * cores);  // a peak of 0: inf
+  std::printf(
+      ", \"product_gflop\": %.3f, \"bf16_product_share\": %.3f, \"achieved_gflops\": %.1f, "
+      "\"peak_f32_gflops\": %.1f, \"peak_f32_kernel\": \"%s\", \"peak_bf16_gflops\": %.1f, "
+      "\"peak_bf16_kernel\": \"%s\", \"fraction_of_peak\": %.3f",
+      all / 1e9, all > 0 ? rounded / all : 0.0, all / step_seconds / 1e9, peak.f32_gflops * cores,
+      peak.f32_kernel.c_str(), peak.bf16_gflops * cores, peak.bf16_kernel.c_str(),
+      at_peak / step_seconds);
+}
+
 }  // namespace
 
 // The benchmark; main turns an exception into a message.
@@ -184,6 +204,11 @@ static int run(int argc, char** argv) {
                  "machine's "
                  "compute in a step on that many machines")
       ->check(CLI::PositiveNumber);
+  bool ceiling = false;
+  app.add_flag("--ceiling", ceiling,
+               "also report the products' flops in a step, the machine's measured peak (a "
+               "micro-kernel of multiply-adds per core, times --threads) and the fraction of it "
+               "the step reaches");
   std::string precision = "f32";
   app.add_option("--precision", precision,
                  "f32, or bf16: large products read bfloat16 operands (autograd/runtime/bf16.hpp)")
@@ -248,6 +273,18 @@ static int run(int argc, char** argv) {
     const double elapsed = ms_since(start);
     if (i >= warmup) ms.push_back(elapsed), allreduce_ms.push_back(exchange_ms);
   }
+  tg::ProductCount count;
+  if (ceiling) {  // one more step, counted
+    opt.zero_grad();
+    tape.clear();
+    count_products(true);
+    {
+      TapeGuard recording(tape);
+      w.loss().backward();
+    }
+    count = product_count();
+    count_products(false);
+  }
   if (profile) {
     opt.zero_grad();
     tape.clear();
@@ -277,6 +314,7 @@ static int run(int argc, char** argv) {
         "\"started_in_backward\": %zu, \"allreduce_ms\": %.3f",
         group.size(), 4 * w.model->parameter_count(), calls, reducer ? "true" : "false", early,
         median_of(allreduce_ms));
+  if (ceiling) print_ceiling(count, median / 1e3, threads);
   std::printf("}\n");
   return 0;
 }

@@ -5,6 +5,7 @@
 #include "libraries.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -152,11 +153,30 @@ void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float
                 });
 }
 
+// The product counter (count_products): multiply-adds, whole numbers well inside a double's 2^53.
+std::atomic<bool> counting{false};
+std::atomic<double> f32_macs{0}, bf16_macs{0};
+
+void count(const GemmArgs& p) {
+  if (!counting.load(std::memory_order_relaxed)) return;
+  const double macs =
+      static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
+  (detail::rounds_to_bf16(p) ? bf16_macs : f32_macs).fetch_add(macs, std::memory_order_relaxed);
+}
+
 }  // namespace
+
+void count_products(bool on) {
+  f32_macs = 0, bf16_macs = 0;
+  counting = on;
+}
+
+ProductCount product_count() { return {f32_macs.load(), bf16_macs.load()}; }
 
 void gemm_serial(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
+  count(p);
   if (precision() == Precision::bf16) detail::gemm_bf16(p, A, B, C, beta, /*parallel=*/false);
   else detail::gemm_f32(p, A, B, C, beta, /*parallel=*/false);
 }
@@ -169,6 +189,7 @@ void gemm_serial(const GemmArgs& args, const double* A, const double* B, double*
 void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
+  count(p);
   if (precision() == Precision::bf16) detail::gemm_bf16(p, A, B, C, beta, /*parallel=*/true);
   else detail::gemm_f32(p, A, B, C, beta, /*parallel=*/true);
 }

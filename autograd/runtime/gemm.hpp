@@ -29,4 +29,13 @@ void gemm(const GemmArgs& p, const double* A, const double* B, double* C, double
 void gemm_serial(const GemmArgs& p, const float* A, const float* B, float* C, float beta);
 void gemm_serial(const GemmArgs& p, const double* A, const double* B, double* C, double beta);
 
+// Multiply-adds of the products run since counting began, for benchmarks (tapegrad-bench
+// --ceiling): float32 ones, and those that read bfloat16 operands (bf16.hpp).  Counting costs an
+// atomic add per product, so it is off until asked for.
+struct ProductCount {
+  double f32_macs = 0, bf16_macs = 0;
+};
+void count_products(bool on);  // on: from zero
+ProductCount product_count();
+
 }  // namespace tg

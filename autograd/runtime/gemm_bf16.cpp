@@ -177,6 +177,10 @@ Matmul& matmul_for(const GemmArgs& p, bool accumulate) {
 
 }  // namespace
 
+bool rounds_to_bf16(const GemmArgs& p) {
+  return precision() == Precision::bf16 && macs(p) >= kMinBf16Macs;
+}
+
 void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::uint16_t* B, float* C,
                         float beta) {
   if (beta != 0.0f && beta != 1.0f)
@@ -189,7 +193,7 @@ void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::ui
 // bfloat16 numbers is exact in float32).
 void gemm_bf16(const GemmArgs& p, const float* A, const float* B, float* C, float beta,
                bool parallel) {
-  if (macs(p) < kMinBf16Macs) return gemm_f32(p, A, B, C, beta, parallel);
+  if (!rounds_to_bf16(p)) return gemm_f32(p, A, B, C, beta, parallel);
   const Stored s = stored(p);
   GemmArgs packed = p;
   packed.lda = s.a_cols;

@@ -9,6 +9,10 @@
 
 namespace tg::detail {
 
+// True when a float32 product reads bfloat16 operands: under the bf16 policy, from 2^20
+// multiply-adds up (smaller ones stay float32).
+bool rounds_to_bf16(const GemmArgs& p);
+
 // C = op(A) op(B) + beta C with A and B rounded to bfloat16 (leading dimensions set);
 // `parallel`: in tiles on oneTBB's threads (tg::gemm), else on the calling thread (gemm_serial).
 void gemm_bf16(const GemmArgs& p, const float* A, const float* B, float* C, float beta,

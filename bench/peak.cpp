@@ -1,0 +1,165 @@
+#include "peak.hpp"
+
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
+namespace bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Each kernel runs `rounds` rounds of independent multiply-adds on 12 accumulators (more than the
+// instructions' latency times their throughput, so the units never wait) and returns GFLOP/s.
+// The accumulators are summed and returned through `sink` so that nothing is optimised away.
+#define TWELVE(step) step(0) step(1) step(2) step(3) step(4) step(5) \
+                     step(6) step(7) step(8) step(9) step(10) step(11)
+
+__attribute__((target("avx512f,fma"))) double fma_avx512(long rounds, float& sink) {
+  const __m512 a = _mm512_set1_ps(1.0f), b = _mm512_set1_ps(1e-8f);
+#define DECLARE(i) __m512 c##i = _mm512_setzero_ps();
+#define STEP(i) c##i = _mm512_fmadd_ps(a, b, c##i);
+#define ADD(i) total = _mm512_add_ps(total, c##i);
+  TWELVE(DECLARE)
+  const auto start = Clock::now();
+  for (long r = 0; r < rounds; ++r) { TWELVE(STEP) }
+  const double s = seconds_since(start);
+  __m512 total = _mm512_setzero_ps();
+  TWELVE(ADD)
+  alignas(64) float lanes[16];  // (GCC 12 warns inside _mm512_reduce_add_ps)
+  _mm512_store_ps(lanes, total);
+  for (float x : lanes) sink += x;
+  return 12.0 * 16 * 2 * static_cast<double>(rounds) / s / 1e9;
+#undef DECLARE
+#undef STEP
+#undef ADD
+}
+
+__attribute__((target("avx2,fma"))) double fma_avx2(long rounds, float& sink) {
+  const __m256 a = _mm256_set1_ps(1.0f), b = _mm256_set1_ps(1e-8f);
+#define DECLARE(i) __m256 c##i = _mm256_setzero_ps();
+#define STEP(i) c##i = _mm256_fmadd_ps(a, b, c##i);
+#define ADD(i) total = _mm256_add_ps(total, c##i);
+  TWELVE(DECLARE)
+  const auto start = Clock::now();
+  for (long r = 0; r < rounds; ++r) { TWELVE(STEP) }
+  const double s = seconds_since(start);
+  __m256 total = _mm256_setzero_ps();
+  TWELVE(ADD)
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, total);
+  for (float x : lanes) sink += x;
+  return 12.0 * 8 * 2 * static_cast<double>(rounds) / s / 1e9;
+#undef DECLARE
+#undef STEP
+#undef ADD
+}
+
+// vdpbf16ps: 16 lanes, each adding two bfloat16 products.
+__attribute__((target("avx512f,avx512bf16"))) double dot_bf16(long rounds, float& sink) {
+  const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3200);
+#define DECLARE(i) __m512 c##i = _mm512_setzero_ps();
+#define STEP(i) c##i = _mm512_dpbf16_ps(c##i, a, b);
+#define ADD(i) total = _mm512_add_ps(total, c##i);
+  TWELVE(DECLARE)
+  const auto start = Clock::now();
+  for (long r = 0; r < rounds; ++r) { TWELVE(STEP) }
+  const double s = seconds_since(start);
+  __m512 total = _mm512_setzero_ps();
+  TWELVE(ADD)
+  alignas(64) float lanes[16];  // (GCC 12 warns inside _mm512_reduce_add_ps)
+  _mm512_store_ps(lanes, total);
+  for (float x : lanes) sink += x;
+  return 12.0 * 32 * 2 * static_cast<double>(rounds) / s / 1e9;
+#undef DECLARE
+#undef STEP
+#undef ADD
+}
+
+// AMX: tdpbf16ps multiplies a 16 x 32 bfloat16 tile by a 32 x 16 one into a 16 x 16 float32
+// tile, 8192 multiply-adds; four accumulator tiles from two A and two B tiles.  Linux hands out
+// the tile registers only to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); -1 when it says no.
+struct alignas(64) TileConfig {
+  std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  std::uint16_t bytes_per_row[16] = {};
+  std::uint8_t rows[16] = {};
+};
+
+__attribute__((target("amx-tile,amx-bf16"))) double tiles_bf16(long rounds, float& sink) {
+  constexpr long kRequestPermission = 0x1023, kTileData = 18;
+  if (syscall(SYS_arch_prctl, kRequestPermission, kTileData) != 0) return -1;
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) config.rows[t] = 16, config.bytes_per_row[t] = 64;
+  _tile_loadconfig(&config);
+  alignas(64) static std::uint16_t operand[16 * 32] = {};  // zeros: the sums stay 0
+  alignas(64) static float result[16 * 16];
+  _tile_zero(0);  // (the tile intrinsics are statements, not expressions)
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, operand, 64);
+  _tile_loadd(5, operand, 64);
+  _tile_loadd(6, operand, 64);
+  _tile_loadd(7, operand, 64);
+  const auto start = Clock::now();
+  for (long r = 0; r < rounds; ++r) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  const double s = seconds_since(start);
+  _tile_stored(0, result, 64);
+  _tile_release();
+  sink += result[0];
+  return 4.0 * 8192 * 2 * static_cast<double>(rounds) / s / 1e9;
+}
+
+#undef TWELVE
+
+// The fastest of four runs of at least `seconds` / 4 each: the round count doubles until one
+// run takes that long.
+double fastest(double (*kernel)(long, float&), double seconds, float& sink) {
+  long rounds = 1000;
+  for (;;) {
+    const auto start = Clock::now();
+    if (kernel(rounds, sink) <= 0) return 0;  // the kernel cannot run here
+    if (seconds_since(start) >= seconds / 4) break;
+    rounds *= 2;
+  }
+  double best = 0;
+  for (int run = 0; run < 4; ++run) best = std::max(best, kernel(rounds, sink));
+  return best;
+}
+
+}  // namespace
+
+Peak measure_peak(double seconds) {
+  Peak peak;
+  float sink = 0;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+    peak.f32_gflops = fastest(fma_avx512, seconds, sink), peak.f32_kernel = "AVX-512 FMA";
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    peak.f32_gflops = fastest(fma_avx2, seconds, sink), peak.f32_kernel = "AVX2 FMA";
+  }
+  if (__builtin_cpu_supports("amx-bf16")) {
+    const double tiles = fastest(tiles_bf16, seconds, sink);
+    if (tiles > 0) peak.bf16_gflops = tiles, peak.bf16_kernel = "AMX";
+  }
+  if (peak.bf16_gflops == 0 && __builtin_cpu_supports("avx512bf16"))
+    peak.bf16_gflops = fastest(dot_bf16, seconds, sink), peak.bf16_kernel = "AVX512_BF16";
+  if (peak.bf16_gflops == 0) peak.bf16_kernel = "none";
+  if (sink == 1234.5f) peak.f32_kernel += " ";  // keeps the sums alive
+  return peak;
+}
+
+}  // namespace bench
