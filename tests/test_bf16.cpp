@@ -169,3 +169,22 @@ BOOST_AUTO_TEST_CASE(the_policy_is_scoped) {
   BOOST_TEST((enum_from_name<Precision>("bf16") == Precision::bf16));
   CHECK_THROWS_WITH(enum_from_name<Precision>("fp8"), "fp8");
 }
+
+BOOST_AUTO_TEST_CASE(products_are_counted_by_precision) {
+  // 300 x 290 x 70 reads bfloat16 operands under the policy, 64 x 64 x 32 does not.
+  std::vector<float> A(300 * 70, 0.5f), B(70 * 290, 0.25f), C(300 * 290);
+  const GemmArgs large{.M = 300, .N = 290, .K = 70}, small{.M = 64, .N = 64, .K = 32};
+  count_products(true);
+  gemm(large, A.data(), B.data(), C.data(), 0.0f);  // float32
+  {
+    PrecisionGuard bf16(Precision::bf16);
+    gemm(large, A.data(), B.data(), C.data(), 0.0f);
+    gemm_serial(small, A.data(), B.data(), C.data(), 0.0f);
+  }
+  const ProductCount n = product_count();
+  count_products(false);
+  BOOST_TEST(n.f32_macs == 300.0 * 290 * 70 + 64.0 * 64 * 32);
+  BOOST_TEST(n.bf16_macs == 300.0 * 290 * 70);
+  gemm(large, A.data(), B.data(), C.data(), 0.0f);  // not counted once counting is off
+  BOOST_TEST(product_count().f32_macs == n.f32_macs);
+}
