@@ -35,7 +35,7 @@ void gemm_serial(const GemmArgs& p, const double* A, const double* B, double* C,
 struct ProductCount {
   double f32_macs = 0, bf16_macs = 0;
 };
-void count_products(bool on);  // on: from zero
+void count_products(bool on);  // on: from zero; off: the count kept
 ProductCount product_count();
 
 }  // namespace tg
