@@ -1,7 +1,6 @@
 #include "bf16.hpp"
 
 #include <atomic>
-#include <bit>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -10,21 +9,6 @@
 namespace tg {
 
 // ---- rounding ---------------------------------------------------------------------------------
-
-// Rounding to nearest even on the bits: add 0x7fff, plus 1 when the kept half is odd, and cut.
-// A tie (the lower half exactly 0x8000) carries into the kept half only when that half is odd;
-// anything above a tie always carries, anything below never.  A carry out of the mantissa moves
-// to the next exponent, which is the right rounding too (up to infinity past the largest).
-std::uint16_t to_bf16(float x) {
-  const auto bits = std::bit_cast<std::uint32_t>(x);
-  if ((bits & 0x7fffffffu) > 0x7f800000u)  // NaN: keep it a NaN (quiet), whatever its payload
-    return static_cast<std::uint16_t>((bits >> 16) | 0x0040u);
-  return static_cast<std::uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
-
-float from_bf16(std::uint16_t bits) {
-  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
-}
 
 // The loops vectorise (integer adds, shifts and a select); one copy per instruction set.
 TAPEGRAD_CPU_CLONES("arch=x86-64-v4", "avx2", "default")

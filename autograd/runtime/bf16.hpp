@@ -19,6 +19,7 @@
 // bfloat16 instructions.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -29,10 +30,22 @@ namespace tg {
 
 // ---- rounding ---------------------------------------------------------------------------------
 
-// The bfloat16 nearest to x (ties to even), as its 16 bits; a NaN stays a (quiet) NaN.
-std::uint16_t to_bf16(float x);
+// The bfloat16 nearest to x (ties to even), as its 16 bits; a NaN stays a (quiet) NaN.  On the
+// bits: add 0x7fff, plus 1 when the kept half is odd, and cut.  A tie (the lower half exactly
+// 0x8000) carries into the kept half only when that half is odd; anything above a tie always
+// carries, anything below never.  A carry out of the mantissa moves to the next exponent, which
+// is the right rounding too (up to infinity past the largest).  Inline, so that loops over arrays
+// vectorise.
+inline std::uint16_t to_bf16(float x) {
+  const auto bits = std::bit_cast<std::uint32_t>(x);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)  // NaN: keep it a NaN (quiet), whatever its payload
+    return static_cast<std::uint16_t>((bits >> 16) | 0x0040u);
+  return static_cast<std::uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
 // The float32 of a bfloat16's bits (exact).
-float from_bf16(std::uint16_t bits);
+inline float from_bf16(std::uint16_t bits) {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+}
 // x rounded to the nearest bfloat16, as a float32.
 inline float round_bf16(float x) { return from_bf16(to_bf16(x)); }
 
