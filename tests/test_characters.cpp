@@ -26,16 +26,6 @@ struct TempFolder {
   }
 };
 
-template <class F>
-std::string data_error_of(F&& f) {
-  try {
-    f();
-  } catch (const models::DataError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_file_reads_as_code_points) {
@@ -78,12 +68,13 @@ BOOST_AUTO_TEST_CASE(the_vocabulary_holds_each_character_once_in_order) {
 BOOST_AUTO_TEST_CASE(bad_text_gets_a_clear_message) {
   TempFolder tmp;
   const std::string empty = tmp.write("empty.txt", "");
-  BOOST_TEST(testing::contains(data_error_of([&] { models::read_text(empty); }),
+  BOOST_CHECK_THROW(models::read_text(empty), models::DataError);  // a problem of the data file
+  BOOST_TEST(testing::contains(testing::error_of([&] { models::read_text(empty); }),
                                empty + ": the file is empty"));
   const std::string latin1 = tmp.write("latin1.txt", "first line\nGr\xfc\xdf");  // not UTF-8
-  BOOST_TEST(testing::contains(data_error_of([&] { models::read_text(latin1); }),
+  BOOST_TEST(testing::contains(testing::error_of([&] { models::read_text(latin1); }),
                                latin1 + ":2: not UTF-8 text (invalid byte at offset 13)"));
-  BOOST_TEST(testing::contains(data_error_of([&] { models::read_text(tmp.path / "none.txt"); }),
+  BOOST_TEST(testing::contains(testing::error_of([&] { models::read_text(tmp.path / "none.txt"); }),
                                "none.txt: cannot open the file"));
   const CharVocab v = CharVocab::build(U"abc\n");
   CHECK_THROWS_WITH(v.encode(U"cab!", "the prompt"),

@@ -231,6 +231,7 @@ int generate(GenerateChoice& g, const CLI::App& cmd) {
     return 0;
   }
   std::printf("%s%s\n", g.prompt.c_str(), models::encode_utf8(out.text).c_str());
+  std::fflush(stdout);  // the text before the line about it, where both go to one place
   std::fprintf(stderr, "%zu characters in %.2f s (%.0f a second, %s)\n", g.tokens, out.seconds,
                per_second, g.no_cache ? "without the cache" : "with the key/value cache");
   return 0;
