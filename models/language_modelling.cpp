@@ -104,6 +104,7 @@ Evaluation LanguageModelPipeline::evaluate(const std::vector<std::int64_t>& ids,
   const std::size_t T = std::min(L, ids.size() - 1),
                     per_batch = std::max<std::size_t>(1, o.batch_tokens / T);
   NoGradGuard no_grad;
+  nn::EvalMode evaluating(*model_);
   double nats = 0;  // summed in order, so that any batching or thread count gives the same sum
   std::vector<double> logp;
   for (std::size_t first = 0; first < windows.size(); first += per_batch) {
@@ -136,6 +137,7 @@ Generation LanguageModelPipeline::generate(const std::u32string& prompt,
   std::vector<std::int64_t> text = encode(prompt.empty() ? U"\n" : prompt, "the prompt");
   const std::size_t limit = model_->longest(), keep = std::max<std::size_t>(1, limit / 2);
   NoGradGuard no_grad;
+  nn::EvalMode evaluating(*model_);
   Generator gen(o.sampling.seed);
   LanguageModelCache cache;
   std::size_t start = 0;  // the first token the model reads

@@ -75,13 +75,15 @@ class LanguageModelPipeline {
   // ids[s + 1 .. s + T] for s = starts[b], T = context.  -> ()
   Tensor loss(const std::vector<std::int64_t>& ids, const std::vector<std::size_t>& starts,
               std::size_t context);
-  // The loss per token of a whole text (at least 2 tokens), read as EvalOptions says.  A
-  // context the positions cannot read is an error naming the scheme and its limit.
+  // The loss per token of a whole text (at least 2 tokens), read as EvalOptions says, in
+  // evaluation mode.  A context the positions cannot read is an error naming the scheme and its
+  // limit.
   Evaluation evaluate(const std::vector<std::int64_t>& ids, const EvalOptions& options) const;
   // `options.tokens` tokens drawn one after another after `prompt` (an empty prompt: a newline,
   // which the vocabulary must have).  A model whose positions end (a learned table of max_len)
   // reads at most max_len tokens: when the text reaches that, it goes on from its last
-  // max_len / 2 tokens, read afresh.  Seeded: the same options write the same text.
+  // max_len / 2 tokens, read afresh.  Seeded: the same options write the same text.  In
+  // evaluation mode.
   Generation generate(const std::u32string& prompt, const GenerateOptions& options) const;
 
   const CharVocab& vocab() const { return vocab_; }

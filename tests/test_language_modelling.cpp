@@ -116,6 +116,22 @@ BOOST_AUTO_TEST_CASE(sliding_windows_score_each_token_once) {
              boost::test_tools::tolerance(1e-6));
 }
 
+// Evaluation and generation run in evaluation mode (no dropout) and leave the model's mode as
+// it was: a model in training, with dropout, gives the figures of the same model in evaluation.
+BOOST_AUTO_TEST_CASE(evaluation_and_generation_turn_dropout_off) {
+  LanguageModelOptions o = tiny();
+  o.dropout = 0.5;
+  LanguageModelPipeline lm(CharVocab::build(kAlphabet), o, 1);
+  const auto ids = random_text(30, 11);
+  BOOST_TEST_REQUIRE(lm.model().is_training());
+  const double training = lm.evaluate(ids, {}).nats_per_token;
+  const auto text = lm.generate(U"ab", {.tokens = 20}).text;
+  BOOST_TEST(lm.model().is_training());
+  lm.model().eval();
+  BOOST_TEST(lm.evaluate(ids, {}).nats_per_token == training);
+  BOOST_TEST((lm.generate(U"ab", {.tokens = 20}).text == text));
+}
+
 BOOST_AUTO_TEST_CASE(evaluation_is_the_same_on_one_and_two_threads) {
   LanguageModelPipeline lm(CharVocab::build(kAlphabet),
                            {.d_model = 64, .heads = 4, .ff = 128, .layers = 2, .context = 48}, 5);
