@@ -164,10 +164,10 @@ Generation LanguageModelPipeline::generate(const std::u32string& prompt,
 
 std::vector<std::vector<std::size_t>> random_windows(std::size_t text_length,
                                                      const WindowBatches& w, std::size_t epoch) {
-  if (text_length < w.context + 2)
+  if (text_length < w.context + 1)
     throw std::invalid_argument("random_windows: a text of " + std::to_string(text_length) +
                                 " tokens has no window of context " + std::to_string(w.context) +
-                                " + 1 (needs at least " + std::to_string(w.context + 2) + ")");
+                                " + 1 (needs at least " + std::to_string(w.context + 1) + ")");
   Generator gen(w.seed * 1000003 + epoch);
   std::vector<std::vector<std::size_t>> batches(w.steps, std::vector<std::size_t>(w.batch));
   for (auto& batch : batches)

@@ -180,7 +180,10 @@ BOOST_AUTO_TEST_CASE(training_windows_are_random_and_repeat_by_epoch) {
   BOOST_TEST(seen.rbegin()->first == 11u);
   BOOST_TEST((models::random_windows(20, w, 0) == a));
   BOOST_TEST((models::random_windows(20, w, 1) != a));
-  CHECK_THROWS_WITH(models::random_windows(9, w, 0), "has no window of context 8 + 1");
+  CHECK_THROWS_WITH(models::random_windows(8, w, 0),
+                    "a text of 8 tokens has no window of context 8 + 1 (needs at least 9)");
+  for (const auto& batch : models::random_windows(9, w, 0))  // one window fits: at 0
+    for (std::size_t s : batch) BOOST_TEST(s == 0u);
 }
 
 // A periodic text: a model that reads 8 characters back knows what comes next, so its loss falls

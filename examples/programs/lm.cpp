@@ -120,9 +120,10 @@ int train(TrainChoice& c, const examples::Program& program) {
   const auto valid_ids = lm.encode(valid_text.chars, valid_text.name);
   std::printf(
       "language model: %zu training and %zu validation characters, %zu in the vocabulary; %zu "
-      "layers of width %zu, positions %s, %zu parameters\n",
-      train_ids.size(), valid_ids.size(), lm.vocab().size(), c.options.layers, c.options.d_model,
-      enum_name(c.options.positions), lm.model().parameter_count());
+      "layer%s of width %zu, positions %s, %zu parameters\n",
+      train_ids.size(), valid_ids.size(), lm.vocab().size(), c.options.layers,
+      c.options.layers == 1 ? "" : "s", c.options.d_model, enum_name(c.options.positions),
+      lm.model().parameter_count());
   std::printf(
       "training for %zu steps of %zu windows of %zu characters (an epoch here: %zu steps, then "
       "the validation loss)",
