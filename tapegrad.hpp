@@ -57,6 +57,8 @@
 #include "models/blocks.hpp"
 #include "models/classifier.hpp"
 #include "models/ensemble.hpp"
+#include "models/language_model.hpp"
+#include "models/language_modelling.hpp"
 #include "models/pipelines.hpp"
 #include "models/plots.hpp"
 #include "models/search.hpp"
@@ -68,6 +70,7 @@
 #include "models/word_pipeline.hpp"
 // their data: readers, tokens, vocabularies, subwords, batches, BLEU
 #include "models/data/batching.hpp"
+#include "models/data/characters.hpp"
 #include "models/data/readers.hpp"
 #include "models/data/subword_vocab.hpp"
 #include "models/data/subwords.hpp"

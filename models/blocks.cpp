@@ -45,14 +45,7 @@ SentenceEncoder::SentenceEncoder(const SentenceEncoderOptions& o, Generator& gen
       encoder(transformer_options(o), gen),
       drop(o.dropout, gen),
       options_(o) {
-  positions = nn::make_positional_encoding({.scheme = o.positions,
-                                            .dim = o.d_model,
-                                            .max_len = o.max_len,
-                                            .mlp_hidden = o.mlp_hidden,
-                                            .mlp_scale = o.mlp_scale,
-                                            .fourier_features = o.fourier_features,
-                                            .fourier_hidden = o.fourier_hidden},
-                                           gen);
+  positions = nn::make_positional_encoding(position_options(o), gen);
   register_module("embed", embed);
   if (o.subword_buckets > 0) {
     subword_embed =

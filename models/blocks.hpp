@@ -37,6 +37,21 @@ nn::TransformerOptions transformer_options(const Options& o) {
   return t;
 }
 
+// The options of a model's absolute positions module (nn::make_positional_encoding), from its
+// options struct (the sentence encoder's, the translator's, the language model's); fourier's
+// settings when the struct has them.
+template <class Options>
+nn::PositionOptions position_options(const Options& o) {
+  nn::PositionOptions p{.scheme = o.positions,
+                        .dim = o.d_model,
+                        .max_len = o.max_len,
+                        .mlp_hidden = o.mlp_hidden,
+                        .mlp_scale = o.mlp_scale};
+  if constexpr (requires { o.fourier_features; })
+    p.fourier_features = o.fourier_features, p.fourier_hidden = o.fourier_hidden;
+  return p;
+}
+
 // The options of a model's word embedding: row 0 (padding) stays zero, rows start as
 // N(0, 1 / d_model) (the model scales them by sqrt(d_model)).
 nn::EmbeddingOptions word_embedding(std::size_t vocab, std::size_t d_model);

@@ -77,9 +77,10 @@ Ids take_id_rows(const Ids& ids, const std::vector<std::size_t>& rows) {
   return out;
 }
 
-// logits (R, 1, V) -> log-probabilities of row r, in `out` (any (..., V): the r-th row of V).
+}  // namespace
+
 void log_softmax_row(const Tensor& logits, std::size_t r, std::vector<double>& out) {
-  const std::size_t V = logits.shape()[2];
+  const std::size_t V = logits.shape().back();
   const float* z = logits.data<float>().data() + r * V;
   const double m = *std::max_element(z, z + V);
   double sum = 0;
@@ -88,8 +89,6 @@ void log_softmax_row(const Tensor& logits, std::size_t r, std::vector<double>& o
   out.resize(V);
   for (std::size_t v = 0; v < V; ++v) out[v] = z[v] - log_z;
 }
-
-}  // namespace
 
 namespace {
 

@@ -35,6 +35,9 @@ std::vector<Translation> greedy_search(Translator& model,
                                        const std::vector<std::vector<std::int64_t>>& sources,
                                        const SearchOptions& options);
 
+// float32 logits (..., V) -> the log-probabilities of their r-th row of V, in double, in `out`.
+void log_softmax_row(const Tensor& logits, std::size_t r, std::vector<double>& out);
+
 // Sampling: each token drawn from the model's distribution, reshaped.
 struct SamplingOptions {
   double temperature = 1.0;  // < 1 sharper, > 1 flatter: softmax(log p / temperature)

@@ -200,12 +200,10 @@ Tensor TranslationPipeline::mrt_loss(const std::vector<const Words*>& sources,
   std::vector<Translation> drawn;
   {
     NoGradGuard no_grad;
-    const bool training = model_->is_training();
-    model_->eval();
+    nn::EvalMode evaluating(*model_);
     SamplingOptions sampling = options.sampling;
     sampling.seed = gen_.below(std::uint64_t{1} << 62);
     drawn = sample_search(*model_, repeated, {.bos = kBos, .eos = kEos}, sampling);
-    model_->train(training);
   }
   const std::size_t N = kept.size();
   std::vector<std::vector<std::vector<std::int64_t>>> candidates(N);

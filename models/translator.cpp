@@ -8,18 +8,6 @@
 #include "blocks.hpp"
 
 namespace tg::models {
-namespace {
-
-nn::PositionOptions position_options(const TranslatorOptions& o) {
-  return {.scheme = o.positions,
-          .dim = o.d_model,
-          .max_len = o.max_len,
-          .mlp_hidden = o.mlp_hidden,
-          .mlp_scale = o.mlp_scale};
-}
-
-}  // namespace
-
 Translator::Translator(const TranslatorOptions& o, Generator& gen)
     : src_embed(word_embedding(o.src_vocab, o.d_model), gen),
       tgt_embed(word_embedding(o.tgt_vocab, o.d_model), gen),

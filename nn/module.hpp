@@ -70,6 +70,21 @@ class Module {
   bool training_ = true;
 };
 
+// Evaluation mode for a scope (no dropout, CAPE's plain positions), and back to the mode the
+// module had at its end (also when the scope throws):
+//   { EvalMode eval(model); ... model.forward(x) ... }
+class EvalMode {
+ public:
+  explicit EvalMode(Module& m) : module_(m), was_training_(m.is_training()) { m.eval(); }
+  ~EvalMode() { module_.train(was_training_); }
+  EvalMode(const EvalMode&) = delete;
+  EvalMode& operator=(const EvalMode&) = delete;
+
+ private:
+  Module& module_;
+  bool was_training_;
+};
+
 // A module that maps one tensor to one tensor: what Sequential chains.
 class Layer : public Module {
  public:

@@ -43,11 +43,15 @@ EncoderLayer::EncoderLayer(const TransformerOptions& o, Generator& gen)
 }
 
 Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& mask, Tensor* weights) {
+  return forward(x, AttendOptions{.mask = mask, .weights = weights});
+}
+
+Tensor EncoderLayer::forward(const Tensor& x, const AttendOptions& call) {
   if (pre_norm_) {
-    Tensor h = x + drop(self_attn.forward(norm1(x), {.mask = mask, .weights = weights}));
+    Tensor h = x + drop(self_attn.forward(norm1(x), call));
     return h + drop(ff(norm2(h)));
   }
-  Tensor h = norm1(x + drop(self_attn.forward(x, {.mask = mask, .weights = weights})));
+  Tensor h = norm1(x + drop(self_attn.forward(x, call)));
   return norm2(h + drop(ff(h)));
 }
 
@@ -71,11 +75,23 @@ Encoder::Encoder(const TransformerOptions& o, Generator& gen) : LayerStack("Enco
 
 Tensor Encoder::forward(const Tensor& x, const std::optional<Mask>& mask,
                         std::vector<Tensor>* weights) {
+  return forward(x, EncodeOptions{.mask = mask, .weights = weights});
+}
+
+Tensor Encoder::forward(const Tensor& x, const EncodeOptions& call) {
+  std::vector<KvCache>* cache = call.cache;
+  if (cache && !call.causal)
+    throw std::invalid_argument(
+        "Encoder: a cache decodes one position after another, which needs causal attention");
+  if (cache && cache->size() != layers.size()) cache->resize(layers.size());
   Tensor h = x;
-  for (auto& layer : layers) {
+  for (std::size_t i = 0; i < layers.size(); ++i) {
     Tensor w;
-    h = layer->forward(h, mask, weights ? &w : nullptr);
-    if (weights) weights->push_back(w);
+    h = layers[i]->forward(h, {.mask = call.mask,
+                               .causal = call.causal,
+                               .cache = cache ? &(*cache)[i] : nullptr,
+                               .weights = call.weights ? &w : nullptr});
+    if (call.weights) call.weights->push_back(w);
   }
   return final_norm ? (*final_norm)(h) : h;
 }

@@ -60,6 +60,9 @@ class EncoderLayer : public Module {
   // x: (B, T, C), mask over (query, key) pairs (e.g. padding_mask) -> (B, T, C)
   Tensor forward(const Tensor& x, const std::optional<Mask>& mask = std::nullopt,
                  Tensor* weights = nullptr);
+  // x: (B, T, C) -> (B, T, C), `call` going to self-attention as it is: a mask, causal
+  // attention, a key/value cache (x then holds the newest positions), the weights.
+  Tensor forward(const Tensor& x, const AttendOptions& call);
 
   MultiheadAttention self_attn;
   FeedForward ff;
@@ -84,12 +87,27 @@ class LayerStack : public Module {
              Generator& gen);  // `who` names it in errors
 };
 
+// What one call of an encoder stack may add, all optional:
+//   enc.forward(x, {.causal = true, .cache = &cache})
+// A stack whose self-attention is causal is a decoder-only transformer (GPT): each position
+// sees itself and the positions before it, and with a cache it decodes token by token.
+struct EncodeOptions {
+  std::optional<Mask> mask;  // over (query, key) pairs, e.g. padding_mask
+  bool causal = false;
+  // Incremental decoding (causal): one KvCache per layer, resized to the layers at the first
+  // call; x holds only the new positions, and the cache grows by T.
+  std::vector<KvCache>* cache = nullptr;
+  std::vector<Tensor>* weights = nullptr;  // receives each layer's attention weights (B, H, T, S)
+};
+
 class Encoder : public LayerStack<EncoderLayer> {
  public:
   Encoder(const TransformerOptions& options, Generator& gen);
   // x: (B, T, C) -> (B, T, C).  `weights`, if given, receives each layer's attention weights.
   Tensor forward(const Tensor& x, const std::optional<Mask>& mask = std::nullopt,
                  std::vector<Tensor>* weights = nullptr);
+  // x: (B, T, C) -> (B, T, C), with the options above.
+  Tensor forward(const Tensor& x, const EncodeOptions& call);
 };
 
 // What one decoder layer keeps between decoding steps.

@@ -4,6 +4,7 @@
 #   data/sst2            GLUE SST-2 (sentence<TAB>label)       binary sentiment
 #   data/sst             SST, Kim 2014 layout (<label> <text>) binary and 5-class sentiment
 #   data/multi30k        Multi30k task 1, German-English       translation
+#   data/tinyshakespeare char-rnn's Tiny Shakespeare (input.txt) character-level language model
 #
 #   scripts/get-data.sh                   # download from the public sources
 #   scripts/get-data.sh --from DIR        # copy from a local mirror with the same folders
@@ -19,7 +20,7 @@ if [ "${1:-}" = "--from" ]; then
   [ -d "$from" ] || { echo "get-data: $from is not a folder" >&2; exit 1; }
 fi
 sets=("$@")
-[ ${#sets[@]} -gt 0 ] || sets=(ud-english-ewt sst2 sst multi30k)
+[ ${#sets[@]} -gt 0 ] || sets=(ud-english-ewt sst2 sst multi30k tinyshakespeare)
 
 fetch() {  # url destination
   echo "  $1"
@@ -27,15 +28,8 @@ fetch() {  # url destination
   else wget -q -O "$2" "$1"; fi
 }
 
-for set in "${sets[@]}"; do
-  mkdir -p "data/$set"
-  if [ -n "$from" ]; then
-    [ -d "$from/$set" ] || { echo "get-data: $from has no folder $set" >&2; exit 1; }
-    cp -r "$from/$set/." "data/$set/"
-    echo "copied $from/$set -> data/$set"
-    continue
-  fi
-  echo "downloading $set"
+download() {  # set
+  local set=$1
   case "$set" in
     ud-english-ewt)
       for split in train dev test; do
@@ -61,6 +55,32 @@ for set in "${sets[@]}"; do
           gunzip -f "data/$set/$split.$lang.gz"
         done
       done ;;
-    *) echo "get-data: unknown set '$set' (ud-english-ewt, sst2, sst, multi30k)" >&2; exit 2 ;;
+    tinyshakespeare)
+      fetch "https://raw.githubusercontent.com/karpathy/char-rnn/6f9487a/data/tinyshakespeare/input.txt" \
+            "data/$set/input.txt" ;;
+    *) echo "get-data: unknown set '$set' (ud-english-ewt, sst2, sst, multi30k, tinyshakespeare)" >&2; exit 2 ;;
   esac
+}
+
+# The sets with a known checksum: a changed or truncated copy stops here.
+check() {  # set
+  case "$1" in
+    tinyshakespeare)
+      echo "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed  data/tinyshakespeare/input.txt" \
+        | sha256sum --check --quiet - \
+        || { echo "get-data: data/tinyshakespeare/input.txt is not char-rnn's Tiny Shakespeare (sha256 differs)" >&2; exit 1; } ;;
+  esac
+}
+
+for set in "${sets[@]}"; do
+  mkdir -p "data/$set"
+  if [ -n "$from" ]; then
+    [ -d "$from/$set" ] || { echo "get-data: $from has no folder $set" >&2; exit 1; }
+    cp -r "$from/$set/." "data/$set/"
+    echo "copied $from/$set -> data/$set"
+  else
+    echo "downloading $set"
+    download "$set"
+  fi
+  check "$set"
 done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# End to end, as a user runs them: tapegrad-tagger, tapegrad-sentiment and tapegrad-translate
-# train a few steps on tiny data made here, save, evaluate, predict or translate, draw their
-# pictures, resume, and refuse bad input.
+# End to end, as a user runs them: tapegrad-tagger, tapegrad-sentiment, tapegrad-translate and
+# tapegrad-lm train a few steps on tiny data made here, save, evaluate, predict, translate or
+# generate, draw their pictures, resume, and refuse bad input.
 #   tests/programs_end_to_end.sh BUILD_DIR WORK_DIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,6 +11,7 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 tagger="$build/examples/tapegrad-tagger"
 sentiment="$build/examples/tapegrad-sentiment"
 translate="$build/examples/tapegrad-translate"
+lm="$build/examples/tapegrad-lm"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 # usage_error LINE COMMAND...: the command stops before any work with exit code 105 (a value
 # that fails its check), LINE on stderr and CLI11's usage hint, and nothing else
@@ -21,6 +22,12 @@ usage_error() {
   [ "$rc" -eq 105 ] || fail "'$*' exited with $rc, not 105: $(cat usage.log)"
   [ "$(cat usage.log)" = "$line"$'\n'"Run with --help for more information." ] \
     || fail "'$*' said: $(cat usage.log)"$'\n'"expected: $line"
+}
+
+json_lines() {  # file: every line is one JSON value
+  python3 -c 'import json, sys
+for n, line in enumerate(open(sys.argv[1]), 1):
+    json.loads(line)' "$1" || fail "$1 holds a line that is not JSON"
 }
 
 source "$here/tiny_data.sh"  # train.conllu, train.tsv, tr-train.de, ... in this folder
@@ -228,12 +235,46 @@ fi
 grep -q "tr-short.en:6: the file ends here, but tr-train.de has 120 lines" tbad.log || fail "misaligned files not named"
 if "$translate" translate --model tagger.npz hallo > tbad2.log 2>&1; then fail "accepted a tagger model"; fi
 grep -q "tagger.npz: a tagger model, not a translator model" tbad2.log || fail "wrong model kind not named"
-# ---- what every program does the same way ----------------------------------------------------
-json_lines() {  # file: every line is one JSON value
-  python3 -c 'import json, sys
-for n, line in enumerate(open(sys.argv[1]), 1):
-    json.loads(line)' "$1" || fail "$1 holds a line that is not JSON"
+# ---- language model ----------------------------------------------------------------------------
+mkdir -p shakes && cat tr-train.en tr-train.en tr-train.en > shakes/input.txt  # 90% train, 10% valid
+"$lm" --threads 1 train --data shakes --steps 20 --eval-every 10 --context 16 --batch 4 $small --out lm.npz --plot lmcurve.svg > lm.log
+grep -q "epoch 2: train loss [0-9.]*, dev loss [0-9]\.[0-9]*" lm.log || fail "lm training did not report 2 validation losses: $(tail -2 lm.log)"
+[ -s lm.npz ] && [ -s lm.npz.ckpt ] && grep -q "<svg" lmcurve.svg || fail "lm files missing"
+"$lm" eval --model lm.npz shakes/input.txt --part valid | tee lmeval.log
+grep -qE "^loss [0-9.]+ nats per token, [0-9.]+ bits per character$" lmeval.log || fail "lm eval"
+"$lm" eval --model lm.npz shakes/input.txt --part valid --context 12 --stride 4 --json > lmeval.json && json_lines lmeval.json
+grep -q '"stride":4' lmeval.json && grep -q '"bits_per_char":' lmeval.json || fail "lm eval --json"
+"$lm" generate --model lm.npz --prompt "One d" --tokens 30 --seed 3 > gen1.out 2> gen1.log
+"$lm" generate --model lm.npz --prompt "One d" --tokens 30 --seed 3 --no-cache > gen2.out 2> gen2.log
+[ "$(head -c 5 gen1.out)" = "One d" ] || fail "lm generate does not start with the prompt"
+cmp -s gen1.out gen2.out || fail "lm generate: the cache and no cache wrote different text"
+grep -qE "^30 characters in [0-9.]+ s \([0-9]+ a second, with the key/value cache\)$" gen1.log || fail "lm generate: no speed"
+"$lm" generate --model lm.npz --tokens 100 --sample nucleus --top-p 0.8 --format json > gen.json && json_lines gen.json
+grep -q '"tokens_per_second":' gen.json || fail "lm generate --format json"
+"$lm" --threads 1 train --data shakes --steps 30 --eval-every 10 --context 16 --batch 4 $small --out lm.npz --plot '' --resume > lmresume.log
+grep -q "resuming from lm.npz.ckpt: epoch 3" lmresume.log || fail "lm resume did not start at epoch 3"
+"$lm" --version | grep -qE "^tapegrad-lm \(tapegrad [0-9]+\.[0-9]+\.[0-9]+\)$" || fail "tapegrad-lm --version"
+"$lm" train --help | grep -qE -- "--steps UINT:POSITIVE=2000" || fail "tapegrad-lm train --help shows no --steps default"
+# bad input: a clear line and exit 1
+: > empty.txt
+printf 'Gr\xfc\xdfe\n' > latin1.txt
+lm_error() {  # message command...: exits 1 with the message
+  local message=$1 rc=0
+  shift
+  "$@" > lmbad.log 2>&1 || rc=$?
+  [ "$rc" -eq 1 ] && grep -qF -- "$message" lmbad.log || fail "'$*' exited with $rc: $(cat lmbad.log)"
 }
+lm_error "tapegrad-lm: empty.txt: the file is empty" "$lm" train --train empty.txt --valid tr-dev.en
+lm_error "tapegrad-lm: latin1.txt:1: not UTF-8 text (invalid byte at offset 2)" "$lm" eval --model lm.npz latin1.txt
+lm_error "the prompt: the character '~' (U+007E) (character 3) is not in the vocabulary" \
+  "$lm" generate --model lm.npz --prompt "One~"
+lm_error "evaluate at context 64: positions 'learned' are a table of 16 positions" \
+  "$lm" eval --model lm.npz shakes/input.txt --context 64
+usage_error "--data: nowhere: cannot open: No such file or directory (expected a folder with input.txt)" \
+  "$lm" train --data nowhere
+usage_error "--steps: 25 is not a multiple of --eval-every 10" "$lm" train --data shakes --steps 25 --eval-every 10
+
+# ---- what every program does the same way ----------------------------------------------------
 for p in "$tagger" "$sentiment" "$translate"; do
   name=$(basename "$p")
   # --help shows every default, --version says which tapegrad it is

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The three programs trained across ranks with mpirun, on tiny data made here: the same flags as
+# The four programs trained across ranks with mpirun, on tiny data made here: the same flags as
 # one process, rank 0 alone prints and writes, --resume with another rank count continues the
 # same training, Ctrl-C and a killed rank stop every rank and leave a readable checkpoint.
 #   tests/programs_mpi.sh BUILD_DIR WORK_DIR MPIRUN
@@ -12,6 +12,7 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 tagger="$build/examples/tapegrad-tagger"
 sentiment="$build/examples/tapegrad-sentiment"
 translate="$build/examples/tapegrad-translate"
+lm="$build/examples/tapegrad-lm"
 fail() { echo "FAILED: $*" >&2; exit 1; }
 pid=
 trap '[ -n "$pid" ] && kill -KILL $pid 2>/dev/null; true' EXIT  # no training left behind by a failed check
@@ -43,6 +44,22 @@ grep -q "data-parallel: 2 ranks, each with 1 thread(s)" tagger.log || fail "the 
   --dev-tgt tr-dev.en --epochs 2 $small --overlap --out tr.npz > tr.log
 [ "$(grep -c '^epoch 2: train loss' tr.log)" -eq 1 ] || fail "translate: epoch 2 not reported once"
 [ "$(grep -c 'tr.npz on tr-dev.de, beam 4: BLEU' tr.log)" -eq 1 ] || fail "translate: the final BLEU not reported once"
+
+mkdir -p text && cat tr-train.en tr-train.en > text/input.txt
+lmopts="--data text --steps 20 --eval-every 10 --context 16 --batch 6 $small"
+"${mpirun[@]}" -np 2 "$lm" --threads 1 train $lmopts --plot '' --out lm2.npz --log lm2.jsonl > lm2.log
+[ "$(grep -c '^epoch 2: train loss' lm2.log)" -eq 1 ] || fail "lm: epoch 2 not reported once"
+"$lm" eval --model lm2.npz text/input.txt --part valid | grep -q "bits per character" || fail "the lm trained on 2 ranks cannot be read"
+# a batch of 6 windows split 3 and 3: the same steps as one process, up to float32 rounding
+"$lm" --threads 1 train $lmopts --plot '' --out lm1.npz --log lm1.jsonl > lm1.log
+python3 - lm1.jsonl lm2.jsonl <<'EOF' || fail "lm: 2 ranks trained otherwise than 1 process"
+import json, sys
+def losses(path):
+    return [r["train_loss"] for r in map(json.loads, open(path)) if r["event"] == "epoch"]
+one, two = losses(sys.argv[1]), losses(sys.argv[2])
+print("epoch losses, 1 process:", one, "\n2 ranks:", two)
+assert len(one) == len(two) == 2 and all(abs(a - b) <= 1e-5 * abs(a) for a, b in zip(one, two)), (one, two)
+EOF
 
 # ---- resume with another rank count: the same training as one process all along ------------
 # No random draws (dropout off), so 1 process and any mix of rank counts take the same steps

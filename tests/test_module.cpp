@@ -81,6 +81,27 @@ BOOST_AUTO_TEST_CASE(train_eval_and_zero_grad_reach_every_submodule) {
   for (const Tensor& p : m.parameters()) BOOST_TEST(!p.has_grad());
 }
 
+// EvalMode: evaluation mode in its scope, the mode before after it, also when the scope throws.
+BOOST_AUTO_TEST_CASE(eval_mode_lasts_a_scope) {
+  Generator gen(0);
+  Model m(gen);
+  for (bool training : {true, false}) {
+    m.train(training);
+    {
+      EvalMode evaluating(m);
+      BOOST_TEST(!m.drop.is_training());
+    }
+    BOOST_TEST(m.drop.is_training() == training);
+  }
+  m.train();
+  try {
+    EvalMode evaluating(m);
+    throw std::runtime_error("inside");
+  } catch (const std::runtime_error&) {
+  }
+  BOOST_TEST(m.drop.is_training());
+}
+
 BOOST_AUTO_TEST_CASE(to_converts_parameters_in_place) {
   Generator gen(0);
   Model m(gen);

@@ -74,6 +74,30 @@ BOOST_AUTO_TEST_CASE(the_loop_learns_saves_the_best_model_and_logs) {
   BOOST_TEST(lines_with("loop.svg", "<polyline") == 2u);
 }
 
+// A loss as the dev metric (metric_is_loss): the lowest is the best, the first epoch included
+// whatever its value; it is shown as it is, not as a percentage.  A score keeps the highest.
+BOOST_AUTO_TEST_CASE(a_loss_metric_keeps_the_lowest) {
+  const Toy toy;
+  for (bool is_loss : {true, false}) BOOST_TEST_CONTEXT("metric_is_loss " << is_loss) {
+      auto t = make(toy);
+      auto task = task_of(*t, toy);
+      const std::vector<double> metrics = {2.5, 1.5, 1.75};
+      std::vector<std::size_t> saved;  // the epochs whose model was saved
+      std::size_t epoch = 0;
+      task.evaluate = [&] { return metrics[epoch++]; };
+      task.save_model = [&](const std::string&) { saved.push_back(epoch); };
+      const nn::TrainResult r = nn::train(task, {.epochs = 3,
+                                                 .out = "loss.npz",
+                                                 .plot = "loss.svg",
+                                                 .metric_name = "loss",
+                                                 .metric_is_loss = is_loss});
+      BOOST_TEST(r.history.size() == 3u);
+      BOOST_TEST(saved == (is_loss ? std::vector<std::size_t>{1, 2} : std::vector<std::size_t>{1}));
+      const std::string curve = testing::read_file("loss.svg");
+      BOOST_TEST(testing::contains(curve, is_loss ? ">2.5<" : ">250%<"));  // the axis's top
+    }
+}
+
 // The cosine schedule spans the planned epochs: with the warm-up longer than 3 epochs, a run
 // planned for 2 epochs and one planned for 3 take the same steps.
 BOOST_AUTO_TEST_CASE(a_resumed_run_ends_where_an_uninterrupted_one_does) {

@@ -121,6 +121,31 @@ BOOST_AUTO_TEST_CASE(incremental_decoding_equals_the_full_pass) {
     }
 }
 
+// A decoder-only stack: an encoder whose self-attention is causal, one position at a time with
+// a cache per layer, gives the full causal pass; a cache needs causal attention.
+BOOST_AUTO_TEST_CASE(a_causal_encoder_decodes_with_a_cache) {
+  for (std::size_t k : {0u, 2u})
+    for (bool pre : {true, false}) BOOST_TEST_CONTEXT("relative_k " << k << ", pre_norm " << pre) {
+        Generator gen(16);
+        Encoder enc(small(pre, k), gen);
+        enc.to(Dtype::f64);
+        enc.eval();
+        const Tensor y = randn64({2, 5, 4}, 17, false);
+        const Tensor full = enc.forward(y, EncodeOptions{.causal = true});
+        std::vector<KvCache> cache;
+        std::vector<Tensor> steps;
+        for (std::int64_t t = 0; t < 5; ++t)
+          steps.push_back(enc.forward(slice(y, 1, t, t + 1), {.causal = true, .cache = &cache}));
+        BOOST_TEST(cache.size() == 2u);
+        BOOST_TEST(cache[0].length() == 5u);
+        BOOST_TEST(max_abs_diff(full, concat(steps, 1)) < 1e-12);
+        // causal: not what the bidirectional pass gives
+        BOOST_TEST(max_abs_diff(full, enc.forward(y)) > 1e-3);
+        CHECK_THROWS_WITH(enc.forward(y, {.cache = &cache}),
+                          "Encoder: a cache decodes one position after another");
+      }
+}
+
 BOOST_AUTO_TEST_CASE(cross_attention_weights_are_returned_for_plots) {
   Generator gen(15);
   Decoder dec(small(true), gen);

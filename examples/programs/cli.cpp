@@ -180,13 +180,18 @@ CLI::Validator position_names() {
 void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& to, DataChoice& d) {
   cmd.add_option("--epochs", to.epochs, "epochs at most (training also stops at --minutes)")
       ->check(positive);
-  cmd.add_option("--minutes", to.time_limit_minutes, "training time limit in minutes (0: none)")
-      ->check(non_negative);
   cmd.add_option("--word-dropout", d.word_dropout,
                  "in training, replace a word by the unknown word with this probability")
       ->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--min-count", d.min_count, "words seen fewer times are unknown")->check(positive);
   cmd.add_option("--batch-tokens", d.batch_tokens, "tokens per batch (padded)")->check(positive);
+  add_loop_options(cmd, to);
+  add_bad_lines_option(cmd, d.bad_lines);
+}
+
+void add_loop_options(CLI::App& cmd, tg::nn::TrainOptions& to) {
+  cmd.add_option("--minutes", to.time_limit_minutes, "training time limit in minutes (0: none)")
+      ->check(non_negative);
   cmd.add_option("--lr", to.lr, "peak learning rate")->check(positive);
   cmd.add_option("--warmup", to.warmup,
                  "steps of linear warmup to --lr (then a cosine decay over the epochs)");
@@ -208,7 +213,6 @@ void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& to, DataChoice& d) {
                "under mpirun: start summing gradients while backward runs (helps only where MPI "
                "moves data in the "
                "background)");
-  add_bad_lines_option(cmd, d.bad_lines);
 }
 
 void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& encoder,
@@ -262,7 +266,7 @@ StopOnSignals::~StopOnSignals() {
 
 const std::atomic<bool>* StopOnSignals::flag() const { return &g_stop_requested; }
 
-int train(tg::nn::Task& task, const tg::nn::TrainOptions& options) {
+int train(tg::nn::Task& task, const tg::nn::TrainOptions& options, const std::string& longer) {
   bool interrupted = false;
   {
     const StopOnSignals
@@ -278,10 +282,9 @@ int train(tg::nn::Task& task, const tg::nn::TrainOptions& options) {
   const auto bytes = std::filesystem::file_size(checkpoint, error);
   if (!error && tg::nn::ProcessGroup::world().is_root())
     std::printf(
-        "kept the checkpoint %s (%.1f MB): train again with --resume and more --epochs or "
-        "--minutes to "
-        "continue, or delete it\n",
-        checkpoint.c_str(), bytes / 1e6);
+        "kept the checkpoint %s (%.1f MB): train again with --resume and more %s or --minutes "
+        "to continue, or delete it\n",
+        checkpoint.c_str(), bytes / 1e6, longer.c_str());
   return 0;
 }
 
@@ -354,6 +357,45 @@ std::vector<tg::models::Words> input_sentences(const std::vector<std::string>& a
   std::vector<tg::models::Words> sentences;
   for (const auto& line : input_lines(args)) sentences.push_back(tg::models::tokenize(line, false));
   return sentences;
+}
+
+// ---- sampling -------------------------------------------------------------------------------
+
+const tg::models::SamplingOptions* SampleChoice::resolve(const CLI::App& cmd) {
+  if (cmd.count("--top-k") && method != "topk")
+    throw CLI::ValidationError("--top-k", "is for --sample topk");
+  if (cmd.count("--top-p") && method != "nucleus")
+    throw CLI::ValidationError("--top-p", "is for --sample nucleus");
+  for (const char* name : {"--temperature", "--seed", "--samples"})  // (not every command has all)
+    if (const CLI::Option* o = cmd.get_option_no_throw(name); method.empty() && o && o->count())
+      throw CLI::ValidationError(name, "is for --sample");
+  if (method.empty()) return nullptr;
+  if (method == "topk") sampling.top_k = top_k;
+  if (method == "nucleus") sampling.top_p = top_p;
+  return &sampling;
+}
+
+void add_sampling_options(CLI::App& cmd, SampleChoice& c, const std::string& instead_of) {
+  const std::string how = instead_of.empty() ? "how each token is drawn: "
+                                             : "draw each token instead of " + instead_of + ": ";
+  cmd.add_option("--sample", c.method,
+                 how +
+                     "temperature (from the whole distribution), topk (from the --top-k most "
+                     "likely tokens) or nucleus (from the fewest most likely tokens whose "
+                     "probability reaches --top-p), each renormalised")
+      ->check(CLI::IsMember({"temperature", "topk", "nucleus"}));
+  cmd.add_option("--temperature", c.sampling.temperature,
+                 "with --sample: softmax(log p / T), < 1 sharper, > 1 flatter")
+      ->check(positive)
+      ->capture_default_str();
+  cmd.add_option("--top-k", c.top_k, "with --sample topk: the k")
+      ->check(positive)
+      ->capture_default_str();
+  cmd.add_option("--top-p", c.top_p, "with --sample nucleus: the p")
+      ->check(CLI::Range(1e-9, 1.0))
+      ->capture_default_str();
+  cmd.add_option("--seed", c.sampling.seed, "with --sample: the random seed")
+      ->capture_default_str();
 }
 
 // ---- eval -----------------------------------------------------------------------------------

@@ -114,9 +114,11 @@ void add_encoder_options(CLI::App& cmd, Options& o) {
 void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& encoder,
                             tg::models::SubwordOptions& subwords, std::size_t& members,
                             const std::string& noun);
-// --epochs --minutes --lr --lr-floor --warmup --weight-decay --average --seed --out --plot --log
-// --resume --detect-anomaly --overlap, --word-dropout --min-count --batch-tokens --bad-lines.
+// --epochs --word-dropout --min-count --batch-tokens, the loop's options (below), --bad-lines.
 void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& train, DataChoice& data);
+// The training loop's options: --minutes --lr --warmup --lr-floor --weight-decay --average --seed
+// --out --plot --log --resume --detect-anomaly --overlap.
+void add_loop_options(CLI::App& cmd, tg::nn::TrainOptions& train);
 // Before training: what will stop it ("at most 12 epochs or 14 minutes").
 void announce_limits(const tg::nn::TrainOptions& train);
 // While it lives, SIGINT (Ctrl-C), SIGTERM (what schedulers and mpirun's Ctrl-C send) and
@@ -131,8 +133,10 @@ class StopOnSignals {
   const std::atomic<bool>* flag() const;
 };
 // nn::train with Ctrl-C saving a checkpoint (StopOnSignals); returns the exit code, 0 or
-// kExitInterrupted.  A run that ends by its limits says where its checkpoint was left.
-int train(tg::nn::Task& task, const tg::nn::TrainOptions& options);
+// kExitInterrupted.  A run that ends by its limits says where its checkpoint was left, and that
+// `longer` (the option that makes training longer: --epochs, or --steps) continues it.
+int train(tg::nn::Task& task, const tg::nn::TrainOptions& options,
+          const std::string& longer = "--epochs");
 // --bad-lines stop|skip on a command that reads data files.
 void add_bad_lines_option(CLI::App& cmd, tg::models::BadLines& bad);
 // After reading: how many lines were skipped, and the first few reasons (silent when none).
@@ -242,6 +246,25 @@ int label_sentences(const Pipeline& model, const PredictChoice& p, Print print) 
   draw_first_attention(model, p, sentences);
   return 0;
 }
+
+// ---- sampling -------------------------------------------------------------------------------
+
+// --sample METHOD and its settings (models::SamplingOptions): tapegrad-translate's predict and
+// eval, where an empty method means searching instead, and tapegrad-lm's generate, which always
+// samples (its method starts as "temperature").
+struct SampleChoice {
+  std::string method;  // temperature, topk or nucleus; empty: search instead
+  tg::models::SamplingOptions sampling;
+  std::size_t top_k = 10;
+  double top_p = 0.9;
+
+  // The options to sample with, or nullptr to search; a setting of another method is refused.
+  const tg::models::SamplingOptions* resolve(const CLI::App& cmd);
+};
+// Registers --sample, --temperature, --top-k, --top-p and --seed; `instead_of` names what
+// sampling replaces ("searching"), or is empty where there is nothing else.
+void add_sampling_options(CLI::App& cmd, SampleChoice& choice,
+                          const std::string& instead_of = "searching");
 
 // Per-class precision, recall and F1 and the confusion matrix of gold against predicted labels
 // (indices into `labels`), as `eval` prints them.

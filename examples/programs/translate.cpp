@@ -45,51 +45,6 @@ Scored score(const models::TranslationPipeline& t, const std::vector<std::string
   return s;
 }
 
-// --sample METHOD and its settings, for predict, and for eval (the BLEU of one sample a sentence).
-struct SampleChoice {
-  std::string method;  // temperature, topk or nucleus; empty: search instead
-  models::SamplingOptions sampling;
-  std::size_t top_k = 10;
-  double top_p = 0.9;
-
-  // The options to sample with, or nullptr to search; a setting of another method is refused.
-  const models::SamplingOptions* resolve(const CLI::App& cmd) {
-    if (cmd.count("--top-k") && method != "topk")
-      throw CLI::ValidationError("--top-k", "is for --sample topk");
-    if (cmd.count("--top-p") && method != "nucleus")
-      throw CLI::ValidationError("--top-p", "is for --sample nucleus");
-    for (const char* name : {"--temperature", "--seed", "--samples"})  // (eval has no --samples)
-      if (const CLI::Option* o = cmd.get_option_no_throw(name); method.empty() && o && o->count())
-        throw CLI::ValidationError(name, "is for --sample");
-    if (method.empty()) return nullptr;
-    if (method == "topk") sampling.top_k = top_k;
-    if (method == "nucleus") sampling.top_p = top_p;
-    return &sampling;
-  }
-};
-
-void add_sampling_options(CLI::App& cmd, SampleChoice& c) {
-  cmd.add_option("--sample", c.method,
-                 "draw each token instead of searching: temperature (from the whole distribution), "
-                 "topk (from the "
-                 "--top-k most likely tokens) or nucleus (from the fewest most likely tokens whose "
-                 "probability "
-                 "reaches --top-p), each renormalised")
-      ->check(CLI::IsMember({"temperature", "topk", "nucleus"}));
-  cmd.add_option("--temperature", c.sampling.temperature,
-                 "with --sample: softmax(log p / T), < 1 sharper, > 1 flatter")
-      ->check(examples::positive)
-      ->capture_default_str();
-  cmd.add_option("--top-k", c.top_k, "with --sample topk: the k")
-      ->check(examples::positive)
-      ->capture_default_str();
-  cmd.add_option("--top-p", c.top_p, "with --sample nucleus: the p")
-      ->check(CLI::Range(1e-9, 1.0))
-      ->capture_default_str();
-  cmd.add_option("--seed", c.sampling.seed, "with --sample: the random seed")
-      ->capture_default_str();
-}
-
 void add_search_options(CLI::App& cmd, models::SearchOptions& s) {
   cmd.add_option("--beam", s.beam,
                  "beam size (1: greedy); a non-autoregressive model: the lengths tried")
@@ -328,7 +283,7 @@ struct EvalChoice {
   std::string model = "translator.npz", source, reference, hypotheses;
   models::SearchOptions search;
   bool case_sensitive = false, json = false;
-  SampleChoice sample;  // BLEU of one sample a sentence
+  examples::SampleChoice sample;  // BLEU of one sample a sentence
 };
 
 CLI::App* add_eval_command(examples::Program& program, EvalChoice& e) {
@@ -345,7 +300,7 @@ CLI::App* add_eval_command(examples::Program& program, EvalChoice& e) {
                 "case-sensitive BLEU (default: both sides lowercased)");
   cmd->add_flag("--json", e.json, "print one JSON object instead of text");
   add_search_options(*cmd, e.search);
-  add_sampling_options(*cmd, e.sample);
+  examples::add_sampling_options(*cmd, e.sample);
   return cmd;
 }
 
@@ -394,7 +349,7 @@ struct PredictChoice {
       .model = "translator.npz",
       .format_help = "text: a translation a line; json: {\"source\", \"translation\"} a line"};
   models::SearchOptions search;
-  SampleChoice sample;
+  examples::SampleChoice sample;
   std::size_t samples = 1;
   CLI::Option* layer = nullptr;
 };
@@ -408,7 +363,7 @@ CLI::App* add_predict_command(examples::Program& program, PredictChoice& p) {
       "draw the first sentence's cross-attention (source against output) as an SVG heatmap");
   p.layer->description("which decoder layer's cross-attention to draw (default: the last)");
   add_search_options(*cmd, p.search);
-  add_sampling_options(*cmd, p.sample);
+  examples::add_sampling_options(*cmd, p.sample);
   cmd->add_option("--samples", p.samples,
                   "with --sample: translations per sentence (text: tab-separated)")
       ->check(examples::positive);

@@ -1,7 +1,5 @@
 #include "text.hpp"
 
-#include <utf8.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -9,26 +7,12 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "characters.hpp"
+
 namespace tg::models {
 namespace {
 
 // ---- characters ---------------------------------------------------------------------------
-
-std::u32string decode(const std::string& text) {
-  const auto bad = utf8::find_invalid(text.begin(), text.end());
-  if (bad != text.end())
-    throw std::invalid_argument("not UTF-8 text (invalid byte at offset " +
-                                std::to_string(bad - text.begin()) + ")");
-  std::u32string out;
-  utf8::utf8to32(text.begin(), text.end(), std::back_inserter(out));
-  return out;
-}
-
-std::string encode(const std::u32string& text) {
-  std::string out;
-  utf8::utf32to8(text.begin(), text.end(), std::back_inserter(out));
-  return out;
-}
 
 char32_t lower(char32_t c) {
   if (c >= U'A' && c <= U'Z') return c + 32;
@@ -55,9 +39,9 @@ bool is_word(char32_t c) { return !is_space(c) && !is_punct(c); }
 }  // namespace
 
 std::string lowercase_text(const std::string& text) {
-  std::u32string s = decode(text);
+  std::u32string s = decode_utf8(text);
   for (auto& c : s) c = lower(c);
-  return encode(s);
+  return encode_utf8(s);
 }
 
 std::vector<std::string> split_words(const std::string& text) {
@@ -68,23 +52,23 @@ std::vector<std::string> split_words(const std::string& text) {
 }
 
 std::string capitalize_first(const std::string& text) {
-  std::u32string s = decode(text);
+  std::u32string s = decode_utf8(text);
   for (auto& c : s) {
     if (!is_word(c)) continue;
     if ((c >= U'a' && c <= U'z') || (c >= 0xE0 && c <= 0xFE && c != 0xF7)) c -= 32;
     break;
   }
-  return encode(s);
+  return encode_utf8(s);
 }
 
 std::vector<std::string> tokenize(const std::string& line, bool lowercase) {
-  std::u32string s = decode(line);
+  std::u32string s = decode_utf8(line);
   if (lowercase)
     for (auto& c : s) c = lower(c);
   std::vector<std::string> tokens;
   std::u32string word;
   const auto flush = [&] {
-    if (!word.empty()) tokens.push_back(encode(word));
+    if (!word.empty()) tokens.push_back(encode_utf8(word));
     word.clear();
   };
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -106,7 +90,7 @@ std::vector<std::string> tokenize(const std::string& line, bool lowercase) {
       word += c;
     } else {
       flush();
-      tokens.push_back(encode(std::u32string(1, c)));
+      tokens.push_back(encode_utf8(std::u32string(1, c)));
     }
   }
   flush();

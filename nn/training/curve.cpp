@@ -29,10 +29,11 @@ std::string svg_escape(const std::string& s) {
 }
 
 void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& history,
-                     const std::string& metric_name, bool percent) {
+                     const std::string& metric_name, const MetricAxis& axis) {
   const double W = 640, H = 360, left = 60, right = 60, top = 40, bottom = 50;
   const double pw = W - left - right, ph = H - top - bottom;
-  double max_loss = 1e-9, min_metric = 1, max_metric = 0;
+  double max_loss = 1e-9, min_metric = history.empty() ? 0 : history[0].dev_metric,
+         max_metric = min_metric;
   for (const auto& r : history) {
     max_loss = std::max(max_loss, r.train_loss);
     min_metric = std::min(min_metric, r.dev_metric);
@@ -60,8 +61,8 @@ void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& hi
        << "' text-anchor='end' fill='#1f77b4'>" << std::setprecision(3) << max_loss * f
        << "</text>\n"
        << "<text x='" << W - right + 6 << "' y='" << top + ph * (1 - f) + 4 << "' fill='#d62728'>"
-       << std::setprecision(4) << 100 * (min_metric + (max_metric - min_metric) * f)
-       << (percent ? "%" : "") << "</text>\n";
+       << std::setprecision(4) << axis.scale * (min_metric + (max_metric - min_metric) * f)
+       << (axis.percent ? "%" : "") << "</text>\n";
   }
   for (std::size_t i = 0; i < history.size(); ++i)
     os << "<text x='" << x(i) << "' y='" << H - bottom + 16 << "' text-anchor='middle'>"

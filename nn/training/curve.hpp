@@ -13,9 +13,16 @@ struct EpochRecord {
   double train_loss = 0, dev_metric = 0, seconds = 0;
 };
 
+// How the dev metric is shown: `scale` times its value (100: a share as a percentage, or BLEU;
+// 1: a loss), with a % sign or not.
+struct MetricAxis {
+  bool percent = true;
+  double scale = 100;
+};
+
 // Training loss (left axis) and dev metric (right axis) per epoch.
 void write_curve_svg(const std::string& path, const std::vector<EpochRecord>& history,
-                     const std::string& metric_name, bool percent = true);
+                     const std::string& metric_name, const MetricAxis& axis = {});
 
 // `text` into the file at `path`; throws naming the file when it cannot be written.
 void write_svg_file(const std::string& path, const std::string& text);

@@ -342,7 +342,9 @@ void Trainer::end_epoch() {
   task_.model->eval();
   evaluate_and_keep_best();
   if (root_ && !o_.plot.empty())
-    write_curve_svg(o_.plot, state_.history, o_.metric_name, o_.metric_percent);
+    write_curve_svg(o_.plot, state_.history, o_.metric_name,
+                    {.percent = o_.metric_percent && !o_.metric_is_loss,
+                     .scale = o_.metric_is_loss ? 1.0 : 100.0});
   ++state_.epoch;
   state_.step_in_epoch = 0;
   state_.seconds = elapsed();
@@ -361,11 +363,15 @@ void Trainer::evaluate_and_keep_best() {
       std::span<double>(&metric, 1));  // the others wait here, and keep the same history
   state_.history.push_back(
       {state_.epoch + 1, epoch_steps_ ? epoch_loss_ / epoch_steps_ : 0.0, metric, elapsed()});
-  const bool best = metric > state_.best;
+  // A loss has no floor below which `best` could start: the first epoch is the best so far.
+  const bool best =
+      o_.metric_is_loss ? state_.history.size() == 1 || metric < state_.best : metric > state_.best;
   if (root_) {
-    std::printf("epoch %zu: train loss %.4f, dev %s %.2f%s%s  [%s]\n", state_.epoch + 1,
-                state_.history.back().train_loss, o_.metric_name.c_str(), 100 * metric,
-                o_.metric_percent ? "%" : "",
+    char shown[64];
+    if (o_.metric_is_loss) std::snprintf(shown, sizeof shown, "%.4f", metric);
+    else std::snprintf(shown, sizeof shown, "%.2f%s", 100 * metric, o_.metric_percent ? "%" : "");
+    std::printf("epoch %zu: train loss %.4f, dev %s %s%s  [%s]\n", state_.epoch + 1,
+                state_.history.back().train_loss, o_.metric_name.c_str(), shown,
                 best ? (", best so far: saved " + o_.out).c_str() : "",
                 clock_text(elapsed()).c_str());
     std::fflush(stdout);  // a line at a time into a pipe too (mpirun, a log)

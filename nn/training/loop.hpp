@@ -45,6 +45,9 @@ struct TrainOptions {
   std::string plot;  // SVG training curve, written after each epoch
   std::string metric_name = "accuracy";
   bool metric_percent = true;  // shown as 100 * metric with a % sign (BLEU: 100 * metric, no sign)
+  // The metric is a loss (a language model's dev loss in nats per token): lower is better, and
+  // it is shown as it is, not as a percentage.
+  bool metric_is_loss = false;
   // > 0: evaluate and save an exponential moving average of the weights with this decay
   // (nn/training/average.hpp) instead of the last step's weights.
   double average = 0;
@@ -88,7 +91,8 @@ struct Task {
   // say), it saves a checkpoint and returns with `interrupted`.  Across ranks, a request to any
   // rank stops them all at the same step.
   const std::atomic<bool>* stop = nullptr;
-  std::function<double()> evaluate;                         // dev metric, higher is better
+  std::function<double()> evaluate;  // dev metric, higher is better (TrainOptions::metric_is_loss:
+                                     // lower)
   std::function<void(const std::string& path)> save_model;  // the model file (with vocabularies)
   // The ranks training together; nullptr: nn::ProcessGroup::world(), every rank of the launch
   // (this process alone without mpirun).  Each rank computes the loss of its shard of every

@@ -1,0 +1,258 @@
+// tapegrad-lm: a character-level language model -- a decoder-only transformer (GPT) that writes
+// text one character at a time.  The model, its file, its data and the training loop are the
+// library's (models/language_modelling.hpp, models/data/characters.hpp, nn/training/loop.hpp);
+// this file is the command line.
+//
+//   tapegrad-lm train --data data/tinyshakespeare              (input.txt: 90% train, 10% valid)
+//   tapegrad-lm train --train a.txt --valid b.txt --positions alibi --context 128
+//   tapegrad-lm eval --model lm.npz data/tinyshakespeare/input.txt --part valid --context 256
+//   tapegrad-lm generate --model lm.npz --prompt "ROMEO:" --tokens 500 --sample topk --top-k 20
+#include <cstdio>
+#include <string>
+
+#include "cli.hpp"
+
+using namespace tg;
+
+namespace {
+
+// The share of a single text that trains (the rest validates): nanoGPT's split of Tiny
+// Shakespeare, the first 90% of the characters.
+constexpr double kTrainShare = 0.9;
+
+// A text's characters, and where they came from (for messages).
+struct Text {
+  std::u32string chars;
+  std::string name;
+};
+
+// The part of a text file that `part` names: all of it, or the first 90% (train) or the last 10%
+// (valid).
+Text read_part(const std::string& path, const std::string& part) {
+  const std::u32string all = models::read_text(path);
+  if (part == "all") return {all, path};
+  const auto [train, valid] = models::split_text(all, kTrainShare);
+  return part == "train" ? Text{train, path + " (its first 90%)"}
+                         : Text{valid, path + " (its last 10%)"};
+}
+
+// ---- train ----------------------------------------------------------------------------------
+
+// `train`'s choices.  The defaults: nanoGPT's recipe for a CPU (4 layers, 4 heads, width 128,
+// context 64, batches of 12, 2,000 steps, no dropout; AdamW at 1e-3 with warm-up and a cosine
+// decay to a tenth).
+struct TrainChoice {
+  std::string data_dir, train_file, valid_file;
+  models::LanguageModelOptions options;  // its defaults are the program's
+  bool untied = false;
+  CLI::Option* max_len = nullptr;
+  models::WindowBatches batches{.context = 64, .batch = 12, .steps = 250};
+  std::size_t steps = 2000;
+  nn::TrainOptions to{.time_limit_minutes = 0,
+                      .lr = 1e-3,
+                      .warmup = 100,
+                      .lr_floor = 0.1,
+                      .weight_decay = 0.1,
+                      .out = "lm.npz",
+                      .plot = "lm-curve.svg",
+                      .metric_name = "loss",
+                      .metric_is_loss = true};
+};
+
+CLI::App* add_train_command(examples::Program& program, TrainChoice& c) {
+  CLI::App* cmd = program.subcommand("train", "train a character-level language model on text");
+  cmd->add_option("--data", c.data_dir,
+                  "folder with input.txt: its first 90% of characters train, the rest validate")
+      ->check(examples::readable_folder("a folder with input.txt"));
+  cmd->add_option("--train", c.train_file, "training text (UTF-8)")
+      ->check(examples::readable("a UTF-8 text file"));
+  cmd->add_option("--valid", c.valid_file, "validation text (UTF-8)")
+      ->check(examples::readable("a UTF-8 text file"));
+  examples::add_encoder_options(*cmd, c.options);
+  c.max_len = cmd->add_option("--max-len", c.options.max_len,
+                              "with --positions learned: the table's positions (default: the "
+                              "context)")
+                  ->check(examples::positive);
+  cmd->add_flag("--untied", c.untied,
+                "an output layer of its own (default: the embedding's table, transposed)");
+  cmd->add_option("--context", c.batches.context, "characters a training window reads")
+      ->check(examples::positive);
+  cmd->add_option("--batch", c.batches.batch, "windows per step")->check(examples::positive);
+  cmd->add_option("--steps", c.steps, "optimizer steps (training also stops at --minutes)")
+      ->check(examples::positive);
+  cmd->add_option("--eval-every", c.batches.steps,
+                  "steps between validations (--steps must be a multiple); the model of the "
+                  "lowest validation loss is kept")
+      ->check(examples::positive);
+  examples::add_loop_options(*cmd, c.to);
+  return cmd;
+}
+
+// The training and validation texts: --train and --valid, or --data's input.txt split.
+std::pair<Text, Text> read_texts(const TrainChoice& c) {
+  if (!c.data_dir.empty()) {
+    if (!c.train_file.empty() || !c.valid_file.empty())
+      throw CLI::ValidationError("--data", "give --data, or --train and --valid, not both");
+    const std::string path = c.data_dir + "/input.txt";
+    examples::require_readable("--data", path, "the text to train on (UTF-8)");
+    return {read_part(path, "train"), read_part(path, "valid")};
+  }
+  if (c.train_file.empty() || c.valid_file.empty())
+    throw CLI::RequiredError("--data, or --train and --valid");
+  return {read_part(c.train_file, "all"), read_part(c.valid_file, "all")};
+}
+
+int train(TrainChoice& c, const examples::Program& program) {
+  if (c.steps % c.batches.steps != 0)
+    throw CLI::ValidationError("--steps", std::to_string(c.steps) +
+                                              " is not a multiple of "
+                                              "--eval-every " +
+                                              std::to_string(c.batches.steps));
+  const auto [train_text, valid_text] = read_texts(c);
+  c.options.context = c.batches.context;
+  if (!c.max_len->count()) c.options.max_len = c.batches.context;
+  c.options.tie_embeddings = !c.untied;
+  c.batches.seed = c.to.seed;
+  c.to.epochs = c.steps / c.batches.steps;
+  models::LanguageModelPipeline lm(models::CharVocab::build(train_text.chars), c.options,
+                                   c.to.seed);
+  const auto train_ids = lm.encode(train_text.chars, train_text.name);
+  const auto valid_ids = lm.encode(valid_text.chars, valid_text.name);
+  std::printf(
+      "language model: %zu training and %zu validation characters, %zu in the vocabulary; %zu "
+      "layer%s of width %zu, positions %s, %zu parameters\n",
+      train_ids.size(), valid_ids.size(), lm.vocab().size(), c.options.layers,
+      c.options.layers == 1 ? "" : "s", c.options.d_model, enum_name(c.options.positions),
+      lm.model().parameter_count());
+  std::printf(
+      "training for %zu steps of %zu windows of %zu characters (an epoch here: %zu steps, then "
+      "the validation loss)",
+      c.steps, c.batches.batch, c.batches.context, c.batches.steps);
+  if (c.to.time_limit_minutes > 0) std::printf(" or %g minutes", c.to.time_limit_minutes);
+  std::printf("\n");
+  nn::Task task =
+      models::language_model_task(lm, train_ids, valid_ids, c.batches, program.command_line());
+  return examples::train(task, c.to, "--steps");
+}
+
+// ---- eval -----------------------------------------------------------------------------------
+
+struct EvalChoice {
+  std::string model = "lm.npz", file, part = "all";
+  models::EvalOptions options;
+  bool json = false;
+};
+
+CLI::App* add_eval_command(examples::Program& program, EvalChoice& e) {
+  CLI::App* cmd = program.subcommand(
+      "eval", "the loss on a text: nats per token and bits per character, at any context");
+  examples::add_model_option(*cmd, e.model);
+  cmd->add_option("file", e.file, "a UTF-8 text file")
+      ->required()
+      ->check(examples::readable("a UTF-8 text file"));
+  cmd->add_option("--part", e.part,
+                  "all of the file, or its first 90% of characters (train) or the rest (valid)")
+      ->check(CLI::IsMember({"all", "train", "valid"}));
+  cmd->add_option("--context", e.options.context,
+                  "characters a window reads (0: the context the model trained on)");
+  cmd->add_option("--stride", e.options.stride,
+                  "characters between windows (0: the context, windows that do not overlap); "
+                  "each character is scored once, after at least context - stride others");
+  cmd->add_flag("--json", e.json, "print one JSON object instead of text");
+  return cmd;
+}
+
+int eval(const EvalChoice& e) {
+  const auto lm = models::LanguageModelPipeline::load(e.model);
+  const Text text = read_part(e.file, e.part);
+  const models::Evaluation r = lm->evaluate(lm->encode(text.chars, text.name), e.options);
+  if (e.json) {
+    const nlohmann::json j{{"file", e.file},
+                           {"part", e.part},
+                           {"tokens", r.tokens},
+                           {"context", r.context},
+                           {"stride", r.stride},
+                           {"windows", r.windows},
+                           {"nats_per_token", r.nats_per_token},
+                           {"bits_per_char", r.bits_per_char}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf(
+      "%s: %zu characters scored in %zu windows of %zu (stride %zu)\nloss %.4f nats per token, "
+      "%.4f bits per character\n",
+      text.name.c_str(), r.tokens, r.windows, r.context, r.stride, r.nats_per_token,
+      r.bits_per_char);
+  return 0;
+}
+
+// ---- generate -------------------------------------------------------------------------------
+
+struct GenerateChoice {
+  std::string model = "lm.npz", prompt, format = "text";
+  std::size_t tokens = 256;
+  bool no_cache = false;
+  examples::SampleChoice sample{.method = "temperature"};
+};
+
+CLI::App* add_generate_command(examples::Program& program, GenerateChoice& g) {
+  CLI::App* cmd =
+      program.subcommand("generate", "write text after a prompt, a character at a time");
+  examples::add_model_option(*cmd, g.model);
+  cmd->add_option("--prompt", g.prompt, "the text to go on from (empty: a newline)");
+  cmd->add_option("--tokens", g.tokens, "characters to write")->check(examples::positive);
+  examples::add_sampling_options(*cmd, g.sample, "");
+  cmd->add_flag("--no-cache", g.no_cache,
+                "read the whole text again for every character instead of keeping the keys and "
+                "values of the earlier ones (slower; the same text)");
+  cmd->add_option("--format", g.format,
+                  "text: the prompt and what follows it; json: {\"prompt\", \"text\", \"tokens\", "
+                  "\"seconds\", \"tokens_per_second\", \"cache\"}")
+      ->check(CLI::IsMember({"text", "json"}));
+  return cmd;
+}
+
+int generate(GenerateChoice& g, const CLI::App& cmd) {
+  const models::SamplingOptions* sampling = g.sample.resolve(cmd);
+  const auto lm = models::LanguageModelPipeline::load(g.model);
+  std::u32string prompt;
+  try {
+    prompt = models::decode_utf8(g.prompt);
+  } catch (const std::invalid_argument& e) {
+    throw CLI::ValidationError("--prompt", e.what());
+  }
+  const models::Generation out =
+      lm->generate(prompt, {.tokens = g.tokens, .sampling = *sampling, .cache = !g.no_cache});
+  const double per_second = g.tokens / std::max(out.seconds, 1e-9);
+  if (g.format == "json") {
+    const nlohmann::json j{
+        {"prompt", g.prompt},     {"text", models::encode_utf8(out.text)}, {"tokens", g.tokens},
+        {"seconds", out.seconds}, {"tokens_per_second", per_second},       {"cache", !g.no_cache}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%s%s\n", g.prompt.c_str(), models::encode_utf8(out.text).c_str());
+  std::fflush(stdout);  // the text before the line about it, where both go to one place
+  std::fprintf(stderr, "%zu characters in %.2f s (%.0f a second, %s)\n", g.tokens, out.seconds,
+               per_second, g.no_cache ? "without the cache" : "with the key/value cache");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  examples::Program program("tapegrad-lm",
+                            "tapegrad-lm: a character-level language model (a decoder-only "
+                            "transformer)");
+  TrainChoice train_choice;
+  EvalChoice eval_choice;
+  GenerateChoice generate_choice;
+  CLI::App* train_cmd = add_train_command(program, train_choice);
+  CLI::App* eval_cmd = add_eval_command(program, eval_choice);
+  CLI::App* generate_cmd = add_generate_command(program, generate_choice);
+  return program.run(argc, argv, [&] {
+    if (*train_cmd) return train(train_choice, program);
+    if (*eval_cmd) return eval(eval_choice);
+    return generate(generate_choice, *generate_cmd);
+  });
+}
