@@ -170,14 +170,16 @@ BOOST_AUTO_TEST_CASE(the_loop_installs_no_signal_handler) {
     BOOST_TEST((std::signal(s, SIG_DFL) == SIG_DFL), "signal " << s);
 }
 
-// Weight decay and the schedule's floor are options, and their defaults are what the loop used
-// when they were constants (0.01 and 5% of the peak rate).
-BOOST_AUTO_TEST_CASE(weight_decay_and_the_learning_rate_floor_are_options) {
+// Weight decay, the schedule's floor and AdamW's betas are options, and their defaults are what
+// the loop used when they were constants (0.01, 5% of the peak rate, 0.9 and 0.999).
+BOOST_AUTO_TEST_CASE(weight_decay_the_learning_rate_floor_and_the_betas_are_options) {
   const nn::TrainOptions defaults;
   BOOST_TEST(defaults.weight_decay == 0.01);
   BOOST_TEST(defaults.lr_floor == 0.05);
+  BOOST_TEST(defaults.beta1 == 0.9);
+  BOOST_TEST(defaults.beta2 == 0.999);
   const Toy toy;
-  const auto losses = [&](double weight_decay, double lr_floor) {
+  const auto losses = [&](double weight_decay, double lr_floor, double beta1, double beta2) {
     auto t = make(toy);
     auto task = task_of(*t, toy);
     // Two epochs with a short warm-up: the cosine reaches the floor within the run.
@@ -186,14 +188,18 @@ BOOST_AUTO_TEST_CASE(weight_decay_and_the_learning_rate_floor_are_options) {
                             .warmup = 2,
                             .lr_floor = lr_floor,
                             .weight_decay = weight_decay,
+                            .beta1 = beta1,
+                            .beta2 = beta2,
                             .out = "options.npz"})
         .losses;
   };
-  const auto base = losses(0.01, 0.05);
+  const auto base = losses(0.01, 0.05, 0.9, 0.999);
   auto t = make(toy);
   auto task = task_of(*t, toy);
   BOOST_TEST(nn::train(task, {.epochs = 2, .lr = 1e-2, .warmup = 2, .out = "options.npz"}).losses ==
              base);
-  BOOST_TEST(losses(0.5, 0.05) != base);
-  BOOST_TEST(losses(0.01, 1.0) != base);
+  BOOST_TEST(losses(0.5, 0.05, 0.9, 0.999) != base);
+  BOOST_TEST(losses(0.01, 1.0, 0.9, 0.999) != base);
+  BOOST_TEST(losses(0.01, 0.05, 0.5, 0.999) != base);
+  BOOST_TEST(losses(0.01, 0.05, 0.9, 0.99) != base);
 }

@@ -199,6 +199,12 @@ void add_loop_options(CLI::App& cmd, tg::nn::TrainOptions& to) {
       ->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--weight-decay", to.weight_decay, "AdamW's decoupled weight decay")
       ->check(non_negative);
+  cmd.add_option("--beta1", to.beta1, "AdamW's decay of its running mean of gradients")
+      ->check(CLI::Range(0.0, 0.99999));
+  cmd.add_option("--beta2", to.beta2,
+                 "AdamW's decay of its running mean of squared gradients (nanoGPT's small models: "
+                 "0.99)")
+      ->check(CLI::Range(0.0, 0.99999));
   cmd.add_option("--average", to.average,
                  "evaluate and save a moving average of the weights with this decay (0: off)")
       ->check(CLI::Range(0.0, 0.99999));

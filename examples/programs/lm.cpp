@@ -39,8 +39,8 @@ Text read_part(const std::string& path, const std::string& part) {
 // ---- train ----------------------------------------------------------------------------------
 
 // `train`'s choices.  The defaults: nanoGPT's recipe for a CPU (4 layers, 4 heads, width 128,
-// context 64, batches of 12, 2,000 steps, no dropout; AdamW at 1e-3 with warm-up and a cosine
-// decay to a tenth).
+// context 64, batches of 12, 2,000 steps, no dropout; AdamW at 1e-3 with beta2 0.99, 100 steps of
+// warm-up and a cosine decay to a tenth, 1e-4, weight decay 0.1).
 struct TrainChoice {
   std::string data_dir, train_file, valid_file;
   models::LanguageModelOptions options;  // its defaults are the program's
@@ -53,6 +53,7 @@ struct TrainChoice {
                       .warmup = 100,
                       .lr_floor = 0.1,
                       .weight_decay = 0.1,
+                      .beta2 = 0.99,
                       .out = "lm.npz",
                       .plot = "lm-curve.svg",
                       .metric_name = "loss",

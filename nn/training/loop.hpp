@@ -38,6 +38,8 @@ struct TrainOptions {
   std::size_t warmup = 200;
   double lr_floor = 0.05;      // the cosine decay ends at lr_floor * lr, not at 0
   double weight_decay = 0.01;  // AdamW's decoupled weight decay
+  double beta1 = 0.9;          // AdamW's decay of its mean of gradients
+  double beta2 = 0.999;        // and of its mean of squared gradients (nanoGPT's small runs: 0.99)
   double clip = 1.0;
   std::uint64_t seed = 1;
   std::string out = "model.npz";  // the best model on dev; out + ".ckpt" the training checkpoint
