@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-WORKLOADS = ["tiny", "tagger", "sentiment", "translation"]
+WORKLOADS = ["tiny", "tagger", "sentiment", "translation", "lm"]
 SIDES = ["tapegrad", "pytorch"]
 
 

@@ -1,5 +1,5 @@
-// The training-step benchmark: the four workloads of docs/speed.md (tiny, tagger, sentiment,
-// translation), built with tapegrad's own models, timed like bench/torch_reference.py (the same
+// The training-step benchmark: the five workloads of docs/speed.md (tiny, tagger, sentiment,
+// translation, lm), built with tapegrad's own models, timed like bench/torch_reference.py (the same
 // models in PyTorch) and printed as the same JSON line, so that bench/compare.py can run both side
 // by side:
 //
@@ -75,6 +75,7 @@ struct Bench {
   std::unique_ptr<models::Tagger> tagger;
   std::unique_ptr<models::Classifier> classifier;
   std::unique_ptr<models::Translator> translator;
+  std::unique_ptr<models::LanguageModel> language_model;
   Ids a, b, c;
 
   Workload make(const std::string& name) {
@@ -139,8 +140,21 @@ struct Bench {
       return {[this, share] { return translator->loss(a, b, c) * share; }, translator.get(),
               tokens};
     }
+    if (name == "lm") {  // tapegrad-lm's default: nanoGPT's CPU recipe, 12 windows of 64
+      constexpr std::size_t kVocab = 65, kBatch = 12, kContext = 64;  // Tiny Shakespeare's 65
+      language_model = std::make_unique<models::LanguageModel>(
+          models::LanguageModelOptions{.vocab = kVocab}, gen);
+      Ids text = Ids::from_shape({kBatch, kContext + 1});  // (B, T + 1) random characters
+      for (auto& id : text) id = static_cast<std::int64_t>(gen.below(kVocab));
+      a = xt::view(text, xt::all(), xt::range(0, kContext));      // inputs (B, T)
+      b = xt::view(text, xt::all(), xt::range(1, kContext + 1));  // targets, one ahead
+      a = rows_of_rank(a), b = rows_of_rank(b);
+      const double share = double(a.shape()[0]) / kBatch;  // the loss is a mean over characters
+      return {[this, share] { return language_model->loss(a, b) * share; }, language_model.get(),
+              kBatch * kContext};
+    }
     throw std::invalid_argument("unknown workload '" + name +
-                                "' (tiny, tagger, sentiment, translation)");
+                                "' (tiny, tagger, sentiment, translation, lm)");
   }
 };
 
@@ -185,8 +199,8 @@ static int run(int argc, char** argv) {
   CLI::App app{"tapegrad training-step benchmark (the PyTorch side: bench/torch_reference.py)"};
   std::string workload = "tiny";
   std::size_t threads = 1, steps = 10, warmup = 3;
-  app.add_option("--workload", workload, "tiny, tagger, sentiment or translation")
-      ->check(CLI::IsMember({"tiny", "tagger", "sentiment", "translation"}));
+  app.add_option("--workload", workload, "tiny, tagger, sentiment, translation or lm")
+      ->check(CLI::IsMember({"tiny", "tagger", "sentiment", "translation", "lm"}));
   app.add_option("--threads", threads,
                  "threads for every kernel (TBB tiles, oneDNN products, BLAS)")
       ->check(CLI::PositiveNumber);

@@ -1,4 +1,4 @@
-"""PyTorch side of the training-step benchmark: tapegrad's four workloads, built in PyTorch.
+"""PyTorch side of the training-step benchmark: tapegrad's five workloads, built in PyTorch.
 
 bench/tapegrad_bench.cpp times one training step of tapegrad's own models (models/, nn/); this
 script builds the same models in PyTorch -- the same layers in the same order, the same shapes,
@@ -11,6 +11,7 @@ docs/speed.md:
     tagger       Tagger                20000, 18 tags 128  4  512   2       32 x 48  Shaw, k = 16
     sentiment    Classifier            20000, 2       128  4  512   2       64 x 64  Fourier features
     translation  Translator (enc-dec)  8000 / 8000    256  8  1024  3 + 3   64 x 32  MLP of position
+    lm           LanguageModel (GPT)   65 characters  128  4  512   4       12 x 64  learned table
 
 Usage (Debian: apt-get install python3-torch, then run with /usr/bin/python3):
 
@@ -25,7 +26,7 @@ The last line printed is one JSON object:
 
 ms_per_step is the median of --steps timed steps after --warmup untimed ones; tokens_per_s
 counts non-padding tokens (source + target for translation); params counts trainable scalars
-and must equal tapegrad's figure (12,360 / 2,963,346 / 2,981,922 / 11,716,160): that is the
+and must equal tapegrad's figure (12,360 / 2,963,346 / 2,981,922 / 11,716,160 / 809,856): that is the
 check that both sides built the same model.  When PyTorch's BLAS is OpenBLAS (as on Debian),
 blas_core is the kernel family it picked (OPENBLAS_CORETYPE overrides the pick) and
 blas_threads its thread count: --threads, like tapegrad's, covers the BLAS too.
@@ -328,6 +329,69 @@ class Translator(nn.Module):
                                ignore_index=PAD, label_smoothing=self.label_smoothing)
 
 
+class CausalSelfAttention(nn.Module):
+    """Masked self-attention (tapegrad's MultiheadAttention with causal = true): one fused
+    projection to [q | k | v], attention over keys j <= i, the output projection.  Written out
+    because this PyTorch (1.13) has no scaled_dot_product_attention."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.in_proj = linear(dim, 3 * dim)  # x -> [q | k | v]
+        self.out_proj = linear(dim, dim)
+
+    def forward(self, x):
+        """x: (B, T, C) -> (B, T, C)"""
+        B, T, C = x.shape
+        q, k, v = self.in_proj(x).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)            # (B, H, T, T)
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)                    # j > i
+        attn = logits.masked_fill(future, float("-inf")).softmax(dim=-1)
+        return self.out_proj((attn @ v).transpose(1, 2).reshape(B, T, C))      # (B, H, T, D) -> ..
+
+
+class GptLayer(nn.Module):
+    """Pre-LayerNorm: x = x + attn(norm1(x)), then x = x + ff(norm2(x)).  No dropout (the
+    language model's default is 0)."""
+
+    def __init__(self, dim, heads, width):
+        super().__init__()
+        self.attn, self.ff = CausalSelfAttention(dim, heads), feed_forward(dim, width, 0.0)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.ff(self.norm2(x))
+
+
+class LanguageModel(nn.Module):
+    """Decoder-only GPT (models/language_model.cpp): token embedding times sqrt(C) plus a learned
+    table of positions, causal pre-LayerNorm layers, a final LayerNorm, and the output layer tied
+    to the embedding (logits = h E^T, no bias).  ids: (B, T) -> logits (B, T, V)"""
+
+    def __init__(self, vocab=65, dim=128, heads=4, width=512, layers=4, max_len=64):
+        super().__init__()
+        self.dim = dim
+        self.embed = nn.Embedding(vocab, dim)                     # no padding row: every id is text
+        nn.init.normal_(self.embed.weight, 0.0, 1.0 / math.sqrt(dim))
+        self.positions = nn.Parameter(torch.empty(max_len, dim))  # tapegrad's LearnedPositions
+        nn.init.normal_(self.positions, 0.0, 0.02)
+        self.layers = nn.ModuleList(GptLayer(dim, heads, width) for _ in range(layers))
+        self.final_norm = nn.LayerNorm(dim)
+
+    def forward(self, ids):
+        T = ids.shape[1]
+        x = self.embed(ids) * math.sqrt(self.dim) + self.positions[:T]  # (B, T, C)
+        for layer in self.layers:
+            x = layer(x)
+        return self.final_norm(x) @ self.embed.weight.t()              # (B, T, C) -> (B, T, V)
+
+    def loss(self, inputs, targets):
+        """Mean cross-entropy of targets[b, t] given inputs[b, 0..t]."""
+        logits = self(inputs)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
 # ---- the workloads: model, fixed batch, loss ----------------------------------------------
 
 def padded_tokens(gen, batch, T, vocab):
@@ -360,7 +424,12 @@ def make_workload(name, gen):
         tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]  # input shifted right, output shifted left
         tokens = int((src != PAD).sum() + (tgt_out != PAD).sum())
         return model, lambda: model.loss(src, tgt_in, tgt_out), tokens
-    raise ValueError(f"unknown workload '{name}' (tiny, tagger, sentiment, translation)")
+    if name == "lm":
+        model = LanguageModel()
+        text = torch.randint(0, 65, (12, 65), generator=gen)  # 12 windows of 64 + 1 characters
+        inputs, targets = text[:, :-1], text[:, 1:]
+        return model, lambda: model.loss(inputs, targets), inputs.numel()
+    raise ValueError(f"unknown workload '{name}' (tiny, tagger, sentiment, translation, lm)")
 
 
 # ---- measuring ----------------------------------------------------------------------------
@@ -400,7 +469,7 @@ def find_openblas():
 def main():
     parser = argparse.ArgumentParser(
         description="PyTorch reference for tapegrad's training-step benchmark (bench/tapegrad_bench.cpp).")
-    parser.add_argument("--workload", required=True, choices=["tiny", "tagger", "sentiment", "translation"])
+    parser.add_argument("--workload", required=True, choices=["tiny", "tagger", "sentiment", "translation", "lm"])
     parser.add_argument("--threads", type=int, default=1, help="threads for PyTorch's ops and for OpenBLAS")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (the median is reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
