@@ -255,6 +255,7 @@ grep -q '"tokens_per_second":' gen.json || fail "lm generate --format json"
 grep -q "resuming from lm.npz.ckpt: epoch 3" lmresume.log || fail "lm resume did not start at epoch 3"
 "$lm" --version | grep -qE "^tapegrad-lm \(tapegrad [0-9]+\.[0-9]+\.[0-9]+\)$" || fail "tapegrad-lm --version"
 "$lm" train --help | grep -qE -- "--steps UINT:POSITIVE=2000" || fail "tapegrad-lm train --help shows no --steps default"
+"$lm" train --help | grep -qE -- "--beta2 FLOAT:.*=0\.99$" || fail "tapegrad-lm's beta2 is not nanoGPT's 0.99"
 # bad input: a clear line and exit 1
 : > empty.txt
 printf 'Gr\xfc\xdfe\n' > latin1.txt
@@ -281,6 +282,7 @@ for p in "$tagger" "$sentiment" "$translate"; do
   "$p" train --help > help.log
   grep -qE -- "--minutes FLOAT:NON-NEGATIVE=[0-9]+" help.log || fail "$name train --help shows no --minutes default"
   grep -qE -- "--d-model UINT:POSITIVE=[0-9]+" help.log || fail "$name train --help shows no --d-model default"
+  grep -qE -- "--beta2 FLOAT:.*=0\.999$" help.log || fail "$name train --help: beta2 is not AdamW's usual 0.999"
   "$p" --version | grep -qE "^$name \(tapegrad [0-9]+\.[0-9]+\.[0-9]+\)$" || fail "$name --version"
   # one subcommand vocabulary
   for sub in train eval predict; do "$p" $sub --help > /dev/null || fail "$name has no '$sub'"; done
