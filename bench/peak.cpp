@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 
 namespace bench {
 namespace {
@@ -17,48 +18,45 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// Each kernel runs `rounds` rounds of independent multiply-adds on 12 accumulators (more than the
-// instructions' latency times their throughput, so the units never wait) and returns GFLOP/s.
-// The accumulators are summed and returned through `sink` so that nothing is optimised away.
-#define TWELVE(step) step(0) step(1) step(2) step(3) step(4) step(5) \
-                     step(6) step(7) step(8) step(9) step(10) step(11)
+// Each kernel runs `rounds` rounds of independent multiply-adds on 12 accumulators of type V
+// (more than the instructions' latency times their throughput, so the units never wait) and
+// returns GFLOP/s: `lanes` float32 lanes, `per_lane` multiply-adds each per instruction.  The
+// accumulators are summed into `sink` so that nothing is optimised away.  One macro for the
+// body, because each kernel must be compiled for its own instruction set (a target attribute
+// on the function), which a shared template or lambda would not get.
+#define TWELVE(step) \
+  step(0) step(1) step(2) step(3) step(4) step(5) step(6) step(7) step(8) step(9) step(10) step(11)
+#define TIMED_ROUNDS(V, set1, multiply_add, add, lanes, per_lane)             \
+  /* distinct starting values: equal accumulators would be merged into one */ \
+  V c0 = set1(0.0f), c1 = set1(1.0f), c2 = set1(2.0f), c3 = set1(3.0f);       \
+  V c4 = set1(4.0f), c5 = set1(5.0f), c6 = set1(6.0f), c7 = set1(7.0f);       \
+  V c8 = set1(8.0f), c9 = set1(9.0f), c10 = set1(10.0f), c11 = set1(11.0f);   \
+  const auto start = Clock::now();                                            \
+  for (long r = 0; r < rounds; ++r) {                                         \
+    TWELVE(multiply_add)                                                      \
+  }                                                                           \
+  const double s = seconds_since(start);                                      \
+  V total = set1(0.0f);                                                       \
+  TWELVE(add)                                                                 \
+  alignas(64) float sums[lanes];                                              \
+  std::memcpy(sums, &total, sizeof total);                                    \
+  for (float x : sums) sink += x;                                             \
+  return 12.0 * (lanes) * (per_lane)*2 * static_cast<double>(rounds) / s / 1e9;
 
 __attribute__((target("avx512f,fma"))) double fma_avx512(long rounds, float& sink) {
   const __m512 a = _mm512_set1_ps(1.0f), b = _mm512_set1_ps(1e-8f);
-#define DECLARE(i) __m512 c##i = _mm512_setzero_ps();
 #define STEP(i) c##i = _mm512_fmadd_ps(a, b, c##i);
 #define ADD(i) total = _mm512_add_ps(total, c##i);
-  TWELVE(DECLARE)
-  const auto start = Clock::now();
-  for (long r = 0; r < rounds; ++r) { TWELVE(STEP) }
-  const double s = seconds_since(start);
-  __m512 total = _mm512_setzero_ps();
-  TWELVE(ADD)
-  alignas(64) float lanes[16];  // (GCC 12 warns inside _mm512_reduce_add_ps)
-  _mm512_store_ps(lanes, total);
-  for (float x : lanes) sink += x;
-  return 12.0 * 16 * 2 * static_cast<double>(rounds) / s / 1e9;
-#undef DECLARE
+  TIMED_ROUNDS(__m512, _mm512_set1_ps, STEP, ADD, 16, 1)
 #undef STEP
 #undef ADD
 }
 
 __attribute__((target("avx2,fma"))) double fma_avx2(long rounds, float& sink) {
   const __m256 a = _mm256_set1_ps(1.0f), b = _mm256_set1_ps(1e-8f);
-#define DECLARE(i) __m256 c##i = _mm256_setzero_ps();
 #define STEP(i) c##i = _mm256_fmadd_ps(a, b, c##i);
 #define ADD(i) total = _mm256_add_ps(total, c##i);
-  TWELVE(DECLARE)
-  const auto start = Clock::now();
-  for (long r = 0; r < rounds; ++r) { TWELVE(STEP) }
-  const double s = seconds_since(start);
-  __m256 total = _mm256_setzero_ps();
-  TWELVE(ADD)
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, total);
-  for (float x : lanes) sink += x;
-  return 12.0 * 8 * 2 * static_cast<double>(rounds) / s / 1e9;
-#undef DECLARE
+  TIMED_ROUNDS(__m256, _mm256_set1_ps, STEP, ADD, 8, 1)
 #undef STEP
 #undef ADD
 }
@@ -66,23 +64,14 @@ __attribute__((target("avx2,fma"))) double fma_avx2(long rounds, float& sink) {
 // vdpbf16ps: 16 lanes, each adding two bfloat16 products.
 __attribute__((target("avx512f,avx512bf16"))) double dot_bf16(long rounds, float& sink) {
   const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3200);
-#define DECLARE(i) __m512 c##i = _mm512_setzero_ps();
 #define STEP(i) c##i = _mm512_dpbf16_ps(c##i, a, b);
 #define ADD(i) total = _mm512_add_ps(total, c##i);
-  TWELVE(DECLARE)
-  const auto start = Clock::now();
-  for (long r = 0; r < rounds; ++r) { TWELVE(STEP) }
-  const double s = seconds_since(start);
-  __m512 total = _mm512_setzero_ps();
-  TWELVE(ADD)
-  alignas(64) float lanes[16];  // (GCC 12 warns inside _mm512_reduce_add_ps)
-  _mm512_store_ps(lanes, total);
-  for (float x : lanes) sink += x;
-  return 12.0 * 32 * 2 * static_cast<double>(rounds) / s / 1e9;
-#undef DECLARE
+  TIMED_ROUNDS(__m512, _mm512_set1_ps, STEP, ADD, 16, 2)
 #undef STEP
 #undef ADD
 }
+
+#undef TIMED_ROUNDS
 
 // AMX: tdpbf16ps multiplies a 16 x 32 bfloat16 tile by a 32 x 16 one into a 16 x 16 float32
 // tile, 8192 multiply-adds; four accumulator tiles from two A and two B tiles.  Linux hands out
