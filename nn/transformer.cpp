@@ -71,10 +71,21 @@ Encoder::Encoder(const TransformerOptions& o, Generator& gen) : LayerStack("Enco
 
 Tensor Encoder::forward(const Tensor& x, const std::optional<Mask>& mask,
                         std::vector<Tensor>* weights) {
+  // Checkpointed, a block keeps its input alone; what else it reads is kept by value, for the
+  // recompute in backward (the weights a caller asks for are not: those blocks run as they are).
+  const bool recompute = is_checkpointing() && !weights;
+  const auto kept = recompute ? std::make_shared<const std::optional<Mask>>(mask) : nullptr;
   Tensor h = x;
   for (auto& layer : layers) {
     Tensor w;
-    h = layer->forward(h, mask, weights ? &w : nullptr);
+    if (recompute) {
+      const auto block = [layer = layer.get(), kept](const std::vector<Tensor>& in) {
+        return layer->forward(in[0], *kept);
+      };
+      h = checkpoint(*layer, block, {h});
+    } else {
+      h = layer->forward(h, mask, weights ? &w : nullptr);
+    }
     if (weights) weights->push_back(w);
   }
   return final_norm ? (*final_norm)(h) : h;
@@ -129,15 +140,29 @@ Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const DecodeOptio
     throw std::invalid_argument(
         "Decoder: a cache decodes one position after another, which needs the causal mask");
   if (cache && cache->layers.size() != layers.size()) cache->layers.resize(layers.size());
+  // Checkpointed (as in Encoder::forward): not with a cache, which each call extends.
+  const bool recompute = is_checkpointing() && !cache && !call.cross_weights;
+  const auto kept = recompute ? std::make_shared<const DecodeLayerOptions>(
+                                    DecodeLayerOptions{.self_mask = call.self_mask,
+                                                       .memory_mask = call.memory_mask,
+                                                       .causal = call.causal})
+                              : nullptr;
   Tensor h = y;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     Tensor w;
-    h = layers[i]->forward(h, memory,
-                           {.self_mask = call.self_mask,
-                            .memory_mask = call.memory_mask,
-                            .cache = cache ? &cache->layers[i] : nullptr,
-                            .cross_weights = call.cross_weights ? &w : nullptr,
-                            .causal = call.causal});
+    if (recompute) {
+      const auto block = [layer = layers[i].get(), kept](const std::vector<Tensor>& in) {
+        return layer->forward(in[0], in[1], *kept);
+      };
+      h = checkpoint(*layers[i], block, {h, memory});
+    } else {
+      h = layers[i]->forward(h, memory,
+                             {.self_mask = call.self_mask,
+                              .memory_mask = call.memory_mask,
+                              .cache = cache ? &cache->layers[i] : nullptr,
+                              .cross_weights = call.cross_weights ? &w : nullptr,
+                              .causal = call.causal});
+    }
     if (call.cross_weights) call.cross_weights->push_back(w);
   }
   return final_norm ? (*final_norm)(h) : h;

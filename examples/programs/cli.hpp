@@ -114,7 +114,8 @@ void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& e
                             tg::models::SubwordOptions& subwords, std::size_t& members,
                             const std::string& noun);
 // --epochs --minutes --lr --lr-floor --warmup --weight-decay --average --seed --out --plot --log
-// --resume --detect-anomaly --overlap, --word-dropout --min-count --batch-tokens --bad-lines.
+// --resume --detect-anomaly --checkpoint-blocks --overlap, --word-dropout --min-count
+// --batch-tokens --bad-lines.
 void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& train, DataChoice& data);
 // Before training: what will stop it ("at most 12 epochs or 14 minutes").
 void announce_limits(const tg::nn::TrainOptions& train);
