@@ -9,26 +9,30 @@
 namespace tg {
 namespace {
 
+// One step of the digest below: FNV-1a's on a 64-bit word, with a rotation so that high bits
+// reach low ones.  A bijection of h for each w, so one differing word always shows.
+std::uint64_t mix(std::uint64_t h, std::uint64_t w) {
+  h = (h ^ w) * 0x100000001b3ull;
+  return (h << 29) | (h >> 35);
+}
+
 // A digest of a tensor's bits, so that the recompute can be compared with the forward without
-// keeping the forward's output: FNV-1a over 64-bit words, with a rotation so that high bits reach
-// low ones (each step is a bijection of the digest, so one differing word always shows).
+// keeping the forward's output: four lanes over the 64-bit words (they run side by side), then
+// the lanes and the bytes left over into one.
 std::uint64_t digest(const Tensor& t) {
   return std::visit(
       [](const auto& a) {
         const auto* bytes = reinterpret_cast<const unsigned char*>(a.data());
         const std::size_t n = a.size() * sizeof(*a.data());
-        std::uint64_t h = 0xcbf29ce484222325ull ^ n;
-        const auto mix = [&h](std::uint64_t w) {
-          h = (h ^ w) * 0x100000001b3ull;
-          h = (h << 29) | (h >> 35);
-        };
+        std::uint64_t lane[4] = {0xcbf29ce484222325ull ^ n, 1, 2, 3};
         std::size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-          std::uint64_t w;
-          std::memcpy(&w, bytes + i, 8);
-          mix(w);
+        for (; i + 32 <= n; i += 32) {
+          std::uint64_t w[4];
+          std::memcpy(w, bytes + i, 32);
+          for (int k = 0; k < 4; ++k) lane[k] = mix(lane[k], w[k]);
         }
-        for (; i < n; ++i) mix(bytes[i]);
+        std::uint64_t h = mix(mix(mix(lane[0], lane[1]), lane[2]), lane[3]);
+        for (; i < n; ++i) h = mix(h, bytes[i]);
         return h;
       },
       t.impl()->value);
