@@ -44,7 +44,9 @@ struct CheckpointOptions {
 };
 
 // fn(inputs), recorded as one op that keeps only `inputs` (see above).  fn is kept until the
-// backward, so what it captures must live as long (capture by value).
+// backward, so what it captures must live as long (capture by value); it must compute the same
+// values from the same inputs and generator states, and keep nothing it computes (a cache, an
+// attention-weights output): backward runs it again.
 Tensor checkpoint(const Function& fn, const std::vector<Tensor>& inputs,
                   const CheckpointOptions& options = {});
 

@@ -118,6 +118,27 @@ BOOST_AUTO_TEST_CASE(a_segment_with_dropout_gives_the_same_bits) {
   BOOST_TEST(std::count(d.data<float>().begin(), d.data<float>().end(), 0.0f) > 0);
 }
 
+// Two backward passes without zeroing the gradients in between (gradient accumulation): the sums
+// in grad() are the same too.
+BOOST_AUTO_TEST_CASE(gradients_accumulate_across_backward_passes_as_without_checkpointing) {
+  Generator gen;
+  Tensor x = leaf({6, 5}, 30), w = leaf({5, 4}, 31), w2 = leaf({5, 4}, 32);
+  const auto accumulated = [&](bool checkpointed) {
+    for (Tensor t : {x, w, w2}) t.zero_grad();
+    gen.seed_with(13);
+    for (int pass = 0; pass < 2; ++pass) {
+      Tape tape;
+      TapeGuard recording(tape);
+      const auto f = [&](const Inputs& in) { return segment(in, gen); };
+      Tensor y = checkpointed ? checkpoint(f, {x, w, w2}, {.generators = {&gen}}) : f({x, w, w2});
+      sum(y * y).backward();
+    }
+    return std::vector<Tensor>{x.grad(), w.grad(), w2.grad()};
+  };
+  const std::vector<Tensor> plain = accumulated(false), checkpointed = accumulated(true);
+  for (std::size_t i = 0; i < plain.size(); ++i) BOOST_TEST(same_bits(plain[i], checkpointed[i]));
+}
+
 BOOST_AUTO_TEST_CASE(an_encoder_layer_gives_the_same_bits_with_dropout) {
   Generator gen(1);
   EncoderLayer layer(block_options(), gen);
