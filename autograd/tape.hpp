@@ -255,9 +255,9 @@ bool anomaly_detection_enabled();
 
 // Per-op time profile, for learners to see where a training step goes.  While a Profiler lives,
 // every op recorded on this thread is timed: forward = the time since the previous op was
-// recorded (the op's own work plus any model code between the two), backward = its closure.
-// A checkpoint's recompute (activation_checkpoint.hpp) counts as forward calls of the ops it
-// runs again, and their rules as theirs; the checkpoint's row keeps only the rest.
+// recorded (the op's own work plus any model code between the two), backward = its closure, less
+// what the ops it records take: those (a backward with create_graph, a checkpoint's recompute in
+// activation_checkpoint.hpp) count as forward calls of their own, so no time is counted twice.
 //   { tg::Profiler profile; ...one step...; std::cout << profile.table(); }
 struct OpTime {
   std::size_t calls = 0;
