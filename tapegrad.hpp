@@ -4,6 +4,7 @@
 #pragma once
 
 // the engine: tensors, the tape, the ops and their gradient checks
+#include "autograd/activation_checkpoint.hpp"
 #include "autograd/forward.hpp"
 #include "autograd/functional.hpp"
 #include "autograd/gradcheck.hpp"

@@ -106,6 +106,37 @@ bool anomaly_detection_enabled() { return t_anomaly; }
 
 namespace detail {
 
+// What the tape tells the thread's Profiler; nothing without one.
+struct ProfilerHooks {
+  using Clock = std::chrono::steady_clock;
+  static double ms_since(Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+  }
+  // An op was recorded: its forward time is the time since the last mark.
+  static void recorded(const char* op) {
+    if (!t_profiler) return;
+    OpTime& t = t_profiler->ops_[op];
+    ++t.calls;
+    const double ms = ms_since(t_profiler->mark_);
+    t.forward_ms += ms, t_profiler->timed_ms_ += ms;
+    t_profiler->mark_ = Clock::now();
+  }
+  // A rule starts: the ops it records (with create_graph, or a checkpoint's recompute) are timed
+  // from now.  Returns the time given to ops so far, for ran().
+  static double rule_starts() {
+    if (!t_profiler) return 0;
+    t_profiler->mark_ = Clock::now();
+    return t_profiler->timed_ms_;
+  }
+  // A rule ran from `start`: its own backward time is the rest of the time, less what the ops it
+  // recorded or ran were given since rule_starts() said `timed_before`.
+  static void ran(const char* op, Clock::time_point start, double timed_before) {
+    if (!t_profiler) return;
+    const double own = ms_since(start) - (t_profiler->timed_ms_ - timed_before);
+    t_profiler->ops_[op].backward_ms += own, t_profiler->timed_ms_ += own;
+  }
+};
+
 void accumulate_leaf_grad(const char* op, TensorImpl& leaf, const Tensor& g) {
   check_gradient(op, "a leaf", shape_of(leaf.value),
                  leaf.value.index() == 0 ? Dtype::f32 : Dtype::f64, g);
@@ -144,13 +175,7 @@ void record_on_tape(const char* op, Tensor& out, const Tensor* const* inputs, st
   bool wanted = false;
   for (std::size_t i = 0; i < n; ++i) wanted = wanted || inputs[i]->requires_grad();
   if (!wanted) return;  // only tangents were asked for
-  if (t_profiler) {
-    const auto now = std::chrono::steady_clock::now();
-    OpTime& t = t_profiler->ops_[op];
-    ++t.calls;
-    t.forward_ms += std::chrono::duration<double, std::milli>(now - t_profiler->mark_).count();
-    t_profiler->mark_ = now;
-  }
+  ProfilerHooks::recorded(op);
   const auto index = static_cast<std::int32_t>(tape->nodes.size());
   if (t_anomaly) check_output(op, static_cast<std::size_t>(index), out, inputs, n);
   Node& node = tape->nodes.emplace_back();
@@ -187,13 +212,65 @@ void record_on_tape(const char* op, Tensor& out, const Tensor* const* inputs, st
 
 namespace {
 
-// One backward pass: what Grads::add needs besides the tape.
+// One backward pass: what Grads::add and the sweep over the ops need besides the tape.
 struct Pass {
+  const char* op = "backward";  // "backward" or "grad", for messages
   bool create_graph = false;
+  bool retain_graph = false;
   bool into_leaves = true;  // backward(): leaves accumulate into grad(); tg::grad: captured
   std::map<const TensorImpl*, std::size_t> captured_leaves;  // tg::grad's leaf inputs
+  std::map<std::int64_t, std::size_t> captured_nodes;        // tg::grad's inputs made by ops
   std::vector<Tensor> results;                               // tg::grad's answers
 };
+
+[[noreturn]] void released(const Pass& pass, const detail::TapeData& tape, std::int64_t i) {
+  fail(pass.op, "op #" + std::to_string(i) + " (" + tape.nodes[i].op +
+                    ") was already released by an earlier backward; record the forward pass "
+                    "again, or pass retain_graph, to differentiate it a second time");
+}
+
+// Runs the rules of ops top, top - 1, ..., bottom that a gradient reached, each adding into its
+// inputs' gradients; `done(i)`, if given, after op i whether or not it ran (the leaf_done hook).
+void sweep(detail::TapeData& tape, Pass& pass, std::int64_t top, std::int64_t bottom,
+           const std::function<void(std::int64_t)>& done) {
+  std::int64_t i = top;
+  try {
+    for (; i >= bottom; --i) {
+      detail::Node& node = tape.nodes[i];
+      if (!node.grad.defined()) {  // no gradient reached this op: not on the path to `out`
+        if (done) done(i);
+        continue;
+      }
+      if (node.released) released(pass, tape, i);
+      if (auto it = pass.captured_nodes.find(i); it != pass.captured_nodes.end())
+        pass.results[it->second] = node.grad;  // complete: every use comes later on the tape
+      if (node.once_differentiable && (pass.create_graph || detail::forward_mode_on()))
+        fail(node.op,
+             "this op's rule works on arrays, so it is differentiable once only: no "
+             "create_graph or forward mode through it (write its rule with tensor ops, "
+             "see docs/ops.md)");
+      Grads grads(tape, static_cast<std::size_t>(i), &pass);
+      const auto start =
+          t_profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+      const double timed = detail::ProfilerHooks::rule_starts();
+      const Tensor g = std::move(node.grad);
+      node.grad = Tensor();
+      GradFn rule = pass.retain_graph ? node.backward : std::move(node.backward);
+      rule(g, grads);
+      detail::ProfilerHooks::ran(node.op, start, timed);
+      if (!pass.retain_graph) {  // release what the rule saved (the deque's nodes stay put)
+        node.backward = nullptr;
+        node.saved_bytes = 0;
+        node.released = true;
+      }
+      if (done) done(i);
+    }
+  } catch (...) {
+    // Leave no half-summed gradients behind for a later backward to trip over.
+    for (; i >= bottom; --i) tape.nodes[i].grad = Tensor();
+    throw;
+  }
+}
 
 }  // namespace
 
@@ -202,9 +279,10 @@ namespace detail {
 std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
   Pass pass;
   pass.create_graph = call.create_graph;
+  pass.retain_graph = call.retain_graph;
   pass.into_leaves = call.inputs == nullptr;
-  const char* op = pass.into_leaves ? "backward" : "grad";
-  std::map<std::int64_t, std::size_t> captured_nodes;  // tg::grad's inputs made by ops
+  pass.op = pass.into_leaves ? "backward" : "grad";
+  const char* op = pass.op;
   if (call.inputs) {
     pass.results.resize(call.inputs->size());
     for (std::size_t k = 0; k < call.inputs->size(); ++k) {
@@ -215,15 +293,10 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
                      " does not require grad, so nothing was recorded "
                      "from it; set_requires_grad() on the leaf before the forward pass");
       if (x.is_leaf()) pass.captured_leaves.emplace(x.impl().get(), k);
-      else if (x.impl()->tape_id == tape.id) captured_nodes.emplace(x.impl()->node, k);
+      else if (x.impl()->tape_id == tape.id) pass.captured_nodes.emplace(x.impl()->node, k);
       else fail(op, "input " + std::to_string(k) + " was recorded on another tape");
     }
   }
-  const auto released = [&](std::int64_t i) {
-    fail(op, "op #" + std::to_string(i) + " (" + tape.nodes[i].op +
-                 ") was already released by an earlier backward; record the forward pass "
-                 "again, or pass retain_graph, to differentiate it a second time");
-  };
 
   // Seed the outputs' gradients.  With create_graph the backward's ops record onto this tape.
   std::int64_t top = -1;
@@ -255,7 +328,7 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
       continue;
     }
     const auto o = out.impl()->node;
-    if (tape.nodes[o].released) released(o);
+    if (tape.nodes[o].released) released(pass, tape, o);
     accumulate(tape.nodes[o].grad, g, call.create_graph);
     top = std::max<std::int64_t>(top, o);
   }
@@ -281,50 +354,12 @@ std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call) {
           if (e.leaf) first_use.emplace(e.leaf.get(), n);
     for (const auto& [leaf, n] : first_use) done_at[n].push_back(leaf);
   }
-  const auto leaves_done = [&](std::int64_t n) {
-    if (!done_at.empty())
+  std::function<void(std::int64_t)> leaves_done;
+  if (!done_at.empty())
+    leaves_done = [&](std::int64_t n) {
       for (const TensorImpl* leaf : done_at[n]) tape.leaf_done(*leaf);
-  };
-
-  std::int64_t i = top;
-  try {
-    for (; i >= 0; --i) {
-      Node& node = tape.nodes[i];
-      if (!node.grad.defined()) {  // no gradient reached this op: not on the path to `out`
-        leaves_done(i);
-        continue;
-      }
-      if (node.released) released(i);
-      if (auto it = captured_nodes.find(i); it != captured_nodes.end())
-        pass.results[it->second] = node.grad;  // complete: every use comes later on the tape
-      if (node.once_differentiable && (call.create_graph || forward_mode_on()))
-        fail(node.op,
-             "this op's rule works on arrays, so it is differentiable once only: no "
-             "create_graph or forward mode through it (write its rule with tensor ops, "
-             "see docs/ops.md)");
-      Grads grads(tape, static_cast<std::size_t>(i), &pass);
-      const auto start =
-          t_profiler ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-      const Tensor g = std::move(node.grad);
-      node.grad = Tensor();
-      GradFn rule = call.retain_graph ? node.backward : std::move(node.backward);
-      rule(g, grads);
-      if (t_profiler)
-        t_profiler->ops_[node.op].backward_ms +=
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                .count();
-      if (!call.retain_graph) {  // release what the rule saved (the deque's nodes stay put)
-        node.backward = nullptr;
-        node.saved_bytes = 0;
-        node.released = true;
-      }
-      leaves_done(i);
-    }
-  } catch (...) {
-    // Leave no half-summed gradients behind for a later backward to trip over.
-    for (; i >= 0; --i) tape.nodes[i].grad = Tensor();
-    throw;
-  }
+    };
+  sweep(tape, pass, top, 0, leaves_done);
   return answers();
 }
 
@@ -397,6 +432,72 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   for (const Tensor& t : inputs)
     if (needs_grad(t)) return true;
   return false;
+}
+
+namespace detail {
+
+void check_reads(const char* op, const TapeData& tape, std::size_t first,
+                 const std::vector<Edge>& allowed) {
+  const auto is_allowed = [&](const Edge& e) {
+    return std::any_of(allowed.begin(), allowed.end(),
+                       [&](const Edge& a) { return e.leaf ? a.leaf == e.leaf : a.node == e.node; });
+  };
+  for (std::size_t n = first; n < tape.nodes.size(); ++n) {
+    for (const Edge& e : tape.nodes[n].inputs) {
+      if (!e.wanted() || (!e.leaf && e.node >= static_cast<std::int64_t>(first)) || is_allowed(e))
+        continue;
+      std::string what;
+      if (e.leaf) {
+        what = (e.leaf->name.empty() ? std::string("a leaf") : "'" + e.leaf->name + "'") + " " +
+               shape_str(shape_of(e.leaf->value));
+      } else {
+        const Node& from = tape.nodes[e.node];
+        what = "the output of op #" + std::to_string(e.node) + " (" + from.op + ") " +
+               shape_str(from.shape);
+      }
+      fail(op, "op #" + std::to_string(n) + " (" + tape.nodes[n].op + ") inside it reads " + what +
+                   ", which requires grad but is not one of the " + op +
+                   "'s inputs, so no gradient would reach it; pass it among the inputs");
+    }
+  }
+}
+
+}  // namespace detail
+
+void Grads::recompute(const std::function<Tensor()>& forward, const Tensor& g_out) {
+  auto& pass = *static_cast<Pass*>(pass_);
+  const std::size_t first = tape_.nodes.size();
+  // Without create_graph nothing refers to the recomputed ops once their rules have run: they
+  // leave the tape at the end (on an error too), as the forward had never recorded them.
+  struct Truncate {
+    detail::TapeData& tape;
+    std::size_t first;
+    bool on;
+    ~Truncate() {
+      if (on) tape.nodes.resize(first);
+    }
+  } truncate{tape_, first, !pass.create_graph};
+  Tensor out;
+  {
+    detail::ScopedSetting<detail::TapeData*> recording(detail::current, &tape_);
+    out = forward();
+  }
+  check_defined(op_.op, out);
+  detail::check_reads(op_.op, tape_, first, op_.inputs);
+  if (!out.requires_grad()) return;  // it does not depend on the inputs that require grad
+  if (!out.is_leaf() && out.impl()->tape_id != tape_.id)
+    fail(op_.op, "the recomputed result was recorded on another tape");
+  const auto o = out.impl()->node;
+  if (out.is_leaf() || o < static_cast<std::int64_t>(first)) {  // it is one of the inputs
+    for (std::size_t i = 0; i < op_.inputs.size(); ++i) {
+      const Edge& e = op_.inputs[i];
+      if (e.leaf ? e.leaf == out.impl() : e.node == o) return add(i, g_out);
+    }
+    fail(op_.op, "the recomputed result is a tensor that requires grad but is not one of the " +
+                     std::string(op_.op) + "'s inputs");
+  }
+  accumulate(tape_.nodes[o].grad, g_out, pass.create_graph);
+  sweep(tape_, pass, o, static_cast<std::int64_t>(first), nullptr);
 }
 
 void Grads::add(std::size_t i, Tensor g) {

@@ -100,6 +100,12 @@ struct BackwardCall {
   const std::vector<Tensor>* inputs = nullptr;
 };
 std::vector<Tensor> run_backward(TapeData& tape, const BackwardCall& call);
+// Throws, naming `op`, if an op on `tape` from index `first` on reads a tensor that requires grad
+// (a leaf, or the output of an op before `first`) that is none of `allowed`: for an op made of
+// ops (tg::checkpoint), whose gradients reach only its own inputs.
+void check_reads(const char* op, const TapeData& tape, std::size_t first,
+                 const std::vector<Edge>& allowed);
+struct ProfilerHooks;  // what the tape tells the thread's Profiler (tape.cpp)
 Tensor output_gradient(const char* op, const Tensor& out, const Tensor& g_out);
 void accumulate_leaf_grad(const char* op, TensorImpl& leaf, const Tensor& g);
 
@@ -123,6 +129,13 @@ class Grads {
   void add(std::size_t i, Array<T>&& g) {
     add(i, Tensor(std::move(g)));
   }
+  // For a rule that computes its op's forward again (tg::checkpoint, activation_checkpoint.hpp):
+  // records what `forward` computes onto this pass's tape, then runs those ops' rules from its
+  // result, seeded with g_out, in this pass.  So their gradients reach this op's inputs as they
+  // would have had the ops been recorded in the first place: in the same order, into the same
+  // sums.  The ops may read nothing that requires grad but this op's inputs (else it throws,
+  // naming what they read).  Without create_graph they leave the tape again at the end.
+  void recompute(const std::function<Tensor()>& forward, const Tensor& g_out);
 
  private:
   detail::TapeData& tape_;
@@ -242,7 +255,9 @@ bool anomaly_detection_enabled();
 
 // Per-op time profile, for learners to see where a training step goes.  While a Profiler lives,
 // every op recorded on this thread is timed: forward = the time since the previous op was
-// recorded (the op's own work plus any model code between the two), backward = its closure.
+// recorded (the op's own work plus any model code between the two), backward = its closure, less
+// what the ops it records take: those (a backward with create_graph, a checkpoint's recompute in
+// activation_checkpoint.hpp) count as forward calls of their own, so no time is counted twice.
 //   { tg::Profiler profile; ...one step...; std::cout << profile.table(); }
 struct OpTime {
   std::size_t calls = 0;
@@ -256,11 +271,10 @@ class Profiler {
   std::string table() const;  // sorted by total time
 
  private:
-  friend void detail::record_on_tape(const char*, Tensor&, const Tensor* const*, std::size_t,
-                                     std::size_t, GradFn, bool);
-  friend std::vector<Tensor> detail::run_backward(detail::TapeData&, const detail::BackwardCall&);
+  friend struct detail::ProfilerHooks;
   std::map<std::string, OpTime> ops_;
   std::chrono::steady_clock::time_point mark_;
+  double timed_ms_ = 0;                       // given to ops so far, forward and backward
   detail::ScopedSetting<Profiler*> current_;  // this one, while it lives
 };
 

@@ -7,6 +7,9 @@
 //   build/bench/tapegrad-bench --workload tagger --threads 1 --steps 10 --warmup 3
 //
 // One step: zero grads, forward, loss, backward, AdamW update, on a fixed random batch.
+// Memory: peak_rss_mb, the process's peak; saved_mb, what the tape holds for backward when the
+// forward ends (Tape::saved_bytes: the activations, each counted once for every op that keeps it).
+// --checkpoint-blocks runs the transformer blocks with activation checkpointing.
 //
 // Started by mpirun, the ranks share the batch out by rows, as the training loop does, and sum
 // their gradients before the update; the JSON line (from rank 0) then also gives the ranks, the
@@ -209,6 +212,9 @@ static int run(int argc, char** argv) {
   app.add_option("--warmup", warmup, "untimed steps first");
   bool profile = false;
   app.add_flag("--profile", profile, "print a per-op profile of one more step (to stderr)");
+  bool checkpoint_blocks = false;
+  app.add_flag("--checkpoint-blocks", checkpoint_blocks,
+               "activation checkpointing of every transformer block (Module::set_checkpointing)");
   bool no_overlap = false;
   app.add_flag("--no-overlap", no_overlap,
                "under mpirun: sum the gradients after backward, not while it runs");
@@ -250,10 +256,11 @@ static int run(int argc, char** argv) {
   Bench bench;
   Workload w = bench.make(workload);
   w.model->train();
+  w.model->set_checkpointing(checkpoint_blocks);
   nn::AdamW opt(w.model->named_parameters(), {.lr = 1e-3, .weight_decay = 0.01});
   const std::vector<Tensor> params = w.model->parameters();
   Tape tape;
-  double loss = 0;
+  double loss = 0, saved_mb = 0;
   std::vector<double> ms, allreduce_ms;
   std::size_t calls = 0, early = 0;
   std::optional<nn::GradientReducer> reducer;  // as the training loop sums gradients
@@ -270,6 +277,7 @@ static int run(int argc, char** argv) {
     {
       TapeGuard recording(tape);
       Tensor l = w.loss();
+      saved_mb = tape.saved_bytes() / 1e6;  // the activations kept for backward
       l.backward();
       loss = l.item();
     }
@@ -317,9 +325,11 @@ static int run(int argc, char** argv) {
   if (!group.is_root()) return 0;
   std::printf(
       "{\"system\": \"tapegrad\", \"workload\": \"%s\", \"threads\": %zu, \"ms_per_step\": %.3f, "
-      "\"tokens_per_s\": %.1f, \"params\": %zu, \"loss\": %.9g, \"peak_rss_mb\": %.1f",
+      "\"tokens_per_s\": %.1f, \"params\": %zu, \"loss\": %.9g, \"peak_rss_mb\": %.1f, "
+      "\"saved_mb\": %.1f",
       workload.c_str(), threads, median, w.tokens / (median / 1e3), w.model->parameter_count(),
-      loss, peak_rss_mb());
+      loss, peak_rss_mb(), saved_mb);
+  if (checkpoint_blocks) std::printf(", \"checkpoint_blocks\": true");
   if (share_of > 1) std::printf(", \"share_of\": %zu", share_of);
   if (precision != "f32") std::printf(", \"precision\": \"%s\"", precision_description().c_str());
   if (group.size() > 1)  // float32 gradients: 4 bytes a parameter into each allreduce

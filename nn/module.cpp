@@ -1,5 +1,8 @@
 #include "module.hpp"
 
+#include <algorithm>
+
+#include "../autograd/activation_checkpoint.hpp"
 #include "../autograd/shape.hpp"
 
 namespace tg::nn {
@@ -102,6 +105,29 @@ std::size_t Module::parameter_count() const {
 void Module::train(bool on) {
   training_ = on;
   for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::set_checkpointing(bool on) {
+  checkpointing_ = on;
+  for (auto& [name, child] : children_) child->set_checkpointing(on);
+}
+
+void Module::draws_from(Generator& gen) {
+  if (std::find(generators_.begin(), generators_.end(), &gen) == generators_.end())
+    generators_.push_back(&gen);
+}
+
+std::vector<Generator*> Module::generators() const {
+  std::vector<Generator*> out = generators_;
+  for (const auto& [name, child] : children_)
+    for (Generator* g : child->generators())
+      if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
+  return out;
+}
+
+Tensor checkpoint(const Module& segment, const Function& fn, std::vector<Tensor> inputs) {
+  for (const Tensor& p : segment.parameters()) inputs.push_back(p);
+  return tg::checkpoint(fn, inputs, {.generators = segment.generators()});
 }
 
 void Module::zero_grad() {

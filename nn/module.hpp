@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "../autograd/forward.hpp"
+#include "../autograd/runtime/generator.hpp"
 #include "../autograd/tensor.hpp"
 
 namespace tg::nn {
@@ -37,6 +39,15 @@ class Module {
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
+  // Activation checkpointing, for this module and every submodule: a module made of blocks (the
+  // transformer stacks) then records each block as one op that keeps only its inputs, and
+  // backward computes the block again (nn::checkpoint below).  Less memory, one more forward
+  // pass of the blocks; the same gradients, to the bit.
+  void set_checkpointing(bool on = true);
+  bool is_checkpointing() const { return checkpointing_; }
+  // The generators this module and its submodules draw from in forward (dropout's), each once,
+  // in registration order.
+  std::vector<Generator*> generators() const;
 
   void zero_grad();
   // Converts every parameter and buffer to `dtype` in place: tensors held elsewhere see the
@@ -54,6 +65,8 @@ class Module {
   // Registers `t` as a buffer: saved and loaded with the parameters and converted by to(), but
   // never given a gradient or trained.  Returns it.
   Tensor register_buffer(const std::string& name, Tensor t);
+  // Declares that forward draws from `gen` (for generators(): checkpointing replays them).
+  void draws_from(Generator& gen);
   // Registers a submodule; it must live as long as this module (normally: a member).
   void register_module(const std::string& name, Module& child);
   // Registers a submodule whose parameters keep their own names, without a prefix: a wrapper
@@ -67,7 +80,9 @@ class Module {
 
   NamedTensors params_, buffers_;
   std::vector<std::pair<std::string, Module*>> children_;
+  std::vector<Generator*> generators_;
   bool training_ = true;
+  bool checkpointing_ = false;
 };
 
 // Evaluation mode for a scope (no dropout, CAPE's plain positions), and back to the mode the
@@ -84,6 +99,13 @@ class EvalMode {
   Module& module_;
   bool was_training_;
 };
+
+// tg::checkpoint (autograd/activation_checkpoint.hpp) of a segment that runs `segment` (a
+// transformer block): fn receives `inputs` followed by segment's parameters, and the generators
+// segment draws from are replayed.  fn may read no other tensor that requires grad.
+//   const auto f = [&block](const std::vector<Tensor>& in) { return block(in[0]); };
+//   Tensor h = nn::checkpoint(block, f, {x});
+Tensor checkpoint(const Module& segment, const Function& fn, std::vector<Tensor> inputs);
 
 // A module that maps one tensor to one tensor: what Sequential chains.
 class Layer : public Module {

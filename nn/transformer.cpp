@@ -84,13 +84,28 @@ Tensor Encoder::forward(const Tensor& x, const EncodeOptions& call) {
     throw std::invalid_argument(
         "Encoder: a cache decodes one position after another, which needs causal attention");
   if (cache && cache->size() != layers.size()) cache->resize(layers.size());
+  // Checkpointed, a block keeps its input alone; what else it reads is kept by value, for the
+  // recompute in backward (blocks whose weights a caller asks for, or that decode with a cache,
+  // run as they are).
+  const bool recompute = is_checkpointing() && !call.weights && !cache;
+  const auto kept =
+      recompute ? std::make_shared<const AttendOptions>(
+                      AttendOptions{.mask = call.mask, .causal = call.causal})
+                : nullptr;
   Tensor h = x;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     Tensor w;
-    h = layers[i]->forward(h, {.mask = call.mask,
-                               .causal = call.causal,
-                               .cache = cache ? &(*cache)[i] : nullptr,
-                               .weights = call.weights ? &w : nullptr});
+    if (recompute) {
+      const auto block = [layer = layers[i].get(), kept](const std::vector<Tensor>& in) {
+        return layer->forward(in[0], *kept);
+      };
+      h = checkpoint(*layers[i], block, {h});
+    } else {
+      h = layers[i]->forward(h, {.mask = call.mask,
+                                 .causal = call.causal,
+                                 .cache = cache ? &(*cache)[i] : nullptr,
+                                 .weights = call.weights ? &w : nullptr});
+    }
     if (call.weights) call.weights->push_back(w);
   }
   return final_norm ? (*final_norm)(h) : h;
@@ -145,15 +160,29 @@ Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const DecodeOptio
     throw std::invalid_argument(
         "Decoder: a cache decodes one position after another, which needs the causal mask");
   if (cache && cache->layers.size() != layers.size()) cache->layers.resize(layers.size());
+  // Checkpointed (as in Encoder::forward): not with a cache, which each call extends.
+  const bool recompute = is_checkpointing() && !cache && !call.cross_weights;
+  const auto kept = recompute ? std::make_shared<const DecodeLayerOptions>(
+                                    DecodeLayerOptions{.self_mask = call.self_mask,
+                                                       .memory_mask = call.memory_mask,
+                                                       .causal = call.causal})
+                              : nullptr;
   Tensor h = y;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     Tensor w;
-    h = layers[i]->forward(h, memory,
-                           {.self_mask = call.self_mask,
-                            .memory_mask = call.memory_mask,
-                            .cache = cache ? &cache->layers[i] : nullptr,
-                            .cross_weights = call.cross_weights ? &w : nullptr,
-                            .causal = call.causal});
+    if (recompute) {
+      const auto block = [layer = layers[i].get(), kept](const std::vector<Tensor>& in) {
+        return layer->forward(in[0], in[1], *kept);
+      };
+      h = checkpoint(*layers[i], block, {h, memory});
+    } else {
+      h = layers[i]->forward(h, memory,
+                             {.self_mask = call.self_mask,
+                              .memory_mask = call.memory_mask,
+                              .cache = cache ? &cache->layers[i] : nullptr,
+                              .cross_weights = call.cross_weights ? &w : nullptr,
+                              .causal = call.causal});
+    }
     if (call.cross_weights) call.cross_weights->push_back(w);
   }
   return final_norm ? (*final_norm)(h) : h;

@@ -75,7 +75,10 @@ class EncoderLayer : public Module {
 
 // A stack of options.layers layers, registered as "0", "1", ..., and for pre-norm stacks a
 // final LayerNorm ("final_norm"): what Encoder and Decoder are built on (transformer.cpp
-// defines it for their two kinds of layer).
+// defines it for their two kinds of layer).  After set_checkpointing() (module.hpp) each layer
+// runs as one nn::checkpoint in training: the stack's forward keeps only the layers' inputs, and
+// backward computes each layer again (not when attention weights or a decoding cache are asked
+// for: those calls run the layers as they are).
 template <class Layer>
 class LayerStack : public Module {
  public:

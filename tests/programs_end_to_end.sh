@@ -156,6 +156,12 @@ grep -q "epoch 2: train loss .*, dev BLEU" ttrain.log || fail "translator traini
 grep -q "tr.npz on tr-dev.de, beam 4: BLEU = " ttrain.log || fail "no final BLEU after training"
 [ -s tr.npz ] && [ -s tr.npz.ckpt ] || fail "translator files missing"
 grep -q "<svg" tcurve.svg || fail "no translation training curve"
+# activation checkpointing moves no number: the same losses and dev BLEU, epoch by epoch
+"$translate" --threads 1 train --train-src tr-train.de --train-tgt tr-train.en --dev-src tr-dev.de --dev-tgt tr-dev.en \
+  --epochs 2 $small --min-count 1 --out trck.npz --plot '' --final-beam 0 --checkpoint-blocks > trck.log
+[ "$(grep '^epoch [0-9]*:' ttrain.log | cut -d'[' -f1 | sed 's/tr\.npz/OUT/')" = \
+  "$(grep '^epoch [0-9]*:' trck.log | cut -d'[' -f1 | sed 's/trck\.npz/OUT/')" ] \
+  || fail "--checkpoint-blocks trained differently: $(grep '^epoch [0-9]*:' ttrain.log trck.log)"
 "$translate" eval --model tr.npz tr-dev.de tr-dev.en --out hyps.txt | tee teval.log
 grep -qE "^BLEU = [0-9.]+ " teval.log || fail "translation eval prints no BLEU"
 [ "$(wc -l < hyps.txt)" -eq 12 ] || fail "eval did not write one translation per line"

@@ -102,6 +102,28 @@ BOOST_AUTO_TEST_CASE(eval_mode_lasts_a_scope) {
   BOOST_TEST(m.drop.is_training());
 }
 
+BOOST_AUTO_TEST_CASE(checkpointing_and_generators_reach_every_submodule) {
+  Generator gen(0), other(1);
+  Model m(gen);
+  Dropout second(0.1, other), third(0.2, gen);
+  BOOST_TEST((m.generators() == std::vector<Generator*>{&gen}));  // once, from drop
+  BOOST_TEST(m.block.generators().empty());
+  BOOST_TEST((second.generators() == std::vector<Generator*>{&other}));
+  BOOST_TEST(!m.block.fc.is_checkpointing());
+  m.set_checkpointing();
+  BOOST_TEST(m.block.fc.is_checkpointing());
+  BOOST_TEST(m.drop.is_checkpointing());
+  m.set_checkpointing(false);
+  BOOST_TEST(!m.block.norm.is_checkpointing());
+  // nn::checkpoint passes the module's parameters: their gradients arrive.
+  Tape tape;
+  TapeGuard recording(tape);
+  const auto block = [&](const std::vector<Tensor>& in) { return m.block.norm(m.block.fc(in[0])); };
+  sum(nn::checkpoint(m.block, block, {ones({2, 3})})).backward();
+  BOOST_TEST(m.block.fc.weight.has_grad());
+  BOOST_TEST(m.block.norm.parameters()[0].has_grad());
+}
+
 BOOST_AUTO_TEST_CASE(to_converts_parameters_in_place) {
   Generator gen(0);
   Model m(gen);

@@ -66,6 +66,51 @@ BOOST_AUTO_TEST_CASE(decoder_layer_and_stack_gradcheck) {
   }
 }
 
+// With set_checkpointing every layer is one checkpoint: the same bits, with dropout, for a tape
+// that keeps only the layers' inputs.
+BOOST_AUTO_TEST_CASE(checkpointed_stacks_give_the_same_bits_and_keep_less) {
+  TransformerOptions o{.d_model = 8, .heads = 2, .ff = 16, .layers = 3};
+  o.dropout = 0.2, o.attention_dropout = 0.1;
+  Generator gen(10);
+  Encoder enc(o, gen);
+  Decoder dec(o, gen);
+  Generator data(11);
+  Tensor src = randn({2, 5, 8}, data).set_requires_grad();
+  Tensor tgt = randn({2, 4, 8}, data).set_requires_grad();
+  const Mask src_pad = padding_mask({5, 3}, 5);
+  std::vector<Tensor> wrt = {src, tgt};
+  for (const Module* m : {static_cast<const Module*>(&enc), static_cast<const Module*>(&dec)})
+    for (const Tensor& p : m->parameters()) wrt.push_back(p);
+  const auto step = [&](bool checkpointed, std::size_t& saved, std::size_t& ops) {
+    enc.set_checkpointing(checkpointed), dec.set_checkpointing(checkpointed);
+    for (Tensor t : wrt) t.zero_grad();
+    gen.seed_with(12);
+    Tape tape;
+    TapeGuard recording(tape);
+    Tensor out = dec.forward(tgt, enc.forward(src, src_pad), {.memory_mask = src_pad});
+    saved = tape.saved_bytes(), ops = tape.size();
+    sum(out * out).backward();
+    std::vector<Tensor> results = {out};
+    for (const Tensor& t : wrt) results.push_back(t.grad());
+    return results;
+  };
+  std::size_t plain_saved = 0, plain_ops = 0, saved = 0, ops = 0;
+  const std::vector<Tensor> plain = step(false, plain_saved, plain_ops);
+  const std::vector<Tensor> checkpointed = step(true, saved, ops);
+  for (std::size_t i = 0; i < plain.size(); ++i)
+    BOOST_TEST((plain[i].data<float>() == checkpointed[i].data<float>()), "result " << i);
+  BOOST_TEST(ops < plain_ops / 10);
+  BOOST_TEST(saved * 3 < plain_saved);
+  // Asked for attention weights, the layers run as they are.
+  std::vector<Tensor> weights;
+  {
+    Tape tape;
+    TapeGuard recording(tape);
+    enc.forward(src, src_pad, &weights);
+  }
+  BOOST_TEST(weights.size() == 3u);
+}
+
 BOOST_AUTO_TEST_CASE(the_decoder_is_causal_exactly) {
   Generator gen(8);
   Decoder dec(small(true, 2), gen);

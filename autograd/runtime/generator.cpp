@@ -1,5 +1,6 @@
 #include "generator.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <sstream>
@@ -23,7 +24,18 @@ void Generator::seed_with(std::uint64_t seed) {
   has_spare_ = false;
 }
 
+void Generator::check_replayable() const {
+  const auto& gens = *detail::replayable;
+  if (std::find(gens.begin(), gens.end(), this) == gens.end())
+    fail("checkpoint",
+         "the segment drew from a generator that is not among the " + std::to_string(gens.size()) +
+             " it was given to replay (CheckpointOptions::generators), so backward would draw "
+             "other numbers (other dropout masks); pass every generator the segment draws from "
+             "(nn::checkpoint passes a module's)");
+}
+
 std::uint64_t Generator::next_u64() {
+  if (detail::replayable) check_replayable();
   const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
   const std::uint64_t t = s_[1] << 17;
   s_[2] ^= s_[0];
@@ -39,6 +51,7 @@ double Generator::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1
 
 double Generator::normal() {
   if (has_spare_) {
+    if (detail::replayable) check_replayable();
     has_spare_ = false;
     return spare_normal_;
   }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../tensor.hpp"
 
@@ -24,12 +25,23 @@ class Generator {
   // The whole state as text, and back (for checkpoints that resume exactly).
   std::string state() const;
   void set_state(const std::string& state);
+  // The same state: the same numbers to come.
+  bool operator==(const Generator& other) const = default;
 
  private:
+  void check_replayable() const;  // see detail::replayable below
+
   std::uint64_t s_[4];
   double spare_normal_ = 0;
   bool has_spare_ = false;
 };
+
+namespace detail {
+// While activation checkpointing runs a segment (tg::checkpoint, activation_checkpoint.hpp), the
+// generators it replays in backward; a draw from any other generator on this thread throws, since
+// backward could not draw the same numbers again.  nullptr: any generator may draw.
+inline thread_local const std::vector<Generator*>* replayable = nullptr;
+}  // namespace detail
 
 // Random tensors (new leaves).
 Tensor randn(const Shape& shape, Generator& gen, Dtype dtype = Dtype::f32);  // N(0, 1)

@@ -215,6 +215,9 @@ void add_loop_options(CLI::App& cmd, tg::nn::TrainOptions& to) {
   cmd.add_flag("--resume", to.resume, "continue from OUT.ckpt");
   cmd.add_flag("--detect-anomaly", to.detect_anomaly,
                "check every op for NaN or infinity and stop at the first (slower)");
+  cmd.add_flag("--checkpoint-blocks", to.checkpoint_blocks,
+               "keep only each transformer block's input in the forward and compute the block "
+               "again in backward: less memory, a little more time, the same gradients");
   cmd.add_flag("--overlap", to.overlap,
                "under mpirun: start summing gradients while backward runs (helps only where MPI "
                "moves data in the "

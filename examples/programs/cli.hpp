@@ -117,7 +117,7 @@ void add_word_model_options(CLI::App& cmd, tg::models::SentenceEncoderOptions& e
 // --epochs --word-dropout --min-count --batch-tokens, the loop's options (below), --bad-lines.
 void add_train_options(CLI::App& cmd, tg::nn::TrainOptions& train, DataChoice& data);
 // The training loop's options: --minutes --lr --warmup --lr-floor --weight-decay --beta1 --beta2
-// --average --seed --out --plot --log --resume --detect-anomaly --overlap.
+// --average --seed --out --plot --log --resume --detect-anomaly --checkpoint-blocks --overlap.
 void add_loop_options(CLI::App& cmd, tg::nn::TrainOptions& train);
 // Before training: what will stop it ("at most 12 epochs or 14 minutes").
 void announce_limits(const tg::nn::TrainOptions& train);

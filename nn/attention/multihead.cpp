@@ -61,6 +61,7 @@ MultiheadAttention::MultiheadAttention(const AttentionOptions& options, Generato
     fail("MultiheadAttention", "dropout must be in [0, 1), got " + std::to_string(options.dropout));
   register_module("in_proj", in_proj);
   register_module("out_proj", out_proj);
+  draws_from(gen);  // attention dropout
   if (inside_ == PositionKind::shaw) {
     if (options.relative_k == 0)
       fail("MultiheadAttention",

@@ -60,6 +60,7 @@ CapePositions::CapePositions(const CapeOptions& o, Generator& gen)
     : PositionalEncoding(o.dim), options_(o), sinusoid_(o.dim, o.base), gen_(&gen) {
   if (!(o.global_shift >= 0 && o.local_shift >= 0 && o.max_scale >= 1))
     fail("CapePositions", "shifts must be >= 0 and max_scale >= 1");
+  draws_from(gen);  // the shifts and scales of training
 }
 
 Tensor CapePositions::encode(const Tensor& positions) { return sinusoid_.encode(positions); }

@@ -241,6 +241,7 @@ void Trainer::begin() {
   seconds_before_ = state_.seconds;
   if (parallel_ && o_.overlap) reducer_.emplace(params_, group_, o_.bucket_bytes);
   if (o_.detect_anomaly) detect_anomaly_.emplace();
+  task_.model->set_checkpointing(o_.checkpoint_blocks);
 }
 
 Stop Trainer::run_epoch() {

@@ -54,6 +54,9 @@ struct TrainOptions {
   // (nn/training/average.hpp) instead of the last step's weights.
   double average = 0;
   bool detect_anomaly = false;  // check every op for NaN/inf and name the first (slower)
+  // Activation checkpointing of the model's blocks (Module::set_checkpointing): less memory for
+  // one more forward pass of the blocks, the same gradients to the bit.
+  bool checkpoint_blocks = false;
   // A JSON-lines log of training ("" for none): an object a line, {"event": "step", ...} every
   // 30 s of training and {"event": "epoch", ...} after each epoch, for plotting or monitoring.
   std::string log;
