@@ -88,10 +88,9 @@ Tensor Encoder::forward(const Tensor& x, const EncodeOptions& call) {
   // recompute in backward (blocks whose weights a caller asks for, or that decode with a cache,
   // run as they are).
   const bool recompute = is_checkpointing() && !call.weights && !cache;
-  const auto kept =
-      recompute ? std::make_shared<const AttendOptions>(
-                      AttendOptions{.mask = call.mask, .causal = call.causal})
-                : nullptr;
+  const auto kept = recompute ? std::make_shared<const AttendOptions>(
+                                    AttendOptions{.mask = call.mask, .causal = call.causal})
+                              : nullptr;
   Tensor h = x;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     Tensor w;
