@@ -93,8 +93,7 @@ struct Tiling {
 
 Tiling tiling(const GemmArgs& p, double tile_flops, std::size_t max_tiles, std::size_t min_edge,
               std::size_t align) {
-  const double flops =
-      2.0 * static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
+  const double flops = 2.0 * multiply_adds(p);
   const auto wanted =
       static_cast<std::size_t>(std::clamp(flops / tile_flops, 1.0, double(max_tiles)));
   Tiling t{.by_rows = p.M >= p.N, .extent = 0, .step = 0, .tiles = 0};
@@ -159,9 +158,8 @@ std::atomic<double> f32_macs{0}, bf16_macs{0};
 
 void count(const GemmArgs& p) {
   if (!counting.load(std::memory_order_relaxed)) return;
-  const double macs =
-      static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
-  (detail::rounds_to_bf16(p) ? bf16_macs : f32_macs).fetch_add(macs, std::memory_order_relaxed);
+  (detail::rounds_to_bf16(p) ? bf16_macs : f32_macs)
+      .fetch_add(multiply_adds(p), std::memory_order_relaxed);
 }
 
 }  // namespace

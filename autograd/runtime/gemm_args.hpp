@@ -15,4 +15,9 @@ struct GemmArgs {
   std::size_t lda = 0, ldb = 0, ldc = 0;  // 0: the packed width (K or M; N or K; N)
 };
 
+// The product's multiply-adds, M N K, as a double (what kernels and tilings are chosen by).
+inline double multiply_adds(const GemmArgs& p) {
+  return static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
+}
+
 }  // namespace tg

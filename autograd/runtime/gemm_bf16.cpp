@@ -26,10 +26,6 @@ constexpr double kMinBf16Macs = 1 << 20;
 // Rows of a stored operand rounded per task, when rounding runs in parallel.
 constexpr std::size_t kRoundGrain = 64;
 
-double macs(const GemmArgs& p) {
-  return static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
-}
-
 // The stored matrix X (rows x cols, leading dimension ld) rounded to bfloat16 into `out`, packed
 // (leading dimension cols): as bits (uint16) or as float32 values.
 template <class Out>
@@ -178,7 +174,7 @@ Matmul& matmul_for(const GemmArgs& p, bool accumulate) {
 }  // namespace
 
 bool rounds_to_bf16(const GemmArgs& p) {
-  return precision() == Precision::bf16 && macs(p) >= kMinBf16Macs;
+  return precision() == Precision::bf16 && multiply_adds(p) >= kMinBf16Macs;
 }
 
 void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::uint16_t* B, float* C,

@@ -66,11 +66,7 @@ SmallKernel small_kernel_in_use() {
   return in_use;
 }
 
-bool is_small_product(const GemmArgs& p) {
-  const double macs =
-      static_cast<double>(p.M) * static_cast<double>(p.N) * static_cast<double>(p.K);
-  return macs <= kMaxSmallMacs;
-}
+bool is_small_product(const GemmArgs& p) { return multiply_adds(p) <= kMaxSmallMacs; }
 
 // Blocks of 16 rows of B: 16 floats of every row of the copy are written together, and the 16
 // rows read stay in the cache from one k to the next.
