@@ -187,44 +187,34 @@ SkewShape skew_shape(const char* op, const Tensor& x, bool causal, bool from_dis
   return {batch, T, S, W};
 }
 
-// The index map applied: to_pairs (T, W) -> (T, S), else (T, S) -> (T, W).
-Tensor skew_or_unskew(const char* op, const Tensor& x, bool causal, bool to_pairs) {
+// The index map and its rules: rel_skew when to_pairs, (T, W) -> (T, S), else rel_unskew,
+// (T, S) -> (T, W).  Both are linear index maps (each output element is one input element, or
+// 0), adjoint to each other: each one's gradient is the other one applied to g, and its tangent
+// is itself applied to the input's tangent.
+Tensor skew_or_unskew(const Tensor& x, bool causal, bool to_pairs) {
+  const char* op = to_pairs ? "rel_skew" : "rel_unskew";
   const SkewShape s = skew_shape(op, x, causal, to_pairs);
   Shape out = x.shape();
   out.back() = to_pairs ? s.S : s.W;
-  return dispatch(x.dtype(), [&]<class T>() {
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> r = xt::zeros<T>(out);
     skew_map(x.data<T>().data(), r.data(), s, to_pairs);
     return Tensor(std::move(r));
   });
+  if (needs_grad(x))
+    record_linear(
+        op, y, x, 0,
+        [causal, to_pairs](const Tensor& g_y) { return skew_or_unskew(g_y, causal, !to_pairs); },
+        [causal, to_pairs](const Tensor& dx) { return skew_or_unskew(dx, causal, to_pairs); });
+  return y;
 }
 
 }  // namespace
 
-// Both are linear index maps (each output element is one input element, or 0), adjoint to each
-// other: each one's gradient is the other one applied to g, and its tangent is itself applied
-// to the input's tangent.
-
 // x: (..., T, W) -> y: (..., T, S);  g_x = rel_unskew(g_y);  dy = rel_skew(dx)
-Tensor rel_skew(const Tensor& x, bool causal) {
-  Tensor y = skew_or_unskew("rel_skew", x, causal, true);
-  if (needs_grad(x))
-    record(
-        "rel_skew", y, {x}, 0,
-        [causal](const Tensor& g_y, Grads& g) { g.add(0, rel_unskew(g_y, causal)); },
-        [causal](const Tangents& t) { return rel_skew(t[0], causal); });
-  return y;
-}
+Tensor rel_skew(const Tensor& x, bool causal) { return skew_or_unskew(x, causal, true); }
 
 // a: (..., T, S) -> z: (..., T, W);  g_a = rel_skew(g_z);  dz = rel_unskew(da)
-Tensor rel_unskew(const Tensor& a, bool causal) {
-  Tensor z = skew_or_unskew("rel_unskew", a, causal, false);
-  if (needs_grad(a))
-    record(
-        "rel_unskew", z, {a}, 0,
-        [causal](const Tensor& g_z, Grads& g) { g.add(0, rel_skew(g_z, causal)); },
-        [causal](const Tangents& t) { return rel_unskew(t[0], causal); });
-  return z;
-}
+Tensor rel_unskew(const Tensor& a, bool causal) { return skew_or_unskew(a, causal, false); }
 
 }  // namespace tg

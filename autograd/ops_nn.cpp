@@ -40,6 +40,16 @@ Array<T> sum_along(const Array<T>& v, std::size_t axis) {
 // The same with ops, for the rules (sum_to sums over the axes where the target shape has 1).
 Tensor sum_along(const Tensor& v, std::size_t axis) { return sum_to(v, without(v.shape(), axis)); }
 
+// The checks of softmax_backward and log_softmax_backward (v and y of one shape and dtype) and
+// the axis they run along.
+std::size_t backward_axis(const char* op, const Tensor& v, const Tensor& y, std::int64_t axis) {
+  check_same_dtype(op, v, y);
+  if (v.shape() != y.shape())
+    fail(op,
+         "v and y must have one shape: " + shape_str(v.shape()) + " and " + shape_str(y.shape()));
+  return normalize_axis(op, axis, y.dim());
+}
+
 }  // namespace
 
 // ---- softmax and log-softmax: each backward an op, with rules of its own ------------------
@@ -68,11 +78,7 @@ Tensor softmax(const Tensor& x, std::int64_t axis) {
 //   g_v = softmax_backward(g, y),  g_y = g (v - s) - v sum(g y);
 //   d(out) = softmax_backward(dv, y) + dy (v - s) - y sum(v dy)
 Tensor softmax_backward(const Tensor& v, const Tensor& y, std::int64_t axis) {
-  check_same_dtype("softmax_backward", v, y);
-  if (v.shape() != y.shape())
-    fail("softmax_backward",
-         "v and y must have one shape: " + shape_str(v.shape()) + " and " + shape_str(y.shape()));
-  const std::size_t ax = normalize_axis("softmax_backward", axis, y.dim());
+  const std::size_t ax = backward_axis("softmax_backward", v, y, axis);
   Tensor out = dispatch(y.dtype(), [&]<class T>() {
     const Array<T>& yv = y.data<T>();
     Array<T> vy = v.data<T>() * yv;
@@ -116,11 +122,7 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis) {
 // out = v - p s, p = e^y, s = sum(v): linear in v, with the adjoint I - p 1^T, so
 //   g_v = g - sum(g p),  g_y = -g p s;  d(out) = log_softmax_backward(dv, y) - p dy s
 Tensor log_softmax_backward(const Tensor& v, const Tensor& y, std::int64_t axis) {
-  check_same_dtype("log_softmax_backward", v, y);
-  if (v.shape() != y.shape())
-    fail("log_softmax_backward",
-         "v and y must have one shape: " + shape_str(v.shape()) + " and " + shape_str(y.shape()));
-  const std::size_t ax = normalize_axis("log_softmax_backward", axis, y.dim());
+  const std::size_t ax = backward_axis("log_softmax_backward", v, y, axis);
   Tensor out = dispatch(y.dtype(), [&]<class T>() {
     const Array<T>& vv = v.data<T>();
     return Tensor(Array<T>(vv - xt::exp(y.data<T>()) * sum_along(vv, ax)));
@@ -296,77 +298,76 @@ void for_each_slot(const Bags& bags, std::size_t b, F visit) {
   }
 }
 
-Tensor scatter_bags(const Tensor& g, const std::shared_ptr<const Bags>& bags);
-
-// w: (V, C) -> (..., C):  y[b] = sum over slots of scale w[id], a gather;
-//   g_w = scatter_bags(g_y);  dy = gather_bags(dw)
-Tensor gather_bags(const Tensor& weight, const std::shared_ptr<const Bags>& bags) {
-  const std::size_t C = weight.shape()[1];
-  Shape out(bags->ids.shape().begin(), bags->ids.shape().end() - 1);
-  out.push_back(C);
-  Tensor y = dispatch(weight.dtype(), [&]<class T>() {
-    Array<T> r = xt::zeros<T>(out);
-    const T* w = weight.data<T>().data();
-    parallel_range(bags->count, [&](std::size_t lo, std::size_t hi) {
-      for (std::size_t b = lo; b < hi; ++b) {
-        T* row = r.data() + b * C;
-        for_each_slot<T>(*bags, b, [&](std::int64_t id, T s) {
-          const T* src = w + id * C;
-          for (std::size_t c = 0; c < C; ++c) row[c] += s * src[c];
-        });
-      }
-    });
-    return Tensor(std::move(r));
-  });
-  if (needs_grad(weight))
-    record(
-        "embedding_bags", y, {weight}, bags->saved_bytes(),
-        [bags](const Tensor& g_y, Grads& g) { g.add(0, scatter_bags(g_y, bags)); },
-        [bags](const Tangents& t) { return gather_bags(t[0], bags); });
-  return y;
+// dst += s src over a row of C: a slot's share, gathered into its bag's row or scattered back
+// into its id's.
+template <class T>
+void add_scaled(T* dst, const T* src, T s, std::size_t C) {
+  for (std::size_t c = 0; c < C; ++c) dst[c] += s * src[c];
 }
 
-// g: (..., C) -> (V, C):  the adjoint scatter-add, out[id] += scale g[b];
-//   g_g = gather_bags(g_out);  d(out) = scatter_bags(dg)
-Tensor scatter_bags(const Tensor& g, const std::shared_ptr<const Bags>& bags) {
-  const std::size_t C = g.shape().back();
-  Tensor out = dispatch(g.dtype(), [&]<class T>() {
-    Array<T> g_w = xt::zeros<T>({bags->V, C});
-    const T* gv = g.data<T>().data();
-    for (std::size_t b = 0; b < bags->count; ++b) {
-      const T* gb = gv + b * C;
-      for_each_slot<T>(*bags, b, [&](std::int64_t id, T s) {
-        T* row = g_w.data() + id * C;
-        for (std::size_t c = 0; c < C; ++c) row[c] += s * gb[c];
-      });
+// w: (V, C) -> (..., C):  y[b] = sum over slots of scale w[id], a gather.
+template <class T>
+Array<T> gathered(const Array<T>& weight, const Bags& bags) {
+  const std::size_t C = weight.shape()[1];
+  Shape out(bags.ids.shape().begin(), bags.ids.shape().end() - 1);
+  out.push_back(C);
+  Array<T> r = xt::zeros<T>(out);
+  const T* w = weight.data();
+  parallel_range(bags.count, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t b = lo; b < hi; ++b) {
+      T* row = r.data() + b * C;
+      for_each_slot<T>(bags, b, [&](std::int64_t id, T s) { add_scaled(row, w + id * C, s, C); });
     }
-    return Tensor(std::move(g_w));
   });
-  if (needs_grad(g))
-    record(
-        "embedding_bags_backward", out, {g}, bags->saved_bytes(),
-        [bags](const Tensor& g_out, Grads& grads) { grads.add(0, gather_bags(g_out, bags)); },
-        [bags](const Tangents& t) { return scatter_bags(t[0], bags); });
-  return out;
+  return r;
+}
+
+// g: (..., C) -> (V, C):  the adjoint scatter-add, out[id] += scale g[b].
+template <class T>
+Array<T> scattered(const Array<T>& g, const Bags& bags) {
+  const std::size_t C = g.shape().back();
+  Array<T> g_w = xt::zeros<T>({bags.V, C});
+  for (std::size_t b = 0; b < bags.count; ++b) {
+    const T* gb = g.data() + b * C;
+    for_each_slot<T>(bags, b,
+                     [&](std::int64_t id, T s) { add_scaled(g_w.data() + id * C, gb, s, C); });
+  }
+  return g_w;
+}
+
+// The gather (embedding_bags) or the scatter (embedding_bags_backward), with their rules: both
+// are linear and adjoint to each other, so each one's gradient is the other applied to g, and
+// its tangent is itself applied to the input's tangent.
+Tensor bags_map(const Tensor& x, const std::shared_ptr<const Bags>& bags, bool gather) {
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    return Tensor(gather ? gathered(x.data<T>(), *bags) : scattered(x.data<T>(), *bags));
+  });
+  if (needs_grad(x))
+    record_linear(
+        gather ? "embedding_bags" : "embedding_bags_backward", y, x, bags->saved_bytes(),
+        [bags, gather](const Tensor& g_y) { return bags_map(g_y, bags, !gather); },
+        [bags, gather](const Tensor& dx) { return bags_map(dx, bags, gather); });
+  return y;
 }
 
 }  // namespace
 
-// weight: (V, C), ids: (..., K) -> (..., C); linear in weight (rules at gather_bags).
+// weight: (V, C), ids: (..., K) -> (..., C); linear in weight (rules at bags_map).
 Tensor embedding_bags(const Tensor& weight, const Ids& ids,
                       const std::vector<std::size_t>& groups) {
   check_defined("embedding_bags", weight);
   if (weight.dim() != 2)
     fail("embedding_bags", "the table must be (V, C), got " + shape_str(weight.shape()));
-  return gather_bags(weight, plan_bags("embedding_bags", ids, groups, weight.shape()[0]));
+  return bags_map(weight, plan_bags("embedding_bags", ids, groups, weight.shape()[0]),
+                  /*gather=*/true);
 }
 
-// g: (..., C), ids: (..., K) -> (V, C) (rules at scatter_bags).
+// g: (..., C), ids: (..., K) -> (V, C) (rules at bags_map).
 Tensor embedding_bags_backward(const Tensor& g, const Ids& ids,
                                const std::vector<std::size_t>& groups, std::size_t V) {
   auto bags = plan_bags("embedding_bags_backward", ids, groups, V);
   check_rows("embedding_bags_backward", g, Shape(ids.shape().begin(), ids.shape().end() - 1), ids);
-  return scatter_bags(g, bags);
+  return bags_map(g, bags, /*gather=*/false);
 }
 
 // ---- dropout ------------------------------------------------------------------------------

@@ -116,13 +116,13 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
     return Tensor(std::move(v));
   });
   if (needs_grad(x))
-    record(
-        "reshape", y, {x}, 0,
-        [from = x.shape()](const Tensor& g_y, Grads& g) {
-          g.add(0, reshape(g_y, std::vector<std::int64_t>(from.begin(), from.end())));
+    record_linear(
+        "reshape", y, x, 0,
+        [from = x.shape()](const Tensor& g_y) {
+          return reshape(g_y, std::vector<std::int64_t>(from.begin(), from.end()));
         },
-        [target](const Tangents& t) {
-          return reshape(t[0], std::vector<std::int64_t>(target.begin(), target.end()));
+        [target](const Tensor& dx) {
+          return reshape(dx, std::vector<std::int64_t>(target.begin(), target.end()));
         });
   return y;
 }
@@ -146,12 +146,13 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& perm) {
   }
   Tensor y = dispatch(x.dtype(), [&]<class T>() { return Tensor(permute_array(x.data<T>(), p)); });
   if (needs_grad(x))
-    record(
-        "permute", y, {x}, 0,
-        [back = std::vector<std::int64_t>(inverse.begin(), inverse.end())](
-            const Tensor& g_y, Grads& g) { g.add(0, permute(g_y, back)); },
-        [p = std::vector<std::int64_t>(p.begin(), p.end())](const Tangents& t) {
-          return permute(t[0], p);
+    record_linear(
+        "permute", y, x, 0,
+        [back = std::vector<std::int64_t>(inverse.begin(), inverse.end())](const Tensor& g_y) {
+          return permute(g_y, back);
+        },
+        [p = std::vector<std::int64_t>(p.begin(), p.end())](const Tensor& dx) {
+          return permute(dx, p);
         });
   return y;
 }
@@ -187,12 +188,12 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
     return Tensor(std::move(r));
   });
   if (needs_grad(x))
-    record(
-        "slice", y, {x}, 0,
-        [axis, from, after = static_cast<std::size_t>(n - e)](const Tensor& g_y, Grads& g) {
-          g.add(0, pad(g_y, axis, from, after));
+    record_linear(
+        "slice", y, x, 0,
+        [axis, from, after = static_cast<std::size_t>(n - e)](const Tensor& g_y) {
+          return pad(g_y, axis, from, after);
         },
-        [axis, b, e](const Tangents& t) { return slice(t[0], axis, b, e); });
+        [axis, b, e](const Tensor& dx) { return slice(dx, axis, b, e); });
   return y;
 }
 
@@ -211,13 +212,13 @@ Tensor pad(const Tensor& x, std::int64_t axis, std::size_t before, std::size_t a
     return Tensor(std::move(r));
   });
   if (needs_grad(x))
-    record(
-        "pad", y, {x}, 0,
-        [axis, before, n](const Tensor& g_y, Grads& g) {
+    record_linear(
+        "pad", y, x, 0,
+        [axis, before, n](const Tensor& g_y) {
           const auto b = static_cast<std::int64_t>(before);
-          g.add(0, slice(g_y, axis, b, b + static_cast<std::int64_t>(n)));
+          return slice(g_y, axis, b, b + static_cast<std::int64_t>(n));
         },
-        [axis, before, after](const Tangents& t) { return pad(t[0], axis, before, after); });
+        [axis, before, after](const Tensor& dx) { return pad(dx, axis, before, after); });
   return y;
 }
 
@@ -313,10 +314,10 @@ Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows) {
   });
   if (needs_grad(x)) {
     auto kept = std::make_shared<const std::vector<std::size_t>>(rows);  // one copy for both rules
-    record(
-        "take_rows", y, {x}, 0,
-        [kept, n](const Tensor& g_y, Grads& g) { g.add(0, scatter_add_rows(g_y, *kept, n)); },
-        [kept](const Tangents& t) { return take_rows(t[0], *kept); });
+    record_linear(
+        "take_rows", y, x, 0,
+        [kept, n](const Tensor& g_y) { return scatter_add_rows(g_y, *kept, n); },
+        [kept](const Tensor& dx) { return take_rows(dx, *kept); });
   }
   return y;
 }
@@ -345,10 +346,9 @@ Tensor scatter_add_rows(const Tensor& x, const std::vector<std::size_t>& rows, s
   });
   if (needs_grad(x)) {
     auto kept = std::make_shared<const std::vector<std::size_t>>(rows);
-    record(
-        "scatter_add_rows", y, {x}, 0,
-        [kept](const Tensor& g_y, Grads& g) { g.add(0, take_rows(g_y, *kept)); },
-        [kept, n](const Tangents& t) { return scatter_add_rows(t[0], *kept, n); });
+    record_linear(
+        "scatter_add_rows", y, x, 0, [kept](const Tensor& g_y) { return take_rows(g_y, *kept); },
+        [kept, n](const Tensor& dx) { return scatter_add_rows(dx, *kept, n); });
   }
   return y;
 }
@@ -383,10 +383,9 @@ Tensor pick(const Tensor& x, const Ids& ids) {
   });
   if (needs_grad(x)) {
     auto kept = std::make_shared<const Ids>(ids);  // one copy for both rules
-    record(
-        "pick", y, {x}, 0,
-        [kept, C](const Tensor& g_y, Grads& g) { g.add(0, unpick(g_y, *kept, C)); },
-        [kept](const Tangents& t) { return pick(t[0], *kept); });
+    record_linear(
+        "pick", y, x, 0, [kept, C](const Tensor& g_y) { return unpick(g_y, *kept, C); },
+        [kept](const Tensor& dx) { return pick(dx, *kept); });
   }
   return y;
 }
@@ -411,9 +410,9 @@ Tensor unpick(const Tensor& v, const Ids& ids, std::size_t C) {
   });
   if (needs_grad(v)) {
     auto kept = std::make_shared<const Ids>(ids);
-    record(
-        "unpick", y, {v}, 0, [kept](const Tensor& g_y, Grads& g) { g.add(0, pick(g_y, *kept)); },
-        [kept, C](const Tangents& t) { return unpick(t[0], *kept, C); });
+    record_linear(
+        "unpick", y, v, 0, [kept](const Tensor& g_y) { return pick(g_y, *kept); },
+        [kept, C](const Tensor& dv) { return unpick(dv, *kept, C); });
   }
   return y;
 }
@@ -425,9 +424,9 @@ Tensor clone(const Tensor& x) {
   check_defined("clone", x);
   Tensor y = std::visit([](const auto& v) { return Tensor(parallel_copy(v)); }, x.impl()->value);
   if (needs_grad(x))
-    record(
-        "clone", y, {x}, 0, [](const Tensor& g_y, Grads& g) { g.add(0, g_y); },
-        [](const Tangents& t) { return t[0]; });
+    record_linear(
+        "clone", y, x, 0, [](const Tensor& g_y) { return g_y; },
+        [](const Tensor& dx) { return dx; });
   return y;
 }
 
@@ -441,10 +440,9 @@ Tensor expand(const Tensor& x, const Shape& shape) {
   Tensor y = dispatch(
       x.dtype(), [&]<class T>() { return Tensor(Array<T>(xt::broadcast(x.data<T>(), shape))); });
   if (needs_grad(x))
-    record(
-        "expand", y, {x}, 0,
-        [from = x.shape()](const Tensor& g_y, Grads& g) { g.add(0, sum_to(g_y, from)); },
-        [shape](const Tangents& t) { return expand(t[0], shape); });
+    record_linear(
+        "expand", y, x, 0, [from = x.shape()](const Tensor& g_y) { return sum_to(g_y, from); },
+        [shape](const Tensor& dx) { return expand(dx, shape); });
   return y;
 }
 
@@ -458,10 +456,9 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   Tensor y =
       dispatch(x.dtype(), [&]<class T>() { return Tensor(sum_to_shape(x.data<T>(), shape)); });
   if (needs_grad(x))
-    record(
-        "sum_to", y, {x}, 0,
-        [from = x.shape()](const Tensor& g_y, Grads& g) { g.add(0, expand(g_y, from)); },
-        [shape](const Tangents& t) { return sum_to(t[0], shape); });
+    record_linear(
+        "sum_to", y, x, 0, [from = x.shape()](const Tensor& g_y) { return expand(g_y, from); },
+        [shape](const Tensor& dx) { return sum_to(dx, shape); });
   return y;
 }
 

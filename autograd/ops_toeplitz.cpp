@@ -245,16 +245,6 @@ void check_toeplitz(const char* op, const Tensor& c, const Tensor& x, const char
   if (n == 0) fail(op, std::string(x_name) + " has no positions (n = 0)");
 }
 
-// Toeplitz(c) x, or with `transposed` its transpose Toeplitz(c)^T x (the offsets reversed).
-Tensor toeplitz_product(const Tensor& c, const Tensor& x, bool transposed) {
-  const std::size_t B = x.shape()[0], n = x.shape()[2], F = x.shape()[3];
-  return dispatch(x.dtype(), [&]<class T>() {
-    Array<T> y = Array<T>::from_shape(x.shape());
-    toeplitz_apply(head_spectra(c.data<T>(), n, transposed), x.data<T>().data(), y.data(), B, n, F);
-    return Tensor(std::move(y));
-  });
-}
-
 }  // namespace
 
 // toeplitz_matmul is bilinear, and so are its two adjoints below: with
@@ -263,45 +253,82 @@ Tensor toeplitz_product(const Tensor& c, const Tensor& x, bool transposed) {
 // toeplitz_correlate(g, x) = d tau / dc.  Each one's gradients are the other two, and each
 // one's tangent is itself applied to one tangent at a time.
 
+namespace {
+
+// Which argument of tau a tensor fills.
+enum class Slot { g, c, x };
+
+struct SlotValue {
+  const Tensor& value;
+  Slot slot;
+};
+
+// tau's partial derivative in slot `which`, given the values of the other two slots.
+Tensor partial(Slot which, SlotValue a, SlotValue b, bool causal) {
+  const Tensor* in[3] = {nullptr, nullptr, nullptr};
+  in[static_cast<int>(a.slot)] = &a.value;
+  in[static_cast<int>(b.slot)] = &b.value;
+  const Tensor &g = *in[0], &c = *in[1], &x = *in[2];
+  switch (which) {
+    case Slot::g: return toeplitz_matmul(c, x, causal);
+    case Slot::x: return toeplitz_matmul_transposed(c, g, causal);
+    case Slot::c: break;
+  }
+  return toeplitz_correlate(g, x, causal);
+}
+
+// The rules of all three: out = partial(which, a, b) is linear in a and in b, and
+// <g_out, out> = tau with g_out in slot `which`, so the gradient of a is tau's partial in a's
+// slot with g_out in `which` (and of b likewise); the tangent is out's partial applied to one
+// tangent at a time.
+void record_partial(const char* op, Tensor& out, Slot which, SlotValue a, SlotValue b,
+                    bool causal) {
+  record(
+      op, out, {a.value, b.value}, saved_bytes(a.value, b.value),
+      [which, a_slot = a.slot, b_slot = b.slot, av = a.value, bv = b.value, causal](
+          const Tensor& g_out, Grads& g) {
+        if (g.wanted(0)) g.add(0, partial(a_slot, {g_out, which}, {bv, b_slot}, causal));
+        if (g.wanted(1)) g.add(1, partial(b_slot, {g_out, which}, {av, a_slot}, causal));
+      },
+      [which, a_slot = a.slot, b_slot = b.slot, av = a.value, bv = b.value,
+       causal](const Tangents& t) {
+        const auto along_a = [&] { return partial(which, {t[0], a_slot}, {bv, b_slot}, causal); };
+        const auto along_b = [&] { return partial(which, {av, a_slot}, {t[1], b_slot}, causal); };
+        if (!t.has(1)) return along_a();
+        if (!t.has(0)) return along_b();
+        return along_a() + along_b();
+      });
+}
+
+// Toeplitz(c) x, or with `transposed` its transpose Toeplitz(c)^T x (the offsets reversed):
+// toeplitz_matmul (tau's partial in g) or toeplitz_matmul_transposed (in x).
+Tensor toeplitz_product(const Tensor& c, const Tensor& x, bool causal, bool transposed) {
+  const char* op = transposed ? "toeplitz_matmul_transposed" : "toeplitz_matmul";
+  check_toeplitz(op, c, x, transposed ? "g" : "x", causal);
+  const std::size_t B = x.shape()[0], n = x.shape()[2], F = x.shape()[3];
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> r = Array<T>::from_shape(x.shape());
+    toeplitz_apply(head_spectra(c.data<T>(), n, transposed), x.data<T>().data(), r.data(), B, n, F);
+    return Tensor(std::move(r));
+  });
+  if (needs_grad(c, x))
+    record_partial(op, y, transposed ? Slot::x : Slot::g, {c, Slot::c},
+                   {x, transposed ? Slot::g : Slot::x}, causal);
+  return y;
+}
+
+}  // namespace
+
 // y[i] = sum_j c[j - i] x[j];  g_c = toeplitz_correlate(g_y, x),
 // g_x = toeplitz_matmul_transposed(c, g_y);  dy = toeplitz_matmul(dc, x) + toeplitz_matmul(c, dx)
 Tensor toeplitz_matmul(const Tensor& c, const Tensor& x, bool causal) {
-  check_toeplitz("toeplitz_matmul", c, x, "x", causal);
-  Tensor y = toeplitz_product(c, x, false);
-  if (needs_grad(c, x))
-    record(
-        "toeplitz_matmul", y, {c, x}, saved_bytes(c, x),
-        [c, x, causal](const Tensor& g_y, Grads& g) {
-          if (g.wanted(0)) g.add(0, toeplitz_correlate(g_y, x, causal));
-          if (g.wanted(1)) g.add(1, toeplitz_matmul_transposed(c, g_y, causal));
-        },
-        [c, x, causal](const Tangents& t) {
-          if (!t.has(0)) return toeplitz_matmul(c, t[1], causal);
-          if (!t.has(1)) return toeplitz_matmul(t[0], x, causal);
-          return toeplitz_matmul(t[0], x, causal) + toeplitz_matmul(c, t[1], causal);
-        });
-  return y;
+  return toeplitz_product(c, x, causal, /*transposed=*/false);
 }
 
 // z[j] = sum_i c[j - i] g[i];  g_c = toeplitz_correlate(g, g_z), g_g = toeplitz_matmul(c, g_z);
 // dz = toeplitz_matmul_transposed(dc, g) + toeplitz_matmul_transposed(c, dg)
 Tensor toeplitz_matmul_transposed(const Tensor& c, const Tensor& g, bool causal) {
-  check_toeplitz("toeplitz_matmul_transposed", c, g, "g", causal);
-  Tensor z = toeplitz_product(c, g, true);
-  if (needs_grad(c, g))
-    record(
-        "toeplitz_matmul_transposed", z, {c, g}, saved_bytes(c, g),
-        [c, g, causal](const Tensor& g_z, Grads& grads) {
-          if (grads.wanted(0)) grads.add(0, toeplitz_correlate(g, g_z, causal));
-          if (grads.wanted(1)) grads.add(1, toeplitz_matmul(c, g_z, causal));
-        },
-        [c, g, causal](const Tangents& t) {
-          if (!t.has(0)) return toeplitz_matmul_transposed(c, t[1], causal);
-          if (!t.has(1)) return toeplitz_matmul_transposed(t[0], g, causal);
-          return toeplitz_matmul_transposed(t[0], g, causal) +
-                 toeplitz_matmul_transposed(c, t[1], causal);
-        });
-  return z;
+  return toeplitz_product(c, g, causal, /*transposed=*/true);
 }
 
 // z[r] = sum_i g[i] x[i + r];  g_g = toeplitz_matmul(g_z, x), g_x = toeplitz_matmul_transposed(g_z,
@@ -326,17 +353,7 @@ Tensor toeplitz_correlate(const Tensor& g, const Tensor& x, bool causal) {
     return Tensor(std::move(out));
   });
   if (needs_grad(g, x))
-    record(
-        "toeplitz_correlate", z, {g, x}, saved_bytes(g, x),
-        [g, x, causal](const Tensor& g_z, Grads& grads) {
-          if (grads.wanted(0)) grads.add(0, toeplitz_matmul(g_z, x, causal));
-          if (grads.wanted(1)) grads.add(1, toeplitz_matmul_transposed(g_z, g, causal));
-        },
-        [g, x, causal](const Tangents& t) {
-          if (!t.has(0)) return toeplitz_correlate(g, t[1], causal);
-          if (!t.has(1)) return toeplitz_correlate(t[0], x, causal);
-          return toeplitz_correlate(t[0], x, causal) + toeplitz_correlate(g, t[1], causal);
-        });
+    record_partial("toeplitz_correlate", z, Slot::c, {g, Slot::g}, {x, Slot::x}, causal);
   return z;
 }
 

@@ -372,4 +372,18 @@ void record(const char* op, Tensor& out, const std::vector<Tensor>& inputs, std:
          std::forward<J>(jvp));
 }
 
+// Records an op linear in its one input x (reshape, slice, expand, the skews, the embedding
+// gather and scatter, ...): its gradient is the adjoint map applied to g_out, its tangent the op
+// itself applied to dx.  Both maps take a Tensor and return one.
+template <class Adjoint, class Apply>
+void record_linear(const char* op, Tensor& out, const Tensor& x, std::size_t saved_bytes,
+                   Adjoint&& adjoint, Apply&& apply) {
+  record(
+      op, out, {x}, saved_bytes,
+      [adjoint = std::forward<Adjoint>(adjoint)](const Tensor& g_out, Grads& g) {
+        g.add(0, adjoint(g_out));
+      },
+      [apply = std::forward<Apply>(apply)](const Tangents& t) { return apply(t[0]); });
+}
+
 }  // namespace tg

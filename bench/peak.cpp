@@ -20,58 +20,46 @@ double seconds_since(Clock::time_point t) {
 
 // Each kernel runs `rounds` rounds of independent multiply-adds on 12 accumulators of type V
 // (more than the instructions' latency times their throughput, so the units never wait) and
-// returns GFLOP/s: `lanes` float32 lanes, `per_lane` multiply-adds each per instruction.  The
-// accumulators are summed into `sink` so that nothing is optimised away.  One macro for the
-// body, because each kernel must be compiled for its own instruction set (a target attribute
-// on the function), which a shared template or lambda would not get.
-#define TWELVE(step) \
-  step(0) step(1) step(2) step(3) step(4) step(5) step(6) step(7) step(8) step(9) step(10) step(11)
-#define TIMED_ROUNDS(V, set1, multiply_add, add, lanes, per_lane)             \
-  /* distinct starting values: equal accumulators would be merged into one */ \
-  V c0 = set1(0.0f), c1 = set1(1.0f), c2 = set1(2.0f), c3 = set1(3.0f);       \
-  V c4 = set1(4.0f), c5 = set1(5.0f), c6 = set1(6.0f), c7 = set1(7.0f);       \
-  V c8 = set1(8.0f), c9 = set1(9.0f), c10 = set1(10.0f), c11 = set1(11.0f);   \
-  const auto start = Clock::now();                                            \
-  for (long r = 0; r < rounds; ++r) {                                         \
-    TWELVE(multiply_add)                                                      \
-  }                                                                           \
-  const double s = seconds_since(start);                                      \
-  V total = set1(0.0f);                                                       \
-  TWELVE(add)                                                                 \
-  alignas(64) float sums[lanes];                                              \
-  std::memcpy(sums, &total, sizeof total);                                    \
-  for (float x : sums) sink += x;                                             \
-  return 12.0 * (lanes) * (per_lane)*2 * static_cast<double>(rounds) / s / 1e9;
+// returns GFLOP/s: `lanes` float32 lanes, `per_lane` multiply-adds each per instruction;
+// madd(c, a, b) is c + a b in the kernel's instruction.  The accumulators are summed into
+// `sink` so that nothing is optimised away.  A macro makes the whole function, because each
+// kernel must be compiled for its own instruction set (a target attribute on the function),
+// which a shared template or lambda would not get.
+#define PEAK_KERNEL(name, isa, V, set1, add, madd, a_value, b_value, lanes, per_lane)         \
+  __attribute__((target(isa))) double name(long rounds, float& sink) {                        \
+    const auto a = a_value;                                                                   \
+    const auto b = b_value;                                                                   \
+    /* distinct starting values: equal accumulators would be merged into one */               \
+    V c0 = set1(0.0f), c1 = set1(1.0f), c2 = set1(2.0f), c3 = set1(3.0f);                     \
+    V c4 = set1(4.0f), c5 = set1(5.0f), c6 = set1(6.0f), c7 = set1(7.0f);                     \
+    V c8 = set1(8.0f), c9 = set1(9.0f), c10 = set1(10.0f), c11 = set1(11.0f);                 \
+    const auto start = Clock::now();                                                          \
+    for (long r = 0; r < rounds; ++r) {                                                       \
+      c0 = madd(c0, a, b), c1 = madd(c1, a, b), c2 = madd(c2, a, b), c3 = madd(c3, a, b);     \
+      c4 = madd(c4, a, b), c5 = madd(c5, a, b), c6 = madd(c6, a, b), c7 = madd(c7, a, b);     \
+      c8 = madd(c8, a, b), c9 = madd(c9, a, b), c10 = madd(c10, a, b), c11 = madd(c11, a, b); \
+    }                                                                                         \
+    const double s = seconds_since(start);                                                    \
+    const V total = add(add(add(add(c0, c1), add(c2, c3)), add(add(c4, c5), add(c6, c7))),    \
+                        add(add(c8, c9), add(c10, c11)));                                     \
+    alignas(64) float sums[lanes];                                                            \
+    std::memcpy(sums, &total, sizeof total);                                                  \
+    for (float x : sums) sink += x;                                                           \
+    return 12.0 * (lanes) * (per_lane)*2 * static_cast<double>(rounds) / s / 1e9;             \
+  }
 
-__attribute__((target("avx512f,fma"))) double fma_avx512(long rounds, float& sink) {
-  const __m512 a = _mm512_set1_ps(1.0f), b = _mm512_set1_ps(1e-8f);
-#define STEP(i) c##i = _mm512_fmadd_ps(a, b, c##i);
-#define ADD(i) total = _mm512_add_ps(total, c##i);
-  TIMED_ROUNDS(__m512, _mm512_set1_ps, STEP, ADD, 16, 1)
-#undef STEP
-#undef ADD
-}
-
-__attribute__((target("avx2,fma"))) double fma_avx2(long rounds, float& sink) {
-  const __m256 a = _mm256_set1_ps(1.0f), b = _mm256_set1_ps(1e-8f);
-#define STEP(i) c##i = _mm256_fmadd_ps(a, b, c##i);
-#define ADD(i) total = _mm256_add_ps(total, c##i);
-  TIMED_ROUNDS(__m256, _mm256_set1_ps, STEP, ADD, 8, 1)
-#undef STEP
-#undef ADD
-}
-
+#define FMA512(c, a, b) _mm512_fmadd_ps(a, b, c)
+#define FMA256(c, a, b) _mm256_fmadd_ps(a, b, c)
+PEAK_KERNEL(fma_avx512, "avx512f,fma", __m512, _mm512_set1_ps, _mm512_add_ps, FMA512,
+            _mm512_set1_ps(1.0f), _mm512_set1_ps(1e-8f), 16, 1)
+PEAK_KERNEL(fma_avx2, "avx2,fma", __m256, _mm256_set1_ps, _mm256_add_ps, FMA256,
+            _mm256_set1_ps(1.0f), _mm256_set1_ps(1e-8f), 8, 1)
 // vdpbf16ps: 16 lanes, each adding two bfloat16 products.
-__attribute__((target("avx512f,avx512bf16"))) double dot_bf16(long rounds, float& sink) {
-  const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3200);
-#define STEP(i) c##i = _mm512_dpbf16_ps(c##i, a, b);
-#define ADD(i) total = _mm512_add_ps(total, c##i);
-  TIMED_ROUNDS(__m512, _mm512_set1_ps, STEP, ADD, 16, 2)
-#undef STEP
-#undef ADD
-}
-
-#undef TIMED_ROUNDS
+PEAK_KERNEL(dot_bf16, "avx512f,avx512bf16", __m512, _mm512_set1_ps, _mm512_add_ps, _mm512_dpbf16_ps,
+            (__m512bh)_mm512_set1_epi16(0x3f80), (__m512bh)_mm512_set1_epi16(0x3200), 16, 2)
+#undef FMA512
+#undef FMA256
+#undef PEAK_KERNEL
 
 // AMX: tdpbf16ps multiplies a 16 x 32 bfloat16 tile by a 32 x 16 one into a 16 x 16 float32
 // tile, 8192 multiply-adds; four accumulator tiles from two A and two B tiles.  Linux hands out
@@ -112,8 +100,6 @@ __attribute__((target("amx-tile,amx-bf16"))) double tiles_bf16(long rounds, floa
   sink += result[0];
   return 4.0 * 8192 * 2 * static_cast<double>(rounds) / s / 1e9;
 }
-
-#undef TWELVE
 
 // The fastest of four runs of at least `seconds` / 4 each: the round count doubles until one
 // run takes that long.

@@ -171,12 +171,22 @@ void count_products(bool on) {
 
 ProductCount product_count() { return {f32_macs.load(), bf16_macs.load()}; }
 
-void gemm_serial(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
+namespace {
+
+// Every float32 product, serial or not: counted, then in the policy's precision.
+void gemm_float(const GemmArgs& args, const float* A, const float* B, float* C, float beta,
+                bool parallel) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
   count(p);
-  if (precision() == Precision::bf16) detail::gemm_bf16(p, A, B, C, beta, /*parallel=*/false);
-  else detail::gemm_f32(p, A, B, C, beta, /*parallel=*/false);
+  if (precision() == Precision::bf16) detail::gemm_bf16(p, A, B, C, beta, parallel);
+  else detail::gemm_f32(p, A, B, C, beta, parallel);
+}
+
+}  // namespace
+
+void gemm_serial(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
+  gemm_float(args, A, B, C, beta, /*parallel=*/false);
 }
 
 void gemm_serial(const GemmArgs& args, const double* A, const double* B, double* C, double beta) {
@@ -185,11 +195,7 @@ void gemm_serial(const GemmArgs& args, const double* A, const double* B, double*
 }
 
 void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
-  const GemmArgs p = with_leading_dims(args);
-  if (trivial(p, C, beta)) return;
-  count(p);
-  if (precision() == Precision::bf16) detail::gemm_bf16(p, A, B, C, beta, /*parallel=*/true);
-  else detail::gemm_f32(p, A, B, C, beta, /*parallel=*/true);
+  gemm_float(args, A, B, C, beta, /*parallel=*/true);
 }
 
 namespace detail {

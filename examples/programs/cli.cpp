@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <stdexcept>
 
 namespace examples {
 
@@ -32,6 +33,14 @@ CLI::App* Program::subcommand(const std::string& name, const std::string& descri
   CLI::App* cmd = app_.add_subcommand(name, description);
   cmd->option_defaults()->always_capture_default();
   return cmd;
+}
+
+int Program::run(int argc, char** argv, const std::vector<Command>& commands) {
+  return run(argc, argv, [&] {
+    for (const Command& c : commands)
+      if (*c.app) return c.run();
+    throw std::logic_error("no command chosen");  // never: the program requires one
+  });
 }
 
 int Program::run(int argc, char** argv, const std::function<int()>& body) {

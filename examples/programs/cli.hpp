@@ -24,6 +24,12 @@ namespace examples {
 constexpr int kExitError = 1, kExitInterrupted = 130;
 constexpr int kExitBadValue = static_cast<int>(CLI::ExitCodes::ValidationError);  // 105
 
+// A subcommand and what it runs once the command line has chosen it.
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
 // A program's frame: its name and help, --threads, --precision and --version; run() parses, calls
 // `body` and turns exceptions into "program: message" on stderr and exit 1.  body returns the code.
 class Program {
@@ -33,6 +39,8 @@ class Program {
   // Registers a subcommand; its options show their defaults in --help.
   CLI::App* subcommand(const std::string& name, const std::string& description);
   int run(int argc, char** argv, const std::function<int()>& body);
+  // The same for a program of subcommands: runs the one the command line chose.
+  int run(int argc, char** argv, const std::vector<Command>& commands);
   const std::string& command_line() const { return command_line_; }  // for model files
 
  private:

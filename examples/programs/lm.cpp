@@ -8,6 +8,7 @@
 //   tapegrad-lm eval --model lm.npz data/tinyshakespeare/input.txt --part valid --context 256
 //   tapegrad-lm generate --model lm.npz --prompt "ROMEO:" --tokens 500 --sample topk --top-k 20
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "cli.hpp"
@@ -60,7 +61,11 @@ struct TrainChoice {
                       .metric_is_loss = true};
 };
 
-CLI::App* add_train_command(examples::Program& program, TrainChoice& c) {
+int train(TrainChoice& c, const examples::Program& program);
+
+examples::Command train_command(examples::Program& program) {
+  const auto choice = std::make_shared<TrainChoice>();  // kept by the command
+  TrainChoice& c = *choice;
   CLI::App* cmd = program.subcommand("train", "train a character-level language model on text");
   cmd->add_option("--data", c.data_dir,
                   "folder with input.txt: its first 90% of characters train, the rest validate")
@@ -86,7 +91,7 @@ CLI::App* add_train_command(examples::Program& program, TrainChoice& c) {
                   "lowest validation loss is kept")
       ->check(examples::positive);
   examples::add_loop_options(*cmd, c.to);
-  return cmd;
+  return {cmd, [choice, &program] { return train(*choice, program); }};
 }
 
 // The training and validation texts: --train and --valid, or --data's input.txt split.
@@ -144,7 +149,11 @@ struct EvalChoice {
   bool json = false;
 };
 
-CLI::App* add_eval_command(examples::Program& program, EvalChoice& e) {
+int eval(const EvalChoice& e);
+
+examples::Command eval_command(examples::Program& program) {
+  const auto choice = std::make_shared<EvalChoice>();  // kept by the command
+  EvalChoice& e = *choice;
   CLI::App* cmd = program.subcommand(
       "eval", "the loss on a text: nats per token and bits per character, at any context");
   examples::add_model_option(*cmd, e.model);
@@ -160,7 +169,7 @@ CLI::App* add_eval_command(examples::Program& program, EvalChoice& e) {
                   "characters between windows (0: the context, windows that do not overlap); "
                   "each character is scored once, after at least context - stride others");
   cmd->add_flag("--json", e.json, "print one JSON object instead of text");
-  return cmd;
+  return {cmd, [choice] { return eval(*choice); }};
 }
 
 int eval(const EvalChoice& e) {
@@ -196,7 +205,11 @@ struct GenerateChoice {
   examples::SampleChoice sample{.method = "temperature"};
 };
 
-CLI::App* add_generate_command(examples::Program& program, GenerateChoice& g) {
+int generate(GenerateChoice& g, const CLI::App& cmd);
+
+examples::Command generate_command(examples::Program& program) {
+  const auto choice = std::make_shared<GenerateChoice>();  // kept by the command
+  GenerateChoice& g = *choice;
   CLI::App* cmd =
       program.subcommand("generate", "write text after a prompt, a character at a time");
   examples::add_model_option(*cmd, g.model);
@@ -210,7 +223,7 @@ CLI::App* add_generate_command(examples::Program& program, GenerateChoice& g) {
                   "text: the prompt and what follows it; json: {\"prompt\", \"text\", \"tokens\", "
                   "\"seconds\", \"tokens_per_second\", \"cache\"}")
       ->check(CLI::IsMember({"text", "json"}));
-  return cmd;
+  return {cmd, [choice, cmd] { return generate(*choice, *cmd); }};
 }
 
 int generate(GenerateChoice& g, const CLI::App& cmd) {
@@ -245,15 +258,6 @@ int main(int argc, char** argv) {
   examples::Program program("tapegrad-lm",
                             "tapegrad-lm: a character-level language model (a decoder-only "
                             "transformer)");
-  TrainChoice train_choice;
-  EvalChoice eval_choice;
-  GenerateChoice generate_choice;
-  CLI::App* train_cmd = add_train_command(program, train_choice);
-  CLI::App* eval_cmd = add_eval_command(program, eval_choice);
-  CLI::App* generate_cmd = add_generate_command(program, generate_choice);
-  return program.run(argc, argv, [&] {
-    if (*train_cmd) return train(train_choice, program);
-    if (*eval_cmd) return eval(eval_choice);
-    return generate(generate_choice, *generate_cmd);
-  });
+  return program.run(argc, argv,
+                     {train_command(program), eval_command(program), generate_command(program)});
 }

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "cli.hpp"
 
@@ -163,7 +164,11 @@ void add_model_kind_options(CLI::App& cmd, TrainChoice& c) {
       ->capture_default_str();
 }
 
-CLI::App* add_train_command(examples::Program& program, TrainChoice& c) {
+int train(TrainChoice& c, const CLI::App& cmd, const examples::Program& program);
+
+examples::Command train_command(examples::Program& program) {
+  const auto choice = std::make_shared<TrainChoice>();  // kept by the command
+  TrainChoice& c = *choice;
   CLI::App* cmd = program.subcommand("train", "train a translator on aligned files");
   add_data_options(*cmd, c);
   examples::add_encoder_options(*cmd, c.options);
@@ -176,7 +181,7 @@ CLI::App* add_train_command(examples::Program& program, TrainChoice& c) {
   add_objective_options(*cmd, c);
   add_model_kind_options(*cmd, c);
   examples::add_train_options(*cmd, c.to, c.data);
-  return cmd;
+  return {cmd, [choice, cmd, &program] { return train(*choice, *cmd, program); }};
 }
 
 // The four files, from --data's folder where not named; each must open.
@@ -286,7 +291,11 @@ struct EvalChoice {
   examples::SampleChoice sample;  // BLEU of one sample a sentence
 };
 
-CLI::App* add_eval_command(examples::Program& program, EvalChoice& e) {
+int eval(EvalChoice& e, const CLI::App& cmd);
+
+examples::Command eval_command(examples::Program& program) {
+  const auto choice = std::make_shared<EvalChoice>();  // kept by the command
+  EvalChoice& e = *choice;
   CLI::App* cmd = program.subcommand("eval", "BLEU on any pair of aligned files");
   examples::add_model_option(*cmd, e.model);
   cmd->add_option("source", e.source, "source file, a sentence per line")
@@ -301,7 +310,7 @@ CLI::App* add_eval_command(examples::Program& program, EvalChoice& e) {
   cmd->add_flag("--json", e.json, "print one JSON object instead of text");
   add_search_options(*cmd, e.search);
   examples::add_sampling_options(*cmd, e.sample);
-  return cmd;
+  return {cmd, [choice, cmd] { return eval(*choice, *cmd); }};
 }
 
 void print_bleu(const EvalChoice& e, const Scored& s, std::size_t sentences,
@@ -354,7 +363,11 @@ struct PredictChoice {
   CLI::Option* layer = nullptr;
 };
 
-CLI::App* add_predict_command(examples::Program& program, PredictChoice& p) {
+int predict(PredictChoice& p, const CLI::App& cmd);
+
+examples::Command predict_command(examples::Program& program) {
+  const auto choice = std::make_shared<PredictChoice>();  // kept by the command
+  PredictChoice& p = *choice;
   CLI::App* cmd = program.subcommand(
       "predict", "translate sentences: the arguments, or each line of standard input");
   cmd->alias("translate");  // its name before the programs shared one vocabulary
@@ -367,7 +380,7 @@ CLI::App* add_predict_command(examples::Program& program, PredictChoice& p) {
   cmd->add_option("--samples", p.samples,
                   "with --sample: translations per sentence (text: tab-separated)")
       ->check(examples::positive);
-  return cmd;
+  return {cmd, [choice, cmd] { return predict(*choice, *cmd); }};
 }
 
 // A line per input line: its samples, tab-separated (json: an array).
@@ -429,15 +442,6 @@ int predict(PredictChoice& p, const CLI::App& cmd) {
 int main(int argc, char** argv) {
   examples::Program program("tapegrad-translate",
                             "tapegrad-translate: translation with an encoder-decoder transformer");
-  TrainChoice train_choice;
-  EvalChoice eval_choice;
-  PredictChoice predict_choice;
-  CLI::App* train_cmd = add_train_command(program, train_choice);
-  CLI::App* eval_cmd = add_eval_command(program, eval_choice);
-  CLI::App* predict_cmd = add_predict_command(program, predict_choice);
-  return program.run(argc, argv, [&] {
-    if (*train_cmd) return train(train_choice, *train_cmd, program);
-    if (*eval_cmd) return eval(eval_choice, *eval_cmd);
-    return predict(predict_choice, *predict_cmd);
-  });
+  return program.run(argc, argv,
+                     {train_command(program), eval_command(program), predict_command(program)});
 }

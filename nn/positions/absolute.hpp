@@ -89,17 +89,16 @@ class LearnedPositions : public PositionalEncoding {
 // A small MLP of the (scaled) position, trained with the model:  MLP(p / scale), with
 // Linear(1, hidden), GELU, Linear(hidden, C).  Defined for any position.
 struct MlpPositionsOptions {
-  std::size_t dim = 0;
+  std::size_t dim = 0;  // C
   std::size_t hidden = 64;
-  double scale = 512.0;
+  double scale = 512.0;  // positions are divided by it
 };
 
-// positions: (T, 1) -> (T, C)
 class MlpPositions : public PositionalEncoding {
  public:
   MlpPositions(const MlpPositionsOptions& options, Generator& gen);
-  Tensor encode(const Tensor& positions) override;
-  Linear fc1, fc2;
+  Tensor encode(const Tensor& positions) override;  // (T, 1) -> (T, C)
+  Linear fc1, fc2;                                  // the MLP
 
  private:
   double scale_;
