@@ -68,6 +68,28 @@ LayerStack<Layer>::LayerStack(const char* who, const TransformerOptions& o, Gene
   }
 }
 
+template <class Layer>
+template <class Kept, class Again, class Run>
+Tensor LayerStack<Layer>::through_layers(Tensor h, const std::vector<Tensor>& extra,
+                                         const std::shared_ptr<const Kept>& kept, Again again,
+                                         Run run, std::vector<Tensor>* weights) {
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    Tensor w;
+    if (kept) {
+      std::vector<Tensor> inputs{h};
+      inputs.insert(inputs.end(), extra.begin(), extra.end());
+      const auto block = [layer = layers[i].get(), kept, again](const std::vector<Tensor>& in) {
+        return again(*layer, in, *kept);
+      };
+      h = checkpoint(*layers[i], block, std::move(inputs));
+    } else {
+      h = run(i, h, weights ? &w : nullptr);
+    }
+    if (weights) weights->push_back(w);
+  }
+  return final_norm ? (*final_norm)(h) : h;
+}
+
 template class LayerStack<EncoderLayer>;
 template class LayerStack<DecoderLayer>;
 
@@ -91,23 +113,18 @@ Tensor Encoder::forward(const Tensor& x, const EncodeOptions& call) {
   const auto kept = recompute ? std::make_shared<const AttendOptions>(
                                     AttendOptions{.mask = call.mask, .causal = call.causal})
                               : nullptr;
-  Tensor h = x;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    Tensor w;
-    if (recompute) {
-      const auto block = [layer = layers[i].get(), kept](const std::vector<Tensor>& in) {
-        return layer->forward(in[0], *kept);
-      };
-      h = checkpoint(*layers[i], block, {h});
-    } else {
-      h = layers[i]->forward(h, {.mask = call.mask,
-                                 .causal = call.causal,
-                                 .cache = cache ? &(*cache)[i] : nullptr,
-                                 .weights = call.weights ? &w : nullptr});
-    }
-    if (call.weights) call.weights->push_back(w);
-  }
-  return final_norm ? (*final_norm)(h) : h;
+  return through_layers(
+      x, {}, kept,
+      [](EncoderLayer& layer, const std::vector<Tensor>& in, const AttendOptions& o) {
+        return layer.forward(in[0], o);
+      },
+      [&](std::size_t i, const Tensor& h, Tensor* w) {
+        return layers[i]->forward(h, {.mask = call.mask,
+                                      .causal = call.causal,
+                                      .cache = cache ? &(*cache)[i] : nullptr,
+                                      .weights = w});
+      },
+      call.weights);
 }
 
 DecoderLayer::DecoderLayer(const TransformerOptions& o, Generator& gen)
@@ -166,25 +183,20 @@ Tensor Decoder::forward(const Tensor& y, const Tensor& memory, const DecodeOptio
                                                        .memory_mask = call.memory_mask,
                                                        .causal = call.causal})
                               : nullptr;
-  Tensor h = y;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    Tensor w;
-    if (recompute) {
-      const auto block = [layer = layers[i].get(), kept](const std::vector<Tensor>& in) {
-        return layer->forward(in[0], in[1], *kept);
-      };
-      h = checkpoint(*layers[i], block, {h, memory});
-    } else {
-      h = layers[i]->forward(h, memory,
-                             {.self_mask = call.self_mask,
-                              .memory_mask = call.memory_mask,
-                              .cache = cache ? &cache->layers[i] : nullptr,
-                              .cross_weights = call.cross_weights ? &w : nullptr,
-                              .causal = call.causal});
-    }
-    if (call.cross_weights) call.cross_weights->push_back(w);
-  }
-  return final_norm ? (*final_norm)(h) : h;
+  return through_layers(
+      y, {memory}, kept,
+      [](DecoderLayer& layer, const std::vector<Tensor>& in, const DecodeLayerOptions& o) {
+        return layer.forward(in[0], in[1], o);
+      },
+      [&](std::size_t i, const Tensor& h, Tensor* w) {
+        return layers[i]->forward(h, memory,
+                                  {.self_mask = call.self_mask,
+                                   .memory_mask = call.memory_mask,
+                                   .cache = cache ? &cache->layers[i] : nullptr,
+                                   .cross_weights = w,
+                                   .causal = call.causal});
+      },
+      call.cross_weights);
 }
 
 void DecoderCache::select(const std::vector<std::size_t>& rows, bool with_memory) {
