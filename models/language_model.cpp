@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../autograd/ops.hpp"
+#include "../nn/init.hpp"
 
 namespace tg::models {
 namespace {
@@ -39,6 +40,17 @@ LanguageModel::LanguageModel(const LanguageModelOptions& o, Generator& gen)
     register_module("head", *head);
   }
   register_module("drop", drop_);
+  if (o.gpt2_init) init_as_gpt2(gen);
+}
+
+void LanguageModel::init_as_gpt2(Generator& gen) {
+  const double into_residual = 0.02 / std::sqrt(2.0 * static_cast<double>(options_.layers));
+  for (auto& [name, p] : named_parameters()) {
+    if (p.dim() < 2) continue;  // biases stay 0, layer norms 1 and 0
+    const bool last_of_sublayer =
+        name.ends_with("out_proj.weight") || name.ends_with("ff.1.weight");
+    nn::init::normal(p, 0.0, last_of_sublayer ? into_residual : 0.02, gen);
+  }
 }
 
 std::size_t LanguageModel::longest() const {
@@ -68,7 +80,8 @@ Tensor LanguageModel::states(const Ids& ids, LanguageModelCache* cache) {
                                 std::to_string(cache->layers[0].k.shape()[0]) + " sequences, ids " +
                                 shape_of(ids));
   check_length(offset + ids.shape()[1], "LanguageModel");
-  Tensor x = embed(ids) * std::sqrt(static_cast<double>(options_.d_model));  // (B, T, C)
+  Tensor x = embed(ids);  // (B, T, C)
+  if (!options_.gpt2_init) x = x * std::sqrt(static_cast<double>(options_.d_model));
   if (positions) x = positions->forward(x, offset);
   return blocks.forward(
       drop_(x), nn::EncodeOptions{.causal = true, .cache = cache ? &cache->layers : nullptr});

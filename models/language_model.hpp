@@ -44,13 +44,19 @@ struct LanguageModelOptions {
   std::size_t fourier_features = 64, fourier_hidden = 128;  // fourier
   bool tie_embeddings = true;  // the output layer is the embedding's table (no bias)
   std::size_t context = 64;    // the windows it was trained on (evaluation's default)
+  // GPT-2's initialisation (as nanoGPT): every matrix and table N(0, 0.02^2), the projections
+  // back into the residual stream (attention's out_proj, the feed-forward's last layer)
+  // N(0, (0.02 / sqrt(2 layers))^2), and the embeddings added unscaled.  false: the library's
+  // initialisation (Xavier, embeddings N(0, 1 / C) scaled by sqrt(C)), which files written
+  // before this option keep.
+  bool gpt2_init = false;
 
   // The options a model file stores (nn/training/model_file.hpp; transformer_fields: blocks.hpp).
   template <class F>
   void fields(F&& f) {
     f("vocab", vocab), transformer_fields(*this, f);
     f("fourier_features", fourier_features), f("fourier_hidden", fourier_hidden);
-    f("tie_embeddings", tie_embeddings), f("context", context);
+    f("tie_embeddings", tie_embeddings), f("context", context), f("gpt2_init", gpt2_init);
   }
 };
 
@@ -86,6 +92,7 @@ class LanguageModel : public nn::Module {
   std::unique_ptr<nn::Linear> head;                   // only when the embeddings are not tied
 
  private:
+  void init_as_gpt2(Generator& gen);  // LanguageModelOptions::gpt2_init
   LanguageModelOptions options_;
   nn::Dropout drop_;
 };

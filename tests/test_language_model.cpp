@@ -11,6 +11,7 @@ using models::LanguageModel;
 using models::LanguageModelOptions;
 using nn::AttentionKind;
 using nn::PositionScheme;
+namespace tt = boost::test_tools;
 
 namespace {
 
@@ -205,4 +206,45 @@ BOOST_AUTO_TEST_CASE(tied_embeddings_share_the_table) {
       d = std::max(d, std::abs(dot - logits.data<float>()(0, t, v)));
     }
   BOOST_TEST(d < 1e-5);
+}
+
+// GPT-2's initialisation: matrices and tables N(0, 0.02^2), the projections into the residual
+// stream N(0, (0.02 / sqrt(2 layers))^2), biases 0 and layer norms 1; the option survives a model
+// file, and a file without it (written before it existed) keeps the library's initialisation.
+BOOST_AUTO_TEST_CASE(gpt2_initialisation) {
+  Generator gen(20);
+  LanguageModelOptions o = tiny({PositionScheme::learned});
+  o.d_model = 64, o.ff = 256, o.heads = 4, o.gpt2_init = true;
+  LanguageModel m(o, gen);
+  const auto std_of = [](const Tensor& p) {
+    const auto& v = p.data<float>();
+    double s = 0, s2 = 0;
+    for (float x : v) s += x, s2 += double(x) * x;
+    const double n = static_cast<double>(v.size()), mean = s / n;
+    return std::sqrt(s2 / n - mean * mean);
+  };
+  const double into_residual = 0.02 / std::sqrt(2.0 * 2);
+  std::size_t matrices = 0;
+  for (const auto& [name, p] : m.named_parameters()) {
+    BOOST_TEST_CONTEXT(name) {
+      if (p.dim() < 2) {
+        const float expected = testing::contains(name, "norm") && name.ends_with("weight") ? 1 : 0;
+        for (float x : p.data<float>()) BOOST_TEST(x == expected);
+        continue;
+      }
+      ++matrices;
+      const bool last = name.ends_with("out_proj.weight") || name.ends_with("ff.1.weight");
+      BOOST_TEST(std_of(p) == (last ? into_residual : 0.02), tt::tolerance(0.12));
+    }
+  }
+  BOOST_TEST(matrices == 2u + 2 * 4);  // the embedding, the positions, 4 a layer
+
+  nn::ModelFile file("test");
+  file.set_options(o);
+  LanguageModelOptions read;
+  file.get_options(read);
+  BOOST_TEST(read.gpt2_init);
+  LanguageModelOptions old;  // a file without the option
+  nn::ModelFile("test").get_options(old);
+  BOOST_TEST(!old.gpt2_init);
 }

@@ -82,6 +82,23 @@ BOOST_AUTO_TEST_CASE(adam_l2_and_adamw_decoupled_decay_by_hand) {
   }
 }
 
+// GPT-2's habit: biases and layer norms (vectors) do not decay, matrices and tables do.
+BOOST_AUTO_TEST_CASE(adamw_can_leave_vectors_undecayed) {
+  Tensor vector = from_vector({1.0, -2.0}, {2}, Dtype::f64);
+  Tensor matrix = from_vector({1.0, -2.0}, {1, 2}, Dtype::f64);
+  for (Tensor* p : {&vector, &matrix}) {
+    p->set_requires_grad();
+    p->backward(zeros({p->shape()}, Dtype::f64));  // a gradient of 0: only the decay moves it
+  }
+  AdamW opt({{"bias", vector}, {"weight", matrix}},
+            {.lr = 0.1, .weight_decay = 0.5, .decay_vectors = false});
+  opt.step();
+  BOOST_TEST(vector.data<double>()(0) == 1.0);
+  BOOST_TEST(vector.data<double>()(1) == -2.0);
+  BOOST_TEST(matrix.data<double>()(0, 0) == 1 - 0.1 * 0.5, tt::tolerance(1e-12));
+  BOOST_TEST(matrix.data<double>()(0, 1) == -2 * (1 - 0.1 * 0.5), tt::tolerance(1e-12));
+}
+
 // float32 steps run a loop compiled for the CPU's vector instructions (AVX-512, AVX2).  It must
 // round as the plain loop below does, element by element, with no fused multiply-add: the same
 // weights on any CPU.  1,003 elements: whole vectors of 16 and 8, and a tail.

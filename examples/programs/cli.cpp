@@ -208,6 +208,9 @@ void add_loop_options(CLI::App& cmd, tg::nn::TrainOptions& to) {
       ->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--weight-decay", to.weight_decay, "AdamW's decoupled weight decay")
       ->check(non_negative);
+  cmd.add_option("--decay-vectors", to.decay_vectors,
+                 "true: every parameter decays; false: only matrices and embedding tables, not "
+                 "biases and layer-norm parameters (as GPT-2 and nanoGPT)");
   cmd.add_option("--beta1", to.beta1, "AdamW's decay of its running mean of gradients")
       ->check(CLI::Range(0.0, 0.99999));
   cmd.add_option("--beta2", to.beta2,

@@ -41,7 +41,7 @@ Text read_part(const std::string& path, const std::string& part) {
 
 // `train`'s choices.  The defaults: nanoGPT's recipe for a CPU (4 layers, 4 heads, width 128,
 // context 64, batches of 12, 2,000 steps, no dropout; AdamW at 1e-3 with beta2 0.99, 100 steps of
-// warm-up and a cosine decay to a tenth, 1e-4, weight decay 0.1).
+// warm-up and a cosine decay to a tenth, 1e-4, weight decay 0.1 on matrices and tables only).
 struct TrainChoice {
   std::string data_dir, train_file, valid_file;
   models::LanguageModelOptions options;  // its defaults are the program's
@@ -54,6 +54,7 @@ struct TrainChoice {
                       .warmup = 100,
                       .lr_floor = 0.1,
                       .weight_decay = 0.1,
+                      .decay_vectors = false,
                       .beta2 = 0.99,
                       .out = "lm.npz",
                       .plot = "lm-curve.svg",
@@ -79,6 +80,10 @@ examples::Command train_command(examples::Program& program) {
                               "with --positions learned: the table's positions (default: the "
                               "context)")
                   ->check(examples::positive);
+  cmd->add_option("--gpt2-init", c.options.gpt2_init,
+                  "true: GPT-2's initialisation (N(0, 0.02^2), residual projections scaled by "
+                  "1 / sqrt(2 layers), embeddings unscaled); false: the library's (Xavier, "
+                  "embeddings scaled by sqrt(C))");
   cmd->add_flag("--untied", c.untied,
                 "an output layer of its own (default: the embedding's table, transposed)");
   cmd->add_option("--context", c.batches.context, "characters a training window reads")

@@ -178,8 +178,11 @@ Trainer::Trainer(Task& task, const TrainOptions& o)
       root_(group_.is_root()),
       parallel_(group_.size() > 1),
       params_(task.model->parameters()),
-      opt_(task.model->named_parameters(),
-           {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .weight_decay = o.weight_decay}),
+      opt_(task.model->named_parameters(), {.lr = o.lr,
+                                            .beta1 = o.beta1,
+                                            .beta2 = o.beta2,
+                                            .weight_decay = o.weight_decay,
+                                            .decay_vectors = o.decay_vectors}),
       per_epoch_(task.batches(0).size()),
       // The cosine spans the planned epochs (at least the warm-up), whatever --minutes cuts off.
       schedule_(o.lr, o.warmup, std::max<std::size_t>(per_epoch_ * o.epochs, o.warmup + 1),

@@ -38,6 +38,7 @@ struct TrainOptions {
   std::size_t warmup = 200;
   double lr_floor = 0.05;      // the cosine decay ends at lr_floor * lr, not at 0
   double weight_decay = 0.01;  // AdamW's decoupled weight decay
+  bool decay_vectors = true;   // false: only matrices and tables decay (AdamOptions)
   double beta1 = 0.9;          // AdamW's decay of its mean of gradients
   double beta2 = 0.999;        // and of its mean of squared gradients (nanoGPT's small runs: 0.99)
   double clip = 1.0;

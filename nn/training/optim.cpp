@@ -176,8 +176,9 @@ void adam_range_f32(float* w, const float* grad, float* m, float* v, std::size_t
 void Adam::update(std::size_t i, std::size_t t) {
   Tensor& p = params_[i].second;
   // Bias correction: m and v start at 0, so early averages are too small by 1 - b^t.
+  const bool decays = options_.decay_vectors || p.dim() >= 2;
   const AdamStep step{.lr = lr_,
-                      .weight_decay = options_.weight_decay,
+                      .weight_decay = decays ? options_.weight_decay : 0.0,
                       .eps = options_.eps,
                       .beta1 = options_.beta1,
                       .beta2 = options_.beta2,

@@ -80,6 +80,9 @@ struct AdamOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.0;  // Adam: L2 added to the gradient; AdamW: decoupled
+  // false: vectors (biases, layer-norm gains and shifts: parameters of one dim) are not decayed,
+  // only matrices and embedding tables, as GPT-2 and nanoGPT train.
+  bool decay_vectors = true;
 };
 
 // Kingma and Ba 2015:
