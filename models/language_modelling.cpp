@@ -175,6 +175,18 @@ std::vector<std::vector<std::size_t>> random_windows(std::size_t text_length,
   return batches;
 }
 
+nn::TrainOptions language_model_recipe() {
+  return {.time_limit_minutes = 0,
+          .lr = 1e-3,
+          .warmup = 100,
+          .lr_floor = 0.1,
+          .weight_decay = 0.1,
+          .decay_vectors = false,
+          .beta2 = 0.99,
+          .metric_name = "loss",
+          .metric_is_loss = true};
+}
+
 nn::Task language_model_task(LanguageModelPipeline& lm, const std::vector<std::int64_t>& train,
                              const std::vector<std::int64_t>& valid, const WindowBatches& w,
                              const std::string& command) {

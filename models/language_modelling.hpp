@@ -110,6 +110,12 @@ std::vector<std::vector<std::size_t>> random_windows(std::size_t text_length,
                                                      const WindowBatches& batches,
                                                      std::size_t epoch);
 
+// nanoGPT's recipe for a small model on a CPU (tapegrad-lm's defaults): AdamW at 1e-3 with
+// beta2 0.99, 100 steps of warm-up and a cosine decay to a tenth, weight decay 0.1 on matrices
+// and tables only; the loop's metric is the validation loss.  Set epochs (an epoch is
+// WindowBatches::steps) and the files.
+nn::TrainOptions language_model_recipe();
+
 // The training loop's Task for `lm` on token ids (the training and validation texts, which must
 // outlive it, as must lm), and the model file with `command` in it.
 nn::Task language_model_task(LanguageModelPipeline& lm, const std::vector<std::int64_t>& train,

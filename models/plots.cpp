@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -54,6 +56,55 @@ void write_bars_svg(const std::string& path, const std::vector<std::string>& gro
          << std::setprecision(4) << 100 * values[g][s] << "%</title></rect>\n";
     os << "<text transform='translate(" << x0 + bar * series.size() / 2 + 4 << "," << top + ph + 10
        << ") rotate(45)'>" << svg_escape(groups[g]) << "</text>\n";
+  }
+  write_svg_file(path, os.str());
+}
+
+void write_lines_svg(const std::string& path, const std::vector<std::string>& x,
+                     const std::vector<std::string>& lines,
+                     const std::vector<std::vector<double>>& values, const std::string& title) {
+  static const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                        "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                                        "#bcbd22", "#17becf", "#000000", "#aec7e8"};
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const auto& line : values)
+    for (double v : line)
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  if (!(lo < hi)) lo -= 1, hi += 1;  // no values, or all one value
+  const double left = 60, top = 40, pw = 120.0 * std::max<std::size_t>(x.size(), 2), ph = 300;
+  const double legend = 150, W = left + pw + legend, H = top + ph + 50;
+  const auto px = [&](std::size_t i) { return left + pw * (i + 0.5) / x.size(); };
+  const auto py = [&](double v) { return top + ph * (hi - v) / (hi - lo); };
+  std::ostringstream os;
+  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
+     << "' font-family='sans-serif' font-size='12'>\n"
+     << "<rect width='100%' height='100%' fill='white'/>\n"
+     << "<text x='10' y='20' font-size='14'>" << svg_escape(title) << "</text>\n";
+  for (int k = 0; k <= 4; ++k) {
+    const double v = lo + (hi - lo) * k / 4.0;
+    os << "<line x1='" << left << "' x2='" << left + pw << "' y1='" << py(v) << "' y2='" << py(v)
+       << "' stroke='#eee'/>\n"
+       << "<text x='" << left - 6 << "' y='" << py(v) + 4 << "' text-anchor='end'>"
+       << std::setprecision(4) << v << "</text>\n";
+  }
+  for (std::size_t i = 0; i < x.size(); ++i)
+    os << "<text x='" << px(i) << "' y='" << top + ph + 20 << "' text-anchor='middle'>"
+       << svg_escape(x[i]) << "</text>\n";
+  for (std::size_t l = 0; l < lines.size() && l < values.size(); ++l) {
+    const char* colour = kColors[l % 12];
+    std::string points;
+    for (std::size_t i = 0; i < x.size() && i < values[l].size(); ++i) {
+      if (!std::isfinite(values[l][i])) continue;
+      points += std::to_string(px(i)) + "," + std::to_string(py(values[l][i])) + " ";
+      os << "<circle cx='" << px(i) << "' cy='" << py(values[l][i]) << "' r='3' fill='" << colour
+         << "'><title>" << svg_escape(lines[l]) << " at " << svg_escape(x[i]) << ": "
+         << std::setprecision(4) << values[l][i] << "</title></circle>\n";
+    }
+    os << "<polyline fill='none' stroke='" << colour << "' stroke-width='1.5' points='" << points
+       << "'/>\n"
+       << "<rect x='" << left + pw + 20 << "' y='" << top + 18 * l << "' width='10' height='10' "
+       << "fill='" << colour << "'/><text x='" << left + pw + 36 << "' y='" << top + 18 * l + 9
+       << "'>" << svg_escape(lines[l]) << "</text>\n";
   }
   write_svg_file(path, os.str());
 }

@@ -22,6 +22,12 @@ void write_bars_svg(const std::string& path, const std::vector<std::string>& gro
                     const std::vector<std::vector<double>>& values, const std::string& title,
                     double floor = 0);
 
+// Lines over a few x positions (labels, evenly spaced): values[line][x], one colour a line, NaN
+// for no point; the y axis spans the values; a legend names the lines.
+void write_lines_svg(const std::string& path, const std::vector<std::string>& x,
+                     const std::vector<std::string>& lines,
+                     const std::vector<std::vector<double>>& values, const std::string& title);
+
 // Self-attention of a single sentence: layer `layer` of `weights` (one (1, H, T, T) tensor per
 // layer), averaged over heads.  Throws if there is no such layer.
 void write_attention_svg(const std::string& path, const std::vector<Tensor>& weights,

@@ -1,4 +1,6 @@
 #define BOOST_TEST_MODULE models
+#include <limits>
+
 #include "fixtures.hpp"
 #include "testing.hpp"
 
@@ -226,4 +228,23 @@ BOOST_AUTO_TEST_CASE(bags_keep_their_fraction_and_differ_between_members) {
   BOOST_TEST(both > 0.47 * n);  // independent bags: about 0.49 n in both
   BOOST_TEST(both < 0.51 * n);
   BOOST_TEST(models::in_bag(1, 3, 17, 1.0));  // fraction 1: everything
+}
+
+// A line chart (models/plots.hpp): a polyline a line, a point a value with NaN left out (a
+// scheme that cannot read a context), the y axis spanning the values.
+BOOST_AUTO_TEST_CASE(lines_chart) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  models::write_lines_svg("lines.svg", {"128", "256", "512"}, {"rope", "learned"},
+                          {{1.5, 1.6, 1.7}, {1.4, nan, 2.0}}, "loss by context");
+  const std::string svg = testing::read_file("lines.svg");
+  const auto count = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = svg.find(what); at != std::string::npos; at = svg.find(what, at + 1)) ++n;
+    return n;
+  };
+  BOOST_TEST(count("<polyline") == 2u);
+  BOOST_TEST(count("<circle") == 5u);
+  BOOST_TEST(testing::contains(svg, ">1.4<"));  // the axis's bottom and top
+  BOOST_TEST(testing::contains(svg, ">2<"));
+  BOOST_TEST(testing::contains(svg, "learned at 512: 2<"));
 }

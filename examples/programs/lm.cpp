@@ -17,10 +17,6 @@ using namespace tg;
 
 namespace {
 
-// The share of a single text that trains (the rest validates): nanoGPT's split of Tiny
-// Shakespeare, the first 90% of the characters.
-constexpr double kTrainShare = 0.9;
-
 // A text's characters, and where they came from (for messages).
 struct Text {
   std::u32string chars;
@@ -32,7 +28,7 @@ struct Text {
 Text read_part(const std::string& path, const std::string& part) {
   const std::u32string all = models::read_text(path);
   if (part == "all") return {all, path};
-  const auto [train, valid] = models::split_text(all, kTrainShare);
+  const auto [train, valid] = models::split_text(all, models::kTrainShare);
   return part == "train" ? Text{train, path + " (its first 90%)"}
                          : Text{valid, path + " (its last 10%)"};
 }
@@ -49,17 +45,11 @@ struct TrainChoice {
   CLI::Option* max_len = nullptr;
   models::WindowBatches batches{.context = 64, .batch = 12, .steps = 250};
   std::size_t steps = 2000;
-  nn::TrainOptions to{.time_limit_minutes = 0,
-                      .lr = 1e-3,
-                      .warmup = 100,
-                      .lr_floor = 0.1,
-                      .weight_decay = 0.1,
-                      .decay_vectors = false,
-                      .beta2 = 0.99,
-                      .out = "lm.npz",
-                      .plot = "lm-curve.svg",
-                      .metric_name = "loss",
-                      .metric_is_loss = true};
+  nn::TrainOptions to = [] {
+    nn::TrainOptions o = models::language_model_recipe();
+    o.out = "lm.npz", o.plot = "lm-curve.svg";
+    return o;
+  }();
 };
 
 int train(TrainChoice& c, const examples::Program& program);
