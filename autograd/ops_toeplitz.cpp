@@ -265,16 +265,18 @@ struct SlotValue {
 
 // tau's partial derivative in slot `which`, given the values of the other two slots.
 Tensor partial(Slot which, SlotValue a, SlotValue b, bool causal) {
-  const Tensor* in[3] = {nullptr, nullptr, nullptr};
+  const Tensor* in[3] = {nullptr, nullptr, nullptr};  // by slot: g, c, x; `which` stays empty
   in[static_cast<int>(a.slot)] = &a.value;
   in[static_cast<int>(b.slot)] = &b.value;
-  const Tensor &g = *in[0], &c = *in[1], &x = *in[2];
+  const auto g = [&]() -> const Tensor& { return *in[0]; };
+  const auto c = [&]() -> const Tensor& { return *in[1]; };
+  const auto x = [&]() -> const Tensor& { return *in[2]; };
   switch (which) {
-    case Slot::g: return toeplitz_matmul(c, x, causal);
-    case Slot::x: return toeplitz_matmul_transposed(c, g, causal);
+    case Slot::g: return toeplitz_matmul(c(), x(), causal);
+    case Slot::x: return toeplitz_matmul_transposed(c(), g(), causal);
     case Slot::c: break;
   }
-  return toeplitz_correlate(g, x, causal);
+  return toeplitz_correlate(g(), x(), causal);
 }
 
 // The rules of all three: out = partial(which, a, b) is linear in a and in b, and

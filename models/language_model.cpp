@@ -46,7 +46,9 @@ LanguageModel::LanguageModel(const LanguageModelOptions& o, Generator& gen)
 void LanguageModel::init_as_gpt2(Generator& gen) {
   const double into_residual = 0.02 / std::sqrt(2.0 * static_cast<double>(options_.layers));
   for (auto& [name, p] : named_parameters()) {
-    if (p.dim() < 2) continue;  // biases stay 0, layer norms 1 and 0
+    // Weights and tables; biases stay 0, layer norms 1 and 0, and the positions' parameters that
+    // start at 0 on purpose (T5's buckets, XL's u and v, kernelized attention's bias) too.
+    if (p.dim() < 2 || !(name.ends_with("weight") || name.ends_with("table"))) continue;
     const bool last_of_sublayer =
         name.ends_with("out_proj.weight") || name.ends_with("ff.1.weight");
     nn::init::normal(p, 0.0, last_of_sublayer ? into_residual : 0.02, gen);

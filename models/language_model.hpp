@@ -46,7 +46,8 @@ struct LanguageModelOptions {
   std::size_t context = 64;    // the windows it was trained on (evaluation's default)
   // GPT-2's initialisation (as nanoGPT): every matrix and table N(0, 0.02^2), the projections
   // back into the residual stream (attention's out_proj, the feed-forward's last layer)
-  // N(0, (0.02 / sqrt(2 layers))^2), and the embeddings added unscaled.  false: the library's
+  // N(0, (0.02 / sqrt(2 layers))^2), and the embeddings added unscaled (positions' parameters
+  // that start at 0 keep doing so).  false: the library's
   // initialisation (Xavier, embeddings N(0, 1 / C) scaled by sqrt(C)), which files written
   // before this option keep.
   bool gpt2_init = false;

@@ -18,6 +18,18 @@ namespace tg::models {
 using nn::svg_escape;
 using nn::write_svg_file;
 
+namespace {
+
+// A picture's opening: its size, a white background and the title.
+void begin_svg(std::ostringstream& os, double W, double H, const std::string& title) {
+  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
+     << "' font-family='sans-serif' font-size='12'>\n"
+     << "<rect width='100%' height='100%' fill='white'/>\n"
+     << "<text x='10' y='20' font-size='14'>" << svg_escape(title) << "</text>\n";
+}
+
+}  // namespace
+
 void write_bars_svg(const std::string& path, const std::vector<std::string>& groups,
                     const std::vector<std::string>& series,
                     const std::vector<std::vector<double>>& values, const std::string& title,
@@ -32,10 +44,7 @@ void write_bars_svg(const std::string& path, const std::vector<std::string>& gro
     return top + ph * (1 - std::clamp((v - floor) / (1 - floor), 0.0, 1.0));
   };
   std::ostringstream os;
-  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
-     << "' font-family='sans-serif' font-size='12'>\n"
-     << "<rect width='100%' height='100%' fill='white'/>\n"
-     << "<text x='10' y='20' font-size='14'>" << svg_escape(title) << "</text>\n";
+  begin_svg(os, W, H, title);
   for (int k = 0; k <= 4; ++k) {
     const double v = floor + (1 - floor) * k / 4.0;
     os << "<line x1='" << left << "' x2='" << W - 10 << "' y1='" << y(v) << "' y2='" << y(v)
@@ -70,22 +79,20 @@ void write_lines_svg(const std::string& path, const std::vector<std::string>& x,
   for (const auto& line : values)
     for (double v : line)
       if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
-  if (!(lo < hi)) lo -= 1, hi += 1;  // no values, or all one value
+  if (!std::isfinite(lo)) lo = 0, hi = 1;  // no values
+  if (!(lo < hi)) lo -= 1, hi += 1;        // all one value
   const double left = 60, top = 40, pw = 120.0 * std::max<std::size_t>(x.size(), 2), ph = 300;
   const double legend = 150, W = left + pw + legend, H = top + ph + 50;
   const auto px = [&](std::size_t i) { return left + pw * (i + 0.5) / x.size(); };
   const auto py = [&](double v) { return top + ph * (hi - v) / (hi - lo); };
   std::ostringstream os;
-  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
-     << "' font-family='sans-serif' font-size='12'>\n"
-     << "<rect width='100%' height='100%' fill='white'/>\n"
-     << "<text x='10' y='20' font-size='14'>" << svg_escape(title) << "</text>\n";
+  begin_svg(os, W, H, title);
   for (int k = 0; k <= 4; ++k) {
     const double v = lo + (hi - lo) * k / 4.0;
     os << "<line x1='" << left << "' x2='" << left + pw << "' y1='" << py(v) << "' y2='" << py(v)
        << "' stroke='#eee'/>\n"
        << "<text x='" << left - 6 << "' y='" << py(v) + 4 << "' text-anchor='end'>"
-       << std::setprecision(4) << v << "</text>\n";
+       << std::setprecision(4) << v << std::setprecision(6) << "</text>\n";
   }
   for (std::size_t i = 0; i < x.size(); ++i)
     os << "<text x='" << px(i) << "' y='" << top + ph + 20 << "' text-anchor='middle'>"
@@ -98,7 +105,7 @@ void write_lines_svg(const std::string& path, const std::vector<std::string>& x,
       points += std::to_string(px(i)) + "," + std::to_string(py(values[l][i])) + " ";
       os << "<circle cx='" << px(i) << "' cy='" << py(values[l][i]) << "' r='3' fill='" << colour
          << "'><title>" << svg_escape(lines[l]) << " at " << svg_escape(x[i]) << ": "
-         << std::setprecision(4) << values[l][i] << "</title></circle>\n";
+         << std::setprecision(4) << values[l][i] << std::setprecision(6) << "</title></circle>\n";
     }
     os << "<polyline fill='none' stroke='" << colour << "' stroke-width='1.5' points='" << points
        << "'/>\n"
@@ -117,10 +124,7 @@ void write_heatmap_svg(const std::string& path, const std::vector<std::string>& 
       std::max(left + cell * cols.size() + 20, 20 + 8.0 * title.size());  // room for the title
   const double H = top + cell * rows.size() + 20;
   std::ostringstream os;
-  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
-     << "' font-family='sans-serif' font-size='12'>\n"
-     << "<rect width='100%' height='100%' fill='white'/>\n"
-     << "<text x='10' y='20' font-size='14'>" << svg_escape(title) << "</text>\n";
+  begin_svg(os, W, H, title);
   for (std::size_t j = 0; j < cols.size(); ++j)
     os << "<text transform='translate(" << left + cell * j + cell / 2 + 4 << "," << top - 6
        << ") rotate(-60)'>" << svg_escape(cols[j]) << "</text>\n";

@@ -91,7 +91,8 @@ class LayerStack : public Module {
   // h through the layers in order, then the final norm.  With `kept` (checkpointing), each
   // layer keeps its inputs alone, h and `extra`, and backward runs it again as
   // again(layer, inputs, *kept); else run(i, h, w) runs layer i, w receiving its attention
-  // weights when `weights` asks for them (each layer's are appended there).
+  // weights when `weights` asks for them (each layer's are appended there).  Defined in
+  // transformer.cpp, for Encoder and Decoder.
   template <class Kept, class Again, class Run>
   Tensor through_layers(Tensor h, const std::vector<Tensor>& extra,
                         const std::shared_ptr<const Kept>& kept, Again again, Run run,

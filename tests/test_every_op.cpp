@@ -16,10 +16,10 @@ using Inputs = std::vector<Tensor>;
 
 namespace {
 
-// The op names in autograd/ops_*.cpp: the string literals given to record(...), record_linear(...)
-// or unary(...)
-// (alone, or as `cond ? "a" : "b"`), and to `const char* op = ...`: those between the call or
-// declaration and the first comma or semicolon after it.
+// The op names in autograd/ops_*.cpp: the string literals given to record(...),
+// record_linear(...) or unary(...) (alone, or as `cond ? "a" : "b"`), and to
+// `const char* op = ...`: those between the call or declaration and the first comma or
+// semicolon after it.
 std::set<std::string> ops_in_sources() {
   std::set<std::string> ops;
   for (const auto& entry : std::filesystem::directory_iterator(TAPEGRAD_SOURCE_DIR "/autograd")) {

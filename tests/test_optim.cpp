@@ -82,7 +82,8 @@ BOOST_AUTO_TEST_CASE(adam_l2_and_adamw_decoupled_decay_by_hand) {
   }
 }
 
-// GPT-2's habit: biases and layer norms (vectors) do not decay, matrices and tables do.
+// GPT-2's habit: biases and layer norms (vectors) do not decay, matrices and tables do.  The
+// rule goes by the parameter's dims, not its name.
 BOOST_AUTO_TEST_CASE(adamw_can_leave_vectors_undecayed) {
   Tensor vector = from_vector({1.0, -2.0}, {2}, Dtype::f64);
   Tensor matrix = from_vector({1.0, -2.0}, {1, 2}, Dtype::f64);

@@ -217,12 +217,12 @@ int run_labelling_program(Program& program, int argc, char** argv,
   TrainChoice train_choice;
   CLI::App* train_cmd = commands.add_train_command(program, train_choice);
   EvalChoice eval_choice{.model = predict.model};
-  CLI::App* eval_cmd = add_eval_and_predict(program, eval_choice, predict, eval_file_help).first;
-  return program.run(argc, argv, [&] {
-    if (*train_cmd) return commands.train(train_choice, program);
-    if (*eval_cmd) return commands.eval(eval_choice);
-    return commands.predict(predict);
-  });
+  const auto [eval_cmd, predict_cmd] =
+      add_eval_and_predict(program, eval_choice, predict, eval_file_help);
+  return program.run(argc, argv,
+                     {{train_cmd, [&] { return commands.train(train_choice, program); }},
+                      {eval_cmd, [&] { return commands.eval(eval_choice); }},
+                      {predict_cmd, [&] { return commands.predict(predict); }}});
 }
 
 // The lines to work on: the arguments joined as one line, else every line of standard input

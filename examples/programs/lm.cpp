@@ -47,7 +47,8 @@ struct TrainChoice {
   std::size_t steps = 2000;
   nn::TrainOptions to = [] {
     nn::TrainOptions o = models::language_model_recipe();
-    o.out = "lm.npz", o.plot = "lm-curve.svg";
+    o.out = "lm.npz";
+    o.plot = "lm-curve.svg";
     return o;
   }();
 };

@@ -20,6 +20,8 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,19 +32,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr double kUnreadable = std::numeric_limits<double>::quiet_NaN();
-
 struct Study {
   std::vector<std::int64_t> train, valid;
   models::CharVocab vocab;
-  std::size_t context = 128, steps = 1000, eval_every = 250, stride = 128;
-  std::vector<std::size_t> contexts;
+  std::size_t context = 128, steps = 1000, eval_every = 250;
+  std::vector<std::size_t> contexts;  // ascending
   std::string out_dir;
 };
 
 struct Run {
-  std::vector<double> loss;  // nats per character at each of Study::contexts (NaN: cannot read)
-  double seconds = 0;        // training
+  // Nats per character at each of Study::contexts; none where the positions cannot read it.
+  std::vector<std::optional<double>> loss;
+  double seconds = 0;      // training
+  std::string model_file;  // the best epoch's model, the one scored
 };
 
 // A scheme name of --positions, or "kernelized": kernelized attention with its relative bias.
@@ -58,12 +60,22 @@ models::LanguageModelOptions options_for(const std::string& scheme, const Study&
   return o;
 }
 
-double evaluate(const models::LanguageModelPipeline& lm, const Study& s, std::size_t context,
-                std::size_t stride) {
-  if (context > lm.model().longest()) return kUnreadable;
-  return lm.evaluate(s.valid, {.context = context, .stride = stride}).nats_per_token;
+std::vector<std::optional<double>> score(const models::LanguageModelPipeline& lm, const Study& s,
+                                         std::size_t slide) {
+  std::vector<std::optional<double>> out;
+  for (std::size_t c : s.contexts) {
+    if (c > lm.model().longest()) {
+      out.emplace_back();
+      continue;
+    }
+    const std::size_t stride = slide ? std::max<std::size_t>(c / slide, 1) : 0;
+    out.emplace_back(lm.evaluate(s.valid, {.context = c, .stride = stride}).nats_per_token);
+  }
+  return out;
 }
 
+// Trains `scheme` with `seed`, then scores the best epoch's model (the one the loop saved) in
+// windows that do not overlap.
 Run train_and_score(const std::string& scheme, std::uint64_t seed, const Study& s) {
   models::LanguageModelPipeline lm(s.vocab, options_for(scheme, s), seed);
   const models::WindowBatches batches{
@@ -72,13 +84,15 @@ Run train_and_score(const std::string& scheme, std::uint64_t seed, const Study& 
   to.epochs = s.steps / s.eval_every;
   to.seed = seed;
   to.out = s.out_dir + "/" + scheme + "-seed" + std::to_string(seed) + ".npz";
+  fs::remove(to.out);  // a file from an earlier study is not this run's
   std::printf("\n== %s, seed %llu: %zu parameters\n", scheme.c_str(),
               static_cast<unsigned long long>(seed), lm.model().parameter_count());
-  nn::Task task = models::language_model_task(lm, s.train, s.valid, batches,
-                                              "lm_extrapolation " + scheme);
+  nn::Task task =
+      models::language_model_task(lm, s.train, s.valid, batches, "lm_extrapolation " + scheme);
   const auto start = std::chrono::steady_clock::now();
   {
-    // Ctrl-C stops this scheme's training (after saving its checkpoint); the study goes on.
+    // Ctrl-C stops this scheme's training (after saving its checkpoint); the study goes on with
+    // the best epoch so far.
     const examples::StopOnSignals signals;
     task.stop = signals.flag();
     nn::train(task, to);
@@ -86,28 +100,32 @@ Run train_and_score(const std::string& scheme, std::uint64_t seed, const Study& 
   }
   Run run;
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  lm.model().eval();
-  for (std::size_t c : s.contexts) run.loss.push_back(evaluate(lm, s, c, 0));
+  run.model_file = to.out;
+  run.loss = score(*models::LanguageModelPipeline::load(to.out), s, 0);
   return run;
 }
 
 // The mean of the seeds' losses, and half their spread after a second seed ("1.6012 ± 0.0040").
 std::string cell(const std::vector<Run>& runs, std::size_t at) {
-  const double a = runs[0].loss[at];
-  if (std::isnan(a)) return "cannot read";
+  if (!runs[0].loss[at]) return "cannot read";
+  const double a = *runs[0].loss[at];
   char text[64];
   if (runs.size() == 1) {
     std::snprintf(text, sizeof text, "%.4f", a);
   } else {
-    const double b = runs[1].loss[at];
+    const double b = *runs[1].loss[at];
     std::snprintf(text, sizeof text, "%.4f ± %.4f", (a + b) / 2, std::abs(a - b) / 2);
   }
   return text;
 }
 
+// The mean over seeds, or NaN where the positions cannot read the context.
 double mean_at(const std::vector<Run>& runs, std::size_t at) {
   double sum = 0;
-  for (const Run& r : runs) sum += r.loss[at];
+  for (const Run& r : runs) {
+    if (!r.loss[at]) return std::numeric_limits<double>::quiet_NaN();
+    sum += *r.loss[at];
+  }
   return sum / static_cast<double>(runs.size());
 }
 
@@ -117,13 +135,14 @@ int main(int argc, char** argv) {
   CLI::App app(
       "lm_extrapolation: how each scheme of positions scores texts longer than the context a "
       "language model trained at");
-  std::string data_dir, svg, out_dir = "runs/lm-extrapolation";
   Study s;
   s.contexts = {128, 256, 512, 1024, 2048};
+  s.out_dir = "runs/lm-extrapolation";
+  std::string data_dir, svg;
   std::size_t threads = 0, slide = 4, best = 3;
   double close = 0.02;
   std::uint64_t seed = 1;
-  std::vector<std::string> schemes = {"none",    "sinusoidal", "learned", "mlp",
+  std::vector<std::string> schemes = {"none",    "sinusoidal", "learned",  "mlp",
                                       "fourier", "cape",       "relative", "rope",
                                       "alibi",   "t5",         "xl",       "kernelized"};
   app.add_option("--data", data_dir, "folder with input.txt (its first 90% trains)")->required();
@@ -148,7 +167,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", seed, "the first seed of every scheme")->capture_default_str();
   app.add_option("--threads", threads, "threads (0: all cores)");
-  app.add_option("--out-dir", out_dir, "where the models go, one per scheme and seed")
+  app.add_option("--out-dir", s.out_dir, "where the models go, one per scheme and seed")
       ->capture_default_str();
   app.add_option("--svg", svg, "draw the loss against the context");
   CLI11_PARSE(app, argc, argv);
@@ -160,11 +179,22 @@ int main(int argc, char** argv) {
                                   ") must be a multiple of --eval-every (" +
                                   std::to_string(s.eval_every) + ")");
     if (slide == 0) throw std::invalid_argument("--slide must be at least 1");
+    std::sort(s.contexts.begin(), s.contexts.end());
+    s.contexts.erase(std::unique(s.contexts.begin(), s.contexts.end()), s.contexts.end());
+    if (s.contexts.empty() || s.contexts.front() == 0)
+      throw std::invalid_argument("--contexts must be positive");
+    std::vector<std::string> distinct;
+    for (const std::string& scheme : schemes) {
+      options_for(scheme, s);  // an unknown name fails now, not after hours of training
+      if (std::find(distinct.begin(), distinct.end(), scheme) == distinct.end())
+        distinct.push_back(scheme);
+    }
+    schemes = distinct;
     const std::string path = data_dir + "/input.txt";
-    const auto [train_text, valid_text] = models::split_text(models::read_text(path), models::kTrainShare);
+    const auto [train_text, valid_text] =
+        models::split_text(models::read_text(path), models::kTrainShare);
     s.vocab = models::CharVocab::build(train_text);
-    s.out_dir = out_dir;
-    fs::create_directories(out_dir);
+    fs::create_directories(s.out_dir);
     s.train = s.vocab.encode(train_text, path + " (its first 90%)");
     s.valid = s.vocab.encode(valid_text, path + " (its last 10%)");
     std::printf(
@@ -173,33 +203,31 @@ int main(int argc, char** argv) {
         s.train.size(), s.valid.size(), s.steps, s.context);
 
     std::map<std::string, std::vector<Run>> runs;
-    for (const std::string& scheme : schemes) runs[scheme].push_back(train_and_score(scheme, seed, s));
+    for (const std::string& scheme : schemes)
+      runs[scheme].push_back(train_and_score(scheme, seed, s));
 
     // A second seed where the first does not separate two schemes at the longest context.
     const std::size_t last = s.contexts.size() - 1;
     for (const std::string& a : schemes)
       for (const std::string& b : schemes) {
-        const double la = runs[a][0].loss[last], lb = runs[b][0].loss[last];
-        if (a != b && std::abs(la - lb) <= close && runs[a].size() == 1)
+        const auto& la = runs[a][0].loss[last];
+        const auto& lb = runs[b][0].loss[last];
+        if (a != b && la && lb && std::abs(*la - *lb) <= close && runs[a].size() == 1)
           runs[a].push_back(train_and_score(a, seed + 1, s));
       }
 
-    // Sliding windows for the best at the longest context (first seed's model file: the last
-    // epoch's model is the one scored above, so score that one again).
+    // Sliding windows for the best at the longest context, their first seed's model.
     std::vector<std::string> ranked;
     for (const std::string& scheme : schemes)
-      if (!std::isnan(runs[scheme][0].loss[last])) ranked.push_back(scheme);
+      if (runs[scheme][0].loss[last]) ranked.push_back(scheme);
     std::sort(ranked.begin(), ranked.end(), [&](const std::string& a, const std::string& b) {
       return mean_at(runs[a], last) < mean_at(runs[b], last);
     });
     ranked.resize(std::min(best, ranked.size()));
-    std::map<std::string, std::vector<double>> sliding;
-    for (const std::string& scheme : ranked) {
-      const auto lm = models::LanguageModelPipeline::load(out_dir + "/" + scheme + "-seed" +
-                                                          std::to_string(seed) + ".npz");
-      for (std::size_t c : s.contexts)
-        sliding[scheme].push_back(evaluate(*lm, s, c, std::max<std::size_t>(c / slide, 1)));
-    }
+    std::map<std::string, std::vector<std::optional<double>>> sliding;
+    for (const std::string& scheme : ranked)
+      sliding[scheme] =
+          score(*models::LanguageModelPipeline::load(runs[scheme][0].model_file), s, slide);
 
     std::printf(
         "\nValidation loss (nats per character) by context, trained at %zu for %zu steps; "
@@ -223,7 +251,7 @@ int main(int argc, char** argv) {
     std::printf("\n");
     for (const std::string& scheme : ranked) {
       std::printf("| %s |", scheme.c_str());
-      for (double l : sliding[scheme]) std::printf(" %.4f |", l);
+      for (const auto& l : sliding[scheme]) std::printf(" %.4f |", *l);
       std::printf("\n");
     }
     if (!svg.empty()) {
@@ -232,7 +260,8 @@ int main(int argc, char** argv) {
       std::vector<std::vector<double>> y;
       for (const std::string& scheme : schemes) {
         y.emplace_back();
-        for (std::size_t c = 0; c < s.contexts.size(); ++c) y.back().push_back(mean_at(runs[scheme], c));
+        for (std::size_t c = 0; c < s.contexts.size(); ++c)
+          y.back().push_back(mean_at(runs[scheme], c));
       }
       models::write_lines_svg(svg, x, schemes, y,
                               "validation loss (nats per character) by context, trained at " +

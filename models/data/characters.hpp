@@ -27,9 +27,11 @@ std::string encode_utf8(const std::u32string& text);
 std::string describe_char(char32_t c);
 
 // The first floor(share * N) characters of the text, and the rest.  share in (0, 1).
-// kTrainShare: nanoGPT's split of Tiny Shakespeare, the first 90% train, the rest validates.
-constexpr double kTrainShare = 0.9;
 std::pair<std::u32string, std::u32string> split_text(const std::u32string& text, double share);
+
+// The share of a single text that trains, the rest validating: nanoGPT's split of Tiny
+// Shakespeare, the first 90% of the characters.
+constexpr double kTrainShare = 0.9;
 
 // The characters of a text, each a token: ids 0 .. V - 1 in code point order.  No padding and
 // no unknown character: a character the vocabulary lacks is an error.

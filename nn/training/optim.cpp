@@ -175,8 +175,8 @@ void adam_range_f32(float* w, const float* grad, float* m, float* v, std::size_t
 // One fused pass over each parameter: no temporaries.
 void Adam::update(std::size_t i, std::size_t t) {
   Tensor& p = params_[i].second;
-  // Bias correction: m and v start at 0, so early averages are too small by 1 - b^t.
   const bool decays = options_.decay_vectors || p.dim() >= 2;
+  // Bias correction: m and v start at 0, so early averages are too small by 1 - b^t.
   const AdamStep step{.lr = lr_,
                       .weight_decay = decays ? options_.weight_decay : 0.0,
                       .eps = options_.eps,
