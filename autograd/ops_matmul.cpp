@@ -159,6 +159,33 @@ Tensor product_op(const Tensor& a, bool ta, const Tensor& b, bool tb, const Shap
   return y;
 }
 
+// linear's rule at first order (first_order, tape.hpp): the rule's three gradients computed
+// straight into arrays, with none of the ops' shape checks and records.  The same formulas by
+// the same kernels, so the same bits: matmul_transposed takes the same single product for each
+// (product's two tall layouts, above) and sum_to the same row sum (sum_to_shape).
+//   g_x = g_y w^T:  one product over all rows, (rows, out) (out, in)^T
+//   g_w = x^T g_y:  one product whose inner sum runs over all rows, (rows, in)^T (rows, out)
+//   g_b = g_y summed over the rows
+void linear_first_order(const Tensor& g_y, const Tensor& x, const Tensor& w, bool has_bias,
+                        Grads& g) {
+  const std::size_t in = w.shape()[0], out = w.shape()[1];
+  const std::size_t rows = shape_numel(batch_of(x.shape())) * x.shape()[x.dim() - 2];
+  dispatch(x.dtype(), [&]<class T>() {
+    const T* gy = g_y.data<T>().data();
+    if (g.wanted(0)) {
+      Array<T> g_x = Array<T>::from_shape(x.shape());
+      gemm(false, true, rows, in, out, gy, w.data<T>().data(), g_x.data(), T(0));
+      g.add(0, std::move(g_x));
+    }
+    if (g.wanted(1)) {
+      Array<T> g_w = Array<T>::from_shape(w.shape());
+      gemm(true, false, in, out, rows, x.data<T>().data(), gy, g_w.data(), T(0));
+      g.add(1, std::move(g_w));
+    }
+    if (has_bias && g.wanted(2)) g.add(2, sum_to_shape(g_y.data<T>(), Shape{out}));
+  });
+}
+
 }  // namespace
 
 // a: (..., n, k), b: (..., k, m) -> (..., n, m);  g_a = g_y b^T,  g_b = a^T g_y,  dy = da b + a db
@@ -211,6 +238,7 @@ Tensor matmul_transposed(const Tensor& a, bool trans_a, const Tensor& b, bool tr
 // The bias is written into y first and the product added onto it (beta = 1), so a layer costs
 // one pass over y, not a product and then a broadcast add.  Rules, all rows at once:
 //   g_x = g_y w^T,  g_w = x^T g_y,  g_b = g_y summed over the rows;  dy = dx w + x dw + db
+// (A backward that records nothing takes the same formulas as arrays: linear_first_order.)
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   check_same_dtype("linear", x, w);
   if (b.defined()) check_same_dtype("linear", x, b);
@@ -247,6 +275,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     record(
         "linear", y, inputs, saved_bytes(x, w),
         [x, w, has_bias, out](const Tensor& g_y, Grads& g) {
+          if (first_order(g_y, x, w)) return linear_first_order(g_y, x, w, has_bias, g);
           if (g.wanted(0)) g.add(0, matmul_transposed(g_y, false, w, true, x.shape()));
           if (g.wanted(1)) g.add(1, matmul_transposed(x, true, g_y, false, w.shape()));
           if (has_bias && g.wanted(2)) g.add(2, sum_to(g_y, Shape{out}));

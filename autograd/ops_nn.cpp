@@ -726,8 +726,7 @@ AnyArray log_probs(const CrossEntropySaved& s) {
 // Otherwise the backward op, whose rules differentiate again, over the logits (or log p given
 // to their stand-in), so that the ops it records connect to the logits' node.
 Tensor cross_entropy_vjp(const Tensor& g_y, const CrossEntropySaved& s) {
-  if (detail::current_tape() == nullptr && !detail::has_tangent(g_y) &&
-      !detail::has_tangent(s.logits))
+  if (first_order(g_y, s.logits))
     return cross_entropy_gradient_values(g_y, s.shape, *s.targets, s.opt, s.n_valid, *s.p,
                                          s.p.use_count() == 1);
   const Tensor logits = s.stand_in ? detail::with_values(s.logits, log_probs(s)) : s.logits;
@@ -1120,9 +1119,7 @@ LayerNormBackward record_layer_norm_backward(LayerNormBackward b, const Tensor& 
 // connect to x's node.
 LayerNormBackward layer_norm_vjp(const Tensor& g_y, const Tensor& x_kept, const Tensor& gamma,
                                  double eps, const std::shared_ptr<LayerNormSaved>& saved) {
-  if (detail::current_tape() == nullptr && !detail::has_tangent(g_y) &&
-      !detail::has_tangent(x_kept) && !detail::has_tangent(gamma))
-    return layer_norm_backward_kernel(g_y, gamma, *saved);
+  if (first_order(g_y, x_kept, gamma)) return layer_norm_backward_kernel(g_y, gamma, *saved);
   Tensor x = x_kept;
   if (x_kept.shape() != g_y.shape()) {  // the stand-in: x's values from xhat, rstd and the means
     x = detail::with_values(x_kept, std::visit(

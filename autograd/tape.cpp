@@ -388,8 +388,7 @@ namespace detail {
 namespace {
 // A TensorImpl with x's place in the graph and `values`.
 Tensor linked(const TensorImpl& x, AnyArray values) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->value = std::move(values);
+  auto impl = std::make_shared<TensorImpl>(std::move(values));  // (see Tensor's constructor)
   impl->requires_grad = x.requires_grad;
   impl->tape_id = x.tape_id;
   impl->node = x.node;

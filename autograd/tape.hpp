@@ -305,6 +305,18 @@ bool needs_grad(const Ts&... inputs) {
 }
 bool needs_grad(const std::vector<Tensor>& inputs);
 
+// Is a rule that reads these tensors running at first order?  That is, nothing records the ops
+// it runs (a backward without create_graph) and no running jvp differentiates along what it
+// reads (tg::hvp runs a vjp inside a jvp).  Then nothing will differentiate its gradients again,
+// and a rule may take a first-order shortcut: the same formula computed straight into arrays,
+// by the same kernels (so the same bits), without the ops' shape checks and records.
+// (layer_norm, cross_entropy and linear do.)
+template <class... Ts>
+bool first_order(const Ts&... read) {
+  return detail::current_tape() == nullptr &&
+         !(detail::forward_mode_on() && (detail::has_tangent(read) || ...));
+}
+
 // Bytes of the values a rule keeps alive (for the tape listing).
 template <class... Ts>
 std::size_t saved_bytes(const Ts&... saved) {

@@ -49,12 +49,14 @@ class Tensor {
  public:
   Tensor() = default;  // an undefined tensor (no value); defined() is false
 
+  // The values are moved straight into the new TensorImpl, once: a TensorImpl made empty first
+  // would hold xtensor's default array, which allocates one element only to free it again.
   template <class T>
-  explicit Tensor(Array<T> value, bool requires_grad = false)
-      : impl_(std::make_shared<TensorImpl>()) {
-    impl_->value = std::move(value);
-    impl_->requires_grad = requires_grad;
-  }
+  explicit Tensor(Array<T>&& value, bool requires_grad = false)
+      : impl_(std::make_shared<TensorImpl>(std::move(value), std::nullopt, requires_grad)) {}
+  template <class T>
+  explicit Tensor(const Array<T>& value, bool requires_grad = false)
+      : Tensor(Array<T>(value), requires_grad) {}
 
   bool defined() const { return impl_ != nullptr; }
   Dtype dtype() const { return impl_->value.index() == 0 ? Dtype::f32 : Dtype::f64; }

@@ -98,6 +98,41 @@ BOOST_AUTO_TEST_CASE(linear_gradcheck_and_errors) {
       "linear: needs x (..., in), w (in, out) and b (out): got x (2, 4), w (4, 5), b (4)");
 }
 
+// A backward that records nothing takes linear's first-order shortcut (the rule's formulas as
+// arrays); one with create_graph records the rule's ops.  The two run the same kernels, so they
+// give the same bits: in float32 and float64, with a bias and without, rows in batch dims or
+// not, small products and products cut into tiles.
+BOOST_AUTO_TEST_CASE(linear_first_order_shortcut_gives_the_bits_of_the_recorded_rule) {
+  struct Case {
+    Shape x, w;
+    bool bias;
+  };
+  for (const Dtype dtype : {Dtype::f32, Dtype::f64})
+    for (const Case& c : {Case{{2, 3, 4}, {4, 5}, true}, Case{{6, 4}, {4, 3}, false},
+                          Case{{4, 50, 120}, {120, 200}, true}}) {
+      const auto leaf = [dtype](const Shape& shape, std::uint64_t seed) {
+        return randn64(shape, seed, false).to(dtype).set_requires_grad();
+      };
+      Tensor x = leaf(c.x, 1), w = leaf(c.w, 2), b = leaf({c.w[1]}, 3);
+      Tape tape;
+      TapeGuard recording(tape);
+      const Tensor y = linear(x, w, c.bias ? b : Tensor());
+      const Tensor g_y = leaf(y.shape(), 4);  // so that b's gradient, sum(g_y), has a graph too
+      const Inputs inputs = c.bias ? Inputs{x, w, b} : Inputs{x, w};
+      const Inputs shortcut = grad({y}, inputs, {.grad_outputs = {g_y}, .retain_graph = true});
+      const Inputs recorded = grad({y}, inputs, {.grad_outputs = {g_y}, .create_graph = true});
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        BOOST_TEST(!shortcut[i].requires_grad());
+        BOOST_TEST(recorded[i].requires_grad());  // made by recorded ops
+        BOOST_TEST(shortcut[i].shape() == inputs[i].shape());
+        const bool same = dtype == Dtype::f32
+                              ? shortcut[i].data<float>() == recorded[i].data<float>()
+                              : shortcut[i].data<double>() == recorded[i].data<double>();
+        BOOST_TEST(same, dtype_name(dtype) << " x " << shape_str(c.x) << ", gradient " << i);
+      }
+    }
+}
+
 // Products large enough to be cut into tiles, and batches of small ones run in parallel,
 // against float64 products of the same float32 values.
 BOOST_AUTO_TEST_CASE(float32_products_in_tiles_and_batches_match_float64) {
