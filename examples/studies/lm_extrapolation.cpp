@@ -38,6 +38,7 @@ struct Study {
   std::size_t context = 128, steps = 1000, eval_every = 250;
   std::vector<std::size_t> contexts;  // ascending
   std::string out_dir;
+  bool reuse = false;  // score a model already in out_dir instead of training it again
 };
 
 struct Run {
@@ -74,8 +75,19 @@ std::vector<std::optional<double>> score(const models::LanguageModelPipeline& lm
   return out;
 }
 
-// Trains `scheme` with `seed`, then scores the best epoch's model (the one the loop saved) in
-// windows that do not overlap.
+// One line a scheme as soon as it is scored, so that a study cut short keeps what it measured.
+void print_scores(const std::string& scheme, std::uint64_t seed, const Study& s,
+                  const std::vector<std::optional<double>>& loss) {
+  std::printf("%s, seed %llu:", scheme.c_str(), static_cast<unsigned long long>(seed));
+  for (std::size_t c = 0; c < s.contexts.size(); ++c)
+    if (loss[c]) std::printf(" %zu: %.4f", s.contexts[c], *loss[c]);
+    else std::printf(" %zu: cannot read", s.contexts[c]);
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+// Trains `scheme` with `seed` (or, with --reuse, takes the model an earlier run saved), then
+// scores the best epoch's model (the one the loop saved) in windows that do not overlap.
 Run train_and_score(const std::string& scheme, std::uint64_t seed, const Study& s) {
   models::LanguageModelPipeline lm(s.vocab, options_for(scheme, s), seed);
   const models::WindowBatches batches{
@@ -84,6 +96,15 @@ Run train_and_score(const std::string& scheme, std::uint64_t seed, const Study& 
   to.epochs = s.steps / s.eval_every;
   to.seed = seed;
   to.out = s.out_dir + "/" + scheme + "-seed" + std::to_string(seed) + ".npz";
+  Run run;
+  run.model_file = to.out;
+  if (s.reuse && fs::exists(to.out)) {
+    std::printf("\n== %s, seed %llu: scoring %s\n", scheme.c_str(),
+                static_cast<unsigned long long>(seed), to.out.c_str());
+    run.loss = score(*models::LanguageModelPipeline::load(to.out), s, 0);
+    print_scores(scheme, seed, s, run.loss);
+    return run;
+  }
   fs::remove(to.out);  // a file from an earlier study is not this run's
   std::printf("\n== %s, seed %llu: %zu parameters\n", scheme.c_str(),
               static_cast<unsigned long long>(seed), lm.model().parameter_count());
@@ -98,10 +119,9 @@ Run train_and_score(const std::string& scheme, std::uint64_t seed, const Study& 
     nn::train(task, to);
     task.stop = nullptr;
   }
-  Run run;
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  run.model_file = to.out;
   run.loss = score(*models::LanguageModelPipeline::load(to.out), s, 0);
+  print_scores(scheme, seed, s, run.loss);
   return run;
 }
 
@@ -170,6 +190,9 @@ int main(int argc, char** argv) {
   app.add_option("--out-dir", s.out_dir, "where the models go, one per scheme and seed")
       ->capture_default_str();
   app.add_option("--svg", svg, "draw the loss against the context");
+  app.add_flag("--reuse", s.reuse,
+               "score the models already in --out-dir instead of training them again (to finish a "
+               "study that was stopped; their training time then reads 0)");
   CLI11_PARSE(app, argc, argv);
   set_num_threads(threads);
 
@@ -225,9 +248,11 @@ int main(int argc, char** argv) {
     });
     ranked.resize(std::min(best, ranked.size()));
     std::map<std::string, std::vector<std::optional<double>>> sliding;
-    for (const std::string& scheme : ranked)
+    for (const std::string& scheme : ranked) {
       sliding[scheme] =
           score(*models::LanguageModelPipeline::load(runs[scheme][0].model_file), s, slide);
+      print_scores(scheme + " (sliding)", seed, s, sliding[scheme]);
+    }
 
     std::printf(
         "\nValidation loss (nats per character) by context, trained at %zu for %zu steps; "
