@@ -166,10 +166,9 @@ Tensor product_op(const Tensor& a, bool ta, const Tensor& b, bool tb, const Shap
 //   g_x = g_y w^T:  one product over all rows, (rows, out) (out, in)^T
 //   g_w = x^T g_y:  one product whose inner sum runs over all rows, (rows, in)^T (rows, out)
 //   g_b = g_y summed over the rows
-void linear_first_order(const Tensor& g_y, const Tensor& x, const Tensor& w, bool has_bias,
-                        Grads& g) {
+void linear_first_order(const Tensor& g_y, const Tensor& x, const Tensor& w, std::size_t rows,
+                        bool has_bias, Grads& g) {
   const std::size_t in = w.shape()[0], out = w.shape()[1];
-  const std::size_t rows = shape_numel(batch_of(x.shape())) * x.shape()[x.dim() - 2];
   dispatch(x.dtype(), [&]<class T>() {
     const T* gy = g_y.data<T>().data();
     if (g.wanted(0)) {
@@ -274,8 +273,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (needs_grad(inputs))
     record(
         "linear", y, inputs, saved_bytes(x, w),
-        [x, w, has_bias, out](const Tensor& g_y, Grads& g) {
-          if (first_order(g_y, x, w)) return linear_first_order(g_y, x, w, has_bias, g);
+        [x, w, has_bias, out, rows](const Tensor& g_y, Grads& g) {
+          if (first_order(g_y, x, w)) return linear_first_order(g_y, x, w, rows, has_bias, g);
           if (g.wanted(0)) g.add(0, matmul_transposed(g_y, false, w, true, x.shape()));
           if (g.wanted(1)) g.add(1, matmul_transposed(x, true, g_y, false, w.shape()));
           if (has_bias && g.wanted(2)) g.add(2, sum_to(g_y, Shape{out}));

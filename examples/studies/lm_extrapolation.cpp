@@ -89,12 +89,7 @@ void print_scores(const std::string& scheme, std::uint64_t seed, const Study& s,
 // Trains `scheme` with `seed` (or, with --reuse, takes the model an earlier run saved), then
 // scores the best epoch's model (the one the loop saved) in windows that do not overlap.
 Run train_and_score(const std::string& scheme, std::uint64_t seed, const Study& s) {
-  models::LanguageModelPipeline lm(s.vocab, options_for(scheme, s), seed);
-  const models::WindowBatches batches{
-      .context = s.context, .batch = 12, .steps = s.eval_every, .seed = seed};
   nn::TrainOptions to = models::language_model_recipe();
-  to.epochs = s.steps / s.eval_every;
-  to.seed = seed;
   to.out = s.out_dir + "/" + scheme + "-seed" + std::to_string(seed) + ".npz";
   Run run;
   run.model_file = to.out;
@@ -106,6 +101,11 @@ Run train_and_score(const std::string& scheme, std::uint64_t seed, const Study& 
     return run;
   }
   fs::remove(to.out);  // a file from an earlier study is not this run's
+  models::LanguageModelPipeline lm(s.vocab, options_for(scheme, s), seed);
+  const models::WindowBatches batches{
+      .context = s.context, .batch = 12, .steps = s.eval_every, .seed = seed};
+  to.epochs = s.steps / s.eval_every;
+  to.seed = seed;
   std::printf("\n== %s, seed %llu: %zu parameters\n", scheme.c_str(),
               static_cast<unsigned long long>(seed), lm.model().parameter_count());
   nn::Task task =
