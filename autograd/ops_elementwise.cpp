@@ -64,6 +64,14 @@ Tensor unary(const char* op, const Tensor& x, F f, Keeps keeps, D d) {
   return y;
 }
 
+// The same for y = Fun(x) with Fun one of xtensor's elementwise functors (xt::math::exp_fun,
+// ...): f builds the expression that xt::exp(v) and its kin build.
+template <class Fun, class D>
+Tensor unary(const char* op, const Tensor& x, Keeps keeps, D d) {
+  const auto f = [](const auto& v) { return xt::detail::make_xfunction<Fun>(v); };
+  return unary(op, x, f, keeps, d);
+}
+
 // The tangent of a binary op, da * (dy/da) + db * (dy/db), skipping the input without a tangent
 // and broadcast to the output's shape.
 template <class A, class B>
@@ -214,51 +222,44 @@ Tensor neg(const Tensor& x) {
 
 // y = e^x;  dy/dx = e^x = y
 Tensor exp(const Tensor& x) {
-  return unary(
-      "exp", x, [](const auto& v) { return xt::exp(v); }, Keeps::output,
-      [](const Tensor& v, const Tensor& y) { return v * y; });
+  return unary<xt::math::exp_fun>("exp", x, Keeps::output,
+                                  [](const Tensor& v, const Tensor& y) { return v * y; });
 }
 
 // y = ln x;  dy/dx = 1 / x
 Tensor log(const Tensor& x) {
-  return unary(
-      "log", x, [](const auto& v) { return xt::log(v); }, Keeps::input,
-      [](const Tensor& v, const Tensor& x) { return v / x; });
+  return unary<xt::math::log_fun>("log", x, Keeps::input,
+                                  [](const Tensor& v, const Tensor& x) { return v / x; });
 }
 
 // y = sqrt(x);  dy/dx = 1 / (2 y)
 Tensor sqrt(const Tensor& x) {
-  return unary(
-      "sqrt", x, [](const auto& v) { return xt::sqrt(v); }, Keeps::output,
-      [](const Tensor& v, const Tensor& y) { return v / (y * 2.0); });
+  return unary<xt::math::sqrt_fun>("sqrt", x, Keeps::output,
+                                   [](const Tensor& v, const Tensor& y) { return v / (y * 2.0); });
 }
 
 // y = |x|;  dy/dx = sign(x), a constant (its own derivative is 0, at 0 too)
 Tensor abs(const Tensor& x) {
-  return unary(
-      "abs", x, [](const auto& v) { return xt::abs(v); }, Keeps::input,
-      [](const Tensor& v, const Tensor& x) { return v * sign(x); });
+  return unary<xt::math::abs_fun>("abs", x, Keeps::input,
+                                  [](const Tensor& v, const Tensor& x) { return v * sign(x); });
 }
 
 // y = tanh x;  dy/dx = 1 - y^2
 Tensor tanh(const Tensor& x) {
-  return unary(
-      "tanh", x, [](const auto& v) { return xt::tanh(v); }, Keeps::output,
-      [](const Tensor& v, const Tensor& y) { return v * (1.0 - y * y); });
+  return unary<xt::math::tanh_fun>(
+      "tanh", x, Keeps::output, [](const Tensor& v, const Tensor& y) { return v * (1.0 - y * y); });
 }
 
 // y = sin x;  dy/dx = cos x
 Tensor sin(const Tensor& x) {
-  return unary(
-      "sin", x, [](const auto& v) { return xt::sin(v); }, Keeps::input,
-      [](const Tensor& v, const Tensor& x) { return v * cos(x); });
+  return unary<xt::math::sin_fun>("sin", x, Keeps::input,
+                                  [](const Tensor& v, const Tensor& x) { return v * cos(x); });
 }
 
 // y = cos x;  dy/dx = -sin x
 Tensor cos(const Tensor& x) {
-  return unary(
-      "cos", x, [](const auto& v) { return xt::cos(v); }, Keeps::input,
-      [](const Tensor& v, const Tensor& x) { return -v * sin(x); });
+  return unary<xt::math::cos_fun>("cos", x, Keeps::input,
+                                  [](const Tensor& v, const Tensor& x) { return -v * sin(x); });
 }
 
 // y = 1 / (1 + e^-x);  dy/dx = y (1 - y)
@@ -391,6 +392,14 @@ Tensor gelu_curvature(const Tensor& x, GeluForm form) {
   const Tensor u2 = x * (6 * kCubic * kSqrt2OverPi);
   return (1.0 - t * t) * (u1 + x * (u2 - t * u1 * u1 * 2.0) * 0.5);
 }
+
+// A float32 tensor of `shape` whose ranges [b, e) kernel(out, b, e) fills on the threads.
+template <class Kernel>
+Tensor fill_in_parallel(const Shape& shape, Kernel kernel) {
+  Array<float> out = Array<float>::from_shape(shape);
+  parallel_range(out.size(), [&](std::size_t b, std::size_t e) { kernel(out.data(), b, e); });
+  return Tensor(std::move(out));
+}
 }  // namespace
 
 Tensor gelu(const Tensor& x, GeluForm form) {
@@ -399,12 +408,10 @@ Tensor gelu(const Tensor& x, GeluForm form) {
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     if constexpr (std::is_same_v<T, float>) {
       if (exact) {
-        Array<float> out = Array<float>::from_shape(x.shape());
         const float* xv = x.data<float>().data();
-        parallel_range(out.size(), [&](std::size_t b, std::size_t e) {
-          gelu_forward_f32(xv + b, out.data() + b, e - b);
+        return fill_in_parallel(x.shape(), [xv](float* out, std::size_t b, std::size_t e) {
+          gelu_forward_f32(xv + b, out + b, e - b);
         });
-        return Tensor(std::move(out));
       }
     }
     return Tensor(map_elements(x.data<T>(), [form](T v) { return gelu_of<LibmErf>(v, form); }));
@@ -428,13 +435,10 @@ Tensor gelu_backward(const Tensor& v, const Tensor& x, GeluForm form) {
   Tensor out = dispatch(x.dtype(), [&]<class T>() {
     if constexpr (std::is_same_v<T, float>) {
       if (exact) {
-        Array<float> g_x = Array<float>::from_shape(x.shape());
-        const float* xv = x.data<float>().data();
-        const float* vv = v.data<float>().data();
-        parallel_range(g_x.size(), [&](std::size_t b, std::size_t e) {
-          gelu_backward_f32(vv + b, xv + b, g_x.data() + b, e - b);
+        const float *vv = v.data<float>().data(), *xv = x.data<float>().data();
+        return fill_in_parallel(x.shape(), [vv, xv](float* g_x, std::size_t b, std::size_t e) {
+          gelu_backward_f32(vv + b, xv + b, g_x + b, e - b);
         });
-        return Tensor(std::move(g_x));
       }
     }
     return Tensor(zip_elements(v.data<T>(), x.data<T>(),

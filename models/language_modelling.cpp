@@ -59,8 +59,7 @@ std::unique_ptr<LanguageModelPipeline> LanguageModelPipeline::load(const std::st
   if (p->model_->options().vocab != options.vocab)
     throw std::runtime_error(path + ": the model has " + std::to_string(options.vocab) +
                              " tokens, its vocabulary " + std::to_string(p->vocab_.size()));
-  file.load_parameters(*p->model_);
-  p->model_->eval();
+  file.load_for_inference(*p->model_);
   return p;
 }
 

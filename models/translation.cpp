@@ -50,8 +50,7 @@ std::unique_ptr<TranslationPipeline> TranslationPipeline::load(const std::string
   auto p = std::make_unique<TranslationPipeline>(Vocab::from_text(file.text("vocab/source"), path),
                                                  std::move(target), file.option("lowercase", true),
                                                  options, 0, std::move(subwords));
-  file.load_parameters(*p->model_);
-  p->model_->eval();
+  file.load_for_inference(*p->model_);
   return p;
 }
 

@@ -60,8 +60,7 @@ class WordPipeline {
     auto p = std::make_unique<Derived>(WordInput::load(file),
                                        Vocab::from_text(file.text(Derived::kFile.labels), path),
                                        options, file.option<std::size_t>("members", 1), 0);
-    file.load_parameters(p->net());
-    p->net().eval();
+    file.load_for_inference(p->net());
     return p;
   }
 

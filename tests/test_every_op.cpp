@@ -17,7 +17,7 @@ using Inputs = std::vector<Tensor>;
 namespace {
 
 // The op names in autograd/ops_*.cpp: the string literals given to record(...),
-// record_linear(...) or unary(...) (alone, or as `cond ? "a" : "b"`), and to
+// record_linear(...), unary(...) or unary<Fun>(...) (alone, or as `cond ? "a" : "b"`), and to
 // `const char* op = ...`: those between the call or declaration and the first comma or
 // semicolon after it.
 std::set<std::string> ops_in_sources() {
@@ -26,7 +26,8 @@ std::set<std::string> ops_in_sources() {
     const std::string file = entry.path().filename().string();
     if (!file.starts_with("ops_") || entry.path().extension() != ".cpp") continue;
     const std::string text = testing::read_file(entry.path().string());
-    for (const std::string start : {"record(", "record_linear(", "unary(", "const char* op ="}) {
+    for (const std::string start :
+         {"record(", "record_linear(", "unary(", "unary<", "const char* op ="}) {
       for (std::size_t at = text.find(start); at != std::string::npos;
            at = text.find(start, at + 1)) {
         if (at > 0 && (std::isalnum(text[at - 1]) || text[at - 1] == '_')) continue;

@@ -17,7 +17,7 @@ namespace examples {
 // ---- the frame ------------------------------------------------------------------------------
 
 Program::Program(const std::string& name, const std::string& description)
-    : name_(name), app_(description, name) {
+    : name_(name), app_(name + ": " + description, name) {
   app_.require_subcommand(1);
   app_.set_version_flag("--version", name + " (tapegrad " TAPEGRAD_VERSION ")");
   app_.option_defaults()->always_capture_default();

@@ -34,6 +34,7 @@ struct Command {
 // `body` and turns exceptions into "program: message" on stderr and exit 1.  body returns the code.
 class Program {
  public:
+  // --help opens with "name: description".
   Program(const std::string& name, const std::string& description);
   CLI::App& app() { return app_; }
   // Registers a subcommand; its options show their defaults in --help.

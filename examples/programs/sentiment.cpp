@@ -209,8 +209,7 @@ int predict(const examples::PredictChoice& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::Program program("tapegrad-sentiment",
-                            "tapegrad-sentiment: sentence classification with a transformer");
+  examples::Program program("tapegrad-sentiment", "sentence classification with a transformer");
   const examples::PredictChoice predict_choice{
       .model = "sentiment.npz",
       .format_help =

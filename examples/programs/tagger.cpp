@@ -226,8 +226,7 @@ int predict(const examples::PredictChoice& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::Program program("tapegrad-tagger",
-                            "tapegrad-tagger: part-of-speech tagging with a transformer");
+  examples::Program program("tapegrad-tagger", "part-of-speech tagging with a transformer");
   const examples::PredictChoice predict_choice{
       .model = "tagger.npz",
       .formats = {"text", "conllu", "json"},

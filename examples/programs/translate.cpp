@@ -441,7 +441,7 @@ int predict(PredictChoice& p, const CLI::App& cmd) {
 
 int main(int argc, char** argv) {
   examples::Program program("tapegrad-translate",
-                            "tapegrad-translate: translation with an encoder-decoder transformer");
+                            "translation with an encoder-decoder transformer");
   return program.run(argc, argv,
                      {train_command(program), eval_command(program), predict_command(program)});
 }

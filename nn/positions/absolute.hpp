@@ -123,8 +123,7 @@ class FourierPositions : public PositionalEncoding {
   FourierPositions(const FourierPositionsOptions& options, Generator& gen);
   Tensor encode(const Tensor& positions) override;
   std::size_t coordinate_dims() const override { return options_.coords * options_.groups; }
-  Linear wr;        // (M, F/2), no bias: x W_r^T
-  Linear fc1, fc2;  // the MLP
+  Linear wr, fc1, fc2;  // wr: (M, F/2), no bias (x W_r^T); fc1, fc2: the MLP
 
  private:
   FourierPositionsOptions options_;

@@ -154,6 +154,11 @@ void ModelFile::load_parameters(nn::Module& model) const {
   nn::load_parameters(model, parameters_, path_, kParam);
 }
 
+void ModelFile::load_for_inference(nn::Module& model) const {
+  load_parameters(model);
+  model.eval();
+}
+
 std::string command_line(int argc, char** argv) {
   std::string out;
   for (int i = 0; i < argc; ++i) {

@@ -113,6 +113,8 @@ class ModelFile {
   void save(const std::string& path, const nn::Module& model);
   // Loads the parameters into `model`: every name, shape and dtype must match (all or nothing).
   void load_parameters(nn::Module& model) const;
+  // The same, then `model` in evaluation mode (no dropout): ready to predict.
+  void load_for_inference(nn::Module& model) const;
 
  private:
   std::string kind_, path_, command_;
