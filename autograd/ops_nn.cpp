@@ -886,11 +886,10 @@ namespace {
 // independent and the CPU overlaps them; one row at a time, every add waits for the one before.
 constexpr std::size_t kRowBlock = 4;
 
-// R rows of x (R, C) -> out (R, C) (when not null), xhat (R, C), and each row's mean (in double)
-// and rstd (R).
+// R rows of x (R, C) -> out (R, C) (when not null), xhat (R, C) and rstd (R).
 template <std::size_t R, class T>
 void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, double eps, T* out,
-                     T* xhat, double* mean, T* rstd) {
+                     T* xhat, T* rstd) {
   double mu[R] = {}, var[R] = {};
   for (std::size_t c = 0; c < C; ++c)
     for (std::size_t r = 0; r < R; ++r) mu[r] += x[r * C + c];
@@ -900,7 +899,6 @@ void layer_norm_rows(const T* x, const T* gamma, const T* beta, std::size_t C, d
   for (std::size_t r = 0; r < R; ++r) {
     const T rs = static_cast<T>(1.0 / std::sqrt(var[r] / C + eps));
     rstd[r] = rs;
-    mean[r] = mu[r];
     for (std::size_t c = 0; c < C; ++c) {
       const T h = static_cast<T>((x[r * C + c] - mu[r]) * rs);
       xhat[r * C + c] = h;
@@ -941,12 +939,12 @@ void for_row_blocks(std::size_t begin, std::size_t end, const Body& body) {
   for (; r < end; ++r) body.template operator()<1>(r);
 }
 
-// What the fused backward reads, kept by the forward: xhat (N, C) and rstd (N); and each row's
-// mean (N, in double), from which x = xhat / rstd + mean comes back for the rules that need x's
-// values (to rounding).
+// What the fused backward reads, kept by the forward: xhat (N, C) and rstd (N).  The rules that
+// need x's values (those of a second derivative) get xhat / rstd instead: x less its row's mean,
+// which layer norm cannot tell from x (it gives the same xhat and rstd for x + c, c constant
+// along a row), so it has every derivative x has.
 struct LayerNormSaved {
   AnyArray xhat, rstd;
-  Array<double> mean;
 };
 
 // x (..., C), gamma and beta (C) of x's dtype, for `op` (beta undefined: not checked).
@@ -970,8 +968,8 @@ void check_layer_norm(const char* op, const Tensor& x, const Tensor& gamma, cons
     fail(op, "x, gamma and beta must have one dtype");
 }
 
-// The fused forward: y (or, with `statistics_only`, nothing), with xhat, rstd and the means
-// kept in `saved`.
+// The fused forward: y (or, with `statistics_only`, nothing), with xhat and rstd kept in
+// `saved`.
 Tensor layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
                           LayerNormSaved& saved, bool statistics_only = false) {
   const Shape& s = x.shape();
@@ -982,17 +980,15 @@ Tensor layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& be
     const T* bv = beta.defined() ? beta.data<T>().data() : nullptr;
     Array<T> out = statistics_only ? Array<T>() : Array<T>::from_shape(s);
     Array<T> xh = Array<T>::from_shape(s), rs = Array<T>::from_shape({N});
-    Array<double> mu = Array<double>::from_shape({N});
     parallel_rows(N, C, [&](std::size_t begin, std::size_t end) {
       for_row_blocks(begin, end, [&]<std::size_t R>(std::size_t r) {
         layer_norm_rows<R>(xv + r * C, gv, bv, C, eps,
                            statistics_only ? nullptr : out.data() + r * C, xh.data() + r * C,
-                           mu.data() + r, rs.data() + r);
+                           rs.data() + r);
       });
     });
     saved.xhat = std::move(xh);
     saved.rstd = std::move(rs);
-    saved.mean = std::move(mu);
     return statistics_only ? Tensor() : Tensor(std::move(out));
   });
 }
@@ -1115,22 +1111,20 @@ LayerNormBackward record_layer_norm_backward(LayerNormBackward b, const Tensor& 
 
 // layer_norm's vjp.  First order (nothing records, no tangents): the fused kernel on the saved
 // xhat and rstd.  Otherwise the backward ops, whose rules differentiate again, over x (or x's
-// values recomputed as xhat / rstd + mean, given to its stand-in), so that the ops they record
+// values less their rows' means, xhat / rstd, given to its stand-in), so that the ops they record
 // connect to x's node.
 LayerNormBackward layer_norm_vjp(const Tensor& g_y, const Tensor& x_kept, const Tensor& gamma,
                                  double eps, const std::shared_ptr<LayerNormSaved>& saved) {
   if (first_order(g_y, x_kept, gamma)) return layer_norm_backward_kernel(g_y, gamma, *saved);
   Tensor x = x_kept;
-  if (x_kept.shape() != g_y.shape()) {  // the stand-in: x's values from xhat, rstd and the means
+  if (x_kept.shape() != g_y.shape()) {  // the stand-in: xhat / rstd (LayerNormSaved)
     x = detail::with_values(x_kept, std::visit(
                                         [&]<class T>(const Array<T>& xhat) {
                                           const auto& rstd = std::get<Array<T>>(saved->rstd);
                                           const std::size_t C = gamma.numel();
                                           Array<T> v = Array<T>::from_shape(xhat.shape());
                                           for (std::size_t i = 0; i < v.size(); ++i)
-                                            v.data()[i] =
-                                                static_cast<T>(xhat.data()[i] / rstd.data()[i / C] +
-                                                               saved->mean.data()[i / C]);
+                                            v.data()[i] = xhat.data()[i] / rstd.data()[i / C];
                                           return AnyArray(std::move(v));
                                         },
                                         saved->xhat));
@@ -1147,14 +1141,14 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, doub
   auto saved = std::make_shared<LayerNormSaved>();
   Tensor y = layer_norm_forward(x, gamma, beta, eps, *saved);
   if (!needs_grad(x, gamma, beta)) return y;
-  // The rule keeps xhat, rstd and the means, and of x only its place in the graph (graph_link),
+  // The rule keeps xhat and rstd, and of x only its place in the graph (graph_link),
   // or x itself while it carries a tangent (a vjp inside a jvp differentiates along it).
   const bool tangent = detail::forward_mode_on() && detail::has_tangent(x);
   const Tensor x_kept = tangent ? x : detail::graph_link(x);
   const std::size_t N = x.numel() / std::max<std::size_t>(x.shape().back(), 1);
   record(
       "layer_norm", y, {x, gamma, beta},
-      saved_bytes(x, gamma) + N * (sizeof(double) + dtype_size(x.dtype())),  // xhat, rstd, means
+      saved_bytes(x, gamma) + N * dtype_size(x.dtype()),  // xhat, rstd
       [x_kept, gamma, eps, saved](const Tensor& g_y, Grads& g) {
         LayerNormBackward b = layer_norm_vjp(g_y, x_kept, gamma, eps, saved);
         if (g.wanted(0)) g.add(0, std::move(b.g_x));

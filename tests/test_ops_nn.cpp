@@ -447,17 +447,17 @@ BOOST_AUTO_TEST_CASE(cross_entropy_hessian_vector_products_agree) {
   }
 }
 
-// x made by an op: layer_norm's rule keeps xhat, rstd and the means, and x's stand-in
-// (graph_link), not x's values; with create_graph the stand-in gets xhat / rstd + mean and the
-// gradient reaches x's op.  Forward over reverse (x carrying a tangent) agrees with reverse over
-// reverse.
+// x made by an op: layer_norm's rule keeps xhat and rstd, and x's stand-in (graph_link), not
+// x's values; with create_graph the stand-in gets xhat / rstd, x less its rows' means (here 10 and
+// more), and the gradient reaches x's op.  Forward over reverse (x itself carrying a tangent)
+// agrees with reverse over reverse: layer norm's derivatives cannot see the rows' means.
 BOOST_AUTO_TEST_CASE(layer_norm_of_a_computed_input_keeps_xhat_not_the_input) {
   CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0] * 2.0, in[1], in[2]); },
              {randn64({2, 4}, 41), randn64({4}, 42), randn64({4}, 43)}, both);
   Tensor x = randn64({3, 5}, 44);
   Tape tape;
   TapeGuard recording(tape);
-  Tensor input = x * 2.0;
+  Tensor input = x * 2.0 + 10.0;
   const std::weak_ptr<TensorImpl> values = input.impl();
   const Tensor gamma = randn64({5}, 45, false), beta = randn64({5}, 46, false);
   const Tensor w = randn64({3, 5}, 47, false), v = randn64({3, 5}, 48, false);
@@ -467,7 +467,7 @@ BOOST_AUTO_TEST_CASE(layer_norm_of_a_computed_input_keeps_xhat_not_the_input) {
   const Tensor g = grad(y, x, {.create_graph = true});
   const Tensor reverse_over_reverse = grad(sum(g * v), x);
   const Function f = [&](const Inputs& in) {
-    return sum(layer_norm(in[0] * 2.0, gamma, beta) * w);
+    return sum(layer_norm(in[0] * 2.0 + 10.0, gamma, beta) * w);
   };
   const Tensor forward_over_reverse = hvp(f, x.detach(), v);
   BOOST_TEST(sum(abs(reverse_over_reverse)).item() > 0.1);

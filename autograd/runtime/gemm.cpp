@@ -144,12 +144,16 @@ void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float
   const Tiling t = tiling(p, kOwnTileFlops, kOwnMaxTiles, by_rows ? kOwnRowAlign : kOwnColumnAlign,
                           by_rows ? kOwnRowAlign : kOwnColumnAlign);
   // op(B)'s rows go to a buffer.  A product of one tile runs right here, with nothing waiting
-  // inside, so it takes the thread's buffer, kept from one product to the next (for a small
-  // product a fresh one, allocated, zeroed and written cold, costs as much as the transposing).
-  // Several tiles take this call's own: a TBB thread waiting below may run another product.
+  // inside, so when op(B) is small it takes the thread's buffer, kept from one product to the
+  // next (for a small product a fresh one, allocated, zeroed and written cold, costs as much as
+  // the transposing); it holds at most kKeptFloats, so that it keeps no memory of note between
+  // products.  Larger or several tiles take this call's own: a TBB thread waiting below may run
+  // another product.
+  constexpr std::size_t kKeptFloats = 4096;  // 16 KB
   thread_local std::vector<float> thread_buffer;
   std::vector<float> own_buffer;
-  std::vector<float>& buffer = t.tiles <= 1 ? thread_buffer : own_buffer;
+  std::vector<float>& buffer =
+      t.tiles <= 1 && p.K * p.N <= kKeptFloats ? thread_buffer : own_buffer;
   GemmArgs rows = p;
   const float* B_rows = rows_of_b(rows, B, buffer);  // rows: the same product with op(B) as rows
   for_each_tile(rows, t, A, B_rows, C,
