@@ -448,33 +448,38 @@ BOOST_AUTO_TEST_CASE(cross_entropy_hessian_vector_products_agree) {
 }
 
 // x made by an op: layer_norm's rule keeps xhat and rstd, and x's stand-in (graph_link), not
-// x's values; with create_graph the stand-in gets xhat / rstd, x less its rows' means (here 10 and
-// more), and the gradient reaches x's op.  Forward over reverse (x itself carrying a tangent)
-// agrees with reverse over reverse: layer norm's derivatives cannot see the rows' means.
+// x's values; with create_graph the stand-in gets xhat / rstd, x less its rows' means (here
+// about 10), and the gradient reaches x's op.  Forward over reverse (x itself carrying a tangent)
+// agrees with reverse over reverse, for x and for gamma: layer norm's derivatives cannot see the
+// rows' means.
 BOOST_AUTO_TEST_CASE(layer_norm_of_a_computed_input_keeps_xhat_not_the_input) {
   CHECK_GRAD([](const Inputs& in) { return layer_norm(in[0] * 2.0, in[1], in[2]); },
              {randn64({2, 4}, 41), randn64({4}, 42), randn64({4}, 43)}, both);
-  Tensor x = randn64({3, 5}, 44);
+  Tensor x = randn64({3, 5}, 44), gamma = randn64({5}, 45);
   Tape tape;
   TapeGuard recording(tape);
   Tensor input = x * 2.0 + 10.0;
   const std::weak_ptr<TensorImpl> values = input.impl();
-  const Tensor gamma = randn64({5}, 45, false), beta = randn64({5}, 46, false);
+  const Tensor beta = randn64({5}, 46, false);
   const Tensor w = randn64({3, 5}, 47, false), v = randn64({3, 5}, 48, false);
+  const Tensor u = randn64({5}, 49, false);
   const Tensor y = sum(layer_norm(input, gamma, beta) * w);
   input = Tensor();
   BOOST_TEST(values.expired());
-  const Tensor g = grad(y, x, {.create_graph = true});
-  const Tensor reverse_over_reverse = grad(sum(g * v), x);
+  const std::vector<Tensor> g = grad({y}, {x, gamma}, {.create_graph = true});
+  const std::vector<Tensor> reverse_over_reverse =
+      grad({sum(g[0] * v) + sum(g[1] * u)}, {x, gamma});
   const Function f = [&](const Inputs& in) {
-    return sum(layer_norm(in[0] * 2.0 + 10.0, gamma, beta) * w);
+    return sum(layer_norm(in[0] * 2.0 + 10.0, in[1], beta) * w);
   };
-  const Tensor forward_over_reverse = hvp(f, x.detach(), v);
-  BOOST_TEST(sum(abs(reverse_over_reverse)).item() > 0.1);
-  for (std::size_t i = 0; i < x.numel(); ++i)
-    BOOST_TEST(forward_over_reverse.data<double>().data()[i] ==
-                   reverse_over_reverse.data<double>().data()[i],
-               tt::tolerance(1e-9));
+  const std::vector<Tensor> forward_over_reverse = hvp(f, {x.detach(), gamma.detach()}, {v, u});
+  for (std::size_t k = 0; k < 2; ++k) {
+    const Tensor& exact = forward_over_reverse[k];
+    BOOST_TEST(sum(abs(reverse_over_reverse[k])).item() > 0.1);
+    for (std::size_t i = 0; i < exact.numel(); ++i)
+      BOOST_TEST(exact.data<double>().data()[i] == reverse_over_reverse[k].data<double>().data()[i],
+                 tt::tolerance(1e-9));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(layer_norm_and_its_backward_pass_second_order_checks) {

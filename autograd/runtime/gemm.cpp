@@ -146,9 +146,9 @@ void gemm_own(SmallKernel kernel, const GemmArgs& p, const float* A, const float
   // op(B)'s rows go to a buffer.  A product of one tile runs right here, with nothing waiting
   // inside, so when op(B) is small it takes the thread's buffer, kept from one product to the
   // next (for a small product a fresh one, allocated, zeroed and written cold, costs as much as
-  // the transposing); it holds at most kKeptFloats, so that it keeps no memory of note between
-  // products.  Larger or several tiles take this call's own: a TBB thread waiting below may run
-  // another product.
+  // the transposing).  Only op(B)s of up to kKeptFloats go there, so that a large one is freed
+  // with its product rather than held for the rest of the process.  Larger ones, and several
+  // tiles, take this call's own: a TBB thread waiting below may run another product.
   constexpr std::size_t kKeptFloats = 4096;  // 16 KB
   thread_local std::vector<float> thread_buffer;
   std::vector<float> own_buffer;

@@ -252,8 +252,7 @@ int generate(GenerateChoice& g, const CLI::App& cmd) {
 
 int main(int argc, char** argv) {
   examples::Program program("tapegrad-lm",
-                            "a character-level language model (a decoder-only "
-                            "transformer)");
+                            "a character-level language model (a decoder-only transformer)");
   return program.run(argc, argv,
                      {train_command(program), eval_command(program), generate_command(program)});
 }
