@@ -76,4 +76,5 @@
 #include "models/data/subword_vocab.hpp"
 #include "models/data/subwords.hpp"
 #include "models/data/text.hpp"
+#include "models/data/text_vocab.hpp"
 #include "models/data/vocab.hpp"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <stdexcept>
 
@@ -43,7 +44,7 @@ std::vector<Window> eval_windows(std::size_t n, std::size_t L, std::size_t strid
 
 }  // namespace
 
-LanguageModelPipeline::LanguageModelPipeline(CharVocab vocab, LanguageModelOptions options,
+LanguageModelPipeline::LanguageModelPipeline(TextVocab vocab, LanguageModelOptions options,
                                              std::uint64_t seed)
     : gen_(seed), vocab_(std::move(vocab)) {
   options.vocab = vocab_.size();
@@ -55,7 +56,9 @@ std::unique_ptr<LanguageModelPipeline> LanguageModelPipeline::load(const std::st
   LanguageModelOptions options;
   file.get_options(options);
   auto p = std::make_unique<LanguageModelPipeline>(
-      CharVocab::from_text(file.text("vocab/characters"), path), options, 0);
+      TextVocab::from_saved(file.text("vocab/characters"),
+                            file.has_text("vocab/pieces") ? file.text("vocab/pieces") : "", path),
+      options, 0);
   if (p->model_->options().vocab != options.vocab)
     throw std::runtime_error(path + ": the model has " + std::to_string(options.vocab) +
                              " tokens, its vocabulary " + std::to_string(p->vocab_.size()));
@@ -65,7 +68,8 @@ std::unique_ptr<LanguageModelPipeline> LanguageModelPipeline::load(const std::st
 
 void LanguageModelPipeline::save(const std::string& path, const std::string& command) const {
   nn::ModelFile file(kKind);
-  file.set_text("vocab/characters", vocab_.to_text());
+  file.set_text("vocab/characters", vocab_.characters_text());
+  if (vocab_.has_pieces()) file.set_text("vocab/pieces", vocab_.pieces_bytes());
   file.set_options(model_->options());
   file.set_command(command);
   file.save(path, *model_);
@@ -117,10 +121,11 @@ Evaluation LanguageModelPipeline::evaluate(const std::vector<std::int64_t>& ids,
         nats -= logp[static_cast<std::size_t>(ids[starts[b] + t + 1])];
       }
   }
-  const double per_token = nats / static_cast<double>(ids.size() - 1);
-  return {.nats_per_token = per_token,
-          .bits_per_char = per_token / std::numbers::ln2,
+  const std::size_t characters = vocab_.characters_in(ids, 1);
+  return {.nats_per_token = nats / static_cast<double>(ids.size() - 1),
+          .bits_per_char = nats / static_cast<double>(characters) / std::numbers::ln2,
           .tokens = ids.size() - 1,
+          .characters = characters,
           .windows = windows.size(),
           .context = L,
           .stride = stride};
@@ -129,12 +134,14 @@ Evaluation LanguageModelPipeline::evaluate(const std::vector<std::int64_t>& ids,
 Generation LanguageModelPipeline::generate(const std::u32string& prompt,
                                            const GenerateOptions& o) const {
   const auto clock = std::chrono::steady_clock::now();
-  if (prompt.empty() && !vocab_.contains(U'\n'))
+  if (prompt.empty() && !vocab_.characters().contains(U'\n'))
     throw std::invalid_argument(
         "generate: an empty prompt starts from a newline, which this model's vocabulary lacks: "
         "give a prompt");
   std::vector<std::int64_t> text = encode(prompt.empty() ? U"\n" : prompt, "the prompt");
-  const std::size_t limit = model_->longest(), keep = std::max<std::size_t>(1, limit / 2);
+  const std::size_t limit = std::min(model_->longest(),
+                                     o.window ? o.window : model_->options().context),
+                    keep = std::max<std::size_t>(1, limit / 2);
   NoGradGuard no_grad;
   nn::EvalMode evaluating(*model_);
   Generator gen(o.sampling.seed);
@@ -151,9 +158,11 @@ Generation LanguageModelPipeline::generate(const std::u32string& prompt,
     const Tensor logits =
         model_->forward(window_rows(run, {0}, run.size(), 0), o.cache ? &cache : nullptr);
     log_softmax_row(logits.to(Dtype::f32), run.size() - 1, logp);
+    if (const std::int64_t unknown = vocab_.unknown_id(); unknown >= 0)
+      logp[static_cast<std::size_t>(unknown)] = -std::numeric_limits<double>::infinity();
     const auto next = static_cast<std::int64_t>(draw(sampling_distribution(logp, o.sampling), gen));
     text.push_back(next);
-    out.text.push_back(vocab_.character(next));
+    out.text += vocab_.token(next);
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - clock).count();
   return out;

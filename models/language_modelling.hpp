@@ -1,5 +1,6 @@
-// A trained character-level language model with everything needed to use it: the characters it
-// knows (models/data/characters.hpp) and the decoder-only transformer (language_model.hpp).
+// A trained language model with everything needed to use it: the tokens it reads text in
+// (characters, or SentencePiece pieces: models/data/text_vocab.hpp) and the decoder-only
+// transformer (language_model.hpp).
 // Saved as, and loaded from, a model file of kind "language_model" (what `tapegrad-lm train`
 // writes).  What it does with text:
 //
@@ -17,7 +18,7 @@
 #include <vector>
 
 #include "../nn/training/loop.hpp"
-#include "data/characters.hpp"
+#include "data/text_vocab.hpp"
 #include "language_model.hpp"
 #include "search.hpp"
 
@@ -35,9 +36,10 @@ struct EvalOptions {
 };
 
 struct Evaluation {
-  double nats_per_token = 0;  // the mean of -ln p(token | the tokens before it in its window)
-  double bits_per_char = 0;   // the same in bits: characters are the tokens
-  std::size_t tokens = 0;     // scored: the text's length - 1
+  double nats_per_token = 0;   // the mean of -ln p(token | the tokens before it in its window)
+  double bits_per_char = 0;    // the same summed in bits and divided by the characters scored
+  std::size_t tokens = 0;      // scored: the text's length - 1
+  std::size_t characters = 0;  // those tokens' characters (= tokens where characters are tokens)
   std::size_t windows = 0;
   std::size_t context = 0, stride = 0;  // as used
 };
@@ -48,10 +50,13 @@ struct GenerateOptions {
   // With the key/value cache, each token costs one position; without it, a pass over all the
   // text it reads (the same distribution, for measuring what the cache saves).
   bool cache = true;
+  // The most tokens the model reads at once (0: the context it was trained on, as nanoGPT crops
+  // to its block size): past that, positions it never trained at would blur its text.
+  std::size_t window = 0;
 };
 
 struct Generation {
-  std::u32string text;  // the tokens written (after the prompt)
+  std::u32string text;  // the tokens written (after the prompt), as text
   double seconds = 0;   // writing them (the prompt's pass included)
 };
 
@@ -60,7 +65,7 @@ class LanguageModelPipeline {
   static constexpr const char* kKind = "language_model";
 
   // A new, untrained model; options.vocab is taken from the vocabulary.
-  LanguageModelPipeline(CharVocab vocab, LanguageModelOptions options, std::uint64_t seed);
+  LanguageModelPipeline(TextVocab vocab, LanguageModelOptions options, std::uint64_t seed);
   // The model's modules hold on to the generator: a pipeline stays where it was made.
   LanguageModelPipeline(const LanguageModelPipeline&) = delete;
   LanguageModelPipeline& operator=(const LanguageModelPipeline&) = delete;
@@ -68,7 +73,7 @@ class LanguageModelPipeline {
   static std::unique_ptr<LanguageModelPipeline> load(const std::string& path);
   void save(const std::string& path, const std::string& command = "") const;
 
-  // Text -> token ids; a character the vocabulary lacks is an error naming it and `what`.
+  // Text -> token ids; a character the training text lacked is an error naming it and `what`.
   std::vector<std::int64_t> encode(const std::u32string& text, const std::string& what) const;
 
   // The mean cross-entropy of windows of `ids`: window b reads ids[s .. s + T - 1] and predicts
@@ -80,20 +85,20 @@ class LanguageModelPipeline {
   // limit.
   Evaluation evaluate(const std::vector<std::int64_t>& ids, const EvalOptions& options) const;
   // `options.tokens` tokens drawn one after another after `prompt` (an empty prompt: a newline,
-  // which the vocabulary must have).  A model whose positions end (a learned table of max_len)
-  // reads at most max_len tokens: when the text reaches that, it goes on from its last
-  // max_len / 2 tokens, read afresh.  Seeded: the same options write the same text.  In
-  // evaluation mode.
+  // which the vocabulary must have).  The model reads at most `options.window` tokens (and no
+  // more than its positions serve: a learned table's max_len): when the text reaches that, it
+  // goes on from its last window / 2 tokens, read afresh.  Never <unk> (a vocabulary of pieces
+  // has one).  Seeded: the same options write the same text.  In evaluation mode.
   Generation generate(const std::u32string& prompt, const GenerateOptions& options) const;
 
-  const CharVocab& vocab() const { return vocab_; }
+  const TextVocab& vocab() const { return vocab_; }
   LanguageModel& model() { return *model_; }
   const LanguageModel& model() const { return *model_; }
   Generator& gen() { return gen_; }  // dropout's draws (a training checkpoint saves it)
 
  private:
   Generator gen_;
-  CharVocab vocab_;
+  TextVocab vocab_;
   std::unique_ptr<LanguageModel> model_;
 };
 

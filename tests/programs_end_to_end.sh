@@ -243,7 +243,8 @@ if "$translate" translate --model tagger.npz hallo > tbad2.log 2>&1; then fail "
 grep -q "tagger.npz: a tagger model, not a translator model" tbad2.log || fail "wrong model kind not named"
 # ---- language model ----------------------------------------------------------------------------
 mkdir -p shakes && cat tr-train.en tr-train.en tr-train.en > shakes/input.txt  # 90% train, 10% valid
-"$lm" --threads 1 train --data shakes --steps 20 --eval-every 10 --context 16 --batch 4 $small --out lm.npz --plot lmcurve.svg > lm.log
+"$lm" --threads 1 train --data shakes --recipe nanogpt-cpu --steps 20 --eval-every 10 --context 16 --batch 4 $small --out lm.npz --plot lmcurve.svg > lm.log
+grep -q "1 layer of width 16, positions learned," lm.log || fail "lm --recipe nanogpt-cpu: $(head -1 lm.log)"
 grep -q "epoch 2: train loss [0-9.]*, dev loss [0-9]\.[0-9]*" lm.log || fail "lm training did not report 2 validation losses: $(tail -2 lm.log)"
 [ -s lm.npz ] && [ -s lm.npz.ckpt ] && grep -q "<svg" lmcurve.svg || fail "lm files missing"
 "$lm" eval --model lm.npz shakes/input.txt --part valid | tee lmeval.log
@@ -257,11 +258,20 @@ cmp -s gen1.out gen2.out || fail "lm generate: the cache and no cache wrote diff
 grep -qE "^30 characters in [0-9.]+ s \([0-9]+ a second, with the key/value cache\)$" gen1.log || fail "lm generate: no speed"
 "$lm" generate --model lm.npz --tokens 100 --sample nucleus --top-p 0.8 --format json > gen.json && json_lines gen.json
 grep -q '"tokens_per_second":' gen.json || fail "lm generate --format json"
-"$lm" --threads 1 train --data shakes --steps 30 --eval-every 10 --context 16 --batch 4 $small --out lm.npz --plot '' --resume > lmresume.log
+"$lm" --threads 1 train --data shakes --recipe nanogpt-cpu --steps 30 --eval-every 10 --context 16 --batch 4 $small --out lm.npz --plot '' --resume > lmresume.log
 grep -q "resuming from lm.npz.ckpt: epoch 3" lmresume.log || fail "lm resume did not start at epoch 3"
+# subword pieces: the vocabulary's size and the newline, characters counted apart from tokens
+"$lm" --threads 1 train --data shakes --vocab spm --vocab-size 26 --steps 10 --eval-every 10 --context 16 --batch 4 $small --out lmspm.npz --plot '' > lmspm.log
+grep -qE "^language model: [0-9]+ training and [0-9]+ validation tokens, 27 in the vocabulary" lmspm.log || fail "lm --vocab spm: $(head -1 lmspm.log)"
+"$lm" eval --model lmspm.npz shakes/input.txt --part valid > lmspmeval.log
+grep -qE "^shakes/input.txt \(its last 10%\): [0-9]+ tokens \([0-9]+ characters\) scored" lmspmeval.log || fail "lm eval of pieces: $(cat lmspmeval.log)"
+"$lm" generate --model lmspm.npz --prompt "One d" --tokens 20 --seed 3 > genspm.out 2> genspm.log
+[ "$(head -c 5 genspm.out)" = "One d" ] && grep -qE "^20 tokens in " genspm.log || fail "lm generate of pieces: $(cat genspm.log)"
 "$lm" --version | grep -qE "^tapegrad-lm \(tapegrad [0-9]+\.[0-9]+\.[0-9]+\)$" || fail "tapegrad-lm --version"
-"$lm" train --help | grep -qE -- "--steps UINT:POSITIVE=2000" || fail "tapegrad-lm train --help shows no --steps default"
-"$lm" train --help | grep -qE -- "--beta2 FLOAT:.*=0\.99$" || fail "tapegrad-lm's beta2 is not nanoGPT's 0.99"
+"$lm" train --help > lmhelp.log  # to a file: grep -q would close the pipe early
+grep -qE -- "--steps UINT:POSITIVE=5000" lmhelp.log || fail "tapegrad-lm train --help shows no --steps default"
+grep -qE -- "--recipe TEXT:\{half-hour,nanogpt-cpu\}=half-hour" lmhelp.log || fail "tapegrad-lm train --help shows no --recipe"
+grep -qE -- "--beta2 FLOAT:.*=0\.99$" lmhelp.log || fail "tapegrad-lm's beta2 is not nanoGPT's 0.99"
 # bad input: a clear line and exit 1
 : > empty.txt
 printf 'Gr\xfc\xdfe\n' > latin1.txt
@@ -280,6 +290,7 @@ lm_error "evaluate at context 64: positions 'learned' are a table of 16 position
 usage_error "--data: nowhere: cannot open: No such file or directory (expected a folder with input.txt)" \
   "$lm" train --data nowhere
 usage_error "--steps: 25 is not a multiple of --eval-every 10" "$lm" train --data shakes --steps 25 --eval-every 10
+usage_error "--vocab-size: is for --vocab spm" "$lm" train --data shakes --vocab-size 100
 
 # ---- what every program does the same way ----------------------------------------------------
 for p in "$tagger" "$sentiment" "$translate"; do

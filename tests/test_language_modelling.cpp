@@ -167,6 +167,22 @@ BOOST_AUTO_TEST_CASE(a_seeded_sample_repeats) {
     }
 }
 
+// Generation reads at most the trained context (8) unless told otherwise: a rope model, which
+// could read on, writes the same text with window 8 as by default, and another with window 64.
+BOOST_AUTO_TEST_CASE(generation_reads_the_trained_context_unless_told_otherwise) {
+  auto lm = make(PositionScheme::rope);
+  const models::GenerateOptions o{.tokens = 40, .sampling = {.seed = 7}};
+  models::GenerateOptions eight = o, long_window = o;
+  eight.window = 8;
+  long_window.window = 64;
+  const auto text = lm->generate(U"abc", o).text;
+  BOOST_TEST((lm->generate(U"abc", eight).text == text));
+  BOOST_TEST((lm->generate(U"abc", long_window).text != text));
+  models::GenerateOptions uncached = long_window;  // the cache changes nothing here either
+  uncached.cache = false;
+  BOOST_TEST((lm->generate(U"abc", uncached).text == lm->generate(U"abc", long_window).text));
+}
+
 BOOST_AUTO_TEST_CASE(training_windows_are_random_and_repeat_by_epoch) {
   const models::WindowBatches w{.context = 8, .batch = 4, .steps = 50, .seed = 3};
   const auto a = models::random_windows(20, w, 0);
@@ -239,8 +255,43 @@ BOOST_AUTO_TEST_CASE(a_model_file_gives_the_same_figures) {
   BOOST_TEST(back->evaluate(ids, {}).nats_per_token == lm->evaluate(ids, {}).nats_per_token);
   BOOST_TEST((back->model().options().positions == PositionScheme::alibi));
   BOOST_TEST(back->model().options().context == 8u);
-  BOOST_TEST((back->vocab().to_text() == lm->vocab().to_text()));
+  BOOST_TEST((back->vocab().characters_text() == lm->vocab().characters_text()));
   BOOST_TEST(nn::ModelFile::read(path, "language_model").command() == "tapegrad-lm train --test");
+}
+
+// A model of SentencePiece pieces: bits per character divide the nats by the characters scored
+// (the text's less the first token's), its samples repeat by seed with and without the cache and
+// spell text of its characters, and its file keeps the pieces.
+BOOST_AUTO_TEST_CASE(a_model_of_pieces_counts_characters_and_keeps_its_pieces) {
+  std::u32string text;
+  for (int i = 0; i < 60; ++i) text += U"a bad cafe fed the bee\n  each dead bee had a face\n";
+  auto lm = std::make_unique<LanguageModelPipeline>(models::TextVocab::pieces(text, 16), tiny(), 1);
+  lm->model().eval();
+  BOOST_TEST(lm->model().options().vocab == 17u);
+  const std::u32string head = text.substr(0, 200);
+  const auto ids = lm->encode(head, "the text");
+  BOOST_TEST_REQUIRE(ids.size() < 150u);
+  const models::Evaluation e = lm->evaluate(ids, {});
+  BOOST_TEST(e.tokens == ids.size() - 1);
+  BOOST_TEST(e.characters == 200 - lm->vocab().token(ids[0]).size());
+  BOOST_TEST(
+      e.bits_per_char == e.nats_per_token * double(e.tokens) / double(e.characters) / std::log(2.0),
+      boost::test_tools::tolerance(1e-9));
+  const models::GenerateOptions o{.tokens = 30, .sampling = {.seed = 3}};
+  const auto a = lm->generate(U"a bad", o);
+  BOOST_TEST(a.text.size() >= 30u);  // 30 tokens of a character or more
+  BOOST_TEST((lm->generate(U"a bad", o).text == a.text));
+  models::GenerateOptions no_cache = o;
+  no_cache.cache = false;
+  BOOST_TEST((lm->generate(U"a bad", no_cache).text == a.text));
+  BOOST_CHECK_NO_THROW(lm->encode(a.text, "the sample"));  // made of the text's characters
+  TempFolder tmp;
+  const std::string path = (tmp.path / "pieces.npz").string();
+  lm->save(path);
+  const auto back = LanguageModelPipeline::load(path);
+  BOOST_TEST((back->vocab().pieces_bytes() == lm->vocab().pieces_bytes()));
+  BOOST_TEST((back->encode(text, "the text") == lm->encode(text, "the text")));
+  BOOST_TEST(back->evaluate(ids, {}).nats_per_token == e.nats_per_token);
 }
 
 BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_message) {
