@@ -8,7 +8,8 @@ scores the whole validation text instead.  This script trains the recipe in PyTo
 both figures, so that tapegrad's result can be read against the same recipe in another
 framework, scored the same way:
 
-    --model tapegrad   the model of bench/torch_reference.py's lm workload: tapegrad-lm's model
+    --model tapegrad   the model of bench/torch_reference.py's lm workload, `tapegrad-lm --recipe
+                       nanogpt-cpu`'s model
                        (biases, Xavier weights, embeddings N(0, 1/C) scaled by sqrt(C)),
                        809,856 parameters
     --model nanogpt    the model as nanoGPT builds it (no biases, every matrix N(0, 0.02^2), the
@@ -111,6 +112,7 @@ def whole_text_loss(model, data, T, batch=128):
     """Windows of T that do not overlap; each target scored once (tapegrad-lm eval's rule: the
     last window ends at the text's end and scores only what the one before did not)."""
     targets, nats = len(data) - 1, 0.0
+    T = min(T, targets)  # a text shorter than a window is one window
     ends = list(range(T, targets, T)) + [targets]
     for first in range(0, len(ends), batch):
         chunk = ends[first : first + batch]

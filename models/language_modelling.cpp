@@ -69,7 +69,10 @@ std::unique_ptr<LanguageModelPipeline> LanguageModelPipeline::load(const std::st
 void LanguageModelPipeline::save(const std::string& path, const std::string& command) const {
   nn::ModelFile file(kKind);
   file.set_text("vocab/characters", vocab_.characters_text());
-  if (vocab_.has_pieces()) file.set_text("vocab/pieces", vocab_.pieces_bytes());
+  if (vocab_.has_pieces()) {  // a reader of format 2 would take the model for one of characters
+    file.set_text("vocab/pieces", vocab_.pieces_bytes());
+    file.require_format(3);
+  }
   file.set_options(model_->options());
   file.set_command(command);
   file.save(path, *model_);

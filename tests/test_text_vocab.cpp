@@ -12,9 +12,9 @@ namespace {
 
 // Verse of a few words: speakers' names, indents, empty lines, commas and full stops.
 std::u32string verse() {
-  const std::vector<std::u32string> words = {U"the",  U"king", U"shall", U"speak", U"and",
-                                             U"queen", U"thee", U"thou",  U"art",   U"my",
-                                             U"lord", U"good"};
+  const std::vector<std::u32string> words = {U"the", U"king",  U"shall", U"speak",
+                                             U"and", U"queen", U"thee",  U"thou",
+                                             U"art", U"my",    U"lord",  U"good"};
   Generator gen(1);
   std::u32string text;
   for (int line = 0; line < 300; ++line) {
@@ -54,8 +54,8 @@ BOOST_AUTO_TEST_CASE(pieces_spell_any_text_of_its_characters_back_exactly) {
   BOOST_TEST_MESSAGE(text.size() << " characters, " << ids.size() << " pieces");
   BOOST_TEST(ids.size() < text.size() / 2);  // the frequent words are pieces of their own
   for (std::int64_t id : ids) BOOST_TEST(id != v.unknown_id());
-  for (const std::u32string odd : {U"\n\nthe  king\n", U"   thou", U"", U"\n", U"king \n ",
-                                   U"KING:the,lord.", U"ekil", U"k"})
+  for (const std::u32string odd :
+       {U"\n\nthe  king\n", U"   thou", U"", U"\n", U"king \n ", U"KING:the,lord.", U"ekil", U"k"})
     BOOST_TEST_CONTEXT(models::encode_utf8(odd)) {
       BOOST_TEST((v.decode(v.encode(odd, "odd")) == odd));
     }
@@ -97,10 +97,15 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_message) {
   CHECK_THROWS_WITH(v.encode(U"the zebra", "the prompt"),
                     "the prompt: the character 'z' (U+007A) (character 4) is not in the "
                     "vocabulary of");
-  CHECK_THROWS_WITH(v.token(41), "id 41 is outside the vocabulary of 41 tokens");
-  CHECK_THROWS_WITH(TextVocab::pieces(verse(), 7), "a vocabulary of 7 pieces: fewer than 8");
-  CHECK_THROWS_WITH(TextVocab::pieces(verse(), 5000), "a vocabulary of 5000 pieces: SentencePiece: ");
-  CHECK_THROWS_WITH(TextVocab::pieces(U"", 40), "a vocabulary of 40 pieces: the text is empty");
+  CHECK_THROWS_WITH(v.token(41), "TextVocab::token: id 41 is outside the vocabulary of 41 tokens");
+  CHECK_THROWS_WITH(TextVocab::pieces(verse(), 7),
+                    "TextVocab::pieces (7 pieces): a vocabulary needs at least 8 pieces");
+  CHECK_THROWS_WITH(TextVocab::pieces(verse(), 5000),
+                    "TextVocab::pieces (5000 pieces): SentencePiece: ");
+  CHECK_THROWS_WITH(TextVocab::pieces(U"", 40), "TextVocab::pieces (40 pieces): the text is empty");
+  CHECK_THROWS_WITH(TextVocab::pieces(U"ab\n" + std::u32string(1000001, U'a'), 40),
+                    "line 2 is 1000001 bytes long; SentencePiece trains on lines of at most "
+                    "1000000");
   CHECK_THROWS_WITH(TextVocab::pieces(U"\n\n", 40), "the text has no characters but newlines");
   CHECK_THROWS_WITH(TextVocab::pieces(U"a\u2581b", 40),
                     "the text holds '\u2581' (U+2581), which SentencePiece reserves for a space");

@@ -134,6 +134,15 @@ std::pair<Text, Text> read_texts(const TrainChoice& c) {
   return {read_part(c.train_file, "all"), read_part(c.valid_file, "all")};
 }
 
+// SentencePiece's pieces of the training text; a size it cannot make is --vocab-size's error.
+models::TextVocab pieces(const std::u32string& text, std::size_t size) {
+  try {
+    return models::TextVocab::pieces(text, size);
+  } catch (const std::invalid_argument& e) {
+    throw CLI::ValidationError("--vocab-size", e.what());
+  }
+}
+
 // nanoGPT's recipe for a laptop CPU, for each of its options that the command line did not give.
 void nanogpt_cpu(TrainChoice& c, const CLI::App& cmd) {
   const auto unless_given = [&cmd](const char* option, auto& value, auto recipe) {
@@ -169,7 +178,7 @@ int train(TrainChoice& c, const CLI::App& cmd, const examples::Program& program)
   c.batches.seed = c.to.seed;
   c.to.epochs = c.steps / c.batches.steps;
   models::LanguageModelPipeline lm(
-      c.vocab == "spm" ? models::TextVocab::pieces(train_text.chars, c.vocab_size)
+      c.vocab == "spm" ? pieces(train_text.chars, c.vocab_size)
                        : models::TextVocab(models::CharVocab::build(train_text.chars)),
       c.options, c.to.seed);
   const auto train_ids = lm.encode(train_text.chars, train_text.name);

@@ -10,8 +10,9 @@
 namespace tg::models {
 namespace {
 
-constexpr char32_t kSpaceMark = U'\u2581';  // "▁": SentencePiece writes a space as this
-constexpr char32_t kUnknown = U'\uFFFD';    // what <unk> reads as
+constexpr char32_t kSpaceMark = U'\u2581';     // "▁": SentencePiece writes a space as this
+constexpr char32_t kUnknown = U'\uFFFD';       // what <unk> reads as
+constexpr std::size_t kLongestLine = 1000000;  // bytes: SentencePiece skips longer training lines
 
 // The lines of a text (without their newlines) as UTF-8, one a sentence for SentencePiece's
 // trainer; empty lines are skipped (they hold nothing to learn pieces from).
@@ -47,12 +48,22 @@ TextVocab::TextVocab(CharVocab characters) : chars_(std::move(characters)) {
 }
 
 TextVocab TextVocab::pieces(const std::u32string& text, std::size_t size) {
-  const std::string what = "a vocabulary of " + std::to_string(size) + " pieces";
+  const std::string what = "TextVocab::pieces (" + std::to_string(size) + " pieces)";
   if (text.empty()) throw std::invalid_argument(what + ": the text is empty");
   if (text.find(kSpaceMark) != std::u32string::npos)
     throw std::invalid_argument(what + ": the text holds " + describe_char(kSpaceMark) +
                                 ", which SentencePiece reserves for a space");
-  if (size < 8) throw std::invalid_argument(what + ": fewer than 8 pieces");
+  if (size < 8)  // as SubwordVocab: room for <unk> and a few characters at the least
+    throw std::invalid_argument(what + ": a vocabulary needs at least 8 pieces");
+  for (std::size_t start = 0, line = 1; start < text.size(); ++line) {
+    const std::size_t end = std::min(text.find(U'\n', start), text.size());
+    if (const std::size_t bytes = encode_utf8(text.substr(start, end - start)).size();
+        bytes > kLongestLine)
+      throw std::invalid_argument(what + ": line " + std::to_string(line) + " is " +
+                                  std::to_string(bytes) + " bytes long; SentencePiece trains on " +
+                                  "lines of at most " + std::to_string(kLongestLine));
+    start = end + 1;
+  }
   TextLines lines(text);
   if (lines.done()) throw std::invalid_argument(what + ": the text has no characters but newlines");
   const std::unordered_map<std::string, std::string> options = {
@@ -66,7 +77,7 @@ TextVocab TextVocab::pieces(const std::u32string& text, std::size_t size) {
       {"split_digits", "false"},
       {"bos_id", "-1"},  // the model reads one running text: no sentence marks
       {"eos_id", "-1"},
-      {"max_sentence_length", "1000000"},  // a long line is not skipped
+      {"max_sentence_length", std::to_string(kLongestLine)},  // no line is skipped (checked above)
       {"num_threads", "1"},
       {"input_sentence_size", "0"},  // every line: no random subset, so training is repeatable
       {"minloglevel", "2"},          // training reports only errors
@@ -113,13 +124,18 @@ std::vector<std::int64_t> TextVocab::encode(const std::u32string& text,
   std::vector<int> line_ids;
   for (std::size_t start = 0; start <= text.size();) {
     const std::size_t end = std::min(text.find(U'\n', start), text.size());
-    if (const auto status = processor_->Encode(encode_utf8(text.substr(start, end - start)),
-                                               &line_ids);
+    if (const auto status =
+            processor_->Encode(encode_utf8(text.substr(start, end - start)), &line_ids);
         !status.ok())
-      throw std::runtime_error(what + ": SentencePiece cannot split line " +
-                               std::to_string(std::count(text.begin(),
-                                                         text.begin() + start, U'\n') + 1) +
-                               ": " + status.ToString());
+      throw std::runtime_error(
+          what + ": SentencePiece cannot split line " +
+          std::to_string(std::count(text.begin(), text.begin() + start, U'\n') + 1) + ": " +
+          status.ToString());
+    if (std::find(line_ids.begin(), line_ids.end(), processor_->unk_id()) != line_ids.end())
+      throw std::runtime_error(
+          what + ": SentencePiece has no piece for part of line " +
+          std::to_string(std::count(text.begin(), text.begin() + start, U'\n') + 1) +
+          " (<unk>): the text would not spell back");
     ids.insert(ids.end(), line_ids.begin(), line_ids.end());
     if (end == text.size()) break;
     ids.push_back(newline);
@@ -130,7 +146,7 @@ std::vector<std::int64_t> TextVocab::encode(const std::u32string& text,
 
 const std::u32string& TextVocab::token(std::int64_t id) const {
   if (id < 0 || static_cast<std::size_t>(id) >= texts_.size())
-    throw std::invalid_argument("TextVocab: id " + std::to_string(id) +
+    throw std::invalid_argument("TextVocab::token: id " + std::to_string(id) +
                                 " is outside the vocabulary of " + std::to_string(texts_.size()) +
                                 " tokens");
   return texts_[static_cast<std::size_t>(id)];
@@ -142,8 +158,7 @@ std::u32string TextVocab::decode(const std::vector<std::int64_t>& ids) const {
   return out;
 }
 
-std::size_t TextVocab::characters_in(const std::vector<std::int64_t>& ids,
-                                     std::size_t from) const {
+std::size_t TextVocab::characters_in(const std::vector<std::int64_t>& ids, std::size_t from) const {
   std::size_t n = 0;
   for (std::size_t i = from; i < ids.size(); ++i) n += token(ids[i]).size();
   return n;

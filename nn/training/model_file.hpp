@@ -34,8 +34,8 @@ namespace tg::nn {
 
 // 1: files of tapegrad 0.1's programs ("settings" text, no version); 2: this layout; 3: the same
 // layout holding what a format-2 reader would misread (a translator's subword model, or its
-// non-autoregressive decoder).  kModelFormat is the newest this tapegrad reads; it writes 2
-// unless the file asks for more (ModelFile::require_format).
+// non-autoregressive decoder; a language model's pieces).  kModelFormat is the newest this tapegrad
+// reads; it writes 2 unless the file asks for more (ModelFile::require_format).
 constexpr int kModelFormat = 3;
 
 // An option's value as text, and back; `what` names the file and option in errors.  An enum
