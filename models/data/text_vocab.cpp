@@ -14,30 +14,37 @@ constexpr char32_t kSpaceMark = U'\u2581';     // "▁": SentencePiece writes a 
 constexpr char32_t kUnknown = U'\uFFFD';       // what <unk> reads as
 constexpr std::size_t kLongestLine = 1000000;  // bytes: SentencePiece skips longer training lines
 
-// The lines of a text (without their newlines) as UTF-8, one a sentence for SentencePiece's
-// trainer; empty lines are skipped (they hold nothing to learn pieces from).
+// A text's lines without their newlines: n newlines, n + 1 lines (the last empty when the text
+// ends with a newline).
+std::vector<std::u32string> lines_of(const std::u32string& text) {
+  std::vector<std::u32string> lines;
+  for (std::size_t start = 0;;) {
+    const std::size_t end = std::min(text.find(U'\n', start), text.size());
+    lines.push_back(text.substr(start, end - start));
+    if (end == text.size()) return lines;
+    start = end + 1;
+  }
+}
+
+// Lines, as UTF-8, one a sentence for SentencePiece's trainer; empty lines are skipped (they
+// hold nothing to learn pieces from).
 class TextLines : public sentencepiece::SentenceIterator {
  public:
-  explicit TextLines(const std::u32string& text) : text_(text) { fill(); }
-  bool done() const override { return done_; }
-  void Next() override { fill(); }
-  const std::string& value() const override { return line_; }
+  explicit TextLines(const std::vector<std::string>& lines) : lines_(lines) { skip_empty(); }
+  bool done() const override { return next_ == lines_.size(); }
+  void Next() override {
+    ++next_;
+    skip_empty();
+  }
+  const std::string& value() const override { return lines_[next_]; }
   sentencepiece::util::Status status() const override { return {}; }
 
  private:
-  void fill() {
-    line_.clear();
-    while (line_.empty() && next_ < text_.size()) {
-      const std::size_t end = std::min(text_.find(U'\n', next_), text_.size());
-      line_ = encode_utf8(text_.substr(next_, end - next_));
-      next_ = end + 1;
-    }
-    done_ = line_.empty();
+  void skip_empty() {
+    while (next_ < lines_.size() && lines_[next_].empty()) ++next_;
   }
-  const std::u32string& text_;
+  const std::vector<std::string>& lines_;
   std::size_t next_ = 0;
-  std::string line_;
-  bool done_ = false;
 };
 
 }  // namespace
@@ -55,16 +62,15 @@ TextVocab TextVocab::pieces(const std::u32string& text, std::size_t size) {
                                 ", which SentencePiece reserves for a space");
   if (size < 8)  // as SubwordVocab: room for <unk> and a few characters at the least
     throw std::invalid_argument(what + ": a vocabulary needs at least 8 pieces");
-  for (std::size_t start = 0, line = 1; start < text.size(); ++line) {
-    const std::size_t end = std::min(text.find(U'\n', start), text.size());
-    if (const std::size_t bytes = encode_utf8(text.substr(start, end - start)).size();
-        bytes > kLongestLine)
-      throw std::invalid_argument(what + ": line " + std::to_string(line) + " is " +
+  std::vector<std::string> utf8_lines;
+  for (const std::u32string& line : lines_of(text)) {
+    utf8_lines.push_back(encode_utf8(line));
+    if (const std::size_t bytes = utf8_lines.back().size(); bytes > kLongestLine)
+      throw std::invalid_argument(what + ": line " + std::to_string(utf8_lines.size()) + " is " +
                                   std::to_string(bytes) + " bytes long; SentencePiece trains on " +
                                   "lines of at most " + std::to_string(kLongestLine));
-    start = end + 1;
   }
-  TextLines lines(text);
+  TextLines lines(utf8_lines);
   if (lines.done()) throw std::invalid_argument(what + ": the text has no characters but newlines");
   const std::unordered_map<std::string, std::string> options = {
       {"model_type", "unigram"},
@@ -121,25 +127,17 @@ std::vector<std::int64_t> TextVocab::encode(const std::u32string& text,
   if (!processor_) return ids;
   ids.clear();
   const auto newline = static_cast<std::int64_t>(texts_.size() - 1);
+  const std::vector<std::u32string> lines = lines_of(text);
   std::vector<int> line_ids;
-  for (std::size_t start = 0; start <= text.size();) {
-    const std::size_t end = std::min(text.find(U'\n', start), text.size());
-    if (const auto status =
-            processor_->Encode(encode_utf8(text.substr(start, end - start)), &line_ids);
-        !status.ok())
-      throw std::runtime_error(
-          what + ": SentencePiece cannot split line " +
-          std::to_string(std::count(text.begin(), text.begin() + start, U'\n') + 1) + ": " +
-          status.ToString());
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (i > 0) ids.push_back(newline);
+    if (const auto status = processor_->Encode(encode_utf8(lines[i]), &line_ids); !status.ok())
+      throw std::runtime_error(what + ": SentencePiece cannot split line " + std::to_string(i + 1) +
+                               ": " + status.ToString());
     if (std::find(line_ids.begin(), line_ids.end(), processor_->unk_id()) != line_ids.end())
-      throw std::runtime_error(
-          what + ": SentencePiece has no piece for part of line " +
-          std::to_string(std::count(text.begin(), text.begin() + start, U'\n') + 1) +
-          " (<unk>): the text would not spell back");
+      throw std::runtime_error(what + ": SentencePiece has no piece for part of line " +
+                               std::to_string(i + 1) + " (<unk>): the text would not spell back");
     ids.insert(ids.end(), line_ids.begin(), line_ids.end());
-    if (end == text.size()) break;
-    ids.push_back(newline);
-    start = end + 1;
   }
   return ids;
 }
