@@ -14,6 +14,7 @@
 
 #include "broadcast.hpp"
 #include "ops.hpp"
+#include "runtime/bf16.hpp"
 #include "runtime/gemm.hpp"
 #include "runtime/kernels.hpp"
 #include "tape.hpp"
@@ -159,26 +160,57 @@ Tensor product_op(const Tensor& a, bool ta, const Tensor& b, bool tb, const Shap
   return y;
 }
 
+// The operands of linear's products rounded to bfloat16 once, under the bf16 policy: x and w in
+// the forward pass, kept for the backward one (x for g_w, w for g_x), and g_y once for both
+// gradients.  Each is otherwise rounded by every product that reads it; a large layer's x and
+// g_y are millions of numbers.  Empty under the f32 policy and for layers too small to round.
+struct LinearRounded {
+  Bf16Matrix x, w;
+};
+
+// float32 products that read bfloat16 operands at this layer's size (the same for its three
+// products: each has rows x in x out multiply-adds).
+bool rounds_products(Dtype dtype, std::size_t rows, std::size_t in, std::size_t out) {
+  return dtype == Dtype::f32 && rounds_to_bf16(GemmArgs{.M = rows, .N = out, .K = in});
+}
+
+// C = op(A) op(B) + beta C as gemm above, with the rounded copies of A and B where the type has
+// them (float32 only).
+template <class T>
+void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, const T* A, const T* B,
+          T* C, T beta, const Bf16Matrix& a_rounded, const Bf16Matrix& b_rounded) {
+  const GemmArgs p{.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K};
+  if constexpr (std::is_same_v<T, float>) tg::gemm(p, A, B, C, beta, a_rounded, b_rounded);
+  else tg::gemm(p, A, B, C, beta);
+}
+
 // linear's rule at first order (first_order, tape.hpp): the rule's three gradients computed
 // straight into arrays, with none of the ops' shape checks and records.  The same formulas by
 // the same kernels, so the same bits: matmul_transposed takes the same single product for each
-// (product's two tall layouts, above) and sum_to the same row sum (sum_to_shape).
+// (product's two tall layouts, above) and sum_to the same row sum (sum_to_shape); under the
+// bf16 policy the products read the operands rounded once (LinearRounded), the same bits again.
 //   g_x = g_y w^T:  one product over all rows, (rows, out) (out, in)^T
 //   g_w = x^T g_y:  one product whose inner sum runs over all rows, (rows, in)^T (rows, out)
 //   g_b = g_y summed over the rows
 void linear_first_order(const Tensor& g_y, const Tensor& x, const Tensor& w, std::size_t rows,
-                        bool has_bias, Grads& g) {
+                        bool has_bias, const LinearRounded& rounded, Grads& g) {
   const std::size_t in = w.shape()[0], out = w.shape()[1];
   dispatch(x.dtype(), [&]<class T>() {
     const T* gy = g_y.data<T>().data();
+    const Bf16Matrix gy_rounded =
+        g.wanted(0) && g.wanted(1) && rounds_products(x.dtype(), rows, in, out)
+            ? Bf16Matrix(g_y.data<float>().data(), rows, out)
+            : Bf16Matrix();
     if (g.wanted(0)) {
       Array<T> g_x = Array<T>::from_shape(x.shape());
-      gemm(false, true, rows, in, out, gy, w.data<T>().data(), g_x.data(), T(0));
+      gemm(false, true, rows, in, out, gy, w.data<T>().data(), g_x.data(), T(0), gy_rounded,
+           rounded.w);
       g.add(0, std::move(g_x));
     }
     if (g.wanted(1)) {
       Array<T> g_w = Array<T>::from_shape(w.shape());
-      gemm(true, false, in, out, rows, x.data<T>().data(), gy, g_w.data(), T(0));
+      gemm(true, false, in, out, rows, x.data<T>().data(), gy, g_w.data(), T(0), rounded.x,
+           gy_rounded);
       g.add(1, std::move(g_w));
     }
     if (has_bias && g.wanted(2)) g.add(2, sum_to_shape(g_y.data<T>(), Shape{out}));
@@ -254,6 +286,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
                    {static_cast<std::int64_t>(out)});
   Shape y_shape = x.shape();
   y_shape.back() = out;
+  LinearRounded rounded;
+  if (rounds_products(x.dtype(), rows, in, out)) {
+    rounded.x = Bf16Matrix(x.data<float>().data(), rows, in);
+    rounded.w = Bf16Matrix(w.data<float>().data(), in, out);
+  }
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> y_value = Array<T>::from_shape(y_shape);
     T beta = T(0);
@@ -264,27 +301,32 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
       });
       beta = T(1);
     }
-    gemm(false, false, rows, out, in, x.data<T>().data(), w.data<T>().data(), y_value.data(), beta);
+    gemm(false, false, rows, out, in, x.data<T>().data(), w.data<T>().data(), y_value.data(), beta,
+         rounded.x, rounded.w);
     return Tensor(std::move(y_value));
   });
   const bool has_bias = b.defined();
   std::vector<Tensor> inputs{x, w};
   if (has_bias) inputs.push_back(b);
-  if (needs_grad(inputs))
-    record(
-        "linear", y, inputs, saved_bytes(x, w),
-        [x, w, has_bias, out, rows](const Tensor& g_y, Grads& g) {
-          if (first_order(g_y, x, w)) return linear_first_order(g_y, x, w, rows, has_bias, g);
-          if (g.wanted(0)) g.add(0, matmul_transposed(g_y, false, w, true, x.shape()));
-          if (g.wanted(1)) g.add(1, matmul_transposed(x, true, g_y, false, w.shape()));
-          if (has_bias && g.wanted(2)) g.add(2, sum_to(g_y, Shape{out}));
-        },
-        [x, w, has_bias](const Tangents& t) {
-          const Tensor db = has_bias && t.has(2) ? t[2] : Tensor();
-          if (!t.has(1)) return linear(t[0], w, db);  // t[0]: zeros if only b has a tangent
-          const Tensor x_dw = linear(x, t[1], db);
-          return t.has(0) ? linear(t[0], w) + x_dw : x_dw;
-        });
+  if (!needs_grad(inputs)) return y;
+  // Backward reads the rounded x only for g_w, the rounded w only for g_x.
+  if (!needs_grad(w)) rounded.x = Bf16Matrix();
+  if (!needs_grad(x)) rounded.w = Bf16Matrix();
+  record(
+      "linear", y, inputs, saved_bytes(x, w) + rounded.x.bytes() + rounded.w.bytes(),
+      [x, w, has_bias, out, rows, rounded](const Tensor& g_y, Grads& g) {
+        if (first_order(g_y, x, w))
+          return linear_first_order(g_y, x, w, rows, has_bias, rounded, g);
+        if (g.wanted(0)) g.add(0, matmul_transposed(g_y, false, w, true, x.shape()));
+        if (g.wanted(1)) g.add(1, matmul_transposed(x, true, g_y, false, w.shape()));
+        if (has_bias && g.wanted(2)) g.add(2, sum_to(g_y, Shape{out}));
+      },
+      [x, w, has_bias](const Tangents& t) {
+        const Tensor db = has_bias && t.has(2) ? t[2] : Tensor();
+        if (!t.has(1)) return linear(t[0], w, db);  // t[0]: zeros if only b has a tangent
+        const Tensor x_dw = linear(x, t[1], db);
+        return t.has(0) ? linear(t[0], w) + x_dw : x_dw;
+      });
   return y;
 }
 

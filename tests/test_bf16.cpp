@@ -188,3 +188,47 @@ BOOST_AUTO_TEST_CASE(products_are_counted_by_precision) {
   gemm(large, A.data(), B.data(), C.data(), 0.0f);  // not counted once counting is off
   BOOST_TEST(product_count().f32_macs == n.f32_macs);
 }
+
+// Operands rounded once (Bf16Matrix) give the bits of operands rounded by the product itself:
+// the same rounding read by the same kernel, in every layout, with a copy for A, for B or both.
+BOOST_AUTO_TEST_CASE(products_read_operands_rounded_beforehand_with_the_same_bits) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  const std::size_t M = 300, N = 290, K = 70;
+  std::vector<float> A(M * K), B(K * N);
+  for (float& x : A) x = uniform(rng);
+  for (float& x : B) x = uniform(rng);
+  PrecisionGuard bf16(Precision::bf16);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      const GemmArgs p{.trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K};
+      const Bf16Matrix a(A.data(), ta ? K : M, ta ? M : K), b(B.data(), tb ? N : K, tb ? K : N);
+      BOOST_TEST_REQUIRE(!a.empty());
+      BOOST_TEST(a.bytes() == M * K * (a.bits() ? 2 : 4));
+      std::vector<float> plain(M * N), both(M * N), only_a(M * N), only_b(M * N);
+      gemm(p, A.data(), B.data(), plain.data(), 0.0f);
+      gemm(p, A.data(), B.data(), both.data(), 0.0f, a, b);
+      gemm(p, A.data(), B.data(), only_a.data(), 0.0f, a, Bf16Matrix());
+      gemm(p, A.data(), B.data(), only_b.data(), 0.0f, Bf16Matrix(), b);
+      BOOST_TEST(plain == both, "trans " << ta << tb);
+      BOOST_TEST(plain == only_a, "trans " << ta << tb);
+      BOOST_TEST(plain == only_b, "trans " << ta << tb);
+    }
+  // A copy of another shape is a mistake, named; under the f32 policy a copy is never read.
+  const Bf16Matrix wrong(A.data(), K, M);
+  std::vector<float> C(M * N), f32(M * N);
+  CHECK_THROWS_WITH(gemm(GemmArgs{.M = M, .N = N, .K = K}, A.data(), B.data(), C.data(), 0.0f,
+                         wrong, Bf16Matrix()),
+                    "the rounded copy of A is 70 x 300, the operand is stored 300 x 70");
+  PrecisionGuard back_to_f32(Precision::f32);
+  BOOST_TEST(Bf16Matrix(A.data(), M, K).empty());
+  gemm(GemmArgs{.M = M, .N = N, .K = K}, A.data(), B.data(), f32.data(), 0.0f);
+  {
+    PrecisionGuard rounded(Precision::bf16);
+    const Bf16Matrix made_under_bf16(A.data(), M, K);
+    PrecisionGuard f32_again(Precision::f32);
+    gemm(GemmArgs{.M = M, .N = N, .K = K}, A.data(), B.data(), C.data(), 0.0f, made_under_bf16,
+         Bf16Matrix());
+  }
+  BOOST_TEST(C == f32);
+}

@@ -101,36 +101,66 @@ BOOST_AUTO_TEST_CASE(linear_gradcheck_and_errors) {
 // A backward that records nothing takes linear's first-order shortcut (the rule's formulas as
 // arrays); one with create_graph records the rule's ops.  The two run the same kernels, so they
 // give the same bits: in float32 and float64, with a bias and without, rows in batch dims or
-// not, small products and products cut into tiles.
+// not, small products and products cut into tiles; and under the bf16 policy, where the
+// shortcut's products read operands rounded once (x and w in the forward pass, g_y for both
+// gradients) and the recorded rule's products round their operands themselves.
 BOOST_AUTO_TEST_CASE(linear_first_order_shortcut_gives_the_bits_of_the_recorded_rule) {
   struct Case {
     Shape x, w;
     bool bias;
   };
-  for (const Dtype dtype : {Dtype::f32, Dtype::f64})
-    for (const Case& c : {Case{{2, 3, 4}, {4, 5}, true}, Case{{6, 4}, {4, 3}, false},
-                          Case{{4, 50, 120}, {120, 200}, true}}) {
-      const auto leaf = [dtype](const Shape& shape, std::uint64_t seed) {
-        return randn64(shape, seed, false).to(dtype).set_requires_grad();
-      };
-      Tensor x = leaf(c.x, 1), w = leaf(c.w, 2), b = leaf({c.w[1]}, 3);
-      Tape tape;
-      TapeGuard recording(tape);
-      const Tensor y = linear(x, w, c.bias ? b : Tensor());
-      const Tensor g_y = leaf(y.shape(), 4);  // so that b's gradient, sum(g_y), has a graph too
-      const Inputs inputs = c.bias ? Inputs{x, w, b} : Inputs{x, w};
-      const Inputs shortcut = grad({y}, inputs, {.grad_outputs = {g_y}, .retain_graph = true});
-      const Inputs recorded = grad({y}, inputs, {.grad_outputs = {g_y}, .create_graph = true});
-      for (std::size_t i = 0; i < inputs.size(); ++i) {
-        BOOST_TEST(!shortcut[i].requires_grad());
-        BOOST_TEST(recorded[i].requires_grad());  // made by recorded ops
-        BOOST_TEST(shortcut[i].shape() == inputs[i].shape());
-        const bool same = dtype == Dtype::f32
-                              ? shortcut[i].data<float>() == recorded[i].data<float>()
-                              : shortcut[i].data<double>() == recorded[i].data<double>();
-        BOOST_TEST(same, dtype_name(dtype) << " x " << shape_str(c.x) << ", gradient " << i);
+  for (const Precision precision : {Precision::f32, Precision::bf16})
+    for (const Dtype dtype : {Dtype::f32, Dtype::f64})
+      for (const Case& c : {Case{{2, 3, 4}, {4, 5}, true}, Case{{6, 4}, {4, 3}, false},
+                            Case{{4, 50, 120}, {120, 200}, true}}) {
+        PrecisionGuard policy(precision);
+        const auto leaf = [dtype](const Shape& shape, std::uint64_t seed) {
+          return randn64(shape, seed, false).to(dtype).set_requires_grad();
+        };
+        Tensor x = leaf(c.x, 1), w = leaf(c.w, 2), b = leaf({c.w[1]}, 3);
+        Tape tape;
+        TapeGuard recording(tape);
+        const Tensor y = linear(x, w, c.bias ? b : Tensor());
+        const Tensor g_y = leaf(y.shape(), 4);  // so that b's gradient, sum(g_y), has a graph too
+        const Inputs inputs = c.bias ? Inputs{x, w, b} : Inputs{x, w};
+        const Inputs shortcut = grad({y}, inputs, {.grad_outputs = {g_y}, .retain_graph = true});
+        const Inputs recorded = grad({y}, inputs, {.grad_outputs = {g_y}, .create_graph = true});
+        for (std::size_t i = 0; i < inputs.size(); ++i) {
+          BOOST_TEST(!shortcut[i].requires_grad());
+          BOOST_TEST(recorded[i].requires_grad());  // made by recorded ops
+          BOOST_TEST(shortcut[i].shape() == inputs[i].shape());
+          const bool same = dtype == Dtype::f32
+                                ? shortcut[i].data<float>() == recorded[i].data<float>()
+                                : shortcut[i].data<double>() == recorded[i].data<double>();
+          BOOST_TEST(same, dtype_name(dtype) << " x " << shape_str(c.x) << ", gradient " << i
+                                             << ", products in " << enum_name(precision));
+        }
+        if (precision == Precision::bf16 && dtype == Dtype::f32 && c.w[0] == 120) {  // it rounded
+          PrecisionGuard f32(Precision::f32);
+          BOOST_TEST(!(shortcut[1].data<float>() ==
+                       matmul_transposed(x, true, g_y, false, c.w).data<float>()));
+        }
       }
-    }
+}
+
+// linear rounds its operands for the backward pass as the forward one runs; a backward under
+// the f32 policy (the guard gone) computes float32 gradients all the same.
+BOOST_AUTO_TEST_CASE(linear_backward_follows_the_policy_at_its_own_time) {
+  Tensor x = randn64({200, 120}, 1, false).to(Dtype::f32).set_requires_grad(),
+         w = randn64({120, 200}, 2, false).to(Dtype::f32).set_requires_grad();
+  const Tensor g_y = randn64({200, 200}, 3, false).to(Dtype::f32);
+  Tape tape;
+  TapeGuard recording(tape);
+  Tensor y;
+  {
+    PrecisionGuard bf16(Precision::bf16);
+    y = linear(x, w);
+  }
+  const Inputs g = grad({y}, {x, w}, {.grad_outputs = {g_y}});
+  BOOST_TEST(
+      (g[0].data<float>() == matmul_transposed(g_y, false, w, true, x.shape()).data<float>()));
+  BOOST_TEST(
+      (g[1].data<float>() == matmul_transposed(x, true, g_y, false, w.shape()).data<float>()));
 }
 
 // Products large enough to be cut into tiles, and batches of small ones run in parallel,

@@ -22,6 +22,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "../named_enum.hpp"
@@ -52,6 +53,29 @@ inline float round_bf16(float x) { return from_bf16(to_bf16(x)); }
 // Whole arrays: out[i] = to_bf16(in[i]), or round_bf16(in[i]) (out may be in), for i < n.
 void to_bf16(const float* in, std::uint16_t* out, std::size_t n);
 void round_bf16(const float* in, float* out, std::size_t n);
+
+// A float32 matrix (rows x cols, packed) rounded to bfloat16 once, for several products that
+// read it: a linear layer's input is read by its forward product and by its weight's gradient,
+// and its output gradient by both gradients (tg::gemm's `rounded`, gemm.hpp).  It holds what
+// the kernel in use reads: bfloat16 bits for oneDNN, or the rounded values as float32 for the
+// emulation.  Empty when made under the f32 policy: the products then read the float32 values.
+class Bf16Matrix {
+ public:
+  Bf16Matrix() = default;
+  Bf16Matrix(const float* x, std::size_t rows, std::size_t cols);  // rounds in parallel
+
+  bool empty() const { return !bits_ && !values_; }
+  std::size_t rows() const { return rows_; }
+  std::size_t cols() const { return cols_; }
+  std::size_t bytes() const;
+  const std::uint16_t* bits() const { return bits_.get(); }  // oneDNN's kernel, else null
+  const float* values() const { return values_.get(); }      // the emulation, else null
+
+ private:
+  std::size_t rows_ = 0, cols_ = 0;
+  std::shared_ptr<const std::uint16_t[]> bits_;  // shared: copies are cheap (a tape keeps them)
+  std::shared_ptr<const float[]> values_;
+};
 
 // ---- the policy -------------------------------------------------------------------------------
 

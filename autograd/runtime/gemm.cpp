@@ -168,8 +168,7 @@ std::atomic<double> f32_macs{0}, bf16_macs{0};
 
 void count(const GemmArgs& p) {
   if (!counting.load(std::memory_order_relaxed)) return;
-  (detail::rounds_to_bf16(p) ? bf16_macs : f32_macs)
-      .fetch_add(multiply_adds(p), std::memory_order_relaxed);
+  (rounds_to_bf16(p) ? bf16_macs : f32_macs).fetch_add(multiply_adds(p), std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -183,13 +182,16 @@ ProductCount product_count() { return {f32_macs.load(), bf16_macs.load()}; }
 
 namespace {
 
-// Every float32 product, serial or not: counted, then in the policy's precision.
+// Every float32 product, serial or not: counted, then in the policy's precision (reading the
+// operands' rounded copies where given).
 void gemm_float(const GemmArgs& args, const float* A, const float* B, float* C, float beta,
-                bool parallel) {
+                bool parallel, const Bf16Matrix* a_rounded = nullptr,
+                const Bf16Matrix* b_rounded = nullptr) {
   const GemmArgs p = with_leading_dims(args);
   if (trivial(p, C, beta)) return;
   count(p);
-  if (precision() == Precision::bf16) detail::gemm_bf16(p, A, B, C, beta, parallel);
+  if (precision() == Precision::bf16)
+    detail::gemm_bf16(p, A, B, C, beta, parallel, a_rounded, b_rounded);
   else detail::gemm_f32(p, A, B, C, beta, parallel);
 }
 
@@ -206,6 +208,11 @@ void gemm_serial(const GemmArgs& args, const double* A, const double* B, double*
 
 void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float beta) {
   gemm_float(args, A, B, C, beta, /*parallel=*/true);
+}
+
+void gemm(const GemmArgs& args, const float* A, const float* B, float* C, float beta,
+          const Bf16Matrix& a_rounded, const Bf16Matrix& b_rounded) {
+  gemm_float(args, A, B, C, beta, /*parallel=*/true, &a_rounded, &b_rounded);
 }
 
 namespace detail {

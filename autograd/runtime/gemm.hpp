@@ -20,9 +20,23 @@
 
 namespace tg {
 
+class Bf16Matrix;  // bf16.hpp
+
 // In parallel tiles, for one large product.
 void gemm(const GemmArgs& p, const float* A, const float* B, float* C, float beta);
 void gemm(const GemmArgs& p, const double* A, const double* B, double* C, double beta);
+
+// The same product with operands rounded beforehand (bf16.hpp's Bf16Matrix, packed, of A's and
+// B's stored shapes): under the bf16 policy a product reads the rounded copies it is given
+// instead of rounding A or B again (the same bits: the same rounding, the same kernel).  An
+// empty copy is rounded as usual; under the f32 policy, or for a product too small to round,
+// the copies are not read.
+void gemm(const GemmArgs& p, const float* A, const float* B, float* C, float beta,
+          const Bf16Matrix& a_rounded, const Bf16Matrix& b_rounded);
+
+// True when this float32 product reads bfloat16 operands: under the bf16 policy, from 2^20
+// multiply-adds up (smaller ones stay float32; bf16.hpp).
+bool rounds_to_bf16(const GemmArgs& p);
 
 // On the calling thread only: for kernels that are already parallel (one product per batch
 // element or per attention head).

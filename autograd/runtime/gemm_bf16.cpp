@@ -11,6 +11,7 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include "bf16.hpp"
+#include "gemm.hpp"
 #include "libraries.hpp"
 
 namespace tg::detail {
@@ -173,9 +174,35 @@ Matmul& matmul_for(const GemmArgs& p, bool accumulate) {
 
 }  // namespace
 
+}  // namespace tg::detail
+
+namespace tg {
+
 bool rounds_to_bf16(const GemmArgs& p) {
-  return precision() == Precision::bf16 && multiply_adds(p) >= kMinBf16Macs;
+  return precision() == Precision::bf16 && multiply_adds(p) >= detail::kMinBf16Macs;
 }
+
+Bf16Matrix::Bf16Matrix(const float* x, std::size_t rows, std::size_t cols)
+    : rows_(rows), cols_(cols) {
+  if (precision() != Precision::bf16) return;  // empty: the products read float32
+  if (bf16_kernel_in_use() == Bf16Kernel::onednn) {
+    auto bits = std::make_unique_for_overwrite<std::uint16_t[]>(rows * cols);
+    detail::round_packed(x, rows, cols, cols, bits.get(), /*parallel=*/true);
+    bits_ = std::move(bits);
+  } else {
+    auto values = std::make_unique_for_overwrite<float[]>(rows * cols);
+    detail::round_packed(x, rows, cols, cols, values.get(), /*parallel=*/true);
+    values_ = std::move(values);
+  }
+}
+
+std::size_t Bf16Matrix::bytes() const {
+  return rows_ * cols_ * (bits_ ? sizeof(std::uint16_t) : values_ ? sizeof(float) : 0);
+}
+
+}  // namespace tg
+
+namespace tg::detail {
 
 void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::uint16_t* B, float* C,
                         float beta) {
@@ -184,31 +211,63 @@ void onednn_bf16_kernel(const GemmArgs& p, const std::uint16_t* A, const std::ui
   matmul_for(p, beta == 1.0f).run(p, A, B, C);
 }
 
-// The operands are rounded once, packed, before any tile runs: on oneDNN as bfloat16 bits, in the
-// emulation as float32 values that the float32 kernels read (the same products: a product of two
-// bfloat16 numbers is exact in float32).
+namespace {
+
+// The rounded copy a product may read for an operand stored rows x cols: null when there is
+// none (the product rounds the operand itself).  A copy of another shape is a caller's mistake.
+const Bf16Matrix* usable(const Bf16Matrix* rounded, std::size_t rows, std::size_t cols,
+                         const char* operand) {
+  if (rounded == nullptr || rounded->empty()) return nullptr;
+  if (rounded->rows() != rows || rounded->cols() != cols)
+    throw std::invalid_argument("gemm (bf16): the rounded copy of " + std::string(operand) +
+                                " is " + std::to_string(rounded->rows()) + " x " +
+                                std::to_string(rounded->cols()) + ", the operand is stored " +
+                                std::to_string(rows) + " x " + std::to_string(cols));
+  return rounded;
+}
+
+// An operand as the kernel reads it: the rounded copy given, or one made here (packed, rounded
+// in parallel when the product is), kept alive by `own`.
+template <class Out>
+const Out* rounded_operand(const Bf16Matrix* given, const float* X, std::size_t rows,
+                           std::size_t cols, std::size_t ld, bool parallel,
+                           std::unique_ptr<Out[]>& own) {
+  if (given != nullptr) {
+    if constexpr (std::is_same_v<Out, float>) return given->values();
+    else return given->bits();
+  }
+  own = std::make_unique_for_overwrite<Out[]>(rows * cols);
+  round_packed(X, rows, cols, ld, own.get(), parallel);
+  return own.get();
+}
+
+}  // namespace
+
+// The operands are rounded once, packed, before any tile runs (or were rounded before the call):
+// on oneDNN as bfloat16 bits, in the emulation as float32 values that the float32 kernels read
+// (the same products: a product of two bfloat16 numbers is exact in float32).  Buffers made here
+// are each call's own, not filled before they are written (a TBB thread waiting for this call's
+// tiles may run another product).
 void gemm_bf16(const GemmArgs& p, const float* A, const float* B, float* C, float beta,
-               bool parallel) {
+               bool parallel, const Bf16Matrix* a_rounded, const Bf16Matrix* b_rounded) {
   if (!rounds_to_bf16(p)) return gemm_f32(p, A, B, C, beta, parallel);
   const Stored s = stored(p);
+  const Bf16Matrix* ra = usable(a_rounded, s.a_rows, s.a_cols, "A");
+  const Bf16Matrix* rb = usable(b_rounded, s.b_rows, s.b_cols, "B");
   GemmArgs packed = p;
   packed.lda = s.a_cols;
   packed.ldb = s.b_cols;
-  // Each call its own buffers, not filled before they are written (a TBB thread waiting for
-  // this call's tiles may run another product).
   if (bf16_kernel_in_use() == Bf16Kernel::onednn) {
-    const auto a = std::make_unique_for_overwrite<std::uint16_t[]>(s.a_rows * s.a_cols);
-    const auto b = std::make_unique_for_overwrite<std::uint16_t[]>(s.b_rows * s.b_cols);
-    round_packed(A, s.a_rows, s.a_cols, p.lda, a.get(), parallel);
-    round_packed(B, s.b_rows, s.b_cols, p.ldb, b.get(), parallel);
-    gemm_onednn_bf16(packed, a.get(), b.get(), C, beta, parallel);
+    std::unique_ptr<std::uint16_t[]> own_a, own_b;
+    const std::uint16_t* a = rounded_operand(ra, A, s.a_rows, s.a_cols, p.lda, parallel, own_a);
+    const std::uint16_t* b = rounded_operand(rb, B, s.b_rows, s.b_cols, p.ldb, parallel, own_b);
+    gemm_onednn_bf16(packed, a, b, C, beta, parallel);
     return;
   }
-  const auto a = std::make_unique_for_overwrite<float[]>(s.a_rows * s.a_cols);
-  const auto b = std::make_unique_for_overwrite<float[]>(s.b_rows * s.b_cols);
-  round_packed(A, s.a_rows, s.a_cols, p.lda, a.get(), parallel);
-  round_packed(B, s.b_rows, s.b_cols, p.ldb, b.get(), parallel);
-  gemm_f32(packed, a.get(), b.get(), C, beta, parallel);
+  std::unique_ptr<float[]> own_a, own_b;
+  const float* a = rounded_operand(ra, A, s.a_rows, s.a_cols, p.lda, parallel, own_a);
+  const float* b = rounded_operand(rb, B, s.b_rows, s.b_cols, p.ldb, parallel, own_b);
+  gemm_f32(packed, a, b, C, beta, parallel);
 }
 
 }  // namespace tg::detail

@@ -5,18 +5,17 @@
 
 #include <cstdint>
 
+#include "bf16.hpp"
 #include "gemm_args.hpp"
 
 namespace tg::detail {
 
-// True when a float32 product reads bfloat16 operands: under the bf16 policy, from 2^20
-// multiply-adds up (smaller ones stay float32).
-bool rounds_to_bf16(const GemmArgs& p);
-
-// C = op(A) op(B) + beta C with A and B rounded to bfloat16 (leading dimensions set);
-// `parallel`: in tiles on oneTBB's threads (tg::gemm), else on the calling thread (gemm_serial).
+// C = op(A) op(B) + beta C with A and B rounded to bfloat16 (leading dimensions set), or read
+// from the rounded copies given (null: round here); `parallel`: in tiles on oneTBB's threads
+// (tg::gemm), else on the calling thread (gemm_serial).
 void gemm_bf16(const GemmArgs& p, const float* A, const float* B, float* C, float beta,
-               bool parallel);
+               bool parallel, const Bf16Matrix* a_rounded = nullptr,
+               const Bf16Matrix* b_rounded = nullptr);
 
 // gemm.cpp: the float32 products as they run under the f32 policy, and the tiles of a bfloat16
 // product on oneDNN (each tile one call of onednn_bf16_kernel).
