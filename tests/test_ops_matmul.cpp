@@ -102,7 +102,7 @@ BOOST_AUTO_TEST_CASE(linear_gradcheck_and_errors) {
 // arrays); one with create_graph records the rule's ops.  The two run the same kernels, so they
 // give the same bits: in float32 and float64, with a bias and without, rows in batch dims or
 // not, small products and products cut into tiles; and under the bf16 policy, where the
-// shortcut's products read operands rounded once (x and w in the forward pass, g_y for both
+// shortcut's products read operands rounded once (w in the forward pass, g_y for both
 // gradients) and the recorded rule's products round their operands themselves.
 BOOST_AUTO_TEST_CASE(linear_first_order_shortcut_gives_the_bits_of_the_recorded_rule) {
   struct Case {

@@ -55,9 +55,9 @@ void to_bf16(const float* in, std::uint16_t* out, std::size_t n);
 void round_bf16(const float* in, float* out, std::size_t n);
 
 // A float32 matrix (rows x cols, packed) rounded to bfloat16 once, for several products that
-// read it: a linear layer's input is read by its forward product and by its weight's gradient,
-// and its output gradient by both gradients (tg::gemm's `rounded`, gemm.hpp).  It holds what
-// the kernel in use reads: bfloat16 bits for oneDNN, or the rounded values as float32 for the
+// read it: a linear layer's output gradient is read by both of its gradients, its weight by the
+// forward product and by the input's gradient (tg::gemm's rounded operands, gemm.hpp).  It holds
+// what the kernel in use reads: bfloat16 bits for oneDNN, or the rounded values as float32 for the
 // emulation.  Empty when made under the f32 policy: the products then read the float32 values.
 class Bf16Matrix {
  public:
