@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE gemm_small
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -122,16 +123,25 @@ BOOST_AUTO_TEST_CASE(kernels_give_the_reference_bits) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(gemm_sends_products_up_to_1e8_multiply_adds_to_the_kernels) {
-  BOOST_TEST(is_small_product({.M = 32, .N = 32, .K = 32}));
-  BOOST_TEST(is_small_product({.M = 1536, .N = 512, .K = 128}));   // the tagger's largest
+BOOST_AUTO_TEST_CASE(gemm_sends_products_up_to_the_limit_to_the_kernels) {
+  // 1.2e8 multiply-adds, 2^22 on Intel CPUs, or what TAPEGRAD_GEMM_SMALL_MACS says.
+  const char* set = std::getenv("TAPEGRAD_GEMM_SMALL_MACS");
+  const double limit = small_product_limit();
+  if (set != nullptr && *set != '\0') BOOST_TEST(limit == std::strtod(set, nullptr));
+  else BOOST_TEST(limit == (__builtin_cpu_is("intel") ? 4194304.0 : 1.2e8));
+  BOOST_TEST(is_small_product({.M = 32, .N = 32, .K = 32}) == (32768 <= limit));
+  BOOST_TEST(is_small_product({.M = 256, .N = 128, .K = 128}) == (4194304 <= limit));
+  BOOST_TEST(is_small_product({.M = 257, .N = 128, .K = 128}) == (4210688 <= limit));
+  BOOST_TEST(is_small_product({.M = 1536, .N = 512, .K = 128}) == (100663296 <= limit));
   BOOST_TEST(!is_small_product({.M = 2048, .N = 256, .K = 256}));  // the translator's: oneDNN
   if (small_kernel_in_use() == SmallKernel::none) return;          // TAPEGRAD_GEMM_KERNEL=none
+  if (limit < 4194304) return;  // a lower TAPEGRAD_GEMM_SMALL_MACS: oneDNN's bits, not these
   // Through gemm_serial, and through tg::gemm in one piece or in tiles of rows or of columns
   // (some of them on other threads), a product has the reference's bits: the tiles never split
-  // a sum, and K's slices (of 128) never change its order.
+  // a sum, and K's slices (of 128) never change its order.  At most 2^22 multiply-adds each,
+  // so that the kernels take them on any CPU.
   for (auto [M, N, K] :
-       {std::array<std::size_t, 3>{48, 48, 32}, {700, 90, 300}, {90, 700, 300}, {130, 70, 1000}})
+       {std::array<std::size_t, 3>{48, 48, 32}, {300, 90, 150}, {90, 300, 150}, {130, 70, 400}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (bool serial : {false, true})

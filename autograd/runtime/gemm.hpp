@@ -1,12 +1,12 @@
 // Matrix products: the one place where tapegrad multiplies matrices.
 //
-// float32 products up to about 10^8 multiply-adds run on tapegrad's own AVX-512 or AVX2 kernels
-// (gemm_small.hpp), larger ones on oneDNN's sgemm (Debian's libdnnl), whose kernels are generated
-// at run time for the instruction sets the CPU reports (AVX2, AVX-512, AMX), on Intel and AMD
-// alike.  Both choose from what the CPU reports; OpenBLAS 0.3.21 picks its kernels from a table of
-// the CPUs it knows instead, and on newer ones falls back to SSE3 at a fifth of the speed.
-// float64 products (gradcheck) stay on BLAS.  oneDNN and BLAS are opened when a product first
-// needs them (libraries.hpp): a program whose products are all small never maps either.
+// float32 products up to about 10^8 multiply-adds (2^22 on Intel CPUs) run on tapegrad's own
+// AVX-512 or AVX2 kernels (gemm_small.hpp), larger ones on oneDNN's sgemm (Debian's libdnnl), whose
+// kernels are generated at run time for the instruction sets the CPU reports (AVX2, AVX-512, AMX),
+// on Intel and AMD alike.  Both choose from what the CPU reports; OpenBLAS 0.3.21 picks its kernels
+// from a table of the CPUs it knows instead, and on newer ones falls back to SSE3 at a fifth of the
+// speed. float64 products (gradcheck) stay on BLAS.  oneDNN and BLAS are opened when a product
+// first needs them (libraries.hpp): a program whose products are all small never maps either.
 //
 // Threads.  Every kernel call runs on one thread: tapegrad cuts a product into tiles of C whose
 // size depends on M, N and K only, and runs the tiles on oneTBB's threads.  So

@@ -16,12 +16,14 @@ void product_avx2(const Operands& p);    // gemm_small_avx2.cpp
 
 namespace {
 
-// Up to about 10^8 multiply-adds (the tagger's largest products, 1536 x 512 x 128) the kernels
-// are as fast as oneDNN's sgemm, and much faster on small ones (build/bench/gemm-bench).  The
-// translator's larger products (from 2048 x 256 x 256 up) stream operands of several MB through
-// the caches, and oneDNN, which packs both operands into cache-sized blocks, runs them faster
-// (the kernels here reached 0.53-0.92 of the best kernel on them, docs/speed.md).
-constexpr double kMaxSmallMacs = 1.2e8;
+// Where oneDNN's sgemm starts to win, measured with build/bench/gemm-bench (docs/speed.md).  On
+// AMD's Zen 5 the kernels here are as fast as oneDNN up to about 10^8 multiply-adds (the tagger's
+// largest products, 1536 x 512 x 128) and much faster on small ones; the translator's larger
+// products (from 2048 x 256 x 256 up) stream operands of several MB through the caches, and
+// oneDNN, which packs both operands into cache-sized blocks, runs them faster.  On Intel's
+// Emerald Rapids oneDNN's kernels are faster from a few million multiply-adds up (the kernels
+// here reached 0.59-0.83 of them on the tagger's products, about the same below 4 million).
+constexpr double kMaxSmallMacsAmd = 1.2e8, kMaxSmallMacsIntel = 1 << 22;
 
 bool runs_on_this_cpu(SmallKernel kernel) {
   switch (kernel) {
@@ -66,7 +68,22 @@ SmallKernel small_kernel_in_use() {
   return in_use;
 }
 
-bool is_small_product(const GemmArgs& p) { return multiply_adds(p) <= kMaxSmallMacs; }
+double small_product_limit() {
+  static const double limit = [] {
+    const char* value = std::getenv("TAPEGRAD_GEMM_SMALL_MACS");
+    if (value == nullptr || *value == '\0')
+      return __builtin_cpu_is("intel") ? kMaxSmallMacsIntel : kMaxSmallMacsAmd;
+    char* end = nullptr;
+    const double macs = std::strtod(value, &end);
+    if (end == value || *end != '\0' || !(macs >= 0))
+      throw std::invalid_argument("TAPEGRAD_GEMM_SMALL_MACS=" + std::string(value) +
+                                  ": want a number of multiply-adds, 0 or more");
+    return macs;
+  }();
+  return limit;
+}
+
+bool is_small_product(const GemmArgs& p) { return multiply_adds(p) <= small_product_limit(); }
 
 // Blocks of 16 rows of B: 16 floats of every row of the copy are written together, and the 16
 // rows read stay in the cache from one k to the next.

@@ -1,6 +1,7 @@
 // tapegrad's own matrix-product kernels, register-blocked, for every float32 product up to about
-// 10^8 multiply-adds: a tiny model's layers, attention's per-head blocks, and all of the tagger's
-// and most of the sentiment model's products.  Larger ones go to oneDNN (gemm.cpp).
+// 10^8 multiply-adds (4 million on Intel CPUs; small_product_limit below): a tiny model's layers,
+// attention's per-head blocks, and all of the tagger's and most of the sentiment model's
+// products.  Larger ones go to oneDNN (gemm.cpp).
 //
 // oneDNN's sgemm packs both operands into its own layout before it multiplies.  For a 32 x 32
 // x 32 product that packing and the call's bookkeeping cost more than the 32,768 multiply-adds,
@@ -49,7 +50,14 @@ SmallKernel small_kernel_in_use();
 // The kernel of that name, checked against this CPU (what TAPEGRAD_GEMM_KERNEL is read with).
 SmallKernel kernel_named(const std::string& name);
 
-// True for the products tg::gemm sends to these kernels: it depends on M, N and K only.
+// The largest product, in multiply-adds, that tg::gemm sends to these kernels: 1.2e8 (AMD and
+// others), or 2^22 on Intel CPUs, where oneDNN's sgemm overtakes them sooner (gemm_small.cpp);
+// or the number TAPEGRAD_GEMM_SMALL_MACS gives, to run the test suite as on the other kind of
+// CPU.  A value that is not a number throws std::invalid_argument at the first product.
+double small_product_limit();
+
+// True for the products tg::gemm sends to these kernels: it depends on M, N and K and on the
+// limit above, which is fixed for the process.
 bool is_small_product(const GemmArgs& p);
 
 // C = op(A) op(B) + beta C with the given kernel (GemmArgs' leading dimensions must be set).
