@@ -61,7 +61,8 @@ BOOST_AUTO_TEST_CASE(opened_when_a_product_first_needs_them) {
   BOOST_TEST(is_open(TAPEGRAD_DNNL_SONAME) == !own);
   BOOST_TEST(!is_open(TAPEGRAD_BLAS_SONAME));
 
-  // Above 1.2e8 multiply-adds a float32 product goes to oneDNN.
+  // Above the own kernels' limit (1.2e8 multiply-adds, 2^22 on Intel: small_product_limit()) a
+  // float32 product goes to oneDNN.
   BOOST_TEST(!is_small_product(GemmArgs{.M = 600, .N = 500, .K = 420}));
   BOOST_TEST(product_error<float>(600, 500, 420) <= 1e-6 * 421);
   BOOST_TEST(is_open(TAPEGRAD_DNNL_SONAME));

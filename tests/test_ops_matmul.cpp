@@ -143,8 +143,8 @@ BOOST_AUTO_TEST_CASE(linear_first_order_shortcut_gives_the_bits_of_the_recorded_
       }
 }
 
-// linear rounds its operands for the backward pass as the forward one runs; a backward under
-// the f32 policy (the guard gone) computes float32 gradients all the same.
+// linear keeps w rounded from the forward pass for g_x; a backward under the f32 policy (the
+// guard gone) computes float32 gradients all the same.
 BOOST_AUTO_TEST_CASE(linear_backward_follows_the_policy_at_its_own_time) {
   Tensor x = randn64({200, 120}, 1, false).to(Dtype::f32).set_requires_grad(),
          w = randn64({120, 200}, 2, false).to(Dtype::f32).set_requires_grad();

@@ -8,7 +8,8 @@
 // float32.  Smaller products (attention's per-head blocks, a tiny model's layers) stay float32,
 // where rounding costs more than it saves; so do layer norm, softmax, the losses, the optimizer
 // and the weights themselves.  Tensors stay float32: the rounding happens as a product reads its
-// operands.
+// operands, or once before several products that read the same one (Bf16Matrix below: linear
+// rounds its output gradient once for both of its gradients).
 //
 //   tg::PrecisionGuard bf16(tg::Precision::bf16);   // products in bfloat16 until the guard ends
 //

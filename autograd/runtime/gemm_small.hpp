@@ -1,7 +1,7 @@
 // tapegrad's own matrix-product kernels, register-blocked, for every float32 product up to about
-// 10^8 multiply-adds (4 million on Intel CPUs; small_product_limit below): a tiny model's layers,
-// attention's per-head blocks, and all of the tagger's and most of the sentiment model's
-// products.  Larger ones go to oneDNN (gemm.cpp).
+// 10^8 multiply-adds (4 million on Intel CPUs; small_product_limit below): a tiny model's layers
+// and attention's per-head blocks, and on other CPUs all of the tagger's and most of the
+// sentiment model's products.  Larger ones go to oneDNN (gemm.cpp).
 //
 // oneDNN's sgemm packs both operands into its own layout before it multiplies.  For a 32 x 32
 // x 32 product that packing and the call's bookkeeping cost more than the 32,768 multiply-adds,

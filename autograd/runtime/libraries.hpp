@@ -1,7 +1,8 @@
 // oneDNN and BLAS, opened the first time a product needs them.
 //
-// tapegrad's own kernels (gemm_small.hpp) run every float32 product up to 1.2e8 multiply-adds,
-// so a small model never calls oneDNN, and only float64 products (gradcheck) call BLAS.  Linked
+// tapegrad's own kernels (gemm_small.hpp) run every float32 product up to 1.2e8 multiply-adds
+// (2^22 on Intel CPUs), so a small model never calls oneDNN, and only float64 products
+// (gradcheck) call BLAS.  Linked
 // the usual way, both would still be mapped and relocated when the program starts, with their
 // OpenMP and Fortran runtimes: 4.6 of the tiny benchmark's 12.6 MB (docs/speed.md).  So they are
 // opened with dlopen at their first call: from the folder CMake found each in, else by its
