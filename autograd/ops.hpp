@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "runtime/generator.hpp"
@@ -91,6 +92,13 @@ Tensor take_rows(const Tensor& x, const std::vector<std::size_t>& rows);
 // x: (R, ...) -> (n, ...): out[rows[r]] += x[r], zeros in the rows never named.  The adjoint of
 // take_rows (its backward); rows.size() == R, each row < n.
 Tensor scatter_add_rows(const Tensor& x, const std::vector<std::size_t>& rows, std::size_t n);
+// The rows of x (..., C), its leading axes read as one: x as (n, C) -> (R, C), out[r] =
+// x[rows[r]]; rows strictly increasing.  What nn::TokenPacking packs real tokens with.
+Tensor gather_rows(const Tensor& x, const std::shared_ptr<const std::vector<std::size_t>>& rows);
+// Its adjoint: x (R, C) -> shape (..., C), row rows[r] (of the leading axes read as one) = x[r],
+// zeros elsewhere; rows strictly increasing.
+Tensor scatter_rows(const Tensor& x, const std::shared_ptr<const std::vector<std::size_t>>& rows,
+                    const Shape& shape);
 
 // x: (..., C), ids: (...) -> (...): out[i] = x[i, ids[i]], one entry of each last-axis row (the
 // log-probability of each target token, from log_softmax's output).  The backward puts g into
@@ -245,6 +253,11 @@ Tensor embedding_bags_backward(const Tensor& g, const Ids& ids,
 // With training == false, or p == 0, returns x unchanged.  Takes one draw from `gen` per call;
 // the mask is a function of that draw and the element index (recomputed by the backward pass).
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training = true);
+// The same for x (R, C) whose rows stand at rows `at` of a larger (n, C) tensor: element (r, c)
+// drops as element (at[r], c) of that tensor would under the same draw.  So a step that runs
+// its position-wise layers on real tokens only (nn/packing.hpp) drops what the padded step would.
+Tensor dropout(const Tensor& x, double p, Generator& gen, bool training,
+               const std::shared_ptr<const std::vector<std::size_t>>& at);
 
 struct CrossEntropyOptions {
   std::int64_t ignore_index = -100;  // targets equal to this add no loss and no gradient

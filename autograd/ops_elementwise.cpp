@@ -5,6 +5,7 @@
 //   jvp: given the inputs' tangents da, db, the output's tangent dy.
 // A unary op's Jacobian is diagonal, so one rule serves both: g_x = y'(x) g_y, dy = y'(x) dx.
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -368,16 +369,51 @@ Array<double> gelu_backward(const Array<double>& x, const Array<double>& g_y, Ge
 
 }  // namespace reference
 
+namespace {
+
+// f(in, out) on blocks of kBlock elements, the last one padded: every element goes through the
+// same vector instructions wherever it sits.  A loop over n elements would leave the last
+// n mod 16 to a scalar epilogue, which the compiler may contract into fused multiply-adds
+// differently, so an element's bits would depend on its place: on where a thread's chunk ends,
+// and on whether its row is packed with the real tokens or sits among padding (nn/packing.hpp).
+constexpr std::size_t kBlock = 16;
+
+template <std::size_t Inputs, class F>
+inline void in_blocks(const std::array<const float*, Inputs>& in, float* out, std::size_t n, F f) {
+  std::size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    std::array<const float*, Inputs> at;
+    for (std::size_t k = 0; k < Inputs; ++k) at[k] = in[k] + i;
+    f(at, out + i);
+  }
+  if (i == n) return;
+  float padded[Inputs][kBlock] = {}, result[kBlock];
+  std::array<const float*, Inputs> at;
+  for (std::size_t k = 0; k < Inputs; ++k) {
+    std::copy(in[k] + i, in[k] + n, padded[k]);
+    at[k] = padded[k];
+  }
+  f(at, result);
+  std::copy_n(result, n - i, out + i);
+}
+
+}  // namespace
+
 // The exact form in float32, compiled for AVX-512, AVX2 and plain x86-64; the CPU picks at load
 // time.
 TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
 void gelu_forward_f32(const float* x, float* y, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) y[i] = gelu_of<PolyErf>(x[i], GeluForm::exact);
+  in_blocks<1>({x}, y, n, [](const std::array<const float*, 1>& in, float* out) {
+    for (std::size_t i = 0; i < kBlock; ++i) out[i] = gelu_of<PolyErf>(in[0][i], GeluForm::exact);
+  });
 }
 
 TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
 void gelu_backward_f32(const float* g_y, const float* x, float* g_x, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) g_x[i] = g_y[i] * gelu_slope<PolyErf>(x[i], GeluForm::exact);
+  in_blocks<2>({g_y, x}, g_x, n, [](const std::array<const float*, 2>& in, float* out) {
+    for (std::size_t i = 0; i < kBlock; ++i)
+      out[i] = in[0][i] * gelu_slope<PolyErf>(in[1][i], GeluForm::exact);
+  });
 }
 
 // The second derivative, with tapegrad's ops (so it differentiates again):

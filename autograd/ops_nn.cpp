@@ -401,14 +401,25 @@ namespace {
 struct DropMask {
   std::uint64_t seed = 0, threshold = 0;
   double keep = 0;
+  // Where x's rows stand in the tensor whose elements the mask indexes (null: x itself).
+  std::shared_ptr<const std::vector<std::size_t>> at;
 };
 
 template <class T>
 Array<T> apply_dropout(const Array<T>& in, const DropMask& m) {
   Array<T> out = Array<T>::from_shape(in.shape());
-  parallel_range(in.size(), [&](std::size_t b, std::size_t e) {
-    apply_dropout_mask(in.data() + b, out.data() + b, e - b, b, m.seed, m.threshold,
-                       static_cast<T>(m.keep));
+  const auto keep = static_cast<T>(m.keep);
+  if (!m.at) {
+    parallel_range(in.size(), [&](std::size_t b, std::size_t e) {
+      apply_dropout_mask(in.data() + b, out.data() + b, e - b, b, m.seed, m.threshold, keep);
+    });
+    return out;
+  }
+  const std::size_t R = m.at->size(), C = R ? in.size() / R : 0;
+  parallel_rows(R, C, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t r = begin; r < end; ++r)
+      apply_dropout_mask(in.data() + r * C, out.data() + r * C, C, (*m.at)[r] * C, m.seed,
+                         m.threshold, keep);
   });
   return out;
 }
@@ -427,15 +438,23 @@ Tensor masked_by(const Tensor& x, const DropMask& m) {
 
 // y = x * mask, mask_i = 1 / (1 - p) with probability 1 - p, else 0 (rules at masked_by).
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
+  return dropout(x, p, gen, training, nullptr);
+}
+
+Tensor dropout(const Tensor& x, double p, Generator& gen, bool training,
+               const std::shared_ptr<const std::vector<std::size_t>>& at) {
   check_defined("dropout", x);
   if (!(p >= 0.0 && p <= 1.0))
     fail("dropout", "the drop probability must be in [0, 1], got " + std::to_string(p));
+  if (at && (x.dim() != 2 || x.shape()[0] != at->size()))
+    fail("dropout", "x must be (R, C) with R = " + std::to_string(at->size()) +
+                        ", the rows it stands at; got x " + shape_str(x.shape()));
   if (!training || p == 0.0) return x;
   const std::uint64_t seed = gen.next_u64();  // one draw per call: the generator's state moves on
   const auto threshold =
       static_cast<std::uint64_t>(p * 4294967296.0);  // p = 1: every element drops
-  return masked_by(x,
-                   {.seed = seed, .threshold = threshold, .keep = p < 1.0 ? 1.0 / (1.0 - p) : 0.0});
+  return masked_by(
+      x, {.seed = seed, .threshold = threshold, .keep = p < 1.0 ? 1.0 / (1.0 - p) : 0.0, .at = at});
 }
 
 namespace {

@@ -354,6 +354,82 @@ Tensor scatter_add_rows(const Tensor& x, const std::vector<std::size_t>& rows, s
 }
 
 namespace {
+
+// rows strictly increasing and below n, else throws naming `op`.
+void check_increasing_rows(const char* op, const std::vector<std::size_t>& rows, std::size_t n) {
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r] >= n)
+      fail(op, "row " + std::to_string(rows[r]) + " is out of range for " + std::to_string(n) +
+                   " rows");
+    if (r > 0 && rows[r] <= rows[r - 1])
+      fail(op, "rows must be strictly increasing, got " + std::to_string(rows[r - 1]) + " then " +
+                   std::to_string(rows[r]));
+  }
+}
+
+}  // namespace
+
+// x read as (n, C) -> (R, C): out[r] = x[rows[r]];  g_x = scatter_rows(g_y, rows, x's shape);
+// dy = gather_rows(dx, rows).  Row copies, in parallel.
+Tensor gather_rows(const Tensor& x, const std::shared_ptr<const std::vector<std::size_t>>& rows) {
+  check_defined("gather_rows", x);
+  if (x.dim() < 2)
+    fail("gather_rows", "needs x (..., C) with at least 2 axes, got " + shape_str(x.shape()));
+  const std::size_t C = x.shape().back(), n = C ? x.numel() / C : 0, R = rows->size();
+  check_increasing_rows("gather_rows", *rows, n);
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> out = Array<T>::from_shape({R, C});
+    const T* src = x.data<T>().data();
+    parallel_rows(R, C, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t r = begin; r < end; ++r)
+        std::copy_n(src + (*rows)[r] * C, C, out.data() + r * C);
+    });
+    return Tensor(std::move(out));
+  });
+  if (needs_grad(x)) {
+    const Shape shape = x.shape();
+    record_linear(
+        "gather_rows", y, x, 0,
+        [rows, shape](const Tensor& g_y) { return scatter_rows(g_y, rows, shape); },
+        [rows](const Tensor& dx) { return gather_rows(dx, rows); });
+  }
+  return y;
+}
+
+// x (R, C) -> shape (..., C), zeros where rows name none;  g_x = gather_rows(g_y, rows);
+// dy = scatter_rows(dx, rows, shape).
+Tensor scatter_rows(const Tensor& x, const std::shared_ptr<const std::vector<std::size_t>>& rows,
+                    const Shape& shape) {
+  check_defined("scatter_rows", x);
+  const std::size_t R = rows->size();
+  if (x.dim() != 2 || x.shape()[0] != R || shape.size() < 2 || shape.back() != x.shape()[1])
+    fail("scatter_rows", "needs x (R, C) with R = " + std::to_string(R) +
+                             " rows and a shape (..., C): x is " + shape_str(x.shape()) +
+                             ", the shape " + shape_str(shape));
+  const std::size_t C = shape.back(), n = C ? shape_numel(shape) / C : 0;
+  check_increasing_rows("scatter_rows", *rows, n);
+  Tensor y = dispatch(x.dtype(), [&]<class T>() {
+    Array<T> out = Array<T>::from_shape(shape);
+    const T* src = x.data<T>().data();
+    // Row i of out is row r of x when rows[r] == i, else zeros: each task fills its own rows.
+    parallel_rows(n, C, [&](std::size_t begin, std::size_t end) {
+      std::size_t r = std::lower_bound(rows->begin(), rows->end(), begin) - rows->begin();
+      for (std::size_t i = begin; i < end; ++i) {
+        T* row = out.data() + i * C;
+        if (r < R && (*rows)[r] == i) std::copy_n(src + r++ * C, C, row);
+        else std::fill_n(row, C, T(0));
+      }
+    });
+    return Tensor(std::move(out));
+  });
+  if (needs_grad(x))
+    record_linear(
+        "scatter_rows", y, x, 0, [rows](const Tensor& g_y) { return gather_rows(g_y, rows); },
+        [rows, shape](const Tensor& dx) { return scatter_rows(dx, rows, shape); });
+  return y;
+}
+
+namespace {
 // Every id in [0, C); else throws naming `op`, the id, its place and `x_is` (what x is).
 void check_ids(const char* op, const Ids& ids, std::size_t C, const std::string& x_is) {
   for (std::size_t i = 0; i < ids.size(); ++i)

@@ -75,6 +75,7 @@ Ids rows_of_rank(const Ids& ids) {
 // Owns the models and batches of every workload (modules can't move, so they live here).
 struct Bench {
   Generator gen{0};
+  bool skip_padding = true;  // tagger, sentiment: position-wise layers on real tokens only
   std::unique_ptr<models::Tagger> tagger;
   std::unique_ptr<models::Classifier> classifier;
   std::unique_ptr<models::Translator> translator;
@@ -96,7 +97,8 @@ struct Bench {
                                             .relative_k = tiny ? 4u : 16u,
                                             .subword_buckets = 0,
                                             .subword_groups = {},
-                                            .conv_width = 0},
+                                            .conv_width = 0,
+                                            .skip_padding = skip_padding},
                                 .tags = tags},
           gen);
       a = padded_tokens(gen, batch, T, vocab);
@@ -116,7 +118,8 @@ struct Bench {
                                                 .relative_k = 16,
                                                 .subword_buckets = 0,
                                                 .subword_groups = {},
-                                                .conv_width = 0},
+                                                .conv_width = 0,
+                                                .skip_padding = skip_padding},
                                     .classes = 2},
           gen);
       a = padded_tokens(gen, 64, 64, 20000);
@@ -229,6 +232,10 @@ static int run(int argc, char** argv) {
                "also report the products' flops in a step, the machine's measured peak (a "
                "micro-kernel of multiply-adds per core, times --threads) and the fraction of it "
                "the step reaches");
+  bool keep_padding = false;
+  app.add_flag("--keep-padding", keep_padding,
+               "tagger, sentiment: run every layer on the padded batch, as before steps skipped "
+               "padding (nn/packing.hpp)");
   std::string precision = "f32";
   app.add_option("--precision", precision,
                  "f32, or bf16: large products read bfloat16 operands (autograd/runtime/bf16.hpp)")
@@ -254,6 +261,7 @@ static int run(int argc, char** argv) {
   set_num_threads(threads);
   keep_freed_memory();  // as the programs do (examples/programs/cli.cpp)
   Bench bench;
+  bench.skip_padding = !keep_padding;
   Workload w = bench.make(workload);
   w.model->train();
   w.model->set_checkpointing(checkpoint_blocks);

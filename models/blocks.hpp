@@ -86,6 +86,9 @@ struct SentenceEncoderOptions {
   // > 0: a convolution of this width over the word vectors before the encoder, so that
   // neighbouring words ("not good") are read together.
   std::size_t conv_width = 5;
+  // Run the encoder's position-wise layers on the real tokens only (nn/packing.hpp): the same
+  // values at real tokens, less work on padded batches.  Not stored in model files.
+  bool skip_padding = true;
 
   // The options a model file stores (model_file.hpp); subword_groups comes from the file's
   // SubwordOptions.

@@ -4,6 +4,7 @@
 
 #include "../autograd/runtime/generator.hpp"
 #include "module.hpp"
+#include "packing.hpp"
 
 namespace tg::nn {
 
@@ -14,6 +15,8 @@ class Dropout : public Layer {
 
   // x: (...) -> (...)
   Tensor forward(const Tensor& x) override;
+  // x: (N, C), real tokens packed (packing.hpp) -> (N, C), dropped as at their padded places.
+  Tensor forward(const Tensor& x, const TokenPacking& packing);
 
   double p() const { return p_; }
 

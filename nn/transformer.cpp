@@ -47,12 +47,21 @@ Tensor EncoderLayer::forward(const Tensor& x, const std::optional<Mask>& mask, T
 }
 
 Tensor EncoderLayer::forward(const Tensor& x, const AttendOptions& call) {
+  // Packed (real tokens only), dropout and the feed-forward block's dropout index the elements
+  // as at the tokens' padded places.
+  const TokenPacking* packing = call.packing ? &*call.packing : nullptr;
+  const auto dropped = [&](const Tensor& t) {
+    return packing ? drop.forward(t, *packing) : drop.forward(t);
+  };
+  const auto feed_forward = [&](const Tensor& t) {
+    return packing ? ff.forward(t, *packing) : ff.forward(t);
+  };
   if (pre_norm_) {
-    Tensor h = x + drop(self_attn.forward(norm1(x), call));
-    return h + drop(ff(norm2(h)));
+    Tensor h = x + dropped(self_attn.forward(norm1(x), call));
+    return h + dropped(feed_forward(norm2(h)));
   }
-  Tensor h = norm1(x + drop(self_attn.forward(x, call)));
-  return norm2(h + drop(ff(h)));
+  Tensor h = norm1(x + dropped(self_attn.forward(x, call)));
+  return norm2(h + dropped(feed_forward(h)));
 }
 
 template <class Layer>
@@ -110,11 +119,13 @@ Tensor Encoder::forward(const Tensor& x, const EncodeOptions& call) {
   // recompute in backward (blocks whose weights a caller asks for, or that decode with a cache,
   // run as they are).
   const bool recompute = is_checkpointing() && !call.weights && !cache;
-  const auto kept = recompute ? std::make_shared<const AttendOptions>(
-                                    AttendOptions{.mask = call.mask, .causal = call.causal})
-                              : nullptr;
-  return through_layers(
-      x, {}, kept,
+  const auto kept = recompute
+                        ? std::make_shared<const AttendOptions>(AttendOptions{
+                              .mask = call.mask, .causal = call.causal, .packing = call.packing})
+                        : nullptr;
+  // With a packing the layers and the final norm run on the real tokens, (N, C).
+  Tensor h = through_layers(
+      call.packing ? call.packing->pack(x) : x, {}, kept,
       [](EncoderLayer& layer, const std::vector<Tensor>& in, const AttendOptions& o) {
         return layer.forward(in[0], o);
       },
@@ -122,9 +133,11 @@ Tensor Encoder::forward(const Tensor& x, const EncodeOptions& call) {
         return layers[i]->forward(h, {.mask = call.mask,
                                       .causal = call.causal,
                                       .cache = cache ? &(*cache)[i] : nullptr,
-                                      .weights = w});
+                                      .weights = w,
+                                      .packing = call.packing});
       },
       call.weights);
+  return call.packing ? call.packing->unpack(h) : h;
 }
 
 DecoderLayer::DecoderLayer(const TransformerOptions& o, Generator& gen)

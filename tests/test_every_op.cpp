@@ -140,6 +140,20 @@ std::vector<Case> cases() {
          return scatter_add_rows(in[0], {1, 1, 0}, 2);
        },
        {x64({3, 2}, 1)}},
+      {"gather_rows",
+       [](const Inputs& in) {
+         return gather_rows(in[0], std::make_shared<const std::vector<std::size_t>>(
+                                       std::vector<std::size_t>{0, 2, 3}));
+       },
+       {x64({2, 2, 3}, 1)}},
+      {"scatter_rows",
+       [](const Inputs& in) {
+         return scatter_rows(
+             in[0],
+             std::make_shared<const std::vector<std::size_t>>(std::vector<std::size_t>{0, 2, 3}),
+             {2, 2, 3});
+       },
+       {x64({3, 3}, 1)}},
       {"pick", [=](const Inputs& in) { return pick(in[0], picks); }, {x64({2, 4}, 1)}},
       {"unpick", [=](const Inputs& in) { return unpick(in[0], picks, 4); }, {x64({2}, 1)}},
       // reductions

@@ -78,6 +78,32 @@ BOOST_AUTO_TEST_CASE(classifier_pooling_ignores_padding) {
                     "key_padding_mask: ids must be (B, T), got (4)");
 }
 
+// The sentence encoder skips padding by default (SentenceEncoderOptions::skip_padding): the same
+// logits, to the bit, as the padded pass, in training (dropout on) and in evaluation, for every
+// pooling, with and without the convolution; and a batch with no real token at all.
+BOOST_AUTO_TEST_CASE(skipping_padding_gives_the_padded_logits_bit_for_bit) {
+  for (Pooling pooling : {Pooling::mean, Pooling::max, Pooling::mean_max})
+    for (std::size_t conv : {0, 3})
+      BOOST_TEST_CONTEXT("pooling " << enum_name(pooling) << ", conv width " << conv) {
+        models::ClassifierOptions o = tiny_classifier(pooling, conv);
+        o.encoder.dropout = 0.2;
+        Generator gen_packed(7), gen_padded(7);
+        models::Classifier packed(o, gen_packed);
+        o.encoder.skip_padding = false;
+        models::Classifier padded(o, gen_padded);
+        const Ids ids = make_ids({{2, 3, 4, 5, 6, 7}, {8, 9, 2}, {4}});
+        for (bool training : {true, false}) {
+          packed.train(training), padded.train(training);
+          NoGradGuard no_grad;
+          const Tensor a = packed.forward(ids), b = padded.forward(ids);
+          BOOST_TEST((a.data<float>() == b.data<float>()), "training " << training);
+        }
+        NoGradGuard no_grad;
+        const Tensor none = packed.forward(make_ids({{}, {}}));
+        BOOST_TEST(none.shape() == (Shape{2, 3}));
+      }
+}
+
 // The mean over real tokens, by hand: row 0 has tokens at 0 and 2, row 1 none.
 BOOST_AUTO_TEST_CASE(mean_over_tokens_by_hand) {
   const Tensor h =

@@ -84,6 +84,33 @@ BOOST_AUTO_TEST_CASE(embedding_bags_pool_groups_by_their_means) {
                     "for a table of 6 rows");
 }
 
+// Dropout of packed rows drops what dropout of the whole tensor drops at those rows, from the
+// same draw, in parallel or not; its gradient is checked like dropout's.
+BOOST_AUTO_TEST_CASE(dropout_of_rows_drops_as_at_their_places) {
+  auto rows = std::make_shared<std::vector<std::size_t>>();
+  for (std::size_t i = 0; i < 3000; ++i)
+    if (i % 4 != 3) rows->push_back(i);
+  Tensor whole = randn64({3000, 96}, 1).to(Dtype::f32);
+  Tensor part = take_rows(whole, *rows);
+  Generator g1(5), g2(5);
+  const Tensor dropped_whole = dropout(whole, 0.3, g1);
+  const Tensor dropped_part = dropout(part, 0.3, g2, true, rows);
+  BOOST_TEST((take_rows(dropped_whole, *rows).data<float>() == dropped_part.data<float>()));
+  BOOST_TEST(g1.next_u64() == g2.next_u64());  // one draw each
+  Generator g3(5);
+  BOOST_TEST((dropout(part, 0.3, g3, false, rows).data<float>() == part.data<float>()));
+  const auto few =
+      std::make_shared<const std::vector<std::size_t>>(std::vector<std::size_t>{1, 4, 5});
+  CHECK_GRAD(
+      [&](const Inputs& in) {
+        Generator gen(11);
+        return dropout(in[0], 0.5, gen, true, few);
+      },
+      {randn64({3, 4}, 2)}, GradcheckOptions{.order = 2, .modes = CheckModes::both});
+  CHECK_THROWS_WITH(dropout(randn64({2, 4}, 3), 0.5, g1, true, few),
+                    "dropout: x must be (R, C) with R = 3, the rows it stands at; got x (2, 4)");
+}
+
 BOOST_AUTO_TEST_CASE(dropout_is_seeded_scaled_and_differentiable) {
   Tensor x = ones({1000});
   Generator g1(7), g2(7);

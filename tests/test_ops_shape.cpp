@@ -104,6 +104,50 @@ BOOST_AUTO_TEST_CASE(take_rows_gathers_and_adds_back) {
   CHECK_THROWS_WITH(take_rows(from_vector({1}, {}), {0}), "take_rows: needs at least one axis");
 }
 
+// gather_rows and scatter_rows: the rows of the leading axes read as one, each the other's
+// adjoint (second order, both modes), in parallel on rows large enough to be shared out.
+BOOST_AUTO_TEST_CASE(gather_rows_and_scatter_rows_pack_and_unpack) {
+  const auto rows =
+      std::make_shared<const std::vector<std::size_t>>(std::vector<std::size_t>{0, 1, 3, 4});
+  Tensor x = from_vector({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {2, 3, 2});  // rows 0..5
+  Tensor y = gather_rows(x, rows);
+  BOOST_TEST(y.shape() == (Shape{4, 2}));
+  BOOST_TEST((y.data<float>() == Array<float>{{0, 1}, {2, 3}, {6, 7}, {8, 9}}));
+  Tensor back = scatter_rows(y, rows, {2, 3, 2});
+  BOOST_TEST(
+      (back.data<float>() == Array<float>{{{0, 1}, {2, 3}, {0, 0}}, {{6, 7}, {8, 9}, {0, 0}}}));
+  const GradcheckOptions both{.order = 2, .modes = CheckModes::both};
+  CHECK_GRAD([&](const Inputs& in) { return gather_rows(in[0], rows); }, {randn64({2, 3, 2}, 1)},
+             both);
+  CHECK_GRAD(
+      [&](const Inputs& in) {
+        return scatter_rows(in[0], rows, {2, 3, 2});
+      },
+      {randn64({4, 2}, 2)}, both);
+  // Many rows: the parallel copies put every row in its place.
+  auto many = std::make_shared<std::vector<std::size_t>>();
+  for (std::size_t i = 0; i < 5000; ++i)
+    if (i % 3 != 1) many->push_back(i);
+  Tensor big = randn64({5000, 64}, 3).to(Dtype::f32);
+  Tensor packed = gather_rows(big, many);
+  BOOST_TEST((take_rows(big, *many).data<float>() == packed.data<float>()));
+  Tensor unpacked = scatter_rows(packed, many, {5000, 64});
+  BOOST_TEST((unpacked.data<float>() == scatter_add_rows(packed, *many, 5000).data<float>()));
+  const auto bad = [](std::vector<std::size_t> r) {
+    return std::make_shared<const std::vector<std::size_t>>(std::move(r));
+  };
+  CHECK_THROWS_WITH(gather_rows(x, bad({0, 6})), "gather_rows: row 6 is out of range for 6 rows");
+  CHECK_THROWS_WITH(gather_rows(x, bad({2, 2})),
+                    "gather_rows: rows must be strictly increasing, got 2 then 2");
+  CHECK_THROWS_WITH(scatter_rows(y, bad({3, 1, 4, 5}), {2, 3, 2}),
+                    "scatter_rows: rows must be strictly increasing, got 3 then 1");
+  CHECK_THROWS_WITH(scatter_rows(y, rows, {2, 3, 5}),
+                    "scatter_rows: needs x (R, C) with R = 4 rows and a shape (..., C): x is (4, "
+                    "2), the shape (2, 3, 5)");
+  CHECK_THROWS_WITH(gather_rows(from_vector({1, 2}, {2}), rows),
+                    "gather_rows: needs x (..., C) with at least 2 axes, got (2)");
+}
+
 BOOST_AUTO_TEST_CASE(pick_takes_one_entry_of_each_row) {
   Tensor x = from_vector({0, 1, 2, 3, 4, 5}, {2, 3});
   Ids ids = Ids::from_shape({2});

@@ -167,16 +167,39 @@ Tensor MultiheadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
 }
 
 Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
-  check_input("x", x);
-  const auto& [mask, causal, cache, weights] = call;
+  if (!call.packing) {
+    check_input("x", x);
+    return out_proj(self_attend(in_proj(x), call));
+  }
+  // Real tokens only: the projections on (N, C), attention itself on the padded layout.
+  const TokenPacking& packing = *call.packing;
+  if (!x.defined() || x.dim() != 2 || x.shape()[0] != packing.tokens() ||
+      x.shape()[1] != options_.d_model)
+    fail("MultiheadAttention",
+         "packed x must be (N, C) with N = " + std::to_string(packing.tokens()) +
+             " real tokens and C = " + std::to_string(options_.d_model) + ", got " +
+             (x.defined() ? shape_str(x.shape()) : "undefined"));
+  if (call.cache)
+    fail("MultiheadAttention", "a cache decodes position after position; packed x cannot use one");
+  check_input_dtype("MultiheadAttention", x);
+  AttendOptions padded = call;
+  padded.packing.reset();
+  return out_proj(packing.pack(self_attend(packing.unpack(in_proj(x)), padded)));
+}
+
+// qkv: (B, T, 3C), the in-projection of x -> (B, T, C), before the out-projection.
+Tensor MultiheadAttention::self_attend(const Tensor& qkv, const AttendOptions& call) {
+  const std::optional<Mask>& mask = call.mask;
+  const bool causal = call.causal;
+  KvCache* cache = call.cache;
+  Tensor* weights = call.weights;
   const auto C = static_cast<std::int64_t>(options_.d_model);
-  Tensor qkv = in_proj(x);  // (B, T, 3C)
   const bool kernelized = options_.kind == AttentionKind::kernelized;
   const bool shaw_or_none =
       inside_ == PositionKind::none || inside_ == PositionKind::shaw;  // what the kernel knows
   if (options_.fused && !cache && !weights && shaw_or_none &&
       !kernelized) {  // heads read in place from qkv
-    return out_proj(fused_self_attention(qkv, options_.heads, fused_args(mask, causal)));
+    return fused_self_attention(qkv, options_.heads, fused_args(mask, causal));
   }
   Tensor q = split_heads(slice(qkv, -1, 0, C));
   Tensor k = split_heads(slice(qkv, -1, C, 2 * C));
@@ -199,10 +222,10 @@ Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
     const Tensor z = kernelized_attention(
         favor_features(q, kernel_omega, true), favor_features(k, kernel_omega, false), v,
         kernel_coefficients(k.shape()[2]), mask, causal, false, weights);
-    return out_proj(merge_heads(z));
+    return merge_heads(z);
   }
   const Tensor bias = position_bias(q.shape()[2], k.shape()[2], causal, q.dtype());
-  return out_proj(merge_heads(attend(q, k, v, mask, causal, weights, bias)));
+  return merge_heads(attend(q, k, v, mask, causal, weights, bias));
 }
 
 Tensor MultiheadAttention::forward_cross(const Tensor& x, const Tensor& memory,

@@ -11,6 +11,7 @@
 #include "../../autograd/runtime/generator.hpp"
 #include "../linear.hpp"
 #include "../module.hpp"
+#include "../packing.hpp"
 #include "../positions/scheme.hpp"
 #include "kernelized.hpp"
 #include "masks.hpp"
@@ -69,6 +70,9 @@ struct AttendOptions {
   bool causal = false;        // self-attention: query i sees keys up to its own position
   KvCache* cache = nullptr;   // incremental decoding (see forward and forward_cross)
   Tensor* weights = nullptr;  // receives the attention weights (B, H, T, S), before dropout
+  // Self-attention on real tokens only (nn/packing.hpp): x holds them packed, (N, C), and so
+  // does the result; the projections run on those rows alone.  Not with a cache.
+  std::optional<TokenPacking> packing;
 };
 
 class MultiheadAttention : public Module {
@@ -77,7 +81,8 @@ class MultiheadAttention : public Module {
   MultiheadAttention(const AttentionOptions& options, Generator& gen);
 
   // Self-attention.  x: (B, T, C) -> (B, T, C).  With a cache, x holds the T newest positions;
-  // their keys and values are appended to the cache and attention runs over all of them.
+  // their keys and values are appended to the cache and attention runs over all of them.  With
+  // a packing, x: (N, C) -> (N, C), the real tokens alone.
   Tensor forward(const Tensor& x, const AttendOptions& call = {});
 
   // Cross-attention: queries from x (B, T, C), keys and values from memory (B, S, C) -> (B, T, C).
@@ -103,6 +108,7 @@ class MultiheadAttention : public Module {
   const AttentionOptions& options() const { return options_; }
 
  private:
+  Tensor self_attend(const Tensor& qkv, const AttendOptions& call);
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const std::optional<Mask>& mask,
                 bool causal, Tensor* weights, const Tensor& bias = Tensor());
   Tensor position_bias(std::size_t T, std::size_t S, bool causal,

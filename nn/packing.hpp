@@ -1,0 +1,46 @@
+// Steps that skip padding.  A batch of sentences is padded to its longest, (B, T, C), and in a
+// typical batch a quarter of the rows are padding.  Position-wise layers -- projections, the
+// feed-forward block, layer norm, dropout, residual sums -- treat each row on its own, so they
+// can run on the N real tokens alone, packed as (N, C); only attention, which mixes positions,
+// needs the padded (B, T, C) layout, and it masks the padding anyway.
+//
+//   const TokenPacking packing(key_padding_mask);   // (B, 1, 1, T): true at real tokens
+//   Tensor h = packing.pack(x);                      // (B, T, C) -> (N, C)
+//   ...                                              // position-wise layers on (N, C)
+//   Tensor y = packing.unpack(h);                    // (N, C) -> (B, T, C), zeros at padding
+//
+// The real tokens' values keep their bits: each row is computed by the same kernels in the same
+// order, and dropout (its overload with rows, autograd/ops.hpp) drops the element of a packed row
+// that it drops at that token's place in the padded layout.  nn::Encoder does this when a call
+// gives it a packing (EncodeOptions).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "../autograd/tensor.hpp"
+
+namespace tg::nn {
+
+class TokenPacking {
+ public:
+  // The real tokens are where the key padding mask (B, 1, 1, T) is true.
+  explicit TokenPacking(const Mask& key_padding);
+
+  std::size_t batch() const { return batch_; }    // B
+  std::size_t length() const { return length_; }  // T
+  std::size_t tokens() const { return rows_->size(); }  // N
+  // b * T + t of each real token, in order: the row it stands at in (B * T, C).
+  const std::shared_ptr<const std::vector<std::size_t>>& rows() const { return rows_; }
+
+  // x: (B, T, C) -> (N, C), the real tokens' rows.  Differentiable (backward: unpack).
+  Tensor pack(const Tensor& x) const;
+  // x: (N, C) -> (B, T, C), zeros at padding.  Differentiable (backward: pack).
+  Tensor unpack(const Tensor& x) const;
+
+ private:
+  std::size_t batch_ = 0, length_ = 0;
+  std::shared_ptr<const std::vector<std::size_t>> rows_;
+};
+
+}  // namespace tg::nn
