@@ -7,8 +7,8 @@ namespace tg::nn {
 TokenPacking::TokenPacking(const Mask& key_padding) {
   const auto& s = key_padding.shape();
   if (s.size() != 4 || s[1] != 1 || s[2] != 1)
-    fail("TokenPacking", "the key padding mask must be (B, 1, 1, T), got " +
-                             shape_str(Shape(s.begin(), s.end())));
+    fail("TokenPacking",
+         "the key padding mask must be (B, 1, 1, T), got " + shape_str(Shape(s.begin(), s.end())));
   batch_ = s[0];
   length_ = s[3];
   auto rows = std::make_shared<std::vector<std::size_t>>();

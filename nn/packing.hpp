@@ -27,8 +27,8 @@ class TokenPacking {
   // The real tokens are where the key padding mask (B, 1, 1, T) is true.
   explicit TokenPacking(const Mask& key_padding);
 
-  std::size_t batch() const { return batch_; }    // B
-  std::size_t length() const { return length_; }  // T
+  std::size_t batch() const { return batch_; }          // B
+  std::size_t length() const { return length_; }        // T
   std::size_t tokens() const { return rows_->size(); }  // N
   // b * T + t of each real token, in order: the row it stands at in (B * T, C).
   const std::shared_ptr<const std::vector<std::size_t>>& rows() const { return rows_; }
