@@ -1,6 +1,7 @@
 #include "bf16.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -36,6 +37,23 @@ namespace {
 
 bool cpu_has_amx_bf16() { return __builtin_cpu_supports("amx-bf16"); }
 
+// oneDNN's bfloat16 kernels need AVX512_CORE_BF16 or AMX; ONEDNN_MAX_CPU_ISA (or its older name
+// DNNL_MAX_CPU_ISA) set below those, to run as on an older CPU, leaves it none.  The name of the
+// level that capped it, or empty when oneDNN may use them.
+std::string onednn_isa_cap() {
+  for (const char* variable : {"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"}) {
+    const char* value = std::getenv(variable);
+    if (value == nullptr || *value == '\0') continue;
+    std::string isa = value;
+    for (char& c : isa) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (isa == "ALL" || isa.starts_with("AVX512_CORE_BF16") ||
+        isa.starts_with("AVX512_CORE_FP16") || isa.starts_with("AVX512_CORE_AMX"))
+      return "";
+    return std::string(variable) + "=" + value;
+  }
+  return "";
+}
+
 }  // namespace
 
 bool cpu_has_bf16() { return __builtin_cpu_supports("avx512bf16") || cpu_has_amx_bf16(); }
@@ -43,14 +61,17 @@ bool cpu_has_bf16() { return __builtin_cpu_supports("avx512bf16") || cpu_has_amx
 Bf16Kernel bf16_kernel_in_use() {
   static const Bf16Kernel in_use = [] {
     const char* name = std::getenv("TAPEGRAD_BF16_KERNEL");
+    const bool onednn_can = cpu_has_bf16() && onednn_isa_cap().empty();
     if (name == nullptr || *name == '\0')
-      return cpu_has_bf16() ? Bf16Kernel::onednn : Bf16Kernel::emulated;
+      return onednn_can ? Bf16Kernel::onednn : Bf16Kernel::emulated;
     try {
       const Bf16Kernel kernel = enum_from_name<Bf16Kernel>(name);
       if (kernel == Bf16Kernel::onednn && !cpu_has_bf16())
         fail("bf16 kernel",
              "this CPU reports neither AVX512_BF16 nor AMX-BF16, which oneDNN's bfloat16 "
              "kernels need (use emulated)");
+      if (kernel == Bf16Kernel::onednn && !onednn_can)
+        fail("bf16 kernel", onednn_isa_cap() + " leaves oneDNN no bfloat16 kernels (use emulated)");
       return kernel;
     } catch (const std::invalid_argument& e) {  // say where the name came from
       throw std::invalid_argument("TAPEGRAD_BF16_KERNEL=" + std::string(name) + ": " + e.what());
@@ -61,9 +82,12 @@ Bf16Kernel bf16_kernel_in_use() {
 
 std::string precision_description() {
   if (precision() == Precision::f32) return "f32";
-  if (bf16_kernel_in_use() == Bf16Kernel::emulated)
-    return cpu_has_bf16() ? "bf16 (emulated: TAPEGRAD_BF16_KERNEL=emulated)"
-                          : "bf16 (emulated: this CPU has no bfloat16 instructions)";
+  if (bf16_kernel_in_use() == Bf16Kernel::emulated) {
+    if (!cpu_has_bf16()) return "bf16 (emulated: this CPU has no bfloat16 instructions)";
+    const char* name = std::getenv("TAPEGRAD_BF16_KERNEL");
+    if (name != nullptr && *name != '\0') return "bf16 (emulated: TAPEGRAD_BF16_KERNEL=emulated)";
+    return "bf16 (emulated: " + onednn_isa_cap() + " leaves oneDNN no bfloat16 kernels)";
+  }
   std::string isa = __builtin_cpu_supports("avx512bf16") ? "AVX512_BF16" : "";
   if (cpu_has_amx_bf16()) isa += isa.empty() ? "AMX" : " + AMX";
   return "bf16 (oneDNN, " + isa + ")";

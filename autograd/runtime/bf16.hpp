@@ -17,7 +17,8 @@
 // rounded products run on oneDNN's bfloat16 matmul; on other CPUs the float32 kernels run on the
 // rounded operands ("emulated"), which is the same arithmetic: a product of two bfloat16 numbers
 // is exact in float32.  TAPEGRAD_BF16_KERNEL=emulated runs the suite as it runs on a CPU without
-// bfloat16 instructions.
+// bfloat16 instructions, and so does ONEDNN_MAX_CPU_ISA set below AVX512_CORE_BF16 (which
+// leaves oneDNN no bfloat16 kernels).
 #pragma once
 
 #include <bit>
