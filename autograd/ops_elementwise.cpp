@@ -380,21 +380,17 @@ constexpr std::size_t kBlock = 16;
 
 template <std::size_t Inputs, class F>
 inline void in_blocks(const std::array<const float*, Inputs>& in, float* out, std::size_t n, F f) {
-  std::size_t i = 0;
-  for (; i + kBlock <= n; i += kBlock) {
-    std::array<const float*, Inputs> at;
-    for (std::size_t k = 0; k < Inputs; ++k) at[k] = in[k] + i;
-    f(at, out + i);
-  }
-  if (i == n) return;
   float padded[Inputs][kBlock] = {}, result[kBlock];
-  std::array<const float*, Inputs> at;
-  for (std::size_t k = 0; k < Inputs; ++k) {
-    std::copy(in[k] + i, in[k] + n, padded[k]);
-    at[k] = padded[k];
+  for (std::size_t i = 0; i < n; i += kBlock) {
+    const bool whole = i + kBlock <= n;  // else the last block, read from zero-padded copies
+    std::array<const float*, Inputs> at;
+    for (std::size_t k = 0; k < Inputs; ++k) {
+      if (!whole) std::copy(in[k] + i, in[k] + n, padded[k]);
+      at[k] = whole ? in[k] + i : padded[k];
+    }
+    f(at, whole ? out + i : result);  // one call site: one instruction sequence for every block
+    if (!whole) std::copy_n(result, n - i, out + i);
   }
-  f(at, result);
-  std::copy_n(result, n - i, out + i);
 }
 
 }  // namespace

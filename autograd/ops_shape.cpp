@@ -373,9 +373,12 @@ void check_increasing_rows(const char* op, const std::vector<std::size_t>& rows,
 // dy = gather_rows(dx, rows).  Row copies, in parallel.
 Tensor gather_rows(const Tensor& x, const std::shared_ptr<const std::vector<std::size_t>>& rows) {
   check_defined("gather_rows", x);
+  if (!rows) fail("gather_rows", "no rows given (a null list)");
   if (x.dim() < 2)
     fail("gather_rows", "needs x (..., C) with at least 2 axes, got " + shape_str(x.shape()));
-  const std::size_t C = x.shape().back(), n = C ? x.numel() / C : 0, R = rows->size();
+  const std::size_t C = x.shape().back(),
+                    n = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1)),
+                    R = rows->size();
   check_increasing_rows("gather_rows", *rows, n);
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> out = Array<T>::from_shape({R, C});
@@ -401,12 +404,13 @@ Tensor gather_rows(const Tensor& x, const std::shared_ptr<const std::vector<std:
 Tensor scatter_rows(const Tensor& x, const std::shared_ptr<const std::vector<std::size_t>>& rows,
                     const Shape& shape) {
   check_defined("scatter_rows", x);
+  if (!rows) fail("scatter_rows", "no rows given (a null list)");
   const std::size_t R = rows->size();
   if (x.dim() != 2 || x.shape()[0] != R || shape.size() < 2 || shape.back() != x.shape()[1])
     fail("scatter_rows", "needs x (R, C) with R = " + std::to_string(R) +
                              " rows and a shape (..., C): x is " + shape_str(x.shape()) +
                              ", the shape " + shape_str(shape));
-  const std::size_t C = shape.back(), n = C ? shape_numel(shape) / C : 0;
+  const std::size_t C = shape.back(), n = shape_numel(Shape(shape.begin(), shape.end() - 1));
   check_increasing_rows("scatter_rows", *rows, n);
   Tensor y = dispatch(x.dtype(), [&]<class T>() {
     Array<T> out = Array<T>::from_shape(shape);

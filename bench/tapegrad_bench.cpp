@@ -234,8 +234,8 @@ static int run(int argc, char** argv) {
                "the step reaches");
   bool keep_padding = false;
   app.add_flag("--keep-padding", keep_padding,
-               "tagger, sentiment: run every layer on the padded batch, as before steps skipped "
-               "padding (nn/packing.hpp)");
+               "tiny, tagger, sentiment: run every layer on the padded batch, as before steps "
+               "skipped padding (nn/packing.hpp)");
   std::string precision = "f32";
   app.add_option("--precision", precision,
                  "f32, or bf16: large products read bfloat16 operands (autograd/runtime/bf16.hpp)")

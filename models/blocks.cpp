@@ -83,11 +83,10 @@ Tensor SentenceEncoder::forward(const Ids& ids, const Ids* subwords, std::vector
     x = x + drop(relu((*conv)(x * Tensor(keep).to(x.dtype()))));  // padding read as zeros
   }
   if (positions) x = positions->forward(x);
-  return encoder.forward(drop(x),
-                         {.mask = pad,
-                          .weights = weights,
-                          .packing = options_.skip_padding ? std::optional(nn::TokenPacking(pad))
-                                                           : std::nullopt});  // (B, T, C)
+  return encoder.forward(drop(x), {.mask = pad,
+                                   .weights = weights,
+                                   .packing = skips_padding() ? std::optional(nn::TokenPacking(pad))
+                                                              : std::nullopt});  // (B, T, C)
 }
 
 }  // namespace tg::models

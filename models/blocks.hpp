@@ -87,7 +87,8 @@ struct SentenceEncoderOptions {
   // neighbouring words ("not good") are read together.
   std::size_t conv_width = 5;
   // Run the encoder's position-wise layers on the real tokens only (nn/packing.hpp): the same
-  // values at real tokens, less work on padded batches.  Not stored in model files.
+  // values at real tokens, less work on padded batches.  Softmax attention only (kernelized
+  // attention runs padded).  Not stored in model files.
   bool skip_padding = true;
 
   // The options a model file stores (model_file.hpp); subword_groups comes from the file's
@@ -115,6 +116,10 @@ class SentenceEncoder : public nn::Module {
   Tensor forward(const Ids& ids, const Ids* subwords, std::vector<Tensor>* weights,
                  const char* who);
   const SentenceEncoderOptions& options() const { return options_; }
+  // skip_padding, where the attention allows it (softmax, not kernelized).
+  bool skips_padding() const {
+    return options_.skip_padding && options_.attention == nn::AttentionKind::softmax;
+  }
 
   nn::Embedding embed;
   std::unique_ptr<nn::SubwordEmbedding> subword_embed;  // when subword_buckets > 0

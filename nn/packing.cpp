@@ -15,6 +15,7 @@ TokenPacking::TokenPacking(const Mask& key_padding) {
   for (std::size_t i = 0; i < key_padding.size(); ++i)
     if (key_padding.data()[i]) rows->push_back(i);
   rows_ = std::move(rows);
+  key_padding_ = std::make_shared<const Mask>(key_padding);
 }
 
 Tensor TokenPacking::pack(const Tensor& x) const {

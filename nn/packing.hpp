@@ -9,9 +9,12 @@
 //   ...                                              // position-wise layers on (N, C)
 //   Tensor y = packing.unpack(h);                    // (N, C) -> (B, T, C), zeros at padding
 //
-// The real tokens' values keep their bits: each row is computed by the same kernels in the same
-// order, and dropout (its overload with rows, autograd/ops.hpp) drops the element of a packed row
-// that it drops at that token's place in the padded layout.  nn::Encoder does this when a call
+// The real tokens' values keep their bits: each row is computed in the same order, and dropout
+// (its overload with rows, autograd/ops.hpp) drops the element of a packed row that it drops at
+// that token's place in the padded layout.  For matrix products that holds by construction on
+// tapegrad's own kernels (every row summed k = 0, 1, ... whatever the row count); larger
+// products, on oneDNN, are fewer rows packed and may in principle be blocked otherwise (docs/
+// speed.md "Steps that skip padding" says what was measured).  nn::Encoder does this when a call
 // gives it a packing (EncodeOptions).
 #pragma once
 
@@ -32,6 +35,9 @@ class TokenPacking {
   std::size_t tokens() const { return rows_->size(); }  // N
   // b * T + t of each real token, in order: the row it stands at in (B * T, C).
   const std::shared_ptr<const std::vector<std::size_t>>& rows() const { return rows_; }
+  // The key padding mask it was made from, (B, 1, 1, T): attention on the unpacked layout must
+  // mask what is not a real token, or it would attend to the zeros unpack leaves there.
+  const Mask& key_padding() const { return *key_padding_; }
 
   // x: (B, T, C) -> (N, C), the real tokens' rows.  Differentiable (backward: unpack).
   Tensor pack(const Tensor& x) const;
@@ -41,6 +47,7 @@ class TokenPacking {
  private:
   std::size_t batch_ = 0, length_ = 0;
   std::shared_ptr<const std::vector<std::size_t>> rows_;
+  std::shared_ptr<const Mask> key_padding_;
 };
 
 }  // namespace tg::nn

@@ -114,6 +114,9 @@ Tensor Encoder::forward(const Tensor& x, const EncodeOptions& call) {
   if (cache && !call.causal)
     throw std::invalid_argument(
         "Encoder: a cache decodes one position after another, which needs causal attention");
+  if (cache && call.packing)
+    throw std::invalid_argument(
+        "Encoder: a cache decodes one position after another; a packed call cannot use one");
   if (cache && cache->size() != layers.size()) cache->resize(layers.size());
   // Checkpointed, a block keeps its input alone; what else it reads is kept by value, for the
   // recompute in backward (blocks whose weights a caller asks for, or that decode with a cache,

@@ -67,8 +67,6 @@ BOOST_AUTO_TEST_CASE(unary_ops_gradcheck) {
   }
 }
 
-// float32 GELU uses its own vectorisable exp and erf: it must match the float64 formulas (which
-// use std::erf) to float precision, forward and backward, across the range and at the extremes.
 // An element's GELU (and its slope) does not depend on where it sits: a row alone, at the end
 // of a short array, gets the bits it gets among others (what skipping padding relies on).
 BOOST_AUTO_TEST_CASE(float_gelu_values_do_not_depend_on_their_place) {
@@ -87,6 +85,8 @@ BOOST_AUTO_TEST_CASE(float_gelu_values_do_not_depend_on_their_place) {
   }
 }
 
+// float32 GELU uses its own vectorisable exp and erf: it must match the float64 formulas (which
+// use std::erf) to float precision, forward and backward, across the range and at the extremes.
 BOOST_AUTO_TEST_CASE(float_gelu_matches_the_exact_formula) {
   std::vector<double> values;
   for (double v = -12; v <= 12; v += 0.0137) values.push_back(v);

@@ -143,14 +143,17 @@ BOOST_AUTO_TEST_CASE(encoder_ignores_the_contents_of_padding) {
 // happens, the real tokens' outputs have the padded pass's bits, the padding's are zeros, and
 // the gradients agree (to float32 rounding: the weight gradients' sums over rows skip padding
 // rows that add zeros), checkpointed or not, pre- and post-norm, with positions inside attention
-// or none.  Without checkpoints, the tape keeps less.
+// (relative, rope, alibi, t5 and xl: the fused kernel and the composed path) or none.  Without
+// checkpoints, the tape keeps less.
 BOOST_AUTO_TEST_CASE(skipping_padding_keeps_the_real_tokens_bits) {
+  using P = PositionScheme;
   for (bool pre : {true, false})
-    for (std::size_t k : {0u, 3u})
+    for (P scheme : {P::none, P::relative, P::rope, P::alibi, P::t5, P::xl})
       for (bool checkpointed : {false, true}) {
-        BOOST_TEST_CONTEXT("pre_norm " << pre << ", relative_k " << k << ", checkpointed "
-                                       << checkpointed) {
-          TransformerOptions o = small(pre, k);
+        BOOST_TEST_CONTEXT("pre_norm " << pre << ", positions " << enum_name(scheme)
+                                       << ", checkpointed " << checkpointed) {
+          TransformerOptions o = small(pre, scheme == P::relative ? 3 : 0);
+          o.positions = scheme;
           o.d_model = 8, o.ff = 16;
           o.dropout = 0.2, o.attention_dropout = 0.1;
           Generator gen(20);
@@ -192,28 +195,6 @@ BOOST_AUTO_TEST_CASE(skipping_padding_keeps_the_real_tokens_bits) {
           if (!checkpointed) BOOST_TEST(packed_saved < padded_saved);
         }
       }
-}
-
-BOOST_AUTO_TEST_CASE(packed_inputs_are_checked) {
-  Generator gen(23);
-  Encoder enc(small(true), gen);
-  const Mask pad = padding_mask({2, 1}, 3);
-  const TokenPacking packing(pad);
-  BOOST_TEST(packing.batch() == 2u);
-  BOOST_TEST(packing.length() == 3u);
-  BOOST_TEST((*packing.rows() == std::vector<std::size_t>{0, 1, 3}));
-  CHECK_THROWS_WITH(TokenPacking(causal_mask(3, 3)),
-                    "TokenPacking: the key padding mask must be (B, 1, 1, T), got (3, 3)");
-  CHECK_THROWS_WITH(packing.pack(zeros({2, 4, 4})),
-                    "TokenPacking::pack: x must be (B, T, C) = (2, 3, C), got (2, 4, 4)");
-  CHECK_THROWS_WITH(packing.unpack(zeros({4, 4})),
-                    "x must be (N, C) with N = 3 real tokens, got (4, 4)");
-  CHECK_THROWS_WITH(enc.layers[0]->self_attn.forward(zeros({4, 4}), {.packing = packing}),
-                    "packed x must be (N, C) with N = 3 real tokens and C = 4, got (4, 4)");
-  KvCache cache;
-  CHECK_THROWS_WITH(
-      enc.layers[0]->self_attn.forward(zeros({3, 4}), {.cache = &cache, .packing = packing}),
-      "packed x cannot use one");
 }
 
 BOOST_AUTO_TEST_CASE(incremental_decoding_equals_the_full_pass) {

@@ -46,8 +46,9 @@ std::string onednn_isa_cap() {
     if (value == nullptr || *value == '\0') continue;
     std::string isa = value;
     for (char& c : isa) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (isa == "ALL" || isa.starts_with("AVX512_CORE_BF16") ||
-        isa.starts_with("AVX512_CORE_FP16") || isa.starts_with("AVX512_CORE_AMX"))
+    if (isa == "ALL" || isa == "DEFAULT" || isa.starts_with("AVX512_CORE_BF16") ||
+        isa.starts_with("AVX512_CORE_FP16") || isa.starts_with("AVX512_CORE_AMX") ||
+        isa.starts_with("AVX10"))
       return "";
     return std::string(variable) + "=" + value;
   }

@@ -181,9 +181,15 @@ Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
              (x.defined() ? shape_str(x.shape()) : "undefined"));
   if (call.cache)
     fail("MultiheadAttention", "a cache decodes position after position; packed x cannot use one");
+  if (options_.kind == AttentionKind::kernelized)
+    fail("MultiheadAttention",
+         "kernelized attention cannot skip padding: its features' stabiliser is a maximum over "
+         "every key, padding included, so packed and padded steps would differ");
   check_input_dtype("MultiheadAttention", x);
   AttendOptions padded = call;
   padded.packing.reset();
+  // Whatever else it masks, attention never sees a place the packing left empty.
+  padded.mask = call.mask ? mask_and(*call.mask, packing.key_padding()) : packing.key_padding();
   return out_proj(packing.pack(self_attend(packing.unpack(in_proj(x)), padded)));
 }
 
