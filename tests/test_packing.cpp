@@ -32,10 +32,8 @@ BOOST_AUTO_TEST_CASE(pack_and_unpack_any_mask) {
   BOOST_TEST((packing.unpack(packed).data<float>() ==
               Array<float>{{{0, 0}, {2, 3}, {4, 5}}, {{6, 7}, {0, 0}, {10, 11}}}));
   const GradcheckOptions both{.order = 2, .modes = CheckModes::both};
-  CHECK_GRAD([&](const Inputs& in) { return packing.pack(in[0]); }, {randn64({2, 3, 2}, 1)},
-             both);
-  CHECK_GRAD([&](const Inputs& in) { return packing.unpack(in[0]); }, {randn64({4, 2}, 2)},
-             both);
+  CHECK_GRAD([&](const Inputs& in) { return packing.pack(in[0]); }, {randn64({2, 3, 2}, 1)}, both);
+  CHECK_GRAD([&](const Inputs& in) { return packing.unpack(in[0]); }, {randn64({4, 2}, 2)}, both);
 }
 
 BOOST_AUTO_TEST_CASE(a_batch_without_real_tokens) {
@@ -62,9 +60,9 @@ BOOST_AUTO_TEST_CASE(a_batch_without_real_tokens) {
 // caller's: the same outputs either way, and the padded step's at the real tokens.
 BOOST_AUTO_TEST_CASE(a_packed_call_masks_padding_itself) {
   Generator gen(5);
-  Encoder enc({.d_model = 8, .heads = 2, .ff = 16, .layers = 2, .dropout = 0.0,
-               .attention_dropout = 0.0},
-              gen);
+  Encoder enc(
+      {.d_model = 8, .heads = 2, .ff = 16, .layers = 2, .dropout = 0.0, .attention_dropout = 0.0},
+      gen);
   const Mask pad = padding_mask({4, 2}, 4);
   const TokenPacking packing(pad);
   const Tensor x = randn64({2, 4, 8}, 6).to(Dtype::f32);
@@ -94,12 +92,12 @@ BOOST_AUTO_TEST_CASE(packed_inputs_are_checked) {
       enc.layers[0]->self_attn.forward(zeros({3, 4}), {.cache = &cache, .packing = packing}),
       "packed x cannot use one");
   std::vector<KvCache> caches;
-  CHECK_THROWS_WITH(enc.forward(zeros({2, 3, 4}), {.causal = true, .cache = &caches,
-                                                   .packing = packing}),
-                    "Encoder: a cache decodes one position after another; a packed call cannot");
-  Encoder kernelized({.d_model = 4, .heads = 2, .ff = 6, .layers = 1,
-                      .attention = AttentionKind::kernelized},
-                     gen);
+  CHECK_THROWS_WITH(
+      enc.forward(zeros({2, 3, 4}), {.causal = true, .cache = &caches, .packing = packing}),
+      "Encoder: a cache decodes one position after another; a packed call cannot");
+  Encoder kernelized(
+      {.d_model = 4, .heads = 2, .ff = 6, .layers = 1, .attention = AttentionKind::kernelized},
+      gen);
   CHECK_THROWS_WITH(kernelized.forward(zeros({2, 3, 4}), {.mask = pad, .packing = packing}),
                     "kernelized attention cannot skip padding");
 }
