@@ -11,8 +11,8 @@ Dropout::Dropout(double p, Generator& gen) : p_(p), gen_(&gen) {
 
 Tensor Dropout::forward(const Tensor& x) { return dropout(x, p_, *gen_, is_training()); }
 
-Tensor Dropout::forward(const Tensor& x, const TokenPacking& packing) {
-  return dropout(x, p_, *gen_, is_training(), packing.rows());
+Tensor Dropout::forward(const Tensor& x, const TokenPacking* packing) {
+  return dropout(x, p_, *gen_, is_training(), packing ? packing->rows() : nullptr);
 }
 
 }  // namespace tg::nn

@@ -15,8 +15,9 @@ class Dropout : public Layer {
 
   // x: (...) -> (...)
   Tensor forward(const Tensor& x) override;
-  // x: (N, C), real tokens packed (packing.hpp) -> (N, C), dropped as at their padded places.
-  Tensor forward(const Tensor& x, const TokenPacking& packing);
+  // With a packing (packing.hpp): x (N, C), the real tokens, dropped as at their padded places.
+  // Null: forward(x).
+  Tensor forward(const Tensor& x, const TokenPacking* packing);
 
   double p() const { return p_; }
 

@@ -17,19 +17,15 @@ Mlp::Mlp(const MlpOptions& options, Generator& gen) : options_(options) {
   }
 }
 
-Tensor Mlp::forward(const Tensor& x) { return through_layers(x, nullptr); }
+Tensor Mlp::forward(const Tensor& x) { return forward(x, nullptr); }
 
-Tensor Mlp::forward(const Tensor& x, const TokenPacking& packing) {
-  return through_layers(x, &packing);
-}
-
-Tensor Mlp::through_layers(const Tensor& x, const TokenPacking* packing) {
+Tensor Mlp::forward(const Tensor& x, const TokenPacking* packing) {
   Tensor h = x;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     h = layers[i]->forward(h);
     if (i + 1 == layers.size()) break;  // no activation after the last layer
     h = activate(h, options_.activation);
-    if (dropout_) h = packing ? dropout_->forward(h, *packing) : dropout_->forward(h);
+    if (dropout_) h = dropout_->forward(h, packing);
   }
   return h;
 }

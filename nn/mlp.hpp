@@ -25,16 +25,14 @@ class Mlp : public Layer {
 
   // x: (..., widths.front()) -> (..., widths.back())
   Tensor forward(const Tensor& x) override;
-  // x: (N, widths.front()), real tokens packed (packing.hpp) -> (N, widths.back()), dropout as
-  // at their padded places.
-  Tensor forward(const Tensor& x, const TokenPacking& packing);
+  // With a packing (packing.hpp): x (N, widths.front()), the real tokens, -> (N, widths.back()),
+  // dropout as at their padded places.  Null: forward(x).
+  Tensor forward(const Tensor& x, const TokenPacking* packing);
 
   std::vector<std::unique_ptr<Linear>> layers;  // registered as "0", "1", ...
   const MlpOptions& options() const { return options_; }
 
  private:
-  Tensor through_layers(const Tensor& x, const TokenPacking* packing);  // packing may be null
-
   MlpOptions options_;
   std::unique_ptr<Dropout> dropout_;
 };

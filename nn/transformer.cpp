@@ -50,18 +50,12 @@ Tensor EncoderLayer::forward(const Tensor& x, const AttendOptions& call) {
   // Packed (real tokens only), dropout and the feed-forward block's dropout index the elements
   // as at the tokens' padded places.
   const TokenPacking* packing = call.packing ? &*call.packing : nullptr;
-  const auto dropped = [&](const Tensor& t) {
-    return packing ? drop.forward(t, *packing) : drop.forward(t);
-  };
-  const auto feed_forward = [&](const Tensor& t) {
-    return packing ? ff.forward(t, *packing) : ff.forward(t);
-  };
   if (pre_norm_) {
-    Tensor h = x + dropped(self_attn.forward(norm1(x), call));
-    return h + dropped(feed_forward(norm2(h)));
+    Tensor h = x + drop.forward(self_attn.forward(norm1(x), call), packing);
+    return h + drop.forward(ff.forward(norm2(h), packing), packing);
   }
-  Tensor h = norm1(x + dropped(self_attn.forward(x, call)));
-  return norm2(h + dropped(feed_forward(h)));
+  Tensor h = norm1(x + drop.forward(self_attn.forward(x, call), packing));
+  return norm2(h + drop.forward(ff.forward(h, packing), packing));
 }
 
 template <class Layer>

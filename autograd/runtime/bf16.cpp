@@ -59,36 +59,50 @@ std::string onednn_isa_cap() {
 
 bool cpu_has_bf16() { return __builtin_cpu_supports("avx512bf16") || cpu_has_amx_bf16(); }
 
-Bf16Kernel bf16_kernel_in_use() {
-  static const Bf16Kernel in_use = [] {
-    const char* name = std::getenv("TAPEGRAD_BF16_KERNEL");
-    const bool onednn_can = cpu_has_bf16() && onednn_isa_cap().empty();
-    if (name == nullptr || *name == '\0')
-      return onednn_can ? Bf16Kernel::onednn : Bf16Kernel::emulated;
-    try {
-      const Bf16Kernel kernel = enum_from_name<Bf16Kernel>(name);
-      if (kernel == Bf16Kernel::onednn && !cpu_has_bf16())
-        fail("bf16 kernel",
-             "this CPU reports neither AVX512_BF16 nor AMX-BF16, which oneDNN's bfloat16 "
-             "kernels need (use emulated)");
-      if (kernel == Bf16Kernel::onednn && !onednn_can)
-        fail("bf16 kernel", onednn_isa_cap() + " leaves oneDNN no bfloat16 kernels (use emulated)");
-      return kernel;
-    } catch (const std::invalid_argument& e) {  // say where the name came from
-      throw std::invalid_argument("TAPEGRAD_BF16_KERNEL=" + std::string(name) + ": " + e.what());
-    }
-  }();
-  return in_use;
+namespace {
+
+// The kernel bfloat16 products use, and why the emulation when it is (for the description).
+struct KernelChoice {
+  Bf16Kernel kernel;
+  std::string why_emulated;
+};
+
+KernelChoice choose_kernel() {
+  const char* name = std::getenv("TAPEGRAD_BF16_KERNEL");
+  const std::string cap = onednn_isa_cap();
+  const std::string why = !cpu_has_bf16() ? "this CPU has no bfloat16 instructions"
+                          : !cap.empty()  ? cap + " leaves oneDNN no bfloat16 kernels"
+                                          : "";
+  if (name == nullptr || *name == '\0')
+    return why.empty() ? KernelChoice{Bf16Kernel::onednn, ""}
+                       : KernelChoice{Bf16Kernel::emulated, why};
+  try {
+    const Bf16Kernel kernel = enum_from_name<Bf16Kernel>(name);
+    if (kernel == Bf16Kernel::onednn && !cpu_has_bf16())
+      fail("bf16 kernel",
+           "this CPU reports neither AVX512_BF16 nor AMX-BF16, which oneDNN's bfloat16 "
+           "kernels need (use emulated)");
+    if (kernel == Bf16Kernel::onednn && !why.empty()) fail("bf16 kernel", why + " (use emulated)");
+    if (kernel == Bf16Kernel::onednn) return {kernel, ""};
+    return {kernel, cpu_has_bf16() ? "TAPEGRAD_BF16_KERNEL=emulated" : why};
+  } catch (const std::invalid_argument& e) {  // say where the name came from
+    throw std::invalid_argument("TAPEGRAD_BF16_KERNEL=" + std::string(name) + ": " + e.what());
+  }
 }
+
+const KernelChoice& kernel_choice() {
+  static const KernelChoice chosen = choose_kernel();
+  return chosen;
+}
+
+}  // namespace
+
+Bf16Kernel bf16_kernel_in_use() { return kernel_choice().kernel; }
 
 std::string precision_description() {
   if (precision() == Precision::f32) return "f32";
-  if (bf16_kernel_in_use() == Bf16Kernel::emulated) {
-    if (!cpu_has_bf16()) return "bf16 (emulated: this CPU has no bfloat16 instructions)";
-    const char* name = std::getenv("TAPEGRAD_BF16_KERNEL");
-    if (name != nullptr && *name != '\0') return "bf16 (emulated: TAPEGRAD_BF16_KERNEL=emulated)";
-    return "bf16 (emulated: " + onednn_isa_cap() + " leaves oneDNN no bfloat16 kernels)";
-  }
+  if (bf16_kernel_in_use() == Bf16Kernel::emulated)
+    return "bf16 (emulated: " + kernel_choice().why_emulated + ")";
   std::string isa = __builtin_cpu_supports("avx512bf16") ? "AVX512_BF16" : "";
   if (cpu_has_amx_bf16()) isa += isa.empty() ? "AMX" : " + AMX";
   return "bf16 (oneDNN, " + isa + ")";
