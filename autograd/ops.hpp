@@ -211,6 +211,19 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 // The same for self-attention on a projection's output, heads read in place:
 // qkv: (B, T, 3C) = [q | k | v], C = heads D -> (B, T, C), heads side by side.
 Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const AttentionArgs& args);
+// Real tokens packed as rows, as nn::TokenPacking packs them: row r of a packed (N, C) is row
+// rows[r] of the padded (B, T, C) read as (B T, C).
+struct PackedTokens {
+  std::size_t batch = 0, length = 0;  // B, T
+  std::shared_ptr<const std::vector<std::size_t>> rows;
+};
+// The same on packed tokens, each sentence's at its first places (rows b T, b T + 1, ...):
+// qkv: (N, 3C) -> (N, C), what fused_self_attention gives the real tokens of the padded
+// (B, T, 3C) with the padding masked (args.mask, if any, masks further).  Sentence b's L_b
+// tokens make blocks of (L_b, L_b): nothing is computed for the padding, and the real tokens'
+// values keep their bits (on tapegrad's own product kernels).  Saves those blocks' weights.
+Tensor fused_token_attention(const Tensor& qkv, std::size_t heads, const PackedTokens& tokens,
+                             const AttentionArgs& args);
 // Their backward as ops (one per gradient, from one run of the backward kernel), so that
 // attention differentiates again, in both modes: from g_out, shaped like the output, the
 // gradients of q, k, v (or qkv), then of rel_key and rel_value when args has them.  `draw` is
@@ -222,6 +235,10 @@ std::vector<Tensor> fused_attention_backward(const Tensor& g_out, const Tensor& 
 std::vector<Tensor> fused_self_attention_backward(const Tensor& g_out, const Tensor& qkv,
                                                   std::size_t heads, const AttentionArgs& args,
                                                   std::uint64_t draw = 0);
+std::vector<Tensor> fused_token_attention_backward(const Tensor& g_out, const Tensor& qkv,
+                                                   std::size_t heads, const PackedTokens& tokens,
+                                                   const AttentionArgs& args,
+                                                   std::uint64_t draw = 0);
 // fused_attention written with ops (matmul, masked_softmax, ...; attention_composed.hpp): the
 // same values up to rounding, and the same dropout mask from the same generator state.  Keeps
 // every intermediate; the reference for tests, and the source of the fused ops' second

@@ -48,10 +48,6 @@ struct Dims {
   std::size_t k() const { return R / 2; }
 };
 
-std::size_t table_row(const Dims& d, std::size_t i, std::size_t j) {
-  return attention::table_row(d.T, d.S, d.k(), i, j);
-}
-
 // Which keys each query may see: the mask read through broadcast strides (never expanded), and
 // the causal rule.
 class KeyFilter {
@@ -79,42 +75,41 @@ class KeyFilter {
   std::array<std::size_t, 4> stride_{};
 };
 
-// Where block (b, h)'s matrix starts in a tensor and how far apart its rows are.  Heads split,
-// (B, H, T, D): at b H T D + h T D, rows D apart.  Heads side by side in the channels, as a
-// projection leaves them, (B, T, width) with head h in columns offset + h D: at
-// b T width + offset + h D, rows `width` apart; no permute or slice copies them out first.
-struct Operand {
-  std::size_t batch_stride, head_stride, ld, offset = 0;
-  std::size_t at(std::size_t b, std::size_t h) const {
-    return offset + b * batch_stride + h * head_stride;
-  }
-};
+// How far apart the rows of each matrix are: D with heads split, (B, H, T, D); the whole width
+// when heads sit side by side in the channels, as a projection leaves them, (B, T, 3C) or
+// packed tokens (N, 3C), so that no permute or slice copies them out first.
 struct Layout {
-  Operand q, k, v, out;  // gradients are laid out as what they are the gradient of
+  std::size_t q, k, v, out;  // gradients are laid out as what they are the gradient of
 };
 
-Layout split_heads_layout(const Dims& d) {
-  const Operand queries{d.H * d.T * d.D, d.T * d.D, d.D}, keys{d.H * d.S * d.D, d.S * d.D, d.D};
-  return {queries, keys, keys, queries};
-}
+// One (batch, head) block: its queries and keys, where its matrices start, where its weights
+// are saved, and how dropout numbers them.  On packed tokens sentence b's L_b real tokens are
+// both (T = S = L_b), and weight (i, j) keeps the number it has in the padded (B, H, T, T), so
+// that dropout drops the weights the padded call would.
+struct Block {
+  std::size_t b, h, T, S;
+  std::size_t q, k, v, out;         // offsets into the operands (and their gradients)
+  std::size_t w;                    // offset of its weights (T, S) in the saved W
+  std::uint64_t first, row_stride;  // weight (i, j) is dropout element first + i row_stride + j
+};
 
-// qkv (B, T, 3C) -> out (B, T, C), C = H D: q, k and v are the three blocks of C channels.
-Layout packed_layout(const Dims& d) {
-  const std::size_t C = d.H * d.D;
-  return {{d.T * 3 * C, d.D, 3 * C, 0},
-          {d.T * 3 * C, d.D, 3 * C, C},
-          {d.T * 3 * C, d.D, 3 * C, 2 * C},
-          {d.T * C, d.D, C, 0}};
+std::size_t table_row(const Dims& d, const Block& blk, std::size_t i, std::size_t j) {
+  return attention::table_row(blk.T, blk.S, d.k(), i, j);
 }
 
 using attention::Dropout;
 
-// W' = W * keep for block n, (T, S): element (i, j) is element n T S + i S + j of the whole
-// (B, H, T, S) weights, as dropout() numbers them.
+// W' = W * keep for a block, (T, S), as dropout() on the padded (B, H, T, S) weights would do it.
 template <class T>
-void apply_keep(const Dropout& drop, const Dims& d, std::size_t n, const T* w, T* out) {
-  apply_dropout_mask(w, out, d.T * d.S, n * d.T * d.S, drop.seed, drop.threshold,
-                     static_cast<T>(drop.keep));
+void apply_keep(const Dropout& drop, const Block& blk, const T* w, T* out) {
+  const auto keep = static_cast<T>(drop.keep);
+  if (blk.row_stride == blk.S) {
+    apply_dropout_mask(w, out, blk.T * blk.S, blk.first, drop.seed, drop.threshold, keep);
+    return;
+  }
+  for (std::size_t i = 0; i < blk.T; ++i)
+    apply_dropout_mask(w + i * blk.S, out + i * blk.S, blk.S, blk.first + i * blk.row_stride,
+                       drop.seed, drop.threshold, keep);
 }
 
 template <class T>
@@ -122,45 +117,44 @@ struct Inputs {
   const T *q, *k, *v, *rel_key, *rel_value;  // tables are null without relative positions
 };
 
-// Forward of block n: writes W (T, S) into w and o (T, D) into out.
+// Forward of one block: writes W (T, S) into w and o (T, D) into its rows of out.
 template <class T>
-void forward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<T>& in,
+void forward_block(const Dims& d, const Layout& L, const Block& blk, const Inputs<T>& in,
                    const KeyFilter& keys, double scale, const Dropout& drop, T* w, T* out_base,
                    std::vector<T>& scratch, std::vector<char>& allowed) {
-  const std::size_t b = n / d.H, h = n % d.H;
-  const T* q = in.q + L.q.at(b, h);
-  const T* k = in.k + L.k.at(b, h);
-  const T* v = in.v + L.v.at(b, h);
-  T* out = out_base + L.out.at(b, h);
-  gemm_serial({.trans_b = true, .M = d.T, .N = d.S, .K = d.D, .lda = L.q.ld, .ldb = L.k.ld}, q, k,
-              w, T(0));       // L = q k^T
+  const std::size_t T_ = blk.T, S = blk.S;
+  const T* q = in.q + blk.q;
+  const T* k = in.k + blk.k;
+  const T* v = in.v + blk.v;
+  T* out = out_base + blk.out;
+  gemm_serial({.trans_b = true, .M = T_, .N = S, .K = d.D, .lda = L.q, .ldb = L.k}, q, k, w,
+              T(0));          // L = q k^T
   T* table = scratch.data();  // (T, R)
   if (d.R > 0) {
-    gemm_serial({.trans_b = true, .M = d.T, .N = d.R, .K = d.D, .lda = L.q.ld}, q, in.rel_key,
-                table, T(0));
-    for (std::size_t i = 0; i < d.T; ++i)
-      for (std::size_t j = 0; j < d.S; ++j) w[i * d.S + j] += table[i * d.R + table_row(d, i, j)];
+    gemm_serial({.trans_b = true, .M = T_, .N = d.R, .K = d.D, .lda = L.q}, q, in.rel_key, table,
+                T(0));
+    for (std::size_t i = 0; i < T_; ++i)
+      for (std::size_t j = 0; j < S; ++j) w[i * S + j] += table[i * d.R + table_row(d, blk, i, j)];
   }
-  for (std::size_t e = 0; e < d.T * d.S; ++e) w[e] *= static_cast<T>(scale);
-  for (std::size_t i = 0; i < d.T; ++i) {  // masked softmax, row by row (no key to see: zeros)
-    keys.row(b, h, i, allowed);
-    masked_softmax_row(w + i * d.S, w + i * d.S, d.S,
-                       [&](std::size_t j) { return allowed[j] != 0; });
+  for (std::size_t e = 0; e < T_ * S; ++e) w[e] *= static_cast<T>(scale);
+  for (std::size_t i = 0; i < T_; ++i) {  // masked softmax, row by row (no key to see: zeros)
+    keys.row(blk.b, blk.h, i, allowed);
+    masked_softmax_row(w + i * S, w + i * S, S, [&](std::size_t j) { return allowed[j] != 0; });
   }
   const T* kept = w;
   if (drop.active()) {
-    T* dropped = scratch.data() + d.T * d.R;  // (T, S)
-    apply_keep(drop, d, n, w, dropped);
+    T* dropped = scratch.data() + T_ * d.R;  // (T, S)
+    apply_keep(drop, blk, w, dropped);
     kept = dropped;
   }
-  gemm_serial({.M = d.T, .N = d.D, .K = d.S, .ldb = L.v.ld, .ldc = L.out.ld}, kept, v, out,
+  gemm_serial({.M = T_, .N = d.D, .K = S, .ldb = L.v, .ldc = L.out}, kept, v, out,
               T(0));  // o = W' v
   if (d.R > 0) {      // o += P a_V, P = W' summed per table row
-    std::fill_n(table, d.T * d.R, T(0));
-    for (std::size_t i = 0; i < d.T; ++i)
-      for (std::size_t j = 0; j < d.S; ++j)
-        table[i * d.R + table_row(d, i, j)] += kept[i * d.S + j];
-    gemm_serial({.M = d.T, .N = d.D, .K = d.R, .ldc = L.out.ld}, table, in.rel_value, out, T(1));
+    std::fill_n(table, T_ * d.R, T(0));
+    for (std::size_t i = 0; i < T_; ++i)
+      for (std::size_t j = 0; j < S; ++j)
+        table[i * d.R + table_row(d, blk, i, j)] += kept[i * S + j];
+    gemm_serial({.M = T_, .N = d.D, .K = d.R, .ldc = L.out}, table, in.rel_value, out, T(1));
   }
 }
 
@@ -172,55 +166,53 @@ struct GradOutputs {
 
 // Backward of block n, from g_o (T, D) and the saved W.
 template <class T>
-void backward_block(const Dims& d, const Layout& L, std::size_t n, const Inputs<T>& in,
-                    double scale, const Dropout& drop, const T* w, const T* g_out,
-                    const GradOutputs<T>& g, std::vector<T>& scratch) {
-  const std::size_t b = n / d.H, h = n % d.H;
-  const T* q = in.q + L.q.at(b, h);
-  const T* k = in.k + L.k.at(b, h);
-  const T* v = in.v + L.v.at(b, h);
-  const T* g_o = g_out + L.out.at(b, h);
-  T* g_q = g.q + L.q.at(b, h);
+void backward_block(const Dims& d, const Layout& L, std::size_t n, const Block& blk,
+                    const Inputs<T>& in, double scale, const Dropout& drop, const T* w,
+                    const T* g_out, const GradOutputs<T>& g, std::vector<T>& scratch) {
+  const std::size_t T_ = blk.T, S = blk.S;
+  const T* q = in.q + blk.q;
+  const T* k = in.k + blk.k;
+  const T* v = in.v + blk.v;
+  const T* g_o = g_out + blk.out;
+  T* g_q = g.q + blk.q;
   T* g_w = scratch.data();  // (T, S): g_W', then g_W, then g_L, in place
   const T* kept = w;
   if (drop.active()) {
-    T* dropped = scratch.data() + d.T * d.S;
-    apply_keep(drop, d, n, w, dropped);
+    T* dropped = scratch.data() + T_ * S;
+    apply_keep(drop, blk, w, dropped);
     kept = dropped;
   }
-  gemm_serial(
-      {.trans_a = true, .M = d.S, .N = d.D, .K = d.T, .lda = d.S, .ldb = L.out.ld, .ldc = L.v.ld},
-      kept, g_o, g.v + L.v.at(b, h), T(0));  // g_v = W'^T g_o
-  gemm_serial({.trans_b = true, .M = d.T, .N = d.S, .K = d.D, .lda = L.out.ld, .ldb = L.v.ld}, g_o,
-              v, g_w, T(0));  // g_W' = g_o v^T
+  gemm_serial({.trans_a = true, .M = S, .N = d.D, .K = T_, .lda = S, .ldb = L.out, .ldc = L.v},
+              kept, g_o, g.v + blk.v, T(0));  // g_v = W'^T g_o
+  gemm_serial({.trans_b = true, .M = T_, .N = S, .K = d.D, .lda = L.out, .ldb = L.v}, g_o, v, g_w,
+              T(0));  // g_W' = g_o v^T
   if (d.R > 0) {
-    T* g_table = scratch.data() + 2 * d.T * d.S;  // (T, R): g_o a_V^T
-    gemm_serial({.trans_b = true, .M = d.T, .N = d.R, .K = d.D, .lda = L.out.ld}, g_o, in.rel_value,
+    T* g_table = scratch.data() + 2 * T_ * S;  // (T, R): g_o a_V^T
+    gemm_serial({.trans_b = true, .M = T_, .N = d.R, .K = d.D, .lda = L.out}, g_o, in.rel_value,
                 g_table, T(0));
     T* p = g.rows_val + n * d.T * d.R;
-    std::fill_n(p, d.T * d.R, T(0));
-    for (std::size_t i = 0; i < d.T; ++i)
-      for (std::size_t j = 0; j < d.S; ++j) {
-        const std::size_t r = table_row(d, i, j);
-        g_w[i * d.S + j] += g_table[i * d.R + r];
-        p[i * d.R + r] += kept[i * d.S + j];
+    std::fill_n(p, T_ * d.R, T(0));
+    for (std::size_t i = 0; i < T_; ++i)
+      for (std::size_t j = 0; j < S; ++j) {
+        const std::size_t r = table_row(d, blk, i, j);
+        g_w[i * S + j] += g_table[i * d.R + r];
+        p[i * d.R + r] += kept[i * S + j];
       }
   }
-  if (drop.active()) apply_keep(drop, d, n, g_w, g_w);  // g_W = g_W' * keep
-  for (std::size_t i = 0; i < d.T; ++i)                 // g_L = scale W (g_W - rowsum(g_W W))
-    softmax_backward_row(w + i * d.S, g_w + i * d.S, g_w + i * d.S, d.S, static_cast<T>(scale));
-  gemm_serial({.M = d.T, .N = d.D, .K = d.S, .ldb = L.k.ld, .ldc = L.q.ld}, g_w, k, g_q,
+  if (drop.active()) apply_keep(drop, blk, g_w, g_w);  // g_W = g_W' * keep
+  for (std::size_t i = 0; i < T_; ++i)                 // g_L = scale W (g_W - rowsum(g_W W))
+    softmax_backward_row(w + i * S, g_w + i * S, g_w + i * S, S, static_cast<T>(scale));
+  gemm_serial({.M = T_, .N = d.D, .K = S, .ldb = L.k, .ldc = L.q}, g_w, k, g_q,
               T(0));  // g_L k
-  gemm_serial(
-      {.trans_a = true, .M = d.S, .N = d.D, .K = d.T, .lda = d.S, .ldb = L.q.ld, .ldc = L.k.ld},
-      g_w, q, g.k + L.k.at(b, h), T(0));  // g_L^T q
+  gemm_serial({.trans_a = true, .M = S, .N = d.D, .K = T_, .lda = S, .ldb = L.q, .ldc = L.k}, g_w,
+              q, g.k + blk.k, T(0));  // g_L^T q
   if (d.R > 0) {
     T* g_rows = g.rows_key + n * d.T * d.R;  // G^T(g_L): g_L summed per table row
-    std::fill_n(g_rows, d.T * d.R, T(0));
-    for (std::size_t i = 0; i < d.T; ++i)
-      for (std::size_t j = 0; j < d.S; ++j)
-        g_rows[i * d.R + table_row(d, i, j)] += g_w[i * d.S + j];
-    gemm_serial({.M = d.T, .N = d.D, .K = d.R, .ldc = L.q.ld}, g_rows, in.rel_key, g_q,
+    std::fill_n(g_rows, T_ * d.R, T(0));
+    for (std::size_t i = 0; i < T_; ++i)
+      for (std::size_t j = 0; j < S; ++j)
+        g_rows[i * d.R + table_row(d, blk, i, j)] += g_w[i * S + j];
+    gemm_serial({.M = T_, .N = d.D, .K = d.R, .ldc = L.q}, g_rows, in.rel_key, g_q,
                 T(1));  // += G^T(g_L) a_K
   }
 }
@@ -238,38 +230,85 @@ void for_each_block(std::size_t blocks, std::size_t scratch_size, std::size_t S,
 
 std::int64_t i64(std::size_t n) { return static_cast<std::int64_t>(n); }
 
-// One call of either op, as its kernels and its rules see it.
-struct Call {
-  Dims d;
-  bool packed = false;  // qkv (B, T, 3C), not q, k, v (B, H, T, D)
-  attention::Setting setting;
-  std::vector<Tensor> inputs;  // q, k, v (or qkv), then rel_key and rel_value when relative
+// Where q, k and v come from: three tensors with heads split, q (B, H, T, D) and k, v
+// (B, H, S, D); or one projection's output with heads side by side, qkv (B, T, 3C) = [q | k | v],
+// or the same on packed tokens, (N, 3C), the real tokens of B sentences of T places, each
+// sentence's at its first places.
+enum class Form { split, qkv, tokens };
 
-  std::size_t sources() const { return packed ? 1 : 3; }
+// One call of any of the ops, as its kernels and its rules see it.
+struct Call {
+  Dims d;  // on packed tokens, the padded sizes: T = S the longest place
+  Form form = Form::split;
+  attention::Setting setting;  // the caller's mask; on packed tokens each block sees its tokens
+  std::vector<Tensor> inputs;  // q, k, v (or qkv), then rel_key and rel_value when relative
+  PackedTokens tokens;         // Form::tokens: where each row stands in the padded layout
+  std::vector<std::size_t> first_row, first_weight;  // of sentence b, and its end at b + 1
+
+  std::size_t sources() const { return form == Form::split ? 3 : 1; }
   bool relative() const { return d.R > 0; }
-  Layout layout() const { return packed ? packed_layout(d) : split_heads_layout(d); }
+  std::size_t width() const { return d.H * d.D; }  // C
+  Layout layout() const {
+    if (form == Form::split) return {d.D, d.D, d.D, d.D};
+    return {3 * width(), 3 * width(), 3 * width(), width()};
+  }
   Shape out_shape() const {
-    return packed ? Shape{d.B, d.T, d.H * d.D} : Shape{d.B, d.H, d.T, d.D};
+    if (form == Form::split) return {d.B, d.H, d.T, d.D};
+    if (form == Form::qkv) return {d.B, d.T, width()};
+    return {tokens.rows->size(), width()};
+  }
+  std::size_t weights_size() const {
+    return form == Form::tokens ? first_weight[d.B] : d.B * d.H * d.T * d.S;
+  }
+  Block block(std::size_t n) const {
+    const std::size_t b = n / d.H, h = n % d.H, C = width();
+    if (form == Form::split) {
+      const std::size_t q = n * d.T * d.D, k = n * d.S * d.D;
+      return {b, h, d.T, d.S, q, k, k, q, n * d.T * d.S, n * d.T * d.S, d.S};
+    }
+    if (form == Form::qkv) {
+      const std::size_t q = b * d.T * 3 * C + h * d.D;
+      return {
+          b,  h, d.T, d.S, q, q + C, q + 2 * C, b * d.T * C + h * d.D, n * d.T * d.S, n * d.T * d.S,
+          d.S};
+    }
+    const std::size_t L = first_row[b + 1] - first_row[b], q = first_row[b] * 3 * C + h * d.D;
+    return {b,
+            h,
+            L,
+            L,
+            q,
+            q + C,
+            q + 2 * C,
+            first_row[b] * C + h * d.D,
+            first_weight[b] + h * L * L,
+            n * d.T * d.T,
+            d.T};
   }
 
-  // Between the op's layout and the composed form's, heads split (B, H, T, D).  Packed:
-  // (B, T, C) -> (B, H, T, D) and back.
+  // Between the op's layout and the composed form's, heads split (B, H, T, D): (B, T, C) ->
+  // (B, H, T, D) and back; packed tokens are unpacked to (B, T, C) first, zeros at padding.
   Tensor heads(const Tensor& x) const {
-    return packed ? permute(reshape(x, {i64(d.B), i64(d.T), i64(d.H), i64(d.D)}), {0, 2, 1, 3}) : x;
+    if (form == Form::split) return x;
+    const Tensor padded =
+        form == Form::tokens ? scatter_rows(x, tokens.rows, {d.B, d.T, x.shape()[1]}) : x;
+    return permute(reshape(padded, {i64(d.B), i64(d.T), i64(d.H), i64(d.D)}), {0, 2, 1, 3});
   }
   Tensor merged(const Tensor& x) const {
-    return packed ? reshape(permute(x, {0, 2, 1, 3}), {i64(d.B), i64(d.T), i64(d.H * d.D)}) : x;
+    if (form == Form::split) return x;
+    const Tensor padded = reshape(permute(x, {0, 2, 1, 3}), {i64(d.B), i64(d.T), i64(width())});
+    return form == Form::tokens ? gather_rows(padded, tokens.rows) : padded;
   }
   // Tensors laid out as `inputs` (the inputs themselves, tangents, cotangents) -> Operands.
   attention::Operands operands(const std::vector<Tensor>& in) const {
     attention::Operands x;
-    if (packed) {
-      const std::int64_t C = i64(d.H * d.D);
+    if (form == Form::split) {
+      x = {in[0], in[1], in[2]};
+    } else {
+      const std::int64_t C = i64(width());
       x.q = heads(slice(in[0], -1, 0, C));
       x.k = heads(slice(in[0], -1, C, 2 * C));
       x.v = heads(slice(in[0], -1, 2 * C, 3 * C));
-    } else {
-      x = {in[0], in[1], in[2]};
     }
     if (relative()) {
       x.a_K = in[sources()];
@@ -280,10 +319,39 @@ struct Call {
   // ... and back.
   std::vector<Tensor> laid_out(const attention::Operands& x) const {
     std::vector<Tensor> out;
-    if (packed) out = {concat({merged(x.q), merged(x.k), merged(x.v)}, -1)};
-    else out = {x.q, x.k, x.v};
+    if (form == Form::split) out = {x.q, x.k, x.v};
+    else out = {concat({merged(x.q), merged(x.k), merged(x.v)}, -1)};
     if (relative()) out.insert(out.end(), {x.a_K, x.a_V});
     return out;
+  }
+  // The same attention written with ops, on the padded layout: for packed tokens its mask also
+  // hides the padding, which the kernels never read.
+  attention::Composed composed() const {
+    if (form != Form::tokens) return {operands(inputs), setting};
+    attention::Setting padded = setting;
+    padded.mask = std::make_shared<const Mask>(token_mask());
+    return {operands(inputs), padded};
+  }
+  // (B, 1, 1, T) true at each sentence's tokens, and with a caller's mask (B, H, T, T) both.
+  Mask token_mask() const {
+    if (!setting.mask) {
+      Mask m = xt::zeros<bool>(Shape{d.B, 1, 1, d.T});
+      for (std::size_t b = 0; b < d.B; ++b)
+        std::fill_n(m.data() + b * d.T, first_row[b + 1] - first_row[b], true);
+      return m;
+    }
+    Mask m = Mask::from_shape({d.B, d.H, d.T, d.T});
+    const KeyFilter keys(setting.mask.get(), false, d);
+    std::vector<char> allowed(d.T);
+    for (std::size_t n = 0; n < d.B * d.H; ++n) {
+      const std::size_t b = n / d.H, L = first_row[b + 1] - first_row[b];
+      for (std::size_t i = 0; i < d.T; ++i) {
+        keys.row(b, n % d.H, i, allowed);
+        for (std::size_t j = 0; j < d.T; ++j)
+          m.data()[(n * d.T + i) * d.T + j] = allowed[j] && j < L;
+      }
+    }
+    return m;
   }
 };
 
@@ -298,19 +366,23 @@ Inputs<T> inputs_of(const Call& c) {
                    c.relative() ? in[n + 1].data<T>().data() : nullptr};
 }
 
-// The forward kernel: returns o, and puts W (B, H, T, S) into `weights`.
+// The forward kernel: returns o, and puts W into `weights`: (B, H, T, S), or on packed tokens
+// each block's (L_b, L_b) one after the other.
 Tensor forward_kernel(const Call& c, Tensor& weights) {
   const Dims& d = c.d;
   const Layout L = c.layout();
   return dispatch(c.inputs[0].dtype(), [&]<class T>() {
     const Inputs<T> in = inputs_of<T>(c);
-    Array<T> w = Array<T>::from_shape({d.B, d.H, d.T, d.S});
+    Array<T> w = c.form == Form::tokens ? Array<T>::from_shape({c.weights_size()})
+                                        : Array<T>::from_shape({d.B, d.H, d.T, d.S});
     Array<T> out = Array<T>::from_shape(c.out_shape());
     const KeyFilter keys(c.setting.mask.get(), c.setting.causal, d);
     for_each_block<T>(d.B * d.H, d.T * d.R + d.T * d.S, d.S,
                       [&](std::size_t n, std::vector<T>& scratch, std::vector<char>& allowed) {
-                        forward_block(d, L, n, in, keys, c.setting.scale, c.setting.drop,
-                                      w.data() + n * d.T * d.S, out.data(), scratch, allowed);
+                        const Block blk = c.block(n);
+                        if (blk.T == 0) return;
+                        forward_block(d, L, blk, in, keys, c.setting.scale, c.setting.drop,
+                                      w.data() + blk.w, out.data(), scratch, allowed);
                       });
     weights = Tensor(std::move(w));
     return Tensor(std::move(out));
@@ -338,8 +410,10 @@ std::vector<Tensor> backward_kernel(const Call& c, const Tensor& g_o, const Tens
                              last, rows_key.data(), rows_val.data()};
     for_each_block<T>(d.B * d.H, 2 * d.T * d.S + d.T * d.R, d.S,
                       [&](std::size_t n, std::vector<T>& scratch, std::vector<char>&) {
-                        backward_block(d, L, n, in, c.setting.scale, c.setting.drop,
-                                       w.data() + n * d.T * d.S, g_out.data(), out, scratch);
+                        const Block blk = c.block(n);
+                        if (blk.T == 0) return;
+                        backward_block(d, L, n, blk, in, c.setting.scale, c.setting.drop,
+                                       w.data() + blk.w, g_out.data(), out, scratch);
                       });
     std::vector<Tensor> grads;
     for (Array<T>& g : g_sources) grads.emplace_back(std::move(g));
@@ -347,14 +421,15 @@ std::vector<Tensor> backward_kernel(const Call& c, const Tensor& g_o, const Tens
     // Table gradients: the blocks' rows summed block after block, in order.
     Array<T> g_rk = xt::zeros<T>(Shape{d.R, d.D}), g_rv = xt::zeros<T>(Shape{d.R, d.D});
     for (std::size_t n = 0; n < d.B * d.H; ++n) {
-      const std::size_t b = n / d.H, h = n % d.H;
-      const GemmArgs rows{.trans_a = true, .M = d.R, .N = d.D, .K = d.T, .lda = d.R};
+      const Block blk = c.block(n);
+      if (blk.T == 0) continue;
+      const GemmArgs rows{.trans_a = true, .M = d.R, .N = d.D, .K = blk.T, .lda = d.R};
       GemmArgs from_q = rows, from_g = rows;
-      from_q.ldb = L.q.ld;
-      from_g.ldb = L.out.ld;
-      gemm_serial(from_q, rows_key.data() + n * d.T * d.R, in.q + L.q.at(b, h), g_rk.data(), T(1));
-      gemm_serial(from_g, rows_val.data() + n * d.T * d.R, g_out.data() + L.out.at(b, h),
-                  g_rv.data(), T(1));
+      from_q.ldb = L.q;
+      from_g.ldb = L.out;
+      gemm_serial(from_q, rows_key.data() + n * d.T * d.R, in.q + blk.q, g_rk.data(), T(1));
+      gemm_serial(from_g, rows_val.data() + n * d.T * d.R, g_out.data() + blk.out, g_rv.data(),
+                  T(1));
     }
     grads.emplace_back(std::move(g_rk));
     grads.emplace_back(std::move(g_rv));
@@ -382,7 +457,9 @@ std::vector<Tensor> attention_backward(const std::shared_ptr<const Call>& c, con
   std::vector<Tensor> inputs = {g_o};
   inputs.insert(inputs.end(), c->inputs.begin(), c->inputs.end());
   if (!needs_grad(inputs)) return grads;
-  const char* op = c->packed ? "fused_self_attention_backward" : "fused_attention_backward";
+  const char* op = c->form == Form::split ? "fused_attention_backward"
+                   : c->form == Form::qkv ? "fused_self_attention_backward"
+                                          : "fused_token_attention_backward";
   for (std::size_t i = 0; i < grads.size(); ++i)
     record(
         op, grads[i], inputs, i == 0 ? saved_bytes(weights) : 0,  // W counted once, not per op
@@ -390,7 +467,7 @@ std::vector<Tensor> attention_backward(const std::shared_ptr<const Call>& c, con
           std::vector<Tensor> along(c->inputs.size());
           for (std::size_t j = 0; j < along.size(); ++j)
             along[j] = j == i ? cotangent : zeros_like(c->inputs[j]);
-          const attention::Composed a(c->operands(c->inputs), c->setting);
+          const attention::Composed a = c->composed();
           const attention::Operands dx = c->operands(along);
           if (g.wanted(0)) g.add(0, c->merged(a.tangent(dx)));
           bool any = false;
@@ -401,7 +478,7 @@ std::vector<Tensor> attention_backward(const std::shared_ptr<const Call>& c, con
             if (g.wanted(j + 1)) g.add(j + 1, hess[j]);
         },
         [c, g_o, weights, i](const Tangents& t) {
-          const attention::Composed a(c->operands(c->inputs), c->setting);
+          const attention::Composed a = c->composed();
           const attention::Operands dx = c->operands(tangents_from(t, 1));
           Tensor d = c->laid_out(a.gradients_tangent(c->heads(g_o), dx))[i];
           if (t.has(0)) d = d + attention_backward(c, t[0], weights)[i];
@@ -424,7 +501,7 @@ Tensor attention_op(const char* op, const std::shared_ptr<const Call>& c) {
           if (g.wanted(i)) g.add(i, std::move(grads[i]));
       },
       [c](const Tangents& t) {
-        const attention::Composed a(c->operands(c->inputs), c->setting);
+        const attention::Composed a = c->composed();
         return c->merged(a.tangent(c->operands(tangents_from(t, 0))));
       });
   return y;
@@ -485,6 +562,39 @@ Dims packed_dims(const char* op, const Tensor& qkv, std::size_t heads, const Att
   return d;
 }
 
+// qkv (N, 3C) on packed tokens checked: the padded sizes of the call, and where each
+// sentence's rows start (its end at b + 1).
+Dims token_dims(const char* op, const Tensor& qkv, std::size_t heads, const PackedTokens& tokens,
+                const AttentionArgs& args, std::vector<std::size_t>& first_row) {
+  check_defined(op, qkv);
+  if (!tokens.rows) fail(op, "no packed rows given (a null list)");
+  const std::vector<std::size_t>& rows = *tokens.rows;
+  if (qkv.dim() != 2 || heads == 0 || qkv.shape()[1] % (3 * heads) != 0 ||
+      qkv.shape()[0] != rows.size())
+    fail(op, "needs qkv (N, 3C) with N = " + std::to_string(rows.size()) +
+                 " packed tokens and C a multiple of the " + std::to_string(heads) +
+                 " heads: got " + shape_str(qkv.shape()));
+  const std::size_t B = tokens.batch, T = tokens.length;
+  first_row.assign(B + 1, 0);  // sentence b's count at b + 1 first, then summed
+  for (std::size_t n = 0; n < rows.size(); ++n) {
+    const std::size_t b = T > 0 ? rows[n] / T : B, t = T > 0 ? rows[n] % T : 0;
+    if (b >= B || (n > 0 && rows[n] <= rows[n - 1]))
+      fail(op, "packed rows must increase and lie below B T = " + std::to_string(B * T) + ": row " +
+                   std::to_string(n) + " is " + std::to_string(rows[n]));
+    if (t != first_row[b + 1])
+      fail(op, "each sentence's tokens must stand at its first places: packed row " +
+                   std::to_string(n) + " is place " + std::to_string(t) + " of sentence " +
+                   std::to_string(b) + ", which has " + std::to_string(first_row[b + 1]) +
+                   " tokens before it");
+    ++first_row[b + 1];
+  }
+  for (std::size_t b = 0; b < B; ++b) first_row[b + 1] += first_row[b];
+  const std::size_t C = qkv.shape()[1] / 3;
+  Dims d{B, heads, T, T, C / heads, 0};
+  check_args(op, d, qkv, args);
+  return d;
+}
+
 // The one generator draw a call takes for dropout (none without dropout in training), as
 // dropout() takes it.
 std::uint64_t take_draw(const char* op, const AttentionArgs& args) {
@@ -493,11 +603,11 @@ std::uint64_t take_draw(const char* op, const AttentionArgs& args) {
   return args.gen->next_u64();
 }
 
-std::shared_ptr<const Call> make_call(const Dims& d, bool packed, std::vector<Tensor> sources,
-                                      const AttentionArgs& args, std::uint64_t draw) {
+std::shared_ptr<Call> make_call(const Dims& d, Form form, std::vector<Tensor> sources,
+                                const AttentionArgs& args, std::uint64_t draw) {
   auto c = std::make_shared<Call>();
   c->d = d;
-  c->packed = packed;
+  c->form = form;
   // The rules may run after the caller's mask is gone: they keep a copy.
   c->setting = {.scale = args.scale,
                 .mask = args.mask ? std::make_shared<const Mask>(*args.mask) : nullptr,
@@ -521,6 +631,21 @@ void check_output_gradient(const char* op, const Tensor& g_out, const Call& c) {
                  dtype_name(g_out.dtype()));
 }
 
+// A call on packed tokens: make_call's, with the sentences' rows and weights.
+std::shared_ptr<const Call> token_call(const Dims& d, const Tensor& qkv, const PackedTokens& tokens,
+                                       std::vector<std::size_t> first_row,
+                                       const AttentionArgs& args, std::uint64_t draw) {
+  std::shared_ptr<Call> c = make_call(d, Form::tokens, {qkv}, args, draw);
+  c->tokens = tokens;
+  c->first_row = std::move(first_row);
+  c->first_weight.assign(d.B + 1, 0);
+  for (std::size_t b = 0; b < d.B; ++b) {
+    const std::size_t L = c->first_row[b + 1] - c->first_row[b];
+    c->first_weight[b + 1] = c->first_weight[b] + d.H * L * L;
+  }
+  return c;
+}
+
 // The backward op called by itself: W computed again by the forward kernel.
 std::vector<Tensor> backward_from_scratch(const char* op, const Tensor& g_out,
                                           const std::shared_ptr<const Call>& c) {
@@ -537,7 +662,7 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                        const AttentionArgs& args) {
   const char* op = "fused_attention";
   const Dims d = split_dims(op, q, k, v, args);
-  return attention_op(op, make_call(d, false, {q, k, v}, args, take_draw(op, args)));
+  return attention_op(op, make_call(d, Form::split, {q, k, v}, args, take_draw(op, args)));
 }
 
 // qkv: (B, T, 3C), C = H D, [tables] -> (B, T, C): self-attention on a projection's output,
@@ -545,7 +670,19 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const AttentionArgs& args) {
   const char* op = "fused_self_attention";
   const Dims d = packed_dims(op, qkv, heads, args);
-  return attention_op(op, make_call(d, true, {qkv}, args, take_draw(op, args)));
+  return attention_op(op, make_call(d, Form::qkv, {qkv}, args, take_draw(op, args)));
+}
+
+// qkv: (N, 3C), the real tokens of B sentences packed, [tables] -> (N, C): the same as
+// fused_self_attention on the padded (B, T, 3C) with the padding masked, at the real tokens, and
+// nothing computed for the padding.
+Tensor fused_token_attention(const Tensor& qkv, std::size_t heads, const PackedTokens& tokens,
+                             const AttentionArgs& args) {
+  const char* op = "fused_token_attention";
+  std::vector<std::size_t> first_row;
+  const Dims d = token_dims(op, qkv, heads, tokens, args, first_row);
+  return attention_op(op,
+                      token_call(d, qkv, tokens, std::move(first_row), args, take_draw(op, args)));
 }
 
 // g_out: (B, H, T, D) -> the gradients of q, k, v [, rel_key, rel_value]
@@ -554,7 +691,7 @@ std::vector<Tensor> fused_attention_backward(const Tensor& g_out, const Tensor& 
                                              std::uint64_t draw) {
   const char* op = "fused_attention_backward";
   const Dims d = split_dims(op, q, k, v, args);
-  return backward_from_scratch(op, g_out, make_call(d, false, {q, k, v}, args, draw));
+  return backward_from_scratch(op, g_out, make_call(d, Form::split, {q, k, v}, args, draw));
 }
 
 // g_out: (B, T, C) -> the gradients of qkv [, rel_key, rel_value]
@@ -563,7 +700,18 @@ std::vector<Tensor> fused_self_attention_backward(const Tensor& g_out, const Ten
                                                   std::uint64_t draw) {
   const char* op = "fused_self_attention_backward";
   const Dims d = packed_dims(op, qkv, heads, args);
-  return backward_from_scratch(op, g_out, make_call(d, true, {qkv}, args, draw));
+  return backward_from_scratch(op, g_out, make_call(d, Form::qkv, {qkv}, args, draw));
+}
+
+// g_out: (N, C) -> the gradients of qkv [, rel_key, rel_value]
+std::vector<Tensor> fused_token_attention_backward(const Tensor& g_out, const Tensor& qkv,
+                                                   std::size_t heads, const PackedTokens& tokens,
+                                                   const AttentionArgs& args, std::uint64_t draw) {
+  const char* op = "fused_token_attention_backward";
+  std::vector<std::size_t> first_row;
+  const Dims d = token_dims(op, qkv, heads, tokens, args, first_row);
+  return backward_from_scratch(op, g_out,
+                               token_call(d, qkv, tokens, std::move(first_row), args, draw));
 }
 
 // The same as fused_attention, with ops (attention_composed.hpp).
@@ -571,7 +719,7 @@ Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v,
                           const AttentionArgs& args) {
   const char* op = "attention_composed";
   const Dims d = split_dims(op, q, k, v, args);
-  const auto c = make_call(d, false, {q, k, v}, args, take_draw(op, args));
+  const auto c = make_call(d, Form::split, {q, k, v}, args, take_draw(op, args));
   return attention::Composed(c->operands(c->inputs), c->setting).output();
 }
 

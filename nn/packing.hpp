@@ -21,6 +21,7 @@
 #include <memory>
 #include <vector>
 
+#include "../autograd/ops.hpp"
 #include "../autograd/tensor.hpp"
 
 namespace tg::nn {
@@ -30,11 +31,16 @@ class TokenPacking {
   // The real tokens are where the key padding mask (B, 1, 1, T) is true.
   explicit TokenPacking(const Mask& key_padding);
 
-  std::size_t batch() const { return batch_; }          // B
-  std::size_t length() const { return length_; }        // T
-  std::size_t tokens() const { return rows_->size(); }  // N
+  std::size_t batch() const { return packed_.batch; }          // B
+  std::size_t length() const { return packed_.length; }        // T
+  std::size_t tokens() const { return packed_.rows->size(); }  // N
   // b * T + t of each real token, in order: the row it stands at in (B * T, C).
-  const std::shared_ptr<const std::vector<std::size_t>>& rows() const { return rows_; }
+  const std::shared_ptr<const std::vector<std::size_t>>& rows() const { return packed_.rows; }
+  // B, T and the rows, as the ops on packed tokens take them (fused_token_attention).
+  const PackedTokens& packed() const { return packed_; }
+  // Whether every sentence's real tokens stand at its first places (padding only at the end),
+  // as fused_token_attention needs.
+  bool real_tokens_first() const { return real_tokens_first_; }
   // The key padding mask it was made from, (B, 1, 1, T): attention on the unpacked layout must
   // mask what is not a real token, or it would attend to the zeros unpack leaves there.
   const Mask& key_padding() const { return *key_padding_; }
@@ -45,8 +51,8 @@ class TokenPacking {
   Tensor unpack(const Tensor& x) const;
 
  private:
-  std::size_t batch_ = 0, length_ = 0;
-  std::shared_ptr<const std::vector<std::size_t>> rows_;
+  PackedTokens packed_;
+  bool real_tokens_first_ = true;
   std::shared_ptr<const Mask> key_padding_;
 };
 

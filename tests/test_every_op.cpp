@@ -68,6 +68,11 @@ std::vector<Case> cases() {
   const Ids targets = {2, -100, 0};
   const CrossEntropyOptions smooth{.label_smoothing = 0.1};
   const AttentionArgs causal{.scale = 0.7, .causal = true};
+  // Two sentences of 3 and 2 tokens, packed: rows 0, 1, 2 and 3, 4 of (2 x 3).
+  const PackedTokens tokens{
+      .batch = 2,
+      .length = 3,
+      .rows = std::make_shared<std::vector<std::size_t>>(std::vector<std::size_t>{0, 1, 2, 3, 4})};
   const auto gelu_t = [](const Inputs& in) { return gelu(in[0], GeluForm::tanh); };
   return {
       // elementwise
@@ -271,6 +276,14 @@ std::vector<Case> cases() {
          return flat_join(fused_self_attention_backward(in[0], in[1], 2, causal));
        },
        {x64({1, 3, 4}, 1), x64({1, 3, 12}, 2)}},
+      {"fused_token_attention",
+       [=](const Inputs& in) { return fused_token_attention(in[0], 2, tokens, causal); },
+       {x64({5, 12}, 1)}},
+      {"fused_token_attention_backward",
+       [=](const Inputs& in) {
+         return flat_join(fused_token_attention_backward(in[0], in[1], 2, tokens, causal));
+       },
+       {x64({5, 4}, 1), x64({5, 12}, 2)}},
   };
 }
 

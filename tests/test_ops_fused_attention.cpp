@@ -474,3 +474,134 @@ BOOST_AUTO_TEST_CASE(the_backward_op_names_itself_in_errors) {
                     "fused_self_attention_backward: g_out must be the output's shape (2, 5, 6) and "
                     "dtype float64: got (2, 5, 4) float64");
 }
+
+// ---- attention on packed tokens ---------------------------------------------------------------
+
+namespace {
+
+// Sentences of these lengths padded to T: their rows in (B T, C), as nn::TokenPacking makes them.
+PackedTokens tokens_of(const std::vector<std::size_t>& lengths, std::size_t T) {
+  auto rows = std::make_shared<std::vector<std::size_t>>();
+  for (std::size_t b = 0; b < lengths.size(); ++b)
+    for (std::size_t t = 0; t < lengths[b]; ++t) rows->push_back(b * T + t);
+  return {.batch = lengths.size(), .length = T, .rows = rows};
+}
+
+}  // namespace
+
+// The packed call is the padded call with the padding masked, at the real tokens: its values and
+// gradients to the bit (float32, on tapegrad's own kernels: the padded call only adds exact zeros
+// to each sum), whatever the padding holds, with positions, causal, dropout and a mask of the
+// caller's.
+BOOST_AUTO_TEST_CASE(packed_tokens_give_the_padded_calls_bits) {
+  const std::vector<std::size_t> lengths = {6, 3, 0, 1};  // an empty sentence too
+  const std::size_t B = lengths.size(), T = 6, H = 2, D = 4, C = H * D, k = 2;
+  const PackedTokens tokens = tokens_of(lengths, T);
+  const Mask pad = padding_mask(lengths, T);
+  Mask theirs = Mask::from_shape({B, 1, T, T});  // the caller's: a band of width 3
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t i = 0; i < T; ++i)
+      for (std::size_t j = 0; j < T; ++j) theirs(b, 0, i, j) = i <= j + 1 && j <= i + 1;
+  const Mask both = mask_and(theirs, pad);
+  for (const bool causal : {false, true})
+    for (const bool relative : {false, true})
+      for (const bool with_mask : {false, true})
+        for (const double p : {0.0, 0.3}) {
+          BOOST_TEST_CONTEXT("causal " << causal << ", relative " << relative << ", mask "
+                                       << with_mask << ", dropout " << p) {
+            Tensor padded = randn64({B, T, 3 * C}, 1).to(Dtype::f32).set_requires_grad();
+            Tensor packed = gather_rows(padded, tokens.rows).detach().set_requires_grad();
+            Tensor rel_key = randn64({2 * k + 1, D}, 2).to(Dtype::f32).set_requires_grad();
+            Tensor rel_value = randn64({2 * k + 1, D}, 3).to(Dtype::f32).set_requires_grad();
+            const auto args = [&](const Mask* mask, Generator& gen) {
+              AttentionArgs a{.scale = 0.5,
+                              .mask = mask,
+                              .causal = causal,
+                              .dropout = p,
+                              .gen = &gen,
+                              .training = true};
+              if (relative) a.rel_key = rel_key, a.rel_value = rel_value, a.relative_k = k;
+              return a;
+            };
+            Tape tape;
+            TapeGuard recording(tape);
+            Generator gen_padded(5), gen_packed(5);
+            const Tensor y_padded =
+                fused_self_attention(padded, H, args(with_mask ? &both : &pad, gen_padded));
+            const Tensor y_packed = fused_token_attention(
+                packed, H, tokens, args(with_mask ? &theirs : nullptr, gen_packed));
+            BOOST_TEST(
+                (gather_rows(y_padded, tokens.rows).data<float>() == y_packed.data<float>()));
+            // The same cotangent at the real tokens, zeros at padding (as unpack's would be).
+            const Tensor g = randn64(y_packed.shape(), 6, false).to(Dtype::f32);
+            sum(y_padded * scatter_rows(g, tokens.rows, y_padded.shape())).backward();
+            const Tensor g_rel_key = relative ? rel_key.grad() : Tensor();
+            const Tensor g_rel_value = relative ? rel_value.grad() : Tensor();
+            if (relative) rel_key.zero_grad(), rel_value.zero_grad();
+            sum(y_packed * g).backward();
+            BOOST_TEST((gather_rows(padded.grad(), tokens.rows).data<float>() ==
+                        packed.grad().data<float>()));
+            if (relative) {
+              BOOST_TEST((g_rel_key.data<float>() == rel_key.grad().data<float>()));
+              BOOST_TEST((g_rel_value.data<float>() == rel_value.grad().data<float>()));
+            }
+          }
+        }
+}
+
+BOOST_AUTO_TEST_CASE(fused_token_attention_is_twice_differentiable_both_ways) {
+  // Sentences of 3, 0 and 2 tokens padded to 3; H = 2, D = 2; causal, relative, dropout.
+  const PackedTokens tokens = tokens_of({3, 0, 2}, 3);
+  const Inputs in = {randn64({5, 12}, 1), randn64({3, 2}, 2), randn64({3, 2}, 3)};
+  check_second_order(
+      [&](const Inputs& x) {
+        Generator gen(7);
+        return fused_token_attention(x[0], 2, tokens,
+                                     {.scale = 0.8,
+                                      .causal = true,
+                                      .rel_key = x[1],
+                                      .rel_value = x[2],
+                                      .relative_k = 1,
+                                      .dropout = 0.4,
+                                      .gen = &gen,
+                                      .training = true});
+      },
+      in);
+  const Inputs backward_in = {randn64({5, 4}, 4), randn64({5, 12}, 5)};
+  check_second_order(
+      [&](const Inputs& x) {
+        std::vector<Tensor> g =
+            fused_token_attention_backward(x[0], x[1], 2, tokens, {.scale = 0.8});
+        return g[0];
+      },
+      backward_in);
+}
+
+BOOST_AUTO_TEST_CASE(packed_tokens_are_checked) {
+  const PackedTokens tokens = tokens_of({2, 1}, 3);  // rows 0, 1, 3
+  CHECK_THROWS_WITH(fused_token_attention(randn64({4, 12}, 1), 2, tokens, {}),
+                    "fused_token_attention: needs qkv (N, 3C) with N = 3 packed tokens and C a "
+                    "multiple of the 2 heads: got (4, 12)");
+  CHECK_THROWS_WITH(fused_token_attention(randn64({3, 12}, 1), 2, {.batch = 2, .length = 3}, {}),
+                    "fused_token_attention: no packed rows given (a null list)");
+  const auto rows = [](std::vector<std::size_t> r) {
+    return std::make_shared<const std::vector<std::size_t>>(std::move(r));
+  };
+  CHECK_THROWS_WITH(
+      fused_token_attention(randn64({3, 12}, 1), 2,
+                            {.batch = 2, .length = 3, .rows = rows({0, 1, 4})}, {}),
+      "fused_token_attention: each sentence's tokens must stand at its first places: packed row "
+      "2 is place 1 of sentence 1, which has 0 tokens before it");
+  CHECK_THROWS_WITH(
+      fused_token_attention(randn64({3, 12}, 1), 2,
+                            {.batch = 2, .length = 3, .rows = rows({0, 3, 6})}, {}),
+      "fused_token_attention: packed rows must increase and lie below B T = 6: row 2 is 6");
+  CHECK_THROWS_WITH(
+      fused_token_attention(randn64({3, 12}, 1), 2,
+                            {.batch = 2, .length = 3, .rows = rows({0, 3, 3})}, {}),
+      "fused_token_attention: packed rows must increase and lie below B T = 6: row 2 is 3");
+  CHECK_THROWS_WITH(
+      fused_token_attention_backward(randn64({3, 6}, 2), randn64({3, 12}, 1), 2, tokens, {}),
+      "fused_token_attention_backward: g_out must be the output's shape (3, 4) and "
+      "dtype float64: got (3, 6) float64");
+}

@@ -171,7 +171,8 @@ Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
     check_input("x", x);
     return out_proj(self_attend(in_proj(x), call));
   }
-  // Real tokens only: the projections on (N, C), attention itself on the padded layout.
+  // Real tokens only: the projections on (N, C); attention too when fused, each sentence's
+  // tokens a block of their own, otherwise on the padded layout.
   const TokenPacking& packing = *call.packing;
   if (!x.defined() || x.dim() != 2 || x.shape()[0] != packing.tokens() ||
       x.shape()[1] != options_.d_model)
@@ -186,11 +187,22 @@ Tensor MultiheadAttention::forward(const Tensor& x, const AttendOptions& call) {
          "kernelized attention cannot skip padding: its features' stabiliser is a maximum over "
          "every key, padding included, so packed and padded steps would differ");
   check_input_dtype("MultiheadAttention", x);
+  if (fuses(call) && packing.real_tokens_first())  // attention itself on the real tokens too
+    return out_proj(fused_token_attention(in_proj(x), options_.heads, packing.packed(),
+                                          fused_args(call.mask, call.causal)));
   AttendOptions padded = call;
   padded.packing.reset();
   // Whatever else it masks, attention never sees a place the packing left empty.
   padded.mask = call.mask ? mask_and(*call.mask, packing.key_padding()) : packing.key_padding();
   return out_proj(packing.pack(self_attend(packing.unpack(in_proj(x)), padded)));
+}
+
+// Whether self-attention runs as one fused op: what its kernel knows (no positions inside, or
+// Shaw's), with no cache and no weights to return.
+bool MultiheadAttention::fuses(const AttendOptions& call) const {
+  const bool shaw_or_none = inside_ == PositionKind::none || inside_ == PositionKind::shaw;
+  return options_.fused && options_.kind != AttentionKind::kernelized && shaw_or_none &&
+         !call.cache && !call.weights;
 }
 
 // qkv: (B, T, 3C), the in-projection of x -> (B, T, C), before the out-projection.
@@ -201,12 +213,8 @@ Tensor MultiheadAttention::self_attend(const Tensor& qkv, const AttendOptions& c
   Tensor* weights = call.weights;
   const auto C = static_cast<std::int64_t>(options_.d_model);
   const bool kernelized = options_.kind == AttentionKind::kernelized;
-  const bool shaw_or_none =
-      inside_ == PositionKind::none || inside_ == PositionKind::shaw;  // what the kernel knows
-  if (options_.fused && !cache && !weights && shaw_or_none &&
-      !kernelized) {  // heads read in place from qkv
+  if (fuses(call))  // heads read in place from qkv
     return fused_self_attention(qkv, options_.heads, fused_args(mask, causal));
-  }
   Tensor q = split_heads(slice(qkv, -1, 0, C));
   Tensor k = split_heads(slice(qkv, -1, C, 2 * C));
   Tensor v = split_heads(slice(qkv, -1, 2 * C, 3 * C));

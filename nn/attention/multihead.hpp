@@ -109,6 +109,7 @@ class MultiheadAttention : public Module {
 
  private:
   Tensor self_attend(const Tensor& qkv, const AttendOptions& call);
+  bool fuses(const AttendOptions& call) const;
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const std::optional<Mask>& mask,
                 bool causal, Tensor* weights, const Tensor& bias = Tensor());
   Tensor position_bias(std::size_t T, std::size_t S, bool causal,
