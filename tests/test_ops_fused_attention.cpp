@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE ops_fused_attention
 #include <cmath>
 
+#include "same_bits.hpp"
 #include "testing.hpp"
 
 using namespace tg;
@@ -491,8 +492,8 @@ PackedTokens tokens_of(const std::vector<std::size_t>& lengths, std::size_t T) {
 
 // The packed call is the padded call with the padding masked, at the real tokens: its values and
 // gradients to the bit (float32, on tapegrad's own kernels: the padded call only adds exact zeros
-// to each sum), whatever the padding holds, with positions, causal, dropout and a mask of the
-// caller's.
+// to each sum; testing::same_bits_or_close), whatever the padding holds, with positions, causal,
+// dropout and a mask of the caller's.
 BOOST_AUTO_TEST_CASE(packed_tokens_give_the_padded_calls_bits) {
   const std::vector<std::size_t> lengths = {6, 3, 0, 1};  // an empty sentence too
   const std::size_t B = lengths.size(), T = 6, H = 2, D = 4, C = H * D, k = 2;
@@ -530,8 +531,7 @@ BOOST_AUTO_TEST_CASE(packed_tokens_give_the_padded_calls_bits) {
                 fused_self_attention(padded, H, args(with_mask ? &both : &pad, gen_padded));
             const Tensor y_packed = fused_token_attention(
                 packed, H, tokens, args(with_mask ? &theirs : nullptr, gen_packed));
-            BOOST_TEST(
-                (gather_rows(y_padded, tokens.rows).data<float>() == y_packed.data<float>()));
+            BOOST_TEST(testing::same_bits_or_close(gather_rows(y_padded, tokens.rows), y_packed));
             // The same cotangent at the real tokens, zeros at padding (as unpack's would be).
             const Tensor g = randn64(y_packed.shape(), 6, false).to(Dtype::f32);
             sum(y_padded * scatter_rows(g, tokens.rows, y_padded.shape())).backward();
@@ -539,11 +539,11 @@ BOOST_AUTO_TEST_CASE(packed_tokens_give_the_padded_calls_bits) {
             const Tensor g_rel_value = relative ? rel_value.grad() : Tensor();
             if (relative) rel_key.zero_grad(), rel_value.zero_grad();
             sum(y_packed * g).backward();
-            BOOST_TEST((gather_rows(padded.grad(), tokens.rows).data<float>() ==
-                        packed.grad().data<float>()));
+            BOOST_TEST(testing::same_bits_or_close(gather_rows(padded.grad(), tokens.rows),
+                                                   packed.grad()));
             if (relative) {
-              BOOST_TEST((g_rel_key.data<float>() == rel_key.grad().data<float>()));
-              BOOST_TEST((g_rel_value.data<float>() == rel_value.grad().data<float>()));
+              BOOST_TEST(testing::same_bits_or_close(g_rel_key, rel_key.grad()));
+              BOOST_TEST(testing::same_bits_or_close(g_rel_value, rel_value.grad()));
             }
           }
         }
