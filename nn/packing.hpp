@@ -1,8 +1,10 @@
 // Steps that skip padding.  A batch of sentences is padded to its longest, (B, T, C), and in a
 // typical batch a quarter of the rows are padding.  Position-wise layers -- projections, the
 // feed-forward block, layer norm, dropout, residual sums -- treat each row on its own, so they
-// can run on the N real tokens alone, packed as (N, C); only attention, which mixes positions,
-// needs the padded (B, T, C) layout, and it masks the padding anyway.
+// can run on the N real tokens alone, packed as (N, C).  Attention mixes the positions of one
+// sentence: fused_token_attention (autograd/ops.hpp) reads each sentence's packed rows as a block
+// of its own, when every sentence's real tokens come first; otherwise attention unpacks to the
+// padded (B, T, C) layout and masks the padding.
 //
 //   const TokenPacking packing(key_padding_mask);   // (B, 1, 1, T): true at real tokens
 //   Tensor h = packing.pack(x);                      // (B, T, C) -> (N, C)
@@ -12,7 +14,8 @@
 // The real tokens' values keep their bits: each row is computed in the same order, and dropout
 // (its overload with rows, autograd/ops.hpp) drops the element of a packed row that it drops at
 // that token's place in the padded layout.  For matrix products that holds by construction on
-// tapegrad's own kernels (every row summed k = 0, 1, ... whatever the row count); larger
+// tapegrad's own kernels (every element summed k = 0, 1, ... whatever the sizes, and a padded
+// sum only adds exact zeros); larger
 // products, on oneDNN, are fewer rows packed and may in principle be blocked otherwise (docs/
 // speed.md "Steps that skip padding" says what was measured).  nn::Encoder does this when a call
 // gives it a packing (EncodeOptions).
