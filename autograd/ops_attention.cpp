@@ -2,10 +2,12 @@
 // position logits computed per distance into logits per (query, key) pair.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "broadcast.hpp"
 #include "ops.hpp"
 #include "reference.hpp"
+#include "runtime/fast_math.hpp"
 #include "runtime/kernels.hpp"
 #include "tape.hpp"
 
@@ -45,6 +47,40 @@ Array<double> masked_softmax_backward(const Array<double>& y, const Array<double
 }
 
 }  // namespace reference
+
+// The float32 row sums (runtime/kernels.hpp): 16 lanes, element j in lane j mod 16, the lanes
+// added up in their order.  Every element goes through the same 16-wide block of instructions
+// (the last block read from a copy padded with masked entries): a scalar loop for a row's last
+// elements would round exp differently, and an element's bits would depend on the row's length.
+TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
+float exp_in_place_sum(float* y, std::size_t S) {
+  constexpr float none = -std::numeric_limits<float>::infinity();
+  constexpr std::size_t L = 16;
+  float lanes[L] = {}, block[L];
+  for (std::size_t c = 0; c < S; c += L) {
+    const std::size_t n = std::min(L, S - c);
+    for (std::size_t l = 0; l < L; ++l) block[l] = l < n ? y[c + l] : none;
+    for (std::size_t l = 0; l < L; ++l) block[l] = block[l] == none ? 0.0f : exp_poly(block[l]);
+    for (std::size_t l = 0; l < L; ++l) lanes[l] += block[l];
+    std::copy_n(block, n, y + c);
+  }
+  float z = 0;
+  for (float lane : lanes) z += lane;
+  return z;
+}
+
+TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
+float dot_in_lanes(const float* a, const float* b, std::size_t S) {
+  constexpr std::size_t L = 16;
+  float lanes[L] = {};
+  for (std::size_t c = 0; c < S; c += L) {
+    const std::size_t n = std::min(L, S - c);
+    for (std::size_t l = 0; l < L; ++l) lanes[l] += l < n ? a[c + l] * b[c + l] : 0.0f;
+  }
+  float dot = 0;
+  for (float lane : lanes) dot += lane;
+  return dot;
+}
 
 namespace {
 

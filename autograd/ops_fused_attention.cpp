@@ -5,7 +5,7 @@
 //
 // For one block, with T queries, S keys, head size D and relative tables of R = 2k + 1 rows:
 //   L  = q k^T + G(q a_K^T)      (T, S)  G gathers column clip(j - pos_i, -k, k) + k of (T, R)
-//   W  = masked softmax(L scale)         the weights; saved for backward (B, H, T, S)
+//   W  = masked softmax(L scale)         the weights; saved for backward, (T, S) per block
 //   W' = W * keep                        dropout: the same mask as dropout() would draw
 //   o  = W' v + P a_V            (T, D)  P = G^T(W') sums W' per table row: (T, R)
 // Backward, from g_o (T, D):
@@ -15,15 +15,17 @@
 //   g_a_K = sum over blocks G^T(g_L)^T q       g_a_V = sum over blocks P^T g_o
 // Each block runs on one thread, and the table gradients are added up block after block at the
 // end, so every sum has an order fixed by the sizes: the same bits on any number of threads.
-// Saves W only, (B, H, T, S); W' is recomputed from the dropout seed.
+// Saves W only, (B, H, T, S) (on packed tokens each block's (L, L)); W' is recomputed from the
+// dropout seed.
 //
 // The backward is an op of its own, fused_attention_backward, so that attention differentiates
 // again, in both modes.  Its rules, and the forward's jvp, are those of the same attention
 // written with ops (attention_composed.hpp): a second derivative is rare and may be slow, a
 // first-order step runs the two kernels only.
 //
-// Two layouts: fused_attention takes q, k, v with heads split, (B, H, T, D); fused_self_attention
-// takes a projection's output (B, T, 3C) and reads each head in place (Operand, below).
+// Three forms (Form, below): fused_attention takes q, k, v with heads split, (B, H, T, D);
+// fused_self_attention takes a projection's output (B, T, 3C) and reads each head in place;
+// fused_token_attention does the same on packed tokens, (N, 3C), one block per sentence and head.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -93,8 +95,32 @@ struct Block {
   std::uint64_t first, row_stride;  // weight (i, j) is dropout element first + i row_stride + j
 };
 
-std::size_t table_row(const Dims& d, const Block& blk, std::size_t i, std::size_t j) {
-  return attention::table_row(blk.T, blk.S, d.k(), i, j);
+// The keys of query i by their relative table row (attention::table_row): keys [0, lo) all take
+// row 0, keys [lo, hi) rows first, first + 1, ..., and keys [hi, S) row 2k.  So the loops over
+// them run on stretches of consecutive rows, in the keys' order.
+struct Band {
+  std::size_t lo, hi, first;
+};
+Band band(const Dims& d, const Block& blk, std::size_t i) {
+  const auto pos = static_cast<std::int64_t>(i + blk.S - blk.T),
+             k = static_cast<std::int64_t>(d.k()), S = static_cast<std::int64_t>(blk.S);
+  const auto lo = static_cast<std::size_t>(std::clamp<std::int64_t>(pos - k, 0, S)),
+             hi = static_cast<std::size_t>(std::clamp<std::int64_t>(pos + k + 1, 0, S));
+  return {lo, hi, attention::table_row(blk.T, blk.S, d.k(), i, lo)};
+}
+// x[j] += t[row of j] for every key j: one add per element.
+template <class T>
+void add_table_rows(const Band& b, std::size_t S, std::size_t R, const T* t, T* x) {
+  for (std::size_t j = 0; j < b.lo; ++j) x[j] += t[0];
+  for (std::size_t j = b.lo; j < b.hi; ++j) x[j] += t[b.first + (j - b.lo)];
+  for (std::size_t j = b.hi; j < S; ++j) x[j] += t[R - 1];
+}
+// t[row of j] += x[j] for every key j, in the keys' order (each row's sum in that order).
+template <class T>
+void sum_into_table_rows(const Band& b, std::size_t S, std::size_t R, const T* x, T* t) {
+  for (std::size_t j = 0; j < b.lo; ++j) t[0] += x[j];
+  for (std::size_t j = b.lo; j < b.hi; ++j) t[b.first + (j - b.lo)] += x[j];
+  for (std::size_t j = b.hi; j < S; ++j) t[R - 1] += x[j];
 }
 
 using attention::Dropout;
@@ -134,7 +160,7 @@ void forward_block(const Dims& d, const Layout& L, const Block& blk, const Input
     gemm_serial({.trans_b = true, .M = T_, .N = d.R, .K = d.D, .lda = L.q}, q, in.rel_key, table,
                 T(0));
     for (std::size_t i = 0; i < T_; ++i)
-      for (std::size_t j = 0; j < S; ++j) w[i * S + j] += table[i * d.R + table_row(d, blk, i, j)];
+      add_table_rows(band(d, blk, i), S, d.R, table + i * d.R, w + i * S);
   }
   for (std::size_t e = 0; e < T_ * S; ++e) w[e] *= static_cast<T>(scale);
   for (std::size_t i = 0; i < T_; ++i) {  // masked softmax, row by row (no key to see: zeros)
@@ -152,8 +178,7 @@ void forward_block(const Dims& d, const Layout& L, const Block& blk, const Input
   if (d.R > 0) {      // o += P a_V, P = W' summed per table row
     std::fill_n(table, T_ * d.R, T(0));
     for (std::size_t i = 0; i < T_; ++i)
-      for (std::size_t j = 0; j < S; ++j)
-        table[i * d.R + table_row(d, blk, i, j)] += kept[i * S + j];
+      sum_into_table_rows(band(d, blk, i), S, d.R, kept + i * S, table + i * d.R);
     gemm_serial({.M = T_, .N = d.D, .K = d.R, .ldc = L.out}, table, in.rel_value, out, T(1));
   }
 }
@@ -192,12 +217,11 @@ void backward_block(const Dims& d, const Layout& L, std::size_t n, const Block& 
                 g_table, T(0));
     T* p = g.rows_val + n * d.T * d.R;
     std::fill_n(p, T_ * d.R, T(0));
-    for (std::size_t i = 0; i < T_; ++i)
-      for (std::size_t j = 0; j < S; ++j) {
-        const std::size_t r = table_row(d, blk, i, j);
-        g_w[i * S + j] += g_table[i * d.R + r];
-        p[i * d.R + r] += kept[i * S + j];
-      }
+    for (std::size_t i = 0; i < T_; ++i) {
+      const Band b = band(d, blk, i);
+      add_table_rows(b, S, d.R, g_table + i * d.R, g_w + i * S);
+      sum_into_table_rows(b, S, d.R, kept + i * S, p + i * d.R);
+    }
   }
   if (drop.active()) apply_keep(drop, blk, g_w, g_w);  // g_W = g_W' * keep
   for (std::size_t i = 0; i < T_; ++i)                 // g_L = scale W (g_W - rowsum(g_W W))
@@ -210,8 +234,7 @@ void backward_block(const Dims& d, const Layout& L, std::size_t n, const Block& 
     T* g_rows = g.rows_key + n * d.T * d.R;  // G^T(g_L): g_L summed per table row
     std::fill_n(g_rows, T_ * d.R, T(0));
     for (std::size_t i = 0; i < T_; ++i)
-      for (std::size_t j = 0; j < S; ++j)
-        g_rows[i * d.R + table_row(d, blk, i, j)] += g_w[i * S + j];
+      sum_into_table_rows(band(d, blk, i), S, d.R, g_w + i * S, g_rows + i * d.R);
     gemm_serial({.M = T_, .N = d.D, .K = d.R, .ldc = L.q}, g_rows, in.rel_key, g_q,
                 T(1));  // += G^T(g_L) a_K
   }
@@ -238,7 +261,7 @@ enum class Form { split, qkv, tokens };
 
 // One call of any of the ops, as its kernels and its rules see it.
 struct Call {
-  Dims d;  // on packed tokens, the padded sizes: T = S the longest place
+  Dims d;  // on packed tokens, the padded sizes: T = S the padded length
   Form form = Form::split;
   attention::Setting setting;  // the caller's mask; on packed tokens each block sees its tokens
   std::vector<Tensor> inputs;  // q, k, v (or qkv), then rel_key and rel_value when relative
@@ -380,7 +403,7 @@ Tensor forward_kernel(const Call& c, Tensor& weights) {
     for_each_block<T>(d.B * d.H, d.T * d.R + d.T * d.S, d.S,
                       [&](std::size_t n, std::vector<T>& scratch, std::vector<char>& allowed) {
                         const Block blk = c.block(n);
-                        if (blk.T == 0) return;
+                        if (blk.T == 0 && blk.S == 0) return;  // an empty sentence
                         forward_block(d, L, blk, in, keys, c.setting.scale, c.setting.drop,
                                       w.data() + blk.w, out.data(), scratch, allowed);
                       });
@@ -411,7 +434,7 @@ std::vector<Tensor> backward_kernel(const Call& c, const Tensor& g_o, const Tens
     for_each_block<T>(d.B * d.H, 2 * d.T * d.S + d.T * d.R, d.S,
                       [&](std::size_t n, std::vector<T>& scratch, std::vector<char>&) {
                         const Block blk = c.block(n);
-                        if (blk.T == 0) return;
+                        if (blk.T == 0 && blk.S == 0) return;  // an empty sentence
                         backward_block(d, L, n, blk, in, c.setting.scale, c.setting.drop,
                                        w.data() + blk.w, g_out.data(), out, scratch);
                       });
@@ -551,7 +574,7 @@ Dims split_dims(const char* op, const Tensor& q, const Tensor& k, const Tensor& 
 }
 
 // qkv (B, T, 3C) checked: the sizes of the call.
-Dims packed_dims(const char* op, const Tensor& qkv, std::size_t heads, const AttentionArgs& args) {
+Dims qkv_dims(const char* op, const Tensor& qkv, std::size_t heads, const AttentionArgs& args) {
   check_defined(op, qkv);
   if (qkv.dim() != 3 || heads == 0 || qkv.shape()[2] % (3 * heads) != 0)
     fail(op, "needs qkv (B, T, 3C) with C a multiple of the " + std::to_string(heads) +
@@ -669,7 +692,7 @@ Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 // each head read in place (no slice, no permute).
 Tensor fused_self_attention(const Tensor& qkv, std::size_t heads, const AttentionArgs& args) {
   const char* op = "fused_self_attention";
-  const Dims d = packed_dims(op, qkv, heads, args);
+  const Dims d = qkv_dims(op, qkv, heads, args);
   return attention_op(op, make_call(d, Form::qkv, {qkv}, args, take_draw(op, args)));
 }
 
@@ -699,7 +722,7 @@ std::vector<Tensor> fused_self_attention_backward(const Tensor& g_out, const Ten
                                                   std::size_t heads, const AttentionArgs& args,
                                                   std::uint64_t draw) {
   const char* op = "fused_self_attention_backward";
-  const Dims d = packed_dims(op, qkv, heads, args);
+  const Dims d = qkv_dims(op, qkv, heads, args);
   return backward_from_scratch(op, g_out, make_call(d, Form::qkv, {qkv}, args, draw));
 }
 

@@ -75,7 +75,7 @@ Ids rows_of_rank(const Ids& ids) {
 // Owns the models and batches of every workload (modules can't move, so they live here).
 struct Bench {
   Generator gen{0};
-  bool skip_padding = true;  // tagger, sentiment: position-wise layers on real tokens only
+  bool skip_padding = true;  // tagger, sentiment: the encoder on real tokens only
   std::unique_ptr<models::Tagger> tagger;
   std::unique_ptr<models::Classifier> classifier;
   std::unique_ptr<models::Translator> translator;

@@ -86,7 +86,7 @@ struct SentenceEncoderOptions {
   // > 0: a convolution of this width over the word vectors before the encoder, so that
   // neighbouring words ("not good") are read together.
   std::size_t conv_width = 5;
-  // Run the encoder's position-wise layers on the real tokens only (nn/packing.hpp): the same
+  // Run the encoder's layers on the real tokens only (nn/packing.hpp): the same
   // values at real tokens, less work on padded batches.  Softmax attention only (kernelized
   // attention runs padded).  Not stored in model files.
   bool skip_padding = true;

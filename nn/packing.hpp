@@ -15,9 +15,12 @@
 // (its overload with rows, autograd/ops.hpp) drops the element of a packed row that it drops at
 // that token's place in the padded layout.  For matrix products that holds by construction on
 // tapegrad's own kernels (every element summed k = 0, 1, ... whatever the sizes, and a padded
-// sum only adds exact zeros); larger
-// products, on oneDNN, are fewer rows packed and may in principle be blocked otherwise (docs/
-// speed.md "Steps that skip padding" says what was measured).  nn::Encoder does this when a call
+// sum only adds exact zeros), as long as the packed and the padded product run on the same
+// kernel: products of more multiply-adds than small_product_limit() go to oneDNN, and under the
+// bf16 policy those of 2^20 and more are rounded, so a long padded batch may be computed by
+// another kernel than its short sentences.  Products on oneDNN have fewer rows (and attention's
+// fewer keys) packed and may in principle be blocked otherwise (docs/speed.md "Steps that skip
+// padding" says what was measured).  nn::Encoder does this when a call
 // gives it a packing (EncodeOptions).
 #pragma once
 

@@ -110,9 +110,9 @@ struct EncodeOptions {
   // call; x holds only the new positions, and the cache grows by T.
   std::vector<KvCache>* cache = nullptr;
   std::vector<Tensor>* weights = nullptr;  // receives each layer's attention weights (B, H, T, S)
-  // Skip padding (packing.hpp): the layers run their position-wise parts on the real tokens
-  // only; x and the result stay (B, T, C), the result zero at padding (where the padded step
-  // leaves values no real token reads).  The real tokens' values keep their bits.
+  // Skip padding (packing.hpp): the layers run their position-wise parts, and fused attention,
+  // on the real tokens only; x and the result stay (B, T, C), the result zero at padding (where the
+  // padded step leaves values no real token reads).  The real tokens' values keep their bits.
   std::optional<TokenPacking> packing;
 };
 

@@ -495,8 +495,10 @@ PackedTokens tokens_of(const std::vector<std::size_t>& lengths, std::size_t T) {
 // to each sum; testing::same_bits_or_close), whatever the padding holds, with positions, causal,
 // dropout and a mask of the caller's.
 BOOST_AUTO_TEST_CASE(packed_tokens_give_the_padded_calls_bits) {
-  const std::vector<std::size_t> lengths = {6, 3, 0, 1};  // an empty sentence too
-  const std::size_t B = lengths.size(), T = 6, H = 2, D = 4, C = H * D, k = 2;
+  // Rows of keys across a 16-wide block's edge (the softmax's sums run in blocks of 16), and an
+  // empty sentence.
+  const std::vector<std::size_t> lengths = {20, 17, 0, 9};
+  const std::size_t B = lengths.size(), T = 20, H = 2, D = 4, C = H * D, k = 2;
   const PackedTokens tokens = tokens_of(lengths, T);
   const Mask pad = padding_mask(lengths, T);
   Mask theirs = Mask::from_shape({B, 1, T, T});  // the caller's: a band of width 3
@@ -550,14 +552,20 @@ BOOST_AUTO_TEST_CASE(packed_tokens_give_the_padded_calls_bits) {
 }
 
 BOOST_AUTO_TEST_CASE(fused_token_attention_is_twice_differentiable_both_ways) {
-  // Sentences of 3, 0 and 2 tokens padded to 3; H = 2, D = 2; causal, relative, dropout.
+  // Sentences of 3, 0 and 2 tokens padded to 3; H = 2, D = 2; causal, relative, dropout, and a
+  // mask of the caller's (no key further than 1 from its query: every query keeps itself).
   const PackedTokens tokens = tokens_of({3, 0, 2}, 3);
+  Mask band = Mask::from_shape({3, 1, 3, 3});
+  for (std::size_t b = 0; b < 3; ++b)
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t j = 0; j < 3; ++j) band(b, 0, i, j) = i <= j + 1 && j <= i + 1;
   const Inputs in = {randn64({5, 12}, 1), randn64({3, 2}, 2), randn64({3, 2}, 3)};
   check_second_order(
       [&](const Inputs& x) {
         Generator gen(7);
         return fused_token_attention(x[0], 2, tokens,
                                      {.scale = 0.8,
+                                      .mask = &band,
                                       .causal = true,
                                       .rel_key = x[1],
                                       .rel_value = x[2],
@@ -571,10 +579,20 @@ BOOST_AUTO_TEST_CASE(fused_token_attention_is_twice_differentiable_both_ways) {
   check_second_order(
       [&](const Inputs& x) {
         std::vector<Tensor> g =
-            fused_token_attention_backward(x[0], x[1], 2, tokens, {.scale = 0.8});
+            fused_token_attention_backward(x[0], x[1], 2, tokens, {.scale = 0.8, .mask = &band});
         return g[0];
       },
       backward_in);
+}
+
+// No query: no gradient for the keys and values, zeros (not whatever the memory held).
+BOOST_AUTO_TEST_CASE(no_queries_give_zero_key_and_value_gradients) {
+  const std::vector<Tensor> g =
+      fused_attention_backward(randn64({1, 2, 0, 3}, 1), randn64({1, 2, 0, 3}, 2),
+                               randn64({1, 2, 4, 3}, 3), randn64({1, 2, 4, 3}, 4), {.scale = 0.5});
+  BOOST_TEST(g[0].shape() == (Shape{1, 2, 0, 3}));
+  BOOST_TEST((g[1].data<double>() == xt::zeros<double>({1, 2, 4, 3})));
+  BOOST_TEST((g[2].data<double>() == xt::zeros<double>({1, 2, 4, 3})));
 }
 
 BOOST_AUTO_TEST_CASE(packed_tokens_are_checked) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -118,18 +119,33 @@ Array<T> zip_elements(const Array<T>& a, const Array<T>& b, const Array<T>& c, F
   return y;
 }
 
+// The float32 sums of the two rows below, compiled for AVX-512, AVX2 and plain x86-64
+// (ops_attention.cpp).  Each runs in 16 lanes, element j in lane j mod 16, the lanes added up at
+// the end in their order: appending zeros to a row changes no bit of its sum, so a sentence's
+// attention weights are the same in a padded call (its padding masked) and a packed one.
+// exp_in_place_sum: y[j] = exp(y[j]) (exp_poly, fast_math.hpp; 0 where y[j] is -inf), returns
+// their sum.  dot_in_lanes: the sum of a[j] b[j].
+float exp_in_place_sum(float* y, std::size_t S);
+float dot_in_lanes(const float* a, const float* b, std::size_t S);
+
 // One row of a masked softmax, S entries:  y_j = e^(x_j - mx) / sum_{l allowed} e^(x_l - mx)
 // where allowed(j), 0 elsewhere, mx the largest allowed x; all zeros when no entry is allowed.
 // y may be x (in place).
 template <class T, class Allowed>
 void masked_softmax_row(const T* x, T* y, std::size_t S, Allowed allowed) {
-  T mx = -std::numeric_limits<T>::infinity();
+  constexpr T none = -std::numeric_limits<T>::infinity();
+  T mx = none;
   for (std::size_t j = 0; j < S; ++j)
     if (allowed(j)) mx = std::max(mx, x[j]);
   T z = 0;
-  for (std::size_t j = 0; j < S; ++j) {
-    y[j] = allowed(j) ? std::exp(x[j] - mx) : T(0);
-    z += y[j];
+  if constexpr (std::is_same_v<T, float>) {
+    for (std::size_t j = 0; j < S; ++j) y[j] = allowed(j) ? x[j] - mx : none;
+    z = exp_in_place_sum(y, S);
+  } else {
+    for (std::size_t j = 0; j < S; ++j) {
+      y[j] = allowed(j) ? std::exp(x[j] - mx) : T(0);
+      z += y[j];
+    }
   }
   const T inv = z > 0 ? T(1) / z : T(0);  // a fully masked row stays all zeros
   for (std::size_t j = 0; j < S; ++j) y[j] *= inv;
@@ -140,7 +156,11 @@ void masked_softmax_row(const T* x, T* y, std::size_t S, Allowed allowed) {
 template <class T>
 void softmax_backward_row(const T* y, const T* g, T* g_x, std::size_t S, T scale = T(1)) {
   T dot = 0;
-  for (std::size_t j = 0; j < S; ++j) dot += g[j] * y[j];
+  if constexpr (std::is_same_v<T, float>) {
+    dot = dot_in_lanes(g, y, S);
+  } else {
+    for (std::size_t j = 0; j < S; ++j) dot += g[j] * y[j];
+  }
   for (std::size_t j = 0; j < S; ++j) g_x[j] = scale * y[j] * (g[j] - dot);
 }
 

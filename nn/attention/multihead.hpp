@@ -71,7 +71,8 @@ struct AttendOptions {
   KvCache* cache = nullptr;   // incremental decoding (see forward and forward_cross)
   Tensor* weights = nullptr;  // receives the attention weights (B, H, T, S), before dropout
   // Self-attention on real tokens only (nn/packing.hpp): x holds them packed, (N, C), and so
-  // does the result; the projections run on those rows alone.  Not with a cache.
+  // does the result; the projections run on those rows alone, and fused attention too (one block
+  // per sentence, when every sentence's real tokens come first).  Not with a cache.
   std::optional<TokenPacking> packing;
 };
 
