@@ -49,21 +49,35 @@ Array<double> masked_softmax_backward(const Array<double>& y, const Array<double
 }  // namespace reference
 
 // The float32 row sums (runtime/kernels.hpp): 16 lanes, element j in lane j mod 16, the lanes
-// added up in their order.  Every element goes through the same 16-wide block of instructions
-// (the last block read from a copy padded with masked entries): a scalar loop for a row's last
-// elements would round exp differently, and an element's bits would depend on the row's length.
+// added up in their order.
+//
+// exp runs through one loop, always on a multiple of 16 elements (a row's last ones copied into a
+// block padded with masked entries), so that every element goes through the loop's vector body:
+// a scalar remainder would round exp differently, and an element's bits would depend on the
+// row's length.  Its own copies per instruction set keep the compiler from specialising the
+// call on 16 elements into scalar code.
+namespace {
 TAPEGRAD_CPU_CLONES("avx512f", "avx2", "default")
-float exp_in_place_sum(float* y, std::size_t S) {
+void exp_or_zero(float* y, std::size_t n) {  // n a multiple of 16
   constexpr float none = -std::numeric_limits<float>::infinity();
+  for (std::size_t j = 0; j < n; ++j) y[j] = y[j] == none ? 0.0f : exp_poly(y[j]);
+}
+}  // namespace
+
+float exp_in_place_sum(float* y, std::size_t S) {
   constexpr std::size_t L = 16;
-  float lanes[L] = {}, block[L];
-  for (std::size_t c = 0; c < S; c += L) {
-    const std::size_t n = std::min(L, S - c);
-    for (std::size_t l = 0; l < L; ++l) block[l] = l < n ? y[c + l] : none;
-    for (std::size_t l = 0; l < L; ++l) block[l] = block[l] == none ? 0.0f : exp_poly(block[l]);
-    for (std::size_t l = 0; l < L; ++l) lanes[l] += block[l];
-    std::copy_n(block, n, y + c);
+  const std::size_t whole = S - S % L;
+  exp_or_zero(y, whole);
+  if (whole < S) {
+    float block[L];
+    std::fill_n(block, L, -std::numeric_limits<float>::infinity());
+    std::copy(y + whole, y + S, block);
+    exp_or_zero(block, L);
+    std::copy_n(block, S - whole, y + whole);
   }
+  float lanes[L] = {};
+  for (std::size_t c = 0; c < S; c += L)
+    for (std::size_t l = 0; l < L && c + l < S; ++l) lanes[l] += y[c + l];
   float z = 0;
   for (float lane : lanes) z += lane;
   return z;
