@@ -446,21 +446,31 @@ BOOST_AUTO_TEST_CASE(fused_attention_is_twice_differentiable_both_ways) {
   }
 }
 
+namespace {
+
+// The second-order checks' call: causal, relative tables x[1] and x[2] (k = 1), dropout 0.4 in
+// training, and a mask if given.
+AttentionArgs second_order_args(const Inputs& x, Generator& gen, const Mask* mask = nullptr) {
+  return {.scale = 0.8,
+          .mask = mask,
+          .causal = true,
+          .rel_key = x[1],
+          .rel_value = x[2],
+          .relative_k = 1,
+          .dropout = 0.4,
+          .gen = &gen,
+          .training = true};
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(fused_self_attention_is_twice_differentiable_both_ways) {
   // qkv (1, 3, 12): T = 3, H = 2, D = 2; causal, relative, dropout.
   const Inputs in = {randn64({1, 3, 12}, 1), randn64({3, 2}, 2), randn64({3, 2}, 3)};
   check_second_order(
       [](const Inputs& x) {
         Generator gen(7);
-        return fused_self_attention(x[0], 2,
-                                    {.scale = 0.8,
-                                     .causal = true,
-                                     .rel_key = x[1],
-                                     .rel_value = x[2],
-                                     .relative_k = 1,
-                                     .dropout = 0.4,
-                                     .gen = &gen,
-                                     .training = true});
+        return fused_self_attention(x[0], 2, second_order_args(x, gen));
       },
       in);
 }
@@ -563,16 +573,7 @@ BOOST_AUTO_TEST_CASE(fused_token_attention_is_twice_differentiable_both_ways) {
   check_second_order(
       [&](const Inputs& x) {
         Generator gen(7);
-        return fused_token_attention(x[0], 2, tokens,
-                                     {.scale = 0.8,
-                                      .mask = &band,
-                                      .causal = true,
-                                      .rel_key = x[1],
-                                      .rel_value = x[2],
-                                      .relative_k = 1,
-                                      .dropout = 0.4,
-                                      .gen = &gen,
-                                      .training = true});
+        return fused_token_attention(x[0], 2, tokens, second_order_args(x, gen, &band));
       },
       in);
   const Inputs backward_in = {randn64({5, 4}, 4), randn64({5, 12}, 5)};
