@@ -505,10 +505,10 @@ PackedTokens tokens_of(const std::vector<std::size_t>& lengths, std::size_t T) {
 // to each sum; testing::same_bits_or_close), whatever the padding holds, with positions, causal,
 // dropout and a mask of the caller's.
 BOOST_AUTO_TEST_CASE(packed_tokens_give_the_padded_calls_bits) {
-  // Rows of keys across a 16-wide block's edge (the softmax's sums run in blocks of 16), and an
-  // empty sentence.
-  const std::vector<std::size_t> lengths = {20, 17, 0, 9};
-  const std::size_t B = lengths.size(), T = 20, H = 2, D = 4, C = H * D, k = 2;
+  // Rows of keys across the edges of the softmax's 16-element blocks (more than two of them, so
+  // that a loop stepping 32 at a time would leave a remainder), and an empty sentence.
+  const std::vector<std::size_t> lengths = {40, 33, 17, 0, 9};
+  const std::size_t B = lengths.size(), T = 40, H = 2, D = 4, C = H * D, k = 2;
   const PackedTokens tokens = tokens_of(lengths, T);
   const Mask pad = padding_mask(lengths, T);
   Mask theirs = Mask::from_shape({B, 1, T, T});  // the caller's: a band of width 3
