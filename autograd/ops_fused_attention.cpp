@@ -355,26 +355,12 @@ struct Call {
     padded.mask = std::make_shared<const Mask>(token_mask());
     return {operands(inputs), padded};
   }
-  // (B, 1, 1, T) true at each sentence's tokens, and with a caller's mask (B, H, T, T) both.
+  // (B, 1, 1, T) true at each sentence's tokens (row b T + t is place t of sentence b), ANDed
+  // with a caller's mask if there is one (broadcast, as nn::mask_and does).
   Mask token_mask() const {
-    if (!setting.mask) {
-      Mask m = xt::zeros<bool>(Shape{d.B, 1, 1, d.T});
-      for (std::size_t b = 0; b < d.B; ++b)
-        std::fill_n(m.data() + b * d.T, first_row[b + 1] - first_row[b], true);
-      return m;
-    }
-    Mask m = Mask::from_shape({d.B, d.H, d.T, d.T});
-    const KeyFilter keys(setting.mask.get(), false, d);
-    std::vector<char> allowed(d.T);
-    for (std::size_t n = 0; n < d.B * d.H; ++n) {
-      const std::size_t b = n / d.H, L = first_row[b + 1] - first_row[b];
-      for (std::size_t i = 0; i < d.T; ++i) {
-        keys.row(b, n % d.H, i, allowed);
-        for (std::size_t j = 0; j < d.T; ++j)
-          m.data()[(n * d.T + i) * d.T + j] = allowed[j] && j < L;
-      }
-    }
-    return m;
+    Mask real = xt::zeros<bool>(Shape{d.B, 1, 1, d.T});
+    for (const std::size_t row : *tokens.rows) real.data()[row] = true;
+    return setting.mask ? Mask(*setting.mask && real) : real;
   }
 };
 
